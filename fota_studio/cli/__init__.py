@@ -1,0 +1,87 @@
+"""Command-line entry point: `fota-studio [--workspace DIR] <command> ...`; no command = the GUI.
+
+Sub-commands live in sibling modules (`repo.py`, `ea.py`, ...), each with a
+`register(subparsers)` function; they are discovered by name so adding a command touches only
+its own module. This is the only package (with the Qt UI) that prints to stdout. Runs on the main
+thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from fota_studio import __version__
+from fota_studio.core.errors import FotaError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every discovered sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="fota-studio",
+        description="FOTA Studio: update ECU firmware over CAN (UDS/ISO-TP, CANopen approval). "
+        "Without a command, starts the GUI.",
+    )
+    parser.add_argument("--version", action="version", version=f"fota-studio {__version__}")
+    parser.add_argument(
+        "--workspace",
+        metavar="DIR",
+        help="workspace folder (default: the per-user data folder; created with demo data)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log verbosity (default INFO)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    gui = sub.add_parser("gui", help="start the graphical console (the default)")
+    gui.set_defaults(func=_run_gui)
+    for mod in _command_modules():
+        mod.register(sub)
+    return parser
+
+
+def _command_modules() -> list[Any]:
+    """Import every sibling module that defines `register` (sorted, deterministic)."""
+    mods = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_") or info.name == "common":
+            continue
+        mod = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(mod, "register"):
+            mods.append(mod)
+    return mods
+
+
+def _run_gui(args: argparse.Namespace) -> int:
+    """Start the Qt application (imported lazily: the CLI commands never load Qt)."""
+    from fota_studio import app
+
+    return app.run_gui(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse `argv`, run the command, and return the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    from fota_studio.infra.logsetup import setup_logging
+
+    setup_logging(args.log_level, console=args.command not in (None, "gui"))
+    func = getattr(args, "func", _run_gui)
+    try:
+        return int(func(args))
+    except FotaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,231 @@
+"""The demo machine type shared by the demo workspace, the simulator and the tests.
+
+One place says what the demo "Excavator-X200" is: its three ECUs (classic CAN 11-bit,
+29-bit normal-fixed, CAN FD), their Brand/Model (= the demo Software Repositories), IDs, memory
+layout, security constants and the demo firmware versions. Demo firmware images carry an
+*application header* at the start of their region so a (simulated) ECU can report the running
+software version (DID F195) from what was actually flashed.
+
+Pure data; safe from any thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fota_studio.core.ea import (
+    AddressingMode,
+    BootloaderEntryFrame,
+    Connection,
+    EcuDefinition,
+    ElectronicArchitecture,
+    IsoTpAddress,
+    MemoryRegion,
+    Precondition,
+    SecurityLevel,
+    UdsProfile,
+    normal_fixed_ids,
+)
+
+DEMO_EA_NAME = "Excavator-X200"
+DEMO_MACHINES = ("Unit #1001", "Unit #1002")
+DEMO_CHANNEL = "CAN1"
+TCU_NODE_ID = 0x7A
+
+#: Application header at the first address of the application region:
+#: magic (8 bytes) + version (ASCII, NUL padded to 24 bytes) = 32 bytes.
+APP_HEADER_MAGIC = b"FSAPPHDR"
+APP_HEADER_SIZE = 32
+
+#: Bootloader (protected, never writable) and application region of every demo ECU.
+BOOTLOADER_START = 0x0000_0000
+BOOTLOADER_LENGTH = 0x0001_0000
+APP_REGION_START = 0x0001_0000
+APP_REGION_LENGTH = 0x0010_0000
+
+#: DIDs the demo ECUs answer for the preconditions.
+DID_VEHICLE_SPEED = 0xF40D  # 1 byte, km/h
+DID_SUPPLY_VOLTAGE = 0xF442  # 2 bytes, mV
+
+
+@dataclass(frozen=True)
+class DemoRepository:
+    """A demo Software Repository and the versions generated for it."""
+
+    brand: str
+    model: str
+    description: str
+    versions: tuple[str, ...]
+    image_kib: tuple[int, ...]  # total image size per version, KiB
+    installed_version: str  # what the simulated machine runs at first
+
+
+DEMO_REPOSITORIES: tuple[DemoRepository, ...] = (
+    DemoRepository(
+        brand="TTControl",
+        model="TTC 2390",
+        description="Safety controller, vehicle control unit (VCU)",
+        versions=("3.1.0", "3.2.0", "3.2.1"),
+        image_kib=(96, 112, 128),
+        installed_version="3.1.0",
+    ),
+    DemoRepository(
+        brand="Bosch Rexroth",
+        model="BODAS RC5-6/40",
+        description="Mobile hydraulics controller (HCU), 29-bit J1939-style addressing",
+        versions=("1.4.2", "1.5.0"),
+        image_kib=(80, 96),
+        installed_version="1.4.2",
+    ),
+    DemoRepository(
+        brand="Danfoss",
+        model="PLUS+1 MC050-112",
+        description="Machine controller on the CAN FD body bus (BCU)",
+        versions=("2.0.0", "2.1.0", "2.2.0-rc.1"),
+        image_kib=(128, 160, 192),
+        installed_version="2.0.0",
+    ),
+)
+
+SECURITY_CONSTANTS = {0x01: 0x5A3C_9E11, 0x03: 0xC3A5_0F69}
+
+
+def app_header(version: str) -> bytes:
+    """The 32-byte application header that carries `version` in a demo image."""
+    raw = version.encode("ascii")[: APP_HEADER_SIZE - len(APP_HEADER_MAGIC)]
+    return APP_HEADER_MAGIC + raw.ljust(APP_HEADER_SIZE - len(APP_HEADER_MAGIC), b"\x00")
+
+
+def parse_app_header(data: bytes) -> str | None:
+    """Return the version in an application header, or None when `data` has none."""
+    if len(data) < APP_HEADER_SIZE or not data.startswith(APP_HEADER_MAGIC):
+        return None
+    raw = data[len(APP_HEADER_MAGIC) : APP_HEADER_SIZE].rstrip(b"\x00")
+    try:
+        return raw.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
+def _profile() -> UdsProfile:
+    """The demo UDS profile: default sequence, two xor32 levels, preconditions, one region."""
+    return UdsProfile(
+        security_levels=[
+            SecurityLevel(
+                name="extended",
+                seed_subfunction=0x01,
+                algorithm="xor32",
+                params={"constant": SECURITY_CONSTANTS[0x01]},
+            ),
+            SecurityLevel(
+                name="programming",
+                seed_subfunction=0x03,
+                algorithm="xor32",
+                params={"constant": SECURITY_CONSTANTS[0x03]},
+            ),
+        ],
+        memory_regions=[
+            MemoryRegion(name="application", start=APP_REGION_START, length=APP_REGION_LENGTH)
+        ],
+        preconditions=[
+            Precondition(
+                name="Machine stationary",
+                did=DID_VEHICLE_SPEED,
+                length=1,
+                unit="km/h",
+                minimum=0,
+                maximum=0,
+            ),
+            Precondition(
+                name="Supply voltage",
+                did=DID_SUPPLY_VOLTAGE,
+                length=2,
+                scale=0.001,
+                unit="V",
+                minimum=11.5,
+                maximum=14.5,
+            ),
+        ],
+    )
+
+
+def demo_ecus() -> list[EcuDefinition]:
+    """The three demo ECUs: VCU (11-bit), HCU (29-bit normal-fixed), BCU (CAN FD)."""
+    vcu_repo, hcu_repo, bcu_repo = DEMO_REPOSITORIES
+    hcu_app = normal_fixed_ids(0x11, 0xF1)
+    hcu_boot = normal_fixed_ids(0x91, 0xF1)
+    return [
+        EcuDefinition(
+            name="VCU",
+            role="Vehicle control unit",
+            brand=vcu_repo.brand,
+            model=vcu_repo.model,
+            hardware_version="HW 2.1",
+            connection=Connection(
+                application=IsoTpAddress(0x7E0, 0x7E8),
+                bootloader=IsoTpAddress(0x7E1, 0x7E9),
+                channel=DEMO_CHANNEL,
+                functional_id=0x7DF,
+                bootloader_entry=BootloaderEntryFrame(
+                    can_id=0x5F0, data=bytes.fromhex("B007000000000000")
+                ),
+                bootloader_entry_delay_ms=300,
+                heartbeat_id=0x100,
+            ),
+            uds=_profile(),
+        ),
+        EcuDefinition(
+            name="HCU",
+            role="Hydraulics control unit",
+            brand=hcu_repo.brand,
+            model=hcu_repo.model,
+            hardware_version="RC5-6/40 rev C",
+            connection=Connection(
+                application=IsoTpAddress(*hcu_app, target_address=0x11, source_address=0xF1),
+                bootloader=IsoTpAddress(*hcu_boot, target_address=0x91, source_address=0xF1),
+                channel=DEMO_CHANNEL,
+                id_bits=29,
+                addressing=AddressingMode.NORMAL_FIXED,
+                functional_id=0x18DB33F1,
+                bootloader_entry=BootloaderEntryFrame(
+                    can_id=0x18FF0011, data=bytes.fromhex("B007000000000000"), extended_id=True
+                ),
+                bootloader_entry_delay_ms=300,
+                heartbeat_id=0x0CFF0011,
+            ),
+            uds=_profile(),
+        ),
+        EcuDefinition(
+            name="BCU",
+            role="Body control unit (CAN FD)",
+            brand=bcu_repo.brand,
+            model=bcu_repo.model,
+            hardware_version="MC050-112 FD",
+            connection=Connection(
+                application=IsoTpAddress(0x7E2, 0x7EA),
+                bootloader=IsoTpAddress(0x7E3, 0x7EB),
+                channel=DEMO_CHANNEL,
+                fd=True,
+                data_bitrate_bps=2_000_000,
+                fd_frame_length=64,
+                functional_id=0x7DF,
+                bootloader_entry=BootloaderEntryFrame(
+                    can_id=0x5F2, data=bytes.fromhex("B007000000000000")
+                ),
+                bootloader_entry_delay_ms=300,
+                heartbeat_id=0x102,
+            ),
+            uds=_profile(),
+        ),
+    ]
+
+
+def demo_architecture() -> ElectronicArchitecture:
+    """The demo EA "Excavator-X200" with its three ECUs."""
+    return ElectronicArchitecture(
+        name=DEMO_EA_NAME,
+        description="Demo 20-tonne crawler excavator: VCU on classic CAN, HCU with 29-bit "
+        "normal-fixed addressing, BCU on CAN FD",
+        machine_model="X200",
+        ecus=demo_ecus(),
+    )

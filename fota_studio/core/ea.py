@@ -1,0 +1,359 @@
+"""Electronic Architecture (EA) model: machine types, their ECUs, CAN addressing and UDS profiles.
+
+An EA describes one machine type: which ECUs it has, how to reach each one on CAN in application
+AND bootloader mode, how its bootloader wants to be programmed (the UDS profile and the
+reprogramming sequence as data), and which Software Repository (Brand/Model) fits it. Everything
+the flashing engine and the simulator need comes from here; nothing is hard-coded elsewhere.
+
+Every field has a sensible default, so a new ECU needs only its IDs and Brand/Model. The classes
+are plain mutable dataclasses (the editor edits copies of them); `copy.deepcopy` clones one.
+Pure data, no I/O: safe from any thread. Validation lives in `ea_validate`, the file format in
+`ea_format`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+EA_SCHEMA_VERSION = 1
+
+
+class AddressingMode(enum.StrEnum):
+    """ISO 15765-2 addressing modes (§10.3)."""
+
+    NORMAL = "normal"
+    NORMAL_FIXED = "normal_fixed"
+    EXTENDED = "extended"
+    MIXED = "mixed"
+
+
+class StepKind(enum.StrEnum):
+    """The steps of the reprogramming sequence (domain file, table of 14 steps)."""
+
+    EXTENDED_SESSION = "extended_session"  # 10 03
+    DTC_OFF = "dtc_off"  # 85 02
+    COMM_CONTROL_OFF = "comm_control_off"  # 28 03 01 (functional)
+    SECURITY_LEVEL_1 = "security_level_1"  # 27 01 / 27 02
+    PROGRAMMING_SESSION = "programming_session"  # 10 02
+    SECURITY_LEVEL_2 = "security_level_2"  # 27 03 / 27 04
+    FINGERPRINT = "fingerprint"  # 2E F1 5A
+    ERASE = "erase"  # 31 01 FF 00
+    REQUEST_DOWNLOAD = "request_download"  # 34
+    TRANSFER_DATA = "transfer_data"  # 36
+    TRANSFER_EXIT = "transfer_exit"  # 37
+    CHECK = "check"  # 31 01 FF 01
+    RESET = "reset"  # 11 01
+    READ_VERSION = "read_version"  # 22 F1 95
+
+
+#: Default parameters per step kind. Keys are the contract between the EA file, the editor,
+#: the flash job and the simulator; validation rejects unknown keys.
+DEFAULT_STEP_PARAMS: dict[StepKind, dict[str, Any]] = {
+    StepKind.EXTENDED_SESSION: {"session": 0x03},
+    StepKind.DTC_OFF: {"setting_type": 0x02, "suppress_response": False},
+    StepKind.COMM_CONTROL_OFF: {
+        "control_type": 0x03,
+        "communication_type": 0x01,
+        "functional": True,
+        "suppress_response": False,
+    },
+    StepKind.SECURITY_LEVEL_1: {"level": 0x01},
+    StepKind.PROGRAMMING_SESSION: {"session": 0x02},
+    StepKind.SECURITY_LEVEL_2: {"level": 0x03},
+    StepKind.FINGERPRINT: {"did": 0xF15A, "format": "date_tester"},
+    StepKind.ERASE: {"routine_id": 0xFF00, "record": "address_length"},
+    StepKind.REQUEST_DOWNLOAD: {},
+    StepKind.TRANSFER_DATA: {"max_retries": 3},
+    StepKind.TRANSFER_EXIT: {},
+    StepKind.CHECK: {"routine_id": 0xFF01, "checksum": "crc32"},
+    StepKind.RESET: {"reset_type": 0x01},
+    StepKind.READ_VERSION: {"did": 0xF195, "boot_wait_s": 5.0},
+}
+
+#: The erase routine's option record formats the sequence understands.
+ERASE_RECORD_FORMATS = ("address_length", "none", "segment_index")
+#: Checksum kinds the check routine may carry.
+CHECKSUM_KINDS = ("crc32", "crc16_ccitt", "sha256", "none")
+#: Fingerprint record formats.
+FINGERPRINT_FORMATS = ("date_tester", "raw")
+
+
+def default_sequence() -> list[SequenceStep]:
+    """Return the 14 default reprogramming steps of the domain file, all enabled."""
+    return [
+        SequenceStep(kind=k, enabled=True, params=dict(DEFAULT_STEP_PARAMS[k])) for k in StepKind
+    ]
+
+
+@dataclass
+class SequenceStep:
+    """One step of the reprogramming sequence; `params` keys per `DEFAULT_STEP_PARAMS`."""
+
+    kind: StepKind
+    enabled: bool = True
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def param(self, key: str) -> Any:
+        """Return a parameter, falling back to the step kind's default."""
+        if key in self.params:
+            return self.params[key]
+        return DEFAULT_STEP_PARAMS[self.kind][key]
+
+
+@dataclass
+class IsoTpAddress:
+    """A physical request/response CAN ID pair plus the address bytes some modes need.
+
+    normal: only the IDs. normal_fixed (29-bit): IDs 0x18DA<TA><SA>, `target_address` and
+    `source_address` name the ECU and the tester. extended: `target_address` is the first data
+    byte of each request frame (and `source_address` of each response). mixed: `address_extension`
+    is the first data byte in both directions.
+    """
+
+    request_id: int
+    response_id: int
+    target_address: int | None = None
+    source_address: int | None = None
+    address_extension: int | None = None
+
+
+@dataclass
+class BootloaderEntryFrame:
+    """A raw CAN frame that makes the application jump to its bootloader (optional)."""
+
+    can_id: int
+    data: bytes = b""
+    extended_id: bool = False
+
+
+@dataclass
+class Connection:
+    """How to reach one ECU on CAN, in application and in bootloader mode."""
+
+    application: IsoTpAddress
+    bootloader: IsoTpAddress
+    channel: str = "CAN1"
+    bitrate_bps: int = 500_000
+    fd: bool = False
+    data_bitrate_bps: int = 2_000_000
+    id_bits: int = 11
+    addressing: AddressingMode = AddressingMode.NORMAL
+    functional_id: int = 0x7DF
+    padding_byte: int | None = 0xAA
+    block_size: int = 8
+    stmin_ms: int = 0
+    fd_frame_length: int = 64
+    bootloader_entry: BootloaderEntryFrame | None = None
+    bootloader_entry_delay_ms: int = 500
+    heartbeat_id: int | None = None
+
+
+@dataclass
+class SecurityLevel:
+    """One SecurityAccess level: seed sub-function (odd), key = seed + 1, and the algorithm.
+
+    `secret_ref` names a secret in the OS keyring; the secret itself is never stored here.
+    """
+
+    name: str
+    seed_subfunction: int
+    algorithm: str = "xor32"
+    params: dict[str, Any] = field(default_factory=dict)
+    secret_ref: str | None = None
+
+    @property
+    def key_subfunction(self) -> int:
+        """The sendKey sub-function (ISO 14229-1 §10.4: requestSeed + 1)."""
+        return self.seed_subfunction + 1
+
+
+@dataclass
+class MemoryRegion:
+    """A writable flash region; every image segment must lie inside one of them."""
+
+    name: str
+    start: int
+    length: int
+    erase_sector_bytes: int = 0x1000
+
+    @property
+    def end(self) -> int:
+        """One past the last address of the region."""
+        return self.start + self.length
+
+
+@dataclass
+class DidDefinition:
+    """A data identifier the tester reads, with how to show its value."""
+
+    did: int
+    name: str
+    codec: str = "ascii"  # ascii | hex | uint
+    length: int | None = None
+
+
+@dataclass
+class Precondition:
+    """A check before anything is erased: read a DID, scale it, compare to limits."""
+
+    name: str
+    did: int
+    length: int = 2
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def evaluate(self, raw: bytes) -> tuple[bool, float]:
+        """Return (passes, physical value) for the raw DID bytes (big-endian unsigned)."""
+        value = int.from_bytes(raw[: self.length], "big") * self.scale + self.offset
+        ok = (self.minimum is None or value >= self.minimum) and (
+            self.maximum is None or value <= self.maximum
+        )
+        return ok, value
+
+
+@dataclass
+class HealthChecks:
+    """Checkpoint 2 health checks run after the reset."""
+
+    check_version: bool = True
+    version_did: int = 0xF195
+    check_no_active_dtcs: bool = True
+    dtc_status_mask: int = 0x09  # testFailed | confirmedDTC
+    check_heartbeat: bool = True
+    heartbeat_within_s: float = 5.0
+
+
+@dataclass
+class UdsProfile:
+    """Tester-side UDS parameters for one ECU (ISO 14229-2 timing, sessions, security, ...)."""
+
+    p2_timeout_ms: int = 1000
+    p2_star_timeout_ms: int = 5000
+    s3_ms: int = 5000
+    tester_present_period_ms: int = 2000
+    default_session: int = 0x01
+    extended_session: int = 0x03
+    programming_session: int = 0x02
+    security_levels: list[SecurityLevel] = field(
+        default_factory=lambda: [
+            SecurityLevel(name="extended", seed_subfunction=0x01),
+            SecurityLevel(name="programming", seed_subfunction=0x03),
+        ]
+    )
+    sequence: list[SequenceStep] = field(default_factory=default_sequence)
+    address_and_length_format: int = 0x44
+    data_format: int = 0x00
+    memory_regions: list[MemoryRegion] = field(
+        default_factory=lambda: [
+            MemoryRegion(name="application", start=0x0001_0000, length=0x000F_0000)
+        ]
+    )
+    dids: list[DidDefinition] = field(
+        default_factory=lambda: [
+            DidDefinition(did=0xF190, name="VIN", codec="ascii"),
+            DidDefinition(did=0xF195, name="Software version", codec="ascii"),
+            DidDefinition(did=0xF18C, name="ECU serial number", codec="ascii"),
+        ]
+    )
+    preconditions: list[Precondition] = field(default_factory=list)
+    health: HealthChecks = field(default_factory=HealthChecks)
+
+    def step(self, kind: StepKind) -> SequenceStep | None:
+        """Return the enabled step of that kind, or None when absent/disabled."""
+        for s in self.sequence:
+            if s.kind == kind and s.enabled:
+                return s
+        return None
+
+    def security_level(self, seed_subfunction: int) -> SecurityLevel | None:
+        """Return the security level with this requestSeed sub-function."""
+        for lvl in self.security_levels:
+            if lvl.seed_subfunction == seed_subfunction:
+                return lvl
+        return None
+
+
+@dataclass
+class EcuDefinition:
+    """One ECU of a machine type: identity, repository link, connection and UDS profile."""
+
+    name: str
+    brand: str
+    model: str
+    connection: Connection
+    role: str = ""
+    hardware_version: str = ""
+    notes: str = ""
+    uds: UdsProfile = field(default_factory=UdsProfile)
+
+
+@dataclass
+class ElectronicArchitecture:
+    """The reference ECU topology of one machine type."""
+
+    name: str
+    description: str = ""
+    machine_model: str = ""
+    ecus: list[EcuDefinition] = field(default_factory=list)
+    schema_version: int = EA_SCHEMA_VERSION
+
+    def ecu(self, name: str) -> EcuDefinition:
+        """Return the ECU with this name; KeyError names the EA and the known ECUs."""
+        for e in self.ecus:
+            if e.name == name:
+                return e
+        known = ", ".join(e.name for e in self.ecus) or "none"
+        raise KeyError(f'EA "{self.name}" has no ECU "{name}" (known: {known})')
+
+
+@dataclass
+class VersionChange:
+    """One entry of a machine ECU's installed-version history."""
+
+    ecu: str
+    version: str | None
+    at: str  # ISO 8601 UTC
+    source: str = ""  # e.g. "update request 12", "manual"
+
+
+@dataclass
+class Machine:
+    """A physical (or simulated) machine assigned to an EA, with installed versions."""
+
+    serial: str
+    ea_name: str | None = None
+    name: str = ""
+    installed: dict[str, str | None] = field(default_factory=dict)
+    history: list[VersionChange] = field(default_factory=list)
+
+
+def normal_fixed_ids(target_address: int, source_address: int) -> tuple[int, int]:
+    """Return (request, response) 29-bit IDs of ISO 15765-2 normal-fixed physical addressing."""
+    request = 0x18DA0000 | (target_address << 8) | source_address
+    response = 0x18DA0000 | (source_address << 8) | target_address
+    return request, response
+
+
+def make_ecu(
+    name: str,
+    brand: str,
+    model: str,
+    *,
+    app_ids: tuple[int, int],
+    boot_ids: tuple[int, int] | None = None,
+    **connection: Any,
+) -> EcuDefinition:
+    """Build an ECU with every default, from its name, Brand/Model and IDs (convenience)."""
+    app = IsoTpAddress(*app_ids)
+    boot = IsoTpAddress(*(boot_ids or app_ids))
+    return EcuDefinition(
+        name=name,
+        brand=brand,
+        model=model,
+        connection=Connection(application=app, bootloader=boot, **connection),
+    )

@@ -1,0 +1,1 @@
+"""Infrastructure: workspace storage (SQLite + blob store), settings files, keyring, logging."""

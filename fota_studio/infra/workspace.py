@@ -1,0 +1,322 @@
+"""Workspace storage: one folder with a SQLite database (WAL) and a content-addressed blob store.
+
+Layout of a workspace folder::
+
+    workspace.db        SQLite, WAL journal, schema version in PRAGMA user_version
+    blobs/ab/cdef...    firmware images and bus logs, named by their SHA-256
+
+Durability rule: a blob is written to a temp file, fsynced and renamed into place BEFORE the DB
+row that references it is committed in a transaction, so a crash at any point leaves either the
+old or the new state; at worst an unreferenced blob, which `collect_garbage` removes.
+
+Thread use: one `Workspace` may be shared by the GUI thread and engine workers; every DB access
+goes through `transaction()` / `read()`, which serialise on one lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fota_studio.core.errors import WorkspaceError
+
+DB_NAME = "workspace.db"
+BLOB_DIR = "blobs"
+
+#: Schema migrations; index i upgrades from user_version i to i+1. Never edit a shipped entry:
+#: append a new one.
+MIGRATIONS: list[str] = [
+    # 0 -> 1: repositories, EAs, machines, settings, trusted keys
+    """
+    CREATE TABLE repositories (
+        id INTEGER PRIMARY KEY,
+        brand TEXT NOT NULL,
+        model TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        UNIQUE (brand, model)
+    );
+    CREATE TABLE versions (
+        id INTEGER PRIMARY KEY,
+        repository_id INTEGER NOT NULL REFERENCES repositories(id),
+        version TEXT NOT NULL,
+        notes TEXT NOT NULL DEFAULT '',
+        blob_sha256 TEXT NOT NULL,
+        crc32 INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        segments TEXT NOT NULL,
+        source_name TEXT NOT NULL DEFAULT '',
+        source_format TEXT NOT NULL DEFAULT '',
+        imported_at TEXT NOT NULL,
+        imported_by TEXT NOT NULL DEFAULT '',
+        signature_state TEXT NOT NULL DEFAULT 'unsigned',
+        signer TEXT NOT NULL DEFAULT '',
+        retired INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (repository_id, version)
+    );
+    CREATE TABLE eas (
+        name TEXT PRIMARY KEY,
+        document TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE machines (
+        serial TEXT PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        ea_name TEXT REFERENCES eas(name) ON UPDATE CASCADE,
+        installed TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE machine_history (
+        id INTEGER PRIMARY KEY,
+        serial TEXT NOT NULL REFERENCES machines(serial),
+        ecu TEXT NOT NULL,
+        version TEXT,
+        at TEXT NOT NULL,
+        source TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE trusted_keys (
+        name TEXT PRIMARY KEY,
+        public_key_pem TEXT NOT NULL,
+        added_at TEXT NOT NULL
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename inside it is durable (no-op where unsupported)."""
+    if os.name == "nt":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically: temp file in the same folder, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+class BlobStore:
+    """Content-addressed files under `blobs/`, named by SHA-256; written atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        """Return the file path of a blob (it may not exist)."""
+        return self.root / sha256[:2] / sha256[2:]
+
+    def put(self, data: bytes) -> str:
+        """Store bytes (idempotent) and return their SHA-256 hex digest."""
+        sha = hashlib.sha256(data).hexdigest()
+        target = self.path(sha)
+        if not target.exists():
+            atomic_write(target, data)
+        return sha
+
+    def get(self, sha256: str) -> bytes:
+        """Return a blob's bytes; WorkspaceError if missing."""
+        try:
+            return self.path(sha256).read_bytes()
+        except FileNotFoundError:
+            raise WorkspaceError(
+                f"blob {sha256[:12]}… is missing from {self.root}",
+                hint="run `fota-studio repo verify`; restore the workspace from a backup",
+            ) from None
+
+    def exists(self, sha256: str) -> bool:
+        """True when the blob file exists."""
+        return self.path(sha256).is_file()
+
+    def verify(self, sha256: str) -> bool:
+        """Re-hash a blob; True when present and its content matches its name."""
+        p = self.path(sha256)
+        if not p.is_file():
+            return False
+        h = hashlib.sha256()
+        with p.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest() == sha256
+
+    def all_hashes(self) -> list[str]:
+        """Every blob name in the store."""
+        out: list[str] = []
+        if not self.root.is_dir():
+            return out
+        for sub in self.root.iterdir():
+            if sub.is_dir() and len(sub.name) == 2:
+                out.extend(sub.name + f.name for f in sub.iterdir() if not f.name.startswith("."))
+        return out
+
+
+class Workspace:
+    """An open workspace folder: DB connection, blob store and small typed settings."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._lock = threading.RLock()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WorkspaceError(
+                f"cannot create workspace folder {self.root}: {exc.strerror}",
+                hint="choose another folder with --workspace",
+            ) from exc
+        self.blobs = BlobStore(self.root / BLOB_DIR)
+        db_path = self.root / DB_NAME
+        try:
+            self._conn = sqlite3.connect(
+                db_path, check_same_thread=False, isolation_level=None, timeout=10.0
+            )
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise WorkspaceError(
+                f"{db_path}: not a usable workspace database ({exc})",
+                hint="open another folder, or restore workspace.db from a backup",
+            ) from exc
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, root: Path | str) -> Workspace:
+        """Open (creating if needed) the workspace in folder `root`."""
+        return cls(Path(root))
+
+    def close(self) -> None:
+        """Close the DB connection (checkpointing the WAL)."""
+        with self._lock:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        current = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        if current > SCHEMA_VERSION:
+            raise WorkspaceError(
+                f"{self.root}: workspace schema {current} is newer than this FOTA Studio "
+                f"understands ({SCHEMA_VERSION})",
+                hint="update FOTA Studio, or open another workspace",
+            )
+        for version in range(current, SCHEMA_VERSION):
+            with self.transaction() as cur:
+                cur.executescript_parts(MIGRATIONS[version])
+                cur.execute(f"PRAGMA user_version = {version + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version stored in the DB."""
+        with self._lock:
+            return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- DB access -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[_Cursor]:
+        """Run a write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on any exception)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _Cursor(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def read(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        """Run one query and return all rows."""
+        with self._lock:
+            return list(self._conn.execute(sql, params).fetchall())
+
+    def integrity_check(self) -> str:
+        """Return SQLite's `PRAGMA integrity_check` verdict ("ok" when healthy)."""
+        with self._lock:
+            return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+    # -- settings --------------------------------------------------------------------------
+
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        """Return a JSON-decoded workspace setting, or `default`."""
+        rows = self.read("SELECT value FROM settings WHERE key = ?", (key,))
+        return json.loads(rows[0]["value"]) if rows else default
+
+    def set_setting(self, key: str, value: Any) -> None:
+        """Store a JSON-encodable workspace setting."""
+        with self.transaction() as cur:
+            cur.execute(
+                "INSERT INTO settings(key, value) VALUES(?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )
+
+    def referenced_blobs(self) -> set[str]:
+        """Every blob hash some row references (extended by later schema versions)."""
+        rows = self.read("SELECT blob_sha256 FROM versions")
+        return {r["blob_sha256"] for r in rows}
+
+    def collect_garbage(self) -> list[str]:
+        """Delete blobs no row references (left by a crash between blob write and commit)."""
+        referenced = self.referenced_blobs()
+        removed = []
+        for sha in self.blobs.all_hashes():
+            if sha not in referenced:
+                with contextlib.suppress(OSError):
+                    self.blobs.path(sha).unlink()
+                    removed.append(sha)
+        return removed
+
+
+class _Cursor:
+    """The handle a transaction yields: `execute` and a script runner that stays in the txn."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        """Execute one statement inside the transaction."""
+        return self._conn.execute(sql, params)
+
+    def executescript_parts(self, script: str) -> None:
+        """Run a ;-separated DDL script statement by statement (executescript would COMMIT)."""
+        for stmt in script.split(";"):
+            if stmt.strip():
+                self._conn.execute(stmt)

@@ -1,0 +1,1 @@
+"""Qt widgets of the FOTA Studio main window."""

@@ -1,0 +1,57 @@
+"""Shared test fixtures: offscreen Qt, isolated user folders, leak checks for threads and buses."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Point the default workspace, config and log folders into a temp dir for every test."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("FOTA_STUDIO_WORKSPACE", str(home / "workspace"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+
+
+def _fota_threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name.startswith("fota-") and t.is_alive()}
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads() -> Iterator[None]:
+    """Fail a test that leaves a `fota-*` thread running (engine workers, simulators)."""
+    before = _fota_threads()
+    yield
+    deadline = threading.Event()
+    for _ in range(50):
+        leaked = _fota_threads() - before
+        if not leaked:
+            return
+        deadline.wait(0.05)
+    pytest.fail(f"test leaked threads: {sorted(leaked)}")
+
+
+@pytest.fixture
+def can_channel() -> str:
+    """A unique python-can `virtual` channel name for this test."""
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def workspace_dir(tmp_path: Path) -> Path:
+    """An empty folder for a test workspace."""
+    return tmp_path / "ws"
