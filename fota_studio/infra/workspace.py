@@ -90,6 +90,19 @@ MIGRATIONS: list[str] = [
         public_key_pem TEXT NOT NULL,
         added_at TEXT NOT NULL
     );
+    CREATE TABLE flash_records (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        machine TEXT NOT NULL DEFAULT '',
+        ecu TEXT NOT NULL,
+        version TEXT NOT NULL DEFAULT '',
+        image_sha256 TEXT NOT NULL DEFAULT '',
+        result TEXT NOT NULL,
+        error TEXT NOT NULL DEFAULT '',
+        record TEXT NOT NULL,
+        buslog_sha256 TEXT
+    );
     """,
 ]
 
@@ -290,8 +303,13 @@ class Workspace:
 
     def referenced_blobs(self) -> set[str]:
         """Every blob hash some row references (extended by later schema versions)."""
-        rows = self.read("SELECT blob_sha256 FROM versions")
-        return {r["blob_sha256"] for r in rows}
+        refs = {r["blob_sha256"] for r in self.read("SELECT blob_sha256 FROM versions")}
+        refs |= {
+            r["buslog_sha256"]
+            for r in self.read("SELECT buslog_sha256 FROM flash_records")
+            if r["buslog_sha256"]
+        }
+        return refs
 
     def collect_garbage(self) -> list[str]:
         """Delete blobs no row references (left by a crash between blob write and commit)."""
