@@ -1,0 +1,423 @@
+"""The machine-side SDO client of the TCU's FOTA objects: what an HMI or OEM-logic node runs.
+
+`FotaClient` talks to the TCU exactly as an integrator on the machine would: a canopen
+`RemoteNode` built from the same EDS, SDO reads and writes of the 0x5FF3 sub-objects by name,
+a segmented SDO upload for `diagnostic_log`, TPDO1 for `update_available`/`update_status` on
+change, and a polling fallback (about once a second, as the interface recommends) for TCUs
+whose TPDO is not configured. All methods may be called from any thread: SDO transfers are
+serialised by one lock because canopen's SDO client handles one transfer at a time. TPDOs are
+decoded on the CAN receive thread; state listeners run there or on the poll thread
+(`fota-client-poll-<id>`), so they must not block.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import can
+import canopen
+from canopen.sdo.exceptions import SdoAbortedError, SdoCommunicationError
+
+from fota_studio.core.errors import AdapterError, TransferError
+from fota_studio.protocols.fota_objects import (
+    ABORT_NO_DATA,
+    APPROVAL_TIMEOUT_S,
+    DECISION_APPROVE,
+    DECISION_REJECT,
+    DEFAULT_NODE_ID,
+    DIAGNOSTIC_LOG,
+    EXPECTED_DOWNTIME_S,
+    INSTALLED_VERSION,
+    LAST_ERROR,
+    OEM_VERIFICATION,
+    OFFERED_VERSION,
+    OPERATOR_DECISION,
+    PROGRESS_PERCENT,
+    REQUEST_ID,
+    TARGET_ECU,
+    UPDATE_AVAILABLE,
+    UPDATE_STATUS,
+    VERDICT_HEALTHY,
+    VERDICT_UNHEALTHY,
+    VERIFICATION_TIMEOUT_S,
+    FotaLayout,
+    describe_status,
+)
+
+_log = logging.getLogger(__name__)
+
+SDO_TIMEOUT_S = 0.5
+POLL_PERIOD_S = 1.0
+NOTIFIER_RECV_TIMEOUT_S = 0.1
+NOTIFIER_STOP_TIMEOUT_S = 0.5
+THREAD_JOIN_TIMEOUT_S = 2.0
+
+
+class TcuAccessError(TransferError):
+    """An SDO transfer with the TCU failed: aborted (keeps the abort code) or no answer."""
+
+    def __init__(self, message: str, *, abort_code: int | None = None, hint: str | None = None):
+        self.abort_code = abort_code
+        super().__init__(message, step="TCU SDO", hint=hint)
+
+
+@dataclass(frozen=True)
+class FotaState:
+    """The two objects a client watches, and where the values came from ("tpdo" or "poll")."""
+
+    update_available: int
+    update_status: int
+    source: str
+
+    def describe(self) -> str:
+        """Human text, e.g. 'update available, idle'."""
+        avail = "update available" if self.update_available == 1 else "no update"
+        return f"{avail}, {describe_status(self.update_status)}"
+
+
+@dataclass(frozen=True)
+class UpdateOffer:
+    """What the HMI shows the operator before Checkpoint 1."""
+
+    request_id: int
+    target_ecu: str
+    installed_version: str
+    offered_version: str
+    expected_downtime_s: int
+
+
+StateListener = Callable[[FotaState], None]
+
+
+class FotaClient:
+    """SDO client of the TCU node: HMI operations, OEM operations and state tracking."""
+
+    def __init__(
+        self,
+        bus: can.BusABC,
+        *,
+        node_id: int = DEFAULT_NODE_ID,
+        eds_path: Path | None = None,
+        notifier: can.Notifier | None = None,
+        sdo_timeout_s: float = SDO_TIMEOUT_S,
+        poll_period_s: float | None = POLL_PERIOD_S,
+    ) -> None:
+        self._bus = bus
+        self.node_id = node_id
+        self.layout = FotaLayout.load(eds_path, node_id)
+        self._shared_notifier = notifier
+        self._sdo_timeout_s = sdo_timeout_s
+        self._poll_period_s = poll_period_s
+        self._sdo_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._state: FotaState | None = None
+        self._tpdo_count = 0
+        self._listeners: list[StateListener] = []
+        self._network: canopen.Network | None = None
+        self._remote: canopen.RemoteNode | None = None
+        self._own_notifier: can.Notifier | None = None
+        self._stop = threading.Event()
+        self._poll_thread: threading.Thread | None = None
+        self.last_poll_error: TcuAccessError | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Attach to the bus, listen to the TPDO and start polling (if enabled)."""
+        if self._network is not None:
+            return
+        network = canopen.Network(self._bus)
+        remote = canopen.RemoteNode(self.node_id, self.layout.od)
+        remote.sdo.RESPONSE_TIMEOUT = self._sdo_timeout_s
+        network.add_node(remote)
+        network.subscribe(self.layout.tpdo.cob_id, self._on_tpdo)
+        try:
+            if self._shared_notifier is not None:
+                for listener in network.listeners:
+                    self._shared_notifier.add_listener(listener)
+                network.notifier = self._shared_notifier
+            else:
+                self._own_notifier = can.Notifier(
+                    self._bus, network.listeners, timeout=NOTIFIER_RECV_TIMEOUT_S
+                )
+                network.notifier = self._own_notifier
+        except ValueError as exc:  # python-can: bus already has a Notifier
+            raise AdapterError(
+                f"FOTA client of node 0x{self.node_id:02X}: the bus already has a receive loop "
+                f"({exc})",
+                hint="pass that bus's can.Notifier as notifier=",
+            ) from exc
+        self._network = network
+        self._remote = remote
+        self._stop.clear()
+        if self._poll_period_s is not None:
+            self._poll_thread = threading.Thread(
+                target=self._poll_loop,
+                name=f"fota-client-poll-{self.node_id:02x}",
+                daemon=True,
+            )
+            self._poll_thread.start()
+
+    def stop(self) -> None:
+        """Stop polling and detach from the bus (the bus stays open). Idempotent."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._poll_thread is not None:
+            self._poll_thread.join(THREAD_JOIN_TIMEOUT_S)
+            self._poll_thread = None
+        network, remote = self._network, self._remote
+        self._network = None
+        self._remote = None
+        if network is not None:
+            if self._shared_notifier is not None:
+                for listener in network.listeners:
+                    try:
+                        self._shared_notifier.remove_listener(listener)
+                    except ValueError:
+                        pass
+            network.notifier = None
+            network.unsubscribe(self.layout.tpdo.cob_id, self._on_tpdo)
+            if remote is not None:
+                del network[self.node_id]
+        if self._own_notifier is not None:
+            self._own_notifier.stop(timeout=NOTIFIER_STOP_TIMEOUT_S)
+            self._own_notifier = None
+
+    def __enter__(self) -> FotaClient:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------- generic access
+
+    def read(self, name: str) -> Any:
+        """SDO upload of one sub-object by name: int, str (VISIBLE_STRING) or bytes (DOMAIN).
+
+        An empty string or log (the TCU aborts with 'no data available') reads as ""/b"".
+        """
+        obj = self.layout.object(name)
+        try:
+            with self._sdo_lock:
+                return self._sdo_var(name).raw
+        except SdoAbortedError as exc:
+            if exc.code == ABORT_NO_DATA and (obj.is_string or obj.is_bytes):
+                return "" if obj.is_string else b""
+            raise self._abort_error("read", name, exc) from exc
+        except SdoCommunicationError as exc:
+            raise self._comm_error("read", name, exc) from exc
+
+    def write(self, name: str, value: Any) -> None:
+        """SDO download of one sub-object by name; TcuAccessError(abort_code) if refused."""
+        self.layout.object(name)
+        try:
+            with self._sdo_lock:
+                self._sdo_var(name).raw = value
+        except SdoAbortedError as exc:
+            raise self._abort_error("write", name, exc) from exc
+        except SdoCommunicationError as exc:
+            raise self._comm_error("write", name, exc) from exc
+
+    # ----------------------------------------------------------------- HMI operations
+
+    def read_update_available(self) -> int:
+        """update_available: 1 = an update waits for approval."""
+        return int(self.read(UPDATE_AVAILABLE))
+
+    def read_update_status(self) -> int:
+        """update_status (STATUS_* codes)."""
+        return int(self.read(UPDATE_STATUS))
+
+    def read_versions(self) -> tuple[str, str]:
+        """(installed_version, offered_version)."""
+        return str(self.read(INSTALLED_VERSION)), str(self.read(OFFERED_VERSION))
+
+    def read_expected_downtime_s(self) -> int:
+        """Expected downtime of the update in seconds."""
+        return int(self.read(EXPECTED_DOWNTIME_S))
+
+    def read_progress_percent(self) -> int:
+        """Flash progress 0..100."""
+        return int(self.read(PROGRESS_PERCENT))
+
+    def read_last_error(self) -> int:
+        """last_error code (see fota_objects.describe_error)."""
+        return int(self.read(LAST_ERROR))
+
+    def read_request_id(self) -> int:
+        """Id of the update request in progress."""
+        return int(self.read(REQUEST_ID))
+
+    def read_timeouts_s(self) -> tuple[int, int]:
+        """(approval_timeout_s, verification_timeout_s)."""
+        return int(self.read(APPROVAL_TIMEOUT_S)), int(self.read(VERIFICATION_TIMEOUT_S))
+
+    def write_timeouts_s(
+        self, *, approval_timeout_s: int | None = None, verification_timeout_s: int | None = None
+    ) -> None:
+        """Write the approval and/or verification timeout (1..65535 s)."""
+        if approval_timeout_s is not None:
+            self.write(APPROVAL_TIMEOUT_S, approval_timeout_s)
+        if verification_timeout_s is not None:
+            self.write(VERIFICATION_TIMEOUT_S, verification_timeout_s)
+
+    def read_offer(self) -> UpdateOffer:
+        """Everything the operator sees at Checkpoint 1."""
+        installed, offered = self.read_versions()
+        return UpdateOffer(
+            request_id=self.read_request_id(),
+            target_ecu=str(self.read(TARGET_ECU)),
+            installed_version=installed,
+            offered_version=offered,
+            expected_downtime_s=self.read_expected_downtime_s(),
+        )
+
+    def write_operator_decision(self, decision: int) -> None:
+        """Checkpoint 1: write 1 approve / 2 reject; aborted 0x08000022 if nothing is offered."""
+        self.write(OPERATOR_DECISION, decision)
+
+    def approve(self) -> None:
+        """Checkpoint 1: approve the offered update."""
+        self.write_operator_decision(DECISION_APPROVE)
+
+    def reject(self) -> None:
+        """Checkpoint 1: reject the offered update."""
+        self.write_operator_decision(DECISION_REJECT)
+
+    # ----------------------------------------------------------------- OEM operations
+
+    def write_oem_verification(self, verdict: int) -> None:
+        """Checkpoint 2: write 1 healthy / 2 unhealthy; aborted 0x08000022 unless status 2."""
+        self.write(OEM_VERIFICATION, verdict)
+
+    def report_healthy(self, healthy: bool) -> None:
+        """Checkpoint 2 verdict from a boolean."""
+        self.write_oem_verification(VERDICT_HEALTHY if healthy else VERDICT_UNHEALTHY)
+
+    def read_diagnostic_log(self) -> str:
+        """The TCU's text log of the last update (segmented SDO upload)."""
+        data = self.read(DIAGNOSTIC_LOG)
+        return bytes(data).decode("utf-8", "replace")
+
+    # ----------------------------------------------------------------- state tracking
+
+    @property
+    def state(self) -> FotaState | None:
+        """The last known update_available/update_status, or None before the first one."""
+        with self._cond:
+            return self._state
+
+    def add_state_listener(self, callback: StateListener) -> None:
+        """Call `callback(state)` whenever update_available or update_status changes.
+
+        Runs on the CAN receive thread (TPDO) or the poll thread; must not block.
+        """
+        with self._cond:
+            self._listeners.append(callback)
+
+    def remove_state_listener(self, callback: StateListener) -> None:
+        """Undo add_state_listener (no error if it was not added)."""
+        with self._cond:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+    def poll_once(self) -> FotaState:
+        """Read update_available and update_status now and update the tracked state."""
+        with self._cond:
+            tpdo_before = self._tpdo_count
+        available = self.read_update_available()
+        status = self.read_update_status()
+        state = FotaState(available, status, "poll")
+        with self._cond:
+            # A TPDO that arrived during the two reads is newer than what we read.
+            if self._tpdo_count != tpdo_before:
+                return self._state if self._state is not None else state
+        self._update_state(state)
+        return state
+
+    def wait_state(
+        self,
+        predicate: Callable[[FotaState], bool],
+        timeout_s: float,
+        cancel: threading.Event | None = None,
+    ) -> FotaState | None:
+        """Block until the tracked state satisfies `predicate`; None on timeout/cancel/stop."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        with self._cond:
+            while True:
+                if self._state is not None and predicate(self._state):
+                    return self._state
+                if self._stop.is_set() or (cancel is not None and cancel.is_set()):
+                    return None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(min(remaining, 0.05) if cancel is not None else remaining)
+
+    # ----------------------------------------------------------------- internals
+
+    def _sdo_var(self, name: str) -> Any:
+        if self._remote is None:
+            raise TcuAccessError(
+                f"FOTA client of node 0x{self.node_id:02X} is not started",
+                hint="call start() first",
+            )
+        return self._remote.sdo[self.layout.index][name]
+
+    def _abort_error(self, op: str, name: str, exc: SdoAbortedError) -> TcuAccessError:
+        return TcuAccessError(
+            f"TCU node 0x{self.node_id:02X} aborted the {op} of {name} "
+            f"(0x{self.layout.index:04X}): {exc}",
+            abort_code=int(exc.code),
+        )
+
+    def _comm_error(self, op: str, name: str, exc: Exception) -> TcuAccessError:
+        return TcuAccessError(
+            f"no SDO answer from TCU node 0x{self.node_id:02X} to the {op} of {name}: {exc}",
+            hint="check the node-ID, the bitrate and that the TCU is powered and on this bus",
+        )
+
+    def _on_tpdo(self, can_id: int, data: bytearray, timestamp: float) -> None:
+        """canopen subscriber (CAN thread): TPDO1 carries update_available and update_status."""
+        values = self.layout.tpdo.decode(bytes(data))
+        if UPDATE_AVAILABLE not in values or UPDATE_STATUS not in values:
+            return
+        with self._cond:
+            self._tpdo_count += 1
+        self._update_state(FotaState(values[UPDATE_AVAILABLE], values[UPDATE_STATUS], "tpdo"))
+
+    def _update_state(self, state: FotaState) -> None:
+        with self._cond:
+            old = self._state
+            self._state = state
+            self._cond.notify_all()
+            changed = old is None or (old.update_available, old.update_status) != (
+                state.update_available,
+                state.update_status,
+            )
+            listeners = list(self._listeners) if changed else []
+        for callback in listeners:
+            try:
+                callback(state)
+            except Exception:  # a listener bug must not stop TPDO handling or polling
+                _log.exception("FOTA client state listener failed")
+
+    def _poll_loop(self) -> None:
+        period_s = self._poll_period_s or POLL_PERIOD_S
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+                self.last_poll_error = None
+            except TcuAccessError as exc:
+                if self.last_poll_error is None:
+                    _log.warning("FOTA client: polling the TCU failed: %s", exc)
+                self.last_poll_error = exc
+            self._stop.wait(period_s)

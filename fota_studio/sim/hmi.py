@@ -1,0 +1,145 @@
+"""A scripted machine HMI: watches the TCU's FOTA objects and answers Checkpoint 1 by itself.
+
+`ScriptedHmi` stands in for the operator panel on the machine: on its own thread
+(`fota-hmi-<node>`) it waits until the TCU signals `update_available = 1` (TPDO or polling,
+through a `FotaClient`), reads the offer as an HMI would show it, waits a configurable delay
+("the operator thinks") and writes `operator_decision` (approve, reject, or nothing at all to
+provoke an approval timeout). Used by `demo --headless` and the tests. start()/stop() may be
+called from any thread; the decisions made are readable from any thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from fota_studio.protocols.fota_client import FotaClient, FotaState, TcuAccessError, UpdateOffer
+from fota_studio.protocols.fota_objects import DECISION_APPROVE, DECISION_REJECT
+
+_log = logging.getLogger(__name__)
+
+IDLE_WAIT_S = 0.2
+RETRY_DELAY_S = 0.2
+THREAD_JOIN_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class HmiDecision:
+    """One offer the HMI saw and what it did: decision None = it let the approval time out."""
+
+    offer: UpdateOffer
+    decision: int | None
+    accepted: bool
+    error: str | None = None
+
+
+class ScriptedHmi:
+    """Background HMI that approves or rejects every offered update after `delay_s`."""
+
+    def __init__(
+        self,
+        client: FotaClient,
+        *,
+        decision: int | None = DECISION_APPROVE,
+        delay_s: float = 0.5,
+        once: bool = False,
+    ) -> None:
+        if decision not in (DECISION_APPROVE, DECISION_REJECT, None):
+            raise ValueError(f"decision must be approve (1), reject (2) or None, not {decision}")
+        self._client = client
+        self.decision = decision
+        self.delay_s = delay_s
+        self.once = once
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Condition()
+        self._decisions: list[HmiDecision] = []
+
+    @property
+    def decisions(self) -> list[HmiDecision]:
+        """A copy of the decisions made so far, oldest first."""
+        with self._lock:
+            return list(self._decisions)
+
+    def start(self) -> None:
+        """Start the HMI thread (the client must be started by its owner)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, name=f"fota-hmi-{self._client.node_id:02x}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the HMI thread. Idempotent."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(THREAD_JOIN_TIMEOUT_S)
+            self._thread = None
+
+    def __enter__(self) -> ScriptedHmi:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_decisions(self, count: int, timeout_s: float) -> list[HmiDecision]:
+        """Block until at least `count` decisions were made (or timeout); returns them."""
+        with self._lock:
+            self._lock.wait_for(lambda: len(self._decisions) >= count, timeout=timeout_s)
+            return list(self._decisions)
+
+    def _record(self, item: HmiDecision) -> None:
+        with self._lock:
+            self._decisions.append(item)
+            self._lock.notify_all()
+
+    def _run(self) -> None:
+        armed = True  # a new offer is one seen after update_available was 0
+        last_request: int | None = None
+        while not self._stop.is_set():
+            state = self._client.wait_state(_offered, IDLE_WAIT_S, cancel=self._stop)
+            if state is None:
+                current = self._client.state
+                if current is not None and current.update_available != 1:
+                    armed = True
+                continue
+            try:
+                offer = self._client.read_offer()
+            except TcuAccessError as exc:
+                _log.warning("HMI: cannot read the offer: %s", exc)
+                self._stop.wait(RETRY_DELAY_S)
+                continue
+            if not armed and offer.request_id == last_request:
+                self._stop.wait(IDLE_WAIT_S)  # already answered this offer
+                continue
+            armed = False
+            last_request = offer.request_id
+            _log.info(
+                "HMI: update for %s %s -> %s (downtime %d s), request %d",
+                offer.target_ecu,
+                offer.installed_version,
+                offer.offered_version,
+                offer.expected_downtime_s,
+                offer.request_id,
+            )
+            if self.decision is None:
+                self._record(HmiDecision(offer, None, accepted=False))
+            else:
+                if self._stop.wait(self.delay_s):
+                    return
+                try:
+                    self._client.write_operator_decision(self.decision)
+                    self._record(HmiDecision(offer, self.decision, accepted=True))
+                except TcuAccessError as exc:  # offer withdrawn meanwhile (0x08000022)
+                    _log.info("HMI: decision refused: %s", exc)
+                    self._record(HmiDecision(offer, self.decision, accepted=False, error=str(exc)))
+            if self.once:
+                return
+
+
+def _offered(state: FotaState) -> bool:
+    return state.update_available == 1
