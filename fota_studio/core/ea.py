@@ -357,3 +357,13 @@ def make_ecu(
         model=model,
         connection=Connection(application=app, bootloader=boot, **connection),
     )
+
+
+def default_ecu(name: str = "ECU1", brand: str = "", model: str = "") -> EcuDefinition:
+    """The template ECU of the editor: every default, OBD-style IDs 0x7E0/0x7E8 on "CAN1"."""
+    return make_ecu(name, brand, model, app_ids=(0x7E0, 0x7E8))
+
+
+def new_architecture(name: str, *, with_template_ecu: bool = True) -> ElectronicArchitecture:
+    """A new EA called `name`, holding the template ECU unless `with_template_ecu` is False."""
+    return ElectronicArchitecture(name=name, ecus=[default_ecu()] if with_template_ecu else [])

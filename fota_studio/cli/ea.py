@@ -1,0 +1,175 @@
+"""`fota-studio ea ...`: Electronic Architectures and machines from the command line.
+
+Sub-commands: list, show, validate, import, export, assign, machines. `validate` needs no
+workspace: it reads a YAML file and prints every problem as `file:line: path: message` (exit 0
+when valid, 1 otherwise). `import` refuses invalid files and replaces an existing EA only with
+`--replace`. Errors are `FotaError`s that `cli.main` prints as one `error: ...` line.
+Main thread only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from fota_studio.cli.common import open_workspace, print_table
+from fota_studio.core.ea_format import EaFileError, LoadedEa, dump_ea_yaml, load_ea_file
+from fota_studio.core.ea_validate import Problem, Severity, has_errors, validate
+from fota_studio.core.errors import ArchitectureError
+from fota_studio.infra.ea_store import EaStore
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+
+
+def register(subparsers: Any) -> None:
+    """Add the `ea` command group to the top-level parser."""
+    ea = subparsers.add_parser(
+        "ea",
+        help="Electronic Architectures: list, show, validate, import, export; machines",
+        description="An Electronic Architecture (EA) describes one machine type: its ECUs, "
+        "how to reach them on CAN and how to program them.",
+    )
+    sub = ea.add_subparsers(dest="ea_command", metavar="<ea command>", required=True)
+
+    p = sub.add_parser("list", help="list the EAs in the workspace")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("show", help="print an EA as YAML")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("validate", help="check an EA file; exit 1 and list the problems if bad")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("import", help="import an EA file into the workspace")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--replace", action="store_true", help="replace an EA of the same name")
+    p.set_defaults(func=_cmd_import)
+
+    p = sub.add_parser("export", help="write an EA to a YAML file")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--output", required=True, type=Path, metavar="FILE")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("assign", help="assign a machine to an EA (creates the machine if new)")
+    p.add_argument("--machine", required=True, metavar="SERIAL", help='e.g. "Unit #1003"')
+    p.add_argument("--ea", required=True, metavar="NAME", help="the EA name")
+    p.add_argument("--name", default=None, help="a display name for the machine")
+    p.set_defaults(func=_cmd_assign)
+
+    p = sub.add_parser("machines", help="list machines with their EA and installed versions")
+    p.set_defaults(func=_cmd_machines)
+
+
+def _print_problems(loaded: LoadedEa, problems: list[Problem]) -> None:
+    # in file order, so the list reads top to bottom like the file
+    for p in sorted(problems, key=lambda p: loaded.line_of(p.path) or 0):
+        tag = "error" if p.severity is Severity.ERROR else "warning"
+        print(f"{loaded.where(p.path)}: {tag}: {p.path}: {p.message}")
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    with open_workspace(args) as ws:
+        rows = [
+            [s.name, s.machine_model, ", ".join(s.ecu_names), str(s.machines), s.updated_at]
+            for s in EaStore(ws).list()
+        ]
+    if not rows:
+        print("no Electronic Architectures (import one with `fota-studio ea import FILE`)")
+        return EXIT_OK
+    print_table(["NAME", "MODEL", "ECUS", "MACHINES", "UPDATED"], rows)
+    return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    with open_workspace(args) as ws:
+        ea = EaStore(ws).get(args.name)
+    sys.stdout.write(dump_ea_yaml(ea))
+    return EXIT_OK
+
+
+def _load(path: Path) -> LoadedEa | None:
+    """Read a file; print its structural problems and return None when it is unreadable."""
+    try:
+        return load_ea_file(path)
+    except EaFileError as exc:
+        for line in exc.problems:
+            print(line)
+        print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return None
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    loaded = _load(args.file)
+    if loaded is None:
+        return EXIT_PROBLEMS
+    problems = validate(loaded.ea)
+    _print_problems(loaded, problems)
+    if has_errors(problems):
+        n = sum(p.severity is Severity.ERROR for p in problems)
+        print(f"{args.file}: {n} error(s)", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f'{args.file}: EA "{loaded.ea.name}" is valid ({len(loaded.ea.ecus)} ECUs)')
+    return EXIT_OK
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    loaded = _load(args.file)
+    if loaded is None:
+        return EXIT_PROBLEMS
+    with open_workspace(args) as ws:
+        store = EaStore(ws)
+        problems = validate(loaded.ea, store.known_repositories())
+        _print_problems(loaded, problems)
+        if has_errors(problems):
+            print(f"{args.file}: not imported (fix the errors above)", file=sys.stderr)
+            return EXIT_PROBLEMS
+        if store.exists(loaded.ea.name) and not args.replace:
+            raise ArchitectureError(
+                f'an EA named "{loaded.ea.name}" already exists in the workspace',
+                hint="add --replace to overwrite it",
+            )
+        store.save(loaded.ea, replace=True)
+    print(f'imported EA "{loaded.ea.name}" ({len(loaded.ea.ecus)} ECUs) from {args.file}')
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    with open_workspace(args) as ws:
+        ea = EaStore(ws).get(args.name)
+    try:
+        args.output.write_text(dump_ea_yaml(ea), encoding="utf-8", newline="\n")
+    except OSError as exc:
+        raise ArchitectureError(f"cannot write {args.output}: {exc.strerror}") from exc
+    print(f'exported EA "{ea.name}" to {args.output}')
+    return EXIT_OK
+
+
+def _cmd_assign(args: argparse.Namespace) -> int:
+    with open_workspace(args) as ws:
+        m = EaStore(ws).assign(args.machine, args.ea, name=args.name)
+    print(f'machine "{m.serial}" is assigned to EA "{m.ea_name}"')
+    return EXIT_OK
+
+
+def _cmd_machines(args: argparse.Namespace) -> int:
+    with open_workspace(args) as ws:
+        machines = EaStore(ws).list_machines()
+    if not machines:
+        print("no machines (create one with `fota-studio ea assign --machine S --ea NAME`)")
+        return EXIT_OK
+    rows = [
+        [
+            m.serial,
+            m.name,
+            m.ea_name or "-",
+            ", ".join(f"{ecu}={v or 'unknown'}" for ecu, v in sorted(m.installed.items())) or "-",
+        ]
+        for m in machines
+    ]
+    print_table(["SERIAL", "NAME", "EA", "INSTALLED"], rows)
+    return EXIT_OK
