@@ -22,6 +22,7 @@ import os
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -312,7 +313,10 @@ class Workspace:
         return refs
 
     def collect_garbage(self) -> list[str]:
-        """Delete blobs no row references (left by a crash between blob write and commit)."""
+        """Delete blobs no row references (left by a crash between blob write and commit).
+
+        Also removes stale `.tmp-*` files of blob writes killed before their rename.
+        """
         referenced = self.referenced_blobs()
         removed = []
         for sha in self.blobs.all_hashes():
@@ -320,6 +324,12 @@ class Workspace:
                 with contextlib.suppress(OSError):
                     self.blobs.path(sha).unlink()
                     removed.append(sha)
+        # Temp files of a blob write killed before its rename; spare ones that may be in flight.
+        cutoff = time.time() - 3600.0
+        for tmp in self.blobs.root.glob("*/.tmp-*"):
+            with contextlib.suppress(OSError):
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
         return removed
 
 

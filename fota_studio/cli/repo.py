@@ -1,0 +1,294 @@
+"""`fota-studio repo ...`: manage Software Repositories from the command line.
+
+Sub-commands: list, create, import, show, export, retire, verify, trust, require-signed. Each
+opens the workspace (seeding the demo data into a new one), runs one `RepositoryStore`
+operation and prints a short result; errors are `FotaError`s that `cli.main` prints as one
+`error: ...` line. `--json` on list/show prints machine-readable output. Main thread only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from fota_studio.cli.common import open_workspace, print_table
+from fota_studio.core.errors import FotaError
+from fota_studio.infra.repository import RepositoryStore, VersionInfo
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+
+
+def register(subparsers: Any) -> None:
+    """Add the `repo` command group to the top-level parser."""
+    repo = subparsers.add_parser(
+        "repo",
+        help="Software Repositories: list, import, show, export, retire, verify firmware",
+        description="Software Repositories hold the firmware versions of one ECU type "
+        "(Brand + Model).",
+    )
+    sub = repo.add_subparsers(dest="repo_command", metavar="<repo command>", required=True)
+
+    p = sub.add_parser("list", help="list repositories")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("create", help="create an empty repository")
+    _brand_model(p)
+    p.add_argument("--description", default="", help="what the ECU is")
+    p.set_defaults(func=_cmd_create)
+
+    p = sub.add_parser(
+        "import",
+        help="import a HEX/S19/BIN file or a firmware package as a new version",
+        description="Import a firmware file as a new immutable version. For a package, "
+        "brand/model/version come from its manifest and must match when given.",
+    )
+    _brand_model(p, required=False)
+    p.add_argument("--version", dest="fw_version", help="version string, e.g. 1.2.0")
+    p.add_argument("--notes", default="", help="release notes")
+    p.add_argument("--base-address", help="load address of a binary file, e.g. 0x10000")
+    p.add_argument(
+        "--format", dest="fmt", choices=["hex", "s19", "bin"], help="file format (default: detect)"
+    )
+    p.add_argument("--create", action="store_true", help="create the repository if missing")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.set_defaults(func=_cmd_import)
+
+    p = sub.add_parser("show", help="show a repository's versions, or one version in detail")
+    _brand_model(p)
+    p.add_argument("--version", dest="fw_version", help="show this version in detail")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("export", help="write a version as HEX, S19, BIN or a package")
+    _brand_model(p)
+    p.add_argument("--version", dest="fw_version", required=True)
+    p.add_argument("--format", dest="fmt", required=True, choices=["hex", "s19", "bin", "package"])
+    p.add_argument("--output", required=True, type=Path, metavar="FILE")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("retire", help="retire a version (kept, no longer offered)")
+    _brand_model(p)
+    p.add_argument("--version", dest="fw_version", required=True)
+    p.set_defaults(func=_cmd_retire)
+
+    p = sub.add_parser("verify", help="re-hash every stored firmware file; exit 1 on problems")
+    p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("trust", help="trust an Ed25519 public key as a package signer")
+    p.add_argument("--name", required=True, help="signer name")
+    p.add_argument("public_key", type=Path, metavar="PUBLIC_KEY_PEM")
+    p.set_defaults(func=_cmd_trust)
+
+    p = sub.add_parser("require-signed", help="accept only signed packages (on) or any (off)")
+    p.add_argument("state", choices=["on", "off"])
+    p.set_defaults(func=_cmd_require_signed)
+
+
+def _brand_model(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    p.add_argument("--brand", required=required, help='ECU brand, e.g. "TTControl"')
+    p.add_argument("--model", required=required, help='ECU model, e.g. "TTC 2390"')
+
+
+def _parse_address(text: str | None) -> int | None:
+    """Parse a base address ("0x10000", "65536"); FotaError when it is not a number >= 0."""
+    if text is None:
+        return None
+    try:
+        value = int(text.replace("_", ""), 0)
+    except ValueError:
+        raise FotaError(
+            f"--base-address {text!r} is not a number", hint="write it like 0x10000"
+        ) from None
+    if value < 0:
+        raise FotaError(f"--base-address {text} is negative")
+    return value
+
+
+def _version_dict(v: VersionInfo) -> dict[str, Any]:
+    d = asdict(v)
+    d["segments"] = [{"address": a, "length": n} for a, n in v.segments]
+    d["gaps"] = [{"start": s, "end": e} for s, e in v.gaps()]
+    return d
+
+
+def _fmt_size(n: int) -> str:
+    return f"{n:,} B" if n < 1024 else f"{n / 1024:,.1f} KiB ({n:,} B)"
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    with open_workspace(args) as ws:
+        store = RepositoryStore(ws)
+        repos = store.list_repositories()
+        latest = {}
+        for r in repos:
+            v = store.latest_version(r.brand, r.model)
+            latest[r.id] = v.version if v else ""
+    if args.json:
+        print(json.dumps([{**asdict(r), "latest": latest[r.id]} for r in repos], indent=2))
+        return EXIT_OK
+    if not repos:
+        print("no repositories (create one with `fota-studio repo create`)")
+        return EXIT_OK
+    print_table(
+        ["BRAND", "MODEL", "VERSIONS", "LATEST", "DESCRIPTION"],
+        [[r.brand, r.model, str(r.version_count), latest[r.id], r.description] for r in repos],
+    )
+    return EXIT_OK
+
+
+def _cmd_create(args: argparse.Namespace) -> int:
+    with open_workspace(args) as ws:
+        info = RepositoryStore(ws).create_repository(args.brand, args.model, args.description)
+    print(f"created repository {info.label}")
+    return EXIT_OK
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    base = _parse_address(args.base_address)
+    with open_workspace(args) as ws:
+        result = RepositoryStore(ws).import_file(
+            args.brand,
+            args.model,
+            args.fw_version,
+            args.file,
+            notes=args.notes,
+            base_address=base,
+            fmt=args.fmt,
+            create_repository=args.create,
+        )
+    v = result.version
+    print(
+        f"imported {v.label}: {v.source_format}, {len(v.segments)} segment(s), "
+        f"{v.size:,} bytes, sha256 {v.sha256[:16]}…, {v.signature_state}"
+    )
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    with open_workspace(args) as ws:
+        store = RepositoryStore(ws)
+        repo = store.get_repository(args.brand, args.model)
+        if args.fw_version:
+            version = store.get_version(args.brand, args.model, args.fw_version)
+            if args.json:
+                print(json.dumps(_version_dict(version), indent=2))
+            else:
+                _print_version(version)
+            return EXIT_OK
+        versions = store.list_versions(args.brand, args.model)
+    if args.json:
+        print(
+            json.dumps({**asdict(repo), "versions": [_version_dict(v) for v in versions]}, indent=2)
+        )
+        return EXIT_OK
+    print(f"{repo.label}  ({repo.description})" if repo.description else repo.label)
+    print(f"created {repo.created_at}, {repo.version_count} version(s)")
+    if not versions:
+        return EXIT_OK
+    print()
+    print_table(
+        ["VERSION", "STATE", "FORMAT", "SIZE", "SEGS", "SHA-256", "SIGNATURE", "IMPORTED", "BY"],
+        [
+            [
+                v.version,
+                "retired" if v.retired else "active",
+                v.source_format,
+                f"{v.size:,}",
+                str(len(v.segments)),
+                v.sha256[:16],
+                v.signature_state + (f" ({v.signer})" if v.signer else ""),
+                v.imported_at,
+                v.imported_by,
+            ]
+            for v in versions
+        ],
+    )
+    return EXIT_OK
+
+
+def _print_version(v: VersionInfo) -> None:
+    lines = [
+        ("Repository", f"{v.brand} / {v.model}"),
+        ("Version", v.version + ("  (retired)" if v.retired else "")),
+        ("Size", _fmt_size(v.size)),
+        ("Image SHA-256", v.sha256),
+        ("CRC32", f"0x{v.crc32:08X}"),
+        ("File SHA-256", v.file_sha256),
+        ("Source", f"{v.source_name} ({v.source_format})"),
+        ("Signature", v.signature_state + (f" by {v.signer}" if v.signer else "")),
+        ("Imported", f"{v.imported_at} by {v.imported_by}"),
+    ]
+    if v.base_address is not None:
+        lines.append(("Base address", f"0x{v.base_address:08X}"))
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        print(f"{key.ljust(width)}  {value}")
+    print()
+    print("Memory layout:")
+    gaps = dict(v.gaps())
+    for address, length in v.segments:
+        print(f"  segment 0x{address:08X}-0x{address + length - 1:08X}  {_fmt_size(length)}")
+        end = address + length
+        if end in gaps:
+            print(f"  gap     0x{end:08X}-0x{gaps[end] - 1:08X}  {_fmt_size(gaps[end] - end)}")
+    print()
+    print("Release notes:")
+    for line in (v.notes or "(none)").splitlines():
+        print(f"  {line}")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    with open_workspace(args) as ws:
+        out = RepositoryStore(ws).export(
+            args.brand, args.model, args.fw_version, args.fmt, args.output
+        )
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def _cmd_retire(args: argparse.Namespace) -> int:
+    with open_workspace(args) as ws:
+        v = RepositoryStore(ws).retire(args.brand, args.model, args.fw_version)
+    print(f"retired {v.label}")
+    return EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    with open_workspace(args) as ws:
+        store = RepositoryStore(ws)
+        problems = store.verify()
+        count = len(store.all_versions())
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"error: {len(problems)} problem(s) in {count} version(s)", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f"ok: {count} version(s) verified")
+    return EXIT_OK
+
+
+def _cmd_trust(args: argparse.Namespace) -> int:
+    path: Path = args.public_key
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        raise FotaError(f"{path}: cannot read ({exc.strerror})") from None
+    with open_workspace(args) as ws:
+        RepositoryStore(ws).add_trusted_key(args.name, pem)
+    print(f"trusted signer {args.name!r}")
+    return EXIT_OK
+
+
+def _cmd_require_signed(args: argparse.Namespace) -> int:
+    with open_workspace(args) as ws:
+        RepositoryStore(ws).require_signed_packages = args.state == "on"
+    print(f"require signed packages: {args.state}")
+    return EXIT_OK

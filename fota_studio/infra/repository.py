@@ -1,0 +1,820 @@
+"""Software Repositories: version-managed firmware per ECU type (Brand + Model) in the workspace.
+
+`RepositoryStore` keeps repositories and their immutable versions in the workspace DB and each
+version's firmware file (the exact HEX/S-record/binary bytes, or the image file inside an
+imported package) in the content-addressed blob store. An import parses and validates the whole
+file first (nothing is stored on any error), then writes the blob atomically, then inserts the
+row in one transaction, so a crash leaves either no version or a complete one (at worst an
+unreferenced blob that `Workspace.collect_garbage` removes). Versions are never updated except
+for the `retired` flag.
+
+Thread use: any thread; the workspace serialises DB access. Imports and `verify` hash and parse
+whole images, so the GUI must run them off its thread.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import re
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import semver
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from fota_studio.core import firmware, package
+from fota_studio.core.errors import FotaError, ImageError, RepositoryError, WorkspaceError
+from fota_studio.core.firmware import FirmwareImage
+from fota_studio.infra.workspace import Workspace, atomic_write
+
+if TYPE_CHECKING:
+    from fota_studio.infra.workspace import _Cursor
+
+#: Workspace setting that makes imports require a validly signed package.
+REQUIRE_SIGNED_SETTING = "require_signed_packages"
+
+#: The image formats a version's file may have (firmware loader names).
+SOURCE_FORMATS = ("hex", "srec", "bin")
+
+#: Export formats; "s19" and "srec" are the same Motorola S-record format.
+EXPORT_FORMATS = ("hex", "s19", "srec", "bin", "package")
+
+_FILE_EXT = {"hex": ".hex", "srec": ".s19", "bin": ".bin"}
+
+ProgressCallback = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class RepositoryInfo:
+    """One Software Repository (an ECU type) and how many versions it holds."""
+
+    id: int
+    brand: str
+    model: str
+    description: str
+    created_at: str
+    version_count: int
+
+    @property
+    def label(self) -> str:
+        """The name users see: "Brand / Model"."""
+        return f"{self.brand} / {self.model}"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One immutable firmware version; `sha256` is of the image data, `file_sha256` of the file."""
+
+    id: int
+    brand: str
+    model: str
+    version: str
+    notes: str
+    sha256: str
+    file_sha256: str
+    crc32: int
+    size: int
+    segments: tuple[tuple[int, int], ...]
+    source_name: str
+    source_format: str
+    imported_at: str
+    imported_by: str
+    signature_state: str
+    signer: str
+    retired: bool
+    base_address: int | None = None  # only for "bin" files: where the file's first byte goes
+
+    @property
+    def label(self) -> str:
+        """The name users see: "Brand / Model version"."""
+        return f"{self.brand} / {self.model} {self.version}"
+
+    def gaps(self) -> list[tuple[int, int]]:
+        """(start, end) address ranges between consecutive segments."""
+        out: list[tuple[int, int]] = []
+        for (addr, length), (next_addr, _) in zip(self.segments, self.segments[1:], strict=False):
+            if addr + length < next_addr:
+                out.append((addr + length, next_addr))
+        return out
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """The stored version and any warnings (e.g. the same image already exists as another)."""
+
+    version: VersionInfo
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PreparedImport:
+    """A fully parsed and validated import, ready to be stored by `commit_imports`."""
+
+    brand: str
+    model: str
+    version: str
+    file_bytes: bytes
+    image: FirmwareImage
+    source_name: str
+    source_format: str
+    notes: str = ""
+    base_address: int | None = None
+    imported_by: str = ""
+    signature_state: str = "unsigned"
+    signer: str = ""
+    create_repository: bool = False
+    repository_description: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _now() -> str:
+    """Current time as ISO-8601 UTC with seconds."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def default_user() -> str:
+    """The OS user name for `imported_by` ("unknown" when the OS cannot tell)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # getuser raises OSError/KeyError when no user name is configured
+        return "unknown"
+
+
+_NATURAL_SPLIT = re.compile(r"(\d+)")
+
+
+def _natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders digit runs numerically ("v10" after "v9")."""
+    parts = _NATURAL_SPLIT.split(text)
+    return tuple((0, int(p)) if p.isdigit() else (1, p.lower()) for p in parts if p)
+
+
+def parse_semver(version: str) -> semver.Version | None:
+    """The semantic version of `version` ("1.2.0", "v1.2", "2.0.0-rc.1"), or None."""
+    text = version.strip()
+    if text[:1] in ("v", "V"):
+        text = text[1:]
+    try:
+        return semver.Version.parse(text, optional_minor_and_patch=True)
+    except (ValueError, TypeError):
+        return None
+
+
+def version_sort_key(version: str) -> tuple[Any, ...]:
+    """Ascending order: semantic versions first (pre-releases before the release), then others
+    in natural string order."""
+    parsed = parse_semver(version)
+    if parsed is not None:
+        return (0, parsed, version)
+    return (1, _natural_key(version), version)
+
+
+def _clean_name(value: str | None, what: str) -> str:
+    """Strip a brand/model/version; RepositoryError when empty or containing control chars."""
+    text = (value or "").strip()
+    if not text:
+        raise RepositoryError(f"{what} is empty", hint=f"give a {what}")
+    if any(ord(c) < 32 for c in text):
+        raise RepositoryError(f"{what} {text!r} contains control characters")
+    return text
+
+
+def _normalise_fmt(fmt: str | None) -> str | None:
+    """Map user format names to loader names ("s19"/"s-record"/"mot" -> "srec", "ihex" -> "hex")."""
+    if fmt is None or fmt == "":
+        return None
+    f = fmt.strip().lower()
+    aliases = {"s19": "srec", "s-record": "srec", "mot": "srec", "ihex": "hex", "binary": "bin"}
+    f = aliases.get(f, f)
+    if f not in (*SOURCE_FORMATS, "package"):
+        raise RepositoryError(
+            f"unknown firmware format {fmt!r}", hint="use hex, s19, bin or package"
+        )
+    return f
+
+
+def _safe_file_part(text: str) -> str:
+    """A file-name-safe form of a brand/model/version."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "firmware"
+
+
+def _image_segments(image: FirmwareImage) -> tuple[tuple[int, int], ...]:
+    return tuple((s.address, s.length) for s in image.segments)
+
+
+class RepositoryStore:
+    """Software Repositories and their versions in one workspace."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    # -- repositories ----------------------------------------------------------------------
+
+    def list_repositories(self) -> list[RepositoryInfo]:
+        """Every repository, sorted by brand then model."""
+        rows = self.ws.read(
+            "SELECT r.id, r.brand, r.model, r.description, r.created_at, "
+            "(SELECT COUNT(*) FROM versions v WHERE v.repository_id = r.id) AS n "
+            "FROM repositories r"
+        )
+        infos = [
+            RepositoryInfo(
+                id=int(r["id"]),
+                brand=r["brand"],
+                model=r["model"],
+                description=r["description"],
+                created_at=r["created_at"],
+                version_count=int(r["n"]),
+            )
+            for r in rows
+        ]
+        infos.sort(key=lambda i: (i.brand.casefold(), i.model.casefold(), i.brand, i.model))
+        return infos
+
+    def create_repository(self, brand: str, model: str, description: str = "") -> RepositoryInfo:
+        """Create an empty repository; RepositoryError when Brand+Model already exists."""
+        brand = _clean_name(brand, "brand")
+        model = _clean_name(model, "model")
+        try:
+            with self.ws.transaction() as cur:
+                self._insert_repository(cur, brand, model, description)
+        except sqlite3.IntegrityError:
+            raise RepositoryError(
+                f'Software Repository "{brand} / {model}" already exists',
+                hint="import versions into it, or choose another brand/model",
+            ) from None
+        return self.get_repository(brand, model)
+
+    def _insert_repository(self, cur: _Cursor, brand: str, model: str, description: str) -> int:
+        c = cur.execute(
+            "INSERT INTO repositories(brand, model, description, created_at) VALUES(?, ?, ?, ?)",
+            (brand, model, description.strip(), _now()),
+        )
+        return int(c.lastrowid or 0)
+
+    def get_repository(self, brand: str, model: str) -> RepositoryInfo:
+        """The repository Brand+Model; RepositoryError naming the known ones when unknown."""
+        for info in self.list_repositories():
+            if info.brand == brand and info.model == model:
+                return info
+        known = ", ".join(i.label for i in self.list_repositories()) or "none"
+        raise RepositoryError(
+            f'no Software Repository "{brand} / {model}" (known: {known})',
+            hint="create it first (`fota-studio repo create`), or import with --create",
+        )
+
+    def _repository_id(self, brand: str, model: str) -> int | None:
+        rows = self.ws.read(
+            "SELECT id FROM repositories WHERE brand = ? AND model = ?", (brand, model)
+        )
+        return int(rows[0]["id"]) if rows else None
+
+    # -- versions --------------------------------------------------------------------------
+
+    _VERSION_SELECT = (
+        "SELECT v.*, r.brand AS brand, r.model AS model FROM versions v "
+        "JOIN repositories r ON r.id = v.repository_id "
+    )
+
+    @staticmethod
+    def _row_to_version(row: sqlite3.Row) -> VersionInfo:
+        meta = json.loads(row["segments"])
+        # The schema-v1 `segments` column holds a JSON object with the segment list, the image
+        # data SHA-256 and (binary files only) the base address; see `_segments_json`.
+        if isinstance(meta, list):
+            meta = {"segments": meta}
+        base = meta.get("base_address")
+        return VersionInfo(
+            id=int(row["id"]),
+            brand=row["brand"],
+            model=row["model"],
+            version=row["version"],
+            notes=row["notes"],
+            sha256=str(meta.get("image_sha256", "")),
+            file_sha256=row["blob_sha256"],
+            crc32=int(row["crc32"]),
+            size=int(row["size"]),
+            segments=tuple((int(a), int(n)) for a, n in meta.get("segments", [])),
+            source_name=row["source_name"],
+            source_format=row["source_format"],
+            imported_at=row["imported_at"],
+            imported_by=row["imported_by"],
+            signature_state=row["signature_state"],
+            signer=row["signer"],
+            retired=bool(row["retired"]),
+            base_address=None if base is None else int(base),
+        )
+
+    @staticmethod
+    def _segments_json(item: PreparedImport) -> str:
+        meta: dict[str, Any] = {
+            "segments": [list(s) for s in _image_segments(item.image)],
+            "image_sha256": item.image.sha256(),
+        }
+        if item.base_address is not None:
+            meta["base_address"] = item.base_address
+        return json.dumps(meta, separators=(",", ":"))
+
+    def list_versions(
+        self, brand: str, model: str, *, include_retired: bool = True
+    ) -> list[VersionInfo]:
+        """Versions of a repository, oldest first in semantic-version order."""
+        repo = self.get_repository(brand, model)
+        sql = self._VERSION_SELECT + "WHERE v.repository_id = ?"
+        if not include_retired:
+            sql += " AND v.retired = 0"
+        versions = [self._row_to_version(r) for r in self.ws.read(sql, (repo.id,))]
+        versions.sort(key=lambda v: version_sort_key(v.version))
+        return versions
+
+    def all_versions(self) -> list[VersionInfo]:
+        """Every version of every repository (repository order, then version order)."""
+        out: list[VersionInfo] = []
+        for repo in self.list_repositories():
+            out.extend(self.list_versions(repo.brand, repo.model))
+        return out
+
+    def get_version(self, brand: str, model: str, version: str) -> VersionInfo:
+        """One version; RepositoryError naming the known versions when unknown."""
+        repo = self.get_repository(brand, model)
+        rows = self.ws.read(
+            self._VERSION_SELECT + "WHERE v.repository_id = ? AND v.version = ?",
+            (repo.id, version),
+        )
+        if rows:
+            return self._row_to_version(rows[0])
+        known = ", ".join(v.version for v in self.list_versions(brand, model)) or "none"
+        raise RepositoryError(
+            f'no version "{version}" in {repo.label} (known: {known})',
+            hint="import it first, or pick a known version",
+        )
+
+    def latest_version(
+        self, brand: str, model: str, *, include_retired: bool = False
+    ) -> VersionInfo | None:
+        """The highest version (not retired unless asked), or None when there is none."""
+        versions = self.list_versions(brand, model, include_retired=include_retired)
+        return versions[-1] if versions else None
+
+    # -- import ----------------------------------------------------------------------------
+
+    def import_file(
+        self,
+        brand: str | None,
+        model: str | None,
+        version: str | None,
+        path: str | Path,
+        *,
+        notes: str = "",
+        base_address: int | None = None,
+        fmt: str | None = None,
+        imported_by: str | None = None,
+        create_repository: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> ImportResult:
+        """Import a HEX/S19/BIN file or a firmware package (auto-detected) as a new version.
+
+        For a package, brand/model/version may be None (taken from its manifest); when given
+        they must match it. Raises ImageError/PackageError/RepositoryError; stores nothing then.
+        """
+        p = Path(path)
+        try:
+            data = p.read_bytes()
+        except FileNotFoundError:
+            raise RepositoryError(f"{p}: no such file", hint="check the path") from None
+        except OSError as exc:
+            raise RepositoryError(f"{p}: cannot read ({exc.strerror})") from exc
+        if progress is not None:
+            progress(0.1)
+        return self.import_bytes(
+            brand,
+            model,
+            version,
+            data,
+            source_name=p.name,
+            notes=notes,
+            base_address=base_address,
+            fmt=fmt,
+            imported_by=imported_by,
+            create_repository=create_repository,
+            progress=progress,
+        )
+
+    def import_bytes(
+        self,
+        brand: str | None,
+        model: str | None,
+        version: str | None,
+        data: bytes,
+        *,
+        source_name: str,
+        notes: str = "",
+        base_address: int | None = None,
+        fmt: str | None = None,
+        imported_by: str | None = None,
+        create_repository: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> ImportResult:
+        """Like `import_file` for bytes already in memory; `source_name` names them in errors."""
+        item = self.prepare_import(
+            brand,
+            model,
+            version,
+            data,
+            source_name=source_name,
+            notes=notes,
+            base_address=base_address,
+            fmt=fmt,
+            imported_by=imported_by,
+            create_repository=create_repository,
+            progress=progress,
+        )
+        result = self.commit_imports([item])[0]
+        if progress is not None:
+            progress(1.0)
+        return result
+
+    def prepare_import(
+        self,
+        brand: str | None,
+        model: str | None,
+        version: str | None,
+        data: bytes,
+        *,
+        source_name: str,
+        notes: str = "",
+        base_address: int | None = None,
+        fmt: str | None = None,
+        imported_by: str | None = None,
+        create_repository: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> PreparedImport:
+        """Parse and validate an import without storing anything (the first half of an import)."""
+        norm_fmt = _normalise_fmt(fmt)
+        if brand and model and not create_repository:
+            # Fail fast on an unknown repository or a duplicate version before parsing a large
+            # file; both are re-checked after parsing and enforced by the DB at commit.
+            self.get_repository(brand.strip(), model.strip())
+            if version:
+                self._check_new_version(brand.strip(), model.strip(), version.strip())
+        if progress is not None:
+            progress(0.15)
+        signature_state = "unsigned"
+        signer = ""
+        if norm_fmt == "package" or (norm_fmt is None and package.is_package(data)):
+            loaded = package.read_package(
+                data,
+                source=source_name,
+                trusted_keys=self.trusted_keys(),
+                require_signature=self.require_signed_packages,
+            )
+            man = loaded.manifest
+            for what, given, actual in (
+                ("brand", brand, man.brand),
+                ("model", model, man.model),
+                ("version", version, man.version),
+            ):
+                if given and given.strip() != actual:
+                    raise RepositoryError(
+                        f"{source_name}: package is for {what} {actual!r}, not {given.strip()!r}",
+                        hint=f"import it under {what} {actual!r}, or leave the {what} out",
+                    )
+            brand, model, version = man.brand, man.model, man.version
+            notes = notes or man.release_notes
+            file_bytes = loaded.image_file
+            image = loaded.image
+            # Keep the image file, not the zip: its hash is the manifest's file_sha256 and it
+            # reloads without the signing keys that were trusted at import time.
+            source_format = man.format
+            base_address = man.base_address if source_format == "bin" else None
+            signature_state = loaded.signature_state
+            signer = loaded.signer or ""
+        else:
+            if self.require_signed_packages:
+                raise RepositoryError(
+                    f"{source_name}: this workspace accepts only signed firmware packages, "
+                    "not plain HEX/S19/BIN files",
+                    hint="import a package signed by a trusted key, or turn the policy off "
+                    "with `fota-studio repo require-signed off`",
+                )
+            if norm_fmt != "bin" and base_address is not None:
+                detected = norm_fmt or firmware.detect_format(data, source_name)
+                if detected != "bin":
+                    raise RepositoryError(
+                        f"{source_name}: a base address applies only to binary files "
+                        f"(this is {detected})",
+                        hint="leave out the base address; HEX and S-record carry addresses",
+                    )
+            if (
+                base_address is None
+                and (norm_fmt or firmware.detect_format(data, source_name)) == "bin"
+            ):
+                raise ImageError(
+                    "not a HEX or S-record file, so it is read as a raw binary, which needs the "
+                    "address of its first byte",
+                    source=source_name,
+                    hint="give a base address (CLI: --base-address 0x10000)",
+                )
+            image, source_format = firmware.load_image(
+                data, fmt=norm_fmt, base_address=base_address, source=source_name
+            )
+            file_bytes = data
+            if source_format != "bin":
+                base_address = None
+        if progress is not None:
+            progress(0.6)
+        if image.total_size == 0:
+            raise ImageError("contains no firmware data", source=source_name)
+        brand_c = _clean_name(brand, "brand")
+        model_c = _clean_name(model, "model")
+        version_c = _clean_name(version, "version")
+        repo_id = self._repository_id(brand_c, model_c)
+        if repo_id is None and not create_repository:
+            self.get_repository(brand_c, model_c)  # raises, naming the known repositories
+        warnings: list[str] = []
+        if repo_id is not None:
+            self._check_new_version(brand_c, model_c, version_c)
+            image_sha = image.sha256()
+            for other in self.list_versions(brand_c, model_c):
+                if other.sha256 == image_sha:
+                    warnings.append(
+                        f"the image of {version_c} is identical to version {other.version} "
+                        f"(image SHA-256 {image_sha[:12]}…)"
+                    )
+        return PreparedImport(
+            brand=brand_c,
+            model=model_c,
+            version=version_c,
+            file_bytes=file_bytes,
+            image=image,
+            source_name=source_name,
+            source_format=source_format,
+            notes=notes.strip(),
+            base_address=base_address,
+            imported_by=imported_by if imported_by is not None else default_user(),
+            signature_state=signature_state,
+            signer=signer,
+            create_repository=create_repository,
+            warnings=tuple(warnings),
+        )
+
+    def _check_new_version(self, brand: str, model: str, version: str) -> None:
+        rows = self.ws.read(
+            "SELECT 1 FROM versions v JOIN repositories r ON r.id = v.repository_id "
+            "WHERE r.brand = ? AND r.model = ? AND v.version = ?",
+            (brand, model, version),
+        )
+        if rows:
+            raise self._duplicate_error(brand, model, version)
+
+    @staticmethod
+    def _duplicate_error(brand: str, model: str, version: str) -> RepositoryError:
+        return RepositoryError(
+            f"version {version} already exists in {brand} / {model}; versions are immutable — "
+            "import under a new version or retire the old one"
+        )
+
+    def commit_imports(
+        self,
+        items: Sequence[PreparedImport],
+        *,
+        in_transaction: Callable[[_Cursor], None] | None = None,
+    ) -> list[ImportResult]:
+        """Store prepared imports: blobs first (atomic, fsynced), then ALL rows in one transaction.
+
+        `in_transaction` runs inside that transaction (e.g. to record a setting atomically).
+        """
+        for item in items:
+            self.ws.blobs.put(item.file_bytes)
+        ids: list[int] = []
+        with self.ws.transaction() as cur:
+            for item in items:
+                row = cur.execute(
+                    "SELECT id FROM repositories WHERE brand = ? AND model = ?",
+                    (item.brand, item.model),
+                ).fetchone()
+                if row is not None:
+                    repo_id = int(row[0])
+                elif item.create_repository:
+                    repo_id = self._insert_repository(
+                        cur, item.brand, item.model, item.repository_description
+                    )
+                else:
+                    raise RepositoryError(
+                        f'no Software Repository "{item.brand} / {item.model}"',
+                        hint="create it first, or import with --create",
+                    )
+                try:
+                    c = cur.execute(
+                        "INSERT INTO versions(repository_id, version, notes, blob_sha256, crc32, "
+                        "size, segments, source_name, source_format, imported_at, imported_by, "
+                        "signature_state, signer, retired) "
+                        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                        (
+                            repo_id,
+                            item.version,
+                            item.notes,
+                            hashlib.sha256(item.file_bytes).hexdigest(),
+                            item.image.crc32(),
+                            item.image.total_size,
+                            self._segments_json(item),
+                            item.source_name,
+                            item.source_format,
+                            _now(),
+                            item.imported_by,
+                            item.signature_state,
+                            item.signer,
+                        ),
+                    )
+                except sqlite3.IntegrityError:
+                    raise self._duplicate_error(item.brand, item.model, item.version) from None
+                ids.append(int(c.lastrowid or 0))
+            if in_transaction is not None:
+                in_transaction(cur)
+        results = []
+        for item, vid in zip(items, ids, strict=True):
+            rows = self.ws.read(self._VERSION_SELECT + "WHERE v.id = ?", (vid,))
+            results.append(ImportResult(self._row_to_version(rows[0]), item.warnings))
+        return results
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read_file_bytes(self, v: VersionInfo) -> bytes:
+        """The version's firmware file bytes; WorkspaceError when the blob is missing or corrupt."""
+        data = self.ws.blobs.get(v.file_sha256)
+        if hashlib.sha256(data).hexdigest() != v.file_sha256:
+            raise WorkspaceError(
+                f"{v.label}: stored file {v.file_sha256[:12]}… is corrupted (hash mismatch)",
+                hint="run `fota-studio repo verify`; re-import the version or restore a backup",
+            )
+        return data
+
+    def load_image(self, v: VersionInfo) -> FirmwareImage:
+        """Parse the version's stored file into a FirmwareImage (checks its hashes)."""
+        data = self.read_file_bytes(v)
+        image, _ = firmware.load_image(
+            data,
+            fmt=v.source_format if v.source_format in SOURCE_FORMATS else None,
+            base_address=v.base_address if v.source_format == "bin" else None,
+            source=f"{v.label} ({v.source_name})",
+        )
+        if v.sha256 and image.sha256() != v.sha256:
+            raise WorkspaceError(
+                f"{v.label}: image data does not match its recorded SHA-256",
+                hint="run `fota-studio repo verify`; re-import the version",
+            )
+        return image
+
+    # -- export ----------------------------------------------------------------------------
+
+    def export(
+        self,
+        brand: str,
+        model: str,
+        version: str,
+        fmt: str,
+        output: Path | str,
+        *,
+        signing_key: Ed25519PrivateKey | None = None,
+        signer: str = "",
+    ) -> Path:
+        """Write a version as hex|s19|bin|package to `output` (atomically) and return the path.
+
+        The original file is written unchanged when `fmt` is its own format. A package is
+        unsigned unless `signing_key` is given.
+        """
+        norm = _normalise_fmt(fmt)
+        if norm is None:
+            raise RepositoryError("no export format given", hint="use hex, s19, bin or package")
+        v = self.get_version(brand, model, version)
+        out = Path(output)
+        file_bytes = self.read_file_bytes(v)
+        if norm == "package":
+            name = (
+                f"{_safe_file_part(v.model)}_{_safe_file_part(v.version)}"
+                f"{_FILE_EXT.get(v.source_format, '.bin')}"
+            )
+            data = package.build_package(
+                file_bytes,
+                name,
+                brand=v.brand,
+                model=v.model,
+                version=v.version,
+                release_notes=v.notes,
+                created_by=default_user(),
+                fmt=v.source_format,
+                base_address=v.base_address,
+                signing_key=signing_key,
+                signer=signer,
+            )
+        elif norm == v.source_format:
+            data = file_bytes
+        else:
+            image = self.load_image(v)
+            if norm == "hex":
+                data = firmware.to_hex(image)
+            elif norm == "srec":
+                data = firmware.to_srec(image)
+            else:
+                _, data = firmware.to_binary(image)
+        try:
+            atomic_write(out, data)
+        except OSError as exc:
+            raise RepositoryError(f"{out}: cannot write ({exc.strerror})") from exc
+        return out
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def retire(self, brand: str, model: str, version: str) -> VersionInfo:
+        """Mark a version retired (kept, but not offered for new updates); idempotent."""
+        v = self.get_version(brand, model, version)
+        with self.ws.transaction() as cur:
+            cur.execute("UPDATE versions SET retired = 1 WHERE id = ?", (v.id,))
+        return self.get_version(brand, model, version)
+
+    def verify(self, progress: ProgressCallback | None = None) -> list[str]:
+        """Re-hash and re-parse every version's file; one line per problem (empty = all OK)."""
+        problems: list[str] = []
+        verdict = self.ws.integrity_check()
+        if verdict != "ok":
+            problems.append(f"workspace database: integrity check failed: {verdict}")
+        versions = self.all_versions()
+        for n, v in enumerate(versions):
+            if progress is not None:
+                progress(n / max(1, len(versions)))
+            if not self.ws.blobs.exists(v.file_sha256):
+                problems.append(f"{v.label}: file {v.file_sha256[:12]}… is missing")
+                continue
+            if not self.ws.blobs.verify(v.file_sha256):
+                problems.append(
+                    f"{v.label}: file {v.file_sha256[:12]}… is corrupted (hash mismatch)"
+                )
+                continue
+            try:
+                image = self.load_image(v)
+            except FotaError as exc:
+                problems.append(f"{v.label}: {exc}")
+                continue
+            if image.crc32() != v.crc32 or image.total_size != v.size:
+                problems.append(f"{v.label}: image CRC32/size do not match the recorded values")
+        if progress is not None:
+            progress(1.0)
+        return problems
+
+    # -- signing policy --------------------------------------------------------------------
+
+    def trusted_keys(self) -> dict[str, bytes]:
+        """Trusted package signers: name -> Ed25519 public key PEM."""
+        rows = self.ws.read("SELECT name, public_key_pem FROM trusted_keys ORDER BY name")
+        return {r["name"]: r["public_key_pem"].encode("ascii") for r in rows}
+
+    def add_trusted_key(self, name: str, public_pem: bytes) -> None:
+        """Trust `public_pem` (an Ed25519 public key) as signer `name` (replaces that name)."""
+        name = _clean_name(name, "signer name")
+        try:
+            key = serialization.load_pem_public_key(public_pem)
+        except (ValueError, TypeError) as exc:
+            raise RepositoryError(
+                f"trusted key {name!r}: not a PEM public key ({exc})",
+                hint="pass the public key file written by the package signing tool",
+            ) from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise RepositoryError(
+                f"trusted key {name!r}: not an Ed25519 key", hint="packages are signed with Ed25519"
+            )
+        with self.ws.transaction() as cur:
+            cur.execute(
+                "INSERT INTO trusted_keys(name, public_key_pem, added_at) VALUES(?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET public_key_pem = excluded.public_key_pem, "
+                "added_at = excluded.added_at",
+                (name, public_pem.decode("ascii").strip() + "\n", _now()),
+            )
+
+    def remove_trusted_key(self, name: str) -> None:
+        """Stop trusting signer `name`; RepositoryError when unknown."""
+        with self.ws.transaction() as cur:
+            c = cur.execute("DELETE FROM trusted_keys WHERE name = ?", (name,))
+            if c.rowcount == 0:
+                raise RepositoryError(f"no trusted key named {name!r}")
+
+    @property
+    def require_signed_packages(self) -> bool:
+        """When True, imports accept only packages signed by a trusted key."""
+        return bool(self.ws.get_setting(REQUIRE_SIGNED_SETTING, False))
+
+    @require_signed_packages.setter
+    def require_signed_packages(self, value: bool) -> None:
+        self.ws.set_setting(REQUIRE_SIGNED_SETTING, bool(value))
