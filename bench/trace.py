@@ -1,0 +1,263 @@
+"""Benchmark: the live CAN trace (capture → store → Qt model) and its offline paths.
+
+Measures in one run:
+
+- live: a producer thread sends 20,000 frames/s (paced in 5 ms bursts) on a python-can
+  `virtual` bus for --live-s seconds (default 30) into a running, shown `TracePanel` (offscreen
+  Qt); a 10 ms QTimer records the worst event-loop gap. Prints frames lost (sent − stored −
+  dropped-by-capacity is expected 0), worst gap and process CPU %.
+- memory: bytes per stored classic frame with 5M frames in a `TraceStore`.
+- BLF open: a 1M-frame BLF file read by `infra.tracefile.read_log` into a store, against
+  python-can's `BLFReader` alone iterating the same file (ratio; target ≤ 1.3).
+- filter: 1M frames filtered by an ID set (target ≤ 0.2 s).
+
+The LAST line is one JSON object with `live_frames_lost`, `live_max_stall_ms`,
+`bytes_per_frame`, `blf_open_vs_reader`, `filter_1m_s`. Run:
+`QT_QPA_PLATFORM=offscreen python bench/trace.py [--live-s 30] [--default-gc]` (the live part
+applies `configure_gc_for_live_capture()` as app.py should; --default-gc measures without).
+Single-threaded script apart from the producer; not imported by the application.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import can
+import numpy as np
+
+from fota_studio.engine.trace_store import FrameBatch, TraceFilter, TraceStore
+from fota_studio.infra.tracefile import read_log
+from fota_studio.protocols.bus import BusSettings, open_bus
+
+LIVE_RATE_FPS = 20_000
+BURST_PERIOD_S = 0.005
+
+
+def bench_live(seconds: float, tune_gc: bool = True) -> dict[str, float]:
+    """Live capture into a shown TracePanel; returns lost frames, worst gap, CPU %."""
+    import psutil
+    from PySide6.QtCore import QElapsedTimer, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from fota_studio.ui.panels.trace_panel import TracePanel, configure_gc_for_live_capture
+
+    app = QApplication.instance() or QApplication([])
+    channel = f"bench-{os.getpid()}"
+    panel = TracePanel()
+    panel.resize(1400, 800)
+    panel.show()
+    panel.open_capture(BusSettings("virtual", channel), "CAN1")
+    if tune_gc:
+        # What app.py should do after start-up (see configure_gc_for_live_capture): the
+        # default GC thresholds stall the GUI for 100+ ms now and then at 20k frames/s.
+        configure_gc_for_live_capture()
+    producer_bus = open_bus(BusSettings("virtual", channel))
+    stop = threading.Event()
+    sent = [0]
+
+    def produce() -> None:
+        per_burst = int(LIVE_RATE_FPS * BURST_PERIOD_S)
+        msgs = [
+            can.Message(
+                arbitration_id=0x100 + (i % 64), data=bytes([i & 0xFF] * 8), is_extended_id=False
+            )
+            for i in range(per_burst)
+        ]
+        start = time.perf_counter()
+        n = 0
+        while not stop.is_set():
+            for msg in msgs:
+                producer_bus.send(msg)
+            n += 1
+            sent[0] += per_burst
+            delay = start + n * BURST_PERIOD_S - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+
+    gaps: list[float] = []
+    clock = QElapsedTimer()
+    clock.start()
+    last = [clock.nsecsElapsed()]
+
+    def tick() -> None:
+        now = clock.nsecsElapsed()
+        gaps.append((now - last[0]) / 1e6)
+        last[0] = now
+
+    probe = QTimer()
+    probe.setInterval(10)
+    probe.timeout.connect(tick)
+    probe.start()
+    proc = psutil.Process()
+    cpu0 = proc.cpu_times()
+    t0 = time.perf_counter()
+    thread = threading.Thread(target=produce, name="bench-producer", daemon=True)
+    thread.start()
+    deadline = t0 + seconds
+    while time.perf_counter() < deadline:
+        app.processEvents()
+        time.sleep(0.001)
+    stop.set()
+    thread.join()
+    settle = time.perf_counter() + 2.0
+    while time.perf_counter() < settle and panel.store.end_seq < sent[0]:
+        app.processEvents()
+        time.sleep(0.005)
+    wall = time.perf_counter() - t0
+    cpu1 = proc.cpu_times()
+    probe.stop()
+    stored = panel.store.end_seq
+    lost = sent[0] - stored + panel.capture.staging_dropped
+    cpu_pct = 100.0 * ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / wall
+    steady = sorted(gaps[5:]) or [float("nan")]
+    worst = steady[-1]
+    p99 = steady[int(len(steady) * 0.99)]
+    over = sum(1 for g in steady if g > 50.0)
+    print(
+        f"live: sent {sent[0]:,} in {seconds:.0f} s, stored {stored:,}, lost {lost:,}, "
+        f"10 ms timer gaps: worst {worst:.1f} ms, p99 {p99:.1f} ms, {over} of {len(steady)} "
+        f"> 50 ms; CPU {cpu_pct:.0f} % of one core; load average {os.getloadavg()[0]:.1f}"
+    )
+    panel.close_all()
+    producer_bus.shutdown()
+    panel.close()
+    return {
+        "lost": float(lost),
+        "max_stall_ms": worst,
+        "p99_stall_ms": p99,
+        "stalls_over_50ms": float(over),
+        "cpu_pct": cpu_pct,
+    }
+
+
+def _classic_batch(n: int, start: int) -> FrameBatch:
+    data = np.zeros((n, 8), np.uint8)
+    data[:, 0] = np.arange(n) & 0xFF
+    return FrameBatch(
+        np.arange(start, start + n, dtype=np.float64) * 1e-4,
+        (np.arange(start, start + n) % 0x800).astype(np.uint32),
+        np.zeros(n, np.uint16),
+        np.full(n, 8, np.uint8),
+        np.zeros(n, np.uint8),
+        data,
+    )
+
+
+def bench_memory(frames: int = 5_000_000) -> float:
+    """Bytes per stored classic frame with `frames` frames."""
+    store = TraceStore(capacity_frames=frames)
+    step = 100_000
+    for start in range(0, frames, step):
+        store.append_batch(_classic_batch(step, start))
+    per_frame = store.nbytes() / len(store)
+    print(
+        f"memory: {len(store):,} frames, {store.nbytes() / 2**20:.0f} MiB, {per_frame:.1f} B/frame"
+    )
+    return per_frame
+
+
+def bench_blf(frames: int = 1_000_000) -> float:
+    """read_log into a store vs BLFReader iteration alone (best of 2 each)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.blf"
+        with can.BLFWriter(str(path)) as writer:
+            for i in range(frames):
+                writer.on_message_received(
+                    can.Message(
+                        timestamp=i * 1e-4,
+                        arbitration_id=i & 0x7FF,
+                        is_extended_id=False,
+                        data=bytes([i & 0xFF] * 8),
+                        channel=0,
+                    )
+                )
+
+        def reader_only() -> float:
+            t = time.perf_counter()
+            count = 0
+            with can.BLFReader(str(path)) as reader:
+                for _ in reader:
+                    count += 1
+            assert count == frames
+            return time.perf_counter() - t
+
+        def ours() -> float:
+            t = time.perf_counter()
+            store = TraceStore(capacity_frames=frames)
+            for batch in read_log(path, channel_names=store.channel_names):
+                store.append_batch(batch)
+            assert len(store) == frames
+            return time.perf_counter() - t
+
+        base = min(reader_only() for _ in range(2))
+        mine = min(ours() for _ in range(2))
+    print(
+        f"BLF {frames:,} frames: BLFReader {base:.2f} s, read_log+store {mine:.2f} s "
+        f"({mine / base:.2f}x)"
+    )
+    return mine / base
+
+
+def bench_filter(frames: int = 1_000_000) -> float:
+    """Filter `frames` frames by a set of 20 IDs (best of 3)."""
+    store = TraceStore(capacity_frames=frames)
+    for start in range(0, frames, 100_000):
+        store.append_batch(_classic_batch(100_000, start))
+    flt = TraceFilter(ids=tuple(range(0x7E0, 0x7F4)))
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        seqs = store.filter(flt)
+        best = min(best, time.perf_counter() - t)
+    print(f"filter {frames:,} frames by 20 IDs: {best * 1000:.1f} ms ({len(seqs):,} matches)")
+    return best
+
+
+def main() -> None:
+    """Run every measurement and print the JSON summary last."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--live-s", type=float, default=30.0)
+    parser.add_argument("--skip-live", action="store_true")
+    parser.add_argument(
+        "--default-gc", action="store_true", help="keep Python's default GC thresholds"
+    )
+    args = parser.parse_args()
+    nan = float("nan")
+    live = {
+        "lost": nan,
+        "max_stall_ms": nan,
+        "p99_stall_ms": nan,
+        "stalls_over_50ms": nan,
+        "cpu_pct": nan,
+    }
+    if not args.skip_live:
+        live = bench_live(args.live_s, tune_gc=not args.default_gc)
+    per_frame = bench_memory()
+    blf_ratio = bench_blf()
+    filter_s = bench_filter()
+    print(
+        json.dumps(
+            {
+                "live_frames_lost": live["lost"],
+                "live_max_stall_ms": round(live["max_stall_ms"], 1),
+                "live_p99_stall_ms": round(live["p99_stall_ms"], 1),
+                "live_stalls_over_50ms": live["stalls_over_50ms"],
+                "live_cpu_pct": round(live["cpu_pct"], 1),
+                "bytes_per_frame": round(per_frame, 1),
+                "blf_open_vs_reader": round(blf_ratio, 3),
+                "filter_1m_s": round(filter_s, 4),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""Live capture for the trace: cheap listeners on shared python-can Notifiers, drained in batches.
+
+`TraceCapture` owns a small staging list guarded by a lock. Each watched bus gets a
+`CaptureListener` added to that bus's one Notifier (the engine's, via `attach`, or one the
+capture creates for a bus it opened itself, via `open`). `on_message_received` runs on the
+Notifier thread and only appends the Message to the staging list (no conversion, no signal);
+`drain()` — called by the GUI timer every ~50 ms, or by a bench loop — swaps the list out under
+the lock and turns it into one columnar `FrameBatch` for the `TraceStore`.
+
+Tx direction: python-can marks frames a bus echoes back with `is_rx=False`
+(`receive_own_messages=True`); those are stored as Tx. Frames the trace itself sends on its own
+buses (transmit panel, replay) are recorded through `send()` / `record_tx()` so they show as Tx
+on every interface, including ones that cannot echo. The engine can call `record_tx()` as its
+Tx hook for buses it owns when it does not open them with `receive_own_messages=True`.
+
+Threads: `on_message_received` on Notifier threads; everything else on the owning thread (GUI).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import can
+
+from fota_studio.engine.trace_store import FrameBatch, TraceStore
+from fota_studio.protocols.bus import BusSettings, open_bus
+
+log = logging.getLogger(__name__)
+
+MAX_STAGED_FRAMES = 2_000_000
+"""Frames held between drains before new ones are dropped (the GUI stalled for seconds)."""
+
+NOTIFIER_STOP_TIMEOUT_S = 0.1
+
+
+class CaptureListener(can.Listener):  # type: ignore[misc]
+    """Appends received frames of one channel to the capture's staging list (Notifier thread)."""
+
+    def __init__(self, capture: TraceCapture, channel_index: int) -> None:
+        self._capture = capture
+        self.channel_index = channel_index
+        self.enabled = True
+
+    def on_message_received(self, msg: can.Message) -> None:
+        """Stage one frame; cheap (a lock and a list append)."""
+        if self.enabled:
+            self._capture._stage(msg, self.channel_index)
+
+    def on_error(self, exc: Exception) -> None:
+        """Log a receive error of the bus (the Notifier keeps running)."""
+        log.warning("trace capture: receive error on channel %d: %s", self.channel_index, exc)
+
+
+@dataclass
+class _Watched:
+    name: str
+    bus: can.BusABC
+    notifier: can.Notifier
+    listener: CaptureListener
+    owned: bool
+
+
+class TraceCapture:
+    """Watches one or more buses and hands their frames to a `TraceStore` in batches."""
+
+    def __init__(self, store: TraceStore, max_staged_frames: int = MAX_STAGED_FRAMES) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._staged: list[tuple[can.Message, int]] = []
+        self._max_staged = max_staged_frames
+        self._watched: dict[str, _Watched] = {}
+        self._recorders: list[can.Listener] = []
+        self.staging_dropped = 0
+        """Frames lost because nobody drained for too long (shown with the store's drops)."""
+        self.received = 0
+
+    # -- Notifier thread --------------------------------------------------------------------
+    def _stage(self, msg: can.Message, channel_index: int) -> None:
+        with self._lock:
+            if len(self._staged) < self._max_staged:
+                self._staged.append((msg, channel_index))
+            else:
+                self.staging_dropped += 1
+
+    # -- owning thread ----------------------------------------------------------------------
+    @property
+    def channels(self) -> list[str]:
+        """Names of the watched channels."""
+        return list(self._watched)
+
+    def bus(self, name: str) -> can.BusABC:
+        """The bus watched under `name`."""
+        return self._watched[name].bus
+
+    def attach(self, name: str, bus: can.BusABC, notifier: can.Notifier) -> CaptureListener:
+        """Watch a bus owned by someone else by adding a listener to its existing Notifier."""
+        if name in self._watched:
+            self.detach(name)
+        listener = CaptureListener(self, self.store.channel_index(name))
+        notifier.add_listener(listener)
+        for recorder in self._recorders:
+            notifier.add_listener(recorder)
+        self._watched[name] = _Watched(name, bus, notifier, listener, owned=False)
+        return listener
+
+    def open(self, settings: BusSettings, name: str | None = None) -> str:
+        """Open a bus for the trace itself (raises AdapterError) and watch it; returns its name."""
+        name = name or f"{settings.interface}:{settings.channel}"
+        if name in self._watched:
+            self.detach(name)
+        bus = open_bus(settings)
+        try:
+            listener = CaptureListener(self, self.store.channel_index(name))
+            notifier = can.Notifier(bus, [listener, *self._recorders], timeout=0.05)
+        except Exception:
+            bus.shutdown()
+            raise
+        self._watched[name] = _Watched(name, bus, notifier, listener, owned=True)
+        return name
+
+    def detach(self, name: str) -> None:
+        """Stop watching `name`; a bus the capture opened is closed, others are left running."""
+        watched = self._watched.pop(name, None)
+        if watched is None:
+            return
+        watched.listener.enabled = False
+        if watched.owned:
+            watched.notifier.stop(timeout=NOTIFIER_STOP_TIMEOUT_S)
+            watched.bus.shutdown()
+        else:
+            for listener in (watched.listener, *self._recorders):
+                try:
+                    watched.notifier.remove_listener(listener)
+                except ValueError:
+                    pass  # the owner already stopped its Notifier and dropped the listeners
+
+    def close_all(self) -> None:
+        """Detach every channel (closing the buses the capture opened)."""
+        for name in list(self._watched):
+            self.detach(name)
+
+    def start_recording(self, recorder: can.Listener) -> None:
+        """Add a recording listener (e.g. infra.tracefile.RotatingRecorder) to every watched
+        bus and to buses watched later; Tx frames recorded through `record_tx` go to it too."""
+        self._recorders.append(recorder)
+        for watched in self._watched.values():
+            watched.notifier.add_listener(recorder)
+
+    def stop_recording(self) -> None:
+        """Remove and stop every recording listener."""
+        recorders, self._recorders = self._recorders, []
+        for recorder in recorders:
+            for watched in self._watched.values():
+                try:
+                    watched.notifier.remove_listener(recorder)
+                except ValueError:
+                    pass
+            recorder.stop()
+
+    @property
+    def recording(self) -> bool:
+        """True while a recorder is active."""
+        return bool(self._recorders)
+
+    def record_tx(self, name: str, msg: can.Message) -> None:
+        """Record a frame sent on channel `name` as Tx (any thread)."""
+        watched = self._watched.get(name)
+        index = watched.listener.channel_index if watched else self.store.channel_index(name)
+        tx = can.Message(
+            timestamp=msg.timestamp or time.time(),
+            arbitration_id=msg.arbitration_id,
+            is_extended_id=msg.is_extended_id,
+            is_remote_frame=msg.is_remote_frame,
+            is_fd=msg.is_fd,
+            bitrate_switch=msg.bitrate_switch,
+            dlc=msg.dlc,
+            data=msg.data,
+            is_rx=False,
+            check=False,
+        )
+        self._stage(tx, index)
+        for recorder in self._recorders:
+            recorder.on_message_received(tx)
+
+    def send(self, name: str, msg: can.Message) -> None:
+        """Send a frame on a watched bus and record it as Tx (raises can.CanError)."""
+        watched = self._watched[name]
+        watched.bus.send(msg)
+        if getattr(watched.bus, "receive_own_messages", False) and watched.owned:
+            return  # the echo will arrive through the listener
+        self.record_tx(name, msg)
+
+    def pending(self) -> int:
+        """Frames staged and not drained yet."""
+        with self._lock:
+            return len(self._staged)
+
+    def drain(self) -> FrameBatch:
+        """Take every staged frame as one columnar batch (does not touch the store)."""
+        with self._lock:
+            staged, self._staged = self._staged, []
+        self.received += len(staged)
+        return FrameBatch.from_messages(
+            [m for m, _ in staged], [c for _, c in staged] if staged else 0
+        )
+
+    def drain_into_store(self) -> int:
+        """Drain and append to the store in one step; returns the number of frames appended."""
+        batch = self.drain()
+        self.store.append_batch(batch)
+        return len(batch)
+
+
+class TraceReplay:
+    """Replays frames onto a bus with their original spacing (scaled by `speed`), optionally
+    looping, on a `fota-trace-replay` thread. `send` is called for each frame (e.g.
+    `TraceCapture.send` bound to a channel name, so replayed frames show as Tx).
+
+    Threads: start/stop from the owning thread; `send` runs on the replay thread.
+    """
+
+    def __init__(
+        self,
+        messages: list[can.Message],
+        send: Callable[[can.Message], None],
+        *,
+        speed: float = 1.0,
+        loop: bool = False,
+    ) -> None:
+        if speed <= 0:
+            raise ValueError("replay speed must be > 0")
+        self._messages = messages
+        self._send = send
+        self.speed = speed
+        self.loop = loop
+        self.sent = 0
+        self.error: Exception | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start replaying (no-op when already running)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="fota-trace-replay", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """Stop and wait for the thread (idempotent)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        """True while frames are being sent."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        if not self._messages:
+            return
+        try:
+            while not self._stop.is_set():
+                t_first = self._messages[0].timestamp
+                start = time.perf_counter()
+                for msg in self._messages:
+                    due = start + (msg.timestamp - t_first) / self.speed
+                    delay = due - time.perf_counter()
+                    if delay > 0 and self._stop.wait(delay):
+                        return
+                    if self._stop.is_set():
+                        return
+                    self._send(msg)
+                    self.sent += 1
+                if not self.loop:
+                    return
+        except Exception as exc:  # reported to the panel through `error`
+            self.error = exc
+            log.warning("trace replay stopped: %s", exc)

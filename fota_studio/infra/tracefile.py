@@ -1,0 +1,506 @@
+"""Open and save CAN trace logs (ASC, BLF, TRC, CSV, candump .log, MF4) with python-can.
+
+`read_log` streams a file in column batches (`FrameBatch`) with progress and cancellation, so a
+worker thread can feed the trace store while the window stays responsive; it reads attributes
+of python-can's Messages in bulk (`operator.attrgetter` over the reader, numpy conversion per
+batch) instead of building objects of our own per frame. `write_log` saves frames (the whole
+trace or a filtered selection) through python-can's writers, MF4 via its asammdf-based writer.
+`RotatingRecorder` is a thread-safe `can.Listener` that records live traffic with rotation by
+size. Reading/writing run on a worker thread; the recorder's `on_message_received` on Notifier
+threads.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import struct
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from operator import attrgetter
+from pathlib import Path
+from typing import Any
+
+import can
+import numpy as np
+
+from fota_studio.core.errors import FotaError
+from fota_studio.protocols.decode.frames import (
+    FLAG_BRS,
+    FLAG_ERROR,
+    FLAG_ESI,
+    FLAG_EXTENDED,
+    FLAG_FD,
+    FLAG_REMOTE,
+    FLAG_TX,
+    FrameBatch,
+)
+
+log = logging.getLogger(__name__)
+
+FORMATS: dict[str, str] = {
+    ".asc": "Vector ASC",
+    ".blf": "Vector BLF",
+    ".trc": "PEAK TRC",
+    ".csv": "CSV",
+    ".log": "candump log",
+    ".mf4": "ASAM MDF4",
+}
+READ_BATCH_FRAMES = 100_000
+"""Frames per batch handed to the store (and per progress report)."""
+
+
+class TraceFileError(FotaError):
+    """A log file cannot be read or written; names the file and the format."""
+
+
+_GET = attrgetter(
+    "timestamp",
+    "arbitration_id",
+    "is_extended_id",
+    "is_remote_frame",
+    "is_error_frame",
+    "is_fd",
+    "bitrate_switch",
+    "error_state_indicator",
+    "is_rx",
+    "dlc",
+    "data",
+    "channel",
+)
+
+
+def _check_suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise TraceFileError(
+            f"{path}: unsupported log format '{suffix or '(none)'}'",
+            hint="use one of " + ", ".join(FORMATS),
+        )
+    return suffix
+
+
+def _batch_from_rows(
+    rows: list[tuple[Any, ...]], channel_index: Callable[[Any], int]
+) -> FrameBatch:
+    """Columns from attrgetter tuples: numpy does the per-column work in C."""
+    n = len(rows)
+    (ts, ids, ext, rtr, err, fd, brs, esi, rx, dlc, data, chan) = zip(*rows, strict=True)
+    flags = (
+        np.fromiter(ext, np.bool_, n).astype(np.uint16) * FLAG_EXTENDED
+        | np.fromiter(rtr, np.bool_, n).astype(np.uint16) * FLAG_REMOTE
+        | np.fromiter(err, np.bool_, n).astype(np.uint16) * FLAG_ERROR
+        | np.fromiter(fd, np.bool_, n).astype(np.uint16) * FLAG_FD
+        | np.fromiter(brs, np.bool_, n).astype(np.uint16) * FLAG_BRS
+        | np.fromiter(esi, np.bool_, n).astype(np.uint16) * FLAG_ESI
+        | (~np.fromiter(rx, np.bool_, n)).astype(np.uint16) * FLAG_TX
+    ).astype(np.uint16)
+    lengths = np.fromiter(map(len, data), np.int64, n)
+    ext_tails: dict[int, bytes] = {}
+    if n and bool((lengths == 8).all()):
+        arr = np.frombuffer(b"".join(data), np.uint8).reshape(n, 8).copy()
+    else:
+        arr = np.zeros((n, 8), np.uint8)
+        for i, d in enumerate(data):
+            if d:
+                arr[i, : min(8, len(d))] = np.frombuffer(bytes(d[:8]), np.uint8)
+                if len(d) > 8:
+                    ext_tails[i] = bytes(d[8:])
+    rtr_mask = (flags & FLAG_REMOTE) != 0
+    length = np.where(rtr_mask, np.fromiter(dlc, np.int64, n), lengths).astype(np.uint8)
+    channels = np.fromiter(map(channel_index, chan), np.uint8, n)
+    return FrameBatch(
+        np.fromiter(ts, np.float64, n),
+        np.fromiter(ids, np.uint32, n),
+        flags,
+        length,
+        channels,
+        arr,
+        ext_tails,
+    )
+
+
+def read_log(
+    path: Path | str,
+    *,
+    channel_names: list[str] | None = None,
+    progress: Callable[[int, float], None] | None = None,
+    cancel: threading.Event | None = None,
+    batch_frames: int = READ_BATCH_FRAMES,
+) -> Iterator[FrameBatch]:
+    """Yield the frames of a log file as column batches.
+
+    `channel_names` (a list the caller keeps, e.g. `TraceStore.channel_names`) receives a name
+    for each new channel seen; the batch's channel column indexes it. `progress(frames,
+    fraction)` is called after each batch (fraction of the file size when known). Stops early
+    when `cancel` is set. Raises TraceFileError for an unreadable file.
+    """
+    path = Path(path)
+    _check_suffix(path)
+    names = channel_names if channel_names is not None else []
+    cache: dict[Any, int] = {}
+
+    def channel_index(ch: Any) -> int:
+        idx = cache.get(ch)
+        if idx is None:
+            if ch is None:
+                name = "CAN1"
+            elif isinstance(ch, int):
+                name = f"CAN{ch if one_based else ch + 1}"
+            else:
+                name = str(ch)
+            if name in names:
+                idx = names.index(name)
+            else:
+                names.append(name)
+                idx = min(len(names) - 1, 255)
+            cache[ch] = idx
+        return idx
+
+    size = path.stat().st_size if path.exists() else 0
+
+    suffix = path.suffix.lower()
+    # ASC stores times relative to its header date; absolute times match the other formats.
+    reader_kwargs: dict[str, Any] = {"relative_timestamp": False} if suffix == ".asc" else {}
+    one_based = suffix == ".trc"  # TRC numbers channels from 1, BLF/ASC readers from 0
+    if path.suffix.lower() == ".blf":
+        yield from _read_blf(path, channel_index, size, progress, cancel, batch_frames)
+        return
+    try:
+        reader = can.LogReader(str(path), **reader_kwargs)
+    except Exception as exc:
+        raise TraceFileError(f"{path}: cannot open: {exc}", hint="check the file") from exc
+    total = 0
+    try:
+        iterator = iter(reader)
+        while True:
+            if cancel is not None and cancel.is_set():
+                return
+            try:
+                rows = list(map(_GET, itertools.islice(iterator, batch_frames)))
+            except Exception as exc:
+                raise TraceFileError(
+                    f"{path}: malformed log after {total} frames: {exc}",
+                    hint="the file may be truncated or not of the format its name says",
+                ) from exc
+            if not rows:
+                return
+            total += len(rows)
+            yield _batch_from_rows(rows, channel_index)
+            if progress is not None:
+                pos = _file_position(reader)
+                progress(total, min(pos / size, 1.0) if size and pos else 0.0)
+    finally:
+        stop = getattr(reader, "stop", None)
+        if stop is not None:
+            stop()
+
+
+# --- fast BLF ------------------------------------------------------------------------------
+# BLF layout (as python-can's BLFReader reads it): a file header, then LOBJ objects; LOG_CONTAINER
+# objects hold zlib-compressed runs of further LOBJ objects (CAN messages), which may straddle
+# container boundaries. python-can builds a Message per frame (and a Decimal per timestamp);
+# here one Python step per object only walks the headers, and the CAN fields of classic frames
+# (the bulk of any trace) are gathered for all objects at once with numpy.
+_OBJ_BASE = struct.Struct("<4sHHLL")
+_CAN_FD = struct.Struct("<HBBLLBBB5x64s")
+_CAN_FD64 = struct.Struct("<BBBBLLLLLLLHBBL")
+_CAN_ERR = struct.Struct("<HHLBBBxLLH2x8s")
+_LOG_CONTAINER = struct.Struct("<H6xL4x")
+_T_CAN, _T_CONTAINER, _T_ERR, _T_CAN2, _T_FD, _T_FD64 = 1, 10, 73, 86, 100, 101
+_FD_LEN = (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64)
+
+
+def _u(arr: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
+    """Little-endian unsigned ints of `width` bytes at `offsets` in the uint8 array `arr`."""
+    idx = offsets[:, None] + np.arange(width)
+    return arr[idx].copy().view(f"<u{width}").reshape(-1)
+
+
+def _parse_blf_objects(buf: bytes, start_ts: float) -> tuple[list[tuple[Any, ...]], int]:
+    """Column arrays for the frames in `buf`; returns (parts, bytes consumed)."""
+    find = buf.find
+    unpack = _OBJ_BASE.unpack_from
+    n = len(buf)
+    pos = 0
+    positions: list[int] = []
+    versions: list[int] = []
+    types: list[int] = []
+    while True:
+        found = find(b"LOBJ", pos, pos + 8)
+        if found < 0:
+            if pos + 8 > n:
+                break
+            raise TraceFileError("BLF: object signature not found (file damaged)")
+        if found + 16 > n:
+            break
+        _sig, _hsize, hver, osize, otype = unpack(buf, found)
+        if found + osize > n:
+            break
+        positions.append(found)
+        versions.append(hver)
+        types.append(otype)
+        pos = found + osize
+    consumed = pos
+    if not positions:
+        return [], consumed
+    arr = np.frombuffer(buf, np.uint8)
+    p = np.asarray(positions, np.int64)
+    t = np.asarray(types, np.int64)
+    v = np.asarray(versions, np.int64)
+    frame_mask = np.isin(t, (_T_CAN, _T_CAN2, _T_FD, _T_FD64, _T_ERR)) & ((v == 1) | (v == 2))
+    p, t, v = p[frame_mask], t[frame_mask], v[frame_mask]
+    m = p.shape[0]
+    if m == 0:
+        return [], consumed
+    tflags = _u(arr, p + 16, 4)
+    traw = _u(arr, p + 24, 8).astype(np.float64)
+    ts = np.where(tflags == 1, traw * 1e-5, traw * 1e-9) + start_ts
+    body = p + np.where(v == 1, 32, 40)
+    ids = np.zeros(m, np.uint32)
+    flags = np.zeros(m, np.uint16)
+    length = np.zeros(m, np.uint8)
+    chan = np.zeros(m, np.int64)
+    data = np.zeros((m, 8), np.uint8)
+    ext: dict[int, bytes] = {}
+    classic = np.nonzero((t == _T_CAN) | (t == _T_CAN2))[0]
+    if classic.shape[0]:
+        b = body[classic]
+        raw_id = _u(arr, b + 4, 4)
+        mflags = arr[b + 2]
+        dlc = arr[b + 3]
+        ids[classic] = raw_id & 0x1FFFFFFF
+        flags[classic] = (
+            ((raw_id >> 31) & 1) * FLAG_EXTENDED
+            | ((mflags & 0x80) != 0) * FLAG_REMOTE
+            | (mflags & 0x01) * FLAG_TX
+        ).astype(np.uint16)
+        length[classic] = np.minimum(dlc, 8)
+        chan[classic] = _u(arr, b, 2).astype(np.int64) - 1
+        data[classic] = arr[b[:, None] + 8 + np.arange(8)]
+        rtr = (mflags & 0x80) != 0
+        if rtr.any():  # remote frames keep their DLC but carry no data
+            length[classic[rtr]] = dlc[rtr]
+            data[classic[rtr]] = 0
+        short = ~rtr & (dlc < 8)
+        if short.any():
+            rows = classic[short]
+            cols = np.arange(8)[None, :] >= dlc[short][:, None]
+            block = data[rows]
+            block[cols] = 0
+            data[rows] = block
+    for j in np.nonzero(~((t == _T_CAN) | (t == _T_CAN2)))[0].tolist():
+        off = int(body[j])
+        kind = int(t[j])
+        if kind == _T_FD:
+            ch, mfl, dlc_code, cid, _fl, _bc, fdf, valid, payload = _CAN_FD.unpack_from(buf, off)
+            payload = payload[:valid]
+            fl = (FLAG_FD if fdf & 1 else 0) | (FLAG_BRS if fdf & 2 else 0)
+            fl |= (FLAG_ESI if fdf & 4 else 0) | (FLAG_REMOTE if mfl & 0x80 else 0)
+            fl |= FLAG_TX if mfl & 1 else 0
+            dl = _FD_LEN[dlc_code & 0xF]
+        elif kind == _T_FD64:
+            fields = _CAN_FD64.unpack_from(buf, off)
+            ch, dlc_code, valid, cid, fdf, direction, ext_off = (
+                fields[0],
+                fields[1],
+                fields[2],
+                fields[4],
+                fields[6],
+                fields[12],
+                fields[13],
+            )
+            start = off + _CAN_FD64.size
+            osize = _OBJ_BASE.unpack_from(buf, int(p[j]))[3]
+            hsize = _OBJ_BASE.unpack_from(buf, int(p[j]))[1]
+            avail = (ext_off or osize) - hsize - _CAN_FD64.size
+            payload = bytes(buf[start : start + min(valid, avail)]).ljust(valid, b"\x00")
+            fl = (FLAG_FD if fdf & 0x1000 else 0) | (FLAG_BRS if fdf & 0x2000 else 0)
+            fl |= (FLAG_ESI if fdf & 0x4000 else 0) | (FLAG_REMOTE if fdf & 0x10 else 0)
+            fl |= FLAG_TX if direction else 0
+            dl = _FD_LEN[dlc_code & 0xF]
+        else:
+            ch, _l, _f, _e, _p, dlc_code, _fl, cid, _fx, payload = _CAN_ERR.unpack_from(buf, off)
+            payload = payload[:dlc_code]
+            fl = FLAG_ERROR
+            dl = dlc_code
+        ids[j] = cid & 0x1FFFFFFF
+        fl |= FLAG_EXTENDED if cid & 0x80000000 else 0
+        flags[j] = fl
+        length[j] = dl if fl & FLAG_REMOTE else len(payload)
+        chan[j] = ch - 1
+        if not fl & FLAG_REMOTE:
+            data[j, : min(8, len(payload))] = np.frombuffer(payload[:8], np.uint8)
+            if len(payload) > 8:
+                ext[j] = bytes(payload[8:])
+    return [(ts, ids, flags, length, chan, data, ext)], consumed
+
+
+def _read_blf(
+    path: Path,
+    channel_index: Callable[[Any], int],
+    size: int,
+    progress: Callable[[int, float], None] | None,
+    cancel: threading.Event | None,
+    batch_frames: int,
+) -> Iterator[FrameBatch]:
+    from can.io.blf import FILE_HEADER_STRUCT, systemtime_to_timestamp
+
+    parts: list[tuple[Any, ...]] = []
+    pending = 0
+    total = 0
+
+    def flush() -> FrameBatch:
+        ts = np.concatenate([q[0] for q in parts])
+        chans = np.concatenate([q[4] for q in parts])
+        uniq, inverse = np.unique(chans, return_inverse=True)
+        lut = np.array([channel_index(int(c)) for c in uniq], np.uint8)
+        ext: dict[int, bytes] = {}
+        offset = 0
+        for q in parts:
+            for k, tail in q[6].items():
+                ext[offset + k] = tail
+            offset += q[0].shape[0]
+        return FrameBatch(
+            ts,
+            np.concatenate([q[1] for q in parts]),
+            np.concatenate([q[2] for q in parts]),
+            np.concatenate([q[3] for q in parts]),
+            lut[inverse.reshape(-1)],
+            np.concatenate([q[5] for q in parts]),
+            ext,
+        )
+
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise TraceFileError(f"{path}: cannot open: {exc}") from exc
+    with fh:
+        head = fh.read(FILE_HEADER_STRUCT.size)
+        try:
+            header = FILE_HEADER_STRUCT.unpack(head)
+        except struct.error:
+            header = (b"",)
+        if header[0] != b"LOGG":
+            raise TraceFileError(f"{path}: not a BLF file", hint="the file header is not LOGG")
+        start_ts = systemtime_to_timestamp(header[14:22])
+        fh.read(header[1] - FILE_HEADER_STRUCT.size)
+        tail = b""
+        while True:
+            if cancel is not None and cancel.is_set():
+                return
+            base = fh.read(_OBJ_BASE.size)
+            if len(base) < _OBJ_BASE.size:
+                break
+            sig, _hs, _hv, osize, otype = _OBJ_BASE.unpack(base)
+            if sig != b"LOBJ":
+                raise TraceFileError(f"{path}: damaged BLF object at byte {fh.tell() - 16}")
+            obj = fh.read(osize - _OBJ_BASE.size)
+            fh.read(osize % 4)
+            if otype != _T_CONTAINER:
+                continue
+            method, _ = _LOG_CONTAINER.unpack_from(obj)
+            payload = obj[_LOG_CONTAINER.size :]
+            if method == 2:
+                try:
+                    payload = zlib.decompress(payload)
+                except zlib.error as exc:
+                    raise TraceFileError(f"{path}: damaged BLF container: {exc}") from exc
+            elif method != 0:
+                log.warning("%s: unknown BLF compression %d skipped", path, method)
+                continue
+            buf = tail + payload if tail else payload
+            new_parts, consumed = _parse_blf_objects(buf, start_ts)
+            tail = buf[consumed:]
+            for part in new_parts:
+                parts.append(part)
+                pending += part[0].shape[0]
+            if pending >= batch_frames:
+                total += pending
+                yield flush()
+                parts.clear()
+                pending = 0
+                if progress is not None:
+                    progress(total, min(fh.tell() / size, 1.0) if size else 0.0)
+    if pending:
+        total += pending
+        yield flush()
+        if progress is not None:
+            progress(total, 1.0)
+
+
+def _file_position(reader: Any) -> int:
+    fh = getattr(reader, "file", None)
+    try:
+        return int(fh.tell()) if fh is not None else 0
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
+def write_log(
+    path: Path | str,
+    messages: Iterable[can.Message],
+    *,
+    progress: Callable[[int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> int:
+    """Write messages to a log file (format from the suffix); returns frames written.
+
+    Raises TraceFileError when the file cannot be written (MF4 needs asammdf).
+    """
+    path = Path(path)
+    _check_suffix(path)
+    count = 0
+    try:
+        writer = can.Logger(str(path))
+    except Exception as exc:
+        raise TraceFileError(
+            f"{path}: cannot create {FORMATS[path.suffix.lower()]} file: {exc}",
+            hint="check the folder is writable (MF4 also needs asammdf installed)",
+        ) from exc
+    try:
+        for msg in messages:
+            if cancel is not None and cancel.is_set():
+                break
+            writer.on_message_received(msg)
+            count += 1
+            if progress is not None and count % 50_000 == 0:
+                progress(count)
+    except Exception as exc:
+        raise TraceFileError(f"{path}: write failed after {count} frames: {exc}") from exc
+    finally:
+        writer.stop()
+    return count
+
+
+class RotatingRecorder(can.Listener):  # type: ignore[misc]
+    """Records live frames to `base_path` with rotation when a file reaches `max_bytes`.
+
+    Thread-safe: several Notifier threads (one per channel) may call `on_message_received`.
+    """
+
+    def __init__(self, base_path: Path | str, max_bytes: int = 100 * 1024 * 1024) -> None:
+        path = Path(base_path)
+        _check_suffix(path)
+        self._lock = threading.Lock()
+        try:
+            self._logger = can.SizedRotatingLogger(str(path), max_bytes=max_bytes)
+        except Exception as exc:
+            raise TraceFileError(f"{path}: cannot start recording: {exc}") from exc
+        self.frames = 0
+        self._stopped = False
+
+    def on_message_received(self, msg: can.Message) -> None:
+        """Write one frame (Notifier thread)."""
+        with self._lock:
+            if not self._stopped:
+                self._logger.on_message_received(msg)
+                self.frames += 1
+
+    def stop(self) -> None:
+        """Flush and close the current file (idempotent)."""
+        with self._lock:
+            if not self._stopped:
+                self._stopped = True
+                self._logger.stop()

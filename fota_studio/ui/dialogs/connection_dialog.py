@@ -1,0 +1,141 @@
+"""Connection dialog of the trace: detected adapters plus manual interface/channel/bitrate entry.
+
+Detection (`detect_configs`, up to a few seconds) runs on a plain worker thread and is polled by
+a QTimer so the dialog never blocks. `settings()` returns the `BusSettings` to open. GUI thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import can
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QVBoxLayout,
+)
+
+from fota_studio.protocols.bus import BusSettings, detect_configs
+
+BITRATES_BPS = (125_000, 250_000, 500_000, 1_000_000)
+DATA_BITRATES_BPS = (1_000_000, 2_000_000, 4_000_000, 5_000_000, 8_000_000)
+
+
+def _detect_into(found: list[dict[str, Any]], done: threading.Event) -> None:
+    found.extend(detect_configs())
+    done.set()
+
+
+class ConnectionDialog(QDialog):
+    """Pick an adapter (detected or typed in) and its bus settings."""
+
+    def __init__(self, parent=None, *, detect: bool = True) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Connect CAN channel")
+        self._found: list[dict[str, Any]] = []
+        self._done = threading.Event()
+
+        self.detected = QListWidget()
+        self.detected.currentItemChanged.connect(self._on_detected_current_item_changed)
+        self.status = QLabel("Detecting adapters…" if detect else "")
+        self.interface = QComboBox()
+        self.interface.setEditable(True)
+        self.interface.addItems(sorted(can.interfaces.VALID_INTERFACES))
+        self.interface.setCurrentText("virtual")
+        self.channel = QLineEdit("CAN1")
+        self.name = QLineEdit("")
+        self.name.setPlaceholderText("display name (default interface:channel)")
+        self.bitrate = QComboBox()
+        self.bitrate.setEditable(True)
+        for b in BITRATES_BPS:
+            self.bitrate.addItem(str(b))
+        self.bitrate.setCurrentText("500000")
+        self.fd = QCheckBox("CAN FD")
+        self.data_bitrate = QComboBox()
+        self.data_bitrate.setEditable(True)
+        for b in DATA_BITRATES_BPS:
+            self.data_bitrate.addItem(str(b))
+        self.data_bitrate.setCurrentText("2000000")
+        self.data_bitrate.setEnabled(False)
+        self.fd.toggled.connect(self.data_bitrate.setEnabled)
+        self.listen_only = QCheckBox("Listen only (no ACK, no Tx)")
+
+        form = QFormLayout()
+        form.addRow("Interface", self.interface)
+        form.addRow("Channel", self.channel)
+        form.addRow("Name", self.name)
+        form.addRow("Bitrate (bit/s)", self.bitrate)
+        form.addRow("", self.fd)
+        form.addRow("Data bitrate (bit/s)", self.data_bitrate)
+        form.addRow("", self.listen_only)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Detected adapters"))
+        layout.addWidget(self.detected)
+        layout.addWidget(self.status)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+        self._poll = QTimer(self)
+        self._poll.setInterval(100)
+        self._poll.timeout.connect(self._on_poll_timeout)
+        if detect:
+            # A daemon thread: detection cannot be cancelled, and must not keep the app alive.
+            # It only touches plain Python objects (the dialog may be gone when it finishes).
+            found, done = self._found, self._done
+            threading.Thread(
+                target=_detect_into, args=(found, done), name="can-detect-ui", daemon=True
+            ).start()
+            self._poll.start()
+
+    def _on_poll_timeout(self) -> None:
+        if not self._done.is_set():
+            return
+        self._poll.stop()
+        for cfg in self._found:
+            item = QListWidgetItem(f"{cfg['interface']}: {cfg['channel']}")
+            item.setData(256, cfg)
+            self.detected.addItem(item)
+        self.status.setText(f"{len(self._found)} adapter channel(s) found")
+
+    def _on_detected_current_item_changed(self, item: QListWidgetItem | None, _prev=None) -> None:
+        if item is None:
+            return
+        cfg = item.data(256)
+        self.interface.setCurrentText(str(cfg["interface"]))
+        self.channel.setText(str(cfg["channel"]))
+
+    def display_name(self) -> str:
+        """The name the channel gets in the trace."""
+        return self.name.text().strip() or f"{self.interface.currentText()}:{self.channel.text()}"
+
+    def settings(self) -> BusSettings:
+        """The chosen settings (bitrates that do not parse fall back to the defaults)."""
+
+        def num(text: str, default: int) -> int:
+            try:
+                return int(float(text.replace("k", "e3").replace("M", "e6")))
+            except ValueError:
+                return default
+
+        return BusSettings(
+            interface=self.interface.currentText().strip(),
+            channel=self.channel.text().strip(),
+            bitrate_bps=num(self.bitrate.currentText(), 500_000),
+            fd=self.fd.isChecked(),
+            data_bitrate_bps=num(self.data_bitrate.currentText(), 2_000_000),
+            listen_only=self.listen_only.isChecked(),
+        )

@@ -1,0 +1,458 @@
+"""Qt table models over the columnar trace store: the live frame table and the "by ID" table.
+
+`TraceModel` shows the frames of a `TraceStore` (all, or the sequence numbers a filter
+selected). Frames enter only through `ingest(batch)`, called by the panel's ~50 ms timer: ONE
+beginInsertRows/endInsertRows per batch, and one beginRemoveRows per dropped chunk of the
+oldest frames. Paused, the store keeps growing but the model does not insert (the panel shows
+"N new frames"). Decoded text is computed lazily for the rows the view asks for and cached by
+sequence number. `ByIdModel` summarises the store per identifier, recomputed with numpy on
+demand. GUI thread only.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor, QFont
+
+from fota_studio.engine.trace_store import (
+    FLAG_BRS,
+    FLAG_ERROR,
+    FLAG_ESI,
+    FLAG_EXTENDED,
+    FLAG_FD,
+    FLAG_REMOTE,
+    FLAG_TX,
+    FrameBatch,
+    TraceFilter,
+    TraceStore,
+)
+from fota_studio.protocols.decode import Decoder
+
+COLUMNS = ("Time", "Chan", "Dir", "ID", "Type", "DLC", "Data", "Decoded")
+COL_TIME, COL_CHAN, COL_DIR, COL_ID, COL_TYPE, COL_DLC, COL_DATA, COL_DECODED = range(8)
+TIME_MODES = ("absolute", "relative", "delta")
+DECODE_CACHE_ROWS = 20_000
+ROW_CACHE_ROWS = 4_000
+TEXT_SEARCH_MAX_ROWS = 500_000
+"""Free-text search decodes every candidate row; beyond this many it searches the newest ones."""
+
+_Index = QModelIndex | QPersistentModelIndex
+_DISPLAY = Qt.ItemDataRole.DisplayRole
+_FONT = Qt.ItemDataRole.FontRole
+_BACKGROUND = Qt.ItemDataRole.BackgroundRole
+_ALIGN = Qt.ItemDataRole.TextAlignmentRole
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+
+def id_text(can_id: int, extended: bool) -> str:
+    """`7E8` for 11-bit, `18DA11F1x` for 29-bit identifiers (the trailing x marks 29-bit)."""
+    return f"{can_id:08X}x" if extended else f"{can_id:03X}"
+
+
+def type_text(flags: int) -> str:
+    """data / remote / error / FD, with BRS and ESI."""
+    if flags & FLAG_ERROR:
+        return "error"
+    if flags & FLAG_REMOTE:
+        return "remote"
+    if flags & FLAG_FD:
+        return "FD" + (" BRS" if flags & FLAG_BRS else "") + (" ESI" if flags & FLAG_ESI else "")
+    return "data"
+
+
+@dataclass
+class ViewFilter:
+    """What the table shows: the vectorised store filter plus protocol and text criteria."""
+
+    frames: TraceFilter = field(default_factory=TraceFilter)
+    protocols: frozenset[str] = frozenset()
+    text: str = ""
+
+    def is_empty(self) -> bool:
+        """True when every frame is shown."""
+        return self.frames.is_empty() and not self.protocols and not self.text
+
+
+class TraceModel(QAbstractTableModel):
+    """The live trace table (see module docstring)."""
+
+    def __init__(self, store: TraceStore, decoder: Decoder | None = None, parent=None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.decoder = decoder or Decoder()
+        self.time_mode = "absolute"
+        self._paused = False
+        self._shown_end = store.end_seq  # frames [first_seq, _shown_end) are visible (no filter)
+        self._view: np.ndarray | None = None  # seqs shown when filtered
+        self._filter = ViewFilter()
+        self._decoded: OrderedDict[int, str] = OrderedDict()
+        self._rows: OrderedDict[int, tuple] = OrderedDict()
+        self._t0: float | None = None
+        self._mono = QFont("monospace")
+        self._mono.setStyleHint(QFont.StyleHint.Monospace)
+        self._tx_brush = QColor(230, 240, 255)
+        self._err_brush = QColor(255, 225, 225)
+
+    # -- Qt model API ---------------------------------------------------------------------
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        if parent.isValid():
+            return 0
+        if self._view is not None:
+            return int(self._view.shape[0])
+        return max(0, self._shown_end - self.store.first_seq)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def seq_at(self, row: int) -> int:
+        """Store sequence number of a table row."""
+        if self._view is not None:
+            return int(self._view[row])
+        return self.store.first_seq + row
+
+    def row_of_seq(self, seq: int) -> int | None:
+        """Table row showing `seq`, or None when filtered out / not shown."""
+        if self._view is not None:
+            i = int(np.searchsorted(self._view, seq))
+            return i if i < self._view.shape[0] and int(self._view[i]) == seq else None
+        row = seq - self.store.first_seq
+        return row if 0 <= row < self.rowCount() else None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        row, col = index.row(), index.column()
+        if row >= self.rowCount():
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._row(self.seq_at(row))[col]
+        if role == Qt.ItemDataRole.FontRole and col in (COL_ID, COL_DATA):
+            return self._mono
+        if role == Qt.ItemDataRole.BackgroundRole:
+            flags = self._row(self.seq_at(row))[-1]
+            if flags & FLAG_ERROR:
+                return self._err_brush
+            if flags & FLAG_TX:
+                return self._tx_brush
+            return None
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_TIME, COL_DLC):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def multiData(self, index: _Index, span) -> None:
+        """All roles of one cell in ONE Python call (Qt 6's item delegates ask for ~8 roles per
+        cell; per-role `data()` calls each re-acquire the GIL, which stalls painting while the
+        Notifier threads run)."""
+        if not index.isValid():
+            return
+        row, col = index.row(), index.column()
+        if row >= self.rowCount():
+            return
+        cells = self._row(self.seq_at(row))
+        for role_data in span:
+            role = role_data.role()
+            if role == _DISPLAY:
+                role_data.setData(cells[col])
+            elif role == _FONT and col in (COL_ID, COL_DATA):
+                role_data.setData(self._mono)
+            elif role == _BACKGROUND:
+                flags = cells[-1]
+                if flags & FLAG_ERROR:
+                    role_data.setData(self._err_brush)
+                elif flags & FLAG_TX:
+                    role_data.setData(self._tx_brush)
+            elif role == _ALIGN and col in (COL_TIME, COL_DLC):
+                role_data.setData(_RIGHT)
+
+    def _row(self, seq: int) -> tuple:
+        """All display strings of one frame (+ flags), cached: one store lookup per row."""
+        row = self._rows.get(seq)
+        if row is not None:
+            return row
+        rec = self.store.record(seq)
+        if self.time_mode == "delta":
+            time_text = f"{self.store.delta(seq) * 1000:.3f} ms"
+        elif self.time_mode == "relative":
+            t0 = self._t0 if self._t0 is not None else rec.timestamp
+            time_text = f"{rec.timestamp - t0:.6f}"
+        else:
+            time_text = f"{rec.timestamp:.6f}"
+        names = self.store.channel_names
+        row = (
+            time_text,
+            names[rec.channel] if rec.channel < len(names) else str(rec.channel),
+            "Tx" if rec.flags & FLAG_TX else "Rx",
+            id_text(rec.arbitration_id, bool(rec.flags & FLAG_EXTENDED)),
+            type_text(rec.flags),
+            str(rec.length),
+            rec.data.hex(" ").upper(),
+            self.decoded(seq),
+            rec.flags,
+        )
+        self._rows[seq] = row
+        if len(self._rows) > ROW_CACHE_ROWS:
+            self._rows.popitem(last=False)
+        return row
+
+    def decoded(self, seq: int) -> str:
+        """Decoded text of one frame, cached by sequence number (lazy: visible rows only)."""
+        text = self._decoded.get(seq)
+        if text is None:
+            rec = self.store.record(seq)
+            if rec.flags & (FLAG_ERROR | FLAG_REMOTE):
+                text = ""
+            else:
+                try:
+                    text = self.decoder.describe_frame(
+                        rec.arbitration_id, bool(rec.flags & FLAG_EXTENDED), rec.data
+                    )
+                except Exception as exc:  # a decoder bug must never break painting
+                    text = f"(decode error: {exc})"
+            self._decoded[seq] = text
+            if len(self._decoded) > DECODE_CACHE_ROWS:
+                self._decoded.popitem(last=False)
+        return text
+
+    # -- live updates -----------------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        """True while the view is frozen (capture continues into the store)."""
+        return self._paused
+
+    def pending_rows(self) -> int:
+        """Frames in the store not shown yet because the view is paused."""
+        return max(0, self.store.end_seq - self._shown_end)
+
+    def set_paused(self, paused: bool) -> None:
+        """Pause / resume; resuming shows everything that arrived meanwhile in one insert."""
+        if paused == self._paused:
+            return
+        self._paused = paused
+        if not paused:
+            self._show_new(self.store.end_seq)
+
+    def ingest(self, batch: FrameBatch) -> None:
+        """Append a drained batch: trim the oldest chunks if needed, then one insert."""
+        n = len(batch)
+        if n == 0:
+            return
+        drop = self.store.frames_to_drop(n)
+        if drop:
+            self._drop_oldest(drop)
+        if self._t0 is None:
+            self._t0 = float(batch.timestamp[0])
+        self.store.append_batch(batch)
+        if not self._paused:
+            self._show_new(self.store.end_seq)
+
+    def _drop_oldest(self, frames: int) -> None:
+        first = self.store.first_seq
+        cut = first + frames
+        if self._view is not None:
+            k = int(np.searchsorted(self._view, cut))
+            if k:
+                self.beginRemoveRows(QModelIndex(), 0, k - 1)
+                self._view = self._view[k:]
+                self.store.drop_oldest(frames)
+                self.endRemoveRows()
+            else:
+                self.store.drop_oldest(frames)
+        else:
+            k = max(0, min(cut, self._shown_end) - first)
+            if k:
+                self.beginRemoveRows(QModelIndex(), 0, k - 1)
+                self.store.drop_oldest(frames)
+                self.endRemoveRows()
+            else:
+                self.store.drop_oldest(frames)
+            self._shown_end = max(self._shown_end, self.store.first_seq)
+        for cache in (self._decoded, self._rows):
+            for seq in [s for s in cache if s < cut]:
+                del cache[seq]
+
+    def _show_new(self, end: int) -> None:
+        start = max(self._shown_end, self.store.first_seq)
+        if end <= start:
+            self._shown_end = max(self._shown_end, end)
+            return
+        if self._view is None:
+            rows = self.rowCount()
+            self.beginInsertRows(QModelIndex(), rows, rows + (end - start) - 1)
+            self._shown_end = end
+            self.endInsertRows()
+            return
+        new = self._select(start, end)
+        self._shown_end = end
+        if new.shape[0]:
+            rows = self.rowCount()
+            self.beginInsertRows(QModelIndex(), rows, rows + int(new.shape[0]) - 1)
+            self._view = np.concatenate([self._view, new])
+            self.endInsertRows()
+
+    # -- filtering --------------------------------------------------------------------------
+    @property
+    def view_filter(self) -> ViewFilter:
+        """The active filter."""
+        return self._filter
+
+    def set_filter(self, flt: ViewFilter) -> None:
+        """Apply a filter to the whole store (one model reset)."""
+        self.beginResetModel()
+        self._filter = flt
+        if flt.is_empty():
+            self._view = None
+        else:
+            self._view = self._select(self.store.first_seq, self._shown_end)
+        self.endResetModel()
+
+    def _select(self, start: int, end: int) -> np.ndarray:
+        """Seqs in [start, end) passing the filter: columns first (numpy), then text."""
+        flt = self._filter
+        seqs = self.store.filter(flt.frames, start, end)
+        if flt.protocols and seqs.shape[0]:
+            start = max(start, self.store.first_seq)
+            ids = self.store.column("ids", start, end)
+            flags = self.store.column("flags", start, end)
+            local = seqs - start
+            mask = self.decoder.protocol_mask(ids[local], flags[local], flt.protocols)
+            if "UDS" in flt.protocols and "ISO-TP" not in flt.protocols:
+                # UDS vs plain ISO-TP needs the payload: refine per frame (diagnostic IDs only)
+                for j in np.nonzero(mask)[0]:
+                    rec = self.store.record(int(seqs[j]))
+                    ext = bool(rec.flags & FLAG_EXTENDED)
+                    if self.decoder.protocol(rec.arbitration_id, ext, rec.data) != "UDS":
+                        mask[j] = False
+            seqs = seqs[mask]
+        if flt.text and seqs.shape[0]:
+            needle = flt.text.lower()
+            seqs = seqs[-TEXT_SEARCH_MAX_ROWS:]
+            keep = np.fromiter(
+                (needle in self.decoded(int(s)).lower() for s in seqs), np.bool_, seqs.shape[0]
+            )
+            seqs = seqs[keep]
+        return seqs.astype(np.int64)
+
+    # -- misc -------------------------------------------------------------------------------
+    def invalidate_decoding(self) -> None:
+        """Forget cached decoded text (after loading an EDS/DBC or adding ISO-TP pairs)."""
+        self._decoded.clear()
+        self._rows.clear()
+        if self.rowCount():
+            self.dataChanged.emit(
+                self.index(0, COL_DECODED), self.index(self.rowCount() - 1, COL_DECODED)
+            )
+
+    def set_time_mode(self, mode: str) -> None:
+        """absolute / relative (to the first frame) / delta (per ID)."""
+        if mode not in TIME_MODES:
+            raise ValueError(f"unknown time mode {mode}")
+        self.time_mode = mode
+        self._rows.clear()
+        if self.rowCount():
+            self.dataChanged.emit(
+                self.index(0, COL_TIME), self.index(self.rowCount() - 1, COL_TIME)
+            )
+
+    def clear(self) -> None:
+        """Forget every frame (store included)."""
+        self.beginResetModel()
+        self.store.clear()
+        self._shown_end = self.store.end_seq
+        self._view = None if self._filter.is_empty() else np.empty(0, np.int64)
+        self._decoded.clear()
+        self._rows.clear()
+        self._t0 = None
+        self.endResetModel()
+
+    def visible_seqs(self) -> np.ndarray:
+        """Sequence numbers of every row (for "save filtered selection")."""
+        if self._view is not None:
+            return self._view.copy()
+        return np.arange(self.store.first_seq, self._shown_end, dtype=np.int64)
+
+
+BYID_COLUMNS = ("ID", "Chan", "Count", "Period mean ms", "min ms", "max ms", "Last data")
+
+
+class ByIdModel(QAbstractTableModel):
+    """One row per (ID, channel): count, period statistics, last data (changed bytes marked
+    with *). Call `refresh()` from a timer while visible; it is vectorised over the store."""
+
+    def __init__(self, store: TraceStore, parent=None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self._rows: list[tuple[str, str, int, float, float, float, str]] = []
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(BYID_COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return BYID_COLUMNS[section]
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
+            return None
+        value = self._rows[index.row()][index.column()]
+        if isinstance(value, float):
+            return f"{value:.2f}"
+        return str(value)
+
+    def refresh(self) -> None:
+        """Recompute the per-ID table from the store (numpy group-by)."""
+        store = self.store
+        ids = store.column("ids").astype(np.uint64)
+        flags = store.column("flags")
+        chans = store.column("channel").astype(np.uint64)
+        ts = store.column("ts")
+        key = ids | ((flags & FLAG_EXTENDED).astype(np.uint64) << 32) | (chans << 40)
+        rows: list[tuple[str, str, int, float, float, float, str]] = []
+        if key.shape[0]:
+            order = np.argsort(key, kind="stable")
+            skey = key[order]
+            bounds = np.nonzero(np.diff(skey))[0] + 1
+            starts = np.concatenate([[0], bounds])
+            ends = np.concatenate([bounds, [skey.shape[0]]])
+            sts = ts[order]
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+                k = int(skey[a])
+                count = b - a
+                periods = np.diff(sts[a:b]) * 1000.0
+                mean = float(periods.mean()) if count > 1 else 0.0
+                pmin = float(periods.min()) if count > 1 else 0.0
+                pmax = float(periods.max()) if count > 1 else 0.0
+                last = store.record(store.first_seq + int(order[b - 1]))
+                prev = store.record(store.first_seq + int(order[b - 2])) if count > 1 else last
+                data = " ".join(
+                    f"{x:02X}" + ("*" if i < len(prev.data) and prev.data[i] != x else "")
+                    for i, x in enumerate(last.data)
+                )
+                chan = (k >> 40) & 0xFF
+                names = store.channel_names
+                rows.append(
+                    (
+                        id_text(k & 0xFFFFFFFF, bool((k >> 32) & 1)),
+                        names[chan] if chan < len(names) else str(chan),
+                        count,
+                        mean,
+                        pmin,
+                        pmax,
+                        data,
+                    )
+                )
+        self.beginResetModel()
+        self._rows = rows
+        self.endResetModel()
