@@ -1,35 +1,77 @@
-"""Composition root of the GUI: logging, settings, workspace, Engine, QApplication, MainWindow.
+"""Composition root of the GUI: logging, settings, workspace, QApplication, MainWindow.
 
 Runs on the main thread (which becomes the Qt GUI thread). The CLI imports this module lazily,
-so headless commands never load Qt.
+so headless commands never load Qt. This is the one place that decides how things are wired:
+which settings file, which workspace (seeded with demo data when new), which panels the main
+window gets, and what the window does when the user opens another workspace.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
 from fota_studio import __version__
+from fota_studio.core.errors import FotaError
 from fota_studio.infra import demo
+from fota_studio.infra.logsetup import setup_logging
 from fota_studio.infra.paths import resolve_workspace_dir
+from fota_studio.infra.settings import load_settings, save_settings
 from fota_studio.infra.workspace import Workspace
+
+_log = logging.getLogger(__name__)
+
+
+def open_workspace(root: Path) -> Workspace:
+    """Open (creating if needed) a workspace and seed the demo data when it is brand new."""
+    ws = Workspace.open(root)
+    try:
+        demo.ensure_demo(ws)
+    except BaseException:
+        ws.close()
+        raise
+    return ws
 
 
 def run_gui(args: argparse.Namespace) -> int:
     """Open the workspace (seeding demo data when new), show the main window, run Qt."""
-    from fota_studio.ui.main_window import MainWindow
+    from fota_studio.ui.dialogs.error_dialog import show_error
+    from fota_studio.ui.main_window import MainWindow, apply_theme, resource_icon
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    # cli.main already configured logging; this is a no-op then, and a safety net otherwise.
+    setup_logging(getattr(args, "log_level", "INFO") or "INFO")
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("FOTA Studio")
     app.setOrganizationName("FOTA Studio")
     app.setApplicationVersion(__version__)
-    ws = Workspace.open(resolve_workspace_dir(getattr(args, "workspace", None)))
-    demo.ensure_demo(ws)
-    window = MainWindow(ws)
+    app.setWindowIcon(resource_icon("app"))
+
+    settings = load_settings()
+    apply_theme(app, settings.ui.theme)
+    root = resolve_workspace_dir(getattr(args, "workspace", None))
+    try:
+        ws = open_workspace(root)
+    except FotaError as exc:
+        _log.error("cannot open workspace %s: %s", root, exc)
+        show_error(None, "Cannot open the workspace", exc)
+        return 1
+    settings = settings.with_recent_workspace(str(ws.root))
+    try:
+        save_settings(settings)
+    except OSError as exc:
+        _log.warning("cannot save settings: %s", exc)
+
+    window = MainWindow(ws, settings=settings, open_workspace=open_workspace)
+    # Other panels (EA editor, flash, trace, update requests) are added here, one line each:
+    #   window.add_panel("ea", "Electronic Architectures", ArchitecturePanel(ws), tabify_with=...)
     window.show()
+    _log.info("FOTA Studio %s started on workspace %s", __version__, ws.root)
     try:
         return int(app.exec())
     finally:
-        ws.close()
+        window.ws.close()

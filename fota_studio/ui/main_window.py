@@ -1,0 +1,398 @@
+"""The main window: dockable panels, menus, status bar, and the saved window layout.
+
+Panels are `QDockWidget`s with stable object names (`dock_<key>`) so `QSettings` can restore the
+layout; `add_panel()` is the one call other features use to plug a panel in (the View menu lists
+every dock). The layout is restored on the first show (after the composition root has added all
+panels) and saved on close. `closeEvent` asks every panel with `maybe_close()` first and then
+shuts the engine down when one is attached (`window.engine`). File ▸ Open workspace… swaps the
+workspace: every panel with `set_workspace(ws)` is re-pointed and `workspace_changed` is
+emitted. GUI thread only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPalette
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QWidget,
+)
+
+from fota_studio.core.errors import FotaError
+from fota_studio.infra.settings import Settings, load_settings, save_settings
+from fota_studio.infra.workspace import Workspace
+from fota_studio.ui.dialogs.about_dialog import AboutDialog
+from fota_studio.ui.dialogs.error_dialog import show_error
+from fota_studio.ui.dialogs.settings_dialog import SettingsDialog
+from fota_studio.ui.panels.log_panel import LogPanel
+from fota_studio.ui.panels.repository_panel import RepositoryPanel
+
+_log = logging.getLogger(__name__)
+
+ICON_DIR = Path(__file__).resolve().parents[2] / "resources" / "icons"
+LAYOUT_VERSION = 1  # bump when dock object names change, so an old state is not half-applied
+GEOMETRY_KEY = "main_window/geometry"
+STATE_KEY = "main_window/state"
+DEFAULT_SIZE = (1280, 800)
+DEFAULT_LOG_HEIGHT_PX = 170
+
+
+def resource_icon(name: str) -> QIcon:
+    """An SVG icon from resources/icons (an empty icon when missing)."""
+    path = ICON_DIR / f"{name}.svg"
+    return QIcon(str(path)) if path.is_file() else QIcon()
+
+
+def apply_theme(app: QApplication, theme: str) -> None:
+    """Apply "system", "light" or "dark" (Fusion palettes; "system" keeps the platform's)."""
+    if not hasattr(app, "_fota_default_palette"):
+        app._fota_default_palette = QPalette(app.palette())  # type: ignore[attr-defined]
+        app._fota_default_style = app.style().name()  # type: ignore[attr-defined]
+    if theme == "system":
+        app.setStyle(app._fota_default_style)  # type: ignore[attr-defined]
+        app.setPalette(app._fota_default_palette)  # type: ignore[attr-defined]
+        return
+    app.setStyle("Fusion")
+    pal = QPalette()
+    if theme == "dark":
+        base, window, text = QColor(30, 30, 30), QColor(45, 45, 48), QColor(220, 220, 220)
+        pal.setColor(QPalette.ColorRole.Window, window)
+        pal.setColor(QPalette.ColorRole.WindowText, text)
+        pal.setColor(QPalette.ColorRole.Base, base)
+        pal.setColor(QPalette.ColorRole.AlternateBase, window)
+        pal.setColor(QPalette.ColorRole.Text, text)
+        pal.setColor(QPalette.ColorRole.Button, window)
+        pal.setColor(QPalette.ColorRole.ButtonText, text)
+        pal.setColor(QPalette.ColorRole.ToolTipBase, window)
+        pal.setColor(QPalette.ColorRole.ToolTipText, text)
+        pal.setColor(QPalette.ColorRole.Highlight, QColor(38, 110, 180))
+        pal.setColor(QPalette.ColorRole.HighlightedText, QColor(255, 255, 255))
+        pal.setColor(QPalette.ColorRole.PlaceholderText, QColor(140, 140, 140))
+        pal.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor(120, 120, 120))
+        pal.setColor(
+            QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor(120, 120, 120)
+        )
+    app.setPalette(pal)
+
+
+class MainWindow(QMainWindow):
+    """FOTA Studio's main window; `add_panel` plugs feature panels in as docks."""
+
+    workspace_changed = Signal(object)  # the new Workspace
+
+    def __init__(
+        self,
+        ws: Workspace,
+        *,
+        settings: Settings | None = None,
+        settings_path: Path | None = None,
+        qsettings: QSettings | None = None,
+        open_workspace: Callable[[Path], Workspace] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.ws = ws
+        self.engine = None  # set by the composition root once the engine exists
+        self._settings_path = settings_path
+        self.settings = settings if settings is not None else load_settings(settings_path)
+        self._qsettings = qsettings if qsettings is not None else QSettings()
+        self._open_workspace_fn = open_workspace or Workspace.open
+        self._docks: dict[str, QDockWidget] = {}
+        self._layout_restored = False
+        self._closing_done = False
+        # Replaceable for tests: returns a folder or None.
+        self.ask_workspace_dir: Callable[[], Path | None] = self._ask_workspace_dir_dialog
+
+        self.setWindowIcon(resource_icon("app"))
+        self.setDockNestingEnabled(True)
+        self.setDockOptions(
+            QMainWindow.DockOption.AnimatedDocks
+            | QMainWindow.DockOption.AllowTabbedDocks
+            | QMainWindow.DockOption.AllowNestedDocks
+        )
+        self.resize(*DEFAULT_SIZE)
+        self._build_menus()
+        self._build_status_bar()
+
+        self.repository_panel = RepositoryPanel(ws)
+        self.add_panel(
+            "repository",
+            "Software Repositories",
+            self.repository_panel,
+            Qt.DockWidgetArea.LeftDockWidgetArea,
+        )
+        self.log_panel = LogPanel(max_lines=self.settings.ui.log_panel_max_lines)
+        self.add_panel("log", "Log", self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._update_title()
+
+    # -- panels ---------------------------------------------------------------------------------
+
+    def add_panel(
+        self,
+        key: str,
+        title: str,
+        widget: QWidget,
+        area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea,
+        tabify_with: str | None = None,
+    ) -> QDockWidget:
+        """Add `widget` as a dock (object name `dock_<key>`), listed in the View menu."""
+        if key in self._docks:
+            raise ValueError(f"a panel with key {key!r} already exists")
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{key}")
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetClosable
+            | QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        # A panel added after the layout was restored still gets its saved place (Qt kept a
+        # placeholder for the unknown dock name during restoreState); else the given area.
+        if not (self._layout_restored and self.restoreDockWidget(dock)):
+            self.addDockWidget(area, dock)
+            if tabify_with is not None and tabify_with in self._docks:
+                self.tabifyDockWidget(self._docks[tabify_with], dock)
+        self._docks[key] = dock
+        toggle = dock.toggleViewAction()
+        toggle.setText(title)
+        self.view_menu.addAction(toggle)
+        return dock
+
+    def dock(self, key: str) -> QDockWidget:
+        """The dock of panel `key` (KeyError when unknown)."""
+        return self._docks[key]
+
+    def panel(self, key: str) -> QWidget:
+        """The widget of panel `key` (KeyError when unknown)."""
+        return self._docks[key].widget()
+
+    def panel_keys(self) -> list[str]:
+        """Keys of every panel, in the order they were added."""
+        return list(self._docks)
+
+    # -- menus ----------------------------------------------------------------------------------
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.open_workspace_action = QAction(resource_icon("open"), "&Open workspace…", self)
+        self.open_workspace_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.open_workspace_action.triggered.connect(self._on_open_workspace_triggered)
+        file_menu.addAction(self.open_workspace_action)
+        self.recent_menu = file_menu.addMenu("Recent &workspaces")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self._fill_recent_menu()
+        file_menu.addSeparator()
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+
+        self.view_menu = bar.addMenu("&View")
+
+        tools_menu = bar.addMenu("&Tools")
+        self.settings_action = QAction(resource_icon("settings"), "&Settings…", self)
+        self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self.settings_action.triggered.connect(self.open_settings)
+        tools_menu.addAction(self.settings_action)
+
+        help_menu = bar.addMenu("&Help")
+        about = QAction("&About FOTA Studio…", self)
+        about.setMenuRole(QAction.MenuRole.AboutRole)
+        about.triggered.connect(self.show_about)
+        help_menu.addAction(about)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        current = str(self.ws.root)
+        entries = [p for p in self.settings.ui.recent_workspaces if p != current]
+        for path in entries:
+            act = self.recent_menu.addAction(path)
+            act.triggered.connect(lambda _checked=False, p=path: self.open_workspace(Path(p)))
+        self.recent_menu.setEnabled(bool(entries))
+
+    def _build_status_bar(self) -> None:
+        self.workspace_label = QLabel()
+        self.workspace_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.schema_label = QLabel()
+        self.statusBar().addWidget(self.workspace_label, 1)
+        self.statusBar().addPermanentWidget(self.schema_label)
+
+    def _update_title(self) -> None:
+        self.setWindowTitle(f"FOTA Studio — {self.ws.root}")
+        self.workspace_label.setText(f"Workspace: {self.ws.root}")
+        self.schema_label.setText(f"schema v{self.ws.schema_version}")
+
+    # -- workspace ------------------------------------------------------------------------------
+
+    def _ask_workspace_dir_dialog(self) -> Path | None:
+        path = QFileDialog.getExistingDirectory(
+            self, "Open workspace folder", str(self.ws.root.parent)
+        )
+        return Path(path) if path else None
+
+    def _on_open_workspace_triggered(self) -> None:
+        path = self.ask_workspace_dir()
+        if path is not None:
+            self.open_workspace(path)
+
+    def open_workspace(self, path: Path) -> bool:
+        """Switch to the workspace in `path`: panels are re-pointed, the old one is closed."""
+        if Path(path).resolve() == Path(self.ws.root).resolve():
+            return True
+        if self.engine is not None and getattr(self.engine, "busy", False):
+            show_error(
+                self,
+                "Cannot switch workspace",
+                "A job is running.",
+                what_to_do="Wait for it or cancel it first.",
+            )
+            return False
+        if not self._ask_panels_to_close():
+            return False
+        try:
+            new_ws = self._open_workspace_fn(Path(path))
+        except FotaError as exc:
+            show_error(self, "Cannot open the workspace", exc)
+            return False
+        old, self.ws = self.ws, new_ws
+        for dock in self._docks.values():
+            setter = getattr(dock.widget(), "set_workspace", None)
+            if callable(setter):
+                setter(new_ws)
+        self.workspace_changed.emit(new_ws)
+        old.close()
+        self._remember_workspace(new_ws.root)
+        self._update_title()
+        _log.info("opened workspace %s", new_ws.root)
+        return True
+
+    def _remember_workspace(self, root: Path) -> None:
+        self.update_settings(self.settings.with_recent_workspace(str(root)))
+
+    # -- settings, about ------------------------------------------------------------------------
+
+    def update_settings(self, settings: Settings) -> None:
+        """Store new settings, persist them and apply what changed."""
+        old, self.settings = self.settings, settings
+        try:
+            save_settings(settings, self._settings_path)
+        except OSError as exc:
+            _log.warning("cannot save settings: %s", exc)
+        if old.ui.theme != settings.ui.theme:
+            app = QApplication.instance()
+            if app is not None:
+                apply_theme(app, settings.ui.theme)
+        if old.ui.log_panel_max_lines != settings.ui.log_panel_max_lines:
+            self.log_panel.set_max_lines(settings.ui.log_panel_max_lines)
+        self._fill_recent_menu()
+
+    def open_settings(self) -> SettingsDialog:
+        """Open the Settings dialog (non-blocking); OK persists and applies."""
+        dlg = SettingsDialog(self.settings, self)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.accepted.connect(lambda: self.update_settings(dlg.value()))
+        dlg.open()
+        return dlg
+
+    def show_about(self) -> AboutDialog:
+        """Open the About dialog (non-blocking)."""
+        dlg = AboutDialog(self)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.open()
+        return dlg
+
+    # -- layout ---------------------------------------------------------------------------------
+
+    def _saved_state(self) -> QByteArray:
+        value = self._qsettings.value(STATE_KEY)
+        return value if isinstance(value, QByteArray) else QByteArray()
+
+    def restore_layout(self) -> bool:
+        """Restore geometry and dock layout from QSettings; True when a saved layout existed."""
+        self._layout_restored = True
+        geometry = self._qsettings.value(GEOMETRY_KEY)
+        ok = False
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            ok = self.restoreGeometry(geometry)
+        state = self._saved_state()
+        if not state.isEmpty():
+            ok = self.restoreState(state, LAYOUT_VERSION) and ok
+        else:
+            # First start: the log is a strip at the bottom, the work panels get the height.
+            # (after the first layout pass: before it, the docks have no size to trade).
+            QTimer.singleShot(0, self._default_dock_sizes)
+        return ok
+
+    def _default_dock_sizes(self) -> None:
+        # With no central widget Qt hands the spare height to the bottom area; resizing the log
+        # alone is ignored, so size one side dock and the log together.
+        log = self._docks["log"]
+        side = next(
+            (
+                d
+                for d in self._docks.values()
+                if d is not log
+                and d.isVisible()
+                and not d.isFloating()
+                and self.dockWidgetArea(d) != Qt.DockWidgetArea.BottomDockWidgetArea
+            ),
+            None,
+        )
+        if side is None or log.isFloating() or not log.isVisible():
+            return
+        total = log.y() + log.height() - side.y()
+        side_px = max(100, total - DEFAULT_LOG_HEIGHT_PX)
+        self.resizeDocks([side, log], [side_px, DEFAULT_LOG_HEIGHT_PX], Qt.Orientation.Vertical)
+
+    def save_layout(self) -> None:
+        """Write geometry and dock layout to QSettings."""
+        self._qsettings.setValue(GEOMETRY_KEY, self.saveGeometry())
+        self._qsettings.setValue(STATE_KEY, self.saveState(LAYOUT_VERSION))
+        self._qsettings.sync()
+
+    def showEvent(self, event) -> None:
+        """Restore the saved layout on the first show (all panels are added by then)."""
+        if not self._layout_restored:
+            self.restore_layout()
+        super().showEvent(event)
+
+    # -- closing --------------------------------------------------------------------------------
+
+    def _ask_panels_to_close(self) -> bool:
+        for dock in self._docks.values():
+            ask = getattr(dock.widget(), "maybe_close", None)
+            if callable(ask) and not ask():
+                return False
+        return True
+
+    def closeEvent(self, event) -> None:
+        """Ask panels with unsaved changes, stop the engine, save the layout."""
+        if self._closing_done:
+            event.accept()
+            return
+        if not self._ask_panels_to_close():
+            event.ignore()
+            return
+        self.save_layout()
+        if self.engine is not None:
+            try:
+                self.engine.shutdown()
+            except Exception:  # closing must finish even if the engine misbehaves
+                _log.exception("engine shutdown failed")
+        task = self.repository_panel.background_task()
+        if task is not None:
+            # An import writes blob then DB row atomically; waiting keeps the workspace tidy.
+            task.wait(5.0)
+        self.log_panel.timer.stop()
+        self._closing_done = True
+        event.accept()
