@@ -384,6 +384,15 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.save_layout()
+        # Panels that own buses or threads (simulator, trace captures) stop before the engine.
+        for dock in self._docks.values():
+            for hook in ("shutdown", "close_all"):
+                stop = getattr(dock.widget(), hook, None)
+                if callable(stop):
+                    try:
+                        stop()
+                    except Exception:  # closing must finish even if a panel misbehaves
+                        _log.exception("%s.%s failed", type(dock.widget()).__name__, hook)
         if self.engine is not None:
             try:
                 self.engine.shutdown()

@@ -763,6 +763,14 @@ class ArchitecturePanel(QWidget):
 
     # -- model -----------------------------------------------------------------------------
 
+    def set_workspace(self, ws: Workspace) -> None:
+        """Re-point the panel at another workspace (File ▸ Open workspace…); drops edits."""
+        self._ws = ws
+        self._store = EaStore(ws)
+        self._known_repos = self._store.known_repositories()
+        self._current = None
+        self._load_from_store()
+
     def _load_from_store(self) -> None:
         self._working.clear()
         self._stored_name.clear()
