@@ -1,0 +1,304 @@
+"""`fota-studio flash`: flash one ECU from the command line on the same engine as the GUI.
+
+Two ways to say what to flash: from the workspace (`--machine M --ecu E --version V`: machine →
+its EA → the ECU → the Software Repository of the ECU's Brand/Model → that version's image), or
+from files (`--ea FILE --ecu E --firmware FILE`). The adapter comes from `--interface/--channel/
+--bitrate/--data-bitrate/--fd` (default: the workspace setting `default_adapter`, else the
+python-can `virtual` interface); `--simulate` runs the simulated machine in-process on a private
+virtual bus (demo and tests). `--dry-run` prints the plan and touches no bus. Progress (bar,
+rate, ETA) goes to stderr; `--json` prints the flash record on stdout. Every real run stores its
+record and BLF bus log in the workspace. Exit code 0 only when the ECU was flashed and verified.
+Runs on the main thread; the flash itself runs on the engine's worker thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from fota_studio.cli.common import open_workspace
+from fota_studio.core.ea import EcuDefinition, ElectronicArchitecture
+from fota_studio.core.errors import ConfigurationError, FotaError
+from fota_studio.core.events import (
+    EcuBusy,
+    EngineEvent,
+    LogLine,
+    Progress,
+    StepFinished,
+    StepStarted,
+)
+from fota_studio.core.firmware import FirmwareImage, load_image_file
+from fota_studio.core.flash_plan import make_plan
+from fota_studio.engine.engine import Engine
+from fota_studio.engine.flash_job import FlashResult
+from fota_studio.engine.records import save_flash_record
+from fota_studio.infra.workspace import Workspace
+from fota_studio.protocols.bus import BusSettings
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CANCELLED = 3
+DEFAULT_ADAPTER_SETTING = "default_adapter"
+BAR_WIDTH = 30
+
+
+def register(subparsers: Any) -> None:
+    """Add the `flash` command."""
+    p = subparsers.add_parser(
+        "flash",
+        help="flash one ECU (UDS over ISO-TP) and verify it",
+        description="Flash a firmware version into one ECU and verify the running version.",
+    )
+    src = p.add_argument_group("what to flash")
+    src.add_argument("--machine", help="machine serial in the workspace (with --version)")
+    src.add_argument("--ecu", required=True, help="ECU name in the EA")
+    src.add_argument("--version", dest="fw_version", help="repository version to flash")
+    src.add_argument("--ea", type=Path, help="EA file (YAML/JSON) instead of the workspace")
+    src.add_argument("--firmware", type=Path, help="firmware file (HEX, S-record, BIN)")
+    src.add_argument("--base-address", type=lambda v: int(v, 0), help="base address for BIN")
+    src.add_argument("--expect-version", help="version the ECU must report after the flash")
+    ad = p.add_argument_group("adapter")
+    ad.add_argument("--interface", help="python-can interface (virtual, pcan, kvaser, ...)")
+    ad.add_argument("--channel", help="adapter channel (e.g. PCAN_USBBUS1, can0)")
+    ad.add_argument("--bitrate", type=int, help="nominal bitrate in bit/s (default from EA)")
+    ad.add_argument("--data-bitrate", type=int, help="CAN FD data bitrate in bit/s")
+    ad.add_argument("--fd", action="store_true", default=None, help="open the bus as CAN FD")
+    ad.add_argument(
+        "--simulate",
+        action="store_true",
+        help="run the simulated machine in-process on a private virtual bus",
+    )
+    ad.add_argument("--state-dir", type=Path, help="simulator state folder (with --simulate)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; touch no bus")
+    p.add_argument("--json", action="store_true", help="print the flash record as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=run)
+
+
+def _resolve(
+    args: argparse.Namespace, ws: Workspace
+) -> tuple[ElectronicArchitecture, EcuDefinition, FirmwareImage, str, str | None, str]:
+    """Return (EA, ECU, image, version label, expected version, machine)."""
+    if args.ea is not None or args.firmware is not None:
+        if args.ea is None or args.firmware is None:
+            raise ConfigurationError("--ea and --firmware go together")
+        from fota_studio.core.ea_format import load_ea_file
+
+        ea = load_ea_file(args.ea).ea
+        ecu = ea.ecu(args.ecu)
+        image, _fmt = load_image_file(args.firmware, base_address=args.base_address)
+        label = args.fw_version or args.firmware.name
+        return ea, ecu, image, label, args.expect_version, args.machine or ""
+    if not args.machine or not args.fw_version:
+        raise ConfigurationError(
+            "say what to flash",
+            hint="--machine M --ecu E --version V, or --ea FILE --ecu E --firmware FILE",
+        )
+    from fota_studio.infra.ea_store import EaStore
+    from fota_studio.infra.repository import RepositoryStore
+
+    store = EaStore(ws)
+    machine = store.get_machine(args.machine)
+    if not machine.ea_name:
+        raise ConfigurationError(
+            f'machine "{args.machine}" is not assigned to an Electronic Architecture',
+            hint="assign it with `fota-studio ea assign`",
+        )
+    ea = store.get(machine.ea_name)
+    try:
+        ecu = ea.ecu(args.ecu)
+    except KeyError as exc:
+        raise ConfigurationError(str(exc.args[0])) from None
+    repo = RepositoryStore(ws)
+    version = repo.get_version(ecu.brand, ecu.model, args.fw_version)
+    image = repo.load_image(version)
+    expected = args.expect_version or args.fw_version
+    return ea, ecu, image, args.fw_version, expected, machine.serial
+
+
+def _bus_settings(args: argparse.Namespace, ws: Workspace, ecu: EcuDefinition) -> BusSettings:
+    conn = ecu.connection
+    default: dict[str, Any] = ws.get_setting(DEFAULT_ADAPTER_SETTING, {}) or {}
+    interface = args.interface or default.get("interface") or "virtual"
+    channel = args.channel or default.get("channel") or conn.channel
+    fd = conn.fd if args.fd is None else bool(args.fd)
+    return BusSettings(
+        interface=interface,
+        channel=channel,
+        bitrate_bps=args.bitrate or conn.bitrate_bps,
+        fd=fd,
+        data_bitrate_bps=args.data_bitrate or conn.data_bitrate_bps,
+    )
+
+
+class _Printer:
+    """Turns engine events into a progress bar + step lines on stderr (called from a worker)."""
+
+    def __init__(self, show: bool) -> None:
+        self.show = show
+        self._lock = threading.Lock()
+        self._bar = False
+
+    def __call__(self, event: EngineEvent) -> None:
+        if not self.show:
+            return
+        with self._lock:
+            if isinstance(event, Progress):
+                self._progress(event)
+                return
+            text = self._line(event)
+            if text:
+                if self._bar:
+                    sys.stderr.write("\n")
+                    self._bar = False
+                sys.stderr.write(text + "\n")
+                sys.stderr.flush()
+
+    def _line(self, event: EngineEvent) -> str:
+        if isinstance(event, StepStarted):
+            return f"  … {event.step}" + (f" ({event.detail})" if event.detail else "")
+        if isinstance(event, StepFinished):
+            mark = "ok" if event.ok else "FAILED"
+            nrc = f" [NRC 0x{event.nrc:02X} {event.nrc_name}]" if event.nrc is not None else ""
+            detail = f": {event.detail}" if event.detail and event.ok else ""
+            return f"  {mark:>6} {event.step}{nrc}{detail}"
+        if isinstance(event, EcuBusy):
+            return f"         ECU busy (response pending) during {event.step}…"
+        if isinstance(event, LogLine) and event.level in ("warning", "error"):
+            return f"  {event.level}: {event.text}"
+        return ""
+
+    def _progress(self, p: Progress) -> None:
+        frac = p.fraction
+        filled = int(frac * BAR_WIDTH)
+        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        rate = f"{p.rate_bps / 1024:7.1f} KiB/s" if p.rate_bps else "    -- KiB/s"
+        eta = f"ETA {p.eta_s:5.1f} s" if p.eta_s is not None else "ETA   -- s"
+        sys.stderr.write(
+            f"\r  [{bar}] {frac * 100:5.1f} % {p.bytes_done}/{p.bytes_total} B {rate} {eta}"
+        )
+        sys.stderr.flush()
+        self._bar = True
+
+
+@contextlib.contextmanager
+def _simulated_machine(
+    ea: ElectronicArchitecture, machine: str, channel: str, state_dir: Path
+) -> Iterator[None]:
+    import can
+
+    from fota_studio.sim.machine import SimMachine, demo_installed_images
+
+    bus = can.Bus(interface="virtual", channel=channel, ignore_config=True)
+    sim = SimMachine(
+        ea,
+        bus,
+        name=machine or "sim",
+        state_dir=state_dir,
+        initial_images=demo_installed_images(),
+    )
+    try:
+        sim.start()
+        yield
+    finally:
+        sim.stop()
+        bus.shutdown()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the `flash` command; returns the exit code."""
+    ws = open_workspace(args)
+    try:
+        return _run(args, ws)
+    finally:
+        ws.close()
+
+
+def _run(args: argparse.Namespace, ws: Workspace) -> int:
+    ea, ecu, image, label, expected, machine = _resolve(args, ws)
+    if args.dry_run:
+        plan = make_plan(ecu, [(s.address, len(s.data)) for s in image.segments])
+        print(plan.to_text())
+        return EXIT_OK
+    settings = _bus_settings(args, ws, ecu)
+    stack = contextlib.ExitStack()
+    with stack:
+        if args.simulate:
+            # The simulator logs every request at INFO; on the console that would slow the
+            # demo flash several times over and bury the progress bar.
+            if getattr(args, "log_level", "INFO") != "DEBUG":
+                logging.getLogger("fota_studio.sim").setLevel(logging.WARNING)
+            settings = BusSettings(
+                interface="virtual",
+                channel=f"fota-sim-{uuid.uuid4().hex[:8]}",
+                fd=settings.fd,
+                bitrate_bps=settings.bitrate_bps,
+                data_bitrate_bps=settings.data_bitrate_bps,
+            )
+            state_dir = args.state_dir or (ws.root / "sim-state")
+            stack.enter_context(_simulated_machine(ea, machine, settings.channel, state_dir))
+        printer = _Printer(show=not args.no_progress)
+        engine = Engine(printer)
+        stack.callback(engine.shutdown)
+        engine.open_channel(ecu.connection.channel, settings)
+        tmp = Path(tempfile.mkdtemp(prefix="fota-flash-"))
+        buslog = tmp / "session.blf"
+        handle = engine.submit_flash(
+            ecu.connection.channel,
+            ecu,
+            image,
+            machine=machine,
+            version=label,
+            expected_version=expected,
+            buslog_path=buslog,
+        )
+        previous = _install_sigint(lambda: engine.cancel(handle.job_id, "interrupted (Ctrl-C)"))
+        try:
+            while not handle.done():
+                time.sleep(0.05)
+        finally:
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGINT, previous)
+        result: FlashResult = handle.result()
+        if not args.no_progress:
+            sys.stderr.write("\n")
+        with contextlib.suppress(FotaError, OSError):
+            save_flash_record(ws, result.record, buslog)
+        with contextlib.suppress(OSError):
+            tmp.rmdir()
+    if args.json:
+        print(result.record.to_json(indent=2))
+    if result.ok:
+        if not args.json:
+            print(
+                f"{ecu.name}: flashed {label} ({result.record.bytes_total} bytes) and verified "
+                f"version {result.version_after or '(not read)'}"
+            )
+        return EXIT_OK
+    err = result.error
+    sys.stderr.write(f"error: {err}\n" if err else f"error: {result.record.error}\n")
+    return EXIT_CANCELLED if result.cancelled else EXIT_FAILED
+
+
+def _install_sigint(cancel: Any) -> Any:
+    """Ctrl-C cancels the job at the next safe point instead of killing the process."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        cancel()
+
+    try:
+        return signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (tests calling main() from a worker)
+        return signal.getsignal(signal.SIGINT)

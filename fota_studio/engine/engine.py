@@ -1,0 +1,344 @@
+"""The engine facade: per-channel worker threads, a job queue, events to one sink.
+
+`Engine` owns the CAN channels it opens (bus + the ONE `can.Notifier` per bus) and runs one
+named worker thread per channel (`fota-bus-<channel>`) that executes that channel's jobs one at
+a time, in submission order. Jobs are plain callables receiving a `JobContext` (bus, notifier,
+cancel token, event sink); `submit_flash` wraps `flash_ecu`. Events (frozen dataclasses from
+core/events.py) go to the sink callable from the worker threads; the UI's EngineBridge moves
+them to the GUI thread. `shutdown()` cancels every job and stops, in this fixed order: the
+worker threads (joined), then per channel the notifier (short timeout) and the bus.
+
+Public methods may be called from any thread (the GUI thread included: none of them blocks on
+CAN I/O except `shutdown`, which joins the workers after cancelling them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import queue
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import can
+
+from fota_studio.core.ea import EcuDefinition
+from fota_studio.core.errors import ConfigurationError, FotaError
+from fota_studio.core.events import (
+    EngineEvent,
+    JobFailed,
+    JobFinished,
+    JobQueued,
+    JobStarted,
+    LogLine,
+)
+from fota_studio.engine.cancel import CancelToken
+from fota_studio.engine.flash_job import FlashResult, FlashSession, ImageLike, flash_ecu
+from fota_studio.engine.records import save_flash_record
+from fota_studio.engine.seedkey import SeedKeyRegistry
+from fota_studio.infra.workspace import Workspace
+from fota_studio.protocols.bus import BusSettings, open_bus
+
+log = logging.getLogger(__name__)
+
+NOTIFIER_STOP_TIMEOUT_S = 0.1
+WORKER_JOIN_TIMEOUT_S = 10.0
+
+Sink = Callable[[EngineEvent], None]
+
+
+@dataclass
+class JobContext:
+    """What a job function receives: its id, the channel's bus/notifier, cancel and sink."""
+
+    job_id: int
+    channel: str
+    bus: can.BusABC
+    notifier: can.Notifier
+    cancel: CancelToken
+    emit: Sink
+
+
+JobFn = Callable[[JobContext], Any]
+
+
+@dataclass
+class JobHandle:
+    """A submitted job: its id, cancel token and a future with the job's return value."""
+
+    job_id: int
+    channel: str
+    description: str
+    cancel: CancelToken
+    future: Future[Any] = field(default_factory=Future)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the job's return value (re-raises a crash of the job function)."""
+        return self.future.result(timeout)
+
+    def done(self) -> bool:
+        """True when the job ended (any outcome)."""
+        return self.future.done()
+
+
+@dataclass
+class _Channel:
+    name: str
+    bus: can.BusABC
+    notifier: can.Notifier
+    owns_bus: bool
+    owns_notifier: bool
+    settings: BusSettings | None
+    jobs: queue.Queue[tuple[JobHandle, JobFn] | None] = field(default_factory=queue.Queue)
+    thread: threading.Thread | None = None
+
+
+class Engine:
+    """Runs jobs on per-channel worker threads and reports their events to `sink`."""
+
+    def __init__(self, sink: Sink | None = None) -> None:
+        self._sink: Sink = sink or (lambda _e: None)
+        self._channels: dict[str, _Channel] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._jobs: dict[int, JobHandle] = {}
+        self._closed = False
+        self.seedkey = SeedKeyRegistry()
+
+    # -- events -----------------------------------------------------------------------------
+
+    def set_sink(self, sink: Sink) -> None:
+        """Replace the event sink (the EngineBridge installs itself)."""
+        self._sink = sink
+
+    def emit(self, event: EngineEvent) -> None:
+        """Deliver an event to the sink; a failing sink never kills a worker."""
+        try:
+            self._sink(event)
+        except Exception:
+            log.exception("engine event sink failed on %s", type(event).__name__)
+
+    # -- channels ---------------------------------------------------------------------------
+
+    def open_channel(self, name: str, settings: BusSettings) -> tuple[can.BusABC, can.Notifier]:
+        """Open a bus from settings (owned by the engine) and start its worker."""
+        bus = open_bus(settings)
+        try:
+            notifier = can.Notifier(bus, [], timeout=0.05)
+        except Exception:
+            bus.shutdown()
+            raise
+        self._add_channel(_Channel(name, bus, notifier, True, True, settings))
+        return bus, notifier
+
+    def attach_channel(
+        self, name: str, bus: can.BusABC, notifier: can.Notifier | None = None
+    ) -> can.Notifier:
+        """Use an existing bus (not owned: shutdown leaves it open); creates a notifier if none."""
+        owns_notifier = notifier is None
+        if notifier is None:
+            notifier = can.Notifier(bus, [], timeout=0.05)
+        self._add_channel(_Channel(name, bus, notifier, False, owns_notifier, None))
+        return notifier
+
+    def _add_channel(self, ch: _Channel) -> None:
+        with self._lock:
+            if self._closed:
+                raise ConfigurationError("the engine is shut down")
+            if ch.name in self._channels:
+                raise ConfigurationError(f'channel "{ch.name}" is already open')
+            self._channels[ch.name] = ch
+        ch.thread = threading.Thread(
+            target=self._worker, args=(ch,), name=f"fota-bus-{ch.name}", daemon=True
+        )
+        ch.thread.start()
+
+    def channels(self) -> list[str]:
+        """Names of the open channels."""
+        with self._lock:
+            return list(self._channels)
+
+    def bus_of(self, name: str) -> tuple[can.BusABC, can.Notifier]:
+        """The bus and notifier of an open channel (e.g. for the trace panel)."""
+        ch = self._channel(name)
+        return ch.bus, ch.notifier
+
+    def _channel(self, name: str) -> _Channel:
+        with self._lock:
+            ch = self._channels.get(name)
+        if ch is None:
+            raise ConfigurationError(
+                f'CAN channel "{name}" is not open',
+                hint="open the channel (adapter settings) before starting a job on it",
+            )
+        return ch
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def submit(self, channel: str, description: str, fn: JobFn) -> JobHandle:
+        """Queue `fn(ctx)` on the channel's worker; returns at once with a handle."""
+        ch = self._channel(channel)
+        handle = JobHandle(next(self._ids), channel, description, CancelToken())
+        with self._lock:
+            self._jobs[handle.job_id] = handle
+        ch.jobs.put((handle, fn))
+        self.emit(JobQueued(handle.job_id, channel, description))
+        return handle
+
+    def submit_flash(
+        self,
+        channel: str,
+        ecu: EcuDefinition,
+        image: ImageLike,
+        *,
+        machine: str = "",
+        version: str = "",
+        expected_version: str | None = None,
+        buslog_path: Path | None = None,
+        boot_wait_s: float | None = None,
+        on_result: Callable[[FlashResult], None] | None = None,
+        workspace: Workspace | None = None,
+    ) -> JobHandle:
+        """Queue a flash of `image` into `ecu`; the future yields the FlashResult.
+
+        With a `workspace`, the record and the session's BLF bus log are stored in it when the
+        job ends (any outcome); `result.record.buslog_sha256` then names the blob.
+        """
+        settings = self._channel(channel).settings
+        interface = settings.interface if settings is not None else ""
+        if workspace is not None and buslog_path is None:
+            buslog_path = Path(tempfile.mkdtemp(prefix="fota-flash-")) / "session.blf"
+
+        def job(ctx: JobContext) -> FlashResult:
+            session = FlashSession(
+                ecu=ecu,
+                bus=ctx.bus,
+                notifier=ctx.notifier,
+                job_id=ctx.job_id,
+                machine=machine,
+                version=version,
+                expected_version=expected_version,
+                interface=interface,
+                channel=channel,
+                seedkey=self.seedkey,
+                buslog_path=buslog_path,
+                boot_wait_s=boot_wait_s,
+            )
+            result = flash_ecu(session, image, ctx.emit, ctx.cancel)
+            if workspace is not None:
+                try:
+                    save_flash_record(workspace, result.record, buslog_path)
+                except FotaError as exc:
+                    ctx.emit(LogLine(ctx.job_id, "error", f"flash record not stored: {exc}"))
+                finally:
+                    if buslog_path is not None:
+                        with contextlib.suppress(OSError):
+                            buslog_path.parent.rmdir()
+            if on_result is not None:
+                on_result(result)
+            return result
+
+        what = f"flash {ecu.name}" + (f" {version}" if version else "")
+        return self.submit(channel, what, job)
+
+    def cancel(self, job_id: int, reason: str = "cancelled by the user") -> bool:
+        """Request cancellation of a queued or running job; False when unknown/finished."""
+        with self._lock:
+            handle = self._jobs.get(job_id)
+        if handle is None or handle.done():
+            return False
+        handle.cancel.cancel(reason)
+        return True
+
+    def _worker(self, ch: _Channel) -> None:
+        while True:
+            item = ch.jobs.get()
+            if item is None:
+                return
+            handle, fn = item
+            self._run(ch, handle, fn)
+
+    def _run(self, ch: _Channel, handle: JobHandle, fn: JobFn) -> None:
+        jid = handle.job_id
+        try:
+            if handle.cancel.cancelled:
+                self.emit(
+                    JobFailed(
+                        jid, f"cancelled before start ({handle.cancel.reason})", cancelled=True
+                    )
+                )
+                handle.future.set_result(None)
+                return
+            self.emit(JobStarted(jid, ch.name, handle.description))
+            ctx = JobContext(jid, ch.name, ch.bus, ch.notifier, handle.cancel, self.emit)
+            try:
+                result = fn(ctx)
+            except FotaError as exc:
+                self.emit(
+                    JobFailed(jid, str(exc), getattr(exc, "step", "") or "", hint=exc.hint or "")
+                )
+                handle.future.set_exception(exc)
+                return
+            except BaseException as exc:
+                log.exception("job %d crashed", jid)
+                self.emit(JobFailed(jid, f"internal error: {type(exc).__name__}: {exc}"))
+                handle.future.set_exception(exc)
+                return
+            if isinstance(result, FlashResult) and not result.ok:
+                err = result.error
+                self.emit(
+                    JobFailed(
+                        jid,
+                        str(err) if err else result.record.error,
+                        result.record.failed_step,
+                        cancelled=result.cancelled,
+                        hint=(err.hint or "") if err else "",
+                    )
+                )
+            else:
+                self.emit(JobFinished(jid, result))
+            handle.future.set_result(result)
+        finally:
+            with self._lock:
+                self._jobs.pop(jid, None)
+
+    # -- shutdown ---------------------------------------------------------------------------
+
+    def shutdown(self, timeout_s: float = WORKER_JOIN_TIMEOUT_S) -> None:
+        """Cancel all jobs, then stop workers, notifiers and buses in that order (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            handles = list(self._jobs.values())
+            channels = list(self._channels.values())
+            self._channels.clear()
+        for h in handles:
+            h.cancel.cancel("the application is shutting down")
+        for ch in channels:
+            ch.jobs.put(None)
+        for ch in channels:
+            if ch.thread is not None:
+                ch.thread.join(timeout_s)
+                if ch.thread.is_alive():
+                    log.error("worker %s did not stop within %.1f s", ch.thread.name, timeout_s)
+        for ch in channels:
+            if ch.owns_notifier:
+                with contextlib.suppress(Exception):
+                    ch.notifier.stop(timeout=NOTIFIER_STOP_TIMEOUT_S)
+        for ch in channels:
+            if ch.owns_bus:
+                with contextlib.suppress(Exception):
+                    ch.bus.shutdown()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()

@@ -1,0 +1,312 @@
+"""ISO-TP (ISO 15765-2) links built entirely from an EA `Connection`.
+
+`IsoTpLink` wraps a can-isotp `NotifierBasedCanStack` on a SHARED bus + `can.Notifier` (the
+trace and the simulator may listen on the same bus): addressing mode (normal 11/29-bit,
+normal-fixed, extended, mixed), IDs, padding, CAN FD frame length + bitrate switch, the block
+size / STmin we offer as a receiver, flow-control timeouts and `blocking_send=True` (udsoncan
+starts its P2 timer when a request is queued, so the send must return only when the frames are
+out — library-notes.md). Every frame the stack transmits also goes to an optional `tx_tap`
+(the session's bus log). `send_functional_single_frame` sends a functional request (always a
+single frame, ISO 15765-2 §9.6.2) directly on the bus.
+
+Start/stop from the engine worker thread that owns the session; the stack's own threads are
+started and stopped here only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import can
+import isotp
+
+from fota_studio.core.ea import AddressingMode, Connection, IsoTpAddress
+from fota_studio.core.errors import ConfigurationError, TransferError
+
+log = logging.getLogger(__name__)
+
+#: How long can-isotp waits for a flow control / the next consecutive frame (ISO 15765-2 N_Bs,
+#: N_Cr are 1000 ms).
+FLOW_CONTROL_TIMEOUT_MS = 1000
+CONSECUTIVE_FRAME_TIMEOUT_MS = 1000
+#: Upper bound on one blocking send (a 4 KiB TransferData on a slow 125 kbit/s bus takes < 1 s).
+SEND_TIMEOUT_S = 10.0
+
+#: Extra time added to every STmin wait, and how much of it is spun instead of slept.
+STMIN_MARGIN_S = 0.00005
+SPIN_WINDOW_S = 0.0005
+
+_CAN_FD_LENGTHS = (8, 12, 16, 20, 24, 32, 48, 64)
+
+TxTap = Callable[[can.Message], None]
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """The resolved ISO-TP settings of one address pair (for logs, the plan and tests)."""
+
+    addressing: isotp.AddressingMode
+    txid: int | None
+    rxid: int | None
+    tx_data_length: int
+    can_fd: bool
+    params: dict[str, Any]
+
+
+def _isotp_mode(conn: Connection) -> isotp.AddressingMode:
+    """Map the EA addressing mode (+ ID length) to can-isotp's mode."""
+    ext = conn.id_bits == 29
+    mode = conn.addressing
+    if mode == AddressingMode.NORMAL:
+        return isotp.AddressingMode.Normal_29bits if ext else isotp.AddressingMode.Normal_11bits
+    if mode == AddressingMode.NORMAL_FIXED:
+        return isotp.AddressingMode.NormalFixed_29bits
+    if mode == AddressingMode.EXTENDED:
+        return isotp.AddressingMode.Extended_29bits if ext else isotp.AddressingMode.Extended_11bits
+    if mode == AddressingMode.MIXED:
+        return isotp.AddressingMode.Mixed_29bits if ext else isotp.AddressingMode.Mixed_11bits
+    raise ConfigurationError(f"unknown ISO-TP addressing mode {mode!r}")
+
+
+def build_address(conn: Connection, ids: IsoTpAddress) -> isotp.Address:
+    """Build the can-isotp address of one request/response pair of `conn`."""
+    mode = _isotp_mode(conn)
+    try:
+        if mode == isotp.AddressingMode.NormalFixed_29bits:
+            if ids.target_address is None or ids.source_address is None:
+                raise ConfigurationError(
+                    "normal-fixed addressing needs target_address and source_address",
+                    hint="set the ECU's TA/SA bytes in the EA connection",
+                )
+            return isotp.Address(
+                mode, target_address=ids.target_address, source_address=ids.source_address
+            )
+        if mode == isotp.AddressingMode.Mixed_29bits:
+            return isotp.Address(
+                mode,
+                target_address=ids.target_address,
+                source_address=ids.source_address,
+                address_extension=ids.address_extension,
+            )
+        if mode in (isotp.AddressingMode.Extended_11bits, isotp.AddressingMode.Extended_29bits):
+            return isotp.Address(
+                mode,
+                txid=ids.request_id,
+                rxid=ids.response_id,
+                target_address=ids.target_address,
+                source_address=ids.source_address,
+            )
+        if mode == isotp.AddressingMode.Mixed_11bits:
+            return isotp.Address(
+                mode,
+                txid=ids.request_id,
+                rxid=ids.response_id,
+                address_extension=ids.address_extension,
+            )
+        return isotp.Address(mode, txid=ids.request_id, rxid=ids.response_id)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"invalid ISO-TP address for {conn.addressing.value} "
+            f"(request 0x{ids.request_id:X}, response 0x{ids.response_id:X}): {exc}",
+            hint="check the IDs and address bytes of the EA connection",
+        ) from exc
+
+
+def precise_wait(delay_s: float) -> None:
+    """Wait at least `delay_s` + a small margin, with sub-millisecond accuracy.
+
+    can-isotp calls this between consecutive frames when the receiver asked for an STmin. It
+    starts the STmin timer before the previous frame is really on the bus (library-notes.md), so
+    a margin keeps strict ECUs from seeing a frame early; the final stretch is a short spin
+    because `time.sleep` alone can overshoot by a scheduler tick under load.
+    """
+    deadline = time.perf_counter() + delay_s + STMIN_MARGIN_S
+    coarse = deadline - time.perf_counter() - SPIN_WINDOW_S
+    if coarse > 0:
+        time.sleep(coarse)
+    while time.perf_counter() < deadline:
+        time.sleep(0)
+
+
+def build_params(conn: Connection, *, blocking_send: bool = True) -> dict[str, Any]:
+    """The can-isotp parameters for `conn` (padding, FD, BS/STmin offered, timeouts)."""
+    tx_len = 8
+    if conn.fd:
+        tx_len = conn.fd_frame_length
+        if tx_len not in _CAN_FD_LENGTHS:
+            raise ConfigurationError(
+                f"CAN FD frame length {tx_len} is not a valid FD data length",
+                hint=f"use one of {', '.join(map(str, _CAN_FD_LENGTHS))}",
+            )
+    return {
+        "stmin": int(conn.stmin_ms),
+        "blocksize": int(conn.block_size),
+        "tx_padding": conn.padding_byte,
+        "tx_data_length": tx_len,
+        "tx_data_min_length": 8 if conn.padding_byte is not None else None,
+        "can_fd": bool(conn.fd),
+        "bitrate_switch": bool(conn.fd),
+        "rx_flowcontrol_timeout": FLOW_CONTROL_TIMEOUT_MS,
+        "rx_consecutive_frame_timeout": CONSECUTIVE_FRAME_TIMEOUT_MS,
+        "max_frame_size": 0xFFFF_FFFF if conn.fd else 4095,
+        "blocking_send": blocking_send,
+        "wftmax": 0,
+        "wait_func": precise_wait,
+        # rate_limit_enable would reproduce the wire limit but burns a whole core
+        # (library-notes.md); the real adapter or the fota_sim bus paces the frames instead.
+        "rate_limit_enable": False,
+    }
+
+
+class _TappedStack(isotp.NotifierBasedCanStack):
+    """NotifierBasedCanStack whose transmit function also feeds the session's bus log."""
+
+    def __init__(
+        self,
+        bus: can.BusABC,
+        notifier: can.Notifier,
+        tx_tap: TxTap | None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(bus, notifier, **kwargs)
+        self._bus = bus
+        self._tx_tap = tx_tap
+        # Replace the library's tx function so we see exactly the frames that went out.
+        self.txfn = self._send_frame
+
+    def _send_frame(self, msg: isotp.CanMessage) -> None:
+        frame = can.Message(
+            arbitration_id=msg.arbitration_id,
+            data=msg.data,
+            is_extended_id=msg.is_extended_id,
+            is_fd=msg.is_fd,
+            bitrate_switch=msg.bitrate_switch,
+            is_rx=False,
+        )
+        self._bus.send(frame)
+        if self._tx_tap is not None:
+            self._tx_tap(frame)
+
+
+class IsoTpLink:
+    """One ISO-TP channel (request/response pair) of an ECU on a shared bus."""
+
+    def __init__(
+        self,
+        bus: can.BusABC,
+        notifier: can.Notifier,
+        conn: Connection,
+        ids: IsoTpAddress,
+        *,
+        tx_tap: TxTap | None = None,
+        name: str = "",
+    ) -> None:
+        self.conn = conn
+        self.ids = ids
+        self.bus = bus
+        self.name = name or f"0x{ids.request_id:X}"
+        self._tx_tap = tx_tap
+        self.errors: list[str] = []
+        self.params = build_params(conn)
+        self.address = build_address(conn, ids)
+        self.stack = _TappedStack(
+            bus,
+            notifier,
+            tx_tap,
+            address=self.address,
+            params=self.params,
+            error_handler=self._on_error,
+        )
+        self._started = False
+
+    def _on_error(self, error: Exception) -> None:
+        # Called from can-isotp's thread: keep the last errors for the failure message.
+        self.errors.append(f"{type(error).__name__}: {error}")
+        del self.errors[:-10]
+        log.debug("ISO-TP %s: %s", self.name, error)
+
+    def config(self) -> LinkConfig:
+        """The resolved settings (what was actually configured)."""
+        return LinkConfig(
+            addressing=_isotp_mode(self.conn),
+            txid=self.address.get_tx_arbitration_id(),
+            rxid=self.address.get_rx_arbitration_id(),
+            tx_data_length=int(self.params["tx_data_length"]),
+            can_fd=bool(self.params["can_fd"]),
+            params=dict(self.params),
+        )
+
+    def start(self) -> None:
+        """Start the stack's threads (idempotent)."""
+        if not self._started:
+            self.stack.start()
+            self._started = True
+            # Name the library's threads so leak checks and thread dumps can tell them apart.
+            for role in ("main", "relay"):
+                thread = getattr(self.stack, f"{role}_thread", None)
+                if thread is not None:
+                    thread.name = f"fota-isotp-{self.name}-{role}"
+
+    def stop(self) -> None:
+        """Stop the stack's threads and detach from the notifier (idempotent)."""
+        if self._started:
+            self._started = False
+            self.stack.stop()
+
+    @property
+    def started(self) -> bool:
+        """True between start() and stop()."""
+        return self._started
+
+    def send(self, payload: bytes, timeout_s: float = SEND_TIMEOUT_S) -> None:
+        """Send one ISO-TP message (blocks until the frames are out)."""
+        try:
+            self.stack.send(payload, send_timeout=timeout_s)
+        except Exception as exc:  # can-isotp raises BlockingSendFailure / BlockingSendTimeout
+            raise TransferError(
+                f"ISO-TP send of {len(payload)} bytes on {self.name} failed: {exc}",
+                hint="check the adapter, bitrate and that the ECU answers flow control",
+            ) from exc
+
+    def send_functional_single_frame(self, payload: bytes) -> None:
+        """Send `payload` (≤ 6 or 7 bytes) as one single frame on the functional ID."""
+        prefix = b""
+        if self.conn.addressing == AddressingMode.EXTENDED and self.ids.target_address is not None:
+            prefix = bytes([self.ids.target_address])
+        elif (
+            self.conn.addressing == AddressingMode.MIXED and self.ids.address_extension is not None
+        ):
+            prefix = bytes([self.ids.address_extension])
+        body = prefix + bytes([len(payload)]) + payload
+        if len(body) > 8:
+            raise ConfigurationError(
+                f"functional request {payload.hex(' ')} does not fit one single frame"
+            )
+        pad = self.conn.padding_byte
+        if pad is not None:
+            body = body.ljust(8, bytes([pad]))
+        frame = can.Message(
+            arbitration_id=self.conn.functional_id,
+            data=body,
+            is_extended_id=self.conn.id_bits == 29 or self.conn.functional_id > 0x7FF,
+            is_fd=self.conn.fd,
+            bitrate_switch=self.conn.fd,
+            is_rx=False,
+        )
+        self.send_raw(frame)
+
+    def send_raw(self, frame: can.Message) -> None:
+        """Send one raw CAN frame on the bus (logged to the tap)."""
+        try:
+            self.bus.send(frame)
+        except can.CanError as exc:
+            raise TransferError(
+                f"cannot send frame 0x{frame.arbitration_id:X}: {exc}",
+                hint="check the adapter and the bus (bus-off, no other node acknowledging)",
+            ) from exc
+        if self._tx_tap is not None:
+            self._tx_tap(frame)

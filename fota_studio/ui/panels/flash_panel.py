@@ -1,0 +1,519 @@
+"""Flash panel: choose machine → ECU → version, see the pre-flight summary, flash and watch it.
+
+The panel shows the reprogramming sequence as a step list (pending, running, done, failed with
+the NRC name), a progress bar with bytes, rate and ETA, a pyqtgraph throughput plot (preallocated
+arrays, `setData` on a timer) and the live log. Start submits a job to the engine's worker for
+the ECU's channel (the image is loaded from the repository on that worker, never on the GUI
+thread); Cancel asks the engine to stop at the next safe point. Everything arrives through the
+`EngineBridge` signals, so all slots run on the GUI thread and never block.
+
+GUI thread only.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from fota_studio.core.ea import EcuDefinition, StepKind
+from fota_studio.core.events import (
+    EcuBusy,
+    JobFailed,
+    JobFinished,
+    JobStarted,
+    LogLine,
+    Progress,
+    StepFinished,
+    StepStarted,
+)
+from fota_studio.core.flash_plan import SEGMENT_STEPS, make_plan
+from fota_studio.engine.engine import Engine, JobContext, JobHandle
+from fota_studio.engine.flash_job import (
+    BOOTLOADER_ENTRY_STEP,
+    PRECONDITIONS_STEP,
+    FlashResult,
+    FlashSession,
+    ImageLike,
+    flash_ecu,
+)
+from fota_studio.ui.engine_bridge import EngineBridge
+
+PLOT_POINTS = 600
+PLOT_REFRESH_MS = 200
+LOG_MAX_LINES = 5000
+
+_STATE_COLORS = {
+    "pending": QColor("#808080"),
+    "running": QColor("#1f6fd1"),
+    "done": QColor("#2e8b3a"),
+    "failed": QColor("#c62828"),
+    "skipped": QColor("#808080"),
+}
+_STATE_MARKS = {"pending": "○", "running": "▶", "done": "✔", "failed": "✖", "skipped": "–"}
+
+
+def _fmt_bytes(n: float) -> str:
+    if n >= 1024 * 1024:
+        return f"{n / 1024 / 1024:.2f} MiB"
+    if n >= 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{int(n)} B"
+
+
+class FlashPanel(QWidget):
+    """Run and watch a flash job; workspace-driven selection or `start_flash` directly."""
+
+    flash_finished = Signal(object)  # FlashResult
+    flash_failed = Signal(object)  # JobFailed
+
+    def __init__(
+        self,
+        engine: Engine,
+        bridge: EngineBridge,
+        ws: Any | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self.bridge = bridge
+        self.ws = ws
+        self._job: JobHandle | None = None
+        self._ecu: EcuDefinition | None = None
+        self._items: dict[str, QListWidgetItem] = {}
+        self._segment_index = 0
+        self.last_result: FlashResult | None = None
+        self.last_failure: JobFailed | None = None
+        self._t0 = 0.0
+        self._rates = np.zeros(PLOT_POINTS, dtype=float)
+        self._times = np.zeros(PLOT_POINTS, dtype=float)
+        self._n_points = 0
+        self._plot_dirty = False
+        self._build()
+        bridge.job_started.connect(self._on_bridge_job_started)
+        bridge.step_started.connect(self._on_bridge_step_started)
+        bridge.step_finished.connect(self._on_bridge_step_finished)
+        bridge.progress_changed.connect(self._on_bridge_progress_changed)
+        bridge.ecu_busy.connect(self._on_bridge_ecu_busy)
+        bridge.job_finished.connect(self._on_bridge_job_finished)
+        bridge.job_failed.connect(self._on_bridge_job_failed)
+        bridge.log_line.connect(self._on_bridge_log_line)
+        self._plot_timer = QTimer(self)
+        self._plot_timer.setInterval(PLOT_REFRESH_MS)
+        self._plot_timer.timeout.connect(self._refresh_plot)
+        self._plot_timer.start()
+        self.reload()
+
+    # -- layout -----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.machine_combo = QComboBox()
+        self.ecu_combo = QComboBox()
+        self.version_combo = QComboBox()
+        self.machine_combo.currentIndexChanged.connect(self._on_machine_combo_changed)
+        self.ecu_combo.currentIndexChanged.connect(self._on_ecu_combo_changed)
+        self.version_combo.currentIndexChanged.connect(self._update_summary)
+        form = QFormLayout()
+        form.addRow("Machine", self.machine_combo)
+        form.addRow("ECU", self.ecu_combo)
+        form.addRow("Version", self.version_combo)
+        self.summary = QLabel("Choose a machine, an ECU and a version.")
+        self.summary.setWordWrap(True)
+        self.start_button = QPushButton("Start flash")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.start_button.clicked.connect(self._on_start_button_clicked)
+        self.cancel_button.clicked.connect(self._on_cancel_button_clicked)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addStretch(1)
+
+        self.steps = QListWidget()
+        self.steps.setUniformItemSizes(True)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress_label = QLabel("")
+        self.status_label = QLabel("Idle")
+        self.plot = pg.PlotWidget()
+        self.plot.setLabel("left", "Throughput", units="B/s")
+        self.plot.setLabel("bottom", "Time", units="s")
+        self.plot.setClipToView(True)
+        self.plot.setDownsampling(auto=True, mode="peak")
+        self.plot.setMinimumHeight(120)
+        self.curve = self.plot.plot(pen=pg.mkPen("#1f6fd1", width=2))
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(LOG_MAX_LINES)
+
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.addLayout(form)
+        lv.addWidget(self.summary)
+        lv.addLayout(buttons)
+        lv.addWidget(QLabel("Sequence"))
+        lv.addWidget(self.steps, 1)
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.addWidget(self.status_label)
+        rv.addWidget(self.progress)
+        rv.addWidget(self.progress_label)
+        rv.addWidget(self.plot, 1)
+        rv.addWidget(QLabel("Log"))
+        rv.addWidget(self.log, 1)
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(1, 2)
+        outer = QVBoxLayout(self)
+        outer.addWidget(split)
+
+    # -- workspace selection ----------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Refill the machine list from the workspace (no-op without one)."""
+        self.machine_combo.blockSignals(True)
+        self.machine_combo.clear()
+        if self.ws is not None:
+            try:
+                from fota_studio.infra.ea_store import EaStore
+
+                for m in EaStore(self.ws).list_machines():
+                    self.machine_combo.addItem(m.name or m.serial, m.serial)
+            except Exception as exc:  # a broken workspace must not break the panel
+                self._append_log("warning", f"cannot list machines: {exc}")
+        self.machine_combo.blockSignals(False)
+        self._on_machine_combo_changed()
+
+    def _machine(self) -> Any | None:
+        serial = self.machine_combo.currentData()
+        if self.ws is None or serial is None:
+            return None
+        from fota_studio.infra.ea_store import EaStore
+
+        return EaStore(self.ws).find_machine(serial)
+
+    def _ea(self) -> Any | None:
+        machine = self._machine()
+        if machine is None or not machine.ea_name:
+            return None
+        from fota_studio.infra.ea_store import EaStore
+
+        return EaStore(self.ws).find(machine.ea_name)
+
+    def _on_machine_combo_changed(self, *_: object) -> None:
+        self.ecu_combo.blockSignals(True)
+        self.ecu_combo.clear()
+        ea = self._ea() if self.ws is not None else None
+        if ea is not None:
+            for ecu in ea.ecus:
+                self.ecu_combo.addItem(f"{ecu.name} — {ecu.brand} {ecu.model}", ecu.name)
+        self.ecu_combo.blockSignals(False)
+        self._on_ecu_combo_changed()
+
+    def _selected_ecu(self) -> EcuDefinition | None:
+        ea = self._ea() if self.ws is not None else None
+        name = self.ecu_combo.currentData()
+        if ea is None or name is None:
+            return None
+        for ecu in ea.ecus:
+            if ecu.name == name:
+                return ecu  # type: ignore[no-any-return]
+        return None
+
+    def _on_ecu_combo_changed(self, *_: object) -> None:
+        self.version_combo.blockSignals(True)
+        self.version_combo.clear()
+        ecu = self._selected_ecu()
+        if ecu is not None and self.ws is not None:
+            from fota_studio.infra.repository import RepositoryStore
+
+            try:
+                for v in RepositoryStore(self.ws).list_versions(ecu.brand, ecu.model):
+                    if not v.retired:
+                        self.version_combo.addItem(v.version, v.version)
+            except Exception as exc:
+                self._append_log("warning", f"no repository for {ecu.brand} {ecu.model}: {exc}")
+        self.version_combo.blockSignals(False)
+        self._update_summary()
+
+    def _update_summary(self, *_: object) -> None:
+        ecu = self._selected_ecu()
+        version = self.version_combo.currentData()
+        machine = self._machine()
+        if ecu is None or version is None:
+            self.summary.setText("Choose a machine, an ECU and a version.")
+            return
+        installed = (machine.installed.get(ecu.name) if machine is not None else None) or "?"
+        segs: list[tuple[int, int]] = []
+        try:
+            from fota_studio.infra.repository import RepositoryStore
+
+            v = RepositoryStore(self.ws).get_version(ecu.brand, ecu.model, version)
+            segs = list(v.segments)
+        except Exception:
+            segs = []
+        plan = make_plan(ecu, segs)
+        pre = ", ".join(p.name for p in ecu.uds.preconditions) or "none"
+        self.summary.setText(
+            f"<b>{ecu.name}</b>: {installed} → <b>{version}</b><br>"
+            f"{_fmt_bytes(plan.bytes_total)} in {len(segs)} segment(s), estimated "
+            f"{plan.estimated_s:.0f} s on {ecu.connection.channel}<br>Preconditions: {pre}"
+        )
+        self._show_plan(ecu, len(segs))
+
+    # -- running ----------------------------------------------------------------------------
+
+    def _show_plan(self, ecu: EcuDefinition, n_segments: int) -> None:
+        """Fill the step list with the sequence the job will run (all pending)."""
+        self.steps.clear()
+        self._items.clear()
+        names = [PRECONDITIONS_STEP]
+        if ecu.connection.bootloader_entry is not None:
+            names.append(BOOTLOADER_ENTRY_STEP)
+        for s in ecu.uds.sequence:
+            if s.enabled and s.kind.value not in names:
+                names.append(s.kind.value)
+        for name in names:
+            seg = StepKind(name) in SEGMENT_STEPS if name in StepKind._value2member_map_ else False
+            label = name.replace("_", " ")
+            if seg and n_segments > 1:
+                label += f" (× {n_segments} segments)"
+            item = QListWidgetItem()
+            item.setData(256, label)
+            self._items[name] = item
+            self.steps.addItem(item)
+            self._set_state(name, "pending")
+
+    def _set_state(self, step: str, state: str, extra: str = "") -> None:
+        item = self._items.get(step)
+        if item is None:
+            item = QListWidgetItem()
+            item.setData(256, step.replace("_", " "))
+            self._items[step] = item
+            self.steps.addItem(item)
+        label = item.data(256)
+        item.setText(f"{_STATE_MARKS[state]}  {label}" + (f" — {extra}" if extra else ""))
+        item.setForeground(QBrush(_STATE_COLORS[state]))
+        item.setData(257, state)
+
+    def step_state(self, step: str) -> str:
+        """The shown state of a step (pending, running, done, failed) — for tests."""
+        item = self._items.get(step)
+        return str(item.data(257)) if item is not None else ""
+
+    def step_text(self, step: str) -> str:
+        """The shown text of a step."""
+        item = self._items.get(step)
+        return item.text() if item is not None else ""
+
+    def is_running(self) -> bool:
+        """True while a flash job of this panel is queued or running."""
+        return self._job is not None and not self._job.done()
+
+    def start_flash(
+        self,
+        ecu: EcuDefinition,
+        image: ImageLike | None = None,
+        *,
+        version: str = "",
+        expected_version: str | None = None,
+        machine: str = "",
+        boot_wait_s: float | None = None,
+        loader: Any | None = None,
+    ) -> JobHandle:
+        """Submit a flash of `image` (or of `loader()` run on the worker) into `ecu`."""
+        self._ecu = ecu
+        self._reset_view()
+        self._show_plan(ecu, len(image.segments) if image is not None else 1)
+        ws = self.ws
+
+        def job(ctx: JobContext) -> FlashResult:
+            img = image if image is not None else loader()  # type: ignore[misc]
+            buslog = None
+            if ws is not None:
+                buslog = Path(tempfile.mkdtemp(prefix="fota-flash-")) / "session.blf"
+            session = FlashSession(
+                ecu=ecu,
+                bus=ctx.bus,
+                notifier=ctx.notifier,
+                job_id=ctx.job_id,
+                machine=machine,
+                version=version,
+                expected_version=expected_version,
+                seedkey=self.engine.seedkey,
+                boot_wait_s=boot_wait_s,
+                buslog_path=buslog,
+            )
+            result = flash_ecu(session, img, ctx.emit, ctx.cancel)
+            if ws is not None:
+                try:
+                    from fota_studio.engine.records import save_flash_record
+
+                    save_flash_record(ws, result.record, buslog)
+                except Exception as exc:
+                    ctx.emit(LogLine(ctx.job_id, "warning", f"record not stored: {exc}"))
+                finally:
+                    if buslog is not None:
+                        shutil.rmtree(buslog.parent, ignore_errors=True)
+            return result
+
+        self._job = self.engine.submit(ecu.connection.channel, f"flash {ecu.name}", job)
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status_label.setText(f"Queued: flash {ecu.name} {version}".rstrip())
+        return self._job
+
+    def _on_start_button_clicked(self) -> None:
+        ecu = self._selected_ecu()
+        version = self.version_combo.currentData()
+        machine = self._machine()
+        if ecu is None or version is None or self.ws is None:
+            self._append_log("warning", "choose a machine, an ECU and a version first")
+            return
+        if ecu.connection.channel not in self.engine.channels():
+            self._append_log(
+                "error",
+                f"CAN channel {ecu.connection.channel} is not open: connect the adapter first",
+            )
+            return
+        ws = self.ws
+
+        def load() -> ImageLike:
+            from fota_studio.infra.repository import RepositoryStore
+
+            store = RepositoryStore(ws)
+            return store.load_image(store.get_version(ecu.brand, ecu.model, version))
+
+        self.start_flash(
+            ecu,
+            None,
+            version=version,
+            expected_version=version,
+            machine=machine.serial if machine is not None else "",
+            loader=load,
+        )
+
+    def _on_cancel_button_clicked(self) -> None:
+        if self._job is not None:
+            self.engine.cancel(self._job.job_id)
+            self.status_label.setText("Cancelling at the next safe point…")
+
+    def _reset_view(self) -> None:
+        self.progress.setValue(0)
+        self.progress_label.setText("")
+        self._n_points = 0
+        self._plot_dirty = True
+        self._t0 = time.monotonic()
+        self.last_result = None
+        self.last_failure = None
+
+    def _mine(self, job_id: int) -> bool:
+        return self._job is not None and self._job.job_id == job_id
+
+    # -- bridge slots (GUI thread) ----------------------------------------------------------
+
+    def _on_bridge_job_started(self, ev: JobStarted) -> None:
+        if self._mine(ev.job_id):
+            self.status_label.setText(f"Running: {ev.description}")
+            self._t0 = time.monotonic()
+
+    def _on_bridge_step_started(self, ev: StepStarted) -> None:
+        if self._mine(ev.job_id):
+            self._set_state(ev.step, "running", ev.detail)
+
+    def _on_bridge_step_finished(self, ev: StepFinished) -> None:
+        if not self._mine(ev.job_id):
+            return
+        if ev.ok:
+            self._set_state(ev.step, "done", ev.detail if len(ev.detail) < 80 else "")
+        else:
+            extra = f"NRC 0x{ev.nrc:02X} {ev.nrc_name}" if ev.nrc is not None else "failed"
+            self._set_state(ev.step, "failed", extra)
+
+    def _on_bridge_progress_changed(self, ev: Progress) -> None:
+        if not self._mine(ev.job_id):
+            return
+        self.progress.setValue(int(ev.fraction * 1000))
+        eta = f", ETA {ev.eta_s:.0f} s" if ev.eta_s is not None else ""
+        self.progress_label.setText(
+            f"{_fmt_bytes(ev.bytes_done)} / {_fmt_bytes(ev.bytes_total)} — "
+            f"{_fmt_bytes(ev.rate_bps)}/s{eta}"
+        )
+        if self._n_points >= PLOT_POINTS:
+            self._times[:-1] = self._times[1:]
+            self._rates[:-1] = self._rates[1:]
+            self._n_points = PLOT_POINTS - 1
+        self._times[self._n_points] = time.monotonic() - self._t0
+        self._rates[self._n_points] = ev.rate_bps
+        self._n_points += 1
+        self._plot_dirty = True
+
+    def _on_bridge_ecu_busy(self, ev: EcuBusy) -> None:
+        if self._mine(ev.job_id):
+            self.status_label.setText(f"ECU busy (response pending) during {ev.step}…")
+
+    def _on_bridge_job_finished(self, ev: JobFinished) -> None:
+        if not self._mine(ev.job_id):
+            return
+        result = ev.result
+        if isinstance(result, FlashResult):
+            self.last_result = result
+            self.status_label.setText(
+                f"Flashed and verified: {result.record.ecu} runs {result.version_after}"
+            )
+            self.flash_finished.emit(result)
+        self._done()
+
+    def _on_bridge_job_failed(self, ev: JobFailed) -> None:
+        if not self._mine(ev.job_id):
+            return
+        self.last_failure = ev
+        if self._job is not None and self._job.done():
+            with_result = self._job.future.exception() is None
+            if with_result and isinstance(self._job.future.result(), FlashResult):
+                self.last_result = self._job.future.result()
+        word = "Cancelled" if ev.cancelled else "Failed"
+        self.status_label.setText(f"{word}: {ev.error}")
+        self.flash_failed.emit(ev)
+        self._done()
+
+    def _on_bridge_log_line(self, ev: LogLine) -> None:
+        if self._mine(ev.job_id):
+            self._append_log(ev.level, ev.text)
+
+    def _append_log(self, level: str, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        self.log.appendPlainText(f"{stamp} {level.upper():7} {text}")
+
+    def _done(self) -> None:
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self._plot_dirty = True
+
+    def _refresh_plot(self) -> None:
+        if self._plot_dirty:
+            self._plot_dirty = False
+            n = self._n_points
+            self.curve.setData(self._times[:n], self._rates[:n])

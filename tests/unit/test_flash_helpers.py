@@ -1,0 +1,132 @@
+"""Shared helpers for the flash engine tests: a test image, a simulated ECU on a virtual bus."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import can
+
+from fota_studio.core import demo_catalog
+from fota_studio.core.ea import EcuDefinition
+from fota_studio.engine.flash_job import SimpleSegment
+from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions
+
+
+@dataclass
+class FakeImage:
+    """A minimal firmware image (segments in address order) for tests."""
+
+    segments: list[SimpleSegment]
+
+    def sha256(self) -> str:
+        h = hashlib.sha256()
+        for s in self.segments:
+            h.update(s.data)
+        return h.hexdigest()
+
+    def crc32(self) -> int:
+        crc = 0
+        for s in self.segments:
+            crc = zlib.crc32(s.data, crc)
+        return crc & 0xFFFFFFFF
+
+
+def make_image(
+    version: str, sizes: tuple[int, ...] = (0x3000, 0x1800), gap: int = 0x2000
+) -> FakeImage:
+    """Segments from APP_REGION_START with gaps; the first starts with the app header."""
+    segs = []
+    addr = demo_catalog.APP_REGION_START
+    seed = zlib.crc32(version.encode())
+    for i, size in enumerate(sizes):
+        body = bytes((seed + i * 7 + j * 31) & 0xFF for j in range(size))
+        if i == 0:
+            body = demo_catalog.app_header(version) + body[demo_catalog.APP_HEADER_SIZE :]
+        segs.append(SimpleSegment(addr, body))
+        addr += size + gap
+    return FakeImage(segs)
+
+
+def demo_ecu(name: str) -> EcuDefinition:
+    """The demo ECU `name` with a short boot wait so tests stay fast."""
+    ecu = next(e for e in demo_catalog.demo_ecus() if e.name == name)
+    return ecu
+
+
+def fast_options(**kw: object) -> SimEcuOptions:
+    """Simulator options with short erase/boot times."""
+    opts = SimEcuOptions(erase_ms_per_kib=0.5, erase_min_ms=20, pending_interval_ms=50)
+    for k, v in kw.items():
+        setattr(opts, k, v)
+    return opts
+
+
+@contextlib.contextmanager
+def sim_ecu(
+    ecu: EcuDefinition,
+    channel: str,
+    state_dir: Path,
+    *,
+    fd: bool = False,
+    options: SimEcuOptions | None = None,
+    initial_version: str | None = "0.9.0",
+) -> Iterator[SimEcu]:
+    """A started SimEcu on its own virtual bus instance + notifier (stopped on exit)."""
+    bus = can.Bus(interface="virtual", channel=channel, fd=fd, ignore_config=True)
+    notifier = can.Notifier(bus, [], timeout=0.05)
+    initial = None
+    if initial_version is not None:
+        initial = [(s.address, s.data) for s in make_image(initial_version, (0x800,)).segments]
+    sim = SimEcu(
+        ecu,
+        bus,
+        notifier,
+        machine="t",
+        state_dir=state_dir,
+        options=options or fast_options(),
+        initial_image=initial,
+    )
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+        notifier.stop(timeout=0.1)
+        bus.shutdown()
+
+
+@contextlib.contextmanager
+def open_tester_bus(channel: str, fd: bool = False) -> Iterator[tuple[can.BusABC, can.Notifier]]:
+    """The tester's own virtual bus instance and notifier."""
+    bus = can.Bus(interface="virtual", channel=channel, fd=fd, ignore_config=True)
+    notifier = can.Notifier(bus, [], timeout=0.05)
+    try:
+        yield bus, notifier
+    finally:
+        notifier.stop(timeout=0.1)
+        bus.shutdown()
+
+
+def memory_matches(sim: SimEcu, image: FakeImage) -> bool:
+    """True when the simulated flash holds exactly the image's segments."""
+    return all(sim.memory.read(s.address, len(s.data)) == s.data for s in image.segments)
+
+
+def fast_ecu(name: str = "VCU") -> EcuDefinition:
+    """A demo ECU with short P2 / entry delay / TesterPresent period so fault tests are quick."""
+    ecu = demo_ecu(name)
+    ecu.uds.p2_timeout_ms = 300
+    ecu.uds.p2_star_timeout_ms = 1000
+    ecu.uds.tester_present_period_ms = 200
+    ecu.connection.bootloader_entry_delay_ms = 80
+    return ecu
+
+
+def fast_sim_options(**kw: object) -> SimEcuOptions:
+    """Options matching `fast_ecu` (boot faster than the entry delay)."""
+    return fast_options(boot_time_ms=20, reset_time_ms=20, **kw)

@@ -1,0 +1,185 @@
+"""Seed/key providers: built-in algorithms, Python plugins, keyring secrets, and a Vector-style
+library (GenerateKeyEx / GenerateKeyExOpt) compiled with gcc for the test."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+from pathlib import Path
+
+import keyring
+import keyring.backend
+import pytest
+
+from fota_studio.core.ea import SecurityLevel
+from fota_studio.core.errors import SecurityAccessError
+from fota_studio.engine.flash_job import FlashSession, flash_ecu
+from fota_studio.engine.seedkey import SeedKeyRegistry
+from fota_studio.infra import secrets
+from fota_studio.protocols.seedkey_dll import SeedKeyLibrary
+
+from .test_flash_helpers import (
+    fast_ecu,
+    fast_sim_options,
+    make_image,
+    memory_matches,
+    open_tester_bus,
+    sim_ecu,
+)
+
+C_SOURCE = r"""
+#include <string.h>
+/* xor32 with a constant per level (like the demo ECUs); 'variant' "BAD" fails. */
+static unsigned int constant_for(unsigned int level) {
+    return level == 1 ? 0x5A3C9E11u : level == 3 ? 0xC3A50F69u : 0u;
+}
+int GenerateKeyEx(const unsigned char* seed, unsigned int seed_size, const unsigned int level,
+                  const char* variant, unsigned char* key, unsigned int max_key,
+                  unsigned int* out_size) {
+    unsigned int c = constant_for(level), i;
+    if (variant && strcmp(variant, "BAD") == 0) return 3;
+    if (c == 0) return 2;
+    if (max_key < seed_size) return 1;
+    for (i = 0; i < seed_size; i++) {
+        unsigned char m = (unsigned char)(c >> (8 * (3 - (i % 4))));
+        key[i] = seed[i] ^ m;
+    }
+    *out_size = seed_size;
+    return 0;
+}
+int GenerateKeyExOpt(const unsigned char* seed, unsigned int seed_size, const unsigned int level,
+                     const char* variant, const char* options, unsigned char* key,
+                     unsigned int max_key, unsigned int* out_size) {
+    int rc = GenerateKeyEx(seed, seed_size, level, variant, key, max_key, out_size);
+    if (rc == 0 && options && options[0]) key[0] ^= (unsigned char)options[0];
+    return rc;
+}
+"""
+
+
+@pytest.fixture
+def vector_lib(tmp_path: Path) -> Path:
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc is not installed: cannot build the test seed/key library")
+    src = tmp_path / "sk.c"
+    src.write_text(C_SOURCE)
+    lib = tmp_path / "libseedkey.so"
+    subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-o", str(lib), str(src)], check=True)
+    return lib
+
+
+class _MemoryKeyring(keyring.backend.KeyringBackend):
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.store.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.store[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.store.pop((service, username), None)
+
+
+def _level(algorithm: str = "xor32", **params: object) -> SecurityLevel:
+    return SecurityLevel(name="l", seed_subfunction=0x01, algorithm=algorithm, params=dict(params))
+
+
+def test_builtin_xor32() -> None:
+    reg = SeedKeyRegistry(load_entry_points=False)
+    key = reg.compute_key(bytes.fromhex("11223344"), _level(constant=0x01020304), "VCU")
+    assert key == bytes.fromhex("10203040")
+
+
+def test_unknown_algorithm_is_a_security_error() -> None:
+    reg = SeedKeyRegistry(load_entry_points=False)
+    with pytest.raises(SecurityAccessError):
+        reg.compute_key(b"\x01\x02", _level("nope"), "VCU")
+
+
+def test_plugin_provider_overrides() -> None:
+    class Plus1:
+        def key(self, seed: bytes, level: SecurityLevel, ecu: str) -> bytes:
+            return bytes((b + 1) & 0xFF for b in seed)
+
+    reg = SeedKeyRegistry(load_entry_points=False)
+    reg.register("plus1", Plus1)
+    assert reg.compute_key(b"\x01\xff", _level("plus1"), "X") == b"\x02\x00"
+    assert "plus1" in reg.names()
+
+
+def test_entry_point_plugins_are_discovered(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    import fota_studio.engine.seedkey as mod
+
+    ep = EntryPoint(
+        name="xor_ep",
+        value="fota_studio.engine.seedkey:BuiltinProvider",
+        group=mod.ENTRY_POINT_GROUP,
+    )
+    monkeypatch.setattr(mod, "entry_points", lambda group: [ep] if group == ep.group else [])
+    reg = SeedKeyRegistry()
+    assert "xor_ep" in reg.names()
+    assert isinstance(reg.provider_for(_level("xor_ep")), mod.BuiltinProvider)
+
+
+def test_secret_from_keyring_never_in_messages() -> None:
+    backend = _MemoryKeyring()
+    old = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    try:
+        with pytest.raises(SecurityAccessError, match="vcu-level1") as exc_info:
+            secrets.require_secret("vcu-level1")
+        assert "keyring set" in str(exc_info.value)
+        secrets.set_secret("vcu-level1", b"\xde\xad\xbe\xef")
+        assert secrets.require_secret("vcu-level1") == b"\xde\xad\xbe\xef"
+        secrets.delete_secret("vcu-level1")
+        assert secrets.get_secret("vcu-level1") is None
+    finally:
+        keyring.set_keyring(old)
+
+
+def test_vector_library_generate_key(vector_lib: Path) -> None:
+    lib = SeedKeyLibrary(vector_lib)
+    assert lib.has_options
+    seed = bytes.fromhex("00000000a1b2c3d4")
+    key = lib.generate_key(seed, 0x01)
+    assert key == bytes(s ^ m for s, m in zip(seed, bytes.fromhex("5A3C9E11") * 2, strict=True))
+    assert lib.generate_key(seed, 0x01, option=b"\x01")[0] == key[0] ^ 1
+    with pytest.raises(SecurityAccessError, match="KGRE_SecurityLevelInvalid"):
+        lib.generate_key(seed, 0x07)
+    with pytest.raises(SecurityAccessError, match="KGRE_VariantInvalid"):
+        lib.generate_key(seed, 0x01, variant="BAD")
+
+
+def test_missing_library_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SecurityAccessError, match="does not exist"):
+        SeedKeyLibrary(tmp_path / "nope.so")
+
+
+def test_flash_with_vector_library(vector_lib: Path, can_channel: str, tmp_path: Path) -> None:
+    sim_def = fast_ecu("VCU")
+    tester_def = copy.deepcopy(sim_def)
+    for lvl in tester_def.uds.security_levels:
+        lvl.algorithm = f"vector:{vector_lib}"
+        lvl.params = {}
+    image = make_image("8.0.0", (0x800,))
+    with sim_ecu(sim_def, can_channel, tmp_path / "s", options=fast_sim_options()) as sim:
+        with open_tester_bus(can_channel) as (bus, notifier):
+            session = FlashSession(
+                ecu=tester_def,
+                bus=bus,
+                notifier=notifier,
+                expected_version="8.0.0",
+                boot_wait_s=1.5,
+            )
+            result = flash_ecu(session, image)
+        assert result.ok, result.error
+        assert memory_matches(sim, image)
