@@ -105,6 +105,41 @@ MIGRATIONS: list[str] = [
         buslog_sha256 TEXT
     );
     """,
+    # 1 -> 2: update requests and their append-only, hash-chained record entries
+    """
+    CREATE TABLE update_requests (
+        id INTEGER PRIMARY KEY,
+        machine TEXT NOT NULL,
+        ecu TEXT NOT NULL,
+        brand TEXT NOT NULL,
+        model TEXT NOT NULL,
+        version TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 1,
+        step TEXT NOT NULL DEFAULT '',
+        approved INTEGER NOT NULL DEFAULT 0,
+        outcome TEXT NOT NULL DEFAULT '',
+        error TEXT NOT NULL DEFAULT '',
+        updated_at TEXT NOT NULL,
+        installed_before TEXT,
+        flash_record_id INTEGER REFERENCES flash_records(id),
+        owner_pid INTEGER
+    );
+    CREATE INDEX update_requests_ecu ON update_requests(machine, ecu, status);
+    CREATE TABLE request_entries (
+        id INTEGER PRIMARY KEY,
+        request_id INTEGER NOT NULL REFERENCES update_requests(id),
+        attempt INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE
+    );
+    CREATE INDEX request_entries_request ON request_entries(request_id, id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

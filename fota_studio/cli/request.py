@@ -1,0 +1,137 @@
+"""`fota-studio request`: create, list, show, start and cancel update requests headlessly.
+
+`request create --machine M --ecu E --version V [--yes]` validates (blocks always refuse,
+warnings need `--yes`), `request start ID` runs the workflow on the simulated machine
+(`--simulate`, Checkpoint 1 answered by a scripted HMI over CANopen unless `--reject`) — real
+adapters are driven from the GUI, where an operator can approve —, `request cancel ID` cancels a
+request not yet approved. Runs on the main thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from fota_studio.cli.common import fail, open_workspace, print_table
+from fota_studio.core.update_request import RequestStatus
+from fota_studio.engine.workflow import check_new_request, create_request
+from fota_studio.infra.requests_store import RequestsStore
+
+
+def register(subparsers: Any) -> None:
+    """Add the `request` command group."""
+    p = subparsers.add_parser("request", help="update requests: create, list, start, cancel")
+    sub = p.add_subparsers(dest="request_cmd", metavar="<action>", required=True)
+    c = sub.add_parser("create", help="create an update request (one version, ECU, machine)")
+    c.add_argument("--machine", required=True)
+    c.add_argument("--ecu", required=True)
+    c.add_argument("--version", dest="fw_version", required=True)
+    c.add_argument("--yes", action="store_true", help="confirm the warnings")
+    c.set_defaults(func=_create)
+    ls = sub.add_parser("list", help="list requests")
+    ls.add_argument("--machine")
+    ls.add_argument("--ecu")
+    ls.add_argument("--status", choices=[s.value for s in RequestStatus])
+    ls.set_defaults(func=_list)
+    sh = sub.add_parser("show", help="show one request")
+    sh.add_argument("id", type=int)
+    sh.set_defaults(func=_show)
+    st = sub.add_parser("start", help="run a Pending request on the simulated machine")
+    st.add_argument("id", type=int)
+    st.add_argument("--reject", action="store_true", help="the scripted HMI rejects")
+    st.set_defaults(func=_start)
+    ca = sub.add_parser("cancel", help="cancel a request (only before operator approval)")
+    ca.add_argument("id", type=int)
+    ca.set_defaults(func=_cancel)
+    rr = sub.add_parser("rerun", help="start a new attempt of a Failed/Cancelled request")
+    rr.add_argument("id", type=int)
+    rr.set_defaults(func=_rerun)
+
+
+def _create(args: argparse.Namespace) -> int:
+    with open_workspace(args) as ws:
+        chk = check_new_request(ws, args.machine, args.ecu, args.fw_version)
+        for issue in chk.issues:
+            print(str(issue))
+        if chk.blocked:
+            return fail("request refused")
+        if chk.warnings and not args.yes:
+            return fail("confirm the warnings with --yes")
+        req = create_request(ws, args.machine, args.ecu, args.fw_version, confirm=True)
+    print(f"created request #{req.id}: {req.label} ({req.status.value})")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    with open_workspace(args) as ws:
+        store = RequestsStore(ws)
+        store.recover_interrupted()
+        reqs = store.list(machine=args.machine, ecu=args.ecu, status=args.status)
+    print_table(
+        ["ID", "Machine", "ECU", "Version", "Status", "Step", "Attempt", "Error"],
+        [
+            [
+                str(r.id),
+                r.machine,
+                r.ecu,
+                r.version,
+                r.status.value,
+                r.step,
+                str(r.attempt),
+                r.error[:60],
+            ]
+            for r in reqs
+        ],
+    )
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from fota_studio.cli.records import _show as show_record
+
+    return show_record(args)
+
+
+def _start(args: argparse.Namespace) -> int:
+    from fota_studio.engine.workflow import DemoBench, RequestRun, WorkflowOptions
+    from fota_studio.protocols.fota_objects import DECISION_APPROVE, DECISION_REJECT
+    from fota_studio.sim.hmi import ScriptedHmi
+
+    with open_workspace(args) as ws:
+        store = RequestsStore(ws)
+        store.recover_interrupted()
+        req = store.get(args.id)
+        with DemoBench(ws, machine=req.machine, ecu=req.ecu) as bench:
+            assert bench.engine is not None
+            hmi = ScriptedHmi(
+                bench.client,
+                decision=DECISION_REJECT if args.reject else DECISION_APPROVE,
+                delay_s=0.2,
+                once=True,
+            )
+            with hmi:
+                final = RequestRun(
+                    ws,
+                    bench.engine,
+                    req.id,
+                    tcu=bench.tcu,
+                    options=WorkflowOptions(approval_local=False, approval_timeout_s=30.0),
+                ).run()
+    print(
+        f"request #{final.id}: {final.status.value}" + (f": {final.error}" if final.error else "")
+    )
+    return 0 if final.status == RequestStatus.SUCCESSFUL else 1
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    with open_workspace(args) as ws:
+        req = RequestsStore(ws).cancel(args.id, reason="cancelled from the command line")
+    print(f"request #{req.id}: {req.status.value}")
+    return 0
+
+
+def _rerun(args: argparse.Namespace) -> int:
+    with open_workspace(args) as ws:
+        req = RequestsStore(ws).rerun(args.id)
+    print(f"request #{req.id}: attempt {req.attempt}, {req.status.value}")
+    return 0

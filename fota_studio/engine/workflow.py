@@ -1,0 +1,1154 @@
+"""The FOTA workflow: drives one update request from package check to the final status.
+
+`RequestRun` is the state machine of one attempt (domain file, "The workflow"): verify the
+package (image hashes against the version row, the workspace's signature policy, memory regions,
+Brand/Model) → offer it on the TCU node (update_available = 1, versions, expected downtime) →
+**Checkpoint 1** (a future resolved by the local approval dialog and/or by an HMI writing
+operator_decision over CANopen; a timeout is a rejection) → flash job on the engine's channel
+worker (TCU status 0x01, progress_percent) which ends with the ECU reset and version read →
+**Checkpoint 2** (status 0x02; built-in health checks and/or an OEM node writing oem_verification;
+a timeout fails) → finalize (0x03/0x04..0x08, last_error, diagnostic_log, installed version).
+Nothing is sent to the ECU before approval. Every step, the decision, the flash record and the
+Checkpoint 2 results go to the request's append-only record (`infra/requests_store.py`).
+
+Threads: `RequestRun.run()` blocks and must not run on the GUI thread; `start()` runs it on a
+thread `fota-workflow-<id>`. The flash and the health checks run as jobs on the engine's worker
+of the ECU's channel. `cancel()`, the `ApprovalRequest` methods and `RequestService` may be
+called from any thread (the GUI included: none of them blocks). Events (frozen dataclasses below)
+go to the sink from the workflow thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fota_studio.core.ea import EcuDefinition
+from fota_studio.core.ea_validate import check_image_fits
+from fota_studio.core.errors import ConfigurationError, FotaError, PreconditionError
+from fota_studio.core.errors import SecurityAccessError as _SecurityAccessError
+from fota_studio.core.events import EngineEvent, Progress
+from fota_studio.core.flash_plan import make_plan
+from fota_studio.core.update_request import (
+    OPEN_STATUSES,
+    Outcome,
+    RequestIssue,
+    RequestStateError,
+    RequestStatus,
+    Step,
+    UpdateRequest,
+    has_blocks,
+    validate_new_request,
+)
+from fota_studio.engine.cancel import CancelToken
+from fota_studio.engine.engine import Engine, JobContext
+from fota_studio.engine.flash_job import FlashResult, FlashSession, flash_ecu
+from fota_studio.engine.health import CheckResult, HealthReport, run_health_checks
+from fota_studio.engine.records import save_flash_record
+from fota_studio.infra.ea_store import EaStore
+from fota_studio.infra.repository import RepositoryStore
+from fota_studio.infra.requests_store import (
+    ENTRY_CHECKPOINT2,
+    ENTRY_DECISION,
+    ENTRY_FINAL,
+    ENTRY_FLASH,
+    ENTRY_STEP,
+    RequestsStore,
+    current_user,
+)
+from fota_studio.protocols import fota_objects as fo
+from fota_studio.protocols.tcu_node import TcuNode
+
+log = logging.getLogger(__name__)
+
+#: Approval / verification timeouts when neither the options nor a TCU node give one (the EDS
+#: defaults of approval_timeout_s / verification_timeout_s).
+DEFAULT_APPROVAL_TIMEOUT_S = 3600.0
+DEFAULT_VERIFICATION_TIMEOUT_S = 300.0
+#: How often the Checkpoint 1 wait looks at the cancel token.
+WAIT_SLICE_S = 0.05
+
+DECISION_LOCAL = "local"
+DECISION_HMI = "hmi"
+DECISION_TIMEOUT = "timeout"
+DECISION_CANCEL = "cancel"
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkflowEvent(EngineEvent):
+    """Base of the workflow's events; `request_id` names the update request."""
+
+    request_id: int
+
+
+@dataclass(frozen=True)
+class WorkflowStep(WorkflowEvent):
+    """A workflow step started, passed or failed (state "started" | "ok" | "failed")."""
+
+    step: str
+    state: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ApprovalRequested(WorkflowEvent):
+    """Checkpoint 1 waits: show `approval` (the dialog resolves it; never block on it)."""
+
+    approval: ApprovalRequest
+
+
+@dataclass(frozen=True)
+class ApprovalResolved(WorkflowEvent):
+    """Checkpoint 1 ended with `decision`."""
+
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class WorkflowProgress(WorkflowEvent):
+    """Flash progress of the request in percent (what the TCU reports in progress_percent)."""
+
+    percent: int
+
+
+@dataclass(frozen=True)
+class Checkpoint2Result(WorkflowEvent):
+    """Checkpoint 2 results: built-in checks and the OEM verdict (None = none/not asked)."""
+
+    checks: tuple[CheckResult, ...]
+    oem_verdict: int | None
+    healthy: bool
+
+
+@dataclass(frozen=True)
+class WorkflowFinished(WorkflowEvent):
+    """The attempt ended with `status`; `outcome` says how, `error` why it failed."""
+
+    status: str
+    outcome: str
+    error: str = ""
+
+
+# -- Checkpoint 1 ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The Checkpoint 1 decision and who made it (operator name, "HMI over CANopen ...")."""
+
+    approved: bool
+    by: str
+    source: str  # DECISION_LOCAL | DECISION_HMI | DECISION_TIMEOUT | DECISION_CANCEL
+
+
+@dataclass
+class ApprovalRequest:
+    """What the approval dialog shows, and the future it resolves (first decision wins)."""
+
+    request_id: int
+    machine: str
+    ecu: str
+    installed_version: str
+    offered_version: str
+    expected_downtime_s: int
+    preconditions: tuple[str, ...]
+    timeout_s: float
+    deadline: float  # time.monotonic() when the approval times out
+    future: Future[Decision] = field(default_factory=Future)
+
+    def remaining_s(self) -> float:
+        """Seconds left before the approval times out (0 when expired)."""
+        return max(0.0, self.deadline - time.monotonic())
+
+    def resolve(self, decision: Decision) -> bool:
+        """Set the decision; False when another one was already made."""
+        try:
+            self.future.set_result(decision)
+        except InvalidStateError:
+            return False
+        return True
+
+    def approve(self, by: str = "") -> bool:
+        """The local operator approves (from the dialog)."""
+        return self.resolve(Decision(True, by or current_user(), DECISION_LOCAL))
+
+    def reject(self, by: str = "") -> bool:
+        """The local operator rejects (from the dialog)."""
+        return self.resolve(Decision(False, by or current_user(), DECISION_LOCAL))
+
+    @property
+    def done(self) -> bool:
+        """True once decided (any way)."""
+        return self.future.done()
+
+
+@dataclass
+class WorkflowOptions:
+    """Per-run choices: approval and verification sources, timeouts, test overrides."""
+
+    approval_local: bool = True
+    approval_hmi: bool = True
+    approval_timeout_s: float | None = None  # None: the TCU's approval_timeout_s object
+    health_checks: bool = True
+    oem_verification: bool = False
+    verification_timeout_s: float | None = None  # None: the TCU's verification_timeout_s
+    boot_wait_s: float | None = None  # override the EA's boot wait (tests, demo)
+    heartbeat_within_s: float | None = None  # override the EA's heartbeat window
+
+
+Sink = Callable[[EngineEvent], None]
+
+
+class _Failure(Exception):
+    """Ends the attempt: status, outcome, TCU status and last_error."""
+
+    def __init__(
+        self, status: RequestStatus, outcome: Outcome, tcu_status: int, code: int, message: str
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.outcome = outcome
+        self.tcu_status = tcu_status
+        self.code = code
+
+
+def _error_code(result: FlashResult) -> int:
+    rec = result.record
+    if rec.nrc is not None:
+        return fo.error_code_for_nrc(rec.nrc)
+    if isinstance(result.error, PreconditionError):
+        return fo.ERROR_PRECONDITION
+    if isinstance(result.error, _SecurityAccessError):
+        return fo.ERROR_SECURITY_ACCESS
+    return fo.ERROR_NO_RESPONSE
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+class RequestRun:
+    """One attempt of one update request; `run()` blocks until its final status."""
+
+    def __init__(
+        self,
+        ws: Any,
+        engine: Engine,
+        request_id: int,
+        *,
+        tcu: TcuNode | None = None,
+        options: WorkflowOptions | None = None,
+        sink: Sink | None = None,
+    ) -> None:
+        self.ws = ws
+        self.engine = engine
+        self.request_id = request_id
+        self.tcu = tcu
+        self.options = options or WorkflowOptions()
+        self._sink: Sink = sink or engine.emit
+        self.store = RequestsStore(ws)
+        self.cancel_token = CancelToken()
+        self._lock = threading.Lock()
+        self._approved = False
+        self.approval: ApprovalRequest | None = None
+        self.future: Future[UpdateRequest] = Future()
+        self._thread: threading.Thread | None = None
+        self.health: HealthReport | None = None
+        self.flash_result: FlashResult | None = None
+
+    # -- control (any thread) ------------------------------------------------------------------
+
+    def start(self) -> Future[UpdateRequest]:
+        """Run on a thread `fota-workflow-<id>`; the future yields the final request."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._thread_main, name=f"fota-workflow-{self.request_id}", daemon=True
+            )
+            self._thread.start()
+        return self.future
+
+    def join(self, timeout_s: float | None = None) -> None:
+        """Wait for the thread started by `start()` (not for the GUI thread)."""
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _thread_main(self) -> None:
+        try:
+            self.future.set_result(self.run())
+        except BaseException as exc:  # the future carries it to whoever waits
+            self.future.set_exception(exc)
+
+    @property
+    def approved(self) -> bool:
+        """True once the operator approved at Checkpoint 1."""
+        with self._lock:
+            return self._approved
+
+    def cancel(self, reason: str = "cancelled by the user", by: str = "") -> None:
+        """Cancel before Checkpoint 1 approval; RequestStateError after it."""
+        who = by or current_user()
+        with self._lock:
+            if self._approved:
+                raise RequestStateError(
+                    f"update request #{self.request_id} cannot be cancelled: the operator already "
+                    "approved it at Checkpoint 1; it runs to an end"
+                )
+            approval = self.approval
+            if approval is not None and not approval.resolve(Decision(False, who, DECISION_CANCEL)):
+                decided = approval.future.result()
+                if decided.approved:
+                    raise RequestStateError(
+                        f"update request #{self.request_id} cannot be cancelled: "
+                        f"{decided.by} approved it at Checkpoint 1"
+                    )
+            self.cancel_token.cancel(f"{reason} ({who})")
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _emit(self, event: EngineEvent) -> None:
+        try:
+            self._sink(event)
+        except Exception:
+            log.exception("workflow sink failed on %s", type(event).__name__)
+
+    def _tcu(self, fn: Callable[[TcuNode], None]) -> None:
+        if self.tcu is not None:
+            try:
+                fn(self.tcu)
+            except Exception:  # the TCU objects are a report channel; never fail the run on it
+                log.exception("TCU node update failed")
+
+    def _tlog(self, line: str) -> None:
+        self._tcu(lambda t: t.append_log(time.strftime("%H:%M:%S ") + line))
+
+    def _step(self, step: Step, state: str, detail: str = "") -> None:
+        self._emit(WorkflowStep(0, self.request_id, step.value, state, detail))
+        if state == "started":
+            self.store.update(
+                self.request_id,
+                step=step.value,
+                entry=(ENTRY_STEP, {"step": step.value, "state": state, "detail": detail}),
+            )
+        else:
+            self.store.append(
+                self.request_id, ENTRY_STEP, {"step": step.value, "state": state, "detail": detail}
+            )
+        self._tlog(f"{step.value}: {state}" + (f" - {detail}" if detail else ""))
+
+    # -- the state machine -----------------------------------------------------------------------
+
+    def run(self) -> UpdateRequest:
+        """Drive the request to its final status; returns the stored request."""
+        req = self.store.get(self.request_id)
+        if req.status != RequestStatus.PENDING:
+            raise RequestStateError(
+                f"update request #{req.id} is {req.status.value}; only Pending requests start",
+                hint="re-run a Failed or Cancelled request to start a new attempt",
+            )
+        older = self.store.open_for_ecu(req.machine, req.ecu, before=req.id)
+        if older:
+            raise RequestStateError(
+                f"update request #{req.id}: request #{older[0].id} for {req.ecu} on "
+                f"{req.machine} was created earlier and is {older[0].status.value}",
+                hint="requests for one ECU run in creation order; run or cancel that one first",
+            )
+        if self.cancel_token.cancelled:
+            return self.store.cancel(req.id, reason=self.cancel_token.reason)
+        req = self.store.update(
+            req.id,
+            status=RequestStatus.IN_PROGRESS,
+            approved=False,
+            owner_pid=os.getpid(),
+            expect=frozenset({RequestStatus.PENDING}),
+        )
+        try:
+            final = self._run(req)
+        except _Failure as f:
+            final = self._finish(f.status, f.outcome, str(f), tcu_status=f.tcu_status, code=f.code)
+        except FotaError as exc:
+            final = self._finish(
+                RequestStatus.FAILED,
+                Outcome.INTERNAL_ERROR,
+                str(exc),
+                tcu_status=fo.STATUS_FAILED,
+                code=fo.ERROR_INTERNAL,
+            )
+        except Exception as exc:
+            log.exception("workflow of request %d crashed", self.request_id)
+            final = self._finish(
+                RequestStatus.FAILED,
+                Outcome.INTERNAL_ERROR,
+                f"internal error {type(exc).__name__}: {exc}",
+                tcu_status=fo.STATUS_FAILED,
+                code=fo.ERROR_INTERNAL,
+            )
+        return final
+
+    def _run(self, req: UpdateRequest) -> UpdateRequest:
+        ecu, image, installed = self._verify(req)
+        downtime_s = self._offer(req, ecu, image, installed)
+        self._checkpoint1(req, ecu, installed, downtime_s)
+        self._flash(req, ecu, image)
+        self._checkpoint2(req, ecu)
+        self._step(Step.FINALIZE, "started")
+        EaStore(self.ws).set_installed(
+            req.machine, req.ecu, req.version, source=f"update request {req.id}"
+        )
+        return self._finish(
+            RequestStatus.SUCCESSFUL,
+            Outcome.SUCCESS,
+            "",
+            tcu_status=fo.STATUS_SUCCESSFUL,
+            code=fo.ERROR_NONE,
+        )
+
+    def _finish(
+        self, status: RequestStatus, outcome: Outcome, error: str, *, tcu_status: int, code: int
+    ) -> UpdateRequest:
+        self._tcu(lambda t: t.clear_offer())
+        self._tcu(lambda t: t.set_last_error(code))
+        self._tcu(lambda t: t.set_status(tcu_status))
+        self._tlog(f"final: {status.value}" + (f" ({outcome.value}: {error})" if error else ""))
+        final = self.store.update(
+            self.request_id,
+            status=status,
+            outcome=outcome.value,
+            error=error,
+            owner_pid=None,
+            entry=(
+                ENTRY_FINAL,
+                {
+                    "status": status.value,
+                    "outcome": outcome.value,
+                    "error": error,
+                    "tcu_status": tcu_status,
+                    "last_error": code,
+                },
+            ),
+        )
+        self._emit(WorkflowFinished(0, self.request_id, status.value, outcome.value, error))
+        return final
+
+    # 1. package -------------------------------------------------------------------------------
+
+    def _verify(self, req: UpdateRequest) -> tuple[EcuDefinition, Any, str]:
+        self._step(Step.VERIFY_PACKAGE, "started")
+        eas = EaStore(self.ws)
+        machine = eas.get_machine(req.machine)
+        if not machine.ea_name:
+            raise _Failure(
+                RequestStatus.FAILED,
+                Outcome.PACKAGE_INVALID,
+                fo.STATUS_FAILED,
+                fo.ERROR_PACKAGE_VERIFICATION,
+                f'machine "{req.machine}" is not assigned to an Electronic Architecture',
+            )
+        ea = eas.get(machine.ea_name)
+        try:
+            ecu = ea.ecu(req.ecu)
+        except KeyError as exc:
+            raise _Failure(
+                RequestStatus.FAILED,
+                Outcome.PACKAGE_INVALID,
+                fo.STATUS_FAILED,
+                fo.ERROR_PACKAGE_VERIFICATION,
+                str(exc.args[0]),
+            ) from None
+        repo = RepositoryStore(self.ws)
+        fail = RequestStatus.FAILED, Outcome.PACKAGE_INVALID, fo.STATUS_FAILED
+        if (req.brand, req.model) != (ecu.brand, ecu.model):
+            raise _Failure(
+                *fail,
+                fo.ERROR_BRAND_MODEL_MISMATCH,
+                f"package is for {req.brand} / {req.model} but ECU {ecu.name} is "
+                f"{ecu.brand} / {ecu.model}",
+            )
+        try:
+            version = repo.get_version(req.brand, req.model, req.version)
+            image = repo.load_image(version)  # re-hashes the file and the image data
+        except FotaError as exc:
+            raise _Failure(*fail, fo.ERROR_PACKAGE_VERIFICATION, f"package: {exc}") from exc
+        if repo.require_signed_packages and (
+            version.signature_state != "valid" or version.signer not in repo.trusted_keys()
+        ):
+            raise _Failure(
+                *fail,
+                fo.ERROR_PACKAGE_VERIFICATION,
+                f"{version.label} is {version.signature_state}"
+                + (f" by {version.signer}" if version.signer else "")
+                + "; this workspace requires packages signed by a trusted key",
+            )
+        segments = [(s.address, len(s.data)) for s in image.segments]
+        problems = check_image_fits(ecu, segments)
+        if problems:
+            raise _Failure(*fail, fo.ERROR_IMAGE_LAYOUT, "; ".join(p.message for p in problems[:3]))
+        installed = machine.installed.get(req.ecu) or ""
+        self._step(
+            Step.VERIFY_PACKAGE,
+            "ok",
+            f"{version.label}: sha256 {version.sha256[:16]}…, {version.size} bytes in "
+            f"{len(segments)} segment(s), {version.signature_state}",
+        )
+        return ecu, image, installed
+
+    # 2. offer ---------------------------------------------------------------------------------
+
+    def _offer(self, req: UpdateRequest, ecu: EcuDefinition, image: Any, installed: str) -> int:
+        self._step(Step.OFFER_UPDATE, "started")
+        segments = [(s.address, len(s.data)) for s in image.segments]
+        estimate_s = make_plan(ecu, segments).estimated_s
+        downtime_s = max(1, math.ceil(estimate_s))
+        self._tcu(
+            lambda t: t.offer_update(
+                request_id=req.id,
+                target_ecu=req.ecu,
+                installed_version=installed,
+                offered_version=req.version,
+                expected_downtime_s=min(downtime_s, 0xFFFF),
+            )
+        )
+        self._step(
+            Step.OFFER_UPDATE,
+            "ok",
+            f"update_available=1, {installed or '?'} -> {req.version}, "
+            f"expected downtime {downtime_s} s",
+        )
+        return downtime_s
+
+    # 3. Checkpoint 1 --------------------------------------------------------------------------
+
+    def _approval_timeout_s(self) -> float:
+        if self.options.approval_timeout_s is not None:
+            return float(self.options.approval_timeout_s)
+        if self.tcu is not None:
+            return float(self.tcu.get(fo.APPROVAL_TIMEOUT_S))
+        return DEFAULT_APPROVAL_TIMEOUT_S
+
+    def _checkpoint1(
+        self, req: UpdateRequest, ecu: EcuDefinition, installed: str, downtime_s: int
+    ) -> None:
+        self._step(Step.CHECKPOINT_1, "started")
+        opts = self.options
+        use_hmi = opts.approval_hmi and self.tcu is not None
+        if not opts.approval_local and not use_hmi:
+            raise ConfigurationError(
+                "Checkpoint 1 has no approval source",
+                hint="enable the local approval dialog or an HMI on the TCU node",
+            )
+        timeout_s = self._approval_timeout_s()
+        pre = tuple(
+            f"{p.name}: {'' if p.minimum is None else p.minimum}"
+            f"..{'' if p.maximum is None else p.maximum} {p.unit}".rstrip()
+            for p in ecu.uds.preconditions
+        )
+        approval = ApprovalRequest(
+            request_id=req.id,
+            machine=req.machine,
+            ecu=req.ecu,
+            installed_version=installed,
+            offered_version=req.version,
+            expected_downtime_s=downtime_s,
+            preconditions=pre,
+            timeout_s=timeout_s,
+            deadline=time.monotonic() + timeout_s,
+        )
+        node_id = self.tcu.node_id if self.tcu is not None else 0
+
+        def on_decision(name: str, value: int) -> None:  # CAN thread: never block
+            if name == fo.OPERATOR_DECISION:
+                approval.resolve(
+                    Decision(
+                        value == fo.DECISION_APPROVE,
+                        f"HMI over CANopen (SDO to TCU node 0x{node_id:02X})",
+                        DECISION_HMI,
+                    )
+                )
+
+        with self._lock:
+            if self.cancel_token.cancelled:
+                approval.resolve(Decision(False, self.cancel_token.reason, DECISION_CANCEL))
+            self.approval = approval
+        if use_hmi and self.tcu is not None:
+            self.tcu.add_decision_listener(on_decision)
+            # A decision written between the offer and the listener is not lost.
+            early = int(self.tcu.get(fo.OPERATOR_DECISION))
+            if early:
+                on_decision(fo.OPERATOR_DECISION, early)
+        if opts.approval_local:
+            self._emit(ApprovalRequested(0, req.id, approval))
+        try:
+            decision = self._wait_decision(approval)
+        finally:
+            if use_hmi and self.tcu is not None:
+                self.tcu.remove_decision_listener(on_decision)
+            self._tcu(lambda t: t.clear_offer())
+        with self._lock:
+            if decision.approved:
+                self._approved = True
+        self._emit(ApprovalResolved(0, req.id, decision))
+        verdict = {
+            (True, DECISION_LOCAL): "approved",
+            (True, DECISION_HMI): "approved",
+        }.get((decision.approved, decision.source), decision.source)
+        if decision.source in (DECISION_LOCAL, DECISION_HMI) and not decision.approved:
+            verdict = "rejected"
+        self.store.update(
+            req.id,
+            approved=decision.approved,
+            entry=(
+                ENTRY_DECISION,
+                {
+                    "decision": verdict,
+                    "by": decision.by,
+                    "source": decision.source,
+                    "timeout_s": timeout_s,
+                },
+            ),
+        )
+        if decision.approved:
+            self._step(Step.CHECKPOINT_1, "ok", f"approved by {decision.by}")
+            return
+        self._step(Step.CHECKPOINT_1, "failed", f"{verdict} ({decision.by})")
+        if decision.source == DECISION_TIMEOUT:
+            raise _Failure(
+                RequestStatus.CANCELLED,
+                Outcome.APPROVAL_TIMEOUT,
+                fo.STATUS_APPROVAL_TIMEOUT,
+                fo.ERROR_APPROVAL_TIMEOUT,
+                f"no operator decision within {timeout_s:g} s (approval timeout = rejection); "
+                "the ECU was not touched",
+            )
+        if decision.source == DECISION_CANCEL:
+            raise _Failure(
+                RequestStatus.CANCELLED,
+                Outcome.CANCELLED,
+                fo.STATUS_CANCELLED,
+                fo.ERROR_CANCELLED,
+                f"cancelled before approval ({decision.by}); the ECU was not touched",
+            )
+        raise _Failure(
+            RequestStatus.CANCELLED,
+            Outcome.REJECTED,
+            fo.STATUS_REJECTED,
+            fo.ERROR_REJECTED,
+            f"rejected at Checkpoint 1 by {decision.by}; the ECU was not touched",
+        )
+
+    def _wait_decision(self, approval: ApprovalRequest) -> Decision:
+        while True:
+            try:
+                return approval.future.result(timeout=min(WAIT_SLICE_S, approval.remaining_s()))
+            except FutureTimeout:
+                pass
+            if self.cancel_token.cancelled:
+                approval.resolve(Decision(False, self.cancel_token.reason, DECISION_CANCEL))
+            elif approval.remaining_s() <= 0:
+                approval.resolve(Decision(False, "approval timeout", DECISION_TIMEOUT))
+
+    # 4. flash ---------------------------------------------------------------------------------
+
+    def _flash(self, req: UpdateRequest, ecu: EcuDefinition, image: Any) -> None:
+        self._step(Step.FLASH, "started", f"channel {ecu.connection.channel}")
+        self._tcu(lambda t: t.set_progress(0))
+        self._tcu(lambda t: t.set_status(fo.STATUS_FLASHING))
+        tmp = Path(tempfile.mkdtemp(prefix="fota-req-"))
+        buslog = tmp / f"request-{req.id}.blf"
+        last_pct = [-1]
+
+        def report(ctx: JobContext) -> Callable[[EngineEvent], None]:
+            def tee(event: EngineEvent) -> None:
+                ctx.emit(event)
+                if isinstance(event, Progress):
+                    pct = int(event.fraction * 100)
+                    if pct != last_pct[0]:
+                        last_pct[0] = pct
+                        self._tcu(lambda t: t.set_progress(pct))
+                        self._emit(WorkflowProgress(0, req.id, pct))
+
+            return tee
+
+        def job(ctx: JobContext) -> FlashResult:
+            session = FlashSession(
+                ecu=ecu,
+                bus=ctx.bus,
+                notifier=ctx.notifier,
+                job_id=ctx.job_id,
+                machine=req.machine,
+                version=req.version,
+                expected_version=req.version,
+                channel=ctx.channel,
+                seedkey=self.engine.seedkey,
+                buslog_path=buslog,
+                boot_wait_s=self.options.boot_wait_s,
+            )
+            return flash_ecu(session, image, report(ctx), ctx.cancel)
+
+        handle = self.engine.submit(
+            ecu.connection.channel, f"request #{req.id}: flash {ecu.name} {req.version}", job
+        )
+        result: FlashResult = handle.result()
+        self.flash_result = result
+        rid: int | None = None
+        try:
+            rid = save_flash_record(self.ws, result.record, buslog)
+        finally:
+            with contextlib.suppress(OSError):
+                buslog.unlink()
+            with contextlib.suppress(OSError):
+                tmp.rmdir()
+        self.store.update(
+            req.id,
+            flash_record_id=rid,
+            entry=(
+                ENTRY_FLASH,
+                {
+                    "flash_record_id": rid,
+                    "result": result.record.result,
+                    "error": result.record.error,
+                    "failed_step": result.record.failed_step,
+                    "bytes": result.record.bytes_total,
+                    "version_after": result.version_after,
+                    "buslog_sha256": result.record.buslog_sha256,
+                    "buslog_frames": result.record.buslog_frames,
+                },
+            ),
+        )
+        if not result.ok:
+            self._step(Step.FLASH, "failed", result.record.error)
+            raise _Failure(
+                RequestStatus.FAILED,
+                Outcome.FLASH_FAILED,
+                fo.STATUS_FAILED,
+                _error_code(result),
+                f"flash failed at {result.record.failed_step or 'start'}: "
+                f"{result.error or result.record.error}",
+            )
+        self._tcu(lambda t: t.set_progress(100))
+        self._step(
+            Step.FLASH,
+            "ok",
+            f"{result.record.bytes_total} bytes, ECU reset, running {result.version_after}",
+        )
+
+    # 5. Checkpoint 2 --------------------------------------------------------------------------
+
+    def _verification_timeout_s(self) -> float:
+        if self.options.verification_timeout_s is not None:
+            return float(self.options.verification_timeout_s)
+        if self.tcu is not None:
+            return float(self.tcu.get(fo.VERIFICATION_TIMEOUT_S))
+        return DEFAULT_VERIFICATION_TIMEOUT_S
+
+    def _checkpoint2(self, req: UpdateRequest, ecu: EcuDefinition) -> None:
+        self._step(Step.CHECKPOINT_2, "started")
+        self._tcu(lambda t: t.set_status(fo.STATUS_WAITING_VERIFICATION))
+        opts = self.options
+        checks: tuple[CheckResult, ...] = ()
+        healthy = True
+        if opts.health_checks:
+            hc = ecu.uds.health
+            if opts.heartbeat_within_s is not None:
+                from dataclasses import replace
+
+                hc = replace(hc, heartbeat_within_s=opts.heartbeat_within_s)
+
+            def job(ctx: JobContext) -> HealthReport:
+                return run_health_checks(
+                    ecu, ctx.bus, ctx.notifier, req.version, checks=hc, cancel=ctx.cancel
+                )
+
+            handle = self.engine.submit(
+                ecu.connection.channel, f"request #{req.id}: health checks {ecu.name}", job
+            )
+            report: HealthReport = handle.result()
+            self.health = report
+            checks = tuple(report.results)
+            healthy = report.healthy
+            for c in checks:
+                self._tlog(f"check {c.name}: {'ok' if c.ok else 'FAILED'} ({c.detail})")
+        verdict: int | None = None
+        timed_out = False
+        use_oem = opts.oem_verification and self.tcu is not None
+        timeout_s = self._verification_timeout_s()
+        if use_oem and self.tcu is not None:
+            verdict = self.tcu.wait_oem_verification(timeout_s, cancel=self.cancel_token.event)
+            timed_out = verdict is None
+            healthy = healthy and verdict == fo.VERDICT_HEALTHY
+        self._emit(Checkpoint2Result(0, req.id, checks, verdict, healthy))
+        verdict_text = {
+            None: "timeout" if timed_out else "not asked",
+            fo.VERDICT_HEALTHY: "healthy",
+            fo.VERDICT_UNHEALTHY: "unhealthy",
+        }.get(verdict, str(verdict))
+        self.store.append(
+            req.id,
+            ENTRY_CHECKPOINT2,
+            {
+                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
+                "oem_verdict": verdict_text,
+                "healthy": healthy,
+                "timeout_s": timeout_s if use_oem else None,
+            },
+        )
+        if timed_out:
+            self._step(Step.CHECKPOINT_2, "failed", f"no OEM verdict within {timeout_s:g} s")
+            raise _Failure(
+                RequestStatus.FAILED,
+                Outcome.VERIFICATION_TIMEOUT,
+                fo.STATUS_VERIFICATION_TIMEOUT,
+                fo.ERROR_VERIFICATION_TIMEOUT,
+                f"Checkpoint 2: no OEM verdict within {timeout_s:g} s (timeout = failure)",
+            )
+        if not healthy:
+            failed = [c.name for c in checks if not c.ok]
+            if verdict == fo.VERDICT_UNHEALTHY:
+                failed.append("OEM verdict unhealthy")
+            self._step(Step.CHECKPOINT_2, "failed", ", ".join(failed))
+            raise _Failure(
+                RequestStatus.FAILED,
+                Outcome.VERIFICATION_FAILED,
+                fo.STATUS_FAILED,
+                fo.ERROR_UNHEALTHY,
+                "Checkpoint 2: ECU health verification failed: " + ", ".join(failed),
+            )
+        self._step(
+            Step.CHECKPOINT_2,
+            "ok",
+            f"{len(checks)} check(s) passed" + (f", OEM verdict {verdict_text}" if use_oem else ""),
+        )
+
+
+# -- creating requests and running several ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewRequestCheck:
+    """What `check_new_request` found: the findings and the resolved targets."""
+
+    issues: tuple[RequestIssue, ...]
+    ecu: EcuDefinition
+    brand: str
+    model: str
+    installed_version: str | None
+
+    @property
+    def blocked(self) -> bool:
+        """True when a finding forbids the request."""
+        return has_blocks(self.issues)
+
+    @property
+    def warnings(self) -> tuple[RequestIssue, ...]:
+        """Findings that need a confirmation."""
+        return tuple(i for i in self.issues if not i.block)
+
+
+def check_new_request(
+    ws: Any,
+    machine: str,
+    ecu_name: str,
+    version: str,
+    *,
+    brand: str | None = None,
+    model: str | None = None,
+) -> NewRequestCheck:
+    """Validate a request of `version` for `ecu_name` on `machine` (repository = the ECU's
+    Brand/Model unless `brand`/`model` are given)."""
+    eas = EaStore(ws)
+    m = eas.get_machine(machine)
+    if not m.ea_name:
+        raise ConfigurationError(
+            f'machine "{machine}" is not assigned to an Electronic Architecture',
+            hint="assign it with `fota-studio ea assign`",
+        )
+    ea = eas.get(m.ea_name)
+    try:
+        ecu = ea.ecu(ecu_name)
+    except KeyError as exc:
+        raise ConfigurationError(str(exc.args[0])) from None
+    b, mo = brand or ecu.brand, model or ecu.model
+    repo = RepositoryStore(ws)
+    v = repo.get_version(b, mo, version)
+    installed = m.installed.get(ecu_name)
+    issues = validate_new_request(
+        ecu,
+        version=version,
+        brand=b,
+        model=mo,
+        segments=list(v.segments),
+        installed_version=installed,
+        open_requests=RequestsStore(ws).open_for_ecu(machine, ecu_name),
+        retired=v.retired,
+    )
+    return NewRequestCheck(tuple(issues), ecu, b, mo, installed)
+
+
+def create_request(
+    ws: Any,
+    machine: str,
+    ecu_name: str,
+    version: str,
+    *,
+    confirm: bool = False,
+    created_by: str | None = None,
+    brand: str | None = None,
+    model: str | None = None,
+) -> UpdateRequest:
+    """Create a Pending request; blocks always refuse, warnings refuse unless `confirm`."""
+    chk = check_new_request(ws, machine, ecu_name, version, brand=brand, model=model)
+    if chk.blocked:
+        raise RequestStateError(
+            "update request refused: " + "; ".join(i.message for i in chk.issues if i.block)
+        )
+    if chk.warnings and not confirm:
+        raise RequestStateError(
+            "update request needs confirmation: " + "; ".join(i.message for i in chk.warnings),
+            hint="confirm the warnings (--yes on the command line)",
+        )
+    return RequestsStore(ws).create(
+        machine=machine,
+        ecu=ecu_name,
+        brand=chk.brand,
+        model=chk.model,
+        version=version,
+        installed_before=chk.installed_version,
+        created_by=created_by,
+        warnings=[i.message for i in chk.warnings],
+    )
+
+
+class RequestService:
+    """Starts request runs on a workspace + engine, routes cancels, keeps the running ones."""
+
+    def __init__(
+        self, ws: Any, engine: Engine, *, tcu: TcuNode | None = None, sink: Sink | None = None
+    ) -> None:
+        self.ws = ws
+        self.engine = engine
+        self.tcu = tcu
+        self._sink = sink
+        self.store = RequestsStore(ws)
+        self._runs: dict[int, RequestRun] = {}
+        self._lock = threading.Lock()
+
+    def start(self, request_id: int, options: WorkflowOptions | None = None) -> RequestRun:
+        """Start a run of a Pending request on its own thread; returns it at once."""
+        req = self.store.get(request_id)
+        if req.status != RequestStatus.PENDING:
+            raise RequestStateError(
+                f"update request #{request_id} is {req.status.value}; only Pending requests start",
+                hint="re-run a Failed or Cancelled request",
+            )
+        with self._lock:
+            if request_id in self._runs and not self._runs[request_id].future.done():
+                raise RequestStateError(f"update request #{request_id} is already running")
+            run = RequestRun(
+                self.ws, self.engine, request_id, tcu=self.tcu, options=options, sink=self._sink
+            )
+            self._runs[request_id] = run
+        run.start()
+        return run
+
+    def running(self, request_id: int) -> RequestRun | None:
+        """The run of this request while it has not ended."""
+        with self._lock:
+            run = self._runs.get(request_id)
+        return run if run is not None and not run.future.done() else None
+
+    def cancel(self, request_id: int, reason: str = "cancelled by the user", by: str = "") -> None:
+        """Cancel a request (running or not); RequestStateError after Checkpoint 1 approval."""
+        run = self.running(request_id)
+        if run is not None:
+            run.cancel(reason, by)
+            return
+        req = self.store.get(request_id)
+        if req.status not in OPEN_STATUSES:
+            raise RequestStateError(f"update request #{request_id} is {req.status.value}")
+        self.store.cancel(request_id, by=by, reason=reason)
+
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Cancel runs still before approval and wait for every run thread."""
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            with contextlib.suppress(RequestStateError):
+                if not run.future.done():
+                    run.cancel("the application is shutting down")
+        for run in runs:
+            run.join(timeout_s)
+
+
+# -- the demo bench: simulated machine + TCU + machine-side client on one virtual bus -----------
+
+
+class DemoBench:
+    """The demo machine on a private virtual bus: simulated ECU, engine, TCU node, HMI client.
+
+    Three python-can `virtual` Bus instances on one unique channel (a frame reaches the OTHER
+    instances only): the simulated ECU(s), the engine (tester + TCU node on its notifier), and
+    the machine-side CANopen client (HMI / OEM logic). The simulated ECU starts with the image
+    of the version the workspace says is installed. `start`/`stop` from any thread but the GUI
+    thread's event loop is never blocked long (start takes well under a second).
+    """
+
+    def __init__(
+        self,
+        ws: Any,
+        *,
+        machine: str | None = None,
+        ecu: str = "VCU",
+        sink: Sink | None = None,
+        state_dir: Path | None = None,
+        client_poll_period_s: float | None = 1.0,
+        sim_options: Any = None,
+    ) -> None:
+        from fota_studio.core.demo_catalog import DEMO_MACHINES
+
+        self.ws = ws
+        self.machine = machine or DEMO_MACHINES[0]
+        self.ecu_name = ecu
+        self._sink = sink
+        self._state_dir = state_dir
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._poll_s = client_poll_period_s
+        self._sim_options = sim_options
+        self.channel = ""
+        self.engine: Engine | None = None
+        self.tcu: TcuNode | None = None
+        self.client: Any = None
+        self.sim: Any = None
+        self._buses: list[Any] = []
+
+    def start(self) -> DemoBench:
+        """Build and start everything (idempotent)."""
+        if self.engine is not None:
+            return self
+        import uuid
+
+        import can
+
+        from fota_studio.protocols.bus import BusSettings
+        from fota_studio.protocols.fota_client import FotaClient
+        from fota_studio.sim.machine import SimMachine
+        from fota_studio.sim.uds_ecu import SimEcuOptions
+
+        eas = EaStore(self.ws)
+        m = eas.get_machine(self.machine)
+        if not m.ea_name:
+            raise ConfigurationError(f'demo machine "{self.machine}" has no EA')
+        ea = eas.get(m.ea_name)
+        ecu = ea.ecu(self.ecu_name)
+        repo = RepositoryStore(self.ws)
+        images: dict[str, list[tuple[int, bytes]]] = {}
+        installed = m.installed.get(ecu.name)
+        if installed:
+            img = repo.load_image(repo.get_version(ecu.brand, ecu.model, installed))
+            images[ecu.name] = [(s.address, bytes(s.data)) for s in img.segments]
+        if self._state_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="fota-demo-")
+            self._state_dir = Path(self._tmp.name)
+        self.channel = f"fota-demo-{uuid.uuid4().hex[:10]}"
+        fd = ecu.connection.fd
+        try:
+            sim_bus = can.Bus(interface="virtual", channel=self.channel, fd=fd, ignore_config=True)
+            self._buses.append(sim_bus)
+            self.sim = SimMachine(
+                ea,
+                sim_bus,
+                name=self.machine,
+                state_dir=self._state_dir,
+                options={
+                    ecu.name: self._sim_options
+                    or SimEcuOptions(erase_ms_per_kib=0.5, erase_min_ms=20, pending_interval_ms=200)
+                },
+                initial_images=images,
+                ecus=[ecu.name],
+            )
+            self.sim.start()
+            self.engine = Engine(self._sink)
+            bus, notifier = self.engine.open_channel(
+                ecu.connection.channel,
+                BusSettings(interface="virtual", channel=self.channel, fd=fd),
+            )
+            self.tcu = TcuNode(bus, notifier=notifier)
+            self.tcu.start()
+            client_bus = can.Bus(
+                interface="virtual", channel=self.channel, fd=fd, ignore_config=True
+            )
+            self._buses.append(client_bus)
+            self.client = FotaClient(client_bus, poll_period_s=self._poll_s)
+            self.client.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def memory_sha256(self) -> str:
+        """SHA-256 of the simulated ECU's whole application region (unchanged = not touched)."""
+        import hashlib
+
+        from fota_studio.core.demo_catalog import APP_REGION_LENGTH, APP_REGION_START
+
+        mem = self.sim.ecu(self.ecu_name).memory
+        return hashlib.sha256(mem.read(APP_REGION_START, APP_REGION_LENGTH)).hexdigest()
+
+    def stop(self) -> None:
+        """Stop client, TCU, engine, simulator and buses, in that order (idempotent)."""
+        if self.client is not None:
+            self.client.stop()
+            self.client = None
+        if self.tcu is not None:
+            self.tcu.stop()
+            self.tcu = None
+        if self.engine is not None:
+            self.engine.shutdown()
+            self.engine = None
+        if self.sim is not None:
+            self.sim.stop()
+            self.sim = None
+        for bus in self._buses:
+            with contextlib.suppress(Exception):
+                bus.shutdown()
+        self._buses.clear()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+            self._state_dir = None
+
+    def __enter__(self) -> DemoBench:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def pick_demo_version(ws: Any, machine: str, ecu_name: str) -> str:
+    """The version a demo update offers: the newest newer than installed, else another one."""
+    from fota_studio.core.update_request import compare_versions
+
+    eas = EaStore(ws)
+    m = eas.get_machine(machine)
+    ecu = eas.get(m.ea_name or "").ecu(ecu_name)
+    versions = [
+        v.version for v in RepositoryStore(ws).list_versions(ecu.brand, ecu.model) if not v.retired
+    ]
+    installed = m.installed.get(ecu_name) or ""
+    newer = [v for v in versions if not installed or compare_versions(v, installed) > 0]
+    if newer:
+        return newer[-1]
+    others = [v for v in versions if v != installed]
+    if not others:
+        raise ConfigurationError(f"no demo version to offer for {ecu_name}")
+    return others[-1]

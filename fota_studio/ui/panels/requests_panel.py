@@ -1,0 +1,442 @@
+"""The Update Requests panel: table with filters, step timeline, actions, history and reports.
+
+The table lists every update request (newest first) filtered by machine, ECU and status; the
+detail view shows the selected request's record as a timeline (every step with its time, the
+Checkpoint 1 decision and who made it, the flash record, the Checkpoint 2 results, the final
+status and the hash-chain verdict). Actions: create (machine → ECU → version, with the warnings
+to confirm and the blocks that refuse), start, cancel (refused after approval), re-run, open the
+record (export HTML/PDF). Starting needs a `RequestService` (engine + optional TCU node) that the
+main window provides with `set_service`; the Checkpoint 1 approval dialog opens when a run asks.
+
+GUI thread only. Workflow events reach it through `on_event` (connect EngineBridge.event_received
+or DemoRunner.event_received); the table also refreshes on a 1 s timer (cheap: a few hundred
+rows at most are read).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from fota_studio.core.errors import FotaError
+from fota_studio.core.update_request import RequestStatus, UpdateRequest
+from fota_studio.engine.workflow import (
+    ApprovalRequested,
+    RequestService,
+    WorkflowEvent,
+    WorkflowOptions,
+    check_new_request,
+    create_request,
+)
+from fota_studio.infra.ea_store import EaStore
+from fota_studio.infra.repository import RepositoryStore
+from fota_studio.infra.requests_store import RequestsStore
+from fota_studio.ui.dialogs.approval_dialog import ApprovalDialog
+from fota_studio.ui.report import export_request_report, request_report_html
+
+REFRESH_MS = 1000
+ALL = "(all)"
+COLUMNS = ("#", "Machine", "ECU", "Version", "Status", "Step", "Attempt", "Created", "By")
+
+_EMPTY = ""  # returned instead of None from data() (PySide6 refcount note in library-notes)
+
+
+class RequestsModel(QAbstractTableModel):
+    """The filtered request list."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.rows: list[UpdateRequest] = []
+
+    def set_rows(self, rows: list[UpdateRequest]) -> None:
+        """Replace the rows (a full reset: the list is small)."""
+        self.beginResetModel()
+        self.rows = rows
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        """Qt override."""
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        """Qt override."""
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
+        """Qt override."""
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return _EMPTY
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = 0) -> Any:
+        """Qt override."""
+        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
+            return _EMPTY
+        r = self.rows[index.row()]
+        values = (
+            str(r.id),
+            r.machine,
+            r.ecu,
+            r.version,
+            r.status.value + (f" ({r.outcome})" if r.outcome and r.outcome != "success" else ""),
+            r.step,
+            str(r.attempt),
+            r.created_at[:19].replace("T", " "),
+            r.created_by,
+        )
+        return values[index.column()]
+
+
+class CreateRequestDialog(QDialog):
+    """Pick machine → ECU → version; shows warnings (to confirm) and blocks (refuse)."""
+
+    def __init__(self, ws: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ws = ws
+        self.setWindowTitle("New update request")
+        self.machine_combo = QComboBox()
+        self.ecu_combo = QComboBox()
+        self.version_combo = QComboBox()
+        self.findings = QLabel("")
+        self.findings.setWordWrap(True)
+        form = QFormLayout(self)
+        form.addRow("Machine:", self.machine_combo)
+        form.addRow("ECU:", self.ecu_combo)
+        form.addRow("Version:", self.version_combo)
+        form.addRow(self.findings)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        form.addRow(self.buttons)
+        self.issues: tuple[Any, ...] = ()
+        eas = EaStore(ws)
+        for m in eas.list_machines():
+            if m.ea_name:
+                self.machine_combo.addItem(f"{m.serial}", m.serial)
+        self.machine_combo.currentIndexChanged.connect(self._fill_ecus)
+        self.ecu_combo.currentIndexChanged.connect(self._fill_versions)
+        self.version_combo.currentIndexChanged.connect(self._check)
+        self._fill_ecus()
+
+    def _fill_ecus(self) -> None:
+        self.ecu_combo.clear()
+        serial = self.machine_combo.currentData()
+        if not serial:
+            return
+        eas = EaStore(self.ws)
+        m = eas.get_machine(serial)
+        for e in eas.get(m.ea_name or "").ecus:
+            self.ecu_combo.addItem(f"{e.name} (installed {m.installed.get(e.name) or '?'})", e.name)
+
+    def _fill_versions(self) -> None:
+        self.version_combo.clear()
+        serial, ecu_name = self.machine_combo.currentData(), self.ecu_combo.currentData()
+        if not serial or not ecu_name:
+            return
+        eas = EaStore(self.ws)
+        ecu = eas.get(eas.get_machine(serial).ea_name or "").ecu(ecu_name)
+        try:
+            versions = RepositoryStore(self.ws).list_versions(ecu.brand, ecu.model)
+        except FotaError as exc:
+            self.findings.setText(str(exc))
+            return
+        for v in reversed(versions):
+            self.version_combo.addItem(v.version + (" (retired)" if v.retired else ""), v.version)
+
+    def _check(self) -> None:
+        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        version = self.version_combo.currentData()
+        if not version:
+            ok.setEnabled(False)
+            return
+        try:
+            chk = check_new_request(
+                self.ws, self.machine_combo.currentData(), self.ecu_combo.currentData(), version
+            )
+        except FotaError as exc:
+            self.findings.setText(str(exc))
+            ok.setEnabled(False)
+            return
+        self.issues = chk.issues
+        self.findings.setText("\n".join(str(i) for i in chk.issues) or "No warnings.")
+        ok.setEnabled(not chk.blocked)
+        ok.setText("Create (confirm warnings)" if chk.warnings else "Create")
+
+    def selection(self) -> tuple[str, str, str]:
+        """(machine, ECU, version) chosen."""
+        return (
+            self.machine_combo.currentData(),
+            self.ecu_combo.currentData(),
+            self.version_combo.currentData(),
+        )
+
+
+class RequestsPanel(QWidget):
+    """Update requests: list, filters, timeline, actions, reports."""
+
+    def __init__(
+        self, ws: Any, service: RequestService | None = None, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.ws = ws
+        self.store = RequestsStore(ws)
+        self.service = service
+        self.options = WorkflowOptions()
+        self.dialogs: list[ApprovalDialog] = []
+        self.store.recover_interrupted()
+
+        self.machine_filter = QComboBox()
+        self.ecu_filter = QComboBox()
+        self.status_filter = QComboBox()
+        self.status_filter.addItem(ALL, "")
+        for s in RequestStatus:
+            self.status_filter.addItem(s.value, s.value)
+        filters = QHBoxLayout()
+        for label, combo in (
+            ("Machine", self.machine_filter),
+            ("ECU", self.ecu_filter),
+            ("Status", self.status_filter),
+        ):
+            filters.addWidget(QLabel(label + ":"))
+            filters.addWidget(combo)
+            combo.currentIndexChanged.connect(self.refresh)
+        filters.addStretch(1)
+
+        self.model = RequestsModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        self.table.selectionModel().selectionChanged.connect(self._on_selection)
+        self.detail = QTextBrowser()
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.table)
+        splitter.addWidget(self.detail)
+
+        self.create_button = QPushButton("New request…")
+        self.start_button = QPushButton("Start")
+        self.cancel_button = QPushButton("Cancel")
+        self.rerun_button = QPushButton("Re-run")
+        self.report_button = QPushButton("Open record / export…")
+        actions = QHBoxLayout()
+        for b in (
+            self.create_button,
+            self.start_button,
+            self.cancel_button,
+            self.rerun_button,
+            self.report_button,
+        ):
+            actions.addWidget(b)
+        actions.addStretch(1)
+        self.create_button.clicked.connect(self._on_create_clicked)
+        self.start_button.clicked.connect(self._on_start_clicked)
+        self.cancel_button.clicked.connect(self._on_cancel_clicked)
+        self.rerun_button.clicked.connect(self._on_rerun_clicked)
+        self.report_button.clicked.connect(self._on_report_clicked)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(filters)
+        layout.addWidget(splitter, 1)
+        layout.addLayout(actions)
+        self._fill_filters()
+        self.refresh()
+        self._timer = QTimer(self)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self.refresh)
+        self._timer.start()
+
+    # -- wiring ----------------------------------------------------------------------------
+
+    def set_service(self, service: RequestService | None) -> None:
+        """The service that starts runs (engine + TCU); None disables Start."""
+        self.service = service
+        self._update_actions()
+
+    def on_event(self, event: object) -> None:
+        """Handle engine/workflow events (GUI thread): open the approval dialog, refresh."""
+        if isinstance(event, ApprovalRequested):
+            self.show_approval(event.approval)
+        if isinstance(event, WorkflowEvent):
+            self.refresh()
+
+    def show_approval(self, approval: Any) -> ApprovalDialog:
+        """Open the non-modal Checkpoint 1 dialog for `approval`."""
+        dlg = ApprovalDialog(approval, self)
+        self.dialogs = [d for d in self.dialogs if d.isVisible()] + [dlg]
+        dlg.show()
+        return dlg
+
+    # -- data ------------------------------------------------------------------------------
+
+    def _fill_filters(self) -> None:
+        rows = self.store.list()
+        for combo, values in (
+            (self.machine_filter, sorted({r.machine for r in rows})),
+            (self.ecu_filter, sorted({r.ecu for r in rows})),
+        ):
+            current = combo.currentData()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItem(ALL, "")
+            for v in values:
+                combo.addItem(v, v)
+            i = combo.findData(current) if current else 0
+            combo.setCurrentIndex(max(0, i))
+            combo.blockSignals(False)
+
+    def refresh(self) -> None:
+        """Reload the table (keeps the selection) and the detail view."""
+        selected = self.selected()
+        rows = self.store.list(
+            machine=self.machine_filter.currentData() or None,
+            ecu=self.ecu_filter.currentData() or None,
+            status=self.status_filter.currentData() or None,
+        )
+        rows.reverse()
+        if [(r.id, r.updated_at) for r in rows] != [(r.id, r.updated_at) for r in self.model.rows]:
+            self.model.set_rows(rows)
+            if selected is not None:
+                self.select(selected.id)
+            self._show_detail()
+        self._update_actions()
+
+    def selected(self) -> UpdateRequest | None:
+        """The selected request (fresh from the model), or None."""
+        idx = self.table.selectionModel().selectedRows()
+        if not idx or idx[0].row() >= len(self.model.rows):
+            return None
+        return self.model.rows[idx[0].row()]
+
+    def select(self, request_id: int) -> None:
+        """Select the row of a request (after a filter/refresh)."""
+        for i, r in enumerate(self.model.rows):
+            if r.id == request_id:
+                self.table.selectRow(i)
+                return
+
+    def _on_selection(self, *args: object) -> None:
+        self._show_detail()
+        self._update_actions()
+
+    def _show_detail(self) -> None:
+        req = self.selected()
+        self.detail.setHtml(request_report_html(self.ws, req.id) if req else "")
+
+    def _update_actions(self) -> None:
+        req = self.selected()
+        running = (
+            self.service is not None
+            and req is not None
+            and self.service.running(req.id) is not None
+        )
+        self.start_button.setEnabled(
+            req is not None
+            and req.status is RequestStatus.PENDING
+            and self.service is not None
+            and not running
+        )
+        self.cancel_button.setEnabled(req is not None and req.cancellable)
+        self.rerun_button.setEnabled(req is not None and req.rerunnable)
+        self.report_button.setEnabled(req is not None)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def _error(self, exc: Exception) -> None:
+        QMessageBox.warning(self, "Update request", str(exc))
+
+    def create(self, machine: str, ecu: str, version: str, *, confirm: bool) -> UpdateRequest:
+        """Create a request (the dialog's path; also for tests and the main window)."""
+        req = create_request(self.ws, machine, ecu, version, confirm=confirm)
+        self._fill_filters()
+        self.refresh()
+        self.select(req.id)
+        return req
+
+    def _on_create_clicked(self) -> None:
+        dlg = CreateRequestDialog(self.ws, self)
+        if dlg.exec() != QDialog.DialogCode.Accepted:
+            return
+        try:
+            self.create(*dlg.selection(), confirm=True)
+        except FotaError as exc:
+            self._error(exc)
+
+    def start_selected(self) -> None:
+        """Start the selected Pending request on the service."""
+        req = self.selected()
+        if req is None or self.service is None:
+            return
+        try:
+            self.service.start(req.id, self.options)
+        except FotaError as exc:
+            self._error(exc)
+        self.refresh()
+
+    def _on_start_clicked(self) -> None:
+        self.start_selected()
+
+    def cancel_selected(self) -> None:
+        """Cancel the selected request (refused after Checkpoint 1 approval)."""
+        req = self.selected()
+        if req is None:
+            return
+        try:
+            if self.service is not None:
+                self.service.cancel(req.id)
+            else:
+                self.store.cancel(req.id)
+        except FotaError as exc:
+            self._error(exc)
+        self.refresh()
+
+    def _on_cancel_clicked(self) -> None:
+        self.cancel_selected()
+
+    def _on_rerun_clicked(self) -> None:
+        req = self.selected()
+        if req is None:
+            return
+        try:
+            self.store.rerun(req.id)
+        except FotaError as exc:
+            self._error(exc)
+        self.refresh()
+
+    def _on_report_clicked(self) -> None:
+        req = self.selected()
+        if req is None:
+            return
+        path, chosen = QFileDialog.getSaveFileName(
+            self,
+            "Export the request's record",
+            f"update-request-{req.id}.pdf",
+            "PDF (*.pdf);;HTML (*.html)",
+        )
+        if not path:
+            return
+        fmt = "html" if path.lower().endswith((".html", ".htm")) or "HTML" in chosen else "pdf"
+        try:
+            export_request_report(self.ws, req.id, path, fmt)
+        except (FotaError, OSError) as exc:
+            self._error(exc)

@@ -1,0 +1,74 @@
+"""Shared helpers for the workflow tests: a demo workspace, the demo bench, a recording sink."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from fota_studio.core.events import EngineEvent
+from fota_studio.engine.workflow import DemoBench, WorkflowOptions, create_request
+from fota_studio.infra.demo import ensure_demo
+from fota_studio.infra.workspace import Workspace
+
+MACHINE = "Unit #1001"
+ECU = "VCU"
+
+
+class Recorder:
+    """A sink that keeps every event and can run a hook on each (workflow thread)."""
+
+    def __init__(self) -> None:
+        self.events: list[EngineEvent] = []
+        self.hooks: list[object] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event: EngineEvent) -> None:
+        with self._lock:
+            self.events.append(event)
+        for hook in list(self.hooks):
+            hook(event)  # type: ignore[operator]
+
+    def of(self, cls: type) -> list[EngineEvent]:
+        with self._lock:
+            return [e for e in self.events if isinstance(e, cls)]
+
+
+@contextlib.contextmanager
+def demo_ws(root: Path) -> Iterator[Workspace]:
+    ws = Workspace.open(root)
+    ensure_demo(ws)
+    try:
+        yield ws
+    finally:
+        ws.close()
+
+
+@contextlib.contextmanager
+def bench(ws: Workspace, sink: Recorder, **kw: object) -> Iterator[DemoBench]:
+    kw.setdefault("client_poll_period_s", 0.2)
+    b = DemoBench(ws, machine=MACHINE, ecu=ECU, sink=sink, **kw)  # type: ignore[arg-type]
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def new_request(ws: Workspace, version: str = "3.2.0") -> int:
+    return create_request(ws, MACHINE, ECU, version, confirm=True, created_by="tester").id
+
+
+def options(**kw: object) -> WorkflowOptions:
+    """Local-approval options with short timeouts and no OEM node."""
+    base: dict[str, object] = {
+        "approval_local": True,
+        "approval_hmi": False,
+        "approval_timeout_s": 20.0,
+        "health_checks": True,
+        "oem_verification": False,
+        "verification_timeout_s": 10.0,
+    }
+    base.update(kw)
+    return WorkflowOptions(**base)  # type: ignore[arg-type]

@@ -1,0 +1,84 @@
+"""An app killed mid-flash (SIGKILL) leaves its request Failed (interrupted) on reopen, with the
+step it reached; re-running it (a new attempt, history kept) succeeds."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fota_studio.core.update_request import RequestStatus
+from fota_studio.engine.workflow import ApprovalRequested, RequestRun
+from fota_studio.infra.requests_store import RequestsStore
+
+from .test_workflow_helpers import Recorder, bench, demo_ws, new_request, options
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from fota_studio.engine.workflow import ApprovalRequested, RequestRun, WorkflowOptions
+    from fota_studio.engine.workflow import DemoBench, WorkflowStep
+    from fota_studio.infra.workspace import Workspace
+    from fota_studio.sim.uds_ecu import SimEcuOptions
+
+    def sink(event):
+        if isinstance(event, ApprovalRequested):
+            event.approval.approve("Alice")
+        if isinstance(event, WorkflowStep) and event.step == "flash" and event.state == "started":
+            print("FLASHING", flush=True)
+
+    ws = Workspace.open(Path(sys.argv[1]))
+    slow = SimEcuOptions(erase_ms_per_kib=200.0, pending_interval_ms=200)  # ~20 s erase
+    bench = DemoBench(ws, machine="Unit #1001", ecu="VCU", sink=sink, sim_options=slow).start()
+    RequestRun(ws, bench.engine, int(sys.argv[2]), tcu=bench.tcu,
+               options=WorkflowOptions(approval_hmi=False)).run()
+    print("FINISHED", flush=True)
+    """
+)
+
+
+@pytest.mark.timeout(120)
+def test_killed_mid_flash_then_rerun(workspace_dir: Path, tmp_path: Path) -> None:
+    with demo_ws(workspace_dir) as ws:
+        rid = new_request(ws)
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(workspace_dir), str(rid)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line.strip() == "FLASHING"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
+    rec = Recorder()
+    rec.hooks.append(
+        lambda e: e.approval.approve("Alice") if isinstance(e, ApprovalRequested) else None
+    )
+    with demo_ws(workspace_dir) as ws:
+        store = RequestsStore(ws)
+        assert store.get(rid).status is RequestStatus.IN_PROGRESS  # as the crash left it
+        store.recover_interrupted()
+        req = store.get(rid)
+        assert req.status is RequestStatus.FAILED and req.outcome == "interrupted"
+        assert req.step == "flash" and "flash" in req.error
+        store.rerun(rid)
+        with bench(ws, rec) as b:
+            final = RequestRun(ws, b.engine, rid, tcu=b.tcu, options=options()).run()
+        assert final.status is RequestStatus.SUCCESSFUL, final.error
+        assert final.attempt == 2
+        assert {e.attempt for e in store.entries(rid)} == {1, 2}
+        assert store.verify_chain() == []
