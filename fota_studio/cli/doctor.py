@@ -1,0 +1,135 @@
+"""`fota-studio doctor`: check a CAN adapter end to end and say in plain words what is wrong.
+
+Two ways to name the adapter: a logical channel of the workspace (`--channel CAN1`, the default:
+its saved connection settings, else the demo default), or an explicit adapter (`--interface pcan
+--channel PCAN_USBBUS1 [--bitrate ...]`). `--list` shows the channels the installed drivers can
+see. The checks themselves live in `fota_studio.engine.doctor`. Exit code 0 when no check
+failed. Runs on the main thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from fota_studio.cli.common import open_workspace, print_table
+from fota_studio.core.ea import ElectronicArchitecture
+from fota_studio.engine.doctor import LISTEN_S, CheckResult, Status, run_doctor
+from fota_studio.infra.connections import DEMO_LOGICAL_CHANNEL, get_connection
+from fota_studio.infra.workspace import Workspace
+from fota_studio.protocols.bus import BusSettings, detect_configs
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+
+
+def register(subparsers: Any) -> None:
+    """Add the `doctor` command."""
+    p = subparsers.add_parser(
+        "doctor",
+        help="check a CAN adapter end to end (driver, device, bitrate, ACK, timer)",
+        description="Check the adapter of a logical channel (default CAN1) or of an explicit "
+        "--interface/--channel, and explain each problem in plain words.",
+    )
+    p.add_argument(
+        "--channel",
+        help="logical channel of the workspace (e.g. CAN1); with --interface: the adapter "
+        "channel (e.g. PCAN_USBBUS1, can0)",
+    )
+    p.add_argument("--interface", help="python-can interface (pcan, kvaser, socketcan, ...)")
+    p.add_argument("--bitrate", type=int, help="nominal bitrate in bit/s (with --interface)")
+    p.add_argument("--fd", action="store_true", help="CAN FD (with --interface)")
+    p.add_argument("--data-bitrate", type=int, help="CAN FD data bitrate in bit/s")
+    p.add_argument("--listen-only", action="store_true", help="never send (no ACK probe)")
+    p.add_argument("--no-probe", action="store_true", help="do not send the probe frame")
+    p.add_argument(
+        "--listen-s", type=float, default=LISTEN_S, help=f"listening window (default {LISTEN_S})"
+    )
+    p.add_argument("--ea", help="EA whose bitrate the channel must match (default: any using it)")
+    p.add_argument("--list", action="store_true", help="list the adapters the drivers can see")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run)
+
+
+def _find_ea(ws: Workspace, logical: str, name: str | None) -> ElectronicArchitecture | None:
+    from fota_studio.infra.ea_store import EaStore
+
+    store = EaStore(ws)
+    if name:
+        return store.get(name)
+    for ea_name in store.names():
+        ea = store.get(ea_name)
+        if any(e.connection.channel == logical for e in ea.ecus):
+            return ea
+    return None
+
+
+def _explicit_settings(args: argparse.Namespace) -> BusSettings:
+    return BusSettings(
+        interface=args.interface.strip().lower(),
+        channel=args.channel or "0",
+        bitrate_bps=args.bitrate or 500_000,
+        fd=bool(args.fd),
+        data_bitrate_bps=args.data_bitrate or 2_000_000,
+        listen_only=bool(args.listen_only),
+    )
+
+
+def _resolve(args: argparse.Namespace) -> tuple[BusSettings, str, int | None]:
+    """(settings, label, bitrate the EA expects) from the arguments."""
+    if args.interface:
+        settings = _explicit_settings(args)
+        return settings, settings.describe(), None
+    logical = args.channel or DEMO_LOGICAL_CHANNEL
+    ws = open_workspace(args)
+    try:
+        ea = _find_ea(ws, logical, args.ea)
+        conn = get_connection(ws, logical, ea)
+    finally:
+        ws.close()
+    settings = conn.bus_settings()
+    if args.listen_only:
+        settings = BusSettings(**{**settings.__dict__, "listen_only": True})
+    expected = None
+    if ea is not None:
+        rates = [e.connection.bitrate_bps for e in ea.ecus if e.connection.channel == logical]
+        expected = rates[0] if rates else None
+    return settings, conn.describe(), expected
+
+
+def _list() -> int:
+    configs = detect_configs()
+    if not configs:
+        print("no CAN adapters found by the installed drivers")
+        return EXIT_OK
+    print_table(
+        ["interface", "channel"], [[str(c["interface"]), str(c["channel"])] for c in configs]
+    )
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the `doctor` command; returns the exit code."""
+    if args.list:
+        return _list()
+    settings, label, expected = _resolve(args)
+
+    def live(check: CheckResult) -> None:
+        if not args.json:
+            mark = "ok" if check.status is Status.OK else str(check.status)
+            print(f"  … {check.name}: {mark}", flush=True)
+
+    report = run_doctor(
+        settings,
+        label=label,
+        listen_s=args.listen_s,
+        send_probe=not args.no_probe,
+        expected_bitrate_bps=expected,
+        on_check=live,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.to_text())
+    return EXIT_OK if report.ok else EXIT_PROBLEM

@@ -1,0 +1,621 @@
+"""Connection doctor: check one CAN adapter end to end and explain each problem in plain words.
+
+`run_doctor(settings)` runs the checks in order and stops at the first one that makes the rest
+meaningless: (1) the vendor driver library / Python package the interface needs (the exact file
+names searched and where to get them), (2) opening the adapter (device not found, channel busy,
+other errors), (3) a short listening window for error frames and the bus state (error frames or
+error-passive/bus-off point at a bitrate mismatch or wiring), (4) a probe frame: is anybody
+else on the bus to acknowledge it (no ACK), and (5) on Windows the `time.sleep` granularity,
+which paces ISO-TP separation times. Every check gives a `CheckResult`; the `DoctorReport`
+renders them as text or JSON. The checks block for about a second, so call `run_doctor` from a
+worker or CLI thread, never the GUI thread; the functions keep no shared state.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import enum
+import importlib.util
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import can
+from can.interfaces.virtual import VirtualBus, channels_lock
+
+from fota_studio.core.errors import AdapterError
+from fota_studio.protocols.bus import BusSettings, open_bus
+
+#: How long the doctor listens for error frames and traffic before sending its probe.
+LISTEN_S = 0.5
+#: How long to wait for the probe frame to be sent (a missing ACK stalls the transmit queue).
+SEND_TIMEOUT_S = 0.2
+#: How long to watch the bus state after the probe (ACK errors raise the TX error counter).
+AFTER_PROBE_S = 0.2
+#: The probe frame: lowest priority 11-bit ID, no data, so no ECU acts on it.
+PROBE_ARBITRATION_ID = 0x7FF
+#: Windows' default timer tick is 15.6 ms; above this the ISO-TP pacing suffers.
+TIMER_WARN_S = 0.004
+TIMER_SAMPLES = 20
+
+
+class Status(enum.StrEnum):
+    """Outcome of one check."""
+
+    OK = "ok"
+    WARNING = "warning"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check: its name, outcome, a one-line summary and the advice in plain words."""
+
+    name: str
+    status: Status
+    summary: str
+    advice: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-encodable form."""
+        return {
+            "name": self.name,
+            "status": str(self.status),
+            "summary": self.summary,
+            "advice": self.advice,
+        }
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    """The result of `run_doctor`: the settings checked and every check in order."""
+
+    settings: BusSettings
+    checks: tuple[CheckResult, ...]
+    label: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when no check failed (warnings allowed)."""
+        return all(c.status is not Status.ERROR for c in self.checks)
+
+    def check(self, name: str) -> CheckResult | None:
+        """The check with this name, if it ran."""
+        return next((c for c in self.checks if c.name == name), None)
+
+    @property
+    def first_error(self) -> CheckResult | None:
+        """The first failed check (the one to fix first)."""
+        return next((c for c in self.checks if c.status is Status.ERROR), None)
+
+    def to_text(self) -> str:
+        """A human report, one line per check plus indented advice."""
+        head = self.label or self.settings.describe()
+        lines = [f"Connection doctor: {head}"]
+        for c in self.checks:
+            lines.append(f"  [{c.status.upper():>7}] {c.name}: {c.summary}")
+            if c.advice:
+                lines.extend(f"            {line}" for line in c.advice.splitlines())
+        verdict = "OK" if self.ok else f"PROBLEM: {self.first_error.summary}"  # type: ignore[union-attr]
+        lines.append(f"Verdict: {verdict}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-encodable form."""
+        return {
+            "connection": self.label or self.settings.describe(),
+            "interface": self.settings.interface,
+            "channel": self.settings.channel,
+            "ok": self.ok,
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+
+# -- 1. driver libraries ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriverRequirement:
+    """What one interface needs beyond python-can: native libraries and Python packages."""
+
+    interface: str
+    product: str
+    libraries: dict[str, tuple[str, ...]] = field(default_factory=dict)  # platform → file names
+    python_modules: tuple[tuple[str, str], ...] = ()  # (import name, pip package)
+    where: str = ""
+    platforms: tuple[str, ...] = ()  # the only platforms the vendor supports, if restricted
+
+
+def _platform_key(platform: str) -> str:
+    if platform.startswith("win"):
+        return "win32"
+    if platform == "darwin":
+        return "darwin"
+    return "linux"
+
+
+DRIVERS: dict[str, DriverRequirement] = {
+    "pcan": DriverRequirement(
+        interface="pcan",
+        product="PEAK PCAN-Basic",
+        libraries={
+            "win32": ("PCANBasic.dll",),
+            "linux": ("libpcanbasic.so", "libpcanbasic.so.4"),
+            "darwin": ("libPCBUSB.dylib",),
+        },
+        where="PEAK-System, https://www.peak-system.com → Support → Downloads: 'PCAN-Basic API' "
+        "(Windows: the device driver setup installs PCANBasic.dll) or, on Linux, the "
+        "'PCAN-Basic API for Linux' together with the PCAN Linux driver (libpcanbasic.so)",
+    ),
+    "kvaser": DriverRequirement(
+        interface="kvaser",
+        product="Kvaser CANlib",
+        libraries={"win32": ("canlib32.dll",), "linux": ("libcanlib.so.1", "libcanlib.so")},
+        where="Kvaser, https://www.kvaser.com/downloads: 'Kvaser Drivers for Windows' "
+        "(canlib32.dll) or 'Kvaser LINUX Driver and SDK' (linuxcan: libcanlib.so.1)",
+        platforms=("win32", "linux"),
+    ),
+    "vector": DriverRequirement(
+        interface="vector",
+        product="Vector XL Driver Library",
+        libraries={"win32": ("vxlapi64.dll", "vxlapi.dll")},
+        where="Vector, https://www.vector.com → Download Center: 'XL Driver Library' and the "
+        "driver setup for the interface (vxlapi64.dll for 64-bit FOTA Studio); assign the "
+        "channel to the application in Vector Hardware Config",
+        platforms=("win32",),
+    ),
+    "ixxat": DriverRequirement(
+        interface="ixxat",
+        product="IXXAT VCI",
+        libraries={"win32": ("vcinpl2.dll", "vcinpl64.dll", "vcinpl.dll")},
+        where="HMS Networks, https://www.ixxat.com → Support → 'VCI V4 driver' for Windows "
+        "(installs vcinpl2.dll / vcinpl64.dll)",
+        platforms=("win32",),
+    ),
+    "gs_usb": DriverRequirement(
+        interface="gs_usb",
+        product="libusb-1.0 (candleLight / gs_usb)",
+        libraries={
+            "win32": ("libusb-1.0.dll",),
+            "linux": ("libusb-1.0.so.0", "libusb-1.0.so"),
+            "darwin": ("libusb-1.0.dylib", "libusb-1.0.0.dylib"),
+        },
+        python_modules=(("usb", "pyusb"), ("gs_usb", "gs_usb")),
+        where="Linux: the libusb-1.0-0 package (`apt install libusb-1.0-0`); Windows: "
+        "libusb-1.0.dll from https://libusb.info next to FOTA Studio plus a WinUSB driver for the "
+        "adapter installed with Zadig (https://zadig.akeo.ie)",
+    ),
+    "slcan": DriverRequirement(
+        interface="slcan",
+        product="pyserial",
+        python_modules=(("serial", "pyserial"),),
+        where="the Python package pyserial (`pip install pyserial`)",
+    ),
+    "udp_multicast": DriverRequirement(
+        interface="udp_multicast",
+        product="msgpack",
+        python_modules=(("msgpack", "msgpack"),),
+        where="the Python package msgpack (`pip install msgpack`)",
+    ),
+    "socketcan": DriverRequirement(
+        interface="socketcan",
+        product="Linux SocketCAN",
+        where="SocketCAN is part of the Linux kernel (modules can, can_raw and the adapter's "
+        "driver); it does not exist on Windows or macOS",
+        platforms=("linux",),
+    ),
+}
+
+
+def _load_library(name: str) -> bool:
+    """True if the dynamic loader can load `name` (searched like the vendor wrapper does)."""
+    try:
+        if sys.platform.startswith("win"):
+            ctypes.WinDLL(name)  # type: ignore[attr-defined,unused-ignore]
+        else:
+            ctypes.CDLL(name)
+    except OSError:
+        return False
+    return True
+
+
+def _library_stem(file_name: str) -> str:
+    """`libpcanbasic.so.4` → `pcanbasic`, `PCANBasic.dll` → `PCANBasic` (find_library's input)."""
+    stem = file_name.split(".so")[0].split(".dll")[0].split(".dylib")[0]
+    return stem[3:] if stem.startswith("lib") else stem
+
+
+def find_driver_library(names: Sequence[str]) -> str | None:
+    """The first of `names` the loader finds (a path or the name itself), else None."""
+    for name in names:
+        if _load_library(name):
+            return name
+        found = ctypes.util.find_library(_library_stem(name))
+        if found and _load_library(found):
+            return found
+    return None
+
+
+def check_driver(interface: str, platform: str | None = None) -> CheckResult:
+    """Check the native library and Python packages the interface needs."""
+    iface = interface.strip().lower()
+    plat = _platform_key(platform or sys.platform)
+    req = DRIVERS.get(iface)
+    if req is None:
+        return CheckResult("driver", Status.OK, f"'{iface}' needs no vendor driver library")
+    if req.platforms and plat not in req.platforms:
+        return CheckResult(
+            "driver",
+            Status.ERROR,
+            f"{req.product} is not available on this operating system ({plat})",
+            f"'{iface}' works only on {', '.join(req.platforms)}. Use an adapter with a driver "
+            f"for this system, or run FOTA Studio there. Driver source: {req.where}.",
+        )
+    for module, package in req.python_modules:
+        if importlib.util.find_spec(module) is None:
+            return CheckResult(
+                "driver",
+                Status.ERROR,
+                f"the Python package '{package}' needed by '{iface}' is not installed",
+                f"Install it into FOTA Studio's Python (`pip install {package}`). {req.where}.",
+            )
+    names = req.libraries.get(plat, ())
+    if not names:
+        return CheckResult("driver", Status.OK, f"{req.product}: no vendor library needed")
+    found = find_driver_library(names)
+    if found is None:
+        searched = " / ".join(names)
+        return CheckResult(
+            "driver",
+            Status.ERROR,
+            f"driver library missing: {req.product} ({searched}) not found",
+            f"FOTA Studio searched for {searched} in the system library path"
+            + (" and PATH" if plat == "win32" else " (ld.so cache, LD_LIBRARY_PATH)")
+            + f" and did not find it. Get it from {req.where}; then start FOTA Studio again.",
+        )
+    return CheckResult("driver", Status.OK, f"{req.product} found ({found})")
+
+
+# -- 2. opening the adapter ------------------------------------------------------------------
+
+_BUSY_WORDS = ("busy", "in use", "already", "ebusy", "access is denied", "exclusive", "occupied")
+_NOT_FOUND_WORDS = (
+    "not found",
+    "no such device",
+    "enodev",
+    "does not exist",
+    "no device",
+    "not connected",
+    "no hardware",
+    "hardware not",
+    "illegal",
+    "nodriver",
+    "could not find",
+    "address family not supported",
+    "errno 19",
+    "errno 2]",
+)
+
+
+def classify_open_error(settings: BusSettings, exc: AdapterError) -> CheckResult:
+    """Turn an `open_bus` failure into device-not-found / channel-busy / other advice."""
+    text = str(exc)
+    low = text.lower()
+    where = f"{settings.interface} channel '{settings.channel}'"
+    if any(w in low for w in _BUSY_WORDS):
+        return CheckResult(
+            "open",
+            Status.ERROR,
+            f"channel busy: {where} is used by another program",
+            "Close the other program that holds the adapter (CANoe, PCAN-View, Kvaser "
+            "CanKing, a second FOTA Studio, a trace tool) and try again; on Linux, `fuser` or "
+            "`lsof` on the device shows who holds it.\nDetail: " + text,
+        )
+    if any(w in low for w in _NOT_FOUND_WORDS):
+        advice = (
+            "Plug the adapter in, check the USB cable, and check the channel name"
+            f" ('{settings.channel}'); `fota-studio doctor --list` shows what the installed "
+            "drivers can see."
+        )
+        if settings.interface == "socketcan":
+            advice = (
+                f"The network interface '{settings.channel}' does not exist or the kernel has "
+                "no SocketCAN support: load the modules (`sudo modprobe can can_raw` plus the "
+                f"adapter's driver), plug the adapter in and check `ip link show "
+                f"{settings.channel}`."
+            )
+        return CheckResult(
+            "open", Status.ERROR, f"device not found: {where}", advice + "\nDetail: " + text
+        )
+    return CheckResult(
+        "open",
+        Status.ERROR,
+        f"cannot open {where}",
+        (exc.hint or "check the adapter, its driver and the channel name") + "\nDetail: " + text,
+    )
+
+
+def check_socketcan_link(channel: str, sysfs: Path = Path("/sys/class/net")) -> CheckResult | None:
+    """On Linux, an early plain-words check that a SocketCAN interface exists and is up."""
+    dev = sysfs / channel
+    if not dev.exists():
+        return CheckResult(
+            "open",
+            Status.ERROR,
+            f"device not found: no network interface '{channel}'",
+            "Plug the adapter in and load its driver; `ip link show` lists the CAN interfaces "
+            "(can0, vcan0, ...). For a virtual test bus: `sudo modprobe vcan && sudo ip link add "
+            f"dev {channel} type vcan && sudo ip link set up {channel}`.",
+        )
+    try:
+        state = (dev / "operstate").read_text().strip()
+        flags = int((dev / "flags").read_text().strip(), 16)
+    except (OSError, ValueError):
+        return None
+    if not flags & 0x1:  # IFF_UP
+        return CheckResult(
+            "open",
+            Status.ERROR,
+            f"'{channel}' exists but is down (operstate {state})",
+            f"Bring it up with the bus bitrate: `sudo ip link set {channel} up type can bitrate "
+            "500000` (add `dbitrate 2000000 fd on` for CAN FD).",
+        )
+    return None
+
+
+# -- 3./4. listening and the probe frame -----------------------------------------------------
+
+
+def _bus_state(bus: can.BusABC) -> can.BusState | None:
+    try:
+        return bus.state
+    except (NotImplementedError, can.CanError, OSError, AttributeError):
+        return None
+
+
+def _virtual_peers(bus: can.BusABC) -> int | None:
+    """For python-can virtual buses, how many OTHER bus instances share the channel."""
+    inner: Any = bus
+    for attr in ("_inner", "inner", "_bus"):  # fota_sim wraps a VirtualBus
+        candidate = getattr(bus, attr, None)
+        if isinstance(candidate, VirtualBus):
+            inner = candidate
+    if not isinstance(inner, VirtualBus):
+        return None
+    with channels_lock:
+        return max(0, len(inner.channel) - 1)
+
+
+def listen(
+    bus: can.BusABC, window_s: float, cancel: threading.Event | None = None
+) -> tuple[int, int]:
+    """Receive for `window_s`: (frames seen, error frames seen)."""
+    frames = errors = 0
+    deadline = time.monotonic() + window_s
+    while (remaining := deadline - time.monotonic()) > 0:
+        if cancel is not None and cancel.is_set():
+            break
+        msg = bus.recv(timeout=min(remaining, 0.05))
+        if msg is None:
+            continue
+        frames += 1
+        if msg.is_error_frame:
+            errors += 1
+    return frames, errors
+
+
+def check_bus_state(
+    settings: BusSettings,
+    frames: int,
+    error_frames: int,
+    state: can.BusState | None,
+    expected_bitrate_bps: int | None = None,
+) -> CheckResult:
+    """Judge the listening window: error frames / error-passive / bus-off mean trouble."""
+    rate = f"{settings.bitrate_bps} bit/s" + (
+        f" (data {settings.data_bitrate_bps} bit/s)" if settings.fd else ""
+    )
+    expect = (
+        f" The EA expects {expected_bitrate_bps} bit/s on this channel."
+        if expected_bitrate_bps and expected_bitrate_bps != settings.bitrate_bps
+        else ""
+    )
+    if state is can.BusState.ERROR:
+        return CheckResult(
+            "bus",
+            Status.ERROR,
+            "bus-off: the adapter stopped sending after too many errors",
+            f"Almost always a bitrate mismatch or a wiring fault. The adapter runs at {rate}."
+            f"{expect} Check that the bitrate matches the machine, that the bus has 120 Ω "
+            "termination at both ends (60 Ω between CAN_H and CAN_L with power off), and that "
+            "CAN_H/CAN_L are not swapped; then reconnect.",
+        )
+    if error_frames:
+        return CheckResult(
+            "bus",
+            Status.ERROR,
+            f"{error_frames} error frame(s) in {frames} frame(s): bitrate mismatch or wiring fault",
+            f"The adapter runs at {rate}.{expect} Set the bitrate the machine uses (Settings → "
+            "Connections), check the 120 Ω termination and the CAN_H/CAN_L wiring.",
+        )
+    if state is can.BusState.PASSIVE and not settings.listen_only:
+        return CheckResult(
+            "bus",
+            Status.WARNING,
+            "the adapter is error-passive",
+            f"It has seen many errors: check the bitrate ({rate}) and the wiring.{expect}",
+        )
+    if expect:
+        return CheckResult(
+            "bus",
+            Status.WARNING,
+            f"no errors seen, {frames} frame(s) received, but the bitrate differs from the EA",
+            expect.strip() + f" The adapter is set to {rate}.",
+        )
+    traffic = f"{frames} frame(s) received" if frames else "the bus is quiet"
+    return CheckResult("bus", Status.OK, f"no error frames, {traffic}")
+
+
+def probe_ack(
+    bus: can.BusABC,
+    settings: BusSettings,
+    cancel: threading.Event | None = None,
+) -> CheckResult:
+    """Send one probe frame and judge whether another node acknowledged it."""
+    no_ack = CheckResult(
+        "ack",
+        Status.ERROR,
+        "no ACK: nothing else on the bus acknowledges frames",
+        "A CAN frame needs at least one other powered node to acknowledge it. Switch the "
+        "machine's ignition on, check that the adapter is connected to the right connector "
+        "and that the ECUs are powered; on a bench, add a second node or the ECU under test.",
+    )
+    peers = _virtual_peers(bus)
+    if peers is not None and peers == 0:
+        return no_ack  # a software bus: nobody else has the channel open
+    msg = can.Message(
+        arbitration_id=PROBE_ARBITRATION_ID,
+        data=b"",
+        is_extended_id=False,
+        is_fd=False,
+    )
+    try:
+        bus.send(msg, timeout=SEND_TIMEOUT_S)
+    except can.CanOperationError as exc:
+        return CheckResult(no_ack.name, no_ack.status, no_ack.summary, f"{no_ack.advice}\n{exc}")
+    except can.CanError as exc:
+        return CheckResult(
+            "ack",
+            Status.ERROR,
+            f"the probe frame could not be sent: {exc}",
+            "Check the adapter and the wiring; a transmit timeout usually means no ACK.",
+        )
+    _frames, errors = listen(bus, AFTER_PROBE_S, cancel)
+    state = _bus_state(bus)
+    if state in (can.BusState.PASSIVE, can.BusState.ERROR) or errors:
+        return no_ack
+    who = f" ({peers} other node(s) on the channel)" if peers else ""
+    return CheckResult("ack", Status.OK, f"the probe frame was acknowledged{who}")
+
+
+# -- 5. timer resolution ---------------------------------------------------------------------
+
+
+def measure_sleep_granularity_s(samples: int = TIMER_SAMPLES) -> float:
+    """The median real duration of `time.sleep(0.001)`."""
+    durations = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        time.sleep(0.001)
+        durations.append(time.perf_counter() - start)
+    return statistics.median(durations)
+
+
+def check_timer(granularity_s: float, platform: str | None = None) -> CheckResult:
+    """Advise when `time.sleep(0.001)` is coarse (Windows' 15.6 ms default tick)."""
+    plat = _platform_key(platform or sys.platform)
+    ms = granularity_s * 1000
+    if granularity_s <= TIMER_WARN_S:
+        return CheckResult("timer", Status.OK, f"time.sleep(0.001) takes {ms:.2f} ms")
+    advice = (
+        "ISO-TP separation times (STmin) and tester-present timing get coarser, so a flash "
+        "takes longer and a strict ECU may time out. "
+    )
+    if plat == "win32":
+        advice += (
+            "Windows is using its 15.6 ms default timer tick: switch the power plan to 'High "
+            "performance', keep the laptop on mains power and close power-saving tools; "
+            "run the doctor again to see the effect."
+        )
+    else:
+        advice += "The system is heavily loaded or uses a coarse timer; close other programs."
+    return CheckResult("timer", Status.WARNING, f"time.sleep(0.001) takes {ms:.1f} ms", advice)
+
+
+# -- the whole run ---------------------------------------------------------------------------
+
+
+def run_doctor(
+    settings: BusSettings,
+    *,
+    label: str = "",
+    listen_s: float = LISTEN_S,
+    send_probe: bool = True,
+    expected_bitrate_bps: int | None = None,
+    cancel: threading.Event | None = None,
+    on_check: Callable[[CheckResult], None] | None = None,
+    opener: Callable[[BusSettings], can.BusABC] = open_bus,
+    platform: str | None = None,
+    timer_check: bool = True,
+) -> DoctorReport:
+    """Run every check for `settings` and return the report (never raises for adapter faults).
+
+    `on_check` is called (from this thread) after each check, for live display. `opener` exists
+    so tests can simulate an adapter that fails in a particular way. `send_probe=False` (or
+    listen-only settings) skips the ACK probe, which puts one frame on the bus.
+    """
+    checks: list[CheckResult] = []
+    plat = platform or sys.platform
+
+    def add(result: CheckResult) -> None:
+        checks.append(result)
+        if on_check is not None:
+            on_check(result)
+
+    def done() -> DoctorReport:
+        if timer_check and _platform_key(plat) == "win32":
+            add(check_timer(measure_sleep_granularity_s(), plat))
+        return DoctorReport(settings, tuple(checks), label)
+
+    driver = check_driver(settings.interface, plat)
+    add(driver)
+    if driver.status is Status.ERROR:
+        return done()
+    if settings.interface == "socketcan" and _platform_key(plat) == "linux":
+        link = check_socketcan_link(settings.channel)
+        if link is not None:
+            add(link)
+            return done()
+    try:
+        bus = opener(settings)
+    except AdapterError as exc:
+        add(classify_open_error(settings, exc))
+        return done()
+    try:
+        add(CheckResult("open", Status.OK, f"opened {settings.describe()}"))
+        frames, errors = listen(bus, listen_s, cancel)
+        bus_check = check_bus_state(settings, frames, errors, _bus_state(bus), expected_bitrate_bps)
+        add(bus_check)
+        if bus_check.status is Status.ERROR:
+            return done()
+        if settings.listen_only or not send_probe:
+            add(
+                CheckResult(
+                    "ack",
+                    Status.SKIPPED,
+                    "no probe frame sent (listen-only)"
+                    if settings.listen_only
+                    else "no probe frame sent",
+                )
+            )
+        elif cancel is not None and cancel.is_set():
+            add(CheckResult("ack", Status.SKIPPED, "cancelled"))
+        else:
+            add(probe_ack(bus, settings, cancel))
+    finally:
+        bus.shutdown()
+    return done()
+
+
+def environment_summary() -> str:
+    """One line about the process, for bug reports (frozen or not, platform)."""
+    frozen = "frozen" if getattr(sys, "frozen", False) else "source"
+    return f"{sys.platform} python {sys.version.split()[0]} ({frozen}, pid {os.getpid()})"

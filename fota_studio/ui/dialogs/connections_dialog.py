@@ -1,0 +1,259 @@
+"""Connections dialog: edit the adapter settings of each logical CAN channel of the workspace.
+
+Lists the logical channels (those saved, those the EA uses, and CAN1) and edits the selected
+one: interface, adapter channel, bitrate, CAN FD data bitrate, sample points (enabled only for
+interfaces that take a bit timing) and listen-only. "Check connection…" opens the connection
+doctor on the settings as typed; "Use default" forgets the saved settings of the channel. OK
+validates every channel (`infra.connections`) and saves them to the workspace; a validation
+error is shown in the dialog and nothing is saved. GUI thread only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import can
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QVBoxLayout,
+)
+
+from fota_studio.core.ea import ElectronicArchitecture
+from fota_studio.core.errors import ConfigurationError
+from fota_studio.infra.connections import (
+    DEMO_LOGICAL_CHANNEL,
+    ChannelConnection,
+    default_connection,
+    ea_bitrate_mismatches,
+    ea_channels,
+    load_connections,
+    save_connections,
+)
+from fota_studio.infra.workspace import Workspace
+
+BITRATES_BPS = (125_000, 250_000, 500_000, 1_000_000)
+DATA_BITRATES_BPS = (1_000_000, 2_000_000, 4_000_000, 5_000_000, 8_000_000)
+#: Interfaces offered first in the combo box (any python-can interface can be typed).
+COMMON_INTERFACES = ("virtual", "pcan", "kvaser", "vector", "ixxat", "socketcan", "slcan")
+
+
+def _num(text: str, default: int) -> int:
+    try:
+        return int(float(text.strip().replace("k", "e3").replace("M", "e6")))
+    except ValueError:
+        return default
+
+
+class ConnectionsDialog(QDialog):
+    """Edit and save the per-channel adapter settings of a workspace."""
+
+    def __init__(
+        self, ws: Workspace, parent=None, *, ea: ElectronicArchitecture | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("CAN connections")
+        self.ws = ws
+        self.ea = ea
+        self._saved = load_connections(ws)
+        self._edited: dict[str, ChannelConnection] = dict(self._saved)
+        names = list(self._saved)
+        for name in [DEMO_LOGICAL_CHANNEL, *(ea_channels(ea) if ea else [])]:
+            if name not in names:
+                names.append(name)
+        for name in names:
+            self._edited.setdefault(name, default_connection(name, ea))
+        self._current: str | None = None
+        self._loading = False
+
+        self.channels = QListWidget()
+        self.channels.addItems(names)
+        self.channels.currentTextChanged.connect(self._on_channels_current_text_changed)
+
+        self.interface = QComboBox()
+        self.interface.setEditable(True)
+        others = sorted(set(can.interfaces.VALID_INTERFACES) - set(COMMON_INTERFACES))
+        self.interface.addItems([*COMMON_INTERFACES, *others])
+        self.adapter_channel = QLineEdit()
+        self.bitrate = QComboBox()
+        self.bitrate.setEditable(True)
+        self.bitrate.addItems([str(b) for b in BITRATES_BPS])
+        self.fd = QCheckBox("CAN FD")
+        self.data_bitrate = QComboBox()
+        self.data_bitrate.setEditable(True)
+        self.data_bitrate.addItems([str(b) for b in DATA_BITRATES_BPS])
+        self.sample_point = QDoubleSpinBox()
+        self.data_sample_point = QDoubleSpinBox()
+        for box in (self.sample_point, self.data_sample_point):
+            box.setRange(0.0, 95.0)
+            box.setDecimals(1)
+            box.setSuffix(" %")
+            box.setSpecialValueText("driver default")  # 0 = not set
+        self.listen_only = QCheckBox("Listen only (never send, no ACK)")
+        self.ea_note = QLabel("")
+        self.ea_note.setWordWrap(True)
+        self.error = QLabel("")
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #c62828")
+
+        self.interface.currentTextChanged.connect(self._on_form_changed)
+        self.fd.toggled.connect(self._on_form_changed)
+        for w in (self.adapter_channel,):
+            w.textChanged.connect(self._on_form_changed)
+        for combo in (self.bitrate, self.data_bitrate):
+            combo.currentTextChanged.connect(self._on_form_changed)
+        for box in (self.sample_point, self.data_sample_point):
+            box.valueChanged.connect(self._on_form_changed)
+        self.listen_only.toggled.connect(self._on_form_changed)
+
+        form = QFormLayout()
+        form.addRow("Interface", self.interface)
+        form.addRow("Adapter channel", self.adapter_channel)
+        form.addRow("Bitrate (bit/s)", self.bitrate)
+        form.addRow("", self.fd)
+        form.addRow("Data bitrate (bit/s)", self.data_bitrate)
+        form.addRow("Sample point", self.sample_point)
+        form.addRow("Data sample point", self.data_sample_point)
+        form.addRow("", self.listen_only)
+
+        self.check_button = QPushButton("Check connection…")
+        self.check_button.clicked.connect(self.open_doctor)
+        self.default_button = QPushButton("Use default")
+        self.default_button.clicked.connect(self.use_default)
+        actions = QHBoxLayout()
+        actions.addWidget(self.check_button)
+        actions.addWidget(self.default_button)
+        actions.addStretch(1)
+
+        right = QVBoxLayout()
+        right.addLayout(form)
+        right.addWidget(self.ea_note)
+        right.addLayout(actions)
+        top = QHBoxLayout()
+        top.addWidget(self.channels, 1)
+        top.addLayout(right, 3)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.error)
+        layout.addWidget(buttons)
+        self.doctor = None
+        if names:
+            self.channels.setCurrentRow(0)
+
+    # -- editing -----------------------------------------------------------------------------
+
+    def _on_channels_current_text_changed(self, name: str) -> None:
+        if not name:
+            return
+        self._current = name
+        self._load(self._edited[name])
+
+    def _load(self, conn: ChannelConnection) -> None:
+        self._loading = True
+        try:
+            self.interface.setCurrentText(conn.interface)
+            self.adapter_channel.setText(conn.channel)
+            self.bitrate.setCurrentText(str(conn.bitrate_bps))
+            self.fd.setChecked(conn.fd)
+            self.data_bitrate.setCurrentText(str(conn.data_bitrate_bps))
+            self.sample_point.setValue(conn.sample_point_pct or 0.0)
+            self.data_sample_point.setValue(conn.data_sample_point_pct or 0.0)
+            self.listen_only.setChecked(conn.listen_only)
+        finally:
+            self._loading = False
+        self._update_enabled(conn)
+
+    def form_connection(self) -> ChannelConnection:
+        """The selected channel's connection as currently typed (not validated)."""
+        assert self._current is not None
+        return ChannelConnection(
+            logical_channel=self._current,
+            interface=self.interface.currentText().strip().lower(),
+            channel=self.adapter_channel.text().strip(),
+            bitrate_bps=_num(self.bitrate.currentText(), 500_000),
+            fd=self.fd.isChecked(),
+            data_bitrate_bps=_num(self.data_bitrate.currentText(), 2_000_000),
+            sample_point_pct=self.sample_point.value() or None,
+            data_sample_point_pct=self.data_sample_point.value() or None,
+            listen_only=self.listen_only.isChecked(),
+        )
+
+    def _on_form_changed(self, *_args) -> None:
+        if self._loading or self._current is None:
+            return
+        conn = self.form_connection()
+        self._edited[self._current] = conn
+        self._update_enabled(conn)
+        self.error.setText("")
+
+    def _update_enabled(self, conn: ChannelConnection) -> None:
+        self.data_bitrate.setEnabled(conn.fd)
+        self.sample_point.setEnabled(conn.supports_sample_point)
+        self.data_sample_point.setEnabled(conn.supports_sample_point and conn.fd)
+        problems = ea_bitrate_mismatches(conn, self.ea) if self.ea is not None else []
+        self.ea_note.setText(
+            "" if not problems else "Differs from the EA: " + "; ".join(problems) + "."
+        )
+
+    def use_default(self) -> None:
+        """Reset the selected channel to its default mapping (saved on OK)."""
+        if self._current is None:
+            return
+        conn = default_connection(self._current, self.ea)
+        self._edited[self._current] = conn
+        self._load(conn)
+
+    def connections(self) -> dict[str, ChannelConnection]:
+        """Every channel's connection as edited."""
+        return dict(self._edited)
+
+    def open_doctor(self) -> None:
+        """Run the connection doctor on the selected channel's settings as typed."""
+        from fota_studio.ui.dialogs.doctor_dialog import DoctorDialog
+
+        conn = self.form_connection()
+        try:
+            conn.validate()
+            settings = conn.bus_settings()
+        except ConfigurationError as exc:
+            self.error.setText(str(exc))
+            return
+        expected = None
+        if self.ea is not None:
+            rates = [
+                e.connection.bitrate_bps
+                for e in self.ea.ecus
+                if e.connection.channel == conn.logical_channel
+            ]
+            expected = rates[0] if rates else None
+        self.doctor = DoctorDialog(
+            settings, self, label=conn.describe(), expected_bitrate_bps=expected
+        )
+        self.doctor.show()
+
+    def accept(self) -> None:
+        """Validate and save every channel that differs from its default (or was saved)."""
+        to_save = []
+        for name, conn in self._edited.items():
+            if name in self._saved or conn != default_connection(name, self.ea):
+                to_save.append(replace(conn, logical_channel=name))
+        try:
+            save_connections(self.ws, to_save)
+        except ConfigurationError as exc:
+            self.error.setText(str(exc))
+            return
+        super().accept()
