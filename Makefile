@@ -46,10 +46,7 @@ lock:
 PACKAGE_STAMP := $(VENV)/.installed-package
 
 $(PACKAGE_STAMP): $(STAMP)
-	$(BIN)/python -c "import PyInstaller" 2>/dev/null || \
-		$(BIN)/python -m pip install -q -c requirements/constraints.txt -e ".[dev,package]"
-	$(BIN)/python -c "import PyInstaller" 2>/dev/null || \
-		$(BIN)/python -m pip install -q -c requirements/constraints.txt pyinstaller
+	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e ".[dev,package]"
 	touch $@
 
 package: $(PACKAGE_STAMP)
@@ -59,7 +56,7 @@ package: $(PACKAGE_STAMP)
 	dist/fota-studio/fota-studio --version
 
 selftest-frozen:
-	QT_QPA_PLATFORM=offscreen dist/fota-studio/fota-studio --log-level WARNING selftest
+	QT_QPA_PLATFORM=offscreen dist/fota-studio/fota-studio --log-level WARNING --self-test
 
 deb: setup
 	packaging/deb/build_deb.sh $(BIN)/python

@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fota-studio {__version__}")
     parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="run a headless demo update on the built-in simulated machine, print a one-line "
+        "verdict and exit (0 = pass)",
+    )
+    parser.add_argument(
         "--workspace",
         metavar="DIR",
         help="workspace folder (default: the per-user data folder; created with demo data)",
@@ -76,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from fota_studio.infra.logsetup import setup_logging
 
     setup_logging(args.log_level, console=args.command not in (None, "gui"))
+    if args.self_test:
+        from fota_studio.cli import selftest
+
+        return selftest.run(argparse.Namespace(verbose=False, keep=False))
     func = getattr(args, "func", _run_gui)
     try:
         return int(func(args))

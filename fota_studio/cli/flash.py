@@ -1,14 +1,14 @@
 """`fota-studio flash`: flash one ECU from the command line on the same engine as the GUI.
 
-Two ways to say what to flash: from the workspace (`--machine M --ecu E --version V`: machine →
-its EA → the ECU → the Software Repository of the ECU's Brand/Model → that version's image), or
-from files (`--ea FILE --ecu E --firmware FILE`). The adapter comes from `--interface/--channel/
---bitrate/--data-bitrate/--fd` (default: the workspace setting `default_adapter`, else the
-python-can `virtual` interface); `--simulate` runs the simulated machine in-process on a private
-virtual bus (demo and tests). `--dry-run` prints the plan and touches no bus. Progress (bar,
-rate, ETA) goes to stderr; `--json` prints the flash record on stdout. Every real run stores its
-record and BLF bus log in the workspace. Exit code 0 only when the ECU was flashed and verified.
-Runs on the main thread; the flash itself runs on the engine's worker thread.
+Two ways to say what to flash: from the workspace (`--machine M --ecu E --version V`: machine → its
+EA → the ECU → the Software Repository of the ECU's Brand/Model → that version's image), or from
+files (`--ea FILE --ecu E --firmware FILE`). The adapter comes from `--interface/--channel/
+--bitrate/--data-bitrate/--fd` (default: the adapter saved for the ECU's logical channel in the
+workspace connections, see `infra/connections.py`); `--simulate` runs the simulated machine in-
+process on a private virtual bus (demo and tests). `--dry-run` prints the plan and touches no bus.
+Progress (bar, rate, ETA) goes to stderr; `--json` prints the flash record on stdout. Every real
+run stores its record and BLF bus log in the workspace. Exit code 0 only when the ECU was flashed
+and verified. Runs on the main thread; the flash itself runs on the engine's worker thread.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -43,13 +44,13 @@ from fota_studio.core.flash_plan import make_plan
 from fota_studio.engine.engine import Engine
 from fota_studio.engine.flash_job import FlashResult
 from fota_studio.engine.records import save_flash_record
+from fota_studio.infra.connections import bus_settings_for, load_connections
 from fota_studio.infra.workspace import Workspace
 from fota_studio.protocols.bus import BusSettings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CANCELLED = 3
-DEFAULT_ADAPTER_SETTING = "default_adapter"
 BAR_WIDTH = 30
 
 
@@ -128,17 +129,21 @@ def _resolve(
 
 
 def _bus_settings(args: argparse.Namespace, ws: Workspace, ecu: EcuDefinition) -> BusSettings:
+    """The adapter for the ECU's logical channel (workspace connections), then CLI overrides."""
     conn = ecu.connection
-    default: dict[str, Any] = ws.get_setting(DEFAULT_ADAPTER_SETTING, {}) or {}
-    interface = args.interface or default.get("interface") or "virtual"
-    channel = args.channel or default.get("channel") or conn.channel
-    fd = conn.fd if args.fd is None else bool(args.fd)
-    return BusSettings(
-        interface=interface,
-        channel=channel,
-        bitrate_bps=args.bitrate or conn.bitrate_bps,
-        fd=fd,
-        data_bitrate_bps=args.data_bitrate or conn.data_bitrate_bps,
+    base = bus_settings_for(ws, conn.channel)
+    if conn.channel not in load_connections(ws):
+        # No adapter saved for this channel: the bus parameters come from the EA.
+        base = replace(
+            base, bitrate_bps=conn.bitrate_bps, fd=conn.fd, data_bitrate_bps=conn.data_bitrate_bps
+        )
+    return replace(
+        base,
+        interface=args.interface or base.interface,
+        channel=args.channel or base.channel,
+        bitrate_bps=args.bitrate or base.bitrate_bps,
+        fd=base.fd if args.fd is None else bool(args.fd),
+        data_bitrate_bps=args.data_bitrate or base.data_bitrate_bps,
     )
 
 
