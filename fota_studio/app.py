@@ -12,7 +12,6 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QApplication
 
@@ -23,9 +22,6 @@ from fota_studio.infra.logsetup import setup_logging
 from fota_studio.infra.paths import resolve_workspace_dir
 from fota_studio.infra.settings import load_settings, save_settings
 from fota_studio.infra.workspace import Workspace
-
-if TYPE_CHECKING:
-    from fota_studio.ui.main_window import MainWindow
 
 _log = logging.getLogger(__name__)
 
@@ -39,22 +35,6 @@ def open_workspace(root: Path) -> Workspace:
         ws.close()
         raise
     return ws
-
-
-def add_panels(window: MainWindow, ws: Workspace) -> None:
-    """Give the main window every panel (before `show()`, so the saved layout applies)."""
-    from PySide6.QtCore import Qt
-
-    from fota_studio.ui.panels.ea_panel import ArchitecturePanel
-    from fota_studio.ui.panels.sim_panel import SimPanel
-    from fota_studio.ui.panels.trace_panel import TracePanel
-
-    left = Qt.DockWidgetArea.LeftDockWidgetArea
-    bottom = Qt.DockWidgetArea.BottomDockWidgetArea
-    ea_panel = ArchitecturePanel(ws)
-    window.add_panel("ea", "Electronic Architectures", ea_panel, tabify_with="repository")
-    window.add_panel("trace", "CAN Trace", TracePanel(), area=bottom)
-    window.add_panel("sim", "Simulator", SimPanel(), area=left)
 
 
 def run_gui(args: argparse.Namespace) -> int:
@@ -88,7 +68,10 @@ def run_gui(args: argparse.Namespace) -> int:
         _log.warning("cannot save settings: %s", exc)
 
     window = MainWindow(ws, settings=settings, open_workspace=open_workspace)
-    add_panels(window, ws)
+    from fota_studio.ui.workbench import Workbench
+
+    workbench = Workbench(window, ws)
+    window.shutdown_hooks.append(workbench.shutdown)
     # Python Message objects at 20k frames/s make the cyclic GC stall the GUI; see trace_panel.
     configure_gc_for_live_capture()
     window.show()

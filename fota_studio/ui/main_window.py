@@ -41,7 +41,7 @@ ICON_DIR = Path(__file__).resolve().parents[2] / "resources" / "icons"
 LAYOUT_VERSION = 1  # bump when dock object names change, so an old state is not half-applied
 GEOMETRY_KEY = "main_window/geometry"
 STATE_KEY = "main_window/state"
-DEFAULT_SIZE = (1280, 800)
+DEFAULT_SIZE = (1500, 940)
 DEFAULT_LOG_HEIGHT_PX = 170
 
 
@@ -83,6 +83,15 @@ def apply_theme(app: QApplication, theme: str) -> None:
     app.setPalette(pal)
 
 
+def _fit_to_screen(size: tuple[int, int]) -> tuple[int, int]:
+    """The default window size, shrunk to 95 % of the primary screen when that is smaller."""
+    screen = QApplication.primaryScreen()
+    if screen is None:
+        return size
+    avail = screen.availableGeometry()
+    return min(size[0], int(avail.width() * 0.95)), min(size[1], int(avail.height() * 0.95))
+
+
 class MainWindow(QMainWindow):
     """FOTA Studio's main window; `add_panel` plugs feature panels in as docks."""
 
@@ -101,6 +110,8 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.ws = ws
         self.engine = None  # set by the composition root once the engine exists
+        # Called on close after the panels' own shutdown and before the engine stops.
+        self.shutdown_hooks: list[Callable[[], None]] = []
         self._settings_path = settings_path
         self.settings = settings if settings is not None else load_settings(settings_path)
         self._qsettings = qsettings if qsettings is not None else QSettings()
@@ -118,7 +129,7 @@ class MainWindow(QMainWindow):
             | QMainWindow.DockOption.AllowTabbedDocks
             | QMainWindow.DockOption.AllowNestedDocks
         )
-        self.resize(*DEFAULT_SIZE)
+        self.resize(*_fit_to_screen(DEFAULT_SIZE))
         self._build_menus()
         self._build_status_bar()
 
@@ -353,6 +364,26 @@ class MainWindow(QMainWindow):
         total = log.y() + log.height() - side.y()
         side_px = max(100, total - DEFAULT_LOG_HEIGHT_PX)
         self.resizeDocks([side, log], [side_px, DEFAULT_LOG_HEIGHT_PX], Qt.Orientation.Vertical)
+        left = [
+            d
+            for d in self._docks.values()
+            if self._visible_in(d, Qt.DockWidgetArea.LeftDockWidgetArea)
+        ]
+        right = [
+            d
+            for d in self._docks.values()
+            if self._visible_in(d, Qt.DockWidgetArea.RightDockWidgetArea)
+        ]
+        if left and right:
+            width = self.width()
+            self.resizeDocks(
+                [left[0], right[0]],
+                [int(width * 0.46), int(width * 0.54)],
+                Qt.Orientation.Horizontal,
+            )
+
+    def _visible_in(self, dock: QDockWidget, area: Qt.DockWidgetArea) -> bool:
+        return dock.isVisible() and not dock.isFloating() and self.dockWidgetArea(dock) == area
 
     def save_layout(self) -> None:
         """Write geometry and dock layout to QSettings."""
@@ -393,6 +424,11 @@ class MainWindow(QMainWindow):
                         stop()
                     except Exception:  # closing must finish even if a panel misbehaves
                         _log.exception("%s.%s failed", type(dock.widget()).__name__, hook)
+        for stop_hook in self.shutdown_hooks:
+            try:
+                stop_hook()
+            except Exception:  # closing must finish even if a hook misbehaves
+                _log.exception("shutdown hook failed")
         if self.engine is not None:
             try:
                 self.engine.shutdown()

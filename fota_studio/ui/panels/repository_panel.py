@@ -245,6 +245,7 @@ class RepositoryPanel(QWidget):
         self._ws = ws
         self.store = RepositoryStore(ws)
         self._task: BackgroundTask | None = None
+        self._read_only = False
 
         # Replaceable dialogs (tests inject plain functions).
         self.ask_import = self._ask_import_dialog
@@ -337,8 +338,10 @@ class RepositoryPanel(QWidget):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(right)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 3)
+        # Brand / Model and version labels must stay readable when the dock is narrow.
+        left.setMinimumWidth(240)
 
         busy_row = QHBoxLayout()
         busy_row.addWidget(self.progress_label)
@@ -452,6 +455,8 @@ class RepositoryPanel(QWidget):
 
     def import_file(self, path: str | Path | None = None) -> BackgroundTask | None:
         """Open the import form (pre-filled with `path` and the selection) and start the import."""
+        if self._read_only:
+            return None
         request = ImportRequest(path=Path(path) if path else None)
         info = self.selected_info()
         if info is not None:
@@ -655,13 +660,19 @@ class RepositoryPanel(QWidget):
         self._update_actions()
         self.version_selected.emit(info if info is not None and hasattr(info, "sha256") else None)
 
+    def set_read_only(self, read_only: bool) -> None:
+        """Operator mode: browse and export only; no import, new repository or retire."""
+        self._read_only = read_only
+        self._update_actions()
+
     def _update_actions(self) -> None:
         v = self.selected_version()
         busy = self._task is not None
-        self.import_action.setEnabled(not busy)
-        self.new_action.setEnabled(not busy)
+        edit = not busy and not self._read_only
+        self.import_action.setEnabled(edit)
+        self.new_action.setEnabled(edit)
         self.export_action.setEnabled(v is not None and not busy)
-        self.retire_action.setEnabled(v is not None and not v.retired and not busy)
+        self.retire_action.setEnabled(v is not None and not v.retired and edit)
 
     def _show_details(self, info) -> None:
         if info is None:
@@ -723,7 +734,11 @@ class RepositoryPanel(QWidget):
 
     def dragEnterEvent(self, event) -> None:
         """Accept a single local file."""
-        if self._dropped_path(event.mimeData()) is not None and self._task is None:
+        if (
+            self._dropped_path(event.mimeData()) is not None
+            and self._task is None
+            and not self._read_only
+        ):
             event.acceptProposedAction()
         else:
             event.ignore()

@@ -268,6 +268,10 @@ class RequestsPanel(QWidget):
 
     # -- wiring ----------------------------------------------------------------------------
 
+    def shutdown(self) -> None:
+        """Stop the refresh timer (the window calls this before the workspace closes)."""
+        self._timer.stop()
+
     def set_service(self, service: RequestService | None) -> None:
         """The service that starts runs (engine + TCU); None disables Start."""
         self.service = service

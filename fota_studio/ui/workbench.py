@@ -1,0 +1,309 @@
+"""The GUI's wiring: engine + bridge, CAN channels, the TCU node, panels, menus and the demo.
+
+`Workbench` is built by `app.py` once the main window exists. It owns the application `Engine`
+(with its `EngineBridge`), opens the workspace's logical CAN channels on the engine (software
+buses such as `virtual` at start, real adapters on CAN ▸ Connect), watches every engine bus in
+the trace, puts the TCU's CANopen FOTA node on the first channel so update requests can offer
+updates to a machine HMI, and gives the window its panels and menus (update requests, flash,
+HMI, OEM logic, TCU bench, simulator, connections, doctor, operator/engineering mode, the
+one-click demo). GUI thread only; nothing here blocks on CAN I/O for long (opening a virtual bus
+is immediate, a real adapter is opened on demand).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMessageBox
+
+from fota_studio.core.errors import FotaError
+from fota_studio.engine.engine import Engine
+from fota_studio.engine.workflow import RequestService
+from fota_studio.infra.access import AccessControl
+from fota_studio.infra.connections import bus_settings_for, load_connections
+from fota_studio.infra.ea_store import EaStore
+from fota_studio.infra.workspace import Workspace
+from fota_studio.protocols.bus import BusSettings, open_bus
+from fota_studio.protocols.tcu_node import TcuNode
+from fota_studio.ui.dialogs.error_dialog import show_error
+from fota_studio.ui.engine_bridge import EngineBridge
+
+_log = logging.getLogger(__name__)
+
+#: Interfaces opened at start without asking (software buses; nothing physical to connect).
+SOFTWARE_INTERFACES = frozenset({"virtual", "fota_sim", "udp_multicast"})
+
+
+class Workbench(QObject):
+    """Engine, channels, TCU node and every engine-facing panel of one main window."""
+
+    def __init__(self, window: Any, ws: Workspace) -> None:
+        super().__init__(window)
+        from fota_studio.ui.panels.ea_panel import ArchitecturePanel
+        from fota_studio.ui.panels.flash_panel import FlashPanel
+        from fota_studio.ui.panels.hmi_panel import HmiPanel
+        from fota_studio.ui.panels.oem_panel import OemPanel, TcuBenchPanel
+        from fota_studio.ui.panels.requests_panel import RequestsPanel
+        from fota_studio.ui.panels.sim_panel import SimPanel
+        from fota_studio.ui.panels.trace_panel import TracePanel
+
+        self.window = window
+        self.ws = ws
+        self.engine = Engine()
+        self.bridge = EngineBridge(self.engine, self)
+        window.engine = self.engine
+        self.tcu: TcuNode | None = None
+        self.service: RequestService | None = None
+        self.access = AccessControl(ws)
+        self.demo: Any = None
+        self._machine_buses: list[Any] = []
+
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        bottom = Qt.DockWidgetArea.BottomDockWidgetArea
+        self.ea_panel = ArchitecturePanel(ws)
+        self.requests_panel = RequestsPanel(ws)
+        self.flash_panel = FlashPanel(self.engine, self.bridge, ws)
+        self.hmi_panel = HmiPanel()
+        self.oem_panel = OemPanel()
+        self.tcu_bench_panel = TcuBenchPanel()
+        self.sim_panel = SimPanel()
+        self.trace_panel = TracePanel()
+        window.add_panel("ea", "Electronic Architectures", self.ea_panel, tabify_with="repository")
+        window.add_panel(
+            "requests", "Update Requests", self.requests_panel, area=left, tabify_with="repository"
+        )
+        window.add_panel("flash", "Flash", self.flash_panel, area=right)
+        window.add_panel(
+            "hmi", "Machine HMI (demo)", self.hmi_panel, area=right, tabify_with="flash"
+        )
+        window.add_panel("oem", "OEM Logic", self.oem_panel, area=right, tabify_with="flash")
+        window.add_panel(
+            "tcu_bench", "TCU Bench", self.tcu_bench_panel, area=right, tabify_with="flash"
+        )
+        window.add_panel("sim", "Simulator", self.sim_panel, area=right, tabify_with="flash")
+        window.add_panel("trace", "CAN Trace", self.trace_panel, area=bottom)
+        log_dock = window.dock("log")
+        if log_dock is not None:
+            window.tabifyDockWidget(window.dock("trace"), log_dock)
+        window.dock("trace").raise_()
+        window.dock("repository").raise_()
+        window.dock("flash").raise_()
+
+        self.bridge.event_received.connect(self.requests_panel.on_event)
+        self.bridge.event_received.connect(self.oem_panel.on_event)
+        self.access.add_listener(lambda _mode: self._apply_mode())
+        self._apply_mode()
+        self._build_menus()
+        self._point_simulator_at_demo_channel()
+        self.connect_channels(software_only=True)
+
+    # -- menus -------------------------------------------------------------------------------
+
+    def _build_menus(self) -> None:
+        bar = self.window.menuBar()
+        can_menu = bar.addMenu("&CAN")
+        self.action_connect = self._action(
+            can_menu, "&Connect adapters", self.connect_all, "Ctrl+Shift+C"
+        )
+        self.action_connections = self._action(
+            can_menu, "Adapter &settings…", self.open_connections
+        )
+        self.action_doctor = self._action(can_menu, "Connection &doctor…", self.open_doctor)
+        can_menu.addSeparator()
+        self.action_hmi_bus = self._action(
+            can_menu, "Attach machine &HMI to a bus…", self.attach_hmi_to_bus
+        )
+        demo_menu = bar.addMenu("&Demo")
+        self.action_demo = self._action(demo_menu, "&Run demo update", self.run_demo, "F5")
+        mode_menu = bar.addMenu("&Mode")
+        self.action_mode = self._action(
+            mode_menu, "Operator / engineering &mode…", self.open_mode_dialog
+        )
+        toolbar = self.window.addToolBar("Main")
+        toolbar.setObjectName("toolbar_main")
+        toolbar.addAction(self.action_demo)
+        toolbar.addAction(self.action_connect)
+        toolbar.addAction(self.action_doctor)
+
+    def _action(self, menu: Any, text: str, slot: Any, shortcut: str | None = None) -> QAction:
+        action = QAction(text, self.window)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(action)
+        return action
+
+    # -- CAN channels ----------------------------------------------------------------------
+
+    def logical_channels(self) -> dict[str, BusSettings]:
+        """Every logical channel an EA of the workspace uses, with the adapter to open."""
+        store = EaStore(self.ws)
+        channels: dict[str, BusSettings] = {}
+        for name in store.names():
+            ea = store.get(name)
+            for ecu in ea.ecus:
+                ch = ecu.connection.channel
+                if ch not in channels:
+                    channels[ch] = bus_settings_for(self.ws, ch, ea)
+        return channels
+
+    def connect_channels(self, *, software_only: bool) -> list[str]:
+        """Open the logical channels on the engine; returns the problems (one line each)."""
+        problems: list[str] = []
+        opened = set(self.engine.channels())
+        for name, settings in self.logical_channels().items():
+            if name in opened or (software_only and settings.interface not in SOFTWARE_INTERFACES):
+                continue
+            # Own frames come back marked Tx so the trace shows what the engine sends.
+            extra = dict(settings.extra)
+            extra.setdefault("receive_own_messages", True)
+            try:
+                bus, notifier = self.engine.open_channel(name, replace(settings, extra=extra))
+            except FotaError as exc:
+                problems.append(f"{name}: {exc}")
+                continue
+            self.trace_panel.attach_bus(name, bus, notifier)
+            if self.tcu is None:
+                self._start_tcu(bus, notifier)
+            _log.info("CAN channel %s open on %s", name, settings.describe())
+        return problems
+
+    def connect_all(self) -> None:
+        """CAN ▸ Connect adapters: open every configured channel, real adapters included."""
+        problems = self.connect_channels(software_only=False)
+        if problems:
+            show_error(
+                self.window,
+                "Some CAN channels could not be opened",
+                FotaError("; ".join(problems)),
+                what_to_do="Check CAN ▸ Adapter settings… and run CAN ▸ Connection doctor….",
+            )
+
+    def _start_tcu(self, bus: Any, notifier: Any) -> None:
+        try:
+            tcu = TcuNode(bus, notifier=notifier, state_file=self.ws.root / "tcu-state.json")
+            tcu.start()
+        except FotaError as exc:
+            _log.warning("TCU node not started: %s", exc)
+            return
+        self.tcu = tcu
+        self.service = RequestService(self.ws, self.engine, tcu=tcu, sink=self.bridge)
+        self.requests_panel.set_service(self.service)
+
+    def _point_simulator_at_demo_channel(self) -> None:
+        """Make the simulator panel join the adapter the demo's CAN1 maps to."""
+        conns = load_connections(self.ws)
+        settings = self.logical_channels().get("CAN1")
+        if settings is None or ("CAN1" in conns and settings.interface != "virtual"):
+            return
+        self.sim_panel.interface_edit.setText(settings.interface)
+        self.sim_panel.channel_edit.setText(settings.channel)
+
+    def attach_hmi_to_bus(self) -> None:
+        """Let the HMI and OEM panels act as machine-side nodes on an adapter the user picks."""
+        from fota_studio.ui.dialogs.connection_dialog import ConnectionDialog
+
+        dlg = ConnectionDialog(self.window)
+        if not dlg.exec():
+            return
+        try:
+            bus = open_bus(dlg.settings())
+        except FotaError as exc:
+            show_error(self.window, "Cannot open the adapter", exc)
+            return
+        self._machine_buses.append(bus)
+        self.hmi_panel.attach_bus(bus)
+        self.window.dock("hmi").raise_()
+
+    def open_connections(self) -> None:
+        """CAN ▸ Adapter settings…"""
+        from fota_studio.ui.dialogs.connections_dialog import ConnectionsDialog
+
+        store = EaStore(self.ws)
+        names = store.names()
+        ea = store.get(names[0]) if names else None
+        ConnectionsDialog(self.ws, self.window, ea=ea).exec()
+
+    def open_doctor(self) -> None:
+        """CAN ▸ Connection doctor… on the first logical channel's adapter."""
+        from fota_studio.ui.dialogs.doctor_dialog import DoctorDialog
+
+        channels = self.logical_channels()
+        if not channels:
+            QMessageBox.information(self.window, "Connection doctor", "No EA uses a CAN channel.")
+            return
+        name, settings = next(iter(channels.items()))
+        DoctorDialog(settings, self.window, label=name).exec()
+
+    # -- demo and modes --------------------------------------------------------------------
+
+    def run_demo(self) -> None:
+        """Demo ▸ Run demo update: the whole flow on a private simulated machine."""
+        from fota_studio.ui.demo_runner import DemoRunner
+
+        if self.demo is not None and self.demo.busy:
+            return
+        if self.demo is not None:
+            self.demo.shutdown()
+        self.demo = DemoRunner(self.ws, hmi_panel=self.hmi_panel, parent=self)
+        self.demo.event_received.connect(self.requests_panel.on_event)
+        self.demo.event_received.connect(self.oem_panel.on_event)
+        self.demo.started.connect(self._on_demo_started)
+        self.demo.finished.connect(self._on_demo_finished)
+        self.demo.failed.connect(
+            lambda text: show_error(self.window, "The demo could not start", FotaError(text))
+        )
+        self.window.dock("hmi").raise_()
+        self.window.statusBar().showMessage("Demo: starting the simulated machine…", 5000)
+        self.demo.run()
+
+    def _on_demo_started(self, request_id: int) -> None:
+        bench = self.demo.bench if self.demo is not None else None
+        if bench is not None and bench.engine is not None:
+            bus, notifier = bench.engine.bus_of(bench.engine.channels()[0])
+            self.trace_panel.attach_bus("demo", bus, notifier)
+        self.requests_panel.refresh()
+        self.requests_panel.select(request_id)
+        self.window.statusBar().showMessage(
+            f"Demo: update request {request_id} offered — approve it on the machine HMI", 10000
+        )
+
+    def _on_demo_finished(self, status: str, error: str) -> None:
+        self.requests_panel.refresh()
+        text = f"Demo finished: {status}" + (f" — {error}" if error else "")
+        self.window.statusBar().showMessage(text, 15000)
+
+    def open_mode_dialog(self) -> None:
+        """Mode ▸ Operator / engineering mode…"""
+        from fota_studio.ui.dialogs.mode_dialog import ModeDialog
+
+        ModeDialog(self.access, self.window).exec()
+
+    def _apply_mode(self) -> None:
+        ro = self.access.read_only
+        self.ea_panel.set_read_only(ro)
+        self.window.repository_panel.set_read_only(ro)
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop the demo, the TCU node and machine-side buses (the window stops the engine)."""
+        if self.demo is not None:
+            self.demo.shutdown()
+            self.demo = None
+        if self.service is not None:
+            self.service.shutdown()
+        self.hmi_panel.shutdown()
+        self.oem_panel.shutdown()
+        self.tcu_bench_panel.stop()
+        if self.tcu is not None:
+            self.tcu.stop()
+            self.tcu = None
+        for bus in self._machine_buses:
+            bus.shutdown()
+        self._machine_buses.clear()
