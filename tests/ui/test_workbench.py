@@ -63,7 +63,7 @@ def test_every_panel_and_the_engine_channel_are_there(window) -> None:
 
 
 def test_one_click_demo_runs_to_successful(qtbot, window, ws: Workspace) -> None:
-    w, bench = window
+    _, bench = window
     with qtbot.waitSignal(bench.hmi_panel.offer_shown, timeout=30_000):
         bench.action_demo.trigger()
     assert bench.hmi_panel.approve_button.isEnabled()
