@@ -84,3 +84,34 @@ def test_operator_mode_locks_repositories_and_eas(window) -> None:
     assert not bench.ea_panel.action_save.isEnabled()
     assert bench.access.enter_engineering("correct horse battery")
     assert w.repository_panel.import_action.isEnabled()
+
+
+def test_request_flashes_the_simulator_through_the_app_engine(qtbot, window, ws: Workspace) -> None:
+    """The non-demo path: Simulator panel on CAN1, a request created and started in the Update
+    Requests panel, approved in the local dialog, flashed by the app's engine, verified."""
+    from fota_studio.core.update_request import RequestStatus
+    from fota_studio.engine.workflow import WorkflowOptions
+    from fota_studio.infra.requests_store import RequestsStore
+
+    _, bench = window
+    with qtbot.waitSignal(bench.sim_panel.running_changed, timeout=20_000) as running:
+        bench.sim_panel.start()
+    assert running.args == [True]
+    panel = bench.requests_panel
+    req = panel.create("Unit #1001", "VCU", "3.2.1", confirm=True)
+    panel.select(req.id)
+    panel.options = WorkflowOptions(
+        approval_hmi=False, oem_verification=False, approval_timeout_s=60, verification_timeout_s=30
+    )
+    panel.start_selected()
+    qtbot.waitUntil(lambda: any(d.isVisible() for d in panel.dialogs), timeout=20_000)
+    dialog = next(d for d in panel.dialogs if d.isVisible())
+    qtbot.mouseClick(dialog.approve_button, Qt.MouseButton.LeftButton)
+    store = RequestsStore(ws)
+    qtbot.waitUntil(
+        lambda: store.get(req.id).status in (RequestStatus.SUCCESSFUL, RequestStatus.FAILED),
+        timeout=90_000,
+    )
+    final = store.get(req.id)
+    assert final.status is RequestStatus.SUCCESSFUL, final
+    assert bench.sim_panel.machine.ecu("VCU").state().software_version == "3.2.1"
