@@ -11,17 +11,13 @@ called from any thread; the decisions made are readable from any thread.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 
 from fota_studio.protocols.fota_client import FotaClient, FotaState, TcuAccessError, UpdateOffer
 from fota_studio.protocols.fota_objects import DECISION_APPROVE, DECISION_REJECT
+from fota_studio.sim.scripted import IDLE_WAIT_S, RETRY_DELAY_S, ScriptedNode
 
 _log = logging.getLogger(__name__)
-
-IDLE_WAIT_S = 0.2
-RETRY_DELAY_S = 0.2
-THREAD_JOIN_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -34,8 +30,10 @@ class HmiDecision:
     error: str | None = None
 
 
-class ScriptedHmi:
+class ScriptedHmi(ScriptedNode[HmiDecision]):
     """Background HMI that approves or rejects every offered update after `delay_s`."""
+
+    role = "hmi"
 
     def __init__(
         self,
@@ -47,55 +45,19 @@ class ScriptedHmi:
     ) -> None:
         if decision not in (DECISION_APPROVE, DECISION_REJECT, None):
             raise ValueError(f"decision must be approve (1), reject (2) or None, not {decision}")
-        self._client = client
+        super().__init__(client)
         self.decision = decision
         self.delay_s = delay_s
         self.once = once
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Condition()
-        self._decisions: list[HmiDecision] = []
 
     @property
     def decisions(self) -> list[HmiDecision]:
         """A copy of the decisions made so far, oldest first."""
-        with self._lock:
-            return list(self._decisions)
-
-    def start(self) -> None:
-        """Start the HMI thread (the client must be started by its owner)."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name=f"fota-hmi-{self._client.node_id:02x}", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the HMI thread. Idempotent."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(THREAD_JOIN_TIMEOUT_S)
-            self._thread = None
-
-    def __enter__(self) -> ScriptedHmi:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self._recorded()
 
     def wait_decisions(self, count: int, timeout_s: float) -> list[HmiDecision]:
-        """Block until at least `count` decisions were made (or timeout); returns them."""
-        with self._lock:
-            self._lock.wait_for(lambda: len(self._decisions) >= count, timeout=timeout_s)
-            return list(self._decisions)
-
-    def _record(self, item: HmiDecision) -> None:
-        with self._lock:
-            self._decisions.append(item)
-            self._lock.notify_all()
+        """Block until at least `count` decisions were recorded (or timeout); returns them."""
+        return self._wait_recorded(count, timeout_s)
 
     def _run(self) -> None:
         armed = True  # a new offer is one seen after update_available was 0

@@ -10,7 +10,6 @@ from any thread; the health check runs on the OEM thread.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,12 +19,10 @@ from fota_studio.protocols.fota_objects import (
     VERDICT_HEALTHY,
     VERDICT_UNHEALTHY,
 )
+from fota_studio.sim.scripted import IDLE_WAIT_S, RETRY_DELAY_S, ScriptedNode
 
 _log = logging.getLogger(__name__)
 
-IDLE_WAIT_S = 0.2
-RETRY_DELAY_S = 0.2
-THREAD_JOIN_TIMEOUT_S = 3.0
 
 #: Returns VERDICT_HEALTHY / VERDICT_UNHEALTHY, or None to write nothing.
 HealthCheck = Callable[[], int | None]
@@ -41,8 +38,10 @@ class OemVerdict:
     error: str | None = None
 
 
-class ScriptedOemLogic:
+class ScriptedOemLogic(ScriptedNode[OemVerdict]):
     """Background OEM node writing the Checkpoint 2 verdict when status becomes 0x02."""
+
+    role = "oem"
 
     def __init__(
         self,
@@ -55,56 +54,20 @@ class ScriptedOemLogic:
     ) -> None:
         if verdict not in (VERDICT_HEALTHY, VERDICT_UNHEALTHY, None):
             raise ValueError(f"verdict must be healthy (1), unhealthy (2) or None, not {verdict}")
-        self._client = client
+        super().__init__(client)
         self.verdict = verdict
         self.delay_s = delay_s
         self.health_check = health_check
         self.once = once
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Condition()
-        self._verdicts: list[OemVerdict] = []
 
     @property
     def verdicts(self) -> list[OemVerdict]:
         """A copy of the verdicts written so far, oldest first."""
-        with self._lock:
-            return list(self._verdicts)
-
-    def start(self) -> None:
-        """Start the OEM thread (the client must be started by its owner)."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name=f"fota-oem-{self._client.node_id:02x}", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the OEM thread. Idempotent."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(THREAD_JOIN_TIMEOUT_S)
-            self._thread = None
-
-    def __enter__(self) -> ScriptedOemLogic:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self._recorded()
 
     def wait_verdicts(self, count: int, timeout_s: float) -> list[OemVerdict]:
-        """Block until at least `count` verdicts were handled (or timeout); returns them."""
-        with self._lock:
-            self._lock.wait_for(lambda: len(self._verdicts) >= count, timeout=timeout_s)
-            return list(self._verdicts)
-
-    def _record(self, item: OemVerdict) -> None:
-        with self._lock:
-            self._verdicts.append(item)
-            self._lock.notify_all()
+        """Block until at least `count` verdicts were recorded (or timeout); returns them."""
+        return self._wait_recorded(count, timeout_s)
 
     def _run(self) -> None:
         armed = True  # a new round is one seen after the status left 0x02
