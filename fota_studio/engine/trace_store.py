@@ -279,7 +279,8 @@ class TraceStore:
     def column(
         self, name: str, start_seq: int | None = None, end_seq: int | None = None
     ) -> npt.NDArray[np.generic]:
-        """A column (`ts`, `ids`, `flags`, `length`, `channel`, `delta`) over [start, end)."""
+        """A column (`ts`, `ids`, `flags`, `length`, `channel`, `delta`, or `data`: the first
+        8 bytes, shape (n, 8)) over [start, end)."""
         start = max(self.first_seq if start_seq is None else start_seq, self.first_seq)
         end = min(self.end_seq if end_seq is None else end_seq, self.end_seq)
         if end <= start:
@@ -343,6 +344,8 @@ class TraceStore:
 
 
 def _empty(name: str) -> npt.NDArray[np.generic]:
+    if name == "data":
+        return np.empty((0, 8), np.uint8)
     dtypes = {
         "ts": np.float64,
         "ids": np.uint32,

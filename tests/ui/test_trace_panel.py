@@ -7,12 +7,12 @@ from pathlib import Path
 import can
 import numpy as np
 import pytest
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 
 from fota_studio.engine.trace_store import CHUNK_FRAMES, FrameBatch, TraceFilter, TraceStore
 from fota_studio.infra.tracefile import write_log
 from fota_studio.protocols.bus import BusSettings, open_bus
-from fota_studio.ui.models.trace_model import TraceModel, ViewFilter
+from fota_studio.ui.models.trace_model import CHANGED_BYTE_COLOR, TraceModel, ViewFilter
 from fota_studio.ui.panels.trace_panel import TracePanel, parse_candump_frame
 
 
@@ -256,7 +256,12 @@ def test_by_id_view_and_plots_refresh(qtbot, panel) -> None:
     assert panel.byid_model.rowCount() == 2
     row = [panel.byid_model.index(0, c).data() for c in range(panel.byid_model.columnCount())]
     assert row[0] == "100" and row[2] == "5" and row[3] == "20.00"
-    assert row[6] == "08* 00"  # byte 0 changed since the previous frame of this ID
+    assert row[6:8] == ["08", "00"]
+    # byte 0 changed since the previous frame of this ID: highlighted in colour, byte 1 not
+    bg = Qt.ItemDataRole.BackgroundRole
+    assert panel.byid_model.index(0, 6).data(bg) == CHANGED_BYTE_COLOR
+    assert panel.byid_model.index(0, 7).data(bg) is None
+    assert panel.byid_model.row(0).data_text() == "08* 00"
     if panel.plots is not None:
         panel.tabs.setCurrentWidget(panel.plots)
         panel._refresh_side_views()

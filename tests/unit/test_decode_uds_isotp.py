@@ -89,7 +89,7 @@ def test_summary_collapses_transfer_burst_and_keeps_nrc() -> None:
     assert lines[1].startswith("NEG DiagnosticSessionControl NRC 0x78")
     assert lines[2].startswith("POS DiagnosticSessionControl programmingSession")
     burst = [t for t in lines if t.startswith("TransferData")]
-    assert burst == ["TransferData ×5 blocks 0x01..0x05, 100 bytes"]
+    assert burst == ["TransferData ×5 blocks 0x01..0x05, 100 bytes [FC CTS bs=8 stmin=0ms]"]
     assert lines[-2:] == ["RequestTransferExit", "POS RequestTransferExit"]
 
 
@@ -129,3 +129,19 @@ def test_protocol_mask_vectorised() -> None:
     ]
     assert decoder.protocol_mask(ids, flags, {"other"}).tolist()[-1] is True
     assert decoder.protocol_mask(ids, flags, {"HEARTBEAT"}).tolist()[7] is True
+
+
+def test_uds_mask_matches_per_frame_protocol() -> None:
+    decoder = Decoder([(REQ, RSP)])
+    frames = _exchange()
+    frames.append(TpFrame(len(frames), 9.0, 0x7E0, bytes([0x00, 0x03, 0x22, 0xF1, 0x95])))  # FD SF
+    frames.append(TpFrame(len(frames), 9.1, 0x7E0, bytes([0x02, 0xAB, 0x00])))  # not a UDS SID
+    frames.append(TpFrame(len(frames), 9.2, 0x123, bytes([0x02, 0x3E, 0x00])))  # not diagnostic
+    ids = np.array([f.can_id for f in frames], np.uint32)
+    flags = np.zeros(len(frames), np.uint16)
+    data = np.zeros((len(frames), 8), np.uint8)
+    for i, f in enumerate(frames):
+        data[i, : min(8, len(f.data))] = np.frombuffer(f.data[:8], np.uint8)
+    expected = [decoder.protocol(f.can_id, False, f.data) == "UDS" for f in frames]
+    assert decoder.uds_mask(ids, flags, data).tolist() == expected
+    assert sum(expected) > 5 and not expected[-1] and not expected[-2] and expected[-3]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from fota_studio.core.ea import ElectronicArchitecture
 from fota_studio.protocols.decode.canopen import (
     ObjectNames,
     SdoTracker,
@@ -40,13 +41,22 @@ __all__ = [
     "DecodedLine",
     "Decoder",
     "IsoTpMessage",
+    "MessageTracker",
     "TpFrame",
+    "functional_ids_of",
+    "isotp_pairs_of",
 ]
 
 PROTOCOLS = ("UDS", "ISO-TP", "NMT", "SYNC", "EMCY", "SDO", "PDO", "HEARTBEAT", "other")
 """Protocol names for the protocol filter (UDS frames are a subset of ISO-TP frames)."""
 
-_EXTENDED_FLAG = 0x0001  # trace_store.FLAG_EXTENDED (engine layer; duplicated to keep layers)
+CONVENTIONAL_FUNCTIONAL_IDS = (0x7DF, 0x18DB33F1)
+"""OBD/UDS functional request IDs (ISO 15765-4), 11-bit and 29-bit normal-fixed."""
+
+_EXTENDED_FLAG = 0x0001
+_UDS_SID_TABLE = np.array(
+    [is_uds_payload(bytes([b])) for b in range(256)], np.bool_
+)  # trace_store.FLAG_EXTENDED (engine layer; duplicated to keep layers)
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,7 @@ class Decoder:
         for a, b in isotp_pairs:
             self.add_isotp_pair(a, b)
         self.auto_detect = auto_detect
+        self._functional: set[int] = set()
         self.names = ObjectNames()
         self.dbc = DbcDecoder()
         self.did_names: dict[int, str] = {}
@@ -87,10 +98,24 @@ class Decoder:
         self._pairs.add((request_id, response_id))
         self._isotp_ids.update((request_id, response_id))
 
+    def add_functional_id(self, can_id: int) -> None:
+        """Follow a functional request ID (single frames to all ECUs, e.g. 0x7DF)."""
+        self._functional.add(can_id)
+        self._isotp_ids.add(can_id)
+
     @property
     def isotp_pairs(self) -> list[tuple[int, int]]:
         """The configured ID pairs."""
         return sorted(self._pairs)
+
+    @property
+    def reassembly_pairs(self) -> list[tuple[int, int]]:
+        """Pairs handed to the reassembler: the configured ones, functional IDs (paired with
+        themselves: single frames only) and, with auto-detect, the conventional functional IDs."""
+        functional = set(self._functional)
+        if self.auto_detect:
+            functional.update(CONVENTIONAL_FUNCTIONAL_IDS)
+        return sorted(self._pairs | {(f, f) for f in functional})
 
     def load_eds(self, path: Path | str) -> int:
         """Load CANopen object names from an EDS file; returns objects added."""
@@ -158,6 +183,26 @@ class Decoder:
             out |= ~isotp & ~canopen_any
         return out
 
+    def uds_mask(
+        self,
+        ids: npt.NDArray[np.uint32],
+        flags: npt.NDArray[np.uint16],
+        data: npt.NDArray[np.uint8],
+    ) -> npt.NDArray[np.bool_]:
+        """Vectorised "UDS" protocol filter: single or first frames on diagnostic IDs whose
+        payload starts with a UDS service id (request, positive response or 0x7F), from the
+        first 8 data bytes (`data` has shape (n, 8)); consecutive/flow-control frames excluded."""
+        on_isotp = self.protocol_mask(ids, flags, ("ISO-TP",))
+        kind = data[:, 0] >> 4
+        sf_len = data[:, 0] & 0x0F
+        sid = np.where(
+            kind == 0,
+            np.where(sf_len == 0, data[:, 2], data[:, 1]),  # CAN FD SF escape: length in byte 1
+            data[:, 2],  # FF: 12-bit length in bytes 0-1
+        )
+        mask: npt.NDArray[np.bool_] = on_isotp & ((kind == 0) | (kind == 1)) & _UDS_SID_TABLE[sid]
+        return mask
+
     # -- per-frame text ---------------------------------------------------------------------
     def describe_frame(self, can_id: int, extended: bool, data: bytes) -> str:
         """Context-free text for one frame (ISO-TP PCI + UDS of SF/FF, DBC, CANopen)."""
@@ -180,7 +225,7 @@ class Decoder:
     # -- multi-frame ------------------------------------------------------------------------
     def reassemble(self, frames: Sequence[TpFrame]) -> list[IsoTpMessage]:
         """ISO-TP messages on the configured pairs (plus auto-detected ones) in `frames`."""
-        pairs = set(self._pairs)
+        pairs = set(self.reassembly_pairs)
         if self.auto_detect:
             pairs.update(detect_pairs(frames))
         return IsoTpReassembler(pairs).feed_all(frames)
@@ -196,7 +241,10 @@ class Decoder:
 
     def summarise(self, frames: Sequence[TpFrame]) -> list[DecodedLine]:
         """Reassembled UDS exchange as lines, TransferData bursts collapsed to one line each."""
-        messages = self.reassemble(frames)
+        return self.summarise_messages(self.reassemble(frames))
+
+    def summarise_messages(self, messages: Sequence[IsoTpMessage]) -> list[DecodedLine]:
+        """Lines for already reassembled messages, TransferData bursts collapsed."""
         lines: list[DecodedLine] = []
         for line in summarise_transfers([m.payload for m in messages]):
             group = messages[line.first_index : line.last_index + 1]
@@ -204,6 +252,8 @@ class Decoder:
             text = line.text
             if line.first_index == line.last_index:
                 text = self.describe_message(group[0])
+            elif group[0].flow_control is not None:
+                text += f" [{group[0].flow_control.describe()}]"
             lines.append(DecodedLine(group[0].can_id, text, seqs, group[0].timestamp))
         return lines
 
@@ -216,3 +266,62 @@ class Decoder:
             if text is not None:
                 out.append(DecodedLine(f.can_id, text, (f.seq,), f.timestamp))
         return out
+
+
+class MessageTracker:
+    """Incremental ISO-TP reassembly for a live trace: `feed` only the frames that arrived since
+    the last call (frames on diagnostic IDs); pairs come from the decoder (EA) and are
+    auto-detected from each fed chunk. Keeps at most `max_messages` (oldest forgotten, counted
+    in `forgotten`). One thread at a time (the GUI timer)."""
+
+    def __init__(self, decoder: Decoder, max_messages: int = 200_000) -> None:
+        self.decoder = decoder
+        self.max_messages = max_messages
+        self.messages: list[IsoTpMessage] = []
+        self.forgotten = 0
+        self._reassembler = IsoTpReassembler(decoder.reassembly_pairs)
+        self._pairs: set[tuple[int, int]] = set(decoder.reassembly_pairs)
+
+    def feed(self, frames: Sequence[TpFrame]) -> int:
+        """Reassemble `frames` (in order, after the previous ones); returns messages added."""
+        if not frames:
+            return 0
+        new_pairs = set(self.decoder.reassembly_pairs)
+        if self.decoder.auto_detect:
+            new_pairs.update(detect_pairs(frames))
+        for a, b in new_pairs - self._pairs:
+            self._reassembler.add_pair(a, b)
+        self._pairs |= new_pairs
+        added = self._reassembler.feed_all(frames)
+        self.messages.extend(added)
+        excess = len(self.messages) - self.max_messages
+        if excess > 0:
+            del self.messages[:excess]
+            self.forgotten += excess
+        return len(added)
+
+    def lines(self) -> list[DecodedLine]:
+        """The messages as summarised lines (TransferData bursts collapsed)."""
+        return self.decoder.summarise_messages(self.messages)
+
+    def clear(self) -> None:
+        """Forget every message and partial state (after the trace was cleared)."""
+        self.messages.clear()
+        self.forgotten = 0
+        self._reassembler = IsoTpReassembler(self._pairs)
+
+
+def functional_ids_of(ea: ElectronicArchitecture) -> list[int]:
+    """Functional request IDs of the ECUs of an EA."""
+    return sorted({ecu.connection.functional_id for ecu in ea.ecus})
+
+
+def isotp_pairs_of(ea: ElectronicArchitecture) -> list[tuple[int, int]]:
+    """(request, response) ID pairs of every ECU of an EA, application and bootloader."""
+    pairs: list[tuple[int, int]] = []
+    for ecu in ea.ecus:
+        for addr in (ecu.connection.application, ecu.connection.bootloader):
+            pair = (addr.request_id, addr.response_id)
+            if pair not in pairs:
+                pairs.append(pair)
+    return pairs

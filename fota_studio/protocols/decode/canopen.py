@@ -95,8 +95,8 @@ def _ix(index: int, sub: int, names: ObjectNames | None) -> str:
 def _value_text(data: bytes) -> str:
     if len(data) <= 4:
         return f"{int.from_bytes(data, 'little')} (0x{data[::-1].hex().upper() or '0'})"
-    if data.isascii() and all(32 <= b < 127 for b in data):
-        return repr(data.decode("ascii"))
+    if data.isascii() and all(32 <= b < 127 or b in (9, 10, 13) for b in data):
+        return repr(data.decode("ascii"))  # a text log (VISIBLE_STRING) reads as text
     return data.hex(" ").upper()
 
 

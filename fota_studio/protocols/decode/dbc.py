@@ -61,6 +61,28 @@ class DbcDecoder:
             log.debug("DBC decode of 0x%X failed: %s", can_id, exc)
             return None
 
+    def signal_list(self) -> list[tuple[int, bool, str, str]]:
+        """(frame id, extended, message name, signal name) of every signal, sorted by name."""
+        out = [
+            (key[0], key[1], message.name, signal.name)
+            for key, message in self._by_id.items()
+            for signal in message.signals
+        ]
+        return sorted(out, key=lambda item: (item[2], item[3]))
+
+    def signal_value(self, can_id: int, extended: bool, data: bytes, signal: str) -> float | None:
+        """The scaled numeric value of one signal in a frame (None when absent: e.g. another
+        multiplexer value is active, or the value is a named choice without a number)."""
+        message = self._by_id.get((can_id, extended))
+        if message is None:
+            return None
+        try:
+            values = message.decode(bytes(data), decode_choices=False, allow_truncated=True)
+        except Exception:
+            return None
+        value = values.get(signal)
+        return float(value) if isinstance(value, int | float) else None
+
     def describe(self, can_id: int, extended: bool, data: bytes) -> str | None:
         """`Name: sig=value unit, …` for a known frame, else None."""
         message = self._by_id.get((can_id, extended))

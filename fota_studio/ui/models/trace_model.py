@@ -37,8 +37,9 @@ COL_TIME, COL_CHAN, COL_DIR, COL_ID, COL_TYPE, COL_DLC, COL_DATA, COL_DECODED = 
 TIME_MODES = ("absolute", "relative", "delta")
 DECODE_CACHE_ROWS = 20_000
 ROW_CACHE_ROWS = 4_000
-TEXT_SEARCH_MAX_ROWS = 500_000
-"""Free-text search decodes every candidate row; beyond this many it searches the newest ones."""
+TEXT_SEARCH_MAX_ROWS = 200_000
+"""Free-text search decodes each DISTINCT frame once; beyond this many distinct frames it
+searches the newest frames only (the status line says how many rows are shown)."""
 
 _Index = QModelIndex | QPersistentModelIndex
 _DISPLAY = Qt.ItemDataRole.DisplayRole
@@ -113,6 +114,16 @@ class TraceModel(QAbstractTableModel):
             return COLUMNS[section]
         return None
 
+    def index(self, row: int, column: int, parent: _Index = QModelIndex()) -> QModelIndex:  # noqa: B008
+        """One Python call per cell instead of two: the C++ default asks `rowCount` AND
+        `columnCount` (each a GIL acquisition that waits behind the Notifier threads while the
+        view paints; bench/trace.py measured that as the live stall)."""
+        if parent.isValid() or row < 0 or column < 0 or column >= len(COLUMNS):
+            return QModelIndex()
+        if row >= self.rowCount():
+            return QModelIndex()
+        return self.createIndex(row, column)
+
     def seq_at(self, row: int) -> int:
         """Store sequence number of a table row."""
         if self._view is not None:
@@ -172,6 +183,11 @@ class TraceModel(QAbstractTableModel):
                     role_data.setData(self._tx_brush)
             elif role == _ALIGN and col in (COL_TIME, COL_DLC):
                 role_data.setData(_RIGHT)
+
+    def row_cells(self, row: int) -> tuple:
+        """Display strings of every column of a table row, plus the flags last (cached; the
+        view's single-call paint uses this instead of per-cell `data()`)."""
+        return self._row(self.seq_at(row))
 
     def _row(self, seq: int) -> tuple:
         """All display strings of one frame (+ flags), cached: one store lookup per row."""
@@ -240,8 +256,10 @@ class TraceModel(QAbstractTableModel):
         if not paused:
             self._show_new(self.store.end_seq)
 
-    def ingest(self, batch: FrameBatch) -> None:
-        """Append a drained batch: trim the oldest chunks if needed, then one insert."""
+    def ingest(self, batch: FrameBatch, *, show: bool = True) -> None:
+        """Append a drained batch: trim the oldest chunks if needed, then one insert. With
+        `show=False` the frames only go to the store; `show_new()` inserts them later (the
+        panel inserts at most every 100 ms: each insert relayouts and repaints the view)."""
         n = len(batch)
         if n == 0:
             return
@@ -251,6 +269,11 @@ class TraceModel(QAbstractTableModel):
         if self._t0 is None:
             self._t0 = float(batch.timestamp[0])
         self.store.append_batch(batch)
+        if show and not self._paused:
+            self._show_new(self.store.end_seq)
+
+    def show_new(self) -> None:
+        """Insert the stored frames not shown yet (no-op while paused)."""
         if not self._paused:
             self._show_new(self.store.end_seq)
 
@@ -323,23 +346,53 @@ class TraceModel(QAbstractTableModel):
             ids = self.store.column("ids", start, end)
             flags = self.store.column("flags", start, end)
             local = seqs - start
-            mask = self.decoder.protocol_mask(ids[local], flags[local], flt.protocols)
+            others = flt.protocols - {"UDS"}
+            mask = self.decoder.protocol_mask(ids[local], flags[local], others)
             if "UDS" in flt.protocols and "ISO-TP" not in flt.protocols:
-                # UDS vs plain ISO-TP needs the payload: refine per frame (diagnostic IDs only)
-                for j in np.nonzero(mask)[0]:
-                    rec = self.store.record(int(seqs[j]))
-                    ext = bool(rec.flags & FLAG_EXTENDED)
-                    if self.decoder.protocol(rec.arbitration_id, ext, rec.data) != "UDS":
-                        mask[j] = False
+                # UDS vs plain ISO-TP needs the first payload byte: vectorised over the data
+                data = self.store.column("data", start, end)[local]
+                mask |= self.decoder.uds_mask(ids[local], flags[local], data)
+            elif "UDS" in flt.protocols:
+                mask |= self.decoder.protocol_mask(ids[local], flags[local], ("ISO-TP",))
             seqs = seqs[mask]
         if flt.text and seqs.shape[0]:
-            needle = flt.text.lower()
-            seqs = seqs[-TEXT_SEARCH_MAX_ROWS:]
-            keep = np.fromiter(
-                (needle in self.decoded(int(s)).lower() for s in seqs), np.bool_, seqs.shape[0]
-            )
-            seqs = seqs[keep]
+            seqs = seqs[self._text_mask(seqs, flt.text.lower())]
         return seqs.astype(np.int64)
+
+    def _text_mask(self, seqs: np.ndarray, needle: str) -> np.ndarray:
+        """Which frames' decoded text contains `needle`. The per-frame text is context-free, so
+        each distinct (ID, flags, length, 8 data bytes) is decoded ONCE (cyclic traffic repeats
+        itself: 1M frames are typically a few thousand distinct ones); CAN FD frames longer
+        than 8 bytes are checked one by one."""
+        batch = self.store.batch(seqs)
+        n = len(batch)
+        key = np.empty((n, 16), np.uint8)
+        key[:, 0:4] = batch.ids.astype("<u4").view(np.uint8).reshape(n, 4)
+        key[:, 4:6] = (
+            (batch.flags & (FLAG_EXTENDED | FLAG_ERROR | FLAG_REMOTE))
+            .astype("<u2")
+            .view(np.uint8)
+            .reshape(n, 2)
+        )
+        key[:, 6] = batch.length
+        key[:, 7] = 0
+        key[:, 8:16] = batch.data
+        packed = key.view(np.dtype((np.void, 16))).reshape(n)
+        uniq, first, inverse = np.unique(packed, return_index=True, return_inverse=True)
+        if uniq.shape[0] > TEXT_SEARCH_MAX_ROWS:  # pathological (random data): newest only
+            keep_from = n - TEXT_SEARCH_MAX_ROWS
+            out = np.zeros(n, np.bool_)
+            out[keep_from:] = self._text_mask(seqs[keep_from:], needle)
+            return out
+        hits = np.fromiter(
+            (needle in self.decoded(int(seqs[i])).lower() for i in first.tolist()),
+            np.bool_,
+            first.shape[0],
+        )
+        out = hits[inverse.reshape(n)]
+        for row in batch.ext:  # long FD frames: the tail is not part of the key
+            out[row] = needle in self.decoded(int(seqs[row])).lower()
+        return out
 
     # -- misc -------------------------------------------------------------------------------
     def invalidate_decoding(self) -> None:
@@ -380,17 +433,80 @@ class TraceModel(QAbstractTableModel):
         return np.arange(self.store.first_seq, self._shown_end, dtype=np.int64)
 
 
-BYID_COLUMNS = ("ID", "Chan", "Count", "Period mean ms", "min ms", "max ms", "Last data")
+BYID_DATA_COLUMNS = 8
+BYID_COLUMNS = (
+    "ID",
+    "Chan",
+    "Count",
+    "Period mean ms",
+    "min ms",
+    "max ms",
+    *(f"B{i}" for i in range(BYID_DATA_COLUMNS)),
+    "B8…",
+)
+BYID_FIRST_BYTE_COL = 6
+CHANGED_BYTE_COLOR = QColor(255, 200, 80)
+"""Background of a data byte that differs from the previous frame of the same ID."""
+
+
+@dataclass(frozen=True)
+class ByIdRow:
+    """One identifier's statistics and its last data with the changed bytes."""
+
+    can_id: int
+    extended: bool
+    channel: str
+    count: int
+    period_mean_ms: float
+    period_min_ms: float
+    period_max_ms: float
+    data: bytes
+    changed: tuple[bool, ...]
+
+    def cell(self, col: int) -> str:
+        """Display text of one column."""
+        if col == 0:
+            return id_text(self.can_id, self.extended)
+        if col == 1:
+            return self.channel
+        if col == 2:
+            return str(self.count)
+        if col in (3, 4, 5):
+            value = (self.period_mean_ms, self.period_min_ms, self.period_max_ms)[col - 3]
+            return f"{value:.2f}"
+        i = col - BYID_FIRST_BYTE_COL
+        if i < BYID_DATA_COLUMNS:
+            return f"{self.data[i]:02X}" if i < len(self.data) else ""
+        return self.data[BYID_DATA_COLUMNS:].hex(" ").upper()
+
+    def byte_changed(self, col: int) -> bool:
+        """True when the byte (or any FD tail byte) of this column changed."""
+        i = col - BYID_FIRST_BYTE_COL
+        if i < 0:
+            return False
+        if i < BYID_DATA_COLUMNS:
+            return i < len(self.changed) and self.changed[i]
+        return any(self.changed[BYID_DATA_COLUMNS:])
+
+    def data_text(self) -> str:
+        """Last data as hex with `*` after each changed byte (for copying / text logs)."""
+        return " ".join(
+            f"{x:02X}" + ("*" if i < len(self.changed) and self.changed[i] else "")
+            for i, x in enumerate(self.data)
+        )
 
 
 class ByIdModel(QAbstractTableModel):
-    """One row per (ID, channel): count, period statistics, last data (changed bytes marked
-    with *). Call `refresh()` from a timer while visible; it is vectorised over the store."""
+    """One row per (ID, channel): count, period statistics and the last data, one column per
+    byte; bytes that changed since the previous frame of the ID get a coloured background.
+    Call `refresh()` from a timer while visible; it is vectorised over the store."""
 
     def __init__(self, store: TraceStore, parent=None) -> None:
         super().__init__(parent)
         self.store = store
-        self._rows: list[tuple[str, str, int, float, float, float, str]] = []
+        self._rows: list[ByIdRow] = []
+        self._mono = QFont("monospace")
+        self._mono.setStyleHint(QFont.StyleHint.Monospace)
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
@@ -404,12 +520,23 @@ class ByIdModel(QAbstractTableModel):
         return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
-        if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
+        if not index.isValid() or index.row() >= len(self._rows):
             return None
-        value = self._rows[index.row()][index.column()]
-        if isinstance(value, float):
-            return f"{value:.2f}"
-        return str(value)
+        row = self._rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return row.cell(col)
+        if role == Qt.ItemDataRole.BackgroundRole and row.byte_changed(col):
+            return CHANGED_BYTE_COLOR
+        if role == Qt.ItemDataRole.FontRole and (col == 0 or col >= BYID_FIRST_BYTE_COL):
+            return self._mono
+        if role == Qt.ItemDataRole.ToolTipRole and col >= BYID_FIRST_BYTE_COL:
+            return row.data_text()
+        return None
+
+    def row(self, row: int) -> ByIdRow:
+        """The statistics of one row."""
+        return self._rows[row]
 
     def refresh(self) -> None:
         """Recompute the per-ID table from the store (numpy group-by)."""
@@ -419,7 +546,7 @@ class ByIdModel(QAbstractTableModel):
         chans = store.column("channel").astype(np.uint64)
         ts = store.column("ts")
         key = ids | ((flags & FLAG_EXTENDED).astype(np.uint64) << 32) | (chans << 40)
-        rows: list[tuple[str, str, int, float, float, float, str]] = []
+        rows: list[ByIdRow] = []
         if key.shape[0]:
             order = np.argsort(key, kind="stable")
             skey = key[order]
@@ -427,6 +554,7 @@ class ByIdModel(QAbstractTableModel):
             starts = np.concatenate([[0], bounds])
             ends = np.concatenate([bounds, [skey.shape[0]]])
             sts = ts[order]
+            names = store.channel_names
             for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
                 k = int(skey[a])
                 count = b - a
@@ -436,21 +564,21 @@ class ByIdModel(QAbstractTableModel):
                 pmax = float(periods.max()) if count > 1 else 0.0
                 last = store.record(store.first_seq + int(order[b - 1]))
                 prev = store.record(store.first_seq + int(order[b - 2])) if count > 1 else last
-                data = " ".join(
-                    f"{x:02X}" + ("*" if i < len(prev.data) and prev.data[i] != x else "")
-                    for i, x in enumerate(last.data)
+                changed = tuple(
+                    i >= len(prev.data) or prev.data[i] != x for i, x in enumerate(last.data)
                 )
                 chan = (k >> 40) & 0xFF
-                names = store.channel_names
                 rows.append(
-                    (
-                        id_text(k & 0xFFFFFFFF, bool((k >> 32) & 1)),
+                    ByIdRow(
+                        k & 0xFFFFFFFF,
+                        bool((k >> 32) & 1),
                         names[chan] if chan < len(names) else str(chan),
                         count,
                         mean,
                         pmin,
                         pmax,
-                        data,
+                        last.data,
+                        changed if count > 1 else tuple(False for _ in last.data),
                     )
                 )
         self.beginResetModel()

@@ -1,9 +1,11 @@
-"""Trace plots (pyqtgraph): frames/s and estimated bus load % per channel over time.
+"""Trace plots (pyqtgraph): bus load % and frames/s per channel, per-ID rate, DBC signals.
 
-Preallocated ring arrays, `setData` once per `update()` (the panel calls it from its timer about
-once a second), downsampling and clip-to-view on. Bus load is estimated from the frame lengths:
-classic 11-bit frame ≈ 47 + 8·len bits, 29-bit ≈ 67 + 8·len, plus ≈ 20 % stuff bits; CAN FD
-data phases are counted at the nominal rate (an upper bound). GUI thread only.
+Preallocated ring arrays, `setData` once per `update_plots()` (the panel calls it every
+~250 ms while the plots tab is visible), downsampling and clip-to-view on. Bus load is estimated
+from the frame lengths: classic 11-bit frame ≈ 47 + 8·len bits, 29-bit ≈ 67 + 8·len, plus ≈ 20 %
+stuff bits; CAN FD data phases are counted at the nominal rate (an upper bound). Per-ID rate
+follows the busiest identifiers (or the ones typed in); a DBC signal picked in the combo box is
+decoded from the frames that arrived since the last update and plotted over time. GUI thread.
 """
 
 from __future__ import annotations
@@ -12,47 +14,170 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+    QWidget,
+)
 
-from fota_studio.engine.trace_store import FLAG_EXTENDED, TraceStore
+from fota_studio.engine.trace_store import FLAG_EXTENDED, TraceFilter, TraceStore
+from fota_studio.protocols.decode import Decoder
 
 HISTORY_POINTS = 600
 STUFFING_FACTOR = 1.2
-PEN_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
+PER_ID_CURVES = 8
+SIGNAL_POINTS = 100_000
+"""Points kept for a DBC signal plot (a ring: the oldest are dropped)."""
+SIGNAL_DECODE_MAX_FRAMES = 20_000
+"""Frames of the signal's message decoded per update at most (newest first)."""
+PEN_COLORS = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+)
+
+
+class _Ring:
+    """A preallocated (x, y) ring of points."""
+
+    def __init__(self, size: int) -> None:
+        self.x = np.zeros(size)
+        self.y = np.zeros(size)
+        self.n = 0
+
+    def extend(self, x: np.ndarray, y: np.ndarray) -> None:
+        size = self.x.shape[0]
+        k = x.shape[0]
+        if k >= size:
+            self.x[:], self.y[:] = x[-size:], y[-size:]
+            self.n = size
+            return
+        overflow = self.n + k - size
+        if overflow > 0:  # shift left once per update, not per point
+            self.x[: self.n - overflow] = self.x[overflow : self.n]
+            self.y[: self.n - overflow] = self.y[overflow : self.n]
+            self.n -= overflow
+        self.x[self.n : self.n + k] = x
+        self.y[self.n : self.n + k] = y
+        self.n += k
+
+    def clear(self) -> None:
+        self.n = 0
 
 
 class TracePlots(QWidget):
-    """Frames/s and bus load % per channel."""
+    """Frames/s and bus load % per channel, per-ID rate and a DBC signal over time."""
 
-    def __init__(self, store: TraceStore, parent=None) -> None:
+    def __init__(self, store: TraceStore, decoder: Decoder | None = None, parent=None) -> None:
         super().__init__(parent)
         self.store = store
+        self.decoder = decoder or Decoder()
         self.bitrates_bps: dict[int, int] = {}
         self._t = np.zeros(HISTORY_POINTS)
         self._rate = np.zeros((256, HISTORY_POINTS))
         self._load = np.zeros((256, HISTORY_POINTS))
+        self._id_rate: dict[int, np.ndarray] = {}
         self._n = 0
         self._last_seq = store.end_seq
         self._last_time = time.monotonic()
         self._t_start = self._last_time
-        self.rate_plot = pg.PlotWidget(title="frames/s")
+        self.rate_plot = pg.PlotWidget(title="frames/s per channel")
         self.load_plot = pg.PlotWidget(title="bus load %")
-        for plot in (self.rate_plot, self.load_plot):
+        self.id_plot = pg.PlotWidget(title="frames/s per ID")
+        self.signal_plot = pg.PlotWidget(title="DBC signal")
+        for plot in (self.rate_plot, self.load_plot, self.id_plot, self.signal_plot):
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
             plot.addLegend()
         self._curves: dict[int, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
+        self._id_curves: dict[int, pg.PlotDataItem] = {}
+        self.id_edit = QLineEdit()
+        self.id_edit.setPlaceholderText(f"IDs to plot (hex), empty = the {PER_ID_CURVES} busiest")
+        self.id_edit.editingFinished.connect(self._on_id_edit_editing_finished)
+        self._wanted_ids: tuple[int, ...] = ()
+        self.signal_combo = QComboBox()
+        self.signal_combo.setMinimumContentsLength(30)
+        self.signal_combo.currentIndexChanged.connect(self._on_signal_combo_changed)
+        self._signal: tuple[int, bool, str] | None = None
+        self._signal_ring = _Ring(SIGNAL_POINTS)
+        self._signal_seq = store.end_seq
+        self._signal_curve = self.signal_plot.plot(pen=pg.mkPen(PEN_COLORS[0]))
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Per-ID"))
+        controls.addWidget(self.id_edit, 1)
+        controls.addWidget(QLabel("Signal"))
+        controls.addWidget(self.signal_combo, 1)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.rate_plot)
-        layout.addWidget(self.load_plot)
+        layout.addLayout(controls)
+        grid = QHBoxLayout()
+        left, right = QVBoxLayout(), QVBoxLayout()
+        left.addWidget(self.rate_plot)
+        left.addWidget(self.load_plot)
+        right.addWidget(self.id_plot)
+        right.addWidget(self.signal_plot)
+        grid.addLayout(left)
+        grid.addLayout(right)
+        layout.addLayout(grid, 1)
+        self.refresh_signals()
 
+    # -- configuration ------------------------------------------------------------------------
+    def refresh_signals(self) -> None:
+        """Fill the signal combo box from the decoder's DBC files (after loading one)."""
+        current = self.signal_combo.currentText()
+        self.signal_combo.blockSignals(True)
+        self.signal_combo.clear()
+        self.signal_combo.addItem("(no signal)", None)
+        for frame_id, extended, message, signal in self.decoder.dbc.signal_list():
+            self.signal_combo.addItem(f"{message}.{signal}", (frame_id, extended, signal))
+        index = self.signal_combo.findText(current)
+        self.signal_combo.setCurrentIndex(max(index, 0))
+        self.signal_combo.blockSignals(False)
+        self._on_signal_combo_changed(self.signal_combo.currentIndex())
+
+    def select_signal(self, name: str) -> None:
+        """Plot the DBC signal `Message.signal` (ValueError when unknown)."""
+        index = self.signal_combo.findText(name)
+        if index < 0:
+            raise ValueError(f"no DBC signal {name} loaded")
+        self.signal_combo.setCurrentIndex(index)
+
+    def _on_signal_combo_changed(self, index: int) -> None:
+        data = self.signal_combo.itemData(index) if index >= 0 else None
+        self._signal = tuple(data) if data else None  # type: ignore[assignment]
+        self._signal_ring.clear()
+        self._signal_seq = self.store.first_seq  # plot what is already stored, too
+        self.signal_plot.setTitle(self.signal_combo.currentText() if data else "DBC signal")
+        self._update_signal()
+
+    def _on_id_edit_editing_finished(self) -> None:
+        try:
+            self._wanted_ids = tuple(
+                int(t, 16) for t in self.id_edit.text().replace(",", " ").split()
+            )
+        except ValueError:
+            self._wanted_ids = ()
+        for curve in self._id_curves.values():
+            self.id_plot.removeItem(curve)
+        self._id_curves.clear()
+        self._id_rate.clear()
+
+    # -- updates ------------------------------------------------------------------------------
     def update_plots(self) -> None:
-        """Add one point per channel from the frames that arrived since the last call."""
+        """Add one point per channel / ID from the frames that arrived since the last call."""
         now = time.monotonic()
         dt = max(now - self._last_time, 1e-3)
         start = max(self._last_seq, self.store.first_seq)
         end = self.store.end_seq
         chans = self.store.column("channel", start, end)
+        ids = self.store.column("ids", start, end)
         lengths = self.store.column("length", start, end).astype(np.float64)
         ext = (self.store.column("flags", start, end) & FLAG_EXTENDED) != 0
         bits = (np.where(ext, 67.0, 47.0) + 8.0 * lengths) * STUFFING_FACTOR
@@ -61,6 +186,8 @@ class TracePlots(QWidget):
             self._t[:-1] = self._t[1:]
             self._rate[:, :-1] = self._rate[:, 1:]
             self._load[:, :-1] = self._load[:, 1:]
+            for arr in self._id_rate.values():
+                arr[:-1] = arr[1:]
             self._n -= 1
         i = self._n
         self._t[i] = now - self._t_start
@@ -70,6 +197,7 @@ class TracePlots(QWidget):
         for ch in range(len(self.store.channel_names)):
             rate = self.bitrates_bps.get(ch, 500_000)
             self._load[ch, i] = min(100.0, 100.0 * bit_sums[ch] / dt / rate)
+        self._update_id_rates(ids, dt, i)
         self._n += 1
         for ch, name in enumerate(self.store.channel_names[:256]):
             if ch not in self._curves:
@@ -81,3 +209,63 @@ class TracePlots(QWidget):
             rate_curve, load_curve = self._curves[ch]
             rate_curve.setData(self._t[: self._n], self._rate[ch, : self._n])
             load_curve.setData(self._t[: self._n], self._load[ch, : self._n])
+        for can_id, curve in self._id_curves.items():
+            curve.setData(self._t[: self._n], self._id_rate[can_id][: self._n])
+        self._update_signal()
+
+    def _update_id_rates(self, ids: np.ndarray, dt: float, i: int) -> None:
+        uniq, counts = np.unique(ids, return_counts=True)
+        if not self._wanted_ids and len(self._id_curves) < PER_ID_CURVES and uniq.shape[0]:
+            for can_id in uniq[np.argsort(-counts)].tolist():  # busiest first
+                if len(self._id_curves) >= PER_ID_CURVES:
+                    break
+                self._add_id_curve(int(can_id))
+        for can_id in self._wanted_ids:
+            if can_id not in self._id_curves:
+                self._add_id_curve(can_id)
+        lookup = dict(zip(uniq.tolist(), counts.tolist(), strict=True))
+        for can_id, arr in self._id_rate.items():
+            arr[i] = lookup.get(can_id, 0) / dt
+
+    def _add_id_curve(self, can_id: int) -> None:
+        if can_id in self._id_curves:
+            return
+        pen = pg.mkPen(PEN_COLORS[len(self._id_curves) % len(PEN_COLORS)])
+        self._id_curves[can_id] = self.id_plot.plot(name=f"{can_id:X}", pen=pen)
+        self._id_rate[can_id] = np.zeros(HISTORY_POINTS)
+
+    @property
+    def id_curve_ids(self) -> list[int]:
+        """Identifiers with a per-ID rate curve."""
+        return list(self._id_curves)
+
+    def _update_signal(self) -> None:
+        if self._signal is None:
+            self._signal_curve.setData([], [])
+            return
+        frame_id, extended, signal = self._signal
+        start = max(self._signal_seq, self.store.first_seq)
+        end = self.store.end_seq
+        self._signal_seq = end
+        seqs = self.store.filter(TraceFilter(ids=(frame_id,)), start, end)
+        if seqs.shape[0] > SIGNAL_DECODE_MAX_FRAMES:
+            seqs = seqs[-SIGNAL_DECODE_MAX_FRAMES:]
+        xs, ys = [], []
+        dbc = self.decoder.dbc
+        for rec in self.store.records(seqs):
+            if rec.is_extended != extended:
+                continue
+            value = dbc.signal_value(frame_id, extended, rec.data, signal)
+            if value is not None:
+                xs.append(rec.timestamp)
+                ys.append(value)
+        if xs:
+            self._signal_ring.extend(np.asarray(xs), np.asarray(ys))
+        ring = self._signal_ring
+        self._signal_curve.setData(ring.x[: ring.n], ring.y[: ring.n])
+
+    @property
+    def signal_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """(time, value) of the plotted DBC signal."""
+        ring = self._signal_ring
+        return ring.x[: ring.n].copy(), ring.y[: ring.n].copy()

@@ -1,0 +1,119 @@
+"""The trace's "Messages" view: one row per reassembled ISO-TP message (UDS request/response).
+
+`MessagesModel` lists the lines of a `MessageTracker` (protocols.decode): each UDS request or
+response with its decoded text, a TransferData burst collapsed to ONE summary row (block
+counter range and bytes) instead of hundreds of CF/FC frames. The panel feeds the tracker the
+diagnostic frames that arrived since the last refresh (incremental, so a long capture is not
+re-decoded) and calls `refresh()`. GUI thread only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+
+from fota_studio.engine.trace_store import FLAG_ERROR, FLAG_REMOTE, TraceStore
+from fota_studio.protocols.decode import DecodedLine, Decoder, MessageTracker, TpFrame
+
+MESSAGE_COLUMNS = ("Time", "ID", "Frames", "Message")
+FEED_MAX_FRAMES = 200_000
+"""Diagnostic frames of a backlog decoded at most (a huge backlog is taken newest first; the
+older ones are counted in `skipped` and shown in the status line)."""
+FEED_CHUNK_FRAMES = 5_000
+"""Diagnostic frames fed per refresh (≈ 40 ms of Python): a backlog spreads over ticks."""
+
+_Index = QModelIndex | QPersistentModelIndex
+
+
+class MessagesModel(QAbstractTableModel):
+    """Reassembled ISO-TP / UDS messages of the trace (see module docstring)."""
+
+    def __init__(self, store: TraceStore, decoder: Decoder, parent=None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.decoder = decoder
+        self.tracker = MessageTracker(decoder)
+        self._next_seq = store.first_seq
+        self._lines: list[DecodedLine] = []
+        self.skipped = 0
+        """Diagnostic frames not decoded because the backlog was larger than FEED_MAX_FRAMES."""
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._lines)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(MESSAGE_COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return MESSAGE_COLUMNS[section]
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
+            return None
+        line = self._lines[index.row()]
+        col = index.column()
+        if col == 0:
+            return f"{line.timestamp:.6f}"
+        if col == 1:
+            return f"{line.can_id:X}"
+        if col == 2:
+            return str(len(line.frame_seqs))
+        return line.text
+
+    def line(self, row: int) -> DecodedLine:
+        """The line shown in `row`."""
+        return self._lines[row]
+
+    def reset(self) -> None:
+        """Forget everything (the trace was cleared or a file is being opened)."""
+        self.beginResetModel()
+        self.tracker.clear()
+        self._lines = []
+        self._next_seq = self.store.end_seq
+        self.skipped = 0
+        self.endResetModel()
+
+    def rebuild(self) -> None:
+        """Decode the whole store again (after ISO-TP pairs or DID names changed)."""
+        self.tracker = MessageTracker(self.decoder)
+        self._next_seq = self.store.first_seq
+        self.skipped = 0
+        self.refresh()
+
+    @property
+    def backlog(self) -> bool:
+        """True when stored frames wait to be fed (the panel refreshes again next tick)."""
+        return self._next_seq < self.store.end_seq
+
+    def refresh(self, max_frames: int = FEED_CHUNK_FRAMES) -> None:
+        """Feed up to `max_frames` diagnostic frames that arrived since the last call (a large
+        backlog is fed over several timer ticks, so a tick stays short); update the rows."""
+        start = max(self._next_seq, self.store.first_seq)
+        end = self.store.end_seq
+        self._next_seq = end
+        if end > start:
+            ids = self.store.column("ids", start, end)
+            flags = self.store.column("flags", start, end)
+            mask = self.decoder.protocol_mask(ids, flags, ("ISO-TP",))
+            mask &= (flags & (FLAG_ERROR | FLAG_REMOTE)) == 0
+            seqs = np.nonzero(mask)[0].astype(np.int64) + start
+            if seqs.shape[0] > FEED_MAX_FRAMES:
+                self.skipped += int(seqs.shape[0]) - FEED_MAX_FRAMES
+                seqs = seqs[-FEED_MAX_FRAMES:]
+            if seqs.shape[0] > max_frames:
+                self._next_seq = int(seqs[max_frames])  # the rest on the next call
+                seqs = seqs[:max_frames]
+            frames = [
+                TpFrame(r.seq, r.timestamp, r.arbitration_id, r.data)
+                for r in self.store.records(seqs)
+            ]
+            if not self.tracker.feed(frames) and self._lines:
+                return
+        lines = self.tracker.lines()
+        if len(lines) == len(self._lines) and lines == self._lines:
+            return
+        self.beginResetModel()
+        self._lines = lines
+        self.endResetModel()
