@@ -55,7 +55,7 @@ _DRIVER_HINTS: dict[str, str] = {
 }
 
 # Interfaces that ignore bitrate entirely (software buses): we pass none so they do not warn.
-_SOFTWARE_BUSES = frozenset({"virtual", "fota_sim", "udp_multicast", "socketcand"})
+_SOFTWARE_BUSES = frozenset({"virtual", "udp_multicast", "socketcand"})
 
 
 @dataclass(frozen=True)
@@ -104,9 +104,14 @@ def bus_kwargs(settings: BusSettings) -> dict[str, Any]:
     """
     iface = settings.interface.strip().lower()
     kw: dict[str, Any] = {"interface": iface, "channel": settings.channel, "ignore_config": True}
-    if iface in ("virtual", "fota_sim"):
+    if iface == "virtual":
         if settings.fd:
             kw["protocol"] = can.CanProtocol.CAN_FD
+    elif iface == "fota_sim":
+        # The bus timing model paces frames at these bitrates (sim/paced_bus.py).
+        kw["bitrate"] = settings.bitrate_bps
+        kw["data_bitrate"] = settings.data_bitrate_bps
+        kw["fd"] = settings.fd
     elif iface == "udp_multicast" or iface == "socketcan":
         kw["fd"] = settings.fd
     elif iface == "pcan":

@@ -72,7 +72,7 @@ class Workbench(QObject):
         self.oem_panel = OemPanel()
         self.tcu_bench_panel = TcuBenchPanel()
         self.sim_panel = SimPanel()
-        self.trace_panel = TracePanel()
+        self.trace_panel = TracePanel(workspace=ws)
         window.add_panel("ea", "Electronic Architectures", self.ea_panel, tabify_with="repository")
         window.add_panel(
             "requests", "Update Requests", self.requests_panel, area=left, tabify_with="repository"
@@ -94,6 +94,9 @@ class Workbench(QObject):
         window.dock("repository").raise_()
         window.dock("flash").raise_()
 
+        self.requests_panel.bus_log_requested.connect(self._open_bus_log)
+        # ISO-TP pairs and DID names of the trace decoder follow the saved EAs.
+        self.ea_panel.architecture_saved.connect(lambda _name: self.trace_panel.load_workspace(ws))
         self.bridge.event_received.connect(self.requests_panel.on_event)
         self.bridge.event_received.connect(self.oem_panel.on_event)
         self.access.add_listener(lambda _mode: self._apply_mode())
@@ -239,6 +242,11 @@ class Workbench(QObject):
             return
         name, settings = next(iter(channels.items()))
         DoctorDialog(settings, self.window, label=name).exec()
+
+    def _open_bus_log(self, record_id: int) -> None:
+        """Show a flash's session bus log (BLF kept with its record) in the trace."""
+        if self.trace_panel.open_flash_record(self.ws, record_id):
+            self.window.dock("trace").raise_()
 
     # -- demo and modes --------------------------------------------------------------------
 

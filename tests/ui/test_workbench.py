@@ -115,3 +115,10 @@ def test_request_flashes_the_simulator_through_the_app_engine(qtbot, window, ws:
     final = store.get(req.id)
     assert final.status is RequestStatus.SUCCESSFUL, final
     assert bench.sim_panel.machine.ecu("VCU").state().software_version == "3.2.1"
+    # The flash's session bus log opens in the trace from the request.
+    panel.refresh()
+    panel.select(req.id)
+    assert panel.buslog_button.isEnabled()
+    with qtbot.waitSignal(bench.trace_panel.file_loaded, timeout=30_000) as loaded:
+        qtbot.mouseClick(panel.buslog_button, Qt.MouseButton.LeftButton)
+    assert loaded.args[1] > 100

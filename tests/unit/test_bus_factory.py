@@ -82,3 +82,23 @@ def test_detect_configs_never_raises() -> None:
     assert isinstance(configs, list)
     for cfg in configs:
         assert "interface" in cfg and "channel" in cfg
+
+
+def test_paced_bus_gets_its_bitrates() -> None:
+    """The bus timing model must pace at the configured rates, not its defaults."""
+    from fota_studio.protocols.bus import BusSettings, bus_kwargs, open_bus
+
+    settings = BusSettings(
+        interface="fota_sim",
+        channel="paced-kw",
+        bitrate_bps=250_000,
+        fd=True,
+        data_bitrate_bps=4_000_000,
+    )
+    kw = bus_kwargs(settings)
+    assert (kw["bitrate"], kw["data_bitrate"], kw["fd"]) == (250_000, 4_000_000, True)
+    bus = open_bus(settings)
+    try:
+        assert bus.bitrate_bps == 250_000
+    finally:
+        bus.shutdown()

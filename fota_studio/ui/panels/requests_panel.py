@@ -17,7 +17,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -194,6 +201,8 @@ class CreateRequestDialog(QDialog):
 class RequestsPanel(QWidget):
     """Update requests: list, filters, timeline, actions, reports."""
 
+    bus_log_requested = Signal(int)  # flash record id whose BLF bus log should open in the trace
+
     def __init__(
         self, ws: Any, service: RequestService | None = None, parent: QWidget | None = None
     ) -> None:
@@ -239,6 +248,10 @@ class RequestsPanel(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.rerun_button = QPushButton("Re-run")
         self.report_button = QPushButton("Open record / export…")
+        self.buslog_button = QPushButton("Bus log in trace")
+        self.buslog_button.setToolTip(
+            "Open the BLF bus log of this request's flash in the CAN trace"
+        )
         actions = QHBoxLayout()
         for b in (
             self.create_button,
@@ -246,6 +259,7 @@ class RequestsPanel(QWidget):
             self.cancel_button,
             self.rerun_button,
             self.report_button,
+            self.buslog_button,
         ):
             actions.addWidget(b)
         actions.addStretch(1)
@@ -254,6 +268,7 @@ class RequestsPanel(QWidget):
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
         self.rerun_button.clicked.connect(self._on_rerun_clicked)
         self.report_button.clicked.connect(self._on_report_clicked)
+        self.buslog_button.clicked.connect(self._on_buslog_clicked)
 
         layout = QVBoxLayout(self)
         layout.addLayout(filters)
@@ -363,6 +378,7 @@ class RequestsPanel(QWidget):
         self.cancel_button.setEnabled(req is not None and req.cancellable)
         self.rerun_button.setEnabled(req is not None and req.rerunnable)
         self.report_button.setEnabled(req is not None)
+        self.buslog_button.setEnabled(req is not None and req.flash_record_id is not None)
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -376,6 +392,11 @@ class RequestsPanel(QWidget):
         self.refresh()
         self.select(req.id)
         return req
+
+    def _on_buslog_clicked(self) -> None:
+        req = self.selected()
+        if req is not None and req.flash_record_id is not None:
+            self.bus_log_requested.emit(req.flash_record_id)
 
     def _on_create_clicked(self) -> None:
         dlg = CreateRequestDialog(self.ws, self)
