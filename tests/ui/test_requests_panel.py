@@ -99,3 +99,43 @@ def test_start_approve_in_dialog_and_report(qtbot, ws: Workspace, tmp_path: Path
         assert part in text
     pdf = export_request_report(ws, req.id, tmp_path / "r.pdf", "pdf")
     assert pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_run_options_box_round_trips_and_guards_sources(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Checkpoint sources are chosen per run in the panel; none at all is refused."""
+    from fota_studio.engine.workflow import WorkflowOptions
+    from fota_studio.infra.workspace import Workspace
+    from fota_studio.ui.panels.requests_panel import RequestsPanel
+
+    ws = Workspace.open(tmp_path / "ws")
+    try:
+        panel = RequestsPanel(ws)
+        qtbot.addWidget(panel)
+        panel.options = WorkflowOptions(
+            approval_local=False,
+            approval_hmi=True,
+            approval_timeout_s=90,
+            health_checks=False,
+            oem_verification=True,
+            verification_timeout_s=0,
+            boot_wait_s=2.0,
+        )
+        opts = panel.options
+        assert (opts.approval_local, opts.approval_hmi, opts.approval_timeout_s) == (
+            False,
+            True,
+            90,
+        )
+        assert (opts.health_checks, opts.oem_verification) == (False, True)
+        assert opts.verification_timeout_s is None  # 0 = the TCU's setting
+        assert opts.boot_wait_s == 2.0
+        panel.approval_hmi_check.setChecked(False)
+        errors: list[str] = []
+        panel._error = lambda exc: errors.append(str(exc))  # type: ignore[method-assign]
+        panel.service = object()  # type: ignore[assignment]
+        panel.selected = lambda: object()  # type: ignore[method-assign]
+        panel.start_selected()
+        assert errors and "Checkpoint 1" in errors[0]
+        panel.shutdown()
+    finally:
+        ws.close()

@@ -15,6 +15,7 @@ rows at most are read).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import (
@@ -27,15 +28,19 @@ from PySide6.QtCore import (
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QMessageBox,
     QPushButton,
+    QSpinBox,
     QSplitter,
     QTableView,
     QTextBrowser,
@@ -210,8 +215,8 @@ class RequestsPanel(QWidget):
         self.ws = ws
         self.store = RequestsStore(ws)
         self.service = service
-        self.options = WorkflowOptions()
         self.dialogs: list[ApprovalDialog] = []
+        self._hidden_options = WorkflowOptions()
         self.store.recover_interrupted()
 
         self.machine_filter = QComboBox()
@@ -273,6 +278,7 @@ class RequestsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(filters)
         layout.addWidget(splitter, 1)
+        layout.addWidget(self._build_run_options())
         layout.addLayout(actions)
         self._fill_filters()
         self.refresh()
@@ -282,6 +288,63 @@ class RequestsPanel(QWidget):
         self._timer.start()
 
     # -- wiring ----------------------------------------------------------------------------
+
+    # -- per-run options (Checkpoint 1 and 2 sources, timeouts) ---------------------------
+
+    def _build_run_options(self) -> QGroupBox:
+        box = QGroupBox("Run options")
+        self.approval_local_check = QCheckBox("Approval in the local dialog")
+        self.approval_hmi_check = QCheckBox("Approval from the machine HMI (CANopen 0x5FF3)")
+        self.health_check = QCheckBox("Built-in health checks (version DID, DTCs, heartbeat)")
+        self.oem_check = QCheckBox("Verdict from an OEM node (CANopen oem_verification)")
+        self.approval_timeout_spin = QSpinBox()
+        self.verification_timeout_spin = QSpinBox()
+        for spin in (self.approval_timeout_spin, self.verification_timeout_spin):
+            spin.setRange(0, 65535)
+            spin.setSuffix(" s")
+            spin.setSpecialValueText("TCU setting")
+        self.approval_local_check.setToolTip("Checkpoint 1: the operator approves here")
+        self.approval_hmi_check.setToolTip(
+            "Checkpoint 1: the machine's HMI writes operator_decision; the first decision wins"
+        )
+        self.health_check.setToolTip("Checkpoint 2 checks the EA defines for the ECU")
+        self.oem_check.setToolTip("Checkpoint 2: wait for the OEM logic's verdict on the bus")
+        grid = QGridLayout(box)
+        grid.addWidget(QLabel("Checkpoint 1"), 0, 0)
+        grid.addWidget(self.approval_local_check, 0, 1)
+        grid.addWidget(self.approval_hmi_check, 0, 2)
+        grid.addWidget(QLabel("timeout"), 0, 3)
+        grid.addWidget(self.approval_timeout_spin, 0, 4)
+        grid.addWidget(QLabel("Checkpoint 2"), 1, 0)
+        grid.addWidget(self.health_check, 1, 1)
+        grid.addWidget(self.oem_check, 1, 2)
+        grid.addWidget(QLabel("timeout"), 1, 3)
+        grid.addWidget(self.verification_timeout_spin, 1, 4)
+        self.options = WorkflowOptions()
+        return box
+
+    @property
+    def options(self) -> WorkflowOptions:
+        """The workflow options the next Start uses, as set in the Run options box."""
+        return replace(
+            self._hidden_options,
+            approval_local=self.approval_local_check.isChecked(),
+            approval_hmi=self.approval_hmi_check.isChecked(),
+            approval_timeout_s=float(self.approval_timeout_spin.value()) or None,
+            health_checks=self.health_check.isChecked(),
+            oem_verification=self.oem_check.isChecked(),
+            verification_timeout_s=float(self.verification_timeout_spin.value()) or None,
+        )
+
+    @options.setter
+    def options(self, opts: WorkflowOptions) -> None:
+        self._hidden_options = opts
+        self.approval_local_check.setChecked(opts.approval_local)
+        self.approval_hmi_check.setChecked(opts.approval_hmi)
+        self.approval_timeout_spin.setValue(int(opts.approval_timeout_s or 0))
+        self.health_check.setChecked(opts.health_checks)
+        self.oem_check.setChecked(opts.oem_verification)
+        self.verification_timeout_spin.setValue(int(opts.verification_timeout_s or 0))
 
     def shutdown(self) -> None:
         """Stop the refresh timer (the window calls this before the workspace closes)."""
@@ -412,8 +475,15 @@ class RequestsPanel(QWidget):
         req = self.selected()
         if req is None or self.service is None:
             return
+        opts = self.options
+        if not (opts.approval_local or opts.approval_hmi):
+            self._error(FotaError("choose at least one Checkpoint 1 approval source"))
+            return
+        if not (opts.health_checks or opts.oem_verification):
+            self._error(FotaError("choose at least one Checkpoint 2 verification source"))
+            return
         try:
-            self.service.start(req.id, self.options)
+            self.service.start(req.id, opts)
         except FotaError as exc:
             self._error(exc)
         self.refresh()
