@@ -3,7 +3,8 @@
 Runs on the main thread (which becomes the Qt GUI thread). The CLI imports this module lazily,
 so headless commands never load Qt. This is the one place that decides how things are wired:
 which settings file, which workspace (seeded with demo data when new), which panels the main
-window gets, and what the window does when the user opens another workspace.
+window gets, what the window does when the user opens another workspace, and the first-run
+welcome.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 import sys
 from pathlib import Path
 
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from fota_studio import __version__
@@ -46,6 +49,12 @@ def run_gui(args: argparse.Namespace) -> int:
     # cli.main already configured logging; this is a no-op then, and a safety net otherwise.
     setup_logging(getattr(args, "log_level", "INFO") or "INFO")
     existing = QApplication.instance()
+    if existing is None:
+        # Fractional scale factors (125 %, 150 %) as they are: the SVG icons stay sharp and
+        # the layout does not jump to 200 %. Must be set before the QApplication exists.
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
+            Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
+        )
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("FOTA Studio")
     app.setOrganizationName("FOTA Studio")
@@ -75,6 +84,8 @@ def run_gui(args: argparse.Namespace) -> int:
     # Python Message objects at 20k frames/s make the cyclic GC stall the GUI; see trace_panel.
     configure_gc_for_live_capture()
     window.show()
+    # After the first show so the welcome opens centred over the laid-out window.
+    QTimer.singleShot(0, workbench.maybe_show_welcome)
     _log.info("FOTA Studio %s started on workspace %s", __version__, ws.root)
     try:
         return int(app.exec())

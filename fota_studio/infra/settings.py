@@ -58,6 +58,8 @@ class UiSettings:
     recent_workspaces: tuple[str, ...] = ()
     recent_log_files: tuple[str, ...] = ()
     log_panel_max_lines: int = 20_000
+    welcome_shown: bool = False
+    """True once the user ticked "Don't show again" on the first-run welcome."""
 
 
 @dataclass(frozen=True)

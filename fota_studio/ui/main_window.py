@@ -6,7 +6,10 @@ every dock). The layout is restored on the first show (after the composition roo
 panels) and saved on close. `closeEvent` asks every panel with `maybe_close()` first and then
 shuts the engine down when one is attached (`window.engine`). File ▸ Open workspace… swaps the
 workspace: every panel with `set_workspace(ws)` is re-pointed and `workspace_changed` is
-emitted. GUI thread only.
+emitted. Each dock wraps its panel in a scroll area so the window fits small screens.
+File ▸ Open log file / Recent log files emit `log_file_requested(path)` (the Workbench opens it
+in the trace); `set_panel_shortcuts` builds the Window menu (Ctrl+1…9); `apply_theme` sets light,
+dark, or "system", which follows the OS colour scheme and its changes. GUI thread only.
 """
 
 from __future__ import annotations
@@ -15,14 +18,17 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPalette
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QColor, QDesktopServices, QIcon, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
+    QMenu,
+    QScrollArea,
     QWidget,
 )
 
@@ -43,6 +49,7 @@ GEOMETRY_KEY = "main_window/geometry"
 STATE_KEY = "main_window/state"
 DEFAULT_SIZE = (1500, 940)
 DEFAULT_LOG_HEIGHT_PX = 170
+MANUAL_PATH = Path(__file__).resolve().parents[2] / "docs" / "USER_MANUAL.md"
 
 
 def resource_icon(name: str) -> QIcon:
@@ -51,36 +58,82 @@ def resource_icon(name: str) -> QIcon:
     return QIcon(str(path)) if path.is_file() else QIcon()
 
 
-def apply_theme(app: QApplication, theme: str) -> None:
-    """Apply "system", "light" or "dark" (Fusion palettes; "system" keeps the platform's)."""
+def _dark_palette() -> QPalette:
+    pal = QPalette()
+    base, window, text = QColor(30, 30, 30), QColor(45, 45, 48), QColor(220, 220, 220)
+    pal.setColor(QPalette.ColorRole.Window, window)
+    pal.setColor(QPalette.ColorRole.WindowText, text)
+    pal.setColor(QPalette.ColorRole.Base, base)
+    pal.setColor(QPalette.ColorRole.AlternateBase, window)
+    pal.setColor(QPalette.ColorRole.Text, text)
+    pal.setColor(QPalette.ColorRole.Button, window)
+    pal.setColor(QPalette.ColorRole.ButtonText, text)
+    pal.setColor(QPalette.ColorRole.ToolTipBase, window)
+    pal.setColor(QPalette.ColorRole.ToolTipText, text)
+    pal.setColor(QPalette.ColorRole.Link, QColor(110, 170, 240))
+    pal.setColor(QPalette.ColorRole.Highlight, QColor(38, 110, 180))
+    pal.setColor(QPalette.ColorRole.HighlightedText, QColor(255, 255, 255))
+    pal.setColor(QPalette.ColorRole.PlaceholderText, QColor(140, 140, 140))
+    pal.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor(120, 120, 120))
+    pal.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor(120, 120, 120))
+    pal.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText, QColor(120, 120, 120))
+    return pal
+
+
+def system_prefers_dark(app: QApplication, scheme: Qt.ColorScheme | None = None) -> bool:
+    """True when the OS asks for a dark look: Qt's colour-scheme hint (Qt ≥ 6.5), or, when the
+    platform does not say (Unknown), a dark default window palette."""
+    if scheme is None:
+        scheme = app.styleHints().colorScheme()
+    if scheme == Qt.ColorScheme.Dark:
+        return True
+    if scheme == Qt.ColorScheme.Light:
+        return False
+    default = getattr(app, "_fota_default_palette", None) or app.palette()
+    return bool(default.color(QPalette.ColorRole.Window).lightness() < 128)
+
+
+def effective_theme(app: QApplication, theme: str, scheme: Qt.ColorScheme | None = None) -> str:
+    """The theme actually shown for a setting: "light" or "dark" ("system" asks the OS)."""
+    if theme in ("light", "dark"):
+        return theme
+    return "dark" if system_prefers_dark(app, scheme) else "light"
+
+
+def apply_theme(app: QApplication, theme: str, scheme: Qt.ColorScheme | None = None) -> str:
+    """Apply "system", "light" or "dark"; returns the look applied ("light"/"dark").
+
+    "system" follows the OS: dark (Fusion + dark palette) when Qt's colour-scheme hint says
+    dark, otherwise the platform's own style and palette; it keeps following when the OS
+    switches (`colorSchemeChanged`) until another theme is chosen. `scheme` overrides the
+    hint (the change handler passes the new one; tests use it)."""
     if not hasattr(app, "_fota_default_palette"):
         app._fota_default_palette = QPalette(app.palette())  # type: ignore[attr-defined]
         app._fota_default_style = app.style().name()  # type: ignore[attr-defined]
-    if theme == "system":
+        # Connected once per application; the handler reads the current setting each time.
+        app.styleHints().colorSchemeChanged.connect(
+            lambda new_scheme: _on_color_scheme_changed(app, new_scheme)
+        )
+    app._fota_theme = theme  # type: ignore[attr-defined]
+    look = effective_theme(app, theme, scheme)
+    if theme == "system" and look == "light":
         app.setStyle(app._fota_default_style)  # type: ignore[attr-defined]
         app.setPalette(app._fota_default_palette)  # type: ignore[attr-defined]
-        return
-    app.setStyle("Fusion")
-    pal = QPalette()
-    if theme == "dark":
-        base, window, text = QColor(30, 30, 30), QColor(45, 45, 48), QColor(220, 220, 220)
-        pal.setColor(QPalette.ColorRole.Window, window)
-        pal.setColor(QPalette.ColorRole.WindowText, text)
-        pal.setColor(QPalette.ColorRole.Base, base)
-        pal.setColor(QPalette.ColorRole.AlternateBase, window)
-        pal.setColor(QPalette.ColorRole.Text, text)
-        pal.setColor(QPalette.ColorRole.Button, window)
-        pal.setColor(QPalette.ColorRole.ButtonText, text)
-        pal.setColor(QPalette.ColorRole.ToolTipBase, window)
-        pal.setColor(QPalette.ColorRole.ToolTipText, text)
-        pal.setColor(QPalette.ColorRole.Highlight, QColor(38, 110, 180))
-        pal.setColor(QPalette.ColorRole.HighlightedText, QColor(255, 255, 255))
-        pal.setColor(QPalette.ColorRole.PlaceholderText, QColor(140, 140, 140))
-        pal.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor(120, 120, 120))
-        pal.setColor(
-            QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor(120, 120, 120)
-        )
-    app.setPalette(pal)
+    else:
+        app.setStyle("Fusion")
+        app.setPalette(_dark_palette() if look == "dark" else QPalette())
+    app._fota_look = look  # type: ignore[attr-defined]
+    return look
+
+
+def current_look(app: QApplication) -> str:
+    """The look last applied by `apply_theme` ("light" before any call)."""
+    return str(getattr(app, "_fota_look", "light"))
+
+
+def _on_color_scheme_changed(app: QApplication, scheme: Qt.ColorScheme) -> None:
+    if getattr(app, "_fota_theme", "system") == "system":
+        apply_theme(app, "system", scheme)
 
 
 def _fit_to_screen(size: tuple[int, int]) -> tuple[int, int]:
@@ -96,6 +149,7 @@ class MainWindow(QMainWindow):
     """FOTA Studio's main window; `add_panel` plugs feature panels in as docks."""
 
     workspace_changed = Signal(object)  # the new Workspace
+    log_file_requested = Signal(str)  # File ▸ Open log file / Recent: the Workbench opens it
 
     def __init__(
         self,
@@ -117,10 +171,12 @@ class MainWindow(QMainWindow):
         self._qsettings = qsettings if qsettings is not None else QSettings()
         self._open_workspace_fn = open_workspace or Workspace.open
         self._docks: dict[str, QDockWidget] = {}
+        self._panels: dict[str, QWidget] = {}  # the panel widgets (each dock wraps a scroll area)
         self._layout_restored = False
         self._closing_done = False
-        # Replaceable for tests: returns a folder or None.
+        # Replaceable for tests: return a folder / a log file, or None.
         self.ask_workspace_dir: Callable[[], Path | None] = self._ask_workspace_dir_dialog
+        self.ask_log_file: Callable[[], Path | None] = self._ask_log_file_dialog
 
         self.setWindowIcon(resource_icon("app"))
         self.setDockNestingEnabled(True)
@@ -159,7 +215,16 @@ class MainWindow(QMainWindow):
             raise ValueError(f"a panel with key {key!r} already exists")
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{key}")
-        dock.setWidget(widget)
+        # A scroll area lets a dock shrink below its panel's minimum size (scroll bars appear
+        # instead): without it the panels' minimum sizes add up to a window larger than a
+        # 1366x768 or even a 1920x1080 laptop screen.
+        scroll = QScrollArea()
+        scroll.setObjectName(f"scroll_{key}")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(widget)
+        dock.setWidget(scroll)
+        self._panels[key] = widget
         dock.setFeatures(
             QDockWidget.DockWidgetFeature.DockWidgetClosable
             | QDockWidget.DockWidgetFeature.DockWidgetMovable
@@ -183,7 +248,7 @@ class MainWindow(QMainWindow):
 
     def panel(self, key: str) -> QWidget:
         """The widget of panel `key` (KeyError when unknown)."""
-        return self._docks[key].widget()
+        return self._panels[key]
 
     def panel_keys(self) -> list[str]:
         """Keys of every panel, in the order they were added."""
@@ -202,6 +267,16 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self._fill_recent_menu()
         file_menu.addSeparator()
+        self.open_log_action = QAction(resource_icon("open"), "Open &log file…", self)
+        self.open_log_action.setShortcut(QKeySequence("Ctrl+L"))
+        self.open_log_action.setToolTip("Open a CAN log (BLF, ASC, TRC, MF4…) in the trace")
+        self.open_log_action.triggered.connect(self._on_open_log_triggered)
+        file_menu.addAction(self.open_log_action)
+        self.recent_logs_menu = file_menu.addMenu("Recent lo&g files")
+        self.recent_logs_menu.aboutToShow.connect(self._fill_recent_logs_menu)
+        self._fill_recent_logs_menu()
+        self.file_menu = file_menu
+        self._file_quit_separator = file_menu.addSeparator()
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.setMenuRole(QAction.MenuRole.QuitRole)
@@ -209,14 +284,24 @@ class MainWindow(QMainWindow):
         file_menu.addAction(quit_action)
 
         self.view_menu = bar.addMenu("&View")
+        # The Window menu (panels on Ctrl+1…9) appears with `set_panel_shortcuts`; the View
+        # menu lists only the dock toggles.
+        self.goto_menu: QMenu | None = None
+        self._goto_actions: list[QAction] = []
 
         tools_menu = bar.addMenu("&Tools")
+        self.tools_menu = tools_menu
         self.settings_action = QAction(resource_icon("settings"), "&Settings…", self)
         self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
         self.settings_action.triggered.connect(self.open_settings)
         tools_menu.addAction(self.settings_action)
 
         help_menu = bar.addMenu("&Help")
+        self.help_menu = help_menu
+        manual = QAction("User &manual", self)
+        manual.setShortcut(QKeySequence.StandardKey.HelpContents)
+        manual.triggered.connect(self.show_manual)
+        help_menu.addAction(manual)
         about = QAction("&About FOTA Studio…", self)
         about.setMenuRole(QAction.MenuRole.AboutRole)
         about.triggered.connect(self.show_about)
@@ -230,6 +315,59 @@ class MainWindow(QMainWindow):
             act = self.recent_menu.addAction(path)
             act.triggered.connect(lambda _checked=False, p=path: self.open_workspace(Path(p)))
         self.recent_menu.setEnabled(bool(entries))
+
+    def _fill_recent_logs_menu(self) -> None:
+        self.recent_logs_menu.clear()
+        entries = list(self.settings.ui.recent_log_files)
+        for path in entries:
+            act = self.recent_logs_menu.addAction(path)
+            act.setEnabled(Path(path).is_file())
+            act.triggered.connect(lambda _checked=False, p=path: self.log_file_requested.emit(p))
+        self.recent_logs_menu.setEnabled(bool(entries))
+
+    def _ask_log_file_dialog(self) -> Path | None:
+        from fota_studio.infra.tracefile import FORMATS
+
+        recent = self.settings.ui.recent_log_files
+        folder = str(Path(recent[0]).parent) if recent else ""
+        pattern = "CAN logs (" + " ".join(f"*{s}" for s in FORMATS) + ")"
+        path, _ = QFileDialog.getOpenFileName(self, "Open CAN log", folder, pattern)
+        return Path(path) if path else None
+
+    def _on_open_log_triggered(self) -> None:
+        path = self.ask_log_file()
+        if path is not None:
+            self.log_file_requested.emit(str(path))
+
+    def remember_log_file(self, path: str | Path) -> None:
+        """Put `path` first in File ▸ Recent log files (persisted)."""
+        self.update_settings(self.settings.with_recent_log_file(str(Path(path).resolve())))
+
+    def set_panel_shortcuts(self, keys: list[str]) -> None:
+        """Window menu: Ctrl+1…Ctrl+9 show and raise the panels `keys`, in that order."""
+        if self.goto_menu is None:
+            self.goto_menu = QMenu("&Window", self)
+            self.menuBar().insertMenu(self.tools_menu.menuAction(), self.goto_menu)
+        for action in self._goto_actions:
+            self.removeAction(action)
+            self.goto_menu.removeAction(action)
+        self._goto_actions = []
+        for n, key in enumerate([k for k in keys if k in self._docks][:9], start=1):
+            dock = self._docks[key]
+            action = QAction(dock.windowTitle(), self)
+            action.setShortcut(QKeySequence(f"Ctrl+{n}"))
+            action.triggered.connect(lambda _checked=False, k=key: self.focus_panel(k))
+            self.goto_menu.addAction(action)
+            self.addAction(action)  # shortcuts work while the menu is closed
+            self._goto_actions.append(action)
+
+    def focus_panel(self, key: str) -> QDockWidget:
+        """Show panel `key`, bring its tab to the front and give it the keyboard focus."""
+        dock = self._docks[key]
+        dock.show()
+        dock.raise_()
+        self._panels[key].setFocus(Qt.FocusReason.ShortcutFocusReason)
+        return dock
 
     def _build_status_bar(self) -> None:
         self.workspace_label = QLabel()
@@ -276,8 +414,8 @@ class MainWindow(QMainWindow):
             show_error(self, "Cannot open the workspace", exc)
             return False
         old, self.ws = self.ws, new_ws
-        for dock in self._docks.values():
-            setter = getattr(dock.widget(), "set_workspace", None)
+        for panel in self._panels.values():
+            setter = getattr(panel, "set_workspace", None)
             if callable(setter):
                 setter(new_ws)
         self.workspace_changed.emit(new_ws)
@@ -306,6 +444,7 @@ class MainWindow(QMainWindow):
         if old.ui.log_panel_max_lines != settings.ui.log_panel_max_lines:
             self.log_panel.set_max_lines(settings.ui.log_panel_max_lines)
         self._fill_recent_menu()
+        self._fill_recent_logs_menu()
 
     def open_settings(self) -> SettingsDialog:
         """Open the Settings dialog (non-blocking); OK persists and applies."""
@@ -321,6 +460,19 @@ class MainWindow(QMainWindow):
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.open()
         return dlg
+
+    def show_manual(self) -> bool:
+        """Help ▸ User manual: open docs/USER_MANUAL.md with the system's viewer."""
+        path = MANUAL_PATH
+        if not path.is_file():
+            show_error(
+                self,
+                "The user manual is missing",
+                f"{path} does not exist.",
+                what_to_do="Reinstall FOTA Studio or read docs/USER_MANUAL.md in the sources.",
+            )
+            return False
+        return bool(QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))))
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -400,8 +552,8 @@ class MainWindow(QMainWindow):
     # -- closing --------------------------------------------------------------------------------
 
     def _ask_panels_to_close(self) -> bool:
-        for dock in self._docks.values():
-            ask = getattr(dock.widget(), "maybe_close", None)
+        for panel in self._panels.values():
+            ask = getattr(panel, "maybe_close", None)
             if callable(ask) and not ask():
                 return False
         return True
@@ -416,14 +568,14 @@ class MainWindow(QMainWindow):
             return
         self.save_layout()
         # Panels that own buses or threads (simulator, trace captures) stop before the engine.
-        for dock in self._docks.values():
+        for panel in self._panels.values():
             for hook in ("shutdown", "close_all"):
-                stop = getattr(dock.widget(), hook, None)
+                stop = getattr(panel, hook, None)
                 if callable(stop):
                     try:
                         stop()
                     except Exception:  # closing must finish even if a panel misbehaves
-                        _log.exception("%s.%s failed", type(dock.widget()).__name__, hook)
+                        _log.exception("%s.%s failed", type(panel).__name__, hook)
         for stop_hook in self.shutdown_hooks:
             try:
                 stop_hook()

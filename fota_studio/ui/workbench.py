@@ -6,19 +6,25 @@ buses such as `virtual` at start, real adapters on CAN ▸ Connect), watches eve
 the trace, puts the TCU's CANopen FOTA node on the first channel so update requests can offer
 updates to a machine HMI, and gives the window its panels and menus (update requests, flash,
 HMI, OEM logic, TCU bench, simulator, connections, doctor, operator/engineering mode, the
-one-click demo). GUI thread only; nothing here blocks on CAN I/O for long (opening a virtual bus
-is immediate, a real adapter is opened on demand).
+one-click demo). It also owns the technician's conveniences: the main actions with their
+shortcuts and tooltips (File ▸ Import firmware, Flash ▸ Start/Cancel, Window ▸ Find in trace,
+Ctrl+1…9 for the panels), log files from File ▸ Open log file / Recent log files opened in the
+trace, the first-run welcome (`maybe_show_welcome`, Help ▸ Welcome), and the status bar's channel
+states, bus load and mode (`channel_statuses` feeds `widgets.status_bar.BusStatusWidget`).
+GUI thread only; nothing here blocks on CAN I/O for long (opening a virtual bus is immediate, a
+real adapter is opened on demand).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import can
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMessageBox
 
 from fota_studio.core.errors import FotaError
 from fota_studio.engine.engine import Engine
@@ -31,11 +37,36 @@ from fota_studio.protocols.bus import BusSettings, open_bus
 from fota_studio.protocols.tcu_node import TcuNode
 from fota_studio.ui.dialogs.error_dialog import show_error
 from fota_studio.ui.engine_bridge import EngineBridge
+from fota_studio.ui.widgets.status_bar import (
+    STATE_CLOSED,
+    STATE_ERROR,
+    STATE_OPEN,
+    BusStatusWidget,
+    ChannelStatus,
+)
 
 _log = logging.getLogger(__name__)
 
 #: Interfaces opened at start without asking (software buses; nothing physical to connect).
 SOFTWARE_INTERFACES = frozenset({"virtual", "fota_sim", "udp_multicast"})
+#: Window menu order: Ctrl+1 … Ctrl+9.
+PANEL_SHORTCUT_ORDER = [
+    "repository",
+    "ea",
+    "requests",
+    "flash",
+    "hmi",
+    "trace",
+    "log",
+    "sim",
+    "oem",
+]
+
+
+def _with_shortcut(tip: str, action: QAction) -> str:
+    """`tip (Ctrl+I)`: tooltips name the shortcut so people learn it."""
+    keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+    return f"{tip} ({keys})" if keys and keys not in tip else tip
 
 
 class Workbench(QObject):
@@ -60,7 +91,12 @@ class Workbench(QObject):
         self.service: RequestService | None = None
         self.access = AccessControl(ws)
         self.demo: Any = None
+        self._pending_channels: dict[str, BusSettings] = {}
         self._machine_buses: list[Any] = []
+        # What the status bar shows per logical channel: the adapter opened, or why it failed.
+        self.channel_settings: dict[str, BusSettings] = {}
+        self.channel_errors: dict[str, str] = {}
+        self.welcome: Any = None
 
         left = Qt.DockWidgetArea.LeftDockWidgetArea
         right = Qt.DockWidgetArea.RightDockWidgetArea
@@ -102,44 +138,252 @@ class Workbench(QObject):
         self.access.add_listener(lambda _mode: self._apply_mode())
         self._apply_mode()
         self._build_menus()
+        self._add_tooltips()
+        window.log_file_requested.connect(self.open_log_file)
+        window.workspace_changed.connect(self._on_window_workspace_changed)
         self._point_simulator_at_demo_channel()
         self.connect_channels(software_only=True)
+        self.status_widget = BusStatusWidget(
+            self.channel_statuses, self.trace_panel.store, lambda: self.access.mode.value
+        )
+        window.statusBar().addPermanentWidget(self.status_widget)
 
     # -- menus -------------------------------------------------------------------------------
 
     def _build_menus(self) -> None:
-        bar = self.window.menuBar()
+        win = self.window
+        self.action_import = self._action(
+            win.file_menu,
+            "&Import firmware…",
+            self.import_firmware,
+            "Ctrl+I",
+            "Import a HEX/S-record/binary/package into the selected Software Repository",
+        )
+        win.file_menu.insertAction(win._file_quit_separator, self.action_import)
+        self.action_open_log = win.open_log_action
+        bar = win.menuBar()
         can_menu = bar.addMenu("&CAN")
         self.action_connect = self._action(
-            can_menu, "&Connect adapters", self.connect_all, "Ctrl+Shift+C"
+            can_menu,
+            "&Connect adapters",
+            self.connect_all,
+            "Ctrl+Shift+C",
+            "Open every configured CAN channel, real adapters included",
         )
         self.action_connections = self._action(
-            can_menu, "Adapter &settings…", self.open_connections
+            can_menu,
+            "Adapter &settings…",
+            self.open_connections,
+            "Ctrl+Shift+A",
+            "Choose the adapter (interface, channel, bitrate) of each logical CAN channel",
         )
-        self.action_doctor = self._action(can_menu, "Connection &doctor…", self.open_doctor)
+        self.action_doctor = self._action(
+            can_menu,
+            "Connection &doctor…",
+            self.open_doctor,
+            "Ctrl+Shift+D",
+            "Check the adapter step by step: driver, channel, bitrate, traffic, ECU answers",
+        )
         can_menu.addSeparator()
         self.action_hmi_bus = self._action(
-            can_menu, "Attach machine &HMI to a bus…", self.attach_hmi_to_bus
+            can_menu,
+            "Attach machine &HMI to a bus…",
+            self.attach_hmi_to_bus,
+            tip="Let the HMI and OEM panels act as machine-side nodes on an adapter",
+        )
+        flash_menu = bar.addMenu("F&lash")
+        self.action_start_flash = self._action(
+            flash_menu,
+            "&Start flash",
+            self.start_flash,
+            "Ctrl+Shift+F",
+            "Flash the version chosen in the Flash panel to the chosen ECU",
+        )
+        self.action_cancel_flash = self._action(
+            flash_menu,
+            "&Cancel flash",
+            self.cancel_flash,
+            "Ctrl+Shift+X",
+            "Cancel the running flash at the next safe point (between blocks)",
+        )
+        win.set_panel_shortcuts(PANEL_SHORTCUT_ORDER)
+        win.goto_menu.addSeparator()
+        self.action_find = self._action(
+            win.goto_menu,
+            "&Find in trace",
+            self.find_in_trace,
+            "Ctrl+F",
+            "Search the decoded text of the CAN trace",
         )
         demo_menu = bar.addMenu("&Demo")
-        self.action_demo = self._action(demo_menu, "&Run demo update", self.run_demo, "F5")
+        self.action_demo = self._action(
+            demo_menu,
+            "&Run demo update",
+            self.run_demo,
+            "F5",
+            "Run the whole update flow on a simulated machine (approve it on the machine HMI)",
+        )
+        self.action_cancel_demo = self._action(
+            demo_menu,
+            "&Cancel demo",
+            self.cancel_demo,
+            "Shift+F5",
+            "Cancel the running demo request (refused once the operator approved)",
+        )
         mode_menu = bar.addMenu("&Mode")
         self.action_mode = self._action(
-            mode_menu, "Operator / engineering &mode…", self.open_mode_dialog
+            mode_menu,
+            "Operator / engineering &mode…",
+            self.open_mode_dialog,
+            "Ctrl+Shift+M",
+            "Operator mode locks repositories and EAs; engineering mode needs the passphrase",
         )
-        toolbar = self.window.addToolBar("Main")
+        # Menus are created in call order; keep Help last.
+        bar.removeAction(win.help_menu.menuAction())
+        bar.addAction(win.help_menu.menuAction())
+        self.action_welcome = self._action(
+            win.help_menu, "&Welcome…", self.show_welcome, tip="The first-run welcome"
+        )
+        win.help_menu.insertAction(win.help_menu.actions()[0], self.action_welcome)
+        toolbar = win.addToolBar("Main")
         toolbar.setObjectName("toolbar_main")
-        toolbar.addAction(self.action_demo)
-        toolbar.addAction(self.action_connect)
-        toolbar.addAction(self.action_doctor)
+        for action in (
+            self.action_demo,
+            self.action_connect,
+            self.action_doctor,
+            self.action_open_log,
+            self.action_import,
+            self.action_start_flash,
+        ):
+            toolbar.addAction(action)
+        self.toolbar = toolbar
 
-    def _action(self, menu: Any, text: str, slot: Any, shortcut: str | None = None) -> QAction:
+    def _action(
+        self,
+        menu: Any,
+        text: str,
+        slot: Any,
+        shortcut: str | None = None,
+        tip: str | None = None,
+    ) -> QAction:
         action = QAction(text, self.window)
         if shortcut:
             action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setToolTip(_with_shortcut(tip, action))
+            action.setStatusTip(tip)
         action.triggered.connect(lambda _checked=False: slot())
         menu.addAction(action)
         return action
+
+    def _add_tooltips(self) -> None:
+        """Toolbar tooltips name the shortcut ("… (F5)"), like the menus do."""
+        open_log = self.window.open_log_action
+        open_log.setToolTip(_with_shortcut(open_log.toolTip(), open_log))
+
+    # -- main actions ----------------------------------------------------------------------
+
+    def import_firmware(self) -> None:
+        """File ▸ Import firmware…: the repository panel's import form (progress inline)."""
+        self.window.focus_panel("repository")
+        self.window.repository_panel.import_file()
+
+    def start_flash(self) -> None:
+        """Flash ▸ Start flash: what the Flash panel's Start button does."""
+        self.window.focus_panel("flash")
+        if self.flash_panel.start_button.isEnabled():
+            self.flash_panel.start_button.click()
+
+    def cancel_flash(self) -> None:
+        """Flash ▸ Cancel flash: what the Flash panel's Cancel button does."""
+        if self.flash_panel.cancel_button.isEnabled():
+            self.flash_panel.cancel_button.click()
+
+    def find_in_trace(self) -> None:
+        """Window ▸ Find in trace: raise the trace and put the cursor in its search box."""
+        self.window.focus_panel("trace")
+        self.trace_panel.search_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.trace_panel.search_edit.selectAll()
+
+    def open_log_file(self, path: str) -> None:
+        """Open a CAN log in the trace (background load, progress, Cancel) and remember it."""
+        if not Path(path).is_file():
+            show_error(
+                self.window,
+                "Cannot open the log file",
+                FotaError(f"{path} does not exist (moved or deleted?)"),
+                what_to_do="Pick the file again with File ▸ Open log file….",
+            )
+            return
+        self.window.focus_panel("trace")
+        self.trace_panel.open_file(path)
+        self.window.remember_log_file(path)
+
+    # -- welcome ---------------------------------------------------------------------------
+
+    def maybe_show_welcome(self) -> Any:
+        """Show the welcome unless the user asked not to; returns the dialog or None."""
+        if self.window.settings.ui.welcome_shown:
+            return None
+        return self.show_welcome()
+
+    def show_welcome(self) -> Any:
+        """Help ▸ Welcome…: the three ways in (non-modal; the choice runs the menu action)."""
+        from fota_studio.ui.dialogs.welcome_dialog import WelcomeDialog
+
+        dlg = WelcomeDialog(self.window, dont_show_again=self.window.settings.ui.welcome_shown)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.demo_requested.connect(self.run_demo)
+        dlg.connect_requested.connect(self.open_connections)
+        dlg.open_log_requested.connect(self.window.open_log_action.trigger)
+        dlg.finished.connect(lambda _result: self._on_welcome_finished(dlg.dont_show_again()))
+        self.welcome = dlg
+        dlg.open()
+        return dlg
+
+    def _on_welcome_finished(self, dont_show_again: bool) -> None:
+        self.welcome = None
+        settings = self.window.settings
+        if settings.ui.welcome_shown != dont_show_again:
+            ui = replace(settings.ui, welcome_shown=dont_show_again)
+            self.window.update_settings(replace(settings, ui=ui))
+
+    # -- status ----------------------------------------------------------------------------
+
+    def channel_statuses(self) -> list[ChannelStatus]:
+        """The state of every logical channel the status bar shows (cheap: no I/O)."""
+        open_now = set(self.engine.channels())
+        out: list[ChannelStatus] = []
+        names = list(self.channel_settings)
+        names += [n for n in self.channel_errors if n not in self.channel_settings]
+        names += [n for n in self._pending_channels if n not in names]
+        for name in names:
+            settings = self.channel_settings.get(name) or self._pending_channels.get(name)
+            interface = settings.interface if settings is not None else ""
+            bitrate = settings.bitrate_bps if settings is not None else 500_000
+            if name in open_now:
+                state, detail = self._bus_state(name)
+                detail = detail or (settings.describe() if settings is not None else "")
+            elif name in self.channel_errors:
+                state, detail = STATE_ERROR, self.channel_errors[name]
+            else:
+                state, detail = STATE_CLOSED, "not connected (CAN ▸ Connect adapters)"
+            out.append(ChannelStatus(name, state, interface, bitrate, detail))
+        if self.demo is not None and self.demo.busy and self.demo.bench is not None:
+            out.append(ChannelStatus("demo", STATE_OPEN, "virtual", 500_000, "the demo machine"))
+        return out
+
+    def _bus_state(self, name: str) -> tuple[str, str]:
+        try:
+            bus, _notifier = self.engine.bus_of(name)
+            bus_state = bus.state
+        except Exception:  # not every python-can interface reports a state; assume active
+            return STATE_OPEN, ""
+        if bus_state == can.BusState.ERROR:
+            return STATE_ERROR, "bus-off / error state reported by the adapter"
+        if bus_state == can.BusState.PASSIVE:
+            return STATE_OPEN, "error-passive (listen-only or many errors)"
+        return STATE_OPEN, ""
 
     # -- CAN channels ----------------------------------------------------------------------
 
@@ -159,7 +403,9 @@ class Workbench(QObject):
         """Open the logical channels on the engine; returns the problems (one line each)."""
         problems: list[str] = []
         opened = set(self.engine.channels())
-        for name, settings in self.logical_channels().items():
+        channels = self.logical_channels()
+        self._pending_channels = {n: c for n, c in channels.items() if n not in opened}
+        for name, settings in channels.items():
             if name in opened or (software_only and settings.interface not in SOFTWARE_INTERFACES):
                 continue
             # Own frames come back marked Tx so the trace shows what the engine sends.
@@ -169,7 +415,11 @@ class Workbench(QObject):
                 bus, notifier = self.engine.open_channel(name, replace(settings, extra=extra))
             except FotaError as exc:
                 problems.append(f"{name}: {exc}")
+                self.channel_errors[name] = str(exc)
                 continue
+            self.channel_errors.pop(name, None)
+            self.channel_settings[name] = settings
+            self._pending_channels.pop(name, None)
             self.trace_panel.attach_bus(name, bus, notifier)
             if self.tcu is None:
                 self._start_tcu(bus, notifier)
@@ -238,7 +488,13 @@ class Workbench(QObject):
 
         channels = self.logical_channels()
         if not channels:
-            QMessageBox.information(self.window, "Connection doctor", "No EA uses a CAN channel.")
+            show_error(
+                self.window,
+                "Nothing for the connection doctor to check",
+                "No Electronic Architecture of this workspace uses a CAN channel.",
+                what_to_do="Add an ECU to an EA in the Electronic Architectures panel, or check "
+                "any adapter from CAN ▸ Adapter settings… ▸ Check connection….",
+            )
             return
         name, settings = next(iter(channels.items()))
         DoctorDialog(settings, self.window, label=name).exec()
@@ -285,6 +541,28 @@ class Workbench(QObject):
         self.requests_panel.refresh()
         text = f"Demo finished: {status}" + (f" — {error}" if error else "")
         self.window.statusBar().showMessage(text, 15000)
+
+    def cancel_demo(self) -> None:
+        """Demo ▸ Cancel demo: cancel the running demo request (refused after approval)."""
+        if self.demo is None or not self.demo.busy:
+            self.window.statusBar().showMessage("No demo is running", 5000)
+            return
+        self.demo.cancel()
+        self.window.statusBar().showMessage("Demo: cancel requested", 5000)
+
+    def _on_window_workspace_changed(self, ws: Workspace) -> None:
+        """File ▸ Open workspace…: follow the new workspace (access mode, trace, channels)."""
+        self.ws = ws
+        self.access = AccessControl(ws)
+        self.access.add_listener(lambda _mode: self._apply_mode())
+        self._apply_mode()
+        self.trace_panel.load_workspace(ws)
+        if self.service is not None and self.tcu is not None:
+            self.service.shutdown()
+            self.service = RequestService(ws, self.engine, tcu=self.tcu, sink=self.bridge)
+            self.requests_panel.set_service(self.service)
+        self._point_simulator_at_demo_channel()
+        self.connect_channels(software_only=True)
 
     def open_mode_dialog(self) -> None:
         """Mode ▸ Operator / engineering mode…"""

@@ -91,8 +91,14 @@ class ApprovalDialog(QDialog):
         layout.addWidget(self.countdown_label)
         layout.addWidget(self.countdown_bar)
         buttons = QHBoxLayout()
-        self.reject_button = QPushButton("Reject")
-        self.approve_button = QPushButton("Approve")
+        self.reject_button = QPushButton("&Reject")
+        self.reject_button.setToolTip(
+            "Refuse the update (Alt+R); closing the dialog or a timeout also rejects"
+        )
+        self.approve_button = QPushButton("&Approve")
+        self.approve_button.setToolTip(
+            "Approve: the ECU enters its bootloader and flashing starts (Alt+A)"
+        )
         self.approve_button.setDefault(False)
         self.approve_button.setAutoDefault(False)
         self.reject_button.setAutoDefault(False)

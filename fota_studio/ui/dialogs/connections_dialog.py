@@ -126,8 +126,10 @@ class ConnectionsDialog(QDialog):
         form.addRow("", self.listen_only)
 
         self.check_button = QPushButton("Check connection…")
+        self.check_button.setToolTip("Run the connection doctor on this adapter")
         self.check_button.clicked.connect(self.open_doctor)
         self.default_button = QPushButton("Use default")
+        self.default_button.setToolTip("Use the EA's default adapter for this logical channel")
         self.default_button.clicked.connect(self.use_default)
         actions = QHBoxLayout()
         actions.addWidget(self.check_button)

@@ -82,7 +82,11 @@ class DoctorDialog(QDialog):
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.rerun_button = QPushButton("Run again")
+        self.rerun_button.setToolTip(
+            "Run every check again (after fixing cable, driver or settings)"
+        )
         self.copy_button = QPushButton("Copy report")
+        self.copy_button.setToolTip("Copy the full report to the clipboard for a support ticket")
         buttons.addButton(self.rerun_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.addButton(self.copy_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.rejected.connect(self.reject)

@@ -92,7 +92,11 @@ class ErrorDialog(QDialog):
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.copy_button = QPushButton("Copy details")
+        self.copy_button.setToolTip(
+            "Copy what happened, what to do and the technical details to the clipboard"
+        )
         self.toggle_button = QPushButton("Show details")
+        self.toggle_button.setToolTip("Show or hide the technical details")
         self.toggle_button.setCheckable(True)
         buttons.addButton(self.copy_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.addButton(self.toggle_button, QDialogButtonBox.ButtonRole.ActionRole)

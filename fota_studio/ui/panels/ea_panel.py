@@ -434,6 +434,18 @@ class ArchitecturePanel(QWidget):
             a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             self.addAction(a)
             self.toolbar.addAction(a)
+        for a, tip in (
+            (self.action_new, "Create an Electronic Architecture (a machine type)"),
+            (self.action_add_ecu, "Add an ECU with every default to the selected EA"),
+            (self.action_duplicate, "Copy the selected ECU (then change its name and IDs)"),
+            (self.action_remove_ecu, "Remove the selected ECU from its EA"),
+            (self.action_import, "Read an EA from a YAML file"),
+            (self.action_export, "Write the selected EA to a YAML file"),
+            (self.action_save, "Save the EA to the workspace (refused while it has errors)"),
+            (self.action_revert, "Throw away unsaved changes of the selected EA"),
+        ):
+            shortcut = a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            a.setToolTip(f"{tip} ({shortcut})" if shortcut else tip)
 
         self.tree = QTreeWidget()
         self.tree.setHeaderHidden(True)

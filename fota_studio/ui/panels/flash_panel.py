@@ -141,7 +141,13 @@ class FlashPanel(QWidget):
         self.summary = QLabel("Choose a machine, an ECU and a version.")
         self.summary.setWordWrap(True)
         self.start_button = QPushButton("Start flash")
+        self.start_button.setToolTip(
+            "Flash the chosen version to the chosen ECU of the machine (Ctrl+Shift+F)"
+        )
         self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip(
+            "Stop the flash at the next safe point, between blocks (Ctrl+Shift+X)"
+        )
         self.cancel_button.setEnabled(False)
         self.start_button.clicked.connect(self._on_start_button_clicked)
         self.cancel_button.clicked.connect(self._on_cancel_button_clicked)

@@ -150,7 +150,13 @@ class HmiPanel(QWidget):
         self.result_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         buttons = QHBoxLayout()
         self.reject_button = QPushButton("Reject")
+        self.reject_button.setToolTip(
+            "Decline the offered update on the machine (sent to the TCU over CANopen)"
+        )
         self.approve_button = QPushButton("Approve")
+        self.approve_button.setToolTip(
+            "Accept the offered update: the machine must be stationary; flashing starts"
+        )
         for b, color in ((self.reject_button, "#b3261e"), (self.approve_button, "#1e7b34")):
             b.setMinimumHeight(BUTTON_MIN_HEIGHT_PX)
             _big(b, 1.6)

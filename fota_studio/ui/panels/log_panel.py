@@ -61,6 +61,7 @@ class LogPanel(QWidget):
         self.search_edit.setPlaceholderText("Search the log…")
         self.search_edit.setClearButtonEnabled(True)
         self.clear_button = QPushButton("Clear")
+        self.clear_button.setToolTip("Empty the log view (the log file on disk is kept)")
         self.view = QPlainTextEdit()
         self.view.setReadOnly(True)
         self.view.setMaximumBlockCount(max_lines)

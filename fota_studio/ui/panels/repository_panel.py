@@ -289,6 +289,9 @@ class RepositoryPanel(QWidget):
             "Import a HEX, S-record, binary or package file (or drop one here)"
         )
         self.retire_action.setToolTip("Mark the selected version retired (kept, not offered)")
+        self.new_action.setToolTip("Create a Software Repository for one ECU Brand/Model")
+        self.export_action.setToolTip("Write the selected version as HEX, S-record or binary")
+        self.refresh_action.setToolTip("Re-read the repositories from the workspace")
         for act in (
             self.new_action,
             self.import_action,

@@ -249,10 +249,19 @@ class RequestsPanel(QWidget):
         splitter.addWidget(self.detail)
 
         self.create_button = QPushButton("New request…")
+        self.create_button.setToolTip("Create an update request: machine, ECU and target version")
         self.start_button = QPushButton("Start")
+        self.start_button.setToolTip(
+            "Run the selected request: Checkpoint 1 (approval), flash, Checkpoint 2"
+        )
         self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip(
+            "Cancel the selected request (refused once the operator approved)"
+        )
         self.rerun_button = QPushButton("Re-run")
+        self.rerun_button.setToolTip("Run a failed or cancelled request again as a new attempt")
         self.report_button = QPushButton("Open record / export…")
+        self.report_button.setToolTip("Show the hash-chained record of the request and export it")
         self.buslog_button = QPushButton("Bus log in trace")
         self.buslog_button.setToolTip(
             "Open the BLF bus log of this request's flash in the CAN trace"

@@ -107,7 +107,11 @@ class SimPanel(QWidget):
         self.fd_check = QCheckBox("CAN FD")
         self.fd_check.setChecked(any(e.connection.fd for e in self._ea.ecus))
         self.start_button = QPushButton("Start")
+        self.start_button.setToolTip(
+            "Start the simulated machine (UDS bootloader ECUs) on the chosen bus"
+        )
         self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop the simulated machine")
         self.status_label = QLabel("stopped")
 
         form = QFormLayout()
@@ -143,7 +147,12 @@ class SimPanel(QWidget):
         self.fault_count = QSpinBox()
         self.fault_count.setRange(1, 10_000)
         self.inject_button = QPushButton("Inject")
+        self.inject_button.setToolTip(
+            "Arm the chosen fault in the simulated ECU (NRC, late or no answer, dropped or"
+            " corrupted frames, power loss…)"
+        )
         self.clear_button = QPushButton("Clear faults")
+        self.clear_button.setToolTip("Remove every injected fault")
         fault_form = QFormLayout()
         fault_form.addRow("ECU", self.fault_ecu)
         fault_form.addRow("Step", self.fault_step)
