@@ -131,6 +131,7 @@ class Workbench(QObject):
         window.dock("flash").raise_()
 
         self.requests_panel.bus_log_requested.connect(self._open_bus_log)
+        self.trace_panel.log_file_opened.connect(self.window.remember_log_file)
         # ISO-TP pairs and DID names of the trace decoder follow the saved EAs.
         self.ea_panel.architecture_saved.connect(lambda _name: self.trace_panel.load_workspace(ws))
         self.bridge.event_received.connect(self.requests_panel.on_event)
@@ -316,8 +317,7 @@ class Workbench(QObject):
             )
             return
         self.window.focus_panel("trace")
-        self.trace_panel.open_file(path)
-        self.window.remember_log_file(path)
+        self.trace_panel.open_file(path)  # log_file_opened → remember_log_file
 
     # -- welcome ---------------------------------------------------------------------------
 

@@ -122,3 +122,13 @@ def test_request_flashes_the_simulator_through_the_app_engine(qtbot, window, ws:
     with qtbot.waitSignal(bench.trace_panel.file_loaded, timeout=30_000) as loaded:
         qtbot.mouseClick(panel.buslog_button, Qt.MouseButton.LeftButton)
     assert loaded.args[1] > 100
+
+
+def test_switching_workspace_repoints_requests_and_flash(qtbot, window, tmp_path: Path) -> None:
+    """File ▸ Open workspace…: panels holding the workspace follow it (no closed-DB errors)."""
+    w, bench = window
+    assert w.open_workspace(tmp_path / "other-ws")
+    assert bench.requests_panel.ws is w.ws
+    assert bench.flash_panel.ws is w.ws
+    bench.requests_panel.refresh()  # would raise on the closed old workspace
+    assert bench.flash_panel.machine_combo.count() == 2  # the new (demo) workspace's machines

@@ -11,6 +11,7 @@ demand. GUI thread only.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -76,6 +77,20 @@ class ViewFilter:
     def is_empty(self) -> bool:
         """True when every frame is shown."""
         return self.frames.is_empty() and not self.protocols and not self.text
+
+
+#: Timestamps above this are seconds since the epoch (host clock), shown as wall-clock time;
+#: smaller ones are an adapter's own clock (seconds since it started) and are shown raw.
+EPOCH_THRESHOLD_S = 1e9
+
+
+def absolute_time_text(timestamp: float) -> str:
+    """Wall-clock `HH:MM:SS.ffffff` (local time) for epoch stamps, raw seconds otherwise."""
+    if timestamp < EPOCH_THRESHOLD_S:
+        return f"{timestamp:.6f}"
+    t = time.localtime(timestamp)
+    micro = int((timestamp % 1.0) * 1e6)  # truncate: never rounds up into the next second
+    return f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{micro:06d}"
 
 
 class TraceModel(QAbstractTableModel):
@@ -201,7 +216,7 @@ class TraceModel(QAbstractTableModel):
             t0 = self._t0 if self._t0 is not None else rec.timestamp
             time_text = f"{rec.timestamp - t0:.6f}"
         else:
-            time_text = f"{rec.timestamp:.6f}"
+            time_text = absolute_time_text(rec.timestamp)
         names = self.store.channel_names
         row = (
             time_text,

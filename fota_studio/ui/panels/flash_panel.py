@@ -197,6 +197,11 @@ class FlashPanel(QWidget):
 
     # -- workspace selection ----------------------------------------------------------------
 
+    def set_workspace(self, ws: Any) -> None:
+        """Follow File ▸ Open workspace…: machines, ECUs and versions of the new workspace."""
+        self.ws = ws
+        self.reload()
+
     def reload(self) -> None:
         """Refill the machine list from the workspace (no-op without one)."""
         self.machine_combo.blockSignals(True)

@@ -38,7 +38,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -62,13 +61,12 @@ from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.repository import RepositoryStore
 from fota_studio.infra.requests_store import RequestsStore
 from fota_studio.ui.dialogs.approval_dialog import ApprovalDialog
+from fota_studio.ui.dialogs.error_dialog import show_error
 from fota_studio.ui.report import export_request_report, request_report_html
 
 REFRESH_MS = 1000
 ALL = "(all)"
 COLUMNS = ("#", "Machine", "ECU", "Version", "Status", "Step", "Attempt", "Created", "By")
-
-_EMPTY = ""  # returned instead of None from data() (PySide6 refcount note in library-notes)
 
 
 class RequestsModel(QAbstractTableModel):
@@ -96,12 +94,12 @@ class RequestsModel(QAbstractTableModel):
         """Qt override."""
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
             return COLUMNS[section]
-        return _EMPTY
+        return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = 0) -> Any:
-        """Qt override."""
+        """Qt override (None for roles we do not serve: "" would draw a check box per cell)."""
         if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
-            return _EMPTY
+            return None
         r = self.rows[index.row()]
         values = (
             str(r.id),
@@ -355,6 +353,14 @@ class RequestsPanel(QWidget):
         self.oem_check.setChecked(opts.oem_verification)
         self.verification_timeout_spin.setValue(int(opts.verification_timeout_s or 0))
 
+    def set_workspace(self, ws: Any) -> None:
+        """Follow File ▸ Open workspace…: the store, the interrupted-run recovery, the table."""
+        self.ws = ws
+        self.store = RequestsStore(ws)
+        self.store.recover_interrupted()
+        self._fill_filters()
+        self.refresh()
+
     def shutdown(self) -> None:
         """Stop the refresh timer (the window calls this before the workspace closes)."""
         self._timer.stop()
@@ -455,7 +461,7 @@ class RequestsPanel(QWidget):
     # -- actions ---------------------------------------------------------------------------
 
     def _error(self, exc: Exception) -> None:
-        QMessageBox.warning(self, "Update request", str(exc))
+        show_error(self, "Update request", exc)
 
     def create(self, machine: str, ecu: str, version: str, *, confirm: bool) -> UpdateRequest:
         """Create a request (the dialog's path; also for tests and the main window)."""

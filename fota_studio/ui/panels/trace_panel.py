@@ -39,7 +39,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -95,7 +94,8 @@ FILE_FILTER = "CAN logs (" + " ".join(f"*{s}" for s in FORMATS) + ")"
 class TracePanel(QWidget):
     """Live trace panel (see module docstring)."""
 
-    file_loaded = Signal(str, int)  # path, frames
+    file_loaded = Signal(str, int)  # name, frames
+    log_file_opened = Signal(str)  # full path of a log file the user opened (recent files)
     file_saved = Signal(str, int)
     capture_failed = Signal(str)
 
@@ -447,6 +447,8 @@ class TracePanel(QWidget):
         bar advances and Cancel stops it. `file_loaded(name, frames)` when done."""
         path = Path(path)
         name = display_name or path.name
+        if display_name is None:
+            self.log_file_opened.emit(str(path))
         self._abort_io()
         self.model.clear()
         self.messages_model.reset()
@@ -810,7 +812,14 @@ class TracePanel(QWidget):
             self.open_capture(dialog.settings(), dialog.display_name())
         except FotaError as exc:
             self.capture_failed.emit(str(exc))
-            QMessageBox.warning(self, "Cannot open CAN channel", str(exc))
+            from fota_studio.ui.dialogs.error_dialog import show_error
+
+            show_error(
+                self,
+                "Cannot open CAN channel",
+                exc,
+                what_to_do="Check the adapter and driver with CAN ▸ Connection doctor….",
+            )
 
     def _on_open_button_clicked(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open CAN log", "", FILE_FILTER)
