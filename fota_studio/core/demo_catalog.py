@@ -170,7 +170,7 @@ def demo_ecus() -> list[EcuDefinition]:
                     can_id=0x5F0, data=bytes.fromhex("B007000000000000")
                 ),
                 bootloader_entry_delay_ms=300,
-                heartbeat_id=0x100,
+                heartbeat_id=0x7C0,  # outside the CANopen predefined connection set
             ),
             uds=_profile(),
         ),
@@ -213,7 +213,7 @@ def demo_ecus() -> list[EcuDefinition]:
                     can_id=0x5F2, data=bytes.fromhex("B007000000000000")
                 ),
                 bootloader_entry_delay_ms=300,
-                heartbeat_id=0x102,
+                heartbeat_id=0x7C2,
             ),
             uds=_profile(),
         ),

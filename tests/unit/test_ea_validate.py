@@ -64,7 +64,7 @@ def test_id_clash_message_names_both_fields_and_channel() -> None:
             "ecus[2].functional_id",
         ),
         (
-            lambda ea: setattr(ea.ecus[2].connection.bootloader_entry, "can_id", 0x100),
+            lambda ea: setattr(ea.ecus[2].connection.bootloader_entry, "can_id", 0x7C0),
             "ecus[2].bootloader_entry.can_id",
         ),
         (lambda ea: setattr(ea.ecus[2].connection, "heartbeat_id", 0x7E9), "ecus[2].heartbeat_id"),

@@ -245,6 +245,9 @@ class RequestsPanel(QWidget):
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.table)
         splitter.addWidget(self.detail)
+        self.table.setMinimumHeight(120)  # a few requests stay visible beside the timeline
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
 
         self.create_button = QPushButton("New request…")
         self.create_button.setToolTip("Create an update request: machine, ECU and target version")
