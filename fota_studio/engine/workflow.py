@@ -1080,7 +1080,13 @@ class DemoBench:
             self.engine = Engine(self._sink)
             bus, notifier = self.engine.open_channel(
                 ecu.connection.channel,
-                BusSettings(interface="virtual", channel=self.channel, fd=fd),
+                # Own frames come back (marked Tx) so a trace on this bus sees both sides.
+                BusSettings(
+                    interface="virtual",
+                    channel=self.channel,
+                    fd=fd,
+                    extra={"receive_own_messages": True},
+                ),
             )
             self.tcu = TcuNode(bus, notifier=notifier)
             self.tcu.start()

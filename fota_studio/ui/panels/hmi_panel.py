@@ -160,7 +160,10 @@ class HmiPanel(QWidget):
         for b, color in ((self.reject_button, "#b3261e"), (self.approve_button, "#1e7b34")):
             b.setMinimumHeight(BUTTON_MIN_HEIGHT_PX)
             _big(b, 1.6)
-            b.setStyleSheet(f"QPushButton {{ background: {color}; color: white; }}")
+            b.setStyleSheet(
+                f"QPushButton {{ background: {color}; color: white; }}"
+                "QPushButton:disabled { background: #3a3f4b; color: #8a8f99; }"
+            )
             b.setEnabled(False)
         buttons.addWidget(self.reject_button)
         buttons.addWidget(self.approve_button)
