@@ -261,7 +261,9 @@ class FlashPanel(QWidget):
             from fota_studio.infra.repository import RepositoryStore
 
             try:
-                for v in RepositoryStore(self.ws).list_versions(ecu.brand, ecu.model):
+                # Newest first: the usual intent is to bring the ECU up to the latest release.
+                versions = RepositoryStore(self.ws).list_versions(ecu.brand, ecu.model)
+                for v in reversed(versions):
                     if not v.retired:
                         self.version_combo.addItem(v.version, v.version)
             except Exception as exc:
