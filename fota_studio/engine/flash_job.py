@@ -736,12 +736,13 @@ class _Job:
         view = memoryview(data)
         for offset in range(0, len(data), chunk):
             # Safe point: between blocks (never inside one).
-            self.cancel.check(f"{name} before block {blocks + 1} (offset 0x{offset:X})")
+            if self.cancel.cancelled:
+                self.cancel.check(f"{name} before block {blocks + 1} (offset 0x{offset:X})")
             block = bytes(view[offset : offset + chunk])
             attempt = 0
             while True:
                 try:
-                    resp = uds.request(name, 0x36, bytes([counter]) + block)
+                    resp = uds.transfer_data(name, counter, block)
                     break
                 except TransferError as exc:
                     if attempt >= max_retries:

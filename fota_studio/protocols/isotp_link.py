@@ -6,8 +6,12 @@ normal-fixed, extended, mixed), IDs, padding, CAN FD frame length + bitrate swit
 size / STmin we offer as a receiver, flow-control timeouts and `blocking_send=True` (udsoncan
 starts its P2 timer when a request is queued, so the send must return only when the frames are
 out — library-notes.md). Every frame the stack transmits also goes to an optional `tx_tap`
-(the session's bus log). `send_functional_single_frame` sends a functional request (always a
-single frame, ISO 15765-2 §9.6.2) directly on the bus.
+(the session's bus log). `DirectNotifierStack` (also used by the simulated ECU) hands the frames
+addressed to a stack from the notifier thread straight to the stack's main thread: the
+library's relay thread would add one thread hop (a GIL hand-over) to every flow control and
+response, and every stack on a shared notifier would wake up for every frame on the bus.
+`send_functional_single_frame` sends a functional request (always a single frame,
+ISO 15765-2 §9.6.2) directly on the bus.
 
 Start/stop from the engine worker thread that owns the session; the stack's own threads are
 started and stopped here only.
@@ -162,8 +166,54 @@ def build_params(conn: Connection, *, blocking_send: bool = True) -> dict[str, A
     }
 
 
-class _TappedStack(isotp.NotifierBasedCanStack):
-    """NotifierBasedCanStack whose transmit function also feeds the session's bus log."""
+def _rx_arbitration_ids(address: Any) -> frozenset[int] | None:
+    """The CAN IDs `address.is_for_me` can accept (physical + functional), None if unknown."""
+    try:
+        return frozenset(
+            int(address.get_rx_arbitration_id(kind))
+            for kind in (isotp.TargetAddressType.Physical, isotp.TargetAddressType.Functional)
+        )
+    except Exception:  # partial/asymmetric addresses: fall back to is_for_me alone
+        return None
+
+
+class DirectNotifierStack(isotp.NotifierBasedCanStack):
+    """NotifierBasedCanStack that feeds the frames addressed to it directly to its main thread.
+
+    The library puts every frame of the bus into a BufferedReader that a relay thread copies
+    into the main thread's queue. Here the notifier thread filters by address (`is_for_me`,
+    the same test the stack applies itself) and enqueues into that queue directly; the idle
+    relay thread only polls an empty reader. Frame order and the stack's state machine are
+    unchanged.
+    """
+
+    _rx_ids: frozenset[int] | None = None
+
+    def start(self) -> None:
+        """Resolve the receive IDs for the cheap pre-filter, then start as the library does."""
+        self._rx_ids = _rx_arbitration_ids(self.address)
+        super().start()
+
+    def _on_message_received(self, msg: can.Message) -> None:
+        # Notifier thread. buffered_reader is None outside start()..stop() (library contract).
+        if self.buffered_reader is None or msg.is_error_frame or msg.is_remote_frame:
+            return
+        rx_ids = self._rx_ids
+        if rx_ids is not None and msg.arbitration_id not in rx_ids:
+            return  # most frames on a shared bus: skip the conversion
+        frame = isotp.CanMessage(
+            arbitration_id=msg.arbitration_id,
+            data=bytes(msg.data),
+            extended_id=msg.is_extended_id,
+            is_fd=msg.is_fd,
+            bitrate_switch=msg.bitrate_switch,
+        )
+        if self.address.is_for_me(frame):
+            self.rx_relay_queue.put(frame)
+
+
+class _TappedStack(DirectNotifierStack):
+    """DirectNotifierStack whose transmit function also feeds the session's bus log."""
 
     def __init__(
         self,

@@ -268,6 +268,90 @@ class UdsLink:
                     )
                 )
 
+    def transfer_data(
+        self, step: str, counter: int, block: bytes, *, busy_retries: int = BUSY_REPEAT_MAX
+    ) -> bytes:
+        """TransferData (0x36) `counter` + `block`; return the positive response payload.
+
+        The fast path of the flash loop (thousands of blocks): the request goes straight to
+        the ISO-TP stack and the response is matched here, with the same rules and errors as
+        `request` (0x78 extends the wait to P2*, 0x21 repeats, NRCs raise
+        `UdsNegativeResponseError`, silence raises `TransferError`). udsoncan's generic path
+        costs a cross-thread round trip per request (its `empty_rxqueue` waits for the ISO-TP
+        thread to reset its receiver) plus request/response object building.
+        """
+        payload = bytes((0x36, counter & 0xFF)) + block
+        for attempt in range(busy_retries + 1):
+            try:
+                return self._raw_exchange(step, payload, min_response_len=2)
+            except UdsNegativeResponseError as exc:
+                if exc.nrc != NRC_BUSY_REPEAT or attempt >= busy_retries:
+                    raise
+                log.info("%s: ECU busy (0x21), repeating the request", step)
+                time.sleep(BUSY_REPEAT_DELAY_S * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _raw_exchange(self, step: str, payload: bytes, *, min_response_len: int = 1) -> bytes:
+        """Send `payload` physically and wait for its response (see `transfer_data`).
+
+        A positive response shorter than `min_response_len` is invalid, like udsoncan's
+        InvalidResponseException (76 + the echoed counter for TransferData).
+        """
+        sid = payload[0]
+        stack = self.link.stack
+        # A late answer to an earlier (timed-out) request must not be taken for this one.
+        while stack.available():
+            stack.recv(block=False)
+        self._current_step = step
+        self._pending = 0
+        t0 = time.time()
+        self.last_request_t = time.monotonic()
+        response: bytes | None = None
+        nrc: int | None = None
+        try:
+            try:
+                self.link.send(payload)
+            except TransferError as exc:
+                raise TransferError(exc.message, step=step, hint=exc.hint) from exc
+            timeout = self.p2_s
+            while True:
+                frame = stack.recv(block=True, timeout=timeout)
+                if frame is None:
+                    which = "P2*" if self._pending else "P2"
+                    iso = "; ".join(self.link.errors[-2:])
+                    raise TransferError(
+                        f"no response to {service_name(sid)} {_short_hex(payload)} within "
+                        f"{which} = {timeout:.3f} s" + (f" (ISO-TP: {iso})" if iso else ""),
+                        step=step,
+                        hint="check that the ECU is powered, in the expected mode and on these "
+                        "IDs; the ECU stays in its bootloader — run the flash again",
+                    )
+                resp = bytes(frame)
+                if len(resp) >= 3 and resp[0] == 0x7F and resp[1] == sid:
+                    if resp[2] == NRC_RESPONSE_PENDING:
+                        self._on_nrc78()
+                        timeout = self.p2_star_s
+                        continue
+                    response, nrc = resp, resp[2]
+                    raise UdsNegativeResponseError(
+                        step=step,
+                        service=sid,
+                        nrc=nrc,
+                        nrc_name=nrc_name(nrc),
+                        request_hex=_short_hex(payload),
+                        hint=hint_for_nrc(nrc),
+                    )
+                if len(resp) >= min_response_len and resp[0] == sid + 0x40:
+                    response = resp
+                    return resp
+                raise TransferError(
+                    f"invalid response to {_short_hex(payload)}: {_short_hex(resp)}",
+                    step=step,
+                    hint="frames were lost or corrupted on the bus; run the flash again",
+                )
+        finally:
+            self._record(step, payload, response, t0, nrc)
+
     def functional_request(
         self, step: str, payload: bytes, *, suppress_response: bool = False
     ) -> bytes | None:

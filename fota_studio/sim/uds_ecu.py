@@ -13,7 +13,8 @@ be injected per step.
 
 Threads: one worker thread `fota-sim-<machine>-<ecu>` owns all ECU state and serves every request;
 the can-isotp stacks run their own two threads each (renamed `fota-sim-<machine>-<ecu>-isotp-…`)
-and read through the SHARED notifier given to the constructor. `start`/`stop`/`inject`/
+and read through the SHARED notifier given to the constructor; the notifier thread hands each
+stack only the frames addressed to it (`DirectNotifierStack`). `start`/`stop`/`inject`/
 `clear_faults`/`state` may be called from any thread.
 """
 
@@ -48,6 +49,7 @@ from fota_studio.core.ea import (
 from fota_studio.core.errors import ConfigurationError, SecurityAccessError
 from fota_studio.core.nrc import nrc_name, service_name
 from fota_studio.core.seedkey import compute_key
+from fota_studio.protocols.isotp_link import DirectNotifierStack
 from fota_studio.sim.faults import BOOTLOADER_ENTRY, Fault, FaultSet, FaultyBus
 from fota_studio.sim.flash_memory import EcuState, FlashAccessError, FlashMemory
 
@@ -158,7 +160,7 @@ class _Erase:
 
 @dataclass
 class _Stack:
-    stack: isotp.NotifierBasedCanStack
+    stack: DirectNotifierStack
     mode: str
     functional: bool
 
@@ -439,7 +441,9 @@ class SimEcu:
             key = (functional, addr.request_id, addr.response_id, mode if functional else "")
             if key in seen:
                 continue
-            stack = isotp.NotifierBasedCanStack(
+            # Direct hand-over: each stack wakes only for frames addressed to it, not for every
+            # frame of the bus (4 stacks x 2 threads competing for the GIL per frame).
+            stack = DirectNotifierStack(
                 self._tx_bus,
                 self._notifier,
                 address=address,
@@ -688,13 +692,9 @@ class SimEcu:
         self._last_request_at = time.monotonic()
         # TransferData at DEBUG: thousands per flash would drown the log (RequestTransferExit
         # reports the total).
-        log.log(
-            logging.DEBUG if sid == 0x36 else logging.INFO,
-            "%s: <- %s %s",
-            self.name,
-            service_name(sid),
-            data[:12].hex(" "),
-        )
+        level = logging.DEBUG if sid == 0x36 else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(level, "%s: <- %s %s", self.name, service_name(sid), data[:12].hex(" "))
         if self._erase is not None:
             if sid == 0x3E:
                 self._finish(entry, data, self._svc_tester_present(data))
