@@ -63,3 +63,14 @@ deb: setup
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache
+
+# Reliability campaign (fault matrix, fuzzing, soak, SIGKILL durability): long (< 30 min).
+# The last line printed is one JSON object with the figures; `--strict` makes violations fail.
+.PHONY: reliability
+reliability: setup
+	@QT_QPA_PLATFORM=offscreen PYTHONPATH=. $(BIN)/python -m reliability.campaign
+
+# User-manual screenshots (docs/images/*.png) from the real app, rendered offscreen (no X server).
+.PHONY: screenshots
+screenshots: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python docs/tools/screenshots.py --out docs/images

@@ -1,0 +1,256 @@
+"""Shared harness of the reliability campaign: test images, a simulated ECU on a virtual bus, the
+tester's bus, and a tester-side bus wrapper that fails like a real adapter (bus-off, adapter
+error, a stalled tester that lets the ECU's S3 timer expire).
+
+Everything here uses real parts: python-can `virtual` buses, the real `SimEcu` (or `ChaosEcu`)
+speaking can-isotp/UDS, the real flash engine. Call from the main thread of a script or test;
+`AdapterFaultBus.send` is called from the engine's ISO-TP threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import can
+
+from fota_studio.core import demo_catalog
+from fota_studio.core.ea import EcuDefinition
+from fota_studio.engine.flash_job import FlashResult, FlashSession, SimpleSegment, flash_ecu
+from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions
+
+#: Base version the simulated ECU runs before every flash.
+INITIAL_VERSION = "0.9.0"
+#: Version the campaign flashes.
+TARGET_VERSION = "4.0.0"
+#: How long the engine waits for the application after the reset (fast ECU boots in 20 ms).
+BOOT_WAIT_S = 1.5
+
+
+@dataclass
+class TestImage:
+    """A firmware image (segments in address order) with the hashes the engine needs."""
+
+    segments: list[SimpleSegment]
+
+    def sha256(self) -> str:
+        """SHA-256 hex of the segments' data concatenated."""
+        h = hashlib.sha256()
+        for s in self.segments:
+            h.update(s.data)
+        return h.hexdigest()
+
+    def crc32(self) -> int:
+        """CRC32 of the segments' data concatenated."""
+        crc = 0
+        for s in self.segments:
+            crc = zlib.crc32(s.data, crc)
+        return crc & 0xFFFFFFFF
+
+    @property
+    def total(self) -> int:
+        """Bytes in all segments."""
+        return sum(len(s.data) for s in self.segments)
+
+
+def make_image(
+    version: str, sizes: tuple[int, ...] = (0x900, 0x500), gap: int = 0x300
+) -> TestImage:
+    """Segments from APP_REGION_START with gaps; the first starts with the app header."""
+    segs = []
+    addr = demo_catalog.APP_REGION_START
+    seed = zlib.crc32(version.encode())
+    for i, size in enumerate(sizes):
+        body = bytes((seed + i * 7 + j * 31) & 0xFF for j in range(size))
+        if i == 0:
+            body = demo_catalog.app_header(version) + body[demo_catalog.APP_HEADER_SIZE :]
+        segs.append(SimpleSegment(addr, body))
+        addr += size + gap
+    return TestImage(segs)
+
+
+def fast_ecu(name: str = "VCU") -> EcuDefinition:
+    """A demo ECU with short P2 / entry delay / TesterPresent period so fault cells are quick."""
+    ecu = next(e for e in demo_catalog.demo_ecus() if e.name == name)
+    ecu.uds.p2_timeout_ms = 300
+    ecu.uds.p2_star_timeout_ms = 1000
+    ecu.uds.tester_present_period_ms = 200
+    ecu.connection.bootloader_entry_delay_ms = 80
+    return ecu
+
+
+def fast_options(**kw: Any) -> SimEcuOptions:
+    """Simulator options matching `fast_ecu` (boot faster than the entry delay)."""
+    opts = SimEcuOptions(
+        erase_ms_per_kib=0.5,
+        erase_min_ms=20,
+        pending_interval_ms=50,
+        boot_time_ms=20,
+        reset_time_ms=20,
+    )
+    for k, v in kw.items():
+        setattr(opts, k, v)
+    return opts
+
+
+def new_channel() -> str:
+    """A unique python-can `virtual` channel name."""
+    return f"rel-{uuid.uuid4().hex[:10]}"
+
+
+@contextlib.contextmanager
+def sim_ecu(
+    ecu: EcuDefinition,
+    channel: str,
+    state_dir: Path,
+    *,
+    options: SimEcuOptions | None = None,
+    cls: type[SimEcu] = SimEcu,
+    **extra: Any,
+) -> Iterator[SimEcu]:
+    """A started simulated ECU (class `cls`) on its own virtual bus + notifier."""
+    bus = can.Bus(interface="virtual", channel=channel, fd=ecu.connection.fd, ignore_config=True)
+    notifier = can.Notifier(bus, [], timeout=0.05)
+    initial = [(s.address, s.data) for s in make_image(INITIAL_VERSION, (0x800,)).segments]
+    try:
+        sim = cls(
+            ecu,
+            bus,
+            notifier,
+            state_dir=state_dir,
+            options=options or fast_options(),
+            initial_image=initial,
+            **extra,
+        )
+        sim.start()
+        try:
+            yield sim
+        finally:
+            sim.close()
+    finally:
+        notifier.stop(timeout=0.1)
+        bus.shutdown()
+
+
+@contextlib.contextmanager
+def tester_bus(channel: str, fd: bool = False) -> Iterator[tuple[can.BusABC, can.Notifier]]:
+    """The tester's own virtual bus instance and notifier."""
+    bus = can.Bus(interface="virtual", channel=channel, fd=fd, ignore_config=True)
+    notifier = can.Notifier(bus, [], timeout=0.05)
+    try:
+        yield bus, notifier
+    finally:
+        notifier.stop(timeout=0.1)
+        bus.shutdown()
+
+
+class AdapterFaultBus(can.BusABC):  # type: ignore[misc]
+    """Tester-side send wrapper failing like an adapter after `after_frames` frames.
+
+    mode "bus_off": every later send raises `can.CanOperationError` (the controller went
+    bus-off and stays there); "glitch": exactly one send raises (a transient adapter error);
+    "stall": later sends are silently lost for `stall_s` seconds (the tester hangs, so the ECU's
+    S3 timer expires). Receiving stays on the inner bus's notifier.
+    """
+
+    def __init__(
+        self, inner: can.BusABC, *, mode: str, after_frames: int, stall_s: float = 0.0
+    ) -> None:
+        """Wrap `inner` (not owned)."""
+        if mode not in ("bus_off", "glitch", "stall"):
+            raise ValueError(f"unknown adapter fault mode {mode!r}")
+        self._inner = inner
+        self._lock = threading.Lock()
+        self.mode = mode
+        self.after_frames = after_frames
+        self.stall_s = stall_s
+        self.sent = 0
+        self.fired = False
+        self._stall_until = 0.0
+        self.channel_info = f"adapter fault wrapper over {inner.channel_info}"
+        super().__init__(channel=str(getattr(inner, "channel", "") or "faulty"))
+
+    def send(self, msg: can.Message, timeout: float | None = None) -> None:
+        """Send through the inner bus unless the fault is active."""
+        with self._lock:
+            self.sent += 1
+            active = self.sent > self.after_frames
+            if active and self.mode == "bus_off":
+                self.fired = True
+                raise can.CanOperationError("bus-off (injected adapter fault)")
+            if active and self.mode == "glitch" and not self.fired:
+                self.fired = True
+                raise can.CanOperationError("adapter error (injected, transient)")
+            if active and self.mode == "stall":
+                now = time.monotonic()
+                if not self.fired:
+                    self.fired = True
+                    self._stall_until = now + self.stall_s
+                if now < self._stall_until:
+                    return
+        self._inner.send(msg, timeout)
+
+    def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
+        """Never receives: the ISO-TP stacks read through the inner bus's notifier."""
+        del timeout
+        return None, False
+
+    def shutdown(self) -> None:
+        """Mark the wrapper shut down; the inner bus stays open."""
+        if not self._is_shutdown:
+            super().shutdown()
+
+
+def flash(
+    ecu: EcuDefinition,
+    channel: str,
+    image: TestImage,
+    *,
+    expected_version: str = TARGET_VERSION,
+    adapter_fault: dict[str, Any] | None = None,
+    buslog_path: Path | None = None,
+) -> tuple[FlashResult, AdapterFaultBus | None]:
+    """One flash from a fresh tester bus (optionally behind an `AdapterFaultBus`)."""
+    with tester_bus(channel, ecu.connection.fd) as (bus, notifier):
+        wrapper = AdapterFaultBus(bus, **adapter_fault) if adapter_fault else None
+        session = FlashSession(
+            ecu=ecu,
+            bus=wrapper or bus,
+            notifier=notifier,
+            expected_version=expected_version,
+            boot_wait_s=BOOT_WAIT_S,
+            buslog_path=buslog_path,
+        )
+        try:
+            return flash_ecu(session, image), wrapper
+        finally:
+            if wrapper is not None:
+                wrapper.shutdown()
+
+
+def memory_matches(sim: SimEcu, image: TestImage) -> bool:
+    """True when the simulated flash holds exactly the image's segments."""
+    return all(sim.memory.read(s.address, len(s.data)) == s.data for s in image.segments)
+
+
+def protected_bytes(sim: SimEcu) -> bytes:
+    """The bytes of every protected (bootloader) region of the simulated ECU."""
+    return b"".join(sim.memory.read(start, length) for start, length in sim.options.protected)
+
+
+def wait_until_settled(sim: SimEcu, timeout_s: float = 2.0) -> None:
+    """Wait until the ECU has finished booting / erasing (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        st = sim.state()
+        if st.mode != "booting" and not st.erase_in_progress:
+            return
+        time.sleep(0.01)

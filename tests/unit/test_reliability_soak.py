@@ -1,0 +1,73 @@
+"""CI-sized soak (reliability/soak.py): consecutive updates through the Engine with random
+faults while the trace captures — no growth of threads, descriptors or buses, every record
+consistent, the workspace intact — and two machines on two channels updated in parallel
+without disturbing each other."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fota_studio.core.events import EngineEvent
+from fota_studio.engine.engine import Engine
+from fota_studio.engine.trace_capture import TraceCapture
+from fota_studio.engine.trace_store import FLAG_TX, TraceStore
+from fota_studio.protocols.bus import BusSettings
+from fota_studio.sim.faults import Fault
+from reliability import harness
+from reliability.soak import parallel, soak
+
+
+def test_short_soak_has_no_leaks_and_consistent_records() -> None:
+    rep = soak(10, fault_share=0.3, warmup=3, seed=9)
+    assert rep.updates == 10
+    assert rep.faulted > 0 and rep.failed > 0 and rep.succeeded > 0
+    assert rep.inconsistent == []
+    assert rep.leaks == []
+    assert rep.integrity == "ok"
+    assert rep.repo_problems == [] and rep.chain_problems == []
+    assert rep.trace_frames > 0 and rep.trace_dropped == 0
+
+
+def test_two_machines_in_parallel_stay_independent() -> None:
+    rep = parallel(Fault("transfer_data", "power_loss", 0x500))
+    assert rep.overlapped
+    assert rep.workers == {"fota-bus-A", "fota-bus-B"}
+    assert not rep.faulty_ok
+    assert rep.healthy_ok
+    assert rep.healthy_retries == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: the live trace never sees the frames the engine sends during a flash "
+    "(no Tx hook from the flash job's ISO-TP links to TraceCapture.record_tx, buses not opened "
+    "with receive_own_messages): only the ECU's frames appear",
+)
+def test_live_trace_shows_the_engines_tx_frames(tmp_path: Path) -> None:
+    ecu = harness.fast_ecu()
+    channel = harness.new_channel()
+    image = harness.make_image(harness.TARGET_VERSION)
+    events: list[EngineEvent] = []
+    engine = Engine(events.append)
+    store = TraceStore(capacity_frames=100_000)
+    capture = TraceCapture(store)
+    try:
+        with harness.sim_ecu(ecu, channel, tmp_path / "sim"):  # type: ignore[operator]
+            bus, notifier = engine.open_channel(
+                "CAN1", BusSettings(interface="virtual", channel=channel)
+            )
+            capture.attach("CAN1", bus, notifier)
+            result = engine.submit_flash(
+                "CAN1", ecu, image, expected_version=harness.TARGET_VERSION, boot_wait_s=1.5
+            ).result(60)
+            assert result.ok, result.error
+            capture.drain_into_store()
+            capture.detach("CAN1")
+    finally:
+        engine.shutdown()
+    flags = store.column("flags")
+    tx = int(((flags & FLAG_TX) != 0).sum())
+    # A flash sends more frames than it receives (TransferData consecutive frames).
+    assert tx > len(flags) // 2, f"{tx} Tx frames of {len(flags)} traced"
