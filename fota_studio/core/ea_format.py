@@ -618,9 +618,37 @@ def structure_problems(data: Any) -> list[tuple[str, str]]:
     return out
 
 
+#: An EA file is a few hundred lines; anything this large is not one (and must not be parsed).
+MAX_EA_FILE_BYTES = 4 * 1024 * 1024
+
+
+def _reject_aliases(text: str, source: str) -> None:
+    """EA files never need YAML anchors/aliases; refusing them stops "billion laughs" bombs."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            mark = event.start_mark
+            line = mark.line + 1 if mark is not None else "?"
+            raise EaFileError(
+                source,
+                [
+                    f"{source}:{line}: YAML anchors and aliases (&name / *name) are not "
+                    "allowed in EA files; write each value out"
+                ],
+            )
+
+
 def load_ea_yaml(text: str, source: str = "<text>") -> LoadedEa:
     """Parse EA YAML text; EaFileError lists every fault as `source:line: path: message`."""
+    if len(text) > MAX_EA_FILE_BYTES:
+        raise EaFileError(
+            source,
+            [
+                f"{source}: {len(text):,} characters is too large for an EA file "
+                f"(limit {MAX_EA_FILE_BYTES:,})"
+            ],
+        )
     try:
+        _reject_aliases(text, source)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
@@ -661,6 +689,10 @@ def load_ea_file(path: str | Path) -> LoadedEa:
     """Read an EA YAML file; EaFileError (with file:line) when it is not a valid EA file."""
     p = Path(path)
     try:
+        if p.stat().st_size > MAX_EA_FILE_BYTES:
+            raise EaFileError(
+                str(p), [f"{p}: too large for an EA file ({p.stat().st_size:,} bytes)"]
+            )
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise EaFileError(str(p), [f"{p}: cannot read the file: {exc.strerror}"]) from None

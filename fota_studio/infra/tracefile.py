@@ -186,8 +186,16 @@ def read_log(
                 ) from exc
             if not rows:
                 return
+            try:
+                batch = _batch_from_rows(rows, channel_index)
+            except (OverflowError, ValueError, TypeError) as exc:
+                # A reader handed us an ID/DLC/length no CAN frame can have (hostile file).
+                raise TraceFileError(
+                    f"{path}: impossible frame values after {total} frames: {exc}",
+                    hint="the file is damaged or not a CAN log",
+                ) from exc
             total += len(rows)
-            yield _batch_from_rows(rows, channel_index)
+            yield batch
             if progress is not None:
                 pos = _file_position(reader)
                 progress(total, min(pos / size, 1.0) if size and pos else 0.0)
@@ -400,6 +408,12 @@ def _read_blf(
             fh.read(osize % 4)
             if otype != _T_CONTAINER:
                 continue
+            if len(obj) < _LOG_CONTAINER.size:
+                raise TraceFileError(
+                    f"{path}: damaged BLF container at byte {fh.tell() - len(obj)} "
+                    f"({len(obj)} bytes, header needs {_LOG_CONTAINER.size})",
+                    hint="the file is truncated or damaged",
+                )
             method, _ = _LOG_CONTAINER.unpack_from(obj)
             payload = obj[_LOG_CONTAINER.size :]
             if method == 2:
