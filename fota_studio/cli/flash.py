@@ -30,7 +30,7 @@ from typing import Any
 
 from fota_studio.cli.common import open_workspace
 from fota_studio.core.ea import EcuDefinition, ElectronicArchitecture
-from fota_studio.core.errors import ConfigurationError, FotaError
+from fota_studio.core.errors import ConfigurationError, FotaError, RepositoryError
 from fota_studio.core.events import (
     EcuBusy,
     EngineEvent,
@@ -95,7 +95,15 @@ def _resolve(
         if args.ea is None or args.firmware is None:
             raise ConfigurationError("--ea and --firmware go together")
         from fota_studio.core.ea_format import load_ea_file
+        from fota_studio.infra.repository import RepositoryStore
 
+        if RepositoryStore(ws).require_signed_packages:
+            raise RepositoryError(
+                f"{args.firmware}: this workspace requires firmware packages signed by a trusted "
+                "key; a plain file cannot be flashed",
+                hint="import a signed package with `fota-studio repo import` and flash it with "
+                "--machine/--version",
+            )
         ea = load_ea_file(args.ea).ea
         ecu = ea.ecu(args.ecu)
         image, _fmt = load_image_file(args.firmware, base_address=args.base_address)
@@ -123,6 +131,9 @@ def _resolve(
         raise ConfigurationError(str(exc.args[0])) from None
     repo = RepositoryStore(ws)
     version = repo.get_version(ecu.brand, ecu.model, args.fw_version)
+    policy_problem = repo.signature_policy_problem(version)
+    if policy_problem is not None:
+        raise RepositoryError(policy_problem, hint="import a signed package of this version")
     image = repo.load_image(version)
     expected = args.expect_version or args.fw_version
     return ea, ecu, image, args.fw_version, expected, machine.serial

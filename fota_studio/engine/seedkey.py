@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -30,6 +31,40 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "fota_studio.seedkey"
 VECTOR_PREFIX = "vector:"
+#: Extra trusted folders for seed/key libraries (os.pathsep-separated), besides the per-user one.
+TRUSTED_DIRS_ENV = "FOTA_STUDIO_SEEDKEY_DIRS"
+
+
+def default_trusted_library_dirs() -> list[Path]:
+    """Folders whose seed/key libraries may be loaded: `<user config>/seedkey` + the env list.
+
+    An EA file names a library by path; loading it runs native code, so an EA from an untrusted
+    source must not be able to point anywhere (docs/SECURITY.md). The technician puts the OEM's
+    library into a trusted folder on purpose.
+    """
+    from fota_studio.infra.paths import config_dir
+
+    dirs = [config_dir() / "seedkey"]
+    extra = os.environ.get(TRUSTED_DIRS_ENV, "")
+    dirs += [Path(d) for d in extra.split(os.pathsep) if d.strip()]
+    return dirs
+
+
+def check_trusted_library(path: Path, trusted_dirs: Sequence[Path]) -> Path:
+    """Return the resolved library path, or raise SecurityAccessError when it is not trusted."""
+    resolved = path.expanduser().resolve()
+    for folder in trusted_dirs:
+        try:
+            resolved.relative_to(folder.expanduser().resolve())
+        except ValueError:
+            continue
+        return resolved
+    folders = ", ".join(str(d) for d in trusted_dirs) or "none"
+    raise SecurityAccessError(
+        f"seed/key library {path} is not in a trusted folder (trusted: {folders})",
+        hint="copy the OEM's library into a trusted folder, or add its folder to "
+        f"{TRUSTED_DIRS_ENV}; libraries named by an EA file are never loaded from elsewhere",
+    )
 
 
 @runtime_checkable
@@ -89,7 +124,17 @@ ProviderFactory = Callable[[], SeedKeyProvider]
 class SeedKeyRegistry:
     """Resolves a `SecurityLevel` to a provider (plugins, Vector libraries, built-ins)."""
 
-    def __init__(self, *, load_entry_points: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        load_entry_points: bool = True,
+        trusted_library_dirs: Sequence[Path] | None = None,
+    ) -> None:
+        self.trusted_library_dirs = (
+            list(trusted_library_dirs)
+            if trusted_library_dirs is not None
+            else default_trusted_library_dirs()
+        )
         self._factories: dict[str, ProviderFactory] = {}
         self._instances: dict[str, SeedKeyProvider] = {}
         self._builtin = BuiltinProvider()
@@ -116,7 +161,10 @@ class SeedKeyRegistry:
         """Return the provider for this level's algorithm."""
         algo = level.algorithm
         if algo.startswith(VECTOR_PREFIX):
-            return VectorLibraryProvider(Path(algo[len(VECTOR_PREFIX) :]))
+            path = check_trusted_library(
+                Path(algo[len(VECTOR_PREFIX) :]), self.trusted_library_dirs
+            )
+            return VectorLibraryProvider(path)
         if algo in self._instances:
             return self._instances[algo]
         factory = self._factories.get(algo)

@@ -481,16 +481,9 @@ class RequestRun:
             image = repo.load_image(version)  # re-hashes the file and the image data
         except FotaError as exc:
             raise _Failure(*fail, fo.ERROR_PACKAGE_VERIFICATION, f"package: {exc}") from exc
-        if repo.require_signed_packages and (
-            version.signature_state != "valid" or version.signer not in repo.trusted_keys()
-        ):
-            raise _Failure(
-                *fail,
-                fo.ERROR_PACKAGE_VERIFICATION,
-                f"{version.label} is {version.signature_state}"
-                + (f" by {version.signer}" if version.signer else "")
-                + "; this workspace requires packages signed by a trusted key",
-            )
+        policy_problem = repo.signature_policy_problem(version)
+        if policy_problem is not None:
+            raise _Failure(*fail, fo.ERROR_PACKAGE_VERIFICATION, policy_problem)
         segments = [(s.address, len(s.data)) for s in image.segments]
         problems = check_image_fits(ecu, segments)
         if problems:

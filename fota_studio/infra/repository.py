@@ -818,3 +818,20 @@ class RepositoryStore:
     @require_signed_packages.setter
     def require_signed_packages(self, value: bool) -> None:
         self.ws.set_setting(REQUIRE_SIGNED_SETTING, bool(value))
+
+    def signature_policy_problem(self, v: VersionInfo) -> str | None:
+        """Why `v` may not reach an ECU under the signature policy, or None when it may.
+
+        The one place the policy is decided for every path to an ECU (workflow, flash CLI,
+        flash panel): when signed packages are required, only a version whose signature was
+        valid at import AND whose signer is still trusted may be flashed.
+        """
+        if not self.require_signed_packages:
+            return None
+        if v.signature_state == "valid" and v.signer in self.trusted_keys():
+            return None
+        by = f" by {v.signer}" if v.signer else ""
+        return (
+            f"{v.label} is {v.signature_state}{by}; this workspace requires packages signed by "
+            "a trusted key"
+        )

@@ -128,23 +128,12 @@ def test_trusted_signed_package_flashes(signed_ws: tuple[Path, bytes]) -> None:
     assert _flash(ws_dir) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: cli/flash.py _resolve flashes a workspace version without checking "
-    "require_signed_packages (an unsigned version imported before the policy was turned on "
-    "reaches the ECU)",
-)
 def test_policy_blocks_unsigned_version_in_cli_flash(signed_ws: tuple[Path, bytes]) -> None:
     ws_dir, _ = signed_ws
     # The demo versions were imported unsigned, before the policy was switched on.
     assert _flash(ws_dir, version="3.2.0") != 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: cli/flash.py --ea/--firmware flashes a plain file although the workspace "
-    "requires signed packages",
-)
 def test_policy_blocks_plain_file_in_cli_flash(
     signed_ws: tuple[Path, bytes], tmp_path: Path
 ) -> None:
@@ -156,11 +145,6 @@ def test_policy_blocks_plain_file_in_cli_flash(
     assert _flash(ws_dir, "--ea", str(ea), "--firmware", str(fw), "--expect-version", "7.1.0") != 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: engine/seedkey.py loads any `vector:<path>` library named in an EA (code "
-    "execution from an untrusted EA file); it must accept only a trusted folder",
-)
 def test_seedkey_library_outside_trusted_folder_is_refused_before_loading(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -164,7 +164,11 @@ def test_missing_library_is_a_clear_error(tmp_path: Path) -> None:
         SeedKeyLibrary(tmp_path / "nope.so")
 
 
-def test_flash_with_vector_library(vector_lib: Path, can_channel: str, tmp_path: Path) -> None:
+def test_flash_with_vector_library(
+    vector_lib: Path, can_channel: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The technician trusts the folder the OEM's library was put in.
+    monkeypatch.setenv("FOTA_STUDIO_SEEDKEY_DIRS", str(vector_lib.parent))
     sim_def = fast_ecu("VCU")
     tester_def = copy.deepcopy(sim_def)
     for lvl in tester_def.uds.security_levels:

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from fota_studio.core.ea import EcuDefinition, StepKind
+from fota_studio.core.errors import RepositoryError
 from fota_studio.core.events import (
     EcuBusy,
     JobFailed,
@@ -417,7 +418,11 @@ class FlashPanel(QWidget):
             from fota_studio.infra.repository import RepositoryStore
 
             store = RepositoryStore(ws)
-            return store.load_image(store.get_version(ecu.brand, ecu.model, version))
+            info = store.get_version(ecu.brand, ecu.model, version)
+            problem = store.signature_policy_problem(info)
+            if problem is not None:
+                raise RepositoryError(problem, hint="import a signed package of this version")
+            return store.load_image(info)
 
         self.start_flash(
             ecu,
