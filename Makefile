@@ -19,8 +19,8 @@ run: setup
 	$(BIN)/python main.py
 
 lint: setup
-	$(BIN)/ruff check fota_studio tests bench main.py
-	$(BIN)/ruff format --check fota_studio tests bench main.py
+	$(BIN)/ruff check fota_studio tests bench reliability docs/tools packaging main.py
+	$(BIN)/ruff format --check fota_studio tests bench reliability docs/tools packaging main.py
 
 typecheck: setup
 	$(BIN)/mypy
