@@ -20,6 +20,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from fota_studio.core.errors import CancelledError
+
 _log = logging.getLogger(__name__)
 
 THREAD_NAME = "fota-ui-io"
@@ -44,13 +46,32 @@ class BackgroundTask(QObject):
         self.name = name
         self.thread: threading.Thread | None = None
         self.done = False
+        self._cancel = threading.Event()
         self._last_fraction = -1.0
         self._last_emit_s = 0.0
         self.finished.connect(self._on_finished)
 
+    def cancel(self) -> None:
+        """Ask the callable to stop: its next progress report below 100 % raises CancelledError.
+
+        Progress reports are the callable's safe points (an import reports before it commits,
+        so a cancelled import stores nothing); a report of 1.0 never raises.
+        """
+        self._cancel.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once `cancel()` was called."""
+        return self._cancel.is_set()
+
     def report(self, fraction: float) -> None:
-        """Progress callback handed to the callable (worker thread); throttled."""
+        """Progress callback handed to the callable (worker thread); throttled.
+
+        Raises CancelledError at this safe point when a cancel was requested (below 100 %).
+        """
         fraction = min(1.0, max(0.0, float(fraction)))
+        if self._cancel.is_set() and fraction < 1.0:
+            raise CancelledError(f"{self.name}: cancelled by the user")
         now = time.monotonic()
         first_or_last = self._last_fraction < 0 or fraction >= 1.0
         if (

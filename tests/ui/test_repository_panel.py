@@ -230,3 +230,26 @@ def test_drop_opens_the_prefilled_form(qtbot, panel, tmp_path) -> None:
     drop = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, buttons, mods)
     QApplication.sendEvent(panel, drop)
     assert asked == [ImportRequest(path=path, brand=BRAND, model=MODEL, version="4.0.0")]
+
+
+def test_cancelled_import_stores_nothing(qtbot, panel, ws, tmp_path) -> None:
+    """Cancel stops the import at its next safe point (before the commit): no version, no blob."""
+    from fota_studio.infra.repository import RepositoryStore
+
+    payload = bytes(range(256)) * 4096 * 4  # 4 MiB per segment: parsing outlasts the click
+    path = _hex_file(tmp_path, "huge.hex", payload)
+    blobs_before = set(ws.blobs.all_hashes())
+    with qtbot.waitSignal(panel.import_failed, timeout=60_000) as failed:
+        task = panel.start_import(
+            ImportRequest(path=path, brand=BRAND, model=MODEL, version="8.8.8")
+        )
+        assert panel.cancel_task_button.isVisible()
+        panel.cancel_task()
+    assert "cancelled" in failed.args[0]
+    assert task is not None and task.wait(10)
+    versions = [v.version for v in RepositoryStore(ws).list_versions(BRAND, MODEL)]
+    assert "8.8.8" not in versions
+    assert set(ws.blobs.all_hashes()) == blobs_before
+    assert panel.errors == []  # a cancel is not an error dialog
+    qtbot.waitUntil(lambda: not panel.is_busy())
+    assert not panel.cancel_task_button.isVisible()

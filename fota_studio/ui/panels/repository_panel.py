@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fota_studio.core.errors import FotaError
+from fota_studio.core.errors import CancelledError, FotaError
 from fota_studio.infra.repository import EXPORT_FORMATS, RepositoryStore
 from fota_studio.ui.background import BackgroundTask, run_in_background
 from fota_studio.ui.dialogs.error_dialog import show_error as _default_show_error
@@ -312,6 +312,12 @@ class RepositoryPanel(QWidget):
         self.progress.setVisible(False)
         self.progress_label = QLabel()
         self.progress_label.setVisible(False)
+        self.cancel_task_button = QPushButton("Cancel")
+        self.cancel_task_button.setToolTip(
+            "Stop the import at its next safe point; nothing is stored"
+        )
+        self.cancel_task_button.setVisible(False)
+        self.cancel_task_button.clicked.connect(self.cancel_task)
 
         self.details = QTextBrowser()
         self.details.setAcceptDrops(False)
@@ -349,6 +355,7 @@ class RepositoryPanel(QWidget):
         busy_row = QHBoxLayout()
         busy_row.addWidget(self.progress_label)
         busy_row.addWidget(self.progress, 1)
+        busy_row.addWidget(self.cancel_task_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.toolbar)
@@ -554,6 +561,8 @@ class RepositoryPanel(QWidget):
         self.progress.setValue(0)
         self.progress_label.setVisible(True)
         self.progress.setVisible(True)
+        self.cancel_task_button.setVisible(True)
+        self.cancel_task_button.setEnabled(True)
         task = run_in_background(
             work,
             name=label,
@@ -568,6 +577,13 @@ class RepositoryPanel(QWidget):
         self.busy_changed.emit(True)
         return task
 
+    def cancel_task(self) -> None:
+        """Cancel the running import/export at its next safe point."""
+        if self._task is not None:
+            self._task.cancel()
+            self.cancel_task_button.setEnabled(False)
+            self.progress_label.setText("Cancelling…")
+
     def _on_task_progress_changed(self, fraction: float) -> None:
         self.progress.setValue(int(fraction * 1000))
 
@@ -575,6 +591,7 @@ class RepositoryPanel(QWidget):
         self._task = None
         self.progress.setVisible(False)
         self.progress_label.setVisible(False)
+        self.cancel_task_button.setVisible(False)
         self._update_actions()
         self.busy_changed.emit(False)
 
@@ -590,6 +607,10 @@ class RepositoryPanel(QWidget):
         self.import_finished.emit(result)
 
     def _on_import_failed(self, exc: BaseException, details: str) -> None:
+        if isinstance(exc, CancelledError):
+            _log.info("import cancelled; nothing was stored")
+            self.import_failed.emit(str(exc))
+            return
         _log.warning("import failed: %s", exc)
         self.show_error("Import failed", exc, details)
         self.import_failed.emit(str(exc))
