@@ -8,6 +8,14 @@ core/events.py) go to the sink callable from the worker threads; the UI's Engine
 them to the GUI thread. `shutdown()` cancels every job and stops, in this fixed order: the
 worker threads (joined), then per channel the notifier (short timeout) and the bus.
 
+Tx contract: every listener on a channel's notifier (the trace, a flash job's BLF bus log) sees
+every frame the engine's jobs send, marked `is_rx=False`. `open_channel` opens the bus with
+`receive_own_messages=True` where python-can's interface echoes own frames
+(`TX_ECHO_INTERFACES`); on other interfaces (and on attached buses that do not echo) the jobs'
+ISO-TP links hand each sent frame to `JobContext.tx_fanout`, which calls the notifier's
+listeners with it. Listeners that must not react to our own frames (ISO-TP stacks, simulated
+nodes) ignore `is_rx=False` frames.
+
 Public methods may be called from any thread (the GUI thread included: none of them blocks on
 CAN I/O except `shutdown`, which joins the workers after cancelling them).
 """
@@ -22,7 +30,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +58,36 @@ log = logging.getLogger(__name__)
 NOTIFIER_STOP_TIMEOUT_S = 0.1
 WORKER_JOIN_TIMEOUT_S = 10.0
 
+#: python-can interfaces (4.6) whose bus takes `receive_own_messages` and then delivers every
+#: frame it sent back to its own receive queue marked `is_rx=False`. Not listed on purpose:
+#: ixxat and systec echo but mark the echo as received (is_rx=True), udp_multicast raises
+#: NotImplementedError for the keyword, and slcan, gs_usb, usb2can, cantact, serial, ... ignore
+#: it. For those the engine drops the keyword and fans its Tx frames out itself.
+TX_ECHO_INTERFACES = frozenset(
+    {"virtual", "fota_sim", "socketcan", "pcan", "kvaser", "vector", "etas", "nixnet", "neovi"}
+)
+
 Sink = Callable[[EngineEvent], None]
+TxFanout = Callable[[can.Message], None]
+
+
+def notifier_fanout(notifier: can.Notifier) -> TxFanout:
+    """A Tx hook that hands each sent frame (`is_rx=False`) to every listener of `notifier`.
+
+    For buses that do not echo own frames. Runs on the sending thread (an ISO-TP thread), so
+    the listeners must be thread-safe (ours are: the capture and the bus log lock). A failing
+    listener is logged and never breaks the send.
+    """
+
+    def fanout(msg: can.Message) -> None:
+        msg.is_rx = False
+        for listener in list(notifier.listeners):
+            try:
+                listener(msg)
+            except Exception:
+                log.exception("Tx fan-out: listener %r failed", listener)
+
+    return fanout
 
 
 @dataclass
@@ -63,6 +100,11 @@ class JobContext:
     notifier: can.Notifier
     cancel: CancelToken
     emit: Sink
+    #: True when the bus echoes own frames to the notifier's listeners (receive_own_messages).
+    tx_echo: bool = False
+    #: When the bus does not echo: hand every frame the job sends to this hook (it reaches the
+    #: notifier's listeners, see `notifier_fanout`). None when `tx_echo`.
+    tx_fanout: TxFanout | None = None
 
 
 JobFn = Callable[[JobContext], Any]
@@ -95,6 +137,7 @@ class _Channel:
     owns_bus: bool
     owns_notifier: bool
     settings: BusSettings | None
+    tx_echo: bool
     jobs: queue.Queue[tuple[JobHandle, JobFn] | None] = field(default_factory=queue.Queue)
     thread: threading.Thread | None = None
 
@@ -127,25 +170,52 @@ class Engine:
     # -- channels ---------------------------------------------------------------------------
 
     def open_channel(self, name: str, settings: BusSettings) -> tuple[can.BusABC, can.Notifier]:
-        """Open a bus from settings (owned by the engine) and start its worker."""
+        """Open a bus from settings (owned by the engine) and start its worker.
+
+        The bus is opened with `receive_own_messages=True` when its interface echoes with the
+        right direction (unless `settings.extra` says False), so the notifier's listeners see
+        Tx frames; on other interfaces the keyword is dropped and the jobs fan Tx out.
+        """
+        iface = settings.interface.strip().lower()
+        extra = dict(settings.extra)
+        if iface in TX_ECHO_INTERFACES:
+            extra.setdefault("receive_own_messages", True)
+            tx_echo = bool(extra["receive_own_messages"])
+        else:
+            extra.pop("receive_own_messages", None)
+            tx_echo = False
+        settings = replace(settings, extra=extra)
         bus = open_bus(settings)
         try:
             notifier = can.Notifier(bus, [], timeout=0.05)
         except Exception:
             bus.shutdown()
             raise
-        self._add_channel(_Channel(name, bus, notifier, True, True, settings))
+        self._add_channel(_Channel(name, bus, notifier, True, True, settings, tx_echo))
         return bus, notifier
 
     def attach_channel(
-        self, name: str, bus: can.BusABC, notifier: can.Notifier | None = None
+        self,
+        name: str,
+        bus: can.BusABC,
+        notifier: can.Notifier | None = None,
+        *,
+        tx_echo: bool = False,
     ) -> can.Notifier:
-        """Use an existing bus (not owned: shutdown leaves it open); creates a notifier if none."""
+        """Use an existing bus (not owned: shutdown leaves it open); creates a notifier if none.
+
+        `tx_echo`: the bus was opened with `receive_own_messages=True` on an interface that
+        echoes; otherwise the engine fans its Tx frames out to the notifier's listeners.
+        """
         owns_notifier = notifier is None
         if notifier is None:
             notifier = can.Notifier(bus, [], timeout=0.05)
-        self._add_channel(_Channel(name, bus, notifier, False, owns_notifier, None))
+        self._add_channel(_Channel(name, bus, notifier, False, owns_notifier, None, tx_echo))
         return notifier
+
+    def echoes_tx(self, name: str) -> bool:
+        """True when channel `name`'s bus echoes own frames (else the engine fans them out)."""
+        return self._channel(name).tx_echo
 
     def _add_channel(self, ch: _Channel) -> None:
         with self._lock:
@@ -229,6 +299,8 @@ class Engine:
                 seedkey=self.seedkey,
                 buslog_path=buslog_path,
                 boot_wait_s=boot_wait_s,
+                tx_echo=ctx.tx_echo,
+                tx_fanout=ctx.tx_fanout,
             )
             result = flash_ecu(session, image, ctx.emit, ctx.cancel)
             if workspace is not None:
@@ -276,7 +348,16 @@ class Engine:
                 handle.future.set_result(None)
                 return
             self.emit(JobStarted(jid, ch.name, handle.description))
-            ctx = JobContext(jid, ch.name, ch.bus, ch.notifier, handle.cancel, self.emit)
+            ctx = JobContext(
+                jid,
+                ch.name,
+                ch.bus,
+                ch.notifier,
+                handle.cancel,
+                self.emit,
+                tx_echo=ch.tx_echo,
+                tx_fanout=None if ch.tx_echo else notifier_fanout(ch.notifier),
+            )
             try:
                 result = fn(ctx)
             except FotaError as exc:

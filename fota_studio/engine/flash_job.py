@@ -10,6 +10,11 @@ the EA's checksum, reset, and the software version read on the application IDs. 
 runs on its own thread for the whole job (also during 0x78). Every request/response, step and
 the bus log go to the job's `FlashRecord`.
 
+Tx frames reach the notifier's listeners (the live trace, the job's BLF bus log) exactly once:
+by the bus's echo when `FlashSession.tx_echo` (receive_own_messages), else through
+`FlashSession.tx_fanout` (the engine's fan-out to the listeners); without either (a bare bus in
+a test or script) the bus log takes them from the links' Tx tap.
+
 A plain function, unit-testable without Qt; it runs on the engine worker thread of the bus.
 Failures never raise out of `flash_ecu`: they end in a `FlashResult` with `ok=False` and the
 error, so a record is always produced; a failed or cancelled job leaves the ECU in its bootloader
@@ -70,7 +75,7 @@ from fota_studio.core.nrc import nrc_name
 from fota_studio.engine.cancel import CancelToken
 from fota_studio.engine.progress import ProgressReporter
 from fota_studio.engine.seedkey import SeedKeyRegistry
-from fota_studio.protocols.isotp_link import IsoTpLink
+from fota_studio.protocols.isotp_link import ADAPTER_ERROR_HINT, AdapterSendError, IsoTpLink
 from fota_studio.protocols.uds_link import (
     Exchange,
     TesterPresentKeeper,
@@ -156,6 +161,12 @@ class FlashSession:
     buslog_path: Path | None = None
     #: Override the EA's boot wait (tests); None = READ_VERSION step param boot_wait_s.
     boot_wait_s: float | None = None
+    #: The bus echoes every frame we send to the notifier's listeners with is_rx=False
+    #: (opened with receive_own_messages=True on an interface that supports it).
+    tx_echo: bool = False
+    #: Called with every frame the job sends; must hand it to the notifier's listeners (the
+    #: engine's `notifier_fanout`) — for buses that do not echo. None: nobody else needs Tx.
+    tx_fanout: Callable[[can.Message], None] | None = None
 
 
 @dataclass
@@ -316,7 +327,9 @@ class _Job:
         key = (ids.request_id, ids.response_id)
         uds = self._links.get(key)
         if uds is None:
-            tap = self.buslog.on_tx if self.buslog is not None else None
+            tap = self.s.tx_fanout
+            if tap is None and not self.s.tx_echo and self.buslog is not None:
+                tap = self.buslog.on_tx  # nobody else delivers our frames to the bus log
             iso = IsoTpLink(
                 self.s.bus,
                 self.s.notifier,
@@ -744,6 +757,26 @@ class _Job:
                 try:
                     resp = uds.transfer_data(name, counter, block)
                     break
+                except AdapterSendError as exc:
+                    # A refused frame (bus-off) fails at once, so the retries cost nothing and
+                    # ride out a transient adapter error; a bus-off stays and ends the job here.
+                    if attempt >= max_retries:
+                        raise AdapterSendError(
+                            f"adapter error while sending TransferData block {blocks + 1} "
+                            f"(counter 0x{counter:02X}, offset 0x{offset:X}, {attempt + 1} "
+                            f"attempts): {exc.adapter_error}",
+                            adapter_error=exc.adapter_error,
+                            step=name,
+                            hint=ADAPTER_ERROR_HINT,
+                        ) from exc
+                    attempt += 1
+                    self.record.block_retries += 1
+                    self.log(
+                        "warning",
+                        f"block counter 0x{counter:02X}: the adapter refused a frame "
+                        f"({exc.adapter_error}); re-sending (attempt {attempt + 1}/"
+                        f"{max_retries + 1})",
+                    )
                 except TransferError as exc:
                     if attempt >= max_retries:
                         raise TransferError(
@@ -827,7 +860,8 @@ class _Job:
 
 
 class _BusLog:
-    """BLF bus log of the job: a listener on the shared notifier + the links' Tx tap."""
+    """BLF bus log of the job: a listener on the shared notifier (+ the links' Tx tap when the
+    bus neither echoes nor fans out Tx frames, see the module docstring)."""
 
     def __init__(self, path: Path, notifier: can.Notifier) -> None:
         import threading

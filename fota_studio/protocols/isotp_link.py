@@ -13,6 +13,14 @@ response, and every stack on a shared notifier would wake up for every frame on 
 `send_functional_single_frame` sends a functional request (always a single frame,
 ISO 15765-2 §9.6.2) directly on the bus.
 
+Adapter errors: a python-can `send` that raises (bus-off, adapter unplugged, transmit buffer
+full) inside can-isotp's transmit would end the stack's thread, and every later blocking send
+would wait forever. The stack's transmit hook catches it instead, remembers it on the link
+(`IsoTpLink.adapter_error`), ends the current transmission as failed, and the blocking send
+returns at once; `IsoTpLink.send` then raises `AdapterSendError` (a `TransferError`) naming the
+python-can message. Every send is bounded in time, and a stack thread that died anyway is
+restarted on the next send.
+
 Start/stop from the engine worker thread that owns the session; the stack's own threads are
 started and stopped here only.
 """
@@ -46,7 +54,33 @@ SPIN_WINDOW_S = 0.0005
 
 _CAN_FD_LENGTHS = (8, 12, 16, 20, 24, 32, 48, 64)
 
+#: What the user should do after the adapter refused a frame.
+ADAPTER_ERROR_HINT = (
+    "check the bus (bus-off?), cabling and termination; the ECU stays in its bootloader, "
+    "re-run the flash"
+)
+
 TxTap = Callable[[can.Message], None]
+TxErrorHook = Callable[[Exception], None]
+
+
+class AdapterSendError(TransferError):
+    """The CAN adapter refused a frame (python-can raised in `send`: bus-off, adapter error).
+
+    `adapter_error` is the python-can message, so callers can rephrase the failure with their
+    own context (which block) without losing the adapter's words.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        adapter_error: str,
+        step: str | None = None,
+        hint: str | None = ADAPTER_ERROR_HINT,
+    ) -> None:
+        self.adapter_error = adapter_error
+        super().__init__(message, step=step, hint=hint)
 
 
 @dataclass(frozen=True)
@@ -196,7 +230,14 @@ class DirectNotifierStack(isotp.NotifierBasedCanStack):
 
     def _on_message_received(self, msg: can.Message) -> None:
         # Notifier thread. buffered_reader is None outside start()..stop() (library contract).
-        if self.buffered_reader is None or msg.is_error_frame or msg.is_remote_frame:
+        # is_rx=False: our own frame, echoed by the bus (receive_own_messages) or fanned out by
+        # the engine so the trace sees it; a stack must never take it for the peer's.
+        if (
+            self.buffered_reader is None
+            or not msg.is_rx
+            or msg.is_error_frame
+            or msg.is_remote_frame
+        ):
             return
         rx_ids = self._rx_ids
         if rx_ids is not None and msg.arbitration_id not in rx_ids:
@@ -212,21 +253,56 @@ class DirectNotifierStack(isotp.NotifierBasedCanStack):
             self.rx_relay_queue.put(frame)
 
 
+def _adapter_error_text(exc: BaseException) -> str:
+    """The python-can message of an adapter error, with its type when the text is empty."""
+    text = str(exc).strip()
+    return text or type(exc).__name__
+
+
 class _TappedStack(DirectNotifierStack):
-    """DirectNotifierStack whose transmit function also feeds the session's bus log."""
+    """DirectNotifierStack whose transmit function feeds the bus log and survives adapter errors.
+
+    `_send_frame` runs on the stack's main thread inside `process()`. When the bus refuses a
+    frame it reports the error to `on_tx_error` and ends the transmission in progress as failed
+    (`_stop_sending(success=False)` completes the blocking send with `success=False`, so
+    `send()` raises `BlockingSendFailure` at once); the thread keeps running, so the next
+    request (a retry, TesterPresent) is tried on the bus again instead of queueing forever.
+
+    can-isotp 2.0.7 completes a SINGLE-frame request as successful before it hands the frame to
+    the transmit function; `_stop_sending` holds that completion back until `_send_frame` knows
+    whether the bus took the frame, so a refused single frame fails its send too.
+    """
 
     def __init__(
         self,
         bus: can.BusABC,
         notifier: can.Notifier,
         tx_tap: TxTap | None,
+        on_tx_error: TxErrorHook | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(bus, notifier, **kwargs)
         self._bus = bus
         self._tx_tap = tx_tap
+        self._on_tx_error = on_tx_error
+        self._unconfirmed: isotp.TransportLayer.SendRequest | None = None
         # Replace the library's tx function so we see exactly the frames that went out.
         self.txfn = self._send_frame
+
+    def _stop_sending(self, success: bool) -> None:
+        # Main thread. Success while still IDLE = a single frame about to go to txfn.
+        req = self.active_send_request
+        if success and req is not None and self.tx_state == self.TxState.IDLE:
+            self.active_send_request = None
+            super()._stop_sending(success)
+            self._unconfirmed = req
+            return
+        super()._stop_sending(success)
+
+    def _confirm(self, success: bool) -> None:
+        req, self._unconfirmed = self._unconfirmed, None
+        if req is not None:
+            req.complete(success)
 
     def _send_frame(self, msg: isotp.CanMessage) -> None:
         frame = can.Message(
@@ -237,9 +313,26 @@ class _TappedStack(DirectNotifierStack):
             bitrate_switch=msg.bitrate_switch,
             is_rx=False,
         )
-        self._bus.send(frame)
+        try:
+            self._bus.send(frame)
+        except Exception as exc:
+            # python-can raises CanError (bus-off, adapter error); vendor wrappers also leak
+            # OSError/ValueError. Letting any of them escape would end can-isotp's thread.
+            if self._on_tx_error is not None:
+                self._on_tx_error(exc)
+            self._confirm(False)
+            self._stop_sending(success=False)
+            if self.rx_state != self.RxState.IDLE:
+                # A flow control we owe could not be sent: the sender will not go on.
+                self._stop_receiving()
+            return
         if self._tx_tap is not None:
-            self._tx_tap(frame)
+            # Before the confirmation: the trace then shows the request before its response.
+            try:
+                self._tx_tap(frame)
+            except Exception:  # a broken log must neither fail the send nor end the thread
+                log.exception("ISO-TP Tx tap failed")
+        self._confirm(True)
 
 
 class IsoTpLink:
@@ -261,12 +354,17 @@ class IsoTpLink:
         self.name = name or f"0x{ids.request_id:X}"
         self._tx_tap = tx_tap
         self.errors: list[str] = []
+        #: The last adapter error of a send on this link (python-can exception) and how many
+        #: sends the adapter refused so far; written by the ISO-TP and sending threads.
+        self.adapter_error: Exception | None = None
+        self.adapter_error_count = 0
         self.params = build_params(conn)
         self.address = build_address(conn, ids)
         self.stack = _TappedStack(
             bus,
             notifier,
             tx_tap,
+            self._on_tx_error,
             address=self.address,
             params=self.params,
             error_handler=self._on_error,
@@ -278,6 +376,16 @@ class IsoTpLink:
         self.errors.append(f"{type(error).__name__}: {error}")
         del self.errors[:-10]
         log.debug("ISO-TP %s: %s", self.name, error)
+
+    def _on_tx_error(self, exc: Exception) -> None:
+        # Called from can-isotp's thread (or the sender's, for raw frames): the first refused
+        # frame of a streak is worth a warning, the rest would flood the log during bus-off.
+        self.adapter_error = exc
+        self.adapter_error_count += 1
+        self.errors.append(f"adapter error: {_adapter_error_text(exc)}")
+        del self.errors[:-10]
+        level = logging.WARNING if self.adapter_error_count == 1 else logging.DEBUG
+        log.log(level, "ISO-TP %s: the adapter refused a frame: %s", self.name, exc)
 
     def config(self) -> LinkConfig:
         """The resolved settings (what was actually configured)."""
@@ -312,13 +420,48 @@ class IsoTpLink:
         """True between start() and stop()."""
         return self._started
 
-    def send(self, payload: bytes, timeout_s: float = SEND_TIMEOUT_S) -> None:
-        """Send one ISO-TP message (blocks until the frames are out)."""
+    def ensure_running(self) -> None:
+        """Restart the stack if its main thread ended unexpectedly (never during normal use).
+
+        can-isotp ends its thread on any exception from the transmit hook or a listener; the
+        hook catches adapter errors, so this only guards against the unforeseen: without it
+        every later send on the link would wait for a thread that is gone.
+        """
+        if not self._started:
+            return
+        thread = getattr(self.stack, "main_thread", None)
+        if thread is not None and not thread.is_alive():
+            log.warning("ISO-TP %s: the stack's thread had stopped; restarting it", self.name)
+            self.stack.stop()
+            self._started = False
+            self.start()
+
+    def send(self, payload: bytes, timeout_s: float = SEND_TIMEOUT_S, *, what: str = "") -> None:
+        """Send one ISO-TP message (blocks until the frames are out, at most `timeout_s`).
+
+        Raises `AdapterSendError` when the adapter refused a frame of it, `TransferError` when
+        the transmission failed otherwise (no flow control from the ECU, overflow, timeout).
+        `what` names the message in the error ("TransferData block 17"; default: its size).
+        """
+        self.ensure_running()
+        seen = self.adapter_error_count
+        label = what or f"{len(payload)} bytes"
         try:
             self.stack.send(payload, send_timeout=timeout_s)
         except Exception as exc:  # can-isotp raises BlockingSendFailure / BlockingSendTimeout
+            adapter = self.adapter_error
+            if self.adapter_error_count != seen and adapter is not None:
+                text = _adapter_error_text(adapter)
+                raise AdapterSendError(
+                    f"adapter error while sending {label} on {self.name}: {text}",
+                    adapter_error=text,
+                ) from adapter
+            if isinstance(exc, isotp.BlockingSendTimeout):
+                # The frames did not leave in time: the transmission must not go on later.
+                self.stack.stop_sending()
             raise TransferError(
-                f"ISO-TP send of {len(payload)} bytes on {self.name} failed: {exc}",
+                f"ISO-TP send of {label} on {self.name} failed: {exc}"
+                + (f" (ISO-TP: {self.errors[-1]})" if self.errors else ""),
                 hint="check the adapter, bitrate and that the ECU answers flow control",
             ) from exc
 
@@ -353,10 +496,12 @@ class IsoTpLink:
         """Send one raw CAN frame on the bus (logged to the tap)."""
         try:
             self.bus.send(frame)
-        except can.CanError as exc:
-            raise TransferError(
-                f"cannot send frame 0x{frame.arbitration_id:X}: {exc}",
-                hint="check the adapter and the bus (bus-off, no other node acknowledging)",
+        except (can.CanError, OSError) as exc:
+            self._on_tx_error(exc)
+            text = _adapter_error_text(exc)
+            raise AdapterSendError(
+                f"adapter error while sending frame 0x{frame.arbitration_id:X}: {text}",
+                adapter_error=text,
             ) from exc
         if self._tx_tap is not None:
             self._tx_tap(frame)

@@ -9,6 +9,11 @@ with a hint saying what to do. `TesterPresentKeeper` is a thread `fota-tp-<ecu>`
 `3E 80` every `tester_present_period_ms` on the link currently in use (so also while the ECU
 answers 0x78 during a long erase) until stopped.
 
+Every send is bounded (`isotp_link.SEND_TIMEOUT_S`, also under udsoncan through
+`_BoundedConnection`); an adapter that refuses a frame (bus-off) ends the request at once with
+`AdapterSendError` naming the python-can message, and the keeper survives it (counted, logged
+once per streak, `last_error`).
+
 A `UdsLink` is used by one engine worker thread; only the keeper sends from its own thread
 (can-isotp's send queue is thread-safe).
 """
@@ -35,10 +40,10 @@ from udsoncan.exceptions import (
 from udsoncan.Request import Request
 from udsoncan.typing import ClientConfig
 
-from fota_studio.core.ea import DidDefinition, UdsProfile
+from fota_studio.core.ea import DidDefinition, StepKind, UdsProfile
 from fota_studio.core.errors import FotaError, TransferError, UdsNegativeResponseError
 from fota_studio.core.nrc import nrc_name, service_name
-from fota_studio.protocols.isotp_link import IsoTpLink
+from fota_studio.protocols.isotp_link import SEND_TIMEOUT_S, AdapterSendError, IsoTpLink
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +83,50 @@ NRC_HINTS: dict[int, str] = {
 }
 
 
-def hint_for_nrc(nrc: int) -> str:
-    """What the user should do about a negative response code."""
+#: Steps that only work inside the programming session the sequence opened: an NRC saying
+#: "not in this session" there means the ECU LEFT that session.
+PROGRAMMING_SESSION_STEPS = frozenset(
+    k.value
+    for k in (
+        StepKind.SECURITY_LEVEL_1,
+        StepKind.SECURITY_LEVEL_2,
+        StepKind.FINGERPRINT,
+        StepKind.ERASE,
+        StepKind.REQUEST_DOWNLOAD,
+        StepKind.TRANSFER_DATA,
+        StepKind.TRANSFER_EXIT,
+        StepKind.CHECK,
+    )
+)
+SESSION_LOST_HINT = (
+    "the ECU most likely left the programming session (it was reset, lost power, or its S3 "
+    "timer expired because no request or TesterPresent reached it in time); the ECU stays in "
+    "its bootloader — re-run the flash"
+)
+
+
+def hint_for_nrc(nrc: int, step: str = "") -> str:
+    """What the user should do about a negative response code (at `step`, when known)."""
+    if nrc in (0x7E, 0x7F) and step in PROGRAMMING_SESSION_STEPS:
+        return SESSION_LOST_HINT
     return NRC_HINTS.get(nrc, "see the ECU's documentation for this NRC; run the flash again")
+
+
+class _BoundedConnection(PythonIsoTpV2Connection):
+    """udsoncan connection whose every send goes through `IsoTpLink.send` (bounded in time).
+
+    udsoncan calls `send(payload)` without a timeout, and can-isotp's blocking send then waits
+    for ever if the transmission never completes; the link bounds it and turns adapter errors
+    into `AdapterSendError`.
+    """
+
+    def __init__(self, link: IsoTpLink, name: str) -> None:
+        super().__init__(link.stack, name=name)
+        self._link = link
+
+    def specific_send(self, payload: bytes, timeout: float | None = None) -> None:
+        """Send `payload` on the link, at most `timeout` (default `SEND_TIMEOUT_S`)."""
+        self._link.send(payload, SEND_TIMEOUT_S if timeout is None else timeout)
 
 
 @dataclass(frozen=True)
@@ -130,7 +176,7 @@ class UdsLink:
         self._pending = 0
         self.p2_s = profile.p2_timeout_ms / 1000.0
         self.p2_star_s = profile.p2_star_timeout_ms / 1000.0
-        self._conn = PythonIsoTpV2Connection(link.stack, name=f"uds-{link.name}")
+        self._conn = _BoundedConnection(link, name=f"uds-{link.name}")
         config: dict[str, Any] = dict(udsoncan.configs.default_client_config)
         config.update(
             {
@@ -211,6 +257,7 @@ class UdsLink:
         self._pending = 0
         t0 = time.time()
         self.last_request_t = time.monotonic()
+        adapter_errors = self.link.adapter_error_count
         response_payload: bytes | None = None
         nrc: int | None = None
         try:
@@ -227,9 +274,10 @@ class UdsLink:
                 nrc=nrc,
                 nrc_name=nrc_name(nrc),
                 request_hex=_short_hex(payload),
-                hint=hint_for_nrc(nrc),
+                hint=hint_for_nrc(nrc, step),
             ) from None
         except TimeoutException as exc:
+            self._raise_if_adapter_failed(step, payload, adapter_errors)
             which = "P2*" if self._pending else "P2"
             limit = self.p2_star_s if self._pending else self.p2_s
             iso = "; ".join(self.link.errors[-2:])
@@ -246,6 +294,14 @@ class UdsLink:
                 step=step,
                 hint="frames were lost or corrupted on the bus; run the flash again",
             ) from exc
+        except AdapterSendError as exc:
+            raise _adapter_failure(
+                exc, step, f"{service_name(payload[0])} {_short_hex(payload)}"
+            ) from exc
+        except TransferError as exc:
+            if exc.step:
+                raise
+            raise TransferError(exc.message, step=step, hint=exc.hint) from exc
         except FotaError:
             raise
         except Exception as exc:  # isotp send failures surface as plain exceptions
@@ -281,9 +337,10 @@ class UdsLink:
         thread to reset its receiver) plus request/response object building.
         """
         payload = bytes((0x36, counter & 0xFF)) + block
+        what = f"TransferData counter 0x{counter & 0xFF:02X}"
         for attempt in range(busy_retries + 1):
             try:
-                return self._raw_exchange(step, payload, min_response_len=2)
+                return self._raw_exchange(step, payload, min_response_len=2, what=what)
             except UdsNegativeResponseError as exc:
                 if exc.nrc != NRC_BUSY_REPEAT or attempt >= busy_retries:
                     raise
@@ -291,7 +348,9 @@ class UdsLink:
                 time.sleep(BUSY_REPEAT_DELAY_S * (attempt + 1))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _raw_exchange(self, step: str, payload: bytes, *, min_response_len: int = 1) -> bytes:
+    def _raw_exchange(
+        self, step: str, payload: bytes, *, min_response_len: int = 1, what: str = ""
+    ) -> bytes:
         """Send `payload` physically and wait for its response (see `transfer_data`).
 
         A positive response shorter than `min_response_len` is invalid, like udsoncan's
@@ -306,17 +365,21 @@ class UdsLink:
         self._pending = 0
         t0 = time.time()
         self.last_request_t = time.monotonic()
+        adapter_errors = self.link.adapter_error_count
         response: bytes | None = None
         nrc: int | None = None
         try:
             try:
-                self.link.send(payload)
+                self.link.send(payload, what=what)
+            except AdapterSendError as exc:
+                raise _adapter_failure(exc, step, what or service_name(sid)) from exc
             except TransferError as exc:
                 raise TransferError(exc.message, step=step, hint=exc.hint) from exc
             timeout = self.p2_s
             while True:
                 frame = stack.recv(block=True, timeout=timeout)
                 if frame is None:
+                    self._raise_if_adapter_failed(step, payload, adapter_errors)
                     which = "P2*" if self._pending else "P2"
                     iso = "; ".join(self.link.errors[-2:])
                     raise TransferError(
@@ -339,7 +402,7 @@ class UdsLink:
                         nrc=nrc,
                         nrc_name=nrc_name(nrc),
                         request_hex=_short_hex(payload),
-                        hint=hint_for_nrc(nrc),
+                        hint=hint_for_nrc(nrc, step),
                     )
                 if len(resp) >= min_response_len and resp[0] == sid + 0x40:
                     response = resp
@@ -361,7 +424,11 @@ class UdsLink:
         t0 = time.time()
         self.last_request_t = time.monotonic()
         self._conn.empty_rxqueue()
-        self.link.send_functional_single_frame(payload)
+        try:
+            self.link.send_functional_single_frame(payload)
+        except AdapterSendError as exc:
+            self._record(step, payload, None, t0, None)
+            raise _adapter_failure(exc, step, f"functional {service_name(payload[0])}") from exc
         if suppress_response:
             self._record(step, payload, None, t0, None)
             return None
@@ -390,12 +457,29 @@ class UdsLink:
                     nrc=resp[2],
                     nrc_name=nrc_name(resp[2]),
                     request_hex=_short_hex(payload),
-                    hint=hint_for_nrc(resp[2]),
+                    hint=hint_for_nrc(resp[2], step),
                 )
             if resp and resp[0] == payload[0] + 0x40:
                 self._record(step, payload, resp, t0, None)
                 return resp
             log.debug("%s: ignoring unrelated response %s", step, resp.hex(" "))
+
+    def _raise_if_adapter_failed(self, step: str, payload: bytes, errors_before: int) -> None:
+        """After a timeout: blame the adapter when it refused a frame since the request began.
+
+        A refused flow control (our side of a multi-frame response) surfaces only as a missing
+        response; the adapter's message is the real cause.
+        """
+        adapter = self.link.adapter_error
+        if self.link.adapter_error_count == errors_before or adapter is None:
+            return
+        text = str(adapter).strip() or type(adapter).__name__
+        raise AdapterSendError(
+            f"adapter error during {service_name(payload[0])} {_short_hex(payload)} "
+            f"(no complete response): {text}",
+            adapter_error=text,
+            step=step,
+        )
 
     def _record(
         self, step: str, req: bytes, resp: bytes | None, t0: float, nrc: int | None
@@ -415,7 +499,17 @@ class UdsLink:
 
     def send_tester_present(self) -> None:
         """Send `3E 80` (suppress positive response) on this link, without waiting."""
-        self.link.send(b"\x3e\x80", timeout_s=2.0)
+        self.link.send(b"\x3e\x80", timeout_s=2.0, what="TesterPresent")
+
+
+def _adapter_failure(exc: AdapterSendError, step: str, what: str) -> AdapterSendError:
+    """`exc` re-worded for a UDS step: which request the adapter refused, and its message."""
+    return AdapterSendError(
+        f"adapter error while sending {what}: {exc.adapter_error}",
+        adapter_error=exc.adapter_error,
+        step=step,
+        hint=exc.hint,
+    )
 
 
 def _short_hex(payload: bytes, limit: int = 16) -> str:
@@ -436,6 +530,8 @@ class TesterPresentKeeper:
         self._thread: threading.Thread | None = None
         self.sent = 0
         self.failures = 0
+        #: The last failure of a TesterPresent send ("" after a success).
+        self.last_error = ""
 
     def set_link(self, link: UdsLink | None) -> None:
         """Switch the link TesterPresent goes to (None pauses it)."""
@@ -470,6 +566,11 @@ class TesterPresentKeeper:
             try:
                 link.send_tester_present()
                 self.sent += 1
+                self.last_error = ""
             except Exception as exc:  # keep going: the job reports the real failure
                 self.failures += 1
-                log.debug("TesterPresent to %s failed: %s", self.ecu, exc)
+                # The first failure of a streak is worth a warning (the ECU's S3 timer is
+                # running out); repeating it every period during a bus-off would flood the log.
+                level = logging.DEBUG if self.last_error else logging.WARNING
+                self.last_error = str(exc) or type(exc).__name__
+                log.log(level, "TesterPresent to %s failed: %s", self.ecu, exc)

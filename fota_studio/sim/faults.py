@@ -1,11 +1,13 @@
 """Fault injection for the simulated ECUs: what can go wrong at which reprogramming step.
 
 A `Fault` names a step (a `StepKind` value or "bootloader_entry"), a kind (nrc, late,
-no_answer, drop, corrupt, power_loss, refuse, wrong_key_algorithm, fail), an optional argument
-and how many times it fires. `parse_fault("erase:nrc:0x22")` reads the CLI form
-`STEP:KIND[:ARG[:COUNT]]`. `FaultSet` is the thread-safe list a simulated ECU consumes from;
-`FaultyBus` is the thin bus wrapper under the ISO-TP stack that drops or corrupts the ECU's
-outgoing frames. `FaultSet` may be used from any thread; `FaultyBus.send` from the ISO-TP thread.
+no_answer, drop, corrupt, power_loss, refuse, wrong_key_algorithm, fail, pending), an optional
+argument and how many times it fires. "pending:N" answers the step's request with N
+responsePending (0x78) NRCs first and the real response one `pending_interval_ms` later.
+`parse_fault("erase:nrc:0x22")` reads the CLI form `STEP:KIND[:ARG[:COUNT]]`. `FaultSet` is
+the thread-safe list a simulated ECU consumes from; `FaultyBus` is the thin bus wrapper under the
+ISO-TP stack that drops or corrupts the ECU's outgoing frames. `FaultSet` may be used from any
+thread; `FaultyBus.send` from the ISO-TP thread.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ KINDS: dict[str, bool] = {
     "refuse": False,
     "wrong_key_algorithm": False,
     "fail": False,
+    "pending": True,
 }
 
 

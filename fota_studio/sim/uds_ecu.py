@@ -704,7 +704,9 @@ class SimEcu:
         step = self._step_of(data)
         late_s = 0.0
         if step is not None:
-            fault = self._faults.take(step, "nrc", "late", "no_answer", "drop", "corrupt")
+            fault = self._faults.take(
+                step, "nrc", "late", "no_answer", "drop", "corrupt", "pending"
+            )
             if fault is not None:
                 log.info("%s: fault fires: %s", self.name, fault)
                 if fault.kind == "no_answer":
@@ -714,6 +716,11 @@ class SimEcu:
                     return
                 if fault.kind == "late":
                     late_s = (fault.arg or 0) / 1000.0
+                elif fault.kind == "pending":
+                    # N x 0x78 now, the real answer one pending interval later (within P2*).
+                    for _ in range(max(1, int(fault.arg or 1))):
+                        self._respond(entry.stack, self._nrc_bytes(sid, 0x78), False)
+                    late_s = self.options.pending_interval_ms / 1000.0
                 elif fault.kind == "drop":
                     self._tx_bus.arm(drop=int(fault.arg or 1))
                 elif fault.kind == "corrupt":

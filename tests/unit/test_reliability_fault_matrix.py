@@ -15,8 +15,7 @@ import pytest
 from reliability.fault_matrix import Cell, build_cells, run_cell, summarize
 
 ROOT = Path(__file__).resolve().parents[2]
-# The bus-off cell hangs today (see the xfail below), so it runs in a child process.
-CI_CELLS = [c for c in build_cells(quick=True) if c.kind != "bus_off"]
+CI_CELLS = build_cells(quick=True)
 
 
 @pytest.mark.parametrize("cell", CI_CELLS, ids=lambda c: f"{c.step}-{c.label}")
@@ -43,12 +42,6 @@ def test_matrix_covers_every_step_and_fault_kind() -> None:
     assert summarize([])["fault_cells"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a python-can send error (bus-off / adapter error) inside the ISO-TP "
-    "transmit kills can-isotp's thread and the blocking udsoncan send waits forever "
-    "(protocols/isotp_link.py _TappedStack._send_frame, protocols/uds_link.py)",
-)
 def test_adapter_bus_off_mid_transfer_fails_with_named_error(tmp_path: Path) -> None:
     code = textwrap.dedent(
         f"""
