@@ -108,6 +108,7 @@ class _Watched:
     notifier: can.Notifier
     listener: CaptureListener
     owned: bool
+    tx_echo: bool = False
 
 
 class TraceCapture:
@@ -180,15 +181,21 @@ class TraceCapture:
         """The bus watched under `name`."""
         return self._watched[name].bus
 
-    def attach(self, name: str, bus: can.BusABC, notifier: can.Notifier) -> CaptureListener:
-        """Watch a bus owned by someone else by adding a listener to its existing Notifier."""
+    def attach(
+        self, name: str, bus: can.BusABC, notifier: can.Notifier, *, tx_echo: bool = False
+    ) -> CaptureListener:
+        """Watch a bus owned by someone else by adding a listener to its existing Notifier.
+
+        `tx_echo`: the owner opened the bus so that it echoes sent frames to its listeners
+        (`Engine.echoes_tx`); frames this capture sends are then not recorded a second time.
+        """
         if name in self._watched:
             self.detach(name)
         listener = CaptureListener(self, self.store.channel_index(name))
         notifier.add_listener(listener)
         for recorder in self._recorders:
             notifier.add_listener(recorder)
-        self._watched[name] = _Watched(name, bus, notifier, listener, owned=False)
+        self._watched[name] = _Watched(name, bus, notifier, listener, owned=False, tx_echo=tx_echo)
         return listener
 
     def open(self, settings: BusSettings, name: str | None = None) -> str:
@@ -274,7 +281,9 @@ class TraceCapture:
         """Send a frame on a watched bus and record it as Tx (raises can.CanError)."""
         watched = self._watched[name]
         watched.bus.send(msg)
-        if getattr(watched.bus, "receive_own_messages", False) and watched.owned:
+        if watched.tx_echo or (
+            watched.owned and getattr(watched.bus, "receive_own_messages", False)
+        ):
             return  # the echo will arrive through the listener
         self.record_tx(name, msg)
 

@@ -1073,13 +1073,8 @@ class DemoBench:
             self.engine = Engine(self._sink)
             bus, notifier = self.engine.open_channel(
                 ecu.connection.channel,
-                # Own frames come back (marked Tx) so a trace on this bus sees both sides.
-                BusSettings(
-                    interface="virtual",
-                    channel=self.channel,
-                    fd=fd,
-                    extra={"receive_own_messages": True},
-                ),
+                # The engine echoes own frames on virtual buses: a trace here sees both sides.
+                BusSettings(interface="virtual", channel=self.channel, fd=fd),
             )
             self.tcu = TcuNode(bus, notifier=notifier)
             self.tcu.start()

@@ -197,8 +197,16 @@ def open_bus(settings: BusSettings) -> can.BusABC:
         raise AdapterError(
             f"Cannot open {where}: driver or device error: {exc}", hint=_hint_for(iface)
         ) from exc
-    except (can.CanError, ValueError, TypeError, AttributeError, NameError) as exc:
-        # python-can reports a bad bitrate or unsupported option as ValueError/TypeError, and
+    except (
+        can.CanError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        NameError,
+        NotImplementedError,
+    ) as exc:
+        # python-can reports a bad bitrate or unsupported option as ValueError/TypeError (or
+        # NotImplementedError, e.g. udp_multicast with receive_own_messages), and
         # some wrappers (kvaser) fail with NameError/AttributeError when their DLL is absent.
         raise AdapterError(
             f"Cannot open {where} with {settings.describe()}: {exc}",

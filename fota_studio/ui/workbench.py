@@ -408,11 +408,9 @@ class Workbench(QObject):
         for name, settings in channels.items():
             if name in opened or (software_only and settings.interface not in SOFTWARE_INTERFACES):
                 continue
-            # Own frames come back marked Tx so the trace shows what the engine sends.
-            extra = dict(settings.extra)
-            extra.setdefault("receive_own_messages", True)
+            # The engine opens the bus so its own frames reach the trace (echo or hand-over).
             try:
-                bus, notifier = self.engine.open_channel(name, replace(settings, extra=extra))
+                bus, notifier = self.engine.open_channel(name, settings)
             except FotaError as exc:
                 problems.append(f"{name}: {exc}")
                 self.channel_errors[name] = str(exc)
@@ -420,7 +418,7 @@ class Workbench(QObject):
             self.channel_errors.pop(name, None)
             self.channel_settings[name] = settings
             self._pending_channels.pop(name, None)
-            self.trace_panel.attach_bus(name, bus, notifier)
+            self.trace_panel.attach_bus(name, bus, notifier, tx_echo=self.engine.echoes_tx(name))
             if self.tcu is None:
                 self._start_tcu(bus, notifier)
             _log.info("CAN channel %s open on %s", name, settings.describe())
@@ -529,8 +527,11 @@ class Workbench(QObject):
     def _on_demo_started(self, request_id: int) -> None:
         bench = self.demo.bench if self.demo is not None else None
         if bench is not None and bench.engine is not None:
-            bus, notifier = bench.engine.bus_of(bench.engine.channels()[0])
-            self.trace_panel.attach_bus("demo", bus, notifier)
+            channel = bench.engine.channels()[0]
+            bus, notifier = bench.engine.bus_of(channel)
+            self.trace_panel.attach_bus(
+                "demo", bus, notifier, tx_echo=bench.engine.echoes_tx(channel)
+            )
         self.requests_panel.refresh()
         self.requests_panel.select(request_id)
         self.window.statusBar().showMessage(

@@ -370,9 +370,12 @@ class TracePanel(QWidget):
         )
 
     # -- public API -------------------------------------------------------------------------
-    def attach_bus(self, name: str, bus: can.BusABC, notifier: can.Notifier) -> None:
-        """Watch a bus owned by the engine (listener added to its existing Notifier)."""
-        self.capture.attach(name, bus, notifier)
+    def attach_bus(
+        self, name: str, bus: can.BusABC, notifier: can.Notifier, *, tx_echo: bool = False
+    ) -> None:
+        """Watch a bus owned by the engine (listener added to its existing Notifier);
+        `tx_echo` = the engine's bus echoes its own frames (`Engine.echoes_tx(name)`)."""
+        self.capture.attach(name, bus, notifier, tx_echo=tx_echo)
         self._channels_changed()
 
     def open_capture(self, settings: BusSettings, name: str | None = None) -> str:
