@@ -205,6 +205,9 @@ def read_log(
             stop()
 
 
+#: Largest uncompressed BLF log container accepted (python-can writes 128 KiB ones).
+BLF_CONTAINER_MAX_BYTES = 16 * 1024 * 1024
+
 # --- fast BLF ------------------------------------------------------------------------------
 # BLF layout (as python-can's BLFReader reads it): a file header, then LOBJ objects; LOG_CONTAINER
 # objects hold zlib-compressed runs of further LOBJ objects (CAN messages), which may straddle
@@ -393,6 +396,10 @@ def _read_blf(
         if header[0] != b"LOGG":
             raise TraceFileError(f"{path}: not a BLF file", hint="the file header is not LOGG")
         start_ts = systemtime_to_timestamp(header[14:22])
+        if header[1] < FILE_HEADER_STRUCT.size:
+            raise TraceFileError(
+                f"{path}: damaged BLF header (size {header[1]})", hint="the file is damaged"
+            )
         fh.read(header[1] - FILE_HEADER_STRUCT.size)
         tail = b""
         while True:
@@ -402,7 +409,7 @@ def _read_blf(
             if len(base) < _OBJ_BASE.size:
                 break
             sig, _hs, _hv, osize, otype = _OBJ_BASE.unpack(base)
-            if sig != b"LOBJ":
+            if sig != b"LOBJ" or osize < _OBJ_BASE.size:
                 raise TraceFileError(f"{path}: damaged BLF object at byte {fh.tell() - 16}")
             obj = fh.read(osize - _OBJ_BASE.size)
             fh.read(osize % 4)
@@ -418,9 +425,16 @@ def _read_blf(
             payload = obj[_LOG_CONTAINER.size :]
             if method == 2:
                 try:
-                    payload = zlib.decompress(payload)
+                    inflater = zlib.decompressobj()
+                    # Writers use containers of ~128 KiB; a bomb must not exhaust memory.
+                    payload = inflater.decompress(payload, BLF_CONTAINER_MAX_BYTES)
                 except zlib.error as exc:
                     raise TraceFileError(f"{path}: damaged BLF container: {exc}") from exc
+                if inflater.unconsumed_tail:
+                    raise TraceFileError(
+                        f"{path}: BLF container inflates beyond {BLF_CONTAINER_MAX_BYTES:,} bytes",
+                        hint="the file is damaged or hostile",
+                    )
             elif method != 0:
                 log.warning("%s: unknown BLF compression %d skipped", path, method)
                 continue

@@ -175,3 +175,41 @@ def test_csv_with_out_of_range_id_is_a_trace_file_error(tmp_path: Path) -> None:
     with pytest.raises(FotaError):
         for _ in read_log(path):
             pass
+
+
+def _small_blf(tmp_path: Path) -> bytes:
+    import can
+
+    path = tmp_path / "seed.blf"
+    with can.BLFWriter(str(path)) as writer:
+        for i in range(20):
+            writer.on_message_received(
+                can.Message(arbitration_id=0x100 + i, data=bytes([i] * 8), timestamp=1.0 + i)
+            )
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("offset", "value", "what"),
+    [
+        (4, 8, "file header size smaller than the header"),
+        (144 + 8, 4, "object size smaller than an object header"),
+    ],
+)
+def test_blf_negative_lengths_are_trace_file_errors(
+    tmp_path: Path, offset: int, value: int, what: str
+) -> None:
+    """Regression (make reliability, fuzz_crashes=2): sizes that made read() go negative."""
+    import struct
+
+    data = bytearray(_small_blf(tmp_path))
+    header_size = struct.unpack_from("<L", data, 4)[0]
+    if offset > 4:  # the first object follows the file header
+        offset = header_size + 8
+    struct.pack_into("<L", data, offset, value)
+    path = tmp_path / "bad.blf"
+    path.write_bytes(bytes(data))
+    with pytest.raises(FotaError, match="damaged"):
+        for _ in read_log(path):
+            pass
+    assert what
