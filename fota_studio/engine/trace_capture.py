@@ -29,15 +29,10 @@ import can
 import numpy as np
 
 from fota_studio.engine.trace_store import (
-    FLAG_BRS,
-    FLAG_ERROR,
-    FLAG_ESI,
-    FLAG_EXTENDED,
-    FLAG_FD,
     FLAG_REMOTE,
-    FLAG_TX,
     FrameBatch,
     TraceStore,
+    message_flags,
 )
 from fota_studio.protocols.bus import BusSettings, open_bus
 
@@ -131,21 +126,7 @@ class TraceCapture:
         """Convert one Message straight into the staging columns (Notifier thread): the
         Message is garbage as soon as this returns, so no Python object per frame waits for
         the GUI drain (less GC work) and the drain itself is a few array copies."""
-        flags = 0
-        if msg.is_extended_id:
-            flags = FLAG_EXTENDED
-        if msg.is_remote_frame:
-            flags |= FLAG_REMOTE
-        if msg.is_error_frame:
-            flags |= FLAG_ERROR
-        if msg.is_fd:
-            flags |= FLAG_FD
-            if msg.bitrate_switch:
-                flags |= FLAG_BRS
-            if msg.error_state_indicator:
-                flags |= FLAG_ESI
-        if not msg.is_rx:
-            flags |= FLAG_TX
+        flags = message_flags(msg)
         data = msg.data
         with self._lock:
             st = self._staging

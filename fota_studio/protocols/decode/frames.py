@@ -78,12 +78,12 @@ def message_flags(msg: can.Message) -> int:
         flags |= FLAG_REMOTE
     if msg.is_error_frame:
         flags |= FLAG_ERROR
-    if msg.is_fd:
+    if msg.is_fd:  # BRS and ESI exist only in FD frames
         flags |= FLAG_FD
-    if msg.bitrate_switch:
-        flags |= FLAG_BRS
-    if msg.error_state_indicator:
-        flags |= FLAG_ESI
+        if msg.bitrate_switch:
+            flags |= FLAG_BRS
+        if msg.error_state_indicator:
+            flags |= FLAG_ESI
     if not msg.is_rx:
         flags |= FLAG_TX
     return flags
