@@ -24,7 +24,8 @@ import can
 import canopen
 from canopen.sdo.exceptions import SdoAbortedError, SdoCommunicationError
 
-from fota_studio.core.errors import AdapterError, TransferError
+from fota_studio.core.errors import TransferError
+from fota_studio.protocols.canopen_net import NetworkHookup
 from fota_studio.protocols.fota_objects import (
     ABORT_NO_DATA,
     APPROVAL_TIMEOUT_S,
@@ -54,8 +55,6 @@ _log = logging.getLogger(__name__)
 
 SDO_TIMEOUT_S = 0.5
 POLL_PERIOD_S = 1.0
-NOTIFIER_RECV_TIMEOUT_S = 0.1
-NOTIFIER_STOP_TIMEOUT_S = 0.5
 THREAD_JOIN_TIMEOUT_S = 2.0
 
 
@@ -121,7 +120,7 @@ class FotaClient:
         self._listeners: list[StateListener] = []
         self._network: canopen.Network | None = None
         self._remote: canopen.RemoteNode | None = None
-        self._own_notifier: can.Notifier | None = None
+        self._hookup: NetworkHookup | None = None
         self._stop = threading.Event()
         self._poll_thread: threading.Thread | None = None
         self.last_poll_error: TcuAccessError | None = None
@@ -137,22 +136,9 @@ class FotaClient:
         remote.sdo.RESPONSE_TIMEOUT = self._sdo_timeout_s
         network.add_node(remote)
         network.subscribe(self.layout.tpdo.cob_id, self._on_tpdo)
-        try:
-            if self._shared_notifier is not None:
-                for listener in network.listeners:
-                    self._shared_notifier.add_listener(listener)
-                network.notifier = self._shared_notifier
-            else:
-                self._own_notifier = can.Notifier(
-                    self._bus, network.listeners, timeout=NOTIFIER_RECV_TIMEOUT_S
-                )
-                network.notifier = self._own_notifier
-        except ValueError as exc:  # python-can: bus already has a Notifier
-            raise AdapterError(
-                f"FOTA client of node 0x{self.node_id:02X}: the bus already has a receive loop "
-                f"({exc})",
-                hint="pass that bus's can.Notifier as notifier=",
-            ) from exc
+        self._hookup = NetworkHookup(
+            network, self._bus, self._shared_notifier, f"FOTA client of node 0x{self.node_id:02X}"
+        )
         self._network = network
         self._remote = remote
         self._stop.clear()
@@ -175,20 +161,13 @@ class FotaClient:
         network, remote = self._network, self._remote
         self._network = None
         self._remote = None
+        hookup, self._hookup = self._hookup, None
+        if hookup is not None:
+            hookup.detach()
         if network is not None:
-            if self._shared_notifier is not None:
-                for listener in network.listeners:
-                    try:
-                        self._shared_notifier.remove_listener(listener)
-                    except ValueError:
-                        pass
-            network.notifier = None
             network.unsubscribe(self.layout.tpdo.cob_id, self._on_tpdo)
             if remote is not None:
                 del network[self.node_id]
-        if self._own_notifier is not None:
-            self._own_notifier.stop(timeout=NOTIFIER_STOP_TIMEOUT_S)
-            self._own_notifier = None
 
     def __enter__(self) -> FotaClient:
         self.start()

@@ -29,6 +29,7 @@ from canopen.sdo.exceptions import SdoAbortedError
 from canopen.sdo.server import SdoServer
 
 from fota_studio.core.errors import AdapterError, ConfigurationError
+from fota_studio.protocols.canopen_net import NetworkHookup
 from fota_studio.protocols.fota_objects import (
     ABORT_DEVICE_STATE,
     ABORT_INVALID_VALUE,
@@ -66,8 +67,6 @@ LOG_MAX_BYTES = 64 * 1024
 #: How often blocked waits look at their cancel event.
 CANCEL_POLL_S = 0.05
 #: Receive timeout of the Notifier this node creates when it is not given one.
-NOTIFIER_RECV_TIMEOUT_S = 0.1
-NOTIFIER_STOP_TIMEOUT_S = 0.5
 STATE_FILE_VERSION = 1
 
 # NMT command codes (CiA 301 §7.2.8.3.1) used to walk the node through its boot-up.
@@ -132,7 +131,7 @@ class TcuNode:
         self._tpdo_names = frozenset(f.name for f in self.layout.tpdo.fields)
         self._network: canopen.Network | None = None
         self._node: canopen.LocalNode | None = None
-        self._own_notifier: can.Notifier | None = None
+        self._hookup: NetworkHookup | None = None
         self._running = False
         self._stopped = False
         self._load_state()
@@ -164,23 +163,10 @@ class TcuNode:
             # that the write callback does not start the heartbeat before the boot-up message.
             node.data_store.setdefault(0x1017, {})[0] = struct.pack("<H", self._heartbeat_period_ms)
             network.add_node(node)
-            try:
-                if self._shared_notifier is not None:
-                    # One bus, one Notifier: hang canopen's listener on the owner's Notifier
-                    # instead of Network.connect(), which would start a second receive loop.
-                    for listener in network.listeners:
-                        self._shared_notifier.add_listener(listener)
-                    network.notifier = self._shared_notifier
-                else:
-                    self._own_notifier = can.Notifier(
-                        self._bus, network.listeners, timeout=NOTIFIER_RECV_TIMEOUT_S
-                    )
-                    network.notifier = self._own_notifier
-            except ValueError as exc:  # python-can: bus already has a Notifier
-                raise AdapterError(
-                    f"TCU node 0x{self.node_id:02X}: the bus already has a receive loop ({exc})",
-                    hint="pass that bus's can.Notifier as notifier=",
-                ) from exc
+            # One bus, one Notifier: not Network.connect(), which would start a second loop.
+            self._hookup = NetworkHookup(
+                network, self._bus, self._shared_notifier, f"TCU node 0x{self.node_id:02X}"
+            )
             self._network = network
             self._node = node
             self._running = True
@@ -217,19 +203,11 @@ class TcuNode:
         self._network = None
         if node is not None:
             node.nmt.stop_heartbeat()  # type: ignore[no-untyped-call]
-        if network is not None:
-            if self._shared_notifier is not None:
-                for listener in network.listeners:
-                    try:
-                        self._shared_notifier.remove_listener(listener)
-                    except ValueError:
-                        pass
-            network.notifier = None
-            if node is not None:
-                del network[self.node_id]
-        if self._own_notifier is not None:
-            self._own_notifier.stop(timeout=NOTIFIER_STOP_TIMEOUT_S)
-            self._own_notifier = None
+        hookup, self._hookup = self._hookup, None
+        if hookup is not None:
+            hookup.detach()
+        if network is not None and node is not None:
+            del network[self.node_id]
 
     def __enter__(self) -> TcuNode:
         self.start()
