@@ -10,13 +10,11 @@ speaking can-isotp/UDS, the real flash engine. Call from the main thread of a sc
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 import time
 import uuid
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,8 @@ import can
 
 from fota_studio.core import demo_catalog
 from fota_studio.core.ea import EcuDefinition
-from fota_studio.engine.flash_job import FlashResult, FlashSession, SimpleSegment, flash_ecu
+from fota_studio.core.firmware import FirmwareImage, Segment
+from fota_studio.engine.flash_job import FlashResult, FlashSession, flash_ecu
 from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions
 
 #: Base version the simulated ECU runs before every flash.
@@ -35,35 +34,9 @@ TARGET_VERSION = "4.0.0"
 BOOT_WAIT_S = 1.5
 
 
-@dataclass
-class TestImage:
-    """A firmware image (segments in address order) with the hashes the engine needs."""
-
-    segments: list[SimpleSegment]
-
-    def sha256(self) -> str:
-        """SHA-256 hex of the segments' data concatenated."""
-        h = hashlib.sha256()
-        for s in self.segments:
-            h.update(s.data)
-        return h.hexdigest()
-
-    def crc32(self) -> int:
-        """CRC32 of the segments' data concatenated."""
-        crc = 0
-        for s in self.segments:
-            crc = zlib.crc32(s.data, crc)
-        return crc & 0xFFFFFFFF
-
-    @property
-    def total(self) -> int:
-        """Bytes in all segments."""
-        return sum(len(s.data) for s in self.segments)
-
-
 def make_image(
     version: str, sizes: tuple[int, ...] = (0x900, 0x500), gap: int = 0x300
-) -> TestImage:
+) -> FirmwareImage:
     """Segments from APP_REGION_START with gaps; the first starts with the app header."""
     segs = []
     addr = demo_catalog.APP_REGION_START
@@ -72,9 +45,9 @@ def make_image(
         body = bytes((seed + i * 7 + j * 31) & 0xFF for j in range(size))
         if i == 0:
             body = demo_catalog.app_header(version) + body[demo_catalog.APP_HEADER_SIZE :]
-        segs.append(SimpleSegment(addr, body))
+        segs.append(Segment(addr, body))
         addr += size + gap
-    return TestImage(segs)
+    return FirmwareImage(tuple(segs))
 
 
 def fast_ecu(name: str = "VCU") -> EcuDefinition:
@@ -212,7 +185,7 @@ class AdapterFaultBus(can.BusABC):  # type: ignore[misc]
 def flash(
     ecu: EcuDefinition,
     channel: str,
-    image: TestImage,
+    image: FirmwareImage,
     *,
     expected_version: str = TARGET_VERSION,
     adapter_fault: dict[str, Any] | None = None,
@@ -236,7 +209,7 @@ def flash(
                 wrapper.shutdown()
 
 
-def memory_matches(sim: SimEcu, image: TestImage) -> bool:
+def memory_matches(sim: SimEcu, image: FirmwareImage) -> bool:
     """True when the simulated flash holds exactly the image's segments."""
     return all(sim.memory.read(s.address, len(s.data)) == s.data for s in image.segments)
 

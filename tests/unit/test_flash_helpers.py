@@ -3,42 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import can
 
 from fota_studio.core import demo_catalog
 from fota_studio.core.ea import EcuDefinition
-from fota_studio.engine.flash_job import SimpleSegment
+from fota_studio.core.firmware import FirmwareImage, Segment
 from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions
-
-
-@dataclass
-class FakeImage:
-    """A minimal firmware image (segments in address order) for tests."""
-
-    segments: list[SimpleSegment]
-
-    def sha256(self) -> str:
-        h = hashlib.sha256()
-        for s in self.segments:
-            h.update(s.data)
-        return h.hexdigest()
-
-    def crc32(self) -> int:
-        crc = 0
-        for s in self.segments:
-            crc = zlib.crc32(s.data, crc)
-        return crc & 0xFFFFFFFF
 
 
 def make_image(
     version: str, sizes: tuple[int, ...] = (0x3000, 0x1800), gap: int = 0x2000
-) -> FakeImage:
+) -> FirmwareImage:
     """Segments from APP_REGION_START with gaps; the first starts with the app header."""
     segs = []
     addr = demo_catalog.APP_REGION_START
@@ -47,9 +26,9 @@ def make_image(
         body = bytes((seed + i * 7 + j * 31) & 0xFF for j in range(size))
         if i == 0:
             body = demo_catalog.app_header(version) + body[demo_catalog.APP_HEADER_SIZE :]
-        segs.append(SimpleSegment(addr, body))
+        segs.append(Segment(addr, body))
         addr += size + gap
-    return FakeImage(segs)
+    return FirmwareImage(tuple(segs))
 
 
 def demo_ecu(name: str) -> EcuDefinition:
@@ -112,7 +91,7 @@ def open_tester_bus(channel: str, fd: bool = False) -> Iterator[tuple[can.BusABC
         bus.shutdown()
 
 
-def memory_matches(sim: SimEcu, image: FakeImage) -> bool:
+def memory_matches(sim: SimEcu, image: FirmwareImage) -> bool:
     """True when the simulated flash holds exactly the image's segments."""
     return all(sim.memory.read(s.address, len(s.data)) == s.data for s in image.segments)
 
