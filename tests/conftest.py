@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis  # noqa: F401  (imported now: hypothesis's plugin would import it at session end)
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

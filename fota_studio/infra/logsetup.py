@@ -9,7 +9,9 @@ from __future__ import annotations
 import collections
 import logging
 import logging.handlers
+import sys
 import threading
+from typing import Any
 
 from fota_studio.infra.paths import log_dir
 
@@ -50,6 +52,26 @@ class LogTap(logging.Handler):
             return list(self._records)
 
 
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at emit time, not the stream seen at set-up.
+
+    Logging is configured once per process; a handler bound to an old stderr (replaced by a
+    test's capture, or closed) would fail on every later record.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        """The current sys.stderr."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 LOG_TAP = LogTap()
 _configured = False
 
@@ -64,7 +86,7 @@ def setup_logging(level: str = "INFO", *, console: bool = False, to_file: bool =
     _configured = True
     root.addHandler(LOG_TAP)
     if console:
-        h = logging.StreamHandler()
+        h = _CurrentStderrHandler()
         h.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         h.setLevel(logging.WARNING if level == "INFO" else getattr(logging, level))
         root.addHandler(h)
