@@ -238,7 +238,7 @@ def run_engine(
             bus, _ = engine.bus_of("CAN1")
             engine.shutdown()
             bus.shutdown()
-            sim.stop()
+            sim.close()
             sim_notifier.stop(timeout=0.1)
             sim_bus.shutdown()
 
@@ -305,7 +305,7 @@ def run_reference(ecu: EcuDefinition, image: _Image, make_bus: Any) -> float:
         finally:
             notifier.stop(timeout=0.1)
             bus.shutdown()
-            sim.stop()
+            sim.close()
             sim_notifier.stop(timeout=0.1)
             sim_bus.shutdown()
 

@@ -52,6 +52,7 @@ from fota_studio.engine.records import save_flash_record
 from fota_studio.engine.seedkey import SeedKeyRegistry
 from fota_studio.infra.workspace import Workspace
 from fota_studio.protocols.bus import BusSettings, open_bus
+from fota_studio.protocols.isotp_link import wants_tx_frames
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +73,25 @@ TxFanout = Callable[[can.Message], None]
 
 
 def notifier_fanout(notifier: can.Notifier) -> TxFanout:
-    """A Tx hook that hands each sent frame (`is_rx=False`) to every listener of `notifier`.
+    """A Tx hook that hands each sent frame (`is_rx=False`) to the listeners of `notifier`
+    that want Tx frames (the trace, the bus log; not the ISO-TP stacks, marked `rx_only`).
 
     For buses that do not echo own frames. Runs on the sending thread (an ISO-TP thread), so
     the listeners must be thread-safe (ours are: the capture and the bus log lock). A failing
-    listener is logged and never breaks the send.
+    listener is logged and never breaks the send. The filtered list is cached and rebuilt
+    only when the notifier's listeners change: a flash sends thousands of frames a second.
     """
+    cache: list[Any] = [(), ()]  # [snapshot of notifier.listeners, the Tx-wanting ones]
 
     def fanout(msg: can.Message) -> None:
+        current = tuple(notifier.listeners)
+        if current != cache[0]:
+            cache[:] = [current, tuple(x for x in current if wants_tx_frames(x))]
+        targets = cache[1]
+        if not targets:
+            return
         msg.is_rx = False
-        for listener in list(notifier.listeners):
+        for listener in targets:
             try:
                 listener(msg)
             except Exception:

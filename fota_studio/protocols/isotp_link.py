@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import can
 import isotp
@@ -62,6 +62,27 @@ ADAPTER_ERROR_HINT = (
 
 TxTap = Callable[[can.Message], None]
 TxErrorHook = Callable[[Exception], None]
+
+#: Attribute that marks a notifier listener as "received frames only": it ignores the frames
+#: its own side sent (`is_rx=False`), so a Tx fan-out need not call it (see `rx_only`).
+RX_ONLY_ATTR = "fota_rx_only"
+
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
+
+
+def rx_only(fn: _Fn) -> _Fn:
+    """Mark a notifier listener (function or method) as one that ignores our own Tx frames.
+
+    The engine's Tx fan-out (buses that do not echo) skips such listeners: on a classic-CAN
+    flash it otherwise calls every ISO-TP stack once per consecutive frame for nothing.
+    """
+    setattr(fn, RX_ONLY_ATTR, True)
+    return fn
+
+
+def wants_tx_frames(listener: Callable[[can.Message], Any]) -> bool:
+    """False for listeners marked with `rx_only` (bound methods inherit the mark)."""
+    return not getattr(listener, RX_ONLY_ATTR, False)
 
 
 class AdapterSendError(TransferError):
@@ -211,6 +232,47 @@ def _rx_arbitration_ids(address: Any) -> frozenset[int] | None:
         return None
 
 
+class _SliceFeeder:
+    """The payload of one ISO-TP send, handed out in slices (can-isotp's FiniteByteGenerator
+    interface). The library wraps bytes in a per-byte generator; a 4 KiB TransferData then
+    costs ~4000 generator steps, this costs one slice per frame."""
+
+    __slots__ = ("_pos", "_view")
+
+    def __init__(self, data: bytes | bytearray) -> None:
+        self._view = memoryview(bytes(data))
+        self._pos = 0
+
+    def total_length(self) -> int:
+        return len(self._view)
+
+    def remaining_size(self) -> int:
+        return len(self._view) - self._pos
+
+    def depleted(self) -> bool:
+        return self._pos >= len(self._view)
+
+    def consume(self, size: int, enforce_exact: bool = True) -> bytearray:
+        chunk = bytearray(self._view[self._pos : self._pos + size])
+        self._pos += len(chunk)
+        if enforce_exact and len(chunk) < size:
+            raise isotp.errors.BadGeneratorError(
+                f"Did not read the requested amount of data. Tried to read {size}, got {len(chunk)}"
+            )
+        return chunk
+
+
+class _SendRequest(isotp.TransportLayer.SendRequest):
+    """can-isotp's send request with the payload served by `_SliceFeeder` (bytes only)."""
+
+    def __init__(self, data: Any, target_address_type: isotp.TargetAddressType) -> None:
+        super().__init__(data=b"", target_address_type=target_address_type)
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            self.generator = _SliceFeeder(bytes(data))  # type: ignore[assignment]
+        else:  # (generator, size) tuples keep the library's own wrapper
+            super().__init__(data=data, target_address_type=target_address_type)
+
+
 class DirectNotifierStack(isotp.NotifierBasedCanStack):
     """NotifierBasedCanStack that feeds the frames addressed to it directly to its main thread.
 
@@ -222,12 +284,14 @@ class DirectNotifierStack(isotp.NotifierBasedCanStack):
     """
 
     _rx_ids: frozenset[int] | None = None
+    SendRequest = _SendRequest  # type: ignore[assignment,misc]
 
     def start(self) -> None:
         """Resolve the receive IDs for the cheap pre-filter, then start as the library does."""
         self._rx_ids = _rx_arbitration_ids(self.address)
         super().start()
 
+    @rx_only
     def _on_message_received(self, msg: can.Message) -> None:
         # Notifier thread. buffered_reader is None outside start()..stop() (library contract).
         # is_rx=False: our own frame, echoed by the bus (receive_own_messages) or fanned out by
@@ -286,8 +350,12 @@ class _TappedStack(DirectNotifierStack):
         self._tx_tap = tx_tap
         self._on_tx_error = on_tx_error
         self._unconfirmed: isotp.TransportLayer.SendRequest | None = None
-        # Replace the library's tx function so we see exactly the frames that went out.
-        self.txfn = self._send_frame
+        self._tx_29bits = bool(self.address.is_tx_29bits())
+        self._tx_fd = bool(self.params.can_fd)
+        self._tx_brs = bool(self.params.bitrate_switch)
+        # Replace the library's tx function so we see exactly the frames that went out (it
+        # receives the python-can frames `_make_tx_msg` builds, not isotp.CanMessage).
+        self.txfn = self._send_frame  # type: ignore[assignment]
 
     def _stop_sending(self, success: bool) -> None:
         # Main thread. Success while still IDLE = a single frame about to go to txfn.
@@ -304,15 +372,21 @@ class _TappedStack(DirectNotifierStack):
         if req is not None:
             req.complete(success)
 
-    def _send_frame(self, msg: isotp.CanMessage) -> None:
-        frame = can.Message(
-            arbitration_id=msg.arbitration_id,
-            data=msg.data,
-            is_extended_id=msg.is_extended_id,
-            is_fd=msg.is_fd,
-            bitrate_switch=msg.bitrate_switch,
+    def _make_tx_msg(self, arbitration_id: int, data: bytes) -> Any:
+        # Build the python-can frame here instead of an isotp.CanMessage that `_send_frame`
+        # would copy into one: one object per frame instead of two on the flash hot path.
+        # Same padding and DLC rules as the library (tests/unit/test_isotp_link.py compares
+        # both for every length); can-isotp only reads arbitration_id/data/dlc back.
+        return can.Message(
+            arbitration_id=arbitration_id,
+            data=self._pad_message_data(data),
+            is_extended_id=self._tx_29bits,
+            is_fd=self._tx_fd,
+            bitrate_switch=self._tx_brs,
             is_rx=False,
         )
+
+    def _send_frame(self, frame: can.Message) -> None:
         try:
             self._bus.send(frame)
         except Exception as exc:
@@ -332,7 +406,8 @@ class _TappedStack(DirectNotifierStack):
                 self._tx_tap(frame)
             except Exception:  # a broken log must neither fail the send nor end the thread
                 log.exception("ISO-TP Tx tap failed")
-        self._confirm(True)
+        if self._unconfirmed is not None:
+            self._confirm(True)
 
 
 class IsoTpLink:

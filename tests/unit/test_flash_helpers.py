@@ -74,7 +74,7 @@ def sim_ecu(
     try:
         yield sim
     finally:
-        sim.stop()
+        sim.close()
         notifier.stop(timeout=0.1)
         bus.shutdown()
 

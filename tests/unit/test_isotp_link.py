@@ -13,10 +13,18 @@ import can
 import isotp
 import pytest
 
+from fota_studio.core.ea import AddressingMode, Connection, IsoTpAddress
 from fota_studio.core.errors import UdsNegativeResponseError
 from fota_studio.core.events import EcuBusy, EngineEvent, StepFinished
+from fota_studio.engine.engine import notifier_fanout
 from fota_studio.engine.flash_job import FlashSession, flash_ecu
-from fota_studio.protocols.isotp_link import DirectNotifierStack, IsoTpLink
+from fota_studio.protocols.isotp_link import (
+    DirectNotifierStack,
+    IsoTpLink,
+    build_address,
+    build_params,
+    rx_only,
+)
 from fota_studio.protocols.uds_link import SESSION_LOST_HINT, UdsLink, hint_for_nrc
 from fota_studio.sim.faults import Fault, parse_fault
 from reliability import harness
@@ -59,6 +67,104 @@ def test_direct_stack_ignores_other_ids_and_own_echoes(
         assert not stack.available()
     finally:
         peer.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("fd", "padding", "id_bits"),
+    [(False, 0xAA, 11), (False, None, 11), (False, 0x55, 29), (True, 0xCC, 11), (True, None, 29)],
+)
+def test_tx_frames_match_the_library_for_every_length(
+    can_channel: str, fd: bool, padding: int | None, id_bits: int
+) -> None:
+    """Our frame builder (one python-can Message per frame) pads and sizes every payload
+    exactly as can-isotp's own `_make_tx_msg` does: guards the override against upgrades."""
+    ids = IsoTpAddress(request_id=0x18DA10F1 if id_bits == 29 else TX_ID, response_id=RX_ID)
+    conn = Connection(
+        application=ids,
+        bootloader=ids,
+        addressing=AddressingMode.NORMAL,
+        id_bits=id_bits,
+        fd=fd,
+        fd_frame_length=64 if fd else 8,
+        padding_byte=padding,
+    )
+    bus = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
+    notifier = can.Notifier(bus, [], timeout=0.05)
+    try:
+        link = IsoTpLink(bus, notifier, conn, ids)
+        plain = isotp.NotifierBasedCanStack(
+            bus, notifier, address=build_address(conn, ids), params=build_params(conn)
+        )
+        # Every ISO-TP frame has a PCI byte and at least one data byte.
+        for n in range(2, (64 if fd else 8) + 1):
+            data = bytes(range(1, n + 1))
+            ours = link.stack._make_tx_msg(0x123, data)
+            ref = plain._make_tx_msg(0x123, data)
+            assert isinstance(ours, can.Message) and not ours.is_rx
+            # can-isotp's dlc is the DLC code, python-can's the byte count of the same frame.
+            assert (bytes(ours.data), ours.is_extended_id, ours.is_fd) == (
+                bytes(ref.data),
+                ref.is_extended_id,
+                ref.is_fd,
+            ), n
+            assert can.util.len2dlc(ours.dlc) == ref.dlc
+            assert ours.bitrate_switch == ref.bitrate_switch
+    finally:
+        notifier.stop(timeout=0.1)
+        bus.shutdown()
+
+
+def test_multi_frame_payloads_arrive_intact(
+    stack_on_bus: tuple[DirectNotifierStack, can.BusABC], can_channel: str
+) -> None:
+    """Payloads served in slices (not byte by byte) reach a plain can-isotp receiver whole,
+    from a single frame up to a 4095-byte message."""
+    sender, _ = stack_on_bus
+    bus = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
+    notifier = can.Notifier(bus, [], timeout=0.05)
+    address = isotp.Address(isotp.AddressingMode.Normal_11bits, txid=RX_ID, rxid=TX_ID)
+    receiver = isotp.NotifierBasedCanStack(bus, notifier, address=address)
+    receiver.start()
+    try:
+        for size in (1, 7, 8, 62, 1026, 4095):
+            payload = bytes((i * 7 + size) & 0xFF for i in range(size))
+            sender.send(bytearray(payload), send_timeout=5.0)
+            assert receiver.recv(block=True, timeout=5.0) == payload, size
+    finally:
+        receiver.stop()
+        notifier.stop(timeout=0.1)
+        bus.shutdown()
+
+
+def test_tx_fanout_skips_rx_only_listeners(can_channel: str) -> None:
+    """The engine's Tx fan-out reaches the trace-like listeners, not the ISO-TP stacks, and
+    follows listeners added and removed while it is in use."""
+    bus = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
+    notifier = can.Notifier(bus, [], timeout=0.05)
+    seen: list[str] = []
+
+    @rx_only
+    def stack_like(msg: can.Message) -> None:
+        seen.append("stack")
+
+    def trace_like(msg: can.Message) -> None:
+        assert not msg.is_rx
+        seen.append("trace")
+
+    try:
+        fanout = notifier_fanout(notifier)
+        notifier.add_listener(stack_like)
+        fanout(can.Message(arbitration_id=1, data=b"\x01"))
+        assert seen == []
+        notifier.add_listener(trace_like)
+        fanout(can.Message(arbitration_id=1, data=b"\x01"))
+        assert seen == ["trace"]
+        notifier.remove_listener(trace_like)
+        fanout(can.Message(arbitration_id=1, data=b"\x01"))
+        assert seen == ["trace"]
+    finally:
+        notifier.stop(timeout=0.1)
+        bus.shutdown()
 
 
 def test_pending_fault_parses() -> None:
