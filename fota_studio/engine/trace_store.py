@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import can
 import numpy as np
@@ -307,10 +308,22 @@ class TraceStore:
             np.empty((n, 8), np.uint8),
         )
         ci = rows // self.chunk_frames
-        for c in np.unique(ci):
-            sel = np.nonzero(ci == c)[0]
-            chunk = self._chunks[int(c)]
-            idx = rows[sel] - int(c) * self.chunk_frames
+        runs: list[tuple[int, Any]]
+        if n and bool((np.diff(rows) >= 0).all()):
+            # Sorted (what filters and views give): each chunk is one contiguous run of rows.
+            chunks = np.unique(ci)
+            bounds = np.searchsorted(ci, np.append(chunks, chunks[-1] + 1))
+            runs = [
+                (int(c), slice(int(lo), int(hi)))
+                for c, lo, hi in zip(chunks, bounds[:-1], bounds[1:], strict=True)
+            ]
+        else:
+            runs = [(int(c), np.nonzero(ci == c)[0]) for c in np.unique(ci)]
+        for c, sel in runs:
+            chunk = self._chunks[c]
+            idx: Any = rows[sel] - c * self.chunk_frames
+            if isinstance(sel, slice) and int(idx[-1]) - int(idx[0]) + 1 == len(idx):
+                idx = slice(int(idx[0]), int(idx[-1]) + 1)  # a plain range: copy, no gather
             out.timestamp[sel] = chunk.ts[idx]
             out.ids[sel] = chunk.ids[idx]
             out.flags[sel] = chunk.flags[idx]
@@ -318,8 +331,10 @@ class TraceStore:
             out.channel[sel] = chunk.channel[idx]
             out.data[sel] = chunk.data[idx]
             slots = chunk.fd_slot[idx]
+            first = sel.start if isinstance(sel, slice) else 0
             for j in np.nonzero(slots >= 0)[0]:
-                out.ext[int(sel[j])] = chunk.fd_pool[int(slots[j])]
+                row = first + int(j) if isinstance(sel, slice) else int(sel[j])
+                out.ext[row] = chunk.fd_pool[int(slots[j])]
         return out
 
     # -- filtering --------------------------------------------------------------------------

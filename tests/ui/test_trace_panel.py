@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import can
@@ -9,10 +10,23 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
-from fota_studio.engine.trace_store import CHUNK_FRAMES, FrameBatch, TraceFilter, TraceStore
+from fota_studio.engine.trace_store import (
+    CHUNK_FRAMES,
+    FLAG_ERROR,
+    FrameBatch,
+    TraceFilter,
+    TraceStore,
+)
 from fota_studio.infra.tracefile import write_log
 from fota_studio.protocols.bus import BusSettings, open_bus
-from fota_studio.ui.models.trace_model import CHANGED_BYTE_COLOR, TraceModel, ViewFilter
+from fota_studio.protocols.decode import Decoder
+from fota_studio.ui.models.trace_model import (
+    ASYNC_TEXT_SEARCH_FRAMES,
+    CHANGED_BYTE_COLOR,
+    TraceModel,
+    ViewFilter,
+    text_match_mask,
+)
 from fota_studio.ui.panels.trace_panel import TracePanel, parse_candump_frame
 
 
@@ -286,3 +300,119 @@ def test_tcu_eds_names_and_isotp_pairs(panel) -> None:
     assert panel.model.decoded(1).startswith("SDO")  # 0x611 is an SDO ID until told otherwise
     panel.add_isotp_pairs([(0x611, 0x619)])
     assert panel.model.decoded(1).startswith("SF: ReadDataByIdentifier")
+
+
+class _GatedDecoder(Decoder):
+    """A real decoder whose free-text decoding waits for the test to open a gate, so the test
+    can look at the view while the background search is still running."""
+
+    def __init__(self) -> None:
+        super().__init__([(0x7E0, 0x7E8)])
+        self.gate = threading.Event()
+
+    def describe_frame(self, can_id: int, extended: bool, data: bytes) -> str:
+        if threading.current_thread().name == "fota-trace-search":
+            self.gate.wait(10.0)
+        return super().describe_frame(can_id, extended, data)
+
+
+def _uds_batch(n: int, start: int, can_id: int = 0x7E0) -> FrameBatch:
+    """n single frames on `can_id`: every 10th a TesterPresent, the others ReadDataByIdentifier
+    of one of 50 DIDs (so the decoded text repeats like real cyclic traffic)."""
+    data = np.zeros((n, 8), np.uint8)
+    rows = np.arange(start, start + n)
+    tp = rows % 10 == 0
+    data[:, 0] = np.where(tp, 0x02, 0x03)
+    data[:, 1] = np.where(tp, 0x3E, 0x22)
+    data[:, 2] = np.where(tp, 0x00, 0xF1)
+    data[:, 3] = np.where(tp, 0x00, rows % 50)
+    return FrameBatch(
+        rows.astype(np.float64) * 1e-3,
+        np.full(n, can_id, np.uint32),
+        np.zeros(n, np.uint16),
+        np.full(n, 8, np.uint8),
+        np.zeros(n, np.uint8),
+        data,
+    )
+
+
+def test_large_text_search_runs_in_the_background(qtbot) -> None:
+    """A free-text search over many frames returns at once (the GUI stays live), keeps the
+    matching frames that arrive meanwhile, and then shows every earlier match."""
+    n = ASYNC_TEXT_SEARCH_FRAMES + 5000
+    store = TraceStore(capacity_frames=4 * n)
+    decoder = _GatedDecoder()
+    model = TraceModel(store, decoder)
+    model.ingest(_uds_batch(n, 0))
+    model.set_filter(ViewFilter(text="testerpresent"))
+    assert model.searching and model.rowCount() == 0
+    model.ingest(_uds_batch(100, n))  # live frames while searching: filtered synchronously
+    assert model.rowCount() == 10
+    with qtbot.waitSignal(model.search_finished, timeout=20_000) as finished:
+        decoder.gate.set()
+    assert not model.searching
+    assert finished.args == [(n + 100) // 10] == [model.rowCount()]
+    seqs = model.visible_seqs()
+    assert (np.diff(seqs) > 0).all() and (seqs % 10 == 0).all()  # in order, all TesterPresent
+    assert "TesterPresent" in model.decoded(int(seqs[0]))
+
+
+def test_new_filter_or_clear_drops_a_running_search(qtbot) -> None:
+    n = ASYNC_TEXT_SEARCH_FRAMES
+    store = TraceStore(capacity_frames=4 * n)
+    decoder = _GatedDecoder()
+    model = TraceModel(store, decoder)
+    model.ingest(_uds_batch(n, 0))
+    model.set_filter(ViewFilter(text="testerpresent"))
+    assert model.searching
+    model.set_filter(ViewFilter(TraceFilter(ids=(0x7E0,))))  # replaces the search
+    assert not model.searching and model.rowCount() == n
+    model.set_filter(ViewFilter(text="readdatabyidentifier"))
+    assert model.searching
+    model.clear()
+    assert not model.searching
+    decoder.gate.set()
+    with qtbot.assertNotEmitted(model.search_finished, wait=500):
+        pass
+    assert model.rowCount() == 0
+
+
+def test_text_match_mask_is_pure_and_cancellable() -> None:
+    batch = _uds_batch(1000, 0)
+    batch.flags[5] = FLAG_ERROR  # error and remote frames have no decoded text
+    decoder = Decoder([(0x7E0, 0x7E8)])
+    mask = text_match_mask(batch, "testerpresent", decoder.describe_frame)
+    assert mask is not None
+    assert mask.sum() == 100 and mask[0] and not mask[1]
+    assert not mask[5]
+    cancelled = threading.Event()
+    cancelled.set()
+    assert text_match_mask(batch, "x", decoder.describe_frame, cancelled) is None
+
+    def broken(can_id: int, extended: bool, data: bytes) -> str:
+        raise ValueError("bad DBC")
+
+    broken_mask = text_match_mask(batch, "decode error: bad dbc", broken)
+    assert broken_mask is not None and broken_mask.sum() == len(batch) - 1  # not the error frame
+
+
+def test_panel_status_tells_a_search_is_running(qtbot, panel) -> None:
+    n = ASYNC_TEXT_SEARCH_FRAMES
+    gate = threading.Event()
+    plain = panel.decoder.describe_frame
+
+    def gated(can_id: int, extended: bool, data: bytes) -> str:
+        if threading.current_thread().name == "fota-trace-search":
+            gate.wait(10.0)
+        return plain(can_id, extended, data)
+
+    panel.decoder.describe_frame = gated  # type: ignore[method-assign]
+    panel.add_isotp_pairs([(0x7E0, 0x7E8)])
+    panel.model.ingest(_uds_batch(n, 0))
+    panel.search_edit.setText("testerpresent")
+    panel.apply_filter()
+    assert "searching" in panel.status.text()
+    with qtbot.waitSignal(panel.model.search_finished, timeout=20_000):
+        gate.set()
+    assert "searching" not in panel.status.text()
+    assert f"filter: {n // 10:,} shown" in panel.status.text()

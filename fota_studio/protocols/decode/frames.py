@@ -116,6 +116,18 @@ class FrameBatch:
     def __len__(self) -> int:
         return int(self.timestamp.shape[0])
 
+    def tail(self, start: int) -> FrameBatch:
+        """Rows `start`.. of this batch as a batch of their own (views, no copy)."""
+        return FrameBatch(
+            self.timestamp[start:],
+            self.ids[start:],
+            self.flags[start:],
+            self.length[start:],
+            self.channel[start:],
+            self.data[start:],
+            {row - start: tail for row, tail in self.ext.items() if row >= start},
+        )
+
     def messages(self, channel_names: Sequence[str] = ()) -> Iterator[can.Message]:
         """The frames as python-can Messages (for writers and replay); channel = index
         (log writers number channels) unless `channel_names` is given."""

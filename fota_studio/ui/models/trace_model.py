@@ -5,18 +5,23 @@ selected). Frames enter only through `ingest(batch)`, called by the panel's ~50 
 beginInsertRows/endInsertRows per batch, and one beginRemoveRows per dropped chunk of the
 oldest frames. Paused, the store keeps growing but the model does not insert (the panel shows
 "N new frames"). Decoded text is computed lazily for the rows the view asks for and cached by
-sequence number. `ByIdModel` summarises the store per identifier, recomputed with numpy on
-demand. GUI thread only.
+sequence number. A free-text search over many frames runs on a worker thread (on a snapshot
+of the matching frames, so the store keeps growing meanwhile); `search_finished` tells when
+its result is shown. `ByIdModel` summarises the store per identifier, recomputed with numpy on
+demand. GUI thread only (but for that worker).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QFont
 
 from fota_studio.engine.trace_store import (
@@ -41,6 +46,12 @@ ROW_CACHE_ROWS = 4_000
 TEXT_SEARCH_MAX_ROWS = 200_000
 """Free-text search decodes each DISTINCT frame once; beyond this many distinct frames it
 searches the newest frames only (the status line says how many rows are shown)."""
+ASYNC_TEXT_SEARCH_FRAMES = 20_000
+"""A free-text search over at least this many frames runs on a worker thread."""
+
+log = logging.getLogger(__name__)
+
+Describe = Callable[[int, bool, bytes], str]
 
 _Index = QModelIndex | QPersistentModelIndex
 _DISPLAY = Qt.ItemDataRole.DisplayRole
@@ -93,11 +104,84 @@ def absolute_time_text(timestamp: float) -> str:
     return f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{micro:06d}"
 
 
+def describe_safely(describe: Describe, can_id: int, extended: bool, data: bytes) -> str:
+    """`describe(...)`, or the decoder's error as text: a decoder bug never breaks the view."""
+    try:
+        return describe(can_id, extended, data)
+    except Exception as exc:
+        return f"(decode error: {exc})"
+
+
+def text_match_mask(
+    batch: FrameBatch,
+    needle: str,
+    describe: Describe,
+    cancel: threading.Event | None = None,
+) -> np.ndarray | None:
+    """Which frames of `batch` have decoded text containing `needle` (lower case); None when
+    `cancel` was set meanwhile. Pure (no Qt, no store): safe on a worker thread.
+
+    The per-frame text is context-free, so each distinct (ID, flags, length, 8 data bytes) is
+    decoded ONCE (cyclic traffic repeats itself: 1M frames are typically a few thousand
+    distinct ones); CAN FD frames longer than 8 bytes are checked one by one. Beyond
+    `TEXT_SEARCH_MAX_ROWS` distinct frames (random data) only the newest frames are searched.
+    """
+    n = len(batch)
+    if n == 0:
+        return np.zeros(0, np.bool_)
+
+    def text(i: int) -> str:
+        flags = int(batch.flags[i])
+        if flags & (FLAG_ERROR | FLAG_REMOTE):
+            return ""
+        data = batch.data[i, : min(8, int(batch.length[i]))].tobytes() + batch.ext.get(i, b"")
+        return describe_safely(describe, int(batch.ids[i]), bool(flags & FLAG_EXTENDED), data)
+
+    key = np.empty((n, 16), np.uint8)
+    key[:, 0:4] = batch.ids.astype("<u4").view(np.uint8).reshape(n, 4)
+    key[:, 4:6] = (
+        (batch.flags & (FLAG_EXTENDED | FLAG_ERROR | FLAG_REMOTE))
+        .astype("<u2")
+        .view(np.uint8)
+        .reshape(n, 2)
+    )
+    key[:, 6] = batch.length
+    key[:, 7] = 0
+    key[:, 8:16] = batch.data
+    packed = key.view(np.dtype((np.void, 16))).reshape(n)
+    uniq, first, inverse = np.unique(packed, return_index=True, return_inverse=True)
+    if uniq.shape[0] > TEXT_SEARCH_MAX_ROWS:  # pathological (random data): newest only
+        keep_from = n - TEXT_SEARCH_MAX_ROWS
+        out = np.zeros(n, np.bool_)
+        mask = text_match_mask(batch.tail(keep_from), needle, describe, cancel)
+        if mask is None:
+            return None
+        out[keep_from:] = mask
+        return out
+    hits = np.zeros(first.shape[0], np.bool_)
+    for k, i in enumerate(first.tolist()):
+        if cancel is not None and k % 1024 == 0 and cancel.is_set():
+            return None
+        hits[k] = needle in text(i).lower()
+    out = hits[inverse.reshape(n)]
+    for row in batch.ext:  # long FD frames: the tail is not part of the key
+        out[row] = needle in text(row).lower()
+    return out
+
+
 class TraceModel(QAbstractTableModel):
     """The live trace table (see module docstring)."""
 
+    #: A background free-text search ended and its result is shown (rows now shown).
+    search_finished = Signal(int)
+    #: Worker -> GUI thread: (search generation, candidate seqs, match mask).
+    _search_done = Signal(int, object, object)
+
     def __init__(self, store: TraceStore, decoder: Decoder | None = None, parent=None) -> None:
         super().__init__(parent)
+        self._search_gen = 0
+        self._search_cancel: threading.Event | None = None
+        self._search_done.connect(self._on_search_done)
         self.store = store
         self.decoder = decoder or Decoder()
         self.time_mode = "absolute"
@@ -241,13 +325,13 @@ class TraceModel(QAbstractTableModel):
             rec = self.store.record(seq)
             if rec.flags & (FLAG_ERROR | FLAG_REMOTE):
                 text = ""
-            else:
-                try:
-                    text = self.decoder.describe_frame(
-                        rec.arbitration_id, bool(rec.flags & FLAG_EXTENDED), rec.data
-                    )
-                except Exception as exc:  # a decoder bug must never break painting
-                    text = f"(decode error: {exc})"
+            else:  # a decoder bug must never break painting
+                text = describe_safely(
+                    self.decoder.describe_frame,
+                    rec.arbitration_id,
+                    bool(rec.flags & FLAG_EXTENDED),
+                    rec.data,
+                )
             self._decoded[seq] = text
             if len(self._decoded) > DECODE_CACHE_ROWS:
                 self._decoded.popitem(last=False)
@@ -342,18 +426,77 @@ class TraceModel(QAbstractTableModel):
         """The active filter."""
         return self._filter
 
+    @property
+    def searching(self) -> bool:
+        """True while a background free-text search runs (the view shows new frames only)."""
+        return self._search_cancel is not None
+
     def set_filter(self, flt: ViewFilter) -> None:
-        """Apply a filter to the whole store (one model reset)."""
+        """Apply a filter to the whole store (one model reset). A free-text search over many
+        frames continues on a worker thread: the view starts with the matching frames that
+        arrive from now on, and `search_finished` follows when the earlier ones are in."""
+        self.cancel_search()
         self.beginResetModel()
         self._filter = flt
         if flt.is_empty():
             self._view = None
         else:
-            self._view = self._select(self.store.first_seq, self._shown_end)
+            start, end = self.store.first_seq, self._shown_end
+            seqs = self._select_columns(start, end)
+            if flt.text and seqs.shape[0] >= ASYNC_TEXT_SEARCH_FRAMES:
+                self._view = np.empty(0, np.int64)
+                self._start_search(seqs, flt.text.lower())
+            else:
+                self._view = self._select_text(seqs)
         self.endResetModel()
+
+    def cancel_search(self) -> None:
+        """Stop a running background search; its result is never shown."""
+        if self._search_cancel is not None:
+            self._search_cancel.set()
+            self._search_cancel = None
+        self._search_gen += 1
+
+    def _start_search(self, seqs: np.ndarray, needle: str) -> None:
+        batch = self.store.batch(seqs)  # a snapshot: the store may drop chunks meanwhile
+        cancel = threading.Event()
+        self._search_cancel = cancel
+        gen = self._search_gen
+        describe = self.decoder.describe_frame
+
+        def work() -> None:
+            try:
+                mask = text_match_mask(batch, needle, describe, cancel)
+            except Exception:  # never a silent half result: log and show nothing
+                log.exception("trace text search failed")
+                mask = np.zeros(len(batch), np.bool_)
+            if mask is None or cancel.is_set():
+                return
+            try:
+                self._search_done.emit(gen, seqs, mask)
+            except RuntimeError:  # the model was deleted meanwhile (panel closed)
+                pass
+
+        threading.Thread(target=work, name="fota-trace-search", daemon=True).start()
+
+    def _on_search_done(self, gen: int, seqs: np.ndarray, mask: np.ndarray) -> None:
+        # GUI thread. A stale result (filter changed, cleared, decoder changed) is dropped.
+        if gen != self._search_gen or self._search_cancel is None or self._view is None:
+            return
+        self._search_cancel = None
+        found = seqs[mask]
+        found = found[found >= self.store.first_seq]  # dropped from the store meanwhile
+        self.beginResetModel()
+        self._view = np.concatenate([found.astype(np.int64), self._view])
+        self.endResetModel()
+        self.search_finished.emit(int(self._view.shape[0]))
 
     def _select(self, start: int, end: int) -> np.ndarray:
         """Seqs in [start, end) passing the filter: columns first (numpy), then text."""
+        return self._select_text(self._select_columns(start, end))
+
+    def _select_columns(self, start: int, end: int) -> np.ndarray:
+        """Seqs in [start, end) passing the ID/direction/type and protocol criteria."""
         flt = self._filter
         seqs = self.store.filter(flt.frames, start, end)
         if flt.protocols and seqs.shape[0]:
@@ -370,50 +513,25 @@ class TraceModel(QAbstractTableModel):
             elif "UDS" in flt.protocols:
                 mask |= self.decoder.protocol_mask(ids[local], flags[local], ("ISO-TP",))
             seqs = seqs[mask]
-        if flt.text and seqs.shape[0]:
-            seqs = seqs[self._text_mask(seqs, flt.text.lower())]
         return seqs.astype(np.int64)
 
-    def _text_mask(self, seqs: np.ndarray, needle: str) -> np.ndarray:
-        """Which frames' decoded text contains `needle`. The per-frame text is context-free, so
-        each distinct (ID, flags, length, 8 data bytes) is decoded ONCE (cyclic traffic repeats
-        itself: 1M frames are typically a few thousand distinct ones); CAN FD frames longer
-        than 8 bytes are checked one by one."""
-        batch = self.store.batch(seqs)
-        n = len(batch)
-        key = np.empty((n, 16), np.uint8)
-        key[:, 0:4] = batch.ids.astype("<u4").view(np.uint8).reshape(n, 4)
-        key[:, 4:6] = (
-            (batch.flags & (FLAG_EXTENDED | FLAG_ERROR | FLAG_REMOTE))
-            .astype("<u2")
-            .view(np.uint8)
-            .reshape(n, 2)
-        )
-        key[:, 6] = batch.length
-        key[:, 7] = 0
-        key[:, 8:16] = batch.data
-        packed = key.view(np.dtype((np.void, 16))).reshape(n)
-        uniq, first, inverse = np.unique(packed, return_index=True, return_inverse=True)
-        if uniq.shape[0] > TEXT_SEARCH_MAX_ROWS:  # pathological (random data): newest only
-            keep_from = n - TEXT_SEARCH_MAX_ROWS
-            out = np.zeros(n, np.bool_)
-            out[keep_from:] = self._text_mask(seqs[keep_from:], needle)
-            return out
-        hits = np.fromiter(
-            (needle in self.decoded(int(seqs[i])).lower() for i in first.tolist()),
-            np.bool_,
-            first.shape[0],
-        )
-        out = hits[inverse.reshape(n)]
-        for row in batch.ext:  # long FD frames: the tail is not part of the key
-            out[row] = needle in self.decoded(int(seqs[row])).lower()
-        return out
+    def _select_text(self, seqs: np.ndarray) -> np.ndarray:
+        """The seqs whose decoded text contains the filter's text (all when it has none)."""
+        needle = self._filter.text.lower()
+        if not needle or not seqs.shape[0]:
+            return seqs.astype(np.int64)
+        mask = text_match_mask(self.store.batch(seqs), needle, self.decoder.describe_frame)
+        assert mask is not None  # no cancel event: always a result
+        return seqs[mask].astype(np.int64)
 
     # -- misc -------------------------------------------------------------------------------
     def invalidate_decoding(self) -> None:
-        """Forget cached decoded text (after loading an EDS/DBC or adding ISO-TP pairs)."""
+        """Forget cached decoded text (after loading an EDS/DBC or adding ISO-TP pairs); a
+        running text search starts again with the new decoding."""
         self._decoded.clear()
         self._rows.clear()
+        if self.searching:
+            self.set_filter(self._filter)
         if self.rowCount():
             self.dataChanged.emit(
                 self.index(0, COL_DECODED), self.index(self.rowCount() - 1, COL_DECODED)
@@ -432,6 +550,7 @@ class TraceModel(QAbstractTableModel):
 
     def clear(self) -> None:
         """Forget every frame (store included)."""
+        self.cancel_search()
         self.beginResetModel()
         self.store.clear()
         self._shown_end = self.store.end_seq

@@ -114,6 +114,7 @@ class TracePanel(QWidget):
         self.capture = TraceCapture(self.store)
         self.decoder = Decoder(isotp_pairs or ())
         self.model = TraceModel(self.store, self.decoder, self)
+        self.model.search_finished.connect(self._on_search_finished)
         if DEFAULT_EDS.exists():  # names for the TCU's FOTA objects (0x5FF3) out of the box
             try:
                 self.decoder.load_eds(DEFAULT_EDS)
@@ -387,6 +388,7 @@ class TracePanel(QWidget):
 
     def close_all(self) -> None:
         """Stop every capture, periodic transmit, replay, recording and file job it started."""
+        self.model.cancel_search()
         self.stop_periodic()
         self.stop_replay()
         if self.capture.recording:
@@ -646,6 +648,9 @@ class TracePanel(QWidget):
             self.plots.bitrates_bps[i] = self._bitrates.get(name, 500_000)
         self.plots.update_plots()
 
+    def _on_search_finished(self, _rows: int) -> None:
+        self._update_status()
+
     def _update_status(self) -> None:
         channels = ", ".join(self.capture.channels) or "no channel"
         dropped = self.store.dropped + self.capture.staging_dropped
@@ -655,7 +660,9 @@ class TracePanel(QWidget):
         )
         if self.model.paused:
             text += f" | PAUSED: {self.model.pending_rows():,} new frames"
-        if not self.model.view_filter.is_empty():
+        if self.model.searching:
+            text += f" | searching the decoded text… {self.model.rowCount():,} new shown so far"
+        elif not self.model.view_filter.is_empty():
             text += f" | filter: {self.model.rowCount():,} shown"
         if self.capture.recording:
             text += " | REC"
