@@ -12,8 +12,10 @@ threads.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import os
 import struct
 import threading
 import zlib
@@ -475,31 +477,62 @@ def write_log(
 ) -> int:
     """Write messages to a log file (format from the suffix); returns frames written.
 
+    The frames go to a temporary file next to `path` that replaces `path` only when the
+    whole log is written: a failed or cancelled save never leaves a half file, and an
+    existing file at `path` stays as it was. When `cancel` is set during the write, nothing
+    is written and the frames counted so far are returned (check `cancel.is_set()`).
     Raises TraceFileError when the file cannot be written (MF4 needs asammdf).
     """
     path = Path(path)
     _check_suffix(path)
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
     count = 0
     try:
-        writer = can.Logger(str(path))
+        writer = can.Logger(str(tmp))
     except Exception as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
         raise TraceFileError(
             f"{path}: cannot create {FORMATS[path.suffix.lower()]} file: {exc}",
             hint="check the folder is writable (MF4 also needs asammdf installed)",
         ) from exc
+    done = False
     try:
-        for msg in messages:
-            if cancel is not None and cancel.is_set():
-                break
-            writer.on_message_received(msg)
-            count += 1
-            if progress is not None and count % 50_000 == 0:
-                progress(count)
-    except Exception as exc:
-        raise TraceFileError(f"{path}: write failed after {count} frames: {exc}") from exc
+        failure: TraceFileError | None = None
+        try:
+            for msg in messages:
+                if cancel is not None and cancel.is_set():
+                    break
+                writer.on_message_received(msg)
+                count += 1
+                if progress is not None and count % 50_000 == 0:
+                    progress(count)
+        except Exception as exc:
+            failure = TraceFileError(f"{path}: write failed after {count} frames: {exc}")
+            failure.__cause__ = exc
+        try:
+            writer.stop()
+        except Exception as exc:  # the format's trailer/index could not be written
+            if failure is None:
+                failure = TraceFileError(f"{path}: cannot finish the file: {exc}")
+                failure.__cause__ = exc
+        if failure is not None:
+            raise failure
+        if cancel is not None and cancel.is_set():
+            return count  # nothing written: the partial file goes in `finally`
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise TraceFileError(
+                f"{path}: cannot replace the file: {exc}",
+                hint="close the file in other programs and check the folder is writable",
+            ) from exc
+        done = True
+        return count
     finally:
-        writer.stop()
-    return count
+        if not done:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 class RotatingRecorder(can.Listener):  # type: ignore[misc]

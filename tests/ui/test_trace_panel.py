@@ -200,6 +200,36 @@ def test_save_round_trip_and_candump_parser(qtbot, panel, tmp_path: Path) -> Non
     assert parse_candump_frame("7E0##1" + "00" * 12).is_fd
 
 
+def test_save_shows_progress_and_cancel_writes_nothing(qtbot, tmp_path: Path) -> None:
+    """Saving a long trace shows the progress bar and Cancel; cancelling leaves no file (and
+    no temporary file) behind, and the status line says so."""
+    panel = TracePanel(capacity_frames=CHUNK_FRAMES * 16)
+    qtbot.addWidget(panel)
+    try:
+        for i in range(8):
+            panel.model.ingest(_batch(100_000, i * 100_000))
+        path = tmp_path / "big.blf"
+        panel.save_file(path)
+        assert panel.progress.isVisibleTo(panel) and panel.cancel_button.isVisibleTo(panel)
+        qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=20_000)  # 50k written
+        panel.cancel_button.click()
+        assert not panel.progress.isVisibleTo(panel)
+        assert panel.status.text() == "Save cancelled; big.blf was not written"
+        for thread in panel._io_threads:
+            thread.join(10.0)
+        assert list(tmp_path.iterdir()) == []
+        # A save that runs to the end hides the progress again.
+        small = tmp_path / "small.asc"
+        panel.model.clear()
+        panel.model.ingest(_batch(1000))
+        with qtbot.waitSignal(panel.file_saved, timeout=10_000):
+            panel.save_file(small)
+        assert not panel.cancel_button.isVisibleTo(panel)
+        assert [p.name for p in tmp_path.iterdir()] == ["small.asc"]
+    finally:
+        panel.close_all()
+
+
 def test_connection_dialog_settings(qtbot) -> None:
     from fota_studio.ui.dialogs.connection_dialog import ConnectionDialog
 

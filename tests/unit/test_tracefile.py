@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import can
@@ -148,3 +150,36 @@ def test_fast_blf_reader_matches_python_can(tmp_path: Path) -> None:
     for rec, ref in zip(store.records(range(len(store))), reference, strict=True):
         assert rec.to_message().equals(ref, timestamp_delta=1e-6, check_channel=False)
     assert store.channel_names == ["CAN1", "CAN2"]
+
+
+@pytest.mark.parametrize("suffix", [".blf", ".asc", ".log"])
+def test_failed_or_cancelled_save_leaves_no_half_file(tmp_path: Path, suffix: str) -> None:
+    """A save that fails or is cancelled half way writes nothing: no partial file, and a file
+    already at the path keeps its content."""
+    msgs = _frames(fd=False, remote=False, direction=True)
+    path = tmp_path / f"trace{suffix}"
+    assert write_log(path, msgs) == len(msgs)
+    before = path.read_bytes()
+
+    def failing() -> Iterator[can.Message]:
+        yield from msgs[:3]
+        raise OSError("disk full")
+
+    with pytest.raises(TraceFileError, match=r"write failed after 3 frames: disk full"):
+        write_log(path, failing())
+    assert path.read_bytes() == before
+
+    cancel = threading.Event()
+
+    def cancelled_midway() -> Iterator[can.Message]:
+        yield from msgs[:2]
+        cancel.set()
+        yield from msgs[2:]
+
+    assert write_log(path, cancelled_midway(), cancel=cancel) == 2
+    assert path.read_bytes() == before
+    fresh = tmp_path / f"new{suffix}"
+    cancel.clear()
+    write_log(fresh, cancelled_midway(), cancel=cancel)
+    assert not fresh.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temp files left

@@ -126,6 +126,7 @@ class TracePanel(QWidget):
         self._last_view = 0.0
         self._temp_files: list[Path] = []
         self._io_active = False
+        self._io_saving: Path | None = None  # the file a running save writes
         self._io_queue: queue.Queue[tuple[str, object, threading.Event]] = queue.Queue(maxsize=8)
         self._io_cancel = threading.Event()
         self._io_threads: list[threading.Thread] = []
@@ -516,11 +517,15 @@ class TracePanel(QWidget):
         return True
 
     def cancel_io(self) -> None:
-        """Cancel a running open/save (the frames already loaded stay)."""
+        """Cancel a running open (the frames already loaded stay) or save (nothing is written;
+        a file that was there keeps its old content)."""
+        saving = self._io_saving
         running = self._abort_io()
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
-        if running:
+        if running and saving is not None:
+            self.status.setText(f"Save cancelled; {saving.name} was not written")
+        elif running:
             self.status.setText(f"Cancelled; {len(self.store):,} frames loaded")
         self._remove_temp_files()
 
@@ -529,6 +534,7 @@ class TracePanel(QWidget):
         True when one was running."""
         running = self._io_active
         self._io_active = False
+        self._io_saving = None
         self._io_cancel.set()
         self._io_cancel = threading.Event()
         return running
@@ -571,17 +577,26 @@ class TracePanel(QWidget):
             if filtered
             else np.arange(self.store.first_seq, self.store.end_seq, dtype=np.int64)
         )
+        self._abort_io()  # one file job at a time (an open in progress stops here)
         snapshot = self.store.batch(seqs)  # vectorised copy: the store may trim meanwhile
         cancel = self._io_cancel
+        total = max(1, len(snapshot))
+
+        def progress(count: int) -> None:
+            self._put_io(("progress", count / total), cancel)
 
         def work() -> None:
             try:
-                count = write_log(path, snapshot.messages(), cancel=cancel)
+                count = write_log(path, snapshot.messages(), progress=progress, cancel=cancel)
                 self._put_io(("saved", (str(path), count)), cancel)
             except FotaError as exc:
                 self._put_io(("error", str(exc)), cancel)
 
-        self.status.setText(f"Saving {len(snapshot)} frames to {path.name}…")
+        self.status.setText(f"Saving {len(snapshot):,} frames to {path.name}…")
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+        self.cancel_button.setVisible(True)
+        self._io_saving = path
         self._start_io(work)
 
     def add_isotp_pairs(self, pairs: list[tuple[int, int]]) -> None:
@@ -715,11 +730,15 @@ class TracePanel(QWidget):
                 self.file_loaded.emit(name, total)
             elif kind == "saved":
                 self._io_active = False
+                self._io_saving = None
+                self.progress.setVisible(False)
+                self.cancel_button.setVisible(False)
                 path, total = payload  # type: ignore[misc]
                 self.status.setText(f"Saved {total:,} frames to {Path(path).name}")
                 self.file_saved.emit(path, total)
             elif kind == "error":
                 self._io_active = False
+                self._io_saving = None
                 self.progress.setVisible(False)
                 self.cancel_button.setVisible(False)
                 self._remove_temp_files()
