@@ -12,7 +12,10 @@
 #endif
 
 #define AppName "FOTA Studio"
-#define AppExeName "fota-studio.exe"
+; The windowed GUI (shortcuts, file association, launch after install) and the console CLI
+; (`fota-studio.exe doctor`, `flash`, `selftest`): two exes over one _internal folder.
+#define AppExeName "fota-studio-gui.exe"
+#define AppCliExeName "fota-studio.exe"
 #define AppPublisher "FOTA Studio engineers"
 #define PackageProgId "FOTAStudio.FirmwarePackage"
 
@@ -51,6 +54,7 @@ Name: "associate"; Description: "Open firmware packages (*.fpkg, *.fotapkg) with
 
 [Files]
 Source: "..\..\dist\fota-studio\{#AppExeName}"; DestDir: "{app}"; Flags: ignoreversion
+Source: "..\..\dist\fota-studio\{#AppCliExeName}"; DestDir: "{app}"; Flags: ignoreversion
 Source: "..\..\dist\fota-studio\_internal\*"; DestDir: "{app}\_internal"; Flags: ignoreversion recursesubdirs createallsubdirs
 Source: "..\..\build\icons\fota-studio.ico"; DestDir: "{app}"; Flags: ignoreversion
 

@@ -24,6 +24,7 @@ APP_ID = "{{5E987CE7-79C3-464D-A2E7-BC3324E52FEB}"
 #: plus the icon packaging/scripts/render_icons.py writes.
 WINDOWS_LAYOUT = (
     "dist/fota-studio/fota-studio.exe",
+    "dist/fota-studio/fota-studio-gui.exe",
     "dist/fota-studio/_internal/python311.dll",
     "dist/fota-studio/_internal/resources/fota_tcu.eds",
     "dist/fota-studio/_internal/PySide6/Qt6Core.dll",
@@ -188,7 +189,7 @@ def test_start_menu_entry_and_file_association(iss: tuple[Sections, list[str], s
     icons = [entry_params(line) for line in sections["Icons"]]
     assert any(
         i["Name"].startswith("{autoprograms}")
-        and expand(i["Filename"], values).endswith("fota-studio.exe")
+        and expand(i["Filename"], values).endswith("\\fota-studio-gui.exe")  # windowed
         for i in icons
     )
     registry = [entry_params(line) for line in sections["Registry"]]
@@ -198,7 +199,7 @@ def test_start_menu_entry_and_file_association(iss: tuple[Sections, list[str], s
     for ext in re.findall(r'<glob pattern="\*(\.\w+)"', mime):
         assert f"Software\\Classes\\{ext}\\OpenWithProgids" in subkeys, ext
     command = next(r for r in registry if r["Subkey"].endswith("shell\\open\\command"))
-    assert expand(command["ValueData"], values) == '"{app}\\fota-studio.exe" "%1"'
+    assert expand(command["ValueData"], values) == '"{app}\\fota-studio-gui.exe" "%1"'
     progid = next(r for r in registry if r["Subkey"] == "Software\\Classes\\{#PackageProgId}")
     assert "uninsdeletekey" in progid["Flags"]
 
