@@ -18,7 +18,6 @@ import contextlib
 import logging
 import signal
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -30,7 +29,7 @@ from typing import Any
 
 from fota_studio.cli.common import open_workspace
 from fota_studio.core.ea import EcuDefinition, ElectronicArchitecture
-from fota_studio.core.errors import ConfigurationError, FotaError, RepositoryError
+from fota_studio.core.errors import ConfigurationError, RepositoryError
 from fota_studio.core.events import (
     EcuBusy,
     EngineEvent,
@@ -43,7 +42,6 @@ from fota_studio.core.firmware import FirmwareImage, load_image_file
 from fota_studio.core.flash_plan import make_plan
 from fota_studio.engine.engine import Engine
 from fota_studio.engine.flash_job import FlashResult
-from fota_studio.engine.records import save_flash_record
 from fota_studio.infra.connections import bus_settings_for, load_connections
 from fota_studio.infra.workspace import Workspace
 from fota_studio.protocols.bus import BusSettings
@@ -268,8 +266,8 @@ def _run(args: argparse.Namespace, ws: Workspace) -> int:
         engine = Engine(printer)
         stack.callback(engine.shutdown)
         engine.open_channel(ecu.connection.channel, settings)
-        tmp = Path(tempfile.mkdtemp(prefix="fota-flash-"))
-        buslog = tmp / "session.blf"
+        # The engine stores the record with its bus log in the workspace and, for a machine
+        # of the workspace, the version its ECU now runs.
         handle = engine.submit_flash(
             ecu.connection.channel,
             ecu,
@@ -277,7 +275,7 @@ def _run(args: argparse.Namespace, ws: Workspace) -> int:
             machine=machine,
             version=label,
             expected_version=expected,
-            buslog_path=buslog,
+            workspace=ws,
         )
         previous = _install_sigint(lambda: engine.cancel(handle.job_id, "interrupted (Ctrl-C)"))
         try:
@@ -289,10 +287,6 @@ def _run(args: argparse.Namespace, ws: Workspace) -> int:
         result: FlashResult = handle.result()
         if not args.no_progress:
             sys.stderr.write("\n")
-        with contextlib.suppress(FotaError, OSError):
-            save_flash_record(ws, result.record, buslog)
-        with contextlib.suppress(OSError):
-            tmp.rmdir()
     if args.json:
         print(result.record.to_json(indent=2))
     if result.ok:

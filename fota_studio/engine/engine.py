@@ -50,6 +50,7 @@ from fota_studio.engine.cancel import CancelToken
 from fota_studio.engine.flash_job import FlashResult, FlashSession, ImageLike, flash_ecu
 from fota_studio.engine.records import save_flash_record
 from fota_studio.engine.seedkey import SeedKeyRegistry
+from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.workspace import Workspace
 from fota_studio.protocols.bus import BusSettings, open_bus
 from fota_studio.protocols.isotp_link import wants_tx_frames
@@ -271,11 +272,30 @@ class Engine:
         self.emit(JobQueued(handle.job_id, channel, description))
         return handle
 
+    def flash_session(self, ctx: JobContext, ecu: EcuDefinition, **kwargs: Any) -> FlashSession:
+        """A FlashSession for a job running on `ctx`'s channel: its bus, notifier, job id and
+        channel, how its Tx frames reach the listeners (the bus's echo or the engine's
+        fan-out, so the trace and the bus log see each frame once) and the engine's seed/key
+        providers. `kwargs` are the other FlashSession fields (machine, version, …)."""
+        settings = self._channel(ctx.channel).settings
+        kwargs.setdefault("interface", settings.interface if settings is not None else "")
+        kwargs.setdefault("seedkey", self.seedkey)
+        return FlashSession(
+            ecu=ecu,
+            bus=ctx.bus,
+            notifier=ctx.notifier,
+            job_id=ctx.job_id,
+            channel=ctx.channel,
+            tx_echo=ctx.tx_echo,
+            tx_fanout=ctx.tx_fanout,
+            **kwargs,
+        )
+
     def submit_flash(
         self,
         channel: str,
         ecu: EcuDefinition,
-        image: ImageLike,
+        image: ImageLike | None,
         *,
         machine: str = "",
         version: str = "",
@@ -284,35 +304,40 @@ class Engine:
         boot_wait_s: float | None = None,
         on_result: Callable[[FlashResult], None] | None = None,
         workspace: Workspace | None = None,
+        loader: Callable[[], ImageLike] | None = None,
     ) -> JobHandle:
-        """Queue a flash of `image` into `ecu`; the future yields the FlashResult.
+        """Queue a flash of `image` (or of `loader()`, called on the worker: reading and
+        verifying a firmware file never blocks the caller) into `ecu`; the future yields the
+        FlashResult.
 
         With a `workspace`, the record and the session's BLF bus log are stored in it when the
-        job ends (any outcome); `result.record.buslog_sha256` then names the blob.
+        job ends (any outcome); `result.record.buslog_sha256` then names the blob. With a
+        workspace AND a `machine` serial, a verified flash also records the version now
+        installed on that machine's ECU (its history names the flash job).
         """
-        settings = self._channel(channel).settings
-        interface = settings.interface if settings is not None else ""
+        if (image is None) == (loader is None):
+            raise ValueError("submit_flash needs exactly one of image and loader")
         if workspace is not None and buslog_path is None:
             buslog_path = Path(tempfile.mkdtemp(prefix="fota-flash-")) / "session.blf"
 
         def job(ctx: JobContext) -> FlashResult:
-            session = FlashSession(
-                ecu=ecu,
-                bus=ctx.bus,
-                notifier=ctx.notifier,
-                job_id=ctx.job_id,
+            try:
+                img = image if image is not None else loader()  # type: ignore[misc]
+            except BaseException:
+                if buslog_path is not None:
+                    with contextlib.suppress(OSError):
+                        buslog_path.parent.rmdir()
+                raise
+            session = self.flash_session(
+                ctx,
+                ecu,
                 machine=machine,
                 version=version,
                 expected_version=expected_version,
-                interface=interface,
-                channel=channel,
-                seedkey=self.seedkey,
                 buslog_path=buslog_path,
                 boot_wait_s=boot_wait_s,
-                tx_echo=ctx.tx_echo,
-                tx_fanout=ctx.tx_fanout,
             )
-            result = flash_ecu(session, image, ctx.emit, ctx.cancel)
+            result = flash_ecu(session, img, ctx.emit, ctx.cancel)
             if workspace is not None:
                 try:
                     save_flash_record(workspace, result.record, buslog_path)
@@ -322,12 +347,34 @@ class Engine:
                     if buslog_path is not None:
                         with contextlib.suppress(OSError):
                             buslog_path.parent.rmdir()
+                if machine and result.ok:
+                    self._record_installed(ctx, workspace, machine, ecu.name, result, version)
             if on_result is not None:
                 on_result(result)
             return result
 
         what = f"flash {ecu.name}" + (f" {version}" if version else "")
         return self.submit(channel, what, job)
+
+    def _record_installed(
+        self,
+        ctx: JobContext,
+        workspace: Workspace,
+        machine: str,
+        ecu: str,
+        result: FlashResult,
+        version: str,
+    ) -> None:
+        """After a verified flash: the machine's ECU now runs the version it reported."""
+        installed = result.version_after or version
+        if not installed:
+            return
+        try:
+            EaStore(workspace).set_installed(
+                machine, ecu, installed, source=f"flash job {ctx.job_id}"
+            )
+        except FotaError as exc:
+            ctx.emit(LogLine(ctx.job_id, "warning", f"installed version not recorded: {exc}"))
 
     def cancel(self, job_id: int, reason: str = "cancelled by the user") -> bool:
         """Request cancellation of a queued or running job; False when unknown/finished."""

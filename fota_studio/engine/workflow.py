@@ -53,7 +53,7 @@ from fota_studio.core.update_request import (
 )
 from fota_studio.engine.cancel import CancelToken
 from fota_studio.engine.engine import Engine, JobContext
-from fota_studio.engine.flash_job import FlashResult, FlashSession, flash_ecu
+from fota_studio.engine.flash_job import FlashResult, flash_ecu
 from fota_studio.engine.health import CheckResult, HealthReport, run_health_checks
 from fota_studio.engine.records import save_flash_record
 from fota_studio.infra.ea_store import EaStore
@@ -674,16 +674,12 @@ class RequestRun:
             return tee
 
         def job(ctx: JobContext) -> FlashResult:
-            session = FlashSession(
-                ecu=ecu,
-                bus=ctx.bus,
-                notifier=ctx.notifier,
-                job_id=ctx.job_id,
+            session = self.engine.flash_session(
+                ctx,
+                ecu,
                 machine=req.machine,
                 version=req.version,
                 expected_version=req.version,
-                channel=ctx.channel,
-                seedkey=self.engine.seedkey,
                 buslog_path=buslog,
                 boot_wait_s=self.options.boot_wait_s,
             )

@@ -27,8 +27,9 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 
 from fota_studio.core.errors import FotaError
+from fota_studio.core.events import JobFinished
 from fota_studio.engine.engine import Engine
-from fota_studio.engine.workflow import RequestService
+from fota_studio.engine.workflow import RequestService, WorkflowFinished
 from fota_studio.infra.access import AccessControl
 from fota_studio.infra.connections import bus_settings_for, load_connections
 from fota_studio.infra.ea_store import EaStore
@@ -136,6 +137,7 @@ class Workbench(QObject):
         self.ea_panel.architecture_saved.connect(lambda _name: self.trace_panel.load_workspace(ws))
         self.bridge.event_received.connect(self.requests_panel.on_event)
         self.bridge.event_received.connect(self.oem_panel.on_event)
+        self.bridge.event_received.connect(self._on_installed_event)
         self.access.add_listener(lambda _mode: self._apply_mode())
         self._apply_mode()
         self._build_menus()
@@ -502,6 +504,13 @@ class Workbench(QObject):
         if self.trace_panel.open_flash_record(self.ws, record_id):
             self.window.dock("trace").raise_()
 
+    def _on_installed_event(self, event: object) -> None:
+        """A flash job or an update request ended: the machines' installed versions may have
+        changed (the engine/workflow wrote them); the panels that show them re-read."""
+        if isinstance(event, JobFinished | WorkflowFinished):
+            self.flash_panel.installed_changed()
+            self.ea_panel.installed_changed()
+
     # -- demo and modes --------------------------------------------------------------------
 
     def run_demo(self) -> None:
@@ -515,6 +524,7 @@ class Workbench(QObject):
         self.demo = DemoRunner(self.ws, hmi_panel=self.hmi_panel, parent=self)
         self.demo.event_received.connect(self.requests_panel.on_event)
         self.demo.event_received.connect(self.oem_panel.on_event)
+        self.demo.event_received.connect(self._on_installed_event)
         self.demo.started.connect(self._on_demo_started)
         self.demo.finished.connect(self._on_demo_finished)
         self.demo.failed.connect(

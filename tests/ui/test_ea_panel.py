@@ -214,7 +214,7 @@ def test_read_only_blocks_edits(qtbot, panel: ArchitecturePanel) -> None:  # typ
     assert not w.isReadOnly()
 
 
-def test_machines_are_listed(qtbot, panel: ArchitecturePanel) -> None:  # type: ignore[no-untyped-def]
+def test_machines_are_listed(qtbot, panel: ArchitecturePanel, ws: Workspace) -> None:  # type: ignore[no-untyped-def]
     root = panel.tree.topLevelItem(1)
     assert root.text(0) == "Machines"
     assert [root.child(i).text(0) for i in range(root.childCount())] == [
@@ -225,6 +225,15 @@ def test_machines_are_listed(qtbot, panel: ArchitecturePanel) -> None:  # type: 
     assert panel.stack.currentWidget() is panel.machine_page
     assert panel.installed_table.rowCount() == 3
     assert panel.current_architecture() is None
+    # A flash or an update request elsewhere changed what runs on the VCU: the page follows.
+    EaStore(ws).set_installed("Unit #1001", "VCU", "9.9.9", "flash job 7")
+    panel.installed_changed()
+    rows = {
+        panel.installed_table.item(r, 0).text(): panel.installed_table.item(r, 1).text()
+        for r in range(panel.installed_table.rowCount())
+    }
+    assert rows["VCU"] == "9.9.9"
+    assert panel.history_table.item(0, 3).text() == "flash job 7"
 
 
 def test_hex_line_edit_parses_normalises_and_commits_once(qtbot) -> None:  # type: ignore[no-untyped-def]

@@ -6,10 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import can
 import pytest
 from PySide6.QtCore import QTimer
 
 from fota_studio.engine.engine import Engine
+from fota_studio.engine.records import list_flash_records, load_buslog, load_flash_record
+from fota_studio.infra.workspace import Workspace
 from fota_studio.protocols.bus import BusSettings
 from fota_studio.sim.faults import Fault
 from fota_studio.ui.engine_bridge import EngineBridge
@@ -58,7 +61,8 @@ def test_flash_panel_runs_a_simulated_flash(
     ecu = fast_ecu("VCU")
     image = make_image("7.1.0", (0x6000, 0x2000))
     bridge = EngineBridge(engine)
-    panel = FlashPanel(engine, bridge)
+    ws = Workspace.open(tmp_path / "ws")
+    panel = FlashPanel(engine, bridge, ws)
     qtbot.addWidget(panel)
     panel.show()
     meter = _GapMeter()
@@ -86,6 +90,19 @@ def test_flash_panel_runs_a_simulated_flash(
     assert "7.1.0" in panel.status_label.text()
     assert panel.log.toPlainText() is not None
     assert meter.worst < 0.1, f"event loop stalled {meter.worst * 1000:.0f} ms"
+    # The record and its bus log are in the workspace; the bus echoes Tx frames and each one
+    # is in the log once (one TransferData first frame per block).
+    row = list_flash_records(ws)[0]
+    assert row.result == "success" and row.version == "7.1.0"
+    record = load_flash_record(ws, row.id)
+    blf = load_buslog(ws, record)
+    assert blf is not None
+    (tmp_path / "s.blf").write_bytes(blf)
+    with can.BLFReader(str(tmp_path / "s.blf")) as reader:
+        tx = [bytes(m.data) for m in reader if not m.is_rx]
+    first_frames = [d for d in tx if d[0] >> 4 == 1 and d[2] == 0x36]
+    assert len(first_frames) == len([e for e in record.exchanges if e.step == "transfer_data"])
+    ws.close()
 
 
 def test_flash_panel_shows_nrc_name_of_a_failure(

@@ -64,6 +64,11 @@ def test_every_panel_and_the_engine_channel_are_there(window) -> None:
 
 def test_one_click_demo_runs_to_successful(qtbot, window, ws: Workspace) -> None:
     _, bench = window
+    flash = bench.flash_panel
+    assert flash.machine_combo.currentData() == "Unit #1001"
+    assert flash._selected_ecu().name == "VCU"
+    flash.version_combo.setCurrentIndex(flash.version_combo.findData("3.2.1"))
+    assert "3.1.0 → <b>3.2.1</b><br>" in flash.summary.text()
     with qtbot.waitSignal(bench.hmi_panel.offer_shown, timeout=30_000):
         bench.action_demo.trigger()
     assert bench.hmi_panel.approve_button.isEnabled()
@@ -71,6 +76,8 @@ def test_one_click_demo_runs_to_successful(qtbot, window, ws: Workspace) -> None
         qtbot.mouseClick(bench.hmi_panel.approve_button, Qt.MouseButton.LeftButton)
     assert done.args[0] == "Successful", done.args[1]
     assert EaStore(ws).get_machine("Unit #1001").installed["VCU"] == "3.2.1"
+    # The Flash panel's pre-flight summary follows what is installed now (nothing clicked).
+    assert "3.2.1 → <b>3.2.1</b> (already installed)" in flash.summary.text()
     # The trace watched the demo's bus: UDS to the VCU's bootloader IDs went by.
     qtbot.waitUntil(lambda: bench.trace_panel.model.rowCount() > 100, timeout=10_000)
 

@@ -202,3 +202,91 @@ def test_cancel_at_safe_points_then_rerun(
             engine.shutdown()
     failed = [e for e in events.items if isinstance(e, JobFailed)]
     assert failed and failed[0].cancelled
+
+
+def _transfer_first_frames(blf: bytes, tmp_path: Path) -> list[int]:
+    """Block counters of the TransferData first frames the tester sent, as the BLF has them."""
+    path = tmp_path / "session.blf"
+    path.write_bytes(blf)
+    with can.BLFReader(str(path)) as reader:
+        return [
+            msg.data[3]
+            for msg in reader
+            if not msg.is_rx and len(msg.data) > 3 and msg.data[0] >> 4 == 1 and msg.data[2] == 0x36
+        ]
+
+
+@pytest.mark.parametrize("echo", [True, False], ids=["bus-echo", "engine-fanout"])
+def test_flash_records_installed_version_and_each_tx_frame_once(
+    echo: bool, can_channel: str, tmp_path: Path
+) -> None:
+    """A verified flash for a machine of the workspace records the version its ECU now runs
+    (a failed one does not); the session's bus log has every frame the tester sent once,
+    whether the bus echoes them or the engine fans them out."""
+    from fota_studio.core.demo_catalog import DEMO_EA_NAME, demo_architecture
+    from fota_studio.engine.records import load_buslog, load_flash_record
+    from fota_studio.infra.ea_store import EaStore
+    from fota_studio.protocols.bus import BusSettings
+    from fota_studio.sim.faults import Fault
+
+    ecu = fast_ecu("VCU")
+    image = make_image("5.1.0", (0x1000, 0x800))
+    events = _Events()
+    engine = Engine(events)
+    if echo:
+        engine.open_channel("CAN1", BusSettings(interface="virtual", channel=can_channel))
+    else:
+        own = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
+        engine.attach_channel("CAN1", own)
+    assert engine.echoes_tx("CAN1") is echo
+    try:
+        with (
+            sim_ecu(ecu, can_channel, tmp_path, options=fast_sim_options()) as sim,
+            Workspace.open(tmp_path / "ws") as ws,
+        ):
+            store = EaStore(ws)
+            store.save(demo_architecture())
+            store.assign("M1", DEMO_EA_NAME)
+            store.set_installed("M1", "VCU", "5.0.0", "manual")
+            sim.inject(Fault(step="request_download", kind="nrc", arg=0x70))
+            failed = engine.submit_flash(
+                "CAN1", ecu, image, machine="M1", version="5.1.0", workspace=ws, boot_wait_s=1.5
+            ).result(60)
+            assert not failed.ok
+            assert store.get_machine("M1").installed["VCU"] == "5.0.0"
+            handle = engine.submit_flash(
+                "CAN1",
+                ecu,
+                None,
+                loader=lambda: image,  # loaded on the worker
+                machine="M1",
+                version="5.1.0",
+                expected_version="5.1.0",
+                workspace=ws,
+                boot_wait_s=1.5,
+            )
+            result = handle.result(60)
+            assert result.ok, result.error
+            machine = store.get_machine("M1")
+            assert machine.installed["VCU"] == "5.1.0"
+            assert machine.history[-1].source == f"flash job {handle.job_id}"
+            row = next(r for r in list_flash_records(ws) if r.result == "success")
+            blf = load_buslog(ws, load_flash_record(ws, row.id))
+            assert blf is not None
+            counters = _transfer_first_frames(blf, tmp_path)
+            blocks = -(-0x1000 // 0x400) + -(-0x800 // 0x400)  # demo VCU: 1 KiB blocks
+            assert len(counters) == blocks, counters
+    finally:
+        bus, _ = engine.bus_of("CAN1")
+        engine.shutdown()
+        if not echo:
+            bus.shutdown()
+
+
+def test_submit_flash_needs_an_image_or_a_loader() -> None:
+    engine = Engine()
+    try:
+        with pytest.raises(ValueError, match="exactly one"):
+            engine.submit_flash("CAN1", fast_ecu("VCU"), None)
+    finally:
+        engine.shutdown()

@@ -6,9 +6,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import can
 import pytest
 
 from fota_studio.core.update_request import RequestStateError, RequestStatus
+from fota_studio.engine.records import load_buslog, load_flash_record
 from fota_studio.engine.workflow import (
     ApprovalRequested,
     ApprovalResolved,
@@ -57,6 +59,18 @@ def test_local_approval_successful(workspace_dir: Path) -> None:
         assert store.verify_chain() == []
         history = EaStore(ws).get_machine(MACHINE).history
         assert history[-1].source == f"update request {rid}"
+        # The request's bus log has each frame the tester sent once (the demo bench's bus
+        # echoes Tx frames: the flash must not also tap them into the log).
+        flash_record = load_flash_record(ws, final.flash_record_id)
+        blf = load_buslog(ws, flash_record)
+        assert blf is not None
+        log_path = workspace_dir / "request.blf"
+        log_path.write_bytes(blf)
+        with can.BLFReader(str(log_path)) as reader:
+            tx = [bytes(m.data) for m in reader if not m.is_rx]
+        first_frames = [d for d in tx if d[0] >> 4 == 1 and d[2] == 0x36]
+        blocks = [e for e in flash_record.exchanges if e.step == "transfer_data"]
+        assert len(first_frames) == len(blocks) > 0
     assert rec.of(WorkflowProgress)
 
 

@@ -1048,6 +1048,13 @@ class ArchitecturePanel(QWidget):
             finally:
                 w.blockSignals(False)
 
+    def installed_changed(self) -> None:
+        """A flash or an update request ended: re-read the shown machine's installed versions
+        and history (nothing else of the page changes)."""
+        cur = self._current
+        if cur is not None and cur[0] == "machine":
+            self._refresh_machine(str(cur[1]))
+
     def _refresh_machine(self, serial: str) -> None:
         m = self._store.find_machine(serial)
         if m is None:

@@ -12,10 +12,7 @@ GUI thread only.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,14 +47,12 @@ from fota_studio.core.events import (
     StepStarted,
 )
 from fota_studio.core.flash_plan import SEGMENT_STEPS, make_plan
-from fota_studio.engine.engine import Engine, JobContext, JobHandle
+from fota_studio.engine.engine import Engine, JobHandle
 from fota_studio.engine.flash_job import (
     BOOTLOADER_ENTRY_STEP,
     PRECONDITIONS_STEP,
     FlashResult,
-    FlashSession,
     ImageLike,
-    flash_ecu,
 )
 from fota_studio.ui.engine_bridge import EngineBridge
 
@@ -273,12 +268,21 @@ class FlashPanel(QWidget):
         self._update_summary()
 
     def _update_summary(self, *_: object) -> None:
+        segments = self._refresh_summary()
+        ecu = self._selected_ecu()
+        if ecu is not None and segments is not None:
+            self._show_plan(ecu, segments)
+
+    def _refresh_summary(self) -> int | None:
+        """Rewrite the pre-flight summary from the workspace (the installed version changes
+        when a flash or an update request ends); returns the segment count, None when no
+        machine/ECU/version is chosen."""
         ecu = self._selected_ecu()
         version = self.version_combo.currentData()
         machine = self._machine()
         if ecu is None or version is None:
             self.summary.setText("Choose a machine, an ECU and a version.")
-            return
+            return None
         installed = (machine.installed.get(ecu.name) if machine is not None else None) or "?"
         segs: list[tuple[int, int]] = []
         try:
@@ -290,12 +294,13 @@ class FlashPanel(QWidget):
             segs = []
         plan = make_plan(ecu, segs)
         pre = ", ".join(p.name for p in ecu.uds.preconditions) or "none"
+        same = " (already installed)" if installed == version else ""
         self.summary.setText(
-            f"<b>{ecu.name}</b>: {installed} → <b>{version}</b><br>"
+            f"<b>{ecu.name}</b>: {installed} → <b>{version}</b>{same}<br>"
             f"{_fmt_bytes(plan.bytes_total)} in {len(segs)} segment(s), estimated "
             f"{plan.estimated_s:.0f} s on {ecu.connection.channel}<br>Preconditions: {pre}"
         )
-        self._show_plan(ecu, len(segs))
+        return len(segs)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -361,39 +366,20 @@ class FlashPanel(QWidget):
         self._ecu = ecu
         self._reset_view()
         self._show_plan(ecu, len(image.segments) if image is not None else 1)
-        ws = self.ws
-
-        def job(ctx: JobContext) -> FlashResult:
-            img = image if image is not None else loader()  # type: ignore[misc]
-            buslog = None
-            if ws is not None:
-                buslog = Path(tempfile.mkdtemp(prefix="fota-flash-")) / "session.blf"
-            session = FlashSession(
-                ecu=ecu,
-                bus=ctx.bus,
-                notifier=ctx.notifier,
-                job_id=ctx.job_id,
-                machine=machine,
-                version=version,
-                expected_version=expected_version,
-                seedkey=self.engine.seedkey,
-                boot_wait_s=boot_wait_s,
-                buslog_path=buslog,
-            )
-            result = flash_ecu(session, img, ctx.emit, ctx.cancel)
-            if ws is not None:
-                try:
-                    from fota_studio.engine.records import save_flash_record
-
-                    save_flash_record(ws, result.record, buslog)
-                except Exception as exc:
-                    ctx.emit(LogLine(ctx.job_id, "warning", f"record not stored: {exc}"))
-                finally:
-                    if buslog is not None:
-                        shutil.rmtree(buslog.parent, ignore_errors=True)
-            return result
-
-        self._job = self.engine.submit(ecu.connection.channel, f"flash {ecu.name}", job)
+        # The engine loads the image on its worker (reading/verifying a firmware file never
+        # blocks the GUI), stores the record with its bus log and, for a machine of the
+        # workspace, the version the ECU now runs.
+        self._job = self.engine.submit_flash(
+            ecu.connection.channel,
+            ecu,
+            image,
+            loader=loader if image is None else None,
+            machine=machine,
+            version=version,
+            expected_version=expected_version,
+            boot_wait_s=boot_wait_s,
+            workspace=self.ws,
+        )
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status_label.setText(f"Queued: flash {ecu.name} {version}".rstrip())
@@ -491,6 +477,10 @@ class FlashPanel(QWidget):
     def _on_bridge_ecu_busy(self, ev: EcuBusy) -> None:
         if self._mine(ev.job_id):
             self.status_label.setText(f"ECU busy (response pending) during {ev.step}…")
+
+    def installed_changed(self) -> None:
+        """A flash or an update request ended: the "from" version of the summary may differ."""
+        self._refresh_summary()
 
     def _on_bridge_job_finished(self, ev: JobFinished) -> None:
         if not self._mine(ev.job_id):
