@@ -25,6 +25,14 @@ def _esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
+def status_text(req: Any) -> str:
+    """The status as users read it: "Successful", or "Failed (flash failed)"."""
+    outcome = str(req.outcome or "")
+    if not outcome or outcome == "success":
+        return str(req.status.value)
+    return f"{req.status.value} ({outcome.replace('_', ' ')})"
+
+
 def describe_entry(e: RecordEntry) -> str:
     """A one-line human text of a record entry."""
     d = e.data
@@ -110,7 +118,7 @@ def request_report_html(ws: Any, request_id: int) -> str:
 <body style="font-family: sans-serif">
 <h1>Update request #{req.id}: {_esc(req.ecu)} {_esc(req.version)} on {_esc(req.machine)}</h1>
 <table cellpadding="3">
-<tr><td><b>Status</b></td><td>{_esc(req.status.value)} {_esc(req.outcome)}</td></tr>
+<tr><td><b>Status</b></td><td>{_esc(status_text(req))}</td></tr>
 <tr><td><b>Error</b></td><td>{_esc(req.error) or "—"}</td></tr>
 <tr><td><b>Machine / ECU</b></td><td>{_esc(req.machine)} / {_esc(req.ecu)}</td></tr>
 <tr><td><b>Firmware</b></td><td>{_esc(req.brand)} / {_esc(req.model)} {_esc(req.version)}

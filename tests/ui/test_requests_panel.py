@@ -97,6 +97,7 @@ def test_start_approve_in_dialog_and_report(qtbot, ws: Workspace, tmp_path: Path
     text = panel.detail.toPlainText()
     for part in ("Checkpoint 1 decision: approved by Carol", "Checkpoint 2", "final: Successful"):
         assert part in text
+    assert "Status\nSuccessful\n" in text  # not "Successful success"
     pdf = export_request_report(ws, req.id, tmp_path / "r.pdf", "pdf")
     assert pdf.read_bytes().startswith(b"%PDF")
 
@@ -139,3 +140,17 @@ def test_run_options_box_round_trips_and_guards_sources(qtbot, tmp_path) -> None
         panel.shutdown()
     finally:
         ws.close()
+
+
+def test_status_text_names_how_a_request_ended() -> None:
+    from types import SimpleNamespace
+
+    from fota_studio.core.update_request import Outcome
+    from fota_studio.ui.report import status_text
+
+    ok = SimpleNamespace(status=RequestStatus.SUCCESSFUL, outcome=Outcome.SUCCESS)
+    failed = SimpleNamespace(status=RequestStatus.FAILED, outcome=Outcome.FLASH_FAILED)
+    pending = SimpleNamespace(status=RequestStatus.PENDING, outcome=Outcome.NONE)
+    assert status_text(ok) == "Successful"
+    assert status_text(failed) == "Failed (flash failed)"
+    assert status_text(pending) == RequestStatus.PENDING.value
