@@ -173,6 +173,13 @@ def parse_semver(version: str) -> semver.Version | None:
         return None
 
 
+def is_prerelease(version: str) -> bool:
+    """True for a semantic pre-release ("2.2.0-rc.1", "3.0.0-beta"): not for production ECUs
+    unless chosen on purpose."""
+    parsed = parse_semver(version)
+    return parsed is not None and bool(parsed.prerelease)
+
+
 def version_sort_key(version: str) -> tuple[Any, ...]:
     """Ascending order: semantic versions first (pre-releases before the release), then others
     in natural string order."""

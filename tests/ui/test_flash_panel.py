@@ -128,3 +128,32 @@ def test_flash_panel_shows_nrc_name_of_a_failure(
     assert panel.step_state("check") == "pending"
     assert "Failed" in panel.status_label.text()
     assert panel.start_button.isEnabled()
+
+
+def test_version_choice_defaults_to_the_newest_release(
+    qtbot, engine: Engine, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The BCU's repository has 2.2.0-rc.1 as its newest version: it is listed and marked,
+    but the panel (and the Create update request dialog) preselect 2.1.0, the newest release."""
+    from fota_studio.app import open_workspace
+    from fota_studio.ui.panels.requests_panel import CreateRequestDialog
+
+    ws = open_workspace(tmp_path / "ws")
+    try:
+        panel = FlashPanel(engine, EngineBridge(engine), ws)
+        qtbot.addWidget(panel)
+        panel.ecu_combo.setCurrentIndex(panel.ecu_combo.findData("BCU"))
+        items = [panel.version_combo.itemText(i) for i in range(panel.version_combo.count())]
+        assert items == ["2.2.0-rc.1 (pre-release)", "2.1.0", "2.0.0"]
+        assert panel.version_combo.currentData() == "2.1.0"
+        assert "→ <b>2.1.0</b>" in panel.summary.text()
+        panel.version_combo.setCurrentIndex(0)  # a deliberate choice still works
+        assert panel.version_combo.currentData() == "2.2.0-rc.1"
+
+        dlg = CreateRequestDialog(ws)
+        qtbot.addWidget(dlg)
+        dlg.ecu_combo.setCurrentIndex(dlg.ecu_combo.findData("BCU"))
+        assert dlg.version_combo.currentData() == "2.1.0"
+        assert dlg.version_combo.itemText(0) == "2.2.0-rc.1 (pre-release)"
+    finally:
+        ws.close()

@@ -55,6 +55,7 @@ from fota_studio.engine.flash_job import (
     ImageLike,
 )
 from fota_studio.ui.engine_bridge import EngineBridge
+from fota_studio.ui.widgets.versions import fill_versions
 
 PLOT_POINTS = 600
 PLOT_REFRESH_MS = 200
@@ -257,11 +258,8 @@ class FlashPanel(QWidget):
             from fota_studio.infra.repository import RepositoryStore
 
             try:
-                # Newest first: the usual intent is to bring the ECU up to the latest release.
                 versions = RepositoryStore(self.ws).list_versions(ecu.brand, ecu.model)
-                for v in reversed(versions):
-                    if not v.retired:
-                        self.version_combo.addItem(v.version, v.version)
+                fill_versions(self.version_combo, versions, show_retired=False)
             except Exception as exc:
                 self._append_log("warning", f"no repository for {ecu.brand} {ecu.model}: {exc}")
         self.version_combo.blockSignals(False)

@@ -63,6 +63,7 @@ from fota_studio.infra.requests_store import RequestsStore
 from fota_studio.ui.dialogs.approval_dialog import ApprovalDialog
 from fota_studio.ui.dialogs.error_dialog import show_error
 from fota_studio.ui.report import export_request_report, request_report_html
+from fota_studio.ui.widgets.versions import fill_versions
 
 REFRESH_MS = 1000
 ALL = "(all)"
@@ -170,8 +171,7 @@ class CreateRequestDialog(QDialog):
         except FotaError as exc:
             self.findings.setText(str(exc))
             return
-        for v in reversed(versions):
-            self.version_combo.addItem(v.version + (" (retired)" if v.retired else ""), v.version)
+        fill_versions(self.version_combo, versions, show_retired=True)
 
     def _check(self) -> None:
         ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
