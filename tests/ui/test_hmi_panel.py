@@ -7,7 +7,7 @@ import can
 
 from fota_studio.protocols import fota_objects as fo
 from fota_studio.protocols.bus import BusSettings
-from fota_studio.ui.panels.hmi_panel import HmiPanel
+from fota_studio.ui.panels.hmi_panel import HmiPanel, downtime_text
 from fota_studio.ui.panels.oem_panel import OemPanel, TcuBenchPanel
 
 
@@ -28,6 +28,7 @@ def test_hmi_and_oem_against_the_tcu_bench(qtbot, can_channel: str) -> None:
             bench.offer()
         assert hmi.headline.text() == "Update available"
         assert "3.1.0 → 3.2.0" in hmi.versions_label.text()
+        assert hmi.downtime_label.text().startswith("Machine unavailable for about ")
         assert hmi.approve_button.isEnabled() and hmi.approve_button.minimumHeight() >= 60
         with qtbot.waitSignal(bench.decision_seen, timeout=5000) as seen:
             hmi.approve_button.click()
@@ -67,3 +68,12 @@ def test_decision_refused_without_offer(qtbot, can_channel: str) -> None:
         hmi.shutdown()
         bench.stop()
         bus.shutdown()
+
+
+def test_downtime_reads_like_an_operator_would_say_it() -> None:
+    assert downtime_text(9) == "9 s"
+    assert downtime_text(89) == "89 s"
+    assert downtime_text(90) == "2 min"  # rounded up
+    assert downtime_text(600) == "10 min"
+    assert downtime_text(3600) == "1 h"
+    assert downtime_text(4801) == "1 h 21 min"

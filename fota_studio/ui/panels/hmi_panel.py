@@ -283,8 +283,7 @@ class HmiPanel(QWidget):
                 f"{result.target_ecu}: {result.installed_version or '?'} → {result.offered_version}"
             )
             self.downtime_label.setText(
-                f"Machine unavailable for about {max(1, round(result.expected_downtime_s / 60))} "
-                f"min ({result.expected_downtime_s} s)"
+                f"Machine unavailable for about {downtime_text(result.expected_downtime_s)}"
             )
             self.result_label.setText("")
             self.progress.hide()
@@ -312,3 +311,16 @@ class HmiPanel(QWidget):
         self._log(f"{tag}: {text}")
         if tag == "decision":
             self.result_label.setText(f"Decision not accepted: {text}")
+
+
+def downtime_text(seconds: int) -> str:
+    """How long the machine is unavailable, as an operator reads it: "40 s", "3 min",
+    "1 h 20 min" (minutes rounded up: better to promise a little more than too little)."""
+    seconds = max(0, int(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    minutes = -(-seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
