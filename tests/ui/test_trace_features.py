@@ -296,6 +296,14 @@ def test_pairs_and_did_names_from_the_workspace(qtbot, workspace_dir: Path) -> N
         payload = bytes([0x03, 0x22]) + did.did.to_bytes(2, "big")
         text = widget.decoder.describe_frame(0x611, False, payload)
         assert did.name in text
+        # Heartbeats named by the EA (VCU 0x7C0 11-bit, HCU 0x0CFF0011 29-bit).
+        beat = bytes([0x20, 0x01, 0, 0, 0, 0, 0, 0])
+        assert widget.decoder.describe_frame(0x7C0, False, beat) == "VCU heartbeat"
+        assert widget.decoder.describe_frame(0x0CFF0011, True, beat) == "HCU heartbeat"
+        assert widget.decoder.describe_frame(0x7C0, True, beat) == ""  # another frame
+        # An EA label never hides a protocol: 0x7E8 stays ISO-TP/UDS.
+        widget.decoder.add_id_label(0x7E8, False, "not this")
+        assert "TesterPresent" in widget.decoder.describe_frame(0x7E8, False, b"\x02\x7e\x00")
     finally:
         widget.close_all()
 

@@ -91,12 +91,19 @@ class Decoder:
         self.names = ObjectNames()
         self.dbc = DbcDecoder()
         self.did_names: dict[int, str] = {}
+        #: (CAN ID, 29-bit) -> what the frame is, from the EA ("VCU heartbeat"): shown for
+        #: frames no protocol decoder recognises.
+        self.id_labels: dict[tuple[int, bool], str] = {}
 
     # -- configuration ----------------------------------------------------------------------
     def add_isotp_pair(self, request_id: int, response_id: int) -> None:
         """Follow an ISO-TP ID pair (e.g. from the EA)."""
         self._pairs.add((request_id, response_id))
         self._isotp_ids.update((request_id, response_id))
+
+    def add_id_label(self, can_id: int, extended: bool, label: str) -> None:
+        """Name the frames of one identifier (e.g. an ECU's heartbeat from the EA)."""
+        self.id_labels[(can_id, extended)] = label
 
     def add_functional_id(self, can_id: int) -> None:
         """Follow a functional request ID (single frames to all ECUs, e.g. 0x7DF)."""
@@ -219,6 +226,9 @@ class Decoder:
             dbc_text = self.dbc.describe(can_id, extended, data)
             if dbc_text is not None:
                 return dbc_text
+        label = self.id_labels.get((can_id, extended))
+        if label is not None:  # the EA knows this ID (not a CANopen object)
+            return label
         text = describe_canopen(can_id, data, SdoTracker(self.names), extended)
         return text if text is not None else ""
 

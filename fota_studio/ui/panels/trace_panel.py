@@ -545,8 +545,9 @@ class TracePanel(QWidget):
         self._temp_files.clear()
 
     def load_workspace(self, ws) -> int:
-        """Follow the ISO-TP pairs (application and bootloader) and DID names of every EA in
-        workspace `ws` (infra.workspace.Workspace); returns the number of pairs added."""
+        """Follow the ISO-TP pairs (application and bootloader), DID names and heartbeat IDs of
+        every EA in workspace `ws` (infra.workspace.Workspace); returns the number of pairs
+        added."""
         from fota_studio.infra.ea_store import EaStore
 
         store = EaStore(ws)
@@ -561,6 +562,11 @@ class TracePanel(QWidget):
             for ecu in ea.ecus:
                 for did in ecu.uds.dids:
                     self.decoder.did_names.setdefault(did.did, did.name)
+                hb = ecu.connection.heartbeat_id
+                if hb is not None:
+                    # An 11-bit-sized ID of a 29-bit ECU may come either way: name both.
+                    for extended in {hb > 0x7FF, ecu.connection.id_bits == 29}:
+                        self.decoder.add_id_label(hb, extended, f"{ecu.name} heartbeat")
         self.add_isotp_pairs(pairs)
         return len(pairs)
 
