@@ -69,3 +69,28 @@ def test_main_window_applies_a_changed_theme(qtbot, app, workspace_dir, tmp_path
         w.close()
     finally:
         ws.close()
+
+
+def test_plots_follow_the_theme(qtbot, app) -> None:
+    """Plots take the palette's colours (no black plot in the light theme) and re-colour when
+    the theme changes at run time."""
+    from fota_studio.ui.widgets.plots import ThemedPlotWidget
+
+    apply_theme(app, "light")
+    plot = ThemedPlotWidget(title="bus load %")
+    plot.setLabel("left", "Throughput", units="B/s")
+    plot.addLegend()
+    plot.apply_palette()
+    qtbot.addWidget(plot)
+
+    def background_lightness() -> int:
+        return plot.backgroundBrush().color().lightness()
+
+    def axis_lightness() -> int:
+        return plot.getPlotItem().getAxis("left").textPen().color().lightness()
+
+    assert background_lightness() >= 200 and axis_lightness() < 100
+    apply_theme(app, "dark")  # Qt posts the palette change to every widget
+    qtbot.waitUntil(lambda: background_lightness() < 80, timeout=2000)
+    assert axis_lightness() > 150
+    assert "bus load %" in plot.getPlotItem().titleLabel.text

@@ -55,6 +55,7 @@ from fota_studio.engine.flash_job import (
     ImageLike,
 )
 from fota_studio.ui.engine_bridge import EngineBridge
+from fota_studio.ui.widgets.plots import ThemedPlotWidget
 from fota_studio.ui.widgets.versions import fill_versions
 
 PLOT_POINTS = 600
@@ -159,13 +160,14 @@ class FlashPanel(QWidget):
         self.progress.setRange(0, 1000)
         self.progress_label = QLabel("")
         self.status_label = QLabel("Idle")
-        self.plot = pg.PlotWidget()
+        self.plot = ThemedPlotWidget()
         self.plot.setLabel("left", "Throughput", units="B/s")
         self.plot.setLabel("bottom", "Time", units="s")
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")
         self.plot.setMinimumHeight(120)
         self.curve = self.plot.plot(pen=pg.mkPen("#1f6fd1", width=2))
+        self.plot.apply_palette()  # the axis labels set above too
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(LOG_MAX_LINES)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from fota_studio.engine.trace_store import FLAG_EXTENDED, TraceFilter, TraceStore
 from fota_studio.protocols.decode import Decoder
+from fota_studio.ui.widgets.plots import ThemedPlotWidget
 
 HISTORY_POINTS = 600
 STUFFING_FACTOR = 1.2
@@ -89,14 +90,15 @@ class TracePlots(QWidget):
         self._last_seq = store.end_seq
         self._last_time = time.monotonic()
         self._t_start = self._last_time
-        self.rate_plot = pg.PlotWidget(title="frames/s per channel")
-        self.load_plot = pg.PlotWidget(title="bus load %")
-        self.id_plot = pg.PlotWidget(title="frames/s per ID")
-        self.signal_plot = pg.PlotWidget(title="DBC signal")
+        self.rate_plot = ThemedPlotWidget(title="frames/s per channel")
+        self.load_plot = ThemedPlotWidget(title="bus load %")
+        self.id_plot = ThemedPlotWidget(title="frames/s per ID")
+        self.signal_plot = ThemedPlotWidget(title="DBC signal")
         for plot in (self.rate_plot, self.load_plot, self.id_plot, self.signal_plot):
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
             plot.addLegend()
+            plot.apply_palette()  # the legend's text too
         self._curves: dict[int, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
         self._id_curves: dict[int, pg.PlotDataItem] = {}
         self.id_edit = QLineEdit()
