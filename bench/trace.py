@@ -20,9 +20,14 @@ Measures in one run:
   python-can's `BLFReader` alone iterating the same file (ratio; target ≤ 1.3).
 - filter: 1M frames filtered by an ID set, and by protocol (UDS payload check, SDO/PDO), the
   slower of the two is reported (target ≤ 0.2 s).
+- text search: 1M frames of UDS traffic searched for a word of the decoded text through the
+  model (`TraceModel.set_filter`): the time the GUI thread is blocked and the time until the
+  result is shown, against the same search done synchronously on the calling thread
+  (`text_match_mask`, what `set_filter` did before it moved to a worker).
 
 The LAST line is one JSON object with `live_frames_lost`, `live_max_stall_ms`,
-`bytes_per_frame`, `blf_open_vs_reader`, `filter_1m_s`. Run:
+`bytes_per_frame`, `blf_open_vs_reader`, `filter_1m_s`, `text_search_gui_ms`,
+`text_search_gui_vs_sync`. Run:
 `QT_QPA_PLATFORM=offscreen python bench/trace.py [--live-s 30] [--default-gc]` (the live part
 applies `configure_gc_for_live_capture()` as app.py should; --default-gc measures without).
 Single-threaded script apart from the producer; not imported by the application.
@@ -244,6 +249,65 @@ def bench_filter(frames: int = 1_000_000) -> float:
     return max(best, proto_s)
 
 
+def _uds_batch(n: int, start: int) -> FrameBatch:
+    """Single frames on 0x7E0: every 10th a TesterPresent, the others ReadDataByIdentifier of
+    one of 50 DIDs (repeating like real diagnostic traffic)."""
+    rows = np.arange(start, start + n)
+    tp = rows % 10 == 0
+    data = np.zeros((n, 8), np.uint8)
+    data[:, 0] = np.where(tp, 0x02, 0x03)
+    data[:, 1] = np.where(tp, 0x3E, 0x22)
+    data[:, 2] = np.where(tp, 0x00, 0xF1)
+    data[:, 3] = np.where(tp, 0x00, rows % 50)
+    return FrameBatch(
+        rows.astype(np.float64) * 1e-4,
+        np.full(n, 0x7E0, np.uint32),
+        np.zeros(n, np.uint16),
+        np.full(n, 8, np.uint8),
+        np.zeros(n, np.uint8),
+        data,
+    )
+
+
+def bench_text_search(frames: int = 1_000_000) -> tuple[float, float]:
+    """(GUI-thread ms of the background search, ratio to the synchronous search), best of 3."""
+    from PySide6.QtWidgets import QApplication
+
+    from fota_studio.protocols.decode import Decoder
+    from fota_studio.ui.models.trace_model import TraceModel, ViewFilter, text_match_mask
+
+    app = QApplication.instance() or QApplication([])
+    store = TraceStore(capacity_frames=frames)
+    model = TraceModel(store, Decoder([(0x7E0, 0x7E8)]))
+    for start in range(0, frames, 100_000):
+        model.ingest(_uds_batch(100_000, start))
+    seqs = np.arange(store.first_seq, store.end_seq, dtype=np.int64)
+    sync_best = gui_best = total_best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        mask = text_match_mask(store.batch(seqs), "testerpresent", model.decoder.describe_frame)
+        sync_best = min(sync_best, time.perf_counter() - t)
+        assert mask is not None
+        done: list[float] = []
+        model.search_finished.connect(lambda _n, done=done: done.append(time.perf_counter()))
+        t = time.perf_counter()
+        model.set_filter(ViewFilter(text="testerpresent"))
+        gui_best = min(gui_best, time.perf_counter() - t)
+        while not done:
+            app.processEvents()
+            time.sleep(0.001)
+        total_best = min(total_best, done[0] - t)
+        model.search_finished.disconnect()
+        assert model.rowCount() == int(mask.sum())
+        model.set_filter(ViewFilter())
+    print(
+        f"text search {frames:,} frames: synchronous {sync_best * 1000:.0f} ms on the calling "
+        f"thread; in the model {gui_best * 1000:.1f} ms on the GUI thread, result shown after "
+        f"{total_best * 1000:.0f} ms ({gui_best / sync_best:.2f}x of the synchronous block)"
+    )
+    return gui_best * 1000, gui_best / sync_best
+
+
 def main() -> None:
     """Run every measurement and print the JSON summary last."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -266,6 +330,7 @@ def main() -> None:
     per_frame = bench_memory()
     blf_ratio = bench_blf()
     filter_s = bench_filter()
+    search_gui_ms, search_ratio = bench_text_search()
     print(
         json.dumps(
             {
@@ -277,6 +342,8 @@ def main() -> None:
                 "bytes_per_frame": round(per_frame, 1),
                 "blf_open_vs_reader": round(blf_ratio, 3),
                 "filter_1m_s": round(filter_s, 4),
+                "text_search_gui_ms": round(search_gui_ms, 1),
+                "text_search_gui_vs_sync": round(search_ratio, 3),
             }
         )
     )
