@@ -66,6 +66,7 @@ def test_one_click_demo_runs_to_successful(qtbot, window, ws: Workspace) -> None
     _, bench = window
     flash = bench.flash_panel
     assert flash.machine_combo.currentData() == "Unit #1001"
+    assert flash.machine_combo.currentText().startswith("Unit #1001 — ")  # serial, then name
     assert flash._selected_ecu().name == "VCU"
     flash.version_combo.setCurrentIndex(flash.version_combo.findData("3.2.1"))
     assert "3.1.0 → <b>3.2.1</b><br>" in flash.summary.text()

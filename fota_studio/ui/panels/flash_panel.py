@@ -210,7 +210,8 @@ class FlashPanel(QWidget):
                 from fota_studio.infra.ea_store import EaStore
 
                 for m in EaStore(self.ws).list_machines():
-                    self.machine_combo.addItem(m.name or m.serial, m.serial)
+                    label = f"{m.serial} — {m.name}" if m.name and m.name != m.serial else m.serial
+                    self.machine_combo.addItem(label, m.serial)
             except Exception as exc:  # a broken workspace must not break the panel
                 self._append_log("warning", f"cannot list machines: {exc}")
         self.machine_combo.blockSignals(False)
