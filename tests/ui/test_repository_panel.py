@@ -70,6 +70,15 @@ def test_tree_shows_demo_repositories_newest_version_first(panel: RepositoryPane
     top = model.repository_index(BRAND, MODEL)
     versions = [model.index(r, 0, top).data() for r in range(model.rowCount(top))]
     assert versions == list(reversed(DEMO_REPOSITORIES[0].versions))
+    # The full name in the tooltip (a narrow dock cuts it); pre-releases marked.
+    assert (
+        model.index(top.row(), 0).data(Qt.ItemDataRole.ToolTipRole).startswith(f"{BRAND} / {MODEL}")
+    )
+    danfoss = next(r for r in DEMO_REPOSITORIES if r.brand == "Danfoss")
+    top = model.repository_index(danfoss.brand, danfoss.model)
+    newest = model.index(0, 0, top)
+    assert newest.data() == "2.2.0-rc.1  (pre-release)"
+    assert newest.data(Qt.ItemDataRole.ToolTipRole).startswith("2.2.0-rc.1 (pre-release)")
 
 
 def test_selecting_a_version_shows_details_and_memory_map(panel: RepositoryPanel) -> None:

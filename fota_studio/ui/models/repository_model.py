@@ -16,6 +16,7 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
+from fota_studio.infra.repository import is_prerelease
 from fota_studio.ui.widgets.memory_map import format_size
 
 #: Custom roles: the snapshot behind a row, and its kind ("repository" | "version").
@@ -177,7 +178,9 @@ class RepositoryModel(QAbstractItemModel):
                 return f"{n} version{'s' if n != 1 else ''}"
             return ""
         if role == Qt.ItemDataRole.ToolTipRole:
-            return info.description or None
+            # The whole name too: a narrow dock cuts "Bosch Rexroth / BODAS RC5-6/40".
+            name = f"{info.brand} / {info.model}"
+            return f"{name}\n{info.description}" if info.description else name
         if role == Qt.ItemDataRole.FontRole and col == 0:
             font = QFont()
             font.setBold(True)
@@ -193,7 +196,9 @@ class RepositoryModel(QAbstractItemModel):
     def _version_data(self, v, col: int, role):
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 0:
-                return f"{v.version}  (retired)" if v.retired else v.version
+                marks = "  (pre-release)" if is_prerelease(v.version) else ""
+                marks += "  (retired)" if v.retired else ""
+                return v.version + marks
             if col == 1:
                 return format_size(v.size)
             if col == 2:
@@ -214,7 +219,9 @@ class RepositoryModel(QAbstractItemModel):
             font.setStrikeOut(True)
             return font
         if role == Qt.ItemDataRole.ToolTipRole:
-            return v.notes or None
+            pre = " (pre-release)" if is_prerelease(v.version) else ""
+            head = f"{v.version}{pre}" + (" — retired" if v.retired else "")
+            return f"{head}\n{v.notes}" if v.notes else head
         if role == INFO_ROLE:
             return v
         if role == KIND_ROLE:
