@@ -212,6 +212,15 @@ def crafted_packages(kit: PackageKit) -> list[tuple[str, bytes]]:
         ("extra field", _zip([(MANIFEST_NAME, json.dumps(extra).encode()), ("app.hex", image)]))
     )
     out.append(("extra member", _zip([*m.items(), ("readme.txt", b"hi")])))
+    # Central-directory fields zipfile refuses with NotImplementedError / RuntimeError (a
+    # fuzzing find): "version needed to extract" 14.8, and the encrypted flag.
+    for label, offset, value in (("zip version 14.8", 6, 148), ("encrypted flag", 8, 1)):
+        patched = bytearray(kit.signed)
+        cd = patched.find(b"PK\x01\x02")
+        while cd >= 0:
+            patched[cd + offset : cd + offset + 2] = value.to_bytes(2, "little")
+            cd = patched.find(b"PK\x01\x02", cd + 4)
+        out.append((label, bytes(patched)))
     sig = json.loads(m[SIGNATURE_NAME])
     for name, bad_sig in (
         ("bad signature bytes", dict(sig, signature=base64.b64encode(b"\x00" * 64).decode())),

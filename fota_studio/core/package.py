@@ -319,7 +319,7 @@ def is_package(data: bytes) -> bool:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             return MANIFEST_NAME in zf.namelist()
-    except (zipfile.BadZipFile, ValueError, OSError):
+    except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError):
         return False
 
 
@@ -341,6 +341,12 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, source:
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
         # A CRC mismatch here also catches a header that understates the size.
         raise _fail(source, f"member {info.filename!r} is corrupt: {exc}") from None
+    except (NotImplementedError, RuntimeError) as exc:
+        # zipfile: a "version needed to extract" above what it supports, an unknown
+        # compression, or an encrypted member (RuntimeError "password required").
+        raise _fail(
+            source, f"member {info.filename!r} cannot be read: {exc} (not a package we wrote)"
+        ) from None
     return b"".join(parts)
 
 
@@ -435,6 +441,8 @@ def read_package(
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise _fail(source, f"not a readable zip file: {exc}") from None
+    except NotImplementedError as exc:  # a "version needed to extract" zipfile cannot read
+        raise _fail(source, f"not a readable zip file: {exc} (not a package we wrote)") from None
     with zf:
         members = _check_members(zf, source)
         manifest_bytes = _read_member(zf, members[MANIFEST_NAME], MAX_MANIFEST_BYTES, source)

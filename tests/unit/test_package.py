@@ -263,3 +263,24 @@ def test_lying_header_cannot_inflate_past_declared_size() -> None:
 
 def test_odd_compression_method_rejected() -> None:
     fail(rezip(members(build()), zipfile.ZIP_BZIP2), "unsupported compression method")
+
+
+@pytest.mark.parametrize(
+    ("offset", "value", "reason"),
+    [
+        (6, 148, r"not a readable zip file: zip file version 14.8"),  # version needed
+        (8, 0x0001, r"member 'manifest.json' is encrypted"),  # general-purpose flag bit 0
+    ],
+    ids=["version-needed-14.8", "encrypted-flag"],
+)
+def test_member_zipfile_cannot_read_is_a_named_error(offset: int, value: int, reason: str) -> None:
+    """Found by the fuzzing campaign: a central-directory header asking for a newer zip
+    version (or marking the member encrypted) made zipfile raise NotImplementedError /
+    RuntimeError out of the reader instead of a PackageError."""
+    data = bytearray(build())
+    cd = data.find(b"PK\x01\x02")
+    while cd >= 0:
+        data[cd + offset : cd + offset + 2] = value.to_bytes(2, "little")
+        cd = data.find(b"PK\x01\x02", cd + 4)
+    fail(bytes(data), reason)
+    assert not pkg.is_package(bytes(data)) or offset == 8
