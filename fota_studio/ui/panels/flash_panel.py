@@ -161,7 +161,7 @@ class FlashPanel(QWidget):
         self.progress_label = QLabel("")
         self.status_label = QLabel("Idle")
         self.plot = ThemedPlotWidget()
-        self.plot.setLabel("left", "Throughput", units="B/s")
+        self.plot.setLabel("left", "Rate", units="B/s")  # short: the plot is low
         self.plot.setLabel("bottom", "Time", units="s")
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")
