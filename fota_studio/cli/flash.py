@@ -43,6 +43,7 @@ from fota_studio.core.flash_plan import make_plan
 from fota_studio.engine.engine import Engine
 from fota_studio.engine.flash_job import FlashResult
 from fota_studio.infra.connections import bus_settings_for, load_connections
+from fota_studio.infra.paths import sim_state_dir
 from fota_studio.infra.workspace import Workspace
 from fota_studio.protocols.bus import BusSettings
 
@@ -260,7 +261,7 @@ def _run(args: argparse.Namespace, ws: Workspace) -> int:
                 bitrate_bps=settings.bitrate_bps,
                 data_bitrate_bps=settings.data_bitrate_bps,
             )
-            state_dir = args.state_dir or (ws.root / "sim-state")
+            state_dir = args.state_dir or sim_state_dir(ws.root)
             stack.enter_context(_simulated_machine(ea, machine, settings.channel, state_dir))
         printer = _Printer(show=not args.no_progress)
         engine = Engine(printer)

@@ -204,12 +204,10 @@ def run(args: argparse.Namespace) -> int:
     faults = parse_faults(args.fault, names)
     if args.state_dir is not None:
         state_dir = Path(args.state_dir)
-    elif ws_root is not None:
-        state_dir = Path(ws_root) / "sim"
     else:
-        from fota_studio.infra.paths import default_workspace_dir
+        from fota_studio.infra.paths import sim_state_dir
 
-        state_dir = default_workspace_dir() / "sim"
+        state_dir = sim_state_dir(ws_root)
     options: dict[str, SimEcuOptions] = {}
     for name in names:
         opts = SimEcuOptions()

@@ -20,6 +20,18 @@ def default_workspace_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR)) / "workspace"
 
 
+SIM_STATE_DIRNAME = "sim"
+"""Folder of a workspace where the simulated machine keeps its ECUs' flash and state."""
+
+
+def sim_state_dir(workspace_root: str | os.PathLike[str] | None = None) -> Path:
+    """Where the simulated machine of a workspace keeps its state: the same folder for the
+    Simulator panel, `fota-studio sim` and `flash --simulate`, so all three see the firmware
+    the others flashed (default workspace when `workspace_root` is None)."""
+    root = Path(workspace_root) if workspace_root is not None else default_workspace_dir()
+    return root / SIM_STATE_DIRNAME
+
+
 def resolve_workspace_dir(explicit: str | os.PathLike[str] | None) -> Path:
     """The workspace folder from `--workspace`, else the default."""
     return Path(explicit).expanduser() if explicit else default_workspace_dir()

@@ -109,6 +109,7 @@ class Workbench(QObject):
         self.oem_panel = OemPanel()
         self.tcu_bench_panel = TcuBenchPanel()
         self.sim_panel = SimPanel()
+        self.sim_panel.set_default_state_dir(ws.root)
         self.trace_panel = TracePanel(workspace=ws)
         window.add_panel("ea", "Electronic Architectures", self.ea_panel, tabify_with="repository")
         window.add_panel(
@@ -564,6 +565,7 @@ class Workbench(QObject):
     def _on_window_workspace_changed(self, ws: Workspace) -> None:
         """File ▸ Open workspace…: follow the new workspace (access mode, trace, channels)."""
         self.ws = ws
+        self.sim_panel.set_default_state_dir(ws.root)
         self.access = AccessControl(ws)
         self.access.add_listener(lambda _mode: self._apply_mode())
         self._apply_mode()

@@ -53,12 +53,15 @@ def window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[tuple[MainWindow, W
     w.close()
 
 
-def test_every_panel_and_the_engine_channel_are_there(window) -> None:
+def test_every_panel_and_the_engine_channel_are_there(window, ws: Workspace) -> None:
     w, bench = window
     assert set(w.panel_keys()) >= PANELS
     assert bench.engine.channels() == ["CAN1"]
     assert bench.tcu is not None and bench.service is not None
     assert bench.requests_panel.service is bench.service
+    # The Simulator keeps its machine in this workspace (as `sim` / `flash --simulate` do).
+    assert bench.sim_panel.default_state_dir() == ws.root / "sim"
+    assert str(ws.root / "sim") in bench.sim_panel.state_dir_edit.placeholderText()
     assert w.engine is bench.engine
 
 

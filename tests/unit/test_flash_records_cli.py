@@ -22,6 +22,8 @@ from fota_studio.engine.records import (
     load_flash_record,
     save_flash_record,
 )
+from fota_studio.infra.ea_store import EaStore
+from fota_studio.infra.paths import sim_state_dir
 from fota_studio.infra.workspace import Workspace
 
 from .test_flash_helpers import (
@@ -153,6 +155,13 @@ def test_cli_flash_machine_version_simulated(
     with Workspace.open(ws_dir) as ws:
         rows = list_flash_records(ws)
         assert rows and rows[0].ecu == "HCU" and rows[0].buslog_sha256
+        # The workspace now knows what the machine's HCU runs (history names the job) ...
+        machine = EaStore(ws).get_machine("Unit #1001")
+        assert machine.installed["HCU"] == "1.5.0"
+        assert machine.history[-1].source.startswith("flash job ")
+    # ... and the simulated machine keeps its flash where the Simulator panel and
+    # `fota-studio sim` look for it.
+    assert (sim_state_dir(ws_dir) / "Unit_1001" / "HCU.flash").exists()
 
 
 @pytest.mark.parametrize("fmt", ["hex", "srec"])

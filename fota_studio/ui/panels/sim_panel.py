@@ -81,6 +81,19 @@ class SimPanel(QWidget):
     running_changed = Signal(bool)
     failed = Signal(str)
 
+    def set_default_state_dir(self, workspace_root: Path | None) -> None:
+        """Use the simulated-machine folder of this workspace when the field is left empty
+        (the one `fota-studio sim` and `flash --simulate` use too); shown as placeholder."""
+        from fota_studio.infra.paths import sim_state_dir
+
+        self._default_state_dir = sim_state_dir(workspace_root)
+        self.state_dir_edit.setPlaceholderText(f"default: {self._default_state_dir}")
+
+    def default_state_dir(self) -> Path:
+        """The folder used when the State folder field is empty."""
+        assert self._default_state_dir is not None
+        return self._default_state_dir
+
     def __init__(
         self,
         parent: QWidget | None = None,
@@ -94,6 +107,7 @@ class SimPanel(QWidget):
         self._ea = ea or demo_catalog.demo_architecture()
         self._images = images
         self._state_dir = state_dir
+        self._default_state_dir: Path | None = None
         self._running: _Running | None = None
         self._busy = False
 
@@ -119,6 +133,7 @@ class SimPanel(QWidget):
         form.addRow("Interface", self.interface_edit)
         form.addRow("Channel", self.channel_edit)
         form.addRow("State folder", self.state_dir_edit)
+        self.set_default_state_dir(None)
         form.addRow("", self.timing_check)
         form.addRow("", self.fd_check)
         buttons = QHBoxLayout()
@@ -210,12 +225,7 @@ class SimPanel(QWidget):
         interface = self.interface_edit.text().strip() or "virtual"
         channel = self.channel_edit.text().strip() or demo_catalog.DEMO_CHANNEL
         state_text = self.state_dir_edit.text().strip()
-        if state_text:
-            state_dir = Path(state_text)
-        else:
-            from fota_studio.infra.paths import default_workspace_dir
-
-            state_dir = default_workspace_dir() / "sim"
+        state_dir = Path(state_text) if state_text else self.default_state_dir()
         timing = self.timing_check.isChecked()
         fd = self.fd_check.isChecked()
         ea = self._ea
