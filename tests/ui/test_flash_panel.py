@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import can
 import pytest
 from PySide6.QtCore import QTimer
 
@@ -23,6 +22,7 @@ from tests.unit.test_flash_helpers import (
     make_image,
     memory_matches,
     sim_ecu,
+    transfer_first_frames,
 )
 
 
@@ -97,10 +97,7 @@ def test_flash_panel_runs_a_simulated_flash(
     record = load_flash_record(ws, row.id)
     blf = load_buslog(ws, record)
     assert blf is not None
-    (tmp_path / "s.blf").write_bytes(blf)
-    with can.BLFReader(str(tmp_path / "s.blf")) as reader:
-        tx = [bytes(m.data) for m in reader if not m.is_rx]
-    first_frames = [d for d in tx if d[0] >> 4 == 1 and d[2] == 0x36]
+    first_frames = transfer_first_frames(blf, tmp_path)
     assert len(first_frames) == len([e for e in record.exchanges if e.step == "transfer_data"])
     ws.close()
 

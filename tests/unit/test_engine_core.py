@@ -31,6 +31,7 @@ from .test_flash_helpers import (
     make_image,
     memory_matches,
     sim_ecu,
+    transfer_first_frames,
 )
 
 
@@ -204,18 +205,6 @@ def test_cancel_at_safe_points_then_rerun(
     assert failed and failed[0].cancelled
 
 
-def _transfer_first_frames(blf: bytes, tmp_path: Path) -> list[int]:
-    """Block counters of the TransferData first frames the tester sent, as the BLF has them."""
-    path = tmp_path / "session.blf"
-    path.write_bytes(blf)
-    with can.BLFReader(str(path)) as reader:
-        return [
-            msg.data[3]
-            for msg in reader
-            if not msg.is_rx and len(msg.data) > 3 and msg.data[0] >> 4 == 1 and msg.data[2] == 0x36
-        ]
-
-
 @pytest.mark.parametrize("echo", [True, False], ids=["bus-echo", "engine-fanout"])
 def test_flash_records_installed_version_and_each_tx_frame_once(
     echo: bool, can_channel: str, tmp_path: Path
@@ -273,9 +262,9 @@ def test_flash_records_installed_version_and_each_tx_frame_once(
             row = next(r for r in list_flash_records(ws) if r.result == "success")
             blf = load_buslog(ws, load_flash_record(ws, row.id))
             assert blf is not None
-            counters = _transfer_first_frames(blf, tmp_path)
+            first_frames = transfer_first_frames(blf, tmp_path)
             blocks = -(-0x1000 // 0x400) + -(-0x800 // 0x400)  # demo VCU: 1 KiB blocks
-            assert len(counters) == blocks, counters
+            assert len(first_frames) == blocks, first_frames
     finally:
         bus, _ = engine.bus_of("CAN1")
         engine.shutdown()

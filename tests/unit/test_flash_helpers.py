@@ -109,3 +109,14 @@ def fast_ecu(name: str = "VCU") -> EcuDefinition:
 def fast_sim_options(**kw: object) -> SimEcuOptions:
     """Options matching `fast_ecu` (boot faster than the entry delay)."""
     return fast_options(boot_time_ms=20, reset_time_ms=20, **kw)
+
+
+def transfer_first_frames(blf: bytes, folder: Path) -> list[bytes]:
+    """The TransferData first frames the tester sent, as a session's BLF bus log has them
+    (one per block when every Tx frame is logged once)."""
+    path = folder / "session-check.blf"
+    path.write_bytes(blf)
+    with can.BLFReader(str(path)) as reader:
+        tx = [bytes(m.data) for m in reader if not m.is_rx]
+    path.unlink()
+    return [d for d in tx if len(d) > 3 and d[0] >> 4 == 1 and d[2] == 0x36]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import can
 import pytest
 
 from fota_studio.core.update_request import RequestStateError, RequestStatus
@@ -24,6 +23,7 @@ from fota_studio.protocols import fota_objects as fo
 from fota_studio.sim.hmi import ScriptedHmi
 from fota_studio.sim.oem import ScriptedOemLogic
 
+from .test_flash_helpers import transfer_first_frames
 from .test_workflow_helpers import ECU, MACHINE, Recorder, bench, demo_ws, new_request, options
 
 
@@ -64,11 +64,7 @@ def test_local_approval_successful(workspace_dir: Path) -> None:
         flash_record = load_flash_record(ws, final.flash_record_id)
         blf = load_buslog(ws, flash_record)
         assert blf is not None
-        log_path = workspace_dir / "request.blf"
-        log_path.write_bytes(blf)
-        with can.BLFReader(str(log_path)) as reader:
-            tx = [bytes(m.data) for m in reader if not m.is_rx]
-        first_frames = [d for d in tx if d[0] >> 4 == 1 and d[2] == 0x36]
+        first_frames = transfer_first_frames(blf, workspace_dir)
         blocks = [e for e in flash_record.exchanges if e.step == "transfer_data"]
         assert len(first_frames) == len(blocks) > 0
     assert rec.of(WorkflowProgress)
