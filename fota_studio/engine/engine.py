@@ -317,14 +317,15 @@ class Engine:
         """
         if (image is None) == (loader is None):
             raise ValueError("submit_flash needs exactly one of image and loader")
-        if workspace is not None and buslog_path is None:
+        own_tmp = workspace is not None and buslog_path is None
+        if own_tmp:
             buslog_path = Path(tempfile.mkdtemp(prefix="fota-flash-")) / "session.blf"
 
         def job(ctx: JobContext) -> FlashResult:
             try:
                 img = image if image is not None else loader()  # type: ignore[misc]
             except BaseException:
-                if buslog_path is not None:
+                if own_tmp and buslog_path is not None:  # our empty temp folder only
                     with contextlib.suppress(OSError):
                         buslog_path.parent.rmdir()
                 raise

@@ -154,3 +154,33 @@ def test_version_choice_defaults_to_the_newest_release(
         assert dlg.version_combo.itemText(0) == "2.2.0-rc.1 (pre-release)"
     finally:
         ws.close()
+
+
+def test_start_refuses_an_unsigned_version_when_the_workspace_requires_signatures(
+    qtbot,
+    engine: Engine,
+    can_channel: str,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """Start loads the image on the worker; under the signed-packages policy the unsigned demo
+    version is refused there, the panel says why, and the ECU never hears a request."""
+    from fota_studio.app import open_workspace
+    from fota_studio.infra.repository import RepositoryStore
+
+    ws = open_workspace(tmp_path / "ws")
+    try:
+        RepositoryStore(ws).require_signed_packages = True
+        panel = FlashPanel(engine, EngineBridge(engine), ws)
+        qtbot.addWidget(panel)
+        panel.ecu_combo.setCurrentIndex(panel.ecu_combo.findData("VCU"))
+        assert panel.version_combo.currentData() == "3.2.1"
+        with sim_ecu(fast_ecu("VCU"), can_channel, tmp_path, options=fast_sim_options()) as sim:
+            with qtbot.waitSignal(panel.flash_failed, timeout=20_000) as failed:
+                panel.start_button.click()
+            assert sim.state().mode == "application"  # nothing was sent to it
+        assert "requires packages signed by a trusted key" in str(failed.args[0].error)
+        assert "requires packages signed" in panel.status_label.text()
+        assert panel.start_button.isEnabled()
+        assert list_flash_records(ws) == []
+    finally:
+        ws.close()
