@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,24 +10,17 @@ import can
 
 from fota_studio.core import demo_catalog
 from fota_studio.core.ea import EcuDefinition
-from fota_studio.core.firmware import FirmwareImage, Segment
+from fota_studio.core.firmware import FirmwareImage
 from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions
+from reliability import harness
 
 
 def make_image(
     version: str, sizes: tuple[int, ...] = (0x3000, 0x1800), gap: int = 0x2000
 ) -> FirmwareImage:
-    """Segments from APP_REGION_START with gaps; the first starts with the app header."""
-    segs = []
-    addr = demo_catalog.APP_REGION_START
-    seed = zlib.crc32(version.encode())
-    for i, size in enumerate(sizes):
-        body = bytes((seed + i * 7 + j * 31) & 0xFF for j in range(size))
-        if i == 0:
-            body = demo_catalog.app_header(version) + body[demo_catalog.APP_HEADER_SIZE :]
-        segs.append(Segment(addr, body))
-        addr += size + gap
-    return FirmwareImage(tuple(segs))
+    """Segments from APP_REGION_START with gaps (the reliability harness's image, with sizes
+    that make a few blocks per segment)."""
+    return harness.make_image(version, sizes, gap)
 
 
 def demo_ecu(name: str) -> EcuDefinition:
@@ -96,19 +88,10 @@ def memory_matches(sim: SimEcu, image: FirmwareImage) -> bool:
     return all(sim.memory.read(s.address, len(s.data)) == s.data for s in image.segments)
 
 
-def fast_ecu(name: str = "VCU") -> EcuDefinition:
-    """A demo ECU with short P2 / entry delay / TesterPresent period so fault tests are quick."""
-    ecu = demo_ecu(name)
-    ecu.uds.p2_timeout_ms = 300
-    ecu.uds.p2_star_timeout_ms = 1000
-    ecu.uds.tester_present_period_ms = 200
-    ecu.connection.bootloader_entry_delay_ms = 80
-    return ecu
-
-
-def fast_sim_options(**kw: object) -> SimEcuOptions:
-    """Options matching `fast_ecu` (boot faster than the entry delay)."""
-    return fast_options(boot_time_ms=20, reset_time_ms=20, **kw)
+#: A demo ECU with short P2 / entry delay / TesterPresent period, and the simulator options
+#: matching it (boot faster than the entry delay): the reliability harness's, shared.
+fast_ecu = harness.fast_ecu
+fast_sim_options = harness.fast_options
 
 
 def transfer_first_frames(blf: bytes, folder: Path) -> list[bytes]:
