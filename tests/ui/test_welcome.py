@@ -3,49 +3,30 @@ three buttons run the demo, open the adapter settings and open a log file in the
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import can
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
-from fota_studio.app import open_workspace
-from fota_studio.infra.connections import ChannelConnection, set_connection
 from fota_studio.infra.settings import load_settings
 from fota_studio.infra.tracefile import write_log
 from fota_studio.infra.workspace import Workspace
 from fota_studio.ui.dialogs.welcome_dialog import WelcomeDialog
 from fota_studio.ui.main_window import MainWindow
 from fota_studio.ui.workbench import Workbench
+from tests.ui.app_fixtures import app_window, demo_workspace
 
 
 @pytest.fixture
 def ws(workspace_dir: Path) -> Iterator[Workspace]:
-    ws = open_workspace(workspace_dir)
-    set_connection(
-        ws,
-        ChannelConnection(
-            logical_channel="CAN1", interface="virtual", channel=f"wel-{uuid.uuid4().hex[:8]}"
-        ),
-    )
-    yield ws
-    ws.close()
+    yield from demo_workspace(workspace_dir, "wel")
 
 
 @pytest.fixture
 def window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[tuple[MainWindow, Workbench]]:
-    qsettings = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(
-        ws, qsettings=qsettings, settings_path=tmp_path / "s.json", open_workspace=open_workspace
-    )
-    bench = Workbench(w, ws)
-    w.shutdown_hooks.append(bench.shutdown)
-    qtbot.addWidget(w)
-    w.show()
-    yield w, bench
-    w.close()
+    yield from app_window(qtbot, ws, tmp_path)
 
 
 def test_buttons_emit_their_signal_and_close(qtbot) -> None:

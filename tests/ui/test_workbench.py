@@ -8,49 +8,29 @@ stops every thread (the conftest fixture fails the test otherwise).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
-from fota_studio.app import open_workspace
-from fota_studio.infra.connections import ChannelConnection, set_connection
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.workspace import Workspace
 from fota_studio.ui.main_window import MainWindow
 from fota_studio.ui.workbench import Workbench
+from tests.ui.app_fixtures import app_window, demo_workspace
 
 PANELS = {"repository", "ea", "requests", "flash", "hmi", "oem", "tcu_bench", "sim", "trace", "log"}
 
 
 @pytest.fixture
 def ws(workspace_dir: Path) -> Iterator[Workspace]:
-    ws = open_workspace(workspace_dir)
-    # A private virtual channel per test so parallel or leftover buses never mix.
-    set_connection(
-        ws,
-        ChannelConnection(
-            logical_channel="CAN1", interface="virtual", channel=f"wb-{uuid.uuid4().hex[:8]}"
-        ),
-    )
-    yield ws
-    ws.close()
+    yield from demo_workspace(workspace_dir, "wb")
 
 
 @pytest.fixture
 def window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[tuple[MainWindow, Workbench]]:
-    qsettings = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(
-        ws, qsettings=qsettings, settings_path=tmp_path / "s.json", open_workspace=open_workspace
-    )
-    bench = Workbench(w, ws)
-    w.shutdown_hooks.append(bench.shutdown)
-    qtbot.addWidget(w)
-    w.show()
-    yield w, bench
-    w.close()
+    yield from app_window(qtbot, ws, tmp_path)
 
 
 def test_every_panel_and_the_engine_channel_are_there(window, ws: Workspace) -> None:
