@@ -311,18 +311,7 @@ class UdsLink:
                 hint="check the adapter and the bus; run the flash again",
             ) from exc
         finally:
-            if self._on_exchange is not None:
-                self._on_exchange(
-                    Exchange(
-                        step=step,
-                        request=payload,
-                        response=response_payload,
-                        t_request=t0,
-                        t_response=time.time() if response_payload is not None else None,
-                        pending_count=self._pending,
-                        nrc=nrc,
-                    )
-                )
+            self._record(step, payload, response_payload, t0, nrc)
 
     def transfer_data(
         self, step: str, counter: int, block: bytes, *, busy_retries: int = BUSY_REPEAT_MAX
