@@ -62,7 +62,9 @@ DEFAULT_STEP_PARAMS: dict[StepKind, dict[str, Any]] = {
     StepKind.SECURITY_LEVEL_1: {"level": 0x01},
     StepKind.PROGRAMMING_SESSION: {"session": 0x02},
     StepKind.SECURITY_LEVEL_2: {"level": 0x03},
-    StepKind.FINGERPRINT: {"did": 0xF15A, "format": "date_tester"},
+    # length: bytes written (the record is padded with 0x00 / truncated to it); data: hex for
+    # format "raw", text for "ascii"; "date_tester" = 3 BCD date bytes + tester name.
+    StepKind.FINGERPRINT: {"did": 0xF15A, "format": "date_tester", "length": 19, "data": ""},
     StepKind.ERASE: {"routine_id": 0xFF00, "record": "address_length"},
     StepKind.REQUEST_DOWNLOAD: {},
     StepKind.TRANSFER_DATA: {"max_retries": 3},
@@ -77,7 +79,11 @@ ERASE_RECORD_FORMATS = ("address_length", "none", "segment_index")
 #: Checksum kinds the check routine may carry.
 CHECKSUM_KINDS = ("crc32", "crc16_ccitt", "sha256", "none")
 #: Fingerprint record formats.
-FINGERPRINT_FORMATS = ("date_tester", "raw")
+FINGERPRINT_FORMATS = ("date_tester", "ascii", "raw")
+#: How the erase step covers the image (UdsProfile.erase_policy): per_region = one erase of the
+#: sector-aligned union of the image inside each memory region; per_segment = one erase per image
+#: segment (never a sector twice); whole_region = each touched region erased whole.
+ERASE_POLICIES = ("per_region", "per_segment", "whole_region")
 
 
 def default_sequence() -> list[SequenceStep]:
@@ -148,6 +154,10 @@ class Connection:
     bootloader_entry: BootloaderEntryFrame | None = None
     bootloader_entry_delay_ms: int = 500
     heartbeat_id: int | None = None
+    #: Extended/mixed addressing: the address byte of FUNCTIONAL requests (extended: the target
+    #: address byte, e.g. 0xDF; mixed: the functional address extension). None = not set (the
+    #: validator warns; the physical address byte is used).
+    functional_target_address: int | None = None
 
 
 @dataclass
@@ -196,7 +206,11 @@ class DidDefinition:
 
 @dataclass
 class Precondition:
-    """A check before anything is erased: read a DID, scale it, compare to limits."""
+    """A check before anything is erased: read a DID, scale it, compare to limits.
+
+    When the application cannot be asked, a precondition FAILS the flash unless `skippable` is
+    set with a `skip_reason` (shown in the record and the panel).
+    """
 
     name: str
     did: int
@@ -206,6 +220,8 @@ class Precondition:
     unit: str = ""
     minimum: float | None = None
     maximum: float | None = None
+    skippable: bool = False
+    skip_reason: str = ""
 
     def evaluate(self, raw: bytes) -> tuple[bool, float]:
         """Return (passes, physical value) for the raw DID bytes (big-endian unsigned)."""
@@ -214,6 +230,59 @@ class Precondition:
             self.maximum is None or value <= self.maximum
         )
         return ok, value
+
+
+@dataclass
+class RoutinePrecondition:
+    """A "check programming preconditions" routine (RoutineControl 31 01 <id> [record]).
+
+    The response's first status byte must equal `expected_status` (None = any positive answer).
+    Like `Precondition`, it fails the flash when it cannot be run unless `skippable`.
+    """
+
+    name: str
+    routine_id: int = 0x0203
+    record: bytes = b""
+    expected_status: int | None = 0x00
+    skippable: bool = False
+    skip_reason: str = ""
+
+
+@dataclass
+class ProtectedRange:
+    """An address range the erase must never touch (e.g. the bootloader itself)."""
+
+    name: str
+    start: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        """One past the last address of the range."""
+        return self.start + self.length
+
+
+@dataclass
+class EcuTiming:
+    """Timing facts of one ECU (from its supplier's bootloader specification).
+
+    Reset/entry: after the positive ECUReset response (or the bootloader entry frame and
+    `Connection.bootloader_entry_delay_ms`) the tester stays silent `reset_time_ms`, then probes
+    until the ECU answers: the bootloader within `bootloader_ready_timeout_ms`, the application
+    within `application_start_timeout_s`. Estimates: erase time per KiB or per sector,
+    programming time per KiB, and the ECU's own block length / STmin / BS when known (None =
+    unknown, the estimate falls back to the wire time).
+    """
+
+    reset_time_ms: int = 500
+    application_start_timeout_s: float = 10.0
+    bootloader_ready_timeout_ms: int = 3000
+    erase_ms_per_kib: float = 0.0
+    erase_ms_per_sector: float = 0.0
+    programming_ms_per_kib: float = 0.0
+    ecu_max_block_length: int | None = None
+    ecu_stmin_ms: int | None = None
+    ecu_block_size: int | None = None
 
 
 @dataclass
@@ -261,7 +330,15 @@ class UdsProfile:
         ]
     )
     preconditions: list[Precondition] = field(default_factory=list)
+    routine_preconditions: list[RoutinePrecondition] = field(default_factory=list)
     health: HealthChecks = field(default_factory=HealthChecks)
+    timing: EcuTiming = field(default_factory=EcuTiming)
+    #: One of ERASE_POLICIES.
+    erase_policy: str = "per_region"
+    protected_ranges: list[ProtectedRange] = field(default_factory=list)
+    #: DID of the active diagnostic session (ISO 14229-1 0xF186) to learn the session before
+    #: the sequence starts; None = send DiagnosticSessionControl default (10 01) first.
+    active_session_did: int | None = None
 
     def step(self, kind: StepKind) -> SequenceStep | None:
         """Return the enabled step of that kind, or None when absent/disabled."""
