@@ -48,42 +48,165 @@ class StepKind(enum.StrEnum):
     READ_VERSION = "read_version"  # 22 F1 95
 
 
-#: Default parameters per step kind. Keys are the contract between the EA file, the editor,
-#: the flash job and the simulator; validation rejects unknown keys.
-DEFAULT_STEP_PARAMS: dict[StepKind, dict[str, Any]] = {
-    StepKind.EXTENDED_SESSION: {"session": 0x03},
-    StepKind.DTC_OFF: {"setting_type": 0x02, "suppress_response": False},
-    StepKind.COMM_CONTROL_OFF: {
-        "control_type": 0x03,
-        "communication_type": 0x01,
-        "functional": True,
-        "suppress_response": False,
-    },
-    StepKind.SECURITY_LEVEL_1: {"level": 0x01},
-    StepKind.PROGRAMMING_SESSION: {"session": 0x02},
-    StepKind.SECURITY_LEVEL_2: {"level": 0x03},
-    # length: bytes written (the record is padded with 0x00 / truncated to it); data: hex for
-    # format "raw", text for "ascii"; "date_tester" = 3 BCD date bytes + tester name.
-    StepKind.FINGERPRINT: {"did": 0xF15A, "format": "date_tester", "length": 19, "data": ""},
-    StepKind.ERASE: {"routine_id": 0xFF00, "record": "address_length"},
-    StepKind.REQUEST_DOWNLOAD: {},
-    StepKind.TRANSFER_DATA: {"max_retries": 3},
-    StepKind.TRANSFER_EXIT: {},
-    StepKind.CHECK: {"routine_id": 0xFF01, "checksum": "crc32"},
-    StepKind.RESET: {"reset_type": 0x01},
-    StepKind.READ_VERSION: {"did": 0xF195, "boot_wait_s": 5.0},
-}
-
 #: The erase routine's option record formats the sequence understands.
 ERASE_RECORD_FORMATS = ("address_length", "none", "segment_index")
 #: Checksum kinds the check routine may carry.
 CHECKSUM_KINDS = ("crc32", "crc16_ccitt", "sha256", "none")
-#: Fingerprint record formats.
+#: Fingerprint record formats: date_tester = 3 BCD date bytes (YYMMDD) + the tester name;
+#: ascii = `data` as text; raw = `data` as hex bytes. Every format is padded with 0x00 /
+#: truncated to the step's `length`.
 FINGERPRINT_FORMATS = ("date_tester", "ascii", "raw")
 #: How the erase step covers the image (UdsProfile.erase_policy): per_region = one erase of the
 #: sector-aligned union of the image inside each memory region; per_segment = one erase per image
 #: segment (never a sector twice); whole_region = each touched region erased whole.
 ERASE_POLICIES = ("per_region", "per_segment", "whole_region")
+
+#: Kinds of step parameter (StepParam.type): byte 0..0xFF and word 0..0xFFFF (hex in the file),
+#: int a whole number and number a decimal within [minimum, maximum], bool, choice one of
+#: `choices`, text any string.
+STEP_PARAM_TYPES = ("byte", "word", "int", "number", "bool", "choice", "text")
+
+
+@dataclass(frozen=True)
+class StepParam:
+    """One parameter of a sequence step: type, allowed values, default and meaning.
+
+    `STEP_PARAMS` is the one table the engine's defaults, `ea validate`, the JSON schema, the EA
+    panel and the manual are built from, so a key is accepted everywhere or nowhere.
+    """
+
+    key: str
+    type: str
+    default: Any
+    meaning: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def low(self) -> float | None:
+        """The smallest allowed value (byte/word: 0), None when unbounded or not numeric."""
+        if self.type in ("byte", "word"):
+            return 0
+        return self.minimum
+
+    @property
+    def high(self) -> float | None:
+        """The largest allowed value (byte 0xFF, word 0xFFFF), None when unbounded."""
+        if self.type == "byte":
+            return 0xFF
+        if self.type == "word":
+            return 0xFFFF
+        return self.maximum
+
+
+def _sp(key: str, type_: str, default: Any, meaning: str, **kw: Any) -> StepParam:
+    return StepParam(key, type_, default, meaning, **kw)
+
+
+#: The parameter schema of every step kind (see StepParam).
+STEP_PARAMS: dict[StepKind, tuple[StepParam, ...]] = {
+    StepKind.EXTENDED_SESSION: (
+        _sp("session", "byte", 0x03, "DiagnosticSessionControl sub-function (10 xx)"),
+    ),
+    StepKind.DTC_OFF: (
+        _sp("setting_type", "byte", 0x02, "ControlDTCSetting type (85 xx; 0x02 = off)"),
+        _sp("suppress_response", "bool", False, "set the suppressPosRspMsg bit (no answer)"),
+    ),
+    StepKind.COMM_CONTROL_OFF: (
+        _sp("control_type", "byte", 0x03, "CommunicationControl type (28 xx)"),
+        _sp("communication_type", "byte", 0x01, "communicationType byte (0x01 = normal msgs)"),
+        _sp("functional", "bool", True, "send to the functional ID (all ECUs of the bus)"),
+        _sp("suppress_response", "bool", False, "set the suppressPosRspMsg bit (no answer)"),
+    ),
+    StepKind.SECURITY_LEVEL_1: (
+        _sp("level", "byte", 0x01, "requestSeed sub-function; one of security_levels"),
+    ),
+    StepKind.PROGRAMMING_SESSION: (
+        _sp("session", "byte", 0x02, "DiagnosticSessionControl sub-function (10 xx)"),
+    ),
+    StepKind.SECURITY_LEVEL_2: (
+        _sp("level", "byte", 0x03, "requestSeed sub-function; one of security_levels"),
+    ),
+    StepKind.FINGERPRINT: (
+        _sp("did", "word", 0xF15A, "DID written with WriteDataByIdentifier (2E)"),
+        _sp(
+            "format",
+            "choice",
+            "date_tester",
+            "date_tester: 3 BCD date bytes + tester name; ascii: data as text; raw: data as hex",
+            choices=FINGERPRINT_FORMATS,
+        ),
+        _sp(
+            "length",
+            "int",
+            19,
+            "bytes written; the record is padded with 0x00 or truncated to it",
+            minimum=1,
+            maximum=4093,
+        ),
+        _sp("data", "text", "", "ascii: the text; raw: hex bytes like 'A1 B2'; else unused"),
+    ),
+    StepKind.ERASE: (
+        _sp("routine_id", "word", 0xFF00, "RoutineControl ID of the erase routine (31 01 xx xx)"),
+        _sp(
+            "record",
+            "choice",
+            "address_length",
+            "the routine's option record: address + length (ALFID sizes), none, or the "
+            "segment index byte",
+            choices=ERASE_RECORD_FORMATS,
+        ),
+    ),
+    StepKind.REQUEST_DOWNLOAD: (),
+    StepKind.TRANSFER_DATA: (
+        _sp(
+            "max_retries",
+            "int",
+            3,
+            "times one block is sent again after a lost answer",
+            minimum=0,
+            maximum=100,
+        ),
+    ),
+    StepKind.TRANSFER_EXIT: (),
+    StepKind.CHECK: (
+        _sp("routine_id", "word", 0xFF01, "RoutineControl ID of the check routine"),
+        _sp(
+            "checksum",
+            "choice",
+            "crc32",
+            "checksum of the image the routine's record carries",
+            choices=CHECKSUM_KINDS,
+        ),
+    ),
+    StepKind.RESET: (_sp("reset_type", "byte", 0x01, "ECUReset type (11 xx; 0x01 = hard)"),),
+    StepKind.READ_VERSION: (
+        _sp("did", "word", 0xF195, "DID of the running software version (22 xx xx)"),
+        _sp(
+            "boot_wait_s",
+            "number",
+            5.0,
+            "seconds the application may take to answer after the reset",
+            minimum=0.0,
+            maximum=600.0,
+        ),
+    ),
+}
+
+#: Default parameters per step kind, from `STEP_PARAMS`. Keys are the contract between the EA
+#: file, the editor, the flash job and the simulator; validation rejects unknown keys.
+DEFAULT_STEP_PARAMS: dict[StepKind, dict[str, Any]] = {
+    kind: {p.key: p.default for p in params} for kind, params in STEP_PARAMS.items()
+}
+
+
+def step_param(kind: StepKind, key: str) -> StepParam | None:
+    """The schema of one step parameter, None when the step has no such key."""
+    for p in STEP_PARAMS[kind]:
+        if p.key == key:
+            return p
+    return None
 
 
 def default_sequence() -> list[SequenceStep]:
