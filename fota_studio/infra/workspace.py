@@ -140,6 +140,21 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX request_entries_request ON request_entries(request_id, id);
     """,
+    # 2 -> 3: signed records (infra/record_signing.py): per entry the request fields it sets
+    # (`state`, JSON) and an Ed25519 signature of its hash; the signed chain head (one row)
+    """
+    ALTER TABLE request_entries ADD COLUMN state TEXT;
+    ALTER TABLE request_entries ADD COLUMN sig TEXT;
+    CREATE TABLE record_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        count INTEGER NOT NULL,
+        last_hash TEXT NOT NULL,
+        at TEXT NOT NULL,
+        first_signed INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        sig TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
