@@ -23,6 +23,7 @@ import sqlite3
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,33 @@ MIGRATIONS: list[str] = [
         sig TEXT NOT NULL
     );
     """,
+    # 3 -> 4: trust by key (infra/trust.py): each version's signing-key fingerprint and package
+    # policy (hardware IDs, bootloader versions, release counter); the append-only trust log
+    # (trusted / replaced / revoked, who, when); signed downgrade allowances
+    """
+    ALTER TABLE versions ADD COLUMN signer_fingerprint TEXT NOT NULL DEFAULT '';
+    ALTER TABLE versions ADD COLUMN hardware_ids TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE versions ADD COLUMN bootloader_versions TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE versions ADD COLUMN release_counter INTEGER;
+    CREATE TABLE trust_events (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        by TEXT NOT NULL,
+        action TEXT NOT NULL,
+        name TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX trust_events_fingerprint ON trust_events(fingerprint, action);
+    CREATE TABLE downgrade_allowances (
+        id INTEGER PRIMARY KEY,
+        statement TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        added_at TEXT NOT NULL,
+        added_by TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -188,12 +216,52 @@ def atomic_write(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def storage_error(exc: BaseException, where: Path | str) -> WorkspaceError | None:
+    """The one-line WorkspaceError for a full disk / read-only media / I/O failure, else None.
+
+    Used where the workspace writes (blobs, transactions) so a full disk or a read-only
+    medium reads "workspace …: the disk is full" instead of a traceback.
+    """
+    text = str(exc).lower()
+    errno_ = getattr(exc, "errno", None)
+    if errno_ in (28, 27) or "disk is full" in text or "file too large" in text:  # ENOSPC/EFBIG
+        return WorkspaceError(
+            f"{where}: the disk is full ({exc})",
+            hint="free some space (or choose another workspace folder) and try again; nothing "
+            "half-written was kept",
+        )
+    if errno_ in (30, 13) or "readonly" in text or "read-only" in text:  # EROFS/EACCES
+        return WorkspaceError(
+            f"{where}: the workspace is read-only ({exc})",
+            hint="only read-only commands (list, show, verify, check) work here; copy the "
+            "workspace to a writable folder to change it",
+        )
+    if isinstance(exc, OSError) or "disk i/o error" in text:
+        return WorkspaceError(
+            f"{where}: storage error ({exc})",
+            hint="check the disk (free space, permissions, media) and try again",
+        )
+    return None
+
+
+def _is_writable(root: Path, db_path: Path) -> bool:
+    """True when the folder (and the DB file, if present) can be written (False on read-only
+    media, even for root: access() reports EROFS)."""
+    if not root.exists():
+        parent = next((p for p in root.parents if p.exists()), None)
+        return parent is not None and os.access(parent, os.W_OK)
+    if not os.access(root, os.W_OK):
+        return False
+    return not db_path.exists() or os.access(db_path, os.W_OK)
+
+
 class BlobStore:
     """Content-addressed files under `blobs/`, named by SHA-256; written atomically."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, create: bool = True) -> None:
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, sha256: str) -> Path:
         """Return the file path of a blob (it may not exist)."""
@@ -204,7 +272,10 @@ class BlobStore:
         sha = hashlib.sha256(data).hexdigest()
         target = self.path(sha)
         if not target.exists():
-            atomic_write(target, data)
+            try:
+                atomic_write(target, data)
+            except OSError as exc:
+                raise (storage_error(exc, self.root) or exc) from exc
         return sha
 
     def get(self, sha256: str) -> bytes:
@@ -244,47 +315,114 @@ class BlobStore:
 
 
 class Workspace:
-    """An open workspace folder: DB connection, blob store and small typed settings."""
+    """An open workspace folder: DB connection, blob store and small typed settings.
 
-    def __init__(self, root: Path) -> None:
+    The schema version is read before anything is written (a newer workspace is refused
+    untouched: not even switched to WAL). A folder on read-only media (or opened with
+    `read_only=True`) opens read-only: reads work, every write raises one WorkspaceError.
+    """
+
+    def __init__(self, root: Path, *, read_only: bool = False) -> None:
         self.root = Path(root)
         self._lock = threading.RLock()
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise WorkspaceError(
-                f"cannot create workspace folder {self.root}: {exc.strerror}",
-                hint="choose another folder with --workspace",
-            ) from exc
-        self.blobs = BlobStore(self.root / BLOB_DIR)
         db_path = self.root / DB_NAME
+        self.read_only = read_only or not _is_writable(self.root, db_path)
+        if self.read_only:
+            if not db_path.is_file():
+                raise WorkspaceError(
+                    f"{self.root}: no workspace here, and the folder is read-only",
+                    hint="choose another folder with --workspace",
+                )
+        else:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise WorkspaceError(
+                    f"cannot create workspace folder {self.root}: {exc.strerror}",
+                    hint="choose another folder with --workspace",
+                ) from exc
         try:
-            self._conn = sqlite3.connect(
-                db_path, check_same_thread=False, isolation_level=None, timeout=10.0
-            )
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            self.blobs = BlobStore(self.root / BLOB_DIR, create=not self.read_only)
+        except OSError as exc:
+            raise (storage_error(exc, self.root) or exc) from exc
+        try:
+            self._conn = self._connect(db_path)
+            self._check_schema(self._stored_version())
+            if not self.read_only:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=FULL")
+                self._conn.execute("PRAGMA foreign_keys=ON")
+                self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise WorkspaceError(
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            raise storage_error(exc, db_path) if _is_storage(exc) else WorkspaceError(
                 f"{db_path}: not a usable workspace database ({exc})",
                 hint="open another folder, or restore workspace.db from a backup",
             ) from exc
+        except WorkspaceError:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            raise
+
+    def _connect(self, db_path: Path) -> sqlite3.Connection:
+        """Open the DB; read-only media get `mode=ro`, or `immutable=1` when SQLite cannot
+        create the WAL index (-shm) beside a WAL-mode database there."""
+        if not self.read_only:
+            conn = sqlite3.connect(
+                db_path, check_same_thread=False, isolation_level=None, timeout=10.0
+            )
+            conn.row_factory = sqlite3.Row
+            return conn
+        uri = "file:" + urllib.parse.quote(str(db_path.resolve()))
+        last: sqlite3.Error | None = None
+        for flags in ("?mode=ro", "?mode=ro&immutable=1"):
+            conn = sqlite3.connect(
+                uri + flags, uri=True, check_same_thread=False, isolation_level=None
+            )
+            try:
+                conn.execute("PRAGMA user_version").fetchone()
+            except sqlite3.Error as exc:
+                conn.close()
+                last = exc
+                continue
+            conn.row_factory = sqlite3.Row
+            return conn
+        assert last is not None
+        raise last
+
+    def _stored_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _check_schema(self, current: int) -> None:
+        """Refuse a newer schema (before any write) and an older one opened read-only."""
+        if current > SCHEMA_VERSION:
+            raise WorkspaceError(
+                f"{self.root}: workspace schema {current} is newer than this FOTA Studio "
+                f"understands ({SCHEMA_VERSION}); it was not changed",
+                hint="update FOTA Studio, or open another workspace",
+            )
+        if self.read_only and current < SCHEMA_VERSION:
+            raise WorkspaceError(
+                f"{self.root}: workspace schema {current} needs an upgrade to "
+                f"{SCHEMA_VERSION}, but the workspace is read-only",
+                hint="copy it to a writable folder and open it there once",
+            )
 
     # -- lifecycle -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, root: Path | str) -> Workspace:
-        """Open (creating if needed) the workspace in folder `root`."""
-        return cls(Path(root))
+    def open(cls, root: Path | str, *, read_only: bool = False) -> Workspace:
+        """Open (creating if needed) the workspace in folder `root`; read-only on request or
+        when the folder cannot be written."""
+        return cls(Path(root), read_only=read_only)
 
     def close(self) -> None:
         """Close the DB connection (checkpointing the WAL)."""
         with self._lock:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if not self.read_only:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.close()
 
     def __enter__(self) -> Workspace:
@@ -294,17 +432,16 @@ class Workspace:
         self.close()
 
     def _migrate(self) -> None:
-        current = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-        if current > SCHEMA_VERSION:
-            raise WorkspaceError(
-                f"{self.root}: workspace schema {current} is newer than this FOTA Studio "
-                f"understands ({SCHEMA_VERSION})",
-                hint="update FOTA Studio, or open another workspace",
-            )
-        for version in range(current, SCHEMA_VERSION):
+        # The version is re-read inside each write transaction: several processes opening a
+        # new workspace at once must not run the same migration twice.
+        while True:
             with self.transaction() as cur:
-                cur.executescript_parts(MIGRATIONS[version])
-                cur.execute(f"PRAGMA user_version = {version + 1}")
+                current = int(cur.execute("PRAGMA user_version").fetchone()[0])
+                self._check_schema(current)
+                if current >= SCHEMA_VERSION:
+                    return
+                cur.executescript_parts(MIGRATIONS[current])
+                cur.execute(f"PRAGMA user_version = {current + 1}")
 
     @property
     def schema_version(self) -> int:
@@ -317,14 +454,31 @@ class Workspace:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[_Cursor]:
         """Run a write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on any exception)."""
+        if self.read_only:
+            raise WorkspaceError(
+                f"{self.root}: the workspace is read-only; this command needs to write",
+                hint="only read-only commands (list, show, verify, check) work here; copy the "
+                "workspace to a writable folder to change it",
+            )
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise (storage_error(exc, self.root) if _is_storage(exc) else exc) from exc
             try:
                 yield _Cursor(self._conn)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and _is_storage(exc):
+                    raise storage_error(exc, self.root) from exc  # type: ignore[misc]
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                raise (storage_error(exc, self.root) if _is_storage(exc) else exc) from exc
 
     def read(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         """Run one query and return all rows."""
@@ -381,6 +535,15 @@ class Workspace:
                 if tmp.stat().st_mtime < cutoff:
                     tmp.unlink()
         return removed
+
+
+def _is_storage(exc: BaseException) -> bool:
+    """True for SQLite errors caused by the medium (full, read-only, I/O), not by the SQL."""
+    text = str(exc).lower()
+    return any(
+        k in text
+        for k in ("disk is full", "readonly", "read-only", "disk i/o", "unable to open")
+    )
 
 
 class _Cursor:
