@@ -1,12 +1,25 @@
-"""Helpers shared by the CLI commands: opening the workspace, printing tables and errors."""
+"""Helpers shared by the CLI commands: opening the workspace, the access check, tables, errors.
+
+`authorise(args, ws, action)` is how every state-changing command asks the one access check of
+`infra/access.py`: with an admin passphrase set, the passphrase comes from `--passphrase-stdin`
+(first line of stdin, for scripts) or an interactive prompt; otherwise the command is refused.
+`guarded(func)` turns that refusal into exit code 2 and one "operator mode: ..." line.
+Main thread only.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
+import getpass
 import sys
+from collections.abc import Callable
 
+from fota_studio.infra.access import AccessControl, AccessDeniedError, Action
 from fota_studio.infra.paths import resolve_workspace_dir
 from fota_studio.infra.workspace import Workspace
+
+CommandFunc = Callable[[argparse.Namespace], int]
 
 
 def open_workspace(args: argparse.Namespace, *, seed_demo: bool = True) -> Workspace:
@@ -36,3 +49,63 @@ def fail(message: str, code: int = 1) -> int:
     """Print a one-line error to stderr and return the exit code."""
     print(f"error: {message}", file=sys.stderr)
     return code
+
+
+def add_passphrase_option(parser: argparse.ArgumentParser) -> None:
+    """Add `--passphrase-stdin` to a state-changing command's parser."""
+    parser.add_argument(
+        "--passphrase-stdin",
+        action="store_true",
+        help="read the admin passphrase from the first line of stdin (for scripts); without it "
+        "a terminal prompts when the workspace has a passphrase",
+    )
+
+
+def read_secret_line(prompt: str, *, from_stdin: bool) -> str | None:
+    """One line from stdin (`from_stdin`), else a getpass prompt on a terminal, else None."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n") if line else None
+    if sys.stdin is not None and sys.stdin.isatty():
+        try:
+            return getpass.getpass(prompt)
+        except EOFError:
+            return None
+    return None
+
+
+def authorise(args: argparse.Namespace, ws: Workspace, action: Action) -> AccessControl:
+    """The access check of one CLI command: return the workspace's AccessControl when `action`
+    may run; AccessDeniedError ("operator mode: ...") when the passphrase is missing or wrong."""
+    access = AccessControl(ws)
+    if access.allows(action):
+        return access
+    passphrase = read_secret_line(
+        f"admin passphrase ({action.value}): ",
+        from_stdin=bool(getattr(args, "passphrase_stdin", False)),
+    )
+    if passphrase is None:
+        raise AccessDeniedError(
+            action,
+            hint="no passphrase given: run it in a terminal to be prompted, or pipe the "
+            "passphrase with --passphrase-stdin",
+        )
+    if not access.enter_engineering(passphrase):
+        raise AccessDeniedError(
+            action, hint="the admin passphrase given is wrong; nothing was changed"
+        )
+    return access
+
+
+def guarded(func: CommandFunc) -> CommandFunc:
+    """Run a command; an operator-mode refusal prints one line and exits 2 (nothing changed)."""
+
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except AccessDeniedError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return AccessDeniedError.exit_code
+
+    return wrapper

@@ -4,10 +4,18 @@ signature, built and verified entirely in memory.
 `build_package` makes one from an image file; `read_package` checks everything before anyone
 uses the image: zip structure and member names (no path traversal), sizes (from the zip header
 and again while decompressing, so a lying header or a zip bomb cannot exhaust memory), the
-signature over the exact manifest.json bytes against trusted signers, the manifest fields and
-types, the file hash, that the image parses, and its data hash/CRC/size/segments. Nothing is
-ever extracted to disk. Pure functions without shared state: safe from any thread (reading a
-big package takes a moment, so use a worker, not the GUI thread).
+signature over the exact manifest.json bytes against trusted keys (chosen by the key's
+fingerprint, `key_fingerprint`, not by the signer's name), the manifest fields and types, the file
+hash, that the image parses, and its data hash/CRC/size/segments. Nothing is ever extracted to
+disk.
+
+A manifest may also carry the package policy of the secure-OTA world (TUF/Uptane): the ECU
+hardware IDs and bootloader versions the image fits and a monotonically increasing
+`release_counter`; `infra/trust.check_flashable` enforces them. The optional fields are left out
+of manifest.json when unset, so packages without a policy keep their exact bytes.
+
+Pure functions without shared state: safe from any thread (reading a big package takes a moment,
+so use a worker, not the GUI thread).
 """
 
 from __future__ import annotations
@@ -64,7 +72,45 @@ _MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
     "created_at": (str,),
     "created_by": (str,),
 }
+#: Optional manifest fields (the package policy); left out of manifest.json when unset.
+_OPTIONAL_MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
+    "hardware_ids": (list,),
+    "bootloader_versions": (list,),
+    "release_counter": (int,),
+}
 _SIGNATURE_FIELDS = {"algorithm", "signer", "signature"}
+#: signature.json may also name the key by fingerprint ("keyid"); readers then pick the key by it.
+_OPTIONAL_SIGNATURE_FIELDS = {"keyid"}
+MAX_POLICY_ITEMS = 64
+MAX_POLICY_ITEM_CHARS = 64
+MAX_RELEASE_COUNTER = 2**53
+
+
+def public_key_raw(public_pem: bytes) -> bytes:
+    """The 32 raw bytes of an Ed25519 public key PEM; PackageError if it is not one."""
+    try:
+        key = serialization.load_pem_public_key(public_pem)
+    except (ValueError, TypeError) as exc:
+        raise PackageError(f"not a PEM public key ({exc})") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise PackageError("not an Ed25519 public key (packages are signed with Ed25519)")
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_fingerprint(public_pem: bytes) -> str:
+    """A signing key's identity: SHA-256 (hex) of its raw 32-byte Ed25519 public key.
+
+    Trust is pinned to this, never to the signer's name: replacing the key stored under a name
+    changes the fingerprint, so what the old key signed is no longer trusted.
+    """
+    return hashlib.sha256(public_key_raw(public_pem)).hexdigest()
+
+
+def public_pem_of(private_key: Ed25519PrivateKey) -> bytes:
+    """The SubjectPublicKeyInfo PEM of a private key's public half."""
+    return private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def _fail(source: str, message: str) -> PackageError:
@@ -117,11 +163,22 @@ class PackageManifest:
     created_at: str
     created_by: str
     format_version: int = PACKAGE_FORMAT_VERSION
+    hardware_ids: tuple[str, ...] = ()
+    bootloader_versions: tuple[str, ...] = ()
+    release_counter: int | None = None
 
     def to_json(self) -> bytes:
-        """Canonical JSON (sorted keys, 2-space indent, UTF-8, final newline)."""
+        """Canonical JSON (sorted keys, 2-space indent, UTF-8, final newline); the optional
+        policy fields only when set."""
         fields = asdict(self)
         fields["segments"] = [list(s) for s in self.segments]
+        for key in ("hardware_ids", "bootloader_versions"):
+            if fields[key]:
+                fields[key] = list(fields[key])
+            else:
+                del fields[key]
+        if self.release_counter is None:
+            del fields["release_counter"]
         return (json.dumps(fields, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
     @classmethod
@@ -134,12 +191,14 @@ class PackageManifest:
         if not isinstance(raw, dict):
             raise _fail(source, f"{MANIFEST_NAME} must hold a JSON object")
         missing = sorted(set(_MANIFEST_TYPES) - set(raw))
-        unknown = sorted(set(raw) - set(_MANIFEST_TYPES))
+        unknown = sorted(set(raw) - set(_MANIFEST_TYPES) - set(_OPTIONAL_MANIFEST_TYPES))
         if missing:
             raise _fail(source, f"{MANIFEST_NAME} lacks field(s): {', '.join(missing)}")
         if unknown:
             raise _fail(source, f"{MANIFEST_NAME} has unknown field(s): {', '.join(unknown)}")
-        for key, types in _MANIFEST_TYPES.items():
+        for key, types in {**_MANIFEST_TYPES, **_OPTIONAL_MANIFEST_TYPES}.items():
+            if key not in raw:
+                continue
             value = raw[key]
             if isinstance(value, bool) or not isinstance(value, types):
                 wanted = " or ".join("null" if t is type(None) else t.__name__ for t in types)
@@ -164,6 +223,11 @@ class PackageManifest:
             created_at=raw["created_at"],
             created_by=raw["created_by"],
             format_version=raw["format_version"],
+            hardware_ids=_parse_names(raw.get("hardware_ids", []), "hardware_ids", source),
+            bootloader_versions=_parse_names(
+                raw.get("bootloader_versions", []), "bootloader_versions", source
+            ),
+            release_counter=raw.get("release_counter"),
         )
         manifest.validate(source)
         return manifest
@@ -199,6 +263,35 @@ class PackageManifest:
             dt.datetime.fromisoformat(self.created_at)
         except ValueError:
             raise _fail(source, f"created_at {self.created_at!r} is not ISO-8601") from None
+        if self.release_counter is not None and not (
+            0 <= self.release_counter <= MAX_RELEASE_COUNTER
+        ):
+            raise _fail(
+                source, f"release_counter must be between 0 and {MAX_RELEASE_COUNTER} (2**53)"
+            )
+        for key in ("hardware_ids", "bootloader_versions"):
+            _parse_names(list(getattr(self, key)), key, source)
+
+
+def _parse_names(value: list[Any], key: str, source: str) -> tuple[str, ...]:
+    """A policy list (hardware IDs, bootloader versions): non-empty, printable, short strings."""
+    if len(value) > MAX_POLICY_ITEMS:
+        raise _fail(source, f"{MANIFEST_NAME} {key} lists more than {MAX_POLICY_ITEMS} entries")
+    out = []
+    for item in value:
+        if (
+            not isinstance(item, str)
+            or not item.strip()
+            or len(item) > MAX_POLICY_ITEM_CHARS
+            or not item.isprintable()
+        ):
+            raise _fail(
+                source,
+                f"{MANIFEST_NAME} {key} must be non-empty printable strings of at most "
+                f"{MAX_POLICY_ITEM_CHARS} characters",
+            )
+        out.append(item.strip())
+    return tuple(out)
 
 
 def _parse_segments(value: list[Any], source: str) -> tuple[tuple[int, int], ...]:
@@ -223,6 +316,7 @@ class LoadedPackage:
     image: FirmwareImage
     signature_state: str  # "unsigned" | "valid"
     signer: str | None
+    signer_fingerprint: str = ""  # SHA-256 of the raw public key that verified the signature
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -270,9 +364,13 @@ def build_package(
     base_address: int | None = None,
     signing_key: Ed25519PrivateKey | None = None,
     signer: str = "",
+    hardware_ids: tuple[str, ...] = (),
+    bootloader_versions: tuple[str, ...] = (),
+    release_counter: int | None = None,
 ) -> bytes:
     """Build a package zip; the image must parse (ImageError otherwise). Signs when a key is
-    given (then `signer` names the key holder, as readers list it in their trusted keys)."""
+    given (then `signer` names the key holder; readers pick the key by its fingerprint).
+    `hardware_ids`, `bootloader_versions` and `release_counter` are the package policy."""
     why = _check_member_name(image_name)
     if why or image_name in (MANIFEST_NAME, SIGNATURE_NAME):
         raise PackageError(f"image name {image_name!r} {why or 'is reserved'}")
@@ -294,6 +392,9 @@ def build_package(
         release_notes=release_notes,
         created_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         created_by=created_by,
+        hardware_ids=tuple(hardware_ids),
+        bootloader_versions=tuple(bootloader_versions),
+        release_counter=release_counter,
     )
     manifest.validate(image_name)
     manifest_bytes = manifest.to_json()
@@ -302,6 +403,7 @@ def build_package(
         signature = {
             "algorithm": SIGNATURE_ALGORITHM,
             "signer": signer,
+            "keyid": key_fingerprint(public_pem_of(signing_key)),
             "signature": base64.b64encode(signing_key.sign(manifest_bytes)).decode("ascii"),
         }
         members.append((SIGNATURE_NAME, json.dumps(signature, indent=2).encode() + b"\n"))
@@ -390,32 +492,56 @@ def _check_members(zf: zipfile.ZipFile, source: str) -> dict[str, zipfile.ZipInf
 
 def _verify_signature(
     raw: bytes, manifest_bytes: bytes, trusted_keys: Mapping[str, bytes], source: str
-) -> str:
-    """Check signature.json over manifest_bytes; return the signer's name."""
+) -> tuple[str, str]:
+    """Check signature.json over manifest_bytes; return (signer name, key fingerprint).
+
+    The key is chosen by the signature's `keyid` (fingerprint) among the trusted keys, so a key
+    that is no longer trusted cannot be reached through a name; a legacy signature without
+    `keyid` uses the key trusted under its signer name.
+    """
     try:
         sig = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise _fail(source, f"{SIGNATURE_NAME} is not valid JSON") from None
-    if not isinstance(sig, dict) or set(sig) != _SIGNATURE_FIELDS:
+    if (
+        not isinstance(sig, dict)
+        or not set(sig) >= _SIGNATURE_FIELDS
+        or set(sig) - _SIGNATURE_FIELDS - _OPTIONAL_SIGNATURE_FIELDS
+    ):
         raise _fail(source, f"{SIGNATURE_NAME} must hold exactly {sorted(_SIGNATURE_FIELDS)}")
     if not all(isinstance(v, str) for v in sig.values()):
         raise _fail(source, f"{SIGNATURE_NAME} fields must be strings")
     if sig["algorithm"] != SIGNATURE_ALGORITHM:
         raise _fail(source, f"unsupported signature algorithm {sig['algorithm']!r}")
     signer: str = sig["signer"]
-    if signer not in trusted_keys:
-        known = ", ".join(sorted(trusted_keys)) or "none configured"
-        raise _fail(
-            source,
-            f"signed by {signer!r}, who is not a trusted signer (trusted: {known}); add the "
-            "signer's public key to the trusted keys if you trust it",
-        )
-    try:
-        public = serialization.load_pem_public_key(trusted_keys[signer])
-    except (ValueError, TypeError):
-        raise _fail(source, f"the trusted key of {signer!r} is not a PEM public key") from None
-    if not isinstance(public, Ed25519PublicKey):
-        raise _fail(source, f"the trusted key of {signer!r} is not an Ed25519 key")
+    by_fingerprint: dict[str, tuple[str, bytes]] = {}
+    for name, pem in trusted_keys.items():
+        try:
+            by_fingerprint[key_fingerprint(pem)] = (name, pem)
+        except PackageError:
+            raise _fail(source, f"the trusted key of {name!r} is not an Ed25519 PEM key") from None
+    keyid = sig.get("keyid")
+    if keyid is not None:
+        if keyid not in by_fingerprint:
+            known = ", ".join(f"{n} ({fp[:16]}…)" for fp, (n, _) in sorted(by_fingerprint.items()))
+            raise _fail(
+                source,
+                f"signed by {signer!r}, who is not a trusted signer: key {keyid} is not a "
+                f"trusted key (trusted: {known or 'none configured'}); add the signer's public "
+                "key to the trusted keys if you trust it",
+            )
+        pem = by_fingerprint[keyid][1]
+    else:
+        if signer not in trusted_keys:
+            known = ", ".join(sorted(trusted_keys)) or "none configured"
+            raise _fail(
+                source,
+                f"signed by {signer!r}, who is not a trusted signer (trusted: {known}); add the "
+                "signer's public key to the trusted keys if you trust it",
+            )
+        pem = trusted_keys[signer]
+    public = serialization.load_pem_public_key(pem)
+    assert isinstance(public, Ed25519PublicKey)  # key_fingerprint checked it above
     try:
         public.verify(base64.b64decode(sig["signature"], validate=True), manifest_bytes)
     except (InvalidSignature, binascii.Error, ValueError):
@@ -424,7 +550,7 @@ def _verify_signature(
             f"bad signature by {signer!r}: {MANIFEST_NAME} was changed after signing or the "
             "signature is corrupt; do not use this package",
         ) from None
-    return signer
+    return signer, key_fingerprint(pem)
 
 
 def read_package(
@@ -447,9 +573,10 @@ def read_package(
         members = _check_members(zf, source)
         manifest_bytes = _read_member(zf, members[MANIFEST_NAME], MAX_MANIFEST_BYTES, source)
         signer: str | None = None
+        fingerprint = ""
         if SIGNATURE_NAME in members:
             raw_sig = _read_member(zf, members[SIGNATURE_NAME], MAX_SIGNATURE_BYTES, source)
-            signer = _verify_signature(raw_sig, manifest_bytes, trusted_keys, source)
+            signer, fingerprint = _verify_signature(raw_sig, manifest_bytes, trusted_keys, source)
         elif require_signature:
             raise _fail(source, "the package is unsigned, but a signature is required")
         manifest = PackageManifest.from_json(manifest_bytes, source=source)
@@ -494,4 +621,5 @@ def read_package(
         image=image,
         signature_state="valid" if signer else "unsigned",
         signer=signer,
+        signer_fingerprint=fingerprint,
     )

@@ -1,7 +1,10 @@
-"""Operator mode vs engineering mode, and the workspace's admin passphrase (salted scrypt hash).
+"""Operator mode vs engineering mode, the workspace's admin passphrase, and the ONE access check.
 
 In operator mode the EA and repositories are read-only and only approved actions are offered;
-switching to engineering mode needs the workspace's admin passphrase. The passphrase is stored
+switching to engineering mode needs the workspace's admin passphrase. Every state-changing entry
+point — the CLI commands (`cli/common.guarded`) and the GUI (`ui/workbench`) — asks the same
+`AccessControl.require(action)` / `allows(action)` with an `Action` from the one list below, so a
+rule cannot hold in the GUI and be forgotten on the command line. The passphrase is stored
 in the workspace settings only as a salted `hashlib.scrypt` hash (never the passphrase itself) and
 checked in constant time. A workspace without a passphrase starts in engineering mode (nothing to
 protect yet); with one it starts in operator mode. `AccessControl` may be used from any thread;
@@ -18,7 +21,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-from fota_studio.core.errors import ConfigurationError
+from fota_studio.core.errors import ConfigurationError, FotaError
 from fota_studio.infra.workspace import Workspace
 
 PASSPHRASE_SETTING = "admin_passphrase"
@@ -36,6 +39,51 @@ class Mode(StrEnum):
 
     OPERATOR = "operator"
     ENGINEERING = "engineering"
+
+
+class Action(StrEnum):
+    """Every action that changes the workspace, its trust or the bus outside a planned update.
+
+    In operator mode each needs the admin passphrase (engineering mode). The value is the name
+    users see in a refusal ("operator mode: repo trust needs ...").
+    """
+
+    REPO_CREATE = "repo create"
+    REPO_IMPORT = "repo import"
+    REPO_RETIRE = "repo retire"
+    REPO_TRUST = "repo trust"
+    REPO_UNTRUST = "repo untrust"
+    REPO_POLICY = "repo require-signed"
+    REPO_ALLOW_DOWNGRADE = "repo allow-downgrade"
+    EA_IMPORT = "ea import"
+    EA_EDIT = "ea edit"
+    EA_ASSIGN = "ea assign"
+    REQUEST_CREATE = "request create"
+    REQUEST_START = "request start"
+    REQUEST_CANCEL = "request cancel"
+    REQUEST_RERUN = "request rerun"
+    FLASH_FILE = "flash of a file outside the repositories"
+    RECORDS_EXPORT_SECRETS = "records export of secrets"
+    SECRETS = "secrets set/delete"
+    SETTINGS = "settings"
+    RAW_TRANSMIT = "raw CAN transmit"
+    FAULT_INJECTION = "fault injection"
+
+
+class AccessDeniedError(FotaError):
+    """An action refused in operator mode; `str()` starts with "operator mode: "."""
+
+    #: The CLI exits with this code (usage-style refusal, distinct from a failed operation).
+    exit_code = 2
+
+    def __init__(self, action: Action, *, hint: str | None = None) -> None:
+        self.action = action
+        super().__init__(
+            f"operator mode: {action.value} needs the admin passphrase (engineering mode)",
+            hint=hint
+            or "authorise with the admin passphrase: answer the prompt, pipe it with "
+            "--passphrase-stdin, or switch to engineering mode in the GUI (Mode menu)",
+        )
 
 
 def hash_passphrase(passphrase: str, salt: bytes | None = None) -> dict[str, Any]:
@@ -120,6 +168,16 @@ class AccessControl:
             return False
         self._set(Mode.ENGINEERING)
         return True
+
+    def allows(self, action: Action) -> bool:
+        """True when `action` may run now (engineering mode, or no passphrase set at all)."""
+        del action  # every listed action needs engineering mode; kept for per-action rules
+        return self.mode is Mode.ENGINEERING
+
+    def require(self, action: Action, *, hint: str | None = None) -> None:
+        """The one access check: raise AccessDeniedError naming `action` in operator mode."""
+        if not self.allows(action):
+            raise AccessDeniedError(action, hint=hint)
 
     def enter_operator(self) -> None:
         """Switch to operator mode (no passphrase needed)."""
