@@ -13,19 +13,23 @@ threads.
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import itertools
 import logging
 import os
 import struct
 import threading
+import time as _time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 import can
 import numpy as np
+from can.util import dlc2len, len2dlc
 
 from fota_studio.core.errors import FotaError
 from fota_studio.protocols.decode.frames import (
@@ -222,7 +226,6 @@ _CAN_FD64 = struct.Struct("<BBBBLLLLLLLHBBL")
 _CAN_ERR = struct.Struct("<HHLBBBxLLH2x8s")
 _LOG_CONTAINER = struct.Struct("<H6xL4x")
 _T_CAN, _T_CONTAINER, _T_ERR, _T_CAN2, _T_FD, _T_FD64 = 1, 10, 73, 86, 100, 101
-_FD_LEN = (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64)
 
 
 def _u(arr: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
@@ -312,7 +315,7 @@ def _parse_blf_objects(buf: bytes, start_ts: float) -> tuple[list[tuple[Any, ...
             fl = (FLAG_FD if fdf & 1 else 0) | (FLAG_BRS if fdf & 2 else 0)
             fl |= (FLAG_ESI if fdf & 4 else 0) | (FLAG_REMOTE if mfl & 0x80 else 0)
             fl |= FLAG_TX if mfl & 1 else 0
-            dl = _FD_LEN[dlc_code & 0xF]
+            dl = dlc2len(dlc_code)  # codes above 15 mean 64, as python-can reads them
         elif kind == _T_FD64:
             fields = _CAN_FD64.unpack_from(buf, off)
             ch, dlc_code, valid, cid, fdf, direction, ext_off = (
@@ -332,7 +335,7 @@ def _parse_blf_objects(buf: bytes, start_ts: float) -> tuple[list[tuple[Any, ...
             fl = (FLAG_FD if fdf & 0x1000 else 0) | (FLAG_BRS if fdf & 0x2000 else 0)
             fl |= (FLAG_ESI if fdf & 0x4000 else 0) | (FLAG_REMOTE if fdf & 0x10 else 0)
             fl |= FLAG_TX if direction else 0
-            dl = _FD_LEN[dlc_code & 0xF]
+            dl = dlc2len(dlc_code)  # codes above 15 mean 64, as python-can reads them
         else:
             ch, _l, _f, _e, _p, dlc_code, _fl, cid, _fx, payload = _CAN_ERR.unpack_from(buf, off)
             payload = payload[:dlc_code]
@@ -468,32 +471,322 @@ def _file_position(reader: Any) -> int:
         return 0
 
 
+@dataclass(frozen=True)
+class FormatCapability:
+    """What one log format holds when read back with python-can's reader (tested per format).
+
+    `left_out` kinds are frames the format cannot hold at all (they are not written);
+    `not_kept` are properties that are written but do not come back (direction, channel, a
+    remote frame's DLC).
+    """
+
+    suffix: str
+    fd: bool = True
+    remote: bool = True
+    error: bool = True
+    direction: bool = True
+    channels: bool = True
+    remote_dlc: bool = True
+    error_channel: bool = True
+
+    def summary(self) -> str:
+        """One line for dialogs and `trace info`: what this format leaves out or loses."""
+        missing = [
+            name
+            for name, ok in (
+                ("CAN FD frames", self.fd),
+                ("remote frames", self.remote),
+                ("error frames", self.error),
+                ("direction (Rx/Tx)", self.direction),
+                ("channels", self.channels),
+                ("the DLC of remote frames", self.remote_dlc),
+                ("the channel of error frames", self.error_channel),
+            )
+            if not ok
+        ]
+        return "holds every frame" if not missing else "cannot hold " + ", ".join(missing)
+
+
+#: Per suffix, measured against python-can 4.6's readers (tests/unit/test_tracefile_formats.py
+#: round-trips classic, FD, BRS, ESI, remote and error frames, both directions, two channels).
+CAPABILITIES: dict[str, FormatCapability] = {
+    ".asc": FormatCapability(".asc"),
+    ".blf": FormatCapability(".blf"),
+    ".mf4": FormatCapability(".mf4"),
+    # Our own TRC 2.1 writer (python-can's skips FD and remote frames); python-can's reader
+    # ignores TRC error records ("ER"), so error frames cannot come back.
+    ".trc": FormatCapability(".trc", error=False),
+    # python-can's CSV: timestamp, id, extended, remote, error, dlc, data — no FD flags, no
+    # direction, no channel.
+    ".csv": FormatCapability(".csv", fd=False, direction=False, channels=False),
+    # candump -L: remote frames are written without their DLC; error frames come back without
+    # their channel.
+    ".log": FormatCapability(".log", remote_dlc=False, error_channel=False),
+}
+
+
+def capability(path_or_suffix: Path | str) -> FormatCapability:
+    """The capability of a log format, from a path or a suffix (".trc")."""
+    text = str(path_or_suffix)
+    suffix = text.lower() if text.startswith(".") else _check_suffix(Path(text))
+    if suffix not in CAPABILITIES:
+        raise TraceFileError(
+            f"unsupported log format '{suffix}'", hint="use one of " + ", ".join(FORMATS)
+        )
+    return CAPABILITIES[suffix]
+
+
+@dataclass
+class WriteReport:
+    """What a save wrote: `written` is the number of frames in the file.
+
+    `left_out` counts frames the format could not hold (by kind); `not_kept` counts frames
+    written without a property the format cannot store (e.g. "direction of Tx frames").
+    """
+
+    path: Path
+    total: int = 0
+    written: int = 0
+    left_out: dict[str, int] = field(default_factory=dict)
+    not_kept: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def lossless(self) -> bool:
+        """True when the file holds every frame with every property."""
+        return not self.left_out and not self.not_kept
+
+    def loss_text(self) -> str:
+        """e.g. "left out: 2 CAN FD frames, 1 error frame; not kept: direction of 3 Tx frames"."""
+        parts = []
+        if self.left_out:
+            parts.append("left out: " + ", ".join(_plural(n, k) for k, n in self.left_out.items()))
+        if self.not_kept:
+            parts.append(
+                "not kept: " + ", ".join(f"{k} ({n} frames)" for k, n in self.not_kept.items())
+            )
+        return "; ".join(parts)
+
+    def summary(self) -> str:
+        """The line a user reads after a save: the count in the file, and any loss."""
+        if self.lossless:
+            return f"wrote {self.written} frames"
+        return f"wrote {self.written} of {self.total} frames ({self.loss_text()})"
+
+
+def _plural(n: int, kind: str) -> str:
+    return f"{n} {kind}" if n != 1 else f"1 {kind[:-1] if kind.endswith('s') else kind}"
+
+
+class LossyFormatError(TraceFileError):
+    """The chosen format cannot hold every frame; `report` says what would be lost."""
+
+    def __init__(self, report: WriteReport) -> None:
+        super().__init__(
+            f"{report.path}: {FORMATS[report.path.suffix.lower()]} cannot hold every frame "
+            f"({report.loss_text()}); nothing was written",
+            hint="choose a format that holds them (BLF, ASC, MF4) or allow the loss explicitly",
+        )
+        self.report = report
+
+
+def _frame_loss(
+    cap: FormatCapability, msg: can.Message, first_channel: list[Any]
+) -> tuple[str | None, list[str]]:
+    """(kind left out or None, properties not kept) for one frame in a format."""
+    if msg.is_error_frame:
+        if not cap.error:
+            return "error frames", []
+    elif msg.is_remote_frame:
+        if not cap.remote:
+            return "remote frames", []
+    elif msg.is_fd and not cap.fd:
+        return "CAN FD frames", []
+    lost: list[str] = []
+    if not cap.direction and not msg.is_rx:
+        lost.append("direction of Tx frames")
+    if not cap.channels:
+        if not first_channel:
+            first_channel.append(msg.channel)
+        elif msg.channel != first_channel[0]:
+            lost.append("channel of frames on other channels")
+    if not cap.remote_dlc and msg.is_remote_frame and msg.dlc:
+        lost.append("DLC of remote frames")
+    if not cap.error_channel and msg.is_error_frame and msg.channel not in (None, 0):
+        lost.append("channel of error frames")
+    return None, lost
+
+
+def scan_loss(path: Path | str, messages: Iterable[can.Message]) -> WriteReport:
+    """What saving `messages` to `path`'s format would leave out, without writing anything."""
+    path = Path(path)
+    cap = capability(path)
+    report = WriteReport(path)
+    first: list[Any] = []
+    for msg in messages:
+        report.total += 1
+        kind, lost = _frame_loss(cap, msg, first)
+        if kind is not None:
+            report.left_out[kind] = report.left_out.get(kind, 0) + 1
+            continue
+        report.written += 1
+        for what in lost:
+            report.not_kept[what] = report.not_kept.get(what, 0) + 1
+    return report
+
+
+def scan_batch_loss(
+    path: Path | str, batch: FrameBatch, channel_names: list[str] | None = None
+) -> WriteReport:
+    """`scan_loss` for a column batch (vectorised: cheap enough for the GUI thread).
+
+    `channel_names` only matters for formats without channels (any second channel is lost).
+    """
+    del channel_names
+    path = Path(path)
+    cap = capability(path)
+    report = WriteReport(path, total=len(batch))
+    flags = batch.flags
+    err = (flags & FLAG_ERROR) != 0
+    rtr = ~err & ((flags & FLAG_REMOTE) != 0)
+    fd = ~err & ~rtr & ((flags & FLAG_FD) != 0)
+    kept = np.ones(len(batch), np.bool_)
+    for kind, mask, ok in (
+        ("error frames", err, cap.error),
+        ("remote frames", rtr, cap.remote),
+        ("CAN FD frames", fd, cap.fd),
+    ):
+        n = int(mask.sum())
+        if n and not ok:
+            report.left_out[kind] = n
+            kept &= ~mask
+    report.written = int(kept.sum())
+    if not cap.direction:
+        n = int((kept & ((flags & FLAG_TX) != 0)).sum())
+        if n:
+            report.not_kept["direction of Tx frames"] = n
+    if not cap.channels and report.written:
+        chans = batch.channel[kept]
+        n = int((chans != chans[0]).sum())
+        if n:
+            report.not_kept["channel of frames on other channels"] = n
+    if not cap.remote_dlc:
+        n = int((kept & rtr & (batch.length > 0)).sum())
+        if n:
+            report.not_kept["DLC of remote frames"] = n
+    if not cap.error_channel:
+        n = int((kept & err & (batch.channel != 0)).sum())
+        if n:
+            report.not_kept["channel of error frames"] = n
+    return report
+
+
+class TrcWriter:
+    """PEAK TRC 2.1 writer that also writes CAN FD (FD/FB/FE/BI) and remote (RR) frames.
+
+    python-can's TRCWriter skips FD, remote and error frames; this writer uses the record types
+    of the TRC 2.1 specification that python-can's TRCReader reads back. Error frames cannot be
+    read back by that reader, so `write_log` leaves them out (and says so).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fh = open(path, "w", encoding="ascii", newline="\r\n")  # noqa: SIM115
+        self._start: float | None = None
+        self._n = 0
+        self._path = path
+
+    def _header(self, start: float) -> None:
+        epoch = _dt.datetime(1899, 12, 30, tzinfo=_dt.UTC).timestamp()
+        days = (start - epoch) / 86400.0
+        self._fh.write(
+            ";$FILEVERSION=2.1\n"
+            f";$STARTTIME={days:.12f}\n"
+            ";$COLUMNS=N,O,T,B,I,d,R,L,D\n"
+            ";\n"
+            f";   {self._path.name} written by FOTA Studio\n"
+            ";   Message Number / Time Offset [ms] / Type / Bus / ID [hex] / Rx|Tx / Reserved /"
+            " DLC / Data [hex]\n"
+        )
+
+    def on_message_received(self, msg: can.Message) -> None:
+        """Write one frame (not an error frame: the caller filters those)."""
+        if self._start is None:
+            self._start = float(msg.timestamp)
+            self._header(self._start)
+        self._n += 1
+        if msg.is_remote_frame:
+            kind = "RR"
+        elif msg.is_fd:
+            kind = {(False, False): "FD", (True, False): "FB", (True, True): "FE"}.get(
+                (bool(msg.bitrate_switch), bool(msg.error_state_indicator)), "BI"
+            )
+        else:
+            kind = "DT"
+        ident = f"{msg.arbitration_id:08X}" if msg.is_extended_id else f"{msg.arbitration_id:04X}"
+        channel = _channel_number(msg.channel)
+        if msg.is_remote_frame:
+            dlc = int(msg.dlc)
+            data = ""
+        else:
+            payload = bytes(msg.data)
+            dlc = len2dlc(len(payload)) if msg.is_fd else len(payload)
+            data = " ".join(f"{b:02X}" for b in payload)
+        offset_ms = (float(msg.timestamp) - self._start) * 1000.0
+        direction = "Rx" if msg.is_rx else "Tx"
+        self._fh.write(
+            f"{self._n:>7} {offset_ms:13.3f} {kind} {channel:>2} {ident:>8} {direction} - "
+            f"{dlc:>2} {data}".rstrip()
+            + "\n"
+        )
+
+    def stop(self) -> None:
+        """Close the file (an empty trace still gets a header)."""
+        if self._start is None:
+            self._header(_time.time())
+        self._fh.close()
+
+
+def _channel_number(channel: Any) -> int:
+    """TRC bus numbers start at 1; python-can channels are 0-based ints or names."""
+    if isinstance(channel, int):
+        return channel + 1
+    if isinstance(channel, str):
+        digits = "".join(ch for ch in channel if ch.isdigit())
+        if digits:
+            return int(digits) + (0 if channel.upper().startswith("CAN") else 1)
+    return 1
+
+
 def write_log(
     path: Path | str,
     messages: Iterable[can.Message],
     *,
     progress: Callable[[int], None] | None = None,
     cancel: threading.Event | None = None,
-) -> int:
-    """Write messages to a log file (format from the suffix); returns frames written.
+    allow_loss: bool = False,
+) -> WriteReport:
+    """Write messages to a log file (format from the suffix); returns what was written.
 
-    The frames go to a temporary file next to `path` that replaces `path` only when the
-    whole log is written: a failed or cancelled save never leaves a half file, and an
-    existing file at `path` stays as it was. When `cancel` is set during the write, nothing
-    is written and the frames counted so far are returned (check `cancel.is_set()`).
-    Raises TraceFileError when the file cannot be written (MF4 needs asammdf).
+    Frames the format cannot hold (see `CAPABILITIES`) are never silently dropped: without
+    `allow_loss` a LossyFormatError says what would be lost and nothing is written; with it,
+    they are left out and the report counts them. `WriteReport.written` is the number of frames
+    in the file. The frames go to a temporary file next to `path` that replaces `path` only
+    when the whole log is written: a failed or cancelled save never leaves a half file, and an
+    existing file at `path` stays as it was. When `cancel` is set during the write, nothing is
+    written (check `cancel.is_set()`). Raises TraceFileError when the file cannot be written.
     """
     path = Path(path)
-    _check_suffix(path)
+    suffix = _check_suffix(path)
+    cap = CAPABILITIES[suffix]
     tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
-    count = 0
+    report = WriteReport(path)
+    first: list[Any] = []
     try:
-        writer = can.Logger(str(tmp))
+        writer: Any = TrcWriter(tmp) if suffix == ".trc" else can.Logger(str(tmp))
     except Exception as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise TraceFileError(
-            f"{path}: cannot create {FORMATS[path.suffix.lower()]} file: {exc}",
+            f"{path}: cannot create {FORMATS[suffix]} file: {exc}",
             hint="check the folder is writable (MF4 also needs asammdf installed)",
         ) from exc
     done = False
@@ -503,12 +796,19 @@ def write_log(
             for msg in messages:
                 if cancel is not None and cancel.is_set():
                     break
+                report.total += 1
+                kind, lost = _frame_loss(cap, msg, first)
+                if kind is not None:
+                    report.left_out[kind] = report.left_out.get(kind, 0) + 1
+                    continue
+                for what in lost:
+                    report.not_kept[what] = report.not_kept.get(what, 0) + 1
                 writer.on_message_received(msg)
-                count += 1
-                if progress is not None and count % 50_000 == 0:
-                    progress(count)
+                report.written += 1
+                if progress is not None and report.written % 50_000 == 0:
+                    progress(report.written)
         except Exception as exc:
-            failure = TraceFileError(f"{path}: write failed after {count} frames: {exc}")
+            failure = TraceFileError(f"{path}: write failed after {report.written} frames: {exc}")
             failure.__cause__ = exc
         try:
             writer.stop()
@@ -519,7 +819,9 @@ def write_log(
         if failure is not None:
             raise failure
         if cancel is not None and cancel.is_set():
-            return count  # nothing written: the partial file goes in `finally`
+            return report  # nothing written: the partial file goes in `finally`
+        if not report.lossless and not allow_loss:
+            raise LossyFormatError(report)
         try:
             os.replace(tmp, path)
         except OSError as exc:
@@ -528,7 +830,7 @@ def write_log(
                 hint="close the file in other programs and check the folder is writable",
             ) from exc
         done = True
-        return count
+        return report
     finally:
         if not done:
             with contextlib.suppress(OSError):
@@ -543,7 +845,14 @@ class RotatingRecorder(can.Listener):  # type: ignore[misc]
 
     def __init__(self, base_path: Path | str, max_bytes: int = 100 * 1024 * 1024) -> None:
         path = Path(base_path)
-        _check_suffix(path)
+        cap = CAPABILITIES[_check_suffix(path)]
+        if cap.summary() != "holds every frame" or path.suffix.lower() == ".mf4":
+            # Live frames cannot be left out after the fact: record only in formats that hold
+            # every frame (python-can's rotating logger has no MF4 size rotation).
+            raise TraceFileError(
+                f"{path}: cannot record to {FORMATS[path.suffix.lower()]}: it {cap.summary()}",
+                hint="record to BLF or ASC; convert later with `fota-studio trace convert`",
+            )
         self._lock = threading.Lock()
         try:
             self._logger = can.SizedRotatingLogger(str(path), max_bytes=max_bytes)

@@ -446,3 +446,45 @@ def test_panel_status_tells_a_search_is_running(qtbot, panel) -> None:
         gate.set()
     assert "searching" not in panel.status.text()
     assert f"filter: {n // 10:,} shown" in panel.status.text()
+
+
+def test_save_to_a_lossy_format_asks_and_reports_the_count_in_the_file(
+    qtbot, panel, tmp_path: Path
+) -> None:
+    """The field report: saving FD frames to TRC/CSV said "wrote 3" while the file held 0.
+    Now the panel asks first, declining writes nothing, and the status/signal carry the count
+    that is really in the file."""
+    from fota_studio.protocols.decode.frames import FLAG_FD, FLAG_TX
+
+    batch = _batch(10)
+    batch.flags[:3] = FLAG_FD  # three FD frames (8 bytes each)
+    batch.flags[3] = FLAG_TX
+    panel.model.ingest(batch)
+    asked: list[str] = []
+
+    def decline(plan) -> bool:
+        asked.append(plan.loss_text())
+        return False
+
+    panel.confirm_loss = decline  # type: ignore[method-assign]
+    csv_path = tmp_path / "out.csv"
+    assert panel.save_file(csv_path) is False
+    assert asked and "3 CAN FD frames" in asked[0] and "direction" in asked[0]
+    assert not csv_path.exists()
+    assert panel.status.text().startswith("Not saved: out.csv left out: 3 CAN FD frames")
+
+    panel.confirm_loss = lambda plan: True  # type: ignore[method-assign]
+    with qtbot.waitSignal(panel.file_saved, timeout=10_000) as blocker:
+        assert panel.save_file(csv_path)
+    in_file = sum(1 for _ in can.CSVReader(str(csv_path)))
+    assert blocker.args[1] == in_file == 7
+    assert panel.status.text().startswith("Saved 7 of 10 frames (left out: 3 CAN FD frames")
+
+    # TRC holds FD frames (our 2.1 writer): no question, every frame in the file.
+    asked.clear()
+    panel.confirm_loss = decline  # type: ignore[method-assign]
+    trc = tmp_path / "out.trc"
+    with qtbot.waitSignal(panel.file_saved, timeout=10_000) as blocker:
+        assert panel.save_file(trc)
+    assert not asked
+    assert blocker.args[1] == sum(1 for _ in can.TRCReader(str(trc))) == 10

@@ -64,13 +64,13 @@ def _frames(*, fd: bool, remote: bool, direction: bool) -> list[can.Message]:
     return msgs
 
 
-# What each format keeps (python-can writers): TRC only classic data frames; CSV no FD and no
-# direction; candump no remote DLC.
+# What each format keeps (see tracefile.CAPABILITIES): TRC (our 2.1 writer) everything but error
+# frames; CSV no FD and no direction; candump no remote DLC.
 CASES = {
     ".blf": {"fd": True, "remote": True, "direction": True},
     ".asc": {"fd": True, "remote": True, "direction": True},
     ".mf4": {"fd": True, "remote": True, "direction": True},
-    ".trc": {"fd": False, "remote": False, "direction": True},
+    ".trc": {"fd": True, "remote": True, "direction": True},
     ".csv": {"fd": False, "remote": True, "direction": False},
     ".log": {"fd": True, "remote": False, "direction": True},
 }
@@ -80,7 +80,7 @@ CASES = {
 def test_round_trip(tmp_path: Path, suffix: str) -> None:
     msgs = _frames(**CASES[suffix])
     path = tmp_path / f"trace{suffix}"
-    assert write_log(path, msgs) == len(msgs)
+    assert write_log(path, msgs).written == len(msgs)
     store = TraceStore()
     for batch in read_log(path, channel_names=store.channel_names):
         store.append_batch(batch)
@@ -158,7 +158,7 @@ def test_failed_or_cancelled_save_leaves_no_half_file(tmp_path: Path, suffix: st
     already at the path keeps its content."""
     msgs = _frames(fd=False, remote=False, direction=True)
     path = tmp_path / f"trace{suffix}"
-    assert write_log(path, msgs) == len(msgs)
+    assert write_log(path, msgs).written == len(msgs)
     before = path.read_bytes()
 
     def failing() -> Iterator[can.Message]:
@@ -176,7 +176,7 @@ def test_failed_or_cancelled_save_leaves_no_half_file(tmp_path: Path, suffix: st
         cancel.set()
         yield from msgs[2:]
 
-    assert write_log(path, cancelled_midway(), cancel=cancel) == 2
+    assert write_log(path, cancelled_midway(), cancel=cancel).written == 2
     assert path.read_bytes() == before
     fresh = tmp_path / f"new{suffix}"
     cancel.clear()

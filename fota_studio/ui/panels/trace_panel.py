@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -60,7 +61,14 @@ from fota_studio.engine.trace_store import (
     TraceStore,
     parse_id_filter,
 )
-from fota_studio.infra.tracefile import FORMATS, RotatingRecorder, read_log, write_log
+from fota_studio.infra.tracefile import (
+    FORMATS,
+    RotatingRecorder,
+    WriteReport,
+    read_log,
+    scan_batch_loss,
+    write_log,
+)
 from fota_studio.protocols.bus import BusSettings
 from fota_studio.protocols.decode import PROTOCOLS, Decoder, TpFrame, isotp_pairs_of
 from fota_studio.ui.models.trace_model import (
@@ -575,16 +583,34 @@ class TracePanel(QWidget):
         self.model.clear()
         self.messages_model.reset()
 
-    def save_file(self, path: str | Path, *, filtered: bool = False) -> None:
-        """Save the whole trace or the filtered rows on a worker thread (snapshot first)."""
+    def save_file(
+        self, path: str | Path, *, filtered: bool = False, allow_loss: bool | None = None
+    ) -> bool:
+        """Save the whole trace or the filtered rows on a worker thread (snapshot first).
+
+        When the chosen format cannot hold every frame (TRC: error frames; CSV: FD frames,
+        direction, channels …), the user is asked first (`confirm_loss`, replaceable in tests)
+        unless `allow_loss` says it; declining saves nothing. Returns False when not started.
+        """
         path = Path(path)
         seqs = (
             self.model.visible_seqs()
             if filtered
             else np.arange(self.store.first_seq, self.store.end_seq, dtype=np.int64)
         )
-        self._abort_io()  # one file job at a time (an open in progress stops here)
         snapshot = self.store.batch(seqs)  # vectorised copy: the store may trim meanwhile
+        try:
+            plan = scan_batch_loss(path, snapshot)
+        except FotaError as exc:
+            self.status.setText(str(exc))
+            return False
+        if not plan.lossless:
+            if allow_loss is None:
+                allow_loss = self.confirm_loss(plan)
+            if not allow_loss:
+                self.status.setText(f"Not saved: {path.name} {plan.loss_text()}")
+                return False
+        self._abort_io()  # one file job at a time (an open in progress stops here)
         cancel = self._io_cancel
         total = max(1, len(snapshot))
 
@@ -593,8 +619,14 @@ class TracePanel(QWidget):
 
         def work() -> None:
             try:
-                count = write_log(path, snapshot.messages(), progress=progress, cancel=cancel)
-                self._put_io(("saved", (str(path), count)), cancel)
+                report = write_log(
+                    path,
+                    snapshot.messages(self.store.channel_names),
+                    progress=progress,
+                    cancel=cancel,
+                    allow_loss=bool(allow_loss),
+                )
+                self._put_io(("saved", (str(path), report)), cancel)
             except FotaError as exc:
                 self._put_io(("error", str(exc)), cancel)
 
@@ -604,6 +636,20 @@ class TracePanel(QWidget):
         self.cancel_button.setVisible(True)
         self._io_saving = path
         self._start_io(work)
+        return True
+
+    def confirm_loss(self, plan: WriteReport) -> bool:
+        """Ask before saving into a format that cannot hold every frame (tests replace it)."""
+        answer = QMessageBox.question(
+            self,
+            "Format cannot hold every frame",
+            f"{FORMATS[plan.path.suffix.lower()]} {plan.loss_text()}.\n\n"
+            f"Save {plan.written:,} of {plan.total:,} frames anyway? Choose BLF, ASC or MF4 to "
+            "keep everything.",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Save
 
     def add_isotp_pairs(self, pairs: list[tuple[int, int]]) -> None:
         """Follow ISO-TP ID pairs (request, response), e.g. every ECU of the loaded EA."""
@@ -739,9 +785,10 @@ class TracePanel(QWidget):
                 self._io_saving = None
                 self.progress.setVisible(False)
                 self.cancel_button.setVisible(False)
-                path, total = payload  # type: ignore[misc]
-                self.status.setText(f"Saved {total:,} frames to {Path(path).name}")
-                self.file_saved.emit(path, total)
+                path, report = payload  # type: ignore[misc]
+                text = report.summary().replace("wrote", "Saved", 1)
+                self.status.setText(f"{text} to {Path(path).name}")
+                self.file_saved.emit(path, report.written)
             elif kind == "error":
                 self._io_active = False
                 self._io_saving = None
