@@ -26,22 +26,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import semver
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fota_studio.core import firmware, package
 from fota_studio.core.errors import FotaError, ImageError, RepositoryError, WorkspaceError
 from fota_studio.core.firmware import FirmwareImage
+from fota_studio.infra import trust
 from fota_studio.infra.workspace import Workspace, atomic_write
 
 if TYPE_CHECKING:
     from fota_studio.infra.workspace import _Cursor
 
-#: Workspace setting that makes imports require a validly signed package.
-REQUIRE_SIGNED_SETTING = "require_signed_packages"
+#: Workspace setting that makes imports require a validly signed package (owned by infra/trust).
+REQUIRE_SIGNED_SETTING = trust.REQUIRE_SIGNED_SETTING
 
 #: The image formats a version's file may have (firmware loader names).
 SOURCE_FORMATS = ("hex", "srec", "bin")
@@ -93,6 +90,10 @@ class VersionInfo:
     signer: str
     retired: bool
     base_address: int | None = None  # only for "bin" files: where the file's first byte goes
+    signer_fingerprint: str = ""  # SHA-256 of the raw public key that verified the signature
+    hardware_ids: tuple[str, ...] = ()  # package policy: the ECU hardware it fits (empty: any)
+    bootloader_versions: tuple[str, ...] = ()  # ... and the bootloaders (empty: any)
+    release_counter: int | None = None  # ... and its monotonically increasing release counter
 
     @property
     def label(self) -> str:
@@ -132,6 +133,10 @@ class PreparedImport:
     imported_by: str = ""
     signature_state: str = "unsigned"
     signer: str = ""
+    signer_fingerprint: str = ""
+    hardware_ids: tuple[str, ...] = ()
+    bootloader_versions: tuple[str, ...] = ()
+    release_counter: int | None = None
     create_repository: bool = False
     repository_description: str = ""
     warnings: tuple[str, ...] = ()
@@ -323,6 +328,10 @@ class RepositoryStore:
             signer=row["signer"],
             retired=bool(row["retired"]),
             base_address=None if base is None else int(base),
+            signer_fingerprint=row["signer_fingerprint"],
+            hardware_ids=tuple(json.loads(row["hardware_ids"])),
+            bootloader_versions=tuple(json.loads(row["bootloader_versions"])),
+            release_counter=row["release_counter"],
         )
 
     @staticmethod
@@ -481,6 +490,7 @@ class RepositoryStore:
             progress(0.15)
         signature_state = "unsigned"
         signer = ""
+        policy: dict[str, Any] = {}
         if norm_fmt == "package" or (norm_fmt is None and package.is_package(data)):
             loaded = package.read_package(
                 data,
@@ -509,6 +519,12 @@ class RepositoryStore:
             base_address = man.base_address if source_format == "bin" else None
             signature_state = loaded.signature_state
             signer = loaded.signer or ""
+            policy = {
+                "signer_fingerprint": loaded.signer_fingerprint,
+                "hardware_ids": man.hardware_ids,
+                "bootloader_versions": man.bootloader_versions,
+                "release_counter": man.release_counter,
+            }
         else:
             if self.require_signed_packages:
                 raise RepositoryError(
@@ -576,6 +592,7 @@ class RepositoryStore:
             signer=signer,
             create_repository=create_repository,
             warnings=tuple(warnings),
+            **policy,
         )
 
     def _check_new_version(self, brand: str, model: str, version: str) -> None:
@@ -628,8 +645,9 @@ class RepositoryStore:
                     c = cur.execute(
                         "INSERT INTO versions(repository_id, version, notes, blob_sha256, crc32, "
                         "size, segments, source_name, source_format, imported_at, imported_by, "
-                        "signature_state, signer, retired) "
-                        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                        "signature_state, signer, retired, signer_fingerprint, hardware_ids, "
+                        "bootloader_versions, release_counter) "
+                        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
                         (
                             repo_id,
                             item.version,
@@ -644,6 +662,10 @@ class RepositoryStore:
                             item.imported_by,
                             item.signature_state,
                             item.signer,
+                            item.signer_fingerprint,
+                            json.dumps(list(item.hardware_ids)),
+                            json.dumps(list(item.bootloader_versions)),
+                            item.release_counter,
                         ),
                     )
                 except sqlite3.IntegrityError:
@@ -726,6 +748,9 @@ class RepositoryStore:
                 base_address=v.base_address,
                 signing_key=signing_key,
                 signer=signer,
+                hardware_ids=v.hardware_ids,
+                bootloader_versions=v.bootloader_versions,
+                release_counter=v.release_counter,
             )
         elif norm == v.source_format:
             data = file_bytes
@@ -781,64 +806,30 @@ class RepositoryStore:
             progress(1.0)
         return problems
 
-    # -- signing policy --------------------------------------------------------------------
+    # -- signing policy (infra/trust.py owns it; these delegate) -----------------------------
 
     def trusted_keys(self) -> dict[str, bytes]:
-        """Trusted package signers: name -> Ed25519 public key PEM."""
-        rows = self.ws.read("SELECT name, public_key_pem FROM trusted_keys ORDER BY name")
-        return {r["name"]: r["public_key_pem"].encode("ascii") for r in rows}
+        """Trusted (not revoked) package signers: name -> Ed25519 public key PEM."""
+        return trust.TrustStore(self.ws).trusted_keys()
 
     def add_trusted_key(self, name: str, public_pem: bytes) -> None:
-        """Trust `public_pem` (an Ed25519 public key) as signer `name` (replaces that name)."""
-        name = _clean_name(name, "signer name")
-        try:
-            key = serialization.load_pem_public_key(public_pem)
-        except (ValueError, TypeError) as exc:
-            raise RepositoryError(
-                f"trusted key {name!r}: not a PEM public key ({exc})",
-                hint="pass the public key file written by the package signing tool",
-            ) from None
-        if not isinstance(key, Ed25519PublicKey):
-            raise RepositoryError(
-                f"trusted key {name!r}: not an Ed25519 key", hint="packages are signed with Ed25519"
-            )
-        with self.ws.transaction() as cur:
-            cur.execute(
-                "INSERT INTO trusted_keys(name, public_key_pem, added_at) VALUES(?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET public_key_pem = excluded.public_key_pem, "
-                "added_at = excluded.added_at",
-                (name, public_pem.decode("ascii").strip() + "\n", _now()),
-            )
+        """Trust `public_pem` as signer `name`; see `TrustStore.add` (replacing is logged)."""
+        trust.TrustStore(self.ws).add(name, public_pem)
 
     def remove_trusted_key(self, name: str) -> None:
-        """Stop trusting signer `name`; RepositoryError when unknown."""
-        with self.ws.transaction() as cur:
-            c = cur.execute("DELETE FROM trusted_keys WHERE name = ?", (name,))
-            if c.rowcount == 0:
-                raise RepositoryError(f"no trusted key named {name!r}")
+        """Stop trusting (and revoke) the key of signer `name`; RepositoryError when unknown."""
+        trust.TrustStore(self.ws).remove(name)
 
     @property
     def require_signed_packages(self) -> bool:
         """When True, imports accept only packages signed by a trusted key."""
-        return bool(self.ws.get_setting(REQUIRE_SIGNED_SETTING, False))
+        return trust.TrustStore(self.ws).require_signed_packages
 
     @require_signed_packages.setter
     def require_signed_packages(self, value: bool) -> None:
-        self.ws.set_setting(REQUIRE_SIGNED_SETTING, bool(value))
+        trust.TrustStore(self.ws).set_require_signed(value)
 
     def signature_policy_problem(self, v: VersionInfo) -> str | None:
-        """Why `v` may not reach an ECU under the signature policy, or None when it may.
-
-        The one place the policy is decided for every path to an ECU (workflow, flash CLI,
-        flash panel): when signed packages are required, only a version whose signature was
-        valid at import AND whose signer is still trusted may be flashed.
-        """
-        if not self.require_signed_packages:
-            return None
-        if v.signature_state == "valid" and v.signer in self.trusted_keys():
-            return None
-        by = f" by {v.signer}" if v.signer else ""
-        return (
-            f"{v.label} is {v.signature_state}{by}; this workspace requires packages signed by "
-            "a trusted key"
-        )
+        """Why `v` may not reach an ECU under the trust policy, or None (see
+        `trust.check_flashable`, the one rule with the hardware and downgrade checks)."""
+        return trust.TrustStore(self.ws).flash_problem(v)
