@@ -28,19 +28,25 @@ import yaml
 
 from fota_studio.core.ea import (
     EA_SCHEMA_VERSION,
+    ERASE_POLICIES,
+    STEP_PARAMS,
     AddressingMode,
     BootloaderEntryFrame,
     Connection,
     DidDefinition,
     EcuDefinition,
+    EcuTiming,
     ElectronicArchitecture,
     HealthChecks,
     IsoTpAddress,
     MemoryRegion,
     Precondition,
+    ProtectedRange,
+    RoutinePrecondition,
     SecurityLevel,
     SequenceStep,
     StepKind,
+    StepParam,
     UdsProfile,
 )
 from fota_studio.core.errors import ArchitectureError
@@ -52,19 +58,23 @@ FILE_HEADER = (
     "# its default. Validate with `fota-studio ea validate FILE`; schema: ea.schema.json.\n"
 )
 
-#: Step parameters written as hex (key -> digits); the rest keep their YAML type.
+#: Step parameters written as hex (key -> digits), from the byte/word keys of `STEP_PARAMS`;
+#: the rest keep their YAML type.
 HEX_STEP_PARAMS = {
-    "session": 2,
-    "setting_type": 2,
-    "control_type": 2,
-    "communication_type": 2,
-    "level": 2,
-    "reset_type": 2,
-    "did": 4,
-    "routine_id": 4,
+    p.key: 2 if p.type == "byte" else 4
+    for params in STEP_PARAMS.values()
+    for p in params
+    if p.type in ("byte", "word")
 }
 
 _HEX_RE = re.compile(r"^0[xX][0-9A-Fa-f]+$")
+
+
+def _bounded_hex(digits: int) -> str:
+    """A hex-string pattern of at most `digits` significant digits (0x0003 is a byte)."""
+    return rf"^0[xX]0*[0-9A-Fa-f]{{1,{digits}}}$"
+
+
 _BYTES_RE = re.compile(r"^([0-9A-Fa-f]{2}( ?[0-9A-Fa-f]{2})*)?$")
 
 
@@ -173,6 +183,50 @@ def _encode_step_params(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def step_param_schema(param: StepParam) -> dict[str, Any]:
+    """The JSON Schema of one step parameter, from its `StepParam` entry."""
+    out: dict[str, Any]
+    if param.type in ("byte", "word"):
+        digits = 2 if param.type == "byte" else 4
+        # the pattern bounds hex strings, `maximum` the decimal integers
+        out = {**_hex_schema(), "pattern": _bounded_hex(digits), "maximum": param.high}
+    elif param.type in ("int", "number"):
+        out = {"type": "integer" if param.type == "int" else "number"}
+        if param.minimum is not None:
+            out["minimum"] = param.minimum
+        if param.maximum is not None:
+            out["maximum"] = param.maximum
+    elif param.type == "bool":
+        out = {"type": "boolean"}
+    elif param.type == "choice":
+        out = {"type": "string", "enum": list(param.choices)}
+    else:
+        out = {"type": "string"}
+    out["description"] = param.meaning
+    return out
+
+
+def _step_params_schema() -> dict[str, Any]:
+    """Per step kind: the keys its `params` may hold and their types (if kind = x then ...)."""
+    rules = []
+    for kind, params in STEP_PARAMS.items():
+        rules.append(
+            {
+                "if": {"properties": {"kind": {"const": kind.value}}, "required": ["kind"]},
+                "then": {
+                    "properties": {
+                        "params": {
+                            "type": "object",
+                            "properties": {p.key: step_param_schema(p) for p in params},
+                            "additionalProperties": False,
+                        }
+                    }
+                },
+            }
+        )
+    return {"allOf": rules}
+
+
 def _decode_step_params(params: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in dict(params).items():
@@ -194,6 +248,8 @@ class _Spec:
     cls: type
     fields: tuple[tuple[str, _Codec], ...]
     required: tuple[str, ...] = ()
+    #: More schema keywords for the class (e.g. the per-kind step parameters).
+    extra: Callable[[], dict[str, Any]] | None = None
 
 
 def _obj(spec_name: str) -> _Codec:
@@ -251,6 +307,7 @@ _CONNECTION = _Spec(
         ("bootloader_entry", _opt(_obj("BootloaderEntryFrame"))),
         ("bootloader_entry_delay_ms", _INT),
         ("heartbeat_id", _opt(_CAN_ID)),
+        ("functional_target_address", _opt(_hex(2))),
     ),
 )
 CONNECTION_KEYS = tuple(k for k, _ in _CONNECTION.fields)
@@ -275,6 +332,7 @@ _STEP = _Spec(
         ("params", _Codec(_encode_step_params, _decode_step_params, lambda: {"type": "object"})),
     ),
     required=("kind",),
+    extra=_step_params_schema,
 )
 _REGION = _Spec(
     "MemoryRegion",
@@ -305,8 +363,44 @@ _PRECONDITION = _Spec(
         ("unit", _STR),
         ("minimum", _opt(_NUM)),
         ("maximum", _opt(_NUM)),
+        ("skippable", _BOOL),
+        ("skip_reason", _STR),
     ),
     required=("name", "did"),
+)
+_ROUTINE_PRECONDITION = _Spec(
+    "RoutinePrecondition",
+    RoutinePrecondition,
+    (
+        ("name", _STR),
+        ("routine_id", _hex(4)),
+        ("record", _BYTES),
+        ("expected_status", _opt(_hex(2))),
+        ("skippable", _BOOL),
+        ("skip_reason", _STR),
+    ),
+    required=("name", "routine_id"),
+)
+_PROTECTED = _Spec(
+    "ProtectedRange",
+    ProtectedRange,
+    (("name", _STR), ("start", _hex(8)), ("length", _hex(8))),
+    required=("name", "start", "length"),
+)
+_TIMING = _Spec(
+    "EcuTiming",
+    EcuTiming,
+    (
+        ("reset_time_ms", _INT),
+        ("application_start_timeout_s", _NUM),
+        ("bootloader_ready_timeout_ms", _INT),
+        ("erase_ms_per_kib", _NUM),
+        ("erase_ms_per_sector", _NUM),
+        ("programming_ms_per_kib", _NUM),
+        ("ecu_max_block_length", _opt(_INT)),
+        ("ecu_stmin_ms", _opt(_INT)),
+        ("ecu_block_size", _opt(_INT)),
+    ),
 )
 _HEALTH = _Spec(
     "HealthChecks",
@@ -337,7 +431,12 @@ _UDS = _Spec(
         ("memory_regions", _list("MemoryRegion")),
         ("dids", _list("DidDefinition")),
         ("preconditions", _list("Precondition")),
+        ("routine_preconditions", _list("RoutinePrecondition")),
         ("health", _obj("HealthChecks")),
+        ("timing", _obj("EcuTiming")),
+        ("erase_policy", _enum(ERASE_POLICIES)),
+        ("protected_ranges", _list("ProtectedRange")),
+        ("active_session_did", _opt(_hex(4))),
         ("sequence", _list("SequenceStep")),
     ),
 )
@@ -380,6 +479,9 @@ _SPECS: dict[str, _Spec] = {
         _REGION,
         _DID,
         _PRECONDITION,
+        _ROUTINE_PRECONDITION,
+        _PROTECTED,
+        _TIMING,
         _HEALTH,
         _UDS,
         _ECU,
@@ -468,6 +570,8 @@ def _spec_schema(spec: _Spec) -> dict[str, Any]:
     }
     if spec.required:
         out["required"] = list(spec.required)
+    if spec.extra is not None:
+        out.update(spec.extra())
     return out
 
 
@@ -586,12 +690,18 @@ def _schema_message(err: jsonschema.ValidationError) -> tuple[list[str | int], s
     if v == "pattern":
         if err.validator_value == _HEX_RE.pattern:
             return path, f"expected a hex number like 0x7E0, got {err.instance!r}"
+        if err.validator_value == _bounded_hex(2):
+            return path, f"expected a byte 0x00..0xFF, got {err.instance!r}"
+        if err.validator_value == _bounded_hex(4):
+            return path, f"expected a 16-bit value 0x0000..0xFFFF, got {err.instance!r}"
         return path, f"expected hex bytes like 'B0 07 00', got {err.instance!r}"
     if v == "enum":
         opts = ", ".join(str(x) for x in err.validator_value if x is not None)
         return path, f"{err.instance!r} is not one of: {opts}"
     if v == "minimum":
         return path, f"{err.instance!r} must be at least {err.validator_value}"
+    if v == "maximum":
+        return path, f"{err.instance!r} must be at most {err.validator_value}"
     if v == "anyOf" and err.context:
         best = jsonschema.exceptions.best_match(err.context)
         _, msg = _schema_message(best)

@@ -17,14 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from fota_studio.core.ea import (
-    CHECKSUM_KINDS,
-    DEFAULT_STEP_PARAMS,
-    ERASE_RECORD_FORMATS,
-    FINGERPRINT_FORMATS,
+    ERASE_POLICIES,
+    STEP_PARAMS,
     AddressingMode,
+    Connection,
     EcuDefinition,
     ElectronicArchitecture,
+    IsoTpAddress,
+    SequenceStep,
     StepKind,
+    StepParam,
     normal_fixed_ids,
 )
 
@@ -33,14 +35,12 @@ MAX_29BIT_ID = 0x1FFF_FFFF
 FD_FRAME_LENGTHS = (8, 12, 16, 20, 24, 32, 48, 64)
 #: ISO 15765-2 STmin: 0..127 ms (the µs codes 0xF1..0xF9 are not offered by this field).
 MAX_STMIN_MS = 127
-#: Step parameters that are one byte / two bytes on the wire.
-BYTE_STEP_PARAMS = ("session", "setting_type", "control_type", "communication_type", "level")
-WORD_STEP_PARAMS = ("did", "routine_id")
-STEP_PARAM_CHOICES: dict[str, tuple[str, ...]] = {
-    "record": ERASE_RECORD_FORMATS,
-    "checksum": CHECKSUM_KINDS,
-    "format": FINGERPRINT_FORMATS,
-}
+#: Largest ISO-TP message (CAN FD, 32-bit FF_DL) — bounds a TransferData block length.
+MAX_BLOCK_LENGTH = 0xFFFF_FFFF
+#: Upper bounds of the EcuTiming settings (a typo like 50000 s must not be accepted).
+MAX_RESET_TIME_MS = 60_000
+MAX_READY_TIMEOUT_MS = 600_000
+MAX_APP_START_S = 600.0
 DID_CODECS = ("ascii", "hex", "uint")
 SECURITY_STEPS = (StepKind.SECURITY_LEVEL_1, StepKind.SECURITY_LEVEL_2)
 
@@ -201,6 +201,18 @@ def _check_connection(c: _Collector, p: str, ecu: EcuDefinition) -> None:
             f"{p}.functional_id",
             f"{_h(con.functional_id)} is not a normal-fixed functional ID (0x18DB<TA><SA>)",
         )
+    c.byte(f"{p}.functional_target_address", con.functional_target_address, optional=True)
+    if (
+        con.addressing in (AddressingMode.EXTENDED, AddressingMode.MIXED)
+        and con.functional_target_address is None
+    ):
+        byte = "target address" if con.addressing is AddressingMode.EXTENDED else "extension"
+        c.warn(
+            f"{p}.functional_target_address",
+            f"{con.addressing.value} addressing without a functional {byte} byte: functional "
+            "requests (e.g. 28 03 01) carry the physical one and only this ECU hears them; "
+            "set it from the supplier's specification (often 0xDF)",
+        )
     c.byte(f"{p}.padding_byte", con.padding_byte, optional=True)
     c.byte(f"{p}.block_size", con.block_size)
     c.int_range(f"{p}.stmin_ms", con.stmin_ms, 0, MAX_STMIN_MS, " ms")
@@ -254,38 +266,86 @@ class _IdUse:
     path: str
     ecu: int
     role: str  # "request" | "response" | "functional" | "entry" | "heartbeat"
+    #: The address byte that opens each frame on this ID (extended: TA/SA, mixed: AE), None
+    #: when the frames carry none (normal, normal-fixed, raw frames): then the ID alone counts.
+    address: int | None
+
+
+def _address_byte(con: Connection, addr: IsoTpAddress | None, role: str) -> int | None:
+    """The first data byte that tells this use's frames apart on a shared CAN ID.
+
+    Functional requests without a `functional_target_address` carry the physical byte (the
+    bootloader's, which the reprogramming sequence addresses).
+    """
+    if con.addressing not in (AddressingMode.EXTENDED, AddressingMode.MIXED):
+        return None
+    if role == "functional" or addr is None:
+        if con.functional_target_address is not None:
+            return con.functional_target_address
+        addr, role = con.bootloader, "request"
+    if con.addressing is AddressingMode.MIXED:
+        return addr.address_extension
+    return addr.target_address if role == "request" else addr.source_address
+
+
+def _id_text(can_id: int, address: int | None) -> str:
+    return _h(can_id) if address is None else f"{_h(can_id)} with address byte {_h(address)}"
 
 
 def _check_id_clashes(c: _Collector, ea: ElectronicArchitecture) -> None:
-    """Report any CAN ID used twice on one channel, except the shared functional ID."""
-    owners: dict[tuple[str, bool, int], _IdUse] = {}
+    """Report any (CAN ID, address byte) pair used twice on one channel.
+
+    Extended and mixed addressing put an address byte first in every frame (ISO 15765-2
+    §10.3.4/§10.3.5), so one CAN ID may carry several ECUs, or physical and functional requests,
+    as long as the bytes differ; a raw frame or normal addressing claims the whole ID. The
+    shared functional request, and a bootloader keeping its application's addresses, are fine.
+    """
+    owners: dict[tuple[str, bool, int], list[_IdUse]] = {}
     for i, ecu in enumerate(ea.ecus):
         con = ecu.connection
         p = f"ecus[{i}]"
         ext = con.id_bits == 29
-        uses: list[tuple[str, int | None, bool, str]] = []
+        uses: list[tuple[str, Any, bool, str, int | None]] = []
         for side in ("application", "bootloader"):
             addr = getattr(con, side)
-            uses.append((f"{p}.{side}.request_id", addr.request_id, ext, "request"))
-            uses.append((f"{p}.{side}.response_id", addr.response_id, ext, "response"))
-        uses.append((f"{p}.functional_id", con.functional_id, ext, "functional"))
+            for role in ("request", "response"):
+                key = f"{role}_id"
+                byte = _address_byte(con, addr, role)
+                uses.append((f"{p}.{side}.{key}", getattr(addr, key), ext, role, byte))
+        fbyte = _address_byte(con, None, "functional")
+        uses.append((f"{p}.functional_id", con.functional_id, ext, "functional", fbyte))
         if con.bootloader_entry is not None:
             e = con.bootloader_entry
-            uses.append((f"{p}.bootloader_entry.can_id", e.can_id, e.extended_id, "entry"))
-        uses.append((f"{p}.heartbeat_id", con.heartbeat_id, ext, "heartbeat"))
-        for path, can_id, is_ext, role in uses:
-            if not isinstance(can_id, int) or isinstance(can_id, bool):
+            uses.append((f"{p}.bootloader_entry.can_id", e.can_id, e.extended_id, "entry", None))
+        uses.append((f"{p}.heartbeat_id", con.heartbeat_id, ext, "heartbeat", None))
+        for path, can_id, is_ext, role, byte in uses:
+            if not _is_int(can_id):
                 continue
-            key = (con.channel, is_ext, can_id)
-            first = owners.get(key)
-            if first is None:
-                owners[key] = _IdUse(path, i, role)
-                continue
-            if role == first.role == "functional":
-                continue  # every ECU listens to the one functional ID
-            if first.ecu == i and role == first.role and role in ("request", "response"):
-                continue  # a bootloader may keep the application's addresses
-            c.error(path, f'{_h(can_id)} is also {first.path} on channel "{con.channel}"')
+            if byte is not None and not _is_int(byte):
+                byte = None
+            use = _IdUse(path, i, role, byte)
+            same_id = owners.setdefault((con.channel, is_ext, can_id), [])
+            for first in same_id:
+                if first.address is not None and byte is not None and first.address != byte:
+                    continue  # told apart by the address byte
+                if role == first.role == "functional":
+                    continue  # every ECU listens to the one functional request
+                if first.ecu == i and role == first.role and role in ("request", "response"):
+                    continue  # a bootloader may keep the application's addresses
+                why = ""
+                if {role, first.role} == {"request", "functional"}:
+                    why = (
+                        "; a functional request could not be told from a physical one (give "
+                        "functional_target_address a byte of its own)"
+                    )
+                c.error(
+                    path,
+                    f"{_id_text(can_id, byte)} is also {first.path} on channel "
+                    f'"{con.channel}"{why}',
+                )
+                break
+            else:
+                same_id.append(use)
 
 
 # -- UDS profile -----------------------------------------------------------------------------
@@ -348,6 +408,25 @@ def _check_uds(c: _Collector, p: str, ecu: EcuDefinition) -> None:
             c.error(f"{pp}.maximum", f"maximum {pre.maximum} is below minimum {pre.minimum}")
         if pre.scale == 0:
             c.error(f"{pp}.scale", "a scale of 0 makes every reading the offset")
+        _check_skip(c, pp, pre.skippable, pre.skip_reason)
+    for j, rpre in enumerate(u.routine_preconditions):
+        rp = f"{up}.routine_preconditions[{j}]"
+        if not rpre.name.strip():
+            c.error(f"{rp}.name", "the precondition needs a name (shown in the record and panel)")
+        c.int_range(f"{rp}.routine_id", rpre.routine_id, 0, 0xFFFF)
+        c.byte(f"{rp}.expected_status", rpre.expected_status, optional=True)
+        if len(rpre.record) > 4089:
+            c.error(f"{rp}.record", f"{len(rpre.record)} bytes do not fit one ISO-TP message")
+        _check_skip(c, rp, rpre.skippable, rpre.skip_reason)
+    if u.active_session_did is not None:
+        c.int_range(f"{up}.active_session_did", u.active_session_did, 0, 0xFFFF)
+    _check_timing(c, up, ecu)
+    if u.erase_policy not in ERASE_POLICIES:
+        c.error(
+            f"{up}.erase_policy",
+            f"{u.erase_policy!r} is not one of {', '.join(ERASE_POLICIES)}",
+        )
+    _check_protected(c, up, ecu)
     h = u.health
     c.int_range(f"{up}.health.version_did", h.version_did, 0, 0xFFFF)
     c.byte(f"{up}.health.dtc_status_mask", h.dtc_status_mask)
@@ -359,6 +438,111 @@ def _check_uds(c: _Collector, p: str, ecu: EcuDefinition) -> None:
             "the heartbeat check needs heartbeat_id; it will be skipped",
         )
     _check_sequence(c, up, ecu)
+
+
+def _check_skip(c: _Collector, path: str, skippable: Any, reason: str) -> None:
+    """A skippable precondition must say why (the record and the panel show the reason)."""
+    if not isinstance(skippable, bool):
+        c.error(f"{path}.skippable", f"{skippable!r} must be true or false")
+    elif skippable and not str(reason).strip():
+        c.error(
+            f"{path}.skip_reason",
+            "a skippable precondition needs a reason (it is shown in the record and the panel "
+            "when the check is skipped)",
+        )
+    elif not skippable and str(reason).strip():
+        c.warn(f"{path}.skip_reason", "ignored: the precondition is not skippable")
+
+
+def _check_timing(c: _Collector, up: str, ecu: EcuDefinition) -> None:
+    t = ecu.uds.timing
+    tp = f"{up}.timing"
+    c.int_range(f"{tp}.reset_time_ms", t.reset_time_ms, 0, MAX_RESET_TIME_MS, " ms")
+    c.int_range(
+        f"{tp}.bootloader_ready_timeout_ms",
+        t.bootloader_ready_timeout_ms,
+        1,
+        MAX_READY_TIMEOUT_MS,
+        " ms",
+    )
+    _number(c, f"{tp}.application_start_timeout_s", t.application_start_timeout_s, MAX_APP_START_S)
+    if _is_number(t.application_start_timeout_s) and t.application_start_timeout_s <= 0:
+        c.error(f"{tp}.application_start_timeout_s", "must be more than 0 s")
+    for key in ("erase_ms_per_kib", "erase_ms_per_sector", "programming_ms_per_kib"):
+        _number(c, f"{tp}.{key}", getattr(t, key), 3_600_000.0)
+    if t.ecu_max_block_length is not None:
+        c.int_range(
+            f"{tp}.ecu_max_block_length", t.ecu_max_block_length, 3, MAX_BLOCK_LENGTH, " bytes"
+        )
+    if t.ecu_stmin_ms is not None:
+        c.int_range(f"{tp}.ecu_stmin_ms", t.ecu_stmin_ms, 0, MAX_STMIN_MS, " ms")
+    if t.ecu_block_size is not None:
+        c.byte(f"{tp}.ecu_block_size", t.ecu_block_size)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _number(c: _Collector, path: str, value: Any, high: float) -> None:
+    if not _is_number(value) or not 0 <= value <= high:
+        c.error(path, f"{value!r} is out of range 0..{high:g}")
+
+
+def _check_protected(c: _Collector, up: str, ecu: EcuDefinition) -> None:
+    """Protected ranges against the regions and the erase policy: the erase must never touch
+    one, so a range inside a region must sit on that region's sector boundaries, and a
+    whole-region erase must not include one."""
+    u = ecu.uds
+    for j, pr in enumerate(u.protected_ranges):
+        pp = f"{up}.protected_ranges[{j}]"
+        if not pr.name.strip():
+            c.error(f"{pp}.name", "the protected range needs a name")
+        if not _is_int(pr.start) or pr.start < 0:
+            c.error(f"{pp}.start", f"{pr.start!r} is not an address")
+            continue
+        if not _is_int(pr.length) or pr.length <= 0:
+            c.error(f"{pp}.length", f"{pr.length!r} must be a positive size")
+            continue
+        where = f'"{pr.name}" {_h(pr.start)}–{_h(pr.end - 1)}'
+        touched = [
+            (k, r)
+            for k, r in enumerate(u.memory_regions)
+            if _is_int(r.start) and _is_int(r.length) and pr.start < r.end and r.start < pr.end
+        ]
+        if not touched:
+            c.warn(
+                f"{pp}.start",
+                f"protected range {where} lies outside every memory region: nothing there is "
+                "ever erased (check the address)",
+            )
+            continue
+        for k, r in touched:
+            rname = f'memory_regions[{k}] "{r.name}"'
+            if pr.start <= r.start and r.end <= pr.end:
+                c.error(
+                    f"{pp}.start",
+                    f"protected range {where} covers all of {rname}: nothing can be flashed "
+                    "there; remove the region or shrink the range",
+                )
+                continue
+            if u.erase_policy == "whole_region":
+                c.error(
+                    f"{up}.erase_policy",
+                    f"whole_region would erase protected range {where} inside {rname}; use "
+                    "per_region or per_segment, or move the range out of the region",
+                )
+            sector = r.erase_sector_bytes
+            if not _is_int(sector) or sector <= 0:
+                continue
+            for key, edge in (("start", pr.start), ("length", pr.end)):
+                if r.start < edge < r.end and (edge - r.start) % sector:
+                    c.error(
+                        f"{pp}.{key}",
+                        f"protected range {where} {'starts' if key == 'start' else 'ends'} "
+                        f"inside a {_h(sector)}-byte erase sector of {rname}: erasing the rest "
+                        "of that sector would touch it; align it to the sectors",
+                    )
 
 
 def _check_regions(c: _Collector, up: str, ecu: EcuDefinition) -> None:
@@ -384,6 +568,87 @@ def _check_regions(c: _Collector, up: str, ecu: EcuDefinition) -> None:
                 )
 
 
+def check_step_param(param: StepParam, value: Any) -> str | None:
+    """Why `value` is not allowed for this step parameter (None when it is), from STEP_PARAMS.
+
+    The EA panel calls it on each edit, `validate` on each file: one rule for both.
+    """
+    if param.type == "bool":
+        return None if isinstance(value, bool) else f"{value!r} must be true or false"
+    if param.type in ("byte", "word", "int"):
+        low, high = param.low, param.high
+        if not _is_int(value):
+            what = "a byte value" if param.type == "byte" else "a whole number"
+            return f"{value!r} is not {what}" + (
+                " (0..255 / 0x00..0xFF)" if param.type == "byte" else ""
+            )
+        if (low is not None and value < low) or (high is not None and value > high):
+            rng = f"{low:g}..{high:g}" if high is not None else f"≥ {low:g}"
+            if param.type == "byte":
+                return f"{value!r} is not a byte value (0..255 / 0x00..0xFF)"
+            if param.type == "word":
+                return f"{value!r} is out of range 0..0xFFFF"
+            return f"{value!r} is out of range {rng}"
+        return None
+    if param.type == "number":
+        if not _is_number(value):
+            return f"{value!r} must be a number"
+        if (param.minimum is not None and value < param.minimum) or (
+            param.maximum is not None and value > param.maximum
+        ):
+            return f"{value!r} is out of range {param.minimum:g}..{param.maximum:g}"
+        return None
+    if not isinstance(value, str):
+        return f"{value!r} must be text"
+    if param.type == "choice" and value not in param.choices:
+        return f"{value!r} is not allowed (one of {', '.join(param.choices)})"
+    return None
+
+
+def _check_step_params(c: _Collector, sp: str, kind: StepKind, step: SequenceStep) -> None:
+    schema = {p.key: p for p in STEP_PARAMS[kind]}
+    for key, val in step.params.items():
+        kp = f"{sp}.params.{key}"
+        param = schema.get(key)
+        if param is None:
+            known = ", ".join(schema) or "none"
+            c.error(kp, f'unknown parameter for step "{kind.value}" (known: {known})')
+            continue
+        why = check_step_param(param, val)
+        if why:
+            c.error(kp, why)
+    if kind is StepKind.FINGERPRINT:
+        _check_fingerprint(c, sp, step)
+
+
+def _check_fingerprint(c: _Collector, sp: str, step: SequenceStep) -> None:
+    """The record the step writes: `data` must suit `format`, and fit `length`."""
+    fmt, length, data = step.param("format"), step.param("length"), step.param("data")
+    if not isinstance(data, str) or not _is_int(length):
+        return
+    kp = f"{sp}.params.data"
+    if fmt == "raw":
+        try:
+            raw = bytes.fromhex(data.replace(" ", ""))
+        except ValueError:
+            c.error(kp, f"{data!r} is not hex bytes like 'A1 B2 C3' (format raw)")
+            return
+        if not raw:
+            c.warn(kp, f"format raw with no data writes {length} zero bytes")
+        elif len(raw) > length:
+            c.warn(kp, f"{len(raw)} bytes are cut to length {length}")
+    elif fmt == "ascii":
+        if not data.isascii():
+            c.error(kp, f"{data!r} is not ASCII text (format ascii)")
+        elif len(data) > length:
+            c.warn(kp, f"{len(data)} characters are cut to length {length}")
+    elif fmt == "date_tester":
+        if data:
+            c.warn(kp, "ignored: format date_tester writes the date and the tester name")
+        if 0 < length < 3:
+            c.warn(f"{sp}.params.length", f"{length} bytes cut the 3-byte BCD date short")
+
+
 def _check_sequence(c: _Collector, up: str, ecu: EcuDefinition) -> None:
     u = ecu.uds
     pos: dict[StepKind, int] = {}
@@ -394,32 +659,7 @@ def _check_sequence(c: _Collector, up: str, ecu: EcuDefinition) -> None:
         except ValueError:
             c.error(f"{sp}.kind", f"{step.kind!r} is not a known step")
             continue
-        defaults = DEFAULT_STEP_PARAMS[kind]
-        for key, val in step.params.items():
-            kp = f"{sp}.params.{key}"
-            if key not in defaults:
-                known = ", ".join(defaults) or "none"
-                c.error(kp, f'unknown parameter for step "{kind.value}" (known: {known})')
-                continue
-            want = defaults[key]
-            if isinstance(want, bool):
-                if not isinstance(val, bool):
-                    c.error(kp, f"{val!r} must be true or false")
-            elif isinstance(want, int):
-                if key in BYTE_STEP_PARAMS or key == "reset_type":
-                    c.byte(kp, val)
-                elif key in WORD_STEP_PARAMS:
-                    c.int_range(kp, val, 0, 0xFFFF)
-                elif not _is_int(val) or val < 0:
-                    c.error(kp, f"{val!r} must be a whole number ≥ 0")
-            elif isinstance(want, float):
-                if not isinstance(val, int | float) or isinstance(val, bool) or val < 0:
-                    c.error(kp, f"{val!r} must be a number ≥ 0")
-            elif isinstance(want, str):
-                choices = STEP_PARAM_CHOICES.get(key)
-                if not isinstance(val, str) or (choices and val not in choices):
-                    opts = f" (one of {', '.join(choices)})" if choices else ""
-                    c.error(kp, f"{val!r} is not allowed{opts}")
+        _check_step_params(c, sp, kind, step)
         if not step.enabled:
             continue
         if kind in pos:
@@ -484,4 +724,14 @@ def check_image_fits(ecu: EcuDefinition, segments: Sequence[tuple[int, int]]) ->
                 f"{_h(address)}–{_h(end - 1)} ({length} bytes) is outside every writable region "
                 f'of ECU "{ecu.name}" (regions: {layout})',
             )
+            continue
+        for pr in ecu.uds.protected_ranges:
+            if address < pr.end and pr.start < end:
+                c.error(
+                    f"segments[{i}]",
+                    f"{_h(address)}–{_h(end - 1)} overlaps protected range \"{pr.name}\" "
+                    f'{_h(pr.start)}–{_h(pr.end - 1)} of ECU "{ecu.name}", which is never '
+                    "erased or written; is this image built for this ECU?",
+                )
+                break
     return c.problems

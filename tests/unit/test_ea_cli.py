@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from fota_studio.cli import ea as ea_cli
-from fota_studio.core.demo_catalog import DEMO_EA_NAME
-from fota_studio.infra.demo_ea import seed_demo_architecture
+from fota_studio.demo.catalog import DEMO_EA_NAME
+from fota_studio.demo.seed import seed_demo_architecture
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.workspace import Workspace
 
@@ -58,7 +58,7 @@ def test_validate_broken_copy_exits_1_naming_each_problem(
     assert run(tmp_path / "ws", "ea", "validate", str(bad)) == 1
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith(f"{bad}:49: error: ecus[0].uds.tester_present_period_ms: ")
+    assert lines[0].startswith(f"{bad}:50: error: ecus[0].uds.tester_present_period_ms: ")
     assert lines[1].startswith(f"{bad}:")
     assert lines[1].endswith(
         "error: ecus[2].bootloader.request_id: 0x7E0 is also ecus[0].application.request_id "

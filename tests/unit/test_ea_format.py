@@ -9,18 +9,21 @@ import jsonschema
 import pytest
 import yaml
 
-from fota_studio.core.demo_catalog import demo_architecture
 from fota_studio.core.ea import (
+    STEP_PARAMS,
     AddressingMode,
     BootloaderEntryFrame,
     Connection,
     DidDefinition,
     EcuDefinition,
+    EcuTiming,
     ElectronicArchitecture,
     HealthChecks,
     IsoTpAddress,
     MemoryRegion,
     Precondition,
+    ProtectedRange,
+    RoutinePrecondition,
     SecurityLevel,
     SequenceStep,
     StepKind,
@@ -38,6 +41,7 @@ from fota_studio.core.ea_format import (
     save_ea_file,
     set_path,
 )
+from fota_studio.demo.catalog import demo_architecture
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "resources" / "ea.schema.json"
@@ -70,6 +74,7 @@ def _full_ea() -> ElectronicArchitecture:
             bootloader_entry=BootloaderEntryFrame(0x18FF0022, b"\x01\x02\xff", True),
             bootloader_entry_delay_ms=1200,
             heartbeat_id=0x0CFF0022,
+            functional_target_address=0xDF,
         ),
         uds=UdsProfile(
             p2_timeout_ms=150,
@@ -93,6 +98,11 @@ def _full_ea() -> ElectronicArchitecture:
                 SequenceStep(StepKind.DTC_OFF, False, {"setting_type": 2}),
                 SequenceStep(StepKind.PROGRAMMING_SESSION, True, {"session": 0x61}),
                 SequenceStep(StepKind.SECURITY_LEVEL_2, True, {"level": 0x11}),
+                SequenceStep(
+                    StepKind.FINGERPRINT,
+                    True,
+                    {"did": 0xF184, "format": "raw", "length": 9, "data": "01 02 03"},
+                ),
                 SequenceStep(StepKind.ERASE, True, {"routine_id": 0xFF00, "record": "none"}),
                 SequenceStep(StepKind.REQUEST_DOWNLOAD, True, {}),
                 SequenceStep(StepKind.TRANSFER_DATA, True, {"max_retries": 5}),
@@ -110,9 +120,17 @@ def _full_ea() -> ElectronicArchitecture:
             dids=[DidDefinition(0xF189, "SW", "hex", 4)],
             preconditions=[
                 Precondition("Temp", 0x0105, 1, 1.0, -40.0, "°C", -20.0, None),
-                Precondition("Volt", 0xF442, 2, 0.001, 0.0, "V", None, 30.0),
+                Precondition("Volt", 0xF442, 2, 0.001, 0.0, "V", None, 30.0, True, "no app"),
+            ],
+            routine_preconditions=[
+                RoutinePrecondition("Prog conditions", 0x0203, b"\x01\x02", None, True, "why"),
+                RoutinePrecondition("Stationary", 0x0204),
             ],
             health=HealthChecks(False, 0xF189, False, 0x2F, True, 12.5),
+            timing=EcuTiming(1200, 12.5, 4000, 1.5, 80.0, 3.25, 0x102, 1, 16),
+            erase_policy="whole_region",
+            protected_ranges=[ProtectedRange("boot", 0x8000_0000, 0x2_0000)],
+            active_session_did=0xF186,
         ),
     )
     return ElectronicArchitecture(
@@ -267,3 +285,44 @@ def test_get_and_set_path_resolve_connection_keys() -> None:
     assert ea.ecus[0].connection.application.request_id == 0x700
     assert ea.ecus[0].uds.sequence[3].params["level"] == 0x05
     assert ea.ecus[2].connection.fd_frame_length == 32
+
+
+def test_json_schema_step_params_are_the_step_table() -> None:
+    """The published schema's per-step params and the validator come from one table."""
+    schema = ea_json_schema()
+    rules = schema["$defs"]["SequenceStep"]["allOf"]
+    by_kind = {
+        r["if"]["properties"]["kind"]["const"]: r["then"]["properties"]["params"] for r in rules
+    }
+    assert set(by_kind) == {k.value for k in StepKind}
+    validator = jsonschema.Draft202012Validator(schema)
+    for kind, params in STEP_PARAMS.items():
+        props = by_kind[kind.value]["properties"]
+        assert list(props) == [p.key for p in params]
+        assert by_kind[kind.value]["additionalProperties"] is False
+        for param in params:
+            assert props[param.key]["description"] == param.meaning
+            if param.choices:
+                assert props[param.key]["enum"] == list(param.choices)
+            if param.high is not None and param.type != "bool":
+                # one past the table's maximum: refused by the file schema and by validate()
+                bad = param.high + (1 if param.type != "number" else 0.5)
+                ea = demo_architecture()
+                step = next(s for s in ea.ecus[0].uds.sequence if s.kind == kind)
+                step.params[param.key] = bad
+                tree = ea_to_dict(ea)
+                assert list(validator.iter_errors(tree)), (kind, param.key)
+                from fota_studio.core.ea_validate import validate
+
+                assert any(p.path.endswith(f"params.{param.key}") for p in validate(ea))
+
+
+def test_unknown_step_param_is_refused_with_its_line() -> None:
+    text = dump_ea_yaml(demo_architecture()).replace(
+        "format: date_tester", "format: raw\n            colour: red", 1
+    )
+    with pytest.raises(EaFileError) as info:
+        load_ea_yaml(text, "x.yaml")
+    (problem,) = info.value.problems
+    assert ".params.colour: unknown key" in problem
+    assert problem.startswith("x.yaml:")

@@ -6,14 +6,16 @@ from collections.abc import Callable
 
 import pytest
 
-from fota_studio.core.demo_catalog import demo_architecture
 from fota_studio.core.ea import (
+    STEP_PARAMS,
     AddressingMode,
     BootloaderEntryFrame,
     DidDefinition,
     ElectronicArchitecture,
     MemoryRegion,
     Precondition,
+    ProtectedRange,
+    RoutinePrecondition,
     SequenceStep,
     StepKind,
 )
@@ -21,9 +23,11 @@ from fota_studio.core.ea_validate import (
     Problem,
     Severity,
     check_image_fits,
+    check_step_param,
     has_errors,
     validate,
 )
+from fota_studio.demo.catalog import demo_architecture
 
 
 def _demo() -> ElectronicArchitecture:
@@ -134,6 +138,12 @@ def test_extended_and_mixed_need_their_address_bytes() -> None:
     } <= paths
     ea.ecus[2].connection.application.address_extension = 0x10
     ea.ecus[2].connection.bootloader.address_extension = 0x11
+    # without a functional address byte only a warning remains
+    problems = [p for p in validate(ea) if p.path.startswith("ecus[2]")]
+    assert [(p.path, p.severity) for p in problems] == [
+        ("ecus[2].functional_target_address", Severity.WARNING)
+    ]
+    ea.ecus[2].connection.functional_target_address = 0x33
     assert not any(p.startswith("ecus[2]") for p in _paths(validate(ea)))
 
 
@@ -304,3 +314,195 @@ def test_check_image_fits() -> None:
     assert [p.path for p in problems] == ["segments[1]", "segments[2]"]
     assert 'outside every writable region of ECU "VCU"' in problems[0].message
     assert "0x8000–0x80FF" in problems[0].message
+
+
+# -- issue 13: step schema, fingerprint, addressing pairs, timing, erase policy, protection ----
+
+
+def _step(ea: ElectronicArchitecture, kind: StepKind, ecu: int = 0) -> tuple[int, SequenceStep]:
+    for j, s in enumerate(ea.ecus[ecu].uds.sequence):
+        if s.kind == kind:
+            return j, s
+    raise AssertionError(kind)
+
+
+def test_every_step_default_passes_its_own_schema() -> None:
+    for kind, params in STEP_PARAMS.items():
+        for param in params:
+            assert check_step_param(param, param.default) is None, (kind, param.key)
+
+
+def test_fingerprint_raw_data_and_length_are_accepted() -> None:
+    # symptom 3: the engine used params.data, `ea validate` refused it
+    ea = _demo()
+    j, step = _step(ea, StepKind.FINGERPRINT)
+    step.params.update({"format": "raw", "length": 9, "data": "01 02 03 04 05 06 07 08 09"})
+    assert validate(ea) == []
+    step.params["data"] = "zz"
+    p = _only(validate(ea), f"ecus[0].uds.sequence[{j}].params.data")
+    assert "not hex bytes" in p.message and p.severity is Severity.ERROR
+    step.params.update({"format": "ascii", "data": "TESTER-LONGER-THAN-9"})
+    p = _only(validate(ea), f"ecus[0].uds.sequence[{j}].params.data")
+    assert p.severity is Severity.WARNING and "cut to length 9" in p.message
+    step.params.update({"format": "ascii", "data": "Prüfer"})
+    assert has_errors(validate(ea))
+    step.params.update({"format": "date_tester", "data": "", "length": 0})
+    assert "out of range 1..4093" in (
+        _only(validate(ea), f"ecus[0].uds.sequence[{j}].params.length").message
+    )
+
+
+def test_step_param_ranges_come_from_the_table() -> None:
+    ea = _demo()
+    j, step = _step(ea, StepKind.READ_VERSION)
+    step.params["boot_wait_s"] = 900.0
+    assert "0..600" in _only(validate(ea), f"ecus[0].uds.sequence[{j}].params.boot_wait_s").message
+    step.params["boot_wait_s"] = 1.5
+    j, step = _step(ea, StepKind.TRANSFER_DATA)
+    step.params["max_retries"] = -1
+    assert (
+        "out of range"
+        in _only(validate(ea), f"ecus[0].uds.sequence[{j}].params.max_retries").message
+    )
+
+
+def _extended(ea: ElectronicArchitecture, ecu: int, ta: int, fta: int | None) -> None:
+    con = ea.ecus[ecu].connection
+    con.addressing = AddressingMode.EXTENDED
+    for side in (con.application, con.bootloader):
+        side.target_address, side.source_address = ta, 0xF1
+    con.functional_target_address = fta
+
+
+def test_functional_id_equal_to_request_id_is_fine_when_address_bytes_differ() -> None:
+    # symptom 4: the validator refused a functional ID equal to the physical request ID
+    ea = _demo()
+    _extended(ea, 0, 0x10, 0xDF)
+    con = ea.ecus[0].connection
+    con.functional_id = con.bootloader.request_id
+    assert not [p for p in validate(ea) if p.path.startswith("ecus[0]")]
+    # the same byte cannot be told apart
+    con.functional_target_address = 0x10
+    p = _only(validate(ea), "ecus[0].functional_id")
+    assert "with address byte 0x10 is also ecus[0].bootloader.request_id" in p.message
+    assert "functional_target_address" in p.message
+    # normal addressing has no byte: the ID alone counts
+    ea = _demo()
+    ea.ecus[0].connection.functional_id = ea.ecus[0].connection.bootloader.request_id
+    assert "is also" in _only(validate(ea), "ecus[0].functional_id").message
+
+
+def test_extended_without_functional_address_warns_and_uses_the_physical_byte() -> None:
+    ea = _demo()
+    _extended(ea, 0, 0x10, None)
+    p = _only(validate(ea), "ecus[0].functional_target_address")
+    assert p.severity is Severity.WARNING and "0xDF" in p.message
+    con = ea.ecus[0].connection
+    con.functional_id = con.bootloader.request_id
+    assert "is also" in _only(validate(ea), "ecus[0].functional_id").message
+
+
+def test_two_ecus_share_a_request_id_with_different_target_bytes() -> None:
+    ea = _demo()
+    _extended(ea, 0, 0x10, 0xDF)
+    _extended(ea, 2, 0x12, 0xDF)
+    for side in ("application", "bootloader"):
+        a, b = getattr(ea.ecus[0].connection, side), getattr(ea.ecus[2].connection, side)
+        b.request_id, b.response_id = a.request_id, a.response_id
+    # responses: the ECU's frames carry the tester's byte (SA 0xF1) on both -> a clash
+    problems = validate(ea)
+    assert {p.path for p in problems} == {
+        "ecus[2].application.response_id",
+        "ecus[2].bootloader.response_id",
+    }
+    ea.ecus[2].connection.application.response_id = 0x7EF
+    ea.ecus[2].connection.bootloader.response_id = 0x7EF
+    assert validate(ea) == []
+
+
+def test_timing_ranges() -> None:
+    ea = _demo()
+    t = ea.ecus[0].uds.timing
+    t.reset_time_ms = -1
+    t.application_start_timeout_s = 0
+    t.bootloader_ready_timeout_ms = 10_000_000
+    t.erase_ms_per_kib = -2.0
+    t.ecu_stmin_ms = 200
+    t.ecu_block_size = 256
+    t.ecu_max_block_length = 2
+    assert _paths(validate(ea)) == {
+        f"ecus[0].uds.timing.{k}"
+        for k in (
+            "reset_time_ms",
+            "application_start_timeout_s",
+            "bootloader_ready_timeout_ms",
+            "erase_ms_per_kib",
+            "ecu_stmin_ms",
+            "ecu_block_size",
+            "ecu_max_block_length",
+        )
+    }
+
+
+def test_erase_policy_choice_and_active_session_did() -> None:
+    ea = _demo()
+    ea.ecus[0].uds.erase_policy = "per_sector"
+    ea.ecus[0].uds.active_session_did = 0x1_0000
+    problems = validate(ea)
+    assert "per_region, per_segment, whole_region" in (
+        _only(problems, "ecus[0].uds.erase_policy").message
+    )
+    assert "ecus[0].uds.active_session_did" in _paths(problems)
+
+
+def test_protected_ranges_against_regions_and_policy() -> None:
+    ea = _demo()
+    u = ea.ecus[0].uds
+    region = u.memory_regions[0]
+    sector = region.erase_sector_bytes
+    u.protected_ranges = [ProtectedRange("boot", region.start, sector)]
+    assert validate(ea) == []  # on sector boundaries, per_region: fine
+    u.erase_policy = "whole_region"
+    assert "would erase protected range" in _only(validate(ea), "ecus[0].uds.erase_policy").message
+    u.erase_policy = "per_region"
+    u.protected_ranges = [ProtectedRange("boot", region.start + 0x10, 0x100)]
+    problems = validate(ea)
+    assert "starts inside" in _only(problems, "ecus[0].uds.protected_ranges[0].start").message
+    assert "ends inside" in _only(problems, "ecus[0].uds.protected_ranges[0].length").message
+    u.protected_ranges = [ProtectedRange("far", 0x7000_0000, 0x100)]
+    p = _only(validate(ea), "ecus[0].uds.protected_ranges[0].start")
+    assert p.severity is Severity.WARNING and "outside every memory region" in p.message
+    u.protected_ranges = [ProtectedRange("all", region.start, region.length)]
+    assert "covers all of" in _only(validate(ea), "ecus[0].uds.protected_ranges[0].start").message
+
+
+def test_image_into_a_protected_range_does_not_fit() -> None:
+    ecu = _demo().ecus[0]
+    region = ecu.uds.memory_regions[0]
+    ecu.uds.protected_ranges = [ProtectedRange("boot", region.start, 0x1000)]
+    problems = check_image_fits(ecu, [(region.start + 0x800, 0x1000), (region.start + 0x2000, 8)])
+    assert [p.path for p in problems] == ["segments[0]"]
+    assert 'protected range "boot"' in problems[0].message
+
+
+def test_skippable_preconditions_need_a_reason() -> None:
+    ea = _demo()
+    u = ea.ecus[0].uds
+    u.preconditions.append(Precondition("Speed", 0xF40D, skippable=True))
+    u.routine_preconditions.append(RoutinePrecondition("Check", 0x0203, skippable=True))
+    u.routine_preconditions.append(RoutinePrecondition("", 0x1_0000, expected_status=0x100))
+    problems = validate(ea)
+    n = len(u.preconditions) - 1
+    assert (
+        "needs a reason" in _only(problems, f"ecus[0].uds.preconditions[{n}].skip_reason").message
+    )
+    assert "ecus[0].uds.routine_preconditions[0].skip_reason" in _paths(problems)
+    assert {
+        "ecus[0].uds.routine_preconditions[1].name",
+        "ecus[0].uds.routine_preconditions[1].routine_id",
+        "ecus[0].uds.routine_preconditions[1].expected_status",
+    } <= _paths(problems)
+    u.preconditions[n].skip_reason = "the application may be dead; stationary by design"
+    u.routine_preconditions[0].skip_reason = "bootloader checks it again"
+    del u.routine_preconditions[1]
+    assert validate(ea) == []
