@@ -1,13 +1,19 @@
-"""Storage of update requests and their append-only, hash-chained record entries.
+"""Storage of update requests and their append-only, hash-chained, signed record entries.
 
-Tables (workspace schema v2): `update_requests` holds the latest state of each request (status,
+Tables (workspace schema v3): `update_requests` holds the latest state of each request (status,
 attempt, last step reached, whether Checkpoint 1 approved it, outcome, error, the flash record
 of its last flash, the pid of the process running it), and `request_entries` the history: every
 creation, step, decision, flash record, Checkpoint 2 result and final status, one row each, never
 updated or deleted. Each entry stores the SHA-256 of the previous entry (one chain over the whole
-table) and its own hash over (previous hash, request, attempt, time, kind, canonical JSON data),
-so `verify_chain` detects an edited, removed or inserted entry. Status changes go through the
-transition table of `core/update_request.py` inside the same transaction as their entry.
+table) and its own hash over (previous hash, request, attempt, time, kind, canonical JSON data,
+`state`), where `state` holds the request fields that entry sets (status, outcome, error, step,
+approval, versions, the flash record id and the SHA-256 of that flash record's JSON). Every entry
+is signed with the workspace's Ed25519 key (infra/record_signing.py), and the signed head (count
++ last hash + time, table `record_head`) is rewritten in the same transaction, so a removed last
+entry, a changed table field or a re-hashed chain is detected by `infra/record_verify.py`.
+Status changes go through the transition table of `core/update_request.py` inside the same
+transaction as their entry. Entries written before schema v3 (no `state`, no signature) keep the
+old hash formula and are protected by the signed entries that follow them.
 
 A request whose `owner_pid` is not a live process while In progress was interrupted (app crash,
 power cut): `recover_interrupted` marks it Failed (interrupted) with the step it reached.
@@ -36,6 +42,7 @@ from fota_studio.core.update_request import (
     UpdateRequest,
     check_transition,
 )
+from fota_studio.infra.record_signing import RecordSigner, canonical_bytes, signer_for
 from fota_studio.infra.workspace import Workspace, _Cursor
 
 #: The hash the first entry of the chain points back to.
@@ -51,6 +58,30 @@ ENTRY_FLASH = "flash_record"
 ENTRY_CHECKPOINT2 = "checkpoint_2"
 ENTRY_LOG = "log"
 ENTRY_FINAL = "final"
+ENTRY_STATE = "state"
+
+#: The request fields an entry's `state` may set; the table must equal the chain's fold of them.
+TRACKED_FIELDS = (
+    "machine",
+    "ecu",
+    "brand",
+    "model",
+    "version",
+    "installed_before",
+    "created_at",
+    "created_by",
+    "status",
+    "attempt",
+    "step",
+    "approved",
+    "outcome",
+    "error",
+    "flash_record_id",
+)
+#: The key in an entry's state that pins the exact JSON text of the request's flash record.
+FLASH_RECORD_SHA = "flash_record_sha256"
+ENTRY_SIG_TYPE = "fota-studio/record-entry/v1"
+HEAD_TYPE = "fota-studio/record-head/v1"
 
 
 def _now() -> str:
@@ -75,6 +106,46 @@ def entry_hash(
     """The SHA-256 that chains one entry to the previous one."""
     text = "\x1f".join([prev_hash, str(request_id), str(attempt), at, kind, data_json])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def entry_hash_v2(
+    prev_hash: str,
+    request_id: int,
+    attempt: int,
+    at: str,
+    kind: str,
+    data_json: str,
+    state_json: str,
+) -> str:
+    """The SHA-256 of a signed entry: the v1 fields plus the request fields it sets."""
+    text = "\x1f".join(
+        [prev_hash, str(request_id), str(attempt), at, kind, data_json, "state", state_json]
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def entry_sig_message(digest: str) -> bytes:
+    """The bytes an entry's signature covers (RFC 8785 JSON naming the entry hash)."""
+    return canonical_bytes({"type": ENTRY_SIG_TYPE, "hash": digest})
+
+
+def head_payload(
+    count: int, last_hash: str, at: str, first_signed: int, fingerprint: str
+) -> dict[str, Any]:
+    """The signed statement about the chain: how many entries, the last hash, when, which key."""
+    return {
+        "type": HEAD_TYPE,
+        "count": count,
+        "last_hash": last_hash,
+        "at": at,
+        "first_signed": first_signed,
+        "fingerprint": fingerprint,
+    }
+
+
+def flash_record_digest(record_json: str) -> str:
+    """SHA-256 of a flash record's stored JSON text (what the chain pins)."""
+    return hashlib.sha256(record_json.encode("utf-8")).hexdigest()
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -105,6 +176,8 @@ class RecordEntry:
     data: dict[str, Any]
     prev_hash: str
     hash: str
+    state: dict[str, Any] | None = None
+    sig: str | None = None
 
 
 class RequestsStore:
@@ -112,6 +185,13 @@ class RequestsStore:
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
+        self._signer: RecordSigner | None = None
+
+    def signer(self) -> RecordSigner:
+        """The workspace's record signer (the key is made on the first record written)."""
+        if self._signer is None:
+            self._signer = signer_for(self.ws)
+        return self._signer
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -196,24 +276,86 @@ class RequestsStore:
                 data=json.loads(r["data"]),
                 prev_hash=r["prev_hash"],
                 hash=r["hash"],
+                state=json.loads(r["state"]) if r["state"] else None,
+                sig=r["sig"],
             )
             for r in self.ws.read(sql + " ORDER BY id", params)
         ]
 
+    def cached_verdict(self, request_id: int) -> Any:
+        """The record verdict of one request: the chain checked from the last verified head on,
+        this request's entries, table fields, flash record and bus log (infra/record_verify.py).
+        Cost is proportional to the new entries and this request, not to the history; call it
+        off the GUI thread (it may re-hash a bus log)."""
+        from fota_studio.infra.record_verify import request_verdict
+
+        return request_verdict(self.ws, request_id)
+
     # -- writing ---------------------------------------------------------------------------
 
     def _append(
-        self, cur: _Cursor, request_id: int, attempt: int, kind: str, data: dict[str, Any]
+        self,
+        cur: _Cursor,
+        request_id: int,
+        attempt: int,
+        kind: str,
+        data: dict[str, Any],
+        state: dict[str, Any] | None = None,
+        *,
+        at: str | None = None,
     ) -> str:
-        last = cur.execute("SELECT hash FROM request_entries ORDER BY id DESC LIMIT 1").fetchone()
+        """Insert one signed entry and re-sign the head (inside the caller's transaction).
+
+        Refuses (WorkspaceError) when the stored head does not match the last entry: an entry
+        was removed or added behind FOTA Studio's back, and writing on would hide it.
+        """
+        signer = self.signer()
+        last = cur.execute(
+            "SELECT hash, sig FROM request_entries ORDER BY id DESC LIMIT 1"
+        ).fetchone()
         prev = last["hash"] if last else GENESIS_HASH
-        at = _now()
+        head = cur.execute("SELECT count, last_hash, first_signed FROM record_head").fetchone()
+        if head is None:
+            if last is not None and last["sig"]:
+                raise WorkspaceError(
+                    f"{self.ws.root}: the signed record head is missing",
+                    hint="the records were tampered with; run `fota-studio records verify`",
+                )
+            count = int(cur.execute("SELECT COUNT(*) FROM request_entries").fetchone()[0])
+            first_signed = count
+        else:
+            if head["last_hash"] != prev:
+                raise WorkspaceError(
+                    f"{self.ws.root}: the record head does not match the last entry (an entry "
+                    "was removed or added outside FOTA Studio); no record was written",
+                    hint="run `fota-studio records verify` and restore the workspace from a backup",
+                )
+            count, first_signed = int(head["count"]), int(head["first_signed"])
+        at = at or _now()
         data_json = _canonical(data)
-        digest = entry_hash(prev, request_id, attempt, at, kind, data_json)
+        state_json = _canonical(state or {})
+        digest = entry_hash_v2(prev, request_id, attempt, at, kind, data_json, state_json)
+        sig = signer.sign(entry_sig_message(digest))
         cur.execute(
-            "INSERT INTO request_entries(request_id, attempt, at, kind, data, prev_hash, hash) "
-            "VALUES (?,?,?,?,?,?,?)",
-            (request_id, attempt, at, kind, data_json, prev, digest),
+            "INSERT INTO request_entries(request_id, attempt, at, kind, data, prev_hash, hash, "
+            "state, sig) VALUES (?,?,?,?,?,?,?,?,?)",
+            (request_id, attempt, at, kind, data_json, prev, digest, state_json, sig),
+        )
+        payload = head_payload(count + 1, digest, at, first_signed, signer.info.fingerprint)
+        cur.execute(
+            "INSERT INTO record_head(id, count, last_hash, at, first_signed, fingerprint, sig) "
+            "VALUES (1,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET count = excluded.count, "
+            "last_hash = excluded.last_hash, at = excluded.at, "
+            "first_signed = excluded.first_signed, fingerprint = excluded.fingerprint, "
+            "sig = excluded.sig",
+            (
+                count + 1,
+                digest,
+                at,
+                first_signed,
+                signer.info.fingerprint,
+                signer.sign(canonical_bytes(payload)),
+            ),
         )
         return digest
 
@@ -232,6 +374,7 @@ class RequestsStore:
         """Store a new Pending request with its "created" entry (who, when, confirmed warnings)."""
         who = created_by or current_user()
         now = _now()
+        self.signer()  # made/unlocked before the transaction (keyring, key file)
         with self.ws.transaction() as cur:
             c = cur.execute(
                 "INSERT INTO update_requests(machine, ecu, brand, model, version, created_at, "
@@ -264,11 +407,30 @@ class RequestsStore:
                     "installed_before": installed_before,
                     "confirmed_warnings": list(warnings or []),
                 },
+                {
+                    "machine": machine,
+                    "ecu": ecu,
+                    "brand": brand,
+                    "model": model,
+                    "version": version,
+                    "installed_before": installed_before,
+                    "created_at": now,
+                    "created_by": who,
+                    "status": RequestStatus.PENDING.value,
+                    "attempt": 1,
+                    "step": "",
+                    "approved": False,
+                    "outcome": "",
+                    "error": "",
+                    "flash_record_id": None,
+                },
+                at=now,
             )
         return self.get(rid)
 
     def append(self, request_id: int, kind: str, data: dict[str, Any]) -> None:
         """Append one entry to the request's history (current attempt)."""
+        self.signer()
         with self.ws.transaction() as cur:
             row = cur.execute(
                 "SELECT attempt FROM update_requests WHERE id = ?", (request_id,)
@@ -294,8 +456,11 @@ class RequestsStore:
         """Change fields of a request (status via the transition table) + optional entry.
 
         `owner_pid=False` leaves the owner alone; None clears it. `expect` refuses the update
-        (RequestStateError) unless the current status is one of them.
+        (RequestStateError) unless the current status is one of them. The fields that change
+        are recorded in the `state` of the entry written with them (a "state" entry when the
+        call writes none), so the table never says what the chain does not.
         """
+        self.signer()
         with self.ws.transaction() as cur:
             row = cur.execute(
                 "SELECT * FROM update_requests WHERE id = ?", (request_id,)
@@ -328,16 +493,31 @@ class RequestsStore:
             cur.execute(
                 f"UPDATE update_requests SET {cols} WHERE id = ?", (*sets.values(), request_id)
             )
+            state: dict[str, Any] = {
+                k: (bool(v) if k == "approved" else v)
+                for k, v in sets.items()
+                if k in TRACKED_FIELDS and row[k] != v
+            }
+            if "flash_record_id" in state:
+                fr = cur.execute(
+                    "SELECT record FROM flash_records WHERE id = ?", (state["flash_record_id"],)
+                ).fetchone()
+                state[FLASH_RECORD_SHA] = flash_record_digest(fr["record"]) if fr else None
+            attempt = int(row["attempt"])
             if status is not None and status != old:
                 self._append(
                     cur,
                     request_id,
-                    int(row["attempt"]),
+                    attempt,
                     ENTRY_STATUS,
                     {"from": old.value, "to": status.value, "outcome": outcome or ""},
+                    state,
                 )
+                state = {}
             if entry is not None:
-                self._append(cur, request_id, int(row["attempt"]), entry[0], entry[1])
+                self._append(cur, request_id, attempt, entry[0], entry[1], state)
+            elif state:
+                self._append(cur, request_id, attempt, ENTRY_STATE, {}, state)
         return self.get(request_id)
 
     def cancel(self, request_id: int, *, by: str | None = None, reason: str = "") -> UpdateRequest:
@@ -368,6 +548,7 @@ class RequestsStore:
                 f"update request #{request_id} is {req.status.value}; only Failed or Cancelled "
                 "requests can be re-run"
             )
+        self.signer()
         with self.ws.transaction() as cur:
             check_transition(req.status, RequestStatus.PENDING, request_id=request_id)
             attempt = req.attempt + 1
@@ -382,6 +563,14 @@ class RequestsStore:
                 attempt,
                 ENTRY_ATTEMPT,
                 {"attempt": attempt, "by": by or current_user(), "after": req.status.value},
+                {
+                    "status": RequestStatus.PENDING.value,
+                    "attempt": attempt,
+                    "step": "",
+                    "approved": False,
+                    "outcome": "",
+                    "error": "",
+                },
             )
         return self.get(request_id)
 
@@ -416,36 +605,11 @@ class RequestsStore:
     # -- integrity -------------------------------------------------------------------------
 
     def verify_chain(self) -> builtins.list[str]:
-        """Re-hash every entry; one line per problem (empty = the history is intact)."""
-        problems: list[str] = []
-        prev = GENESIS_HASH
-        rows = self.ws.read("SELECT * FROM request_entries ORDER BY id")
-        for r in rows:
-            if r["prev_hash"] != prev:
-                problems.append(
-                    f"entry {r['id']} (request #{r['request_id']}): previous-hash link broken "
-                    "(an entry before it was removed, inserted or changed)"
-                )
-            try:
-                data_json = _canonical(json.loads(r["data"]))
-            except ValueError:
-                data_json = r["data"]
-            digest = entry_hash(
-                r["prev_hash"],
-                int(r["request_id"]),
-                int(r["attempt"]),
-                r["at"],
-                r["kind"],
-                data_json,
-            )
-            if digest != r["hash"] or data_json != r["data"]:
-                problems.append(
-                    f"entry {r['id']} (request #{r['request_id']}, {r['kind']}): content does not "
-                    "match its hash (edited after it was written)"
-                )
-            prev = r["hash"]
-        known = {int(r["request_id"]) for r in rows}
-        for r in self.ws.read("SELECT id FROM update_requests"):
-            if int(r["id"]) not in known:
-                problems.append(f"request #{r['id']} has no record entries (history removed)")
-        return problems
+        """Every record problem of the workspace, one line each (empty = intact).
+
+        The full check of infra/record_verify.py: links, hashes, signatures, the signed head,
+        table fields against the chain, flash records, bus-log blobs, SQLite integrity.
+        """
+        from fota_studio.infra.record_verify import verify_workspace
+
+        return verify_workspace(self.ws).problems

@@ -1,0 +1,383 @@
+"""The workspace's record-signing key: Ed25519, where its private half is kept, and key pinning.
+
+Every update-request record entry and the chain head are signed with one Ed25519 key per
+workspace (`cryptography`). Where the private key lives is decided once, when the first record is
+written, by this rule (docs/SECURITY.md, "Update records"):
+
+1. the OS keyring (`keyring`, service `fota-studio`, user `record-signing:<fingerprint>`) when a
+   working backend exists (a value written can be read back);
+2. otherwise a PKCS#8 key file in the workspace folder encrypted with the passphrase in the
+   environment variable `FOTA_STUDIO_RECORD_KEY_PASSPHRASE` (cryptography's
+   `BestAvailableEncryption`); the same variable unlocks it later;
+3. otherwise an UNPROTECTED key file in the workspace (tests, demo, headless machines without a
+   keyring): logged as a warning when made and loaded, and named "UNPROTECTED" by `records
+   verify`, the report and every bundle, because anyone who can read the folder can then sign.
+
+The public key and where the private key lives are stored in the workspace settings
+(`records.signing_key`). So that an attacker who can write the workspace cannot swap in a key of
+their own and re-sign everything, the first use on a machine pins the key's fingerprint per
+workspace folder in the user's config folder (`record-keys.json`), outside the workspace;
+`records verify` reports a different key as a problem. Serialisation of signed statements is
+RFC 8785 JSON (`rfc8785`), so any implementation can re-create the signed bytes.
+
+Thread use: any thread; the loaded private key is cached per workspace folder behind a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import keyring
+import keyring.errors
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from fota_studio.core.errors import WorkspaceError
+from fota_studio.infra.paths import config_dir
+from fota_studio.infra.workspace import Workspace, atomic_write
+
+log = logging.getLogger(__name__)
+
+KEY_SETTING = "records.signing_key"
+PASSPHRASE_ENV = "FOTA_STUDIO_RECORD_KEY_PASSPHRASE"
+KEYRING_SERVICE = "fota-studio"
+PIN_FILE = "record-keys.json"
+
+PROTECTION_KEYRING = "keyring"
+PROTECTION_PASSPHRASE = "passphrase"
+PROTECTION_UNPROTECTED = "unprotected"
+
+UNPROTECTED_NOTE = (
+    "signing key UNPROTECTED (a key file without passphrase in the workspace folder): anyone who "
+    f"can read the folder can sign records; set {PASSPHRASE_ENV} or use an OS keyring"
+)
+
+_lock = threading.Lock()
+_signers: dict[tuple[str, str], RecordSigner] = {}
+
+
+def canonical_bytes(obj: Any) -> bytes:
+    """RFC 8785 (JSON Canonicalization Scheme) bytes of `obj`: what every signature covers."""
+    return bytes(rfc8785.dumps(obj))
+
+
+def fingerprint_of(public_raw: bytes) -> str:
+    """SHA-256 hex of the raw 32-byte Ed25519 public key."""
+    return hashlib.sha256(public_raw).hexdigest()
+
+
+def short_fingerprint(fp: str) -> str:
+    """The first 16 hex digits in groups of 4, as shown to people."""
+    return ":".join(fp[i : i + 4] for i in range(0, 16, 4))
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """The public facts about a workspace's record-signing key (stored in the workspace)."""
+
+    fingerprint: str
+    public_key_hex: str
+    protection: str
+    location: str
+    created_at: str
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        """The Ed25519 public key."""
+        return Ed25519PublicKey.from_public_bytes(bytes.fromhex(self.public_key_hex))
+
+    @property
+    def unprotected(self) -> bool:
+        """True when the private key sits in a key file without passphrase."""
+        return self.protection == PROTECTION_UNPROTECTED
+
+    def describe(self) -> str:
+        """One line: fingerprint and where the private key lives."""
+        where = {
+            PROTECTION_KEYRING: "private key in the OS keyring",
+            PROTECTION_PASSPHRASE: f"private key in passphrase-encrypted file {self.location}",
+            PROTECTION_UNPROTECTED: UNPROTECTED_NOTE,
+        }.get(self.protection, self.protection)
+        return f"Ed25519 {short_fingerprint(self.fingerprint)}; {where}"
+
+
+def public_key_from_text(text: str) -> Ed25519PublicKey:
+    """Parse a public key given as PEM or as 64 hex digits; WorkspaceError when neither."""
+    stripped = text.strip()
+    try:
+        if stripped.startswith("-----BEGIN"):
+            key = serialization.load_pem_public_key(stripped.encode("ascii"))
+            if not isinstance(key, Ed25519PublicKey):
+                raise ValueError("not an Ed25519 key")
+            return key
+        return Ed25519PublicKey.from_public_bytes(bytes.fromhex(stripped))
+    except ValueError as exc:
+        raise WorkspaceError(
+            f"not an Ed25519 public key ({exc})",
+            hint="pass the output of `fota-studio records export-key` (PEM or 64 hex digits)",
+        ) from None
+
+
+def public_raw(key: Ed25519PublicKey) -> bytes:
+    """The raw 32 bytes of a public key."""
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def public_pem(info: KeyInfo) -> str:
+    """The public key as SubjectPublicKeyInfo PEM."""
+    return info.public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
+
+
+def verify_signature(key: Ed25519PublicKey, sig_hex: str | None, message: bytes) -> bool:
+    """True when `sig_hex` is a valid signature of `message` by `key` (False on any garbage)."""
+    if not sig_hex or not isinstance(sig_hex, str):
+        return False
+    try:
+        key.verify(bytes.fromhex(sig_hex), message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def key_info(ws: Workspace) -> KeyInfo | None:
+    """The workspace's key facts, or None before the first signed record was written."""
+    value = ws.get_setting(KEY_SETTING)
+    return key_info_from(value)
+
+
+def key_info_from(value: Any) -> KeyInfo | None:
+    """Parse the stored key facts; None when absent or malformed."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        info = KeyInfo(
+            fingerprint=str(value["fingerprint"]),
+            public_key_hex=str(value["public_key"]),
+            protection=str(value["protection"]),
+            location=str(value.get("location", "")),
+            created_at=str(value.get("created_at", "")),
+        )
+        if fingerprint_of(bytes.fromhex(info.public_key_hex)) != info.fingerprint:
+            return None
+        _ = info.public_key
+    except (KeyError, ValueError):
+        return None
+    return info
+
+
+class RecordSigner:
+    """A loaded private key and its public facts; `sign(message)` returns hex."""
+
+    def __init__(self, info: KeyInfo, private: Ed25519PrivateKey) -> None:
+        self.info = info
+        self._private = private
+
+    def sign(self, message: bytes) -> str:
+        """The Ed25519 signature of `message` as hex."""
+        return self._private.sign(message).hex()
+
+
+def _keyring_user(fp: str) -> str:
+    return f"record-signing:{fp}"
+
+
+def _try_keyring_store(fp: str, private_raw: bytes) -> bool:
+    """Store in the keyring and read back; False when no working keyring exists."""
+    try:
+        keyring.set_password(KEYRING_SERVICE, _keyring_user(fp), private_raw.hex())
+        return keyring.get_password(KEYRING_SERVICE, _keyring_user(fp)) == private_raw.hex()
+    except (keyring.errors.KeyringError, RuntimeError):  # no backend, locked, D-Bus trouble
+        return False
+
+
+def _key_file_bytes(private: Ed25519PrivateKey, passphrase: str | None) -> bytes:
+    algorithm: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase.encode("utf-8"))
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    return private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, algorithm
+    )
+
+
+def _create(ws: Workspace) -> RecordSigner:
+    """Make a new key, keep its private half per the rule above, store the facts (race-safe)."""
+    private = Ed25519PrivateKey.generate()
+    pub = public_raw(private.public_key())
+    fp = fingerprint_of(pub)
+    raw = private.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    passphrase = os.environ.get(PASSPHRASE_ENV) or None
+    if _try_keyring_store(fp, raw):
+        protection, location = PROTECTION_KEYRING, _keyring_user(fp)
+    else:
+        protection = PROTECTION_PASSPHRASE if passphrase else PROTECTION_UNPROTECTED
+        location = f"record-signing-{fp[:16]}.pem"
+        path = ws.root / location
+        try:
+            atomic_write(path, _key_file_bytes(private, passphrase))
+            os.chmod(path, 0o600)
+        except OSError as exc:
+            raise WorkspaceError(
+                f"cannot write the record-signing key file {path}: {exc.strerror}",
+                hint="make the workspace folder writable, or free disk space",
+            ) from None
+        if protection == PROTECTION_UNPROTECTED:
+            log.warning("record-signing key of %s is UNPROTECTED: %s", ws.root, UNPROTECTED_NOTE)
+    facts = {
+        "fingerprint": fp,
+        "public_key": pub.hex(),
+        "protection": protection,
+        "location": location,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    # Another process may have made the workspace's key meanwhile: the first stored one wins.
+    with ws.transaction() as cur:
+        row = cur.execute("SELECT value FROM settings WHERE key = ?", (KEY_SETTING,)).fetchone()
+        if row is None:
+            cur.execute(
+                "INSERT INTO settings(key, value) VALUES (?, ?)", (KEY_SETTING, json.dumps(facts))
+            )
+    if row is not None:
+        if protection != PROTECTION_KEYRING:
+            with contextlib.suppress(OSError):
+                (ws.root / location).unlink()
+        info = key_info(ws)
+        if info is None:
+            raise WorkspaceError(f"{ws.root}: the stored record-signing key facts are damaged")
+        return _load(ws, info)
+    info = key_info_from(facts)
+    assert info is not None
+    pin_key(ws, info)
+    return RecordSigner(info, private)
+
+
+def _load(ws: Workspace, info: KeyInfo) -> RecordSigner:
+    """Load the private key named by `info`; WorkspaceError saying how to unlock it."""
+    private: Any
+    if info.protection == PROTECTION_KEYRING:
+        try:
+            value = keyring.get_password(KEYRING_SERVICE, info.location)
+        except (keyring.errors.KeyringError, RuntimeError) as exc:
+            raise WorkspaceError(
+                f"cannot read the record-signing key {info.location} from the OS keyring: "
+                f"{type(exc).__name__}",
+                hint="unlock the keyring (records are signed with this workspace's key)",
+            ) from None
+        if value is None:
+            raise WorkspaceError(
+                f"the record-signing key {info.location} of {ws.root} is not in this machine's "
+                "keyring",
+                hint="write records on the machine that holds the key; reading and "
+                "`records verify` work without it",
+            )
+        private = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(value))
+    else:
+        path = ws.root / info.location
+        passphrase = os.environ.get(PASSPHRASE_ENV) or None
+        if info.protection == PROTECTION_PASSPHRASE and passphrase is None:
+            raise WorkspaceError(
+                f"the record-signing key {path} is encrypted and {PASSPHRASE_ENV} is not set",
+                hint=f"set {PASSPHRASE_ENV} to the key's passphrase to write records",
+            )
+        try:
+            data = path.read_bytes()
+            private = serialization.load_pem_private_key(
+                data,
+                password=passphrase.encode("utf-8")
+                if info.protection == PROTECTION_PASSPHRASE and passphrase
+                else None,
+            )
+        except FileNotFoundError:
+            raise WorkspaceError(
+                f"the record-signing key file {path} is missing",
+                hint="restore it from a backup; records cannot be signed without it",
+            ) from None
+        except (ValueError, TypeError):
+            raise WorkspaceError(
+                f"cannot open the record-signing key file {path} (wrong passphrase or damaged)",
+                hint=f"check {PASSPHRASE_ENV}",
+            ) from None
+        if info.protection == PROTECTION_UNPROTECTED:
+            log.warning("record-signing key of %s is UNPROTECTED", ws.root)
+    if not isinstance(private, Ed25519PrivateKey) or (
+        fingerprint_of(public_raw(private.public_key())) != info.fingerprint
+    ):
+        raise WorkspaceError(
+            f"the record-signing key in {info.location} is not the workspace's key "
+            f"{short_fingerprint(info.fingerprint)}",
+            hint="restore the right key file; run `fota-studio records verify`",
+        )
+    return RecordSigner(info, private)
+
+
+def signer_for(ws: Workspace) -> RecordSigner:
+    """The workspace's signer, creating the key on first use (cached per workspace folder)."""
+    info = key_info(ws)
+    root = str(ws.root.resolve())
+    with _lock:
+        if info is not None:
+            cached = _signers.get((root, info.fingerprint))
+            if cached is not None:
+                return cached
+        signer = _load(ws, info) if info is not None else _create(ws)
+        _signers[(root, signer.info.fingerprint)] = signer
+        return signer
+
+
+# -- pinning (outside the workspace) -----------------------------------------------------------
+
+
+def _pin_path() -> Path:
+    return config_dir() / PIN_FILE
+
+
+def _read_pins() -> dict[str, Any]:
+    try:
+        data = json.loads(_pin_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def pinned_fingerprint(ws: Workspace) -> str | None:
+    """The fingerprint this machine pinned for the workspace folder, if any."""
+    entry = _read_pins().get(str(ws.root.resolve()))
+    return str(entry["fingerprint"]) if isinstance(entry, dict) and "fingerprint" in entry else None
+
+
+def pin_key(ws: Workspace, info: KeyInfo) -> bool:
+    """Pin `info` for this workspace folder unless one is pinned; True when pinned now.
+
+    A failure to write the pin file (read-only home) is logged, not fatal: verification then
+    says the key is not pinned.
+    """
+    pins = _read_pins()
+    root = str(ws.root.resolve())
+    if root in pins:
+        return False
+    pins[root] = {
+        "fingerprint": info.fingerprint,
+        "pinned_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    try:
+        atomic_write(_pin_path(), json.dumps(pins, indent=1, sort_keys=True).encode("utf-8"))
+    except OSError as exc:
+        log.warning("cannot pin the record-signing key in %s: %s", _pin_path(), exc)
+        return False
+    return True
