@@ -76,6 +76,9 @@ _NMT_START = 0x01
 
 DecisionListener = Callable[[str, int], None]
 
+#: SDO initiate-upload response, segmented, size indicated (scs=2, e=0, s=1: CiA 301 §7.2.4.3.3).
+_UPLOAD_SIZE_SPECIFIED = 0x41
+
 
 class _TcuSdoServer(SdoServer):  # type: ignore[misc]
     """canopen's SDO server, with a block upload request answered as CiA 301 allows.
@@ -85,6 +88,28 @@ class _TcuSdoServer(SdoServer):  # type: ignore[misc]
     (pst) is at least the data size; otherwise the client cannot parse the answer. So: switch
     protocol when allowed, abort 0x05040001 (invalid command specifier) when not.
     """
+
+    def init_upload(self, request: bytes) -> None:
+        """Initiate an upload; an empty string/DOMAIN is a zero-length segmented upload.
+
+        canopen's server aborts an empty value with 0x08000024 (no data available), which a
+        machine HMI reading `target_ecu` or `diagnostic_log` while idle takes for an error.
+        CiA 301 §7.2.4.3.3 allows a segmented upload with size indicated 0, answered by one last
+        segment carrying no data: the client reads "" and no abort is ever sent for it.
+        """
+        _, index, subindex = SDO_STRUCT.unpack_from(request)
+        self._index = index  # an abort raised below names this object
+        self._subindex = subindex
+        data = self._node.get_data(index, subindex, check_readable=True)
+        if len(data):
+            super().init_upload(request)  # type: ignore[no-untyped-call]
+            return
+        self._buffer = bytearray()
+        self._toggle = 0
+        response = bytearray(8)
+        SDO_STRUCT.pack_into(response, 0, _UPLOAD_SIZE_SPECIFIED, index, subindex)
+        # bytes 4..7: size 0 (little-endian), already zero
+        self.send_response(response)  # type: ignore[no-untyped-call]
 
     def block_upload(self, data: bytes) -> None:
         command, index, subindex = SDO_STRUCT.unpack_from(data)

@@ -289,8 +289,31 @@ def test_segmented_upload_wrong_toggle_is_aborted(tcu: TcuNode, tester: RawClien
     assert abort_code(tester.request(bytes([0x60]) + bytes(7))) == 0x0503_0000
 
 
-def test_empty_log_reports_no_data(tcu: TcuNode, tester: RawClient) -> None:
-    assert abort_code(tester.upload_init(sub(fo.DIAGNOSTIC_LOG))) == 0x0800_0024
+def test_empty_strings_read_as_zero_length_uploads(tcu: TcuNode, tester: RawClient) -> None:
+    """An idle TCU's empty target_ecu / diagnostic_log used to answer abort 0x08000024, which a
+    third-party HMI treats as an error: now a segmented upload of size 0 (CiA 301), one last
+    segment with no data, and the client reads an empty value."""
+    for name in (fo.DIAGNOSTIC_LOG, fo.TARGET_ECU, fo.OFFERED_VERSION):
+        init = tester.upload_init(sub(name))
+        assert init[0] == 0x41, f"{name}: {init.hex()}"  # segmented, size indicated
+        assert struct.unpack_from("<L", init, 4)[0] == 0
+        seg = tester.request(bytes([0x60]) + bytes(7))
+        assert seg[0] == 0x0F  # toggle 0, 7 bytes unused, last segment
+        assert tester.upload(sub(name)) == b""
+
+
+def test_empty_values_read_through_canopen_client(tcu: TcuNode, can_channel: str) -> None:
+    """canopen's own SDO client reads the empty values too (no SdoAbortedError)."""
+    import canopen
+
+    network = canopen.Network()
+    network.connect(interface="virtual", channel=can_channel, receive_own_messages=False)
+    try:
+        node = network.add_node(NODE_ID, str(fo.default_eds_path()))
+        assert node.sdo.upload(fo.FOTA_INDEX, sub(fo.TARGET_ECU)) == b""
+        assert node.sdo.upload(fo.FOTA_INDEX, sub(fo.DIAGNOSTIC_LOG)) == b""
+    finally:
+        network.disconnect()
 
 
 def test_block_upload_request(tcu: TcuNode, tester: RawClient) -> None:
