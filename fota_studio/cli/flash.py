@@ -40,7 +40,7 @@ from fota_studio.core.events import (
 )
 from fota_studio.core.firmware import FirmwareImage, load_image_file
 from fota_studio.core.flash_plan import make_plan
-from fota_studio.engine.engine import Engine
+from fota_studio.engine.engine import Engine, refuse_if_busy
 from fota_studio.engine.flash_job import FlashResult
 from fota_studio.infra.connections import bus_settings_for, load_connections
 from fota_studio.infra.paths import sim_state_dir
@@ -257,6 +257,9 @@ def _run(args: argparse.Namespace, ws: Workspace) -> int:
             settings = BusSettings(
                 interface="virtual",
                 channel=f"fota-sim-{uuid.uuid4().hex[:8]}",
+    # Refuse before the bus or the simulator opens: another process flashing this ECU, or an
+    # open update request for it (submit_flash checks again, under the ECU's lock).
+    refuse_if_busy(ws, machine, ecu.name)
                 fd=settings.fd,
                 bitrate_bps=settings.bitrate_bps,
                 data_bitrate_bps=settings.data_bitrate_bps,
@@ -288,6 +291,7 @@ def _run(args: argparse.Namespace, ws: Workspace) -> int:
         result: FlashResult = handle.result()
         if not args.no_progress:
             sys.stderr.write("\n")
+            by="fota-studio flash",
     if args.json:
         print(result.record.to_json(indent=2))
     if result.ok:

@@ -26,8 +26,8 @@ import contextlib
 import itertools
 import logging
 import queue
-import tempfile
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -46,11 +46,15 @@ from fota_studio.core.events import (
     JobStarted,
     LogLine,
 )
+from fota_studio.core.flash_record import FlashRecord
+from fota_studio.core.update_request import RequestStateError
 from fota_studio.engine.cancel import CancelToken
 from fota_studio.engine.flash_job import FlashResult, FlashSession, ImageLike, flash_ecu
-from fota_studio.engine.records import save_flash_record
 from fota_studio.engine.seedkey import SeedKeyRegistry
 from fota_studio.infra.ea_store import EaStore
+from fota_studio.infra.flash_journal import begin_flash_record, finish_flash_record
+from fota_studio.infra.locks import EcuLock
+from fota_studio.infra.requests_store import RequestsStore
 from fota_studio.infra.workspace import Workspace
 from fota_studio.protocols.bus import BusSettings, open_bus
 from fota_studio.protocols.isotp_link import wants_tx_frames
@@ -151,6 +155,32 @@ class _Channel:
     tx_echo: bool
     jobs: queue.Queue[tuple[JobHandle, JobFn] | None] = field(default_factory=queue.Queue)
     thread: threading.Thread | None = None
+
+
+def refuse_if_request_open(workspace: Workspace, machine: str, ecu: str) -> None:
+    """RequestStateError naming the open (Pending / In progress) update request of this ECU:
+    a direct flash would race it or make its Checkpoint 1 approval meaningless."""
+    if not machine:
+        return
+    open_requests = RequestsStore(workspace).open_for_ecu(machine, ecu)
+    if open_requests:
+        req = open_requests[0]
+        raise RequestStateError(
+            f'ECU {ecu} on machine "{machine}" has open update request #{req.id} '
+            f"({req.version}, {req.status.value}); a direct flash would bypass it",
+            hint=f"run or cancel request #{req.id} first (`fota-studio request cancel {req.id}`)",
+        )
+
+
+def refuse_if_busy(workspace: Workspace, machine: str, ecu: str) -> None:
+    """The checks `submit_flash` makes, for callers that want them before opening a bus or a
+    simulator: EcuLockedError naming who flashes (machine, ECU) now, RequestStateError naming
+    its open update request."""
+    refuse_if_request_open(workspace, machine, ecu)
+    lock = EcuLock(workspace.root, machine, ecu)
+    holder = lock.peek()
+    if holder is not None:
+        raise lock.busy_error(holder)
 
 
 class Engine:
@@ -305,57 +335,84 @@ class Engine:
         on_result: Callable[[FlashResult], None] | None = None,
         workspace: Workspace | None = None,
         loader: Callable[[], ImageLike] | None = None,
+        by: str = "",
     ) -> JobHandle:
         """Queue a flash of `image` (or of `loader()`, called on the worker: reading and
         verifying a firmware file never blocks the caller) into `ecu`; the future yields the
         FlashResult.
 
-        With a `workspace`, the record and the session's BLF bus log are stored in it when the
-        job ends (any outcome); `result.record.buslog_sha256` then names the blob. With a
-        workspace AND a `machine` serial, a verified flash also records the version now
-        installed on that machine's ECU (its history names the flash job).
+        With a `workspace`: the flash is refused at once (EcuLockedError / RequestStateError,
+        naming the holder) while another process or job flashes the same (machine, ECU) or an
+        update request for it is open; otherwise the ECU's lock is held until the record is
+        stored. Before the first frame a "started" record is committed and the BLF bus log
+        streams into the workspace (`infra/flash_journal.py`), so a killed process leaves an
+        "interrupted" record with its partial bus log; when the job ends (any outcome) the
+        final record replaces it and `result.record.buslog_sha256` names the bus-log blob.
+        With a workspace AND a `machine` serial, a verified flash also records the version now
+        installed on that machine's ECU (its history names the flash job). `by` says who
+        flashes (shown to whoever is refused: "fota-studio flash", "GUI Flash panel").
         """
         if (image is None) == (loader is None):
             raise ValueError("submit_flash needs exactly one of image and loader")
-        own_tmp = workspace is not None and buslog_path is None
-        if own_tmp:
-            buslog_path = Path(tempfile.mkdtemp(prefix="fota-flash-")) / "session.blf"
+        what = f"flash {ecu.name}" + (f" {version}" if version else "")
+        lock: EcuLock | None = None
+        if workspace is not None:
+            refuse_if_request_open(workspace, machine, ecu.name)
+            lock = EcuLock(workspace.root, machine, ecu.name)
+            lock.acquire(f"{what} ({by})" if by else what)
 
         def job(ctx: JobContext) -> FlashResult:
             try:
-                img = image if image is not None else loader()  # type: ignore[misc]
-            except BaseException:
-                if own_tmp and buslog_path is not None:  # our empty temp folder only
-                    with contextlib.suppress(OSError):
-                        buslog_path.parent.rmdir()
-                raise
+                return run(ctx)
+            finally:
+                if lock is not None:
+                    lock.release()
+
+        def run(ctx: JobContext) -> FlashResult:
+            img = image if image is not None else loader()  # type: ignore[misc]
+            stream_path = buslog_path
+            record_id: int | None = None
+            if workspace is not None:
+                started = FlashRecord(
+                    ecu=ecu.name,
+                    machine=machine,
+                    version=version,
+                    expected_version=expected_version or "",
+                    started_at=time.time(),
+                )
+                record_id, journal_path = begin_flash_record(workspace, started)
+                stream_path = buslog_path or journal_path
             session = self.flash_session(
                 ctx,
                 ecu,
                 machine=machine,
                 version=version,
                 expected_version=expected_version,
-                buslog_path=buslog_path,
+                buslog_path=stream_path,
                 boot_wait_s=boot_wait_s,
             )
             result = flash_ecu(session, img, ctx.emit, ctx.cancel)
-            if workspace is not None:
+            if workspace is not None and record_id is not None:
                 try:
-                    save_flash_record(workspace, result.record, buslog_path)
+                    finish_flash_record(workspace, record_id, result.record, stream_path)
                 except FotaError as exc:
                     ctx.emit(LogLine(ctx.job_id, "error", f"flash record not stored: {exc}"))
-                finally:
-                    if buslog_path is not None:
-                        with contextlib.suppress(OSError):
-                            buslog_path.parent.rmdir()
                 if machine and result.ok:
                     self._record_installed(ctx, workspace, machine, ecu.name, result, version)
             if on_result is not None:
                 on_result(result)
             return result
 
-        what = f"flash {ecu.name}" + (f" {version}" if version else "")
-        return self.submit(channel, what, job)
+        try:
+            handle = self.submit(channel, what, job)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        if lock is not None:
+            # A job cancelled before it started never runs `job`: release the ECU then.
+            handle.future.add_done_callback(lambda _f: lock.release())
+        return handle
 
     def _record_installed(
         self,

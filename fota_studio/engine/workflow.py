@@ -57,6 +57,7 @@ from fota_studio.engine.flash_job import FlashResult, flash_ecu
 from fota_studio.engine.health import CheckResult, HealthReport, run_health_checks
 from fota_studio.engine.records import save_flash_record
 from fota_studio.infra.ea_store import EaStore
+from fota_studio.infra.locks import EcuLock
 from fota_studio.infra.repository import RepositoryStore
 from fota_studio.infra.requests_store import (
     ENTRY_CHECKPOINT2,
@@ -365,6 +366,17 @@ class RequestRun:
                 f"{req.machine} was created earlier and is {older[0].status.value}",
                 hint="requests for one ECU run in creation order; run or cancel that one first",
             )
+        # One flash per (machine, ECU) across processes: a `flash` command or the GUI's Flash
+        # panel flashing this ECU refuses the run (EcuLockedError names who), and vice versa.
+        lock = EcuLock(self.ws.root, req.machine, req.ecu)
+        lock.acquire(f"update request #{req.id} ({req.version})")
+        try:
+            return self._run_locked(req)
+        finally:
+            lock.release()
+
+    def _run_locked(self, req: UpdateRequest) -> UpdateRequest:
+        """`run` while holding the ECU's lock."""
         if self.cancel_token.cancelled:
             return self.store.cancel(req.id, reason=self.cancel_token.reason)
         req = self.store.update(

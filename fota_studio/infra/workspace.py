@@ -356,7 +356,8 @@ class Workspace:
         except sqlite3.DatabaseError as exc:
             with contextlib.suppress(Exception):
                 self._conn.close()
-            raise storage_error(exc, db_path) if _is_storage(exc) else WorkspaceError(
+            converted = storage_error(exc, db_path) if _is_storage(exc) else None
+            raise converted or WorkspaceError(
                 f"{db_path}: not a usable workspace database ({exc})",
                 hint="open another folder, or restore workspace.db from a backup",
             ) from exc
@@ -364,6 +365,12 @@ class Workspace:
             with contextlib.suppress(Exception):
                 self._conn.close()
             raise
+        if not self.read_only:
+            # A flash killed mid-way left a "started" record: mark it interrupted on this
+            # open (imported here: flash_journal builds on this module).
+            from fota_studio.infra.flash_journal import recover_interrupted_flashes
+
+            recover_interrupted_flashes(self)
 
     def _connect(self, db_path: Path) -> sqlite3.Connection:
         """Open the DB; read-only media get `mode=ro`, or `immutable=1` when SQLite cannot
@@ -464,21 +471,28 @@ class Workspace:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                raise (storage_error(exc, self.root) if _is_storage(exc) else exc) from exc
+                converted = storage_error(exc, self.root) if _is_storage(exc) else None
+                if converted is not None:
+                    raise converted from exc
+                raise
             try:
                 yield _Cursor(self._conn)
             except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.OperationalError) and _is_storage(exc):
-                    raise storage_error(exc, self.root) from exc  # type: ignore[misc]
+                converted = storage_error(exc, self.root) if _is_storage(exc) else None
+                if isinstance(exc, sqlite3.OperationalError) and converted is not None:
+                    raise converted from exc
                 raise
             try:
                 self._conn.execute("COMMIT")
             except sqlite3.OperationalError as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
-                raise (storage_error(exc, self.root) if _is_storage(exc) else exc) from exc
+                converted = storage_error(exc, self.root) if _is_storage(exc) else None
+                if converted is not None:
+                    raise converted from exc
+                raise
 
     def read(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         """Run one query and return all rows."""

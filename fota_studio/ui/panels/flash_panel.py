@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from fota_studio.core.ea import EcuDefinition, StepKind
-from fota_studio.core.errors import RepositoryError
+from fota_studio.core.errors import FotaError, RepositoryError
 from fota_studio.core.events import (
     EcuBusy,
     JobFailed,
@@ -380,6 +380,7 @@ class FlashPanel(QWidget):
             expected_version=expected_version,
             boot_wait_s=boot_wait_s,
             workspace=self.ws,
+            by="GUI Flash panel",
         )
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -411,14 +412,18 @@ class FlashPanel(QWidget):
                 raise RepositoryError(problem, hint="import a signed package of this version")
             return store.load_image(info)
 
-        self.start_flash(
-            ecu,
-            None,
-            version=version,
-            expected_version=version,
-            machine=machine.serial if machine is not None else "",
-            loader=load,
-        )
+        try:
+            self.start_flash(
+                ecu,
+                None,
+                version=version,
+                expected_version=version,
+                machine=machine.serial if machine is not None else "",
+                loader=load,
+            )
+        except FotaError as exc:  # the ECU is being flashed elsewhere / has an open request
+            self._append_log("error", str(exc))
+            self.status_label.setText(f"Not started: {exc.message}")
 
     def _on_cancel_button_clicked(self) -> None:
         if self._job is not None:
