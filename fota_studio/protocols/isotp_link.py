@@ -131,48 +131,149 @@ def _isotp_mode(conn: Connection) -> isotp.AddressingMode:
     raise ConfigurationError(f"unknown ISO-TP addressing mode {mode!r}")
 
 
-def build_address(conn: Connection, ids: IsoTpAddress) -> isotp.Address:
-    """Build the can-isotp address of one request/response pair of `conn`."""
+def build_address(
+    conn: Connection, ids: IsoTpAddress, *, ecu_side: bool = False, functional: bool = False
+) -> isotp.Address | isotp.AsymmetricAddress:
+    """The can-isotp address of one request/response pair of `conn` — the one place that does it.
+
+    Tester side (default): transmit requests, receive responses. `ecu_side=True`: the ECU's
+    view (receive requests, transmit responses; TA/SA swapped), used by the simulated ECU and
+    by tests. `functional=True` (ECU side only): the ECU's FUNCTIONAL receiver — it receives
+    on `conn.functional_id` with the functional address byte (`functional_address_byte`) and
+    answers physically on the response address, as ISO 14229-1 §7.2 / ISO 15765-2 §10.3
+    want (one ECU answers a functional request on its own physical response ID).
+    """
+    if functional and not ecu_side:
+        raise ValueError("a tester sends functional requests as raw single frames")
     mode = _isotp_mode(conn)
     try:
-        if mode == isotp.AddressingMode.NormalFixed_29bits:
-            if ids.target_address is None or ids.source_address is None:
-                raise ConfigurationError(
-                    "normal-fixed addressing needs target_address and source_address",
-                    hint="set the ECU's TA/SA bytes in the EA connection",
-                )
-            return isotp.Address(
-                mode, target_address=ids.target_address, source_address=ids.source_address
-            )
-        if mode == isotp.AddressingMode.Mixed_29bits:
-            return isotp.Address(
+        if functional:
+            return _ecu_functional_address(conn, ids, mode)
+        if ecu_side:
+            return _address(
                 mode,
-                target_address=ids.target_address,
-                source_address=ids.source_address,
+                txid=ids.response_id,
+                rxid=ids.request_id,
+                target_address=ids.source_address,
+                source_address=ids.target_address,
                 address_extension=ids.address_extension,
             )
-        if mode in (isotp.AddressingMode.Extended_11bits, isotp.AddressingMode.Extended_29bits):
-            return isotp.Address(
-                mode,
-                txid=ids.request_id,
-                rxid=ids.response_id,
-                target_address=ids.target_address,
-                source_address=ids.source_address,
-            )
-        if mode == isotp.AddressingMode.Mixed_11bits:
-            return isotp.Address(
-                mode,
-                txid=ids.request_id,
-                rxid=ids.response_id,
-                address_extension=ids.address_extension,
-            )
-        return isotp.Address(mode, txid=ids.request_id, rxid=ids.response_id)
+        return _address(
+            mode,
+            txid=ids.request_id,
+            rxid=ids.response_id,
+            target_address=ids.target_address,
+            source_address=ids.source_address,
+            address_extension=ids.address_extension,
+        )
     except ValueError as exc:
         raise ConfigurationError(
             f"invalid ISO-TP address for {conn.addressing.value} "
-            f"(request 0x{ids.request_id:X}, response 0x{ids.response_id:X}): {exc}",
+            f"(request 0x{ids.request_id:X}, response 0x{ids.response_id:X}"
+            + (f", functional 0x{conn.functional_id:X}" if functional else "")
+            + f"): {exc}",
             hint="check the IDs and address bytes of the EA connection",
         ) from exc
+
+
+def _address(
+    mode: isotp.AddressingMode,
+    *,
+    txid: int | None,
+    rxid: int | None,
+    target_address: int | None,
+    source_address: int | None,
+    address_extension: int | None,
+    **kw: Any,
+) -> isotp.Address:
+    """An isotp.Address for `mode` given only what that mode uses (the IDs or the TA/SA)."""
+    if mode == isotp.AddressingMode.NormalFixed_29bits:
+        if target_address is None or source_address is None:
+            raise ConfigurationError(
+                "normal-fixed addressing needs target_address and source_address",
+                hint="set the ECU's TA/SA bytes in the EA connection",
+            )
+        return isotp.Address(
+            mode, target_address=target_address, source_address=source_address, **kw
+        )
+    if mode == isotp.AddressingMode.Mixed_29bits:
+        return isotp.Address(
+            mode,
+            target_address=target_address,
+            source_address=source_address,
+            address_extension=address_extension,
+            **kw,
+        )
+    if mode in (isotp.AddressingMode.Extended_11bits, isotp.AddressingMode.Extended_29bits):
+        return isotp.Address(
+            mode,
+            txid=txid,
+            rxid=rxid,
+            target_address=target_address,
+            source_address=source_address,
+            **kw,
+        )
+    if mode == isotp.AddressingMode.Mixed_11bits:
+        return isotp.Address(mode, txid=txid, rxid=rxid, address_extension=address_extension, **kw)
+    return isotp.Address(mode, txid=txid, rxid=rxid, **kw)
+
+
+def _ecu_functional_address(
+    conn: Connection, ids: IsoTpAddress, mode: isotp.AddressingMode
+) -> isotp.Address | isotp.AsymmetricAddress:
+    """The ECU's functional receiver: functional ID + address byte in, physical answer out."""
+    fid = conn.functional_id
+    byte = functional_address_byte(conn, ids)
+    physical: dict[str, int | None] = {
+        "txid": ids.response_id,
+        "target_address": ids.source_address,
+        "source_address": ids.target_address,
+        "address_extension": ids.address_extension,
+    }
+    if mode in (isotp.AddressingMode.Normal_11bits, isotp.AddressingMode.Normal_29bits):
+        return isotp.Address(mode, txid=ids.response_id, rxid=fid)
+    tx = _address(mode, rxid=None, tx_only=True, **physical)
+    if mode == isotp.AddressingMode.NormalFixed_29bits:
+        # Functional ID 0x18DB<TA><SA>; any other 29-bit ID is taken as it is.
+        rx = isotp.Address(isotp.AddressingMode.Normal_29bits, rxid=fid, rx_only=True)
+    elif mode == isotp.AddressingMode.Mixed_29bits:
+        # Functional ID 0x18CD<TA><SA> (ISO 15765-2 §10.3.5), first data byte = the AE.
+        rx = isotp.Address(
+            mode,
+            target_address=fid & 0xFF,
+            source_address=(fid >> 8) & 0xFF,
+            address_extension=byte,
+            functional_id=fid,
+            rx_only=True,
+        )
+    else:  # extended (first byte = the functional target address) or mixed 11-bit (the AE)
+        rx = _address(
+            mode,
+            txid=None,
+            rxid=fid,
+            target_address=None,
+            source_address=byte,
+            address_extension=byte,
+            rx_only=True,
+        )
+    return isotp.AsymmetricAddress(tx_addr=tx, rx_addr=rx)
+
+
+def functional_address_byte(conn: Connection, ids: IsoTpAddress) -> int | None:
+    """The first data byte of a functional request frame, None where the mode has none.
+
+    extended: the functional target address (`Connection.functional_target_address`, e.g.
+    0xDF); mixed: the functional address extension (the same field). When the EA leaves it
+    unset, the physical byte (`ids.target_address` / `ids.address_extension`) is used, as
+    ISO 15765-2 allows for an ECU that takes both on one byte.
+    """
+    if conn.addressing == AddressingMode.EXTENDED:
+        chosen = conn.functional_target_address
+        return ids.target_address if chosen is None else chosen
+    if conn.addressing == AddressingMode.MIXED:
+        chosen = conn.functional_target_address
+        return ids.address_extension if chosen is None else chosen
+    return None
 
 
 def precise_wait(delay_s: float) -> None:
@@ -542,13 +643,8 @@ class IsoTpLink:
 
     def send_functional_single_frame(self, payload: bytes) -> None:
         """Send `payload` (≤ 6 or 7 bytes) as one single frame on the functional ID."""
-        prefix = b""
-        if self.conn.addressing == AddressingMode.EXTENDED and self.ids.target_address is not None:
-            prefix = bytes([self.ids.target_address])
-        elif (
-            self.conn.addressing == AddressingMode.MIXED and self.ids.address_extension is not None
-        ):
-            prefix = bytes([self.ids.address_extension])
+        byte = functional_address_byte(self.conn, self.ids)
+        prefix = b"" if byte is None else bytes([byte])
         body = prefix + bytes([len(payload)]) + payload
         if len(body) > 8:
             raise ConfigurationError(

@@ -1,17 +1,26 @@
 """UDS (ISO 14229-1) client link over an `IsoTpLink`, configured from the EA `UdsProfile`.
 
-`UdsLink` wraps a udsoncan `Client`: P2/P2* from the profile, no overall request timeout (an
-erase may answer 0x78 for minutes, each within P2*), every 0x78 reported to an `on_busy`
-callback ("ECU busy…"), 0x21 busyRepeatRequest retried a bounded number of times (ISO 14229-1
-§7.5 allows repeating the request). udsoncan exceptions become our errors:
-`UdsNegativeResponseError(step, service, nrc, nrc_name, request_hex)` and `TransferError`, each
-with a hint saying what to do. `TesterPresentKeeper` is a thread `fota-tp-<ecu>` sending
-`3E 80` every `tester_present_period_ms` on the link currently in use (so also while the ECU
-answers 0x78 during a long erase) until stopped.
+Every request of a `UdsLink` — `request` (any service, encoded by udsoncan's `Request`),
+`transfer_data` (the flash hot path) and `functional_request` — goes through ONE private
+exchange path, `_exchange`: stale responses are flushed, the request is sent (bounded,
+`isotp_link.SEND_TIMEOUT_S`), the answer is awaited for P2; each 0x78 responsePending switches
+the wait to P2* and is reported to `on_busy` ("ECU busy…") while the TesterPresent keeper goes
+on; 0x21 busyRepeatRequest repeats the request a bounded number of times (ISO 14229-1 §7.5);
+other NRCs raise `UdsNegativeResponseError(step, service, nrc, nrc_name, request_hex)` with a
+hint; silence raises `TransferError` naming the step, the timer and what to do; every attempt
+is recorded as an `Exchange`. There is no overall request timeout: an erase may answer 0x78
+for minutes, each gap bounded by P2*.
 
-Every send is bounded (`isotp_link.SEND_TIMEOUT_S`, also under udsoncan through
-`_BoundedConnection`); an adapter that refuses a frame (bus-off) ends the request at once with
-`AdapterSendError` naming the python-can message, and the keeper survives it (counted, logged
+Late answers and duplicates are recognised, not taken for the answer to the current request:
+a positive TransferData response carrying the PREVIOUS block counter (the ECU answering a
+repeated block once more, as ISO 14229-1 §14.4 allows, or a late answer to a copy sent after
+a P2 timeout), any response to the previous request's service, and responses to TesterPresent
+(the keeper's). Each is skipped, logged and counted (`Exchange.skipped`).
+
+An adapter that refuses a frame (bus-off) ends the request at once with `AdapterSendError`
+naming the python-can message; `TesterPresentKeeper` is a thread `fota-tp-<ecu>` sending
+`3E 80` every `tester_present_period_ms` on the link currently in use (so also while the ECU
+answers 0x78 during a long erase) until stopped; it survives adapter errors (counted, logged
 once per streak, `last_error`).
 
 A `UdsLink` is used by one engine worker thread; only the keeper sends from its own thread
@@ -25,25 +34,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
 
-import udsoncan.configs
 from udsoncan.BaseService import BaseService
-from udsoncan.client import Client
-from udsoncan.connections import PythonIsoTpV2Connection
-from udsoncan.exceptions import (
-    InvalidResponseException,
-    NegativeResponseException,
-    TimeoutException,
-    UnexpectedResponseException,
-)
 from udsoncan.Request import Request
-from udsoncan.typing import ClientConfig
 
 from fota_studio.core.ea import DidDefinition, StepKind, UdsProfile
 from fota_studio.core.errors import FotaError, TransferError, UdsNegativeResponseError
 from fota_studio.core.nrc import nrc_name, service_name
-from fota_studio.protocols.isotp_link import SEND_TIMEOUT_S, AdapterSendError, IsoTpLink
+from fota_studio.protocols.isotp_link import AdapterSendError, IsoTpLink
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +52,21 @@ NRC_RESPONSE_PENDING = 0x78
 #: How often and how fast a request answered with 0x21 busyRepeatRequest is repeated.
 BUSY_REPEAT_MAX = 5
 BUSY_REPEAT_DELAY_S = 0.05
+SID_TESTER_PRESENT = 0x3E
+SID_TRANSFER_DATA = 0x36
+NEGATIVE_RESPONSE = 0x7F
+#: Positive response SID = request SID + 0x40 (ISO 14229-1 §8.2).
+POSITIVE_OFFSET = 0x40
+
+NO_RESPONSE_HINT = (
+    "check that the ECU is powered, in the expected mode and on these IDs; the ECU stays in "
+    "its bootloader — run the flash again"
+)
+FUNCTIONAL_NO_RESPONSE_HINT = (
+    "the ECU did not answer on its response ID; check the functional ID and the functional "
+    "address byte in the EA connection, or disable/suppress this step"
+)
+INVALID_RESPONSE_HINT = "frames were lost or corrupted on the bus; run the flash again"
 
 #: What to do per NRC (appended to the error message as the hint).
 NRC_HINTS: dict[int, str] = {
@@ -112,23 +125,6 @@ def hint_for_nrc(nrc: int, step: str = "") -> str:
     return NRC_HINTS.get(nrc, "see the ECU's documentation for this NRC; run the flash again")
 
 
-class _BoundedConnection(PythonIsoTpV2Connection):
-    """udsoncan connection whose every send goes through `IsoTpLink.send` (bounded in time).
-
-    udsoncan calls `send(payload)` without a timeout, and can-isotp's blocking send then waits
-    for ever if the transmission never completes; the link bounds it and turns adapter errors
-    into `AdapterSendError`.
-    """
-
-    def __init__(self, link: IsoTpLink, name: str) -> None:
-        super().__init__(link.stack, name=name)
-        self._link = link
-
-    def specific_send(self, payload: bytes, timeout: float | None = None) -> None:
-        """Send `payload` on the link, at most `timeout` (default `SEND_TIMEOUT_S`)."""
-        self._link.send(payload, SEND_TIMEOUT_S if timeout is None else timeout)
-
-
 @dataclass(frozen=True)
 class Exchange:
     """One request/response pair as seen by the tester (for the flash record)."""
@@ -140,6 +136,9 @@ class Exchange:
     t_response: float | None
     pending_count: int
     nrc: int | None = None
+    #: Responses skipped while waiting for this one: late answers to an earlier copy or
+    #: request, duplicates (e.g. `76 <previous counter>`), the keeper's TesterPresent answers.
+    skipped: tuple[bytes, ...] = ()
 
 
 ExchangeSink = Callable[[Exchange], None]
@@ -176,23 +175,13 @@ class UdsLink:
         self._pending = 0
         self.p2_s = profile.p2_timeout_ms / 1000.0
         self.p2_star_s = profile.p2_star_timeout_ms / 1000.0
-        self._conn = _BoundedConnection(link, name=f"uds-{link.name}")
-        config: dict[str, Any] = dict(udsoncan.configs.default_client_config)
-        config.update(
-            {
-                "p2_timeout": self.p2_s,
-                "p2_star_timeout": self.p2_star_s,
-                # An erase may take minutes of 0x78s; each gap is bounded by P2* instead.
-                "request_timeout": None,
-                # The profile is the contract; an ECU's session timing must not loosen it.
-                "use_server_timing": False,
-                "exception_on_negative_response": True,
-                "nrc78_callback": self._on_nrc78,
-            }
-        )
-        self.client = Client(self._conn, config=cast(ClientConfig, config))
         self._opened = False
         self.last_request_t = 0.0
+        #: The service of the previous exchange: its late answers are skipped, not failures.
+        self._previous_sid: int | None = None
+        #: Responses skipped as late answers/duplicates, and stale ones flushed before a send.
+        self.skipped_responses = 0
+        self.flushed_responses = 0
 
     def _on_nrc78(self) -> None:
         self._pending += 1
@@ -203,14 +192,12 @@ class UdsLink:
         """Start the ISO-TP stack under the client (idempotent)."""
         if not self._opened:
             self.link.start()
-            self._conn.opened = True
             self._opened = True
 
     def close(self) -> None:
         """Stop the ISO-TP stack (idempotent)."""
         if self._opened:
             self._opened = False
-            self._conn.opened = False
             self.link.stop()
 
     def request(
@@ -225,7 +212,8 @@ class UdsLink:
     ) -> bytes | None:
         """Send one request; return the positive response payload (None when suppressed).
 
-        `data` follows the SID (and the sub-function byte when `subfunction` is given).
+        `data` follows the SID (and the sub-function byte when `subfunction` is given); the
+        request is encoded by udsoncan's `Request` (suppressPosRspMsgIndicationBit included).
         """
         service = _SERVICES.get(sid)
         if service is None:
@@ -234,70 +222,169 @@ class UdsLink:
             if service is not None:
                 _SERVICES[sid] = service
         if service is None:
-            raise TransferError(f"unknown UDS service 0x{sid:02X}", step=step)
-        req = Request(
+            raise TransferError(
+                f"unknown UDS service 0x{sid:02X}",
+                step=step,
+                hint="check the service ID of this step in the EA sequence",
+            )
+        payload = Request(
             service,
             subfunction=subfunction,
             suppress_positive_response=suppress_response,
             data=data,
+        ).get_payload()
+        return self._exchange(
+            step, payload, suppress_response=suppress_response, busy_retries=busy_retries
         )
-        for attempt in range(busy_retries + 1):
-            try:
-                return self._send(step, req)
-            except UdsNegativeResponseError as exc:
-                if exc.nrc != NRC_BUSY_REPEAT or attempt >= busy_retries:
-                    raise
-                log.info("%s: ECU busy (0x21), repeating the request", step)
-                time.sleep(BUSY_REPEAT_DELAY_S * (attempt + 1))
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _send(self, step: str, req: Request) -> bytes | None:
-        payload = req.get_payload()
-        self._current_step = step
-        self._pending = 0
-        t0 = time.time()
-        self.last_request_t = time.monotonic()
-        adapter_errors = self.link.adapter_error_count
-        response_payload: bytes | None = None
-        nrc: int | None = None
-        try:
-            resp = self.client.send_request(req)
-            if resp is not None and resp.original_payload is not None:
-                response_payload = bytes(resp.original_payload)
-            return response_payload
-        except NegativeResponseException as exc:
-            response_payload = bytes(exc.response.original_payload or b"")
-            nrc = int(exc.response.code or 0)
+    def transfer_data(
+        self, step: str, counter: int, block: bytes, *, busy_retries: int = BUSY_REPEAT_MAX
+    ) -> bytes:
+        """TransferData (0x36) `counter` + `block`; return the positive response payload.
+
+        The flash hot path (thousands of blocks): the request goes straight to the ISO-TP stack
+        and the response is matched in `_exchange` without udsoncan's generic path, which costs
+        a cross-thread round trip per request (its `empty_rxqueue` waits for the ISO-TP thread
+        to reset its receiver) plus request/response objects (bench/flash.py measures it).
+        A positive answer carrying the PREVIOUS counter is a duplicate or a late answer to a
+        repeated block (ISO 14229-1 §14.4 lets the ECU acknowledge a repeat again): skipped.
+        Any other counter is returned for the caller to judge.
+        """
+        counter &= 0xFF
+        previous = (counter - 1) & 0xFF
+
+        def answers_previous_block(resp: bytes) -> bool:
+            return resp[1] == previous
+
+        response = self._exchange(
+            step,
+            bytes((SID_TRANSFER_DATA, counter)) + block,
+            what=f"TransferData counter 0x{counter:02X}",
+            min_response_len=2,
+            is_stale=answers_previous_block,
+            busy_retries=busy_retries,
+        )
+        if response is None:  # pragma: no cover - only suppressed requests return None
+            raise AssertionError("TransferData is never suppressed")
+        return response
+
+    def functional_request(
+        self, step: str, payload: bytes, *, suppress_response: bool = False
+    ) -> bytes | None:
+        """Send a functional single-frame request; wait for OUR ECU's physical response.
+
+        `payload` is the whole request (SID first, suppress bit already set when wanted). The
+        frame carries the functional ID and, for extended/mixed addressing, the functional
+        address byte (`isotp_link.functional_address_byte`).
+        """
+        return self._exchange(step, payload, functional=True, suppress_response=suppress_response)
+
+    def send_tester_present(self) -> None:
+        """Send `3E 80` (suppress positive response) on this link, without waiting."""
+        self.link.send(b"\x3e\x80", timeout_s=2.0, what="TesterPresent")
+
+    # -- the one exchange path ----------------------------------------------------------
+    def _exchange(
+        self,
+        step: str,
+        payload: bytes,
+        *,
+        what: str = "",
+        functional: bool = False,
+        suppress_response: bool = False,
+        min_response_len: int = 1,
+        is_stale: Callable[[bytes], bool] | None = None,
+        busy_retries: int = BUSY_REPEAT_MAX,
+    ) -> bytes | None:
+        """Send `payload` and return its positive response (None when suppressed).
+
+        Per attempt: flush stale responses, send (physically, or as a functional single
+        frame), wait P2 (P2* after each 0x78), record the `Exchange`. 0x21 repeats the request
+        up to `busy_retries` times; another NRC raises `UdsNegativeResponseError`; silence
+        raises `TransferError`. `is_stale(resp)` marks positive responses of this service that
+        answer something else (a previous block); `min_response_len` is the shortest valid
+        positive response. `what` names the request in errors (default: service + hex).
+        """
+        sid = payload[0]
+        attempt = 0
+        while True:
+            self._flush_stale(step)
+            self._current_step = step
+            self._pending = 0
+            skipped: list[bytes] = []
+            t0 = time.time()
+            self.last_request_t = time.monotonic()
+            adapter_errors = self.link.adapter_error_count
+            response: bytes | None = None
+            try:
+                self._send(step, payload, what, functional)
+                if suppress_response:
+                    return None
+                response = self._await_response(
+                    step,
+                    payload,
+                    what,
+                    functional,
+                    adapter_errors,
+                    min_response_len,
+                    is_stale,
+                    skipped,
+                )
+            finally:
+                nrc = (
+                    response[2]
+                    if response is not None and response[0] == NEGATIVE_RESPONSE
+                    else None
+                )
+                self._previous_sid = sid
+                self._record(step, payload, response, t0, nrc, skipped)
+            if nrc is None:
+                return response
+            if nrc == NRC_BUSY_REPEAT and attempt < busy_retries:
+                attempt += 1
+                log.info(
+                    "%s: ECU busy (0x21), repeating %s (%d/%d)",
+                    step,
+                    _label(payload, what, functional),
+                    attempt,
+                    busy_retries,
+                )
+                time.sleep(BUSY_REPEAT_DELAY_S * attempt)
+                continue
             raise UdsNegativeResponseError(
                 step=step,
-                service=payload[0],
+                service=sid,
                 nrc=nrc,
                 nrc_name=nrc_name(nrc),
                 request_hex=_short_hex(payload),
                 hint=hint_for_nrc(nrc, step),
-            ) from None
-        except TimeoutException as exc:
-            self._raise_if_adapter_failed(step, payload, adapter_errors)
-            which = "P2*" if self._pending else "P2"
-            limit = self.p2_star_s if self._pending else self.p2_s
-            iso = "; ".join(self.link.errors[-2:])
-            raise TransferError(
-                f"no response to {service_name(payload[0])} {_short_hex(payload)} within "
-                f"{which} = {limit:.3f} s" + (f" (ISO-TP: {iso})" if iso else ""),
-                step=step,
-                hint="check that the ECU is powered, in the expected mode and on these IDs; "
-                "the ECU stays in its bootloader — run the flash again",
-            ) from exc
-        except (InvalidResponseException, UnexpectedResponseException) as exc:
-            raise TransferError(
-                f"invalid response to {_short_hex(payload)}: {exc}",
-                step=step,
-                hint="frames were lost or corrupted on the bus; run the flash again",
-            ) from exc
+            )
+
+    def _flush_stale(self, step: str) -> None:
+        """Drop responses that arrived after the previous exchange ended (the link's one flush).
+
+        A late answer to an earlier (timed-out or suppressed) request must not be taken for the
+        next one. Only the received queue is emptied: a response still being reassembled by the
+        ISO-TP thread is left alone (resetting it would cost a cross-thread round trip) and, if
+        it turns out stale, is skipped by `_await_response`.
+        """
+        stack = self.link.stack
+        while stack.available():
+            frame = stack.recv(block=False)
+            if frame is None:
+                break
+            self.flushed_responses += 1
+            log.debug("%s: discarding stale response %s", step, _short_hex(bytes(frame)))
+
+    def _send(self, step: str, payload: bytes, what: str, functional: bool) -> None:
+        """Send the request; adapter and ISO-TP failures become errors naming `step`."""
+        try:
+            if functional:
+                self.link.send_functional_single_frame(payload)
+            else:
+                self.link.send(payload, what=what)
         except AdapterSendError as exc:
-            raise _adapter_failure(
-                exc, step, f"{service_name(payload[0])} {_short_hex(payload)}"
-            ) from exc
+            raise _adapter_failure(exc, step, _label(payload, what, functional)) from exc
         except TransferError as exc:
             if exc.step:
                 raise
@@ -306,152 +393,92 @@ class UdsLink:
             raise
         except Exception as exc:  # isotp send failures surface as plain exceptions
             raise TransferError(
-                f"sending {_short_hex(payload)} failed: {exc}",
+                f"sending {_label(payload, what, functional)} failed: {exc}",
                 step=step,
                 hint="check the adapter and the bus; run the flash again",
             ) from exc
-        finally:
-            self._record(step, payload, response_payload, t0, nrc)
 
-    def transfer_data(
-        self, step: str, counter: int, block: bytes, *, busy_retries: int = BUSY_REPEAT_MAX
+    def _await_response(
+        self,
+        step: str,
+        payload: bytes,
+        what: str,
+        functional: bool,
+        adapter_errors: int,
+        min_response_len: int,
+        is_stale: Callable[[bytes], bool] | None,
+        skipped: list[bytes],
     ) -> bytes:
-        """TransferData (0x36) `counter` + `block`; return the positive response payload.
-
-        The fast path of the flash loop (thousands of blocks): the request goes straight to
-        the ISO-TP stack and the response is matched here, with the same rules and errors as
-        `request` (0x78 extends the wait to P2*, 0x21 repeats, NRCs raise
-        `UdsNegativeResponseError`, silence raises `TransferError`). udsoncan's generic path
-        costs a cross-thread round trip per request (its `empty_rxqueue` waits for the ISO-TP
-        thread to reset its receiver) plus request/response object building.
-        """
-        payload = bytes((0x36, counter & 0xFF)) + block
-        what = f"TransferData counter 0x{counter & 0xFF:02X}"
-        for attempt in range(busy_retries + 1):
-            try:
-                return self._raw_exchange(step, payload, min_response_len=2, what=what)
-            except UdsNegativeResponseError as exc:
-                if exc.nrc != NRC_BUSY_REPEAT or attempt >= busy_retries:
-                    raise
-                log.info("%s: ECU busy (0x21), repeating the request", step)
-                time.sleep(BUSY_REPEAT_DELAY_S * (attempt + 1))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _raw_exchange(
-        self, step: str, payload: bytes, *, min_response_len: int = 1, what: str = ""
-    ) -> bytes:
-        """Send `payload` physically and wait for its response (see `transfer_data`).
-
-        A positive response shorter than `min_response_len` is invalid, like udsoncan's
-        InvalidResponseException (76 + the echoed counter for TransferData).
-        """
+        """Wait for the final answer to `payload`: positive, or an NRC other than 0x78."""
         sid = payload[0]
-        stack = self.link.stack
-        # A late answer to an earlier (timed-out) request must not be taken for this one.
-        while stack.available():
-            stack.recv(block=False)
-        self._current_step = step
-        self._pending = 0
-        t0 = time.time()
-        self.last_request_t = time.monotonic()
-        adapter_errors = self.link.adapter_error_count
-        response: bytes | None = None
-        nrc: int | None = None
-        try:
-            try:
-                self.link.send(payload, what=what)
-            except AdapterSendError as exc:
-                raise _adapter_failure(exc, step, what or service_name(sid)) from exc
-            except TransferError as exc:
-                raise TransferError(exc.message, step=step, hint=exc.hint) from exc
-            timeout = self.p2_s
-            while True:
-                frame = stack.recv(block=True, timeout=timeout)
-                if frame is None:
-                    self._raise_if_adapter_failed(step, payload, adapter_errors)
-                    which = "P2*" if self._pending else "P2"
-                    iso = "; ".join(self.link.errors[-2:])
-                    raise TransferError(
-                        f"no response to {service_name(sid)} {_short_hex(payload)} within "
-                        f"{which} = {timeout:.3f} s" + (f" (ISO-TP: {iso})" if iso else ""),
-                        step=step,
-                        hint="check that the ECU is powered, in the expected mode and on these "
-                        "IDs; the ECU stays in its bootloader — run the flash again",
-                    )
-                resp = bytes(frame)
-                if len(resp) >= 3 and resp[0] == 0x7F and resp[1] == sid:
-                    if resp[2] == NRC_RESPONSE_PENDING:
-                        self._on_nrc78()
-                        timeout = self.p2_star_s
-                        continue
-                    response, nrc = resp, resp[2]
-                    raise UdsNegativeResponseError(
-                        step=step,
-                        service=sid,
-                        nrc=nrc,
-                        nrc_name=nrc_name(nrc),
-                        request_hex=_short_hex(payload),
-                        hint=hint_for_nrc(nrc, step),
-                    )
-                if len(resp) >= min_response_len and resp[0] == sid + 0x40:
-                    response = resp
-                    return resp
-                raise TransferError(
-                    f"invalid response to {_short_hex(payload)}: {_short_hex(resp)}",
-                    step=step,
-                    hint="frames were lost or corrupted on the bus; run the flash again",
-                )
-        finally:
-            self._record(step, payload, response, t0, nrc)
-
-    def functional_request(
-        self, step: str, payload: bytes, *, suppress_response: bool = False
-    ) -> bytes | None:
-        """Send a functional single-frame request; wait for OUR ECU's physical response."""
-        self._current_step = step
-        self._pending = 0
-        t0 = time.time()
-        self.last_request_t = time.monotonic()
-        self._conn.empty_rxqueue()
-        try:
-            self.link.send_functional_single_frame(payload)
-        except AdapterSendError as exc:
-            self._record(step, payload, None, t0, None)
-            raise _adapter_failure(exc, step, f"functional {service_name(payload[0])}") from exc
-        if suppress_response:
-            self._record(step, payload, None, t0, None)
-            return None
+        positive = (sid + POSITIVE_OFFSET) & 0xFF
+        recv = self.link.stack.recv
         timeout = self.p2_s
+        deadline = time.monotonic() + timeout
         while True:
-            frame = self.link.stack.recv(block=True, timeout=timeout)
+            frame = recv(block=True, timeout=max(0.0, deadline - time.monotonic()))
             if frame is None:
-                self._record(step, payload, None, t0, None)
-                raise TransferError(
-                    f"no response to functional request {_short_hex(payload)} within "
-                    f"{timeout:.3f} s",
-                    step=step,
-                    hint="the ECU did not answer on its response ID; check the functional ID "
-                    "in the EA, or disable/suppress this step",
-                )
+                self._raise_if_adapter_failed(step, payload, adapter_errors)
+                raise self._no_response(step, payload, what, functional, timeout)
             resp = bytes(frame)
-            if len(resp) >= 3 and resp[0] == 0x7F and resp[1] == payload[0]:
-                if resp[2] == NRC_RESPONSE_PENDING:
-                    self._on_nrc78()
-                    timeout = self.p2_star_s
-                    continue
-                self._record(step, payload, resp, t0, resp[2])
-                raise UdsNegativeResponseError(
+            head = resp[0] if resp else -1
+            if head == positive:
+                if len(resp) < min_response_len:
+                    raise TransferError(
+                        f"invalid response to {_label(payload, what, functional)}: "
+                        f"{_short_hex(resp)} (too short)",
+                        step=step,
+                        hint=INVALID_RESPONSE_HINT,
+                    )
+                if is_stale is None or not is_stale(resp):
+                    return resp
+            elif head == NEGATIVE_RESPONSE and len(resp) >= 3 and resp[1] == sid:
+                if resp[2] != NRC_RESPONSE_PENDING:
+                    return resp
+                # ISO 14229-1 §10.2.2: each 0x78 restarts the wait, now bounded by P2*.
+                self._on_nrc78()
+                timeout = self.p2_star_s
+                deadline = time.monotonic() + timeout
+                continue
+            elif not functional and not self._answers_other_request(resp, sid):
+                raise TransferError(
+                    f"invalid response to {_label(payload, what, functional)}: {_short_hex(resp)}",
                     step=step,
-                    service=payload[0],
-                    nrc=resp[2],
-                    nrc_name=nrc_name(resp[2]),
-                    request_hex=_short_hex(payload),
-                    hint=hint_for_nrc(resp[2], step),
+                    hint=INVALID_RESPONSE_HINT,
                 )
-            if resp and resp[0] == payload[0] + 0x40:
-                self._record(step, payload, resp, t0, None)
-                return resp
-            log.debug("%s: ignoring unrelated response %s", step, resp.hex(" "))
+            skipped.append(resp)
+            self.skipped_responses += 1
+            log.info(
+                "%s: skipped %s while waiting for the answer to %s (a late answer or a duplicate)",
+                step,
+                _short_hex(resp),
+                _label(payload, what, functional),
+            )
+
+    def _answers_other_request(self, resp: bytes, sid: int) -> bool:
+        """True for a response to TesterPresent (the keeper's) or to the previous request."""
+        if len(resp) >= 2 and resp[0] == NEGATIVE_RESPONSE:
+            service = resp[1]
+        elif resp:
+            service = (resp[0] - POSITIVE_OFFSET) & 0xFF
+        else:
+            return False
+        if service == sid:
+            return False
+        return service == SID_TESTER_PRESENT or service == self._previous_sid
+
+    def _no_response(
+        self, step: str, payload: bytes, what: str, functional: bool, timeout: float
+    ) -> TransferError:
+        """The error for silence: which request, which timer, what the ISO-TP layer saw."""
+        which = "P2*" if self._pending else "P2"
+        iso = "; ".join(self.link.errors[-2:])
+        return TransferError(
+            f"no response to {_label(payload, what, functional)} within {which} = "
+            f"{timeout:.3f} s" + (f" (ISO-TP: {iso})" if iso else ""),
+            step=step,
+            hint=FUNCTIONAL_NO_RESPONSE_HINT if functional else NO_RESPONSE_HINT,
+        )
 
     def _raise_if_adapter_failed(self, step: str, payload: bytes, errors_before: int) -> None:
         """After a timeout: blame the adapter when it refused a frame since the request began.
@@ -471,7 +498,13 @@ class UdsLink:
         )
 
     def _record(
-        self, step: str, req: bytes, resp: bytes | None, t0: float, nrc: int | None
+        self,
+        step: str,
+        req: bytes,
+        resp: bytes | None,
+        t0: float,
+        nrc: int | None,
+        skipped: list[bytes] | None = None,
     ) -> None:
         if self._on_exchange is not None:
             self._on_exchange(
@@ -483,12 +516,17 @@ class UdsLink:
                     t_response=time.time() if resp is not None else None,
                     pending_count=self._pending,
                     nrc=nrc,
+                    skipped=tuple(skipped) if skipped else (),
                 )
             )
 
-    def send_tester_present(self) -> None:
-        """Send `3E 80` (suppress positive response) on this link, without waiting."""
-        self.link.send(b"\x3e\x80", timeout_s=2.0, what="TesterPresent")
+
+def _label(payload: bytes, what: str, functional: bool) -> str:
+    """How a request is named in messages: `what`, else its service and hex."""
+    if what:
+        return what
+    text = f"{service_name(payload[0])} {_short_hex(payload)}"
+    return f"functional {text}" if functional else text
 
 
 def _adapter_failure(exc: AdapterSendError, step: str, what: str) -> AdapterSendError:
