@@ -143,10 +143,8 @@ def test_flash_command_refuses_when_an_update_request_is_open(
         req = RequestsStore(ws).create(
             machine=MACHINE, ecu=ECU, brand=brand["brand"], model=brand["model"], version="3.2.0"
         )
-    code = main(
-        ["--workspace", str(workspace_dir), "flash", "--machine", MACHINE, "--ecu", ECU]
-        + ["--version", "3.2.0", "--simulate", "--no-progress"]
-    )
+    args = ["--workspace", str(workspace_dir), "flash", "--machine", MACHINE, "--ecu", ECU]
+    code = main([*args, "--version", "3.2.0", "--simulate", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 1
     assert f"open update request #{req.id}" in err, err
