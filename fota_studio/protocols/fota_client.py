@@ -117,6 +117,11 @@ class FotaClient:
         self._cond = threading.Condition()
         self._state: FotaState | None = None
         self._tpdo_count = 0
+        # Writes started so far, and how many had started when `_state` was observed: a state
+        # seen before our last write may be stale (the write can change it), so `wait_state`
+        # acts only on one seen on the TPDO or read after the last write.
+        self._writes = 0
+        self._state_writes = 0
         self._listeners: list[StateListener] = []
         self._network: canopen.Network | None = None
         self._remote: canopen.RemoteNode | None = None
@@ -181,7 +186,8 @@ class FotaClient:
     def read(self, name: str) -> Any:
         """SDO upload of one sub-object by name: int, str (VISIBLE_STRING) or bytes (DOMAIN).
 
-        An empty string or log (the TCU aborts with 'no data available') reads as ""/b"".
+        An empty string or log reads as ""/b"" (our TCU sends a zero-length upload; other
+        servers may abort with 'no data available', which is read the same way).
         """
         obj = self.layout.object(name)
         try:
@@ -197,6 +203,8 @@ class FotaClient:
     def write(self, name: str, value: Any) -> None:
         """SDO download of one sub-object by name; TcuAccessError(abort_code) if refused."""
         self.layout.object(name)
+        with self._cond:
+            self._writes += 1
         try:
             with self._sdo_lock:
                 self._sdo_var(name).raw = value
@@ -312,14 +320,16 @@ class FotaClient:
         """Read update_available and update_status now and update the tracked state."""
         with self._cond:
             tpdo_before = self._tpdo_count
+            writes_before = self._writes
         available = self.read_update_available()
         status = self.read_update_status()
         state = FotaState(available, status, "poll")
         with self._cond:
-            # A TPDO that arrived during the two reads is newer than what we read.
-            if self._tpdo_count != tpdo_before:
+            # A TPDO that arrived during the two reads is newer than what we read, and a write
+            # made meanwhile may have changed what we read: keep the tracked state then.
+            if self._tpdo_count != tpdo_before or self._writes != writes_before:
                 return self._state if self._state is not None else state
-        self._update_state(state)
+        self._update_state(state, writes_before)
         return state
 
     def wait_state(
@@ -328,11 +338,17 @@ class FotaClient:
         timeout_s: float,
         cancel: threading.Event | None = None,
     ) -> FotaState | None:
-        """Block until the tracked state satisfies `predicate`; None on timeout/cancel/stop."""
+        """Block until the tracked state satisfies `predicate`; None on timeout/cancel/stop.
+
+        Only a state seen on the TPDO or read after this client's last write counts: a status
+        polled before a write (e.g. "waiting for verification" just before our verdict) is not
+        acted on again.
+        """
         deadline = time.monotonic() + max(0.0, timeout_s)
         with self._cond:
             while True:
-                if self._state is not None and predicate(self._state):
+                fresh = self._state_writes == self._writes
+                if self._state is not None and fresh and predicate(self._state):
                     return self._state
                 if self._stop.is_set() or (cancel is not None and cancel.is_set()):
                     return None
@@ -371,12 +387,15 @@ class FotaClient:
             return
         with self._cond:
             self._tpdo_count += 1
-        self._update_state(FotaState(values[UPDATE_AVAILABLE], values[UPDATE_STATUS], "tpdo"))
+            writes = self._writes
+        state = FotaState(values[UPDATE_AVAILABLE], values[UPDATE_STATUS], "tpdo")
+        self._update_state(state, writes)
 
-    def _update_state(self, state: FotaState) -> None:
+    def _update_state(self, state: FotaState, writes_seen: int) -> None:
         with self._cond:
             old = self._state
             self._state = state
+            self._state_writes = writes_seen
             self._cond.notify_all()
             changed = old is None or (old.update_available, old.update_status) != (
                 state.update_available,

@@ -246,3 +246,29 @@ def test_persistence_across_tcu_restart(rig: Rig) -> None:
             assert restarted.wait_oem_verification(WAIT_S) == fo.VERDICT_HEALTHY
     finally:
         restarted.stop()
+
+
+def test_client_acts_only_on_a_state_seen_after_its_last_write(can_channel: str) -> None:
+    """The OEM logic once acted on a stale polled status. A state observed before this client's
+    last write is not acted on: wait_state waits for a TPDO or a poll begun after the write."""
+    tcu_bus = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
+    machine_bus = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
+    tcu = TcuNode(tcu_bus, heartbeat_period_ms=100)
+    tcu.start()
+    client = FotaClient(machine_bus, poll_period_s=None, sdo_timeout_s=2.0)  # no polling
+    client.start()
+    try:
+        offer(tcu)
+        assert client.wait_state(lambda s: s.update_available == 1, WAIT_S) is not None
+        # A write that does not change the state (no TPDO follows): what we saw before it may
+        # no longer be true, so it is not acted on ...
+        client.write(fo.APPROVAL_TIMEOUT_S, 600)
+        assert client.wait_state(lambda s: s.update_available == 1, 0.3) is None
+        # ... until the state is read again after the write.
+        assert client.poll_once().update_available == 1
+        assert client.wait_state(lambda s: s.update_available == 1, 0.3) is not None
+    finally:
+        client.stop()
+        tcu.stop()
+        machine_bus.shutdown()
+        tcu_bus.shutdown()
