@@ -157,6 +157,16 @@ class AccessControl:
             )
         self.ws.set_setting(PASSPHRASE_SETTING, hash_passphrase(new))
 
+    def clear_passphrase(self, current: str) -> None:
+        """Remove the admin passphrase (needs it); every action is then allowed."""
+        if not self.verify(current):
+            raise ConfigurationError(
+                "the current admin passphrase is wrong", hint="enter the current passphrase"
+            )
+        with self.ws.transaction() as cur:
+            cur.execute("DELETE FROM settings WHERE key = ?", (PASSPHRASE_SETTING,))
+        self._set(Mode.ENGINEERING)
+
     def verify(self, passphrase: str) -> bool:
         """True when `passphrase` is the admin passphrase (False when none is set)."""
         stored = self.ws.get_setting(PASSPHRASE_SETTING)
