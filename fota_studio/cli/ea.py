@@ -3,8 +3,9 @@
 Sub-commands: list, show, validate, import, export, assign, machines. `validate` needs no
 workspace: it reads a YAML file and prints every problem as `file:line: path: message` (exit 0
 when valid, 1 otherwise). `import` refuses invalid files and replaces an existing EA only with
-`--replace`. Errors are `FotaError`s that `cli.main` prints as one `error: ...` line.
-Main thread only.
+`--replace`. Errors are `FotaError`s that `cli.main` prints as one `error: ...` line. `import`
+and `assign` change the workspace: with an admin passphrase set they need it (`--passphrase-stdin`
+or a prompt), else exit 2 with "operator mode: ...". Main thread only.
 """
 
 from __future__ import annotations
@@ -14,10 +15,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fota_studio.cli.common import open_workspace, print_table
+from fota_studio.cli.common import (
+    add_passphrase_option,
+    authorise,
+    guarded,
+    open_workspace,
+    print_table,
+)
 from fota_studio.core.ea_format import EaFileError, LoadedEa, dump_ea_yaml, load_ea_file
 from fota_studio.core.ea_validate import Problem, Severity, has_errors, validate
 from fota_studio.core.errors import ArchitectureError
+from fota_studio.infra.access import Action
 from fota_studio.infra.ea_store import EaStore
 
 EXIT_OK = 0
@@ -48,7 +56,8 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("import", help="import an EA file into the workspace")
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--replace", action="store_true", help="replace an EA of the same name")
-    p.set_defaults(func=_cmd_import)
+    add_passphrase_option(p)
+    p.set_defaults(func=guarded(_cmd_import))
 
     p = sub.add_parser("export", help="write an EA to a YAML file")
     p.add_argument("name", metavar="NAME")
@@ -59,7 +68,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--machine", required=True, metavar="SERIAL", help='e.g. "Unit #1003"')
     p.add_argument("--ea", required=True, metavar="NAME", help="the EA name")
     p.add_argument("--name", default=None, help="a display name for the machine")
-    p.set_defaults(func=_cmd_assign)
+    add_passphrase_option(p)
+    p.set_defaults(func=guarded(_cmd_assign))
 
     p = sub.add_parser("machines", help="list machines with their EA and installed versions")
     p.set_defaults(func=_cmd_machines)
@@ -122,6 +132,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     if loaded is None:
         return EXIT_PROBLEMS
     with open_workspace(args) as ws:
+        authorise(args, ws, Action.EA_IMPORT)
         store = EaStore(ws)
         problems = validate(loaded.ea, store.known_repositories())
         _print_problems(loaded, problems)
@@ -151,6 +162,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_assign(args: argparse.Namespace) -> int:
     with open_workspace(args) as ws:
+        authorise(args, ws, Action.EA_ASSIGN)
         m = EaStore(ws).assign(args.machine, args.ea, name=args.name)
     print(f'machine "{m.serial}" is assigned to EA "{m.ea_name}"')
     return EXIT_OK

@@ -27,7 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from fota_studio.cli.common import open_workspace
+from fota_studio.cli.common import add_passphrase_option, authorise, guarded, open_workspace
 from fota_studio.core.ea import EcuDefinition, ElectronicArchitecture
 from fota_studio.core.errors import ConfigurationError, RepositoryError
 from fota_studio.core.events import (
@@ -83,7 +83,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the plan; touch no bus")
     p.add_argument("--json", action="store_true", help="print the flash record as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.set_defaults(func=run)
+    add_passphrase_option(p)
+    p.set_defaults(func=guarded(run))
 
 
 def _resolve(
@@ -93,6 +94,9 @@ def _resolve(
     if args.ea is not None or args.firmware is not None:
         if args.ea is None or args.firmware is None:
             raise ConfigurationError("--ea and --firmware go together")
+        from fota_studio.infra.access import Action
+
+        authorise(args, ws, Action.FLASH_FILE)
         from fota_studio.core.ea_format import load_ea_file
         from fota_studio.infra.repository import RepositoryStore
 
@@ -130,9 +134,15 @@ def _resolve(
         raise ConfigurationError(str(exc.args[0])) from None
     repo = RepositoryStore(ws)
     version = repo.get_version(ecu.brand, ecu.model, args.fw_version)
-    policy_problem = repo.signature_policy_problem(version)
-    if policy_problem is not None:
-        raise RepositoryError(policy_problem, hint="import a signed package of this version")
+    from fota_studio.infra.trust import check_flashable
+
+    check_flashable(
+        ws,
+        version,
+        ecu=ecu,
+        machine=machine.serial,
+        installed_version=machine.installed.get(ecu.name),
+    )
     image = repo.load_image(version)
     expected = args.expect_version or args.fw_version
     return ea, ecu, image, args.fw_version, expected, machine.serial

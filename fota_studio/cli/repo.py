@@ -1,9 +1,12 @@
 """`fota-studio repo ...`: manage Software Repositories from the command line.
 
-Sub-commands: list, create, import, show, export, retire, verify, trust, require-signed. Each
-opens the workspace (seeding the demo data into a new one), runs one `RepositoryStore`
-operation and prints a short result; errors are `FotaError`s that `cli.main` prints as one
-`error: ...` line. `--json` on list/show prints machine-readable output. Main thread only.
+Sub-commands: list, create, import, show, export, retire, verify, trust, untrust,
+require-signed, allow-downgrade. Each opens the workspace (seeding the demo data into a new one),
+runs one `RepositoryStore` / `TrustStore` operation and prints a short result; errors are
+`FotaError`s that `cli.main` prints as one `error: ...` line. `--json` on list/show prints
+machine-readable output. Every state-changing sub-command asks the one access check first
+(`common.authorise`): with an admin passphrase set it needs the passphrase, else exits 2 with
+"operator mode: ...". Main thread only.
 """
 
 from __future__ import annotations
@@ -15,9 +18,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from fota_studio.cli.common import open_workspace, print_table
+from fota_studio.cli.common import (
+    add_passphrase_option,
+    authorise,
+    guarded,
+    open_workspace,
+    print_table,
+)
+from fota_studio.core import package
 from fota_studio.core.errors import FotaError
+from fota_studio.infra.access import Action
 from fota_studio.infra.repository import RepositoryStore, VersionInfo
+from fota_studio.infra.trust import TrustStore
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -40,7 +52,8 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("create", help="create an empty repository")
     _brand_model(p)
     p.add_argument("--description", default="", help="what the ECU is")
-    p.set_defaults(func=_cmd_create)
+    add_passphrase_option(p)
+    p.set_defaults(func=guarded(_cmd_create))
 
     p = sub.add_parser(
         "import",
@@ -57,7 +70,8 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--create", action="store_true", help="create the repository if missing")
     p.add_argument("file", type=Path, metavar="FILE")
-    p.set_defaults(func=_cmd_import)
+    add_passphrase_option(p)
+    p.set_defaults(func=guarded(_cmd_import))
 
     p = sub.add_parser("show", help="show a repository's versions, or one version in detail")
     _brand_model(p)
@@ -70,24 +84,85 @@ def register(subparsers: Any) -> None:
     p.add_argument("--version", dest="fw_version", required=True)
     p.add_argument("--format", dest="fmt", required=True, choices=["hex", "s19", "bin", "package"])
     p.add_argument("--output", required=True, type=Path, metavar="FILE")
+    p.add_argument(
+        "--sign-key",
+        type=Path,
+        metavar="PRIVATE_KEY_PEM",
+        help="sign the package with this Ed25519 private key (re-signing a version)",
+    )
+    p.add_argument("--signer", default="", help="signer name written into the signature")
+    p.add_argument(
+        "--hardware-id",
+        action="append",
+        default=None,
+        metavar="HW",
+        help="package policy: an ECU hardware ID the image fits (repeatable)",
+    )
+    p.add_argument(
+        "--bootloader-version",
+        action="append",
+        default=None,
+        metavar="BL",
+        help="package policy: a bootloader version the image fits (repeatable)",
+    )
+    p.add_argument(
+        "--release-counter",
+        type=int,
+        metavar="N",
+        help="package policy: the release counter (an ECU refuses going below it)",
+    )
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("retire", help="retire a version (kept, no longer offered)")
     _brand_model(p)
     p.add_argument("--version", dest="fw_version", required=True)
-    p.set_defaults(func=_cmd_retire)
+    add_passphrase_option(p)
+    p.set_defaults(func=guarded(_cmd_retire))
 
     p = sub.add_parser("verify", help="re-hash every stored firmware file; exit 1 on problems")
     p.set_defaults(func=_cmd_verify)
 
-    p = sub.add_parser("trust", help="trust an Ed25519 public key as a package signer")
-    p.add_argument("--name", required=True, help="signer name")
-    p.add_argument("public_key", type=Path, metavar="PUBLIC_KEY_PEM")
-    p.set_defaults(func=_cmd_trust)
+    p = sub.add_parser(
+        "trust",
+        help="trust an Ed25519 public key as a package signer; without a key, list the trusted "
+        "keys by fingerprint",
+        description="Trust is pinned to the key (its SHA-256 fingerprint), not to the name: "
+        "replacing the key under a name makes what the old key signed unflashable.",
+    )
+    p.add_argument("--name", help="signer name (with PUBLIC_KEY_PEM)")
+    p.add_argument("public_key", type=Path, nargs="?", metavar="PUBLIC_KEY_PEM")
+    p.add_argument("--list", action="store_true", help="list trusted keys and the trust log")
+    add_passphrase_option(p)
+    p.set_defaults(func=guarded(_cmd_trust))
+
+    p = sub.add_parser(
+        "untrust",
+        help="revoke a trusted key (by name or fingerprint); what it signed becomes unflashable",
+    )
+    p.add_argument("key", metavar="NAME_OR_FINGERPRINT")
+    p.add_argument("--reason", default="", help="why (recorded in the trust log)")
+    add_passphrase_option(p)
+    p.set_defaults(func=guarded(_cmd_untrust))
 
     p = sub.add_parser("require-signed", help="accept only signed packages (on) or any (off)")
     p.add_argument("state", choices=["on", "off"])
-    p.set_defaults(func=_cmd_require_signed)
+    add_passphrase_option(p)
+    p.set_defaults(func=guarded(_cmd_require_signed))
+
+    p = sub.add_parser(
+        "allow-downgrade",
+        help="store a downgrade allowance signed by a trusted key for one version",
+        description="A version whose release counter is below the installed one is refused "
+        "unless an allowance signed by a trusted key covers it.",
+    )
+    _brand_model(p)
+    p.add_argument("--version", dest="fw_version", required=True)
+    p.add_argument("--key", required=True, type=Path, metavar="PRIVATE_KEY_PEM")
+    p.add_argument("--machine", default="", help="only for this machine (default: any)")
+    p.add_argument("--ecu", default="", help="only for this ECU (default: any)")
+    p.add_argument("--reason", default="", help="why (kept in the signed statement)")
+    add_passphrase_option(p)
+    p.set_defaults(func=guarded(_cmd_allow_downgrade))
 
 
 def _brand_model(p: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -144,6 +219,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_create(args: argparse.Namespace) -> int:
     with open_workspace(args) as ws:
+        authorise(args, ws, Action.REPO_CREATE)
         info = RepositoryStore(ws).create_repository(args.brand, args.model, args.description)
     print(f"created repository {info.label}")
     return EXIT_OK
@@ -152,6 +228,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
 def _cmd_import(args: argparse.Namespace) -> int:
     base = _parse_address(args.base_address)
     with open_workspace(args) as ws:
+        authorise(args, ws, Action.REPO_IMPORT)
         result = RepositoryStore(ws).import_file(
             args.brand,
             args.model,
@@ -204,7 +281,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
                 f"{v.size:,}",
                 str(len(v.segments)),
                 v.sha256[:16],
-                v.signature_state + (f" ({v.signer})" if v.signer else ""),
+                v.signature_state
+                + (f" ({v.signer}, {v.signer_fingerprint[:12]}…)" if v.signer else ""),
                 v.imported_at,
                 v.imported_by,
             ]
@@ -224,6 +302,10 @@ def _print_version(v: VersionInfo) -> None:
         ("File SHA-256", v.file_sha256),
         ("Source", f"{v.source_name} ({v.source_format})"),
         ("Signature", v.signature_state + (f" by {v.signer}" if v.signer else "")),
+        ("Signing key", v.signer_fingerprint or "-"),
+        ("Hardware IDs", ", ".join(v.hardware_ids) or "any"),
+        ("Bootloaders", ", ".join(v.bootloader_versions) or "any"),
+        ("Release counter", "-" if v.release_counter is None else str(v.release_counter)),
         ("Imported", f"{v.imported_at} by {v.imported_by}"),
     ]
     if v.base_address is not None:
@@ -245,17 +327,63 @@ def _print_version(v: VersionInfo) -> None:
         print(f"  {line}")
 
 
+def _read_file(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise FotaError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
+    signing_key = None
+    policy_given = (
+        args.hardware_id is not None
+        or args.bootloader_version is not None
+        or args.release_counter is not None
+    )
+    if args.fmt != "package" and (args.sign_key is not None or policy_given):
+        raise FotaError("--sign-key and the package policy options apply only to --format package")
+    if args.sign_key is not None:
+        signing_key = package.load_signing_key(_read_file(args.sign_key, "signing key"))
+        if not args.signer.strip():
+            raise FotaError("--sign-key needs --signer NAME (the name readers see)")
     with open_workspace(args) as ws:
-        out = RepositoryStore(ws).export(
-            args.brand, args.model, args.fw_version, args.fmt, args.output
-        )
+        store = RepositoryStore(ws)
+        if policy_given:
+            v = store.get_version(args.brand, args.model, args.fw_version)
+            out = store.export(
+                args.brand,
+                args.model,
+                args.fw_version,
+                args.fmt,
+                args.output,
+                signing_key=signing_key,
+                signer=args.signer.strip(),
+                policy={
+                    "hardware_ids": tuple(args.hardware_id or v.hardware_ids),
+                    "bootloader_versions": tuple(args.bootloader_version or v.bootloader_versions),
+                    "release_counter": (
+                        v.release_counter if args.release_counter is None else args.release_counter
+                    ),
+                },
+            )
+        else:
+            out = store.export(
+                args.brand,
+                args.model,
+                args.fw_version,
+                args.fmt,
+                args.output,
+                signing_key=signing_key,
+                signer=args.signer.strip(),
+            )
     print(f"wrote {out}")
     return EXIT_OK
 
 
 def _cmd_retire(args: argparse.Namespace) -> int:
     with open_workspace(args) as ws:
+        authorise(args, ws, Action.REPO_RETIRE)
         v = RepositoryStore(ws).retire(args.brand, args.model, args.fw_version)
     print(f"retired {v.label}")
     return EXIT_OK
@@ -276,19 +404,70 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_trust(args: argparse.Namespace) -> int:
-    path: Path = args.public_key
-    try:
-        pem = path.read_bytes()
-    except OSError as exc:
-        raise FotaError(f"{path}: cannot read ({exc.strerror})") from None
+    if args.list or args.public_key is None:
+        if args.name:
+            raise FotaError("--name goes with PUBLIC_KEY_PEM", hint="repo trust --name N KEY.pem")
+        with open_workspace(args) as ws:
+            trust = TrustStore(ws)
+            keys = trust.keys()
+            events = trust.events()
+            required = trust.require_signed_packages
+        print(f"require signed packages: {'on' if required else 'off'}")
+        if not keys:
+            print("no trusted keys (add one with `fota-studio repo trust --name N KEY.pem`)")
+        else:
+            print_table(
+                ["NAME", "FINGERPRINT (SHA-256 of the raw public key)", "ADDED"],
+                [[k.name, k.fingerprint, k.added_at] for k in keys],
+            )
+        if events:
+            print()
+            print("trust log:")
+            for e in events:
+                fp = f" {e.fingerprint}" if e.fingerprint else ""
+                why = f": {e.reason}" if e.reason else ""
+                print(f"  {e.at}  {e.by}  {e.action} {e.name}{fp}{why}")
+        return EXIT_OK
+    if not args.name:
+        raise FotaError("repo trust KEY.pem needs --name NAME", hint="the signer's name")
+    pem = _read_file(args.public_key, "public key")
     with open_workspace(args) as ws:
-        RepositoryStore(ws).add_trusted_key(args.name, pem)
-    print(f"trusted signer {args.name!r}")
+        authorise(args, ws, Action.REPO_TRUST)
+        key = TrustStore(ws).add(args.name, pem)
+    print(f"trusted signer {key.name!r}: key {key.fingerprint}")
+    return EXIT_OK
+
+
+def _cmd_untrust(args: argparse.Namespace) -> int:
+    with open_workspace(args) as ws:
+        authorise(args, ws, Action.REPO_UNTRUST)
+        fp = TrustStore(ws).remove(args.key, reason=args.reason)
+    print(f"revoked key {fp}: what it signed can no longer be flashed until re-signed")
     return EXIT_OK
 
 
 def _cmd_require_signed(args: argparse.Namespace) -> int:
     with open_workspace(args) as ws:
-        RepositoryStore(ws).require_signed_packages = args.state == "on"
+        authorise(args, ws, Action.REPO_POLICY)
+        TrustStore(ws).set_require_signed(args.state == "on")
     print(f"require signed packages: {args.state}")
+    return EXIT_OK
+
+
+def _cmd_allow_downgrade(args: argparse.Namespace) -> int:
+    key = package.load_signing_key(_read_file(args.key, "signing key"))
+    with open_workspace(args) as ws:
+        authorise(args, ws, Action.REPO_ALLOW_DOWNGRADE)
+        v = RepositoryStore(ws).get_version(args.brand, args.model, args.fw_version)
+        fp = TrustStore(ws).add_downgrade_allowance(
+            key,
+            brand=v.brand,
+            model=v.model,
+            version=v.version,
+            machine=args.machine,
+            ecu=args.ecu,
+            reason=args.reason,
+        )
+    scope = f" on {args.machine or 'any machine'}, {args.ecu or 'any ECU'}"
+    print(f"downgrade to {v.label} allowed{scope} (signed by key {fp})")
     return EXIT_OK

@@ -4,7 +4,9 @@
 warnings need `--yes`), `request start ID` runs the workflow on the simulated machine
 (`--simulate`, Checkpoint 1 answered by a scripted HMI over CANopen unless `--reject`) — real
 adapters are driven from the GUI, where an operator can approve —, `request cancel ID` cancels a
-request not yet approved. Runs on the main thread.
+request not yet approved. create/start/cancel/rerun change the workspace (and start/rerun the
+machine): with an admin passphrase set they need it (`--passphrase-stdin` or a prompt), else exit
+2 with "operator mode: ...". Runs on the main thread.
 """
 
 from __future__ import annotations
@@ -12,9 +14,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fota_studio.cli.common import fail, open_workspace, print_table
+from fota_studio.cli.common import (
+    add_passphrase_option,
+    authorise,
+    fail,
+    guarded,
+    open_workspace,
+    print_table,
+)
 from fota_studio.core.update_request import RequestStatus
 from fota_studio.engine.workflow import check_new_request, create_request
+from fota_studio.infra.access import Action
 from fota_studio.infra.requests_store import RequestsStore
 
 
@@ -27,7 +37,8 @@ def register(subparsers: Any) -> None:
     c.add_argument("--ecu", required=True)
     c.add_argument("--version", dest="fw_version", required=True)
     c.add_argument("--yes", action="store_true", help="confirm the warnings")
-    c.set_defaults(func=_create)
+    add_passphrase_option(c)
+    c.set_defaults(func=guarded(_create))
     ls = sub.add_parser("list", help="list requests")
     ls.add_argument("--machine")
     ls.add_argument("--ecu")
@@ -39,17 +50,21 @@ def register(subparsers: Any) -> None:
     st = sub.add_parser("start", help="run a Pending request on the simulated machine")
     st.add_argument("id", type=int)
     st.add_argument("--reject", action="store_true", help="the scripted HMI rejects")
-    st.set_defaults(func=_start)
+    add_passphrase_option(st)
+    st.set_defaults(func=guarded(_start))
     ca = sub.add_parser("cancel", help="cancel a request (only before operator approval)")
     ca.add_argument("id", type=int)
-    ca.set_defaults(func=_cancel)
+    add_passphrase_option(ca)
+    ca.set_defaults(func=guarded(_cancel))
     rr = sub.add_parser("rerun", help="start a new attempt of a Failed/Cancelled request")
     rr.add_argument("id", type=int)
-    rr.set_defaults(func=_rerun)
+    add_passphrase_option(rr)
+    rr.set_defaults(func=guarded(_rerun))
 
 
 def _create(args: argparse.Namespace) -> int:
     with open_workspace(args) as ws:
+        authorise(args, ws, Action.REQUEST_CREATE)
         chk = check_new_request(ws, args.machine, args.ecu, args.fw_version)
         for issue in chk.issues:
             print(str(issue))
@@ -98,6 +113,7 @@ def _start(args: argparse.Namespace) -> int:
     from fota_studio.sim.hmi import ScriptedHmi
 
     with open_workspace(args) as ws:
+        authorise(args, ws, Action.REQUEST_START)
         store = RequestsStore(ws)
         store.recover_interrupted()
         req = store.get(args.id)
@@ -125,6 +141,7 @@ def _start(args: argparse.Namespace) -> int:
 
 def _cancel(args: argparse.Namespace) -> int:
     with open_workspace(args) as ws:
+        authorise(args, ws, Action.REQUEST_CANCEL)
         req = RequestsStore(ws).cancel(args.id, reason="cancelled from the command line")
     print(f"request #{req.id}: {req.status.value}")
     return 0
@@ -132,6 +149,7 @@ def _cancel(args: argparse.Namespace) -> int:
 
 def _rerun(args: argparse.Namespace) -> int:
     with open_workspace(args) as ws:
+        authorise(args, ws, Action.REQUEST_RERUN)
         req = RequestsStore(ws).rerun(args.id)
     print(f"request #{req.id}: attempt {req.attempt}, {req.status.value}")
     return 0

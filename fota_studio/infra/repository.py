@@ -719,11 +719,13 @@ class RepositoryStore:
         *,
         signing_key: Ed25519PrivateKey | None = None,
         signer: str = "",
+        policy: dict[str, Any] | None = None,
     ) -> Path:
         """Write a version as hex|s19|bin|package to `output` (atomically) and return the path.
 
         The original file is written unchanged when `fmt` is its own format. A package is
-        unsigned unless `signing_key` is given.
+        unsigned unless `signing_key` is given; it carries the version's package policy, or
+        `policy` (hardware_ids, bootloader_versions, release_counter) when given.
         """
         norm = _normalise_fmt(fmt)
         if norm is None:
@@ -748,9 +750,11 @@ class RepositoryStore:
                 base_address=v.base_address,
                 signing_key=signing_key,
                 signer=signer,
-                hardware_ids=v.hardware_ids,
-                bootloader_versions=v.bootloader_versions,
-                release_counter=v.release_counter,
+                hardware_ids=tuple((policy or {}).get("hardware_ids", v.hardware_ids)),
+                bootloader_versions=tuple(
+                    (policy or {}).get("bootloader_versions", v.bootloader_versions)
+                ),
+                release_counter=(policy or {}).get("release_counter", v.release_counter),
             )
         elif norm == v.source_format:
             data = file_bytes
