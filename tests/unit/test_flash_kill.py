@@ -1,0 +1,111 @@
+"""Nothing lost on a kill (issue 14): a real `fota-studio flash --simulate` process SIGKILLed at
+~70 % leaves a flash record that the next workspace open marks "interrupted", with the partial
+BLF bus log kept as a blob (it streamed into the workspace, not the temp folder), and `records
+list` / `records show --flash` show it. Before: no record at all, a partial BLF in /tmp."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import can
+import pytest
+
+from fota_studio.cli import main
+from fota_studio.engine.records import list_flash_records, load_buslog, load_flash_record
+from fota_studio.infra.flash_journal import BUSLOG_DIR, RESULT_INTERRUPTED
+from fota_studio.infra.workspace import Workspace
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL")
+
+REPO = Path(__file__).resolve().parents[2]
+PERCENT = re.compile(rb"(\d+\.\d) %")
+
+
+def _flash(workspace_dir: Path) -> list[str]:
+    return ["--workspace", str(workspace_dir), "flash", "--machine", "Unit #1001", "--ecu", "VCU"]
+
+
+def kill_flash_at(workspace_dir: Path, fraction_pct: float, *, version: str = "3.2.0") -> float:
+    """Run `flash --simulate` in a child process and SIGKILL it once its progress bar passes
+    `fraction_pct`; return the percentage it had reached."""
+    with tempfile.TemporaryDirectory(prefix="fota-kill-tmp-") as tmp:
+        env = dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=tmp)
+        cmd = [sys.executable, "-m", "fota_studio", "--log-level", "WARNING"]
+        proc = subprocess.Popen(
+            [*cmd, *_flash(workspace_dir), "--version", version, "--simulate"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        assert proc.stderr is not None
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        reached, buf, deadline = 0.0, b"", time.monotonic() + 120
+        try:
+            while reached < fraction_pct:
+                assert proc.poll() is None, buf[-2000:].decode(errors="replace")
+                assert time.monotonic() < deadline, "the flash never reached the kill point"
+                if sel.select(0.05):
+                    buf = (buf + os.read(proc.stderr.fileno(), 65536))[-4096:]
+                    found = PERCENT.findall(buf)
+                    if found:
+                        reached = float(found[-1])
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        finally:
+            sel.close()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stderr.close()
+        # Nothing of the job was left in the temp folder.
+        assert not any(Path(tmp).iterdir()), list(Path(tmp).iterdir())
+    return reached
+
+
+def test_flash_killed_at_70_percent_leaves_an_interrupted_record_with_its_bus_log(
+    workspace_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Workspace.open(workspace_dir) as ws:
+        from fota_studio.demo.seed import ensure_demo
+
+        ensure_demo(ws)
+    reached = kill_flash_at(workspace_dir, 70.0)
+    assert 70.0 <= reached < 100.0
+    partial = list((workspace_dir / BUSLOG_DIR).glob("*.blf"))
+    assert len(partial) == 1 and partial[0].stat().st_size > 0  # it streamed into the workspace
+
+    with Workspace.open(workspace_dir) as ws:  # the next open marks it
+        rows = list_flash_records(ws)
+        assert len(rows) == 1 and rows[0].result == RESULT_INTERRUPTED
+        rec = load_flash_record(ws, rows[0].id)
+        assert rec.result == RESULT_INTERRUPTED and "interrupted" in rec.error
+        assert rec.ecu == "VCU" and rec.version == "3.2.0"
+        blf = load_buslog(ws, rec)
+        assert blf is not None and ws.blobs.verify(rec.buslog_sha256 or "")
+        assert rec.buslog_frames > 1000  # the frames up to ~70 % are kept
+    assert not any((workspace_dir / BUSLOG_DIR).iterdir())
+    blob = workspace_dir / "blobs" / rec.buslog_sha256[:2] / rec.buslog_sha256[2:]  # type: ignore[index]
+    with can.BLFReader(str(blob)) as reader:
+        assert sum(1 for _ in reader) == rec.buslog_frames
+
+    capsys.readouterr()
+    assert main(["--workspace", str(workspace_dir), "records", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "interrupted" in out and rec.buslog_sha256[:12] in out  # type: ignore[index]
+    show = ["--workspace", str(workspace_dir), "records", "show", "--flash", str(rows[0].id)]
+    assert main(show) == 0
+    out = capsys.readouterr().out
+    assert "result interrupted" in out and f"{rec.buslog_frames} frames" in out
+
+    # The ECU is free again: the next flash runs and verifies.
+    again = [*_flash(workspace_dir), "--version", "3.2.0", "--simulate", "--no-progress"]
+    assert main(again) == 0
