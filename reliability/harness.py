@@ -20,9 +20,9 @@ from typing import Any
 
 import can
 
-from fota_studio.core import demo_catalog
 from fota_studio.core.ea import EcuDefinition
 from fota_studio.core.firmware import FirmwareImage, Segment
+from fota_studio.demo import catalog as demo_catalog
 from fota_studio.engine.flash_job import FlashResult, FlashSession, flash_ecu
 from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions
 
@@ -57,6 +57,9 @@ def fast_ecu(name: str = "VCU") -> EcuDefinition:
     ecu.uds.p2_star_timeout_ms = 1000
     ecu.uds.tester_present_period_ms = 200
     ecu.connection.bootloader_entry_delay_ms = 80
+    # The simulated ECU reboots in 20 ms (fast_options); the tester stays silent a bit longer.
+    ecu.uds.timing.reset_time_ms = 40
+    ecu.uds.timing.bootloader_ready_timeout_ms = 1000
     return ecu
 
 

@@ -19,6 +19,11 @@ RESULT_SUCCESS = "success"
 RESULT_FAILED = "failed"
 RESULT_CANCELLED = "cancelled"
 
+#: FlashRecord.verification after a completed flash: the version read equals the expected one
+#: (VERIFIED), or the version was not read / nothing was expected (NOT_VERIFIED). "" = failed.
+VERIFICATION_VERIFIED = "verified"
+VERIFICATION_NOT_VERIFIED = "not_verified"
+
 
 @dataclass
 class ExchangeRecord:
@@ -89,6 +94,8 @@ class FlashRecord:
     pending_responses: int = 0
     version_before: str = ""
     version_after: str = ""
+    #: VERIFICATION_VERIFIED, VERIFICATION_NOT_VERIFIED or "" (failed/cancelled).
+    verification: str = ""
     steps: list[StepRecord] = field(default_factory=list)
     exchanges: list[ExchangeRecord] = field(default_factory=list)
     segments: list[SegmentRecord] = field(default_factory=list)
@@ -103,8 +110,13 @@ class FlashRecord:
 
     @property
     def succeeded(self) -> bool:
-        """True only when the ECU was flashed and verified."""
+        """True when the sequence completed (see `verified` for the version check)."""
         return self.result == RESULT_SUCCESS
+
+    @property
+    def verified(self) -> bool:
+        """True only when the flash completed AND the version read equals the expected one."""
+        return self.succeeded and self.verification == VERIFICATION_VERIFIED
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -1,14 +1,34 @@
 """The UDS flash job: `flash_ecu(session, image, report, cancel) -> FlashResult`.
 
 Runs the EA's reprogramming sequence (UdsProfile.sequence; steps per core/ea.py) against one
-ECU on a shared bus + notifier: preconditions on the application IDs (before anything is
-erased), the optional bootloader entry frame + delay, sessions, DTC off, communication control
-(functional), security access per level through the seed/key registry, fingerprint, then per
-image segment erase → RequestDownload → TransferData (counter from 1, wrapping 0xFF → 0x00,
-timed-out blocks re-sent with the same counter) → RequestTransferExit, the check routine with
-the EA's checksum, reset, and the software version read on the application IDs. TesterPresent
-runs on its own thread for the whole job (also during 0x78). Every request/response, step and
-the bus log go to the job's `FlashRecord`.
+ECU on a shared bus + notifier:
+
+1. `preconditions` on the application IDs, before anything is sent to the bootloader: the
+   installed version, the DID preconditions and the "check programming preconditions" routines
+   (31 01 <id>). When the application is silent but the bootloader answers on its own IDs (a
+   re-run after a failed flash), they are asked there. A precondition nobody can be asked fails
+   the flash (`PreconditionError`) unless the EA marks it skippable with a reason.
+2. `bootloader_entry`: the entry frame, then silence for `bootloader_entry_delay_ms` +
+   `timing.reset_time_ms`; `bootloader_ready`: `3E 00` probes, one at a time and no faster than
+   P2, until the bootloader answers (within `timing.bootloader_ready_timeout_ms`). Skipped when
+   the ECU is already in its bootloader.
+3. `clean_start`: the active-session DID is read (`UdsProfile.active_session_did`), else / when
+   not default `10 01` is sent, so a re-run inside S3 starts from the default session.
+4. The sequence: sessions, DTC off, communication control (functional), security access per
+   level through the seed/key registry, fingerprint (`length`/`format`/`data`), then per image
+   segment erase (the `erase_policy` plan: never a sector twice, never outside the regions or
+   into a protected range) → RequestDownload → TransferData (counter from 1, wrapping 0xFF →
+   0x00, timed-out blocks re-sent with the same counter) → RequestTransferExit, the check
+   routine with the EA's checksum, `11 01`, then `application_start` (silence for
+   `timing.reset_time_ms`, probes within `timing.application_start_timeout_s`) and one version
+   read. RequestDownload / RoutineControl / addressAndLengthFormat are encoded by udsoncan.
+
+The outcome is explicit (`FlashResult.outcome`): verified (version read and equal to the
+expected one), not_verified (completed, but the version was not read or nothing was expected),
+failed or cancelled. Every step (also each erase and each boot wait) is a `StepRecord` with its
+start and end time; every request/response and the bus log go to the job's `FlashRecord`.
+TesterPresent runs on its own thread for the whole job (also during 0x78) except while the ECU
+reboots, when the tester stays silent.
 
 Tx frames reach the notifier's listeners (the live trace, the job's BLF bus log) exactly once:
 by the bus's echo when `FlashSession.tx_echo` (receive_own_messages), else through
@@ -23,26 +43,37 @@ error, so a record is always produced; a failed or cancelled job leaves the ECU 
 
 from __future__ import annotations
 
+import binascii
 import datetime as _dt
 import functools
 import getpass
 import logging
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import can
+from udsoncan.common.DataFormatIdentifier import DataFormatIdentifier
+from udsoncan.common.MemoryLocation import MemoryLocation
+from udsoncan.exceptions import InvalidResponseException
+from udsoncan.Response import Response
+from udsoncan.services.RequestDownload import RequestDownload
+from udsoncan.services.RoutineControl import RoutineControl
 
 from fota_studio.core.ea import (
+    ERASE_POLICIES,
     ERASE_RECORD_FORMATS,
     DidDefinition,
     EcuDefinition,
     IsoTpAddress,
+    MemoryRegion,
+    Precondition,
+    RoutinePrecondition,
     SequenceStep,
     StepKind,
+    UdsProfile,
 )
 from fota_studio.core.errors import (
     CancelledError,
@@ -66,6 +97,8 @@ from fota_studio.core.flash_record import (
     RESULT_CANCELLED,
     RESULT_FAILED,
     RESULT_SUCCESS,
+    VERIFICATION_NOT_VERIFIED,
+    VERIFICATION_VERIFIED,
     ExchangeRecord,
     FlashRecord,
     SegmentRecord,
@@ -94,8 +127,22 @@ SEGMENT_STEPS = (
 )
 PRECONDITIONS_STEP = "preconditions"
 BOOTLOADER_ENTRY_STEP = "bootloader_entry"
-#: How often the application is polled after the reset while waiting boot_wait_s.
-APP_POLL_INTERVAL_S = 0.05
+BOOTLOADER_READY_STEP = "bootloader_ready"
+CLEAN_START_STEP = "clean_start"
+APPLICATION_START_STEP = "application_start"
+#: Outcomes of a flash (FlashResult.outcome).
+OUTCOME_VERIFIED = VERIFICATION_VERIFIED
+OUTCOME_NOT_VERIFIED = VERIFICATION_NOT_VERIFIED
+OUTCOME_FAILED = RESULT_FAILED
+OUTCOME_CANCELLED = RESULT_CANCELLED
+#: TesterPresent with a positive response (3E 00): the readiness probe after a reboot. Every
+#: server supports it in every session (ISO 14229-1 §9.6) and it changes no state.
+PROBE_SID = 0x3E
+PROBE_SUBFUNCTION = 0x00
+#: NRCs saying "this request is not served in the active session" (ISO 14229-1 §7.5).
+WRONG_SESSION_NRCS = frozenset({0x7E, 0x7F})
+#: NRC conditionsNotCorrect: a precondition routine's way of saying "not now".
+NRC_CONDITIONS_NOT_CORRECT = 0x22
 #: ISO-TP message limit on classic CAN (ISO 15765-2 FF_DL ≤ 4095 without escape).
 CLASSIC_MAX_ISOTP_BYTES = 4095
 #: TransferData header: SID 0x36 + block sequence counter.
@@ -153,13 +200,15 @@ class FlashSession:
     job_id: int = 0
     machine: str = ""
     version: str = ""
+    #: The version the ECU must report after the reset; None/"" = the flash cannot be verified.
     expected_version: str | None = None
     tester: str = field(default_factory=lambda: _user_name())
     interface: str = ""
     channel: str = ""
     seedkey: SeedKeyRegistry | None = None
     buslog_path: Path | None = None
-    #: Override the EA's boot wait (tests); None = READ_VERSION step param boot_wait_s.
+    #: Override how long the application may take to answer after the reset (tests, demo);
+    #: None = the EA's `timing.application_start_timeout_s`.
     boot_wait_s: float | None = None
     #: The bus echoes every frame we send to the notifier's listeners with is_rx=False
     #: (opened with receive_own_messages=True on an interface that supports it).
@@ -171,7 +220,13 @@ class FlashSession:
 
 @dataclass
 class FlashResult:
-    """The outcome of a flash job: `ok` only when flashed AND verified."""
+    """The outcome of a flash job.
+
+    `ok`: the whole sequence completed (the image is in the ECU and its check routine passed).
+    `verified`: additionally, the version read after the reset equals the expected one. A
+    completed flash that read no version, or had none to compare with, is `ok` but NOT
+    verified; `outcome` names the three cases (+ cancelled) for the CLI, panel and reports.
+    """
 
     ok: bool
     record: FlashRecord
@@ -183,6 +238,20 @@ class FlashResult:
     def cancelled(self) -> bool:
         """True when the job stopped because it was cancelled."""
         return isinstance(self.error, CancelledError)
+
+    @property
+    def verified(self) -> bool:
+        """True only when flashed AND the version read equals the expected one."""
+        return self.ok and self.record.verified
+
+    @property
+    def outcome(self) -> str:
+        """OUTCOME_VERIFIED, OUTCOME_NOT_VERIFIED, OUTCOME_FAILED or OUTCOME_CANCELLED."""
+        if self.cancelled:
+            return OUTCOME_CANCELLED
+        if not self.ok:
+            return OUTCOME_FAILED
+        return OUTCOME_VERIFIED if self.verified else OUTCOME_NOT_VERIFIED
 
 
 Report = Callable[[EngineEvent], None]
@@ -220,21 +289,14 @@ def block_payload_size(max_block_length: int, fd: bool) -> int:
     return payload
 
 
-def _crc16_ccitt(data: bytes, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF)."""
-    import binascii
-
-    return binascii.crc_hqx(data, crc)
-
-
 def checksum_bytes(kind: str, image: ImageLike) -> bytes:
     """The check routine's checksum record for `kind` (see core/ea.py CHECKSUM_KINDS)."""
     if kind == "crc32":
         return (image.crc32() & 0xFFFFFFFF).to_bytes(4, "big")
     if kind == "crc16_ccitt":
-        crc = 0xFFFF
+        crc = 0xFFFF  # CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF)
         for seg in image.segments:
-            crc = _crc16_ccitt(bytes(seg.data), crc)
+            crc = binascii.crc_hqx(bytes(seg.data), crc)
         return crc.to_bytes(2, "big")
     if kind == "sha256":
         return bytes.fromhex(image.sha256())
@@ -243,18 +305,266 @@ def checksum_bytes(kind: str, image: ImageLike) -> bytes:
     raise ConfigurationError(f'unknown checksum kind "{kind}" in the check step')
 
 
-def _encode_address_length(alfid: int, address: int, length: int) -> bytes:
-    """addressAndLengthFormatIdentifier + memoryAddress + memorySize (ISO 14229-1 §14.2.2)."""
-    addr_len = alfid & 0x0F
-    size_len = (alfid >> 4) & 0x0F
+def fingerprint_record(step: SequenceStep, tester: str, today: _dt.date | None = None) -> bytes:
+    """The fingerprint WriteDataByIdentifier record from the step's `format`/`data`/`length`.
+
+    date_tester: 3 BCD bytes YY MM DD + the tester name (ASCII); ascii: `data` as text; raw:
+    `data` as hex bytes. The record is padded with 0x00 or truncated to `length` bytes.
+    """
+    fmt = str(step.param("format"))
+    data = str(step.param("data") or "")
+    where = f"{step.kind.value} step (format {fmt})"
+    if fmt == "raw":
+        try:
+            body = bytes.fromhex(data)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"{where}: data {data!r} is not hex bytes ({exc})",
+                hint="write the fingerprint data as hex bytes like 'A1 B2 C3' in the EA",
+            ) from exc
+    elif fmt == "ascii":
+        try:
+            body = data.encode("ascii")
+        except UnicodeEncodeError as exc:
+            raise ConfigurationError(
+                f"{where}: data {data!r} is not ASCII text",
+                hint="use ASCII characters only, or format raw with hex bytes",
+            ) from exc
+    elif fmt == "date_tester":
+        day = today or _dt.date.today()
+        bcd = bytes(int(f"{v:02d}", 16) for v in (day.year % 100, day.month, day.day))
+        body = bcd + tester.encode("ascii", "replace")
+    else:
+        raise ConfigurationError(
+            f'{where}: unknown fingerprint format "{fmt}"',
+            hint="use date_tester, ascii or raw",
+        )
+    length = int(step.param("length"))
+    if length < 1:
+        raise ConfigurationError(
+            f"{where}: length {length} must be 1 byte or more",
+            hint="set the fingerprint length the ECU's specification gives",
+        )
+    return body[:length].ljust(length, b"\x00")
+
+
+def memory_location(alfid: int, address: int, length: int) -> MemoryLocation:
+    """udsoncan's MemoryLocation for the profile's addressAndLengthFormatIdentifier.
+
+    udsoncan silently cuts an address that does not fit the format; we refuse it instead.
+    """
+    addr_len, size_len = alfid & 0x0F, (alfid >> 4) & 0x0F
+    hint = "set address_and_length_format in the EA UDS profile (e.g. 0x44: 4 + 4 bytes)"
     if addr_len == 0 or size_len == 0:
-        raise ConfigurationError(f"addressAndLengthFormatIdentifier 0x{alfid:02X} is invalid")
+        raise ConfigurationError(
+            f"addressAndLengthFormatIdentifier 0x{alfid:02X} is invalid", hint=hint
+        )
     if address >= 1 << (8 * addr_len) or length >= 1 << (8 * size_len):
         raise ConfigurationError(
-            f"address 0x{address:X}/length {length} do not fit ALFID 0x{alfid:02X}",
-            hint="raise address_and_length_format in the EA UDS profile",
+            f"address 0x{address:X} / length {length} do not fit addressAndLengthFormat "
+            f"0x{alfid:02X}",
+            hint=hint,
         )
-    return address.to_bytes(addr_len, "big") + length.to_bytes(size_len, "big")
+    try:
+        return MemoryLocation(
+            address, length, address_format=8 * addr_len, memorysize_format=8 * size_len
+        )
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"addressAndLengthFormatIdentifier 0x{alfid:02X} is not supported: {exc}", hint=hint
+        ) from exc
+
+
+def address_length_record(alfid: int, address: int, length: int) -> bytes:
+    """ALFID byte + memoryAddress + memorySize (the erase routine's address_length record)."""
+    loc = memory_location(alfid, address, length)
+    return loc.alfid.get_byte() + loc.get_address_bytes() + loc.get_memorysize_bytes()
+
+
+# -- erase plan -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EraseRange:
+    """One erase request of a flash: a sector-aligned range inside one memory region.
+
+    `index` is the byte the `segment_index` record sends (the segment's index with the
+    per_segment policy, the memory region's index otherwise).
+    """
+
+    start: int
+    length: int
+    region: str
+    index: int
+
+    @property
+    def end(self) -> int:
+        """One past the last erased address."""
+        return self.start + self.length
+
+    def describe(self) -> str:
+        """'0x00010000..0x00013000 (region application)' for step details and errors."""
+        where = f" (region {self.region})" if self.region else ""
+        return f"0x{self.start:08X}..0x{self.end:08X}{where}"
+
+
+def _span(start: int, end: int) -> str:
+    return f"0x{start:08X}..0x{end:08X}"
+
+
+def _sector_bytes(region: MemoryRegion) -> int:
+    return region.erase_sector_bytes if region.erase_sector_bytes > 0 else 1
+
+
+def _sectors(region: MemoryRegion, start: int, end: int) -> tuple[int, int]:
+    """Indices [first, last+1) of the region's sectors covering [start, end)."""
+    size = _sector_bytes(region)
+    return (start - region.start) // size, -(-(end - region.start) // size)
+
+
+def _subtract(lo: int, hi: int, holes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """[lo, hi) minus the `holes` intervals, as sorted disjoint intervals."""
+    out: list[tuple[int, int]] = []
+    cur = lo
+    for h_lo, h_hi in sorted(holes):
+        if h_hi <= cur or h_lo >= hi:
+            continue
+        if h_lo > cur:
+            out.append((cur, h_lo))
+        cur = max(cur, h_hi)
+    if cur < hi:
+        out.append((cur, hi))
+    return out
+
+
+def plan_erases(
+    profile: UdsProfile, segments: Sequence[SegmentLike], record: str = "address_length"
+) -> list[list[EraseRange]]:
+    """Per image segment, the erases to run before its download (UdsProfile.erase_policy).
+
+    per_region (default): one erase of the sector-aligned span of the image inside each memory
+    region, before the region's first segment (split only around a protected range);
+    per_segment: each segment's sectors that no earlier erase covered; whole_region: every
+    sector of each touched region outside the protected ranges. No sector is in two erases;
+    with the record `none` the ECU chooses what to erase, so it is asked once. Raises
+    `ConfigurationError` before anything is sent when a segment lies outside the memory regions
+    or needs a sector of a protected range.
+    """
+    policy = profile.erase_policy
+    if policy not in ERASE_POLICIES:
+        raise ConfigurationError(
+            f'unknown erase_policy "{policy}" in the UDS profile',
+            hint=f"use one of {', '.join(ERASE_POLICIES)}",
+        )
+    if record not in ERASE_RECORD_FORMATS:
+        raise ConfigurationError(
+            f'unknown erase record format "{record}"',
+            hint=f"use one of {', '.join(ERASE_RECORD_FORMATS)}",
+        )
+    segs = list(segments)
+    plan: list[list[EraseRange]] = [[] for _ in segs]
+    for seg in segs:
+        end = seg.address + len(seg.data)
+        for prot in profile.protected_ranges:
+            if seg.address < prot.end and prot.start < end:
+                raise ConfigurationError(
+                    f"image segment {_span(seg.address, end)} overlaps the protected range "
+                    f'"{prot.name}" {_span(prot.start, prot.end)}',
+                    hint="this image does not fit this ECU (wrong image or wrong EA?); "
+                    "nothing was sent",
+                )
+    regions = profile.memory_regions
+    if not regions:
+        if policy == "whole_region":
+            raise ConfigurationError(
+                "erase_policy whole_region needs the ECU's memory regions in the EA",
+                hint="add the memory regions or choose per_region / per_segment",
+            )
+        # No sector map: each segment's own bytes, nothing around them.
+        for i, seg in enumerate(segs):
+            plan[i] = [EraseRange(seg.address, len(seg.data), "", i)]
+    else:
+        owner = [_region_of(regions, seg) for seg in segs]
+        for r_index, region in enumerate(regions):
+            members = [i for i, o in enumerate(owner) if o == r_index]
+            if members:
+                _plan_region(profile, region, r_index, segs, members, plan)
+    if record == "none" and segs:
+        # The ECU decides what one erase covers (typically the whole application).
+        first = [e for erases in plan for e in erases]
+        start = min(e.start for e in first) if first else segs[0].address
+        end = max(e.end for e in first) if first else start
+        plan = [[] for _ in segs]
+        plan[0] = [EraseRange(start, end - start, "the ECU's choice", 0)]
+    return plan
+
+
+def _region_of(regions: Sequence[MemoryRegion], seg: SegmentLike) -> int:
+    end = seg.address + len(seg.data)
+    for index, region in enumerate(regions):
+        if region.start <= seg.address and end <= region.end:
+            return index
+    names = ", ".join(f"{r.name} {_span(r.start, r.end)}" for r in regions)
+    raise ConfigurationError(
+        f"image segment {_span(seg.address, end)} lies outside the writable memory regions "
+        f"({names})",
+        hint="check the image against the EA memory regions (wrong image for this ECU?); "
+        "nothing was sent",
+    )
+
+
+def _plan_region(
+    profile: UdsProfile,
+    region: MemoryRegion,
+    r_index: int,
+    segs: Sequence[SegmentLike],
+    members: list[int],
+    plan: list[list[EraseRange]],
+) -> None:
+    size = _sector_bytes(region)
+    n_sectors = -(-region.length // size)
+    forbidden: list[tuple[int, int, str]] = []
+    for prot in profile.protected_ranges:
+        lo, hi = max(prot.start, region.start), min(prot.end, region.end)
+        if lo < hi:
+            forbidden.append((*_sectors(region, lo, hi), prot.name))
+    holes = [(lo, hi) for lo, hi, _ in forbidden]
+    needed: list[tuple[int, int]] = []
+    for i in members:
+        seg = segs[i]
+        lo, hi = _sectors(region, seg.address, seg.address + len(seg.data))
+        for f_lo, f_hi, name in forbidden:
+            if lo < f_hi and f_lo < hi:
+                raise ConfigurationError(
+                    f"image segment {_span(seg.address, seg.address + len(seg.data))} shares an "
+                    f'erase sector ({size} bytes) with the protected range "{name}"',
+                    hint="the image or the EA's sectors/protected ranges are wrong; erasing it "
+                    "would wipe the protected range — nothing was sent",
+                )
+        needed.append((lo, hi))
+
+    def erase(lo: int, hi: int, index: int) -> EraseRange:
+        start = region.start + lo * size
+        return EraseRange(
+            start, min(region.start + hi * size, region.end) - start, region.name, index
+        )
+
+    policy = profile.erase_policy
+    if policy == "per_segment":
+        done: list[tuple[int, int]] = []
+        for i, (lo, hi) in zip(members, needed, strict=True):
+            plan[i] = [erase(a, b, i) for a, b in _subtract(lo, hi, done + holes)]
+            done.append((lo, hi))
+        return
+    if policy == "whole_region":
+        pieces = _subtract(0, n_sectors, holes)
+    else:  # per_region: the span of the image in the region, around protected ranges only
+        span = _subtract(min(lo for lo, _ in needed), max(hi for _, hi in needed), holes)
+        pieces = [(a, b) for a, b in span if any(lo < b and a < hi for lo, hi in needed)]
+    plan[members[0]] = [erase(a, b, r_index) for a, b in pieces]
+
+
+# -- the job --------------------------------------------------------------------------------
 
 
 class _Job:
@@ -270,6 +580,7 @@ class _Job:
         self.ecu = session.ecu
         self.conn = session.ecu.connection
         self.profile = session.ecu.uds
+        self.timing = session.ecu.uds.timing
         self.seedkey = session.seedkey or SeedKeyRegistry()
         total = sum(len(seg.data) for seg in image.segments)
         self.record = FlashRecord(
@@ -294,13 +605,16 @@ class _Job:
         self.busy_count = 0
         self.step_name = ""
         self.buslog: _BusLog | None = None
-        self.app_reachable = True
-        self._erased_until = 0
+        #: The ECU answered on its bootloader IDs before the entry frame (a re-run).
+        self.in_bootloader = False
+        self.erase_plan: list[list[EraseRange]] = []
+        #: monotonic deadline for the application to answer after the reset.
+        self._app_deadline: float | None = None
 
     # -- plumbing -------------------------------------------------------------------------
 
     def log(self, level: LogLevel, text: str) -> None:
-        getattr(log, level if level != "warning" else "warning")("%s: %s", self.ecu.name, text)
+        getattr(log, level)("%s: %s", self.ecu.name, text)
         self.report(LogLine(self.s.job_id, level, text))
 
     def _on_busy(self, step: str) -> None:
@@ -393,6 +707,49 @@ class _Job:
             raise
         self.step_ok(rec, out or "")
 
+    def _uds(self) -> UdsLink:
+        assert self.current is not None
+        return self.current
+
+    def _silence(self, seconds: float, where: str) -> None:
+        """Send nothing (not even TesterPresent) for `seconds`: the ECU is rebooting."""
+        self.keeper.set_link(None)
+        if seconds > 0 and self.cancel.wait(seconds):
+            self.cancel.check(where)
+
+    def _await_ready(self, step: str, ids: IsoTpAddress, timeout_s: float) -> tuple[bool, int]:
+        """Probe `ids` with 3E 00 until an answer, up to `timeout_s`; (answered, probes).
+
+        One probe at a time (each waits its P2), the next no sooner than P2 after the previous
+        one started, so a rebooting ECU is never flooded; the first answer (positive or any
+        NRC: something is listening) ends the wait. TesterPresent keeping is paused meanwhile.
+        """
+        uds = self.use(ids)
+        self.keeper.set_link(None)
+        deadline = time.monotonic() + timeout_s
+        probes = 0
+        while True:
+            started = time.monotonic()
+            probes += 1
+            try:
+                uds.request(step, PROBE_SID, subfunction=PROBE_SUBFUNCTION, busy_retries=0)
+                answered = True
+            except UdsNegativeResponseError:
+                answered = True
+            except AdapterSendError:
+                raise
+            except TransferError:
+                answered = False
+            if answered:
+                self.keeper.set_link(uds)
+                return True, probes
+            now = time.monotonic()
+            if now >= deadline:
+                return False, probes
+            rest = min(started + uds.p2_s, deadline) - now
+            if rest > 0 and self.cancel.wait(rest):
+                self.cancel.check(step)
+
     # -- the sequence ---------------------------------------------------------------------
 
     def run(self) -> str:
@@ -400,34 +757,57 @@ class _Job:
         kinds = [s.kind for s in seq]
         if not self.image.segments:
             raise ConfigurationError("the image has no data to flash")
-        self._check_regions()
+        erase = next((s for s in seq if s.kind == StepKind.ERASE), None)
+        record_fmt = str(erase.param("record")) if erase is not None else "address_length"
+        # Refused here, before anything is sent: outside the regions, into a protected range.
+        self.erase_plan = plan_erases(self.profile, self.image.segments, record_fmt)
         app, boot = self.conn.application, self.conn.bootloader
         entry = self.conn.bootloader_entry
         self.keeper.start()
-        # Preconditions are read on the application IDs, before anything is erased.
         self.use(app)
         self.run_step(PRECONDITIONS_STEP, self._preconditions)
-        if entry is not None:
+        if entry is not None and not self.in_bootloader:
             self.run_step(BOOTLOADER_ENTRY_STEP, self._bootloader_entry)
+            self.run_step(BOOTLOADER_READY_STEP, self._bootloader_ready)
+        elif entry is not None:
+            self.run_step(
+                BOOTLOADER_ENTRY_STEP,
+                lambda: "the ECU already runs its bootloader: entry frame not sent",
+            )
+        elif self.in_bootloader or StepKind.PROGRAMMING_SESSION not in kinds:
             self.use(boot)
-        elif StepKind.PROGRAMMING_SESSION not in kinds:
-            self.use(boot)
+        self.run_step(CLEAN_START_STEP, self._clean_start)
         segments_done = False
-        version_after = ""
-        for step in seq:
+        version_read = False
+        for i, step in enumerate(seq):
             kind = step.kind
             if kind in SEGMENT_STEPS:
                 if not segments_done:
                     segments_done = True
                     self._segments([s for s in seq if s.kind in SEGMENT_STEPS])
                 continue
+            if kind == StepKind.RESET:
+                self.run_step(kind.value, functools.partial(self._reset, step))
+                probe = StepKind.READ_VERSION in kinds[i + 1 :]
+                self.run_step(
+                    APPLICATION_START_STEP, functools.partial(self._application_start, probe)
+                )
+                continue
             if kind == StepKind.READ_VERSION:
                 self.run_step(kind.value, functools.partial(self._read_version, step))
-                version_after = self.record.version_after
+                version_read = True
                 continue
             self.run_step(kind.value, functools.partial(self._handler(kind), step))
+        if not version_read:
+            self.record.verification = VERIFICATION_NOT_VERIFIED
+            if self.s.expected_version:
+                self.log(
+                    "warning",
+                    f"expected version {self.s.expected_version} NOT verified: the EA sequence "
+                    "does not read the version (read_version disabled)",
+                )
         self.record.result = RESULT_SUCCESS
-        return version_after
+        return self.record.version_after
 
     def _handler(self, kind: StepKind) -> Callable[[SequenceStep], str | None]:
         return {
@@ -439,72 +819,152 @@ class _Job:
             StepKind.SECURITY_LEVEL_2: self._security,
             StepKind.FINGERPRINT: self._fingerprint,
             StepKind.CHECK: self._check,
-            StepKind.RESET: self._reset,
         }[kind]
 
-    def _check_regions(self) -> None:
-        regions = self.profile.memory_regions
-        for seg in self.image.segments:
-            end = seg.address + len(seg.data)
-            if regions and not any(r.start <= seg.address and end <= r.end for r in regions):
-                raise ConfigurationError(
-                    f"image segment 0x{seg.address:08X}..0x{end:08X} lies outside the writable "
-                    f"memory regions of {self.ecu.name}",
-                    hint="check the image against the EA memory regions (wrong image for this "
-                    "ECU?)",
-                )
-
-    def _uds(self) -> UdsLink:
-        assert self.current is not None
-        return self.current
+    # -- preconditions --------------------------------------------------------------------
 
     def _preconditions(self) -> str:
-        uds = self._uds()
+        app = self._uds()
         parts: list[str] = []
-        # Version before: also tells whether the application answers at all.
+        target: UdsLink | None = app
         did = self.profile.health.version_did
         try:
-            raw = uds.request(PRECONDITIONS_STEP, 0x22, did.to_bytes(2, "big"))
+            raw = app.request(PRECONDITIONS_STEP, 0x22, did.to_bytes(2, "big"))
             assert raw is not None
             self.record.version_before = decode_did(self._did_def(did), raw[3:])
             parts.append(f"installed {self.record.version_before}")
+        except AdapterSendError:
+            raise
         except TransferError:
-            self.app_reachable = False
+            target = None  # the application is silent
         except UdsNegativeResponseError as exc:
-            if exc.nrc in (0x11, 0x31, 0x7F):
-                # Something answered but does not know the DID: a bootloader on shared IDs.
-                self.app_reachable = False
+            # Something answers on the application IDs; the preconditions are asked there.
+            self.log("warning", f"cannot read the installed version: {exc}")
+        boot = self.conn.bootloader
+        if target is None and (boot.request_id, boot.response_id) != (
+            self.conn.application.request_id,
+            self.conn.application.response_id,
+        ):
+            # Already in the bootloader (a re-run after a failed flash)? One probe tells.
+            answered, _ = self._await_ready(PRECONDITIONS_STEP, boot, 0.0)
+            if answered:
+                self.in_bootloader = True
+                target = self._uds()
+                parts.append("ECU in its bootloader")
+                self.log("info", "the application is silent but the bootloader answers")
             else:
-                self.log("warning", f"cannot read the installed version: {exc}")
-        if not self.app_reachable:
-            if self.profile.preconditions:
-                self.log(
-                    "warning",
-                    "the application does not answer (ECU already in its bootloader?): "
-                    "preconditions cannot be read and are skipped",
-                )
-            return "application not answering; preconditions skipped"
+                self.use(self.conn.application)
+        unasked: list[tuple[Precondition | RoutinePrecondition, str]] = []
+        silent = "the application does not answer"
         for pre in self.profile.preconditions:
-            raw = uds.request(PRECONDITIONS_STEP, 0x22, pre.did.to_bytes(2, "big"))
-            assert raw is not None
-            ok, value = pre.evaluate(raw[3:])
-            text = f"{pre.name} = {value:g} {pre.unit}".rstrip()
-            if not ok:
-                limits = f"[{pre.minimum if pre.minimum is not None else '-∞'} … "
-                limits += f"{pre.maximum if pre.maximum is not None else '∞'}] {pre.unit}"
-                raise PreconditionError(
-                    f"{PRECONDITIONS_STEP}: {text} is outside {limits.rstrip()}",
-                    hint="make the machine safe (stationary, engine off, supply in range) and "
-                    "run the flash again; nothing was erased",
-                )
-            parts.append(text)
+            if target is None:
+                unasked.append((pre, silent))
+                continue
+            text, why = self._did_precondition(target, pre)
+            if text:
+                parts.append(text)
+            else:
+                unasked.append((pre, why))
+        for rpre in self.profile.routine_preconditions:
+            if target is None:
+                unasked.append((rpre, silent))
+                continue
+            text, why = self._routine_precondition(target, rpre)
+            if text:
+                parts.append(text)
+            else:
+                unasked.append((rpre, why))
+        blocking = [(p, why) for p, why in unasked if not p.skippable]
+        if blocking:
+            names = "; ".join(f'"{p.name}" ({why})' for p, why in blocking)
+            raise PreconditionError(
+                f"{PRECONDITIONS_STEP}: cannot check {names}",
+                hint="nothing was sent to the bootloader; make sure the application runs and "
+                "answers (power, ignition, IDs) and run the flash again — or, if the ECU's "
+                "specification allows it, mark the precondition skippable with a reason in "
+                "the EA",
+            )
+        for p, why in unasked:
+            reason = p.skip_reason or "no reason given"
+            parts.append(f"skipped {p.name} ({why}): {reason}")
+            self.log("warning", f'precondition "{p.name}" skipped ({why}): {reason}')
+        if target is None and not unasked:
+            parts.append("application not answering (no preconditions to check)")
         return "; ".join(parts)
+
+    def _did_precondition(self, uds: UdsLink, pre: Precondition) -> tuple[str, str]:
+        """("name = value unit", "") when it passes, ("", why) when it cannot be read."""
+        try:
+            raw = uds.request(PRECONDITIONS_STEP, 0x22, pre.did.to_bytes(2, "big"))
+        except AdapterSendError:
+            raise
+        except TransferError:
+            return "", f"no answer to DID 0x{pre.did:04X}"
+        except UdsNegativeResponseError as exc:
+            return "", f"DID 0x{pre.did:04X}: NRC 0x{exc.nrc:02X} {exc.nrc_name}"
+        assert raw is not None
+        if len(raw) < 3 + pre.length:
+            return "", f"DID 0x{pre.did:04X} answered {len(raw) - 3} bytes, {pre.length} expected"
+        ok, value = pre.evaluate(raw[3:])
+        text = f"{pre.name} = {value:g} {pre.unit}".rstrip()
+        if not ok:
+            limits = f"[{pre.minimum if pre.minimum is not None else '-∞'} … "
+            limits += f"{pre.maximum if pre.maximum is not None else '∞'}] {pre.unit}"
+            raise PreconditionError(
+                f"{PRECONDITIONS_STEP}: {text} is outside {limits.rstrip()}",
+                hint="make the machine safe (stationary, engine off, supply in range) and "
+                "run the flash again; nothing was erased",
+            )
+        return text, ""
+
+    def _routine_precondition(self, uds: UdsLink, pre: RoutinePrecondition) -> tuple[str, str]:
+        """Run a "check programming preconditions" routine: (text, "") or ("", why not run)."""
+        rid = f"routine 0x{pre.routine_id:04X}"
+        status: int | None = None
+        for attempt in range(2):
+            try:
+                status = self._routine(PRECONDITIONS_STEP, uds, pre.routine_id, pre.record)
+                break
+            except AdapterSendError:
+                raise
+            except TransferError:
+                return "", f"no answer to {rid}"
+            except UdsNegativeResponseError as exc:
+                if exc.nrc == NRC_CONDITIONS_NOT_CORRECT:
+                    raise PreconditionError(
+                        f'{PRECONDITIONS_STEP}: "{pre.name}" ({rid}) answered NRC 0x22 '
+                        "conditionsNotCorrect: the ECU says it cannot be programmed now",
+                        hint="make the machine safe (stationary, engine off, supply in range) "
+                        "and run the flash again; nothing was erased",
+                    ) from exc
+                if exc.nrc not in WRONG_SESSION_NRCS or attempt:
+                    return "", f"{rid}: NRC 0x{exc.nrc:02X} {exc.nrc_name}"
+            # Such routines usually run in the extended session (ISO 14229-1 Annex: 0x0203).
+            try:
+                uds.request(PRECONDITIONS_STEP, 0x10, subfunction=self.profile.extended_session)
+            except AdapterSendError:
+                raise
+            except (TransferError, UdsNegativeResponseError) as exc:
+                return "", f"{rid} needs another session and 10 03 failed ({exc})"
+        expected = pre.expected_status
+        shown = "no status" if status is None else f"status 0x{status:02X}"
+        if expected is not None and status != expected:
+            raise PreconditionError(
+                f'{PRECONDITIONS_STEP}: "{pre.name}" ({rid}) reported {shown}, expected '
+                f"0x{expected:02X}",
+                hint="the ECU's preconditions for programming are not met (see its "
+                "specification for the status codes); make the machine safe and run the flash "
+                "again; nothing was erased",
+            )
+        return f"{pre.name} OK ({shown})", ""
 
     def _did_def(self, did: int) -> DidDefinition | None:
         for d in self.profile.dids:
             if d.did == did:
                 return d
         return None
+
+    # -- reboots --------------------------------------------------------------------------
 
     def _bootloader_entry(self) -> str:
         entry = self.conn.bootloader_entry
@@ -518,52 +978,87 @@ class _Job:
             is_rx=False,
         )
         self._uds().link.send_raw(frame)
-        delay_s = self.conn.bootloader_entry_delay_ms / 1000.0
-        if self.cancel.wait(delay_s):
-            self.cancel.check(BOOTLOADER_ENTRY_STEP)
-        return f"0x{entry.can_id:X} {entry.data.hex(' ').upper()}, waited {delay_s:g} s"
+        delay_ms = self.conn.bootloader_entry_delay_ms
+        reset_ms = self.timing.reset_time_ms
+        self._silence((delay_ms + reset_ms) / 1000.0, BOOTLOADER_ENTRY_STEP)
+        return (
+            f"0x{entry.can_id:X} {entry.data.hex(' ').upper()}, silent {delay_ms} ms "
+            f"(bootloader_entry_delay_ms) + {reset_ms} ms (timing.reset_time_ms)"
+        )
+
+    def _bootloader_ready(self) -> str:
+        boot = self.conn.bootloader
+        timeout_ms = self.timing.bootloader_ready_timeout_ms
+        answered, probes = self._await_ready(BOOTLOADER_READY_STEP, boot, timeout_ms / 1000.0)
+        if not answered:
+            raise TransferError(
+                f"the bootloader did not answer TesterPresent on 0x{boot.request_id:X}/"
+                f"0x{boot.response_id:X} within timing.bootloader_ready_timeout_ms = "
+                f"{timeout_ms} ms ({probes} probes), after the entry frame and "
+                f"{self.conn.bootloader_entry_delay_ms} ms bootloader_entry_delay_ms + "
+                f"{self.timing.reset_time_ms} ms timing.reset_time_ms of silence",
+                step=BOOTLOADER_READY_STEP,
+                hint="check bootloader_entry_delay_ms, timing.reset_time_ms and "
+                "timing.bootloader_ready_timeout_ms against the ECU's bootloader specification, "
+                "and the entry frame and bootloader IDs in the EA; nothing was erased — run the "
+                "flash again",
+            )
+        return f"answered after {probes} probe(s)"
+
+    def _application_start(self, probe: bool) -> str:
+        reset_ms = self.timing.reset_time_ms
+        self._silence(reset_ms / 1000.0, APPLICATION_START_STEP)
+        if not probe:
+            return f"silent {reset_ms} ms (timing.reset_time_ms); the version is not read"
+        timeout_s = self._app_timeout_s()
+        self._app_deadline = time.monotonic() + timeout_s
+        app = self.conn.application
+        answered, probes = self._await_ready(APPLICATION_START_STEP, app, timeout_s)
+        if not answered:
+            raise VerificationError(
+                f"{APPLICATION_START_STEP}: the application did not answer TesterPresent on "
+                f"0x{app.request_id:X}/0x{app.response_id:X} within "
+                f"timing.application_start_timeout_s = {timeout_s:g} s ({probes} probes) after "
+                f"the reset and {reset_ms} ms timing.reset_time_ms of silence",
+                hint="the new application did not start, or starts slower than the EA says: "
+                "check timing.application_start_timeout_s and timing.reset_time_ms and the "
+                "application IDs; the ECU stays in its bootloader — run the flash again",
+            )
+        return f"silent {reset_ms} ms, then answered after {probes} probe(s)"
+
+    def _app_timeout_s(self) -> float:
+        if self.s.boot_wait_s is not None:
+            return self.s.boot_wait_s
+        return float(self.timing.application_start_timeout_s)
+
+    # -- sessions, security, fingerprint ----------------------------------------------------
+
+    def _clean_start(self) -> str:
+        uds = self._uds()
+        default = self.profile.default_session
+        did = self.profile.active_session_did
+        read = ""
+        if did is not None:
+            try:
+                raw = uds.request(CLEAN_START_STEP, 0x22, did.to_bytes(2, "big"))
+                assert raw is not None
+                active = raw[3] if len(raw) > 3 else None
+                if active == default:
+                    return f"DID 0x{did:04X}: already in the default session 0x{default:02X}"
+                read = f"DID 0x{did:04X}: session " + ("?" if active is None else f"0x{active:02X}")
+            except UdsNegativeResponseError as exc:
+                read = f"DID 0x{did:04X} not readable ({exc.nrc_name})"
+        uds.request(CLEAN_START_STEP, 0x10, subfunction=default)
+        return (f"{read}; " if read else "") + f"default session 0x{default:02X}"
 
     def _session(self, step: SequenceStep) -> str:
         session = int(step.param("session"))
-        try:
-            self._request_with_boot_fallback(step.kind.value, 0x10, session)
-        except UdsNegativeResponseError as exc:
-            # A previous, interrupted job may have left the bootloader in its programming
-            # session, from which strict bootloaders refuse 10 03 (0x22). Going through the
-            # default session (still the bootloader) makes the re-run start from scratch.
-            if exc.nrc not in (0x22, 0x7E) or self.current is self._app_link():
-                raise
-            self.log("info", f"{exc.nrc_name} to 10 {session:02X}: via the default session")
-            self._uds().request(step.kind.value, 0x10, subfunction=self.profile.default_session)
-            self._uds().request(step.kind.value, 0x10, subfunction=session)
-            return f"session 0x{session:02X} (via default session)"
+        self._uds().request(step.kind.value, 0x10, subfunction=session)
         return f"session 0x{session:02X}"
-
-    def _app_link(self) -> UdsLink | None:
-        app = self.conn.application
-        if app.request_id == self.conn.bootloader.request_id:
-            return None
-        return self._links.get((app.request_id, app.response_id))
-
-    def _request_with_boot_fallback(self, name: str, sid: int, sub: int) -> bytes | None:
-        """First talk of the sequence: if the app IDs are silent, the ECU may be in boot."""
-        uds = self._uds()
-        boot = self.conn.bootloader
-        on_app = uds is self._links.get(
-            (self.conn.application.request_id, self.conn.application.response_id)
-        )
-        same = boot.request_id == self.conn.application.request_id
-        try:
-            return uds.request(name, sid, subfunction=sub)
-        except TransferError:
-            if not on_app or same or self.app_reachable:
-                raise
-            self.log("info", "application IDs silent; continuing on the bootloader IDs")
-            return self.use(boot).request(name, sid, subfunction=sub)
 
     def _programming_session(self, step: SequenceStep) -> str:
         session = int(step.param("session"))
-        self._request_with_boot_fallback(step.kind.value, 0x10, session)
+        self._uds().request(step.kind.value, 0x10, subfunction=session)
         # Without an entry frame the ECU jumps to its bootloader on 10 02 (domain file).
         self.use(self.conn.bootloader)
         return f"session 0x{session:02X}"
@@ -611,15 +1106,9 @@ class _Job:
 
     def _fingerprint(self, step: SequenceStep) -> str:
         did = int(step.param("did"))
-        fmt = str(step.param("format"))
-        if fmt == "raw":
-            data = bytes.fromhex(str(step.params.get("data", "")))
-        else:
-            today = _dt.date.today()
-            bcd = bytes(int(f"{v:02d}", 16) for v in (today.year % 100, today.month, today.day))
-            data = bcd + self.s.tester.encode("ascii", "replace")[:16].ljust(16, b" ")
+        data = fingerprint_record(step, self.s.tester)
         self._uds().request(step.kind.value, 0x2E, did.to_bytes(2, "big") + data)
-        return f"DID 0x{did:04X} ({len(data)} bytes)"
+        return f"DID 0x{did:04X} ({len(data)} bytes, {step.param('format')})"
 
     # -- per segment ----------------------------------------------------------------------
 
@@ -635,8 +1124,12 @@ class _Job:
             self.record.segments.append(srec)
             erase = by_kind.get(StepKind.ERASE)
             if erase is not None:
-                erase_fn = functools.partial(self._erase, erase, seg, index)
-                self.run_step(StepKind.ERASE.value, erase_fn, where)
+                for rng in self.erase_plan[index]:
+                    self.run_step(
+                        StepKind.ERASE.value,
+                        functools.partial(self._erase, erase, rng),
+                        rng.describe(),
+                    )
             max_len = 0
             if StepKind.REQUEST_DOWNLOAD in by_kind:
                 rec = self.step_start(StepKind.REQUEST_DOWNLOAD.value, where)
@@ -672,72 +1165,78 @@ class _Job:
         self._uds().request(step, sid)
         return ""
 
-    def _erase_range(self, seg: SegmentLike) -> tuple[int, int]:
-        """The part of `seg` to erase: sectors an earlier segment's erase did not cover.
+    def _routine(self, step: str, uds: UdsLink, routine_id: int, record: bytes) -> int | None:
+        """RoutineControl startRoutine (31 01) through udsoncan; the first status byte or None.
 
-        An erase wipes whole sectors (MemoryRegion.erase_sector_bytes); when two segments of a
-        HEX file share a sector, erasing for the second would wipe data just written for the
-        first, so the range starts after the sectors already erased in this job.
+        A response that echoes another routine or control type is a TransferError.
         """
-        start, end = seg.address, seg.address + len(seg.data)
-        start = max(start, self._erased_until)
-        sector = 0
-        for region in self.profile.memory_regions:
-            if region.start <= seg.address < region.end:
-                sector = region.erase_sector_bytes
-        if sector > 0:
-            self._erased_until = max(self._erased_until, -(-end // sector) * sector)
-        else:
-            self._erased_until = max(self._erased_until, end)
-        return start, max(0, end - start)
-
-    def _erase(self, step: SequenceStep, seg: SegmentLike, index: int) -> str:
-        routine = int(step.param("routine_id"))
-        fmt = str(step.param("record"))
-        if fmt not in ERASE_RECORD_FORMATS:
-            raise ConfigurationError(f'unknown erase record format "{fmt}"')
-        record = b""
-        alfid = self.profile.address_and_length_format
-        if fmt == "address_length":
-            address, length = self._erase_range(seg)
-            if length == 0:
-                return "sectors already erased with the previous segment"
-            record = bytes([alfid]) + _encode_address_length(alfid, address, length)
-        elif fmt == "segment_index":
-            record = bytes([index])
-        resp = self._uds().request(
-            step.kind.value, 0x31, routine.to_bytes(2, "big") + record, subfunction=0x01
+        req = RoutineControl.make_request(
+            routine_id, RoutineControl.ControlType.startRoutine, bytes(record) or None
         )
-        self._routine_status(step.kind.value, resp, "erase")
-        return ""
+        payload = req.get_payload()
+        raw = uds.request(step, payload[0], payload[2:], subfunction=payload[1])
+        assert raw is not None
+        try:
+            answer = RoutineControl.interpret_response(Response.from_payload(raw)).service_data
+        except InvalidResponseException as exc:
+            raise TransferError(
+                f"invalid RoutineControl response {raw.hex(' ')}: {exc}", step=step
+            ) from exc
+        if (
+            answer.routine_id_echo != routine_id
+            or answer.control_type_echo != RoutineControl.ControlType.startRoutine
+        ):
+            raise TransferError(
+                f"the ECU answered routine 0x{answer.routine_id_echo:04X} "
+                f"(control 0x{answer.control_type_echo:02X}) to 31 01 {routine_id:04X}",
+                step=step,
+                hint="frames were mixed up on the bus; run the flash again",
+            )
+        status = answer.routine_status_record
+        return status[0] if status else None
 
-    def _routine_status(self, step: str, resp: bytes | None, what: str) -> None:
-        # 71 01 <rid hi> <rid lo> [status]: status 00 = done/OK (our ECUs' convention).
-        if resp is not None and len(resp) > 4 and resp[4] != 0x00:
+    def _routine_status(self, step: str, status: int | None, what: str) -> None:
+        # 71 01 <rid> [status]: status 00 = done/OK (our ECUs' convention).
+        if status is not None and status != 0x00:
             raise VerificationError(
-                f"{step}: the ECU's {what} routine reported status 0x{resp[4]:02X} (failed)",
+                f"{step}: the ECU's {what} routine reported status 0x{status:02X} (failed)",
                 hint="the ECU stays in its bootloader; run the flash again; if it persists "
                 "check the image and the ECU",
             )
 
+    def _erase(self, step: SequenceStep, rng: EraseRange) -> str:
+        routine = int(step.param("routine_id"))
+        fmt = str(step.param("record"))
+        record = b""
+        if fmt == "address_length":
+            record = address_length_record(
+                self.profile.address_and_length_format, rng.start, rng.length
+            )
+        elif fmt == "segment_index":
+            record = bytes([rng.index & 0xFF])
+        status = self._routine(step.kind.value, self._uds(), routine, record)
+        self._routine_status(step.kind.value, status, "erase")
+        if fmt == "none":
+            return "the ECU's own erase (no record)"
+        return f"{rng.describe()}, {rng.length} bytes"
+
     def _request_download(self, address: int, length: int) -> int:
-        alfid = self.profile.address_and_length_format
-        data = bytes([self.profile.data_format, alfid])
-        data += _encode_address_length(alfid, address, length)
-        resp = self._uds().request(StepKind.REQUEST_DOWNLOAD.value, 0x34, data)
-        assert resp is not None
-        if len(resp) < 3:
+        name = StepKind.REQUEST_DOWNLOAD.value
+        loc = memory_location(self.profile.address_and_length_format, address, length)
+        dfi = self.profile.data_format
+        req = RequestDownload.make_request(loc, DataFormatIdentifier(dfi >> 4, dfi & 0x0F))
+        payload = req.get_payload()
+        raw = self._uds().request(name, payload[0], payload[1:])
+        assert raw is not None
+        try:
+            answer = RequestDownload.interpret_response(Response.from_payload(raw))
+        except (InvalidResponseException, NotImplementedError) as exc:
             raise TransferError(
-                f"RequestDownload response {resp.hex(' ')} is too short",
-                step=StepKind.REQUEST_DOWNLOAD.value,
-            )
-        n = (resp[1] >> 4) & 0x0F
-        if n == 0 or len(resp) < 2 + n:
-            raise TransferError(
-                f"RequestDownload response {resp.hex(' ')} has a bad lengthFormatIdentifier",
-                step=StepKind.REQUEST_DOWNLOAD.value,
-            )
-        return int.from_bytes(resp[2 : 2 + n], "big")
+                f"RequestDownload response {raw.hex(' ')} is malformed: {exc}",
+                step=name,
+                hint="the ECU's answer has a bad lengthFormatIdentifier; check the ECU",
+            ) from exc
+        return int(answer.service_data.max_length)
 
     def _transfer(self, step: SequenceStep, data: bytes, max_len: int, base: int) -> int:
         name = step.kind.value
@@ -811,10 +1310,8 @@ class _Job:
         routine = int(step.param("routine_id"))
         kind = str(step.param("checksum"))
         csum = checksum_bytes(kind, self.image)
-        resp = self._uds().request(
-            step.kind.value, 0x31, routine.to_bytes(2, "big") + csum, subfunction=0x01
-        )
-        self._routine_status(step.kind.value, resp, "check")
+        status = self._routine(step.kind.value, self._uds(), routine, csum)
+        self._routine_status(step.kind.value, status, "check")
         return f"{kind} {csum.hex().upper()}" if csum else "no checksum"
 
     def _reset(self, step: SequenceStep) -> str:
@@ -823,40 +1320,51 @@ class _Job:
         return f"reset 0x{reset_type:02X}"
 
     def _read_version(self, step: SequenceStep) -> str:
+        """Read the running version once the application answers, and compare it.
+
+        The application already answered the readiness probe; a DID that is not available yet
+        (no answer, or an NRC) is asked again no faster than P2 until the start timeout ends.
+        """
         did = int(step.param("did"))
-        boot_wait_s = (
-            float(step.param("boot_wait_s")) if self.s.boot_wait_s is None else self.s.boot_wait_s
-        )
+        name = step.kind.value
         app = self.use(self.conn.application)
-        deadline = time.monotonic() + boot_wait_s
-        last: FotaError | None = None
+        deadline = self._app_deadline or time.monotonic() + self._app_timeout_s()
         raw: bytes | None = None
-        while True:
-            if self.cancel.wait(APP_POLL_INTERVAL_S):
-                self.cancel.check(step.kind.value)
+        last: FotaError | None = None
+        while raw is None:
+            started = time.monotonic()
             try:
-                raw = app.request(step.kind.value, 0x22, did.to_bytes(2, "big"))
-                break
+                raw = app.request(name, 0x22, did.to_bytes(2, "big"))
+            except AdapterSendError:
+                raise
             except (TransferError, UdsNegativeResponseError) as exc:
                 last = exc
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if now >= deadline:
                     break
+                rest = min(started + app.p2_s, deadline) - now
+                if rest > 0 and self.cancel.wait(rest):
+                    self.cancel.check(name)
         if raw is None:
             raise VerificationError(
-                f"{step.kind.value}: the application did not answer DID 0x{did:04X} within "
-                f"{boot_wait_s:g} s after the reset ({last})",
-                hint="the new application did not start; the ECU stays in its bootloader — "
-                "check the image and run the flash again",
+                f"{name}: the application did not give its version (DID 0x{did:04X}) before "
+                f"timing.application_start_timeout_s ended: {last}",
+                hint="the new application does not answer the version DID; check the DID in "
+                "the EA and the image — the flash is NOT verified; run the flash again",
             )
         version = decode_did(self._did_def(did), raw[3:])
         self.record.version_after = version
         expected = self.s.expected_version
         if expected and version != expected:
             raise VerificationError(
-                f"{step.kind.value}: the ECU runs version {version!r}, expected {expected!r}",
+                f"{name}: the ECU runs version {version!r}, expected {expected!r}",
                 hint="the flashed image carries another version; check the repository entry",
             )
-        return f"version {version}"
+        if expected:
+            self.record.verification = VERIFICATION_VERIFIED
+            return f"version {version} (verified)"
+        self.record.verification = VERIFICATION_NOT_VERIFIED
+        return f"version {version} (no expected version: NOT verified)"
 
 
 class _BusLog:
@@ -947,6 +1455,7 @@ def flash_ecu(
     rec.finished_at = time.time()
     if error is not None:
         rec.result = RESULT_CANCELLED if isinstance(error, CancelledError) else RESULT_FAILED
+        rec.verification = ""
         rec.error = str(error)
         rec.failed_step = job.step_name
         if isinstance(error, UdsNegativeResponseError):
@@ -954,6 +1463,8 @@ def flash_ecu(
         job.log("error" if rec.result == RESULT_FAILED else "warning", str(error))
     else:
         job.progress.update(rec.bytes_total, "done", force=True)
+        if not rec.verified:
+            job.log("warning", f"{job.ecu.name} flashed, NOT verified ({_why_unverified(rec)})")
     return FlashResult(
         ok=error is None and rec.result == RESULT_SUCCESS,
         record=rec,
@@ -963,9 +1474,7 @@ def flash_ecu(
     )
 
 
-def image_crc32(segments: Sequence[SegmentLike]) -> int:
-    """CRC32 of the segments' data concatenated in address order (helper for tests)."""
-    crc = 0
-    for seg in sorted(segments, key=lambda s: s.address):
-        crc = zlib.crc32(bytes(seg.data), crc)
-    return crc & 0xFFFFFFFF
+def _why_unverified(rec: FlashRecord) -> str:
+    if not rec.version_after:
+        return "the version was not read"
+    return f"runs {rec.version_after}; no expected version to compare with"
