@@ -51,10 +51,10 @@ from udsoncan.client import Client
 from udsoncan.common.MemoryLocation import MemoryLocation
 from udsoncan.connections import PythonIsoTpV2Connection
 
-from fota_studio.core import demo_catalog
 from fota_studio.core.can_timing import fd_payload_length, wire_time_s
 from fota_studio.core.ea import EcuDefinition
 from fota_studio.core.seedkey import compute_key
+from fota_studio.demo import catalog as demo_catalog
 from fota_studio.engine.engine import Engine
 from fota_studio.engine.flash_job import FlashResult, SimpleSegment
 from fota_studio.protocols.isotp_link import build_address, build_params

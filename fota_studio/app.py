@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication
 
 from fota_studio import __version__
 from fota_studio.core.errors import FotaError
-from fota_studio.infra import demo
+from fota_studio.demo import seed as demo
 from fota_studio.infra.logsetup import setup_logging
 from fota_studio.infra.paths import resolve_workspace_dir
 from fota_studio.infra.settings import load_settings, save_settings

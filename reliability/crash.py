@@ -40,7 +40,7 @@ CHILD = textwrap.dedent(
     """
     import os, random, sys, time
     from pathlib import Path
-    from fota_studio.core.demo_catalog import demo_architecture
+    from fota_studio.demo.catalog import demo_architecture
     from fota_studio.core.flash_record import FlashRecord
     from fota_studio.core.update_request import RequestStatus
     from fota_studio.engine.records import save_flash_record

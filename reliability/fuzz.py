@@ -30,7 +30,6 @@ from typing import Any
 
 import can
 
-from fota_studio.core import demo_catalog
 from fota_studio.core.ea_format import dump_ea_yaml, load_ea_yaml
 from fota_studio.core.errors import FotaError
 from fota_studio.core.firmware import (
@@ -51,6 +50,7 @@ from fota_studio.core.package import (
     load_signing_key,
     read_package,
 )
+from fota_studio.demo import catalog as demo_catalog
 from fota_studio.infra.tracefile import read_log
 from fota_studio.protocols.fota_objects import FotaLayout, default_eds_path
 

@@ -27,7 +27,7 @@ def open_workspace(args: argparse.Namespace, *, seed_demo: bool = True) -> Works
     root = resolve_workspace_dir(getattr(args, "workspace", None))
     ws = Workspace.open(root)
     if seed_demo:
-        from fota_studio.infra import demo
+        from fota_studio.demo import seed as demo
 
         demo.ensure_demo(ws)
     return ws

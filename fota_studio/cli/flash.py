@@ -223,7 +223,8 @@ def _simulated_machine(
 ) -> Iterator[None]:
     import can
 
-    from fota_studio.sim.machine import SimMachine, demo_installed_images
+    from fota_studio.demo.bench import demo_installed_images
+    from fota_studio.sim.machine import SimMachine
 
     bus = can.Bus(interface="virtual", channel=channel, ignore_config=True)
     sim = SimMachine(

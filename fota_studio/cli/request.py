@@ -108,7 +108,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
-    from fota_studio.engine.workflow import DemoBench, RequestRun, WorkflowOptions
+    from fota_studio.demo.bench import DemoBench
+    from fota_studio.engine.workflow import RequestRun, WorkflowOptions
     from fota_studio.protocols.fota_objects import DECISION_APPROVE, DECISION_REJECT
     from fota_studio.sim.hmi import ScriptedHmi
 

@@ -5,17 +5,14 @@ known without pyproject.toml, the bundled resources (EDS, EA schema, icons) are 
 python-can backend we ship imports, our `fota_sim` interface opens (its entry point does not
 survive freezing on its own), and a whole demo update on the simulated machine
 (`run_headless_demo`: request, Checkpoint 1 over CANopen, flash of the VCU, Checkpoint 2) ends
-Successful; if the demo workflow is not available it falls back to flashing the demo VCU on a
-virtual bus through the engine. Prints one verdict line, `SELF-TEST PASS: ...` or
+Successful. Prints one verdict line, `SELF-TEST PASS: ...` or
 `SELF-TEST FAIL: ...`; exit code 0 only on pass. No network access. Runs on the main thread.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
-import io
 import shutil
 import sys
 import tempfile
@@ -95,69 +92,26 @@ def _check_backends() -> None:
 
 
 def _run_update(ws_dir: Path, out: Callable[[str], Any]) -> str:
-    """The demo update; returns a short description of what was updated."""
+    """The demo update (`demo.run.run_demo` through the headless demo command); returns a
+    short description of what was updated."""
+    from fota_studio.cli.demo import run_headless_demo
     from fota_studio.infra.workspace import Workspace
 
-    try:
-        demo = importlib.import_module("fota_studio.cli.demo")
-        headless = demo.run_headless_demo
-    except (ImportError, AttributeError):
-        headless = None
+    lines: list[str] = []
+
+    def collect(text: str) -> None:
+        lines.append(text)
+        out(text)
+
     ws = Workspace.open(ws_dir)
     try:
-        if headless is not None:
-            lines: list[str] = []
-
-            def collect(text: str) -> None:
-                lines.append(text)
-                out(text)
-
-            code = headless(ws, out=collect)
-            if code != 0:
-                last = lines[-1] if lines else "no output"
-                raise SelfTestError(f"demo update failed: {last}")
-            return "demo update Successful (Checkpoint 1, flash, Checkpoint 2)"
-        return _flash_fallback(ws, out)
+        code = run_headless_demo(ws, out=collect)
     finally:
         ws.close()
-
-
-def _flash_fallback(ws: Any, out: Callable[[str], Any]) -> str:
-    """Flash the demo VCU on a simulated machine through the engine (no workflow module)."""
-    from fota_studio.cli import flash
-    from fota_studio.core.demo_catalog import DEMO_MACHINES, DEMO_REPOSITORIES
-    from fota_studio.infra.demo import ensure_demo
-
-    ensure_demo(ws)
-    version = DEMO_REPOSITORIES[0].versions[-1]
-    args = argparse.Namespace(
-        workspace=str(ws.root),
-        machine=DEMO_MACHINES[0],
-        ecu="VCU",
-        fw_version=version,
-        ea=None,
-        firmware=None,
-        base_address=None,
-        expect_version=None,
-        interface=None,
-        channel=None,
-        bitrate=None,
-        data_bitrate=None,
-        fd=None,
-        simulate=True,
-        state_dir=None,
-        dry_run=False,
-        json=False,
-        no_progress=True,
-    )
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        code = flash._run(args, ws)
-    for line in buf.getvalue().splitlines():
-        out(line)
     if code != 0:
-        raise SelfTestError(f"flash of the demo VCU to {version} failed (exit code {code})")
-    return f"demo VCU flashed to {version} and verified"
+        last = lines[-1] if lines else "no output"
+        raise SelfTestError(f"demo update failed: {last}")
+    return "demo update Successful (Checkpoint 1, flash, Checkpoint 2)"
 
 
 def self_test(verbose: bool = False, keep: bool = False) -> tuple[bool, str]:

@@ -23,11 +23,12 @@ from typing import Any
 
 import can
 
-from fota_studio.core import demo_catalog
 from fota_studio.core.ea import ElectronicArchitecture
 from fota_studio.core.errors import ArchitectureError, ConfigurationError
+from fota_studio.demo import catalog as demo_catalog
+from fota_studio.demo.bench import demo_installed_images
 from fota_studio.sim.faults import Fault, parse_fault
-from fota_studio.sim.machine import SimMachine, demo_installed_images
+from fota_studio.sim.machine import SimMachine
 from fota_studio.sim.uds_ecu import SimEcuOptions
 
 log = logging.getLogger(__name__)

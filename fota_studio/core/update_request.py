@@ -11,13 +11,13 @@ user must confirm and blocks that forbid it. Pure data and functions; safe from 
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fota_studio.core.ea import EcuDefinition
 from fota_studio.core.ea_validate import check_image_fits
 from fota_studio.core.errors import FotaError
+from fota_studio.core.versions import compare_versions
 
 
 class RequestStateError(FotaError):
@@ -149,26 +149,6 @@ class RequestIssue:
 
     def __str__(self) -> str:
         return ("BLOCKED: " if self.block else "warning: ") + self.message
-
-
-_NUM = re.compile(r"(\d+)")
-
-
-def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """A sort key for version strings: numbers numerically, a pre-release sorts before release."""
-    core, _, pre = version.partition("-")
-    parts: list[tuple[int, int | str]] = [
-        (0, int(p)) if p.isdigit() else (1, p) for p in _NUM.split(core) if p and p != "."
-    ]
-    # "1.0.0" > "1.0.0-rc.1" (SemVer §11): the release gets the higher marker.
-    parts.append((2, "") if not pre else (1, pre))
-    return tuple(parts)
-
-
-def compare_versions(a: str, b: str) -> int:
-    """-1, 0 or 1 as `a` is older than, equal to or newer than `b`."""
-    ka, kb = version_key(a), version_key(b)
-    return (ka > kb) - (ka < kb)
 
 
 def validate_new_request(

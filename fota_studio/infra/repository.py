@@ -6,7 +6,7 @@ imported package) in the content-addressed blob store. An import parses and vali
 file first (nothing is stored on any error), then writes the blob atomically, then inserts the
 row in one transaction, so a crash leaves either no version or a complete one (at worst an
 unreferenced blob that `Workspace.collect_garbage` removes). Versions are never updated except
-for the `retired` flag.
+for the `retired` flag and a re-signature of the same firmware (`TrustStore.apply_resigned_package`).
 
 Thread use: any thread; the workspace serialises DB access. Imports and `verify` hash and parse
 whole images, so the GUI must run them off its thread.
@@ -25,12 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import semver
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fota_studio.core import firmware, package
 from fota_studio.core.errors import FotaError, ImageError, RepositoryError, WorkspaceError
 from fota_studio.core.firmware import FirmwareImage
+from fota_studio.core.versions import version_key
 from fota_studio.infra import trust
 from fota_studio.infra.workspace import Workspace, atomic_write
 
@@ -156,42 +156,6 @@ def default_user() -> str:
         return getpass.getuser()
     except Exception:  # getuser raises OSError/KeyError when no user name is configured
         return "unknown"
-
-
-_NATURAL_SPLIT = re.compile(r"(\d+)")
-
-
-def _natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key that orders digit runs numerically ("v10" after "v9")."""
-    parts = _NATURAL_SPLIT.split(text)
-    return tuple((0, int(p)) if p.isdigit() else (1, p.lower()) for p in parts if p)
-
-
-def parse_semver(version: str) -> semver.Version | None:
-    """The semantic version of `version` ("1.2.0", "v1.2", "2.0.0-rc.1"), or None."""
-    text = version.strip()
-    if text[:1] in ("v", "V"):
-        text = text[1:]
-    try:
-        return semver.Version.parse(text, optional_minor_and_patch=True)
-    except (ValueError, TypeError):
-        return None
-
-
-def is_prerelease(version: str) -> bool:
-    """True for a semantic pre-release ("2.2.0-rc.1", "3.0.0-beta"): not for production ECUs
-    unless chosen on purpose."""
-    parsed = parse_semver(version)
-    return parsed is not None and bool(parsed.prerelease)
-
-
-def version_sort_key(version: str) -> tuple[Any, ...]:
-    """Ascending order: semantic versions first (pre-releases before the release), then others
-    in natural string order."""
-    parsed = parse_semver(version)
-    if parsed is not None:
-        return (0, parsed, version)
-    return (1, _natural_key(version), version)
 
 
 def _clean_name(value: str | None, what: str) -> str:
@@ -353,7 +317,7 @@ class RepositoryStore:
         if not include_retired:
             sql += " AND v.retired = 0"
         versions = [self._row_to_version(r) for r in self.ws.read(sql, (repo.id,))]
-        versions.sort(key=lambda v: version_sort_key(v.version))
+        versions.sort(key=lambda v: version_key(v.version))
         return versions
 
     def all_versions(self) -> list[VersionInfo]:

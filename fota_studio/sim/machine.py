@@ -19,7 +19,7 @@ from pathlib import Path
 
 import can
 
-from fota_studio.core import demo_catalog
+from fota_studio.core import reference_ecu
 from fota_studio.core.ea import ElectronicArchitecture
 from fota_studio.sim.faults import Fault
 from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions, SimEcuSnapshot, default_state_dir
@@ -31,25 +31,16 @@ NOTIFIER_STOP_TIMEOUT_S = 0.1
 
 
 def synthetic_app_image(
-    version: str, size_bytes: int, *, start: int = demo_catalog.APP_REGION_START
+    version: str, size_bytes: int, *, start: int = reference_ecu.APP_REGION_START
 ) -> list[tuple[int, bytes]]:
     """One-segment demo image: the application header for `version` + deterministic filler."""
-    header = demo_catalog.app_header(version)
+    header = reference_ecu.app_header(version)
     filler = bytearray()
     counter = 0
     while len(header) + len(filler) < size_bytes:
         filler += hashlib.sha256(f"{version}:{counter}".encode()).digest()
         counter += 1
     return [(start, (header + bytes(filler))[: max(size_bytes, len(header))])]
-
-
-def demo_installed_images() -> dict[str, list[tuple[int, bytes]]]:
-    """Synthetic images of the demo ECUs' installed versions (when no workspace is at hand)."""
-    images = {}
-    for ecu, repo in zip(demo_catalog.demo_ecus(), demo_catalog.DEMO_REPOSITORIES, strict=True):
-        kib = repo.image_kib[repo.versions.index(repo.installed_version)]
-        images[ecu.name] = synthetic_app_image(repo.installed_version, kib * 1024)
-    return images
 
 
 class SimMachine:

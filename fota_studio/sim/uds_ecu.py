@@ -38,7 +38,7 @@ from typing import Any
 import can
 import isotp
 
-from fota_studio.core import demo_catalog
+from fota_studio.core import reference_ecu
 from fota_studio.core.ea import (
     DEFAULT_STEP_PARAMS,
     AddressingMode,
@@ -103,7 +103,7 @@ class SimEcuOptions:
     did_values: dict[int, bytes] = field(default_factory=dict)  # any other DID
     dtcs: list[tuple[int, int]] = field(default_factory=list)  # initial (DTC, status)
     protected: list[tuple[int, int]] = field(
-        default_factory=lambda: [(demo_catalog.BOOTLOADER_START, demo_catalog.BOOTLOADER_LENGTH)]
+        default_factory=lambda: [(reference_ecu.BOOTLOADER_START, reference_ecu.BOOTLOADER_LENGTH)]
     )
 
 
@@ -493,8 +493,8 @@ class SimEcu:
         if self.options.software_version:
             return self.options.software_version
         region = self.ecu.uds.memory_regions[0]
-        header = self.memory.read(region.start, demo_catalog.APP_HEADER_SIZE)
-        return demo_catalog.parse_app_header(header) or "unknown"
+        header = self.memory.read(region.start, reference_ecu.APP_HEADER_SIZE)
+        return reference_ecu.parse_app_header(header) or "unknown"
 
     def _enter(self, mode: str, session: int) -> None:
         """Switch mode now (a jump or the end of a boot)."""
@@ -921,9 +921,9 @@ class SimEcu:
             return bytes.fromhex(self._persist.fingerprint_hex)
         for pre in self.ecu.uds.preconditions:
             if pre.did == did:
-                if did == demo_catalog.DID_VEHICLE_SPEED:
+                if did == reference_ecu.DID_VEHICLE_SPEED:
                     value = opts.vehicle_speed_kmh
-                elif did == demo_catalog.DID_SUPPLY_VOLTAGE:
+                elif did == reference_ecu.DID_SUPPLY_VOLTAGE:
                     value = opts.supply_voltage_mv
                 else:
                     value = 0

@@ -1,44 +1,38 @@
-"""One-click "Run demo update": the whole FOTA flow on the simulated machine, in the GUI.
+"""One-click "Run demo update": the one demo scenario (`demo.run.run_demo`) in the GUI.
 
-`DemoRunner.run()` builds the demo bench (simulated VCU + engine + TCU CANopen node + a
-machine-side CANopen client on a private virtual bus) on a helper thread, attaches the HMI panel
-to the bench's client (the operator approves there, over CANopen SDO, like on the machine), a
-scripted OEM node answers Checkpoint 2 next to the built-in health checks, creates the update
-request and runs its workflow. Optionally the local approval dialog is offered as well. The
-workflow's events arrive on the GUI thread as `event_received`; `step_changed`, `finished` and
-`failed` summarise them. Construct and call on the GUI thread; nothing here blocks it (bench
-start/stop and the workflow run on threads named `fota-demo-*` / `fota-workflow-*`).
+`DemoRunner.run()` runs `run_demo` on a helper thread `fota-demo-run`: a fresh simulated VCU,
+the engine, a TCU CANopen node and a machine-side CANopen client on a private virtual bus. The
+HMI panel is attached to that client (the operator approves there, over CANopen SDO, like on the
+machine); optionally the local approval dialog is offered as well; a scripted OEM node answers
+Checkpoint 2 next to the built-in health checks. The workflow's events arrive on the GUI thread
+as `event_received`; `step_changed`, `finished` and `failed` summarise them. Construct and call
+on the GUI thread; nothing here blocks it (the run, the bench start/stop and the workflow run
+on threads named `fota-demo-*` / `fota-workflow-*`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 
 from fota_studio.core.events import EngineEvent
+from fota_studio.core.update_request import UpdateRequest
+from fota_studio.demo.bench import DemoBench
+from fota_studio.demo.run import DemoScript, DemoTarget, run_demo
 from fota_studio.engine.workflow import (
     ApprovalRequested,
-    DemoBench,
     RequestRun,
     WorkflowFinished,
-    WorkflowOptions,
     WorkflowStep,
-    create_request,
-    pick_demo_version,
 )
-from fota_studio.infra.demo import ensure_demo
-from fota_studio.infra.requests_store import RequestsStore
-from fota_studio.protocols.fota_objects import VERDICT_HEALTHY, VERDICT_UNHEALTHY
-from fota_studio.sim.oem import ScriptedOemLogic
 
-DEMO_ECU = "VCU"
-DEMO_APPROVAL_TIMEOUT_S = 120.0
-DEMO_VERIFICATION_TIMEOUT_S = 30.0
+#: Keep the bench up after the final status so the HMI panel reads status and last_error.
 FINAL_READ_GRACE_S = 1.0
+#: How long `shutdown` waits for the run thread at application exit.
+SHUTDOWN_JOIN_S = 10.0
 
 
 class DemoRunner(QObject):
@@ -52,7 +46,9 @@ class DemoRunner(QObject):
     failed = Signal(str)  # the demo could not run at all
 
     _incoming = Signal(object)
-    _bench_ready = Signal(object, object)  # (bench, request id) or (None, error text)
+    _bench_ready = Signal(object, object)  # (bench, run) from the run thread
+    _run_failed = Signal(str)
+    _run_ended = Signal()
 
     def __init__(
         self,
@@ -71,10 +67,15 @@ class DemoRunner(QObject):
         self.bench: DemoBench | None = None
         self.run_: RequestRun | None = None
         self.request_id: int | None = None
-        self._oem: ScriptedOemLogic | None = None
+        self.target: DemoTarget | None = None
+        self._thread: threading.Thread | None = None
         self._busy = False
+        self._cancel_asked = False
+        self._lock = threading.Lock()
         self._incoming.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
         self._bench_ready.connect(self._on_bench_ready, Qt.ConnectionType.QueuedConnection)
+        self._run_failed.connect(self._on_run_failed, Qt.ConnectionType.QueuedConnection)
+        self._run_ended.connect(self._on_run_ended, Qt.ConnectionType.QueuedConnection)
 
     @property
     def busy(self) -> bool:
@@ -86,61 +87,60 @@ class DemoRunner(QObject):
         if self._busy:
             return
         self._busy = True
-        threading.Thread(target=self._prepare, name="fota-demo-start", daemon=True).start()
+        self._cancel_asked = False
+        script = DemoScript(
+            approve=None,  # a person decides: on the HMI panel and/or in the dialog
+            healthy=self.healthy,
+            local_approval=self.local_dialog or self.hmi_panel is None,
+            linger_s=FINAL_READ_GRACE_S if self.hmi_panel is not None else 0.0,
+        )
+        self._thread = threading.Thread(
+            target=self._run_thread, args=(script,), name="fota-demo-run", daemon=True
+        )
+        self._thread.start()
 
-    def _prepare(self) -> None:  # helper thread: workspace seeding and bench start take ~1 s
+    # -- the run thread ---------------------------------------------------------------------
+
+    def _run_thread(self, script: DemoScript) -> None:
         try:
-            ensure_demo(self.ws)
-            RequestsStore(self.ws).recover_interrupted()
-            bench = DemoBench(self.ws, ecu=DEMO_ECU, sink=self._incoming.emit)
-            store = RequestsStore(self.ws)
-            for old in store.open_for_ecu(bench.machine, DEMO_ECU):
-                with contextlib.suppress(Exception):
-                    store.cancel(old.id, by="demo", reason="superseded by a new demo run")
-            version = pick_demo_version(self.ws, bench.machine, DEMO_ECU)
-            req = create_request(
-                self.ws, bench.machine, DEMO_ECU, version, confirm=True, created_by="demo"
+            run_demo(
+                self.ws,
+                script=script,
+                sink=self._incoming.emit,
+                on_request=self._on_request,
+                on_started=self._on_started,
             )
-            bench.start()
         except Exception as exc:  # reported to the user through `failed`
-            self._bench_ready.emit(None, f"{type(exc).__name__}: {exc}")
-            return
-        self._bench_ready.emit(bench, req.id)
+            self._run_failed.emit(f"{type(exc).__name__}: {exc}")
+        finally:
+            self._run_ended.emit()
 
-    def _on_bench_ready(self, bench: DemoBench | None, info: object) -> None:
-        if bench is None:
-            self._busy = False
-            self.failed.emit(str(info))
-            return
-        self.bench = bench
-        self.request_id = int(info)  # type: ignore[call-overload]
-        if self.hmi_panel is not None:
+    def _on_request(self, req: UpdateRequest, target: DemoTarget) -> None:  # run thread
+        self.request_id = req.id
+        self.target = target
+
+    def _on_started(self, bench: DemoBench, run: RequestRun) -> None:  # run thread
+        with self._lock:
+            self.bench, self.run_ = bench, run
+            cancel = self._cancel_asked
+        if cancel:
+            run.cancel("demo cancelled")
+        self._bench_ready.emit(bench, run)
+
+    # -- GUI thread -------------------------------------------------------------------------
+
+    def _on_bench_ready(self, bench: DemoBench, run: RequestRun) -> None:
+        if self.hmi_panel is not None and bench.client is not None:
             self.hmi_panel.attach_client(bench.client)
-        self._oem = ScriptedOemLogic(
-            bench.client,
-            verdict=VERDICT_HEALTHY if self.healthy else VERDICT_UNHEALTHY,
-            delay_s=0.3,
-            once=True,
-        )
-        self._oem.start()
-        assert bench.engine is not None
-        self.run_ = RequestRun(
-            self.ws,
-            bench.engine,
-            self.request_id,
-            tcu=bench.tcu,
-            options=WorkflowOptions(
-                approval_local=self.local_dialog or self.hmi_panel is None,
-                approval_hmi=True,
-                approval_timeout_s=DEMO_APPROVAL_TIMEOUT_S,
-                health_checks=True,
-                oem_verification=True,
-                verification_timeout_s=DEMO_VERIFICATION_TIMEOUT_S,
-            ),
-            sink=self._incoming.emit,
-        )
-        self.run_.start()
-        self.started.emit(self.request_id)
+        self.started.emit(run.request_id)
+
+    def _on_run_failed(self, text: str) -> None:
+        self.failed.emit(text)
+
+    def _on_run_ended(self) -> None:
+        with self._lock:
+            self.bench, self.run_ = None, None
+        self._busy = False
 
     def _dispatch(self, event: EngineEvent) -> None:
         self.event_received.emit(event)
@@ -149,45 +149,20 @@ class DemoRunner(QObject):
         elif isinstance(event, ApprovalRequested):
             self.approval_requested.emit(event.approval)
         elif isinstance(event, WorkflowFinished):
-            self._teardown()
             self.finished.emit(event.status, event.error)
 
     def cancel(self) -> None:
         """Cancel the running demo request (refused after approval: it runs to an end)."""
-        if self.run_ is not None:
-            self.run_.cancel("demo cancelled")
-
-    def _teardown(self) -> None:
-        # The workflow thread sent its last event and is about to return: stop the bench on a
-        # helper thread so the GUI never waits for thread joins.
-        run, bench, oem = self.run_, self.bench, self._oem
-        self.run_, self.bench, self._oem = None, None, None
-
-        def stop() -> None:
-            if run is not None:
-                run.join(10.0)
-            # Let the HMI panel read the final status and last_error before the bus goes away.
-            time.sleep(FINAL_READ_GRACE_S)
-            if oem is not None:
-                oem.stop()
-            if bench is not None:
-                bench.stop()
-            self._busy = False
-
-        self._stopper = threading.Thread(target=stop, name="fota-demo-stop", daemon=True)
-        self._stopper.start()
+        with self._lock:
+            self._cancel_asked = True
+            run = self.run_
+        if run is not None:
+            run.cancel("demo cancelled")
 
     def shutdown(self) -> None:
         """Cancel and stop everything now (application exit; blocks briefly)."""
         with contextlib.suppress(Exception):
             self.cancel()
-        if self.run_ is not None:
-            self.run_.join(10.0)
-        if self._oem is not None:
-            self._oem.stop()
-        if self.bench is not None:
-            self.bench.stop()
-        stopper = getattr(self, "_stopper", None)
-        if stopper is not None:
-            stopper.join(10.0)
+        if self._thread is not None:
+            self._thread.join(SHUTDOWN_JOIN_S)
         self._busy = False

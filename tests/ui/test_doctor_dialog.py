@@ -8,7 +8,7 @@ from pathlib import Path
 import can
 from PySide6.QtGui import QGuiApplication
 
-from fota_studio.core.demo_catalog import demo_architecture
+from fota_studio.demo.catalog import demo_architecture
 from fota_studio.engine import doctor
 from fota_studio.engine.doctor import Status
 from fota_studio.infra.connections import load_connections

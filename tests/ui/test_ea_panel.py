@@ -9,11 +9,11 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit, QTableWidget
 
-from fota_studio.core.demo_catalog import DEMO_EA_NAME
 from fota_studio.core.ea import StepKind
 from fota_studio.core.ea_format import dump_ea_yaml, load_ea_file
 from fota_studio.core.ea_validate import Severity
-from fota_studio.infra.demo_ea import seed_demo_architecture
+from fota_studio.demo.catalog import DEMO_EA_NAME
+from fota_studio.demo.seed import seed_demo_architecture
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.workspace import Workspace
 from fota_studio.ui.panels.ea_panel import ArchitecturePanel

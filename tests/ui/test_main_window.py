@@ -12,7 +12,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QLabel
 
 from fota_studio.app import open_workspace
-from fota_studio.core.demo_catalog import DEMO_REPOSITORIES
+from fota_studio.demo.catalog import DEMO_REPOSITORIES
 from fota_studio.infra.logsetup import LOG_TAP, LogTap
 from fota_studio.infra.settings import load_settings
 from fota_studio.infra.workspace import Workspace

@@ -10,9 +10,9 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from fota_studio.core.demo_catalog import APP_REGION_START, DEMO_REPOSITORIES
 from fota_studio.core.firmware import FirmwareImage, Segment, to_hex
-from fota_studio.infra import demo
+from fota_studio.demo import seed as demo
+from fota_studio.demo.catalog import APP_REGION_START, DEMO_REPOSITORIES
 from fota_studio.infra.workspace import Workspace
 from fota_studio.ui.models.repository_model import INFO_ROLE, RepositoryModel
 from fota_studio.ui.panels.repository_panel import ImportRequest, RepositoryPanel

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from fota_studio.core.update_request import RequestStateError, RequestStatus
+from fota_studio.demo.seed import ensure_demo
 from fota_studio.engine.workflow import RequestService, WorkflowOptions
-from fota_studio.infra.demo import ensure_demo
 from fota_studio.infra.requests_store import RequestsStore
 from fota_studio.infra.workspace import Workspace
 from fota_studio.ui.panels.requests_panel import CreateRequestDialog, RequestsPanel
@@ -60,7 +60,7 @@ def test_create_dialog_blocks_and_warns(qtbot, ws: Workspace) -> None:
 
 
 def test_start_approve_in_dialog_and_report(qtbot, ws: Workspace, tmp_path: Path) -> None:
-    from fota_studio.engine.workflow import DemoBench
+    from fota_studio.demo.bench import DemoBench
 
     panel = RequestsPanel(ws)
     qtbot.addWidget(panel)

@@ -10,8 +10,8 @@ import can
 import pytest
 from PySide6.QtCore import QElapsedTimer, QTimer
 
-from fota_studio.core import demo_catalog
 from fota_studio.core.flash_record import FlashRecord
+from fota_studio.demo import catalog as demo_catalog
 from fota_studio.engine.trace_store import FrameBatch
 from fota_studio.infra.tracefile import write_log
 from fota_studio.protocols.bus import BusSettings, open_bus

@@ -8,8 +8,8 @@ from pathlib import Path
 import can
 import pytest
 
-from fota_studio.core.demo_catalog import demo_architecture
 from fota_studio.core.errors import ConfigurationError
+from fota_studio.demo.catalog import demo_architecture
 from fota_studio.infra.connections import (
     CONNECTIONS_SETTING,
     ChannelConnection,

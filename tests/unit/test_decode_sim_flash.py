@@ -16,7 +16,7 @@ from pathlib import Path
 
 import can
 
-from fota_studio.core import demo_catalog
+from fota_studio.demo import catalog as demo_catalog
 from fota_studio.engine.trace_capture import TraceCapture
 from fota_studio.engine.trace_store import TraceStore
 from fota_studio.protocols.bus import BusSettings

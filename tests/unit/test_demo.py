@@ -7,14 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from fota_studio.core.demo_catalog import (
+from fota_studio.demo import seed as demo
+from fota_studio.demo.catalog import (
     APP_HEADER_SIZE,
     APP_REGION_LENGTH,
     APP_REGION_START,
+    DEMO_EA_NAME,
+    DEMO_MACHINES,
     DEMO_REPOSITORIES,
     parse_app_header,
 )
-from fota_studio.infra import demo, demo_ea
+from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.repository import RepositoryStore
 from fota_studio.infra.workspace import Workspace
 
@@ -52,23 +55,19 @@ def test_generated_image_is_deterministic() -> None:
         demo.generate_demo_image("x", 2000, 1)
 
 
-def test_ensure_demo_seeds_a_new_workspace_once(
-    workspace_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[Workspace] = []
-    real = demo_ea.seed_demo_architecture
-
-    def recording(ws: Workspace) -> None:
-        calls.append(ws)
-        real(ws)
-
-    monkeypatch.setattr(demo_ea, "seed_demo_architecture", recording)
+def test_ensure_demo_seeds_a_new_workspace_once(workspace_dir: Path) -> None:
     with Workspace.open(workspace_dir) as ws:
         assert demo.ensure_demo(ws) is True
-        assert calls == [ws]
         assert ws.get_setting(demo.DEMO_SEEDED_SETTING) is True
+        eas = EaStore(ws)
+        assert eas.exists(DEMO_EA_NAME)
+        assert {m.serial for m in eas.list_machines()} == set(DEMO_MACHINES)
+        first = eas.get_machine(DEMO_MACHINES[0])
+        assert first.installed == {
+            ecu.name: repo.installed_version
+            for ecu, repo in zip(eas.get(DEMO_EA_NAME).ecus, DEMO_REPOSITORIES, strict=True)
+        }
         assert demo.ensure_demo(ws) is False
-        assert len(calls) == 1
     with Workspace.open(workspace_dir) as ws:
         assert demo.ensure_demo(ws) is False
         store = RepositoryStore(ws)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fota_studio.cli import main
-from fota_studio.cli.demo import run_demo
+from fota_studio.cli.demo import demo_outcome
 from fota_studio.core.update_request import RequestStatus
 from fota_studio.infra.requests_store import RequestsStore
 from fota_studio.infra.workspace import Workspace
@@ -28,13 +28,13 @@ def test_headless_demo_fresh_workspace(
 def test_headless_demo_reject(workspace_dir: Path) -> None:
     assert main(["--workspace", str(workspace_dir), "demo", "--headless", "--reject"]) == 1
     with Workspace.open(workspace_dir) as ws:
-        outcome = run_demo(ws, reject=True, out=lambda _s: None)
+        outcome = demo_outcome(ws, reject=True, out=lambda _s: None)
     assert outcome.request.status is RequestStatus.CANCELLED
     assert outcome.memory_after == outcome.memory_before
 
 
 def test_headless_demo_fail_verification(workspace_dir: Path) -> None:
     with Workspace.open(workspace_dir) as ws:
-        outcome = run_demo(ws, fail_verification=True, out=lambda _s: None)
+        outcome = demo_outcome(ws, fail_verification=True, out=lambda _s: None)
     assert outcome.request.status is RequestStatus.FAILED
     assert outcome.request.outcome == "verification_failed"

@@ -6,7 +6,6 @@ import copy
 
 import pytest
 
-from fota_studio.core.demo_catalog import demo_architecture
 from fota_studio.core.ea import (
     DEFAULT_STEP_PARAMS,
     AddressingMode,
@@ -22,6 +21,7 @@ from fota_studio.core.ea import (
     normal_fixed_ids,
 )
 from fota_studio.core.ea_validate import validate
+from fota_studio.demo.catalog import demo_architecture
 
 
 def test_default_sequence_has_the_14_steps_in_order_all_enabled() -> None:

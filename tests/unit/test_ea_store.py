@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from fota_studio.core.demo_catalog import DEMO_EA_NAME, DEMO_REPOSITORIES, demo_architecture
 from fota_studio.core.errors import ArchitectureError
-from fota_studio.infra.demo_ea import seed_demo_architecture
+from fota_studio.demo.catalog import DEMO_EA_NAME, DEMO_REPOSITORIES, demo_architecture
+from fota_studio.demo.seed import seed_demo_architecture
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.workspace import Workspace
 

@@ -212,7 +212,7 @@ def test_flash_records_installed_version_and_each_tx_frame_once(
     """A verified flash for a machine of the workspace records the version its ECU now runs
     (a failed one does not); the session's bus log has every frame the tester sent once,
     whether the bus echoes them or the engine fans them out."""
-    from fota_studio.core.demo_catalog import DEMO_EA_NAME, demo_architecture
+    from fota_studio.demo.catalog import DEMO_EA_NAME, demo_architecture
     from fota_studio.engine.records import load_buslog, load_flash_record
     from fota_studio.infra.ea_store import EaStore
     from fota_studio.protocols.bus import BusSettings

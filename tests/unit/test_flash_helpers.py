@@ -8,9 +8,9 @@ from pathlib import Path
 
 import can
 
-from fota_studio.core import demo_catalog
 from fota_studio.core.ea import EcuDefinition
 from fota_studio.core.firmware import FirmwareImage
+from fota_studio.demo import catalog as demo_catalog
 from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions
 from reliability import harness
 

@@ -11,10 +11,10 @@ import pytest
 
 from fota_studio.cli import main
 from fota_studio.core import firmware
-from fota_studio.core.demo_catalog import demo_architecture
 from fota_studio.core.ea_format import save_ea_file
 from fota_studio.core.flash_plan import isotp_frames, make_plan
 from fota_studio.core.flash_record import FlashRecord
+from fota_studio.demo.catalog import demo_architecture
 from fota_studio.engine.flash_job import FlashSession, block_payload_size, flash_ecu
 from fota_studio.engine.records import (
     list_flash_records,

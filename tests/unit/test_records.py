@@ -15,7 +15,7 @@ import pytest
 
 from fota_studio.cli import main
 from fota_studio.core.update_request import RequestStateError, RequestStatus, Step
-from fota_studio.infra.demo import ensure_demo
+from fota_studio.demo.seed import ensure_demo
 from fota_studio.infra.requests_store import ENTRY_STEP, RequestsStore
 from fota_studio.infra.workspace import DB_NAME, Workspace
 

@@ -13,7 +13,7 @@ import pytest
 
 from fota_studio.cli import main
 from fota_studio.core import package
-from fota_studio.core.demo_catalog import DEMO_REPOSITORIES
+from fota_studio.demo.catalog import DEMO_REPOSITORIES
 from fota_studio.infra.repository import RepositoryStore
 from fota_studio.infra.workspace import Workspace
 

@@ -25,7 +25,8 @@ from fota_studio.core.errors import (
     RepositoryError,
     WorkspaceError,
 )
-from fota_studio.infra.repository import RepositoryStore, version_sort_key
+from fota_studio.core.versions import version_key
+from fota_studio.infra.repository import RepositoryStore
 from fota_studio.infra.workspace import Workspace
 
 BRAND = "TTControl"
@@ -291,7 +292,7 @@ def test_semver_ordering(store: RepositoryStore) -> None:
     ]
     latest = store.latest_version(BRAND, MODEL)
     assert latest is not None and latest.version == "nightly-10"
-    assert version_sort_key("v1.3") > version_sort_key("1.2.9")
+    assert version_key("v1.3") > version_key("1.2.9")
 
 
 def test_export_round_trips(store: RepositoryStore, tmp_path: Path) -> None:

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from fota_studio.cli import main
-from fota_studio.core import demo_catalog
 from fota_studio.core.ea import SecurityLevel
 from fota_studio.core.ea_format import save_ea_file
 from fota_studio.core.errors import PackageError, RepositoryError, SecurityAccessError
 from fota_studio.core.firmware import FirmwareImage, Segment, to_hex
 from fota_studio.core.package import build_package, generate_signing_key, load_signing_key
+from fota_studio.demo import catalog as demo_catalog
 from fota_studio.engine.records import list_flash_records
 from fota_studio.engine.seedkey import SeedKeyRegistry
 from fota_studio.infra.repository import RepositoryStore

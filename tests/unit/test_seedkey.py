@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fota_studio.core import demo_catalog
 from fota_studio.core.errors import SecurityAccessError
 from fota_studio.core.seedkey import ALGORITHMS, compute_key
+from fota_studio.demo import catalog as demo_catalog
 
 
 def test_xor32_known_answers() -> None:

@@ -59,7 +59,7 @@ TESTER = textwrap.dedent(
     from udsoncan.client import Client
     from udsoncan.connections import PythonIsoTpConnection
     from udsoncan import MemoryLocation
-    from fota_studio.core import demo_catalog
+    from fota_studio.demo import catalog as demo_catalog
     from fota_studio.core.seedkey import compute_key
 
     ecu = demo_catalog.demo_architecture().ecu("VCU")

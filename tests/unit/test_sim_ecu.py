@@ -21,9 +21,9 @@ from udsoncan import MemoryLocation
 from udsoncan.client import Client
 from udsoncan.connections import PythonIsoTpConnection
 
-from fota_studio.core import demo_catalog
 from fota_studio.core.ea import AddressingMode, EcuDefinition, IsoTpAddress
 from fota_studio.core.seedkey import compute_key
+from fota_studio.demo import catalog as demo_catalog
 from fota_studio.sim.machine import SimMachine
 from fota_studio.sim.paced_bus import PacedVirtualBus, wire_statistics
 from fota_studio.sim.uds_ecu import SimEcuOptions

@@ -8,8 +8,8 @@ import pytest
 import udsoncan
 from udsoncan import MemoryLocation
 
-from fota_studio.core import demo_catalog
 from fota_studio.core.errors import ConfigurationError
+from fota_studio.demo import catalog as demo_catalog
 from fota_studio.sim.faults import Fault, parse_fault
 from fota_studio.sim.uds_ecu import SimEcuOptions
 from tests.unit.test_sim_ecu import (

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from udsoncan import MemoryLocation
 
-from fota_studio.core import demo_catalog
+from fota_studio.demo import catalog as demo_catalog
 from fota_studio.sim.flash_memory import BOOTLOADER_FILL
 from fota_studio.sim.uds_ecu import SimEcuOptions
 from tests.unit.test_sim_ecu import (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from fota_studio.core.demo_catalog import APP_REGION_START, demo_ecus
 from fota_studio.core.update_request import (
     TRANSITIONS,
     RequestStateError,
@@ -15,6 +14,7 @@ from fota_studio.core.update_request import (
     has_blocks,
     validate_new_request,
 )
+from fota_studio.demo.catalog import APP_REGION_START, demo_ecus
 
 VCU = demo_ecus()[0]
 FITS = [(APP_REGION_START, 0x1000)]

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fota_studio.core.events import EngineEvent
-from fota_studio.engine.workflow import DemoBench, WorkflowOptions, create_request
-from fota_studio.infra.demo import ensure_demo
+from fota_studio.demo.bench import DemoBench
+from fota_studio.demo.seed import ensure_demo
+from fota_studio.engine.workflow import WorkflowOptions, create_request
 from fota_studio.infra.workspace import Workspace
 
 MACHINE = "Unit #1001"

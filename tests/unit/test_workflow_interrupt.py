@@ -23,7 +23,8 @@ CHILD = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from fota_studio.engine.workflow import ApprovalRequested, RequestRun, WorkflowOptions
-    from fota_studio.engine.workflow import DemoBench, WorkflowStep
+    from fota_studio.demo.bench import DemoBench
+    from fota_studio.engine.workflow import WorkflowStep
     from fota_studio.infra.workspace import Workspace
     from fota_studio.sim.uds_ecu import SimEcuOptions
 

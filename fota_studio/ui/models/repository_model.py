@@ -16,7 +16,7 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
-from fota_studio.infra.repository import is_prerelease
+from fota_studio.core.versions import is_prerelease
 from fota_studio.ui.widgets.memory_map import format_size
 
 #: Custom roles: the snapshot behind a row, and its kind ("repository" | "version").

@@ -34,11 +34,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fota_studio.core import demo_catalog
 from fota_studio.core.ea import ElectronicArchitecture
 from fota_studio.core.errors import FotaError
+from fota_studio.demo import catalog as demo_catalog
+from fota_studio.demo.bench import demo_installed_images
 from fota_studio.sim.faults import KINDS, STEPS, Fault
-from fota_studio.sim.machine import SimMachine, demo_installed_images
+from fota_studio.sim.machine import SimMachine
 from fota_studio.ui.background import run_in_background
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QComboBox
 
-from fota_studio.infra.repository import is_prerelease
+from fota_studio.core.versions import is_prerelease
 
 
 def fill_versions(combo: QComboBox, versions: Iterable[Any], *, show_retired: bool) -> None:

@@ -1,12 +1,14 @@
 """The demo workspace: seeds a brand-new workspace with the demo machine's repositories and EA.
 
 `ensure_demo` fills an empty workspace once with one Software Repository per
-`demo_catalog.DEMO_REPOSITORIES` entry and its versions, whose firmware images
+`catalog.DEMO_REPOSITORIES` entry and its versions, whose firmware images
 `generate_demo_image` makes deterministically (seeded PRNG): code-like bytes, a string table, a
 calibration curve and 0xFF padding, 2–4 segments with gaps inside the demo ECUs' application
 region, with the application header (the version) at the first address so a simulated ECU
 reports what was flashed. Every version row and the repositories are stored in one transaction;
 the `demo_seeded` setting makes it idempotent, and a user's workspace is never touched.
+`seed_demo_architecture` stores the demo EA "Excavator-X200" and its machines (idempotent: a
+machine the user has since updated keeps its versions).
 
 Thread use: call from the thread that opens the workspace (start-up, CLI, tests); it writes a
 few hundred KiB of blobs and takes well under a second.
@@ -20,18 +22,23 @@ import struct
 import zlib
 
 from fota_studio.core import firmware
-from fota_studio.core.demo_catalog import (
+from fota_studio.core.firmware import FirmwareImage, Segment
+from fota_studio.demo.catalog import (
     APP_HEADER_SIZE,
     APP_REGION_LENGTH,
     APP_REGION_START,
+    DEMO_EA_NAME,
+    DEMO_MACHINES,
     DEMO_REPOSITORIES,
     app_header,
+    demo_architecture,
 )
-from fota_studio.core.firmware import FirmwareImage, Segment
-from fota_studio.infra import demo_ea
+from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.repository import PreparedImport, RepositoryStore
 from fota_studio.infra.workspace import Workspace
 
+#: The `source` of the installed versions the demo seeding and a demo reset write.
+DEMO_SOURCE = "demo"
 #: Workspace setting recording that the demo data was seeded (never re-seeded after).
 DEMO_SEEDED_SETTING = "demo_seeded"
 #: Set while seeding, so a crash half-way lets the next start finish the job.
@@ -226,7 +233,7 @@ def ensure_demo(ws: Workspace) -> bool:
     items = _demo_imports(store)
     if items:
         store.commit_imports(items)
-    demo_ea.seed_demo_architecture(ws)
+    seed_demo_architecture(ws)
     with ws.transaction() as cur:
         cur.execute(
             "INSERT INTO settings(key, value) VALUES(?, 'true') "
@@ -235,3 +242,22 @@ def ensure_demo(ws: Workspace) -> bool:
         )
         cur.execute("DELETE FROM settings WHERE key = ?", (_DEMO_PENDING_SETTING,))
     return True
+
+
+def seed_demo_architecture(ws: Workspace) -> None:
+    """Store the demo EA and assign the demo machines "Unit #1001", "Unit #1002" to it.
+
+    Idempotent: the EA is stored only when missing, and each demo machine is created (with the
+    installed versions of `DEMO_REPOSITORIES`) only when it does not exist.
+    """
+    store = EaStore(ws)
+    ea = demo_architecture()
+    if not store.exists(DEMO_EA_NAME):
+        store.save(ea)
+    for serial in DEMO_MACHINES:
+        if store.find_machine(serial) is not None:
+            continue
+        store.assign(serial, DEMO_EA_NAME, name=f"Demo excavator {serial.split('#')[-1]}")
+        # ECUs are VCU, HCU, BCU in the order of DEMO_REPOSITORIES
+        for ecu, repo in zip(ea.ecus, DEMO_REPOSITORIES, strict=True):
+            store.set_installed(serial, ecu.name, repo.installed_version, DEMO_SOURCE)

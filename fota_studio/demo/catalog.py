@@ -1,10 +1,12 @@
-"""The demo machine type shared by the demo workspace, the simulator and the tests.
+"""The demo machine type: what the demo workspace, the demo bench, `sim --demo` and tests use.
 
 One place says what the demo "Excavator-X200" is: its three ECUs (classic CAN 11-bit,
 29-bit normal-fixed, CAN FD), their Brand/Model (= the demo Software Repositories), IDs, memory
-layout, security constants and the demo firmware versions. Demo firmware images carry an
-*application header* at the start of their region so a (simulated) ECU can report the running
-software version (DID F195) from what was actually flashed.
+layout, security constants, the demo firmware versions, the version each demo ECU runs on a
+fresh machine and the version a demo run offers (`DemoRepository.installed_version` →
+`demo_version`, pinned: importing another version never changes what the demo shows). The
+memory layout and the application header that carries an image's version are the simulator's
+reference ECU (`core/reference_ecu.py`), re-exported here for the demo's users.
 
 Pure data; safe from any thread.
 """
@@ -26,26 +28,49 @@ from fota_studio.core.ea import (
     UdsProfile,
     normal_fixed_ids,
 )
+from fota_studio.core.reference_ecu import (
+    APP_HEADER_MAGIC,
+    APP_HEADER_SIZE,
+    APP_REGION_LENGTH,
+    APP_REGION_START,
+    BOOTLOADER_LENGTH,
+    BOOTLOADER_START,
+    DID_SUPPLY_VOLTAGE,
+    DID_VEHICLE_SPEED,
+    app_header,
+    parse_app_header,
+)
+
+__all__ = [
+    "APP_HEADER_MAGIC",
+    "APP_HEADER_SIZE",
+    "APP_REGION_LENGTH",
+    "APP_REGION_START",
+    "BOOTLOADER_LENGTH",
+    "BOOTLOADER_START",
+    "DEMO_CHANNEL",
+    "DEMO_EA_NAME",
+    "DEMO_ECU",
+    "DEMO_MACHINES",
+    "DEMO_REPOSITORIES",
+    "DID_SUPPLY_VOLTAGE",
+    "DID_VEHICLE_SPEED",
+    "SECURITY_CONSTANTS",
+    "TCU_NODE_ID",
+    "DemoRepository",
+    "app_header",
+    "demo_architecture",
+    "demo_ecus",
+    "demo_repository",
+    "parse_app_header",
+]
 
 DEMO_EA_NAME = "Excavator-X200"
 DEMO_MACHINES = ("Unit #1001", "Unit #1002")
 DEMO_CHANNEL = "CAN1"
 TCU_NODE_ID = 0x7A
-
-#: Application header at the first address of the application region:
-#: magic (8 bytes) + version (ASCII, NUL padded to 24 bytes) = 32 bytes.
-APP_HEADER_MAGIC = b"FSAPPHDR"
-APP_HEADER_SIZE = 32
-
-#: Bootloader (protected, never writable) and application region of every demo ECU.
-BOOTLOADER_START = 0x0000_0000
-BOOTLOADER_LENGTH = 0x0001_0000
-APP_REGION_START = 0x0001_0000
-APP_REGION_LENGTH = 0x0010_0000
-
-#: DIDs the demo ECUs answer for the preconditions.
-DID_VEHICLE_SPEED = 0xF40D  # 1 byte, km/h
-DID_SUPPLY_VOLTAGE = 0xF442  # 2 bytes, mV
+#: The ECU a demo run updates.
+DEMO_ECU = "VCU"
 
 
 @dataclass(frozen=True)
@@ -57,7 +82,8 @@ class DemoRepository:
     description: str
     versions: tuple[str, ...]
     image_kib: tuple[int, ...]  # total image size per version, KiB
-    installed_version: str  # what the simulated machine runs at first
+    installed_version: str  # what the simulated machine runs at first (and after a reset)
+    demo_version: str  # what a demo run offers: always an upgrade from installed_version
 
 
 DEMO_REPOSITORIES: tuple[DemoRepository, ...] = (
@@ -68,6 +94,7 @@ DEMO_REPOSITORIES: tuple[DemoRepository, ...] = (
         versions=("3.1.0", "3.2.0", "3.2.1"),
         image_kib=(96, 112, 128),
         installed_version="3.1.0",
+        demo_version="3.2.1",
     ),
     DemoRepository(
         brand="Bosch Rexroth",
@@ -76,6 +103,7 @@ DEMO_REPOSITORIES: tuple[DemoRepository, ...] = (
         versions=("1.4.2", "1.5.0"),
         image_kib=(80, 96),
         installed_version="1.4.2",
+        demo_version="1.5.0",
     ),
     DemoRepository(
         brand="Danfoss",
@@ -84,27 +112,19 @@ DEMO_REPOSITORIES: tuple[DemoRepository, ...] = (
         versions=("2.0.0", "2.1.0", "2.2.0-rc.1"),
         image_kib=(128, 160, 192),
         installed_version="2.0.0",
+        demo_version="2.1.0",
     ),
 )
 
 SECURITY_CONSTANTS = {0x01: 0x5A3C_9E11, 0x03: 0xC3A5_0F69}
 
 
-def app_header(version: str) -> bytes:
-    """The 32-byte application header that carries `version` in a demo image."""
-    raw = version.encode("ascii")[: APP_HEADER_SIZE - len(APP_HEADER_MAGIC)]
-    return APP_HEADER_MAGIC + raw.ljust(APP_HEADER_SIZE - len(APP_HEADER_MAGIC), b"\x00")
-
-
-def parse_app_header(data: bytes) -> str | None:
-    """Return the version in an application header, or None when `data` has none."""
-    if len(data) < APP_HEADER_SIZE or not data.startswith(APP_HEADER_MAGIC):
-        return None
-    raw = data[len(APP_HEADER_MAGIC) : APP_HEADER_SIZE].rstrip(b"\x00")
-    try:
-        return raw.decode("ascii")
-    except UnicodeDecodeError:
-        return None
+def demo_repository(brand: str, model: str) -> DemoRepository | None:
+    """The demo repository of that Brand/Model, or None when it is not a demo one."""
+    for repo in DEMO_REPOSITORIES:
+        if (repo.brand, repo.model) == (brand, model):
+            return repo
+    return None
 
 
 def _profile() -> UdsProfile:
