@@ -1,18 +1,25 @@
 """`fota-studio records`: list, show, verify and export the update-request records.
 
 `records list` shows every request with its final status, `records show ID` its history (every
-entry with time, attempt and hash), `records verify` re-hashes the append-only entry chain (exit
-1 when tampered), `records export ID --format html|pdf --output F` writes the service report
-(PDF through Qt's printing, loaded only for PDF). Runs on the main thread.
+entry with time, attempt and hash), `records verify` runs the full check of
+infra/record_verify.py (signatures, signed head, table fields against the chain, flash records,
+bus-log blobs, SQLite integrity; one line per problem, exit 1), `records verify --bundle FILE
+[--key PUBKEY]` checks an exported bundle without a workspace, `records export ID --format
+html|pdf --output F` writes the service report (PDF through Qt's printing, loaded only for PDF),
+`records export ID --bundle FILE` the signed bundle, and `records export-key` prints the
+workspace's record-signing public key. Runs on the main thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from fota_studio.cli.common import fail, open_workspace, print_table
+from fota_studio.core.errors import WorkspaceError
+from fota_studio.infra.record_verify import VerifyReport
 from fota_studio.infra.requests_store import RequestsStore
 
 
@@ -28,17 +35,31 @@ def register(subparsers: Any) -> None:
     ls.set_defaults(func=_list)
     show = sub.add_parser("show", help="show the history of one request (or one flash job)")
     show.add_argument("id", type=int)
-    show.set_defaults(func=_show)
-    ver = sub.add_parser("verify", help="check the hash chain of every record entry")
-    ver.set_defaults(func=_verify)
-    exp = sub.add_parser("export", help="export the report of one request")
-    exp.add_argument("id", type=int)
-    exp.add_argument("--format", choices=["html", "pdf"], default="html")
-    exp.add_argument("--output", type=Path, required=True)
     show.add_argument(
         "--flash", action="store_true", help="ID is a flash job (the list's Flash jobs table)"
     )
+    show.set_defaults(func=_show)
+    ver = sub.add_parser(
+        "verify",
+        help="check signatures, the signed head, table fields, flash records and bus logs",
+        description="Exit 0 when the records are intact, 1 naming each problem.",
+    )
+    ver.add_argument("--bundle", type=Path, help="check an exported bundle instead")
+    ver.add_argument(
+        "--key",
+        help="the expected record-signing public key: a file (PEM or hex, from `records "
+        "export-key`) or 64 hex digits",
+    )
+    ver.set_defaults(func=_verify)
+    exp = sub.add_parser("export", help="export the report or the signed bundle of one request")
+    exp.add_argument("id", type=int)
+    exp.add_argument("--format", choices=["html", "pdf"], default="html")
+    exp.add_argument("--output", type=Path, help="the report file (HTML or PDF)")
+    exp.add_argument("--bundle", type=Path, help="write the self-contained signed bundle here")
     exp.set_defaults(func=_export)
+    key = sub.add_parser("export-key", help="print the workspace's record-signing public key")
+    key.add_argument("--output", type=Path, help="also write the PEM to this file")
+    key.set_defaults(func=_export_key)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -59,27 +80,6 @@ def _list(args: argparse.Namespace) -> int:
     print_table(
         ["ID", "Machine", "ECU", "Version", "Status", "Outcome", "Attempts", "Created"], rows
     )
-    return 0
-
-
-def _show(args: argparse.Namespace) -> int:
-    from fota_studio.ui.report import describe_entry
-
-    with open_workspace(args) as ws:
-        store = RequestsStore(ws)
-        req = store.get(args.id)
-        print(f"request #{req.id}: {req.ecu} {req.version} on {req.machine}")
-        print(f"  status {req.status.value}" + (f" ({req.outcome})" if req.outcome else ""))
-        if req.error:
-            print(f"  error: {req.error}")
-        print(f"  created {req.created_at} by {req.created_by}; attempts {req.attempt}")
-        for e in store.entries(req.id):
-            print(f"  {e.at}  [{e.attempt}] {describe_entry(e)}  ({e.hash[:12]})")
-    return 0
-
-
-def _verify(args: argparse.Namespace) -> int:
-    with open_workspace(args) as ws:
     _list_flash_jobs(args)
     return 0
 
@@ -120,25 +120,114 @@ def _show_flash_job(args: argparse.Namespace) -> int:
     for step in rec.steps:
         state = "running" if step.ok is None else ("ok" if step.ok else "FAILED")
         print(f"  step {step.step}: {state}" + (f" - {step.detail}" if step.detail else ""))
-        store = RequestsStore(ws)
-        problems = store.verify_chain()
-        count = len(store.entries())
-    if problems:
-        for p in problems:
-            print(f"TAMPERED: {p}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from fota_studio.ui.report import describe_entry
+
     if getattr(args, "flash", False):
         return _show_flash_job(args)
-        return 1
-    print(f"records intact: {count} entries, hash chain verified")
+    with open_workspace(args) as ws:
+        store = RequestsStore(ws)
+        req = store.get(args.id)
+        print(f"request #{req.id}: {req.ecu} {req.version} on {req.machine}")
+        print(f"  status {req.status.value}" + (f" ({req.outcome})" if req.outcome else ""))
+        if req.error:
+            print(f"  error: {req.error}")
+        print(f"  created {req.created_at} by {req.created_by}; attempts {req.attempt}")
+        for e in store.entries(req.id):
+            print(f"  {e.at}  [{e.attempt}] {describe_entry(e)}  ({e.hash[:12]})")
     return 0
+
+
+def _key_text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    path = Path(value)
+    if len(value) != 64 and path.is_file():
+        return path.read_text(encoding="utf-8", errors="replace")
+    return value
+
+
+def _print_report(rep: VerifyReport, what: str) -> int:
+    for n in rep.notes:
+        print(f"note: {n}")
+    if rep.problems:
+        for p in rep.problems:
+            print(f"TAMPERED: {p}")
+        print(f"error: {len(rep.problems)} problem(s) in {what}", file=sys.stderr)
+        return 1
+    head = rep.head or {}
+    print(
+        f"records intact: {what}: {rep.entries} entries ({rep.signed} signed), signed head "
+        f"{head.get('count', '-')} entries at {head.get('at', '-')}, {rep.buslogs} bus log(s) "
+        "re-hashed"
+    )
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from fota_studio.infra.record_signing import public_key_from_text
+    from fota_studio.infra.record_verify import verify_workspace
+
+    try:
+        key_text = _key_text(args.key)
+        if args.bundle is not None:
+            from fota_studio.infra.record_bundle import verify_bundle
+
+            try:
+                data = args.bundle.read_bytes()
+            except OSError as exc:
+                return fail(f"cannot read the bundle {args.bundle}: {exc.strerror}")
+            return _print_report(verify_bundle(data, key_text), f"bundle {args.bundle}")
+        key = public_key_from_text(key_text) if key_text is not None else None
+    except WorkspaceError as exc:
+        return fail(str(exc))
+    try:
+        ws = open_workspace(args, seed_demo=False)
+    except WorkspaceError as exc:
+        print(f"TAMPERED: the workspace cannot be opened: {exc}")
+        return 1
+    with ws:
+        rep = verify_workspace(ws, key_override=key)
+        if rep.key is not None:
+            print(f"signing key: {rep.key.describe()}")
+        if not rep.problems:
+            print("database integrity: ok")
+        return _print_report(rep, str(ws.root))
 
 
 def _export(args: argparse.Namespace) -> int:
     from fota_studio.ui.report import export_request_report
 
+    if args.output is None and args.bundle is None:
+        return fail("give --output FILE (report) and/or --bundle FILE (signed bundle)")
     with open_workspace(args) as ws:
         if RequestsStore(ws).find(args.id) is None:
             return fail(f"no update request #{args.id}")
-        out = export_request_report(ws, args.id, args.output, args.format)
-    print(f"report of request #{args.id} written to {out}")
+        if args.bundle is not None:
+            from fota_studio.infra.record_bundle import export_bundle
+
+            export_bundle(ws, args.id, args.bundle)
+            print(f"signed bundle of request #{args.id} written to {args.bundle}")
+        if args.output is not None:
+            out = export_request_report(ws, args.id, args.output, args.format)
+            print(f"report of request #{args.id} written to {out}")
+    return 0
+
+
+def _export_key(args: argparse.Namespace) -> int:
+    from fota_studio.infra.record_signing import key_info, public_pem
+
+    with open_workspace(args, seed_demo=False) as ws:
+        info = key_info(ws)
+        if info is None:
+            info = RequestsStore(ws).signer().info
+    pem = public_pem(info)
+    if args.output is not None:
+        args.output.write_text(pem, encoding="utf-8")
+    print(f"# {info.describe()}")
+    print(f"# fingerprint sha256 {info.fingerprint}")
+    print(pem, end="")
     return 0

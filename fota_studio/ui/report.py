@@ -3,7 +3,11 @@
 `request_report_html(ws, request_id)` builds a self-contained HTML page from the request, its
 append-only record entries (every step with timestamps, the Checkpoint 1 decision and who made
 it, the flash record with its bus-log hash, the Checkpoint 2 results, the final status) and the
-hash-chain verdict. `html_to_pdf(html, path)` renders it with QTextDocument + QPdfWriter; it needs
+record verdict (infra/record_verify.py). It shows only chain-verified fields: each request field
+comes from the signed record, a table value that differs is flagged "NOT VERIFIED", a flash record
+that does not match its signed hash is not shown, and the signing key (with its protection) and
+the signed chain head are printed so a later truncation or rollback is detectable.
+`html_to_pdf(html, path)` renders it with QTextDocument + QPdfWriter; it needs
 a QGuiApplication and creates an offscreen one when none exists (CLI use). Qt is imported only
 inside the PDF function so the CLI's HTML export never loads Qt. Call the PDF export from the GUI
 thread (or the CLI's main thread).
@@ -13,11 +17,14 @@ from __future__ import annotations
 
 import html
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from fota_studio.core.update_request import STEP_TITLES, Step
 from fota_studio.engine.records import load_flash_record
+from fota_studio.infra.record_signing import UNPROTECTED_NOTE, short_fingerprint
+from fota_studio.infra.record_verify import request_verdict, verify_workspace
 from fota_studio.infra.requests_store import RecordEntry, RequestsStore
 
 
@@ -27,10 +34,14 @@ def _esc(value: Any) -> str:
 
 def status_text(req: Any) -> str:
     """The status as users read it: "Successful", or "Failed (flash failed)"."""
-    outcome = str(req.outcome or "")
+    return status_words(str(req.status.value), str(req.outcome or ""))
+
+
+def status_words(status: str, outcome: str) -> str:
+    """ "Successful", or "Failed (flash failed)" from a status and an outcome value."""
     if not outcome or outcome == "success":
-        return str(req.status.value)
-    return f"{req.status.value} ({outcome.replace('_', ' ')})"
+        return status
+    return f"{status} ({outcome.replace('_', ' ')})"
 
 
 def describe_entry(e: RecordEntry) -> str:
@@ -72,64 +83,138 @@ def describe_entry(e: RecordEntry) -> str:
         return f"status {d.get('from')} → {d.get('to')}"
     if e.kind == "final":
         return f"final: {d.get('status')}" + (f" — {d.get('error')}" if d.get("error") else "")
+    if e.kind == "state":
+        changed = ", ".join(f"{k} {v}" for k, v in sorted((e.state or {}).items()))
+        return f"fields set: {changed}"
     if e.kind == "attempt_started":
         return f"re-run: attempt {d.get('attempt')} by {d.get('by')} (after {d.get('after')})"
     return f"{e.kind}: {d}"
 
 
+def _field(label: str, col: str, req: Any, chain: dict[str, Any] | None) -> str:
+    table = getattr(req, col)
+    if isinstance(table, Enum):
+        table = table.value
+    if chain is None or col not in chain:
+        return (
+            f"<tr><td><b>{label}</b></td><td>{_esc(table) or '—'} "
+            "<i>(not verified: not in the signed record)</i></td></tr>"
+        )
+    said = chain[col]
+    if col == "approved":
+        said, table = bool(said), bool(table)
+    if said != table:
+        return (
+            f"<tr><td><b>{label}</b></td><td>{_esc(said) or '—'} <b>(NOT VERIFIED: the table "
+            f"says {_esc(table) or '—'})</b></td></tr>"
+        )
+    return f"<tr><td><b>{label}</b></td><td>{_esc(said) or '—'}</td></tr>"
+
+
 def request_report_html(ws: Any, request_id: int) -> str:
-    """The report of one request as a self-contained HTML document."""
+    """The report of one request as a self-contained HTML document (chain-verified fields)."""
     store = RequestsStore(ws)
     req = store.get(request_id)
     entries = store.entries(request_id)
-    problems = store.verify_chain()
+    full = verify_workspace(ws, check_blobs=False)
+    own = request_verdict(ws, request_id)
+    problems = list(dict.fromkeys(full.problems + own.problems))
+    chain = own.chain_fields.get(request_id)
+    bad_ids = {p.split()[1] for p in problems if p.startswith("entry ")}
+
+    def mark(e: RecordEntry) -> str:
+        if str(e.id) in bad_ids:
+            return "<b>NOT VERIFIED</b>"
+        return "signed" if e.sig else "hash only"
+
     rows = "".join(
         f"<tr><td>{_esc(e.at)}</td><td>{e.attempt}</td><td>{_esc(describe_entry(e))}</td>"
-        f"<td><code>{_esc(e.hash[:12])}</code></td></tr>"
+        f"<td><code>{_esc(e.hash[:12])}</code></td><td>{mark(e)}</td></tr>"
         for e in entries
     )
     flash = ""
-    if req.flash_record_id:
-        try:
-            rec = load_flash_record(ws, req.flash_record_id)
-            steps = "".join(
-                f"<tr><td>{_esc(s.step)}</td><td>{'ok' if s.ok else 'FAILED'}</td>"
-                f"<td>{_esc(s.detail)}</td></tr>"
-                for s in rec.steps
-            )
+    fid = req.flash_record_id
+    if fid:
+        flash_problems = [p for p in problems if p.startswith(f"flash record #{fid}")]
+        if flash_problems:
             flash = (
-                f"<h2>Flash record #{req.flash_record_id}</h2>"
-                f"<p>Result {_esc(rec.result)}; {rec.bytes_total} bytes; "
-                f"tester {_esc(rec.tester)}; "
-                f"image sha256 <code>{_esc(rec.image_sha256)}</code>; bus log "
-                f"{rec.buslog_frames} frames, sha256 <code>{_esc(rec.buslog_sha256)}</code></p>"
-                f"<table border='1' cellspacing='0' cellpadding='3'><tr><th>UDS step</th>"
-                f"<th>Result</th><th>Detail</th></tr>{steps}</table>"
+                f"<h2>Flash record #{fid}</h2><p><b>NOT VERIFIED</b> — not shown: "
+                f"{_esc('; '.join(flash_problems))}</p>"
             )
-        except Exception as exc:  # a missing record must not hide the rest of the report
-            flash = f"<p>Flash record #{req.flash_record_id} unreadable: {_esc(exc)}</p>"
-    chain = (
-        "intact (every entry matches its hash)"
+        else:
+            try:
+                rec = load_flash_record(ws, fid)
+                steps = "".join(
+                    f"<tr><td>{_esc(s.step)}</td><td>{'ok' if s.ok else 'FAILED'}</td>"
+                    f"<td>{_esc(s.detail)}</td></tr>"
+                    for s in rec.steps
+                )
+                flash = (
+                    f"<h2>Flash record #{fid}</h2>"
+                    f"<p>Result {_esc(rec.result)}; {rec.bytes_total} bytes; "
+                    f"tester {_esc(rec.tester)}; "
+                    f"image sha256 <code>{_esc(rec.image_sha256)}</code>; bus log "
+                    f"{rec.buslog_frames} frames, sha256 <code>{_esc(rec.buslog_sha256)}</code> "
+                    "(re-hashed)</p>"
+                    f"<table border='1' cellspacing='0' cellpadding='3'><tr><th>UDS step</th>"
+                    f"<th>Result</th><th>Detail</th></tr>{steps}</table>"
+                )
+            except Exception as exc:  # a missing record must not hide the rest of the report
+                flash = f"<p>Flash record #{fid} unreadable: {_esc(exc)}</p>"
+    verdict = (
+        "intact (signatures, signed head, fields and bus log verified)"
         if not problems
         else "<b>TAMPERED</b>: " + _esc("; ".join(problems))
     )
+    key = full.key
+    key_text = (
+        f"Ed25519 {_esc(short_fingerprint(key.fingerprint))} "
+        f"(sha256 <code>{_esc(key.fingerprint)}</code>)"
+        + (f"; <b>{_esc(UNPROTECTED_NOTE)}</b>" if key.unprotected else "")
+        if key is not None
+        else "<b>none: records not signed</b>"
+    )
+    head = full.head or {}
+    head_text = (
+        f"{_esc(head.get('count'))} entries, last <code>{_esc(head.get('last_hash'))}</code>, "
+        f"{_esc(head.get('at'))}, signature <code>{_esc(str(head.get('sig', ''))[:32])}…</code>"
+        if head
+        else "—"
+    )
+    if chain is not None and "status" in chain:
+        said = status_words(str(chain["status"]), str(chain.get("outcome") or ""))
+        table = status_text(req)
+        status_row = (
+            f"<tr><td><b>Status</b></td><td>{_esc(said)}</td></tr>"
+            if said == table
+            else f"<tr><td><b>Status</b></td><td>{_esc(said)} <b>(NOT VERIFIED: the table says "
+            f"{_esc(table)})</b></td></tr>"
+        )
+    else:
+        status_row = _field("Status", "status", req, chain)
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Update request #{req.id}</title></head>
 <body style="font-family: sans-serif">
 <h1>Update request #{req.id}: {_esc(req.ecu)} {_esc(req.version)} on {_esc(req.machine)}</h1>
 <table cellpadding="3">
-<tr><td><b>Status</b></td><td>{_esc(status_text(req))}</td></tr>
-<tr><td><b>Error</b></td><td>{_esc(req.error) or "—"}</td></tr>
-<tr><td><b>Machine / ECU</b></td><td>{_esc(req.machine)} / {_esc(req.ecu)}</td></tr>
-<tr><td><b>Firmware</b></td><td>{_esc(req.brand)} / {_esc(req.model)} {_esc(req.version)}
- (installed before: {_esc(req.installed_before) or "?"})</td></tr>
-<tr><td><b>Created</b></td><td>{_esc(req.created_at)} by {_esc(req.created_by)}</td></tr>
-<tr><td><b>Attempts</b></td><td>{req.attempt}</td></tr>
-<tr><td><b>Record chain</b></td><td>{chain}</td></tr>
+{status_row}
+{_field("Error", "error", req, chain)}
+{_field("Machine", "machine", req, chain)}
+{_field("ECU", "ecu", req, chain)}
+{_field("Firmware version", "version", req, chain)}
+{_field("Installed before", "installed_before", req, chain)}
+{_field("Repository", "brand", req, chain)}
+{_field("Model", "model", req, chain)}
+{_field("Created", "created_at", req, chain)}
+{_field("Created by", "created_by", req, chain)}
+{_field("Attempts", "attempt", req, chain)}
+<tr><td><b>Record chain</b></td><td>{verdict}</td></tr>
+<tr><td><b>Signing key</b></td><td>{key_text}</td></tr>
+<tr><td><b>Signed head</b></td><td>{head_text}</td></tr>
 </table>
 <h2>History</h2>
 <table border="1" cellspacing="0" cellpadding="3">
-<tr><th>Time (UTC)</th><th>Attempt</th><th>Entry</th><th>Hash</th></tr>
+<tr><th>Time (UTC)</th><th>Attempt</th><th>Entry</th><th>Hash</th><th>Verified</th></tr>
 {rows}
 </table>
 {flash}
