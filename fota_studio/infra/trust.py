@@ -48,6 +48,7 @@ EVENT_TRUSTED = "trusted"
 EVENT_REPLACED = "replaced"
 EVENT_REVOKED = "revoked"
 EVENT_POLICY = "policy"
+EVENT_RESIGNED = "re-signed"
 
 
 class NotFlashableError(RepositoryError):
@@ -70,7 +71,7 @@ class TrustEvent:
 
     at: str
     by: str
-    action: str  # trusted | replaced | revoked | policy
+    action: str  # trusted | replaced | revoked | policy | re-signed
     name: str
     fingerprint: str
     reason: str
@@ -277,6 +278,62 @@ class TrustStore:
                 "",
                 "on" if value else "off",
             )
+
+    # -- re-signing ------------------------------------------------------------------------
+
+    def apply_resigned_package(self, data: bytes, *, source: str, by: str | None = None) -> str:
+        """Record a new signature for an existing version from a package re-signed by a trusted
+        key (same brand/model/version and the same image file bytes). Returns the version label.
+
+        This is how a version signed by a replaced or revoked key becomes flashable again: the
+        firmware stays the same, its signature and package policy are those of the new package.
+        """
+        loaded = package.read_package(
+            data, source=source, trusted_keys=self.trusted_keys(), require_signature=True
+        )
+        man = loaded.manifest
+        rows = self.ws.read(
+            "SELECT v.id, v.blob_sha256 FROM versions v JOIN repositories r "
+            "ON r.id = v.repository_id WHERE r.brand = ? AND r.model = ? AND v.version = ?",
+            (man.brand, man.model, man.version),
+        )
+        label = f"{man.brand} / {man.model} {man.version}"
+        if not rows:
+            raise RepositoryError(
+                f"{source}: no version {label} to re-sign",
+                hint="import the package as a new version with `fota-studio repo import`",
+            )
+        if rows[0]["blob_sha256"] != man.file_sha256:
+            raise RepositoryError(
+                f"{source}: the image file differs from the stored {label} "
+                f"({man.file_sha256[:12]}… vs {str(rows[0]['blob_sha256'])[:12]}…); a re-signed "
+                "package must carry the same firmware",
+                hint="import different firmware as a new version",
+            )
+        with self.ws.transaction() as cur:
+            cur.execute(
+                "UPDATE versions SET signature_state = ?, signer = ?, signer_fingerprint = ?, "
+                "hardware_ids = ?, bootloader_versions = ?, release_counter = ? WHERE id = ?",
+                (
+                    loaded.signature_state,
+                    loaded.signer or "",
+                    loaded.signer_fingerprint,
+                    json.dumps(list(man.hardware_ids)),
+                    json.dumps(list(man.bootloader_versions)),
+                    man.release_counter,
+                    int(rows[0]["id"]),
+                ),
+            )
+            self._log(
+                cur,
+                _now(),
+                _user(by),
+                EVENT_RESIGNED,
+                loaded.signer or "",
+                loaded.signer_fingerprint,
+                label,
+            )
+        return label
 
     # -- downgrade allowances --------------------------------------------------------------
 
