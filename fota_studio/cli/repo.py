@@ -144,6 +144,16 @@ def register(subparsers: Any) -> None:
     add_passphrase_option(p)
     p.set_defaults(func=guarded(_cmd_untrust))
 
+    p = sub.add_parser(
+        "re-sign",
+        help="give an existing version the signature of a package re-signed by a trusted key",
+        description="The package must hold the same firmware file as the stored version; its "
+        "signature and package policy replace the old ones (e.g. after a key was revoked).",
+    )
+    p.add_argument("package_file", type=Path, metavar="PACKAGE")
+    add_passphrase_option(p)
+    p.set_defaults(func=guarded(_cmd_resign))
+
     p = sub.add_parser("require-signed", help="accept only signed packages (on) or any (off)")
     p.add_argument("state", choices=["on", "off"])
     add_passphrase_option(p)
@@ -443,6 +453,15 @@ def _cmd_untrust(args: argparse.Namespace) -> int:
         authorise(args, ws, Action.REPO_UNTRUST)
         fp = TrustStore(ws).remove(args.key, reason=args.reason)
     print(f"revoked key {fp}: what it signed can no longer be flashed until re-signed")
+    return EXIT_OK
+
+
+def _cmd_resign(args: argparse.Namespace) -> int:
+    data = _read_file(args.package_file, "package")
+    with open_workspace(args) as ws:
+        authorise(args, ws, Action.REPO_IMPORT)
+        label = TrustStore(ws).apply_resigned_package(data, source=args.package_file.name)
+    print(f"re-signed {label}")
     return EXIT_OK
 
 
