@@ -145,6 +145,10 @@ def wait_for(cond: Callable[[], bool], timeout_s: float = 5.0) -> None:
         time.sleep(0.01)
 
 
+#: A date_tester fingerprint of the EA's default length (19 bytes: 3 BCD date + 16 name).
+FINGERPRINT = b"\x26\x11\x21" + b"TESTER01".ljust(16)
+
+
 def build_image() -> list[tuple[int, bytes]]:
     """A test image: header segment, a gap, a second segment with an odd size."""
     start = demo_catalog.APP_REGION_START
@@ -252,7 +256,7 @@ def flash(rig: Rig, image: list[tuple[int, bytes]]) -> None:
     """The whole reprogramming sequence up to the reset."""
     enter_bootloader(rig)
     unlock_programming(rig)
-    rig.tester.client.write_data_by_identifier(0xF15A, b"\x26\x11\x21TESTER01")
+    rig.tester.client.write_data_by_identifier(0xF15A, FINGERPRINT)
     for address, data in image:
         download(rig, address, data)
     crc = zlib.crc32(b"".join(d for _, d in sorted(image))).to_bytes(4, "big")
@@ -278,7 +282,7 @@ def test_full_reprogramming_sequence(make_rig: Callable[..., Rig], name: str) ->
         resp = app.client.read_data_by_identifier(0xF195)
         assert resp.service_data.values[0xF195] == b"9.9.9-test"
         assert app.client.read_data_by_identifier(0xF15A).service_data.values[0xF15A] == (
-            b"\x26\x11\x21TESTER01"
+            FINGERPRINT
         )
     finally:
         app.close()
