@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -90,6 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args))
     except FotaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (OSError, sqlite3.Error) as exc:
+        # A full disk, read-only media or a vanished file that no layer below turned into a
+        # FotaError: still one line, never a traceback.
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:

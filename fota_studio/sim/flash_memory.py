@@ -4,14 +4,16 @@
 erasing works on whole sectors of the EA's memory regions, programming is only allowed into
 erased bytes of a writable region, and a protected bootloader region can neither be erased nor
 written. Because every write goes straight into the mmap (the page cache), a SIGKILL or a
-simulated "power loss" keeps exactly the bytes written so far. `EcuState` is the small JSON
-beside it (mode, app_valid, fingerprint, DTCs). Not thread-safe: only the owning simulated
-ECU's thread calls it (tests may read after the ECU stopped).
+simulated "power loss" keeps exactly the bytes written so far. The file is pre-allocated (not
+sparse) so a full disk is an error at start, never a SIGBUS in the middle of a flash.
+`EcuState` is the small JSON beside it (mode, app_valid, fingerprint, DTCs). Not thread-safe:
+only the owning simulated ECU's thread calls it (tests may read after the ECU stopped).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import mmap
 import os
@@ -20,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from fota_studio.core.ea import MemoryRegion
+from fota_studio.core.errors import FotaError
 
 ERASED = 0xFF
 #: Fill of a fresh protected (bootloader) region, so tests can prove it was never touched.
@@ -32,6 +35,36 @@ class FlashAccessError(Exception):
     def __init__(self, kind: str, message: str) -> None:
         self.kind = kind  # "out_of_range" | "protected" | "not_erased"
         super().__init__(message)
+
+
+def _preallocate(fd: int, size: int, path: Path) -> None:
+    """Give the flash file real disk blocks before it is mapped.
+
+    A sparse file's pages get their blocks only when first written through the mmap; on a full
+    disk that write is a SIGBUS that kills the process (issue 14). Allocating up front turns a
+    full disk into one clear error here instead.
+    """
+    try:
+        if hasattr(os, "posix_fallocate"):
+            try:
+                os.posix_fallocate(fd, 0, size)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                    raise
+        # No fallocate (Windows, some file systems): write the missing bytes for real.
+        have = os.fstat(fd).st_size
+        os.lseek(fd, have, os.SEEK_SET)
+        chunk = bytes([ERASED]) * (1 << 16)
+        while have < size:
+            have += os.write(fd, chunk[: min(len(chunk), size - have)])
+    except OSError as exc:
+        raise FotaError(
+            f"{path}: cannot allocate the simulated ECU flash ({size} bytes): "
+            f"{exc.strerror or exc}",
+            hint="free some disk space (or choose another simulator state folder with "
+            "--state-dir) and start the simulator again",
+        ) from exc
 
 
 class FlashMemory:
@@ -59,7 +92,7 @@ class FlashMemory:
         try:
             if self.fresh:
                 os.ftruncate(fd, 0)
-                os.ftruncate(fd, self.size)
+            _preallocate(fd, self.size, self.path)
             self._map = mmap.mmap(fd, self.size)
         finally:
             os.close(fd)
