@@ -495,7 +495,11 @@ class RequestRun:
             image = repo.load_image(version)  # re-hashes the file and the image data
         except FotaError as exc:
             raise _Failure(*fail, fo.ERROR_PACKAGE_VERIFICATION, f"package: {exc}") from exc
-        policy_problem = repo.signature_policy_problem(version)
+        from fota_studio.infra.trust import TrustStore  # the one flash policy (issue 14)
+
+        policy_problem = TrustStore(self.ws).flash_problem(
+            version, ecu=ecu, machine=req.machine, installed_version=machine.installed.get(req.ecu)
+        )
         if policy_problem is not None:
             raise _Failure(*fail, fo.ERROR_PACKAGE_VERIFICATION, policy_problem)
         segments = [(s.address, len(s.data)) for s in image.segments]

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from fota_studio.core.ea import EcuDefinition, StepKind
-from fota_studio.core.errors import FotaError, RepositoryError
+from fota_studio.core.errors import FotaError
 from fota_studio.core.events import (
     EcuBusy,
     JobFailed,
@@ -404,12 +404,17 @@ class FlashPanel(QWidget):
 
         def load() -> ImageLike:
             from fota_studio.infra.repository import RepositoryStore
+            from fota_studio.infra.trust import check_flashable
 
             store = RepositoryStore(ws)
             info = store.get_version(ecu.brand, ecu.model, version)
-            problem = store.signature_policy_problem(info)
-            if problem is not None:
-                raise RepositoryError(problem, hint="import a signed package of this version")
+            check_flashable(  # the one flash policy: trust, hardware, downgrade (issue 14)
+                ws,
+                info,
+                ecu=ecu,
+                machine=machine.serial if machine is not None else "",
+                installed_version=machine.installed.get(ecu.name) if machine is not None else None,
+            )
             return store.load_image(info)
 
         try:
