@@ -7,8 +7,11 @@ files (`--ea FILE --ecu E --firmware FILE`). The adapter comes from `--interface
 workspace connections, see `infra/connections.py`); `--simulate` runs the simulated machine in-
 process on a private virtual bus (demo and tests). `--dry-run` prints the plan and touches no bus.
 Progress (bar, rate, ETA) goes to stderr; `--json` prints the flash record on stdout. Every real
-run stores its record and BLF bus log in the workspace. Exit code 0 only when the ECU was flashed
-and verified. Runs on the main thread; the flash itself runs on the engine's worker thread.
+run stores its record and BLF bus log in the workspace. Exit codes (`EXIT_CODES`): 0 flashed and
+verified (the version read equals the expected one), 4 flashed but NOT verified, 1 failed, 3
+cancelled, 2 refused before anything was sent (an invalid `--ea` file, `--expect-version` with the
+read_version step disabled). Runs on the main thread; the flash itself runs on the engine's
+worker thread.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from types import FrameType
 from typing import Any
 
 from fota_studio.cli.common import add_passphrase_option, authorise, guarded, open_workspace
-from fota_studio.core.ea import EcuDefinition, ElectronicArchitecture
+from fota_studio.core.ea import EcuDefinition, ElectronicArchitecture, StepKind
 from fota_studio.core.errors import ConfigurationError, RepositoryError
 from fota_studio.core.events import (
     EcuBusy,
@@ -39,8 +42,9 @@ from fota_studio.core.events import (
     StepStarted,
 )
 from fota_studio.core.firmware import FirmwareImage, load_image_file
-from fota_studio.core.flash_plan import make_plan
+from fota_studio.core.flash_outcome import FlashOutcome, flash_outcome, outcome_text
 from fota_studio.engine.engine import Engine, refuse_if_busy
+from fota_studio.engine.estimates import estimate_flash
 from fota_studio.engine.flash_job import FlashResult
 from fota_studio.infra.connections import bus_settings_for, load_connections
 from fota_studio.infra.paths import sim_state_dir
@@ -49,7 +53,20 @@ from fota_studio.protocols.bus import BusSettings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_REFUSED = 2
 EXIT_CANCELLED = 3
+EXIT_NOT_VERIFIED = 4
+#: What each exit code means (`flash --help`, the manual).
+EXIT_CODES = (
+    (EXIT_OK, "flashed and verified: the version read after the reset equals the expected one"),
+    (EXIT_FAILED, "failed (the error names the step, the NRC and what to do)"),
+    (EXIT_REFUSED, "refused before anything was sent (invalid EA file, contradicting options)"),
+    (EXIT_CANCELLED, "cancelled (Ctrl-C) at a safe point"),
+    (
+        EXIT_NOT_VERIFIED,
+        "flashed, NOT verified: the version was not read or nothing was expected",
+    ),
+)
 BAR_WIDTH = 30
 
 
@@ -59,6 +76,8 @@ def register(subparsers: Any) -> None:
         "flash",
         help="flash one ECU (UDS over ISO-TP) and verify it",
         description="Flash a firmware version into one ECU and verify the running version.",
+        epilog="exit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = p.add_argument_group("what to flash")
     src.add_argument("--machine", help="machine serial in the workspace (with --version)")
@@ -67,7 +86,11 @@ def register(subparsers: Any) -> None:
     src.add_argument("--ea", type=Path, help="EA file (YAML/JSON) instead of the workspace")
     src.add_argument("--firmware", type=Path, help="firmware file (HEX, S-record, BIN)")
     src.add_argument("--base-address", type=lambda v: int(v, 0), help="base address for BIN")
-    src.add_argument("--expect-version", help="version the ECU must report after the flash")
+    src.add_argument(
+        "--expect-version",
+        help="version the ECU must report after the flash (needs the read_version step); "
+        "default with --version: that version",
+    )
     ad = p.add_argument_group("adapter")
     ad.add_argument("--interface", help="python-can interface (virtual, pcan, kvaser, ...)")
     ad.add_argument("--channel", help="adapter channel (e.g. PCAN_USBBUS1, can0)")
@@ -252,11 +275,28 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, ws: Workspace) -> int:
+    if args.ea is not None:
+        problems = ea_file_problems(args.ea)
+        if problems:
+            for line in problems:
+                sys.stderr.write(f"{line}\n")
+            sys.stderr.write(
+                f"error: {args.ea} is not a valid EA; nothing was sent (check it with "
+                f"`fota-studio ea validate {args.ea}`)\n"
+            )
+            return EXIT_REFUSED
     ea, ecu, image, label, expected, machine = _resolve(args, ws)
+    refusal = expect_version_problem(ecu, args.expect_version)
+    if refusal:
+        sys.stderr.write(f"error: {refusal}\n")
+        return EXIT_REFUSED
     if args.dry_run:
-        plan = make_plan(ecu, [(s.address, len(s.data)) for s in image.segments])
-        print(plan.to_text())
+        segments = [(s.address, len(s.data)) for s in image.segments]
+        print(estimate_flash(ecu, segments, ws).to_text())
         return EXIT_OK
+    # Refuse before the bus or the simulator opens: another process flashing this ECU, or an
+    # open update request for it (submit_flash checks again, under the ECU's lock).
+    refuse_if_busy(ws, machine, ecu.name)
     settings = _bus_settings(args, ws, ecu)
     stack = contextlib.ExitStack()
     with stack:
@@ -268,9 +308,6 @@ def _run(args: argparse.Namespace, ws: Workspace) -> int:
             settings = BusSettings(
                 interface="virtual",
                 channel=f"fota-sim-{uuid.uuid4().hex[:8]}",
-    # Refuse before the bus or the simulator opens: another process flashing this ECU, or an
-    # open update request for it (submit_flash checks again, under the ECU's lock).
-    refuse_if_busy(ws, machine, ecu.name)
                 fd=settings.fd,
                 bitrate_bps=settings.bitrate_bps,
                 data_bitrate_bps=settings.data_bitrate_bps,
@@ -291,6 +328,7 @@ def _run(args: argparse.Namespace, ws: Workspace) -> int:
             version=label,
             expected_version=expected,
             workspace=ws,
+            by="fota-studio flash",
         )
         previous = _install_sigint(lambda: engine.cancel(handle.job_id, "interrupted (Ctrl-C)"))
         try:
@@ -302,19 +340,65 @@ def _run(args: argparse.Namespace, ws: Workspace) -> int:
         result: FlashResult = handle.result()
         if not args.no_progress:
             sys.stderr.write("\n")
-            by="fota-studio flash",
     if args.json:
         print(result.record.to_json(indent=2))
-    if result.ok:
-        if not args.json:
-            print(
-                f"{ecu.name}: flashed {label} ({result.record.bytes_total} bytes) and verified "
-                f"version {result.version_after or '(not read)'}"
-            )
+    return _report_outcome(result, label, quiet=args.json)
+
+
+def _report_outcome(result: FlashResult, label: str, *, quiet: bool) -> int:
+    """Print what happened (stdout for a completed flash, stderr for a failure); exit code."""
+    outcome = flash_outcome(result.record)
+    if outcome is FlashOutcome.VERIFIED:
+        if not quiet:
+            print(outcome_text(result.record, label))
         return EXIT_OK
+    if outcome is FlashOutcome.NOT_VERIFIED:
+        # Always said, even with --json: a script must not take this for a verified flash.
+        sys.stderr.write(f"warning: {outcome_text(result.record, label)}\n")
+        return EXIT_NOT_VERIFIED
     err = result.error
     sys.stderr.write(f"error: {err}\n" if err else f"error: {result.record.error}\n")
-    return EXIT_CANCELLED if result.cancelled else EXIT_FAILED
+    return EXIT_CANCELLED if outcome is FlashOutcome.CANCELLED else EXIT_FAILED
+
+
+def ea_file_problems(path: Path) -> list[str]:
+    """Every error of an EA file as `file:line: error: path: message` (empty: valid).
+
+    The same checks as `fota-studio ea validate`; warnings do not stop a flash.
+    """
+    from fota_studio.core.ea_format import EaFileError, load_ea_file
+    from fota_studio.core.ea_validate import Severity, validate
+
+    try:
+        loaded = load_ea_file(path)
+    except EaFileError as exc:
+        return list(exc.problems)
+    return [
+        f"{loaded.where(p.path)}: error: {p.path}: {p.message}"
+        for p in validate(loaded.ea)
+        if p.severity is Severity.ERROR
+    ]
+
+
+def expect_version_problem(ecu: EcuDefinition, expect_version: str | None) -> str:
+    """Why `--expect-version` cannot be honoured for this ECU ("" when it can).
+
+    Without an enabled read_version step nothing reads the version after the flash, so the
+    expectation could never be checked: refused before anything is sent.
+    """
+    if not expect_version or ecu.uds.step(StepKind.READ_VERSION) is not None:
+        return ""
+    seq = ecu.uds.sequence
+    where = next(
+        (f"sequence[{i}]" for i, s in enumerate(seq) if s.kind == StepKind.READ_VERSION),
+        "the sequence",
+    )
+    return (
+        f'--expect-version {expect_version}: the read_version step of ECU "{ecu.name}" is '
+        f"disabled ({where}), so the version cannot be checked after the flash; enable "
+        "read_version in the EA, or flash without --expect-version (the result will then be "
+        "'flashed, not verified', exit code 4); nothing was sent"
+    )
 
 
 def _install_sigint(cancel: Any) -> Any:

@@ -4,7 +4,12 @@
 estimates, per image segment, the TransferData blocks (maxNumberOfBlockLength minus the 2-byte
 SID+counter header), the ISO-TP frames (first/consecutive/flow-control frames, classic or CAN FD
 frame length, addressing byte), the time on the wire from `core/can_timing` (nominal + data
-bitrate, worst-case stuffing), the erase time and a per-request turnaround.
+bitrate, worst-case stuffing), and what the ECU adds, from the EA's timing facts
+(`UdsProfile.timing`): erase ms per KiB / per sector over the ranges the erase policy covers,
+programming ms per KiB, the ECU's block length, STmin and BS, the documented reset time and the
+bootloader entry delay. When the workspace holds earlier successful flashes of the same ECU
+model, their measured step times (`MeasuredFlash`, passed in by the caller) replace the EA-based
+figure step by step (transfer and erase scaled per byte).
 
 The wire time is counted frame by frame, each frame at the length that really goes on the bus:
 the tester's frames as our ISO-TP link sends them (classic: padded to 8 with a padding byte, else
@@ -20,6 +25,7 @@ thread.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from fota_studio.core.can_timing import fd_payload_length, frame_bits
@@ -28,7 +34,7 @@ from fota_studio.core.ea import AddressingMode, Connection, EcuDefinition, StepK
 #: maxNumberOfBlockLength assumed when the ECU's is not known yet (a common bootloader value).
 DEFAULT_MAX_BLOCK_CLASSIC = 0x402
 DEFAULT_MAX_BLOCK_FD = 0xFFF
-#: Erase speed assumed for the estimate (typical NOR flash incl. verify).
+#: Erase speed assumed when the EA gives no erase time (typical NOR flash incl. verify).
 DEFAULT_ERASE_MS_PER_KIB = 2.0
 #: ECU turnaround per request (P2 is a maximum; bootloaders answer in ~1 ms).
 DEFAULT_TURNAROUND_S = 0.001
@@ -75,6 +81,11 @@ class FlashPlan:
     block_payload_bytes: int = 0
     #: The block size the ECU is assumed to offer in its flow controls (EA value by default).
     ecu_block_size: int = 0
+    #: Erase requests the flash will send and the bytes they cover (by the erase policy).
+    erase_count: int = 0
+    erase_bytes: int = 0
+    #: Earlier flashes of the same ECU model whose measured step times the estimate uses.
+    measured_flashes: int = 0
 
     def to_text(self) -> str:
         """A human-readable plan (CLI `--dry-run`)."""
@@ -86,10 +97,20 @@ class FlashPlan:
             f"{sum(s.blocks for s in self.segments)} blocks of ≤ {self.block_payload_bytes} "
             f"bytes, {self.frames_total} CAN frames"
         )
+        if self.erase_count:
+            lines.append(
+                f"  {self.erase_count} erase(s) covering {self.erase_bytes} bytes "
+                "(by the EA's erase policy)"
+            )
+        basis = (
+            f"measured step times of {self.measured_flashes} earlier flash(es) of this ECU model"
+            if self.measured_flashes
+            else "the EA's timing facts (no earlier flash of this ECU model in the workspace)"
+        )
         lines.append(
             f"  time on the wire ≈ {self.wire_time_s:.2f} s (worst-case bit stuffing, ECU "
             f"flow-control block size {self.ecu_block_size or 'unlimited'} assumed); "
-            f"estimated total {self.estimated_s:.1f} s"
+            f"estimated total {self.estimated_s:.1f} s from {basis}"
         )
         return "\n".join(lines)
 
@@ -207,53 +228,152 @@ def _param_text(key: str, value: object) -> str:
     return str(value)
 
 
+@dataclass(frozen=True)
+class MeasuredFlash:
+    """What one earlier successful flash of the same ECU model took, step by step.
+
+    `step_s`: step name -> (total seconds, occurrences) as the record's steps say (erase and
+    the per-segment steps occur several times); `bytes_total`: bytes transferred;
+    `erase_bytes`: bytes the erases covered (0 = unknown). Built by the caller from the
+    workspace (engine/estimates.py), so this module stays pure.
+    """
+
+    bytes_total: int
+    step_s: dict[str, tuple[float, int]]
+    erase_bytes: int = 0
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+class _Measured:
+    """Medians over the measured flashes: per-occurrence step times and per-byte rates."""
+
+    def __init__(self, flashes: Sequence[MeasuredFlash]) -> None:
+        self.flashes = list(flashes)
+
+    def per_step(self, step: str) -> float | None:
+        """Median seconds of one occurrence of `step`, None when never measured."""
+        vals = [f.step_s[step][0] / f.step_s[step][1] for f in self.flashes if step in f.step_s]
+        return _median(vals) if vals else None
+
+    def rate(self, step: str, per: str) -> float | None:
+        """Median seconds per byte of `step` (per = "bytes_total" or "erase_bytes")."""
+        vals = [
+            f.step_s[step][0] / getattr(f, per)
+            for f in self.flashes
+            if step in f.step_s and getattr(f, per) > 0
+        ]
+        return _median(vals) if vals else None
+
+
+def _region_sector(ecu: EcuDefinition, address: int) -> int:
+    """The erase sector size of the memory region holding `address` (0 = unknown)."""
+    for r in ecu.uds.memory_regions:
+        if r.start <= address < r.end:
+            return r.erase_sector_bytes
+    return 0
+
+
+def erase_seconds(ecu: EcuDefinition, start: int, length: int, ms_per_kib: float) -> float:
+    """Seconds the ECU needs to erase `length` bytes at `start` (EA timing facts).
+
+    `ms_per_kib` per KiB plus `timing.erase_ms_per_sector` per sector of the owning region.
+    """
+    sector = _region_sector(ecu, start)
+    sectors = -(-length // sector) if sector > 0 else 0
+    return (length / 1024 * ms_per_kib + sectors * ecu.uds.timing.erase_ms_per_sector) / 1000.0
+
+
 def make_plan(
     ecu: EcuDefinition,
     segments: list[tuple[int, int]],
     *,
     max_block_length: int | None = None,
-    erase_ms_per_kib: float = DEFAULT_ERASE_MS_PER_KIB,
+    erase_ms_per_kib: float | None = None,
     turnaround_s: float = DEFAULT_TURNAROUND_S,
     ecu_block_size: int | None = None,
+    erase_ranges: Sequence[Sequence[tuple[int, int]]] | None = None,
+    measured: Sequence[MeasuredFlash] = (),
 ) -> FlashPlan:
     """Plan flashing `segments` [(address, length), ...] into `ecu`.
 
-    `max_block_length` / `ecu_block_size`: what the ECU will offer in its RequestDownload
-    response / flow controls, when known (None: a common bootloader value / the EA's
-    block_size — both are only known during the flash).
+    The estimate uses the EA's timing facts (`uds.timing`: erase ms per KiB / per sector,
+    programming ms per KiB, the ECU's block length, STmin and BS, the reset time) and the
+    bootloader entry delay, plus the time on the wire. `max_block_length` / `ecu_block_size`
+    override the ECU's block length / flow-control block size (None: `uds.timing`, else a common
+    bootloader value / the EA's block_size). `erase_ranges`: per segment, the (start, length)
+    erases the flash job will run (engine.flash_job.plan_erases, by the EA's erase policy);
+    None = one erase of each segment's own bytes. `measured`: earlier successful flashes of the
+    same ECU model; where they measured a step, its time (scaled per byte for the transfer and
+    the erase) replaces the EA-based estimate.
     """
     conn = ecu.connection
     prof = ecu.uds
-    mbl = max_block_length or (DEFAULT_MAX_BLOCK_FD if conn.fd else DEFAULT_MAX_BLOCK_CLASSIC)
+    timing = prof.timing
+    mbl = (
+        max_block_length
+        or timing.ecu_max_block_length
+        or (DEFAULT_MAX_BLOCK_FD if conn.fd else DEFAULT_MAX_BLOCK_CLASSIC)
+    )
     payload = (mbl if conn.fd else min(mbl, 4095)) - 2
+    bs = ecu_block_size if ecu_block_size is not None else timing.ecu_block_size
+    if erase_ms_per_kib is None:
+        has_fact = timing.erase_ms_per_kib > 0 or timing.erase_ms_per_sector > 0
+        erase_ms_per_kib = timing.erase_ms_per_kib if has_fact else DEFAULT_ERASE_MS_PER_KIB
+    stmin_s = (timing.ecu_stmin_ms or 0) / 1000.0
+    known = _Measured(measured)
     plan = FlashPlan(
         ecu=ecu.name,
         block_payload_bytes=payload,
-        ecu_block_size=conn.block_size if ecu_block_size is None else ecu_block_size,
+        ecu_block_size=conn.block_size if bs is None else bs,
+        measured_flashes=len(measured),
     )
     # A typical request/response (session, routine, DID) fits one single frame each way.
     _, small_req_s = message_wire_s(6, conn)
     _, small_resp_s = response_wire_s(6, conn)
     request_s = small_req_s + small_resp_s + turnaround_s
     ack_frames, ack_s = response_wire_s(TRANSFER_RESPONSE_BYTES, conn)
+    cf_wire_s = frame_wire_s(tester_frame_bytes(_tx_data_length(conn), conn), conn)
+
+    def add(step: str, detail: str, estimate_s: float) -> None:
+        seen = known.per_step(step)
+        plan.steps.append(PlanStep(step, detail, estimate_s if seen is None else seen))
+
+    def block_s(size: int) -> tuple[int, float, float]:
+        """(frames, wire seconds, total seconds) of one TransferData block of `size` data
+        bytes and its answer: wire time, STmin pacing, the ECU's programming time."""
+        f, wire = message_wire_s(size + 2, conn, block_size=bs)
+        frames, fcs = isotp_frames(size + 2, conn, block_size=bs)
+        # STmin: the ECU asks for a gap between consecutive frames (not after a flow control)
+        gaps = max(0, frames - 1 - fcs)
+        pace = gaps * max(0.0, stmin_s - cf_wire_s)
+        programming = size / 1024 * timing.programming_ms_per_kib / 1000.0
+        wire += ack_s
+        return f + ack_frames, wire, wire + pace + programming + turnaround_s
+
     kinds = [s.kind for s in prof.sequence if s.enabled]
-    plan.steps.append(
-        PlanStep(
-            "preconditions",
-            f"{len(prof.preconditions)} DID check(s)",
-            request_s * (1 + len(prof.preconditions)),
-        )
+    checks = len(prof.preconditions) + len(prof.routine_preconditions)
+    add(
+        "preconditions",
+        f"{len(prof.preconditions)} DID check(s), {len(prof.routine_preconditions)} routine(s)",
+        request_s * (1 + checks),
     )
     if conn.bootloader_entry is not None:
-        plan.steps.append(
-            PlanStep(
-                "bootloader_entry",
-                f"frame 0x{conn.bootloader_entry.can_id:X}, wait "
-                f"{conn.bootloader_entry_delay_ms} ms",
-                conn.bootloader_entry_delay_ms / 1000.0,
-            )
+        silent_ms = conn.bootloader_entry_delay_ms + timing.reset_time_ms
+        add(
+            "bootloader_entry",
+            f"frame 0x{conn.bootloader_entry.can_id:X}, silent {silent_ms} ms",
+            silent_ms / 1000.0,
         )
+        add("bootloader_ready", "probe until the bootloader answers", request_s)
+    add("clean_start", "start from the default session", request_s)
     seg_done = False
+    transfer_rate = known.rate(StepKind.TRANSFER_DATA.value, "bytes_total")
+    erase_rate = known.rate(StepKind.ERASE.value, "erase_bytes")
     for step in prof.sequence:
         if not step.enabled:
             continue
@@ -261,45 +381,59 @@ def make_plan(
             if seg_done:
                 continue
             seg_done = True
-            for address, length in segments:
+            for index, (address, length) in enumerate(segments):
                 blocks = -(-length // payload) if length else 0
+                full, rest = divmod(length, payload)
                 frames = 0
                 wire = 0.0
-                full, rest = divmod(length, payload)
+                data_s = 0.0
                 for size, count in ((payload, full), (rest, 1 if rest else 0)):
-                    f, s = message_wire_s(size + 2, conn, block_size=ecu_block_size)
-                    frames += (f + ack_frames) * count
-                    wire += (s + ack_s) * count
-                erase_s = (
-                    length / 1024 * erase_ms_per_kib / 1000.0 if StepKind.ERASE in kinds else 0.0
-                )
-                seg = PlanSegment(address, length, blocks, frames, wire, erase_s)
-                plan.segments.append(seg)
+                    if not count:
+                        continue
+                    f, w, sec = block_s(size)
+                    frames += f * count
+                    wire += w * count
+                    data_s += sec * count
                 where = f"0x{address:08X} +0x{length:X}"
+                erase_s = 0.0
                 if StepKind.ERASE in kinds:
-                    plan.steps.append(PlanStep("erase", where, erase_s + request_s))
+                    ranges = (
+                        list(erase_ranges[index])
+                        if erase_ranges is not None
+                        else [(address, length)]
+                    )
+                    for e_start, e_len in ranges:
+                        e_s = request_s + erase_seconds(ecu, e_start, e_len, erase_ms_per_kib)
+                        if erase_rate is not None:
+                            e_s = erase_rate * e_len
+                        erase_s += e_s
+                        plan.steps.append(PlanStep("erase", f"0x{e_start:08X} +0x{e_len:X}", e_s))
+                        plan.erase_count += 1
+                        plan.erase_bytes += e_len
+                plan.segments.append(PlanSegment(address, length, blocks, frames, wire, erase_s))
                 if StepKind.REQUEST_DOWNLOAD in kinds:
-                    plan.steps.append(PlanStep("request_download", where, request_s))
+                    add("request_download", where, request_s)
                 if StepKind.TRANSFER_DATA in kinds:
+                    est = data_s if transfer_rate is None else transfer_rate * length
                     plan.steps.append(
-                        PlanStep(
-                            "transfer_data",
-                            f"{where}: {blocks} blocks, {frames} frames",
-                            wire + blocks * turnaround_s,
-                        )
+                        PlanStep("transfer_data", f"{where}: {blocks} blocks, {frames} frames", est)
                     )
                 if StepKind.TRANSFER_EXIT in kinds:
-                    plan.steps.append(PlanStep("transfer_exit", where, request_s))
+                    add("transfer_exit", where, request_s)
                 plan.bytes_total += length
                 plan.frames_total += frames
                 plan.wire_time_s += wire
             continue
         detail = ", ".join(f"{k}={_param_text(k, v)}" for k, v in step.params.items())
         est = request_s
-        if step.kind == StepKind.READ_VERSION:
-            est += float(step.param("boot_wait_s")) / 2
         if step.kind in (StepKind.SECURITY_LEVEL_1, StepKind.SECURITY_LEVEL_2):
             est *= 2
-        plan.steps.append(PlanStep(step.kind.value, detail, est))
+        add(step.kind.value, detail, est)
+        if step.kind == StepKind.RESET:
+            add(
+                "application_start",
+                f"silent {timing.reset_time_ms} ms (timing.reset_time_ms), then probe",
+                timing.reset_time_ms / 1000.0 + request_s,
+            )
     plan.estimated_s = sum(s.estimated_s for s in plan.steps)
     return plan
