@@ -15,6 +15,8 @@ from fota_studio.core.can_timing import frame_bits
 from fota_studio.core.ea import Connection
 from fota_studio.core.events import EngineEvent, StepFinished, StepStarted
 from fota_studio.core.flash_plan import (
+    FlashPlan,
+    MeasuredFlash,
     ecu_frame_bytes,
     frame_wire_s,
     isotp_frames,
@@ -135,3 +137,77 @@ def test_plan_wire_time_matches_the_paced_bus(
     assert plan.segments[0].blocks == seg.blocks
     estimate = plan.segments[0].wire_s
     assert estimate == pytest.approx(measured, rel=0.03), (estimate, measured)
+
+
+# -- issue 13: estimates from the EA's timing facts and from measured flashes ---------------
+
+
+def _steps(plan: FlashPlan, name: str) -> list[float]:
+    return [s.estimated_s for s in plan.steps if s.step == name]
+
+
+def test_erase_estimate_uses_timing_facts_and_the_erase_ranges() -> None:
+    ecu = harness.fast_ecu("VCU")
+    region = ecu.uds.memory_regions[0]
+    sector = region.erase_sector_bytes
+    ecu.uds.timing.erase_ms_per_kib = 0.0
+    ecu.uds.timing.erase_ms_per_sector = 1000.0
+    segs = [(region.start, 0x100), (region.start + 4 * sector, 0x100)]
+    # per segment (no erase plan given): two erases of one sector each
+    plan = make_plan(ecu, segs)
+    assert plan.erase_count == 2
+    assert sum(_steps(plan, "erase")) == pytest.approx(2.0, abs=0.05)
+    # the erase policy's plan: one erase of 5 sectors before the first segment
+    plan = make_plan(ecu, segs, erase_ranges=[[(region.start, 5 * sector)], []])
+    assert plan.erase_count == 1 and plan.erase_bytes == 5 * sector
+    assert sum(_steps(plan, "erase")) == pytest.approx(5.0, abs=0.05)
+    assert "1 erase(s) covering" in plan.to_text()
+
+
+def test_transfer_estimate_adds_programming_time_and_stmin() -> None:
+    ecu = harness.fast_ecu("VCU")
+    base = sum(_steps(make_plan(ecu, [(0x1_0000, 0x4000)]), "transfer_data"))
+    ecu.uds.timing.programming_ms_per_kib = 10.0
+    slower = sum(_steps(make_plan(ecu, [(0x1_0000, 0x4000)]), "transfer_data"))
+    assert slower - base == pytest.approx(16 * 0.010, rel=0.01)
+    ecu.uds.timing.ecu_max_block_length = 258  # 256 data bytes per block
+    ecu.uds.timing.ecu_stmin_ms = 5
+    plan = make_plan(ecu, [(0x1_0000, 0x4000)])
+    assert plan.block_payload_bytes == 256 and plan.segments[0].blocks == 64
+    # 256 + 2 bytes: FF + 36 CFs, BS 8 -> 5 flow controls: 31 paced gaps of ~5 ms per block
+    assert sum(_steps(plan, "transfer_data")) > 64 * 31 * 0.0045
+
+
+def test_reset_time_and_entry_delay_are_in_the_estimate() -> None:
+    ecu = harness.fast_ecu("VCU")
+    ecu.uds.timing.reset_time_ms = 3000
+    plan = make_plan(ecu, [(0x1_0000, 0x100)])
+    (start,) = _steps(plan, "application_start")
+    assert start == pytest.approx(3.0, abs=0.05)
+    if ecu.connection.bootloader_entry is not None:
+        (entry,) = _steps(plan, "bootloader_entry")
+        assert entry == pytest.approx(3.0 + ecu.connection.bootloader_entry_delay_ms / 1000)
+
+
+def test_measured_flashes_replace_the_ea_estimate() -> None:
+    ecu = harness.fast_ecu("VCU")
+    measured = [
+        MeasuredFlash(
+            bytes_total=0x8000,
+            step_s={"transfer_data": (8.0, 2), "erase": (3.0, 1), "check": (0.7, 1)},
+            erase_bytes=0x8000,
+        ),
+        MeasuredFlash(
+            bytes_total=0x4000,
+            step_s={"transfer_data": (4.4, 1), "erase": (1.6, 1), "check": (0.9, 1)},
+            erase_bytes=0x4000,
+        ),
+    ]
+    plan = make_plan(
+        ecu, [(0x1_0000, 0x10000)], erase_ranges=[[(0x1_0000, 0x10000)]], measured=measured
+    )
+    # median of the per-byte rates (8.0 / 32 KiB, 4.4 / 16 KiB) times 64 KiB
+    assert sum(_steps(plan, "transfer_data")) == pytest.approx((0.25 + 0.275) / 2 * 64)
+    assert sum(_steps(plan, "erase")) == pytest.approx((3.0 / 32 + 1.6 / 16) / 2 * 64)
+    assert _steps(plan, "check") == [pytest.approx(0.8)]
+    assert plan.measured_flashes == 2 and "measured step times of 2" in plan.to_text()
