@@ -217,12 +217,29 @@ def _demo_imports(store: RepositoryStore) -> list[PreparedImport]:
     return items
 
 
+#: How long a process opening a new workspace waits for another one that is seeding it.
+DEMO_SEED_WAIT_S = 120.0
+
+
 def ensure_demo(ws: Workspace) -> bool:
     """Seed the demo repositories, versions and EA into a brand-new workspace; True if it did.
 
     Idempotent: a workspace seeded before (setting `demo_seeded`) or holding any user data is
-    left alone. Demo repositories and versions go in in one transaction.
+    left alone (a read-only one too). Demo repositories and versions go in in one transaction.
+    Race-free: processes opening a new workspace at once take turns on a workspace file lock;
+    the first seeds, the others then find it seeded (before: "version 3.1.0 already exists").
     """
+    if ws.read_only or ws.get_setting(DEMO_SEEDED_SETTING):
+        return False
+    from fota_studio.infra.locks import LOCK_DIR, FileLock
+
+    with FileLock(ws.root / LOCK_DIR / "demo-seed.lock", label="demo seeding") as lock:
+        lock.acquire("demo seeding", wait_s=DEMO_SEED_WAIT_S)
+        return _seed_locked(ws)
+
+
+def _seed_locked(ws: Workspace) -> bool:
+    """`ensure_demo` while holding the seeding lock."""
     if ws.get_setting(DEMO_SEEDED_SETTING):
         return False
     if not ws.get_setting(_DEMO_PENDING_SETTING):

@@ -132,3 +132,45 @@ def test_collect_garbage_removes_only_unreferenced_blobs(workspace_dir: Path) ->
         assert ws.collect_garbage() == [orphan]
         assert ws.blobs.exists(kept)
         assert not ws.blobs.exists(orphan)
+
+
+RACER = """
+import sys, time
+from fota_studio.cli import main
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+sys.exit(main(["--workspace", sys.argv[1], "--log-level", "WARNING", "repo", "list"]))
+"""
+
+
+def test_four_processes_opening_a_new_workspace_at_once_seed_it_once(tmp_path: Path) -> None:
+    """Before: the migrations and the demo seeding raced ("version 3.1.0 already exists")."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from fota_studio.demo.catalog import DEMO_REPOSITORIES
+
+    root = tmp_path / "new-ws"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    start = time.time() + 3.0  # every process has imported everything by then
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(root), str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(4)
+    ]
+    results = [(p.wait(timeout=180), *p.communicate()) for p in procs]
+    for code, out, err in results:
+        assert code == 0, err[-3000:]
+        assert "already exists" not in err and "Traceback" not in err
+        assert DEMO_REPOSITORIES[0].brand in out  # every process lists the repositories
+    with Workspace.open(root) as ws:
+        count = ws.read("SELECT COUNT(*) FROM versions")[0][0]
+        assert count == sum(len(r.versions) for r in DEMO_REPOSITORIES)
+        assert ws.schema_version == SCHEMA_VERSION
