@@ -1,9 +1,9 @@
 """The check routine's checksums, computed the same way by the tester and the simulated ECU.
 
-`checksum(kind, chunks)` returns the record a check routine (RoutineControl, EA step `check`)
-carries for the image bytes given as chunks in address order: the tester passes the image's
-segments, the simulator the memory it programmed, so neither has to join megabytes first. The
-kinds are `core.ea.CHECKSUM_KINDS`. Pure functions; any thread.
+`checksum(kind, data)` returns the record a check routine (RoutineControl, EA step `check`)
+carries for the image bytes, given as one bytes object or as chunks in address order (the
+tester passes the image's segments, so it never joins megabytes first; the simulator the memory
+it programmed). The kinds are `core.ea.CHECKSUM_KINDS`. Pure functions; any thread.
 """
 
 from __future__ import annotations
@@ -19,19 +19,20 @@ from fota_studio.core.errors import ConfigurationError
 #: Bytes of each kind's record (the check routine's option record length).
 CHECKSUM_LENGTHS = {"crc32": 4, "crc16_ccitt": 2, "sha256": 32, "none": 0}
 
-ByteChunks = Iterable[bytes | bytearray | memoryview]
+Bytes = bytes | bytearray | memoryview
 
 
-def crc16_ccitt(data: bytes | bytearray | memoryview, crc: int = 0xFFFF) -> int:
+def crc16_ccitt(data: Bytes, crc: int = 0xFFFF) -> int:
     """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final XOR)."""
     return binascii.crc_hqx(data, crc)
 
 
-def checksum(kind: str, chunks: ByteChunks) -> bytes:
-    """The check routine's record for `kind` over `chunks` (concatenated, in address order).
+def checksum(kind: str, data: Bytes | Iterable[Bytes]) -> bytes:
+    """The check routine's record for `kind` over `data` (bytes, or chunks in address order).
 
     crc32 (zlib) and crc16_ccitt are big-endian; sha256 is the 32-byte digest; none is empty.
     """
+    chunks: Iterable[Bytes] = (data,) if isinstance(data, bytes | bytearray | memoryview) else data
     if kind == "crc32":
         crc32 = 0
         for chunk in chunks:
