@@ -1,0 +1,217 @@
+"""Functional requests in every ISO-TP addressing mode, two-sided with can-isotp (issue 13
+point 4): the tester's functional single frame reaches a can-isotp stack configured — by hand,
+from ISO 15765-2 — as the ECU's functional receiver; for extended and mixed addressing it
+carries the functional address byte (`Connection.functional_target_address`), not the physical
+one; the ECU-side address from `isotp_link.build_address` receives it and answers physically."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import can
+import isotp
+import pytest
+
+from fota_studio.core.ea import AddressingMode, Connection, IsoTpAddress, UdsProfile
+from fota_studio.protocols.isotp_link import (
+    IsoTpLink,
+    build_address,
+    functional_address_byte,
+)
+from fota_studio.protocols.uds_link import UdsLink
+
+TA, SA, AE = 0x11, 0xF1, 0x55  # the ECU's physical address, the tester's, the physical AE
+FTA = 0xDF  # the functional address byte (extended: target address, mixed: AE)
+REQUEST = b"\x3e\x00"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One addressing mode: the EA connection and the ECU's functional receiver by hand."""
+
+    name: str
+    conn: Connection
+    receiver: isotp.Address  # what an ECU configured from the standard listens on
+    physical_byte_receiver: isotp.Address | None = None  # an ECU expecting the physical byte
+
+
+def _conn(
+    mode: AddressingMode, bits: int, req: int, resp: int, fid: int, fta: int | None = FTA
+) -> Connection:
+    ids = IsoTpAddress(req, resp, target_address=TA, source_address=SA, address_extension=AE)
+    return Connection(
+        application=ids,
+        bootloader=ids,
+        addressing=mode,
+        id_bits=bits,
+        functional_id=fid,
+        functional_target_address=fta,
+        padding_byte=0xCC,
+    )
+
+
+M = isotp.AddressingMode
+CASES = [
+    Case(
+        "normal-11",
+        _conn(AddressingMode.NORMAL, 11, 0x7E0, 0x7E8, 0x7DF),
+        isotp.Address(M.Normal_11bits, txid=0x7E8, rxid=0x7DF),
+    ),
+    Case(
+        "normal-29",
+        _conn(AddressingMode.NORMAL, 29, 0x18DA11F1, 0x18DAF111, 0x18DB33F1),
+        isotp.Address(M.Normal_29bits, txid=0x18DAF111, rxid=0x18DB33F1),
+    ),
+    Case(
+        "normal_fixed-29",
+        _conn(AddressingMode.NORMAL_FIXED, 29, 0x18DA11F1, 0x18DAF111, 0x18DB33F1),
+        # ISO 15765-2 §10.3.3: functional N_TAtype = 0xDB, N_TA 0x33 from the tester 0xF1.
+        isotp.Address(M.NormalFixed_29bits, target_address=SA, source_address=0x33),
+    ),
+    Case(
+        "extended-11",
+        _conn(AddressingMode.EXTENDED, 11, 0x6F1, 0x611, 0x6FF),
+        isotp.Address(
+            M.Extended_11bits, txid=0x611, rxid=0x6FF, target_address=SA, source_address=FTA
+        ),
+        isotp.Address(
+            M.Extended_11bits, txid=0x611, rxid=0x6FF, target_address=SA, source_address=TA
+        ),
+    ),
+    Case(
+        "extended-29",
+        _conn(AddressingMode.EXTENDED, 29, 0x1FF000F1, 0x1FF00011, 0x1FF000FF),
+        isotp.Address(
+            M.Extended_29bits,
+            txid=0x1FF00011,
+            rxid=0x1FF000FF,
+            target_address=SA,
+            source_address=FTA,
+        ),
+        isotp.Address(
+            M.Extended_29bits,
+            txid=0x1FF00011,
+            rxid=0x1FF000FF,
+            target_address=SA,
+            source_address=TA,
+        ),
+    ),
+    Case(
+        "mixed-11",
+        _conn(AddressingMode.MIXED, 11, 0x7E0, 0x7E8, 0x7DF),
+        isotp.Address(M.Mixed_11bits, txid=0x7E8, rxid=0x7DF, address_extension=FTA),
+        isotp.Address(M.Mixed_11bits, txid=0x7E8, rxid=0x7DF, address_extension=AE),
+    ),
+    Case(
+        "mixed-29",
+        _conn(AddressingMode.MIXED, 29, 0x18CE11F1, 0x18CEF111, 0x18CD33F1),
+        # ISO 15765-2 §10.3.5: functional N_TAtype = 0xCD, first data byte = the functional AE.
+        isotp.Address(
+            M.Mixed_29bits, target_address=SA, source_address=0x33, address_extension=FTA
+        ),
+        isotp.Address(M.Mixed_29bits, target_address=SA, source_address=0x33, address_extension=AE),
+    ),
+]
+
+
+@contextmanager
+def _bus(channel: str) -> Iterator[tuple[can.BusABC, can.Notifier]]:
+    bus = can.Bus(interface="virtual", channel=channel, ignore_config=True)
+    notifier = can.Notifier(bus, [], timeout=0.05)
+    try:
+        yield bus, notifier
+    finally:
+        notifier.stop(timeout=0.1)
+        bus.shutdown()
+
+
+@contextmanager
+def _receivers(
+    channel: str, addresses: list[isotp.Address | isotp.AsymmetricAddress]
+) -> Iterator[list[isotp.NotifierBasedCanStack]]:
+    """Plain can-isotp stacks (the library's own, not ours) on a second bus instance."""
+    with _bus(channel) as (bus, notifier):
+        stacks = [isotp.NotifierBasedCanStack(bus, notifier, address=a) for a in addresses]
+        for stack in stacks:
+            stack.start()
+        try:
+            yield stacks
+        finally:
+            for stack in stacks:
+                stack.stop()
+
+
+def _send_functional(channel: str, conn: Connection) -> None:
+    """Our tester sends REQUEST functionally (suppressed: no answer awaited)."""
+    with _bus(channel) as (bus, notifier):
+        uds = UdsLink(IsoTpLink(bus, notifier, conn, conn.bootloader), UdsProfile())
+        uds.open()
+        try:
+            assert uds.functional_request("test", REQUEST, suppress_response=True) is None
+        finally:
+            uds.close()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_functional_request_reaches_the_ecus_functional_receiver(
+    case: Case, can_channel: str
+) -> None:
+    conn = case.conn
+    ours = build_address(conn, conn.bootloader, ecu_side=True, functional=True)
+    wanted = [case.receiver, ours]
+    if case.physical_byte_receiver is not None:
+        wanted.append(case.physical_byte_receiver)
+    with _receivers(can_channel, wanted) as stacks:
+        _send_functional(can_channel, conn)
+        assert stacks[0].recv(block=True, timeout=2.0) == REQUEST  # the standard's receiver
+        assert stacks[1].recv(block=True, timeout=2.0) == REQUEST  # the simulator's
+        if case.physical_byte_receiver is not None:
+            # An ECU taking only its physical byte does not see the functional request.
+            assert stacks[2].recv(block=True, timeout=0.2) is None
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.physical_byte_receiver is not None], ids=lambda c: c.name
+)
+def test_without_a_functional_byte_the_physical_one_is_used(case: Case, can_channel: str) -> None:
+    """`functional_target_address` unset: the frame carries the physical byte, as before."""
+    conn = case.conn
+    conn = Connection(**{**conn.__dict__, "functional_target_address": None})
+    assert functional_address_byte(conn, conn.bootloader) in (TA, AE)
+    assert case.physical_byte_receiver is not None
+    with _receivers(can_channel, [case.physical_byte_receiver]) as stacks:
+        _send_functional(can_channel, conn)
+        assert stacks[0].recv(block=True, timeout=2.0) == REQUEST
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_ecu_answers_a_functional_request_physically(case: Case, can_channel: str) -> None:
+    """Round trip: the ECU's functional receiver (build_address, ECU side) answers on its
+    physical response address, and the tester's `functional_request` returns that answer."""
+    conn = case.conn
+    ecu_address = build_address(conn, conn.bootloader, ecu_side=True, functional=True)
+    with _receivers(can_channel, [ecu_address]) as (ecu,):
+        stop = threading.Event()
+
+        def serve() -> None:
+            while not stop.is_set():
+                req = ecu.recv(block=True, timeout=0.05)
+                if req is not None:
+                    ecu.send(b"\x7e" + bytes(req[1:2]))
+
+        thread = threading.Thread(target=serve, name="test-functional-ecu", daemon=True)
+        thread.start()
+        try:
+            with _bus(can_channel) as (bus, notifier):
+                uds = UdsLink(IsoTpLink(bus, notifier, conn, conn.bootloader), UdsProfile())
+                uds.open()
+                try:
+                    assert uds.functional_request("test", REQUEST) == b"\x7e\x00"
+                finally:
+                    uds.close()
+        finally:
+            stop.set()
+            thread.join(2.0)
