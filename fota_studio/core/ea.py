@@ -389,8 +389,8 @@ class ProtectedRange:
 class EcuTiming:
     """Timing facts of one ECU (from its supplier's bootloader specification).
 
-    Reset/entry: after the positive ECUReset response (or the bootloader entry frame and
-    `Connection.bootloader_entry_delay_ms`) the tester stays silent `reset_time_ms`, then probes
+    Reset/entry: after the positive ECUReset response the tester stays silent `reset_time_ms`
+    (after the bootloader entry frame: `Connection.bootloader_entry_delay_ms`), then probes
     until the ECU answers: the bootloader within `bootloader_ready_timeout_ms`, the application
     within `application_start_timeout_s`. Estimates: erase time per KiB or per sector,
     programming time per KiB, and the ECU's own block length / STmin / BS when known (None =

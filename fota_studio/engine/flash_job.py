@@ -8,10 +8,10 @@ ECU on a shared bus + notifier:
    (31 01 <id>). When the application is silent but the bootloader answers on its own IDs (a
    re-run after a failed flash), they are asked there. A precondition nobody can be asked fails
    the flash (`PreconditionError`) unless the EA marks it skippable with a reason.
-2. `bootloader_entry`: the entry frame, then silence for `bootloader_entry_delay_ms` +
-   `timing.reset_time_ms`; `bootloader_ready`: `3E 00` probes, one at a time and no faster than
-   P2, until the bootloader answers (within `timing.bootloader_ready_timeout_ms`). Skipped when
-   the ECU is already in its bootloader.
+2. `bootloader_entry`: the entry frame, then silence for `bootloader_entry_delay_ms` (the
+   documented time the ECU needs to reboot into its bootloader); `bootloader_ready`: `3E 00`
+   probes, one at a time and no faster than P2, until the bootloader answers (within
+   `timing.bootloader_ready_timeout_ms`). Skipped when the ECU already runs its bootloader.
 3. `clean_start`: the active-session DID is read (`UdsProfile.active_session_did`), else / when
    not default `10 01` is sent, so a re-run inside S3 starts from the default session.
 4. The sequence: sessions, DTC off, communication control (functional), security access per
@@ -104,6 +104,7 @@ from fota_studio.core.flash_record import (
     SegmentRecord,
     StepRecord,
 )
+from fota_studio.core.image_fit import require_image_fits
 from fota_studio.core.nrc import nrc_name
 from fota_studio.engine.cancel import CancelToken
 from fota_studio.engine.progress import ProgressReporter
@@ -759,7 +760,13 @@ class _Job:
             raise ConfigurationError("the image has no data to flash")
         erase = next((s for s in seq if s.kind == StepKind.ERASE), None)
         record_fmt = str(erase.param("record")) if erase is not None else "address_length"
-        # Refused here, before anything is sent: outside the regions, into a protected range.
+        # Refused here, before anything is sent: outside the regions, into a protected range
+        # (the one image-fits rule, core/image_fit.py, as `ea validate` and the resolver).
+        require_image_fits(
+            self.profile,
+            [(s.address, len(s.data)) for s in self.image.segments],
+            ecu_name=self.ecu.name,
+        )
         self.erase_plan = plan_erases(self.profile, self.image.segments, record_fmt)
         app, boot = self.conn.application, self.conn.bootloader
         entry = self.conn.bootloader_entry
@@ -978,12 +985,12 @@ class _Job:
             is_rx=False,
         )
         self._uds().link.send_raw(frame)
+        # The documented time the ECU needs to reboot into its bootloader; probes follow.
         delay_ms = self.conn.bootloader_entry_delay_ms
-        reset_ms = self.timing.reset_time_ms
-        self._silence((delay_ms + reset_ms) / 1000.0, BOOTLOADER_ENTRY_STEP)
+        self._silence(delay_ms / 1000.0, BOOTLOADER_ENTRY_STEP)
         return (
             f"0x{entry.can_id:X} {entry.data.hex(' ').upper()}, silent {delay_ms} ms "
-            f"(bootloader_entry_delay_ms) + {reset_ms} ms (timing.reset_time_ms)"
+            "(bootloader_entry_delay_ms)"
         )
 
     def _bootloader_ready(self) -> str:
@@ -994,14 +1001,13 @@ class _Job:
             raise TransferError(
                 f"the bootloader did not answer TesterPresent on 0x{boot.request_id:X}/"
                 f"0x{boot.response_id:X} within timing.bootloader_ready_timeout_ms = "
-                f"{timeout_ms} ms ({probes} probes), after the entry frame and "
-                f"{self.conn.bootloader_entry_delay_ms} ms bootloader_entry_delay_ms + "
-                f"{self.timing.reset_time_ms} ms timing.reset_time_ms of silence",
+                f"{timeout_ms} ms ({probes} probes) after the entry frame and "
+                f"{self.conn.bootloader_entry_delay_ms} ms bootloader_entry_delay_ms of silence",
                 step=BOOTLOADER_READY_STEP,
-                hint="check bootloader_entry_delay_ms, timing.reset_time_ms and "
-                "timing.bootloader_ready_timeout_ms against the ECU's bootloader specification, "
-                "and the entry frame and bootloader IDs in the EA; nothing was erased — run the "
-                "flash again",
+                hint="check bootloader_entry_delay_ms and timing.bootloader_ready_timeout_ms "
+                "(and timing.reset_time_ms, the ECU's reboot time) against the ECU's bootloader "
+                "specification, and the entry frame and bootloader IDs in the EA; nothing was "
+                "erased — run the flash again",
             )
         return f"answered after {probes} probe(s)"
 
