@@ -166,8 +166,10 @@ def test_functional_request_reaches_the_ecus_functional_receiver(
         wanted.append(case.physical_byte_receiver)
     with _receivers(can_channel, wanted) as stacks:
         _send_functional(can_channel, conn)
-        assert stacks[0].recv(block=True, timeout=2.0) == REQUEST  # the standard's receiver
-        assert stacks[1].recv(block=True, timeout=2.0) == REQUEST  # the simulator's
+        assert stacks[0].recv(block=True, timeout=2.0) == bytearray(
+            REQUEST
+        )  # the standard's receiver
+        assert stacks[1].recv(block=True, timeout=2.0) == bytearray(REQUEST)  # the simulator's
         if case.physical_byte_receiver is not None:
             # An ECU taking only its physical byte does not see the functional request.
             assert stacks[2].recv(block=True, timeout=0.2) is None
@@ -184,7 +186,7 @@ def test_without_a_functional_byte_the_physical_one_is_used(case: Case, can_chan
     assert case.physical_byte_receiver is not None
     with _receivers(can_channel, [case.physical_byte_receiver]) as stacks:
         _send_functional(can_channel, conn)
-        assert stacks[0].recv(block=True, timeout=2.0) == REQUEST
+        assert stacks[0].recv(block=True, timeout=2.0) == bytearray(REQUEST)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
