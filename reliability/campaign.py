@@ -4,7 +4,8 @@ Runs, in order: the fault matrix (table printed), file fuzzing (per-target count
 flashes and the TCU SDO fuzzing, the soak (200 updates) with the two-machine parallel check, and
 the SIGKILL durability campaign (100 kills). The last line printed is one JSON object with the
 headline figures (`fault_cells`, `false_success`, `unrecoverable`, `fuzz_inputs`,
-`fuzz_crashes`, `soak_updates`, `soak_mem_growth`, `kill_runs`, `kill_corruptions`, ...).
+`fuzz_crashes`, `soak_updates`, `soak_mem_growth`, `kill_runs`, `kill_corruptions`,
+`tamper_cases`, `tamper_detected`, ...).
 Sizes can be lowered for a quick run: `python -m reliability.campaign --small`. Main thread.
 """
 
@@ -18,7 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from reliability import crash, fault_matrix, fuzz, protocol_fuzz, soak
+from reliability import crash, fault_matrix, fuzz, protocol_fuzz, soak, tamper
 
 
 def _write(text: str) -> None:
@@ -106,6 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures["soak_leaks"] = rep.leaks
     figures["parallel_independent"] = par.healthy_ok and not par.faulty_ok and par.overlapped
 
+    _write("\n== Record tampering (issue 14's attacks on a workspace, then `records verify`)")
+    tam = tamper.campaign()
+    for case in tam.results:
+        said = case.crash or (case.problems[0] if case.problems else "NOT DETECTED")
+        _write(f"{case.name:<28} {'detected' if case.detected else 'MISSED':<9} {said[:110]}")
+    _write(f"tamper: {tam.detected} of {tam.cases} attacks detected")
+    figures["tamper_cases"] = tam.cases
+    figures["tamper_detected"] = tam.detected
+
     _write("\n== Crash durability (SIGKILL during imports, record writes, EA saves, requests)")
     kills = crash.kill_campaign(10 if small else 100)
     _write(
@@ -124,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         or figures["kill_corruptions"]
         or figures["soak_leaks"]
         or figures["hangs"]
+        or figures["tamper_detected"] != figures["tamper_cases"]
     )
     return 1 if bad and args.strict else 0
 

@@ -18,6 +18,7 @@ import base64
 import io
 import json
 import random
+import shutil
 import struct
 import tempfile
 import time
@@ -385,6 +386,49 @@ def make_targets(folder: Path) -> list[Target]:
     return targets
 
 
+def record_targets(folder: Path) -> list[Target]:
+    """The record verifier (a mutated workspace.db) and the bundle reader (a mutated bundle).
+
+    Seeds come from reliability/tamper.py's workspace (a failed flash with BLF bus log); an
+    input is accepted when it verifies, rejected when verification names a problem.
+    """
+
+    from fota_studio.core.errors import WorkspaceError
+    from fota_studio.infra.record_bundle import export_bundle, verify_bundle
+    from fota_studio.infra.record_verify import verify_workspace
+    from fota_studio.infra.workspace import DB_NAME, Workspace
+    from reliability import tamper
+
+    seed_ws = folder / "records-seed"
+    scenario = tamper.build_workspace(seed_ws)
+    with Workspace.open(seed_ws) as ws:
+        bundle = export_bundle(ws, scenario.failed_request, folder / "seed.bundle").read_bytes()
+    db = (seed_ws / DB_NAME).read_bytes()
+    blobs = seed_ws / "blobs"
+
+    def feed_bundle(data: bytes) -> object:
+        rep = verify_bundle(data)
+        if rep.problems:
+            raise WorkspaceError("; ".join(rep.problems)[:300])
+        return rep
+
+    def feed_db(data: bytes) -> object:
+        root = folder / "records-input"
+        root.mkdir()
+        try:
+            (root / DB_NAME).write_bytes(data)
+            shutil.copytree(blobs, root / "blobs")
+            with Workspace.open(root) as ws:
+                rep = verify_workspace(ws)
+            if rep.problems:
+                raise WorkspaceError("; ".join(rep.problems)[:300])
+            return rep
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    return [Target("record_db", [db], feed_db), Target("record_bundle", [bundle], feed_bundle)]
+
+
 def feed_one(target: Target, data: bytes, stats: TargetStats, label: str = "") -> None:
     """Feed one input and count it (accepted / rejected with FotaError / crash / slow)."""
     stats.inputs += 1
@@ -428,6 +472,12 @@ def run_campaign(inputs_per_target: int, seed: int = 1) -> list[TargetStats]:
         folder = Path(tmp)
         targets = make_targets(folder)
         results = [run_target(t, inputs_per_target, rng) for t in targets]
+        from reliability.tamper import private_user_state
+
+        with private_user_state(folder / "records-user"):
+            records = record_targets(folder / "records-user")
+            results += [run_target(t, inputs_per_target, rng) for t in records]
+        shutil.rmtree(folder / "records-user", ignore_errors=True)
         leftovers = sorted(p.name for p in folder.iterdir())
         if leftovers:
             results[0].crashes.append(f"files left beside the inputs: {leftovers}")

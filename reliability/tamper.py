@@ -12,17 +12,21 @@ Main thread of a script or test; each case uses its own temp folder.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import random
 import sqlite3
 import tempfile
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import can
+import keyring
+from keyring.backends.null import Keyring as NullKeyring
 
 from fota_studio.core.errors import WorkspaceError
 from fota_studio.core.flash_record import FlashRecord, StepRecord
@@ -31,6 +35,24 @@ from fota_studio.engine.records import save_flash_record
 from fota_studio.infra.record_verify import verify_workspace
 from fota_studio.infra.requests_store import ENTRY_FINAL, ENTRY_FLASH, ENTRY_STEP, RequestsStore
 from fota_studio.infra.workspace import DB_NAME, Workspace
+
+
+@contextlib.contextmanager
+def private_user_state(folder: Path) -> Iterator[None]:
+    """Keep the campaign's signing keys and key pins out of the user's keyring and config:
+    a null keyring (so key files are used) and a config folder under `folder`."""
+    old_env = os.environ.get("XDG_CONFIG_HOME")
+    old_keyring = keyring.get_keyring()
+    os.environ["XDG_CONFIG_HOME"] = str(folder / "config")
+    keyring.set_keyring(NullKeyring())
+    try:
+        yield
+    finally:
+        keyring.set_keyring(old_keyring)
+        if old_env is None:
+            os.environ.pop("XDG_CONFIG_HOME", None)
+        else:
+            os.environ["XDG_CONFIG_HOME"] = old_env
 
 
 @dataclass(frozen=True)
@@ -307,7 +329,10 @@ class TamperReport:
 def campaign() -> TamperReport:
     """Run every attack once, each in its own workspace."""
     rep = TamperReport()
-    with tempfile.TemporaryDirectory(prefix="fota-tamper-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="fota-tamper-") as tmp,
+        private_user_state(Path(tmp)),
+    ):
         for name in ATTACKS:
             res = run_case(name, Path(tmp) / name)
             rep.cases += 1

@@ -345,7 +345,16 @@ def verify_workspace(
         rep.problems.append(f"database damaged: {exc} (reading {ws.root / 'workspace.db'})")
     except WorkspaceError as exc:
         rep.problems.append(str(exc))
+    except (TypeError, ValueError, KeyError, OverflowError, RecursionError) as exc:
+        rep.problems.append(_odd_value(ws, exc))
     return rep
+
+
+def _odd_value(ws: Workspace, exc: BaseException) -> str:
+    return (
+        f"database damaged: a record row holds an impossible value ({type(exc).__name__}: "
+        f"{str(exc)[:160]}) in {ws.root / 'workspace.db'}"
+    )
 
 
 def _verify_workspace(
@@ -441,6 +450,8 @@ def request_verdict(ws: Workspace, request_id: int) -> VerifyReport:
         rep.problems.append(f"database damaged: {exc}")
     except WorkspaceError as exc:
         rep.problems.append(str(exc))
+    except (TypeError, ValueError, KeyError, OverflowError, RecursionError) as exc:
+        rep.problems.append(_odd_value(ws, exc))
     return rep
 
 

@@ -1,0 +1,237 @@
+"""Signed, pinned records (issue 14): every attack of the issue's Records list is detected by
+`records verify` and the report; bundles verify elsewhere; the key's protection is stated; the
+incremental verdict (issue 21) reads each entry once and catches what changed since."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from fota_studio.cli import main
+from fota_studio.core.errors import WorkspaceError
+from fota_studio.infra import record_signing
+from fota_studio.infra.record_bundle import verify_bundle
+from fota_studio.infra.record_verify import verify_workspace
+from fota_studio.infra.requests_store import ENTRY_STEP, RequestsStore
+from fota_studio.infra.workspace import DB_NAME, Workspace
+from reliability import tamper
+
+
+@pytest.fixture
+def scenario(workspace_dir: Path) -> tamper.Scenario:
+    return tamper.build_workspace(workspace_dir)
+
+
+def _verify_cli(root: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
+    capsys.readouterr()
+    code = main(["--workspace", str(root), "records", "verify", *extra])
+    return code, capsys.readouterr().out
+
+
+def test_untouched_workspace_verifies(
+    scenario: tamper.Scenario, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = _verify_cli(scenario.root, capsys)
+    assert code == 0, out
+    assert "records intact" in out and "7 entries (7 signed)" in out
+    assert "UNPROTECTED" in out  # no keyring in tests: the key file's state is said
+
+
+@pytest.mark.parametrize("attack", sorted(tamper.ATTACKS))
+def test_attack_is_named_by_records_verify(
+    attack: str, scenario: tamper.Scenario, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tamper.ATTACKS[attack](scenario)
+    code, out = _verify_cli(scenario.root, capsys)
+    assert code == 1, out
+    assert "TAMPERED" in out and "intact" not in out.replace("TAMPERED", "")
+
+
+def test_status_edit_names_the_field_and_the_report_says_not_verified(
+    scenario: tamper.Scenario, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tamper.status_failed_to_successful(scenario)
+    code, out = _verify_cli(scenario.root, capsys)
+    assert code == 1
+    assert "status is 'Successful' in the table but the signed record says 'Failed'" in out
+    html_path = scenario.root / "r.html"
+    base = ["--workspace", str(scenario.root), "records", "export"]
+    assert main([*base, str(scenario.failed_request), "--output", str(html_path)]) == 0
+    text = html_path.read_text(encoding="utf-8")
+    assert "NOT VERIFIED: the table says Successful" in text
+    assert "Record chain</b></td><td>intact" not in text and "TAMPERED" in text
+
+
+def test_attackers_rehash_script_is_caught_by_signatures(
+    scenario: tamper.Scenario, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The attacker's script, written out: edit the final entry, recompute every later hash
+    # with the public formula, fix the head's last hash and the table; no signing key.
+    raw = sqlite3.connect(scenario.root / DB_NAME)
+    rows = raw.execute(
+        "SELECT id, request_id, attempt, at, kind, data, state FROM request_entries ORDER BY id"
+    ).fetchall()
+    prev = "0" * 64
+    for eid, req, attempt, at, kind, data, state in rows:
+        if kind == "final":
+            data = '{"outcome":"success","status":"Successful"}'
+            state = '{"error":"","outcome":"success","status":"Successful"}'
+        text = "\x1f".join([prev, str(req), str(attempt), at, kind, data, "state", state])
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        raw.execute(
+            "UPDATE request_entries SET data=?, state=?, prev_hash=?, hash=? WHERE id=?",
+            (data, state, prev, digest, eid),
+        )
+        prev = digest
+    count = len(rows)
+    raw.execute("UPDATE record_head SET last_hash = ?, count = ?", (prev, count))
+    raw.execute("UPDATE update_requests SET status='Successful', outcome='success', error=''")
+    raw.commit()
+    raw.close()
+    code, out = _verify_cli(scenario.root, capsys)
+    assert code == 1
+    assert "signature invalid" in out and "head's signature is invalid" in out
+    # The hash links alone (what main had) are consistent again: only the signatures say so.
+    assert "link broken" not in out
+
+
+def test_writing_after_truncation_is_refused(scenario: tamper.Scenario) -> None:
+    tamper.delete_last_entry(scenario)
+    with (
+        Workspace.open(scenario.root) as ws,
+        pytest.raises(WorkspaceError, match="head does not match"),
+    ):
+        RequestsStore(ws).append(scenario.other_request, ENTRY_STEP, {"step": "x"})
+
+
+def test_random_db_pages_never_crash_repo_verify(
+    scenario: tamper.Scenario, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tamper.random_db_pages(scenario)
+    code, out = _verify_cli(scenario.root, capsys)
+    assert code == 1 and "damaged" in out
+    code = main(["--workspace", str(scenario.root), "repo", "verify"])
+    assert code != 0
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_replaced_key_is_detected_by_the_pin(scenario: tamper.Scenario) -> None:
+    # An attacker with a key of their own re-signs the whole chain and swaps the public key.
+    with Workspace.open(scenario.root) as ws:
+        assert verify_workspace(ws).ok  # pinned on this machine when the key was made
+        record_signing._signers.clear()
+        ws.set_setting(record_signing.KEY_SETTING, None)
+        with ws.transaction() as cur:
+            cur.execute("DELETE FROM settings WHERE key = ?", (record_signing.KEY_SETTING,))
+            cur.execute("DELETE FROM record_head")
+            cur.execute("UPDATE request_entries SET sig = NULL, state = NULL")
+        problems = verify_workspace(ws).problems
+    assert any("pinned record-signing key" in p for p in problems), problems
+
+
+def test_bundle_verifies_elsewhere_and_detects_edits(
+    scenario: tamper.Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = tmp_path / "req.bundle.json"
+    base = ["--workspace", str(scenario.root), "records"]
+    assert main([*base, "export", str(scenario.failed_request), "--bundle", str(bundle)]) == 0
+    key_file = tmp_path / "key.pem"
+    assert main([*base, "export-key", "--output", str(key_file)]) == 0
+    assert "BEGIN PUBLIC KEY" in capsys.readouterr().out
+    # "Another machine": no workspace at all.
+    code = main(["--workspace", str(tmp_path / "none"), "records", "verify", "--bundle",
+                 str(bundle), "--key", str(key_file)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "1 bus log(s) re-hashed" in out
+    data = bundle.read_text(encoding="utf-8")
+    # Each edit an attacker could make to the file is named.
+    edits = {
+        "status": data.replace('"status": "Failed"', '"status": "Successful"', 1),
+        "flash result": data.replace('\\"result\\": \\"failed\\"', '\\"result\\": \\"success\\"'),
+        "entry removed": _drop_last_entry(data),
+    }
+    for what, edited in edits.items():
+        assert edited != data, what
+        rep = verify_bundle(edited.encode("utf-8"), key_file.read_text())
+        assert rep.problems, what
+    other = record_signing.Ed25519PrivateKey.generate().public_key()
+    rep = verify_bundle(data.encode(), record_signing.public_raw(other).hex())
+    assert any("not by the given key" in p for p in rep.problems)
+    for junk in (b"", b"{}", b"[1]", b'{"format": "fota-studio/record-bundle/v1"}', b"\xff" * 9):
+        assert verify_bundle(junk).problems
+
+
+def _drop_last_entry(text: str) -> str:
+    import json
+
+    bundle = json.loads(text)
+    bundle["entries"].pop()
+    return json.dumps(bundle)
+
+
+def test_passphrase_key_file(
+    workspace_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(record_signing.PASSPHRASE_ENV, "correct horse battery")
+    with Workspace.open(workspace_dir) as ws:
+        store = RequestsStore(ws)
+        rid = tamper.build_workspace(workspace_dir).failed_request
+        info = store.signer().info
+        assert info.protection == record_signing.PROTECTION_PASSPHRASE
+        pem = (workspace_dir / info.location).read_bytes()
+        assert b"ENCRYPTED" in pem
+    record_signing._signers.clear()
+    monkeypatch.delenv(record_signing.PASSPHRASE_ENV)
+    with (
+        Workspace.open(workspace_dir) as ws,
+        pytest.raises(WorkspaceError, match=record_signing.PASSPHRASE_ENV),
+    ):
+        RequestsStore(ws).append(rid, ENTRY_STEP, {"step": "x"})
+    monkeypatch.setenv(record_signing.PASSPHRASE_ENV, "wrong")
+    with (
+        Workspace.open(workspace_dir) as ws,
+        pytest.raises(WorkspaceError, match="wrong passphrase"),
+    ):
+        RequestsStore(ws).append(rid, ENTRY_STEP, {"step": "x"})
+    code, out = _verify_cli(workspace_dir, capsys)  # verifying needs no passphrase
+    assert code == 0 and "passphrase-encrypted" in out and "UNPROTECTED" not in out
+
+
+def test_cached_verdict_is_incremental(scenario: tamper.Scenario) -> None:
+    with Workspace.open(scenario.root) as ws:
+        store = RequestsStore(ws)
+        assert store.cached_verdict(scenario.failed_request).ok
+        store.append(scenario.other_request, ENTRY_STEP, {"step": "verify_package"})
+        verdict = store.cached_verdict(scenario.other_request)
+        assert verdict.ok and verdict.entries == 8
+    tamper.status_failed_to_successful(scenario)
+    with Workspace.open(scenario.root) as ws:
+        bad = RequestsStore(ws).cached_verdict(scenario.failed_request)
+        assert any("status" in p for p in bad.problems)
+        assert RequestsStore(ws).cached_verdict(scenario.other_request).ok
+    tamper.delete_last_entry(scenario)
+    with Workspace.open(scenario.root) as ws:
+        assert not RequestsStore(ws).cached_verdict(scenario.other_request).ok
+
+
+def test_records_verify_reads_each_entry_once(
+    scenario: tamper.Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fota_studio.infra import record_verify
+
+    seen: list[int] = []
+    real = record_verify._entry
+
+    def counting(r: sqlite3.Row) -> record_verify.EntryRow:
+        seen.append(int(r["id"]))
+        return real(r)
+
+    # Counting wrapper only (the function still runs): the check is how often rows are parsed.
+    monkeypatch.setattr(record_verify, "_entry", counting)
+    with Workspace.open(scenario.root) as ws:
+        assert verify_workspace(ws).ok
+    assert sorted(seen) == list(range(1, 8)) and len(seen) == len(set(seen))
