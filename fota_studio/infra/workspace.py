@@ -370,7 +370,10 @@ class Workspace:
             # open (imported here: flash_journal builds on this module).
             from fota_studio.infra.flash_journal import recover_interrupted_flashes
 
-            recover_interrupted_flashes(self)
+            # Damaged pages must not make the workspace unopenable: `records verify` and
+            # `workspace check` name them (found by reliability/fuzz.py's record_db target).
+            with contextlib.suppress(sqlite3.DatabaseError):
+                recover_interrupted_flashes(self)
 
     def _connect(self, db_path: Path) -> sqlite3.Connection:
         """Open the DB; read-only media get `mode=ro`, or `immutable=1` when SQLite cannot
