@@ -32,7 +32,7 @@ from typing import Any
 
 from fota_studio.cli.common import add_passphrase_option, authorise, guarded, open_workspace
 from fota_studio.core.ea import EcuDefinition, ElectronicArchitecture, StepKind
-from fota_studio.core.errors import ConfigurationError, RepositoryError
+from fota_studio.core.errors import ConfigurationError
 from fota_studio.core.events import (
     EcuBusy,
     EngineEvent,
@@ -41,11 +41,12 @@ from fota_studio.core.events import (
     StepFinished,
     StepStarted,
 )
-from fota_studio.core.firmware import FirmwareImage, load_image_file
+from fota_studio.core.firmware import FirmwareImage
 from fota_studio.core.flash_outcome import FlashOutcome, flash_outcome, outcome_text
 from fota_studio.engine.engine import Engine, refuse_if_busy
 from fota_studio.engine.estimates import estimate_flash
 from fota_studio.engine.flash_job import FlashResult
+from fota_studio.engine.targets import resolve_file_target, resolve_flash_target
 from fota_studio.infra.connections import bus_settings_for, load_connections
 from fota_studio.infra.paths import sim_state_dir
 from fota_studio.infra.workspace import Workspace
@@ -120,55 +121,26 @@ def _resolve(
         from fota_studio.infra.access import Action
 
         authorise(args, ws, Action.FLASH_FILE)
-        from fota_studio.core.ea_format import load_ea_file
-        from fota_studio.infra.repository import RepositoryStore
-
-        if RepositoryStore(ws).require_signed_packages:
-            raise RepositoryError(
-                f"{args.firmware}: this workspace requires firmware packages signed by a trusted "
-                "key; a plain file cannot be flashed",
-                hint="import a signed package with `fota-studio repo import` and flash it with "
-                "--machine/--version",
-            )
-        ea = load_ea_file(args.ea).ea
-        ecu = ea.ecu(args.ecu)
-        image, _fmt = load_image_file(args.firmware, base_address=args.base_address)
-        label = args.fw_version or args.firmware.name
-        return ea, ecu, image, label, args.expect_version, args.machine or ""
+        t = resolve_file_target(
+            ws,
+            args.ea,
+            args.ecu,
+            args.firmware,
+            base_address=args.base_address,
+            label=args.fw_version,
+            expected_version=args.expect_version,
+            machine=args.machine or "",
+        )
+        return t.ea, t.ecu, t.image, t.label, t.expected_version, t.machine
     if not args.machine or not args.fw_version:
         raise ConfigurationError(
             "say what to flash",
             hint="--machine M --ecu E --version V, or --ea FILE --ecu E --firmware FILE",
         )
-    from fota_studio.infra.ea_store import EaStore
-    from fota_studio.infra.repository import RepositoryStore
-
-    store = EaStore(ws)
-    machine = store.get_machine(args.machine)
-    if not machine.ea_name:
-        raise ConfigurationError(
-            f'machine "{args.machine}" is not assigned to an Electronic Architecture',
-            hint="assign it with `fota-studio ea assign`",
-        )
-    ea = store.get(machine.ea_name)
-    try:
-        ecu = ea.ecu(args.ecu)
-    except KeyError as exc:
-        raise ConfigurationError(str(exc.args[0])) from None
-    repo = RepositoryStore(ws)
-    version = repo.get_version(ecu.brand, ecu.model, args.fw_version)
-    from fota_studio.infra.trust import check_flashable
-
-    check_flashable(
-        ws,
-        version,
-        ecu=ecu,
-        machine=machine.serial,
-        installed_version=machine.installed.get(ecu.name),
+    t = resolve_flash_target(
+        ws, args.machine, args.ecu, args.fw_version, expected_version=args.expect_version
     )
-    image = repo.load_image(version)
-    expected = args.expect_version or args.fw_version
-    return ea, ecu, image, args.fw_version, expected, machine.serial
+    return t.ea, t.ecu, t.image, t.label, t.expected_version, t.machine
 
 
 def _bus_settings(args: argparse.Namespace, ws: Workspace, ecu: EcuDefinition) -> BusSettings:

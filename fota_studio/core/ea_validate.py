@@ -29,6 +29,7 @@ from fota_studio.core.ea import (
     StepParam,
     normal_fixed_ids,
 )
+from fota_studio.core.image_fit import image_fit_problems
 
 MAX_11BIT_ID = 0x7FF
 MAX_29BIT_ID = 0x1FFF_FFFF
@@ -709,29 +710,9 @@ def _check_sequence(c: _Collector, up: str, ecu: EcuDefinition) -> None:
 
 
 def check_image_fits(ecu: EcuDefinition, segments: Sequence[tuple[int, int]]) -> list[Problem]:
-    """Check that every image segment `(address, length)` lies inside one writable region."""
+    """Check that every image segment `(address, length)` fits the ECU (the one rule,
+    `core/image_fit.py`: inside one writable region, clear of the protected ranges)."""
     c = _Collector()
-    regions = ecu.uds.memory_regions
-    layout = ", ".join(f'"{r.name}" {_h(r.start)}–{_h(r.end - 1)}' for r in regions) or "none"
-    for i, (address, length) in enumerate(segments):
-        end = address + length
-        if length <= 0:
-            c.error(f"segments[{i}]", f"segment at {_h(address)} is empty")
-            continue
-        if not any(r.start <= address and end <= r.end for r in regions):
-            c.error(
-                f"segments[{i}]",
-                f"{_h(address)}–{_h(end - 1)} ({length} bytes) is outside every writable region "
-                f'of ECU "{ecu.name}" (regions: {layout})',
-            )
-            continue
-        for pr in ecu.uds.protected_ranges:
-            if address < pr.end and pr.start < end:
-                c.error(
-                    f"segments[{i}]",
-                    f"{_h(address)}–{_h(end - 1)} overlaps protected range \"{pr.name}\" "
-                    f'{_h(pr.start)}–{_h(pr.end - 1)} of ECU "{ecu.name}", which is never '
-                    "erased or written; is this image built for this ECU?",
-                )
-                break
+    for p in image_fit_problems(ecu.uds, segments, ecu_name=ecu.name):
+        c.error(p.path, p.message)
     return c.problems

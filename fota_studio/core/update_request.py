@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fota_studio.core.ea import EcuDefinition
-from fota_studio.core.ea_validate import check_image_fits
 from fota_studio.core.errors import FotaError
+from fota_studio.core.image_fit import image_fit_problems
 from fota_studio.core.versions import compare_versions
 
 
@@ -177,7 +177,7 @@ def validate_new_request(
                 block=True,
             )
         )
-    for problem in check_image_fits(ecu, segments):
+    for problem in image_fit_problems(ecu.uds, segments, ecu_name=ecu.name):
         issues.append(RequestIssue("layout", problem.message, block=True))
     for other in open_requests:
         issues.append(

@@ -35,11 +35,16 @@ from pathlib import Path
 from typing import Any
 
 from fota_studio.core.ea import EcuDefinition
-from fota_studio.core.ea_validate import check_image_fits
-from fota_studio.core.errors import ConfigurationError, FotaError, PreconditionError
+from fota_studio.core.errors import (
+    ArchitectureError,
+    ConfigurationError,
+    FotaError,
+    PreconditionError,
+)
 from fota_studio.core.errors import SecurityAccessError as _SecurityAccessError
 from fota_studio.core.events import EngineEvent, Progress
 from fota_studio.core.flash_plan import make_plan
+from fota_studio.core.image_fit import ImageLayoutError
 from fota_studio.core.update_request import (
     OPEN_STATUSES,
     Outcome,
@@ -56,6 +61,7 @@ from fota_studio.engine.engine import Engine, JobContext
 from fota_studio.engine.flash_job import FlashResult, flash_ecu
 from fota_studio.engine.health import CheckResult, HealthReport, run_health_checks
 from fota_studio.engine.records import save_flash_record
+from fota_studio.engine.targets import BrandModelMismatchError, resolve_flash_target
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.locks import EcuLock
 from fota_studio.infra.repository import RepositoryStore
@@ -68,6 +74,7 @@ from fota_studio.infra.requests_store import (
     RequestsStore,
     current_user,
 )
+from fota_studio.infra.trust import NotFlashableError
 from fota_studio.protocols import fota_objects as fo
 from fota_studio.protocols.tcu_node import TcuNode
 
@@ -460,60 +467,28 @@ class RequestRun:
 
     def _verify(self, req: UpdateRequest) -> tuple[EcuDefinition, Any, str]:
         self._step(Step.VERIFY_PACKAGE, "started")
-        eas = EaStore(self.ws)
-        machine = eas.get_machine(req.machine)
-        if not machine.ea_name:
-            raise _Failure(
-                RequestStatus.FAILED,
-                Outcome.PACKAGE_INVALID,
-                fo.STATUS_FAILED,
-                fo.ERROR_PACKAGE_VERIFICATION,
-                f'machine "{req.machine}" is not assigned to an Electronic Architecture',
-            )
-        ea = eas.get(machine.ea_name)
-        try:
-            ecu = ea.ecu(req.ecu)
-        except KeyError as exc:
-            raise _Failure(
-                RequestStatus.FAILED,
-                Outcome.PACKAGE_INVALID,
-                fo.STATUS_FAILED,
-                fo.ERROR_PACKAGE_VERIFICATION,
-                str(exc.args[0]),
-            ) from None
-        repo = RepositoryStore(self.ws)
         fail = RequestStatus.FAILED, Outcome.PACKAGE_INVALID, fo.STATUS_FAILED
-        if (req.brand, req.model) != (ecu.brand, ecu.model):
-            raise _Failure(
-                *fail,
-                fo.ERROR_BRAND_MODEL_MISMATCH,
-                f"package is for {req.brand} / {req.model} but ECU {ecu.name} is "
-                f"{ecu.brand} / {ecu.model}",
+        try:  # the one resolver: machine, EA, ECU, Brand/Model, version, policy, image, fit
+            target = resolve_flash_target(
+                self.ws, req.machine, req.ecu, req.version, brand=req.brand, model=req.model
             )
-        try:
-            version = repo.get_version(req.brand, req.model, req.version)
-            image = repo.load_image(version)  # re-hashes the file and the image data
+        except BrandModelMismatchError as exc:
+            raise _Failure(*fail, fo.ERROR_BRAND_MODEL_MISMATCH, f"package: {exc}") from exc
+        except ImageLayoutError as exc:
+            raise _Failure(*fail, fo.ERROR_IMAGE_LAYOUT, str(exc)) from exc
+        except (NotFlashableError, ConfigurationError, ArchitectureError) as exc:
+            raise _Failure(*fail, fo.ERROR_PACKAGE_VERIFICATION, str(exc)) from exc
         except FotaError as exc:
             raise _Failure(*fail, fo.ERROR_PACKAGE_VERIFICATION, f"package: {exc}") from exc
-        from fota_studio.infra.trust import TrustStore  # the one flash policy (issue 14)
-
-        policy_problem = TrustStore(self.ws).flash_problem(
-            version, ecu=ecu, machine=req.machine, installed_version=machine.installed.get(req.ecu)
-        )
-        if policy_problem is not None:
-            raise _Failure(*fail, fo.ERROR_PACKAGE_VERIFICATION, policy_problem)
-        segments = [(s.address, len(s.data)) for s in image.segments]
-        problems = check_image_fits(ecu, segments)
-        if problems:
-            raise _Failure(*fail, fo.ERROR_IMAGE_LAYOUT, "; ".join(p.message for p in problems[:3]))
-        installed = machine.installed.get(req.ecu) or ""
+        version = target.version
+        assert version is not None
         self._step(
             Step.VERIFY_PACKAGE,
             "ok",
             f"{version.label}: sha256 {version.sha256[:16]}…, {version.size} bytes in "
-            f"{len(segments)} segment(s), {version.signature_state}",
+            f"{len(target.image.segments)} segment(s), {version.signature_state}",
         )
-        return ecu, image, installed
+        return target.ecu, target.image, target.installed_version or ""
 
     # 2. offer ---------------------------------------------------------------------------------
 

@@ -403,19 +403,11 @@ class FlashPanel(QWidget):
         ws = self.ws
 
         def load() -> ImageLike:
-            from fota_studio.infra.repository import RepositoryStore
-            from fota_studio.infra.trust import check_flashable
+            # The one resolver (engine/targets.py) on the worker: flash policy, image, fit.
+            from fota_studio.engine.targets import resolve_flash_target
 
-            store = RepositoryStore(ws)
-            info = store.get_version(ecu.brand, ecu.model, version)
-            check_flashable(  # the one flash policy: trust, hardware, downgrade (issue 14)
-                ws,
-                info,
-                ecu=ecu,
-                machine=machine.serial if machine is not None else "",
-                installed_version=machine.installed.get(ecu.name) if machine is not None else None,
-            )
-            return store.load_image(info)
+            serial = machine.serial if machine is not None else ""
+            return resolve_flash_target(ws, serial, ecu.name, version).image
 
         try:
             self.start_flash(
