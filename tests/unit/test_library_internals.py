@@ -3,18 +3,27 @@ upgrade that removes or changes one fails HERE, loudly, instead of as a hung or 
 flash. Measured against can-isotp 2.0.7 (pyproject should keep an upper bound below the next
 minor release, `can-isotp>=2.0.4,<2.1`, until this file passes on it).
 
-Our overrides, and what each assumes:
+Our overrides, and what each assumes of the library:
 
-| our code | can-isotp internal | assumption |
-|---|---|---|
-| `_SendRequest`, `_SliceFeeder` | `TransportLayer.SendRequest`, `.generator`, `FiniteByteGenerator` | `send()` builds `self.SendRequest(data=…, target_address_type=…)`; the state machine reads the payload only via `total_length/remaining_size/depleted/consume(size, enforce_exact)` |
-| `_SliceFeeder.consume` | `isotp.errors.BadGeneratorError` | raised for a short read |
-| `DirectNotifierStack._on_message_received` | `NotifierBasedCanStack.start/stop`, `buffered_reader`, `rx_relay_queue` | `start()` registers `self._on_message_received` with the notifier; `buffered_reader` is None outside start..stop; the main thread reads `rx_relay_queue` |
-| `_TappedStack._make_tx_msg` | `TransportLayer._make_tx_msg(arbitration_id, data)`, `_pad_message_data` | every frame is built there and only `arbitration_id/data/dlc` are read back |
-| `_TappedStack._send_frame` | `TransportLayer.txfn` | `process()` hands each frame to `self.txfn(msg)` |
-| `_TappedStack._stop_sending` | `_stop_sending(success)`, `active_send_request`, `tx_state`, `TxState.IDLE`, `rx_state`, `RxState.IDLE`, `_stop_receiving()`, `SendRequest.complete(success)` | a single frame is completed as successful (tx_state IDLE) BEFORE it reaches `txfn` |
-| `IsoTpLink.start/ensure_running` | `main_thread`, `relay_thread` | the stack's two threads, None when stopped |
-| `_TappedStack.__init__` | `params.can_fd`, `params.bitrate_switch`, `address.is_tx_29bits()` | read once per stack |
+- `_SendRequest`, `_SliceFeeder` -> `TransportLayer.SendRequest`, `.generator`,
+  `tools.FiniteByteGenerator`: `send()` builds `self.SendRequest(data=…,
+  target_address_type=…)`; the state machine reads the payload only through
+  `total_length / remaining_size / depleted / consume(size, enforce_exact)`, and a short read
+  raises `errors.BadGeneratorError`.
+- `DirectNotifierStack._on_message_received` -> `NotifierBasedCanStack.start/stop`,
+  `buffered_reader`, `rx_relay_queue`: `start()` registers `self._on_message_received` with
+  the notifier, `buffered_reader` is None outside start..stop, the main thread reads
+  `rx_relay_queue`.
+- `_TappedStack._make_tx_msg` -> `TransportLayer._make_tx_msg(arbitration_id, data)`,
+  `_pad_message_data`: every frame is built there; only arbitration_id/data/dlc are read back.
+- `_TappedStack._send_frame` -> `TransportLayer.txfn`: `process()` hands each frame to it.
+- `_TappedStack._stop_sending` -> `_stop_sending(success)`, `active_send_request`, `tx_state`,
+  `TxState.IDLE`, `rx_state`, `RxState.IDLE`, `_stop_receiving()`,
+  `SendRequest.complete(success)`: a single frame is completed as successful (tx_state IDLE)
+  BEFORE it reaches `txfn`.
+- `IsoTpLink.start/ensure_running` -> `main_thread`, `relay_thread` (None when stopped).
+- `_TappedStack.__init__` -> `params.can_fd`, `params.bitrate_switch`,
+  `address.is_tx_29bits()`.
 
 python-can: isotp_link.py uses only its public API (`Message`, `BusABC.send`, `Notifier`).
 """
