@@ -43,7 +43,6 @@ error, so a record is always produced; a failed or cancelled job leaves the ECU 
 
 from __future__ import annotations
 
-import binascii
 import datetime as _dt
 import functools
 import getpass
@@ -62,6 +61,7 @@ from udsoncan.Response import Response
 from udsoncan.services.RequestDownload import RequestDownload
 from udsoncan.services.RoutineControl import RoutineControl
 
+from fota_studio.core.checksums import checksum
 from fota_studio.core.ea import (
     ERASE_POLICIES,
     ERASE_RECORD_FORMATS,
@@ -288,22 +288,6 @@ def block_payload_size(max_block_length: int, fd: bool) -> int:
             hint="the ECU's RequestDownload response is malformed",
         )
     return payload
-
-
-def checksum_bytes(kind: str, image: ImageLike) -> bytes:
-    """The check routine's checksum record for `kind` (see core/ea.py CHECKSUM_KINDS)."""
-    if kind == "crc32":
-        return (image.crc32() & 0xFFFFFFFF).to_bytes(4, "big")
-    if kind == "crc16_ccitt":
-        crc = 0xFFFF  # CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF)
-        for seg in image.segments:
-            crc = binascii.crc_hqx(bytes(seg.data), crc)
-        return crc.to_bytes(2, "big")
-    if kind == "sha256":
-        return bytes.fromhex(image.sha256())
-    if kind == "none":
-        return b""
-    raise ConfigurationError(f'unknown checksum kind "{kind}" in the check step')
 
 
 def fingerprint_record(step: SequenceStep, tester: str, today: _dt.date | None = None) -> bytes:
@@ -1315,7 +1299,7 @@ class _Job:
     def _check(self, step: SequenceStep) -> str:
         routine = int(step.param("routine_id"))
         kind = str(step.param("checksum"))
-        csum = checksum_bytes(kind, self.image)
+        csum = checksum(kind, (seg.data for seg in self.image.segments))
         status = self._routine(step.kind.value, self._uds(), routine, csum)
         self._routine_status(step.kind.value, status, "check")
         return f"{kind} {csum.hex().upper()}" if csum else "no checksum"
