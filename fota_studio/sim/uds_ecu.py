@@ -27,15 +27,12 @@ any thread.
 
 from __future__ import annotations
 
-import binascii
 import contextlib
-import hashlib
 import logging
 import queue
 import re
 import threading
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,16 +41,15 @@ import can
 import isotp
 
 from fota_studio.core import reference_ecu
+from fota_studio.core.checksums import checksum
 from fota_studio.core.ea import (
     DEFAULT_STEP_PARAMS,
-    AddressingMode,
     EcuDefinition,
-    IsoTpAddress,
     StepKind,
 )
 from fota_studio.core.errors import ConfigurationError
 from fota_studio.core.nrc import nrc_name, service_name
-from fota_studio.protocols.isotp_link import DirectNotifierStack, rx_only
+from fota_studio.protocols.isotp_link import DirectNotifierStack, build_address, rx_only
 from fota_studio.sim.faults import BOOTLOADER_ENTRY, Fault, FaultSet, FaultyBus
 from fota_studio.sim.flash_memory import EcuState, FlashMemory
 from fota_studio.sim.uds_model import (
@@ -97,64 +93,6 @@ def _step_param(ecu: EcuDefinition, kind: StepKind, key: str) -> Any:
     if step is not None:
         return step.param(key)
     return DEFAULT_STEP_PARAMS[kind][key]
-
-
-def isotp_address(
-    ecu: EcuDefinition, addr: IsoTpAddress, *, functional_id: int | None = None
-) -> isotp.Address:
-    """The ECU-side can-isotp Address (rx = requests, tx = responses) for an EA address pair."""
-    conn = ecu.connection
-    bits29 = conn.id_bits == 29
-    rxid = functional_id if functional_id is not None else addr.request_id
-    mode = conn.addressing
-    if mode == AddressingMode.NORMAL_FIXED and functional_id is None:
-        if addr.target_address is None or addr.source_address is None:
-            raise ValueError(f"{ecu.name}: normal-fixed addressing needs target/source address")
-        return isotp.Address(
-            isotp.AddressingMode.NormalFixed_29bits,
-            target_address=addr.source_address,
-            source_address=addr.target_address,
-        )
-    if mode in (AddressingMode.NORMAL, AddressingMode.NORMAL_FIXED):
-        am = isotp.AddressingMode.Normal_29bits if bits29 else isotp.AddressingMode.Normal_11bits
-        return isotp.Address(am, txid=addr.response_id, rxid=rxid)
-    if mode == AddressingMode.EXTENDED:
-        am = (
-            isotp.AddressingMode.Extended_29bits if bits29 else isotp.AddressingMode.Extended_11bits
-        )
-        return isotp.Address(
-            am,
-            txid=addr.response_id,
-            rxid=rxid,
-            target_address=addr.source_address or 0,
-            source_address=addr.target_address or 0,
-        )
-    if bits29:
-        return isotp.Address(
-            isotp.AddressingMode.Mixed_29bits,
-            target_address=addr.source_address or 0,
-            source_address=addr.target_address or 0,
-            address_extension=addr.address_extension or 0,
-        )
-    return isotp.Address(
-        isotp.AddressingMode.Mixed_11bits,
-        txid=addr.response_id,
-        rxid=rxid,
-        address_extension=addr.address_extension or 0,
-    )
-
-
-def checksum(kind: str, data: bytes) -> bytes:
-    """The check routine's checksum of `data` for an EA checksum kind (`ea.CHECKSUM_KINDS`)."""
-    if kind == "crc32":
-        return zlib.crc32(data).to_bytes(4, "big")
-    if kind == "crc16_ccitt":
-        return binascii.crc_hqx(data, 0xFFFF).to_bytes(2, "big")  # CRC-16/CCITT-FALSE
-    if kind == "sha256":
-        return hashlib.sha256(data).digest()
-    if kind == "none":
-        return b""
-    raise ValueError(f'unknown checksum kind "{kind}"')
 
 
 def _slug(text: str) -> str:
@@ -400,9 +338,7 @@ class SimEcu(UdsServices):
             (BOOTLOADER, True, conn.bootloader),
         ]
         for mode, functional, addr in wanted:
-            address = isotp_address(
-                self.ecu, addr, functional_id=conn.functional_id if functional else None
-            )
+            address = build_address(conn, addr, ecu_side=True, functional=functional)
             key = (functional, addr.request_id, addr.response_id, mode if functional else "")
             if key in seen:
                 continue
@@ -450,6 +386,13 @@ class SimEcu(UdsServices):
             and bool(msg.is_extended_id) == bool(entry.extended_id or entry.can_id > 0x7FF)
             and bytes(msg.data) == bytes(entry.data)
         ):
+            if (
+                self._mode == APPLICATION
+                and self._faults.peek(BOOTLOADER_ENTRY, "refuse", "no_answer") is None
+            ):
+                # Silent from this frame on (the worker starts the reboot a moment later).
+                until = self._wall_time(msg) + self._boot_time_ms() / 1000.0
+                self._silent_until_wall = max(self._silent_until_wall, until)
             self._frames.put(msg)
             return
         if self._awake_for(msg):
@@ -868,5 +811,4 @@ __all__ = [
     "Violation",
     "checksum",
     "default_state_dir",
-    "isotp_address",
 ]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from fota_studio.core import reference_ecu
 from fota_studio.core.ea import EcuDefinition, StepKind
 from fota_studio.core.errors import SecurityAccessError
-from fota_studio.core.seedkey import compute_key
+from fota_studio.core.seedkey import compute_key, demo_secret
 from fota_studio.sim.faults import FaultSet
 from fota_studio.sim.flash_memory import EcuState, FlashAccessError, FlashMemory
 from fota_studio.sim.uds_model import (
@@ -134,6 +134,7 @@ class UdsServices(ABC):
     _fingerprint_length: int
     _sector_erases: dict[int, int]
     _region_erases: dict[str, int]
+    _silent_until_wall: float
 
     # -- the §7.5 checks -------------------------------------------------------------------
     def _subfunctions(self, sid: int) -> dict[int, frozenset[int]]:
@@ -230,10 +231,14 @@ class UdsServices(ABC):
         if len(data) != 2:
             raise Nrc(0x13)
         reset_type = data[1] & 0x7F
+        # Silent from the response on: a request the tester sends the moment it has the answer
+        # must already find the ECU rebooting (and be recorded), not slip in before.
+        start, delay_ms = time.time(), self._reset_time_ms()
+        self._silent_until_wall = start + delay_ms / 1000.0
         self._finish(entry, data, bytes([0x51, reset_type]))
         self._wait_sent(entry)  # the response leaves before the ECU goes silent
         log.info("%s: ECU reset 0x%02X", self.name, reset_type)
-        self._reboot(self._reset_time_ms())
+        self._reboot(delay_ms, since_wall=start)
         return None
 
     def _svc_tester_present(self, data: bytes, entry: Stack) -> bytes | None:
@@ -287,7 +292,9 @@ class UdsServices(ABC):
         seed = self._pending_seed[1]
         self._pending_seed = None
         try:
-            expected = compute_key(level.algorithm, seed, level.params)
+            ref = level.secret_ref or ""
+            secret = demo_secret(ref) or self.options.secrets.get(ref)
+            expected = compute_key(level.algorithm, seed, level.params, secret)
         except SecurityAccessError as exc:
             log.warning("%s: cannot compute the expected key: %s", self.name, exc)
             raise Nrc(0x22) from exc
@@ -614,8 +621,15 @@ class UdsServices(ABC):
         """Switch mode now (a jump or the end of a boot)."""
 
     @abstractmethod
-    def _reboot(self, delay_ms: int, target: tuple[str, int] | None = None) -> None:
-        """Go silent for `delay_ms`, then run `target` (default: application if valid)."""
+    def _reboot(
+        self,
+        delay_ms: int,
+        target: tuple[str, int] | None = None,
+        *,
+        since_wall: float | None = None,
+    ) -> None:
+        """Go silent for `delay_ms` (from `since_wall`), then run `target` (default:
+        the application if valid)."""
 
     @abstractmethod
     def _reset_time_ms(self) -> int:

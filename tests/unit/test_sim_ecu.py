@@ -22,7 +22,7 @@ from udsoncan.client import Client
 from udsoncan.connections import PythonIsoTpConnection
 
 from fota_studio.core.ea import AddressingMode, EcuDefinition, IsoTpAddress
-from fota_studio.core.seedkey import compute_key
+from fota_studio.core.seedkey import compute_key, demo_secret
 from fota_studio.demo import catalog as demo_catalog
 from fota_studio.sim.machine import SimMachine
 from fota_studio.sim.paced_bus import PacedVirtualBus, wire_statistics
@@ -91,7 +91,7 @@ class UdsTester:
 
         def algo(level: int, seed: bytes, params: Any) -> bytes:
             lvl = levels[level]
-            return compute_key(lvl.algorithm, seed, lvl.params)
+            return compute_key(lvl.algorithm, seed, lvl.params, demo_secret(lvl.secret_ref))
 
         cfg = dict(udsoncan.configs.default_client_config)
         cfg.update(
@@ -127,6 +127,17 @@ class UdsTester:
         self.client.close()
         self.notifier.stop(timeout=0.1)
         self.bus.shutdown()
+
+
+def ask(tester: UdsTester, payload: bytes, timeout: float = 1.0) -> bytes | None:
+    """Send one raw request, return the first answer that is not 0x78 (None: no answer)."""
+    conn = tester.conn
+    conn.empty_rxqueue()
+    conn.send(payload)
+    while True:
+        frame = conn.wait_frame(timeout=timeout)
+        if frame is None or bytes(frame[:1]) != b"\x7f" or bytes(frame[2:3]) != b"\x78":
+            return None if frame is None else bytes(frame)
 
 
 def nrc_of(call: Callable[[], Any]) -> int:
@@ -181,9 +192,12 @@ def make_rig(can_channel: str, tmp_path: Path) -> Iterator[Callable[..., Rig]]:
         mode: str = "bootloader",
         image: bool | list[tuple[int, bytes]] = True,
         paced: bool = False,
+        configure: Callable[[EcuDefinition], None] | None = None,
     ) -> Rig:
         ea = demo_catalog.demo_architecture()
         ecu_def = ea.ecu(name)
+        if configure is not None:
+            configure(ecu_def)  # change the EA of this ECU before the simulator reads it
         sim_bus: can.BusABC = (
             PacedVirtualBus(
                 channel=can_channel,

@@ -1,0 +1,55 @@
+"""The real flash engine against the STRICT simulated bootloader: zero protocol violations.
+
+Each demo ECU reboots for exactly its documented times (the EA's bootloader entry delay and
+`uds.timing.reset_time_ms`), records every request it gets while rebooting, two requests
+outstanding, TransferData out of sequence, a wrong fingerprint length and a sector erased twice
+(refused here). A flash that a strict field bootloader would accept leaves the list empty.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fota_studio.engine.flash_job import FlashSession, flash_ecu
+from fota_studio.sim.uds_ecu import SimEcuOptions
+
+from .test_flash_helpers import demo_ecu, make_image, memory_matches, open_tester_bus, sim_ecu
+
+
+def strict_options() -> SimEcuOptions:
+    """Field-strict: documented reboot times (EA), re-erase refused, violations recorded."""
+    return SimEcuOptions(
+        strict=True,
+        reerase="refuse",
+        erase_ms_per_kib=0.5,
+        erase_min_ms=20,
+        pending_interval_ms=50,
+    )
+
+
+@pytest.mark.parametrize("name", ["VCU", "HCU", "BCU"])
+def test_demo_ecu_flashes_without_violations(name: str, can_channel: str, tmp_path: Path) -> None:
+    ecu = demo_ecu(name)
+    ecu.uds.timing.reset_time_ms = 200  # documented reset time (the sim is silent that long)
+    fd = ecu.connection.fd
+    # Two segments sharing erase sectors (0x10000-0x10900, 0x10C00-0x11100): erasing per
+    # segment would erase sector 0x10000 twice, which this ECU refuses.
+    image = make_image("3.3.0", sizes=(0x900, 0x500), gap=0x300)
+    with (
+        sim_ecu(ecu, can_channel, tmp_path / "sim", fd=fd, options=strict_options()) as sim,
+        open_tester_bus(can_channel, fd) as (bus, notifier),
+    ):
+        session = FlashSession(
+            ecu=ecu, bus=bus, notifier=notifier, expected_version="3.3.0", boot_wait_s=3.0
+        )
+        result = flash_ecu(session, image)
+        assert result.ok, result.error
+        assert memory_matches(sim, image)
+        state = sim.state()
+    assert result.version_after == "3.3.0"
+    assert [str(v) for v in state.violations] == []
+    assert state.boots == 2  # the bootloader entry reboot and the reset
+    assert dict(state.region_erases) == {"application": 1}  # one erase of the region's union
+    assert all(count == 1 for _, count in state.sector_erases)
