@@ -94,9 +94,15 @@ class SimMachine:
                 return
             if self._notifier is None:
                 self._notifier = can.Notifier(self.bus, [], timeout=0.05)
-            self._create_ecus(self._notifier)
-            for ecu in self.ecus.values():
-                ecu.start()
+            try:
+                self._create_ecus(self._notifier)
+                for ecu in self.ecus.values():
+                    ecu.start()
+            except BaseException:
+                # E.g. no disk space for a flash file: undo what started, or the own
+                # notifier would keep reading a bus its owner shuts down next.
+                self._close_ecus_and_notifier()
+                raise
             self._running = True
             log.info(
                 'simulated machine "%s" running: %s (state in %s)',
@@ -111,14 +117,18 @@ class SimMachine:
             if not self._running and not self.ecus:
                 return
             self._running = False
-            for ecu in self.ecus.values():
-                with contextlib.suppress(Exception):
-                    ecu.close()
-            self.ecus.clear()
-            if self._given_notifier is None and self._notifier is not None:
-                self._notifier.stop(timeout=NOTIFIER_STOP_TIMEOUT_S)
-                self._notifier = None
+            self._close_ecus_and_notifier()
             log.info('simulated machine "%s" stopped', self.name)
+
+    def _close_ecus_and_notifier(self) -> None:
+        """Close every ECU and stop the machine's own notifier (caller holds the lock)."""
+        for ecu in self.ecus.values():
+            with contextlib.suppress(Exception):
+                ecu.close()
+        self.ecus.clear()
+        if self._given_notifier is None and self._notifier is not None:
+            self._notifier.stop(timeout=NOTIFIER_STOP_TIMEOUT_S)
+            self._notifier = None
 
     def __enter__(self) -> SimMachine:
         """Start and return the machine."""

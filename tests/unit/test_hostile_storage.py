@@ -129,7 +129,9 @@ def test_read_only_workspace_serves_read_only_commands(tmp_path: Path) -> None:
         proc = _in_namespace(ro + _cli("--workspace", str(ws), *args))
         assert proc.returncode == 0, (args, proc.stdout[-1500:], proc.stderr[-3000:])
         assert "Traceback" not in proc.stderr
-    proc = _in_namespace(ro + _cli("--workspace", str(ws), "repo", "create", "Ro", "Media"))
+    proc = _in_namespace(
+        ro + _cli("--workspace", str(ws), "repo", "create", "--brand", "Ro", "--model", "M")
+    )
     _one_clear_line(proc, "read-only")
 
 
