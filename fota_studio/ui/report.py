@@ -111,14 +111,19 @@ def _field(label: str, col: str, req: Any, chain: dict[str, Any] | None) -> str:
     return f"<tr><td><b>{label}</b></td><td>{_esc(said) or '—'}</td></tr>"
 
 
-def request_report_html(ws: Any, request_id: int) -> str:
-    """The report of one request as a self-contained HTML document (chain-verified fields)."""
+def request_report_html(ws: Any, request_id: int, *, full: bool = False) -> str:
+    """The report of one request as a self-contained HTML document (chain-verified fields).
+
+    `full=False` (the Requests panel's detail view) uses the incremental verdict: the chain
+    from the last verified head on plus this request. `full=True` (exported reports) first
+    re-verifies the whole chain, as `records verify` does (bus logs of other requests aside).
+    """
     store = RequestsStore(ws)
     req = store.get(request_id)
     entries = store.entries(request_id)
-    full = verify_workspace(ws, check_blobs=False)
     own = request_verdict(ws, request_id)
-    problems = list(dict.fromkeys(full.problems + own.problems))
+    whole = verify_workspace(ws, check_blobs=False) if full else own
+    problems = list(dict.fromkeys(whole.problems + own.problems))
     chain = own.chain_fields.get(request_id)
     bad_ids = {p.split()[1] for p in problems if p.startswith("entry ")}
 
@@ -166,7 +171,7 @@ def request_report_html(ws: Any, request_id: int) -> str:
         if not problems
         else "<b>TAMPERED</b>: " + _esc("; ".join(problems))
     )
-    key = full.key
+    key = own.key
     key_text = (
         f"Ed25519 {_esc(short_fingerprint(key.fingerprint))} "
         f"(sha256 <code>{_esc(key.fingerprint)}</code>)"
@@ -174,7 +179,7 @@ def request_report_html(ws: Any, request_id: int) -> str:
         if key is not None
         else "<b>none: records not signed</b>"
     )
-    head = full.head or {}
+    head = own.head or {}
     head_text = (
         f"{_esc(head.get('count'))} entries, last <code>{_esc(head.get('last_hash'))}</code>, "
         f"{_esc(head.get('at'))}, signature <code>{_esc(str(head.get('sig', ''))[:32])}…</code>"
@@ -245,7 +250,7 @@ _keep: list[Any] = []
 def export_request_report(ws: Any, request_id: int, path: Path | str, fmt: str = "html") -> Path:
     """Write the report of one request as "html" or "pdf" to `path`."""
     out = Path(path)
-    text = request_report_html(ws, request_id)
+    text = request_report_html(ws, request_id, full=True)
     if fmt == "pdf":
         html_to_pdf(text, out)
     else:
