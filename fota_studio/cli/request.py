@@ -12,8 +12,18 @@ machine): with an admin passphrase set they need it (`--passphrase-stdin` or a p
 from __future__ import annotations
 
 import argparse
+import sys
+import threading
 from typing import Any
 
+from fota_studio.cli.busrun import (
+    ProgressPrinter,
+    add_bus_options,
+    bus_settings,
+    request_json,
+    run_options,
+    terminal_approver,
+)
 from fota_studio.cli.common import (
     add_passphrase_option,
     authorise,
@@ -23,6 +33,7 @@ from fota_studio.cli.common import (
     print_table,
 )
 from fota_studio.core.update_request import RequestStatus
+from fota_studio.engine.bus_run import EXIT_CODES_TEXT, EXIT_REFUSED
 from fota_studio.engine.workflow import check_new_request, create_request
 from fota_studio.infra.access import Action
 from fota_studio.infra.requests_store import RequestsStore
@@ -47,9 +58,29 @@ def register(subparsers: Any) -> None:
     sh = sub.add_parser("show", help="show one request")
     sh.add_argument("id", type=int)
     sh.set_defaults(func=_show)
-    st = sub.add_parser("start", help="run a Pending request on the simulated machine")
+    st = sub.add_parser(
+        "start",
+        help="run a Pending request (on a real bus with --interface, else on the simulator)",
+        description="Run a Pending update request. With --interface the request runs on that "
+        "bus: the TCU node offers it through 0x5FF3, the machine HMI (and/or this terminal "
+        "with --approval local|both) approves, the engine flashes, Checkpoint 2 comes from the "
+        "built-in health checks and/or an OEM node. Without --interface it runs on a private "
+        "simulated machine with a scripted HMI. Progress goes to stderr. Exit codes: "
+        + EXIT_CODES_TEXT
+        + ".",
+    )
     st.add_argument("id", type=int)
-    st.add_argument("--reject", action="store_true", help="the scripted HMI rejects")
+    st.add_argument("--reject", action="store_true", help="the scripted HMI rejects (simulated)")
+    add_bus_options(st, required=False)
+    st.add_argument("--json", action="store_true", help="print the record as JSON on stdout")
+    st.add_argument(
+        "--linger",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="with --interface: keep serving 0x5FF3 S seconds after the end, so the machine "
+        "HMI can read the final status, last_error and installed_version (default 2)",
+    )
     add_passphrase_option(st)
     st.set_defaults(func=guarded(_start))
     ca = sub.add_parser("cancel", help="cancel a request (only before operator approval)")
@@ -107,7 +138,53 @@ def _show(args: argparse.Namespace) -> int:
     return show_record(args)
 
 
+def _start_on_bus(args: argparse.Namespace) -> int:
+    """`request start ID --interface I …`: the request on a real bus (see engine/bus_run)."""
+    from fota_studio.engine.bus_run import BusRunner, exit_code_for
+
+    with open_workspace(args) as ws:
+        authorise(args, ws, Action.REQUEST_START)
+        store = RequestsStore(ws)
+        store.recover_interrupted()
+        req = store.get(args.id)
+        if req.status is not RequestStatus.PENDING:
+            again = "" if req.status is RequestStatus.SUCCESSFUL else "; `request rerun` first"
+            status = req.status.value
+            return fail(f"request #{req.id} is {status}, not Pending{again}", EXIT_REFUSED)
+        settings = bus_settings(args, ws, req.machine, req.ecu)
+        print(
+            f"request #{req.id}: {req.label} on {settings.describe()}, approval {args.approval}, "
+            f"verification {args.verification}",
+            file=sys.stderr,
+        )
+        with BusRunner(
+            ws,
+            req.machine,
+            settings,
+            options=run_options(args),
+            sink=ProgressPrinter(),
+            local_approver=terminal_approver,
+        ) as runner:
+            final = runner.run(req.id)
+            print(
+                f"request #{final.id}: {final.status.value}; TCU serving the final state for "
+                f"{args.linger:g} s",
+                file=sys.stderr,
+            )
+            if args.linger > 0:
+                threading.Event().wait(args.linger)
+        if args.json:
+            print(request_json(ws, final))
+    print(
+        f"request #{final.id}: {final.status.value}" + (f": {final.error}" if final.error else ""),
+        file=sys.stderr if args.json else sys.stdout,
+    )
+    return exit_code_for(final)
+
+
 def _start(args: argparse.Namespace) -> int:
+    if args.interface:
+        return _start_on_bus(args)
     from fota_studio.demo.bench import DemoBench
     from fota_studio.engine.workflow import RequestRun, WorkflowOptions
     from fota_studio.protocols.fota_objects import DECISION_APPROVE, DECISION_REJECT

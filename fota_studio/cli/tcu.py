@@ -1,0 +1,90 @@
+"""`fota-studio tcu`: the TCU bench headless, for an HMI team's rig or a CI job.
+
+`tcu --machine M --interface I --channel C` serves object 0x5FF3 and heartbeats on that bus
+(state persistent in the workspace) and runs the machine's update requests as they become
+Pending (`fota-studio request create …` from another terminal), oldest first: offer through
+0x5FF3, approval from the machine HMI (and/or this terminal), flash, Checkpoint 2, final status.
+It runs until Ctrl+C (or `--once`: the Pending requests present at start, then exit with the
+last request's exit code). Runs on the main thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from typing import Any
+
+from fota_studio.cli.busrun import (
+    ProgressPrinter,
+    add_bus_options,
+    bus_settings,
+    run_options,
+    terminal_approver,
+)
+from fota_studio.cli.common import add_passphrase_option, authorise, guarded, open_workspace
+from fota_studio.engine.bus_run import EXIT_CODES_TEXT, EXIT_SUCCESSFUL, BusRunner, exit_code_for
+from fota_studio.infra.access import Action
+
+#: How often the workspace is looked at for new Pending requests.
+POLL_PERIOD_S = 1.0
+
+
+def register(subparsers: Any) -> None:
+    """Add the `tcu` command."""
+    p = subparsers.add_parser(
+        "tcu",
+        help="run the TCU node on a bus and the machine's update requests (headless bench)",
+        description="Serve the FOTA object 0x5FF3 and heartbeats on a real bus and run the "
+        "machine's Pending update requests, oldest first, until Ctrl+C. Exit codes with "
+        "--once: " + EXIT_CODES_TEXT + ".",
+    )
+    p.add_argument("--machine", required=True, metavar="SERIAL")
+    add_bus_options(p, required=True)
+    p.add_argument(
+        "--once", action="store_true", help="run the Pending requests present now, then exit"
+    )
+    add_passphrase_option(p)
+    p.set_defaults(func=guarded(_run))
+
+
+def _run(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    code = EXIT_SUCCESSFUL
+    with open_workspace(args) as ws:
+        authorise(args, ws, Action.REQUEST_START)
+        settings = bus_settings(args, ws, args.machine, "")
+        with BusRunner(
+            ws,
+            args.machine,
+            settings,
+            options=run_options(args),
+            sink=ProgressPrinter(),
+            local_approver=terminal_approver,
+        ) as runner:
+            assert runner.tcu is not None
+            print(
+                f"TCU node 0x{runner.tcu.node_id:02X} on {settings.describe()} for "
+                f'"{args.machine}"; waiting for Pending requests (Ctrl+C stops)',
+                file=sys.stderr,
+            )
+            done: set[int] = set()
+            try:
+                while not stop.is_set():
+                    pending = [r for r in runner.pending_requests() if r.id not in done]
+                    if not pending and args.once:
+                        break
+                    for req in pending:
+                        final = runner.run(req.id)
+                        done.add(req.id)
+                        code = exit_code_for(final)
+                        print(
+                            f"request #{final.id}: {final.status.value}"
+                            + (f": {final.error}" if final.error else "")
+                        )
+                    if args.once:
+                        break
+                    stop.wait(POLL_PERIOD_S)
+            except KeyboardInterrupt:
+                print("stopped", file=sys.stderr)
+    return code
