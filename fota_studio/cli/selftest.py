@@ -30,7 +30,12 @@ EXIT_FAIL = 1
 #: python-can backends the bundle must contain (imported by name at run time).
 SHIPPED_BACKENDS = ("virtual", "socketcan", "pcan", "kvaser", "slcan", "udp_multicast")
 #: Files under resources/ the app cannot run without.
-REQUIRED_RESOURCES = ("fota_tcu.eds", "ea.schema.json", "icons/app.svg")
+REQUIRED_RESOURCES = (
+    "fota_tcu.eds",
+    "ea.schema.json",
+    "icons/app.svg",
+    "examples/excavator-x200.ea.yaml",
+)
 
 
 class SelfTestError(Exception):
@@ -57,10 +62,12 @@ def _check_version() -> str:
 
 
 def _check_resources() -> Path:
-    from fota_studio.protocols.fota_objects import resources_dir
+    from fota_studio.core.resources import manual_path, resources_dir
 
     root = resources_dir()
     missing = [name for name in REQUIRED_RESOURCES if not (root / name).is_file()]
+    if not manual_path().is_file():
+        missing.append(str(manual_path()))
     if missing:
         raise SelfTestError(f"resources missing in {root}: {', '.join(missing)}")
     return root

@@ -9,7 +9,6 @@ after loading; safe from any thread.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import canopen
 from canopen.objectdictionary import ODRecord, ODVariable, datatypes
 
+from fota_studio.core import resources as _resources
 from fota_studio.core.errors import ConfigurationError
 from fota_studio.core.nrc import NRC_NAMES
 
@@ -190,18 +190,9 @@ def describe_status(code: int) -> str:
 
 
 def resources_dir() -> Path:
-    """The `resources/` folder: next to the package in a source checkout, or in the bundle.
-
-    A PyInstaller bundle unpacks its data files under `sys._MEIPASS`; the spec must add
-    `("resources", "resources")` to `datas` for this to find them.
-    """
-    if getattr(sys, "frozen", False):
-        base = getattr(sys, "_MEIPASS", None)
-        if base is not None:
-            return Path(base) / "resources"
-        return Path(sys.executable).resolve().parent / "resources"
-    # fota_studio/protocols/fota_objects.py -> repository root
-    return Path(__file__).resolve().parents[2] / "resources"
+    """The shipped resources folder (installed package, frozen bundle or source tree; see
+    `core/resources.py`)."""
+    return _resources.resources_dir()
 
 
 def default_eds_path() -> Path:

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from fota_studio.core.errors import FotaError
+from fota_studio.core.resources import manual_path, resource_path
 from fota_studio.infra.settings import Settings, load_settings, save_settings
 from fota_studio.infra.workspace import Workspace
 from fota_studio.ui.dialogs.about_dialog import AboutDialog
@@ -43,13 +44,13 @@ from fota_studio.ui.panels.repository_panel import RepositoryPanel
 
 _log = logging.getLogger(__name__)
 
-ICON_DIR = Path(__file__).resolve().parents[2] / "resources" / "icons"
+ICON_DIR = resource_path("icons")
 LAYOUT_VERSION = 1  # bump when dock object names change, so an old state is not half-applied
 GEOMETRY_KEY = "main_window/geometry"
 STATE_KEY = "main_window/state"
 DEFAULT_SIZE = (1500, 940)
 DEFAULT_LOG_HEIGHT_PX = 170
-MANUAL_PATH = Path(__file__).resolve().parents[2] / "docs" / "USER_MANUAL.md"
+MANUAL_PATH = manual_path()
 
 
 def resource_icon(name: str) -> QIcon:

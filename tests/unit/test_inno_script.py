@@ -180,7 +180,7 @@ def test_real_bundle_matches_the_layout_when_built() -> None:
     bundle = ROOT / "dist" / "fota-studio"
     if not bundle.is_dir():
         pytest.skip("no bundle built (make package)")
-    assert (bundle / "_internal" / "resources" / "fota_tcu.eds").is_file()
+    assert (bundle / "_internal" / "fota_studio" / "resources" / "fota_tcu.eds").is_file()
 
 
 def test_start_menu_entry_and_file_association(iss: tuple[Sections, list[str], str]) -> None:

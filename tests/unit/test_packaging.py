@@ -70,7 +70,8 @@ def test_spec_bundles_what_the_app_loads_by_name() -> None:
     assert 'collect_submodules("fota_studio")' in spec  # cli/*.py are discovered by pkgutil
     assert 'copy_metadata("fota-studio")' in spec  # version + the fota_sim entry point
     assert "rthook_fota_can.py" in spec
-    assert '"resources"' in spec  # resources_dir() looks in sys._MEIPASS/resources
+    # core/resources.py finds them with importlib.resources, as in an installed wheel
+    assert '"fota_studio/resources"' in spec and '"fota_studio/resources/manual"' in spec
 
 
 def test_runtime_hook_registers_fota_sim(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,8 +148,9 @@ def test_bundle_doctor_names_a_missing_driver(bundle: Path) -> None:
 def test_bundle_is_lean(bundle: Path) -> None:
     internal = bundle.parent / "_internal"
     names = {p.name for p in internal.rglob("*")}
-    assert (internal / "resources" / "fota_tcu.eds").is_file()
-    assert (internal / "resources" / "ea.schema.json").is_file()
+    res = internal / "fota_studio" / "resources"
+    assert (res / "fota_tcu.eds").is_file() and (res / "ea.schema.json").is_file()
+    assert (res / "manual" / "USER_MANUAL.md").is_file()
     plugins = internal / "PySide6" / "Qt" / "plugins" / "platforms"
     if sys.platform == "linux":
         assert {"libqoffscreen.so", "libqxcb.so"} <= {p.name for p in plugins.iterdir()}
@@ -173,7 +175,7 @@ def test_deb_contents_and_extracted_app(tmp_path: Path) -> None:
     contents = _run("dpkg-deb", "--contents", str(deb)).stdout
     for path in (
         "./opt/fota-studio/fota-studio",
-        "./opt/fota-studio/_internal/resources/fota_tcu.eds",
+        "./opt/fota-studio/_internal/fota_studio/resources/fota_tcu.eds",
         "./usr/bin/fota-studio -> /opt/fota-studio/fota-studio",
         "./usr/share/applications/fota-studio.desktop",
         "./usr/share/mime/packages/fota-studio.xml",

@@ -311,7 +311,10 @@ def test_default_eds_path_source_and_frozen(
     assert fo.default_eds_path().is_file()
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
-    assert fo.default_eds_path() == tmp_path / "resources" / "fota_tcu.eds"
+    # The bundle keeps them where importlib.resources finds them (packaging/fota_studio.spec).
+    frozen = tmp_path / "fota_studio" / "resources"
+    frozen.mkdir(parents=True)
+    assert fo.default_eds_path() == frozen / "fota_tcu.eds"
 
 
 def test_layout_from_eds_names() -> None:

@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from fota_studio.core.errors import CancelledError, FotaError
+from fota_studio.core.resources import resource_path
 from fota_studio.infra.repository import EXPORT_FORMATS, RepositoryStore
 from fota_studio.ui.background import BackgroundTask, run_in_background
 from fota_studio.ui.dialogs.error_dialog import show_error as _default_show_error
@@ -57,7 +58,7 @@ from fota_studio.ui.widgets.memory_map import MemoryMapWidget, format_size, gaps
 
 _log = logging.getLogger(__name__)
 
-ICON_DIR = Path(__file__).resolve().parents[3] / "resources" / "icons"
+ICON_DIR = resource_path("icons")
 IMAGE_FILE_FILTER = (
     "Firmware files (*.hex *.ihex *.s19 *.s28 *.s37 *.srec *.mot *.bin *.zip *.fpkg);;All files (*)"
 )

@@ -52,6 +52,7 @@ from PySide6.QtWidgets import (
 )
 
 from fota_studio.core.errors import FotaError
+from fota_studio.core.resources import resource_path
 from fota_studio.engine.trace_capture import TraceCapture, TraceReplay
 from fota_studio.engine.trace_store import (
     FLAG_EXTENDED,
@@ -95,7 +96,7 @@ DEFAULT_ROTATE_MB = 100
 ROW_HEIGHT_PX = 20
 DETAILS_WINDOW_FRAMES = 4_000
 """Frames either side of the selection searched for the ISO-TP message / SDO transfer."""
-DEFAULT_EDS = Path(__file__).resolve().parents[3] / "resources" / "fota_tcu.eds"
+DEFAULT_EDS = resource_path("fota_tcu.eds")
 FILE_FILTER = "CAN logs (" + " ".join(f"*{s}" for s in FORMATS) + ")"
 
 
