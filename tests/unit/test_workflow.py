@@ -86,6 +86,8 @@ def test_hmi_approval_over_canopen(workspace_dir: Path) -> None:
         offer = hmi.decisions[0].offer
         assert (offer.installed_version, offer.offered_version) == ("3.1.0", "3.2.0")
         assert offer.expected_downtime_s > 0 and offer.request_id == rid
+        # 0x5FF3 installed_version follows a successful update (it kept 3.1.0 before).
+        assert b.client.read(fo.INSTALLED_VERSION) == "3.2.0"
         resolved = rec.of(ApprovalResolved)[0]
         assert resolved.decision.source == "hmi" and "0x7A" in resolved.decision.by
 
