@@ -732,9 +732,31 @@ def structure_problems(data: Any) -> list[tuple[str, str]]:
 MAX_EA_FILE_BYTES = 4 * 1024 * 1024
 
 
+#: Deepest nesting of mappings/lists an EA file may have. The EA schema nests about 8 levels;
+#: a 5,000-deep file once crashed the loader with RecursionError (issue 14).
+MAX_EA_NESTING = 32
+
+
 def _reject_aliases(text: str, source: str) -> None:
-    """EA files never need YAML anchors/aliases; refusing them stops "billion laughs" bombs."""
+    """EA files never need YAML anchors/aliases; refusing them stops "billion laughs" bombs.
+    Nesting deeper than MAX_EA_NESTING is refused here too, from the event stream (which needs
+    no recursion), before anything recursive (composer, schema validation) sees the file."""
+    depth = 0
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_EA_NESTING:
+                mark = event.start_mark
+                line = mark.line + 1 if mark is not None else "?"
+                raise EaFileError(
+                    source,
+                    [
+                        f"{source}:{line}: nested more than {MAX_EA_NESTING} levels deep; an "
+                        "EA file is a few levels of mappings and lists"
+                    ],
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             mark = event.start_mark
             line = mark.line + 1 if mark is not None else "?"

@@ -42,6 +42,15 @@ MAX_BLOCK_LENGTH = 0xFFFF_FFFF
 MAX_RESET_TIME_MS = 60_000
 MAX_READY_TIMEOUT_MS = 600_000
 MAX_APP_START_S = 600.0
+#: Bus and UDS numeric bounds (issue 14: a 400-digit bitrate once validated and flashed).
+#: Nominal bitrate: ISO 11898-1 classic CAN and the CAN FD arbitration phase, up to 1 Mbit/s.
+MIN_BITRATE_BPS = 1_000
+MAX_BITRATE_BPS = 1_000_000
+#: CAN FD data phase: no transceiver on the market goes beyond 12 Mbit/s (SIC-XL ~ 10-20 Mbit/s
+#: is CAN XL, not FD); 8 Mbit/s is the usual limit.
+MAX_DATA_BITRATE_BPS = 12_000_000
+#: P2, P2*, S3, TesterPresent period, bootloader entry delay: nothing in UDS waits 10 min.
+MAX_TIMEOUT_MS = 600_000
 DID_CODECS = ("ascii", "hex", "uint")
 SECURITY_STEPS = (StepKind.SECURITY_LEVEL_1, StepKind.SECURITY_LEVEL_2)
 
@@ -99,7 +108,13 @@ class _Collector:
     def int_range(self, path: str, value: Any, low: int, high: int, what: str = "") -> None:
         """Check an integer within [low, high]."""
         if not _is_int(value) or not low <= value <= high:
-            self.error(path, f"{value!r} is out of range {low}..{high}{what}")
+            self.error(path, f"{_num_text(value)} is out of range {low}..{high}{what}")
+
+
+def _num_text(value: Any) -> str:
+    """repr of a value, a huge number shortened ("a 400-digit number")."""
+    text = repr(value)
+    return f"a {len(text)}-digit number {text[:8]}…" if len(text) > 24 else text
 
 
 def _is_int(value: Any) -> bool:
@@ -165,12 +180,23 @@ def _check_connection(c: _Collector, p: str, ecu: EcuDefinition) -> None:
     con = ecu.connection
     if not con.channel.strip():
         c.error(f"{p}.channel", "the logical CAN channel name is empty")
-    if not _is_int(con.bitrate_bps) or con.bitrate_bps <= 0:
-        c.error(f"{p}.bitrate_bps", f"{con.bitrate_bps!r} is not a positive bitrate")
+    c.int_range(f"{p}.bitrate_bps", con.bitrate_bps, MIN_BITRATE_BPS, MAX_BITRATE_BPS, " bit/s")
     if con.fd:
-        if not _is_int(con.data_bitrate_bps) or con.data_bitrate_bps <= 0:
-            c.error(f"{p}.data_bitrate_bps", f"{con.data_bitrate_bps!r} is not a positive bitrate")
-        elif con.data_bitrate_bps < con.bitrate_bps:
+        if not _is_int(con.data_bitrate_bps) or not (
+            MIN_BITRATE_BPS <= con.data_bitrate_bps <= MAX_DATA_BITRATE_BPS
+        ):
+            c.int_range(
+                f"{p}.data_bitrate_bps",
+                con.data_bitrate_bps,
+                MIN_BITRATE_BPS,
+                MAX_DATA_BITRATE_BPS,
+                " bit/s",
+            )
+        elif (
+            _is_int(con.bitrate_bps)
+            and con.bitrate_bps <= MAX_BITRATE_BPS
+            and con.data_bitrate_bps < con.bitrate_bps
+        ):
             c.error(
                 f"{p}.data_bitrate_bps",
                 f"the CAN FD data bitrate {con.data_bitrate_bps} is below the nominal "
@@ -219,6 +245,14 @@ def _check_connection(c: _Collector, p: str, ecu: EcuDefinition) -> None:
     c.int_range(f"{p}.stmin_ms", con.stmin_ms, 0, MAX_STMIN_MS, " ms")
     if not _is_int(con.bootloader_entry_delay_ms) or con.bootloader_entry_delay_ms < 0:
         c.error(f"{p}.bootloader_entry_delay_ms", "the delay must be 0 ms or more")
+    else:
+        c.int_range(
+            f"{p}.bootloader_entry_delay_ms",
+            con.bootloader_entry_delay_ms,
+            0,
+            MAX_TIMEOUT_MS,
+            " ms",
+        )
     entry = con.bootloader_entry
     if entry is not None:
         _check_id(c, f"{p}.bootloader_entry.can_id", entry.can_id, entry.extended_id)
@@ -358,7 +392,9 @@ def _check_uds(c: _Collector, p: str, ecu: EcuDefinition) -> None:
     for key in ("p2_timeout_ms", "p2_star_timeout_ms", "s3_ms", "tester_present_period_ms"):
         val = getattr(u, key)
         if not _is_int(val) or val <= 0:
-            c.error(f"{up}.{key}", f"{val!r} must be a positive number of milliseconds")
+            c.error(f"{up}.{key}", f"{_num_text(val)} must be a positive number of milliseconds")
+        else:
+            c.int_range(f"{up}.{key}", val, 1, MAX_TIMEOUT_MS, " ms")
     ints = _is_int(u.p2_star_timeout_ms) and _is_int(u.p2_timeout_ms)
     if ints and u.p2_star_timeout_ms < u.p2_timeout_ms:
         c.error(

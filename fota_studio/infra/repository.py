@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fota_studio.core import firmware, package
 from fota_studio.core.errors import FotaError, ImageError, RepositoryError, WorkspaceError
 from fota_studio.core.firmware import FirmwareImage
+from fota_studio.core.safe_text import check_version_text
 from fota_studio.core.versions import version_key
 from fota_studio.infra import trust
 from fota_studio.infra.workspace import Workspace, atomic_write
@@ -159,7 +160,10 @@ def default_user() -> str:
 
 
 def _clean_name(value: str | None, what: str) -> str:
-    """Strip a brand/model/version; RepositoryError when empty or containing control chars."""
+    """Strip a brand/model/version; RepositoryError when empty or containing control chars.
+    A version must also be in the safe character set of `core/safe_text.py` (after NFC)."""
+    if what == "version":
+        return check_version_text(value)
     text = (value or "").strip()
     if not text:
         raise RepositoryError(f"{what} is empty", hint=f"give a {what}")
