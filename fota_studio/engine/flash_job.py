@@ -36,6 +36,8 @@ by the bus's echo when `FlashSession.tx_echo` (receive_own_messages), else throu
 a test or script) the bus log takes them from the links' Tx tap.
 
 A plain function, unit-testable without Qt; it runs on the engine worker thread of the bus.
+Why one module over 600 lines: the sequence is one state machine over one job's links, record
+and cancel token; its pure pieces (erase plan, fingerprint, encodings) are in flash_encoding.py.
 Failures never raise out of `flash_ecu`: they end in a `FlashResult` with `ok=False` and the
 error, so a record is always produced; a failed or cancelled job leaves the ECU in its bootloader
 (nothing in the sequence can touch the bootloader region) and can be re-run from the start.
@@ -43,7 +45,6 @@ error, so a record is always produced; a failed or cancelled job leaves the ECU 
 
 from __future__ import annotations
 
-import datetime as _dt
 import functools
 import getpass
 import logging
@@ -55,7 +56,6 @@ from typing import Protocol
 
 import can
 from udsoncan.common.DataFormatIdentifier import DataFormatIdentifier
-from udsoncan.common.MemoryLocation import MemoryLocation
 from udsoncan.exceptions import InvalidResponseException
 from udsoncan.Response import Response
 from udsoncan.services.RequestDownload import RequestDownload
@@ -63,17 +63,13 @@ from udsoncan.services.RoutineControl import RoutineControl
 
 from fota_studio.core.checksums import checksum
 from fota_studio.core.ea import (
-    ERASE_POLICIES,
-    ERASE_RECORD_FORMATS,
     DidDefinition,
     EcuDefinition,
     IsoTpAddress,
-    MemoryRegion,
     Precondition,
     RoutinePrecondition,
     SequenceStep,
     StepKind,
-    UdsProfile,
 )
 from fota_studio.core.errors import (
     CancelledError,
@@ -107,6 +103,14 @@ from fota_studio.core.flash_record import (
 from fota_studio.core.image_fit import require_image_fits
 from fota_studio.core.nrc import nrc_name
 from fota_studio.engine.cancel import CancelToken
+from fota_studio.engine.flash_encoding import (  # re-exported: the job's public helpers
+    EraseRange as EraseRange,
+)
+from fota_studio.engine.flash_encoding import SegmentLike as SegmentLike
+from fota_studio.engine.flash_encoding import address_length_record as address_length_record
+from fota_studio.engine.flash_encoding import fingerprint_record as fingerprint_record
+from fota_studio.engine.flash_encoding import memory_location
+from fota_studio.engine.flash_encoding import plan_erases as plan_erases
 from fota_studio.engine.progress import ProgressReporter
 from fota_studio.engine.seedkey import SeedKeyRegistry
 from fota_studio.protocols.isotp_link import ADAPTER_ERROR_HINT, AdapterSendError, IsoTpLink
@@ -150,20 +154,6 @@ CLASSIC_MAX_ISOTP_BYTES = 4095
 TRANSFER_HEADER_BYTES = 2
 #: The channel number frames carry in the job's BLF bus log.
 BUSLOG_CHANNEL = 1
-
-
-class SegmentLike(Protocol):
-    """One contiguous block of an image (core/firmware.py Segment)."""
-
-    @property
-    def address(self) -> int:
-        """Start address."""
-        ...
-
-    @property
-    def data(self) -> bytes:
-        """The bytes."""
-        ...
 
 
 class ImageLike(Protocol):
@@ -288,265 +278,6 @@ def block_payload_size(max_block_length: int, fd: bool) -> int:
             hint="the ECU's RequestDownload response is malformed",
         )
     return payload
-
-
-def fingerprint_record(step: SequenceStep, tester: str, today: _dt.date | None = None) -> bytes:
-    """The fingerprint WriteDataByIdentifier record from the step's `format`/`data`/`length`.
-
-    date_tester: 3 BCD bytes YY MM DD + the tester name (ASCII); ascii: `data` as text; raw:
-    `data` as hex bytes. The record is padded with 0x00 or truncated to `length` bytes.
-    """
-    fmt = str(step.param("format"))
-    data = str(step.param("data") or "")
-    where = f"{step.kind.value} step (format {fmt})"
-    if fmt == "raw":
-        try:
-            body = bytes.fromhex(data)
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"{where}: data {data!r} is not hex bytes ({exc})",
-                hint="write the fingerprint data as hex bytes like 'A1 B2 C3' in the EA",
-            ) from exc
-    elif fmt == "ascii":
-        try:
-            body = data.encode("ascii")
-        except UnicodeEncodeError as exc:
-            raise ConfigurationError(
-                f"{where}: data {data!r} is not ASCII text",
-                hint="use ASCII characters only, or format raw with hex bytes",
-            ) from exc
-    elif fmt == "date_tester":
-        day = today or _dt.date.today()
-        bcd = bytes(int(f"{v:02d}", 16) for v in (day.year % 100, day.month, day.day))
-        body = bcd + tester.encode("ascii", "replace")
-    else:
-        raise ConfigurationError(
-            f'{where}: unknown fingerprint format "{fmt}"',
-            hint="use date_tester, ascii or raw",
-        )
-    length = int(step.param("length"))
-    if length < 1:
-        raise ConfigurationError(
-            f"{where}: length {length} must be 1 byte or more",
-            hint="set the fingerprint length the ECU's specification gives",
-        )
-    return body[:length].ljust(length, b"\x00")
-
-
-def memory_location(alfid: int, address: int, length: int) -> MemoryLocation:
-    """udsoncan's MemoryLocation for the profile's addressAndLengthFormatIdentifier.
-
-    udsoncan silently cuts an address that does not fit the format; we refuse it instead.
-    """
-    addr_len, size_len = alfid & 0x0F, (alfid >> 4) & 0x0F
-    hint = "set address_and_length_format in the EA UDS profile (e.g. 0x44: 4 + 4 bytes)"
-    if addr_len == 0 or size_len == 0:
-        raise ConfigurationError(
-            f"addressAndLengthFormatIdentifier 0x{alfid:02X} is invalid", hint=hint
-        )
-    if address >= 1 << (8 * addr_len) or length >= 1 << (8 * size_len):
-        raise ConfigurationError(
-            f"address 0x{address:X} / length {length} do not fit addressAndLengthFormat "
-            f"0x{alfid:02X}",
-            hint=hint,
-        )
-    try:
-        return MemoryLocation(
-            address, length, address_format=8 * addr_len, memorysize_format=8 * size_len
-        )
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"addressAndLengthFormatIdentifier 0x{alfid:02X} is not supported: {exc}", hint=hint
-        ) from exc
-
-
-def address_length_record(alfid: int, address: int, length: int) -> bytes:
-    """ALFID byte + memoryAddress + memorySize (the erase routine's address_length record)."""
-    loc = memory_location(alfid, address, length)
-    return loc.alfid.get_byte() + loc.get_address_bytes() + loc.get_memorysize_bytes()
-
-
-# -- erase plan -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EraseRange:
-    """One erase request of a flash: a sector-aligned range inside one memory region.
-
-    `index` is the byte the `segment_index` record sends (the segment's index with the
-    per_segment policy, the memory region's index otherwise).
-    """
-
-    start: int
-    length: int
-    region: str
-    index: int
-
-    @property
-    def end(self) -> int:
-        """One past the last erased address."""
-        return self.start + self.length
-
-    def describe(self) -> str:
-        """'0x00010000..0x00013000 (region application)' for step details and errors."""
-        where = f" (region {self.region})" if self.region else ""
-        return f"0x{self.start:08X}..0x{self.end:08X}{where}"
-
-
-def _span(start: int, end: int) -> str:
-    return f"0x{start:08X}..0x{end:08X}"
-
-
-def _sector_bytes(region: MemoryRegion) -> int:
-    return region.erase_sector_bytes if region.erase_sector_bytes > 0 else 1
-
-
-def _sectors(region: MemoryRegion, start: int, end: int) -> tuple[int, int]:
-    """Indices [first, last+1) of the region's sectors covering [start, end)."""
-    size = _sector_bytes(region)
-    return (start - region.start) // size, -(-(end - region.start) // size)
-
-
-def _subtract(lo: int, hi: int, holes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    """[lo, hi) minus the `holes` intervals, as sorted disjoint intervals."""
-    out: list[tuple[int, int]] = []
-    cur = lo
-    for h_lo, h_hi in sorted(holes):
-        if h_hi <= cur or h_lo >= hi:
-            continue
-        if h_lo > cur:
-            out.append((cur, h_lo))
-        cur = max(cur, h_hi)
-    if cur < hi:
-        out.append((cur, hi))
-    return out
-
-
-def plan_erases(
-    profile: UdsProfile, segments: Sequence[SegmentLike], record: str = "address_length"
-) -> list[list[EraseRange]]:
-    """Per image segment, the erases to run before its download (UdsProfile.erase_policy).
-
-    per_region (default): one erase of the sector-aligned span of the image inside each memory
-    region, before the region's first segment (split only around a protected range);
-    per_segment: each segment's sectors that no earlier erase covered; whole_region: every
-    sector of each touched region outside the protected ranges. No sector is in two erases;
-    with the record `none` the ECU chooses what to erase, so it is asked once. Raises
-    `ConfigurationError` before anything is sent when a segment lies outside the memory regions
-    or needs a sector of a protected range.
-    """
-    policy = profile.erase_policy
-    if policy not in ERASE_POLICIES:
-        raise ConfigurationError(
-            f'unknown erase_policy "{policy}" in the UDS profile',
-            hint=f"use one of {', '.join(ERASE_POLICIES)}",
-        )
-    if record not in ERASE_RECORD_FORMATS:
-        raise ConfigurationError(
-            f'unknown erase record format "{record}"',
-            hint=f"use one of {', '.join(ERASE_RECORD_FORMATS)}",
-        )
-    segs = list(segments)
-    plan: list[list[EraseRange]] = [[] for _ in segs]
-    for seg in segs:
-        end = seg.address + len(seg.data)
-        for prot in profile.protected_ranges:
-            if seg.address < prot.end and prot.start < end:
-                raise ConfigurationError(
-                    f"image segment {_span(seg.address, end)} overlaps the protected range "
-                    f'"{prot.name}" {_span(prot.start, prot.end)}',
-                    hint="this image does not fit this ECU (wrong image or wrong EA?); "
-                    "nothing was sent",
-                )
-    regions = profile.memory_regions
-    if not regions:
-        if policy == "whole_region":
-            raise ConfigurationError(
-                "erase_policy whole_region needs the ECU's memory regions in the EA",
-                hint="add the memory regions or choose per_region / per_segment",
-            )
-        # No sector map: each segment's own bytes, nothing around them.
-        for i, seg in enumerate(segs):
-            plan[i] = [EraseRange(seg.address, len(seg.data), "", i)]
-    else:
-        owner = [_region_of(regions, seg) for seg in segs]
-        for r_index, region in enumerate(regions):
-            members = [i for i, o in enumerate(owner) if o == r_index]
-            if members:
-                _plan_region(profile, region, r_index, segs, members, plan)
-    if record == "none" and segs:
-        # The ECU decides what one erase covers (typically the whole application).
-        first = [e for erases in plan for e in erases]
-        start = min(e.start for e in first) if first else segs[0].address
-        end = max(e.end for e in first) if first else start
-        plan = [[] for _ in segs]
-        plan[0] = [EraseRange(start, end - start, "the ECU's choice", 0)]
-    return plan
-
-
-def _region_of(regions: Sequence[MemoryRegion], seg: SegmentLike) -> int:
-    end = seg.address + len(seg.data)
-    for index, region in enumerate(regions):
-        if region.start <= seg.address and end <= region.end:
-            return index
-    names = ", ".join(f"{r.name} {_span(r.start, r.end)}" for r in regions)
-    raise ConfigurationError(
-        f"image segment {_span(seg.address, end)} lies outside the writable memory regions "
-        f"({names})",
-        hint="check the image against the EA memory regions (wrong image for this ECU?); "
-        "nothing was sent",
-    )
-
-
-def _plan_region(
-    profile: UdsProfile,
-    region: MemoryRegion,
-    r_index: int,
-    segs: Sequence[SegmentLike],
-    members: list[int],
-    plan: list[list[EraseRange]],
-) -> None:
-    size = _sector_bytes(region)
-    n_sectors = -(-region.length // size)
-    forbidden: list[tuple[int, int, str]] = []
-    for prot in profile.protected_ranges:
-        lo, hi = max(prot.start, region.start), min(prot.end, region.end)
-        if lo < hi:
-            forbidden.append((*_sectors(region, lo, hi), prot.name))
-    holes = [(lo, hi) for lo, hi, _ in forbidden]
-    needed: list[tuple[int, int]] = []
-    for i in members:
-        seg = segs[i]
-        lo, hi = _sectors(region, seg.address, seg.address + len(seg.data))
-        for f_lo, f_hi, name in forbidden:
-            if lo < f_hi and f_lo < hi:
-                raise ConfigurationError(
-                    f"image segment {_span(seg.address, seg.address + len(seg.data))} shares an "
-                    f'erase sector ({size} bytes) with the protected range "{name}"',
-                    hint="the image or the EA's sectors/protected ranges are wrong; erasing it "
-                    "would wipe the protected range — nothing was sent",
-                )
-        needed.append((lo, hi))
-
-    def erase(lo: int, hi: int, index: int) -> EraseRange:
-        start = region.start + lo * size
-        return EraseRange(
-            start, min(region.start + hi * size, region.end) - start, region.name, index
-        )
-
-    policy = profile.erase_policy
-    if policy == "per_segment":
-        done: list[tuple[int, int]] = []
-        for i, (lo, hi) in zip(members, needed, strict=True):
-            plan[i] = [erase(a, b, i) for a, b in _subtract(lo, hi, done + holes)]
-            done.append((lo, hi))
-        return
-    if policy == "whole_region":
-        pieces = _subtract(0, n_sectors, holes)
-    else:  # per_region: the span of the image in the region, around protected ranges only
-        span = _subtract(min(lo for lo, _ in needed), max(hi for _, hi in needed), holes)
-        pieces = [(a, b) for a, b in span if any(lo < b and a < hi for lo, hi in needed)]
-    plan[members[0]] = [erase(a, b, r_index) for a, b in pieces]
 
 
 # -- the job --------------------------------------------------------------------------------

@@ -17,13 +17,13 @@ from fota_studio.core.ea import (
     UdsProfile,
 )
 from fota_studio.core.errors import ConfigurationError
-from fota_studio.engine.flash_job import (
+from fota_studio.engine.flash_encoding import (
     EraseRange,
-    SimpleSegment,
     address_length_record,
     fingerprint_record,
     plan_erases,
 )
+from fota_studio.engine.flash_job import SimpleSegment
 
 SECTOR = 0x1000
 APP = MemoryRegion(name="app", start=0x10000, length=0x10000, erase_sector_bytes=SECTOR)
@@ -127,15 +127,9 @@ def test_record_none_asks_the_ecu_once() -> None:
     assert [len(p) for p in plan] == [1, 0, 0, 0]
 
 
-def test_no_regions_erases_each_segment_exactly() -> None:
+def test_no_regions_erases_nothing() -> None:
     profile = UdsProfile(memory_regions=[], erase_policy="per_region")
-    plan = plan_erases(profile, SEGS[:2])
-    assert [[(e.start, e.length) for e in p] for p in plan] == [
-        [(0x10000, 0x900)],
-        [(0x10A00, 0x300)],
-    ]
-    profile.erase_policy = "whole_region"
-    with pytest.raises(ConfigurationError, match="memory regions"):
+    with pytest.raises(ConfigurationError, match="no writable memory region"):
         plan_erases(profile, SEGS[:2])
 
 
