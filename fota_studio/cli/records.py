@@ -46,6 +46,13 @@ def register(subparsers: Any) -> None:
     )
     ver.add_argument("--bundle", type=Path, help="check an exported bundle instead")
     ver.add_argument(
+        "--since",
+        type=Path,
+        metavar="BUNDLE",
+        help="a bundle exported earlier from this workspace: its signed head must still be in "
+        "the chain (detects a rollback to an older copy)",
+    )
+    ver.add_argument(
         "--key",
         help="the expected record-signing public key: a file (PEM or hex, from `records "
         "export-key`) or 64 hex digits",
@@ -150,6 +157,24 @@ def _key_text(value: str | None) -> str | None:
     return value
 
 
+def _head_of(path: Path) -> dict[str, Any]:
+    """The signed chain head inside a bundle file; WorkspaceError naming the file."""
+    from fota_studio.infra.record_bundle import read_bundle
+
+    try:
+        bundle = read_bundle(path.read_bytes())
+    except OSError as exc:
+        raise WorkspaceError(f"cannot read {path}: {exc.strerror}") from None
+    statement = bundle.get("statement")
+    head = statement.get("head") if isinstance(statement, dict) else None
+    needed = ("count", "last_hash", "at", "first_signed", "fingerprint")
+    if not isinstance(head, dict) or not all(k in head for k in needed):
+        raise WorkspaceError(f"{path}: the bundle holds no signed chain head")
+    if not isinstance(head["count"], int) or not isinstance(head["first_signed"], int):
+        raise WorkspaceError(f"{path}: the bundle's chain head is malformed")
+    return head
+
+
 def _print_report(rep: VerifyReport, what: str) -> int:
     for n in rep.notes:
         print(f"note: {n}")
@@ -182,6 +207,7 @@ def _verify(args: argparse.Namespace) -> int:
                 return fail(f"cannot read the bundle {args.bundle}: {exc.strerror}")
             return _print_report(verify_bundle(data, key_text), f"bundle {args.bundle}")
         key = public_key_from_text(key_text) if key_text is not None else None
+        seen_head = _head_of(args.since) if args.since is not None else None
     except WorkspaceError as exc:
         return fail(str(exc))
     try:
@@ -190,7 +216,7 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"TAMPERED: the workspace cannot be opened: {exc}")
         return 1
     with ws:
-        rep = verify_workspace(ws, key_override=key)
+        rep = verify_workspace(ws, key_override=key, seen_head=seen_head)
         if rep.key is not None:
             print(f"signing key: {rep.key.describe()}")
         if not rep.problems:

@@ -335,12 +335,20 @@ def _check_head(
 
 
 def verify_workspace(
-    ws: Workspace, *, key_override: Any | None = None, check_blobs: bool = True
+    ws: Workspace,
+    *,
+    key_override: Any | None = None,
+    check_blobs: bool = True,
+    seen_head: dict[str, Any] | None = None,
 ) -> VerifyReport:
-    """The full check described in the module docstring; never raises on a damaged database."""
+    """The full check described in the module docstring; never raises on a damaged database.
+
+    `seen_head` is a signed head exported earlier (from a bundle): the chain must still hold
+    its entries, with its last hash at the same position, or the workspace was rolled back.
+    """
     rep = VerifyReport()
     try:
-        _verify_workspace(ws, rep, key_override, check_blobs)
+        _verify_workspace(ws, rep, key_override, check_blobs, seen_head)
     except sqlite3.DatabaseError as exc:
         rep.problems.append(f"database damaged: {exc} (reading {ws.root / 'workspace.db'})")
     except WorkspaceError as exc:
@@ -358,7 +366,11 @@ def _odd_value(ws: Workspace, exc: BaseException) -> str:
 
 
 def _verify_workspace(
-    ws: Workspace, rep: VerifyReport, key_override: Any | None, check_blobs: bool
+    ws: Workspace,
+    rep: VerifyReport,
+    key_override: Any | None,
+    check_blobs: bool,
+    seen_head: dict[str, Any] | None = None,
 ) -> None:
     try:
         verdict = ws.integrity_check()
@@ -399,6 +411,17 @@ def _verify_workspace(
         folded.setdefault(e.request_id, {})
         prev = e.hash
         last_id = e.id
+        if (
+            seen_head is not None
+            and rep.entries == seen_head["count"]
+            and e.hash != seen_head["last_hash"]
+        ):
+            rep.problems.append(
+                f"entry {e.id} is not the entry {seen_head['count']} the head of "
+                f"{seen_head['at']} signed (history rewritten or rolled back since)"
+            )
+    if seen_head is not None:
+        _check_seen_head(seen_head, key, rep)
     rep.head = _check_head(ws, key, rep.entries, prev, seen_signed, rep.problems)
     if rep.entries > rep.signed:
         rep.notes.append(
@@ -428,6 +451,25 @@ def _verify_workspace(
         if fid and sha is not None:
             rep.problems.append(f"flash record #{fid} named by the signed record is missing")
     _store_verified_head(ws, rep.entries, last_id, prev, rep.ok)
+
+
+def _check_seen_head(seen: dict[str, Any], key: Any | None, rep: VerifyReport) -> None:
+    payload = head_payload(
+        int(seen["count"]),
+        str(seen["last_hash"]),
+        str(seen["at"]),
+        int(seen["first_signed"]),
+        str(seen["fingerprint"]),
+    )
+    if key is None or not verify_signature(key, seen.get("sig"), canonical_bytes(payload)):
+        rep.problems.append("the earlier head given is not signed by this workspace's key")
+    if rep.entries < payload["count"]:
+        rep.problems.append(
+            f"the workspace holds {rep.entries} entries but on {payload['at']} its signed head "
+            f"counted {payload['count']} (rolled back or truncated since)"
+        )
+    else:
+        rep.notes.append(f"the chain still holds the {payload['count']} entries of {payload['at']}")
 
 
 def _store_verified_head(ws: Workspace, count: int, last_id: int, last_hash: str, ok: bool) -> None:

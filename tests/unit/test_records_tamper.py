@@ -13,7 +13,7 @@ import pytest
 from fota_studio.cli import main
 from fota_studio.core.errors import WorkspaceError
 from fota_studio.infra import record_signing
-from fota_studio.infra.record_bundle import verify_bundle
+from fota_studio.infra.record_bundle import export_bundle, verify_bundle
 from fota_studio.infra.record_verify import verify_workspace
 from fota_studio.infra.requests_store import ENTRY_STEP, RequestsStore
 from fota_studio.infra.workspace import DB_NAME, Workspace
@@ -235,3 +235,23 @@ def test_records_verify_reads_each_entry_once(
     with Workspace.open(scenario.root) as ws:
         assert verify_workspace(ws).ok
     assert sorted(seen) == list(range(1, 8)) and len(seen) == len(set(seen))
+
+
+def test_rollback_to_an_older_copy_is_detected_with_a_later_bundle(
+    scenario: tamper.Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    backup = tmp_path / "backup"
+    shutil.copytree(scenario.root, backup)  # the older, self-consistent copy
+    with Workspace.open(scenario.root) as ws:
+        RequestsStore(ws).append(scenario.other_request, ENTRY_STEP, {"step": "verify_package"})
+        bundle = export_bundle(ws, scenario.other_request, tmp_path / "later.bundle.json")
+    code, out = _verify_cli(scenario.root, capsys, "--since", str(bundle))
+    assert code == 0 and "still holds the 8 entries" in out, out
+    shutil.rmtree(scenario.root)
+    shutil.copytree(backup, scenario.root)  # roll the whole workspace back
+    code, out = _verify_cli(scenario.root, capsys)
+    assert code == 0  # consistent on its own: only a head seen later can tell
+    code, out = _verify_cli(scenario.root, capsys, "--since", str(bundle))
+    assert code == 1 and "rolled back" in out, out
