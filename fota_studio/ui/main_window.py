@@ -41,6 +41,7 @@ from fota_studio.ui.dialogs.error_dialog import show_error
 from fota_studio.ui.dialogs.settings_dialog import SettingsDialog
 from fota_studio.ui.panels.log_panel import LogPanel
 from fota_studio.ui.panels.repository_panel import RepositoryPanel
+from fota_studio.ui.widgets.wheel_guard import install_wheel_guard
 
 _log = logging.getLogger(__name__)
 
@@ -163,6 +164,9 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            install_wheel_guard(app)  # scrolling a form never edits the field under the mouse
         self.ws = ws
         self.engine = None  # set by the composition root once the engine exists
         # Called on close after the panels' own shutdown and before the engine stops.
