@@ -43,6 +43,10 @@ def test_flash_demo_ecu(name: str, can_channel: str, tmp_path: Path) -> None:
         assert result.ok, result.error
         assert memory_matches(sim, image)
         assert sim.state().app_valid
+        # The strict bootloader saw no request during a reboot, no second one outstanding, no
+        # sector erased twice, a fingerprint of the length it wants.
+        assert not sim.violations, [str(v) for v in sim.violations]
+    assert result.verified and result.record.verification == "verified"
     assert result.version_after == "3.2.0"
     assert result.record.version_before == "0.9.0"
     assert any(isinstance(e, Progress) and e.bytes_done == e.bytes_total for e in events)
