@@ -6,19 +6,29 @@ infra/record_verify.py (signatures, signed head, table fields against the chain,
 bus-log blobs, SQLite integrity; one line per problem, exit 1), `records verify --bundle FILE
 [--key PUBKEY]` checks an exported bundle without a workspace, `records export ID --format
 html|pdf --output F` writes the service report (PDF through Qt's printing, loaded only for PDF),
-`records export ID --bundle FILE` the signed bundle, and `records export-key` prints the
-workspace's record-signing public key. Runs on the main thread.
+`records export ID --bundle FILE` the signed bundle, `records export-key` prints the
+workspace's record-signing public key and `records protect-key --to keyring|passphrase` moves
+its private key out of an unprotected file (admin passphrase needed). Main thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
-from fota_studio.cli.common import fail, open_workspace, print_table
+from fota_studio.cli.common import (
+    add_passphrase_option,
+    authorise,
+    fail,
+    guarded,
+    open_workspace,
+    print_table,
+)
 from fota_studio.core.errors import WorkspaceError
+from fota_studio.infra.access import Action
 from fota_studio.infra.record_verify import VerifyReport
 from fota_studio.infra.requests_store import RequestsStore
 
@@ -64,6 +74,15 @@ def register(subparsers: Any) -> None:
     exp.add_argument("--output", type=Path, help="the report file (HTML or PDF)")
     exp.add_argument("--bundle", type=Path, help="write the self-contained signed bundle here")
     exp.set_defaults(func=_export)
+    prot = sub.add_parser(
+        "protect-key",
+        help="move the record-signing private key into the OS keyring or a passphrase file",
+        description="The key (and every signature) stays the same. For --to passphrase the new "
+        "passphrase comes from the environment variable FOTA_STUDIO_RECORD_KEY_PASSPHRASE.",
+    )
+    prot.add_argument("--to", choices=["keyring", "passphrase"], default="keyring")
+    add_passphrase_option(prot)
+    prot.set_defaults(func=guarded(_protect_key))
     key = sub.add_parser("export-key", help="print the workspace's record-signing public key")
     key.add_argument("--output", type=Path, help="also write the PEM to this file")
     key.set_defaults(func=_export_key)
@@ -212,7 +231,7 @@ def _verify(args: argparse.Namespace) -> int:
         return fail(str(exc))
     try:
         ws = open_workspace(args, seed_demo=False)
-    except WorkspaceError as exc:
+    except (WorkspaceError, sqlite3.DatabaseError) as exc:
         print(f"TAMPERED: the workspace cannot be opened: {exc}")
         return 1
     with ws:
@@ -240,6 +259,19 @@ def _export(args: argparse.Namespace) -> int:
         if args.output is not None:
             out = export_request_report(ws, args.id, args.output, args.format)
             print(f"report of request #{args.id} written to {out}")
+    return 0
+
+
+def _protect_key(args: argparse.Namespace) -> int:
+    from fota_studio.infra.record_signing import protect_key
+
+    with open_workspace(args, seed_demo=False) as ws:
+        authorise(args, ws, Action.SETTINGS)
+        try:
+            info = protect_key(ws, args.to)
+        except WorkspaceError as exc:
+            return fail(str(exc))
+    print(f"record-signing key: {info.describe()}")
     return 0
 
 

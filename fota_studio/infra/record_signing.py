@@ -381,3 +381,61 @@ def pin_key(ws: Workspace, info: KeyInfo) -> bool:
         log.warning("cannot pin the record-signing key in %s: %s", _pin_path(), exc)
         return False
     return True
+
+
+def protect_key(ws: Workspace, to: str) -> KeyInfo:
+    """Move the workspace's private key into the OS keyring (`to="keyring"`) or into a file
+    encrypted with the passphrase in `FOTA_STUDIO_RECORD_KEY_PASSPHRASE` (`to="passphrase"`).
+
+    The key itself (and so its fingerprint and every signature) stays the same. An unprotected
+    key file is deleted afterwards; copies of it in backups still hold the key (docs/SECURITY.md).
+    WorkspaceError saying what to do when the target is not available.
+    """
+    signer = signer_for(ws)
+    old = signer.info
+    raw = signer._private.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    if to == PROTECTION_KEYRING:
+        if not _try_keyring_store(old.fingerprint, raw):
+            raise WorkspaceError(
+                "no working OS keyring on this machine (a value written could not be read back)",
+                hint=f"use --to passphrase with {PASSPHRASE_ENV} set, or install a keyring "
+                "backend (python -m keyring diagnose)",
+            )
+        location = _keyring_user(old.fingerprint)
+    elif to == PROTECTION_PASSPHRASE:
+        passphrase = os.environ.get(PASSPHRASE_ENV) or None
+        if passphrase is None:
+            raise WorkspaceError(
+                f"{PASSPHRASE_ENV} is not set",
+                hint=f"set {PASSPHRASE_ENV} to the new passphrase of the record-signing key",
+            )
+        location = f"record-signing-{old.fingerprint[:16]}.pem"
+        path = ws.root / location
+        try:
+            atomic_write(path, _key_file_bytes(signer._private, passphrase))
+            os.chmod(path, 0o600)
+        except OSError as exc:
+            raise WorkspaceError(
+                f"cannot write the record-signing key file {path}: {exc.strerror}"
+            ) from None
+    else:
+        raise WorkspaceError(f"unknown key protection {to!r}", hint="use keyring or passphrase")
+    facts = {
+        "fingerprint": old.fingerprint,
+        "public_key": old.public_key_hex,
+        "protection": to,
+        "location": location,
+        "created_at": old.created_at,
+    }
+    ws.set_setting(KEY_SETTING, facts)
+    if old.protection != PROTECTION_KEYRING and old.location != location:
+        with contextlib.suppress(OSError):
+            (ws.root / old.location).unlink()
+    info = key_info_from(facts)
+    assert info is not None
+    with _lock:
+        _signers.pop((str(ws.root.resolve()), info.fingerprint), None)
+    log.info("record-signing key of %s now protected by %s", ws.root, to)
+    return info

@@ -255,3 +255,27 @@ def test_rollback_to_an_older_copy_is_detected_with_a_later_bundle(
     assert code == 0  # consistent on its own: only a head seen later can tell
     code, out = _verify_cli(scenario.root, capsys, "--since", str(bundle))
     assert code == 1 and "rolled back" in out, out
+
+
+def test_protect_key_moves_an_unprotected_key_into_a_passphrase_file(
+    scenario: tamper.Scenario, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--workspace", str(scenario.root), "records", "protect-key"]
+    with Workspace.open(scenario.root) as ws:
+        before = record_signing.key_info(ws)
+    assert before is not None and before.unprotected
+    # No keyring here (tests use the null backend): a clear refusal, nothing changed.
+    assert main([*base, "--to", "keyring"]) == 1
+    assert "no working OS keyring" in capsys.readouterr().err
+    assert main([*base, "--to", "passphrase"]) == 1
+    assert record_signing.PASSPHRASE_ENV in capsys.readouterr().err
+    monkeypatch.setenv(record_signing.PASSPHRASE_ENV, "long enough passphrase")
+    assert main([*base, "--to", "passphrase"]) == 0
+    with Workspace.open(scenario.root) as ws:
+        after = record_signing.key_info(ws)
+        assert after is not None and after.fingerprint == before.fingerprint
+        assert after.protection == record_signing.PROTECTION_PASSPHRASE
+        assert b"ENCRYPTED" in (scenario.root / after.location).read_bytes()
+        RequestsStore(ws).append(scenario.other_request, ENTRY_STEP, {"step": "x"})
+    code, out = _verify_cli(scenario.root, capsys)
+    assert code == 0 and "UNPROTECTED" not in out and "passphrase-encrypted" in out
