@@ -120,13 +120,14 @@ def _info(args: argparse.Namespace) -> int:
         {"id": f"0x{i:08X}" if ext else f"0x{i:03X}", "extended": ext, "frames": c}
         for (i, ext), c in per_id.most_common()
     ]
-    info = {
+    channels = {
+        (names[ch] if ch < len(names) else str(ch)): c for ch, c in sorted(per_channel.items())
+    }
+    info: dict[str, Any] = {
         "file": str(path),
         "format": FORMATS[path.suffix.lower()],
         "frames": frames,
-        "channels": {
-            (names[ch] if ch < len(names) else str(ch)): c for ch, c in sorted(per_channel.items())
-        },
+        "channels": channels,
         "first_timestamp": first,
         "duration_s": round(duration, 6),
         "fd_frames": counts["fd"],
@@ -141,7 +142,7 @@ def _info(args: argparse.Namespace) -> int:
         return 0
     print(f"file:      {path}  ({info['format']})")
     print(f"frames:    {frames:,}")
-    chan_text = ", ".join(f"{k} {v:,}" for k, v in info["channels"].items()) or "none"
+    chan_text = ", ".join(f"{k} {v:,}" for k, v in channels.items()) or "none"
     print(f"channels:  {chan_text}")
     print(f"duration:  {duration:.3f} s")
     print(
