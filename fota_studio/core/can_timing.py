@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-#: Valid CAN FD payload lengths (ISO 11898-1 DLC 9..15 map to 12..64 bytes).
+#: Valid CAN FD payload lengths (ISO 11898-1 DLC 9..15 map to 12..64 bytes). The one table in
+#: core (core may not import python-can); below core, python-can's `can.util.dlc2len`/`len2dlc`.
 FD_LENGTHS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64)
+#: The CAN FD frame lengths an ISO-TP sender may pad to (TX_DL, ISO 15765-2): 8..64.
+FD_FRAME_LENGTHS = tuple(n for n in FD_LENGTHS if n >= 8)
 INTERFRAME_BITS = 3
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fota_studio.core.can_timing import FD_FRAME_LENGTHS
 from fota_studio.core.ea import (
     ERASE_POLICIES,
     STEP_PARAMS,
@@ -33,7 +34,6 @@ from fota_studio.core.image_fit import image_fit_problems
 
 MAX_11BIT_ID = 0x7FF
 MAX_29BIT_ID = 0x1FFF_FFFF
-FD_FRAME_LENGTHS = (8, 12, 16, 20, 24, 32, 48, 64)
 #: ISO 15765-2 STmin: 0..127 ms (the µs codes 0xF1..0xF9 are not offered by this field).
 MAX_STMIN_MS = 127
 #: Largest ISO-TP message (CAN FD, 32-bit FF_DL) — bounds a TransferData block length.

@@ -37,7 +37,7 @@ from typing import Any
 import can
 
 from fota_studio.core.ea import EcuDefinition
-from fota_studio.core.errors import ConfigurationError, FotaError
+from fota_studio.core.errors import CancelledError, ConfigurationError, FotaError
 from fota_studio.core.events import (
     EngineEvent,
     JobFailed,
@@ -46,7 +46,7 @@ from fota_studio.core.events import (
     JobStarted,
     LogLine,
 )
-from fota_studio.core.flash_record import FlashRecord
+from fota_studio.core.flash_record import RESULT_CANCELLED, FlashRecord
 from fota_studio.core.update_request import RequestStateError
 from fota_studio.engine.cancel import CancelToken
 from fota_studio.engine.flash_job import FlashResult, FlashSession, ImageLike, flash_ecu
@@ -134,6 +134,9 @@ class JobHandle:
     description: str
     cancel: CancelToken
     future: Future[Any] = field(default_factory=Future)
+    #: What the future yields when the job is cancelled before it starts (reason -> value);
+    #: None yields None. A flash yields a cancelled FlashResult, as its callers expect.
+    not_started: Callable[[str], Any] | None = None
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the job's return value (re-raises a crash of the job function)."""
@@ -292,10 +295,21 @@ class Engine:
 
     # -- jobs -------------------------------------------------------------------------------
 
-    def submit(self, channel: str, description: str, fn: JobFn) -> JobHandle:
-        """Queue `fn(ctx)` on the channel's worker; returns at once with a handle."""
+    def submit(
+        self,
+        channel: str,
+        description: str,
+        fn: JobFn,
+        *,
+        not_started: Callable[[str], Any] | None = None,
+    ) -> JobHandle:
+        """Queue `fn(ctx)` on the channel's worker; returns at once with a handle.
+        `not_started(reason)` makes the value the handle yields when the job is cancelled
+        before it starts (default None)."""
         ch = self._channel(channel)
-        handle = JobHandle(next(self._ids), channel, description, CancelToken())
+        handle = JobHandle(
+            next(self._ids), channel, description, CancelToken(), not_started=not_started
+        )
         with self._lock:
             self._jobs[handle.job_id] = handle
         ch.jobs.put((handle, fn))
@@ -403,8 +417,25 @@ class Engine:
                 on_result(result)
             return result
 
+        def not_started(reason: str) -> FlashResult:
+            # Cancelled while queued: nothing was sent, and the caller still gets a result.
+            text = f"cancelled before it started ({reason}); nothing was sent to {ecu.name}"
+            record = FlashRecord(
+                ecu=ecu.name,
+                machine=machine,
+                version=version,
+                expected_version=expected_version or "",
+                started_at=time.time(),
+                result=RESULT_CANCELLED,
+                error=text,
+            )
+            result = FlashResult(False, record, CancelledError(f"flash of {ecu.name} {text}"))
+            if on_result is not None:
+                on_result(result)
+            return result
+
         try:
-            handle = self.submit(channel, what, job)
+            handle = self.submit(channel, what, job, not_started=not_started)
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -460,7 +491,10 @@ class Engine:
                         jid, f"cancelled before start ({handle.cancel.reason})", cancelled=True
                     )
                 )
-                handle.future.set_result(None)
+                reason = handle.cancel.reason
+                handle.future.set_result(
+                    handle.not_started(reason) if handle.not_started is not None else None
+                )
                 return
             self.emit(JobStarted(jid, ch.name, handle.description))
             ctx = JobContext(

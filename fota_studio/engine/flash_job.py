@@ -46,7 +46,6 @@ error, so a record is always produced; a failed or cancelled job leaves the ECU 
 from __future__ import annotations
 
 import functools
-import getpass
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -113,6 +112,7 @@ from fota_studio.engine.flash_encoding import memory_location
 from fota_studio.engine.flash_encoding import plan_erases as plan_erases
 from fota_studio.engine.progress import ProgressReporter
 from fota_studio.engine.seedkey import SeedKeyRegistry
+from fota_studio.infra.user import current_user
 from fota_studio.protocols.isotp_link import ADAPTER_ERROR_HINT, AdapterSendError, IsoTpLink
 from fota_studio.protocols.uds_link import (
     Exchange,
@@ -193,7 +193,7 @@ class FlashSession:
     version: str = ""
     #: The version the ECU must report after the reset; None/"" = the flash cannot be verified.
     expected_version: str | None = None
-    tester: str = field(default_factory=lambda: _user_name())
+    tester: str = field(default_factory=current_user)
     interface: str = ""
     channel: str = ""
     seedkey: SeedKeyRegistry | None = None
@@ -246,13 +246,6 @@ class FlashResult:
 
 
 Report = Callable[[EngineEvent], None]
-
-
-def _user_name() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user database entry (containers)
-        return "unknown"
 
 
 def segment_blocks(data_len: int, max_block_length: int, fd: bool) -> int:

@@ -72,9 +72,9 @@ from fota_studio.infra.requests_store import (
     ENTRY_FLASH,
     ENTRY_STEP,
     RequestsStore,
-    current_user,
 )
 from fota_studio.infra.trust import NotFlashableError
+from fota_studio.infra.user import current_user
 from fota_studio.protocols import fota_objects as fo
 from fota_studio.protocols.tcu_node import TcuNode
 

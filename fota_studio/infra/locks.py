@@ -20,7 +20,6 @@ one thread, release on another is fine).
 from __future__ import annotations
 
 import contextlib
-import getpass
 import hashlib
 import json
 import logging
@@ -35,6 +34,7 @@ from types import TracebackType
 from typing import IO
 
 from fota_studio.core.errors import FotaError
+from fota_studio.infra.user import current_user
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,7 @@ class LockHolder:
     @classmethod
     def current(cls, what: str) -> LockHolder:
         """A description of this process doing `what`."""
-        try:
-            user = getpass.getuser()
-        except Exception:  # getpass raises various errors without a login name
-            user = "unknown"
+        user = current_user()
         now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         return cls(os.getpid(), socket.gethostname(), user, what, now)
 

@@ -14,7 +14,6 @@ whole images, so the GUI must run them off its thread.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import re
@@ -33,6 +32,7 @@ from fota_studio.core.firmware import FirmwareImage
 from fota_studio.core.safe_text import check_version_text
 from fota_studio.core.versions import version_key
 from fota_studio.infra import trust
+from fota_studio.infra.user import current_user
 from fota_studio.infra.workspace import Workspace, atomic_write
 
 if TYPE_CHECKING:
@@ -153,10 +153,7 @@ def _now() -> str:
 
 def default_user() -> str:
     """The OS user name for `imported_by` ("unknown" when the OS cannot tell)."""
-    try:
-        return getpass.getuser()
-    except Exception:  # getuser raises OSError/KeyError when no user name is configured
-        return "unknown"
+    return current_user()
 
 
 def _clean_name(value: str | None, what: str) -> str:

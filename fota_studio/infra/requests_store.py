@@ -24,7 +24,6 @@ Thread use: any thread; every access goes through the workspace's serialised tra
 from __future__ import annotations
 
 import builtins
-import getpass
 import hashlib
 import json
 import os
@@ -43,6 +42,7 @@ from fota_studio.core.update_request import (
     check_transition,
 )
 from fota_studio.infra.record_signing import RecordSigner, canonical_bytes, signer_for
+from fota_studio.infra.user import current_user
 from fota_studio.infra.workspace import Workspace, _Cursor
 
 #: The hash the first entry of the chain points back to.
@@ -86,14 +86,6 @@ HEAD_TYPE = "fota-studio/record-head/v1"
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def current_user() -> str:
-    """The OS user name (who creates/approves), or "unknown"."""
-    try:
-        return getpass.getuser()
-    except Exception:  # getpass raises various errors without a login name
-        return "unknown"
 
 
 def _canonical(data: dict[str, Any]) -> str:

@@ -52,7 +52,8 @@ SEND_TIMEOUT_S = 10.0
 STMIN_MARGIN_S = 0.00005
 SPIN_WINDOW_S = 0.0005
 
-_CAN_FD_LENGTHS = (8, 12, 16, 20, 24, 32, 48, 64)
+#: CAN FD frame lengths an ISO-TP sender may pad to: DLC 8..15 through python-can's table.
+_CAN_FD_LENGTHS = tuple(can.util.dlc2len(dlc) for dlc in range(8, 16))
 
 #: What the user should do after the adapter refused a frame.
 ADAPTER_ERROR_HINT = (

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from fota_studio.engine.workflow import ApprovalRequest, Decision
-from fota_studio.infra.requests_store import current_user
+from fota_studio.infra.user import current_user
 
 TICK_MS = 250
 CLOSE_AFTER_DECISION_MS = 1500

@@ -53,6 +53,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fota_studio.core.can_timing import FD_FRAME_LENGTHS
 from fota_studio.core.ea import (
     AddressingMode,
     BootloaderEntryFrame,
@@ -591,7 +592,7 @@ class ArchitecturePanel(QWidget):
         f.addRow("FD data bitrate", self._spin("data_bitrate_bps", 1, 20_000_000, "bit/s"))
         f.addRow(
             "FD frame length",
-            self._combo("fd_frame_length", [(str(n), n) for n in (8, 12, 16, 20, 24, 32, 48, 64)]),
+            self._combo("fd_frame_length", [(str(n), n) for n in FD_FRAME_LENGTHS]),
         )
         f.addRow("ID length", self._combo("id_bits", [("11-bit", 11), ("29-bit", 29)]))
         f.addRow(
