@@ -98,6 +98,8 @@ class CellResult:
     rerun_ok: bool
     rerun_error: str
     seconds: float
+    #: Protocol violations the strict simulated ECU recorded during the re-run (must be none).
+    rerun_violations: tuple[str, ...] = ()
 
     @property
     def false_success(self) -> bool:
@@ -206,9 +208,11 @@ def run_cell(cell: Cell, workdir: Path) -> CellResult:
             outcome = "failed"
         ecu_state = f"{state.mode}, app {'valid' if state.app_valid else 'invalid'}"
         sim.clear_faults()
+        sim.clear_violations()  # the faulty run may cause some; the re-run must cause none
         again = _with_deadline(lambda: harness.flash(ecu, channel, image), FLASH_DEADLINE_S)
         rerun = None if again is None else again[0]
         harness.wait_until_settled(sim)
+        rerun_violations = tuple(str(v) for v in sim.violations)
         rerun_ok = (
             rerun is not None
             and rerun.ok
@@ -230,6 +234,7 @@ def run_cell(cell: Cell, workdir: Path) -> CellResult:
         rerun_ok=rerun_ok,
         rerun_error=_error_text(rerun),
         seconds=time.monotonic() - t0,
+        rerun_violations=rerun_violations,
     )
 
 

@@ -89,6 +89,46 @@ def parse_fault(spec: str) -> Fault:
     return Fault(step=step, kind=kind, arg=arg, count=count)
 
 
+#: Services whose request belongs to one reprogramming step whatever follows the SID.
+_SID_STEPS = {
+    0x85: StepKind.DTC_OFF,
+    0x28: StepKind.COMM_CONTROL_OFF,
+    0x2E: StepKind.FINGERPRINT,
+    0x34: StepKind.REQUEST_DOWNLOAD,
+    0x36: StepKind.TRANSFER_DATA,
+    0x37: StepKind.TRANSFER_EXIT,
+    0x11: StepKind.RESET,
+}
+
+
+def request_step(
+    data: bytes, *, level1: int, prog_level: int, routines: dict[int, StepKind]
+) -> str | None:
+    """The reprogramming step (a `Fault.step`) a UDS request belongs to, or None.
+
+    `level1`/`prog_level`: the requestSeed sub-functions of the two security steps;
+    `routines`: routine ID -> step (erase, check). A fault armed for a step fires on the
+    request this returns that step for.
+    """
+    sid = data[0]
+    sub = data[1] & 0x7F if len(data) > 1 else -1
+    kind: StepKind | None = None
+    if sid == 0x10:
+        kind = {0x03: StepKind.EXTENDED_SESSION, 0x02: StepKind.PROGRAMMING_SESSION}.get(sub)
+    elif sid == 0x27 and sub > 0:
+        seed_sub = sub if sub % 2 else sub - 1
+        kind = {level1: StepKind.SECURITY_LEVEL_1, prog_level: StepKind.SECURITY_LEVEL_2}.get(
+            seed_sub
+        )
+    elif sid == 0x31 and len(data) >= 4:
+        kind = routines.get(int.from_bytes(data[2:4], "big"))
+    elif sid == 0x22 and len(data) >= 3:
+        kind = StepKind.READ_VERSION if data[1:3] == b"\xf1\x95" else None
+    else:
+        kind = _SID_STEPS.get(sid)
+    return kind.value if kind is not None else None
+
+
 class FaultSet:
     """The armed faults of one simulated ECU; `take` consumes one firing."""
 

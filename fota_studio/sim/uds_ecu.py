@@ -1,28 +1,21 @@
 """A simulated ECU: application + strict UDS bootloader, speaking real ISO-TP on a python-can bus.
 
 `SimEcu` is built from an EA `EcuDefinition` plus `SimEcuOptions` (`uds_model.py`). This module
-is its runtime: the ISO-TP stacks, the worker thread, state and persistence, reboots, erase and
-response-pending timing, S3, fault firing and the violation log. The services themselves and the
-ISO 14229-1 §7.5 NRC order live in `uds_services.py` (the `UdsServices` mixin). In application
-mode the ECU answers on the application IDs and sends a periodic heartbeat; the bootloader entry
-frame (or 10 02) makes it reboot into its bootloader, which enforces the rules of a strict
-production bootloader. Its flash is a `FlashMemory` file, so state survives restarts and "power
-loss". Faults (`faults.Fault`) can be injected per step.
-
-As strict as the field: during a reboot (entry frame: the EA's bootloader entry delay; ECUReset:
-the EA's `uds.timing.reset_time_ms`; both overridable) the ECU does not answer at all, its ISO-TP
-stacks do not even see the frames (no flow control), and every request frame is recorded as a
-protocol violation (`violations`, also on the snapshot), as are two requests outstanding,
-TransferData out of sequence, a wrong fingerprint length, erasing a sector twice in one
-programming session and erasing into a protected range (the EA's `protected_ranges` plus
-`SimEcuOptions.protected`).
+is its runtime: worker thread, state and persistence, reboots, response-pending timing, S3, fault
+firing and the violation log. The services and the ISO 14229-1 §7.5 NRC order are the mixins
+`uds_services.UdsServices` and `uds_programming.ProgrammingServices`; the ISO-TP stacks and the
+bus watch are `uds_transport.EcuTransport`. The application answers on its IDs and sends a
+heartbeat; the entry frame (or 10 02) reboots it into the bootloader. The flash is a
+`FlashMemory` file, so state survives restarts and "power loss"; faults (`faults.Fault`) can be
+injected per step. As strict as the field: during a reboot (the EA's entry delay / reset time)
+the ECU does not exist on the bus and each request is recorded as a violation (`violations`,
+also on the snapshot), as are two requests outstanding, TransferData out of sequence, a wrong
+fingerprint length, a sector erased twice and an erase into a protected range.
 
 Threads: one worker thread `fota-sim-<machine>-<ecu>` owns all ECU state and serves every request;
-the can-isotp stacks run their own two threads each (renamed `fota-sim-<machine>-<ecu>-isotp-…`)
-and read through the SHARED notifier given to the constructor; the notifier thread hands each
-stack only the frames addressed to it (`DirectNotifierStack`) and records requests that arrive
-during a reboot. `start`/`stop`/`inject`/`clear_faults`/`state`/`violations` may be called from
-any thread.
+the can-isotp stacks run their own two threads each (`fota-sim-<machine>-<ecu>-isotp-…`) on the
+SHARED notifier given to the constructor. `start`/`stop`/`inject`/`clear_faults`/`state`/
+`violations` may be called from any thread.
 """
 
 from __future__ import annotations
@@ -33,7 +26,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +42,7 @@ from fota_studio.core.ea import (
 )
 from fota_studio.core.errors import ConfigurationError
 from fota_studio.core.nrc import nrc_name, service_name
-from fota_studio.protocols.isotp_link import DirectNotifierStack, build_address, rx_only
-from fota_studio.sim.faults import BOOTLOADER_ENTRY, Fault, FaultSet, FaultyBus
+from fota_studio.sim.faults import BOOTLOADER_ENTRY, Fault, FaultSet, FaultyBus, request_step
 from fota_studio.sim.flash_memory import EcuState, FlashMemory
 from fota_studio.sim.uds_model import (
     APPLICATION,
@@ -75,8 +67,11 @@ from fota_studio.sim.uds_model import (
     SimEcuSnapshot,
     Stack,
     Violation,
+    ViolationLog,
 )
-from fota_studio.sim.uds_services import SPR_SERVICES, UdsServices, routine_response
+from fota_studio.sim.uds_programming import ProgrammingServices
+from fota_studio.sim.uds_services import SPR_SERVICES, level1_before_programming
+from fota_studio.sim.uds_transport import EcuTransport, wall_time
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +79,6 @@ log = logging.getLogger(__name__)
 LOOP_WAIT_S = 0.005
 #: NRCs a server does not send to a functional request (ISO 14229-1 §7.5).
 _FUNCTIONAL_SUPPRESSED_NRCS = {0x11, 0x12, 0x31, 0x7E, 0x7F}
-#: At most this many violations are kept (a runaway tester must not eat the memory).
-MAX_VIOLATIONS = 1000
 
 
 def _step_param(ecu: EcuDefinition, kind: StepKind, key: str) -> Any:
@@ -99,20 +92,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "machine"
 
 
-class _GatedStack(DirectNotifierStack):
-    """A simulator ISO-TP stack that sees no frame while its ECU reboots (`gate` says no)."""
-
-    gate: Callable[[can.Message], bool] | None = None
-
-    @rx_only
-    def _on_message_received(self, msg: can.Message) -> None:
-        gate = self.gate
-        if gate is not None and not gate(msg):
-            return  # the ECU is rebooting: its transport layer does not exist yet
-        super()._on_message_received(msg)
-
-
-class SimEcu(UdsServices):
+class SimEcu(ProgrammingServices):
     """One simulated ECU (application + strict UDS bootloader) on a shared bus and notifier."""
 
     def __init__(
@@ -144,14 +124,9 @@ class SimEcu(UdsServices):
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._stacks: list[Stack] = []
         self._frames: queue.SimpleQueue[can.Message] = queue.SimpleQueue()
         self._thread_prefix = f"fota-sim-{_slug(machine)}-{_slug(ecu.name)}"
-        self._violations_lock = threading.Lock()
-        self._violations: list[Violation] = []
-        self._started_mono = time.monotonic()
-        #: Wall-clock end (time.time, the frames' timestamp clock) of the current reboot.
-        self._silent_until_wall = 0.0
+        self._violations = ViolationLog()
 
         self.state_dir = Path(state_dir)
         self._state_path = self.state_dir / f"{_slug(ecu.name)}.json"
@@ -181,7 +156,7 @@ class SimEcu(UdsServices):
         self._checksum_kind = str(_step_param(ecu, StepKind.CHECK, "checksum"))
         self._fingerprint_did = int(_step_param(ecu, StepKind.FINGERPRINT, "did"))
         self._fingerprint_length = int(_step_param(ecu, StepKind.FINGERPRINT, "length"))
-        self._prog_needs_level1 = self._level1_before_programming()
+        self._prog_needs_level1 = level1_before_programming(ecu)
         if self.options.max_block_length is not None:
             self._max_block = self.options.max_block_length
         else:
@@ -204,6 +179,16 @@ class SimEcu(UdsServices):
         self._region_erases: dict[str, int] = {}
         self._heartbeat_counter = 0
         self._next_heartbeat = 0.0
+        self._transport = EcuTransport(
+            ecu,
+            self._tx_bus,
+            notifier,
+            self.options,
+            max_block=self._max_block,
+            thread_prefix=self._thread_prefix,
+            on_entry_frame=self._on_entry_frame,
+            on_early_request=self._on_early_request,
+        )
 
     # -- public API ----------------------------------------------------------------------
     def start(self) -> None:
@@ -212,8 +197,7 @@ class SimEcu(UdsServices):
             if self._thread is not None:
                 return
             self._stop.clear()
-            self._build_stacks()
-            self._notifier.add_listener(self._on_frame)
+            self._transport.start()
             self._thread = threading.Thread(target=self._run, name=self._thread_prefix, daemon=True)
             self._thread.start()
             log.info("%s: started in %s mode", self.name, self._mode)
@@ -226,11 +210,7 @@ class SimEcu(UdsServices):
             return
         self._stop.set()
         thread.join(5.0)
-        with contextlib.suppress(ValueError):
-            self._notifier.remove_listener(self._on_frame)
-        for entry in self._stacks:
-            entry.stack.stop()
-        self._stacks.clear()
+        self._transport.stop()
         with self._lock:
             self._save_state()
         log.info("%s: stopped", self.name)
@@ -258,13 +238,11 @@ class SimEcu(UdsServices):
     @property
     def violations(self) -> list[Violation]:
         """Protocol violations recorded so far (strict mode), oldest first."""
-        with self._violations_lock:
-            return list(self._violations)
+        return self._violations.items()
 
     def clear_violations(self) -> None:
         """Forget the recorded violations (e.g. between two runs of a test)."""
-        with self._violations_lock:
-            self._violations.clear()
+        self._violations.clear()
 
     def set_preconditions(self, status: int, reason: str = "") -> None:
         """Make the check-programming-preconditions routine answer `status` (0 = ok)."""
@@ -303,121 +281,21 @@ class SimEcu(UdsServices):
             self._save_state()
 
     # -- setup ---------------------------------------------------------------------------
-    def _level1_before_programming(self) -> bool:
-        kinds = [s.kind for s in self.ecu.uds.sequence if s.enabled]
-        if StepKind.SECURITY_LEVEL_1 not in kinds:
-            return False
-        if StepKind.PROGRAMMING_SESSION not in kinds:
-            return True
-        return kinds.index(StepKind.SECURITY_LEVEL_1) < kinds.index(StepKind.PROGRAMMING_SESSION)
-
-    def _isotp_params(self) -> dict[str, Any]:
-        conn = self.ecu.connection
-        block_size = self.options.block_size
-        stmin = self.options.stmin_ms
-        return {
-            "blocksize": conn.block_size if block_size is None else block_size,
-            "stmin": conn.stmin_ms if stmin is None else stmin,
-            "tx_padding": conn.padding_byte,
-            "tx_data_length": conn.fd_frame_length if conn.fd else 8,
-            "can_fd": conn.fd,
-            "bitrate_switch": conn.fd,
-            "max_frame_size": max(0x10000, self._max_block + 16),
-            "rx_flowcontrol_timeout": 1000,
-            "rx_consecutive_frame_timeout": 1000,
-        }
-
-    def _build_stacks(self) -> None:
-        conn = self.ecu.connection
-        params = self._isotp_params()
-        seen: dict[tuple[Any, ...], Stack] = {}
-        wanted = [
-            (APPLICATION, False, conn.application),
-            (APPLICATION, True, conn.application),
-            (BOOTLOADER, False, conn.bootloader),
-            (BOOTLOADER, True, conn.bootloader),
-        ]
-        for mode, functional, addr in wanted:
-            address = build_address(conn, addr, ecu_side=True, functional=functional)
-            key = (functional, addr.request_id, addr.response_id, mode if functional else "")
-            if key in seen:
-                continue
-            # Direct hand-over: each stack wakes only for frames addressed to it, not for every
-            # frame of the bus (4 stacks x 2 threads competing for the GIL per frame).
-            stack = _GatedStack(
-                self._tx_bus,
-                self._notifier,
-                address=address,
-                params=dict(params),
-                error_handler=self._on_isotp_error,
-            )
-            stack.gate = self._awake_for
-            stack.start()
-            for attr, suffix in (("main_thread", "isotp"), ("relay_thread", "isotp-rx")):
-                thread = getattr(stack, attr, None)
-                if thread is not None:
-                    thread.name = f"{self._thread_prefix}-{suffix}"
-            entry = Stack(stack=stack, mode=mode, functional=functional)
-            seen[key] = entry
-            self._stacks.append(entry)
-
-    def _on_isotp_error(self, error: Exception) -> None:
-        log.debug("%s: ISO-TP: %s", self.name, error)
-
-    @staticmethod
-    def _wall_time(msg: can.Message) -> float:
-        """When the frame was on the bus (time.time clock); now when the bus gave no stamp."""
-        now = time.time()
-        stamp = float(msg.timestamp or 0.0)
-        return stamp if now - 1.0 <= stamp <= now else now
-
-    def _awake_for(self, msg: can.Message) -> bool:
-        """Notifier thread: False while the ECU reboots (its stacks must not see the frame)."""
-        return self._wall_time(msg) >= self._silent_until_wall
-
-    def _on_frame(self, msg: can.Message) -> None:
-        """Notifier thread: queue the bootloader entry frame; record requests during a reboot."""
-        if not msg.is_rx or msg.is_error_frame:
-            return
-        entry = self.ecu.connection.bootloader_entry
+    def _on_entry_frame(self, msg: can.Message) -> None:
+        """Notifier thread: the bootloader entry frame; silent from this frame on (the worker
+        starts the reboot a moment later)."""
         if (
-            entry is not None
-            and msg.arbitration_id == entry.can_id
-            and bool(msg.is_extended_id) == bool(entry.extended_id or entry.can_id > 0x7FF)
-            and bytes(msg.data) == bytes(entry.data)
+            self._mode == APPLICATION
+            and self._faults.peek(BOOTLOADER_ENTRY, "refuse", "no_answer") is None
         ):
-            if (
-                self._mode == APPLICATION
-                and self._faults.peek(BOOTLOADER_ENTRY, "refuse", "no_answer") is None
-            ):
-                # Silent from this frame on (the worker starts the reboot a moment later).
-                until = self._wall_time(msg) + self._boot_time_ms() / 1000.0
-                self._silent_until_wall = max(self._silent_until_wall, until)
-            self._frames.put(msg)
-            return
-        if self._awake_for(msg):
-            return
-        frame = isotp.CanMessage(
-            arbitration_id=msg.arbitration_id,
-            data=bytes(msg.data),
-            extended_id=msg.is_extended_id,
-            is_fd=msg.is_fd,
-        )
-        for stack in list(self._stacks):
-            address = stack.stack.address
-            if not address.is_for_me(frame):
-                continue
-            pci = frame.data[address.get_rx_prefix_size() :][:1]
-            if pci and pci[0] >> 4 in (0, 1):  # single or first frame: a request starts
-                left_ms = (self._silent_until_wall - self._wall_time(msg)) * 1000
-                self._violation(
-                    V_DURING_REBOOT,
-                    f"{'functional' if stack.functional else 'physical'} request frame "
-                    f"0x{msg.arbitration_id:X} [{bytes(msg.data[:8]).hex(' ')}] {left_ms:.0f} ms "
-                    "before the ECU is up again: wait the EA's reset_time_ms / "
-                    "bootloader_entry_delay_ms before the next request",
-                )
-            return
+            self._transport.silence(wall_time(msg) + self._boot_time_ms() / 1000.0)
+        self._frames.put(msg)
+
+    def _on_early_request(self, detail: str) -> None:
+        self._violation(V_DURING_REBOOT, detail)
+
+    def _go_silent(self, until_wall: float) -> None:
+        self._transport.silence(until_wall)
 
     # -- state helpers -------------------------------------------------------------------
     def _reset_volatile(self, session: int) -> None:
@@ -478,14 +356,12 @@ class SimEcu(UdsServices):
             target = (APPLICATION if self._persist.app_valid else BOOTLOADER, SESSION_DEFAULT)
         now_wall, now_mono = time.time(), time.monotonic()
         start_wall = now_wall if since_wall is None else min(since_wall, now_wall)
-        self._silent_until_wall = start_wall + delay_ms / 1000.0
+        self._transport.silence(start_wall + delay_ms / 1000.0)
         self._boot_at = now_mono - (now_wall - start_wall) + delay_ms / 1000.0
         self._reset_volatile(SESSION_DEFAULT)
         self._mode = BOOTING
         self._boot_target = target
-        for entry in self._stacks:  # a rebooting ECU forgets half-sent/received messages
-            entry.stack.stop_sending()
-            entry.stack.stop_receiving()
+        self._transport.reset()
         self._save_state()
 
     def _lock_security(self) -> None:
@@ -495,14 +371,8 @@ class SimEcu(UdsServices):
     def _violation(self, kind: str, detail: str) -> None:
         if not self.options.strict:
             return
-        item = Violation(at_s=time.monotonic() - self._started_mono, kind=kind, detail=detail)
-        with self._violations_lock:
-            if len(self._violations) < MAX_VIOLATIONS:
-                self._violations.append(item)
+        item = self._violations.record(kind, detail)
         log.warning("%s: protocol violation %s", self.name, item)
-
-    def _checksum(self, kind: str, data: bytes) -> bytes:
-        return checksum(kind, data)
 
     # -- worker loop ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -520,10 +390,10 @@ class SimEcu(UdsServices):
 
     def _next_request(self) -> tuple[bytes, Stack] | None:
         primary = None
-        for entry in self._stacks:
+        for entry in self._transport.stacks:
             if not entry.functional and entry.mode == self._mode:
                 primary = entry
-        for entry in self._stacks:
+        for entry in self._transport.stacks:
             if entry is primary:
                 continue
             data = entry.stack.recv(block=False)
@@ -552,7 +422,7 @@ class SimEcu(UdsServices):
             self._reboot(
                 self._boot_time_ms(),
                 (BOOTLOADER, SESSION_DEFAULT),
-                since_wall=self._wall_time(frame),
+                since_wall=wall_time(frame),
             )
         self._serve_owed(now)
         if self._mode == BOOTING:
@@ -621,27 +491,6 @@ class SimEcu(UdsServices):
         self._owed.append(owed)
         self._serve_owed(now)
 
-    def _progress_erase(self, now: float) -> None:
-        op = self._erase
-        assert op is not None
-        total = len(op.sectors)
-        span = max(op.done_at - op.started_at, 1e-6)
-        target = total if now >= op.done_at else int(total * (now - op.started_at) / span)
-        while op.erased < target:
-            start, size = op.sectors[op.erased]
-            self.memory.erase_sector(start, size)
-            op.erased += 1
-        if op.erased >= total:
-            self._erase = None
-            if op.fail:
-                self._respond(op.stack, self._nrc_bytes(0x31, 0x72), False)
-            else:
-                self._respond(op.stack, routine_response(self._erase_routine, b"\x00"), False)
-            return
-        if now >= op.next_pending_at:
-            op.next_pending_at = now + self.options.pending_interval_ms / 1000.0
-            self._respond(op.stack, self._nrc_bytes(0x31, 0x78), False)
-
     # -- request dispatch ----------------------------------------------------------------
     def _nrc_bytes(self, sid: int, code: int) -> bytes:
         return bytes([0x7F, sid, code])
@@ -665,40 +514,12 @@ class SimEcu(UdsServices):
         stack.send(payload)
 
     def _step_of(self, data: bytes) -> str | None:
-        sid = data[0]
-        sub = data[1] & 0x7F if len(data) > 1 else -1
-        if sid == 0x10:
-            return {
-                SESSION_EXTENDED: StepKind.EXTENDED_SESSION.value,
-                SESSION_PROGRAMMING: StepKind.PROGRAMMING_SESSION.value,
-            }.get(sub)
-        if sid == 0x27 and sub > 0:
-            seed_sub = sub if sub % 2 else sub - 1
-            if seed_sub == self._level1:
-                return StepKind.SECURITY_LEVEL_1.value
-            if seed_sub == self._prog_level:
-                return StepKind.SECURITY_LEVEL_2.value
-            return None
-        if sid == 0x31 and len(data) >= 4:
-            rid = int.from_bytes(data[2:4], "big")
-            if rid == self._erase_routine:
-                return StepKind.ERASE.value
-            if rid == self._check_routine:
-                return StepKind.CHECK.value
-            return None
-        if sid == 0x22 and len(data) >= 3 and int.from_bytes(data[1:3], "big") == DID_SW_VERSION:
-            return StepKind.READ_VERSION.value
-        simple = {
-            0x85: StepKind.DTC_OFF,
-            0x28: StepKind.COMM_CONTROL_OFF,
-            0x2E: StepKind.FINGERPRINT,
-            0x34: StepKind.REQUEST_DOWNLOAD,
-            0x36: StepKind.TRANSFER_DATA,
-            0x37: StepKind.TRANSFER_EXIT,
-            0x11: StepKind.RESET,
-        }
-        kind = simple.get(sid)
-        return kind.value if kind is not None else None
+        return request_step(
+            data,
+            level1=self._level1,
+            prog_level=self._prog_level,
+            routines={self._erase_routine: StepKind.ERASE, self._check_routine: StepKind.CHECK},
+        )
 
     def _busy_with(self) -> str | None:
         """What the ECU is still processing (a request it has not answered yet), or None."""
@@ -713,7 +534,7 @@ class SimEcu(UdsServices):
             return
         if self._mode == BOOTING:
             if self._boot_target is None or time.monotonic() < self._boot_at:
-                return  # arrived before or during the reboot: lost (recorded by _on_frame)
+                return  # arrived before or during the reboot: lost (recorded by the transport)
             self._enter(*self._boot_target)  # the worker had not noticed the boot ended yet
         if self._mode != entry.mode:
             return  # the other mode's addresses are not served (a real ECU is not listening)

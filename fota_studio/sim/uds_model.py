@@ -8,6 +8,8 @@ internals. Plain data: any thread may read a `SimEcuSnapshot` or a `Violation`; 
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 
 import isotp
@@ -88,6 +90,9 @@ class SimEcuOptions:
     precondition_status: int = 0x00  # status byte of the check-preconditions routine
     precondition_reason: str = ""  # ASCII text after a non-zero status (why not)
     did_values: dict[int, bytes] = field(default_factory=dict)  # any other DID
+    # secret_ref -> the seed/key secret programmed into this ECU (the demo's published ones are
+    # known without it; core.seedkey.DEMO_SECRETS)
+    secrets: dict[str, bytes] = field(default_factory=dict)
     dtcs: list[tuple[int, int]] = field(default_factory=list)  # initial (DTC, status)
     protected: list[tuple[int, int]] = field(
         default_factory=lambda: [(reference_ecu.BOOTLOADER_START, reference_ecu.BOOTLOADER_LENGTH)]
@@ -109,6 +114,37 @@ class Violation:
     def __str__(self) -> str:
         """`+1.234 s kind: detail`."""
         return f"+{self.at_s:.3f} s {self.kind}: {self.detail}"
+
+
+class ViolationLog:
+    """The bounded, thread-safe list of violations one ECU recorded (any thread)."""
+
+    #: At most this many are kept (a runaway tester must not eat the memory).
+    LIMIT = 1000
+
+    def __init__(self) -> None:
+        """Empty; times count from now."""
+        self._lock = threading.Lock()
+        self._items: list[Violation] = []
+        self._started = time.monotonic()
+
+    def record(self, kind: str, detail: str) -> Violation:
+        """Append (unless full) and return the violation."""
+        item = Violation(at_s=time.monotonic() - self._started, kind=kind, detail=detail)
+        with self._lock:
+            if len(self._items) < self.LIMIT:
+                self._items.append(item)
+        return item
+
+    def items(self) -> list[Violation]:
+        """The violations so far, oldest first."""
+        with self._lock:
+            return list(self._items)
+
+    def clear(self) -> None:
+        """Forget every violation."""
+        with self._lock:
+            self._items.clear()
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ violations) only through the abstract methods at the end of this class.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -24,12 +23,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import isotp
+
 from fota_studio.core import reference_ecu
 from fota_studio.core.ea import EcuDefinition, StepKind
 from fota_studio.core.errors import SecurityAccessError
 from fota_studio.core.seedkey import compute_key, demo_secret
 from fota_studio.sim.faults import FaultSet
-from fota_studio.sim.flash_memory import EcuState, FlashAccessError, FlashMemory
+from fota_studio.sim.flash_memory import EcuState, FlashMemory
 from fota_studio.sim.uds_model import (
     APPLICATION,
     BOOTLOADER,
@@ -39,15 +40,11 @@ from fota_studio.sim.uds_model import (
     DID_SW_VERSION,
     DID_VIN,
     REERASE_CHOICES,
-    ROUTINE_CHECK_PRECONDITIONS,
     SESSION_DEFAULT,
     SESSION_EXTENDED,
     SESSION_PROGRAMMING,
     V_FINGERPRINT,
-    V_PROTECTED,
-    V_REERASE,
     V_SEQUENCE,
-    V_TRANSFER_SEQUENCE,
     Download,
     Erase,
     Nrc,
@@ -57,9 +54,9 @@ from fota_studio.sim.uds_model import (
 
 log = logging.getLogger(__name__)
 
-_ALL = frozenset({SESSION_DEFAULT, SESSION_EXTENDED, SESSION_PROGRAMMING})
-_NON_DEFAULT = frozenset({SESSION_EXTENDED, SESSION_PROGRAMMING})
-_PROGRAMMING = frozenset({SESSION_PROGRAMMING})
+ALL_SESSIONS = frozenset({SESSION_DEFAULT, SESSION_EXTENDED, SESSION_PROGRAMMING})
+NON_DEFAULT = frozenset({SESSION_EXTENDED, SESSION_PROGRAMMING})
+PROGRAMMING = frozenset({SESSION_PROGRAMMING})
 
 
 @dataclass(frozen=True)
@@ -78,19 +75,19 @@ def _both(sessions: frozenset[int]) -> dict[str, frozenset[int]]:
 
 #: The service table (ISO 14229-1 §7.5 figure 5 inputs), per SID.
 SERVICES: dict[int, ServiceRule] = {
-    0x10: ServiceRule("_svc_session", 2, _both(_ALL), subfunction=True),
-    0x11: ServiceRule("_svc_reset", 2, _both(_ALL), subfunction=True),
-    0x19: ServiceRule("_svc_read_dtc", 2, _both(_ALL), subfunction=True),
-    0x22: ServiceRule("_svc_read_did", 3, _both(_ALL)),
-    0x27: ServiceRule("_svc_security", 2, _both(_NON_DEFAULT), subfunction=True),
-    0x28: ServiceRule("_svc_comm_control", 3, _both(_NON_DEFAULT), subfunction=True),
-    0x2E: ServiceRule("_svc_write_did", 4, {BOOTLOADER: _PROGRAMMING}),
-    0x31: ServiceRule("_svc_routine", 4, _both(_NON_DEFAULT), subfunction=True),
-    0x34: ServiceRule("_svc_request_download", 3, {BOOTLOADER: _PROGRAMMING}),
-    0x36: ServiceRule("_svc_transfer_data", 2, {BOOTLOADER: _PROGRAMMING}),
-    0x37: ServiceRule("_svc_transfer_exit", 1, {BOOTLOADER: _PROGRAMMING}),
-    0x3E: ServiceRule("_svc_tester_present", 2, _both(_ALL), subfunction=True),
-    0x85: ServiceRule("_svc_dtc_setting", 2, _both(_NON_DEFAULT), subfunction=True),
+    0x10: ServiceRule("_svc_session", 2, _both(ALL_SESSIONS), subfunction=True),
+    0x11: ServiceRule("_svc_reset", 2, _both(ALL_SESSIONS), subfunction=True),
+    0x19: ServiceRule("_svc_read_dtc", 2, _both(ALL_SESSIONS), subfunction=True),
+    0x22: ServiceRule("_svc_read_did", 3, _both(ALL_SESSIONS)),
+    0x27: ServiceRule("_svc_security", 2, _both(NON_DEFAULT), subfunction=True),
+    0x28: ServiceRule("_svc_comm_control", 3, _both(NON_DEFAULT), subfunction=True),
+    0x2E: ServiceRule("_svc_write_did", 4, {BOOTLOADER: PROGRAMMING}),
+    0x31: ServiceRule("_svc_routine", 4, _both(NON_DEFAULT), subfunction=True),
+    0x34: ServiceRule("_svc_request_download", 3, {BOOTLOADER: PROGRAMMING}),
+    0x36: ServiceRule("_svc_transfer_data", 2, {BOOTLOADER: PROGRAMMING}),
+    0x37: ServiceRule("_svc_transfer_exit", 1, {BOOTLOADER: PROGRAMMING}),
+    0x3E: ServiceRule("_svc_tester_present", 2, _both(ALL_SESSIONS), subfunction=True),
+    0x85: ServiceRule("_svc_dtc_setting", 2, _both(NON_DEFAULT), subfunction=True),
 }
 #: Services whose first byte after the SID carries the suppressPosRspMsgIndicationBit (0x80).
 SPR_SERVICES = frozenset({0x10, 0x11, 0x28, 0x31, 0x3E, 0x85})
@@ -99,6 +96,17 @@ SPR_SERVICES = frozenset({0x10, 0x11, 0x28, 0x31, 0x3E, 0x85})
 def routine_response(routine_id: int, status: bytes) -> bytes:
     """The positive startRoutine response `71 01 <id> <status record>`."""
     return bytes([0x71, 0x01]) + routine_id.to_bytes(2, "big") + status
+
+
+def level1_before_programming(ecu: EcuDefinition) -> bool:
+    """True when the EA's sequence unlocks level 1 before the programming session (so the
+    bootloader refuses 10 02 with 0x33 until it is)."""
+    kinds = [s.kind for s in ecu.uds.sequence if s.enabled]
+    if StepKind.SECURITY_LEVEL_1 not in kinds:
+        return False
+    if StepKind.PROGRAMMING_SESSION not in kinds:
+        return True
+    return kinds.index(StepKind.SECURITY_LEVEL_1) < kinds.index(StepKind.PROGRAMMING_SESSION)
 
 
 class UdsServices(ABC):
@@ -134,7 +142,6 @@ class UdsServices(ABC):
     _fingerprint_length: int
     _sector_erases: dict[int, int]
     _region_erases: dict[str, int]
-    _silent_until_wall: float
 
     # -- the §7.5 checks -------------------------------------------------------------------
     def _subfunctions(self, sid: int) -> dict[int, frozenset[int]]:
@@ -145,9 +152,9 @@ class UdsServices(ABC):
                 seed = lvl.seed_subfunction
                 if self._mode == APPLICATION and seed != self._level1:
                     continue
-                where = _PROGRAMMING if seed == self._prog_level else _NON_DEFAULT
+                where = PROGRAMMING if seed == self._prog_level else NON_DEFAULT
                 if self._mode == APPLICATION:
-                    where = _NON_DEFAULT
+                    where = NON_DEFAULT
                 subs[seed] = subs[lvl.key_subfunction] = where
             return subs
         plain = {
@@ -159,7 +166,7 @@ class UdsServices(ABC):
             0x3E: (0x00,),
             0x85: (0x01, 0x02),
         }[sid]
-        return dict.fromkeys(plain, _ALL)
+        return dict.fromkeys(plain, ALL_SESSIONS)
 
     def check(self, data: bytes) -> Callable[[bytes, Stack], bytes | None]:
         """The handler for `data` after the general checks, or Nrc in the ISO 14229-1 order."""
@@ -234,7 +241,7 @@ class UdsServices(ABC):
         # Silent from the response on: a request the tester sends the moment it has the answer
         # must already find the ECU rebooting (and be recorded), not slip in before.
         start, delay_ms = time.time(), self._reset_time_ms()
-        self._silent_until_wall = start + delay_ms / 1000.0
+        self._go_silent(start + delay_ms / 1000.0)
         self._finish(entry, data, bytes([0x51, reset_type]))
         self._wait_sent(entry)  # the response leaves before the ECU goes silent
         log.info("%s: ECU reset 0x%02X", self.name, reset_type)
@@ -379,234 +386,6 @@ class UdsServices(ABC):
         self._save_state()
         return bytes([0x6E]) + data[1:3]
 
-    # -- routines: erase, check, programming preconditions ---------------------------------
-    def _routines(self) -> dict[int, frozenset[int]]:
-        """Routine IDs of the current mode -> sessions they may be started in."""
-        routines = dict.fromkeys(
-            [ROUTINE_CHECK_PRECONDITIONS]
-            + [r.routine_id for r in self.ecu.uds.routine_preconditions],
-            _NON_DEFAULT,
-        )
-        if self._mode == BOOTLOADER:
-            routines[self._erase_routine] = _PROGRAMMING
-            routines[self._check_routine] = _PROGRAMMING
-        return routines
-
-    def _svc_routine(self, data: bytes, entry: Stack) -> bytes | None:
-        rid = int.from_bytes(data[2:4], "big")
-        where = self._routines().get(rid)
-        if where is None:
-            raise Nrc(0x31)
-        if self._session not in where:
-            raise Nrc(0x7E)
-        if rid not in (self._erase_routine, self._check_routine) or self._mode != BOOTLOADER:
-            return self._check_preconditions(rid)
-        self._require_security()
-        if self._download is not None:
-            self._violation(V_SEQUENCE, f"routine 0x{rid:04X} while a download is active")
-            raise Nrc(0x24)
-        if rid == self._erase_routine:
-            return self._start_erase(data[4:], entry)
-        return self._check(data[4:])
-
-    def _check_preconditions(self, rid: int) -> bytes:
-        status = self.options.precondition_status & 0xFF
-        reason = self.options.precondition_reason.encode("ascii", "replace") if status else b""
-        log.info("%s: programming preconditions 0x%04X: status 0x%02X", self.name, rid, status)
-        return routine_response(rid, bytes([status]) + reason)
-
-    def _parse_address_length(self, record: bytes) -> tuple[int, int]:
-        if not record:
-            raise Nrc(0x13)
-        alfid = record[0]
-        n_len, n_addr = alfid >> 4, alfid & 0x0F
-        if n_len == 0 or n_addr == 0 or n_len > 4 or n_addr > 4:
-            raise Nrc(0x31)
-        if len(record) != 1 + n_addr + n_len:
-            raise Nrc(0x13)
-        address = int.from_bytes(record[1 : 1 + n_addr], "big")
-        length = int.from_bytes(record[1 + n_addr :], "big")
-        return address, length
-
-    def _erase_ranges(self, record: bytes) -> list[tuple[int, int]]:
-        regions = self.ecu.uds.memory_regions
-        if self._erase_record == "none":
-            if record:
-                raise Nrc(0x13)
-            return [(r.start, r.length) for r in regions]
-        if self._erase_record == "segment_index":
-            if len(record) != 1:
-                raise Nrc(0x13)
-            if record[0] >= len(regions):
-                raise Nrc(0x31)
-            return [(regions[record[0]].start, regions[record[0]].length)]
-        return [self._parse_address_length(record)]
-
-    def _start_erase(self, record: bytes, entry: Stack) -> bytes | None:
-        sectors: list[tuple[int, int]] = []
-        regions: list[str] = []
-        try:
-            for address, length in self._erase_ranges(record):
-                sectors += self.memory.sectors_for(address, length)
-                region = self.memory.region_of(address, length)
-                if region is not None and region.name not in regions:
-                    regions.append(region.name)
-        except FlashAccessError as exc:
-            log.info("%s: erase refused: %s", self.name, exc)
-            if exc.kind == "protected":
-                self._violation(V_PROTECTED, f"erase refused (NRC 0x31): {exc}")
-            raise Nrc(0x31) from exc
-        again = [start for start, _ in sectors if self._sector_erases.get(start)]
-        if again and self.options.reerase != "allow":
-            listed = ", ".join(f"0x{a:08X}" for a in again[:4]) + (" …" if len(again) > 4 else "")
-            refuse = self.options.reerase == "refuse"
-            self._violation(
-                V_REERASE,
-                f"{len(again)} sector(s) erased a second time in this programming session "
-                f"({listed}){'; refused with NRC 0x22' if refuse else ''}",
-            )
-            if refuse:
-                raise Nrc(0x22)
-        for start, _ in sectors:
-            self._sector_erases[start] = self._sector_erases.get(start, 0) + 1
-        for name in regions:
-            self._region_erases[name] = self._region_erases.get(name, 0) + 1
-        fail = self._faults.take(StepKind.ERASE.value, "fail") is not None
-        kib = sum(size for _, size in sectors) / 1024
-        opts = self.options
-        ms = kib * opts.erase_ms_per_kib + len(sectors) * opts.erase_ms_per_sector
-        duration_s = max(opts.erase_min_ms, ms) / 1000
-        now = time.monotonic()
-        self._persist.app_valid = False
-        self._save_state()
-        self._erase = Erase(
-            stack=entry.stack,
-            sectors=sectors,
-            started_at=now,
-            done_at=now + duration_s,
-            next_pending_at=now,
-            fail=fail,
-        )
-        log.info(
-            "%s: erasing %d sectors (%.0f KiB, %.0f ms)",
-            self.name,
-            len(sectors),
-            kib,
-            duration_s * 1000,
-        )
-        self._progress_erase(now)
-        return None
-
-    def _check(self, record: bytes) -> bytes:
-        expected_len = len(self._checksum(self._checksum_kind, b""))
-        if len(record) != expected_len:
-            raise Nrc(0x13)
-        if not self._downloaded:
-            self._violation(V_SEQUENCE, "check routine before anything was downloaded")
-            raise Nrc(0x24)
-        data = b"".join(self.memory.read(a, n) for a, n in sorted(self._downloaded))
-        ok = self._checksum(self._checksum_kind, data) == bytes(record)
-        self._persist.app_valid = ok
-        self._save_state()
-        log.info("%s: check routine: %s", self.name, "OK" if ok else "MISMATCH")
-        return routine_response(self._check_routine, bytes([0 if ok else 1]))
-
-    # -- download --------------------------------------------------------------------------
-    def _svc_request_download(self, data: bytes, entry: Stack) -> bytes | None:
-        del entry
-        self._require_security()
-        if self._download is not None:
-            raise Nrc(0x70)
-        if data[1] != 0x00:
-            raise Nrc(0x31)  # compression/encryption not supported
-        address, size = self._parse_address_length(data[2:])
-        try:
-            self.memory.check_writable(address, size)
-        except FlashAccessError as exc:
-            log.info("%s: download refused: %s", self.name, exc)
-            raise Nrc(0x31 if exc.kind == "out_of_range" else 0x70) from exc
-        self._download = Download(address=address, size=size)
-        self._persist.app_valid = False
-        self._save_state()
-        n = max(2, (self._max_block.bit_length() + 7) // 8)
-        return bytes([0x74, n << 4]) + self._max_block.to_bytes(n, "big")
-
-    def _svc_transfer_data(self, data: bytes, entry: Stack) -> bytes | None:
-        self._require_security()
-        dl = self._download
-        if dl is None:
-            self._violation(V_TRANSFER_SEQUENCE, "TransferData without a RequestDownload")
-            raise Nrc(0x24)
-        counter = data[1]
-        payload = bytes(data[2:])
-        if len(payload) > self._max_block - 2:
-            raise Nrc(0x13)
-        expected = (dl.counter + 1) & 0xFF
-        if counter != expected:
-            if dl.blocks > 0 and counter == dl.counter:
-                return bytes([0x76, counter])  # repeated previous block: already written
-            self._violation(
-                V_TRANSFER_SEQUENCE,
-                f"TransferData block counter 0x{counter:02X}, expected 0x{expected:02X}",
-            )
-            raise Nrc(0x73)
-        if not payload:
-            raise Nrc(0x13)
-        if dl.written + len(payload) > dl.size:
-            raise Nrc(0x71)
-        address = dl.address + dl.written
-        loss = self._faults.peek(StepKind.TRANSFER_DATA.value, "power_loss")
-        if loss is not None and self._bytes_written + len(payload) > int(loss.arg or 0):
-            self._faults.take(StepKind.TRANSFER_DATA.value, "power_loss")
-            keep = max(0, int(loss.arg or 0) - self._bytes_written)
-            with contextlib.suppress(FlashAccessError):
-                self.memory.program(address, payload[:keep])
-            self._bytes_written += keep
-            log.info("%s: POWER LOSS after %d transferred bytes (fault)", self.name, keep)
-            self._persist.app_valid = False
-            self._reboot(self._reset_time_ms(), (BOOTLOADER, SESSION_DEFAULT))
-            return None
-        try:
-            self.memory.program(address, payload)
-        except FlashAccessError as exc:
-            log.info("%s: programming failed: %s", self.name, exc)
-            raise Nrc(0x72) from exc
-        dl.written += len(payload)
-        dl.counter = counter
-        dl.blocks += 1
-        self._bytes_written += len(payload)
-        response = bytes([0x76, counter])
-        delay_ms = len(payload) / 1024 * self.options.programming_ms_per_kib
-        if delay_ms > 0:
-            self._owe_busy(entry, data, response, delay_ms)
-            return None
-        return response
-
-    def _svc_transfer_exit(self, data: bytes, entry: Stack) -> bytes | None:
-        del entry
-        self._require_security()
-        dl = self._download
-        if dl is None or dl.written != dl.size:
-            self._violation(
-                V_TRANSFER_SEQUENCE,
-                "RequestTransferExit without a download"
-                if dl is None
-                else f"RequestTransferExit after 0x{dl.written:X} of 0x{dl.size:X} bytes",
-            )
-            raise Nrc(0x24)
-        if len(data) != 1:
-            raise Nrc(0x13)
-        log.info(
-            "%s: download of 0x%X bytes at 0x%08X complete (%d blocks)",
-            self.name,
-            dl.size,
-            dl.address,
-            dl.blocks,
-        )
-        self._downloaded.append((dl.address, dl.size))
-        self._download = None
-        return bytes([0x77])
-
     # -- what the runtime provides ------------------------------------------------------------
     @abstractmethod
     def _finish(self, entry: Stack, data: bytes, response: bytes | None) -> None:
@@ -632,6 +411,10 @@ class UdsServices(ABC):
         the application if valid)."""
 
     @abstractmethod
+    def _go_silent(self, until_wall: float) -> None:
+        """Ignore every frame stamped before `until_wall` (time.time clock)."""
+
+    @abstractmethod
     def _reset_time_ms(self) -> int:
         """How long an ECUReset keeps the ECU silent."""
 
@@ -652,6 +435,14 @@ class UdsServices(ABC):
         """Erase the sectors due by `now`; answer 0x78 / the final response."""
 
     @abstractmethod
+    def _respond(self, stack: isotp.TransportLayer, payload: bytes, functional: bool) -> None:
+        """Send `payload` on `stack` (NRCs a functional request must not get are dropped)."""
+
+    @abstractmethod
+    def _nrc_bytes(self, sid: int, code: int) -> bytes:
+        """The negative response `7F sid code`."""
+
+    @abstractmethod
     def _owe_busy(self, entry: Stack, request: bytes, response: bytes, delay_ms: float) -> None:
         """Answer `response` after `delay_ms` (0x78 first when beyond P2), busy meanwhile."""
 
@@ -662,10 +453,6 @@ class UdsServices(ABC):
     @abstractmethod
     def _step_of(self, data: bytes) -> str | None:
         """The reprogramming step a request belongs to (fault matching)."""
-
-    @abstractmethod
-    def _checksum(self, kind: str, data: bytes) -> bytes:
-        """The check routine's checksum of `data`."""
 
 
 __all__ = ["REERASE_CHOICES", "SERVICES", "SPR_SERVICES", "UdsServices", "routine_response"]

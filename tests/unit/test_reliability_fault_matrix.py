@@ -26,6 +26,7 @@ def test_fault_cell_never_false_success_and_recovers(cell: Cell, tmp_path: Path)
     assert not result.false_success
     assert result.bootloader_intact
     assert result.rerun_ok, result.rerun_error
+    assert result.rerun_violations == (), result.rerun_violations  # strict simulated ECU
     if result.outcome == "failed":
         assert result.names_step_and_cause, result.error
         assert result.failed_step in result.error

@@ -278,3 +278,19 @@ def test_preconditions_routine_in_the_bootloader(make_rig: Callable[..., Rig]) -
     unlock_programming(rig)
     assert ask(t, bytes.fromhex("31010203")) == bytes.fromhex("7101020302") + b"engine"
     assert ask(t, bytes.fromhex("22f186")) == bytes.fromhex("62f18602")
+
+
+def test_slow_sector_erase_answers_0x78_until_done(make_rig: Callable[..., Rig]) -> None:
+    """erase_ms_per_sector models an ECU whose erase takes ~1 s per region, whatever its size."""
+    opts = SimEcuOptions(erase_ms_per_kib=0, erase_ms_per_sector=300, pending_interval_ms=100)
+    rig = make_rig("VCU", options=opts)
+    enter_bootloader(rig)
+    unlock_programming(rig)
+    conn = rig.tester.conn
+    conn.empty_rxqueue()
+    conn.send(_erase(APP, 0x1000))  # one sector: 300 ms, 0x78 every 100 ms meanwhile
+    answers = [bytes(conn.wait_frame(timeout=1))]
+    while answers[-1] == bytes([0x7F, 0x31, 0x78]):
+        answers.append(bytes(conn.wait_frame(timeout=1)))
+    assert answers[-1] == bytes.fromhex("7101ff0000")
+    assert len(answers) >= 3  # at least two 0x78 before the answer
