@@ -137,11 +137,24 @@ def test_secret_from_keyring_never_in_messages() -> None:
     try:
         with pytest.raises(SecurityAccessError, match="vcu-level1") as exc_info:
             secrets.require_secret("vcu-level1")
-        assert "keyring set" in str(exc_info.value)
+        assert "fota-studio secrets set vcu-level1" in str(exc_info.value)
         secrets.set_secret("vcu-level1", b"\xde\xad\xbe\xef")
         assert secrets.require_secret("vcu-level1") == b"\xde\xad\xbe\xef"
+        # the built-in algorithm takes its constant from the keyring secret, not the params
+        level = SecurityLevel(
+            name="l", seed_subfunction=0x01, algorithm="xor32", secret_ref="vcu-level1"
+        )
+        reg = SeedKeyRegistry(load_entry_points=False)
+        assert reg.compute_key(bytes.fromhex("01020304"), level, "VCU") == bytes.fromhex(
+            "DFAFBDEB"
+        )
+        level.params = {"constant": 0x11111111}  # a stale constant in the EA loses to the secret
+        assert reg.compute_key(bytes(4), level, "VCU") == b"\xde\xad\xbe\xef"
         secrets.delete_secret("vcu-level1")
         assert secrets.get_secret("vcu-level1") is None
+        with pytest.raises(SecurityAccessError) as info:
+            reg.compute_key(bytes(4), level, "VCU")
+        assert "deadbeef" not in str(info.value).lower()
     finally:
         keyring.set_keyring(old)
 
@@ -174,6 +187,7 @@ def test_flash_with_vector_library(
     for lvl in tester_def.uds.security_levels:
         lvl.algorithm = f"vector:{vector_lib}"
         lvl.params = {}
+        lvl.secret_ref = None  # the library holds its constants; no GenerateKeyExOpt option
     image = make_image("8.0.0", (0x800,))
     with sim_ecu(sim_def, can_channel, tmp_path / "s", options=fast_sim_options()) as sim:
         with open_tester_bus(can_channel) as (bus, notifier):
