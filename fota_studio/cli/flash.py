@@ -212,6 +212,26 @@ class _Printer:
         self._bar = True
 
 
+def _simulated_secrets(ea: ElectronicArchitecture) -> dict[str, Any] | None:
+    """Simulator options giving each simulated ECU the seed/key secrets its EA references
+    (from the keyring / secrets file): the simulated ECU plays one that has them programmed."""
+    from fota_studio.core.seedkey import demo_secret
+    from fota_studio.infra import secrets as secret_store
+    from fota_studio.sim.uds_ecu import SimEcuOptions
+
+    known: dict[str, bytes] = {}
+    for ecu in ea.ecus:
+        for level in ecu.uds.security_levels:
+            ref = level.secret_ref
+            if ref and demo_secret(ref) is None and ref not in known:
+                value = secret_store.get_secret(ref)
+                if value is not None:
+                    known[ref] = value
+    if not known:
+        return None
+    return {ecu.name: SimEcuOptions(secrets=dict(known)) for ecu in ea.ecus}
+
+
 @contextlib.contextmanager
 def _simulated_machine(
     ea: ElectronicArchitecture, machine: str, channel: str, state_dir: Path
@@ -228,6 +248,7 @@ def _simulated_machine(
         name=machine or "sim",
         state_dir=state_dir,
         initial_images=demo_installed_images(),
+        options=_simulated_secrets(ea),
     )
     try:
         sim.start()

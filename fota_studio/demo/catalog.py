@@ -40,6 +40,7 @@ from fota_studio.core.reference_ecu import (
     app_header,
     parse_app_header,
 )
+from fota_studio.core.seedkey import DEMO_SECRET_PREFIX
 
 __all__ = [
     "APP_HEADER_MAGIC",
@@ -135,13 +136,14 @@ def _profile() -> UdsProfile:
                 name="extended",
                 seed_subfunction=0x01,
                 algorithm="xor32",
-                params={"constant": SECURITY_CONSTANTS[0x01]},
+                # published demo secret (core.seedkey.DEMO_SECRETS), never in the EA itself
+                secret_ref=DEMO_SECRET_PREFIX + "extended",
             ),
             SecurityLevel(
                 name="programming",
                 seed_subfunction=0x03,
                 algorithm="xor32",
-                params={"constant": SECURITY_CONSTANTS[0x03]},
+                secret_ref=DEMO_SECRET_PREFIX + "programming",
             ),
         ],
         memory_regions=[

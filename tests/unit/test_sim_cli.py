@@ -60,7 +60,7 @@ TESTER = textwrap.dedent(
     from udsoncan.connections import PythonIsoTpConnection
     from udsoncan import MemoryLocation
     from fota_studio.demo import catalog as demo_catalog
-    from fota_studio.core.seedkey import compute_key
+    from fota_studio.core.seedkey import compute_key, demo_secret
 
     ecu = demo_catalog.demo_architecture().ecu("VCU")
     bus = can.Bus(interface="udp_multicast", channel="239.74.163.2", ignore_config=True)
@@ -81,7 +81,8 @@ TESTER = textwrap.dedent(
     levels = {lvl.seed_subfunction: lvl for lvl in ecu.uds.security_levels}
     cfg = dict(udsoncan.configs.default_client_config)
     cfg["security_algo"] = lambda level, seed, params: compute_key(
-        levels[level].algorithm, seed, levels[level].params)
+        levels[level].algorithm, seed, levels[level].params,
+        demo_secret(levels[level].secret_ref))
     cfg["p2_timeout"] = 2.0
     cfg["use_server_timing"] = False
     start = demo_catalog.APP_REGION_START
