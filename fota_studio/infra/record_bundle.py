@@ -40,9 +40,9 @@ from fota_studio.infra.record_verify import (
     compare_request,
 )
 from fota_studio.infra.requests_store import (
-    FLASH_RECORD_SHA,
     TRACKED_FIELDS,
     RequestsStore,
+    flash_pins,
     flash_record_digest,
     head_payload,
 )
@@ -77,8 +77,9 @@ def export_bundle(ws: Workspace, request_id: int, path: Path | str) -> Path:
     fids: list[int] = []
     for e in entries:
         st = json.loads(e["state"]) if e["state"] else {}
-        if isinstance(st, dict) and st.get("flash_record_id"):
-            fids.append(int(st["flash_record_id"]))
+        for fid, _sha in flash_pins(st if isinstance(st, dict) else {}):
+            if fid not in fids:
+                fids.append(fid)
     if request.get("flash_record_id") and int(request["flash_record_id"]) not in fids:
         fids.append(int(request["flash_record_id"]))
     flash_records: list[dict[str, Any]] = []
@@ -246,10 +247,8 @@ def _verify_bundle(bundle: dict[str, Any], key_text: str | None, rep: VerifyRepo
         if i == 0 and e.kind == "created":
             signed_creation = True
         fold.update(state)
-        if "flash_record_id" in state:
-            pins[_int(state["flash_record_id"] or 0, "flash_record_id")] = state.get(
-                FLASH_RECORD_SHA
-            )
+        for fid, sha in flash_pins(state):
+            pins[fid] = sha
     if signed_creation:
         row = {"id": rid} | {k: request.get(k) for k in TRACKED_FIELDS}
         compare_request(row, fold, rep.problems)

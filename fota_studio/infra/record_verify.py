@@ -39,12 +39,12 @@ from fota_studio.infra.record_signing import (
     verify_signature,
 )
 from fota_studio.infra.requests_store import (
-    FLASH_RECORD_SHA,
     GENESIS_HASH,
     TRACKED_FIELDS,
     entry_hash,
     entry_hash_v2,
     entry_sig_message,
+    flash_pins,
     flash_record_digest,
     head_payload,
 )
@@ -406,8 +406,8 @@ def _verify_workspace(
             if e.request_id not in folded and e.kind == "created":
                 signed_creation.add(e.request_id)
             _fold(folded.setdefault(e.request_id, {}), state)
-            if "flash_record_id" in state:
-                pins[int(state["flash_record_id"] or 0)] = state.get(FLASH_RECORD_SHA)
+            for fid, sha in flash_pins(state):
+                pins[fid] = sha
         folded.setdefault(e.request_id, {})
         prev = e.hash
         last_id = e.id
@@ -544,7 +544,7 @@ def _request_verdict(ws: Workspace, request_id: int, rep: VerifyReport) -> None:
         rep.problems.append(f"request #{request_id} has no record entries (history removed)")
         return
     signed_creation = False
-    pinned: str | None = None
+    pins: dict[int, str | None] = {}
     for i, e in enumerate(entries):
         state = check_entry(e, key, rep.problems) if e.id <= start_id else None
         if e.id > start_id:  # checked by the incremental pass above; only its state is needed
@@ -554,8 +554,8 @@ def _request_verdict(ws: Workspace, request_id: int, rep: VerifyReport) -> None:
         if i == 0 and e.kind == "created":
             signed_creation = True
         _fold(fold, state)
-        if "flash_record_id" in state:
-            pinned = state.get(FLASH_RECORD_SHA)
+        for fid_, sha in flash_pins(state):
+            pins[fid_] = sha
     if signed_creation:
         compare_request(rows[0], fold, rep.problems)
         rep.chain_fields[request_id] = fold
@@ -565,7 +565,8 @@ def _request_verdict(ws: Workspace, request_id: int, rep: VerifyReport) -> None:
         if not frs:
             rep.problems.append(f"flash record #{fid} of request #{request_id} is missing")
         else:
-            _check_flash_row(frs[0], rep.problems, pinned if signed_creation else None)
+            pinned = pins.get(int(fid)) if signed_creation else None
+            _check_flash_row(frs[0], rep.problems, pinned)
             if frs[0]["buslog_sha256"]:
                 rep.buslogs += 1
                 check_buslog(ws, int(fid), str(frs[0]["buslog_sha256"]), rep.problems)

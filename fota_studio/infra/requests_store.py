@@ -80,6 +80,10 @@ TRACKED_FIELDS = (
 )
 #: The key in an entry's state that pins the exact JSON text of the request's flash record.
 FLASH_RECORD_SHA = "flash_record_sha256"
+#: A flash_record entry's state key re-pinning the record it names: [id, sha256 or null].
+FLASH_RECORD_PIN = "flash_record_pin"
+#: `flash_records.result` of a job still running: its JSON changes, so it is not pinned yet.
+_RESULT_STARTED = "started"
 ENTRY_SIG_TYPE = "fota-studio/record-entry/v1"
 HEAD_TYPE = "fota-studio/record-head/v1"
 
@@ -138,6 +142,35 @@ def head_payload(
 def flash_record_digest(record_json: str) -> str:
     """SHA-256 of a flash record's stored JSON text (what the chain pins)."""
     return hashlib.sha256(record_json.encode("utf-8")).hexdigest()
+
+
+def flash_pins(state: dict[str, Any]) -> builtins.list[tuple[int, str | None]]:
+    """The (flash record id, pinned JSON SHA-256 or None) pairs an entry's state records."""
+    out: list[tuple[int, str | None]] = []
+    fid = state.get("flash_record_id")
+    sha = state.get(FLASH_RECORD_SHA)
+    if isinstance(fid, int) and not isinstance(fid, bool) and (sha is None or isinstance(sha, str)):
+        out.append((fid, sha))
+    pin = state.get(FLASH_RECORD_PIN)
+    if isinstance(pin, list) and len(pin) == 2:
+        pid, psha = pin
+        if (
+            isinstance(pid, int)
+            and not isinstance(pid, bool)
+            and (psha is None or isinstance(psha, str))
+        ):
+            out.append((pid, psha))
+    return out
+
+
+def _flash_pin(cur: _Cursor, record_id: int) -> str | None:
+    """SHA-256 of a flash record's JSON as stored now; None while it is still running."""
+    row = cur.execute(
+        "SELECT record, result FROM flash_records WHERE id = ?", (record_id,)
+    ).fetchone()
+    if row is None or row["result"] == _RESULT_STARTED:
+        return None
+    return flash_record_digest(str(row["record"]))
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -324,6 +357,11 @@ class RequestsStore:
                 )
             count, first_signed = int(head["count"]), int(head["first_signed"])
         at = at or _now()
+        fid = data.get("flash_record_id") if kind == ENTRY_FLASH else None
+        if isinstance(fid, int) and not isinstance(fid, bool):
+            # The entry that reports a flash pins the record's final JSON, whenever it was
+            # linked to the request (a "started" record changes until the job finishes).
+            state = {**(state or {}), FLASH_RECORD_PIN: [fid, _flash_pin(cur, fid)]}
         data_json = _canonical(data)
         state_json = _canonical(state or {})
         digest = entry_hash_v2(prev, request_id, attempt, at, kind, data_json, state_json)
@@ -490,11 +528,8 @@ class RequestsStore:
                 for k, v in sets.items()
                 if k in TRACKED_FIELDS and row[k] != v
             }
-            if "flash_record_id" in state:
-                fr = cur.execute(
-                    "SELECT record FROM flash_records WHERE id = ?", (state["flash_record_id"],)
-                ).fetchone()
-                state[FLASH_RECORD_SHA] = flash_record_digest(fr["record"]) if fr else None
+            if state.get("flash_record_id") is not None:
+                state[FLASH_RECORD_SHA] = _flash_pin(cur, int(state["flash_record_id"]))
             attempt = int(row["attempt"])
             if status is not None and status != old:
                 self._append(

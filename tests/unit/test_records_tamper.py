@@ -279,3 +279,38 @@ def test_protect_key_moves_an_unprotected_key_into_a_passphrase_file(
         RequestsStore(ws).append(scenario.other_request, ENTRY_STEP, {"step": "x"})
     code, out = _verify_cli(scenario.root, capsys)
     assert code == 0 and "UNPROTECTED" not in out and "passphrase-encrypted" in out
+
+
+def test_flash_record_linked_while_started_is_pinned_when_reported(workspace_dir: Path) -> None:
+    """A request may name its flash record from the "started" row on (infra/flash_journal.py):
+    the JSON changes until the job finishes, so the flash_record entry pins the final one."""
+    from fota_studio.core.flash_record import FlashRecord
+    from fota_studio.core.update_request import RequestStatus
+    from fota_studio.infra.flash_journal import begin_flash_record, finish_flash_record
+    from fota_studio.infra.requests_store import ENTRY_FLASH
+
+    with Workspace.open(workspace_dir) as ws:
+        store = RequestsStore(ws)
+        rid = store.create(
+            machine="Unit #1001", ecu="VCU", brand="B", model="M", version="2.0.0"
+        ).id
+        store.update(rid, status=RequestStatus.IN_PROGRESS, owner_pid=1)
+        record = FlashRecord(ecu="VCU", machine="Unit #1001", version="2.0.0")
+        fid, blf = begin_flash_record(ws, record)
+        store.update(rid, flash_record_id=fid)
+        tamper._write_blf(blf)
+        record.result, record.error = "success", ""
+        finish_flash_record(ws, fid, record, blf)
+        store.update(rid, entry=(ENTRY_FLASH, {"flash_record_id": fid, "result": "success"}))
+        assert verify_workspace(ws).ok
+        assert store.cached_verdict(rid).ok
+    raw = sqlite3.connect(workspace_dir / DB_NAME)
+    raw.execute(
+        'UPDATE flash_records SET record = replace(record, \'"version": "2.0.0"\', '
+        "'\"version\": \"2.0.1\"'), version = '2.0.1'"
+    )
+    raw.commit()
+    raw.close()
+    with Workspace.open(workspace_dir) as ws:
+        problems = verify_workspace(ws).problems
+    assert any("does not match the hash the signed record pinned" in p for p in problems)
