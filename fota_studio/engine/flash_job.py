@@ -635,10 +635,10 @@ class _Job:
     def _routine_precondition(self, uds: UdsLink, pre: RoutinePrecondition) -> tuple[str, str]:
         """Run a "check programming preconditions" routine: (text, "") or ("", why not run)."""
         rid = f"routine 0x{pre.routine_id:04X}"
-        status: int | None = None
+        answer = b""
         for attempt in range(2):
             try:
-                status = self._routine(PRECONDITIONS_STEP, uds, pre.routine_id, pre.record)
+                answer = self._routine(PRECONDITIONS_STEP, uds, pre.routine_id, pre.record)
                 break
             except AdapterSendError:
                 raise
@@ -654,7 +654,7 @@ class _Job:
                     ) from exc
                 if exc.nrc not in WRONG_SESSION_NRCS or attempt:
                     return "", f"{rid}: NRC 0x{exc.nrc:02X} {exc.nrc_name}"
-            # Such routines usually run in the extended session (ISO 14229-1 Annex: 0x0203).
+            # Bootloader specifications usually offer such routines in the extended session.
             try:
                 uds.request(PRECONDITIONS_STEP, 0x10, subfunction=self.profile.extended_session)
             except AdapterSendError:
@@ -662,7 +662,11 @@ class _Job:
             except (TransferError, UdsNegativeResponseError) as exc:
                 return "", f"{rid} needs another session and 10 03 failed ({exc})"
         expected = pre.expected_status
+        status = answer[0] if answer else None
         shown = "no status" if status is None else f"status 0x{status:02X}"
+        text = answer[1:].decode("ascii", "replace").strip("\x00 ")
+        if text.isprintable() and text:
+            shown += f" {text!r}"  # some ECUs say why after the status byte
         if expected is not None and status != expected:
             raise PreconditionError(
                 f'{PRECONDITIONS_STEP}: "{pre.name}" ({rid}) reported {shown}, expected '
@@ -879,8 +883,8 @@ class _Job:
         self._uds().request(step, sid)
         return ""
 
-    def _routine(self, step: str, uds: UdsLink, routine_id: int, record: bytes) -> int | None:
-        """RoutineControl startRoutine (31 01) through udsoncan; the first status byte or None.
+    def _routine(self, step: str, uds: UdsLink, routine_id: int, record: bytes) -> bytes:
+        """RoutineControl startRoutine (31 01) through udsoncan; the routine status record.
 
         A response that echoes another routine or control type is a TransferError.
         """
@@ -906,12 +910,12 @@ class _Job:
                 step=step,
                 hint="frames were mixed up on the bus; run the flash again",
             )
-        status = answer.routine_status_record
-        return status[0] if status else None
+        return bytes(answer.routine_status_record)
 
-    def _routine_status(self, step: str, status: int | None, what: str) -> None:
+    def _routine_status(self, step: str, record: bytes, what: str) -> None:
         # 71 01 <rid> [status]: status 00 = done/OK (our ECUs' convention).
-        if status is not None and status != 0x00:
+        status = record[0] if record else 0x00
+        if status != 0x00:
             raise VerificationError(
                 f"{step}: the ECU's {what} routine reported status 0x{status:02X} (failed)",
                 hint="the ECU stays in its bootloader; run the flash again; if it persists "

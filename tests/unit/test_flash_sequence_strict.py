@@ -267,7 +267,7 @@ def test_routine_precondition_status(can_channel: str, tmp_path: Path) -> None:
         refused = _flash(ecu, can_channel, image, expected="7.0.0")
         assert isinstance(refused.error, PreconditionError)
         assert refused.record.failed_step == "preconditions"
-        assert "status 0x01, expected 0x00" in str(refused.error)
+        assert "status 0x01 'ENGINE', expected 0x00" in str(refused.error)
         assert sim.state().mode == "application"  # nothing reached the bootloader
         sim.options.precondition_status = 0x00
         result = _flash(ecu, can_channel, image, expected="7.0.0")
