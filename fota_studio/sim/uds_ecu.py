@@ -361,7 +361,6 @@ class SimEcu(ProgrammingServices):
         self._reset_volatile(SESSION_DEFAULT)
         self._mode = BOOTING
         self._boot_target = target
-        self._transport.reset()
         self._save_state()
 
     def _lock_security(self) -> None:
@@ -534,7 +533,14 @@ class SimEcu(ProgrammingServices):
             return
         if self._mode == BOOTING:
             if self._boot_target is None or time.monotonic() < self._boot_at:
-                return  # arrived before or during the reboot: lost (recorded by the transport)
+                # Queued before the silence began (frames during it never reach a stack): the
+                # tester sent it while the ECU still processed the request that rebooted it.
+                self._violation(
+                    V_OUTSTANDING,
+                    f"{service_name(data[0])} [{data[:8].hex(' ')}] while the ECU was going "
+                    "into a reboot: lost; wait for the response and the reset time",
+                )
+                return
             self._enter(*self._boot_target)  # the worker had not noticed the boot ended yet
         if self._mode != entry.mode:
             return  # the other mode's addresses are not served (a real ECU is not listening)

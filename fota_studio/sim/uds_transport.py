@@ -5,11 +5,12 @@ bootloader, physical and functional) on the SHARED notifier, and watches every f
 for two things: the bootloader entry frame (handed to the ECU) and request frames that arrive
 while the ECU reboots. During a reboot (`silence`) the stacks do not see any frame, so they send
 no flow control and queue no request, exactly like an ECU whose transport layer is not running
-yet; each single or first frame addressed to the ECU is reported to `on_violation` instead.
+yet; each single or first frame addressed to the ECU is reported to `on_early_request`
+instead (a request already queued when the reboot starts is dropped by the ECU's worker).
 Silence is judged by the frame's bus timestamp (time.time clock), so a request the tester sends
 after the documented time is never taken for an early one because a thread woke up late.
 
-Threads: `start`/`stop`/`reset` run on the ECU's threads; `_on_frame` and the stacks' gate run
+Threads: `start`/`stop`/`silence` run on the ECU's threads; `_on_frame` and the stacks' gate run
 on the notifier thread and only read `silent_until_wall` (one float, assigned atomically).
 """
 
@@ -95,12 +96,6 @@ class EcuTransport:
     def silence(self, until_wall: float) -> None:
         """The ECU does not exist on the bus until `until_wall` (time.time clock)."""
         self.silent_until_wall = max(self.silent_until_wall, until_wall)
-
-    def reset(self) -> None:
-        """A rebooting ECU forgets half-sent and half-received messages."""
-        for entry in self.stacks:
-            entry.stack.stop_sending()
-            entry.stack.stop_receiving()
 
     def awake_for(self, msg: can.Message) -> bool:
         """Notifier thread: False while the ECU reboots (its stacks must not see the frame)."""
