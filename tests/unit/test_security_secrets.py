@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -208,3 +209,48 @@ def test_encrypted_file_store_without_a_keyring(
     finally:
         secrets.lock_file_store()
         keyring.set_keyring(previous)
+
+
+def test_secrets_cli_set_status_delete_and_operator_mode(
+    memory_keyring: MemoryKeyring,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from fota_studio.cli import main
+    from fota_studio.core.ea_format import save_ea_file
+    from fota_studio.infra.access import AccessControl
+    from fota_studio.infra.ea_store import EaStore
+
+    ws_dir = tmp_path / "ws"
+    base = ["--log-level", "WARNING", "--workspace", str(ws_dir)]
+    assert main([*base, "repo", "list"]) == 0
+    with Workspace.open(ws_dir) as ws:
+        ea = EaStore(ws).get(EaStore(ws).list()[0].name)
+    ea.ecus[0].uds.security_levels[1].secret_ref = REF
+    ea.ecus[0].uds.security_levels[1].params = {}
+    save_ea_file(ea, tmp_path / "ea.yaml")
+    assert main([*base, "ea", "import", "--replace", str(tmp_path / "ea.yaml")]) == 0
+    capsys.readouterr()
+    assert main([*base, "secrets", "status"]) == 1  # REF is missing
+    out = capsys.readouterr().out
+    assert re.search(rf"{REF} +MISSING", out) and "published demo value" in out
+    monkeypatch.setattr("sys.stdin", io.StringIO("0badc0ffee\n"))
+    assert main([*base, "secrets", "set", REF, "--value-stdin"]) == 0
+    assert secrets.get_secret(REF) == bytes.fromhex("0badc0ffee")
+    capsys.readouterr()
+    assert main([*base, "secrets", "status"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"{REF} +stored", out) and "0badc0ffee" not in out.lower()
+    with Workspace.open(ws_dir) as ws:
+        AccessControl(ws).set_passphrase("admin passphrase")
+    monkeypatch.setattr("sys.stdin", io.StringIO("1111\n"))
+    assert main([*base, "secrets", "set", REF, "--value-stdin"]) == 2
+    assert main([*base, "secrets", "delete", REF]) == 2
+    assert "operator mode: secrets set/delete" in capsys.readouterr().err
+    assert secrets.get_secret(REF) == bytes.fromhex("0badc0ffee")
+    monkeypatch.setattr("sys.stdin", io.StringIO("admin passphrase\n"))
+    assert main([*base, "secrets", "delete", REF, "--passphrase-stdin"]) == 0
+    assert secrets.get_secret(REF) is None
