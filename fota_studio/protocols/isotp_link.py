@@ -11,7 +11,10 @@ addressed to a stack from the notifier thread straight to the stack's main threa
 library's relay thread would add one thread hop (a GIL hand-over) to every flow control and
 response, and every stack on a shared notifier would wake up for every frame on the bus.
 `send_functional_single_frame` sends a functional request (always a single frame,
-ISO 15765-2 §9.6.2) directly on the bus.
+ISO 15765-2 §9.6.2) directly on the bus; for extended and mixed addressing its first byte is the
+FUNCTIONAL address byte (`Connection.functional_target_address`, `functional_address_byte`).
+`build_address` is the one EA → can-isotp address mapping, for the tester and (`ecu_side=True`)
+for the simulated ECU, including the ECU's functional receiver.
 
 Adapter errors: a python-can `send` that raises (bus-off, adapter unplugged, transmit buffer
 full) inside can-isotp's transmit would end the stack's thread, and every later blocking send
