@@ -88,6 +88,7 @@ from fota_studio.core.events import (
     StepFinished,
     StepStarted,
 )
+from fota_studio.core.flash_outcome import FlashOutcome, flash_outcome
 from fota_studio.core.flash_record import (
     RESULT_CANCELLED,
     RESULT_FAILED,
@@ -135,11 +136,11 @@ BOOTLOADER_ENTRY_STEP = "bootloader_entry"
 BOOTLOADER_READY_STEP = "bootloader_ready"
 CLEAN_START_STEP = "clean_start"
 APPLICATION_START_STEP = "application_start"
-#: Outcomes of a flash (FlashResult.outcome).
-OUTCOME_VERIFIED = VERIFICATION_VERIFIED
-OUTCOME_NOT_VERIFIED = VERIFICATION_NOT_VERIFIED
-OUTCOME_FAILED = RESULT_FAILED
-OUTCOME_CANCELLED = RESULT_CANCELLED
+#: Outcomes of a flash (FlashResult.outcome; core/flash_outcome.py decides and words them).
+OUTCOME_VERIFIED = FlashOutcome.VERIFIED
+OUTCOME_NOT_VERIFIED = FlashOutcome.NOT_VERIFIED
+OUTCOME_FAILED = FlashOutcome.FAILED
+OUTCOME_CANCELLED = FlashOutcome.CANCELLED
 #: TesterPresent with a positive response (3E 00): the readiness probe after a reboot. Every
 #: server supports it in every session (ISO 14229-1 §9.6) and it changes no state.
 PROBE_SID = 0x3E
@@ -236,13 +237,9 @@ class FlashResult:
         return self.ok and self.record.verified
 
     @property
-    def outcome(self) -> str:
-        """OUTCOME_VERIFIED, OUTCOME_NOT_VERIFIED, OUTCOME_FAILED or OUTCOME_CANCELLED."""
-        if self.cancelled:
-            return OUTCOME_CANCELLED
-        if not self.ok:
-            return OUTCOME_FAILED
-        return OUTCOME_VERIFIED if self.verified else OUTCOME_NOT_VERIFIED
+    def outcome(self) -> FlashOutcome:
+        """Verified, not verified, failed or cancelled (`core.flash_outcome.flash_outcome`)."""
+        return flash_outcome(self.record)
 
 
 Report = Callable[[EngineEvent], None]
