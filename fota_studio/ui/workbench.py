@@ -30,7 +30,7 @@ from fota_studio.core.errors import FotaError
 from fota_studio.core.events import JobFinished
 from fota_studio.engine.engine import Engine
 from fota_studio.engine.workflow import RequestService, WorkflowFinished
-from fota_studio.infra.access import AccessControl
+from fota_studio.infra.access import AccessControl, Action
 from fota_studio.infra.connections import bus_settings_for, load_connections
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.workspace import Workspace
@@ -587,6 +587,9 @@ class Workbench(QObject):
         ro = self.access.read_only
         self.ea_panel.set_read_only(ro)
         self.window.repository_panel.set_read_only(ro)
+        # operator mode hides raw CAN transmit and fault injection (issue 14)
+        self.trace_panel.set_transmit_allowed(self.access.allows(Action.RAW_TRANSMIT))
+        self.sim_panel.set_fault_injection_allowed(self.access.allows(Action.FAULT_INJECTION))
 
     # -- shutdown --------------------------------------------------------------------------
 

@@ -181,6 +181,8 @@ class SimPanel(QWidget):
         fault_form.addRow(fault_buttons)
         fault_box = QGroupBox("Fault injection")
         fault_box.setLayout(fault_form)
+        self.fault_box = fault_box
+        self._faults_allowed = True
 
         top = QHBoxLayout()
         top.addWidget(machine_box, 1)
@@ -341,7 +343,14 @@ class SimPanel(QWidget):
                     item.setText(text)
 
     # -- faults ----------------------------------------------------------------------------
+    def set_fault_injection_allowed(self, allowed: bool) -> None:
+        """Operator mode hides fault injection (`AccessControl` decides; issue 14)."""
+        self._faults_allowed = allowed
+        self.fault_box.setVisible(allowed)
+
     def _on_inject_clicked(self) -> None:
+        if not self._faults_allowed:
+            return
         machine = self.machine
         if machine is None:
             return

@@ -289,7 +289,9 @@ class TracePanel(QWidget):
             self.tabs.addTab(self.plots, "Plots")
         except Exception:  # plotting is optional; the trace must work without it
             log.warning("trace plots unavailable", exc_info=True)
-        self.tabs.addTab(self._build_transmit(), "Transmit")
+        self.transmit_tab = self._build_transmit()
+        self._transmit_allowed = True
+        self.tabs.addTab(self.transmit_tab, "Transmit")
         self.tabs.currentChanged.connect(lambda _i: self._refresh_side_views(force=True))
 
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -350,8 +352,21 @@ class TracePanel(QWidget):
             row.addWidget(w)
         return box
 
+    def set_transmit_allowed(self, allowed: bool) -> None:
+        """Operator mode hides raw CAN transmit and replay (`AccessControl` decides; issue 14)
+        and stops any periodic transmission or replay still running."""
+        self._transmit_allowed = allowed
+        self.tabs.setTabVisible(self.tabs.indexOf(self.transmit_tab), allowed)
+        if not allowed:
+            self.stop_periodic()
+            self.stop_replay()
+
     def start_replay(self, name: str, *, speed: float = 1.0, loop: bool = False) -> TraceReplay:
         """Replay the rows currently shown (filter applied) onto channel `name` as Tx."""
+        if not self._transmit_allowed:
+            from fota_studio.infra.access import AccessDeniedError, Action
+
+            raise AccessDeniedError(Action.RAW_TRANSMIT)
         self.stop_replay()
         snapshot = self.store.batch(self.model.visible_seqs())
         messages = list(snapshot.messages())
@@ -958,6 +973,9 @@ class TracePanel(QWidget):
             self.plots.refresh_signals()
 
     def _on_tx_send_clicked(self) -> None:
+        if not self._transmit_allowed:
+            self.status.setText("Transmit: not allowed in operator mode")
+            return
         name = self.tx_channel.currentText()
         if not name:
             self.status.setText("Transmit: connect a channel first")
