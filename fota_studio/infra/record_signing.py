@@ -60,7 +60,7 @@ PROTECTION_UNPROTECTED = "unprotected"
 
 UNPROTECTED_NOTE = (
     "signing key UNPROTECTED (a key file without passphrase in the workspace folder): anyone who "
-    f"can read the folder can sign records; set {PASSPHRASE_ENV} or use an OS keyring"
+    "can read the folder can sign records; protect it with `fota-studio records protect-key`"
 )
 
 _lock = threading.Lock()
@@ -107,7 +107,7 @@ class KeyInfo:
         where = {
             PROTECTION_KEYRING: "private key in the OS keyring",
             PROTECTION_PASSPHRASE: f"private key in passphrase-encrypted file {self.location}",
-            PROTECTION_UNPROTECTED: UNPROTECTED_NOTE,
+            PROTECTION_UNPROTECTED: f"private key UNPROTECTED in {self.location} (no passphrase)",
         }.get(self.protection, self.protection)
         return f"Ed25519 {short_fingerprint(self.fingerprint)}; {where}"
 
@@ -238,7 +238,12 @@ def _create(ws: Workspace) -> RecordSigner:
                 hint="make the workspace folder writable, or free disk space",
             ) from None
         if protection == PROTECTION_UNPROTECTED:
-            log.warning("record-signing key of %s is UNPROTECTED: %s", ws.root, UNPROTECTED_NOTE)
+            log.warning(
+                "record-signing key of %s made UNPROTECTED (no OS keyring, %s not set); "
+                "protect it with `fota-studio records protect-key`",
+                ws.root,
+                PASSPHRASE_ENV,
+            )
     facts = {
         "fingerprint": fp,
         "public_key": pub.hex(),
