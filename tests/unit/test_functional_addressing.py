@@ -217,3 +217,37 @@ def test_ecu_answers_a_functional_request_physically(case: Case, can_channel: st
         finally:
             stop.set()
             thread.join(2.0)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_physical_round_trip_with_the_ecu_side_address(case: Case, can_channel: str) -> None:
+    """The ECU side of `build_address` (TA/SA swapped, IDs swapped) is the peer of the tester
+    side in every mode: a multi-frame request and response both arrive whole."""
+    conn = case.conn
+    ecu_address = build_address(conn, conn.bootloader, ecu_side=True)
+    answer = b"\x6e\xf1\x90" + bytes(range(40))  # long, to be multi-frame both ways
+    with _receivers(can_channel, [ecu_address]) as (ecu,):
+        stop = threading.Event()
+        got: list[bytes] = []
+
+        def serve() -> None:
+            while not stop.is_set():
+                req = ecu.recv(block=True, timeout=0.05)
+                if req is not None:
+                    got.append(bytes(req))
+                    ecu.send(answer)
+
+        thread = threading.Thread(target=serve, name="test-physical-ecu", daemon=True)
+        thread.start()
+        try:
+            with _bus(can_channel) as (bus, notifier):
+                uds = UdsLink(IsoTpLink(bus, notifier, conn, conn.bootloader), UdsProfile())
+                uds.open()
+                try:
+                    assert uds.request("test", 0x2E, b"\xf1\x90" + bytes(20)) == answer
+                finally:
+                    uds.close()
+        finally:
+            stop.set()
+            thread.join(2.0)
+    assert got == [b"\x2e\xf1\x90" + bytes(20)]
