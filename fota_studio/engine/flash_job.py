@@ -88,7 +88,7 @@ from fota_studio.core.events import (
     StepFinished,
     StepStarted,
 )
-from fota_studio.core.flash_outcome import FlashOutcome, flash_outcome
+from fota_studio.core.flash_outcome import FlashOutcome, flash_outcome, not_verified_reason
 from fota_studio.core.flash_record import (
     RESULT_CANCELLED,
     RESULT_FAILED,
@@ -1179,7 +1179,7 @@ def flash_ecu(
     else:
         job.progress.update(rec.bytes_total, "done", force=True)
         if not rec.verified:
-            job.log("warning", f"{job.ecu.name} flashed, NOT verified ({_why_unverified(rec)})")
+            job.log("warning", f"{job.ecu.name} flashed, NOT verified: {not_verified_reason(rec)}")
     return FlashResult(
         ok=error is None and rec.result == RESULT_SUCCESS,
         record=rec,
@@ -1187,9 +1187,3 @@ def flash_ecu(
         version_after=version_after,
         buslog_path=session.buslog_path,
     )
-
-
-def _why_unverified(rec: FlashRecord) -> str:
-    if not rec.version_after:
-        return "the version was not read"
-    return f"runs {rec.version_after}; no expected version to compare with"
