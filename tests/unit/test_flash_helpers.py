@@ -24,7 +24,7 @@ def make_image(
 
 
 def demo_ecu(name: str) -> EcuDefinition:
-    """The demo ECU `name` with a short boot wait so tests stay fast."""
+    """The demo ECU `name` as the catalog defines it (its documented timings)."""
     ecu = next(e for e in demo_catalog.demo_ecus() if e.name == name)
     return ecu
 
