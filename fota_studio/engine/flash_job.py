@@ -12,8 +12,9 @@ ECU on a shared bus + notifier:
    documented time the ECU needs to reboot into its bootloader); `bootloader_ready`: `3E 00`
    probes, one at a time and no faster than P2, until the bootloader answers (within
    `timing.bootloader_ready_timeout_ms`). Skipped when the ECU already runs its bootloader.
-3. `clean_start`: the active-session DID is read (`UdsProfile.active_session_did`), else / when
-   not default `10 01` is sent, so a re-run inside S3 starts from the default session.
+3. `clean_start`: `10 01` is sent unless the active-session DID (`UdsProfile.active_session_did`,
+   when the EA names one) says the ECU is already in its default session, so a re-run inside S3
+   starts from the default session (no 0x22 to the next 10 03).
 4. The sequence: sessions, DTC off, communication control (functional), security access per
    level through the seed/key registry, fingerprint (`length`/`format`/`data`), then per image
    segment erase (the `erase_policy` plan: never a sector twice, never outside the regions or
