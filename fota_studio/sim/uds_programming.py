@@ -174,18 +174,26 @@ class ProgrammingServices(UdsServices):
 
     # -- download --------------------------------------------------------------------------
     def _svc_request_download(self, data: bytes, entry: Stack) -> bytes | None:
+        # ISO 14229-1 RequestDownload NRC order: 0x13 length, 0x31 format/range, 0x33
+        # security, 0x70 not accepted (a download active, a protected range).
         del entry
-        self._require_security()
-        if self._download is not None:
-            raise Nrc(0x70)
         if data[1] != 0x00:
             raise Nrc(0x31)  # compression/encryption not supported
         address, size = self._parse_address_length(data[2:])
         try:
             self.memory.check_writable(address, size)
+            refused = None
         except FlashAccessError as exc:
-            log.info("%s: download refused: %s", self.name, exc)
-            raise Nrc(0x31 if exc.kind == "out_of_range" else 0x70) from exc
+            if exc.kind == "out_of_range":
+                log.info("%s: download refused: %s", self.name, exc)
+                raise Nrc(0x31) from exc
+            refused = exc
+        self._require_security()
+        if self._download is not None:
+            raise Nrc(0x70)
+        if refused is not None:
+            log.info("%s: download refused: %s", self.name, refused)
+            raise Nrc(0x70)
         self._download = Download(address=address, size=size)
         self._persist.app_valid = False
         self._save_state()
@@ -193,7 +201,8 @@ class ProgrammingServices(UdsServices):
         return bytes([0x74, n << 4]) + self._max_block.to_bytes(n, "big")
 
     def _svc_transfer_data(self, data: bytes, entry: Stack) -> bytes | None:
-        self._require_security()
+        # No security check of its own (ISO 14229-1 §14.4): only a download that passed it
+        # can be active, and a session change ends both.
         dl = self._download
         if dl is None:
             self._violation(V_TRANSFER_SEQUENCE, "TransferData without a RequestDownload")
@@ -245,7 +254,8 @@ class ProgrammingServices(UdsServices):
 
     def _svc_transfer_exit(self, data: bytes, entry: Stack) -> bytes | None:
         del entry
-        self._require_security()
+        if len(data) != 1:
+            raise Nrc(0x13)
         dl = self._download
         if dl is None or dl.written != dl.size:
             self._violation(
@@ -255,8 +265,6 @@ class ProgrammingServices(UdsServices):
                 else f"RequestTransferExit after 0x{dl.written:X} of 0x{dl.size:X} bytes",
             )
             raise Nrc(0x24)
-        if len(data) != 1:
-            raise Nrc(0x13)
         log.info(
             "%s: download of 0x%X bytes at 0x%08X complete (%d blocks)",
             self.name,

@@ -99,6 +99,7 @@ BOOT_PROGRAMMING = [
     ("340144", "7f3431"),  # compression/encryption not supported
     ("360100", "7f3624"),  # TransferData without RequestDownload
     ("37", "7f3724"),
+    ("3700", "7f3713"),  # length before sequence
     ("31010203", "7101020300"),
     ("22f186", "62f18602"),
 ]
@@ -137,6 +138,10 @@ def test_security_before_service_checks_in_programming(make_rig: Callable[..., R
     request = bytes.fromhex("340044") + (0x10000).to_bytes(4, "big") + (0x100).to_bytes(4, "big")
     assert ask(rig.tester, request) == bytes.fromhex("7f3433")
     assert ask(rig.tester, bytes.fromhex("34")) == bytes.fromhex("7f3413")  # length first
+    outside = bytes.fromhex("340044") + (0x200000).to_bytes(4, "big") + bytes.fromhex("00000100")
+    assert ask(rig.tester, outside) == bytes.fromhex("7f3431")  # out of range before security
+    boot = bytes.fromhex("340044") + (0x100).to_bytes(4, "big") + bytes.fromhex("00000100")
+    assert ask(rig.tester, boot) == bytes.fromhex("7f3433")  # protected: 0x70, after security
 
 
 def test_functional_request_suppresses_not_supported_nrcs(make_rig: Callable[..., Rig]) -> None:
