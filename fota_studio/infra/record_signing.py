@@ -376,6 +376,8 @@ def pin_key(ws: Workspace, info: KeyInfo) -> bool:
     root = str(ws.root.resolve())
     if root in pins:
         return False
+    # Forget folders that are gone (self-test and campaign workspaces live in temp folders).
+    pins = {k: v for k, v in pins.items() if Path(k).is_dir()}
     pins[root] = {
         "fingerprint": info.fingerprint,
         "pinned_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -353,7 +353,7 @@ def verify_workspace(
         rep.problems.append(f"database damaged: {exc} (reading {ws.root / 'workspace.db'})")
     except WorkspaceError as exc:
         rep.problems.append(str(exc))
-    except (TypeError, ValueError, KeyError, OverflowError, RecursionError) as exc:
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError, RecursionError) as exc:
         rep.problems.append(_odd_value(ws, exc))
     return rep
 
@@ -492,7 +492,7 @@ def request_verdict(ws: Workspace, request_id: int) -> VerifyReport:
         rep.problems.append(f"database damaged: {exc}")
     except WorkspaceError as exc:
         rep.problems.append(str(exc))
-    except (TypeError, ValueError, KeyError, OverflowError, RecursionError) as exc:
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError, RecursionError) as exc:
         rep.problems.append(_odd_value(ws, exc))
     return rep
 
