@@ -49,6 +49,13 @@ class FlashTarget:
     installed_version: str | None = None
 
 
+def _require_fit(ecu: EcuDefinition, image: FirmwareImage) -> None:
+    """The one image-fits rule (core/image_fit.py); ImageLayoutError when it does not fit."""
+    require_image_fits(
+        ecu.uds, [(s.address, len(s.data)) for s in image.segments], ecu_name=ecu.name
+    )
+
+
 def machine_ecu(ws: Any, machine: str, ecu: str) -> tuple[ElectronicArchitecture, EcuDefinition]:
     """The EA of `machine` and its ECU `ecu`; ConfigurationError naming what to do."""
     eas = EaStore(ws)
@@ -104,11 +111,7 @@ def resolve_flash_target(
         bootloader_version=bootloader_version,
     )
     image = repo.load_image(info)  # re-hashes the file and the image data
-    require_image_fits(
-        definition.uds,
-        [(s.address, len(s.data)) for s in image.segments],
-        ecu_name=definition.name,
-    )
+    _require_fit(definition, image)
     return FlashTarget(
         machine=machine,
         ea=ea,
@@ -162,11 +165,7 @@ def resolve_file_target(
     except KeyError as exc:
         raise ConfigurationError(f"{ea_file}: {exc.args[0]}") from None
     image, _fmt = load_image_file(firmware_file, base_address=base_address)
-    require_image_fits(
-        definition.uds,
-        [(s.address, len(s.data)) for s in image.segments],
-        ecu_name=definition.name,
-    )
+    _require_fit(definition, image)
     return FlashTarget(
         machine=machine,
         ea=ea,

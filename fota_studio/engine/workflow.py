@@ -61,7 +61,11 @@ from fota_studio.engine.engine import Engine, JobContext
 from fota_studio.engine.flash_job import FlashResult, flash_ecu
 from fota_studio.engine.health import CheckResult, HealthReport, run_health_checks
 from fota_studio.engine.records import save_flash_record
-from fota_studio.engine.targets import BrandModelMismatchError, resolve_flash_target
+from fota_studio.engine.targets import (
+    BrandModelMismatchError,
+    machine_ecu,
+    resolve_flash_target,
+)
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.locks import EcuLock
 from fota_studio.infra.repository import RepositoryStore
@@ -848,22 +852,10 @@ def check_new_request(
 ) -> NewRequestCheck:
     """Validate a request of `version` for `ecu_name` on `machine` (repository = the ECU's
     Brand/Model unless `brand`/`model` are given)."""
-    eas = EaStore(ws)
-    m = eas.get_machine(machine)
-    if not m.ea_name:
-        raise ConfigurationError(
-            f'machine "{machine}" is not assigned to an Electronic Architecture',
-            hint="assign it with `fota-studio ea assign`",
-        )
-    ea = eas.get(m.ea_name)
-    try:
-        ecu = ea.ecu(ecu_name)
-    except KeyError as exc:
-        raise ConfigurationError(str(exc.args[0])) from None
+    _ea, ecu = machine_ecu(ws, machine, ecu_name)
     b, mo = brand or ecu.brand, model or ecu.model
-    repo = RepositoryStore(ws)
-    v = repo.get_version(b, mo, version)
-    installed = m.installed.get(ecu_name)
+    v = RepositoryStore(ws).get_version(b, mo, version)
+    installed = EaStore(ws).get_machine(machine).installed.get(ecu_name)
     issues = validate_new_request(
         ecu,
         version=version,
