@@ -19,19 +19,37 @@ efficiency against the wire-time lower bound on the paced bus model.
    ISO-TP stacks and the engine's notifier; the whole-process figure (simulator + pacing
    included) is printed too.
 
-The simulated bootloader offers ISO-TP block size 0 and STmin 0 (SIM_BLOCK_SIZE/SIM_STMIN_MS),
-like a production CAN bootloader; block sizes > 0 are only needed on lossy transports
-(udp_multicast, library-notes.md).
+3. The whole sequence (issue 13), through the bus timing model at 500 kbit/s: a simulated ECU
+   with slow erase (400 ms per 4 KiB sector, ≥ 1 s per region), programming time per KiB,
+   256-byte TransferData blocks (maxNumberOfBlockLength 0x102), BS 8 and STmin 1 ms, and a
+   six-segment image spanning two memory regions whose segments share sectors. Our engine (the
+   full 14-step sequence, erase_policy per_region) vs a minimal reference flasher written here
+   with udsoncan + can-isotp (entry frame, sessions, security, fingerprint, one erase of the
+   sector-aligned union per region, download per segment, check, reset, version read; it waits
+   the EA's documented times and does nothing clever), interleaved, after a warm-up pair.
+   `sequence_vs_reference` = reference total ÷ ours (target ≥ 1.0); `dryrun_error` =
+   |estimate − actual| ÷ actual of `flash --dry-run`'s estimate from the EA's timing facts
+   (target ≤ 0.20; `dryrun_error_measured`: the estimate from the first flash's measured step
+   times); `erases_per_region` = erase requests per touched region in our flash (the
+   simulator counts them; target 1.0).
 
-Run: `python bench/flash.py` (≈ 2-3 min). The last line is one JSON object.
+The simulated bootloader of cases 1-2 offers ISO-TP block size 0 and STmin 0
+(SIM_BLOCK_SIZE/SIM_STMIN_MS), like a production CAN bootloader; block sizes > 0 are only needed
+on lossy transports (udp_multicast, library-notes.md).
+
+Run: `python bench/flash.py` (≈ 3-4 min); `python bench/flash.py --only sequence` (or the
+environment variable FOTA_BENCH_FLASH_ONLY=sequence) runs one case (download, paced, sequence).
+The last line is one JSON object.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 import json
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -50,13 +68,16 @@ import udsoncan.configs
 from udsoncan.client import Client
 from udsoncan.common.MemoryLocation import MemoryLocation
 from udsoncan.connections import PythonIsoTpV2Connection
+from udsoncan.exceptions import NegativeResponseException, TimeoutException
 
 from fota_studio.core.can_timing import fd_payload_length, wire_time_s
-from fota_studio.core.ea import EcuDefinition
-from fota_studio.core.seedkey import compute_key
+from fota_studio.core.ea import EcuDefinition, MemoryRegion, StepKind
+from fota_studio.core.flash_plan import MeasuredFlash, make_plan
+from fota_studio.core.seedkey import compute_key, demo_secret
 from fota_studio.demo import catalog as demo_catalog
 from fota_studio.engine.engine import Engine
-from fota_studio.engine.flash_job import FlashResult, SimpleSegment
+from fota_studio.engine.estimates import erase_ranges, estimate_flash, measured_from_record
+from fota_studio.engine.flash_job import FlashResult, SimpleSegment, fingerprint_record
 from fota_studio.protocols.isotp_link import build_address, build_params
 from fota_studio.sim.paced_bus import PacedVirtualBus
 from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions
@@ -282,7 +303,9 @@ def run_reference(ecu: EcuDefinition, image: _Image, make_bus: Any) -> float:
                     if lvl.seed_subfunction == 3:
                         client.change_session(2)
                     seed = client.request_seed(lvl.seed_subfunction).service_data.seed
-                    key = compute_key(lvl.algorithm, seed, lvl.params)
+                    key = compute_key(
+                        lvl.algorithm, seed, lvl.params, demo_secret(lvl.secret_ref or "")
+                    )
                     client.send_key(lvl.key_subfunction, key)
                 seg = image.segments[0]
                 client.routine_control(
@@ -316,8 +339,319 @@ def _spread(times: list[float], size: int) -> str:
     return f"median {mid:7.1f} kB/s (min {rates[0]:.1f} .. max {rates[-1]:.1f})"
 
 
+# -- case 3: the whole sequence vs a minimal reference flasher -------------------------------
+
+#: Interleaved (ours, reference) pairs after one discarded warm-up pair.
+SEQUENCE_ROUNDS = 2
+SEQ_SECTOR = 0x1000
+SEQ_ERASE_MS_PER_SECTOR = 400.0
+SEQ_PROGRAMMING_MS_PER_KIB = 4.0
+SEQ_MAX_BLOCK_LENGTH = 0x102  # 256 data bytes per TransferData block
+SEQ_BLOCK_SIZE = 8
+SEQ_STMIN_MS = 1
+SEQ_RESET_MS = 300
+SEQ_ENTRY_DELAY_MS = 150
+#: Region "application" from the demo app start, region "calibration" above it.
+SEQ_CAL_START = demo_catalog.APP_REGION_START + 0x8_0000
+#: Segments (offset in region, length): they share sectors, so an erase per segment would
+#: erase a sector twice; per region the union is 4 + 3 sectors.
+SEQ_LAYOUT = (
+    (demo_catalog.APP_REGION_START, ((0x0000, 0x1800), (0x1C00, 0x800), (0x3000, 0x600))),
+    (SEQ_CAL_START, ((0x0000, 0x900), (0x0A00, 0x900), (0x2000, 0x200))),
+)
+
+
+class _SeqImage:
+    """A multi-segment image over two regions, the app header first (the ECU reads the version)."""
+
+    def __init__(self, version: str) -> None:
+        import hashlib
+        import zlib
+
+        self.segments: list[SimpleSegment] = []
+        n = 0
+        for base, parts in SEQ_LAYOUT:
+            for off, length in parts:
+                body = bytearray()
+                while len(body) < length:
+                    body += hashlib.sha256(f"{version}/{n}/{len(body)}".encode()).digest()
+                data = bytes(body[:length])
+                if not self.segments:
+                    data = demo_catalog.app_header(version) + data[32:]
+                self.segments.append(SimpleSegment(base + off, data))
+                n += 1
+        self._sha = hashlib.sha256(b"".join(s.data for s in self.segments)).hexdigest()
+        crc = 0
+        for seg in self.segments:
+            crc = zlib.crc32(seg.data, crc)
+        self._crc = crc & 0xFFFFFFFF
+
+    def sha256(self) -> str:
+        return self._sha
+
+    def crc32(self) -> int:
+        return self._crc
+
+
+def _seq_ecu() -> EcuDefinition:
+    """The demo VCU with a second region and the timing facts of its (simulated) supplier."""
+    ecu = copy.deepcopy(next(e for e in demo_catalog.demo_ecus() if e.name == "VCU"))
+    ecu.connection.bootloader_entry_delay_ms = SEQ_ENTRY_DELAY_MS
+    ecu.connection.block_size = SEQ_BLOCK_SIZE
+    u = ecu.uds
+    u.memory_regions = [
+        MemoryRegion("application", demo_catalog.APP_REGION_START, 0x4_0000, SEQ_SECTOR),
+        MemoryRegion("calibration", SEQ_CAL_START, 0x1_0000, SEQ_SECTOR),
+    ]
+    u.erase_policy = "per_region"
+    t = u.timing
+    t.reset_time_ms = SEQ_RESET_MS
+    t.erase_ms_per_kib = 0.0
+    t.erase_ms_per_sector = SEQ_ERASE_MS_PER_SECTOR
+    t.programming_ms_per_kib = SEQ_PROGRAMMING_MS_PER_KIB
+    t.ecu_max_block_length = SEQ_MAX_BLOCK_LENGTH
+    t.ecu_stmin_ms = SEQ_STMIN_MS
+    t.ecu_block_size = SEQ_BLOCK_SIZE
+    return ecu
+
+
+def _seq_sim(ecu: EcuDefinition, bus: can.BusABC, notifier: can.Notifier, state: Path) -> SimEcu:
+    opts = SimEcuOptions(
+        erase_ms_per_kib=0.0,
+        erase_ms_per_sector=SEQ_ERASE_MS_PER_SECTOR,
+        erase_min_ms=10,
+        programming_ms_per_kib=SEQ_PROGRAMMING_MS_PER_KIB,
+        max_block_length=SEQ_MAX_BLOCK_LENGTH,
+        block_size=SEQ_BLOCK_SIZE,
+        stmin_ms=SEQ_STMIN_MS,
+        strict=True,
+    )
+    old = _SeqImage("0.9.0")
+    sim = SimEcu(
+        ecu,
+        bus,
+        notifier,
+        machine="bench",
+        state_dir=state,
+        options=opts,
+        initial_image=[(s.address, s.data) for s in old.segments],
+    )
+    sim.start()
+    return sim
+
+
+def _paced_factory(ecu: EcuDefinition) -> Any:
+    channel = f"seq-{uuid.uuid4().hex[:6]}"
+    conn = ecu.connection
+
+    def paced() -> can.BusABC:
+        return PacedVirtualBus(
+            channel=channel, bitrate=conn.bitrate_bps, data_bitrate=conn.data_bitrate_bps
+        )
+
+    return paced
+
+
+def run_sequence_ours(ecu: EcuDefinition, image: _SeqImage) -> tuple[float, FlashResult, Any]:
+    """(seconds, result, simulator state) of our engine's whole flash on the paced bus."""
+    make_bus = _paced_factory(ecu)
+    with tempfile.TemporaryDirectory() as d:
+        sim_bus = make_bus()
+        sim_notifier = can.Notifier(sim_bus, [], timeout=0.05)
+        sim = _seq_sim(ecu, sim_bus, sim_notifier, Path(d))
+        engine = Engine()
+        try:
+            engine.attach_channel("CAN1", make_bus())
+            t0 = time.perf_counter()
+            result = engine.submit_flash(
+                "CAN1", ecu, image, expected_version="2.0.0", version="2.0.0"
+            ).result(600)
+            took = time.perf_counter() - t0
+            if not result.ok:
+                raise SystemExit(f"engine sequence flash failed: {result.error}")
+            return took, result, sim.state()
+        finally:
+            bus, _ = engine.bus_of("CAN1")
+            engine.shutdown()
+            bus.shutdown()
+            sim.close()
+            sim_notifier.stop(timeout=0.1)
+            sim_bus.shutdown()
+
+
+def run_sequence_reference(ecu: EcuDefinition, image: _SeqImage) -> float:
+    """Seconds of a minimal udsoncan + can-isotp flasher doing the same job (see module doc)."""
+    conn = ecu.connection
+    make_bus = _paced_factory(ecu)
+    with tempfile.TemporaryDirectory() as d:
+        sim_bus = make_bus()
+        sim_notifier = can.Notifier(sim_bus, [], timeout=0.05)
+        sim = _seq_sim(ecu, sim_bus, sim_notifier, Path(d))
+        bus = make_bus()
+        notifier = can.Notifier(bus, [], timeout=0.05)
+        params = build_params(conn, blocking_send=True)
+
+        def client_for(addr: Any) -> Client:
+            stack = isotp.NotifierBasedCanStack(
+                bus, notifier, address=build_address(conn, addr), params=params
+            )
+            cfg = dict(udsoncan.configs.default_client_config)
+            cfg.update(
+                {
+                    "request_timeout": None,
+                    "p2_timeout": ecu.uds.p2_timeout_ms / 1000,
+                    "p2_star_timeout": ecu.uds.p2_star_timeout_ms / 1000,
+                    "use_server_timing": False,
+                }
+            )
+            return Client(PythonIsoTpV2Connection(stack), config=cfg)  # type: ignore[arg-type]
+
+        boot, app = client_for(conn.bootloader), client_for(conn.application)
+        reset_s = ecu.uds.timing.reset_time_ms / 1000
+        try:
+            t0 = time.perf_counter()
+            with boot:
+                entry = conn.bootloader_entry
+                assert entry is not None
+                bus.send(
+                    can.Message(arbitration_id=entry.can_id, data=entry.data, is_extended_id=False)
+                )
+                time.sleep(conn.bootloader_entry_delay_ms / 1000)  # the documented entry time
+                boot.change_session(3)
+                for lvl in ecu.uds.security_levels:
+                    if lvl.seed_subfunction == 3:
+                        boot.change_session(2)
+                    seed = boot.request_seed(lvl.seed_subfunction).service_data.seed
+                    secret = demo_secret(lvl.secret_ref or "")
+                    key = compute_key(lvl.algorithm, seed, lvl.params, secret)
+                    boot.send_key(lvl.key_subfunction, key)
+                fp = next(s for s in ecu.uds.sequence if s.kind == StepKind.FINGERPRINT)
+                # 2E without a DID codec: udsoncan's generic request
+                boot.send_request(
+                    udsoncan.Request(
+                        udsoncan.services.WriteDataByIdentifier,
+                        data=int(fp.param("did")).to_bytes(2, "big")
+                        + fingerprint_record(fp, "bench"),
+                    )
+                )
+                erased: set[str] = set()
+                for seg in image.segments:
+                    region = next(
+                        r for r in ecu.uds.memory_regions if r.start <= seg.address < r.end
+                    )
+                    if region.name not in erased:
+                        # one erase of the sector-aligned union of the image in this region
+                        inside = [
+                            s for s in image.segments if region.start <= s.address < region.end
+                        ]
+                        lo = min(s.address for s in inside) // SEQ_SECTOR * SEQ_SECTOR
+                        hi = max(s.address + len(s.data) for s in inside)
+                        hi = -(-hi // SEQ_SECTOR) * SEQ_SECTOR
+                        boot.routine_control(
+                            0xFF00,
+                            1,
+                            bytes([0x44]) + lo.to_bytes(4, "big") + (hi - lo).to_bytes(4, "big"),
+                        )
+                        erased.add(region.name)
+                    loc = MemoryLocation(seg.address, len(seg.data), 32, 32)
+                    chunk = boot.request_download(loc).service_data.max_length - 2
+                    counter = 1
+                    for off in range(0, len(seg.data), chunk):
+                        boot.transfer_data(counter, seg.data[off : off + chunk])
+                        counter = (counter + 1) & 0xFF
+                    boot.request_transfer_exit()
+                boot.routine_control(0xFF01, 1, image.crc32().to_bytes(4, "big"))
+                boot.ecu_reset(1)
+            time.sleep(reset_s)  # the documented reset time, then ask the application
+            with app:
+                deadline = time.monotonic() + ecu.uds.timing.application_start_timeout_s
+                read_version = udsoncan.Request(
+                    udsoncan.services.ReadDataByIdentifier, data=b"\xf1\x95"
+                )
+                while True:
+                    try:
+                        app.send_request(read_version)
+                        break
+                    except (TimeoutException, NegativeResponseException):
+                        if time.monotonic() > deadline:
+                            raise
+            return time.perf_counter() - t0
+        finally:
+            notifier.stop(timeout=0.1)
+            bus.shutdown()
+            sim.close()
+            sim_notifier.stop(timeout=0.1)
+            sim_bus.shutdown()
+
+
+def run_sequence_case(out: dict[str, Any]) -> None:
+    """Case 3: `sequence_vs_reference`, `dryrun_error`, `erases_per_region` (module doc)."""
+    ecu = _seq_ecu()
+    image = _SeqImage("2.0.0")
+    segments = [(s.address, len(s.data)) for s in image.segments]
+    estimate = estimate_flash(ecu, segments)
+    run_sequence_ours(ecu, image)  # warm-up pair (imports, caches): discarded
+    run_sequence_reference(ecu, image)
+    ours: list[float] = []
+    refs: list[float] = []
+    first: FlashResult | None = None
+    state: Any = None
+    for i in range(SEQUENCE_ROUNDS):
+        if i % 2:
+            refs.append(run_sequence_reference(ecu, image))
+        took, result, snap = run_sequence_ours(ecu, image)
+        ours.append(took)
+        if first is None:
+            first, state = result, snap
+        if not i % 2:
+            refs.append(run_sequence_reference(ecu, image))
+    assert first is not None and state is not None
+    actual = statistics.median(ours)
+    ratio = statistics.median(refs) / actual
+    err = abs(estimate.estimated_s - actual) / actual
+    measured: list[MeasuredFlash] = [measured_from_record(ecu, first.record)]
+    again = make_plan(ecu, segments, erase_ranges=erase_ranges(ecu, segments), measured=measured)
+    err_measured = abs(again.estimated_s - actual) / actual
+    regions = dict(state.region_erases)
+    per_region = sum(regions.values()) / len(regions) if regions else 0.0
+    violations = len(state.violations)
+    print(
+        f"sequence paced 500k, {len(segments)} segments / 2 regions, "
+        f"{sum(n for _, n in segments)} bytes: reference {statistics.median(refs):.2f} s "
+        f"({', '.join(f'{r:.2f}' for r in refs)}), ours {actual:.2f} s "
+        f"({', '.join(f'{o:.2f}' for o in ours)}) -> {ratio:.2f}x; dry-run estimate "
+        f"{estimate.estimated_s:.2f} s (error {err:.3f}), from the measured flash "
+        f"{again.estimated_s:.2f} s (error {err_measured:.3f}); erases per region {regions} "
+        f"-> {per_region:.2f}; simulator violations {violations}"
+    )
+    out["sequence_vs_reference"] = round(ratio, 3)
+    out["dryrun_error"] = round(err, 3)
+    out["dryrun_error_measured"] = round(err_measured, 3)
+    out["erases_per_region"] = round(per_region, 3)
+    out["sequence_violations"] = violations
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--only",
+        choices=("download", "paced", "sequence"),
+        default=os.environ.get("FOTA_BENCH_FLASH_ONLY") or None,
+        help="run one case (default: all; env FOTA_BENCH_FLASH_ONLY)",
+    )
+    only = parser.parse_args().only
     out: dict[str, Any] = {}
+    if only in (None, "download"):
+        run_download_case(out)
+    if only in (None, "paced"):
+        run_paced_case(out)
+    if only in (None, "sequence"):
+        run_sequence_case(out)
+    print(json.dumps(out))
+
+
+def run_download_case(out: dict[str, Any]) -> None:
+    """Case 1: `classic_vs_reference`, `fd_vs_reference` (+ `_best`)."""
     size = 1024 * 1024 - 0x10000  # the whole demo application region minus a margin
     for label, name in (("classic", "VCU"), ("fd", "BCU")):
         ecu = _ecu(name)
@@ -350,6 +684,10 @@ def main() -> None:
         )
         out[f"{label}_vs_reference"] = round(ratio, 3)
         out[f"{label}_vs_reference_best"] = round(best, 3)
+
+
+def run_paced_case(out: dict[str, Any]) -> None:
+    """Case 2: `paced_classic_efficiency`, `paced_fd_efficiency`, `paced_cpu_fraction`."""
     cpu_fracs = []
     for label, name, fd in (("classic", "VCU", False), ("fd", "BCU", True)):
         ecu = _ecu(name)
@@ -387,7 +725,6 @@ def main() -> None:
         out[f"paced_{label}_efficiency"] = round(eff, 3)
     out["paced_cpu_fraction"] = round(max(cpu_fracs), 3)
     out["paced_bound_includes"] = "data frames (FF+CF), ECU flow controls, responses"
-    print(json.dumps(out))
 
 
 if __name__ == "__main__":

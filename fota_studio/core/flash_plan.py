@@ -337,7 +337,6 @@ def make_plan(
     _, small_resp_s = response_wire_s(6, conn)
     request_s = small_req_s + small_resp_s + turnaround_s
     ack_frames, ack_s = response_wire_s(TRANSFER_RESPONSE_BYTES, conn)
-    cf_wire_s = frame_wire_s(tester_frame_bytes(_tx_data_length(conn), conn), conn)
 
     def add(step: str, detail: str, estimate_s: float) -> None:
         seen = known.per_step(step)
@@ -348,12 +347,14 @@ def make_plan(
         bytes and its answer: wire time, STmin pacing, the ECU's programming time."""
         f, wire = message_wire_s(size + 2, conn, block_size=bs)
         frames, fcs = isotp_frames(size + 2, conn, block_size=bs)
-        # STmin: the ECU asks for a gap between consecutive frames (not after a flow control)
+        # STmin (ISO 15765-2 §9.6.5.4): the gap from the end of one consecutive frame to the
+        # start of the next — not before the first one after a flow control. Each flow
+        # control and the answer cost the ECU a turnaround; the answer also its programming.
         gaps = max(0, frames - 1 - fcs)
-        pace = gaps * max(0.0, stmin_s - cf_wire_s)
+        pace = gaps * stmin_s
         programming = size / 1024 * timing.programming_ms_per_kib / 1000.0
         wire += ack_s
-        return f + ack_frames, wire, wire + pace + programming + turnaround_s
+        return f + ack_frames, wire, wire + pace + programming + (fcs + 1) * turnaround_s
 
     kinds = [s.kind for s in prof.sequence if s.enabled]
     checks = len(prof.preconditions) + len(prof.routine_preconditions)
@@ -363,7 +364,7 @@ def make_plan(
         request_s * (1 + checks),
     )
     if conn.bootloader_entry is not None:
-        silent_ms = conn.bootloader_entry_delay_ms + timing.reset_time_ms
+        silent_ms = conn.bootloader_entry_delay_ms
         add(
             "bootloader_entry",
             f"frame 0x{conn.bootloader_entry.can_id:X}, silent {silent_ms} ms",

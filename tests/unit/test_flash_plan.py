@@ -184,9 +184,10 @@ def test_reset_time_and_entry_delay_are_in_the_estimate() -> None:
     plan = make_plan(ecu, [(0x1_0000, 0x100)])
     (start,) = _steps(plan, "application_start")
     assert start == pytest.approx(3.0, abs=0.05)
-    if ecu.connection.bootloader_entry is not None:
-        (entry,) = _steps(plan, "bootloader_entry")
-        assert entry == pytest.approx(3.0 + ecu.connection.bootloader_entry_delay_ms / 1000)
+    assert ecu.connection.bootloader_entry is not None
+    ecu.connection.bootloader_entry_delay_ms = 700
+    (entry,) = _steps(make_plan(ecu, [(0x1_0000, 0x100)]), "bootloader_entry")
+    assert entry == pytest.approx(0.7)
 
 
 def test_measured_flashes_replace_the_ea_estimate() -> None:
