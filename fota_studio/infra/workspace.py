@@ -353,7 +353,8 @@ class Workspace:
                 self._conn.execute("PRAGMA synchronous=FULL")
                 self._conn.execute("PRAGMA foreign_keys=ON")
                 self._migrate()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            # UnicodeDecodeError: SQLite met a damaged schema text (reliability fuzz record_db).
             with contextlib.suppress(Exception):
                 self._conn.close()
             converted = storage_error(exc, db_path) if _is_storage(exc) else None
@@ -372,7 +373,7 @@ class Workspace:
 
             # Damaged pages must not make the workspace unopenable: `records verify` and
             # `workspace check` name them (found by reliability/fuzz.py's record_db target).
-            with contextlib.suppress(sqlite3.DatabaseError):
+            with contextlib.suppress(sqlite3.DatabaseError, UnicodeDecodeError):
                 recover_interrupted_flashes(self)
 
     def _connect(self, db_path: Path) -> sqlite3.Connection:
