@@ -74,6 +74,8 @@ NRC_HINTS: dict[int, str] = {
     0x11: "the ECU does not support this service; disable the step in the EA sequence",
     0x12: "the ECU does not support this sub-function; check the step parameters in the EA",
     0x13: "request length/format wrong; check addressAndLengthFormat and block length settings",
+    0x21: "the ECU stayed busy (busyRepeatRequest) through every repeat; wait until it has "
+    "finished its current job, then run the flash again",
     0x22: "conditions not correct: check the preconditions (machine stationary, supply "
     "voltage, engine off) and the session order, then run the flash again",
     0x24: "request sequence error: the ECU expected another step first; check the EA sequence "

@@ -296,3 +296,18 @@ def test_flash_through_late_and_duplicate_answers(can_channel: str, tmp_path: Pa
     assert {"held", "released", "duplicate"} <= set(kinds), kinds
     assert {"busy_repeat", "pending_repeat"} & set(kinds), kinds
     assert result.record.block_retries == kinds.count("held")
+
+
+def test_busy_repeat_is_bounded(can_channel: str) -> None:
+    """An ECU answering 0x21 for ever: the request is repeated `busy_retries` times, then the
+    NRC is raised with a hint saying what to do."""
+    ecu = harness.fast_ecu()
+    exchanges: list[Exchange] = []
+    with (
+        scripted_ecu(ecu, can_channel, lambda req, n: [b"\x7f\x31\x21"]) as received,
+        uds_link(ecu, can_channel, exchanges) as link,
+        pytest.raises(UdsNegativeResponseError) as info,
+    ):
+        link.request("erase", 0x31, b"\xff\x00", subfunction=0x01, busy_retries=2)
+    assert len(received) == 3 and [e.nrc for e in exchanges] == [0x21] * 3
+    assert info.value.nrc == 0x21 and "busy" in (info.value.hint or "")
