@@ -254,3 +254,17 @@ def test_secrets_cli_set_status_delete_and_operator_mode(
     monkeypatch.setattr("sys.stdin", io.StringIO("admin passphrase\n"))
     assert main([*base, "secrets", "delete", REF, "--passphrase-stdin"]) == 0
     assert secrets.get_secret(REF) is None
+
+
+def test_validator_flags_a_secret_written_into_the_ea() -> None:
+    from fota_studio.core.ea_validate import Severity, validate
+    from fota_studio.demo.catalog import demo_architecture
+
+    ea = demo_architecture()
+    assert not [p for p in validate(ea) if "secret" in p.message]  # the demo names refs only
+    level = ea.ecus[0].uds.security_levels[0]
+    level.secret_ref = None
+    level.params = {"constant": 0x12345678}
+    flagged = [p for p in validate(ea) if p.path.endswith("security_levels[0].params.constant")]
+    assert flagged and flagged[0].severity is Severity.WARNING
+    assert "secrets set" in flagged[0].message
