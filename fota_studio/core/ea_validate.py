@@ -429,6 +429,14 @@ def _check_uds(c: _Collector, p: str, ecu: EcuDefinition) -> None:
             seeds[s] = j
         if not lvl.algorithm.strip():
             c.error(f"{sp}.algorithm", "the seed/key algorithm name is empty")
+        if "constant" in lvl.params and lvl.algorithm in ("xor32", "table_xor"):
+            # the built-in algorithms take their secret from secret_ref (issue 14)
+            c.warn(
+                f"{sp}.params.constant",
+                "a seed/key secret in the EA file (it ends up in the workspace and every "
+                "export): store it with `fota-studio secrets set REF`, set secret_ref: REF and "
+                "remove the constant",
+            )
     _check_regions(c, up, ecu)
     for j, did in enumerate(u.dids):
         dp = f"{up}.dids[{j}]"
