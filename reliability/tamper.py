@@ -144,6 +144,8 @@ def build_workspace(root: Path) -> Scenario:
             installed_before="1.3.0",
             created_by="bob",
         )
+        # Two entries, so deleting the chain's last one leaves the request with a history.
+        store.append(other.id, ENTRY_STEP, {"step": "verify_package", "state": "ok"})
         assert record.buslog_sha256 is not None
         return Scenario(root, req.id, fid, record.buslog_sha256, other.id)
 

@@ -36,7 +36,7 @@ def test_untouched_workspace_verifies(
 ) -> None:
     code, out = _verify_cli(scenario.root, capsys)
     assert code == 0, out
-    assert "records intact" in out and "7 entries (7 signed)" in out
+    assert "records intact" in out and "8 entries (8 signed)" in out
     assert "UNPROTECTED" in out  # no keyring in tests: the key file's state is said
 
 
@@ -207,7 +207,7 @@ def test_cached_verdict_is_incremental(scenario: tamper.Scenario) -> None:
         assert store.cached_verdict(scenario.failed_request).ok
         store.append(scenario.other_request, ENTRY_STEP, {"step": "verify_package"})
         verdict = store.cached_verdict(scenario.other_request)
-        assert verdict.ok and verdict.entries == 8
+        assert verdict.ok and verdict.entries == 9
     tamper.status_failed_to_successful(scenario)
     with Workspace.open(scenario.root) as ws:
         bad = RequestsStore(ws).cached_verdict(scenario.failed_request)
@@ -234,7 +234,7 @@ def test_records_verify_reads_each_entry_once(
     monkeypatch.setattr(record_verify, "_entry", counting)
     with Workspace.open(scenario.root) as ws:
         assert verify_workspace(ws).ok
-    assert sorted(seen) == list(range(1, 8)) and len(seen) == len(set(seen))
+    assert sorted(seen) == list(range(1, 9)) and len(seen) == len(set(seen))
 
 
 def test_rollback_to_an_older_copy_is_detected_with_a_later_bundle(
@@ -248,7 +248,7 @@ def test_rollback_to_an_older_copy_is_detected_with_a_later_bundle(
         RequestsStore(ws).append(scenario.other_request, ENTRY_STEP, {"step": "verify_package"})
         bundle = export_bundle(ws, scenario.other_request, tmp_path / "later.bundle.json")
     code, out = _verify_cli(scenario.root, capsys, "--since", str(bundle))
-    assert code == 0 and "still holds the 8 entries" in out, out
+    assert code == 0 and "still holds the 9 entries" in out, out
     shutil.rmtree(scenario.root)
     shutil.copytree(backup, scenario.root)  # roll the whole workspace back
     code, out = _verify_cli(scenario.root, capsys)
