@@ -39,7 +39,6 @@ from fota_studio.sim.uds_model import (
     DID_SERIAL,
     DID_SW_VERSION,
     DID_VIN,
-    REERASE_CHOICES,
     SESSION_DEFAULT,
     SESSION_EXTENDED,
     SESSION_PROGRAMMING,
@@ -455,4 +454,14 @@ class UdsServices(ABC):
         """The reprogramming step a request belongs to (fault matching)."""
 
 
-__all__ = ["REERASE_CHOICES", "SERVICES", "SPR_SERVICES", "UdsServices", "routine_response"]
+__all__ = [
+    "ALL_SESSIONS",
+    "NON_DEFAULT",
+    "PROGRAMMING",
+    "SERVICES",
+    "SPR_SERVICES",
+    "ServiceRule",
+    "UdsServices",
+    "level1_before_programming",
+    "routine_response",
+]
