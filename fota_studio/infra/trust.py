@@ -212,7 +212,14 @@ class TrustStore:
     def _log(
         cur: Any, at: str, by: str, action: str, name: str, fingerprint: str, reason: str
     ) -> None:
-        # Append-only: no code path updates or deletes trust_events rows.
+        # Append-only: no code path updates or deletes trust_events rows, and the database
+        # refuses it too (a trigger cannot be created by the migration runner, which splits
+        # scripts on ";", so it is made here, inside the writing transaction).
+        for op in ("UPDATE", "DELETE"):
+            cur.execute(
+                f"CREATE TRIGGER IF NOT EXISTS trust_events_no_{op.lower()} BEFORE {op} ON "
+                "trust_events BEGIN SELECT RAISE(ABORT, 'trust_events is append-only'); END"
+            )
         cur.execute(
             "INSERT INTO trust_events(at, by, action, name, fingerprint, reason) "
             "VALUES(?, ?, ?, ?, ?, ?)",

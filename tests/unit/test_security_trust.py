@@ -9,6 +9,7 @@ makes it unflashable with a reason naming the key, until it is re-signed. One ru
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,11 @@ def test_revoked_key_is_recorded_and_never_trusted_again(
         revoked = trust.revocation(fp)
         assert revoked is not None and revoked.reason == "leaked" and revoked.by and revoked.at
         assert fp in trust.revoked() and trust.keys() == []
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"), ws.transaction() as cur:
+            cur.execute("DELETE FROM trust_events")
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"), ws.transaction() as cur:
+            cur.execute("UPDATE trust_events SET reason = ''")
+        assert trust.revocation(fp) == revoked
         with pytest.raises(Exception, match="revoked"):
             trust.add("release-again", public_pem)
         # a package signed by the revoked key cannot even be imported
