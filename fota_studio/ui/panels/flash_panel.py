@@ -12,6 +12,7 @@ GUI thread only.
 
 from __future__ import annotations
 
+import html
 import time
 from typing import Any
 
@@ -46,8 +47,15 @@ from fota_studio.core.events import (
     StepFinished,
     StepStarted,
 )
-from fota_studio.core.flash_plan import SEGMENT_STEPS, make_plan
+from fota_studio.core.flash_outcome import (
+    OUTCOME_LABELS,
+    FlashOutcome,
+    flash_outcome,
+    not_verified_reason,
+)
+from fota_studio.core.flash_plan import SEGMENT_STEPS, MeasuredFlash, make_plan
 from fota_studio.engine.engine import Engine, JobHandle
+from fota_studio.engine.estimates import erase_ranges, measured_flashes
 from fota_studio.engine.flash_job import (
     BOOTLOADER_ENTRY_STEP,
     PRECONDITIONS_STEP,
@@ -108,6 +116,7 @@ class FlashPanel(QWidget):
         self._times = np.zeros(PLOT_POINTS, dtype=float)
         self._n_points = 0
         self._plot_dirty = False
+        self._measured_cache: dict[tuple[str, str, str], list[MeasuredFlash]] = {}
         self._build()
         bridge.job_started.connect(self._on_bridge_job_started)
         bridge.step_started.connect(self._on_bridge_step_started)
@@ -199,6 +208,7 @@ class FlashPanel(QWidget):
     def set_workspace(self, ws: Any) -> None:
         """Follow File ▸ Open workspace…: machines, ECUs and versions of the new workspace."""
         self.ws = ws
+        self._measured_cache.clear()
         self.reload()
 
     def reload(self) -> None:
@@ -293,15 +303,43 @@ class FlashPanel(QWidget):
             segs = list(v.segments)
         except Exception:
             segs = []
-        plan = make_plan(ecu, segs)
-        pre = ", ".join(p.name for p in ecu.uds.preconditions) or "none"
+        plan = make_plan(
+            ecu, segs, erase_ranges=erase_ranges(ecu, segs), measured=self._measured(ecu)
+        )
+        checks = [
+            p.name + (f" (skippable: {p.skip_reason})" if p.skippable else "")
+            for p in [*ecu.uds.preconditions, *ecu.uds.routine_preconditions]
+        ]
+        pre = html.escape(", ".join(checks) or "none")
         same = " (already installed)" if installed == version else ""
+        basis = (
+            f"measured in {plan.measured_flashes} earlier flash(es) of this ECU model"
+            if plan.measured_flashes
+            else "from the EA's timing facts"
+        )
+        verify = (
+            "the version is read and compared after the reset"
+            if ecu.uds.step(StepKind.READ_VERSION) is not None
+            else "<b>read_version is disabled: the flash will NOT be verified</b>"
+        )
         self.summary.setText(
             f"<b>{ecu.name}</b>: {installed} → <b>{version}</b>{same}<br>"
             f"{_fmt_bytes(plan.bytes_total)} in {len(segs)} segment(s), estimated "
-            f"{plan.estimated_s:.0f} s on {ecu.connection.channel}<br>Preconditions: {pre}"
+            f"{plan.estimated_s:.0f} s ({basis}) on {ecu.connection.channel}; {verify}<br>"
+            f"Preconditions: {pre}"
         )
         return len(segs)
+
+    def _measured(self, ecu: EcuDefinition) -> list[MeasuredFlash]:
+        """Measured step times of earlier flashes of this ECU model (cached per ECU model
+        until a flash ends: a few small workspace reads, not on every selection change)."""
+        key = (ecu.name, ecu.brand, ecu.model)
+        if key not in self._measured_cache:
+            try:
+                self._measured_cache[key] = measured_flashes(self.ws, ecu)
+            except FotaError:
+                self._measured_cache[key] = []
+        return self._measured_cache[key]
 
     # -- running ----------------------------------------------------------------------------
 
@@ -491,9 +529,13 @@ class FlashPanel(QWidget):
         result = ev.result
         if isinstance(result, FlashResult):
             self.last_result = result
-            self.status_label.setText(
-                f"Flashed and verified: {result.record.ecu} runs {result.version_after}"
-            )
+            self._measured_cache.clear()  # the next estimate uses this flash's step times
+            outcome = flash_outcome(result.record)
+            if outcome is FlashOutcome.VERIFIED:
+                text = f"Flashed and verified: {result.record.ecu} runs {result.version_after}"
+            else:
+                text = f"{OUTCOME_LABELS[outcome]}: {not_verified_reason(result.record)}"
+            self.status_label.setText(text)
             self.flash_finished.emit(result)
         self._done()
 
