@@ -185,32 +185,16 @@ def _start_on_bus(args: argparse.Namespace) -> int:
 def _start(args: argparse.Namespace) -> int:
     if args.interface:
         return _start_on_bus(args)
-    from fota_studio.demo.bench import DemoBench
-    from fota_studio.engine.workflow import RequestRun, WorkflowOptions
-    from fota_studio.protocols.fota_objects import DECISION_APPROVE, DECISION_REJECT
-    from fota_studio.sim.hmi import ScriptedHmi
+    from fota_studio.demo.run import DemoScript, run_on_bench
 
     with open_workspace(args) as ws:
         authorise(args, ws, Action.REQUEST_START)
         store = RequestsStore(ws)
         store.recover_interrupted()
-        req = store.get(args.id)
-        with DemoBench(ws, machine=req.machine, ecu=req.ecu) as bench:
-            assert bench.engine is not None
-            hmi = ScriptedHmi(
-                bench.client,
-                decision=DECISION_REJECT if args.reject else DECISION_APPROVE,
-                delay_s=0.2,
-                once=True,
-            )
-            with hmi:
-                final = RequestRun(
-                    ws,
-                    bench.engine,
-                    req.id,
-                    tcu=bench.tcu,
-                    options=WorkflowOptions(approval_local=False, approval_timeout_s=30.0),
-                ).run()
+        # Without --interface: the simulated machine, a scripted HMI answers Checkpoint 1, the
+        # built-in health checks are Checkpoint 2 (no OEM node).
+        script = DemoScript(approve=not args.reject, healthy=None)
+        final = run_on_bench(ws, args.id, script=script).request
     print(
         f"request #{final.id}: {final.status.value}" + (f": {final.error}" if final.error else "")
     )

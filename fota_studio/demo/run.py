@@ -60,13 +60,14 @@ class DemoScript:
 
     `approve`: True/False = a scripted HMI approves/rejects over CANopen SDO; None = nobody
     scripted, a person decides (the GUI's HMI panel on `bench.client`, and/or the local approval
-    dialog when `local_approval`). `healthy`: the scripted OEM node's Checkpoint 2 verdict.
+    dialog when `local_approval`). `healthy`: the scripted OEM node's Checkpoint 2 verdict (None:
+    no OEM node, Checkpoint 2 is the built-in health checks alone).
     `linger_s`: keep the bench up this long after the final status, so an HMI panel can read
     the final TCU status and last_error before the bus goes away.
     """
 
     approve: bool | None = True
-    healthy: bool = True
+    healthy: bool | None = True
     local_approval: bool = False
     linger_s: float = 0.0
 
@@ -166,15 +167,60 @@ def _scripted_nodes(bench: DemoBench, script: DemoScript) -> Iterator[None]:
                     once=True,
                 )
             )
-        stack.enter_context(
-            ScriptedOemLogic(
-                bench.client,
-                verdict=VERDICT_HEALTHY if script.healthy else VERDICT_UNHEALTHY,
-                delay_s=OEM_DELAY_S,
-                once=True,
+        if script.healthy is not None:
+            stack.enter_context(
+                ScriptedOemLogic(
+                    bench.client,
+                    verdict=VERDICT_HEALTHY if script.healthy else VERDICT_UNHEALTHY,
+                    delay_s=OEM_DELAY_S,
+                    once=True,
+                )
             )
-        )
         yield
+
+
+def run_on_bench(
+    ws: Workspace,
+    request_id: int,
+    *,
+    script: DemoScript | None = None,
+    sink: Sink | None = None,
+    on_started: Callable[[DemoBench, RequestRun], None] | None = None,
+) -> DemoOutcome:
+    """Run the Pending update request `request_id` on a fresh `DemoBench` of its machine and
+    ECU, with the checkpoints answered as `script` says; returns the final request.
+
+    `on_started` is called once the bench runs and the workflow is about to start (attach an
+    HMI panel to `bench.client`, keep the run to cancel it).
+    """
+    script = script or DemoScript()
+    req = RequestsStore(ws).get(request_id)
+    with DemoBench(ws, machine=req.machine, ecu=req.ecu, sink=sink) as bench:
+        before = bench.memory_sha256()
+        assert bench.engine is not None
+        run = RequestRun(
+            ws,
+            bench.engine,
+            req.id,
+            tcu=bench.tcu,
+            options=WorkflowOptions(
+                approval_local=script.local_approval,
+                approval_hmi=True,
+                approval_timeout_s=script.approval_timeout_s,
+                health_checks=True,
+                oem_verification=script.healthy is not None,
+                verification_timeout_s=SCRIPTED_TIMEOUT_S,
+            ),
+            sink=sink,
+        )
+        with _scripted_nodes(bench, script):
+            if on_started is not None:
+                on_started(bench, run)
+            final = run.run()
+            if script.linger_s > 0:
+                time.sleep(script.linger_s)
+        after = bench.memory_sha256()
+    return DemoOutcome(final, before, after)
 
 
 def run_demo(
@@ -190,38 +236,11 @@ def run_demo(
     """Run one demo update end to end; returns the final request (any status).
 
     `on_request` is called once the request exists (before the bench starts), `on_started`
-    once the bench runs and the workflow is about to start (attach an HMI panel to
-    `bench.client`, keep the run to cancel it).
+    as in `run_on_bench`.
     """
-    script = script or DemoScript()
     ensure_demo(ws)
     target = demo_target(ws, machine, ecu)
     req = prepare_demo(ws, target)
     if on_request is not None:
         on_request(req, target)
-    with DemoBench(ws, machine=target.machine, ecu=target.ecu, sink=sink) as bench:
-        before = bench.memory_sha256()
-        assert bench.engine is not None
-        run = RequestRun(
-            ws,
-            bench.engine,
-            req.id,
-            tcu=bench.tcu,
-            options=WorkflowOptions(
-                approval_local=script.local_approval,
-                approval_hmi=True,
-                approval_timeout_s=script.approval_timeout_s,
-                health_checks=True,
-                oem_verification=True,
-                verification_timeout_s=SCRIPTED_TIMEOUT_S,
-            ),
-            sink=sink,
-        )
-        with _scripted_nodes(bench, script):
-            if on_started is not None:
-                on_started(bench, run)
-            final = run.run()
-            if script.linger_s > 0:
-                time.sleep(script.linger_s)
-        after = bench.memory_sha256()
-    return DemoOutcome(final, before, after)
+    return run_on_bench(ws, req.id, script=script, sink=sink, on_started=on_started)

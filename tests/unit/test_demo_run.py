@@ -100,3 +100,26 @@ def test_engine_never_imports_the_simulator() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_request_start_without_interface_runs_on_the_demo_bench(
+    workspace_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fota_studio.cli import main
+    from fota_studio.engine.workflow import create_request
+
+    with Workspace.open(workspace_dir) as ws:
+        ensure_demo(ws)
+        ok = create_request(ws, DEMO_MACHINES[0], "VCU", "3.2.0", confirm=True).id
+    assert main(["--workspace", str(workspace_dir), "request", "start", str(ok)]) == 0
+    assert f"request #{ok}: Successful" in capsys.readouterr().out
+    with Workspace.open(workspace_dir) as ws:
+        assert _installed(ws) == "3.2.0"
+        checks = [e for e in RequestsStore(ws).entries(ok) if e.kind == "checkpoint_2"]
+        assert checks and checks[-1].data["oem_verdict"] == "not asked"  # built-in checks only
+        rejected = create_request(ws, DEMO_MACHINES[0], "VCU", "3.2.1", confirm=True).id
+    args = ["--workspace", str(workspace_dir), "request", "start", str(rejected), "--reject"]
+    assert main(args) == 1
+    with Workspace.open(workspace_dir) as ws:
+        assert RequestsStore(ws).get(rejected).status is RequestStatus.CANCELLED
+        assert _installed(ws) == "3.2.0"
