@@ -527,7 +527,7 @@ def _request_verdict(ws: Workspace, request_id: int, rep: VerifyReport) -> None:
         prev, last_id = e.hash, e.id
     rep.entries = count
     rep.head = _check_head(ws, key, count, prev, seen_signed, rep.problems)
-    if not rep.problems:
+    if not rep.problems and last_id > start_id:  # nothing new: no write per panel click
         _store_verified_head(ws, count, last_id, prev, True)
     rows = ws.read("SELECT * FROM update_requests WHERE id = ?", (request_id,))
     if not rows:

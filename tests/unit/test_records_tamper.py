@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
+import keyring
 import pytest
+from keyring.backend import KeyringBackend
 
 from fota_studio.cli import main
 from fota_studio.core.errors import WorkspaceError
@@ -329,3 +332,66 @@ def test_record_fuzz_targets_name_every_damage(tmp_path: Path) -> None:
         stats = fuzz.run_target(target, 150, rng)
         assert stats.crashes == [], (target.name, stats.crashes[:3])
         assert stats.rejected > 100, target.name  # the mutations really damage something
+
+
+class _MemoryKeyring(KeyringBackend):
+    """A working in-process keyring backend (what a desktop's Secret Service provides)."""
+
+    priority = 1.0  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.values.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.values[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.values.pop((service, username), None)
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[_MemoryKeyring]:
+    old = keyring.get_keyring()
+    backend = _MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(old)
+
+
+def test_key_lives_in_the_keyring_where_one_works(
+    workspace_dir: Path, memory_keyring: _MemoryKeyring, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = tamper.build_workspace(workspace_dir)
+    assert not list(workspace_dir.glob("record-signing-*.pem"))  # no key file at all
+    [(service, user)] = memory_keyring.values
+    assert service == "fota-studio" and user.startswith("record-signing:")
+    code, out = _verify_cli(workspace_dir, capsys)
+    assert code == 0 and "private key in the OS keyring" in out and "UNPROTECTED" not in out
+    # Another machine (its keyring lacks the key) reads and verifies, but cannot write.
+    memory_keyring.values.clear()
+    record_signing._signers.clear()
+    with Workspace.open(workspace_dir) as ws:
+        assert verify_workspace(ws).ok
+        with pytest.raises(WorkspaceError, match="not in this machine's keyring"):
+            RequestsStore(ws).append(scenario.other_request, ENTRY_STEP, {"step": "x"})
+
+
+def test_protect_key_moves_an_unprotected_key_into_the_keyring(
+    scenario: tamper.Scenario, memory_keyring: _MemoryKeyring, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Workspace.open(scenario.root) as ws:
+        before = record_signing.key_info(ws)
+    assert before is not None and before.unprotected  # made while no keyring worked
+    key_file = scenario.root / before.location
+    assert key_file.is_file()
+    base = ["--workspace", str(scenario.root), "records", "protect-key", "--to", "keyring"]
+    assert main(base) == 0
+    assert not key_file.exists() and len(memory_keyring.values) == 1
+    with Workspace.open(scenario.root) as ws:
+        RequestsStore(ws).append(scenario.other_request, ENTRY_STEP, {"step": "x"})
+    code, out = _verify_cli(scenario.root, capsys)
+    assert code == 0 and "private key in the OS keyring" in out
