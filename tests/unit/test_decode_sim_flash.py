@@ -72,7 +72,8 @@ GOLDEN_FLASH = [
     "POS SecurityAccess requestSeed level 0x03 seed …",
     "SecurityAccess sendKey level 0x04 key …",
     "POS SecurityAccess sendKey level 0x04",
-    "WriteDataByIdentifier DID 0xF15A 26 11 21 54 45 53 54 45 52 30 31 [FC CTS bs=8 stmin=0ms]",
+    "WriteDataByIdentifier DID 0xF15A 26 11 21 54 45 53 54 45 52 30 31 20 20 20 20 20 …(+3)"
+    " [FC CTS bs=8 stmin=0ms]",
     "POS WriteDataByIdentifier DID 0xF15A",
     "RoutineControl startRoutine routine 0xFF00 eraseMemory 44 00 01 00 00 00 00 0B D8"
     " [FC CTS bs=8 stmin=0ms]",
