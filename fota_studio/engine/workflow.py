@@ -43,7 +43,7 @@ from fota_studio.core.errors import (
 )
 from fota_studio.core.errors import SecurityAccessError as _SecurityAccessError
 from fota_studio.core.events import EngineEvent, Progress
-from fota_studio.core.flash_plan import make_plan
+from fota_studio.core.flash_outcome import not_verified_reason
 from fota_studio.core.image_fit import ImageLayoutError
 from fota_studio.core.update_request import (
     OPEN_STATUSES,
@@ -58,6 +58,7 @@ from fota_studio.core.update_request import (
 )
 from fota_studio.engine.cancel import CancelToken
 from fota_studio.engine.engine import Engine, JobContext
+from fota_studio.engine.estimates import estimate_flash
 from fota_studio.engine.flash_job import FlashResult, flash_ecu
 from fota_studio.engine.health import CheckResult, HealthReport, run_health_checks
 from fota_studio.engine.records import save_flash_record
@@ -499,7 +500,8 @@ class RequestRun:
     def _offer(self, req: UpdateRequest, ecu: EcuDefinition, image: Any, installed: str) -> int:
         self._step(Step.OFFER_UPDATE, "started")
         segments = [(s.address, len(s.data)) for s in image.segments]
-        estimate_s = make_plan(ecu, segments).estimated_s
+        # the same estimate as `flash --dry-run`: EA timing facts, erase plan, measured flashes
+        estimate_s = estimate_flash(ecu, segments, self.ws).estimated_s
         downtime_s = max(1, math.ceil(estimate_s))
         self._tcu(
             lambda t: t.offer_update(
@@ -707,6 +709,7 @@ class RequestRun:
                     "failed_step": result.record.failed_step,
                     "bytes": result.record.bytes_total,
                     "version_after": result.version_after,
+                    "verification": result.record.verification,
                     "buslog_sha256": result.record.buslog_sha256,
                     "buslog_frames": result.record.buslog_frames,
                 },
@@ -726,7 +729,12 @@ class RequestRun:
         self._step(
             Step.FLASH,
             "ok",
-            f"{result.record.bytes_total} bytes, ECU reset, running {result.version_after}",
+            f"{result.record.bytes_total} bytes, ECU reset, "
+            + (
+                f"verified version {result.version_after}"
+                if result.record.verified
+                else f"NOT verified: {not_verified_reason(result.record)}"
+            ),
         )
 
     # 5. Checkpoint 2 --------------------------------------------------------------------------

@@ -21,11 +21,29 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from fota_studio.core.flash_outcome import (
+    OUTCOME_LABELS,
+    FlashOutcome,
+    flash_outcome,
+    not_verified_reason,
+)
+from fota_studio.core.flash_record import FlashRecord
 from fota_studio.core.update_request import STEP_TITLES, Step
 from fota_studio.engine.records import load_flash_record
 from fota_studio.infra.record_signing import UNPROTECTED_NOTE, short_fingerprint
 from fota_studio.infra.record_verify import request_verdict, verify_workspace
 from fota_studio.infra.requests_store import RecordEntry, RequestsStore
+
+
+def _flash_outcome_text(rec: FlashRecord) -> str:
+    """Flashed and verified / Flashed, NOT verified (why) / Failed — as the record says."""
+    outcome = flash_outcome(rec)
+    label = OUTCOME_LABELS[outcome]
+    if outcome is FlashOutcome.NOT_VERIFIED:
+        return f"{label}: {not_verified_reason(rec)}"
+    if outcome is FlashOutcome.VERIFIED:
+        return f"{label} (version {rec.version_after})"
+    return label
 
 
 def _esc(value: Any) -> str:
@@ -66,6 +84,11 @@ def describe_entry(e: RecordEntry) -> str:
     if e.kind == "flash_record":
         return (
             f"flash record #{d.get('flash_record_id')}: {d.get('result')}, {d.get('bytes')} bytes"
+            + (
+                {"verified": ", version verified", "not_verified": ", NOT verified"}.get(
+                    str(d.get("verification")), ""
+                )
+            )
             + (f", failed at {d.get('failed_step')}: {d.get('error')}" if d.get("error") else "")
             + (
                 f", bus log sha256 {str(d.get('buslog_sha256'))[:16]}…"
@@ -156,7 +179,8 @@ def request_report_html(ws: Any, request_id: int, *, full: bool = False) -> str:
                 )
                 flash = (
                     f"<h2>Flash record #{fid}</h2>"
-                    f"<p>Result {_esc(rec.result)}; {rec.bytes_total} bytes; "
+                    f"<p>Result {_esc(rec.result)}: <b>{_esc(_flash_outcome_text(rec))}</b>; "
+                    f"{rec.bytes_total} bytes; "
                     f"tester {_esc(rec.tester)}; "
                     f"image sha256 <code>{_esc(rec.image_sha256)}</code>; bus log "
                     f"{rec.buslog_frames} frames, sha256 <code>{_esc(rec.buslog_sha256)}</code> "
