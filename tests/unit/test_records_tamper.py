@@ -395,3 +395,46 @@ def test_protect_key_moves_an_unprotected_key_into_the_keyring(
         RequestsStore(ws).append(scenario.other_request, ENTRY_STEP, {"step": "x"})
     code, out = _verify_cli(scenario.root, capsys)
     assert code == 0 and "private key in the OS keyring" in out
+
+
+RECORD_RACER = """
+import sys, time
+from pathlib import Path
+from fota_studio.infra.workspace import Workspace
+from fota_studio.infra.requests_store import RequestsStore
+root, start = Path(sys.argv[1]), float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+with Workspace.open(root) as ws:
+    store = RequestsStore(ws)
+    for i in range(5):
+        r = store.create(machine=f"M{i}", ecu="VCU", brand="B", model="X", version="1.0.0")
+        store.append(r.id, "step", {"step": "verify_package", "state": "ok"})
+"""
+
+
+def test_processes_writing_the_first_records_at_once_share_one_key(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "ws"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    start = time.time() + 2.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RECORD_RACER, str(root), str(start)],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(4)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-2000:]
+    assert len(list(root.glob("record-signing-*.pem"))) == 1  # the losers removed theirs
+    with Workspace.open(root) as ws:
+        rep = verify_workspace(ws)
+        assert rep.ok, rep.problems
+        assert rep.entries == 40 and rep.signed == 40
