@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from reliability import crash, fault_matrix, fuzz, protocol_fuzz, soak, tamper
+from reliability import access_attacks, crash, fault_matrix, fuzz, protocol_fuzz, soak, tamper
 
 
 def _write(text: str) -> None:
@@ -115,6 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _write(f"tamper: {tam.detected} of {tam.cases} attacks detected")
     figures["tamper_cases"] = tam.cases
     figures["tamper_detected"] = tam.detected
+    # issue 14's Roles / Signing keys attacks count as tamper cases too (refused = detected)
+    acc = access_attacks.campaign()
+    for res in acc.results:
+        said = res.crash.strip().splitlines()[-1] if res.crash else ""
+        _write(f"{res.name:<28} {'refused' if res.refused else 'ALLOWED':<9} {said[:110]}")
+    _write(f"access: {acc.refused} of {acc.cases} role/trust/policy attacks refused")
+    figures["tamper_cases"] += acc.cases
+    figures["tamper_detected"] += acc.refused
 
     _write("\n== Crash durability (SIGKILL during imports, record writes, EA saves, requests)")
     kills = crash.kill_campaign(10 if small else 100)
