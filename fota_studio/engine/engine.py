@@ -411,8 +411,18 @@ class Engine:
                     finish_flash_record(workspace, record_id, result.record, stream_path)
                 except FotaError as exc:
                     ctx.emit(LogLine(ctx.job_id, "error", f"flash record not stored: {exc}"))
-                if machine and result.ok:
+                if machine and result.verified:
                     self._record_installed(ctx, workspace, machine, ecu.name, result, version)
+                elif machine and result.ok:
+                    # Flashed but the version was not read back: what runs is not known.
+                    ctx.emit(
+                        LogLine(
+                            ctx.job_id,
+                            "warning",
+                            f"installed version of {ecu.name} not recorded: the flash was not "
+                            "verified (read_version disabled or no expected version)",
+                        )
+                    )
             if on_result is not None:
                 on_result(result)
             return result
@@ -455,7 +465,7 @@ class Engine:
         version: str,
     ) -> None:
         """After a verified flash: the machine's ECU now runs the version it reported."""
-        installed = result.version_after or version
+        installed = result.version_after
         if not installed:
             return
         try:

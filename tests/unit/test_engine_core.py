@@ -243,6 +243,13 @@ def test_flash_records_installed_version_and_each_tx_frame_once(
             ).result(60)
             assert not failed.ok
             assert store.get_machine("M1").installed["VCU"] == "5.0.0"
+            # Flashed but not verified (no expected version): what runs is not known, so the
+            # machine's installed version is not changed (it once recorded the requested one).
+            unverified = engine.submit_flash(
+                "CAN1", ecu, image, machine="M1", version="5.1.0", workspace=ws, boot_wait_s=1.5
+            ).result(60)
+            assert unverified.ok and not unverified.verified, unverified.error
+            assert store.get_machine("M1").installed["VCU"] == "5.0.0"
             handle = engine.submit_flash(
                 "CAN1",
                 ecu,
