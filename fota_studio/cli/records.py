@@ -138,6 +138,9 @@ def _show_flash_job(args: argparse.Namespace) -> int:
         size = ws.blobs.path(rec.buslog_sha256).stat().st_size if rec.buslog_sha256 else 0
     print(f"flash job #{args.id}: {rec.ecu} {rec.version} on {rec.machine or '-'}")
     print(f"  result {rec.result}" + (f" at {rec.failed_step}" if rec.failed_step else ""))
+    from fota_studio.core.flash_outcome import outcome_text
+
+    print(f"  outcome: {outcome_text(rec)}")
     if rec.error:
         print(f"  error: {rec.error}")
     print(f"  bytes {rec.bytes_sent}/{rec.bytes_total}; tester {rec.tester or '-'}")

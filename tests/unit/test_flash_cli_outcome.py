@@ -90,6 +90,10 @@ def test_flash_without_version_check_is_not_verified(
     with Workspace.open(tmp_path / "ws") as ws:
         (row,) = list_flash_records(ws)
         assert load_flash_record(ws, row.id).verification == VERIFICATION_NOT_VERIFIED
+    show = ["--workspace", str(tmp_path / "ws"), "records", "show", "--flash", str(row.id)]
+    assert main(show) == 0
+    shown = capsys.readouterr().out
+    assert "outcome: BCU: flashed" in shown and "NOT VERIFIED" in shown
 
 
 def test_verified_flash_says_so_and_exits_0(
