@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from fota_studio.core import package
 from fota_studio.core.errors import PackageError, RepositoryError
+from fota_studio.infra.user import current_user
 from fota_studio.infra.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -82,11 +83,7 @@ def _now() -> str:
 
 
 def _user(by: str | None) -> str:
-    if by:
-        return by
-    from fota_studio.infra.repository import default_user
-
-    return default_user()
+    return by or current_user()
 
 
 def _short(fp: str) -> str:

@@ -303,3 +303,20 @@ def test_flash_cli_refuses_a_downgrade(ws_dir: Path, capsys: pytest.CaptureFixtu
         EaStore(ws).set_installed("Unit #1001", "VCU", "8.0.0", source="test")
     code, err = _flash(ws_dir, "7.5.0", capsys)
     assert code == 1 and "downgrade allowance" in err
+
+
+def test_version_signed_before_fingerprints_were_kept_needs_a_re_signature(ws_dir: Path) -> None:
+    private_pem, public_pem = generate_signing_key()
+    with Workspace.open(ws_dir) as ws:
+        trust = TrustStore(ws)
+        trust.add("release", public_pem)
+        v = _import(ws, _package(VERSION, private_pem))
+        with ws.transaction() as cur:  # what a schema-3 workspace holds after the migration
+            cur.execute("UPDATE versions SET signer_fingerprint = '' WHERE id = ?", (v.id,))
+        legacy = RepositoryStore(ws).get_version(v.brand, v.model, VERSION)
+        check_flashable(ws, legacy)  # without the policy it is as good as unsigned
+        trust.set_require_signed(True)
+        with pytest.raises(NotFlashableError, match="before signing keys were pinned"):
+            check_flashable(ws, legacy)
+        trust.apply_resigned_package(_package(VERSION, private_pem), source="again.zip")
+        check_flashable(ws, RepositoryStore(ws).get_version(v.brand, v.model, VERSION))
