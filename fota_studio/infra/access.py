@@ -104,16 +104,20 @@ def hash_passphrase(passphrase: str, salt: bytes | None = None) -> dict[str, Any
 
 def check_passphrase(passphrase: str, stored: dict[str, Any]) -> bool:
     """True when `passphrase` matches the stored hash (constant-time compare)."""
-    if stored.get("algorithm") != "scrypt":
+    if not isinstance(stored, dict) or stored.get("algorithm") != "scrypt":
         return False
-    digest = hashlib.scrypt(
-        passphrase.encode("utf-8"),
-        salt=bytes.fromhex(str(stored["salt"])),
-        n=int(stored["n"]),
-        r=int(stored["r"]),
-        p=int(stored["p"]),
-        dklen=len(bytes.fromhex(str(stored["hash"]))),
-    )
+    try:
+        digest = hashlib.scrypt(
+            passphrase.encode("utf-8"),
+            salt=bytes.fromhex(str(stored["salt"])),
+            n=int(stored["n"]),
+            r=int(stored["r"]),
+            p=int(stored["p"]),
+            dklen=len(bytes.fromhex(str(stored["hash"]))),
+            maxmem=1 << 30,
+        )
+    except (KeyError, ValueError, TypeError, MemoryError):
+        return False  # a damaged stored hash matches nothing (the workspace stays protected)
     return hmac.compare_digest(digest.hex(), str(stored["hash"]))
 
 

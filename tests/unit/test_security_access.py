@@ -272,3 +272,16 @@ def test_one_access_check_below_ui_and_cli(tmp_path: Path) -> None:
                 access.require(action)
         assert access.enter_engineering(PASSPHRASE)
         access.require(Action.FAULT_INJECTION)
+
+
+def test_damaged_passphrase_hash_matches_nothing(tmp_path: Path) -> None:
+    from fota_studio.infra.access import PASSPHRASE_SETTING
+
+    with Workspace.open(tmp_path / "ws") as ws:
+        AccessControl(ws).set_passphrase(PASSPHRASE)
+        stored = dict(ws.get_setting(PASSPHRASE_SETTING))
+        for damage in ({"salt": "zz"}, {"n": 3}, {"hash": None}, {"n": 2**40}):
+            ws.set_setting(PASSPHRASE_SETTING, {**stored, **damage})
+            access = AccessControl(ws)
+            assert access.mode is Mode.OPERATOR
+            assert not access.enter_engineering(PASSPHRASE)
