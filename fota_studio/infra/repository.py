@@ -6,7 +6,8 @@ imported package) in the content-addressed blob store. An import parses and vali
 file first (nothing is stored on any error), then writes the blob atomically, then inserts the
 row in one transaction, so a crash leaves either no version or a complete one (at worst an
 unreferenced blob that `Workspace.collect_garbage` removes). Versions are never updated except
-for the `retired` flag and a re-signature of the same firmware (`TrustStore.apply_resigned_package`).
+for the `retired` flag and a re-signature of the same firmware
+(`TrustStore.apply_resigned_package`).
 
 Thread use: any thread; the workspace serialises DB access. Imports and `verify` hash and parse
 whole images, so the GUI must run them off its thread.
@@ -200,24 +201,28 @@ class RepositoryStore:
 
     # -- repositories ----------------------------------------------------------------------
 
-    def list_repositories(self) -> list[RepositoryInfo]:
-        """Every repository, sorted by brand then model."""
-        rows = self.ws.read(
-            "SELECT r.id, r.brand, r.model, r.description, r.created_at, "
-            "(SELECT COUNT(*) FROM versions v WHERE v.repository_id = r.id) AS n "
-            "FROM repositories r"
+    # One query answers a whole screen: the version counts come from one grouped scan of
+    # `versions` (indexed by repository_id), never one look-up per repository.
+    _REPOSITORY_SELECT = (
+        "SELECT r.id, r.brand, r.model, r.description, r.created_at, COALESCE(c.n, 0) AS n "
+        "FROM repositories r LEFT JOIN (SELECT repository_id, COUNT(*) AS n FROM versions "
+        "GROUP BY repository_id) c ON c.repository_id = r.id "
+    )
+
+    @staticmethod
+    def _row_to_repository(r: sqlite3.Row) -> RepositoryInfo:
+        return RepositoryInfo(
+            id=int(r["id"]),
+            brand=r["brand"],
+            model=r["model"],
+            description=r["description"],
+            created_at=r["created_at"],
+            version_count=int(r["n"]),
         )
-        infos = [
-            RepositoryInfo(
-                id=int(r["id"]),
-                brand=r["brand"],
-                model=r["model"],
-                description=r["description"],
-                created_at=r["created_at"],
-                version_count=int(r["n"]),
-            )
-            for r in rows
-        ]
+
+    def list_repositories(self) -> list[RepositoryInfo]:
+        """Every repository, sorted by brand then model (one query)."""
+        infos = [self._row_to_repository(r) for r in self.ws.read(self._REPOSITORY_SELECT)]
         infos.sort(key=lambda i: (i.brand.casefold(), i.model.casefold(), i.brand, i.model))
         return infos
 
@@ -243,11 +248,21 @@ class RepositoryStore:
         return int(c.lastrowid or 0)
 
     def get_repository(self, brand: str, model: str) -> RepositoryInfo:
-        """The repository Brand+Model; RepositoryError naming the known ones when unknown."""
-        for info in self.list_repositories():
-            if info.brand == brand and info.model == model:
-                return info
-        known = ", ".join(i.label for i in self.list_repositories()) or "none"
+        """The repository Brand+Model; RepositoryError naming the known ones when unknown.
+
+        Looked up by its key in SQL (the UNIQUE(brand, model) index), not by listing them all.
+        """
+        rows = self.ws.read(
+            "SELECT r.id, r.brand, r.model, r.description, r.created_at, "
+            "(SELECT COUNT(*) FROM versions v WHERE v.repository_id = r.id) AS n "
+            "FROM repositories r WHERE r.brand = ? AND r.model = ?",
+            (brand, model),
+        )
+        if rows:
+            return self._row_to_repository(rows[0])
+        labels = [i.label for i in self.list_repositories()]
+        known = ", ".join(labels[:20]) + (f", … ({len(labels)} in all)" if len(labels) > 20 else "")
+        known = known or "none"
         raise RepositoryError(
             f'no Software Repository "{brand} / {model}" (known: {known})',
             hint="create it first (`fota-studio repo create`), or import with --create",
@@ -312,31 +327,44 @@ class RepositoryStore:
     def list_versions(
         self, brand: str, model: str, *, include_retired: bool = True
     ) -> list[VersionInfo]:
-        """Versions of a repository, oldest first in semantic-version order."""
-        repo = self.get_repository(brand, model)
-        sql = self._VERSION_SELECT + "WHERE v.repository_id = ?"
+        """Versions of a repository, oldest first in semantic-version order (one query by key;
+        RepositoryError naming the known repositories when Brand+Model is unknown)."""
+        sql = self._VERSION_SELECT + "WHERE r.brand = ? AND r.model = ?"
         if not include_retired:
             sql += " AND v.retired = 0"
-        versions = [self._row_to_version(r) for r in self.ws.read(sql, (repo.id,))]
+        rows = self.ws.read(sql, (brand, model))
+        if not rows and self._repository_id(brand, model) is None:
+            self.get_repository(brand, model)  # raises the error naming the known ones
+        versions = [self._row_to_version(r) for r in rows]
         versions.sort(key=lambda v: version_key(v.version))
         return versions
 
+    def versions_by_repository(self) -> dict[int, list[VersionInfo]]:
+        """Every version grouped by repository id, each list in version order (one query)."""
+        grouped: dict[int, list[VersionInfo]] = {}
+        for row in self.ws.read(self._VERSION_SELECT):
+            grouped.setdefault(int(row["repository_id"]), []).append(self._row_to_version(row))
+        for versions in grouped.values():
+            versions.sort(key=lambda v: version_key(v.version))
+        return grouped
+
     def all_versions(self) -> list[VersionInfo]:
         """Every version of every repository (repository order, then version order)."""
+        grouped = self.versions_by_repository()
         out: list[VersionInfo] = []
         for repo in self.list_repositories():
-            out.extend(self.list_versions(repo.brand, repo.model))
+            out.extend(grouped.get(repo.id, ()))
         return out
 
     def get_version(self, brand: str, model: str, version: str) -> VersionInfo:
         """One version; RepositoryError naming the known versions when unknown."""
-        repo = self.get_repository(brand, model)
         rows = self.ws.read(
-            self._VERSION_SELECT + "WHERE v.repository_id = ? AND v.version = ?",
-            (repo.id, version),
+            self._VERSION_SELECT + "WHERE r.brand = ? AND r.model = ? AND v.version = ?",
+            (brand, model, version),
         )
         if rows:
             return self._row_to_version(rows[0])
+        repo = self.get_repository(brand, model)
         known = ", ".join(v.version for v in self.list_versions(brand, model)) or "none"
         raise RepositoryError(
             f'no version "{version}" in {repo.label} (known: {known})',
