@@ -5,7 +5,8 @@ flashes and the TCU SDO fuzzing, the soak (200 updates) with the two-machine par
 the SIGKILL durability campaign (100 kills). The last line printed is one JSON object with the
 headline figures (`fault_cells`, `false_success`, `unrecoverable`, `fuzz_inputs`,
 `fuzz_crashes`, `soak_updates`, `soak_mem_growth`, `kill_runs`, `kill_corruptions`,
-`tamper_cases`, `tamper_detected`, ...).
+`tamper_cases`, `tamper_detected`, `hostile_cases`, `hostile_passed`, ...). The hostile cases
+(reliability/hostile.py) are issue 14's concurrency, kill, storage and text attacks.
 Sizes can be lowered for a quick run: `python -m reliability.campaign --small`. Main thread.
 """
 
@@ -19,7 +20,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from reliability import access_attacks, crash, fault_matrix, fuzz, protocol_fuzz, soak, tamper
+from reliability import (
+    access_attacks,
+    crash,
+    fault_matrix,
+    fuzz,
+    hostile,
+    protocol_fuzz,
+    soak,
+    tamper,
+)
 
 
 def _write(text: str) -> None:
@@ -124,6 +134,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures["tamper_cases"] += acc.cases
     figures["tamper_detected"] += acc.refused
 
+    _write("\n== Hostile conditions (issue 14: two flashes, kills, full/read-only disk, text)")
+    hostile_results = hostile.run_cases()
+    for case in hostile_results:
+        mark = "skipped" if case.skipped else ("ok" if case.ok else "FAILED")
+        _write(f"{case.name:<28} {mark:<8} {case.detail[:110]}")
+    figures["hostile_cases"] = len(hostile_results)
+    figures["hostile_passed"] = sum(1 for c in hostile_results if c.ok)
+    figures["hostile_skipped"] = sum(1 for c in hostile_results if c.skipped)
+    _write(f"hostile: {figures['hostile_passed']} of {figures['hostile_cases']} cases ok")
+
     _write("\n== Crash durability (SIGKILL during imports, record writes, EA saves, requests)")
     kills = crash.kill_campaign(10 if small else 100)
     _write(
@@ -143,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         or figures["soak_leaks"]
         or figures["hangs"]
         or figures["tamper_detected"] != figures["tamper_cases"]
+        or figures["hostile_passed"] != figures["hostile_cases"]
     )
     return 1 if bad and args.strict else 0
 

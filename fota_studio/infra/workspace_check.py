@@ -4,10 +4,16 @@
 switch, no recovery) and reports, each problem naming what and where:
 
 - the schema version (newer than this FOTA Studio, or older and not yet upgraded);
-- SQLite's `PRAGMA integrity_check` (every message, up to SQLite's limit);
+- SQLite's `PRAGMA integrity_check` (every message, up to SQLite's limit) and
+  `PRAGMA foreign_key_check`;
+- every row of every table read back (damaged overflow pages surface only then), and the
+  values that must have a shape: `*sha256` columns are 64 hex digits, JSON columns parse;
 - every blob a row references (firmware versions, flash-job bus logs, anything a later schema
   adds to `Workspace.referenced_blobs`): missing, or its content no longer hashing to its name;
 - a database that cannot be opened at all (not a database, torn header).
+
+SQLite keeps no checksum of row contents, so random bytes inside a free-text value (a release
+note) go unnoticed here; the records those matter for are signed (`records verify`).
 
 Notes (not problems): flash jobs left "started" by a killed process (the next writable open
 marks them interrupted), unreferenced blobs and temp files (`collect_garbage` removes them).
@@ -16,6 +22,8 @@ Thread use: any thread; it opens its own connection.
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 import urllib.parse
 from dataclasses import dataclass, field
@@ -70,6 +78,50 @@ def _referencers(ws: Workspace) -> dict[str, str]:
     return who
 
 
+#: Columns holding JSON (the table's name . column) that must parse.
+JSON_COLUMNS = frozenset(
+    {"versions.segments", "machines.installed", "flash_records.record", "request_entries.data"}
+)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_rows(ws: Workspace, report: CheckReport) -> None:
+    """Read every row back; check foreign keys and the shaped columns."""
+    db = ws.root / DB_NAME
+    try:
+        for r in ws.read("PRAGMA foreign_key_check"):
+            report.problems.append(
+                f"{db}: {r[0]} row {r[1]} points to a missing {r[2]} row (foreign key)"
+            )
+        tables = [
+            str(r[0])
+            for r in ws.read("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not str(r[0]).startswith("sqlite_")
+        ]
+    except sqlite3.DatabaseError as exc:
+        report.problems.append(f"{db}: cannot read the schema ({exc})")
+        return
+    for table in tables:
+        try:
+            rows = ws.read(f'SELECT rowid AS _rowid_, * FROM "{table}"')
+        except sqlite3.DatabaseError as exc:
+            report.problems.append(f"{db}: table {table} cannot be read ({exc})")
+            continue
+        columns = rows[0].keys() if rows else []  # sqlite3.Row iterates values, not names
+        for row in rows:
+            for col in columns:
+                value = row[col]
+                where = f"{db}: {table} row {row['_rowid_']} column {col}"
+                if col.endswith("sha256") and value not in (None, ""):
+                    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+                        report.problems.append(f"{where}: {str(value)[:20]!r} is not a SHA-256")
+                elif f"{table}.{col}" in JSON_COLUMNS and value is not None:
+                    try:
+                        json.loads(value)
+                    except (TypeError, ValueError):
+                        report.problems.append(f"{where}: not valid JSON")
+
+
 def check_workspace(root: Path) -> CheckReport:
     """Check the workspace in folder `root` (read-only); see the module docstring."""
     report = CheckReport(Path(root))
@@ -110,6 +162,7 @@ def _check_open(ws: Workspace, report: CheckReport) -> None:
         verdicts = [f"integrity_check failed: {exc}"]
     if verdicts != ["ok"]:
         report.problems += [f"{ws.root / DB_NAME}: {v}" for v in verdicts]
+    _check_rows(ws, report)
     try:
         who = _referencers(ws)
         started = ws.read("SELECT id, ecu, machine FROM flash_records WHERE result = 'started'")

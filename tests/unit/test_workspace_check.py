@@ -13,6 +13,7 @@ import pytest
 
 from fota_studio.cli import main
 from fota_studio.infra.workspace import DB_NAME, SCHEMA_VERSION, Workspace
+from reliability.hostile import scribble_btree_pages
 
 
 @pytest.fixture
@@ -67,16 +68,27 @@ def test_missing_and_corrupt_blobs_are_named(
 def test_random_bytes_in_database_pages_are_reported(
     seeded: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db = seeded / DB_NAME
-    data = bytearray(db.read_bytes())
-    rng = random.Random(7)
-    page = 4096
-    for _ in range(6):  # scribble over a few pages after the header page
-        at = rng.randrange(page, len(data) - 64)
-        data[at : at + 64] = rng.randbytes(64)
-    db.write_bytes(bytes(data))
+    for seed in range(5):
+        with Workspace.open(seeded) as ws:  # each round on an intact copy
+            ws.read("SELECT 1")
+        backup = (seeded / DB_NAME).read_bytes()
+        assert scribble_btree_pages(seeded / DB_NAME, random.Random(seed))
+        code, out = _check(seeded, capsys)
+        assert code == 1 and "PROBLEM" in out, (seed, out)
+        (seeded / DB_NAME).write_bytes(backup)
+
+
+def test_bad_shaped_values_are_reported(seeded: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with Workspace.open(seeded) as ws, ws.transaction() as cur:
+        cur.execute("UPDATE versions SET segments = '[{not json' WHERE id = 1")
+        cur.execute(
+            "INSERT INTO flash_records(started_at, ecu, result, record, buslog_sha256) "
+            "VALUES ('x', 'VCU', 'failed', '{}', 'nothex')"
+        )
     code, out = _check(seeded, capsys)
-    assert code == 1 and "PROBLEM" in out
+    assert code == 1
+    assert "versions row 1 column segments: not valid JSON" in out
+    assert "column buslog_sha256: 'nothex' is not a SHA-256" in out
 
 
 def test_newer_schema_is_a_problem_and_not_migrated(
