@@ -55,13 +55,19 @@ from PySide6.QtWidgets import (
 
 from fota_studio.core.can_timing import FD_FRAME_LENGTHS
 from fota_studio.core.ea import (
+    ERASE_POLICIES,
+    STEP_PARAMS,
     AddressingMode,
     BootloaderEntryFrame,
     DidDefinition,
     ElectronicArchitecture,
     MemoryRegion,
     Precondition,
+    ProtectedRange,
+    RoutinePrecondition,
     SecurityLevel,
+    StepKind,
+    StepParam,
     default_ecu,
     new_architecture,
 )
@@ -126,7 +132,8 @@ class _Col:
 
     key: str
     title: str
-    kind: str = "str"  # str | optstr | hex | int | optint | float | optfloat | params | bool | ro
+    kind: str = "str"  # str | optstr | hex | opthex | bytes | int | optint | float | optfloat
+    #                    | params | step_params | bool | ro
 
 
 def _format_params(params: dict[str, Any]) -> str:
@@ -167,11 +174,80 @@ def _parse_params(text: str) -> dict[str, Any]:
     return out
 
 
+def _format_step_params(kind: StepKind, params: dict[str, Any]) -> str:
+    """key=value text of a step's params: bytes and words in hex, as in the EA file."""
+    schema = {p.key: p for p in STEP_PARAMS.get(kind, ())}
+    parts = []
+    for k, v in params.items():
+        p = schema.get(k)
+        if isinstance(v, bool):
+            parts.append(f"{k}={'true' if v else 'false'}")
+        elif p is not None and p.type in ("byte", "word") and isinstance(v, int):
+            parts.append(f"{k}=0x{v:0{2 if p.type == 'byte' else 4}X}")
+        else:
+            parts.append(f"{k}={v}")
+    return ", ".join(parts)
+
+
+def _parse_step_value(param: StepParam, text: str) -> Any:
+    """A step parameter's value from its text, by the type in STEP_PARAMS."""
+    t = text.strip()
+    if param.type in ("byte", "word", "int"):
+        return int(t, 0)
+    if param.type == "number":
+        return float(t)
+    if param.type == "bool":
+        if t.lower() not in ("true", "false"):
+            raise ValueError(f"{param.key}: write true or false")
+        return t.lower() == "true"
+    return t  # choice / text: as written (the validator checks choices)
+
+
+def parse_step_params(kind: StepKind, text: str) -> dict[str, Any]:
+    """`key=value, ...` for one step kind, each value typed by STEP_PARAMS (hex data such as
+    `data=01 02` stays text); unknown keys keep a generic value so the validator names them."""
+    schema = {p.key: p for p in STEP_PARAMS.get(kind, ())}
+    out: dict[str, Any] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise ValueError(f'"{part.strip()}" is not key=value')
+        k, v = (x.strip() for x in part.split("=", 1))
+        param = schema.get(k)
+        try:
+            out[k] = _parse_scalar(v) if param is None else _parse_step_value(param, v)
+        except ValueError:
+            assert param is not None
+            raise ValueError(f'{k}: "{v}" is not {param.type}') from None
+    return out
+
+
+def step_params_help(kind: StepKind) -> str:
+    """The parameters of one step kind with type, range and meaning (tooltip)."""
+    lines = []
+    for p in STEP_PARAMS.get(kind, ()):
+        if p.choices:
+            rng = " | ".join(p.choices)
+        elif p.low is not None and p.high is not None:
+            rng = (
+                f"0x00..0x{int(p.high):X}"
+                if p.type in ("byte", "word")
+                else f"{p.low:g}..{p.high:g}"
+            )
+        else:
+            rng = p.type
+        lines.append(f"{p.key} ({rng}, default {p.default!r}): {p.meaning}")
+    return "\n".join(lines) or "no parameters"
+
+
 def _format_cell(kind: str, value: Any) -> str:
     if value is None:
         return ""
-    if kind == "hex":
+    if kind in ("hex", "opthex"):
         return f"0x{int(value):X}"
+    if kind == "bytes":
+        return bytes(value).hex(" ").upper()
     if kind == "params":
         return _format_params(value)
     return str(value)
@@ -183,9 +259,11 @@ def _parse_cell(kind: str, text: str) -> Any:
         return text
     if kind == "optstr":
         return t or None
-    if kind in ("optint", "optfloat") and not t:
+    if kind in ("optint", "optfloat", "opthex") and not t:
         return None
-    if kind == "hex":
+    if kind == "bytes":
+        return bytes.fromhex(t.replace(" ", ""))
+    if kind in ("hex", "opthex"):
         v = HexLineEdit.parse(t)
         if v is None:
             raise ValueError(f'"{t}" is not a hex number')
@@ -267,6 +345,11 @@ class _ListTable(QWidget):
                         item.setCheckState(
                             Qt.CheckState.Checked if value else Qt.CheckState.Unchecked
                         )
+                    elif col.kind == "step_params":
+                        item.setText(_format_step_params(obj.kind, value))
+                        # the schema stays the tooltip when no problem is shown (see mark)
+                        item.setData(Qt.ItemDataRole.UserRole, step_params_help(obj.kind))
+                        item.setToolTip(step_params_help(obj.kind))
                     else:
                         item.setText(_format_cell(col.kind, value))
                         if col.kind == "ro":
@@ -314,7 +397,8 @@ class _ListTable(QWidget):
                     continue
                 msgs = cells.get((r, c))
                 item.setBackground(PROBLEM_CELL_COLOR if msgs else QColor(0, 0, 0, 0))
-                item.setToolTip("\n".join(msgs) if msgs else "")
+                base = item.data(Qt.ItemDataRole.UserRole) or ""
+                item.setToolTip("\n".join([*msgs, base] if base else msgs) if msgs else base)
         self.table.blockSignals(False)
         self.setProperty("has_problem", bool(whole or cells))
         self.table.setStyleSheet(PROBLEM_STYLE if (whole or cells) else "")
@@ -340,7 +424,14 @@ class _ListTable(QWidget):
             value: Any = item.checkState() == Qt.CheckState.Checked
         else:
             try:
-                value = _parse_cell(col.kind, item.text())
+                if col.kind == "step_params":
+                    kind_item = self.table.item(
+                        item.row(), [c.key for c in self.cols].index("kind")
+                    )
+                    assert kind_item is not None
+                    value = parse_step_params(StepKind(kind_item.text()), item.text())
+                else:
+                    value = _parse_cell(col.kind, item.text())
             except ValueError as exc:
                 self.panel._status(f"{col.title}: {exc}")
                 self.panel._refresh_page()
@@ -506,7 +597,7 @@ class ArchitecturePanel(QWidget):
             widget.value_committed.connect(
                 lambda v, s=suffix, sc=scope: self._commit_scoped(sc, s, v)
             )
-        elif kind in ("text", "bytes"):
+        elif kind in ("text", "bytes", "optint"):
             assert isinstance(widget, QLineEdit)
             widget.editingFinished.connect(
                 lambda s=suffix, sc=scope, w=widget, k=kind: self._on_text_edited(sc, s, w, k)
@@ -554,6 +645,21 @@ class ArchitecturePanel(QWidget):
     def _text(self, suffix: str) -> QLineEdit:
         w = QLineEdit()
         self._bind("ecu", suffix, w, "text")
+        return w
+
+    def _optint(self, suffix: str, hint: str) -> QLineEdit:
+        """A whole number that may be unknown (empty = None)."""
+        w = QLineEdit()
+        w.setPlaceholderText(hint)
+        self._bind("ecu", suffix, w, "optint")
+        return w
+
+    def _double(self, suffix: str, hi: float, unit: str, decimals: int = 2) -> QDoubleSpinBox:
+        w = QDoubleSpinBox()
+        w.setRange(0.0, hi)
+        w.setDecimals(decimals)
+        w.setSuffix(f" {unit}")
+        self._bind("ecu", suffix, w, "float")
         return w
 
     def _check(self, suffix: str, text: str) -> QCheckBox:
@@ -617,6 +723,12 @@ class ArchitecturePanel(QWidget):
             bf.addRow("Address extension", self._hex(f"{side}.address_extension", 2, optional=True))
             f.addRow(box)
         f.addRow("Functional request ID", self._hex("functional_id", 3))
+        fta = self._hex("functional_target_address", 2, optional=True)
+        fta.setToolTip(
+            "extended/mixed addressing: the address byte of functional requests (e.g. 0xDF); "
+            "empty = the physical one"
+        )
+        f.addRow("Functional address byte", fta)
         f.addRow("Padding byte", self._hex("padding_byte", 2, optional=True))
         f.addRow("Block size offered", self._spin("block_size", 0, 255))
         f.addRow("STmin offered", self._spin("stmin_ms", 0, 127, "ms"))
@@ -649,6 +761,36 @@ class ArchitecturePanel(QWidget):
         f.addRow("Programming session", self._hex("uds.programming_session", 2))
         f.addRow("addressAndLengthFormatIdentifier", self._hex("uds.address_and_length_format", 2))
         f.addRow("dataFormatIdentifier", self._hex("uds.data_format", 2))
+        f.addRow("Active-session DID", self._hex("uds.active_session_did", 4, optional=True))
+        f.addRow("Erase policy", self._combo("uds.erase_policy", [(p, p) for p in ERASE_POLICIES]))
+        tb = QGroupBox("Timing facts (from the bootloader specification)")
+        tf = QFormLayout(tb)
+        tf.addRow("Reset time", self._spin("uds.timing.reset_time_ms", 0, 60_000, "ms"))
+        tf.addRow(
+            "Bootloader ready timeout",
+            self._spin("uds.timing.bootloader_ready_timeout_ms", 1, 600_000, "ms"),
+        )
+        tf.addRow(
+            "Application start timeout",
+            self._double("uds.timing.application_start_timeout_s", 600.0, "s"),
+        )
+        tf.addRow("Erase per KiB", self._double("uds.timing.erase_ms_per_kib", 3_600_000, "ms"))
+        tf.addRow(
+            "Erase per sector", self._double("uds.timing.erase_ms_per_sector", 3_600_000, "ms")
+        )
+        tf.addRow(
+            "Programming per KiB",
+            self._double("uds.timing.programming_ms_per_kib", 3_600_000, "ms"),
+        )
+        tf.addRow(
+            "ECU block length",
+            self._optint(
+                "uds.timing.ecu_max_block_length", "maxNumberOfBlockLength; empty = unknown"
+            ),
+        )
+        tf.addRow("ECU STmin", self._optint("uds.timing.ecu_stmin_ms", "ms; empty = unknown"))
+        tf.addRow("ECU block size", self._optint("uds.timing.ecu_block_size", "empty = unknown"))
+        f.addRow(tb)
         self.security_table = self._table(
             "uds.security_levels",
             [
@@ -669,7 +811,7 @@ class ArchitecturePanel(QWidget):
             [
                 _Col("enabled", "On", "bool"),
                 _Col("kind", "Step", "ro"),
-                _Col("params", "Parameters", "params"),
+                _Col("params", "Parameters", "step_params"),
             ],
             None,
             reorder=True,
@@ -690,6 +832,17 @@ class ArchitecturePanel(QWidget):
             lambda: MemoryRegion(name="region", start=0, length=0x1000),
         )
         ml.addWidget(self.region_table)
+        ml.addWidget(QLabel("Protected ranges (never erased or written, e.g. the bootloader)"))
+        self.protected_table = self._table(
+            "uds.protected_ranges",
+            [
+                _Col("name", "Name"),
+                _Col("start", "Start", "hex"),
+                _Col("length", "Length", "hex"),
+            ],
+            lambda: ProtectedRange(name="bootloader", start=0, length=0x1000),
+        )
+        ml.addWidget(self.protected_table)
         ml.addWidget(QLabel("DIDs to read"))
         self.did_table = self._table(
             "uds.dids",
@@ -718,10 +871,32 @@ class ArchitecturePanel(QWidget):
                 _Col("unit", "Unit"),
                 _Col("minimum", "Min", "optfloat"),
                 _Col("maximum", "Max", "optfloat"),
+                _Col("skippable", "Skip", "bool"),
+                _Col("skip_reason", "Why it may be skipped"),
             ],
             lambda: Precondition(name="new check", did=0xF400),
         )
         pl.addWidget(self.precondition_table)
+        pl.addWidget(
+            QLabel(
+                "Routine preconditions (31 01 <routine> [record]; the first status byte must "
+                "equal the expected one). A check that cannot run fails the flash unless "
+                "skippable with a reason."
+            )
+        )
+        self.routine_precondition_table = self._table(
+            "uds.routine_preconditions",
+            [
+                _Col("name", "Name"),
+                _Col("routine_id", "Routine", "hex"),
+                _Col("record", "Record (hex)", "bytes"),
+                _Col("expected_status", "Expected status", "opthex"),
+                _Col("skippable", "Skip", "bool"),
+                _Col("skip_reason", "Why it may be skipped"),
+            ],
+            lambda: RoutinePrecondition(name="check programming preconditions"),
+        )
+        pl.addWidget(self.routine_precondition_table)
         hb = QGroupBox("Checkpoint 2 health checks")
         hf = QFormLayout(hb)
         hf.addRow("", self._check("uds.health.check_version", "software version matches"))
@@ -885,6 +1060,14 @@ class ArchitecturePanel(QWidget):
                 self._status(f'"{w.text()}" is not hex bytes like "B0 07 00"')
                 self._refresh_page()
                 return
+        elif kind == "optint":
+            text = w.text().strip()
+            try:
+                value = int(text, 0) if text else None
+            except ValueError:
+                self._status(f'"{text}" is not a whole number (empty = unknown)')
+                self._refresh_page()
+                return
         else:
             value = w.text()
         self._commit_scoped(scope, suffix, value)
@@ -1024,7 +1207,7 @@ class ArchitecturePanel(QWidget):
                 if kind == "hex":
                     assert isinstance(w, HexLineEdit)
                     w.setValue(value)
-                elif kind == "text":
+                elif kind in ("text", "optint"):
                     assert isinstance(w, QLineEdit)
                     w.setText("" if value is None else str(value))
                 elif kind == "bytes":
