@@ -64,7 +64,8 @@ class ModeDialog(QDialog):
     def _refresh(self) -> None:
         mode = self.access.mode
         text = (
-            "Operator mode: architectures and repositories are read-only."
+            "Operator mode: architectures and repositories are read-only; raw CAN transmit "
+            "and fault injection are hidden; state-changing commands need the passphrase."
             if mode is Mode.OPERATOR
             else "Engineering mode: everything can be edited."
         )
