@@ -242,6 +242,12 @@ class Workbench(QObject):
             "Ctrl+Shift+M",
             "Operator mode locks repositories and EAs; engineering mode needs the passphrase",
         )
+        self.action_trust = self._action(
+            mode_menu,
+            "Signing &keys…",
+            self.open_trust_dialog,
+            tip="Trusted package-signing keys by fingerprint, revocations, the signing policy",
+        )
         # Menus are created in call order; keep Help last.
         bar.removeAction(win.help_menu.menuAction())
         bar.addAction(win.help_menu.menuAction())
@@ -582,6 +588,12 @@ class Workbench(QObject):
         from fota_studio.ui.dialogs.mode_dialog import ModeDialog
 
         ModeDialog(self.access, self.window).exec()
+
+    def open_trust_dialog(self) -> None:
+        """Mode ▸ Signing keys…"""
+        from fota_studio.ui.dialogs.trust_dialog import TrustDialog
+
+        TrustDialog(self.ws, self.access, self.window).exec()
 
     def _apply_mode(self) -> None:
         ro = self.access.read_only
