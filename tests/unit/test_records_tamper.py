@@ -5,6 +5,7 @@ incremental verdict (issue 21) reads each entry once and catches what changed si
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from keyring.backend import KeyringBackend
 
 from fota_studio.cli import main
 from fota_studio.core.errors import WorkspaceError
+from fota_studio.core.update_request import RequestStatus
 from fota_studio.infra import record_signing
 from fota_studio.infra.record_bundle import export_bundle, verify_bundle
 from fota_studio.infra.record_verify import verify_workspace
@@ -419,6 +421,8 @@ def test_processes_writing_the_first_records_at_once_share_one_key(tmp_path: Pat
     import time
 
     root = tmp_path / "ws"
+    # The workspace exists (schema, WAL) but has no key yet: the race is the first records.
+    Workspace.open(root).close()
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     start = time.time() + 2.0
     procs = [
@@ -438,3 +442,40 @@ def test_processes_writing_the_first_records_at_once_share_one_key(tmp_path: Pat
         rep = verify_workspace(ws)
         assert rep.ok, rep.problems
         assert rep.entries == 40 and rep.signed == 40
+
+
+def test_entries_written_before_signing_keep_verifying(
+    workspace_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A workspace from before schema 3: unsigned entries with the old hash, no head."""
+    from fota_studio.infra.requests_store import GENESIS_HASH, entry_hash
+
+    with Workspace.open(workspace_dir) as ws, ws.transaction() as cur:
+        cur.execute(
+            "INSERT INTO update_requests(machine, ecu, brand, model, version, created_at, "
+            "created_by, status, updated_at) VALUES ('M','VCU','B','X','1.0.0','t0','old',"
+            "'Pending','t0')"
+        )
+        prev = GENESIS_HASH
+        for i, kind in enumerate(("created", "step")):
+            data = json.dumps({"i": i}, separators=(",", ":"))
+            digest = entry_hash(prev, 1, 1, f"t{i}", kind, data)
+            cur.execute(
+                "INSERT INTO request_entries(request_id, attempt, at, kind, data, prev_hash, "
+                "hash) VALUES (1, 1, ?, ?, ?, ?, ?)",
+                (f"t{i}", kind, data, prev, digest),
+            )
+            prev = digest
+    with Workspace.open(workspace_dir) as ws:
+        RequestsStore(ws).update(1, status=RequestStatus.CANCELLED, outcome="cancelled")
+    code, out = _verify_cli(workspace_dir, capsys)
+    assert code == 0, out
+    assert "2 entries written before record signing" in out and "3 entries (1 signed)" in out
+    # The signed entries protect the old ones through the hash links.
+    raw = sqlite3.connect(workspace_dir / DB_NAME)
+    digest = entry_hash(GENESIS_HASH, 1, 1, "t0", "created", '{"i":7}')
+    raw.execute("UPDATE request_entries SET data = '{\"i\":7}', hash = ? WHERE id = 1", (digest,))
+    raw.commit()
+    raw.close()
+    code, out = _verify_cli(workspace_dir, capsys)
+    assert code == 1 and "link broken" in out
