@@ -20,7 +20,6 @@ Thread use: any thread (the workspace serialises its reads); nothing here touche
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
@@ -570,8 +569,3 @@ def _request_verdict(ws: Workspace, request_id: int, rep: VerifyReport) -> None:
             if frs[0]["buslog_sha256"]:
                 rep.buslogs += 1
                 check_buslog(ws, int(fid), str(frs[0]["buslog_sha256"]), rep.problems)
-
-
-def sha256_hex(data: bytes) -> str:
-    """SHA-256 hex digest of bytes."""
-    return hashlib.sha256(data).hexdigest()
