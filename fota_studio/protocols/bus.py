@@ -6,19 +6,36 @@ stray `can.ini` or `CAN_*` environment variable never changes what is flashed, a
 way an adapter can fail to open (driver library missing, no device, wrong channel, unknown
 interface) into an `AdapterError` that names the interface and says what to install or check.
 `detect_configs()` lists the channels the installed drivers can see, bounded in time and never
-raising. Any thread may call these functions; opening a hardware adapter can take a second, so
-the GUI calls them from a worker.
+raising.
+
+What each interface can do lives here too: `interface_limits()` (the bitrates, CAN FD data rates
+and open options python-can's wrapper accepts, so a wrong one is refused when it is typed, not
+when the adapter opens), `interface_capabilities()` (what the interface can report: bus state,
+error frames, a missing ACK, hardware timestamps; the doctor says OK only on evidence the
+interface can give). slcan (Lawicel) adapters open through `CheckedSlcanBus`, which waits for the
+adapter's answer to every command, so a silent port or an adapter that refuses to open is an
+`AdapterError` at open, and which sleeps only `sleep_after_open` (0.1 s by default, not
+python-can's 2 s). `describe_adapter_fault()` names a failure while in use (device vanished,
+driver error, bus-off) with the interface's own cause and the right advice.
+
+Any thread may call these functions; opening a hardware adapter can take a second, so the GUI
+calls them from a worker.
 """
 
 from __future__ import annotations
 
+import contextlib
+import enum
+import errno
 import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import can
+from can.interfaces.slcan import slcanBus
 
 from fota_studio.core.errors import AdapterError
 
@@ -82,6 +99,657 @@ class BusSettings:
         return text
 
 
+# -- what each interface can be set to -------------------------------------------------------
+
+#: slcan: how long to wait after opening the serial port before the first command. python-can's
+#: default is 2 s (for Arduino-style boards that reset on open); USB adapters (CANable, USBtin)
+#: answer at once, and 2 s per connection made every slcan flash start 2 s late.
+SLCAN_SLEEP_AFTER_OPEN_S = 0.1
+#: slcan: the serial baud rate (USB CDC adapters ignore it; real UART adapters need it right).
+SLCAN_TTY_BAUDRATE = 115_200
+#: slcan: how long to wait for the adapter's answer (CR or BEL) to one command.
+SLCAN_REPLY_TIMEOUT_S = 0.5
+
+MIN_BITRATE_BPS = 5_000
+MAX_BITRATE_BPS = 1_000_000
+MAX_DATA_BITRATE_BPS = 12_000_000
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One interface-specific open option (a keyword of the python-can bus), with its range."""
+
+    name: str
+    kind: type
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[Any, ...] = ()
+
+    def check(self, value: Any) -> str:
+        """'' when `value` is acceptable, else what is wrong in words."""
+        if self.kind is bool:
+            return "" if isinstance(value, bool) else f"{self.name} must be true or false"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{self.name} must be a number, not {value!r}"
+        if self.kind is int and float(value) != int(value):
+            return f"{self.name} must be a whole number, not {value!r}"
+        if self.choices and value not in self.choices:
+            allowed = ", ".join(str(c) for c in self.choices)
+            return f"{self.name} {value} is not one of {allowed}"
+        if self.minimum is not None and value < self.minimum:
+            return f"{self.name} {value} is below {self.minimum:g}"
+        if self.maximum is not None and value > self.maximum:
+            return f"{self.name} {value} is above {self.maximum:g}"
+        return ""
+
+
+_SERIAL_BAUDRATES = (9_600, 19_200, 38_400, 57_600, 115_200, 230_400, 460_800, 921_600, 1_000_000)
+_SLCAN_OPTIONS = (
+    OptionSpec(
+        "sleep_after_open",
+        float,
+        SLCAN_SLEEP_AFTER_OPEN_S,
+        "seconds to wait after opening the serial port (python-can's own default is 2 s; raise it "
+        "only for boards that reset when the port opens, e.g. Arduino-based adapters)",
+        minimum=0.0,
+        maximum=5.0,
+    ),
+    OptionSpec(
+        "tty_baudrate",
+        int,
+        SLCAN_TTY_BAUDRATE,
+        "serial baud rate of the adapter's UART (USB adapters ignore it)",
+        choices=_SERIAL_BAUDRATES,
+    ),
+    OptionSpec("rtscts", bool, False, "RTS/CTS hardware handshake on the serial line"),
+)
+
+
+@dataclass(frozen=True)
+class InterfaceLimits:
+    """The settings python-can's wrapper of one interface accepts (python-can 4.6).
+
+    `bitrates_bps` / `data_bitrates_bps` empty = any value in range (the driver computes the bit
+    timing). `sets_bitrate=False`: the bitrate is not ours to set (SocketCAN: `ip link`; software
+    buses ignore it). `source` says where the table comes from.
+    """
+
+    interface: str
+    bitrates_bps: tuple[int, ...] = ()
+    fd: bool = True
+    data_bitrates_bps: tuple[int, ...] = ()
+    listen_only: bool = True
+    sets_bitrate: bool = True
+    options: tuple[OptionSpec, ...] = ()
+    source: str = ""
+
+    def option(self, name: str) -> OptionSpec | None:
+        """The spec of one open option, if the interface has it."""
+        return next((o for o in self.options if o.name == name), None)
+
+    def option_defaults(self) -> dict[str, Any]:
+        """Every open option at its default."""
+        return {o.name: o.default for o in self.options}
+
+
+def _slcan_table(name: str, fallback: Mapping[int, str]) -> tuple[int, ...]:
+    table = getattr(slcanBus, name, None) or fallback
+    return tuple(sorted(int(rate) for rate in table if int(rate) > 0))
+
+
+#: python-can 4.6 `can/interfaces/slcan.py`: `_BITRATES` (S0..S9; S9 is 83,300 bit/s) and
+#: `_DATA_BITRATES` (Y2, Y5: the CANable 2.0 firmware's FD extension).
+SLCAN_BITRATES_BPS = _slcan_table(
+    "_BITRATES",
+    {r: "" for r in (10_000, 20_000, 50_000, 83_300, 100_000, 125_000, 250_000, 500_000)},
+)
+SLCAN_DATA_BITRATES_BPS = _slcan_table("_DATA_BITRATES", {2_000_000: "Y2", 5_000_000: "Y5"})
+
+LIMITS: dict[str, InterfaceLimits] = {
+    "slcan": InterfaceLimits(
+        "slcan",
+        bitrates_bps=SLCAN_BITRATES_BPS,
+        data_bitrates_bps=SLCAN_DATA_BITRATES_BPS,
+        options=_SLCAN_OPTIONS,
+        source="python-can slcan.py: slcanBus._BITRATES / _DATA_BITRATES",
+    ),
+    "pcan": InterfaceLimits(
+        "pcan",
+        # Classic CAN: the PCAN_BAUD_* presets (python-can pcan/basic.py PCAN_BITRATES); CAN FD
+        # goes through a bit timing at 80 MHz, so any rate that timing can reach.
+        bitrates_bps=(
+            5_000,
+            10_000,
+            20_000,
+            33_000,
+            47_000,
+            50_000,
+            83_000,
+            95_000,
+            100_000,
+            125_000,
+            250_000,
+            500_000,
+            800_000,
+            1_000_000,
+        ),
+        source="python-can pcan/basic.py: PCAN_BITRATES (classic); FD by bit timing, 80 MHz",
+    ),
+    "kvaser": InterfaceLimits(
+        "kvaser",
+        # canlib presets (python-can kvaser/canlib.py BITRATE_OBJS / BITRATE_FD); other rates
+        # need tseg1/tseg2, which we do not set.
+        bitrates_bps=(
+            10_000,
+            50_000,
+            62_000,
+            83_000,
+            100_000,
+            125_000,
+            250_000,
+            500_000,
+            1_000_000,
+        ),
+        data_bitrates_bps=(500_000, 1_000_000, 2_000_000, 4_000_000, 8_000_000),
+        source="python-can kvaser/canlib.py: BITRATE_OBJS, BITRATE_FD",
+    ),
+    "ixxat": InterfaceLimits(
+        "ixxat",
+        bitrates_bps=(
+            10_000,
+            20_000,
+            50_000,
+            100_000,
+            125_000,
+            250_000,
+            500_000,
+            800_000,
+            1_000_000,
+        ),
+        data_bitrates_bps=(
+            500_000,
+            833_333,
+            1_000_000,
+            1_538_461,
+            2_000_000,
+            4_000_000,
+            5_000_000,
+            6_666_666,
+            8_000_000,
+            10_000_000,
+        ),
+        source="python-can ixxat: CHANNEL_BITRATES, constants.CAN_DATABITRATE_PRESETS",
+    ),
+    "vector": InterfaceLimits("vector", source="python-can vector: the XL driver computes timing"),
+    "gs_usb": InterfaceLimits(
+        "gs_usb", fd=False, listen_only=False, source="python-can gs_usb.py: classic CAN only"
+    ),
+    "socketcan": InterfaceLimits(
+        "socketcan",
+        sets_bitrate=False,
+        listen_only=False,
+        source="python-can socketcan: the bitrate is set with `ip link`, not by the program",
+    ),
+    "virtual": InterfaceLimits("virtual", sets_bitrate=False, source="software bus"),
+    "udp_multicast": InterfaceLimits("udp_multicast", sets_bitrate=False, source="software bus"),
+    "socketcand": InterfaceLimits("socketcand", sets_bitrate=False, source="remote SocketCAN"),
+    "fota_sim": InterfaceLimits("fota_sim", source="FOTA Studio's paced bus model"),
+}
+
+
+def interface_limits(interface: str) -> InterfaceLimits:
+    """What `interface` can be set to (an unknown interface: any bitrate in range, no options)."""
+    iface = interface.strip().lower()
+    return LIMITS.get(iface, InterfaceLimits(iface, source="no table: any bitrate in range"))
+
+
+def _rates(values: Iterable[int]) -> str:
+    return ", ".join(f"{v:,}" for v in values)
+
+
+def settings_problems(
+    interface: str,
+    bitrate_bps: int,
+    fd: bool,
+    data_bitrate_bps: int,
+    listen_only: bool = False,
+    options: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """What `interface` cannot do of these settings, in words ([] = all acceptable)."""
+    lim = interface_limits(interface)
+    iface = lim.interface
+    problems: list[str] = []
+    if lim.sets_bitrate:
+        if lim.bitrates_bps and bitrate_bps not in lim.bitrates_bps:
+            problems.append(
+                f"{iface} cannot run {bitrate_bps:,} bit/s; it offers {_rates(lim.bitrates_bps)}"
+            )
+        elif not MIN_BITRATE_BPS <= bitrate_bps <= MAX_BITRATE_BPS:
+            problems.append(
+                f"bitrate {bitrate_bps:,} bit/s is out of range "
+                f"({MIN_BITRATE_BPS:,}..{MAX_BITRATE_BPS:,})"
+            )
+    if fd:
+        if not lim.fd:
+            problems.append(f"{iface} cannot do CAN FD")
+        elif lim.sets_bitrate and lim.data_bitrates_bps:
+            if data_bitrate_bps not in lim.data_bitrates_bps:
+                problems.append(
+                    f"{iface} cannot run a CAN FD data rate of {data_bitrate_bps:,} bit/s; it "
+                    f"offers {_rates(lim.data_bitrates_bps)}"
+                )
+        elif lim.sets_bitrate and not bitrate_bps <= data_bitrate_bps <= MAX_DATA_BITRATE_BPS:
+            problems.append(
+                f"CAN FD data rate {data_bitrate_bps:,} bit/s is out of range "
+                f"({bitrate_bps:,}..{MAX_DATA_BITRATE_BPS:,})"
+            )
+    if listen_only and not lim.listen_only:
+        problems.append(f"{iface} has no listen-only mode in python-can")
+    for name, value in (options or {}).items():
+        spec = lim.option(name)
+        if spec is None:
+            known = ", ".join(o.name for o in lim.options) or "none"
+            problems.append(f"{iface} has no option '{name}' (its options: {known})")
+            continue
+        problem = spec.check(value)
+        if problem:
+            problems.append(f"{iface}: {problem}")
+    return problems
+
+
+# -- what each interface can report ------------------------------------------------------------
+
+
+class Capability(enum.StrEnum):
+    """Whether an interface can report something: yes, only indirectly, or not at all."""
+
+    YES = "yes"
+    INDIRECT = "indirect"
+    NO = "no"
+
+
+@dataclass(frozen=True)
+class InterfaceCapabilities:
+    """What python-can's wrapper of an interface reports (from its documentation and source).
+
+    `bus_state`: `bus.state` gives error-active/passive/bus-off. `error_frames`: error frames
+    arrive as `is_error_frame` messages. `ack`: whether a frame nobody acknowledged can be told
+    from one that was (yes: the send or a Tx echo confirms it; indirect: through error frames or
+    the bus state; no: `send()` returning only means the bytes left the computer).
+    `hw_timestamps`: receive timestamps from the adapter, not the computer's clock.
+    """
+
+    interface: str
+    bus_state: Capability
+    error_frames: Capability
+    ack: Capability
+    hw_timestamps: Capability
+    note: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-encodable form."""
+        return {
+            "interface": self.interface,
+            "bus_state": str(self.bus_state),
+            "error_frames": str(self.error_frames),
+            "ack": str(self.ack),
+            "hw_timestamps": str(self.hw_timestamps),
+            "note": self.note,
+        }
+
+    def summary(self) -> str:
+        """One line: `bus state: no, error frames: no, ACK: no, hardware timestamps: no`."""
+        return (
+            f"bus state: {self.bus_state}, error frames: {self.error_frames}, ACK: {self.ack}, "
+            f"hardware timestamps: {self.hw_timestamps}"
+        )
+
+
+_Y, _I, _N = Capability.YES, Capability.INDIRECT, Capability.NO
+#: From python-can 4.6's interface documentation and sources (which wrappers implement
+#: `BusABC.state`, deliver `is_error_frame` messages, confirm transmission, timestamp in
+#: hardware).
+CAPABILITIES: dict[str, InterfaceCapabilities] = {
+    c.interface: c
+    for c in (
+        InterfaceCapabilities(
+            "slcan",
+            _N,
+            _N,
+            _N,
+            _N,
+            "the Lawicel ASCII protocol over a serial port: python-can reads no status flags, "
+            "error frames or Tx confirmations, and timestamps frames with the computer's clock; "
+            "only the device's answers to its commands (V, N, O) prove it is there",
+        ),
+        InterfaceCapabilities(
+            "pcan",
+            _Y,
+            _Y,
+            _I,
+            _Y,
+            "PCAN-Basic: `state` and PCAN_ERROR_* status; a missing ACK shows as error "
+            "passive/bus-off",
+        ),
+        InterfaceCapabilities(
+            "kvaser",
+            _N,
+            _Y,
+            _Y,
+            _Y,
+            "CANlib: error frames; `send(timeout=…)` waits in canWriteSync until the frame "
+            "was sent (acknowledged)",
+        ),
+        InterfaceCapabilities(
+            "vector",
+            _N,
+            _Y,
+            _Y,
+            _Y,
+            "XL driver: error frames; with receive_own_messages the driver echoes a frame only "
+            "after it was sent successfully",
+        ),
+        InterfaceCapabilities(
+            "ixxat", _Y, _Y, _I, _Y, "VCI: `state` from the controller status; error frames"
+        ),
+        InterfaceCapabilities(
+            "socketcan",
+            _N,
+            _Y,
+            _I,
+            _I,
+            "Linux kernel: error frames (ACK errors among them) when the adapter's driver "
+            "reports them; timestamps by the kernel",
+        ),
+        InterfaceCapabilities("gs_usb", _N, _Y, _N, _Y, "candleLight/gs_usb: device timestamps"),
+        InterfaceCapabilities("etas", _Y, _Y, _I, _Y, "ETAS BOA"),
+        InterfaceCapabilities("systec", _Y, _N, _I, _Y, "SYS TEC USB-CANmodul"),
+        InterfaceCapabilities("neovi", _N, _Y, _I, _Y, "Intrepid neoVI"),
+        InterfaceCapabilities("nixnet", _N, _Y, _I, _Y, "NI-XNET"),
+        InterfaceCapabilities("nican", _N, _Y, _I, _Y, "NI-CAN"),
+        InterfaceCapabilities("usb2can", _N, _Y, _N, _Y, "8devices USB2CAN"),
+        InterfaceCapabilities("cantact", _N, _N, _N, _Y, "CANtact"),
+        InterfaceCapabilities("serial", _N, _N, _N, _N, "python-can's own serial framing"),
+        InterfaceCapabilities("socketcand", _N, _Y, _I, _I, "remote SocketCAN over TCP"),
+        InterfaceCapabilities("udp_multicast", _N, _N, _N, _N, "software bus over UDP"),
+        InterfaceCapabilities(
+            "virtual",
+            _N,
+            _N,
+            _I,
+            _N,
+            "in-process software bus: no controller; another bus instance on the same channel "
+            "stands in for an acknowledging node",
+        ),
+        InterfaceCapabilities(
+            "fota_sim", _N, _N, _I, _N, "FOTA Studio's paced bus model (a virtual bus)"
+        ),
+    )
+}
+
+
+def interface_capabilities(interface: str) -> InterfaceCapabilities:
+    """What `interface` can report (unknown interfaces: nothing is assumed)."""
+    iface = interface.strip().lower()
+    return CAPABILITIES.get(
+        iface,
+        InterfaceCapabilities(iface, _N, _N, _N, _N, "not in FOTA Studio's table: assume nothing"),
+    )
+
+
+# -- adapter faults while in use ---------------------------------------------------------------
+
+
+class FaultKind(enum.StrEnum):
+    """What kind of adapter failure an exception is."""
+
+    VANISHED = "vanished"  # the device is gone (unplugged, USB reset, power)
+    BUS_OFF = "bus_off"  # the controller left the bus after too many errors
+    DRIVER = "driver"  # any other error the driver reported
+
+
+#: errno values a vanished device gives (EIO on a gone tty/USB serial port, ENODEV, ENXIO, …).
+_VANISHED_ERRNOS = frozenset(
+    {errno.EIO, errno.ENODEV, errno.ENXIO, errno.ENOENT, errno.EBADF, errno.ENETDOWN}
+)
+_VANISHED_WORDS = (
+    "device disconnected",
+    "returned no data",
+    "no such device",
+    "input/output error",
+    "device not configured",
+    "device has been disconnected",
+    "hardware not available",
+    "handle is invalid",
+    "device not found",
+)
+_BUS_OFF_WORDS = ("bus-off", "bus off", "busoff", "error passive", "error-passive")
+
+
+@dataclass(frozen=True)
+class AdapterFault:
+    """One adapter failure in words: which adapter, what kind, its own cause, what to do."""
+
+    adapter: str
+    kind: FaultKind
+    cause: str
+    advice: str
+
+    def message(self) -> str:
+        """`adapter slcan:/dev/ttyACM0 vanished: <the driver's words>`."""
+        what = {
+            FaultKind.VANISHED: "vanished (device disconnected)",
+            FaultKind.BUS_OFF: "went bus-off",
+            FaultKind.DRIVER: "reported a driver error",
+        }[self.kind]
+        return f"adapter {self.adapter} {what}: {self.cause}"
+
+
+def exception_chain_text(exc: BaseException) -> str:
+    """The exception's message followed by each distinct cause (`a: b: c`), never empty.
+
+    python-can wraps driver errors (`CanOperationError("Could not read from serial device")`
+    from pyserial's `SerialException`); the cause is where the driver says what happened.
+    """
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current).strip() or type(current).__name__
+        if not any(text in p for p in parts):
+            parts.append(text)
+        current = current.__cause__ or current.__context__
+    return ": ".join(parts)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in out:
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
+
+
+def fault_kind(exc: BaseException) -> FaultKind:
+    """Classify an adapter exception (its whole cause chain) as vanished / bus-off / driver."""
+    chain = _chain(exc)
+    text = exception_chain_text(exc).lower()
+    if any(w in text for w in _BUS_OFF_WORDS):
+        return FaultKind.BUS_OFF
+    for item in chain:
+        if isinstance(item, OSError) and item.errno in _VANISHED_ERRNOS:
+            return FaultKind.VANISHED
+    if any(w in text for w in _VANISHED_WORDS):
+        return FaultKind.VANISHED
+    return FaultKind.DRIVER
+
+
+def fault_advice(kind: FaultKind, adapter: str = "the adapter") -> str:
+    """What to do after a fault of this kind (the ECU part is said by the caller)."""
+    if kind is FaultKind.VANISHED:
+        return (
+            f"{adapter} is gone: check its USB cable and power, plug it in again, reconnect the "
+            "channel (or restart the command) and run `fota-studio doctor` before trying again"
+        )
+    if kind is FaultKind.BUS_OFF:
+        return "check the bus (bus-off?), the bitrate, cabling and termination"
+    return (
+        f"{adapter}'s driver reported an error: unplug and replug the adapter, check that no "
+        "other program uses it and that its driver is up to date; run `fota-studio doctor`"
+    )
+
+
+def describe_adapter_fault(exc: BaseException, adapter: str = "") -> AdapterFault:
+    """An `AdapterFault` for an exception raised by a python-can bus (send or receive)."""
+    kind = fault_kind(exc)
+    name = adapter or "the adapter"
+    return AdapterFault(name, kind, exception_chain_text(exc), fault_advice(kind, name))
+
+
+def adapter_label(bus: can.BusABC) -> str:
+    """`slcan:/dev/ttyACM0` for a bus opened by `open_bus`, else python-can's channel info."""
+    label = getattr(bus, "fota_adapter", "")
+    return str(label) if label else str(getattr(bus, "channel_info", "") or "the adapter")
+
+
+# -- slcan with answers checked --------------------------------------------------------------
+
+#: First characters of the slcan lines that carry a received frame.
+_SLCAN_FRAME_STARTS = frozenset("tTxrRdDbB")
+
+
+class CheckedSlcanBus(slcanBus):  # type: ignore[misc]
+    """python-can's slcan bus, but every setup command waits for the adapter's answer.
+
+    python-can writes `C`, `S6`, `O` and never reads the answers, so a port with nothing behind
+    it, a device that is not an slcan adapter, and an adapter that refuses to open (answers
+    BEL to `O`) all "open" fine and the first sign is an ECU that never answers. Here each
+    command waits up to `reply_timeout_s` for CR (done) or BEL (refused): no answer raises
+    `CanInitializationError` "did not answer", BEL to `O`/`L` raises "refused to open". A second
+    `O` answered with BEL after a first accepted one is "already open" (python-can opens twice).
+    Frames that arrive while waiting are kept for `recv`. `sleep_after_open_s` records the
+    pause that was used. Any thread that owns the bus may call it (python-can's own contract).
+    """
+
+    def __init__(
+        self,
+        channel: str,
+        *,
+        reply_timeout_s: float = SLCAN_REPLY_TIMEOUT_S,
+        sleep_after_open: float = SLCAN_SLEEP_AFTER_OPEN_S,
+        **kwargs: Any,
+    ) -> None:
+        self._reply_timeout_s = reply_timeout_s
+        self._channel_open = False
+        self._shutting_down = False
+        self.sleep_after_open_s = float(sleep_after_open)
+        self.port = str(channel)
+        try:
+            super().__init__(channel, sleep_after_open=sleep_after_open, **kwargs)
+        except BaseException:
+            port = getattr(self, "serialPortOrig", None)
+            if port is not None:
+                with contextlib.suppress(Exception):
+                    port.close()
+            raise
+
+    def _command(self, cmd: str) -> str | None:
+        """Send one command; its answer ('' = CR, '\\a' = BEL, or a text line), None = none."""
+        self._write(cmd)
+        deadline = time.monotonic() + self._reply_timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            line = self._read(left)
+            if not line:
+                continue
+            if line == "\a":
+                return "\a"
+            if line == "\r":
+                return ""
+            if line[0] in _SLCAN_FRAME_STARTS:
+                self._queue.put_nowait(line)  # a frame from the bus: recv() gets it later
+        return None
+
+    def _expect_ok(self, cmd: str, what: str) -> None:
+        reply = self._command(cmd)
+        if reply is None:
+            raise can.CanInitializationError(
+                f"the adapter on {self.port} did not answer '{cmd}' ({what}) within "
+                f"{self._reply_timeout_s:g} s: nothing that speaks slcan answers on this port"
+            )
+        if reply == "\a":
+            raise can.CanInitializationError(
+                f"the adapter on {self.port} refused '{cmd}' ({what}): it answered BEL (error)"
+            )
+
+    def set_bitrate(self, bitrate: int, data_bitrate: int | None = None) -> None:
+        """Set the nominal (and FD data) bitrate from python-can's tables, each answer checked."""
+        if bitrate not in self._BITRATES:
+            raise ValueError(f"Invalid bitrate, choose one of {_rates(SLCAN_BITRATES_BPS)}.")
+        code = self._DATA_BITRATES.get(data_bitrate or 0)
+        if code is None:
+            raise ValueError(
+                f"Invalid data bitrate, choose one of {_rates(SLCAN_DATA_BITRATES_BPS)}."
+            )
+        self.close()
+        self._expect_ok(self._BITRATES[bitrate], f"set {bitrate:,} bit/s")
+        if code:
+            self._expect_ok(code, f"set CAN FD data rate {data_bitrate:,} bit/s")
+        self.open()
+
+    def set_bitrate_reg(self, btr: str) -> None:
+        """Set the BTR registers (answer checked)."""
+        self.close()
+        self._expect_ok("s" + btr, "set bit timing registers")
+        self.open()
+
+    def open(self) -> None:
+        """Open the CAN channel (`O`, or `L` listen-only); raises when refused or silent."""
+        cmd = "L" if self._listen_only else "O"
+        reply = self._command(cmd)
+        if reply is None:
+            raise can.CanInitializationError(
+                f"the adapter on {self.port} did not answer '{cmd}' (open) within "
+                f"{self._reply_timeout_s:g} s: nothing that speaks slcan answers on this port"
+            )
+        if reply == "\a":
+            if self._channel_open:
+                return  # already open: python-can sends O twice
+            raise can.CanInitializationError(
+                f"the adapter on {self.port} refused to open the CAN channel: it answered BEL "
+                f"(error) to '{cmd}'"
+            )
+        self._channel_open = True
+
+    def close(self) -> None:
+        """Close the CAN channel (`C`); BEL means it was closed already."""
+        if self._shutting_down:
+            self._write("C")  # no answer awaited: the port may be gone
+            return
+        reply = self._command("C")
+        if reply is None:
+            raise can.CanInitializationError(
+                f"the adapter on {self.port} did not answer 'C' (close) within "
+                f"{self._reply_timeout_s:g} s: nothing that speaks slcan answers on this port"
+            )
+        self._channel_open = False
+
+    def shutdown(self) -> None:
+        """Close the channel and the port; a vanished device does not make this raise."""
+        if self._is_shutdown:
+            return
+        self._shutting_down = True
+        try:
+            super().shutdown()
+        except Exception as exc:  # the device is gone: the port must still be closed
+            log.debug("slcan %s: closing after a fault: %s", self.port, exc)
+            with contextlib.suppress(Exception):
+                self.serialPortOrig.close()
+
+
 def _fd_timing(settings: BusSettings, f_clock_hz: int) -> can.BitTimingFd:
     """A CAN FD bit timing at 80 % sample point for a controller clocked at `f_clock_hz`."""
     return can.BitTimingFd.from_sample_point(
@@ -137,10 +805,13 @@ def bus_kwargs(settings: BusSettings) -> dict[str, Any]:
             kw["listen_only"] = True
     elif iface == "slcan":
         if settings.fd:
+            # python-can takes the FD data rate only through a BitTimingFd (its nominal and
+            # data bitrates pick the S and Y commands; the clock does not matter to slcan).
             kw["timing"] = _fd_timing(settings, 80_000_000)
         else:
             kw["bitrate"] = settings.bitrate_bps
         kw["listen_only"] = settings.listen_only
+        kw.update(LIMITS["slcan"].option_defaults())  # sleep_after_open 0.1 s, not 2 s
     else:
         kw["bitrate"] = settings.bitrate_bps
         if settings.fd:
@@ -159,11 +830,37 @@ def _hint_for(iface: str) -> str:
     )
 
 
+#: Said with every failure to open: no frame left the computer through this adapter.
+NEVER_OPENED = "the adapter never opened, so the ECU was never touched"
+
+
+def _slcan_open_hint(text: str) -> str:
+    low = text.lower()
+    if "refused" in low:
+        return (
+            "the adapter answers but refused to go on the bus: check that the bitrate is one it "
+            "supports, unplug and replug it (another program may have left it open or in an "
+            "error state) and run `fota-studio doctor`"
+        )
+    if "did not answer" in low:
+        return (
+            "nothing answers the slcan commands on this port: check that it is the adapter's "
+            "port (not another serial device), that the adapter runs slcan firmware (a "
+            "candleLight/gs_usb firmware does not speak slcan), the serial baud rate, and that "
+            "it is plugged in"
+        )
+    return _hint_for("slcan") + "; check the channel name and that no other program uses it"
+
+
 def open_bus(settings: BusSettings) -> can.BusABC:
     """Open the bus described by `settings` with `ignore_config=True`.
 
+    Settings the interface cannot do (a bitrate not in its table, an FD data rate it does not
+    offer, an unknown option) are refused before anything is opened, naming what it offers.
+    slcan adapters open through `CheckedSlcanBus` (a silent or refusing adapter fails here).
     Raises `AdapterError` naming the interface and what to install or check when the interface
-    is unknown, its driver library is missing, or the device/channel cannot be opened.
+    is unknown, its driver library is missing, or the device/channel cannot be opened. The bus
+    gets `fota_adapter` (`slcan:/dev/ttyACM0`), the name fault messages use.
     """
     iface = settings.interface.strip().lower()
     if not iface:
@@ -174,28 +871,52 @@ def open_bus(settings: BusSettings) -> can.BusABC:
             f"Unknown CAN interface '{settings.interface}'",
             hint="valid interfaces: " + ", ".join(sorted(known)),
         )
-    kwargs = bus_kwargs(settings)
     where = f"{iface} channel '{settings.channel}'"
+    lim = interface_limits(iface)
+    options = {k: v for k, v in settings.extra.items() if lim.option(k) is not None}
+    problems = settings_problems(
+        iface,
+        settings.bitrate_bps,
+        settings.fd,
+        settings.data_bitrate_bps,
+        settings.listen_only,
+        options,
+    )
+    if problems:
+        raise AdapterError(
+            f"Cannot open {where} with {settings.describe()}: " + "; ".join(problems),
+            hint="change the adapter settings (Settings → Connections) to values this "
+            f"interface offers; {NEVER_OPENED}",
+        )
+    kwargs = bus_kwargs(settings)
     try:
-        return can.Bus(**kwargs)
+        if iface == "slcan":
+            del kwargs["interface"], kwargs["ignore_config"]  # no config file is read here
+            bus: can.BusABC = CheckedSlcanBus(**kwargs)
+        else:
+            bus = can.Bus(**kwargs)
     except can.CanInterfaceNotImplementedError as exc:
         raise AdapterError(
             f"CAN interface '{iface}' is not available on this computer: {exc}",
-            hint=_hint_for(iface),
+            hint=_hint_for(iface) + f"; {NEVER_OPENED}",
         ) from exc
     except can.CanInitializationError as exc:
-        raise AdapterError(
-            f"Cannot open {where}: {exc}",
-            hint=_hint_for(iface) + "; check the channel name and that no other program uses it",
-        ) from exc
+        text = exception_chain_text(exc)
+        hint = (
+            _slcan_open_hint(text)
+            if iface == "slcan"
+            else _hint_for(iface) + "; check the channel name and that no other program uses it"
+        )
+        raise AdapterError(f"Cannot open {where}: {text}", hint=f"{hint}; {NEVER_OPENED}") from exc
     except ImportError as exc:
         raise AdapterError(
             f"CAN interface '{iface}' needs a Python package that is not installed: {exc}",
-            hint=_hint_for(iface),
+            hint=_hint_for(iface) + f"; {NEVER_OPENED}",
         ) from exc
     except OSError as exc:
         raise AdapterError(
-            f"Cannot open {where}: driver or device error: {exc}", hint=_hint_for(iface)
+            f"Cannot open {where}: driver or device error: {exc}",
+            hint=_hint_for(iface) + f"; {NEVER_OPENED}",
         ) from exc
     except (
         can.CanError,
@@ -209,9 +930,13 @@ def open_bus(settings: BusSettings) -> can.BusABC:
         # NotImplementedError, e.g. udp_multicast with receive_own_messages), and
         # some wrappers (kvaser) fail with NameError/AttributeError when their DLL is absent.
         raise AdapterError(
-            f"Cannot open {where} with {settings.describe()}: {exc}",
-            hint=_hint_for(iface) + "; check bitrate / FD settings for this adapter",
+            f"Cannot open {where} with {settings.describe()}: {exception_chain_text(exc)}",
+            hint=_hint_for(iface) + f"; check bitrate / FD settings for this adapter; "
+            f"{NEVER_OPENED}",
         ) from exc
+    with contextlib.suppress(AttributeError):
+        bus.fota_adapter = f"{iface}:{settings.channel}"  # type: ignore[attr-defined]
+    return bus
 
 
 def detect_configs(
