@@ -58,6 +58,17 @@ CLASSES: list[tuple[type[Any], str, str]] = [
         "`uds.preconditions[]`",
         "A check before anything is erased: read a DID, scale, compare to limits.",
     ),
+    (
+        ea.RoutinePrecondition,
+        "`uds.routine_preconditions[]`",
+        "A \"check programming preconditions\" routine run before anything is erased.",
+    ),
+    (ea.ProtectedRange, "`uds.protected_ranges[]`", "An address range the erase never touches."),
+    (
+        ea.EcuTiming,
+        "`uds.timing`",
+        "Timing facts of the ECU from its supplier's bootloader specification.",
+    ),
     (ea.HealthChecks, "`uds.health`", "Checkpoint 2 health checks after the reset."),
     (ea.Machine, "machines (workspace)", "A physical or simulated machine assigned to an EA."),
     (ea.VersionChange, "`machine.history[]`", "One entry of a machine ECU's version history."),
@@ -102,6 +113,9 @@ MEANINGS: dict[str, dict[str, str]] = {
         "to the bootloader, ms.",
         "heartbeat_id": "CAN ID of the ECU's heartbeat, watched by the health check; none = "
         "no heartbeat check.",
+        "functional_target_address": "`extended`/`mixed` addressing: the address byte of "
+        "functional requests (e.g. 0xDF); none = the physical one (`ea validate` warns). A "
+        "functional ID may equal the request ID when the address bytes differ.",
     },
     "IsoTpAddress": {
         "request_id": "CAN ID the tester sends requests on.",
@@ -135,7 +149,16 @@ MEANINGS: dict[str, dict[str, str]] = {
         "memory_regions": "Writable flash regions; every image segment must lie in one.",
         "dids": "DIDs read and shown (VIN, software version, serial number…).",
         "preconditions": "Checks before erasing (supply voltage, machine stationary…).",
+        "routine_preconditions": "RoutineControl checks before erasing (e.g. 0x0203).",
         "health": "Checkpoint 2 health checks.",
+        "timing": "Reset/boot times and erase/programming speeds (estimates, waits).",
+        "erase_policy": "How the erase covers the image: `per_region` (one erase of the "
+        "sector-aligned image span in each region), `per_segment` (each segment's sectors not "
+        "erased yet), `whole_region` (every touched region whole). Never a sector twice, "
+        "never a protected range.",
+        "protected_ranges": "Address ranges never erased or written (e.g. the bootloader).",
+        "active_session_did": "DID of the active session (0xF186) read first to start from a "
+        "known session; none = send 10 01 first.",
     },
     "SecurityLevel": {
         "name": "Label of the level (shown in the steps and records).",
@@ -172,6 +195,39 @@ MEANINGS: dict[str, dict[str, str]] = {
         "unit": "Unit shown with the value.",
         "minimum": "Lowest acceptable value; none = no lower limit.",
         "maximum": "Highest acceptable value; none = no upper limit.",
+        "skippable": "When the application cannot be asked, skip the check instead of failing "
+        "the flash (needs `skip_reason`).",
+        "skip_reason": "Why skipping is safe; shown in the record and the Flash panel.",
+    },
+    "RoutinePrecondition": {
+        "name": "Label shown to the operator.",
+        "routine_id": "RoutineControl identifier (31 01 <id>).",
+        "record": "Option record bytes sent with the routine; empty = none.",
+        "expected_status": "First status byte of a passing answer; none = any positive answer.",
+        "skippable": "When the application cannot be asked, skip instead of failing the flash "
+        "(needs `skip_reason`).",
+        "skip_reason": "Why skipping is safe; shown in the record and the Flash panel.",
+    },
+    "ProtectedRange": {
+        "name": "Label (e.g. `bootloader`).",
+        "start": "First address.",
+        "length": "Size in bytes; inside a region it must sit on erase-sector boundaries.",
+    },
+    "EcuTiming": {
+        "reset_time_ms": "Silence after the ECUReset answer before the tester probes the "
+        "application, ms.",
+        "application_start_timeout_s": "How long the application may take to answer after "
+        "that silence, s.",
+        "bootloader_ready_timeout_ms": "How long the bootloader may take to answer after the "
+        "entry frame and `bootloader_entry_delay_ms`, ms.",
+        "erase_ms_per_kib": "Erase time per KiB (estimate), ms.",
+        "erase_ms_per_sector": "Erase time per erase sector (estimate), ms; added to the "
+        "per-KiB time.",
+        "programming_ms_per_kib": "Programming time per KiB of TransferData (estimate), ms.",
+        "ecu_max_block_length": "The ECU's maxNumberOfBlockLength when known; none = a common "
+        "value for the estimate.",
+        "ecu_stmin_ms": "The STmin the ECU asks for in its flow controls, when known, ms.",
+        "ecu_block_size": "The block size the ECU offers in its flow controls, when known.",
     },
     "HealthChecks": {
         "check_version": "After the reset, read the software version and compare it with the "
@@ -210,6 +266,8 @@ HEX_FIELDS = {
     "dtc_status_mask",
     "seed_subfunction",
     "erase_sector_bytes",
+    "expected_status",
+    "functional_target_address",
     # sequence step parameters
     "session",
     "setting_type",
@@ -227,8 +285,10 @@ STEP_MEANINGS: dict[str, str] = {
     "security_level_1": "27 01 / 27 02: SecurityAccess, first level.",
     "programming_session": "10 02: DiagnosticSessionControl to the programming session.",
     "security_level_2": "27 03 / 27 04: SecurityAccess, programming level.",
-    "fingerprint": "2E F1 5A: write the repair-shop fingerprint (date + tester name, or raw).",
-    "erase": "31 01 FF 00: erase routine, once per segment.",
+    "fingerprint": "2E F1 5A: write the repair-shop fingerprint (date + tester name, text or "
+    "raw bytes), padded/truncated to `length`.",
+    "erase": "31 01 FF 00: erase routine, as the ECU's `erase_policy` says (default: once per "
+    "memory region).",
     "request_download": "34: RequestDownload per segment.",
     "transfer_data": "36: TransferData blocks; a block is retried up to `max_retries` times.",
     "transfer_exit": "37: RequestTransferExit per segment.",
@@ -237,25 +297,18 @@ STEP_MEANINGS: dict[str, str] = {
     "read_version": "22 F1 95: read the new software version, waiting up to `boot_wait_s`.",
 }
 
-STEP_PARAM_MEANINGS: dict[str, str] = {
-    "session": "Session value sent with 0x10.",
-    "setting_type": "ControlDTCSetting type (0x02 = off).",
-    "suppress_response": "Set the suppressPosRspMsgIndicationBit.",
-    "control_type": "CommunicationControl type (0x03 = disable Rx and Tx).",
-    "communication_type": "CommunicationControl communication type (0x01 = normal messages).",
-    "functional": "Send on the functional ID to every ECU.",
-    "level": "requestSeed sub-function of the security level to unlock.",
-    "did": "Data identifier written or read.",
-    "format": "Fingerprint record: " + ", ".join(f"`{f}`" for f in ea.FINGERPRINT_FORMATS) + ".",
-    "routine_id": "RoutineControl identifier.",
-    "record": "Erase option record: " + ", ".join(f"`{f}`" for f in ea.ERASE_RECORD_FORMATS) + ".",
-    "max_retries": "Retries of one TransferData block before the flash fails.",
-    "checksum": "Checksum sent to the check routine: "
-    + ", ".join(f"`{c}`" for c in ea.CHECKSUM_KINDS)
-    + ".",
-    "reset_type": "ECUReset type (0x01 = hard reset).",
-    "boot_wait_s": "How long to wait for the application after the reset, s.",
-}
+def step_param_text(param: ea.StepParam) -> str:
+    """One step parameter from `ea.STEP_PARAMS`: key = default (type/range): meaning."""
+    if param.choices:
+        allowed = ", ".join(f"`{c}`" for c in param.choices)
+    elif param.type in ("byte", "word"):
+        allowed = "0x00…0xFF" if param.type == "byte" else "0x0000…0xFFFF"
+    elif param.low is not None and param.high is not None:
+        allowed = f"{param.low:g}…{param.high:g}"
+    else:
+        allowed = {"bool": "true/false", "text": "text"}.get(param.type, param.type)
+    default = format_default(param.key, param.default)
+    return f"`{param.key}` = {default} ({allowed}): {param.meaning}"
 
 
 def format_default(name: str, value: Any) -> str:
@@ -297,6 +350,8 @@ def _describe_list(items: list[Any]) -> str:
         return ", ".join(f"{r.name} 0x{r.start:X} + 0x{r.length:X}" for r in items)
     if isinstance(first, ea.DidDefinition):
         return ", ".join(f"0x{d.did:X} {d.name}" for d in items)
+    if isinstance(first, str):
+        return ", ".join(f"`{x}`" for x in items)
     return f"{len(items)} entries"
 
 
@@ -334,14 +389,8 @@ def generate() -> str:
     out.append("| step | what it sends | parameters (default) |")
     out.append("|---|---|---|")
     for kind in ea.StepKind:
-        params = ea.DEFAULT_STEP_PARAMS[kind]
-        shown = (
-            "<br>".join(
-                f"`{k}` = {format_default(k, v)}: {STEP_PARAM_MEANINGS[k]}"
-                for k, v in params.items()
-            )
-            or "—"
-        )
+        # the one parameter schema of the step (engine defaults, validator, JSON schema, panel)
+        shown = "<br>".join(step_param_text(p) for p in ea.STEP_PARAMS[kind]) or "—"
         out.append(f"| `{kind.value}` | {STEP_MEANINGS[kind.value]} | {shown} |")
     out.append("")
     return "\n".join(out)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 EA_SCHEMA_VERSION = 1
 
@@ -67,12 +67,12 @@ ERASE_POLICIES = ("per_region", "per_segment", "whole_region")
 STEP_PARAM_TYPES = ("byte", "word", "int", "number", "bool", "choice", "text")
 
 
-@dataclass(frozen=True)
-class StepParam:
+class StepParam(NamedTuple):
     """One parameter of a sequence step: type, allowed values, default and meaning.
 
     `STEP_PARAMS` is the one table the engine's defaults, `ea validate`, the JSON schema, the EA
-    panel and the manual are built from, so a key is accepted everywhere or nowhere.
+    panel and the manual are built from, so a key is accepted everywhere or nowhere. (A schema
+    entry, not an EA field: a NamedTuple, so the manual's field reference skips it.)
     """
 
     key: str
