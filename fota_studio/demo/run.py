@@ -27,6 +27,7 @@ from fota_studio.core.update_request import UpdateRequest
 from fota_studio.demo import catalog
 from fota_studio.demo.bench import DemoBench
 from fota_studio.demo.seed import ensure_demo
+from fota_studio.engine.targets import machine_ecu
 from fota_studio.engine.workflow import RequestRun, Sink, WorkflowOptions, create_request
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.repository import RepositoryStore
@@ -105,15 +106,7 @@ def demo_target(
     versions (they are seeded into a new workspace only).
     """
     serial = machine or catalog.DEMO_MACHINES[0]
-    eas = EaStore(ws)
-    m = eas.get_machine(serial)
-    try:
-        definition = eas.get(m.ea_name or "").ecu(ecu)
-    except (KeyError, LookupError) as exc:
-        raise ConfigurationError(
-            f'demo: machine "{serial}" has no ECU "{ecu}" ({exc})',
-            hint=f"the demo runs on {', '.join(catalog.DEMO_MACHINES)} of a demo workspace",
-        ) from None
+    _ea, definition = machine_ecu(ws, serial, ecu)
     repo = catalog.demo_repository(definition.brand, definition.model)
     if repo is None:
         raise ConfigurationError(
