@@ -171,6 +171,7 @@ class SimEcu(ProgrammingServices):
         self._failed_attempts = 0
         self._lockout_until = 0.0
         self._last_nrc: int | None = None
+        self._nrc_counts: dict[int, int] = {}
         self._requests = 0
         self._boots = 0
         self._bytes_written = 0
@@ -272,6 +273,7 @@ class SimEcu(ProgrammingServices):
                 violations=tuple(self.violations),
                 region_erases=tuple(sorted(self._region_erases.items())),
                 sector_erases=tuple(sorted(self._sector_erases.items())),
+                nrcs_sent=tuple(sorted(self._nrc_counts.items())),
             )
 
     def set_dtcs(self, dtcs: Sequence[tuple[int, int]]) -> None:
@@ -501,6 +503,8 @@ class SimEcu(ProgrammingServices):
                 self._last_nrc = code
             if functional and code in _FUNCTIONAL_SUPPRESSED_NRCS:
                 return
+            if code != 0x78:
+                self._nrc_counts[code] = self._nrc_counts.get(code, 0) + 1
             log.info(
                 "%s: -> NRC 0x%02X %s to %s",
                 self.name,

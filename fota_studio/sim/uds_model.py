@@ -152,7 +152,8 @@ class SimEcuSnapshot:
     """A point-in-time view of a simulated ECU for tests, the CLI and the engineering panel.
 
     `region_erases` / `sector_erases`: erase routine runs per memory region and erasures per
-    sector start address in the current (or last) programming session.
+    sector start address in the current (or last) programming session. `nrcs_sent`: negative
+    responses sent since the simulator started, per code.
     """
 
     name: str
@@ -173,6 +174,7 @@ class SimEcuSnapshot:
     violations: tuple[Violation, ...] = ()
     region_erases: tuple[tuple[str, int], ...] = ()
     sector_erases: tuple[tuple[int, int], ...] = ()
+    nrcs_sent: tuple[tuple[int, int], ...] = ()  # (NRC, times sent), 0x78 not counted
 
 
 class Nrc(Exception):

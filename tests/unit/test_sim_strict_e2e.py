@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fota_studio.engine.flash_job import FlashSession, flash_ecu
+from fota_studio.sim.faults import Fault
 from fota_studio.sim.uds_ecu import SimEcuOptions
 
 from .test_flash_helpers import demo_ecu, make_image, memory_matches, open_tester_bus, sim_ecu
@@ -53,3 +54,36 @@ def test_demo_ecu_flashes_without_violations(name: str, can_channel: str, tmp_pa
     assert state.boots == 2  # the bootloader entry reboot and the reset
     assert dict(state.region_erases) == {"application": 1}  # one erase of the region's union
     assert all(count == 1 for _, count in state.sector_erases)
+
+
+@pytest.mark.parametrize("session_did", [None, 0xF186])
+def test_rerun_inside_s3_after_a_failure_is_clean(
+    session_did: int | None, can_channel: str, tmp_path: Path
+) -> None:
+    """A failed flash leaves the bootloader in its programming session; the re-run at once
+    (well inside S3) starts from a known session and raises no violation (issue 13 point 7)."""
+    ecu = demo_ecu("VCU")
+    ecu.uds.timing.reset_time_ms = 200
+    ecu.uds.active_session_did = session_did
+    image = make_image("3.4.0", sizes=(0x900, 0x500), gap=0x300)
+    with (
+        sim_ecu(ecu, can_channel, tmp_path / "sim", options=strict_options()) as sim,
+        open_tester_bus(can_channel) as (bus, notifier),
+    ):
+        session = FlashSession(
+            ecu=ecu, bus=bus, notifier=notifier, expected_version="3.4.0", boot_wait_s=3.0
+        )
+        sim.inject(Fault(step="check", kind="nrc", arg=0x72))
+        failed = flash_ecu(session, image)
+        assert not failed.ok
+        state = sim.state()
+        assert (state.mode, state.session) == ("bootloader", 2)
+        sim.clear_violations()
+        nrcs_before = dict(sim.state().nrcs_sent)
+        again = flash_ecu(session, image)
+        assert again.ok, again.error
+        assert memory_matches(sim, image)
+        assert [str(v) for v in sim.violations] == []
+        nrcs_after = dict(sim.state().nrcs_sent)
+        assert nrcs_after.get(0x22, 0) == nrcs_before.get(0x22, 0)  # no 10 03 inside 10 02
+        assert nrcs_after == nrcs_before  # the re-run got no negative response at all
