@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fota_studio.core.ea import RoutinePrecondition
 from fota_studio.engine.flash_job import FlashSession, flash_ecu
 from fota_studio.sim.faults import Fault
 from fota_studio.sim.uds_ecu import SimEcuOptions
@@ -87,3 +88,29 @@ def test_rerun_inside_s3_after_a_failure_is_clean(
         nrcs_after = dict(sim.state().nrcs_sent)
         assert nrcs_after.get(0x22, 0) == nrcs_before.get(0x22, 0)  # no 10 03 inside 10 02
         assert nrcs_after == nrcs_before  # the re-run got no negative response at all
+
+
+def test_routine_precondition_through_the_engine(can_channel: str, tmp_path: Path) -> None:
+    """The EA's "check programming preconditions" routine (31 01 02 03): status 0 lets the
+    flash go on; a non-zero status stops it before anything is erased."""
+    ecu = demo_ecu("VCU")
+    ecu.uds.timing.reset_time_ms = 200
+    ecu.uds.routine_preconditions.append(RoutinePrecondition("Programming preconditions"))
+    image = make_image("3.5.0", sizes=(0x900, 0x500), gap=0x300)
+    with (
+        sim_ecu(ecu, can_channel, tmp_path / "sim", options=strict_options()) as sim,
+        open_tester_bus(can_channel) as (bus, notifier),
+    ):
+        session = FlashSession(
+            ecu=ecu, bus=bus, notifier=notifier, expected_version="3.5.0", boot_wait_s=3.0
+        )
+        sim.set_preconditions(0x05, "engine running")
+        refused = flash_ecu(session, image)
+        assert not refused.ok
+        assert refused.record.failed_step == "preconditions"
+        assert "status 0x05 'engine running'" in str(refused.error), refused.error
+        assert sim.state().region_erases == () and sim.state().app_valid  # nothing touched
+        sim.set_preconditions(0x00)
+        done = flash_ecu(session, image)
+        assert done.ok, done.error
+        assert [str(v) for v in sim.violations] == []
