@@ -92,6 +92,11 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--signer", default="", help="signer name written into the signature")
     p.add_argument(
+        "--allow-large-bin",
+        action="store_true",
+        help="write a binary even when its gaps make it much larger than the data",
+    )
+    p.add_argument(
         "--hardware-id",
         action="append",
         default=None,
@@ -210,10 +215,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     with open_workspace(args) as ws:
         store = RepositoryStore(ws)
         repos = store.list_repositories()
-        latest = {}
-        for r in repos:
-            v = store.latest_version(r.brand, r.model)
-            latest[r.id] = v.version if v else ""
+        # One query for every repository's latest version: linear in repositories + versions.
+        newest = store.latest_versions()
+        latest = {r.id: newest[r.id].version if r.id in newest else "" for r in repos}
     if args.json:
         print(json.dumps([{**asdict(r), "latest": latest[r.id]} for r in repos], indent=2))
         return EXIT_OK
@@ -386,6 +390,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 args.output,
                 signing_key=signing_key,
                 signer=args.signer.strip(),
+                confirm_size=lambda _file, _data: bool(args.allow_large_bin),
             )
     print(f"wrote {out}")
     return EXIT_OK
@@ -402,8 +407,7 @@ def _cmd_retire(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     with open_workspace(args) as ws:
         store = RepositoryStore(ws)
-        problems = store.verify()
-        count = len(store.all_versions())
+        problems, count = store.verify_counted()
     for line in problems:
         print(line)
     if problems:

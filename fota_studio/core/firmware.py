@@ -16,10 +16,10 @@ from __future__ import annotations
 import binascii
 import hashlib
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -196,6 +196,32 @@ class _Fallback(Exception):
     """The bulk check met something it does not decide; the precise pass must run."""
 
 
+@dataclass
+class LoadStats:
+    """How a text image was parsed (fill one by passing it to a loader; for tests and benches).
+
+    `chunks` is how many ~1 MiB regions the fast bulk path read, `tidied_chunks` how many of
+    them held something the standard allows but the bulk check does not take as is (trailing
+    blanks, blank lines) and were tidied line by line before the bulk check ran again, and
+    `precise_file` is True when the whole file went through the line-by-line parser (a real
+    fault, which that parser names with its line, or a layout the bulk path does not decide).
+    """
+
+    chunks: int = 0
+    tidied_chunks: int = 0
+    precise_file: bool = False
+
+
+def _tidy(chunk: bytes) -> bytes:
+    """The chunk with each line's trailing blanks cut and blank lines dropped (LF ends).
+
+    Exactly what the precise pass accepts around a record, so a tidied region parses to the
+    same bytes; anything else (leading blanks, junk inside a record) still fails the bulk check.
+    """
+    kept = [cut for line in chunk.split(b"\n") if (cut := line.rstrip(_WHITESPACE))]
+    return b"\n".join(kept) + b"\n" if kept else b""
+
+
 def _err(message: str, source: str, line: int | None = None) -> ImageError:
     return ImageError(message, source=source, line=line)
 
@@ -313,11 +339,12 @@ class _Runs:
                 groups[-1][2].extend(run[2])
             else:
                 groups.append(run)
+        # Linear: each group is joined once and its pieces released right away (a `pop(0)`
+        # here made 262k one-record segments quadratic).
         segments = []
-        while groups:
-            start, _end, pieces = groups.pop(0)
-            segments.append(Segment(start, b"".join(pieces)))
-            pieces.clear()
+        for group in groups:
+            segments.append(Segment(group[0], b"".join(group[2])))
+            group[2] = None
         return FirmwareImage(tuple(segments), start_address)
 
 
@@ -371,16 +398,51 @@ def _precise_image(
 # Intel HEX
 
 
-def load_hex(data: bytes, *, source: str = "<hex>") -> FirmwareImage:
-    """Parse an Intel HEX file (record types 00-05); raise ImageError naming file:line."""
+def load_hex(
+    data: bytes, *, source: str = "<hex>", stats: LoadStats | None = None
+) -> FirmwareImage:
+    """Parse an Intel HEX file (record types 00-05); raise ImageError naming file:line.
+
+    Trailing blanks, blank lines, lower case and CRLF stay on the fast path: a region holding
+    them is tidied and checked in bulk again, so one odd line costs its region, not the file.
+    """
     end = _check_text(data, source, "Intel HEX")
+    stats = stats if stats is not None else LoadStats()
     try:
-        return _hex_bulk(data, end)
+        return _hex_bulk(data, end, stats)
     except _Fallback:
+        stats.precise_file = True
         return _hex_precise(data, source)
 
 
-def _hex_bulk(data: bytes, end: int) -> FirmwareImage:
+def _hex_decode(chunk: bytes) -> tuple[IntArray, bytes]:
+    """(content length of each line, the record bytes) of whole HEX lines; _Fallback if odd."""
+    arr = np.frombuffer(chunk, np.uint8)
+    _starts, lens = _line_geometry(chunk, arr, 0x3A)
+    if int(lens.min()) < 11 or bool(np.any((lens & 1) == 0)):
+        raise _Fallback
+    try:
+        return lens, binascii.a2b_hex(chunk.translate(None, b":\r\n"))
+    except binascii.Error:
+        raise _Fallback from None
+
+
+def _decode_or_tidy(
+    decode: Callable[[bytes], tuple[IntArray, bytes]], chunk: bytes, stats: LoadStats
+) -> tuple[IntArray, bytes] | None:
+    """Bulk-decode a region; tidy it once when that fails (None: only blank lines in it)."""
+    stats.chunks += 1
+    try:
+        return decode(chunk)
+    except _Fallback:
+        tidy = _tidy(chunk)
+        if tidy == chunk:
+            raise
+        stats.tidied_chunks += 1
+        return decode(tidy) if tidy else None
+
+
+def _hex_bulk(data: bytes, end: int, stats: LoadStats) -> FirmwareImage:
     runs = _Runs()
     base = 0
     start: int | None = None
@@ -388,16 +450,11 @@ def _hex_bulk(data: bytes, end: int) -> FirmwareImage:
     for chunk, is_last in _chunks(data, end):
         if eof:
             raise _Fallback
-        arr = np.frombuffer(chunk, np.uint8)
-        starts, lens = _line_geometry(chunk, arr, 0x3A)
-        del starts
-        if int(lens.min()) < 11 or bool(np.any((lens & 1) == 0)):
-            raise _Fallback
-        try:
-            raw = binascii.a2b_hex(chunk.translate(None, b":\r\n"))
-        except binascii.Error:
-            raise _Fallback from None
-        del arr, chunk
+        decoded = _decode_or_tidy(_hex_decode, chunk, stats)
+        if decoded is None:
+            continue
+        lens, raw = decoded
+        del chunk
         rec = np.frombuffer(raw, np.uint8)
         reclen = (lens - 1) >> 1
         offs = _record_offsets(reclen, len(rec))
@@ -555,7 +612,9 @@ def _hex_precise(data: bytes, source: str) -> FirmwareImage:
 # Motorola S-record
 
 
-def load_srec(data: bytes, *, source: str = "<srec>") -> FirmwareImage:
+def load_srec(
+    data: bytes, *, source: str = "<srec>", stats: LoadStats | None = None
+) -> FirmwareImage:
     """Parse a Motorola S-record file (S0-S3, S5-S9); raise ImageError naming file:line.
 
     The file must end with a termination record (S7/S8/S9) or, as bincopy writes it when there
@@ -565,13 +624,27 @@ def load_srec(data: bytes, *, source: str = "<srec>") -> FirmwareImage:
     there when they have none), so it loads as start_address None.
     """
     end = _check_text(data, source, "S-record")
+    stats = stats if stats is not None else LoadStats()
     try:
-        return _srec_bulk(data, end)
+        return _srec_bulk(data, end, stats)
     except _Fallback:
+        stats.precise_file = True
         return _srec_precise(data, source)
 
 
-def _srec_bulk(data: bytes, end: int) -> FirmwareImage:
+def _srec_decode(chunk: bytes) -> tuple[IntArray, bytes]:
+    """(content length of each line, the record bytes) of whole S-record lines; _Fallback if odd."""
+    arr = np.frombuffer(chunk, np.uint8)
+    _starts, lens = _line_geometry(chunk, arr, 0x53)
+    if int(lens.min()) < 10 or bool(np.any(lens & 1)):
+        raise _Fallback
+    try:
+        return lens, binascii.a2b_hex(chunk.translate(_SREC_TABLE, b"\r\n"))
+    except binascii.Error:
+        raise _Fallback from None
+
+
+def _srec_bulk(data: bytes, end: int, stats: LoadStats) -> FirmwareImage:
     runs = _Runs()
     start: int | None = None
     done = False
@@ -580,16 +653,11 @@ def _srec_bulk(data: bytes, end: int) -> FirmwareImage:
     for chunk, is_last in _chunks(data, end):
         if done:
             raise _Fallback
-        arr = np.frombuffer(chunk, np.uint8)
-        starts, lens = _line_geometry(chunk, arr, 0x53)
-        del starts
-        if int(lens.min()) < 10 or bool(np.any(lens & 1)):
-            raise _Fallback
-        try:
-            raw = binascii.a2b_hex(chunk.translate(_SREC_TABLE, b"\r\n"))
-        except binascii.Error:
-            raise _Fallback from None
-        del arr, chunk
+        decoded = _decode_or_tidy(_srec_decode, chunk, stats)
+        if decoded is None:
+            continue
+        lens, raw = decoded
+        del chunk
         rec = np.frombuffer(raw, np.uint8)
         reclen = lens >> 1
         offs = _record_offsets(reclen, len(rec))
@@ -788,14 +856,16 @@ def load_image(
     fmt: str | None = None,
     base_address: int | None = None,
     source: str = "<image>",
+    stats: LoadStats | None = None,
 ) -> tuple[FirmwareImage, str]:
-    """Load data as fmt (detected when None); base_address is used for "bin" only."""
+    """Load data as fmt (detected when None); base_address is used for "bin" only; `stats`
+    (optional) learns how a text file was parsed."""
     if fmt is None:
         fmt = detect_format(data, source)
     if fmt == "hex":
-        return load_hex(data, source=source), fmt
+        return load_hex(data, source=source, stats=stats), fmt
     if fmt == "srec":
-        return load_srec(data, source=source), fmt
+        return load_srec(data, source=source, stats=stats), fmt
     if fmt == "bin":
         return load_binary(data, base_address, source=source), fmt
     raise _err(f"unknown image format {fmt!r} (use one of {', '.join(IMAGE_FORMATS)})", source)
@@ -924,7 +994,10 @@ def to_srec(image: FirmwareImage, *, record_bytes: int = 32) -> bytes:
 
 
 def to_binary(image: FirmwareImage, *, fill: int = 0xFF) -> tuple[int, bytes]:
-    """(base address, bytes from min to max address with gaps filled with `fill`)."""
+    """(base address, bytes from min to max address with gaps filled with `fill`).
+
+    Holds the whole span in memory once; for files use `write_binary`, which streams it.
+    """
     if not 0 <= fill <= 0xFF:
         raise ValueError("fill must be a byte value 0..255")
     base = image.min_address
@@ -932,3 +1005,56 @@ def to_binary(image: FirmwareImage, *, fill: int = 0xFF) -> tuple[int, bytes]:
     for seg in image.segments:
         out[seg.address - base : seg.end - base] = seg.data
     return base, bytes(out)
+
+
+#: Gap fill written per call by `write_binary`: bounds its working memory.
+BINARY_FILL_CHUNK_BYTES = 1 << 20
+
+#: A binary export is "much larger than the data" (callers ask before writing it) when it is
+#: more than this many times the data and the gap fill alone exceeds BINARY_ASK_EXCESS_BYTES.
+BINARY_BLOWUP_FACTOR = 4
+BINARY_ASK_EXCESS_BYTES = 16 << 20
+
+
+def binary_needs_confirmation(span_bytes: int, data_bytes: int) -> bool:
+    """True when a binary file of `span_bytes` holding `data_bytes` of data is much larger
+    than the data (see BINARY_BLOWUP_FACTOR): ask the user, naming the size, first."""
+    return (
+        span_bytes > BINARY_BLOWUP_FACTOR * max(1, data_bytes)
+        and span_bytes - data_bytes > BINARY_ASK_EXCESS_BYTES
+    )
+
+
+def write_binary(
+    image: FirmwareImage,
+    out: BinaryIO,
+    *,
+    fill: int = 0xFF,
+    progress: Callable[[float], None] | None = None,
+) -> int:
+    """Stream the span min..max address to `out` (gaps filled with `fill`); return its size.
+
+    Memory stays at one fill chunk plus the segments already in the image, whatever the span
+    (a 1 MiB image spanning 0x08000000..0x20000000 writes 384 MiB without holding it).
+    """
+    if not 0 <= fill <= 0xFF:
+        raise ValueError("fill must be a byte value 0..255")
+    span = image.span
+    filler = bytes([fill]) * min(BINARY_FILL_CHUNK_BYTES, max(1, span))
+    pos = image.min_address
+    written = 0
+    for seg in image.segments:
+        gap = seg.address - pos
+        while gap > 0:
+            n = min(gap, len(filler))
+            out.write(filler if n == len(filler) else filler[:n])
+            gap -= n
+            written += n
+            if progress is not None:
+                progress(written / span)
+        out.write(seg.data)
+        written += len(seg.data)
+        pos = seg.end
+        if progress is not None:
+            progress(written / span)
+    return written

@@ -15,15 +15,18 @@ whole images, so the GUI must run them off its thread.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
 import sqlite3
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -189,6 +192,22 @@ def _safe_file_part(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "firmware"
 
 
+def _atomic_stream(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Stream into `path` atomically: temp file in the same folder, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def _image_segments(image: FirmwareImage) -> tuple[tuple[int, int], ...]:
     return tuple((s.address, s.length) for s in image.segments)
 
@@ -347,6 +366,18 @@ class RepositoryStore:
         for versions in grouped.values():
             versions.sort(key=lambda v: version_key(v.version))
         return grouped
+
+    def latest_versions(self, *, include_retired: bool = False) -> dict[int, VersionInfo]:
+        """Repository id -> its highest version (not retired unless asked), in one query."""
+        sql = self._VERSION_SELECT + ("" if include_retired else "WHERE v.retired = 0")
+        best: dict[int, tuple[Any, VersionInfo]] = {}
+        for row in self.ws.read(sql):
+            key = version_key(row["version"])
+            rid = int(row["repository_id"])
+            held = best.get(rid)
+            if held is None or held[0] < key:
+                best[rid] = (key, self._row_to_version(row))
+        return {rid: v for rid, (_, v) in best.items()}
 
     def all_versions(self) -> list[VersionInfo]:
         """Every version of every repository (repository order, then version order)."""
@@ -713,18 +744,32 @@ class RepositoryStore:
         signing_key: Ed25519PrivateKey | None = None,
         signer: str = "",
         policy: dict[str, Any] | None = None,
+        confirm_size: Callable[[int, int], bool] | None = None,
     ) -> Path:
         """Write a version as hex|s19|bin|package to `output` (atomically) and return the path.
 
         The original file is written unchanged when `fmt` is its own format. A package is
         unsigned unless `signing_key` is given; it carries the version's package policy, or
         `policy` (hardware_ids, bootloader_versions, release_counter) when given.
+
+        A binary export streams the address span (gaps filled with 0xFF) to the file. When that
+        file would be much larger than the data (`firmware.BINARY_BLOWUP_FACTOR`), it is written
+        only if `confirm_size(file_bytes, data_bytes)` says yes; otherwise RepositoryError
+        names the size.
         """
         norm = _normalise_fmt(fmt)
         if norm is None:
             raise RepositoryError("no export format given", hint="use hex, s19, bin or package")
         v = self.get_version(brand, model, version)
         out = Path(output)
+        if norm == "bin" and v.source_format != "bin":
+            self._check_binary_size(v, confirm_size)
+            image = self.load_image(v)
+            try:
+                _atomic_stream(out, lambda fh: firmware.write_binary(image, fh))
+            except OSError as exc:
+                raise RepositoryError(f"{out}: cannot write ({exc.strerror})") from exc
+            return out
         file_bytes = self.read_file_bytes(v)
         if norm == "package":
             name = (
@@ -765,6 +810,24 @@ class RepositoryStore:
             raise RepositoryError(f"{out}: cannot write ({exc.strerror})") from exc
         return out
 
+    @staticmethod
+    def _check_binary_size(v: VersionInfo, confirm_size: Callable[[int, int], bool] | None) -> None:
+        """Refuse (unless confirmed) a binary export much larger than the version's data."""
+        if not v.segments:
+            return
+        span = v.segments[-1][0] + v.segments[-1][1] - v.segments[0][0]
+        if not firmware.binary_needs_confirmation(span, v.size):
+            return
+        if confirm_size is not None and confirm_size(span, v.size):
+            return
+        raise RepositoryError(
+            f"{v.label}: a binary export would write {span:,} bytes ({span / 2**20:,.1f} MiB) "
+            f"for {v.size:,} bytes of data (the gaps between its {len(v.segments)} segments "
+            "are filled with 0xFF); not written",
+            hint="export as hex or s19 (they keep the gaps), or confirm the size "
+            "(`repo export --allow-large-bin`)",
+        )
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def retire(self, brand: str, model: str, version: str) -> VersionInfo:
@@ -776,6 +839,10 @@ class RepositoryStore:
 
     def verify(self, progress: ProgressCallback | None = None) -> list[str]:
         """Re-hash and re-parse every version's file; one line per problem (empty = all OK)."""
+        return self.verify_counted(progress)[0]
+
+    def verify_counted(self, progress: ProgressCallback | None = None) -> tuple[list[str], int]:
+        """`verify` plus how many versions it checked (each version listed and read once)."""
         problems: list[str] = []
         verdict = self.ws.integrity_check()
         if verdict != "ok":
@@ -801,7 +868,7 @@ class RepositoryStore:
                 problems.append(f"{v.label}: image CRC32/size do not match the recorded values")
         if progress is not None:
             progress(1.0)
-        return problems
+        return problems, len(versions)
 
     # -- signing policy (infra/trust.py owns it; these delegate) -----------------------------
 

@@ -40,6 +40,7 @@ class RepositoryModel(QAbstractItemModel):
         super().__init__(parent)
         self._store = store
         self._repos: list[_RepoNode] = []
+        self._rows: dict[tuple[str, str], int] = {}
         if store is not None:
             self.reload()
 
@@ -51,28 +52,32 @@ class RepositoryModel(QAbstractItemModel):
         self.reload()
 
     def reload(self) -> None:
-        """Re-read every repository and version from the store (one model reset)."""
+        """Re-read every repository and version from the store (one model reset).
+
+        Two queries in all (repositories, then every version grouped by repository), never one
+        per repository: the cost is linear in repositories + versions.
+        """
         repos: list[_RepoNode] = []
         if self._store is not None:
+            grouped = self._store.versions_by_repository()
             for info in self._store.list_repositories():
-                versions = list(
-                    reversed(
-                        self._store.list_versions(info.brand, info.model, include_retired=True)
-                    )
-                )
-                repos.append(_RepoNode(info, versions))
+                repos.append(_RepoNode(info, list(reversed(grouped.get(info.id, ())))))
         self.beginResetModel()
         self._repos = repos
+        self._rows = {(n.info.brand, n.info.model): row for row, n in enumerate(repos)}
         self.endResetModel()
 
     # -- lookups --------------------------------------------------------------------------------
 
     def repository_index(self, brand: str, model: str) -> QModelIndex:
         """Index (column 0) of a repository row, invalid when unknown."""
-        for row, node in enumerate(self._repos):
-            if node.info.brand == brand and node.info.model == model:
-                return self.index(row, 0)
-        return QModelIndex()
+        row = self._rows.get((brand, model))
+        return QModelIndex() if row is None else self.index(row, 0)
+
+    def versions_of(self, brand: str, model: str) -> list:
+        """The loaded VersionInfo rows of a repository, oldest first (no query)."""
+        row = self._rows.get((brand, model))
+        return [] if row is None else list(reversed(self._repos[row].versions))
 
     def version_index(self, brand: str, model: str, version: str) -> QModelIndex:
         """Index (column 0) of a version row, invalid when unknown."""

@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from fota_studio.core.errors import CancelledError, FotaError
+from fota_studio.core.firmware import binary_needs_confirmation
 from fota_studio.core.resources import resource_path
 from fota_studio.infra.repository import EXPORT_FORMATS, RepositoryStore
 from fota_studio.ui.background import BackgroundTask, run_in_background
@@ -523,10 +524,26 @@ class RepositoryPanel(QWidget):
         if self._task is not None:
             return None
         store = self.store
+        span = (v.segments[-1][0] + v.segments[-1][1] - v.segments[0][0]) if v.segments else 0
+        # Asked here, on the GUI thread, from the recorded segments: the file would hold the
+        # gaps too (the export itself streams it, so memory is not the question; disk is).
+        if (
+            fmt == "bin"
+            and binary_needs_confirmation(span, v.size)
+            and not self.confirm(
+                "Large binary file",
+                f"A binary export of {v.version} writes {format_size(span)} ({span:,} bytes) for "
+                f"{format_size(v.size)} of data: the gaps between its {len(v.segments)} segments "
+                "are filled with 0xFF. HEX or S-record keep the gaps out. Write it anyway?",
+            )
+        ):
+            return None
 
         def work(progress):
             progress(0.0)
-            return store.export(v.brand, v.model, v.version, fmt, output)
+            return store.export(
+                v.brand, v.model, v.version, fmt, output, confirm_size=lambda _f, _d: True
+            )
 
         return self._start(
             f"Exporting {v.version} as {fmt}…",
@@ -709,7 +726,8 @@ class RepositoryPanel(QWidget):
             self.map_label.setText("Memory map")
             return
         if not hasattr(info, "sha256"):
-            versions = [v for v in self.store.list_versions(info.brand, info.model)]
+            # The model already holds this repository's versions: no query per click.
+            versions = self.model.versions_of(info.brand, info.model)
             live = [v for v in versions if not v.retired]
             latest = live[-1].version if live else "—"
             self.details.setHtml(
