@@ -114,3 +114,30 @@ def test_routine_precondition_through_the_engine(can_channel: str, tmp_path: Pat
         done = flash_ecu(session, image)
         assert done.ok, done.error
         assert [str(v) for v in sim.violations] == []
+
+
+def test_slow_erase_and_programming_without_violations(can_channel: str, tmp_path: Path) -> None:
+    """An ECU that answers 0x78 while erasing (per sector) and while programming each block
+    (beyond P2server), with S3 running meanwhile: still no violation, no session lost."""
+    ecu = demo_ecu("HCU")
+    ecu.uds.timing.reset_time_ms = 200
+    ecu.uds.s3_ms = 1000  # the erase below lasts longer: only TesterPresent keeps the session
+    ecu.uds.tester_present_period_ms = 500
+    opts = strict_options()
+    opts.erase_ms_per_sector = 700  # two sectors: 1.4 s of erase
+    opts.programming_ms_per_kib = 80  # each 1 KiB block answers 0x78 first
+    opts.pending_interval_ms = 200
+    image = make_image("3.6.0", sizes=(0x900, 0x500), gap=0x300)
+    with (
+        sim_ecu(ecu, can_channel, tmp_path / "sim", options=opts) as sim,
+        open_tester_bus(can_channel) as (bus, notifier),
+    ):
+        session = FlashSession(
+            ecu=ecu, bus=bus, notifier=notifier, expected_version="3.6.0", boot_wait_s=3.0
+        )
+        result = flash_ecu(session, image)
+        assert result.ok, result.error
+        assert memory_matches(sim, image)
+        state = sim.state()
+    assert [str(v) for v in state.violations] == []
+    assert dict(state.region_erases) == {"application": 1}
