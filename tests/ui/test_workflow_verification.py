@@ -10,7 +10,7 @@ from fota_studio.core.update_request import RequestStatus
 from fota_studio.engine.workflow import ApprovalRequested, RequestRun
 from fota_studio.infra.requests_store import RequestsStore
 from fota_studio.ui.report import describe_entry
-from tests.unit.test_workflow_helpers import Recorder, bench, demo_ws, new_request, options
+from tests.fakes.workflow import Recorder, bench, demo_ws, new_request, options
 
 
 def test_flash_entry_records_the_verification(workspace_dir: Path) -> None:

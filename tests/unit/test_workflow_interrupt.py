@@ -15,8 +15,7 @@ import pytest
 from fota_studio.core.update_request import RequestStatus
 from fota_studio.engine.workflow import ApprovalRequested, RequestRun
 from fota_studio.infra.requests_store import RequestsStore
-
-from .test_workflow_helpers import Recorder, bench, demo_ws, new_request, options
+from tests.fakes.workflow import Recorder, bench, demo_ws, new_request, options
 
 CHILD = textwrap.dedent(
     """

@@ -15,8 +15,7 @@ import can
 
 from fota_studio.core.update_request import RequestStatus
 from fota_studio.engine.workflow import RequestRun
-
-from .test_workflow_helpers import ECU, Recorder, bench, demo_ws, new_request, options
+from tests.fakes.workflow import ECU, Recorder, bench, demo_ws, new_request, options
 
 NODE = 0x7A
 INDEX = (0x5FF3).to_bytes(2, "little")

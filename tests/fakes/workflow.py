@@ -1,4 +1,7 @@
-"""Shared helpers for the workflow tests: a demo workspace, the demo bench, a recording sink."""
+"""Shared helpers for the workflow tests: a demo workspace, the demo bench, a recording sink.
+
+Used by tests/unit/test_workflow*.py, test_flash_kill.py and tests/ui/test_workflow_verification.py.
+"""
 
 from __future__ import annotations
 
