@@ -56,8 +56,14 @@ from fota_studio.infra.flash_journal import begin_flash_record, finish_flash_rec
 from fota_studio.infra.locks import EcuLock
 from fota_studio.infra.requests_store import RequestsStore
 from fota_studio.infra.workspace import Workspace
-from fota_studio.protocols.bus import BusSettings, open_bus
-from fota_studio.protocols.isotp_link import wants_tx_frames
+from fota_studio.protocols.bus import (
+    AdapterFault,
+    BusSettings,
+    adapter_label,
+    describe_adapter_fault,
+    open_bus,
+)
+from fota_studio.protocols.isotp_link import RX_ONLY_ATTR, wants_tx_frames
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +109,42 @@ def notifier_fanout(notifier: can.Notifier) -> TxFanout:
                 log.exception("Tx fan-out: listener %r failed", listener)
 
     return fanout
+
+
+class AdapterFaultListener:
+    """Notifier listener that turns receive errors into ONE adapter event, never a traceback.
+
+    python-can's Notifier calls `on_error` when `bus.recv` raises (a vanished slcan device:
+    pyserial's EIO / "device disconnected"); without a listener that handles it, the receive
+    thread dies and prints a raw traceback on stderr. Here the first error of a streak becomes
+    one `LogLine` naming the adapter, its own cause and the advice (`describe_adapter_fault`);
+    the rest of the streak only waits one receive timeout each, so a gone device does not spin
+    a core. A received frame ends the streak. Runs on the notifier's thread.
+    """
+
+    def __init__(self, channel: str, bus: can.BusABC, emit: Sink, wait_s: float = 0.05) -> None:
+        setattr(self, RX_ONLY_ATTR, True)  # our own Tx frames need not reach it
+        self.channel = channel
+        self.adapter = adapter_label(bus)
+        self._emit = emit
+        self._wait_s = wait_s
+        self.fault: AdapterFault | None = None
+        self.errors = 0
+
+    def __call__(self, msg: can.Message) -> None:
+        if self.fault is not None:
+            self.fault = None  # the adapter delivers frames again
+
+    def on_error(self, exc: Exception) -> None:
+        """Report the first receive error of a streak; pace the rest."""
+        self.errors += 1
+        if self.fault is not None:
+            time.sleep(self._wait_s)
+            return
+        fault = describe_adapter_fault(exc, self.adapter)
+        self.fault = fault
+        log.info("channel %s: %s", self.channel, fault.message())
+        self._emit(LogLine(0, "error", f"{fault.message()} — {fault.advice}"))
 
 
 @dataclass
@@ -156,6 +198,7 @@ class _Channel:
     owns_notifier: bool
     settings: BusSettings | None
     tx_echo: bool
+    faults: AdapterFaultListener | None = None
     jobs: queue.Queue[tuple[JobHandle, JobFn] | None] = field(default_factory=queue.Queue)
     thread: threading.Thread | None = None
 
@@ -230,12 +273,13 @@ class Engine:
             tx_echo = False
         settings = replace(settings, extra=extra)
         bus = open_bus(settings)
+        faults = AdapterFaultListener(name, bus, self.emit)
         try:
-            notifier = can.Notifier(bus, [], timeout=0.05)
+            notifier = can.Notifier(bus, [faults], timeout=0.05)
         except Exception:
             bus.shutdown()
             raise
-        self._add_channel(_Channel(name, bus, notifier, True, True, settings, tx_echo))
+        self._add_channel(_Channel(name, bus, notifier, True, True, settings, tx_echo, faults))
         return bus, notifier
 
     def attach_channel(
@@ -252,9 +296,13 @@ class Engine:
         echoes; otherwise the engine fans its Tx frames out to the notifier's listeners.
         """
         owns_notifier = notifier is None
+        faults: AdapterFaultListener | None = None
         if notifier is None:
-            notifier = can.Notifier(bus, [], timeout=0.05)
-        self._add_channel(_Channel(name, bus, notifier, False, owns_notifier, None, tx_echo))
+            faults = AdapterFaultListener(name, bus, self.emit)
+            notifier = can.Notifier(bus, [faults], timeout=0.05)
+        self._add_channel(
+            _Channel(name, bus, notifier, False, owns_notifier, None, tx_echo, faults)
+        )
         return notifier
 
     def echoes_tx(self, name: str) -> bool:

@@ -115,7 +115,12 @@ from fota_studio.engine.flash_encoding import plan_erases as plan_erases
 from fota_studio.engine.progress import ProgressReporter
 from fota_studio.engine.seedkey import SeedKeyRegistry
 from fota_studio.infra.user import current_user
-from fota_studio.protocols.isotp_link import ADAPTER_ERROR_HINT, AdapterSendError, IsoTpLink
+from fota_studio.protocols.isotp_link import (
+    ADAPTER_ECU_STATE,
+    ADAPTER_ERROR_HINT,
+    AdapterSendError,
+    IsoTpLink,
+)
 from fota_studio.protocols.uds_link import (
     Exchange,
     TesterPresentKeeper,
@@ -982,7 +987,7 @@ class _Job:
                             f"attempts): {exc.adapter_error}",
                             adapter_error=exc.adapter_error,
                             step=name,
-                            hint=ADAPTER_ERROR_HINT,
+                            hint=exc.hint or ADAPTER_ERROR_HINT,
                         ) from exc
                     attempt += 1
                     self.record.block_retries += 1
@@ -1137,6 +1142,30 @@ class _BusLog:
                 self._writer.stop()
 
 
+def _say_if_never_answered(error: FotaError, rec: FlashRecord, ecu: str) -> FotaError:
+    """A transport failure before the ECU ever answered: say the ECU was never changed and
+    point at the adapter first (an adapter that is not on the bus looks exactly like a silent
+    ECU), instead of "the ECU stays in its bootloader" it never entered."""
+    if not isinstance(error, TransferError) or any(
+        x.response_hex is not None for x in rec.exchanges
+    ):
+        return error
+    hint = (
+        f"{ecu} never answered, so the ECU was never touched (nothing was erased or written): "
+        "check the adapter first (`fota-studio doctor`: is it open and on the bus at the "
+        "machine's bitrate?), then that the ECU is powered and on these IDs"
+    )
+    if isinstance(error, AdapterSendError) and error.hint:
+        # The adapter's own advice, without the "ECU stays in its bootloader" it never entered.
+        advice = error.hint.removesuffix(f"; {ADAPTER_ECU_STATE}")
+        if advice == ADAPTER_ERROR_HINT:
+            advice = advice.split(";")[0]
+        hint = f"{advice}; {ecu} never answered, so the ECU was never touched, re-run the flash"
+    error.hint = hint
+    error.args = (f"{error.message} ({hint})",)
+    return error
+
+
 def flash_ecu(
     session: FlashSession,
     image: ImageLike,
@@ -1170,6 +1199,7 @@ def flash_ecu(
     rec = job.record
     rec.finished_at = time.time()
     if error is not None:
+        error = _say_if_never_answered(error, rec, session.ecu.name)
         rec.result = RESULT_CANCELLED if isinstance(error, CancelledError) else RESULT_FAILED
         rec.verification = ""
         rec.error = str(error)

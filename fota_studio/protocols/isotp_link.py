@@ -41,6 +41,12 @@ import isotp
 
 from fota_studio.core.ea import AddressingMode, Connection, IsoTpAddress
 from fota_studio.core.errors import ConfigurationError, TransferError
+from fota_studio.protocols.bus import (
+    FaultKind,
+    adapter_label,
+    describe_adapter_fault,
+    exception_chain_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,23 @@ ADAPTER_ERROR_HINT = (
     "check the bus (bus-off?), cabling and termination; the ECU stays in its bootloader, "
     "re-run the flash"
 )
+
+#: After an adapter that vanished or failed in its driver: where the ECU is.
+ADAPTER_ECU_STATE = (
+    "the ECU stays where the flash left it (in its bootloader once programming began): re-run "
+    "the flash through a working adapter"
+)
+
+
+def adapter_failure_words(bus: can.BusABC, exc: BaseException) -> tuple[str, str]:
+    """(text, hint) for a frame the adapter refused: the adapter's name and its own cause
+    (pyserial's "device disconnected", a driver's error) with the advice for that kind; a
+    bus-off keeps the bus advice."""
+    fault = describe_adapter_fault(exc, adapter_label(bus))
+    if fault.kind is FaultKind.BUS_OFF:
+        return fault.cause, ADAPTER_ERROR_HINT
+    return fault.message(), f"{fault.advice}; {ADAPTER_ECU_STATE}"
+
 
 TxTap = Callable[[can.Message], None]
 TxErrorHook = Callable[[Exception], None]
@@ -423,9 +446,9 @@ class DirectNotifierStack(isotp.NotifierBasedCanStack):
 
 
 def _adapter_error_text(exc: BaseException) -> str:
-    """The python-can message of an adapter error, with its type when the text is empty."""
-    text = str(exc).strip()
-    return text or type(exc).__name__
+    """The python-can message of an adapter error with its causes (pyserial's words are in
+    the cause of python-can's "Could not write to serial device"), never empty."""
+    return exception_chain_text(exc)
 
 
 class _TappedStack(DirectNotifierStack):
@@ -631,10 +654,11 @@ class IsoTpLink:
         except Exception as exc:  # can-isotp raises BlockingSendFailure / BlockingSendTimeout
             adapter = self.adapter_error
             if self.adapter_error_count != seen and adapter is not None:
-                text = _adapter_error_text(adapter)
+                text, hint = adapter_failure_words(self.bus, adapter)
                 raise AdapterSendError(
                     f"adapter error while sending {label} on {self.name}: {text}",
                     adapter_error=text,
+                    hint=hint,
                 ) from adapter
             if isinstance(exc, isotp.BlockingSendTimeout):
                 # The frames did not leave in time: the transmission must not go on later.
@@ -673,10 +697,11 @@ class IsoTpLink:
             self.bus.send(frame)
         except (can.CanError, OSError) as exc:
             self._on_tx_error(exc)
-            text = _adapter_error_text(exc)
+            text, hint = adapter_failure_words(self.bus, exc)
             raise AdapterSendError(
                 f"adapter error while sending frame 0x{frame.arbitration_id:X}: {text}",
                 adapter_error=text,
+                hint=hint,
             ) from exc
         if self._tx_tap is not None:
             self._tx_tap(frame)

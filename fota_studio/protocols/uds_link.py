@@ -41,7 +41,7 @@ from udsoncan.Request import Request
 from fota_studio.core.ea import DidDefinition, StepKind, UdsProfile
 from fota_studio.core.errors import FotaError, TransferError, UdsNegativeResponseError
 from fota_studio.core.nrc import nrc_name, service_name
-from fota_studio.protocols.isotp_link import AdapterSendError, IsoTpLink
+from fota_studio.protocols.isotp_link import AdapterSendError, IsoTpLink, adapter_failure_words
 
 log = logging.getLogger(__name__)
 
@@ -491,12 +491,13 @@ class UdsLink:
         adapter = self.link.adapter_error
         if self.link.adapter_error_count == errors_before or adapter is None:
             return
-        text = str(adapter).strip() or type(adapter).__name__
+        text, hint = adapter_failure_words(self.link.bus, adapter)
         raise AdapterSendError(
             f"adapter error during {service_name(payload[0])} {_short_hex(payload)} "
             f"(no complete response): {text}",
             adapter_error=text,
             step=step,
+            hint=hint,
         )
 
     def _record(
