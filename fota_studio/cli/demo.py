@@ -36,7 +36,9 @@ def register(subparsers: Any) -> None:
         "demo",
         help="run a demo update on the simulated machine",
         description="Run the whole FOTA workflow (Checkpoints 1 and 2 over CANopen) on the "
-        "simulated demo machine.",
+        "simulated demo machine. Every run starts from a fresh simulated machine (the demo VCU "
+        "back on its starting version) and offers the demo's own version, so repeated runs "
+        "show the same upgrade.",
     )
     p.add_argument("--headless", action="store_true", help="run without a window (required)")
     what = p.add_mutually_exclusive_group()
