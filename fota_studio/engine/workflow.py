@@ -24,14 +24,12 @@ import contextlib
 import logging
 import math
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from fota_studio.core.ea import EcuDefinition
@@ -44,6 +42,7 @@ from fota_studio.core.errors import (
 from fota_studio.core.errors import SecurityAccessError as _SecurityAccessError
 from fota_studio.core.events import EngineEvent, Progress
 from fota_studio.core.flash_outcome import not_verified_reason
+from fota_studio.core.flash_record import FlashRecord
 from fota_studio.core.image_fit import ImageLayoutError
 from fota_studio.core.update_request import (
     OPEN_STATUSES,
@@ -61,13 +60,13 @@ from fota_studio.engine.engine import Engine, JobContext
 from fota_studio.engine.estimates import estimate_flash
 from fota_studio.engine.flash_job import FlashResult, flash_ecu
 from fota_studio.engine.health import CheckResult, HealthReport, run_health_checks
-from fota_studio.engine.records import save_flash_record
 from fota_studio.engine.targets import (
     BrandModelMismatchError,
     machine_ecu,
     resolve_flash_target,
 )
 from fota_studio.infra.ea_store import EaStore
+from fota_studio.infra.flash_journal import begin_flash_record, finish_flash_record
 from fota_studio.infra.locks import EcuLock
 from fota_studio.infra.repository import RepositoryStore
 from fota_studio.infra.requests_store import (
@@ -348,7 +347,6 @@ class RequestRun:
         self._tcu(lambda t: t.append_log(time.strftime("%H:%M:%S ") + line))
 
     def _step(self, step: Step, state: str, detail: str = "") -> None:
-        self._emit(WorkflowStep(0, self.request_id, step.value, state, detail))
         if state == "started":
             self.store.update(
                 self.request_id,
@@ -359,6 +357,8 @@ class RequestRun:
             self.store.append(
                 self.request_id, ENTRY_STEP, {"step": step.value, "state": state, "detail": detail}
             )
+        # Announced once recorded: whoever reacts to it (a kill, a UI) sees the stored step.
+        self._emit(WorkflowStep(0, self.request_id, step.value, state, detail))
         self._tlog(f"{step.value}: {state}" + (f" - {detail}" if detail else ""))
 
     # -- the state machine -----------------------------------------------------------------------
@@ -656,8 +656,12 @@ class RequestRun:
         self._step(Step.FLASH, "started", f"channel {ecu.connection.channel}")
         self._tcu(lambda t: t.set_progress(0))
         self._tcu(lambda t: t.set_status(fo.STATUS_FLASHING))
-        tmp = Path(tempfile.mkdtemp(prefix="fota-req-"))
-        buslog = tmp / f"request-{req.id}.blf"
+        # The flash record is started and the bus log streams into the workspace before the
+        # first frame: a killed run leaves an interrupted record with its partial bus log.
+        started = FlashRecord(
+            ecu=req.ecu, machine=req.machine, version=req.version, expected_version=req.version
+        )
+        rid, buslog = begin_flash_record(self.ws, started)
         last_pct = [-1]
 
         def report(ctx: JobContext) -> Callable[[EngineEvent], None]:
@@ -689,14 +693,11 @@ class RequestRun:
         )
         result: FlashResult = handle.result()
         self.flash_result = result
-        rid: int | None = None
         try:
-            rid = save_flash_record(self.ws, result.record, buslog)
+            finish_flash_record(self.ws, rid, result.record, buslog)
         finally:
             with contextlib.suppress(OSError):
                 buslog.unlink()
-            with contextlib.suppress(OSError):
-                tmp.rmdir()
         self.store.update(
             req.id,
             flash_record_id=rid,

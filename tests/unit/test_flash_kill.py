@@ -109,3 +109,37 @@ def test_flash_killed_at_70_percent_leaves_an_interrupted_record_with_its_bus_lo
     # The ECU is free again: the next flash runs and verifies.
     again = [*_flash(workspace_dir), "--version", "3.2.0", "--simulate", "--no-progress"]
     assert main(again) == 0
+
+
+def test_request_run_killed_mid_flash_keeps_an_interrupted_flash_record(
+    workspace_dir: Path, tmp_path: Path
+) -> None:
+    """A request run streams its flash's bus log into the workspace too (before: /tmp)."""
+    from fota_studio.infra.requests_store import RequestsStore
+    from tests.fakes.workflow import demo_ws, new_request
+
+    from .test_workflow_interrupt import CHILD
+
+    with demo_ws(workspace_dir) as ws:
+        rid = new_request(ws)
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(workspace_dir), str(rid)],
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.stat().st_size > 0 for p in (workspace_dir / BUSLOG_DIR).glob("*.blf")):
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        child.kill()
+        child.wait(10)
+    with Workspace.open(workspace_dir) as ws:
+        rows = list_flash_records(ws)
+        assert [r.result for r in rows] == [RESULT_INTERRUPTED]
+        assert rows[0].buslog_sha256 and ws.blobs.verify(rows[0].buslog_sha256)
+        marked = RequestsStore(ws).recover_interrupted()
+        assert [r.id for r in marked] == [rid]
