@@ -22,7 +22,7 @@ from fota_studio.engine.trace_store import TraceStore
 from fota_studio.protocols.bus import BusSettings
 from fota_studio.protocols.decode import Decoder, MessageTracker, TpFrame, isotp_pairs_of
 from fota_studio.sim.uds_ecu import SimEcuOptions
-from tests.unit.test_sim_ecu import Rig, build_image, flash, make_rig, wait_for  # noqa: F401
+from tests.fakes.uds_tester import Rig, build_image, flash, make_rig, wait_for  # noqa: F401
 
 EDS = Path(__file__).resolve().parents[2] / "resources" / "fota_tcu.eds"
 

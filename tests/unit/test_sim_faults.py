@@ -12,7 +12,7 @@ from fota_studio.core.errors import ConfigurationError
 from fota_studio.demo import catalog as demo_catalog
 from fota_studio.sim.faults import Fault, parse_fault
 from fota_studio.sim.uds_ecu import SimEcuOptions
-from tests.unit.test_sim_ecu import (
+from tests.fakes.uds_tester import (
     Rig,
     enter_bootloader,
     make_rig,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.unit.test_sim_ecu import Rig, ask, enter_bootloader, make_rig, unlock_programming
+from tests.fakes.uds_tester import Rig, ask, enter_bootloader, make_rig, unlock_programming
 
 __all__ = ["make_rig"]  # the fixture is used by imported name
 

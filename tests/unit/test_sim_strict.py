@@ -9,7 +9,7 @@ from udsoncan import MemoryLocation
 from fota_studio.demo import catalog as demo_catalog
 from fota_studio.sim.flash_memory import BOOTLOADER_FILL
 from fota_studio.sim.uds_ecu import SimEcuOptions
-from tests.unit.test_sim_ecu import (
+from tests.fakes.uds_tester import (
     Rig,
     download,
     enter_bootloader,

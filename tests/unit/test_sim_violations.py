@@ -22,7 +22,7 @@ from fota_studio.sim.uds_model import (
     V_S3,
     V_TRANSFER_SEQUENCE,
 )
-from tests.unit.test_sim_ecu import (
+from tests.fakes.uds_tester import (
     FINGERPRINT,
     Rig,
     ask,
