@@ -238,6 +238,8 @@ class Engine:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._jobs: dict[int, JobHandle] = {}
+        # Why the last open of a channel failed (kept until it opens): a job on it names it.
+        self._open_errors: dict[str, str] = {}
         self._closed = False
         self.seedkey = SeedKeyRegistry()
 
@@ -272,7 +274,14 @@ class Engine:
             extra.pop("receive_own_messages", None)
             tx_echo = False
         settings = replace(settings, extra=extra)
-        bus = open_bus(settings)
+        try:
+            bus = open_bus(settings)
+        except FotaError as exc:
+            with self._lock:
+                self._open_errors[name] = f"{settings.describe()}: {exc}"
+            raise
+        with self._lock:
+            self._open_errors.pop(name, None)
         faults = AdapterFaultListener(name, bus, self.emit)
         try:
             notifier = can.Notifier(bus, [faults], timeout=0.05)
@@ -331,12 +340,47 @@ class Engine:
         ch = self._channel(name)
         return ch.bus, ch.notifier
 
+    def open_error(self, name: str) -> str | None:
+        """Why the last `open_channel(name)` failed (adapter and cause), None once it opened."""
+        with self._lock:
+            return self._open_errors.get(name)
+
+    def channel_busy(self, name: str) -> bool:
+        """True while a job of channel `name` is queued or running (it must not close now)."""
+        with self._lock:
+            return any(h.channel == name for h in self._jobs.values())
+
+    def close_channel(self, name: str, timeout_s: float = WORKER_JOIN_TIMEOUT_S) -> None:
+        """Stop channel `name`'s worker, then its notifier and bus (those the engine owns), so
+        it can be reopened on other settings. Refused (ConfigurationError) while a job of the
+        channel is queued or running: cancel it first. Unknown names are ignored."""
+        with self._lock:
+            ch = self._channels.get(name)
+            if ch is None:
+                return
+            if any(h.channel == name for h in self._jobs.values()):
+                raise ConfigurationError(
+                    f'CAN channel "{name}" cannot close while a job runs on it',
+                    hint="wait for the flash or request to end (or cancel it), then apply again",
+                )
+            del self._channels[name]
+        ch.jobs.put(None)
+        if ch.thread is not None:
+            ch.thread.join(timeout_s)
+        if ch.owns_notifier:
+            with contextlib.suppress(Exception):
+                ch.notifier.stop(timeout=NOTIFIER_STOP_TIMEOUT_S)
+        if ch.owns_bus:
+            with contextlib.suppress(Exception):
+                ch.bus.shutdown()
+
     def _channel(self, name: str) -> _Channel:
         with self._lock:
             ch = self._channels.get(name)
+            why = self._open_errors.get(name)
         if ch is None:
             raise ConfigurationError(
-                f'CAN channel "{name}" is not open',
+                f'CAN channel "{name}" is not open' + (f" ({why})" if why else ""),
                 hint="open the channel (adapter settings) before starting a job on it",
             )
         return ch
