@@ -148,6 +148,8 @@ def check_workspace(root: Path) -> CheckReport:
             return report  # an older schema cannot be opened read-only; not a fault
         report.problems.append(str(exc))
         return report
+    if report.schema_version is None:  # read-only media: only the immutable open could read it
+        report.schema_version = ws.schema_version
     try:
         _check_open(ws, report)
     finally:
