@@ -624,6 +624,8 @@ class RequestsStore:
                     entry=(
                         ENTRY_FINAL,
                         {"status": "Failed", "outcome": "interrupted", "step": step},
+        if self.ws.read_only:  # read-only media: shown as they are, marked on a writable open
+            return out
                     ),
                 )
             )
