@@ -273,6 +273,26 @@ class RequestsStore:
                 params.append(str(val))
         return [self._row(r) for r in self.ws.read(sql + " ORDER BY id", tuple(params))]
 
+    def changed_since(self, updated_at: str) -> builtins.list[UpdateRequest]:
+        """Requests whose `updated_at` is `updated_at` or later, in id order (indexed: what a
+        periodic refresh reads is proportional to what changed, not to the history)."""
+        rows = self.ws.read(
+            "SELECT * FROM update_requests WHERE updated_at >= ? ORDER BY id", (updated_at,)
+        )
+        return [self._row(r) for r in rows]
+
+    def latest_update(self) -> str:
+        """The newest `updated_at` of any request ("" when there is none; indexed)."""
+        rows = self.ws.read("SELECT MAX(updated_at) AS m FROM update_requests")
+        return str(rows[0]["m"] or "") if rows else ""
+
+    def distinct(self, column: str) -> builtins.list[str]:
+        """The distinct values of `machine` or `ecu`, sorted (for filter lists)."""
+        if column not in ("machine", "ecu"):
+            raise ValueError(f"distinct: no filter column {column!r} (machine or ecu)")
+        rows = self.ws.read(f"SELECT DISTINCT {column} AS v FROM update_requests")
+        return sorted(str(r["v"]) for r in rows)
+
     def open_for_ecu(
         self, machine: str, ecu: str, *, before: int | None = None
     ) -> builtins.list[UpdateRequest]:
@@ -604,6 +624,8 @@ class RequestsStore:
     def recover_interrupted(self) -> builtins.list[UpdateRequest]:
         """Mark In-progress requests whose process is gone as Failed (interrupted)."""
         out: list[UpdateRequest] = []
+        if self.ws.read_only:  # read-only media: shown as they are, marked on a writable open
+            return out
         rows = self.ws.read(
             "SELECT id, step, owner_pid FROM update_requests WHERE status = ?",
             (RequestStatus.IN_PROGRESS.value,),
@@ -624,8 +646,6 @@ class RequestsStore:
                     entry=(
                         ENTRY_FINAL,
                         {"status": "Failed", "outcome": "interrupted", "step": step},
-        if self.ws.read_only:  # read-only media: shown as they are, marked on a writable open
-            return out
                     ),
                 )
             )

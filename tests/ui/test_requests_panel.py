@@ -37,7 +37,8 @@ def test_create_filter_cancel_rerun(qtbot, ws: Workspace) -> None:
     panel.machine_filter.setCurrentIndex(panel.machine_filter.findData("Unit #1001"))
     assert [r.id for r in panel.model.rows] == [req.id]
     panel.select(req.id)
-    assert "created by" in panel.detail.toPlainText()
+    # The detail view is built off the GUI thread (issue 21): wait for it.
+    qtbot.waitUntil(lambda: "created by" in panel.detail.toPlainText(), timeout=10_000)
     assert panel.cancel_button.isEnabled() and not panel.start_button.isEnabled()  # no service
     panel.cancel_selected()
     assert RequestsStore(ws).get(req.id).status is RequestStatus.CANCELLED
@@ -94,6 +95,7 @@ def test_start_approve_in_dialog_and_report(qtbot, ws: Workspace, tmp_path: Path
         bench.stop()
     panel.refresh()
     panel.select(req.id)
+    qtbot.waitUntil(lambda: not panel.detail_pending(), timeout=10_000)
     text = panel.detail.toPlainText()
     for part in ("Checkpoint 1 decision: approved by Carol", "Checkpoint 2", "final: Successful"):
         assert part in text

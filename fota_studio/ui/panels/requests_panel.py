@@ -9,12 +9,20 @@ record (export HTML/PDF). Starting needs a `RequestService` (engine + optional T
 main window provides with `set_service`; the Checkpoint 1 approval dialog opens when a run asks.
 
 GUI thread only. Workflow events reach it through `on_event` (connect EngineBridge.event_received
-or DemoRunner.event_received); the table also refreshes on a 1 s timer (cheap: a few hundred
-rows at most are read).
+or DemoRunner.event_received); the table also refreshes on a 1 s timer. Nothing on the GUI thread
+is proportional to the workspace's history (issue 21): the timer and the events read only the
+requests changed since the last look (`RequestsStore.changed_since`, indexed) and update those
+rows in place; the detail view (the record verdict, which re-hashes signatures and a bus log) is
+built on a `fota-ui-io` worker through `ui/background.py` from the incremental verdict
+(`RequestsStore.cached_verdict`), and shown when it arrives. A full reload happens only when the
+user changes a filter or acts on a request.
 """
 
 from __future__ import annotations
 
+import bisect
+import html
+import logging
 from dataclasses import replace
 from typing import Any
 
@@ -60,10 +68,13 @@ from fota_studio.engine.workflow import (
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.repository import RepositoryStore
 from fota_studio.infra.requests_store import RequestsStore
+from fota_studio.ui.background import BackgroundTask, run_in_background
 from fota_studio.ui.dialogs.approval_dialog import ApprovalDialog
 from fota_studio.ui.dialogs.error_dialog import show_error
 from fota_studio.ui.report import export_request_report, request_report_html
 from fota_studio.ui.widgets.versions import fill_versions
+
+_log = logging.getLogger(__name__)
 
 REFRESH_MS = 1000
 ALL = "(all)"
@@ -78,10 +89,32 @@ class RequestsModel(QAbstractTableModel):
         self.rows: list[UpdateRequest] = []
 
     def set_rows(self, rows: list[UpdateRequest]) -> None:
-        """Replace the rows (a full reset: the list is small)."""
+        """Replace the rows, newest (highest id) first (a full reset: filter changes only)."""
         self.beginResetModel()
         self.rows = rows
         self.endResetModel()
+
+    def row_of(self, request_id: int) -> int | None:
+        """The row showing `request_id` (binary search: rows are in descending id order)."""
+        i = bisect.bisect_left(self.rows, -request_id, key=lambda r: -r.id)
+        return i if i < len(self.rows) and self.rows[i].id == request_id else None
+
+    def put(self, req: UpdateRequest, *, keep: bool) -> None:
+        """Show the changed `req` in place (keep=True) or drop it (keep=False: the filter no
+        longer matches); one row's signals, never a reset."""
+        row = self.row_of(req.id)
+        if row is not None and keep:
+            self.rows[row] = req
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+        elif row is not None:
+            self.beginRemoveRows(QModelIndex(), row, row)
+            del self.rows[row]
+            self.endRemoveRows()
+        elif keep:
+            at = bisect.bisect_left(self.rows, -req.id, key=lambda r: -r.id)
+            self.beginInsertRows(QModelIndex(), at, at)
+            self.rows.insert(at, req)
+            self.endInsertRows()
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         """Qt override."""
@@ -216,6 +249,13 @@ class RequestsPanel(QWidget):
         self.dialogs: list[ApprovalDialog] = []
         self._hidden_options = WorkflowOptions()
         self.store.recover_interrupted()
+        # Change tracking for the 1 s refresh: requests updated at or after this mark are read.
+        self._mark = ""
+        # The detail view: what is shown, what is wanted, and the one worker building it.
+        self._detail_shown: tuple[int, str] | None = None
+        self._detail_wanted: tuple[int, str] | None = None
+        self._detail_task: BackgroundTask | None = None
+        self._detail_running: tuple[int, str] | None = None
 
         self.machine_filter = QComboBox()
         self.ecu_filter = QComboBox()
@@ -294,7 +334,7 @@ class RequestsPanel(QWidget):
         self.refresh()
         self._timer = QTimer(self)
         self._timer.setInterval(REFRESH_MS)
-        self._timer.timeout.connect(self.refresh)
+        self._timer.timeout.connect(self.update_changed)
         self._timer.start()
 
     # -- wiring ----------------------------------------------------------------------------
@@ -361,12 +401,17 @@ class RequestsPanel(QWidget):
         self.ws = ws
         self.store = RequestsStore(ws)
         self.store.recover_interrupted()
+        self._detail_shown = self._detail_wanted = None
         self._fill_filters()
         self.refresh()
 
     def shutdown(self) -> None:
-        """Stop the refresh timer (the window calls this before the workspace closes)."""
+        """Stop the refresh timer and wait for a detail view being built (the window calls this
+        before the workspace closes)."""
         self._timer.stop()
+        self._detail_wanted = None
+        if self._detail_task is not None:
+            self._detail_task.wait(5.0)
 
     def set_service(self, service: RequestService | None) -> None:
         """The service that starts runs (engine + TCU); None disables Start."""
@@ -378,7 +423,7 @@ class RequestsPanel(QWidget):
         if isinstance(event, ApprovalRequested):
             self.show_approval(event.approval)
         if isinstance(event, WorkflowEvent):
-            self.refresh()
+            self.update_changed()
 
     def show_approval(self, approval: Any) -> ApprovalDialog:
         """Open the non-modal Checkpoint 1 dialog for `approval`."""
@@ -390,10 +435,9 @@ class RequestsPanel(QWidget):
     # -- data ------------------------------------------------------------------------------
 
     def _fill_filters(self) -> None:
-        rows = self.store.list()
         for combo, values in (
-            (self.machine_filter, sorted({r.machine for r in rows})),
-            (self.ecu_filter, sorted({r.ecu for r in rows})),
+            (self.machine_filter, self.store.distinct("machine")),
+            (self.ecu_filter, self.store.distinct("ecu")),
         ):
             current = combo.currentData()
             combo.blockSignals(True)
@@ -406,8 +450,13 @@ class RequestsPanel(QWidget):
             combo.blockSignals(False)
 
     def refresh(self) -> None:
-        """Reload the table (keeps the selection) and the detail view."""
+        """Reload the table under the current filters (keeps the selection) and the detail view.
+
+        A full read: for filter changes and after an action, not for the periodic refresh
+        (`update_changed`).
+        """
         selected = self.selected()
+        self._mark = self.store.latest_update()
         rows = self.store.list(
             machine=self.machine_filter.currentData() or None,
             ecu=self.ecu_filter.currentData() or None,
@@ -418,7 +467,36 @@ class RequestsPanel(QWidget):
             self.model.set_rows(rows)
             if selected is not None:
                 self.select(selected.id)
-            self._show_detail()
+        self._show_detail()
+        self._update_actions()
+
+    def _matches(self, req: UpdateRequest) -> bool:
+        for combo, value in (
+            (self.machine_filter, req.machine),
+            (self.ecu_filter, req.ecu),
+            (self.status_filter, req.status.value),
+        ):
+            wanted = combo.currentData()
+            if wanted and wanted != value:
+                return False
+        return True
+
+    def update_changed(self) -> None:
+        """The periodic refresh: read only the requests changed since the last look and update
+        their rows in place (cost proportional to the changes, not to the history)."""
+        changed = self.store.changed_since(self._mark)
+        for req in changed:
+            row = self.model.row_of(req.id)
+            if row is not None and self.model.rows[row].updated_at == req.updated_at:
+                continue  # seen at the mark already
+            self.model.put(req, keep=self._matches(req))
+            if self.machine_filter.findData(req.machine) < 0 or (
+                self.ecu_filter.findData(req.ecu) < 0
+            ):
+                self._fill_filters()
+        if changed:
+            self._mark = max(self._mark, *(r.updated_at for r in changed))
+        self._show_detail()
         self._update_actions()
 
     def selected(self) -> UpdateRequest | None:
@@ -430,18 +508,77 @@ class RequestsPanel(QWidget):
 
     def select(self, request_id: int) -> None:
         """Select the row of a request (after a filter/refresh)."""
-        for i, r in enumerate(self.model.rows):
-            if r.id == request_id:
-                self.table.selectRow(i)
-                return
+        row = self.model.row_of(request_id)
+        if row is not None:
+            self.table.selectRow(row)
 
     def _on_selection(self, *args: object) -> None:
         self._show_detail()
         self._update_actions()
 
     def _show_detail(self) -> None:
+        """Ask for the selected request's detail view; a worker builds it (the verdict checks
+        signatures and re-hashes the bus log), the GUI thread only shows the finished HTML."""
         req = self.selected()
-        self.detail.setHtml(request_report_html(self.ws, req.id) if req else "")
+        if req is None:
+            self._detail_wanted = self._detail_shown = None
+            self.detail.setHtml("")
+            return
+        wanted = (req.id, req.updated_at)
+        if wanted in (self._detail_shown, self._detail_running):
+            self._detail_wanted = wanted
+            return
+        if self._detail_shown is None or self._detail_shown[0] != req.id:
+            self.detail.setHtml(
+                f"<p style='color:gray'>Update request #{req.id}: verifying its record…</p>"
+            )
+            self._detail_shown = None
+        self._detail_wanted = wanted
+        self._start_detail()
+
+    def _start_detail(self) -> None:
+        if self._detail_task is not None or self._detail_wanted is None:
+            return  # one worker at a time; a finished one starts the newest wish
+        ws, key = self.ws, self._detail_wanted
+        self._detail_running = key
+
+        def work(progress: Any) -> tuple[Any, tuple[int, str], str]:
+            return ws, key, request_report_html(ws, key[0])
+
+        self._detail_task = run_in_background(
+            work,
+            name=f"request #{key[0]} detail",
+            on_success=self._on_detail_task_succeeded,
+            on_error=self._on_detail_task_failed,
+            on_finished=self._on_detail_task_finished,
+            parent=self,
+        )
+
+    def _on_detail_task_succeeded(self, result: tuple[Any, tuple[int, str], str]) -> None:
+        ws, key, text = result
+        if ws is self.ws and self._detail_wanted is not None and key[0] == self._detail_wanted[0]:
+            self.detail.setHtml(text)
+            self._detail_shown = key
+
+    def _on_detail_task_failed(self, exc: BaseException, details: str) -> None:
+        key = self._detail_running
+        _log.debug("request detail failed: %s\n%s", exc, details)
+        if key is not None and self._detail_wanted is not None and key[0] == self._detail_wanted[0]:
+            reason = html.escape(str(exc))
+            self.detail.setHtml(
+                f"<p>Update request #{key[0]}: the record cannot be read: {reason}</p>"
+            )
+            self._detail_shown = key
+
+    def _on_detail_task_finished(self) -> None:
+        self._detail_task = None
+        self._detail_running = None
+        if self._detail_wanted is not None and self._detail_wanted != self._detail_shown:
+            self._start_detail()
+
+    def detail_pending(self) -> bool:
+        """True while the selected request's detail view is still being built (tests, status)."""
+        return self._detail_task is not None or self._detail_wanted != self._detail_shown
 
     def _update_actions(self) -> None:
         req = self.selected()
