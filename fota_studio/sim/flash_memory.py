@@ -236,3 +236,26 @@ class EcuState:
         tmp.write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
         with contextlib.suppress(OSError):
             os.replace(tmp, path)
+
+
+def open_ecu_storage(
+    flash_path: Path,
+    state_path: Path,
+    regions: Sequence[MemoryRegion],
+    protected: Sequence[tuple[int, int]],
+    *,
+    initial_image: Sequence[tuple[int, bytes]] | None = None,
+    dtcs: Sequence[tuple[int, int]] = (),
+) -> tuple[FlashMemory, EcuState]:
+    """Open one simulated ECU's flash file and state; a fresh flash gets `initial_image` (then
+    the ECU starts in its application) and `dtcs`, an existing one keeps what it holds."""
+    memory = FlashMemory(flash_path, regions, protected)
+    saved = None if memory.fresh else EcuState.load(state_path)
+    if saved is None:
+        saved = EcuState(dtcs=list(dtcs))
+        if initial_image:
+            memory.load_image(initial_image)
+            saved.app_valid = True
+        saved.mode = "application" if saved.app_valid else "bootloader"
+        saved.save(state_path)
+    return memory, saved

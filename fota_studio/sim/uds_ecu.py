@@ -20,7 +20,6 @@ SHARED notifier given to the constructor. `start`/`stop`/`inject`/`clear_faults`
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import re
@@ -43,7 +42,7 @@ from fota_studio.core.ea import (
 from fota_studio.core.errors import ConfigurationError
 from fota_studio.core.nrc import nrc_name, service_name
 from fota_studio.sim.faults import BOOTLOADER_ENTRY, Fault, FaultSet, FaultyBus, request_step
-from fota_studio.sim.flash_memory import EcuState, FlashMemory
+from fota_studio.sim.flash_memory import open_ecu_storage
 from fota_studio.sim.uds_model import (
     APPLICATION,
     BOOT_MARGIN_MS,
@@ -133,18 +132,14 @@ class SimEcu(ProgrammingServices):
         protected = list(self.options.protected) + [
             (p.start, p.length) for p in ecu.uds.protected_ranges
         ]
-        self.memory = FlashMemory(
-            self.state_dir / f"{_slug(ecu.name)}.flash", ecu.uds.memory_regions, protected
+        self.memory, self._persist = open_ecu_storage(
+            self.state_dir / f"{_slug(ecu.name)}.flash",
+            self._state_path,
+            ecu.uds.memory_regions,
+            protected,
+            initial_image=initial_image,
+            dtcs=self.options.dtcs,
         )
-        saved = None if self.memory.fresh else EcuState.load(self._state_path)
-        if saved is None:
-            saved = EcuState(dtcs=list(self.options.dtcs))
-            if initial_image:
-                self.memory.load_image(initial_image)
-                saved.app_valid = True
-            saved.mode = APPLICATION if saved.app_valid else BOOTLOADER
-            saved.save(self._state_path)
-        self._persist = saved
 
         prof = ecu.uds
         self._s3_s = (self.options.s3_ms or prof.s3_ms) / 1000.0
@@ -461,13 +456,7 @@ class SimEcu(ProgrammingServices):
         ):
             self._next_heartbeat = now + self.options.heartbeat_period_ms / 1000.0
             self._heartbeat_counter = (self._heartbeat_counter + 1) & 0xFF
-            msg = can.Message(
-                arbitration_id=hb_id,
-                is_extended_id=hb_id > 0x7FF,
-                data=bytes([self._heartbeat_counter, 0x01, 0, 0, 0, 0, 0, 0]),
-            )
-            with contextlib.suppress(can.CanError):
-                self._bus.send(msg)
+            self._transport.send_heartbeat(self._bus, hb_id, self._heartbeat_counter)
 
     def _serve_owed(self, now: float) -> None:
         """Send the owed responses that are due, and 0x78 for those that are not yet."""

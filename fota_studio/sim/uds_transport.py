@@ -97,6 +97,17 @@ class EcuTransport:
         """The ECU does not exist on the bus until `until_wall` (time.time clock)."""
         self.silent_until_wall = max(self.silent_until_wall, until_wall)
 
+    @staticmethod
+    def send_heartbeat(bus: can.BusABC, can_id: int, counter: int) -> None:
+        """The application's periodic heartbeat frame (counter, state 0x01 = running)."""
+        msg = can.Message(
+            arbitration_id=can_id,
+            is_extended_id=can_id > 0x7FF,
+            data=bytes([counter & 0xFF, 0x01, 0, 0, 0, 0, 0, 0]),
+        )
+        with contextlib.suppress(can.CanError):
+            bus.send(msg)
+
     def awake_for(self, msg: can.Message) -> bool:
         """Notifier thread: False while the ECU reboots (its stacks must not see the frame)."""
         return wall_time(msg) >= self.silent_until_wall
