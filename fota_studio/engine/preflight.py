@@ -7,7 +7,9 @@ workspace recorded, whether the change is an upgrade, a downgrade or a re-flash 
 version ordering, `core/versions.compare_versions`), whether the package is signed and whether
 the flash policy (`infra/trust`, the same rule the resolver applies) refuses it, the estimated
 time (`core/flash_plan`, measured earlier flashes when there are some) and the preconditions
-with their live values. `confirm_text` is the from → to question Start asks.
+with their live values. `confirm_text` is the from → to question Start asks, and
+`left_in_bootloader` tells from a flash record whether a flash that did not end well left the
+ECU in its bootloader (what the result screen must say, with "Re-run the flash").
 
 Only small workspace reads (no image is loaded or hashed): callable on the GUI thread.
 """
@@ -19,10 +21,16 @@ from typing import Any
 
 from fota_studio.core.ea import EcuDefinition, StepKind
 from fota_studio.core.errors import FotaError
-from fota_studio.core.flash_plan import make_plan
+from fota_studio.core.flash_plan import SEGMENT_STEPS, make_plan
+from fota_studio.core.flash_record import FlashRecord
 from fota_studio.core.versions import compare_versions
 from fota_studio.engine.ecu_info import EcuInfo, PreconditionReading
 from fota_studio.engine.estimates import erase_ranges, measured_flashes
+from fota_studio.engine.flash_job import (
+    APPLICATION_START_STEP,
+    BOOTLOADER_ENTRY_STEP,
+    BOOTLOADER_READY_STEP,
+)
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.repository import RepositoryStore
 from fota_studio.infra.trust import TrustStore
@@ -179,3 +187,25 @@ def build_preflight(
         blocking=tuple(blocking),
         ecu_problem=ecu_problem,
     )
+
+
+#: Steps that only run once the ECU left its application (entry frame acknowledged, the
+#: programming session, anything per segment).
+_BOOTLOADER_STEPS = frozenset(
+    {BOOTLOADER_READY_STEP, StepKind.PROGRAMMING_SESSION.value} | {k.value for k in SEGMENT_STEPS}
+)
+
+
+def left_in_bootloader(record: FlashRecord | None) -> bool:
+    """True when the flash got the ECU out of its application and never saw it start again:
+    the ECU then waits in its bootloader with no valid application until the flash is re-run.
+    """
+    if record is None:
+        return False
+    entered = False
+    for step in record.steps:
+        if (step.step == BOOTLOADER_ENTRY_STEP and step.ok) or step.step in _BOOTLOADER_STEPS:
+            entered = True
+        elif step.step == APPLICATION_START_STEP and step.ok:
+            entered = False
+    return entered

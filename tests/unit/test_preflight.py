@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fota_studio.core.flash_record import FlashRecord, StepRecord
 from fota_studio.demo.catalog import DEMO_MACHINES, demo_ecus
 from fota_studio.demo.seed import ensure_demo
 from fota_studio.engine.ecu_info import EcuInfo, PreconditionReading
@@ -14,6 +15,7 @@ from fota_studio.engine.preflight import (
     CHANGE_UNKNOWN,
     CHANGE_UPGRADE,
     build_preflight,
+    left_in_bootloader,
 )
 from fota_studio.infra.workspace import Workspace
 
@@ -73,3 +75,16 @@ def test_unreadable_precondition_blocks_and_skippable_does_not(tmp_path: Path) -
         assert ok.can_start
     finally:
         ws.close()
+
+
+def test_left_in_bootloader_follows_the_steps() -> None:
+    def rec(*steps: tuple[str, bool | None]) -> FlashRecord:
+        return FlashRecord(ecu="VCU", steps=[StepRecord(n, 0.0, ok=ok) for n, ok in steps])
+
+    assert not left_in_bootloader(None)
+    assert not left_in_bootloader(rec(("preconditions", False)))
+    assert left_in_bootloader(rec(("preconditions", True), ("bootloader_entry", True)))
+    assert left_in_bootloader(rec(("preconditions", True), ("transfer_data", False)))
+    assert not left_in_bootloader(
+        rec(("bootloader_entry", True), ("reset", True), ("application_start", True))
+    )
