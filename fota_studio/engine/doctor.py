@@ -3,12 +3,21 @@
 `run_doctor(settings)` runs the checks in order and stops at the first one that makes the rest
 meaningless: (1) the vendor driver library / Python package the interface needs (the exact file
 names searched and where to get them), (2) opening the adapter (device not found, channel busy,
-other errors), (3) a short listening window for error frames and the bus state (error frames or
-error-passive/bus-off point at a bitrate mismatch or wiring), (4) a probe frame: is anybody
-else on the bus to acknowledge it (no ACK), and (5) on Windows the `time.sleep` granularity,
-which paces ISO-TP separation times. Every check gives a `CheckResult`; the `DoctorReport`
-renders them as text or JSON. The checks block for about a second, so call `run_doctor` from a
-worker or CLI thread, never the GUI thread; the functions keep no shared state.
+a serial adapter that is silent or refuses to open), (3) for serial (slcan) adapters, the device
+answers its version and serial-number queries, (4) a short listening window for error frames
+and the bus state (error frames or error-passive/bus-off point at a bitrate mismatch or wiring),
+(5) where an ECU is configured, the ECU answers a harmless TesterPresent `3E 00`, (6) the ACK:
+a probe frame and the interface's own evidence that another node acknowledged it, and (7) on
+Windows the `time.sleep` granularity, which paces ISO-TP separation times.
+
+A check says OK only on evidence the interface can give: `protocols.bus.interface_capabilities`
+says per python-can interface whether it reports the bus state, error frames, a missing ACK and
+hardware timestamps, and where it cannot (slcan: `send()` returning only means the bytes went
+into the serial port) the check is UNCHECKED ("cannot be checked on this interface"), never OK,
+unless an ECU's answer proves it. The report shows that table row. Every check gives a
+`CheckResult`; the `DoctorReport` renders them as text or JSON. The checks block for about a
+second, so call `run_doctor` from a worker or CLI thread, never the GUI thread; the functions
+keep no shared state.
 """
 
 from __future__ import annotations
@@ -30,8 +39,16 @@ from typing import Any
 import can
 from can.interfaces.virtual import VirtualBus, channels_lock
 
-from fota_studio.core.errors import AdapterError
-from fota_studio.protocols.bus import BusSettings, open_bus
+from fota_studio.core.ea import EcuDefinition, IsoTpAddress
+from fota_studio.core.errors import AdapterError, TransferError
+from fota_studio.protocols.bus import (
+    BusSettings,
+    Capability,
+    InterfaceCapabilities,
+    interface_capabilities,
+    open_bus,
+)
+from fota_studio.protocols.isotp_link import AdapterSendError, IsoTpLink
 
 #: How long the doctor listens for error frames and traffic before sending its probe.
 LISTEN_S = 0.5
@@ -44,6 +61,12 @@ PROBE_ARBITRATION_ID = 0x7FF
 #: Windows' default timer tick is 15.6 ms; above this the ISO-TP pacing suffers.
 TIMER_WARN_S = 0.004
 TIMER_SAMPLES = 20
+#: How long a serial adapter may take to answer its version / serial-number query.
+IDENTITY_TIMEOUT_S = 0.5
+#: The harmless request the peer check sends (TesterPresent, ISO 14229-1 §10.5).
+PEER_REQUEST = b"\x3e\x00"
+#: Software buses: no bitrate, no wiring, no controller to check.
+SOFTWARE_BUSES = frozenset({"virtual", "udp_multicast", "fota_sim"})
 
 
 class Status(enum.StrEnum):
@@ -53,6 +76,8 @@ class Status(enum.StrEnum):
     WARNING = "warning"
     ERROR = "error"
     SKIPPED = "skipped"
+    #: The interface cannot give the evidence: not a failure, and not OK either.
+    UNCHECKED = "unchecked"
 
 
 @dataclass(frozen=True)
@@ -81,11 +106,37 @@ class DoctorReport:
     settings: BusSettings
     checks: tuple[CheckResult, ...]
     label: str = ""
+    capabilities: InterfaceCapabilities | None = None
 
     @property
     def ok(self) -> bool:
         """True when no check failed (warnings allowed)."""
         return all(c.status is not Status.ERROR for c in self.checks)
+
+    @property
+    def proven(self) -> bool:
+        """True when no check failed AND none was left unchecked for lack of evidence."""
+        return self.ok and all(c.status is not Status.UNCHECKED for c in self.checks)
+
+    @property
+    def unchecked(self) -> tuple[CheckResult, ...]:
+        """The checks this interface could not give evidence for."""
+        return tuple(c for c in self.checks if c.status is Status.UNCHECKED)
+
+    def verdict(self) -> str:
+        """`OK`, `NOT PROVEN: …` (nothing failed, something could not be checked) or
+        `PROBLEM: …` (the first failed check)."""
+        first = self.first_error
+        if first is not None:
+            return f"PROBLEM: {first.summary}"
+        if not self.proven:
+            names = ", ".join(c.name for c in self.unchecked)
+            return (
+                f"NOT PROVEN: nothing failed, but {names} cannot be checked on "
+                f"{self.settings.interface}; configure an ECU on this channel so its answer "
+                "proves the connection"
+            )
+        return "OK"
 
     def check(self, name: str) -> CheckResult | None:
         """The check with this name, if it ran."""
@@ -101,11 +152,15 @@ class DoctorReport:
         head = self.label or self.settings.describe()
         lines = [f"Connection doctor: {head}"]
         for c in self.checks:
-            lines.append(f"  [{c.status.upper():>7}] {c.name}: {c.summary}")
+            lines.append(f"  [{c.status.upper():>9}] {c.name}: {c.summary}")
             if c.advice:
-                lines.extend(f"            {line}" for line in c.advice.splitlines())
-        verdict = "OK" if self.ok else f"PROBLEM: {self.first_error.summary}"  # type: ignore[union-attr]
-        lines.append(f"Verdict: {verdict}")
+                lines.extend(f"              {line}" for line in c.advice.splitlines())
+        if self.capabilities is not None:
+            caps = self.capabilities
+            lines.append(f"What {caps.interface} can report: {caps.summary()}")
+            if caps.note:
+                lines.append(f"  ({caps.note})")
+        lines.append(f"Verdict: {self.verdict()}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -115,7 +170,10 @@ class DoctorReport:
             "interface": self.settings.interface,
             "channel": self.settings.channel,
             "ok": self.ok,
+            "proven": self.proven,
+            "verdict": self.verdict(),
             "checks": [c.to_dict() for c in self.checks],
+            "capabilities": self.capabilities.to_dict() if self.capabilities else None,
         }
 
 
@@ -310,6 +368,25 @@ def classify_open_error(settings: BusSettings, exc: AdapterError) -> CheckResult
     text = str(exc)
     low = text.lower()
     where = f"{settings.interface} channel '{settings.channel}'"
+    if "refused to open" in low or "refused '" in low:
+        return CheckResult(
+            "open",
+            Status.ERROR,
+            f"adapter refused to open: {where} answered BEL (error) to the open command",
+            "The adapter is there but will not go on the bus. Check that the bitrate is one it "
+            "supports, unplug and replug it (another program may have left it open or in an "
+            "error state), and check its firmware.\nDetail: " + text,
+        )
+    if "did not answer" in low:
+        return CheckResult(
+            "open",
+            Status.ERROR,
+            f"adapter silent: nothing answers the slcan commands on {where}",
+            "Check that this is the adapter's serial port (not another device: `ls "
+            "/dev/serial/by-id` on Linux, Device Manager on Windows), that the adapter runs "
+            "slcan firmware (candleLight/gs_usb firmware speaks gs_usb, not slcan), the serial "
+            "baud rate, and that it is plugged in.\nDetail: " + text,
+        )
     if any(w in low for w in _BUSY_WORDS):
         return CheckResult(
             "open",
@@ -461,7 +538,28 @@ def check_bus_state(
             expect.strip() + f" The adapter is set to {rate}.",
         )
     traffic = f"{frames} frame(s) received" if frames else "the bus is quiet"
-    return CheckResult("bus", Status.OK, f"no error frames, {traffic}")
+    caps = interface_capabilities(settings.interface)
+    if settings.interface in SOFTWARE_BUSES:
+        return CheckResult("bus", Status.OK, f"no error frames (software bus), {traffic}")
+    if caps.error_frames is not Capability.NO or caps.bus_state is not Capability.NO:
+        return CheckResult("bus", Status.OK, f"no error frames, {traffic}")
+    if frames:
+        return CheckResult(
+            "bus",
+            Status.OK,
+            f"{frames} frame(s) received: the adapter hears the bus at {rate}",
+            f"{settings.interface} reports no error frames or bus state; frames received "
+            "intact are the evidence that bitrate and wiring match.",
+        )
+    return CheckResult(
+        "bus",
+        Status.UNCHECKED,
+        "the bus is quiet and cannot be checked on this interface",
+        f"{settings.interface} reports neither error frames nor the bus state, and nothing was "
+        f"received in the listening window, so a wrong bitrate ({rate}) or wiring would look "
+        "the same as a quiet bus. With the machine's ignition on, frames should arrive; an "
+        "ECU configured on this channel proves it by answering.",
+    )
 
 
 def probe_ack(
@@ -478,9 +576,21 @@ def probe_ack(
         "machine's ignition on, check that the adapter is connected to the right connector "
         "and that the ECUs are powered; on a bench, add a second node or the ECU under test.",
     )
+    caps = interface_capabilities(settings.interface)
     peers = _virtual_peers(bus)
     if peers is not None and peers == 0:
         return no_ack  # a software bus: nobody else has the channel open
+    if peers is None and caps.ack is Capability.NO:
+        return CheckResult(
+            "ack",
+            Status.UNCHECKED,
+            "cannot be checked on this interface: it cannot report whether a frame was "
+            "acknowledged",
+            f"On {settings.interface}, send() returning only means the frame left the computer "
+            "(for slcan: the bytes went into the serial port); python-can gets no ACK, error "
+            "frame or bus state from it. An ECU configured on this channel proves the "
+            "connection by answering; no probe frame was sent.",
+        )
     msg = can.Message(
         arbitration_id=PROBE_ARBITRATION_ID,
         data=b"",
@@ -504,6 +614,122 @@ def probe_ack(
         return no_ack
     who = f" ({peers} other node(s) on the channel)" if peers else ""
     return CheckResult("ack", Status.OK, f"the probe frame was acknowledged{who}")
+
+
+# -- serial adapters: who is there -------------------------------------------------------------
+
+
+def check_identity(bus: can.BusABC, settings: BusSettings) -> CheckResult | None:
+    """For slcan adapters: the device answers `V` (versions) and `N` (serial number).
+
+    None for interfaces without such a query. An adapter that opened but does not answer its
+    version query is not an adapter we can trust with a flash.
+    """
+    get_version = getattr(bus, "get_version", None)
+    get_serial = getattr(bus, "get_serial_number", None)
+    if settings.interface != "slcan" or get_version is None or get_serial is None:
+        return None
+    try:
+        hw, sw = get_version(IDENTITY_TIMEOUT_S)
+        serial_no = get_serial(IDENTITY_TIMEOUT_S)
+    except (can.CanError, OSError, ValueError, IndexError) as exc:
+        return CheckResult(
+            "adapter",
+            Status.ERROR,
+            f"the adapter on '{settings.channel}' failed its version query: {exc}",
+            "Unplug and replug the adapter and run the doctor again; check that it runs slcan "
+            "firmware.",
+        )
+    if hw is None:
+        return CheckResult(
+            "adapter",
+            Status.ERROR,
+            f"the adapter on '{settings.channel}' does not answer its version query 'V'",
+            "It opened but does not answer: check that it runs slcan firmware and that no "
+            "other program reads the port at the same time.",
+        )
+    serial_text = f", serial number {serial_no}" if serial_no else ", no serial number"
+    return CheckResult(
+        "adapter",
+        Status.OK,
+        f"slcan adapter answers: hardware version {hw}, software version {sw}{serial_text}",
+    )
+
+
+# -- the ECU answers ---------------------------------------------------------------------------
+
+
+def _addresses(ecu: EcuDefinition) -> list[tuple[str, IsoTpAddress]]:
+    conn = ecu.connection
+    out = [("application", conn.application)]
+    if conn.bootloader.request_id != conn.application.request_id:
+        out.append(("bootloader", conn.bootloader))
+    return out
+
+
+def check_peer(
+    bus: can.BusABC,
+    settings: BusSettings,
+    ecu: EcuDefinition,
+    cancel: threading.Event | None = None,
+) -> CheckResult:
+    """Send TesterPresent `3E 00` to `ecu` (application, then bootloader address) and wait P2.
+
+    Any answer (positive or negative) proves the whole chain: adapter open and on the bus at
+    the right bitrate, frames acknowledged, the ECU powered and on these IDs. TesterPresent
+    changes nothing in the ECU (ISO 14229-1 §10.5).
+    """
+    p2_s = max(ecu.uds.p2_timeout_ms / 1000.0, 0.05)
+    notifier = can.Notifier(bus, [], timeout=0.05)
+    tried: list[str] = []
+    try:
+        for mode, ids in _addresses(ecu):
+            if cancel is not None and cancel.is_set():
+                return CheckResult("peer", Status.SKIPPED, "cancelled")
+            link = IsoTpLink(bus, notifier, ecu.connection, ids, name=f"doctor-{ecu.name}")
+            link.start()
+            try:
+                link.send(PEER_REQUEST, timeout_s=1.0, what="TesterPresent 3E 00")
+                answer = link.stack.recv(block=True, timeout=p2_s)
+            except AdapterSendError as exc:
+                return CheckResult(
+                    "peer",
+                    Status.ERROR,
+                    f"the adapter failed while asking {ecu.name}: {exc.adapter_error}",
+                    exc.hint or "check the adapter",
+                )
+            except TransferError:
+                answer = None
+            finally:
+                link.stop()
+            where = f"0x{ids.request_id:X}"
+            tried.append(f"{mode} {where}")
+            if answer:
+                return CheckResult(
+                    "peer",
+                    Status.OK,
+                    f"{ecu.name} answered TesterPresent on its {mode} address {where} "
+                    f"({bytes(answer[:3]).hex(' ')})",
+                )
+    finally:
+        notifier.stop(timeout=0.1)
+    return CheckResult(
+        "peer",
+        Status.ERROR,
+        f"{ecu.name} does not answer TesterPresent 3E 00 ({', '.join(tried)})",
+        f"Nothing answered within P2 = {p2_s:.3f} s. Check that the machine's ignition is on, "
+        f"that {ecu.name} is powered and connected to this bus, that the bitrate "
+        f"({settings.bitrate_bps} bit/s) is the machine's, and the IDs in the EA.",
+    )
+
+
+def _ack_from_peer(peer: CheckResult) -> CheckResult:
+    return CheckResult(
+        "ack",
+        Status.OK,
+        "acknowledged: the ECU's answer proves frames reach the bus",
+        peer.summary,
+    )
 
 
 # -- 5. timer resolution ---------------------------------------------------------------------
@@ -555,15 +781,18 @@ def run_doctor(
     opener: Callable[[BusSettings], can.BusABC] = open_bus,
     platform: str | None = None,
     timer_check: bool = True,
+    ecu: EcuDefinition | None = None,
 ) -> DoctorReport:
     """Run every check for `settings` and return the report (never raises for adapter faults).
 
     `on_check` is called (from this thread) after each check, for live display. `opener` exists
     so tests can simulate an adapter that fails in a particular way. `send_probe=False` (or
-    listen-only settings) skips the ACK probe, which puts one frame on the bus.
+    listen-only settings) skips the ACK probe, which puts one frame on the bus. With an `ecu`
+    (and not listen-only) the ECU must answer TesterPresent; its answer also proves the ACK.
     """
     checks: list[CheckResult] = []
     plat = platform or sys.platform
+    caps = interface_capabilities(settings.interface)
 
     def add(result: CheckResult) -> None:
         checks.append(result)
@@ -573,7 +802,7 @@ def run_doctor(
     def done() -> DoctorReport:
         if timer_check and _platform_key(plat) == "win32":
             add(check_timer(measure_sleep_granularity_s(), plat))
-        return DoctorReport(settings, tuple(checks), label)
+        return DoctorReport(settings, tuple(checks), label, caps)
 
     driver = check_driver(settings.interface, plat)
     add(driver)
@@ -591,12 +820,23 @@ def run_doctor(
         return done()
     try:
         add(CheckResult("open", Status.OK, f"opened {settings.describe()}"))
+        identity = check_identity(bus, settings)
+        if identity is not None:
+            add(identity)
+            if identity.status is Status.ERROR:
+                return done()
         frames, errors = listen(bus, listen_s, cancel)
         bus_check = check_bus_state(settings, frames, errors, _bus_state(bus), expected_bitrate_bps)
         add(bus_check)
         if bus_check.status is Status.ERROR:
             return done()
-        if settings.listen_only or not send_probe:
+        peer: CheckResult | None = None
+        if ecu is not None and not settings.listen_only:
+            peer = check_peer(bus, settings, ecu, cancel)
+            add(peer)
+        if peer is not None and peer.status is Status.OK:
+            add(_ack_from_peer(peer))
+        elif settings.listen_only or not send_probe:
             add(
                 CheckResult(
                     "ack",

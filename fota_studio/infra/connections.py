@@ -3,7 +3,11 @@
 An Electronic Architecture names the bus an ECU sits on by a logical channel ("CAN1"); this
 module maps each logical channel to the physical adapter that reaches it: python-can interface,
 adapter channel, nominal bitrate, CAN FD data bitrate, sample points (where the interface takes a
-bit timing) and listen-only. The mapping is one versioned JSON document in the workspace settings
+bit timing), listen-only and the interface's own open options (slcan: `sleep_after_open`,
+`tty_baudrate`, `rtscts`). Validation accepts only what the chosen python-can interface can do
+(`protocols.bus.settings_problems`: slcan's fixed bitrate table and FD data rates of 2 or
+5 Mbit/s, PCAN's and Kvaser's presets, ...), so a wrong value is refused when it is saved, not
+when the adapter opens. The mapping is one versioned JSON document in the workspace settings
 table (`ws.get_setting/set_setting`, key `connections`); an unmapped channel falls back to the
 demo default (CAN1 → python-can `virtual` channel "fota-demo") or, for other names, to a
 `virtual` bus named after the channel, with bitrate and FD taken from the EA's ECUs on it.
@@ -14,7 +18,7 @@ thread that owns the workspace (GUI thread or a CLI command); the functions are 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import can
@@ -22,7 +26,7 @@ import can
 from fota_studio.core.ea import ElectronicArchitecture
 from fota_studio.core.errors import ConfigurationError
 from fota_studio.infra.workspace import Workspace
-from fota_studio.protocols.bus import BusSettings
+from fota_studio.protocols.bus import BusSettings, interface_limits, settings_problems
 
 #: Workspace setting holding the whole mapping (a JSON object, see `_to_document`).
 CONNECTIONS_SETTING = "connections"
@@ -59,6 +63,9 @@ class ChannelConnection:
     sample_point_pct: float | None = None
     data_sample_point_pct: float | None = None
     listen_only: bool = False
+    #: Interface-specific open options (`protocols.bus.InterfaceLimits.options`), passed to
+    #: python-can at open; unset ones take the interface's defaults.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Raise ConfigurationError naming the field when a value is out of range."""
@@ -69,15 +76,18 @@ class ChannelConnection:
             raise ConfigurationError(f"{where}: no interface", hint="e.g. pcan, socketcan")
         if not self.channel.strip():
             raise ConfigurationError(f"{where}: no adapter channel", hint="e.g. PCAN_USBBUS1")
-        if not MIN_BITRATE_BPS <= self.bitrate_bps <= MAX_BITRATE_BPS:
+        problems = settings_problems(
+            self.interface,
+            self.bitrate_bps,
+            self.fd,
+            self.data_bitrate_bps,
+            self.listen_only,
+            self.options,
+        )
+        if problems:
             raise ConfigurationError(
-                f"{where}: bitrate {self.bitrate_bps} bit/s is out of range",
-                hint=f"use {MIN_BITRATE_BPS}..{MAX_BITRATE_BPS} bit/s (typically 500000)",
-            )
-        if self.fd and not self.bitrate_bps <= self.data_bitrate_bps <= MAX_DATA_BITRATE_BPS:
-            raise ConfigurationError(
-                f"{where}: FD data bitrate {self.data_bitrate_bps} bit/s is out of range",
-                hint=f"use {self.bitrate_bps}..{MAX_DATA_BITRATE_BPS} bit/s (typically 2000000)",
+                f"{where}: " + "; ".join(problems),
+                hint="choose a value the interface offers (Settings → Connections lists them)",
             )
         for name in ("sample_point_pct", "data_sample_point_pct"):
             value = getattr(self, name)
@@ -94,6 +104,7 @@ class ChannelConnection:
     def bus_settings(self) -> BusSettings:
         """The `BusSettings` for `open_bus`; sample points become a python-can `timing`."""
         extra: dict[str, Any] = {}
+        extra.update(self.options)
         timing = self._timing()
         if timing is not None:
             extra["timing"] = timing
@@ -142,6 +153,9 @@ class ChannelConnection:
         """A JSON-encodable dict (without the logical channel, which is the mapping key)."""
         data = asdict(self)
         del data["logical_channel"]
+        data["options"] = dict(self.options)
+        if not data["options"]:
+            del data["options"]  # older files have none; keep them byte-identical
         return data
 
     @classmethod
@@ -156,6 +170,7 @@ class ChannelConnection:
             "sample_point_pct",
             "data_sample_point_pct",
             "listen_only",
+            "options",
         }
         unknown = set(data) - known
         if unknown:
@@ -173,6 +188,7 @@ class ChannelConnection:
                 sample_point_pct=_opt_float(data.get("sample_point_pct")),
                 data_sample_point_pct=_opt_float(data.get("data_sample_point_pct")),
                 listen_only=bool(data.get("listen_only", False)),
+                options=_options(logical_channel, data.get("options")),
             )
         except KeyError as exc:
             raise ConfigurationError(
@@ -186,6 +202,52 @@ class ChannelConnection:
 
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _options(logical_channel: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"connection {logical_channel!r}: options must be a mapping of name to value"
+        )
+    return {str(k): v for k, v in value.items()}
+
+
+def parse_option_text(interface: str, text: str) -> tuple[str, Any]:
+    """`sleep_after_open=0.1` → (`sleep_after_open`, 0.1), typed by the interface's option spec.
+
+    Raises ConfigurationError naming the option and the interface's options when the name is
+    unknown or the value does not parse/fit.
+    """
+    name, sep, raw = text.partition("=")
+    name, raw = name.strip(), raw.strip()
+    lim = interface_limits(interface)
+    spec = lim.option(name)
+    known = ", ".join(o.name for o in lim.options) or "none"
+    if not sep or spec is None:
+        raise ConfigurationError(
+            f"option {text!r}: {lim.interface} has no option {name!r}",
+            hint=f"write NAME=VALUE; {lim.interface} options: {known}",
+        )
+    value: Any
+    try:
+        if spec.kind is bool:
+            if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(raw)
+            value = raw.lower() in ("1", "true", "yes", "on")
+        elif spec.kind is int:
+            value = int(raw)
+        else:
+            value = float(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"option {name}: {raw!r} is not a {spec.kind.__name__}", hint=spec.help
+        ) from None
+    problem = spec.check(value)
+    if problem:
+        raise ConfigurationError(f"option {problem}", hint=spec.help)
+    return name, value
 
 
 def default_connection(

@@ -337,12 +337,12 @@ def settings_problems(
         elif lim.sets_bitrate and lim.data_bitrates_bps:
             if data_bitrate_bps not in lim.data_bitrates_bps:
                 problems.append(
-                    f"{iface} cannot run a CAN FD data rate of {data_bitrate_bps:,} bit/s; it "
-                    f"offers {_rates(lim.data_bitrates_bps)}"
+                    f"{iface} cannot run a CAN FD data bitrate of {data_bitrate_bps:,} bit/s; "
+                    f"it offers {_rates(lim.data_bitrates_bps)}"
                 )
         elif lim.sets_bitrate and not bitrate_bps <= data_bitrate_bps <= MAX_DATA_BITRATE_BPS:
             problems.append(
-                f"CAN FD data rate {data_bitrate_bps:,} bit/s is out of range "
+                f"CAN FD data bitrate {data_bitrate_bps:,} bit/s is out of range "
                 f"({bitrate_bps:,}..{MAX_DATA_BITRATE_BPS:,})"
             )
     if listen_only and not lim.listen_only:

@@ -73,7 +73,8 @@ def test_saved_connection_survives_reopen(workspace_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "word"),
     [
-        ({"bitrate_bps": 5_000}, "bitrate"),
+        ({"bitrate_bps": 83_333}, "cannot run 83,333 bit/s"),
+        ({"bitrate_bps": 2_000_000}, "cannot run 2,000,000 bit/s"),
         ({"fd": True, "data_bitrate_bps": 20_000_000}, "data bitrate"),
         ({"sample_point_pct": 30.0}, "sample_point_pct"),
         ({"interface": " "}, "interface"),

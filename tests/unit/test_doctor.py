@@ -315,7 +315,10 @@ def test_cli_logical_channel_from_the_workspace(
     assert "no ACK" in capsys.readouterr().out
     peer = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
     try:
-        assert main([*args, "--json"]) == 0
+        # The demo EA's ECUs on CAN1 are not running here: without --no-peer they must answer.
+        assert main([*args, "--json"]) == 1
+        assert "does not answer TesterPresent" in capsys.readouterr().out
+        assert main([*args, "--json", "--no-peer"]) == 0
     finally:
         peer.shutdown()
     report: dict[str, Any] = json.loads(capsys.readouterr().out)
