@@ -1,13 +1,14 @@
 """One-click "Run demo update": the one demo scenario (`demo.run.run_demo`) in the GUI.
 
-`DemoRunner.run()` runs `run_demo` on a helper thread `fota-demo-run`: a fresh simulated VCU,
+`DemoRunner.run()` runs `run_demo` through `ui/background.run_in_background` (a `fota-ui-io`
+worker thread): a fresh simulated VCU,
 the engine, a TCU CANopen node and a machine-side CANopen client on a private virtual bus. The
 HMI panel is attached to that client (the operator approves there, over CANopen SDO, like on the
 machine); optionally the local approval dialog is offered as well; a scripted OEM node answers
 Checkpoint 2 next to the built-in health checks. The workflow's events arrive on the GUI thread
 as `event_received`; `step_changed`, `finished` and `failed` summarise them. Construct and call
-on the GUI thread; nothing here blocks it (the run, the bench start/stop and the workflow run
-on threads named `fota-demo-*` / `fota-workflow-*`).
+on the GUI thread; nothing here blocks it (the run and the bench start/stop run on the
+background worker, the workflow on `fota-workflow-*`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from fota_studio.engine.workflow import (
     WorkflowFinished,
     WorkflowStep,
 )
+from fota_studio.ui.background import BackgroundTask, run_in_background
 
 #: Keep the bench up after the final status so the HMI panel reads status and last_error.
 FINAL_READ_GRACE_S = 1.0
@@ -47,8 +49,6 @@ class DemoRunner(QObject):
 
     _incoming = Signal(object)
     _bench_ready = Signal(object, object)  # (bench, run) from the run thread
-    _run_failed = Signal(str)
-    _run_ended = Signal()
 
     def __init__(
         self,
@@ -68,14 +68,12 @@ class DemoRunner(QObject):
         self.run_: RequestRun | None = None
         self.request_id: int | None = None
         self.target: DemoTarget | None = None
-        self._thread: threading.Thread | None = None
+        self._task: BackgroundTask | None = None
         self._busy = False
         self._cancel_asked = False
         self._lock = threading.Lock()
         self._incoming.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
         self._bench_ready.connect(self._on_bench_ready, Qt.ConnectionType.QueuedConnection)
-        self._run_failed.connect(self._on_run_failed, Qt.ConnectionType.QueuedConnection)
-        self._run_ended.connect(self._on_run_ended, Qt.ConnectionType.QueuedConnection)
 
     @property
     def busy(self) -> bool:
@@ -94,26 +92,21 @@ class DemoRunner(QObject):
             local_approval=self.local_dialog or self.hmi_panel is None,
             linger_s=FINAL_READ_GRACE_S if self.hmi_panel is not None else 0.0,
         )
-        self._thread = threading.Thread(
-            target=self._run_thread, args=(script,), name="fota-demo-run", daemon=True
-        )
-        self._thread.start()
-
-    # -- the run thread ---------------------------------------------------------------------
-
-    def _run_thread(self, script: DemoScript) -> None:
-        try:
-            run_demo(
+        self._task = run_in_background(
+            lambda _progress: run_demo(
                 self.ws,
                 script=script,
                 sink=self._incoming.emit,
                 on_request=self._on_request,
                 on_started=self._on_started,
-            )
-        except Exception as exc:  # reported to the user through `failed`
-            self._run_failed.emit(f"{type(exc).__name__}: {exc}")
-        finally:
-            self._run_ended.emit()
+            ),
+            name="demo update",
+            on_error=self._on_run_failed,
+            on_finished=self._on_run_ended,
+            parent=self,
+        )
+
+    # -- the run thread ---------------------------------------------------------------------
 
     def _on_request(self, req: UpdateRequest, target: DemoTarget) -> None:  # run thread
         self.request_id = req.id
@@ -134,8 +127,8 @@ class DemoRunner(QObject):
             self.hmi_panel.attach_client(bench.client)
         self.started.emit(run.request_id)
 
-    def _on_run_failed(self, text: str) -> None:
-        self.failed.emit(text)
+    def _on_run_failed(self, exc: BaseException, _trace: str) -> None:
+        self.failed.emit(f"{type(exc).__name__}: {exc}")  # the demo could not run
 
     def _on_run_ended(self) -> None:
         with self._lock:
@@ -163,6 +156,6 @@ class DemoRunner(QObject):
         """Cancel and stop everything now (application exit; blocks briefly)."""
         with contextlib.suppress(Exception):
             self.cancel()
-        if self._thread is not None:
-            self._thread.join(SHUTDOWN_JOIN_S)
+        if self._task is not None:
+            self._task.wait(SHUTDOWN_JOIN_S)
         self._busy = False
