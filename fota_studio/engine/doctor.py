@@ -827,12 +827,22 @@ def run_doctor(
                 return done()
         frames, errors = listen(bus, listen_s, cancel)
         bus_check = check_bus_state(settings, frames, errors, _bus_state(bus), expected_bitrate_bps)
+        peer: CheckResult | None = None
+        if ecu is not None and not settings.listen_only and bus_check.status is not Status.ERROR:
+            peer = check_peer(bus, settings, ecu, cancel)
+            if bus_check.status is Status.UNCHECKED and peer.status is Status.OK:
+                # The interface cannot report errors, but an intact answer is the evidence.
+                bus_check = CheckResult(
+                    "bus",
+                    Status.OK,
+                    f"the ECU's answer arrived intact: bitrate ({settings.bitrate_bps} bit/s) "
+                    "and wiring match",
+                    f"{settings.interface} reports no error frames or bus state; " + peer.summary,
+                )
         add(bus_check)
         if bus_check.status is Status.ERROR:
             return done()
-        peer: CheckResult | None = None
-        if ecu is not None and not settings.listen_only:
-            peer = check_peer(bus, settings, ecu, cancel)
+        if peer is not None:
             add(peer)
         if peer is not None and peer.status is Status.OK:
             add(_ack_from_peer(peer))

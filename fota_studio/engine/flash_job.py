@@ -322,6 +322,8 @@ class _Job:
         self.erase_plan: list[list[EraseRange]] = []
         #: monotonic deadline for the application to answer after the reset.
         self._app_deadline: float | None = None
+        #: The exchange record that plain TransferData blocks are being summarised into.
+        self._plain_run: ExchangeRecord | None = None
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -335,6 +337,22 @@ class _Job:
         self.report(EcuBusy(self.s.job_id, step, self.busy_count))
 
     def _on_exchange(self, ex: Exchange) -> None:
+        # A plain TransferData block (answered at once, nothing skipped) extends the previous
+        # plain one of the same step: the bus log holds every frame, the record the summary.
+        last = self.record.exchanges[-1] if self.record.exchanges else None
+        plain = (
+            ex.request[:1] == b"\x36"
+            and ex.response is not None
+            and ex.response[:1] == b"\x76"
+            and ex.nrc is None
+            and ex.pending_count == 0
+            and not ex.skipped
+        )
+        if plain and last is not None and last is self._plain_run and last.step == ex.step:
+            last.blocks += 1
+            last.request_len += len(ex.request)
+            last.t_response = ex.t_response
+            return
         self.record.exchanges.append(
             ExchangeRecord(
                 step=ex.step,
@@ -348,6 +366,7 @@ class _Job:
                 nrc_name=nrc_name(ex.nrc) if ex.nrc is not None else "",
             )
         )
+        self._plain_run = self.record.exchanges[-1] if plain else None
 
     def link(self, ids: IsoTpAddress) -> UdsLink:
         key = (ids.request_id, ids.response_id)
@@ -1146,7 +1165,7 @@ def _say_if_never_answered(error: FotaError, rec: FlashRecord, ecu: str) -> Fota
     """A transport failure before the ECU ever answered: say the ECU was never changed and
     point at the adapter first (an adapter that is not on the bus looks exactly like a silent
     ECU), instead of "the ECU stays in its bootloader" it never entered."""
-    if not isinstance(error, TransferError) or any(
+    if not isinstance(error, TransferError | PreconditionError) or any(
         x.response_hex is not None for x in rec.exchanges
     ):
         return error

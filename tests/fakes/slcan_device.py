@@ -21,6 +21,7 @@ import contextlib
 import os
 import select
 import threading
+import time
 import tty
 import uuid
 
@@ -66,6 +67,7 @@ class SlcanDevice:
         self.unplug_after_tx_frames = unplug_after_tx_frames
         self.commands: list[str] = []  # every command line received (frames counted apart)
         self.tx_frames = 0  # frames the tester sent onto the bus through us
+        self.first_tx_at: float | None = None  # time.monotonic() of the first of them
         self.rx_frames = 0  # frames from the bus written to the tester
         self.bitrate_bps: int | None = None
         self.data_bitrate_bps: int | None = None
@@ -203,6 +205,8 @@ class SlcanDevice:
             self._reply(BEL)
             return
         self._bus.send(msg)
+        if self.first_tx_at is None:
+            self.first_tx_at = time.monotonic()
         self.tx_frames += 1
         self._reply(b"Z\r" if msg.is_extended_id else b"z\r")
         limit = self.unplug_after_tx_frames

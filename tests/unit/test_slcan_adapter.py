@@ -1,0 +1,312 @@
+"""Real adapters as they behave (issue 20), held with an emulated slcan adapter on a pty.
+
+`tests/fakes/slcan_device.SlcanDevice` speaks the Lawicel protocol byte-exact on a pseudo-terminal
+and bridges to a python-can virtual bus with the simulated ECU behind it; python-can's real
+slcan driver (through `protocols.bus.CheckedSlcanBus`) and pyserial talk to it like to a CANable.
+Fault modes: silent, refuses open (BEL to `O`), unplugged mid-transfer (pty master closed).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import can
+import pytest
+
+from fota_studio.cli import main
+from fota_studio.core.errors import (
+    AdapterError,
+    ConfigurationError,
+    PreconditionError,
+    TransferError,
+)
+from fota_studio.core.events import EngineEvent, JobFailed, LogLine
+from fota_studio.engine.doctor import Status, run_doctor
+from fota_studio.engine.engine import Engine
+from fota_studio.engine.flash_job import FlashResult
+from fota_studio.infra.connections import ChannelConnection, parse_option_text
+from fota_studio.protocols.bus import (
+    SLCAN_SLEEP_AFTER_OPEN_S,
+    BusSettings,
+    CheckedSlcanBus,
+    bus_kwargs,
+    open_bus,
+)
+from reliability import harness
+from tests.fakes.slcan_device import SlcanDevice
+
+#: Upper bound for one flash here (the emulated flash takes about a second).
+FLASH_BOUND_S = 60.0
+
+
+def _slcan(port: str, **kw: object) -> BusSettings:
+    return BusSettings("slcan", port, **kw)  # type: ignore[arg-type]
+
+
+# -- the doctor ------------------------------------------------------------------------------
+
+
+def test_doctor_fails_for_a_silent_port(capsys: pytest.CaptureFixture[str]) -> None:
+    with SlcanDevice("unused-silent", mode="silent") as dev:
+        code = main(
+            ["--log-level", "ERROR", "doctor", "--interface", "slcan", "--channel", dev.port]
+        )
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "adapter silent: nothing answers the slcan commands" in out
+    assert "Verdict: PROBLEM" in out and "acknowledged" not in out
+
+
+def test_doctor_fails_for_an_adapter_that_refuses_to_open(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with SlcanDevice("unused-refuse", mode="refuse_open") as dev:
+        code = main(
+            ["--log-level", "ERROR", "doctor", "--interface", "slcan", "--channel", dev.port]
+        )
+        assert dev.commands[:3] == ["C", "S6", "O"]
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "adapter refused to open" in out and "BEL" in out
+    assert "Verdict: PROBLEM" in out
+
+
+def test_doctor_without_an_ecu_cannot_prove_the_ack(
+    can_channel: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Healthy adapter, another node on the bus, but no ECU configured: slcan cannot say
+    # whether its frames were acknowledged, so the verdict is NOT PROVEN, never OK.
+    peer = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
+    try:
+        with SlcanDevice(can_channel) as dev:
+            code = main(
+                [
+                    "--log-level",
+                    "ERROR",
+                    "doctor",
+                    "--interface",
+                    "slcan",
+                    "--channel",
+                    dev.port,
+                    "--listen-s",
+                    "0.05",
+                ]
+            )
+            assert "V" in dev.commands and "N" in dev.commands
+    finally:
+        peer.shutdown()
+    out = capsys.readouterr().out
+    assert code == 3, out
+    assert "slcan adapter answers: hardware version 10, software version 13" in out
+    assert "serial number FS42" in out
+    assert "ack: cannot be checked on this interface" in out
+    assert "the probe frame was acknowledged" not in out
+    assert "What slcan can report: bus state: no, error frames: no, ACK: no" in out
+    assert "Verdict: NOT PROVEN" in out
+
+
+def test_doctor_ok_for_a_healthy_adapter_with_an_ecu_behind_it(
+    can_channel: str, tmp_path: Path
+) -> None:
+    ecu = harness.fast_ecu()
+    with (
+        harness.sim_ecu(ecu, can_channel, tmp_path / "sim"),
+        SlcanDevice(can_channel) as dev,
+    ):
+        report = run_doctor(_slcan(dev.port), listen_s=0.05, ecu=ecu)
+    assert report.ok and report.proven, report.to_text()
+    names = [c.name for c in report.checks]
+    assert names == ["driver", "open", "adapter", "bus", "peer", "ack"]
+    assert all(c.status is Status.OK for c in report.checks)
+    peer = report.check("peer")
+    assert peer is not None and "VCU answered TesterPresent" in peer.summary
+    assert "Verdict: OK" in report.to_text()
+    assert report.to_dict()["capabilities"]["ack"] == "no"
+
+
+def test_doctor_names_a_silent_ecu_behind_a_healthy_adapter(can_channel: str) -> None:
+    with SlcanDevice(can_channel) as dev:
+        report = run_doctor(_slcan(dev.port), listen_s=0.05, ecu=harness.fast_ecu())
+    err = report.first_error
+    assert err is not None and err.name == "peer"
+    assert "VCU does not answer TesterPresent 3E 00" in err.summary
+
+
+# -- settings each interface can do ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"bitrate_bps": 83_333}, "slcan cannot run 83,333 bit/s"),
+        ({"fd": True, "data_bitrate_bps": 4_000_000}, "2,000,000, 5,000,000"),
+        ({"options": {"sleep_after_open": -1}}, "sleep_after_open -1 is below 0"),
+        ({"options": {"tty_baudrate": 12_345}}, "tty_baudrate 12345 is not one of"),
+        ({"options": {"warp": 1}}, "no option 'warp'"),
+    ],
+)
+def test_slcan_settings_it_cannot_do_are_refused_when_saved(
+    change: dict[str, object], words: str
+) -> None:
+    from dataclasses import replace
+
+    conn = replace(ChannelConnection("CAN1", "slcan", "/dev/ttyACM0"), **change)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=words):
+        conn.validate()
+
+
+def test_slcan_settings_it_can_do_are_accepted() -> None:
+    for bitrate in (83_300, 125_000, 500_000, 750_000, 1_000_000):
+        ChannelConnection("CAN1", "slcan", "/dev/ttyACM0", bitrate_bps=bitrate).validate()
+    for data in (2_000_000, 5_000_000):
+        ChannelConnection("CAN1", "slcan", "x", fd=True, data_bitrate_bps=data).validate()
+    assert parse_option_text("slcan", "sleep_after_open=0.25") == ("sleep_after_open", 0.25)
+    with pytest.raises(ConfigurationError, match="no option"):
+        parse_option_text("pcan", "sleep_after_open=1")
+
+
+def test_open_refuses_a_bitrate_the_interface_cannot_do_before_opening() -> None:
+    # Not "cannot open slcan channel" with serial-port advice: the real cause, first.
+    with pytest.raises(AdapterError) as info:
+        open_bus(_slcan("/dev/nonexistent-fota", bitrate_bps=83_333))
+    text = str(info.value)
+    assert "slcan cannot run 83,333 bit/s" in text and "83,300" in text
+    assert "serial port" not in text
+
+
+def test_sleep_after_open_is_passed_as_configured(can_channel: str) -> None:
+    assert bus_kwargs(_slcan("x"))["sleep_after_open"] == SLCAN_SLEEP_AFTER_OPEN_S == 0.1
+    with SlcanDevice(can_channel) as dev:
+        bus = open_bus(_slcan(dev.port))
+        try:
+            assert isinstance(bus, CheckedSlcanBus)
+            assert bus.sleep_after_open_s == SLCAN_SLEEP_AFTER_OPEN_S
+        finally:
+            bus.shutdown()
+        conn = ChannelConnection("CAN1", "slcan", dev.port, options={"sleep_after_open": 0.3})
+        conn.validate()
+        bus = open_bus(conn.bus_settings())
+        try:
+            assert bus.sleep_after_open_s == 0.3
+        finally:
+            bus.shutdown()
+    assert ChannelConnection.from_dict("CAN1", conn.to_dict()) == conn
+
+
+# -- adapter faults named as adapter faults ------------------------------------------------------
+
+
+def test_an_adapter_that_never_opened_is_not_an_ecu_problem(can_channel: str) -> None:
+    engine = Engine()
+    try:
+        with (
+            SlcanDevice(can_channel, mode="refuse_open") as dev,
+            pytest.raises(AdapterError) as info,
+        ):
+            engine.open_channel("CAN1", _slcan(dev.port))
+        text = str(info.value)
+        assert f"slcan channel '{dev.port}'" in text and "refused to open" in text
+        assert "the ECU was never touched" in text
+    finally:
+        engine.shutdown()
+
+
+def test_an_unchecked_bus_that_never_opened_says_the_ecu_was_never_touched(
+    can_channel: str, tmp_path: Path
+) -> None:
+    # A bus python-can "opened" without reading the answers (as it does on its own): the first
+    # request meets silence. The flash must not say the ECU stays in its bootloader.
+    ecu = harness.fast_ecu()
+    image = harness.make_image(harness.TARGET_VERSION)
+    engine = Engine()
+    with (
+        harness.sim_ecu(ecu, can_channel, tmp_path / "sim") as sim,
+        SlcanDevice(can_channel, mode="refuse_open") as dev,
+    ):
+        bus = can.Bus(
+            interface="slcan",
+            channel=dev.port,
+            bitrate=500_000,
+            sleep_after_open=0,
+            ignore_config=True,
+        )
+        try:
+            engine.attach_channel("CAN1", bus)
+            result: FlashResult = engine.submit_flash(
+                "CAN1", ecu, image, expected_version=harness.TARGET_VERSION, boot_wait_s=1.5
+            ).result(FLASH_BOUND_S)
+        finally:
+            engine.shutdown()
+            bus.shutdown()
+        assert sim.state().mode != "bootloader"
+    assert not result.ok
+    err = result.error
+    assert isinstance(err, TransferError | PreconditionError)
+    assert "VCU never answered, so the ECU was never touched" in str(err)
+    assert "check the adapter first" in str(err)
+    assert "stays in its bootloader" not in str(err)
+
+
+def test_unplugged_mid_flash_is_one_adapter_message_and_a_rerun_succeeds(
+    can_channel: str,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A thread that dies on an exception (the Notifier's receive thread did) goes through
+    # threading.excepthook, which prints the raw traceback on stderr: collect them here.
+    died: list[str] = []
+    monkeypatch.setattr(
+        threading, "excepthook", lambda args: died.append(f"{args.thread}: {args.exc_value!r}")
+    )
+    ecu = harness.fast_ecu()
+    image = harness.make_image(harness.TARGET_VERSION)
+    events: list[EngineEvent] = []
+    with harness.sim_ecu(ecu, can_channel, tmp_path / "sim") as sim:
+        # Tester frame 60 falls into the TransferData of the first segment.
+        with SlcanDevice(can_channel, unplug_after_tx_frames=60) as dev:
+            engine = Engine(events.append)
+            try:
+                engine.open_channel("CAN1", _slcan(dev.port))
+                result: FlashResult = engine.submit_flash(
+                    "CAN1", ecu, image, expected_version=harness.TARGET_VERSION, boot_wait_s=1.5
+                ).result(FLASH_BOUND_S)
+                # The notifier's receive thread meets the vanished port too.
+                deadline = time.monotonic() + 5.0
+                while time.monotonic() < deadline and not any(
+                    isinstance(e, LogLine) and e.job_id == 0 for e in events
+                ):
+                    time.sleep(0.02)
+            finally:
+                engine.shutdown()
+            assert dev.unplugged.is_set()
+        assert not result.ok
+        text = str(result.error)
+        assert f"adapter slcan:{dev.port} vanished (device disconnected)" in text
+        assert "Input/output error" in text  # pyserial's own cause, kept
+        assert "plug it in again" in text and "bus-off" not in text
+        failed = [e for e in events if isinstance(e, JobFailed)]
+        assert len(failed) == 1 and failed[0].error == text
+        adapter_events = [e for e in events if isinstance(e, LogLine) and e.job_id == 0]
+        assert died == []
+        assert len(adapter_events) == 1, adapter_events  # one event, however long it is gone
+        assert f"adapter slcan:{dev.port} vanished" in adapter_events[0].text
+        err = capfd.readouterr().err
+        assert "Traceback" not in err and "Exception in thread" not in err, err
+        assert died == []
+        harness.wait_until_settled(sim)
+
+        # The same ECU through a healthy adapter: the flash runs again and succeeds.
+        with SlcanDevice(can_channel) as healthy:
+            engine = Engine()
+            try:
+                engine.open_channel("CAN1", _slcan(healthy.port))
+                again: FlashResult = engine.submit_flash(
+                    "CAN1", ecu, image, expected_version=harness.TARGET_VERSION, boot_wait_s=1.5
+                ).result(FLASH_BOUND_S)
+            finally:
+                engine.shutdown()
+        assert again.ok, again.error
+        assert harness.memory_matches(sim, image)
