@@ -100,7 +100,8 @@ def test_flash_panel_runs_a_simulated_flash(
     blf = load_buslog(ws, record)
     assert blf is not None
     first_frames = transfer_first_frames(blf, tmp_path)
-    assert len(first_frames) == len([e for e in record.exchanges if e.step == "transfer_data"])
+    # One exchange record may summarise a run of plain blocks (`blocks`, issue 21).
+    assert len(first_frames) == sum(e.blocks for e in record.exchanges if e.step == "transfer_data")
     ws.close()
 
 
@@ -127,6 +128,125 @@ def test_flash_panel_shows_nrc_name_of_a_failure(
     assert panel.step_state("check") == "pending"
     assert "Failed" in panel.status_label.text()
     assert panel.start_button.isEnabled()
+    # Issue 15: the bar turns red (not blue at 100 %), the rate axis stays 0…, in KiB/s without
+    # "mB/s", and the failure (after the erase) says the ECU waits in its bootloader.
+    assert panel.progress.property("state") == "failed"
+    assert "c62828" in panel.progress.styleSheet()
+    panel._refresh_plot()
+    assert panel.plot.viewRange()[1][0] >= 0
+    assert "mB" not in panel.plot.getAxis("left").labelString()
+    assert "bootloader" in panel.problem_text()
+    assert not panel.rerun_button.isHidden()
+
+
+def test_a_long_failure_message_never_widens_the_panel(qtbot, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    panel = FlashPanel(engine, EngineBridge(engine))
+    qtbot.addWidget(panel)
+    panel.resize(700, 600)
+    panel.show()
+    before = panel.minimumSizeHint().width()
+    long_text = "transfer_data: " + "the adapter reported an error on /dev/ttyACM0 " * 40
+    panel.status_label.setText(long_text)
+    panel._show_problem(long_text.replace(" ", "_"))  # even without spaces to wrap at
+    qtbot.wait(50)
+    assert panel.minimumSizeHint().width() <= before
+    assert panel.width() == 700
+
+
+def test_start_reads_the_ecu_and_asks_with_from_to(
+    qtbot,
+    engine: Engine,
+    can_channel: str,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """The ECU runs 3.2.1 although the workspace recorded 3.1.0: Start reads the ECU, asks
+    "3.2.1 → 3.2.0 … DOWNGRADE", and a No sends nothing to the bootloader."""
+    from fota_studio.app import open_workspace
+
+    ws = open_workspace(tmp_path / "ws")
+    try:
+        panel = FlashPanel(engine, EngineBridge(engine), ws)
+        asked: list[str] = []
+        panel.confirm = lambda title, text: asked.append(text) and False
+        qtbot.addWidget(panel)
+        panel.ecu_combo.setCurrentIndex(panel.ecu_combo.findData("VCU"))
+        panel.version_combo.setCurrentIndex(panel.version_combo.findData("3.2.0"))
+        opts = fast_sim_options()
+        with sim_ecu(
+            fast_ecu("VCU"), can_channel, tmp_path, options=opts, initial_version="3.2.1"
+        ) as sim:
+            panel.start_button.click()
+            qtbot.waitUntil(lambda: bool(asked), timeout=20_000)
+            assert sim.state().mode == "application"
+        assert "3.2.1 → 3.2.0" in asked[0] and "DOWNGRADE" in asked[0]
+        assert "recorded 3.1.0" in asked[0]
+        assert "ECU reports <b>3.2.1</b>" in panel.summary.text()
+        assert not panel.is_running() and panel.start_button.isEnabled()
+        assert "not confirmed" in panel.status_label.text()
+    finally:
+        ws.close()
+
+
+def test_silent_application_is_a_blocking_failure_in_the_panel(
+    qtbot,
+    engine: Engine,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """Nobody answers: the panel shows a blocking failure (not a log warning), lists the
+    skippable precondition with its reason, and never asks to start."""
+    from fota_studio.app import open_workspace
+    from fota_studio.infra.ea_store import EaStore
+
+    ws = open_workspace(tmp_path / "ws")
+    try:
+        store = EaStore(ws)
+        ea = store.get(store.names()[0])
+        vcu = ea.ecu("VCU")
+        vcu.uds.preconditions[1].skippable = True
+        vcu.uds.preconditions[1].skip_reason = "bench supply fixed at 13.2 V"
+        vcu.uds.p2_timeout_ms = 200
+        store.save(ea)
+        panel = FlashPanel(engine, EngineBridge(engine), ws)
+        asked: list[str] = []
+        panel.confirm = lambda title, text: asked.append(text) or True
+        qtbot.addWidget(panel)
+        panel.ecu_combo.setCurrentIndex(panel.ecu_combo.findData("VCU"))
+        panel.start_button.click()
+        qtbot.waitUntil(lambda: bool(panel.problem_text()), timeout=20_000)
+        text = panel.problem_text()
+        assert "cannot be flashed now" in text
+        assert "Machine stationary cannot be checked: the application does not answer" in text
+        assert "Supply voltage: bench supply fixed at 13.2 V" in text
+        assert asked == [] and not panel.is_running()
+    finally:
+        ws.close()
+
+
+def test_cancel_asks_first_and_a_stop_mid_flash_offers_the_re_run(
+    qtbot,
+    engine: Engine,
+    can_channel: str,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    ecu = fast_ecu("VCU")
+    image = make_image("7.3.0", (0x6000, 0x6000))
+    panel = FlashPanel(engine, EngineBridge(engine))
+    answers = [False, True]
+    asked: list[str] = []
+    panel.confirm = lambda title, text: asked.append(title) or answers.pop(0)
+    qtbot.addWidget(panel)
+    opts = fast_sim_options(programming_ms_per_kib=20.0)
+    with sim_ecu(ecu, can_channel, tmp_path, options=opts):
+        panel.start_flash(ecu, image, version="7.3.0", boot_wait_s=1.5)
+        qtbot.waitUntil(lambda: panel.step_state("transfer_data") == "running", timeout=30_000)
+        panel.cancel_button.click()  # "No": the flash goes on
+        assert panel.is_running() and asked == ["Cancel the flash?"]
+        with qtbot.waitSignal(panel.flash_failed, timeout=60_000) as blocker:
+            panel.cancel_button.click()  # "Yes"
+    assert blocker.args[0].cancelled
+    assert panel.progress.property("state") == "cancelled"
+    assert "bootloader" in panel.problem_text()
+    assert not panel.rerun_button.isHidden()
 
 
 def test_version_choice_defaults_to_the_newest_release(
@@ -164,8 +284,9 @@ def test_start_refuses_an_unsigned_version_when_the_workspace_requires_signature
     can_channel: str,
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    """Start loads the image on the worker; under the signed-packages policy the unsigned demo
-    version is refused there, the panel says why, and the ECU never hears a request."""
+    """Under the signed-packages policy the pre-flight refuses the unsigned demo version: the
+    panel says why (not only the log), nothing is asked to confirm and the ECU never hears a
+    programming request."""
     from fota_studio.app import open_workspace
     from fota_studio.infra.repository import RepositoryStore
 
@@ -173,15 +294,17 @@ def test_start_refuses_an_unsigned_version_when_the_workspace_requires_signature
     try:
         RepositoryStore(ws).require_signed_packages = True
         panel = FlashPanel(engine, EngineBridge(engine), ws)
+        asked: list[str] = []
+        panel.confirm = lambda title, text: asked.append(text) or True
         qtbot.addWidget(panel)
         panel.ecu_combo.setCurrentIndex(panel.ecu_combo.findData("VCU"))
         assert panel.version_combo.currentData() == "3.2.1"
         with sim_ecu(fast_ecu("VCU"), can_channel, tmp_path, options=fast_sim_options()) as sim:
-            with qtbot.waitSignal(panel.flash_failed, timeout=20_000) as failed:
-                panel.start_button.click()
+            panel.start_button.click()
+            qtbot.waitUntil(lambda: bool(panel.problem_text()), timeout=20_000)
             assert sim.state().mode == "application"  # nothing was sent to it
-        assert "requires packages signed by a trusted key" in str(failed.args[0].error)
-        assert "requires packages signed" in panel.status_label.text()
+        assert "requires packages signed by a trusted key" in panel.problem_text()
+        assert asked == [] and not panel.is_running()
         assert panel.start_button.isEnabled()
         assert list_flash_records(ws) == []
     finally:

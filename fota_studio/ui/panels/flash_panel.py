@@ -7,6 +7,15 @@ the ECU's channel (the image is loaded from the repository on that worker, never
 thread); Cancel asks the engine to stop at the next safe point. Everything arrives through the
 `EngineBridge` signals, so all slots run on the GUI thread and never block.
 
+Before a flash the panel asks the ECU itself (`engine/ecu_info`, a job on the channel's
+worker): "Check ECU" shows the version the ECU reports next to the recorded one, the live
+precondition values, and what blocks the flash (`engine/preflight`); Start runs the same check
+and then asks for confirmation with from → to (downgrade / re-flash / unsigned called out).
+A precondition that cannot be checked is shown as a blocking failure in the panel, with the
+skippable ones and their reasons. Cancel asks first; a flash that stopped after leaving the
+application says the ECU waits in its bootloader and offers "Re-run the flash". `confirm`
+(title, text) -> bool is replaceable for tests.
+
 GUI thread only.
 """
 
@@ -14,11 +23,12 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
@@ -27,9 +37,11 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -53,15 +65,17 @@ from fota_studio.core.flash_outcome import (
     flash_outcome,
     not_verified_reason,
 )
-from fota_studio.core.flash_plan import SEGMENT_STEPS, MeasuredFlash, make_plan
+from fota_studio.core.flash_plan import SEGMENT_STEPS, MeasuredFlash
+from fota_studio.engine.ecu_info import EcuInfo, submit_read_ecu_info
 from fota_studio.engine.engine import Engine, JobHandle
-from fota_studio.engine.estimates import erase_ranges, measured_flashes
+from fota_studio.engine.estimates import measured_flashes
 from fota_studio.engine.flash_job import (
     BOOTLOADER_ENTRY_STEP,
     PRECONDITIONS_STEP,
     FlashResult,
     ImageLike,
 )
+from fota_studio.engine.preflight import Preflight, build_preflight, left_in_bootloader
 from fota_studio.ui.engine_bridge import EngineBridge
 from fota_studio.ui.widgets.plots import ThemedPlotWidget
 from fota_studio.ui.widgets.versions import fill_versions
@@ -78,6 +92,100 @@ _STATE_COLORS = {
     "skipped": QColor("#808080"),
 }
 _STATE_MARKS = {"pending": "○", "running": "▶", "done": "✔", "failed": "✖", "skipped": "–"}
+
+
+#: Progress bar chunk colours per outcome (a failed flash is never left blue at 100 %).
+BAR_COLORS = {"running": "", "done": "#2e8b3a", "failed": "#c62828", "cancelled": "#b26a00"}
+
+
+def set_bar_state(bar: QProgressBar, state: str) -> None:
+    """Colour `bar` for `state` (running / done / failed / cancelled); kept as a property."""
+    color = BAR_COLORS.get(state, "")
+    bar.setProperty("state", state)
+    bar.setStyleSheet(f"QProgressBar::chunk {{ background-color: {color}; }}" if color else "")
+
+
+def wrapping_label(text: str = "") -> QLabel:
+    """A word-wrapped label that never widens its panel (long paths and messages wrap)."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    policy = QSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    policy.setHeightForWidth(True)
+    label.setSizePolicy(policy)
+    label.setMinimumWidth(60)
+    return label
+
+
+def ask_question(parent: QWidget, title: str, text: str) -> bool:
+    """A Yes/No question (No is the default): the panels' default `confirm`."""
+    answer = QMessageBox.question(
+        parent,
+        title,
+        text,
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def preflight_html(pre: Preflight) -> str:
+    """The pre-flight as rich text: from → to, warnings, estimate, preconditions, blockers."""
+    esc = html.escape
+    ecu_line = (
+        f"ECU reports <b>{esc(pre.on_ecu)}</b>"
+        if pre.on_ecu
+        else (
+            "<b style='color:#c62828'>ECU in its bootloader (no valid application)</b>"
+            if pre.in_bootloader
+            else (
+                f"<b style='color:#c62828'>{esc(pre.ecu_problem or 'no version read')}</b>"
+                if pre.asked_ecu
+                else "not read from the ECU yet (Check ECU)"
+            )
+        )
+    )
+    lines = [
+        f"<b>{esc(pre.ecu)}</b>: {esc(pre.from_version)} → <b>{esc(pre.target)}</b>",
+        f"Installed: {ecu_line}; recorded {esc(pre.recorded or 'nothing')}",
+    ]
+    warn = []
+    if pre.change == "downgrade":
+        warn.append("DOWNGRADE")
+    elif pre.change == "re-flash":
+        warn.append("RE-FLASH of the installed version")
+    if pre.record_disagrees:
+        warn.append("the ECU does not run the recorded version")
+    if not pre.signed:
+        warn.append("UNSIGNED firmware")
+    if warn:
+        lines.append("<b style='color:#b26a00'>⚠ " + esc("; ".join(warn)) + "</b>")
+    verify = (
+        "the version is read and compared after the reset"
+        if pre.verified_after
+        else "<b>read_version is disabled: the flash will NOT be verified</b>"
+    )
+    lines.append(
+        f"{_fmt_bytes(pre.bytes_total)} in {pre.segments} segment(s), estimated "
+        f"{pre.estimated_s:.0f} s ({esc(pre.estimate_basis)}); {verify}"
+    )
+    for p in pre.preconditions:
+        if p.ok is True:
+            mark, what = "✔", f"{esc(p.value)} (allowed {esc(p.limits)})"
+        elif p.ok is False:
+            mark, what = "✖", f"<b>{esc(p.value)}</b>, allowed {esc(p.limits)}"
+        elif p.skippable:
+            mark, what = "–", f"skipped ({esc(p.why)}): {esc(p.skip_reason or 'no reason given')}"
+        elif p.routine:
+            mark, what = "…", esc(p.why)
+        else:
+            mark, what = "✖", f"<b>cannot be checked: {esc(p.why)}</b>"
+        lines.append(f"{mark} {esc(p.name)}: {what}")
+    if pre.blocking:
+        lines.append(
+            "<b style='color:#c62828'>Cannot start: " + esc("; ".join(pre.blocking)) + "</b>"
+        )
+    return "<br>".join(lines)
 
 
 def _fmt_bytes(n: float) -> str:
@@ -117,8 +225,18 @@ class FlashPanel(QWidget):
         self._n_points = 0
         self._plot_dirty = False
         self._measured_cache: dict[tuple[str, str, str], list[MeasuredFlash]] = {}
+        #: Replaceable for tests: ask (title, text) -> True to go on.
+        self.confirm: Callable[[str, str], bool] = lambda t, x: ask_question(self, t, x)
+        #: The running ECU read: (job id, selection key, start the flash afterwards).
+        self._info_job: tuple[int, tuple[str, str, str], bool] | None = None
+        #: What the ECU said for a selection (machine, ECU, version).
+        self._info: dict[tuple[str, str, str], EcuInfo] = {}
+        self.last_preflight: Preflight | None = None
+        self._running_what = ""
         self._build()
         bridge.job_started.connect(self._on_bridge_job_started)
+        bridge.job_finished.connect(self._on_bridge_info_finished)
+        bridge.job_failed.connect(self._on_bridge_info_failed)
         bridge.step_started.connect(self._on_bridge_step_started)
         bridge.step_finished.connect(self._on_bridge_step_finished)
         bridge.progress_changed.connect(self._on_bridge_progress_changed)
@@ -145,8 +263,12 @@ class FlashPanel(QWidget):
         form.addRow("Machine", self.machine_combo)
         form.addRow("ECU", self.ecu_combo)
         form.addRow("Version", self.version_combo)
-        self.summary = QLabel("Choose a machine, an ECU and a version.")
-        self.summary.setWordWrap(True)
+        self.summary = wrapping_label("Choose a machine, an ECU and a version.")
+        self.check_button = QPushButton("Check &ECU")
+        self.check_button.setToolTip(
+            "Read the installed version and the precondition values from the ECU itself"
+        )
+        self.check_button.clicked.connect(self._on_check_button_clicked)
         self.start_button = QPushButton("Start flash")
         self.start_button.setToolTip(
             "Flash the chosen version to the chosen ECU of the machine (Ctrl+Shift+F)"
@@ -156,22 +278,40 @@ class FlashPanel(QWidget):
             "Stop the flash at the next safe point, between blocks (Ctrl+Shift+X)"
         )
         self.cancel_button.setEnabled(False)
+        self.rerun_button = QPushButton("&Re-run the flash")
+        self.rerun_button.setToolTip(
+            "The ECU waits in its bootloader: flash the same version again to give it a valid "
+            "application"
+        )
+        self.rerun_button.hide()
         self.start_button.clicked.connect(self._on_start_button_clicked)
         self.cancel_button.clicked.connect(self._on_cancel_button_clicked)
+        self.rerun_button.clicked.connect(self._on_start_button_clicked)
         buttons = QHBoxLayout()
+        buttons.addWidget(self.check_button)
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.rerun_button)
         buttons.addStretch(1)
+        #: Why a flash cannot start or what to do after one failed (never only in the log).
+        self.problem_label = wrapping_label()
+        self.problem_label.setStyleSheet("color: #c62828; font-weight: bold;")
+        self.problem_label.hide()
 
         self.steps = QListWidget()
         self.steps.setUniformItemSizes(True)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
-        self.progress_label = QLabel("")
-        self.status_label = QLabel("Idle")
+        self.progress_label = wrapping_label("")
+        self.status_label = wrapping_label("Idle")
         self.plot = ThemedPlotWidget()
-        self.plot.setLabel("left", "Rate", units="B/s")  # short: the plot is low
-        self.plot.setLabel("bottom", "Time", units="s")
+        # KiB/s without SI prefixes: pyqtgraph would print "mB/s" for a zero rate.
+        self.plot.setLabel("left", "Rate (KiB/s)")  # short: the plot is low
+        self.plot.setLabel("bottom", "Time (s)")
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)
+        self.plot.setLimits(xMin=0, yMin=0)
+        self.plot.setYRange(0, 1, padding=0)
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")
         self.plot.setMinimumHeight(120)
@@ -186,6 +326,7 @@ class FlashPanel(QWidget):
         lv.addLayout(form)
         lv.addWidget(self.summary)
         lv.addLayout(buttons)
+        lv.addWidget(self.problem_label)
         lv.addWidget(QLabel("Sequence"))
         lv.addWidget(self.steps, 1)
         right = QWidget()
@@ -279,56 +420,40 @@ class FlashPanel(QWidget):
         self._update_summary()
 
     def _update_summary(self, *_: object) -> None:
+        if not self.is_running():
+            self._show_problem("")
+            self.rerun_button.hide()
         segments = self._refresh_summary()
         ecu = self._selected_ecu()
         if ecu is not None and segments is not None:
             self._show_plan(ecu, segments)
 
-    def _refresh_summary(self) -> int | None:
-        """Rewrite the pre-flight summary from the workspace (the installed version changes
-        when a flash or an update request ends); returns the segment count, None when no
-        machine/ECU/version is chosen."""
+    def _selection_key(self) -> tuple[str, str, str] | None:
         ecu = self._selected_ecu()
         version = self.version_combo.currentData()
-        machine = self._machine()
         if ecu is None or version is None:
-            self.summary.setText("Choose a machine, an ECU and a version.")
             return None
-        installed = (machine.installed.get(ecu.name) if machine is not None else None) or "?"
-        segs: list[tuple[int, int]] = []
-        try:
-            from fota_studio.infra.repository import RepositoryStore
+        return (str(self.machine_combo.currentData() or ""), ecu.name, str(version))
 
-            v = RepositoryStore(self.ws).get_version(ecu.brand, ecu.model, version)
-            segs = list(v.segments)
-        except Exception:
-            segs = []
-        plan = make_plan(
-            ecu, segs, erase_ranges=erase_ranges(ecu, segs), measured=self._measured(ecu)
-        )
-        checks = [
-            p.name + (f" (skippable: {p.skip_reason})" if p.skippable else "")
-            for p in [*ecu.uds.preconditions, *ecu.uds.routine_preconditions]
-        ]
-        pre = html.escape(", ".join(checks) or "none")
-        same = " (already installed)" if installed == version else ""
-        basis = (
-            f"measured in {plan.measured_flashes} earlier flash(es) of this ECU model"
-            if plan.measured_flashes
-            else "from the EA's timing facts"
-        )
-        verify = (
-            "the version is read and compared after the reset"
-            if ecu.uds.step(StepKind.READ_VERSION) is not None
-            else "<b>read_version is disabled: the flash will NOT be verified</b>"
-        )
-        self.summary.setText(
-            f"<b>{ecu.name}</b>: {installed} → <b>{version}</b>{same}<br>"
-            f"{_fmt_bytes(plan.bytes_total)} in {len(segs)} segment(s), estimated "
-            f"{plan.estimated_s:.0f} s ({basis}) on {ecu.connection.channel}; {verify}<br>"
-            f"Preconditions: {pre}"
-        )
-        return len(segs)
+    def _refresh_summary(self) -> int | None:
+        """Rewrite the pre-flight summary (`engine/preflight`): the version the ECU reported
+        when it was asked (Check ECU / Start), the recorded one, warnings, estimate and
+        preconditions; returns the segment count, None when nothing is chosen."""
+        ecu = self._selected_ecu()
+        key = self._selection_key()
+        if ecu is None or key is None or self.ws is None:
+            self.summary.setText("Choose a machine, an ECU and a version.")
+            self.last_preflight = None
+            return None
+        try:
+            pre = build_preflight(self.ws, key[0], ecu, key[2], self._info.get(key))
+        except FotaError as exc:
+            self.summary.setText(html.escape(f"{ecu.name} {key[2]}: {exc}"))
+            self.last_preflight = None
+            return 0
+        self.last_preflight = pre
+        self.summary.setText(preflight_html(pre))
+        return pre.segments
 
     def _measured(self, ecu: EcuDefinition) -> list[MeasuredFlash]:
         """Measured step times of earlier flashes of this ECU model (cached per ECU model
@@ -421,22 +546,112 @@ class FlashPanel(QWidget):
             by="GUI Flash panel",
         )
         self.start_button.setEnabled(False)
+        self.check_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
+        self._running_what = f"{ecu.name} {version}".rstrip() + (
+            f" of {machine}" if machine else ""
+        )
         self.status_label.setText(f"Queued: flash {ecu.name} {version}".rstrip())
         return self._job
 
+    def _show_problem(self, text: str) -> None:
+        """Show why a flash cannot start / what to do after it stopped (hidden when "")."""
+        self.problem_label.setText(text)
+        self.problem_label.setVisible(bool(text))
+
+    def problem_text(self) -> str:
+        """The blocking problem shown in the panel ("" when none) — for tests and the view."""
+        return "" if self.problem_label.isHidden() else self.problem_label.text()
+
+    def _on_check_button_clicked(self) -> None:
+        self._ask_ecu(then_start=False)
+
     def _on_start_button_clicked(self) -> None:
+        self._ask_ecu(then_start=True)
+
+    def _ask_ecu(self, *, then_start: bool) -> None:
+        """Pre-flight: read the ECU on its channel's worker; the answer arrives as a
+        JobFinished (`_on_bridge_info_finished`), then Start asks and flashes."""
         ecu = self._selected_ecu()
-        version = self.version_combo.currentData()
-        machine = self._machine()
-        if ecu is None or version is None or self.ws is None:
-            self._append_log("warning", "choose a machine, an ECU and a version first")
+        key = self._selection_key()
+        if ecu is None or key is None or self.ws is None:
+            self._show_problem("Choose a machine, an ECU and a version first.")
+            return
+        if self.is_running() or self._info_job is not None:
             return
         if ecu.connection.channel not in self.engine.channels():
-            self._append_log(
-                "error",
-                f"CAN channel {ecu.connection.channel} is not open: connect the adapter first",
+            self._show_problem(
+                f"CAN channel {ecu.connection.channel} is not open: connect the adapter first "
+                "(CAN ▸ Connect adapters)."
             )
+            return
+        self._show_problem("")
+        try:
+            handle = submit_read_ecu_info(self.engine, ecu)
+        except FotaError as exc:
+            self._show_problem(f"Cannot ask {ecu.name}: {exc}")
+            return
+        self._info_job = (handle.job_id, key, then_start)
+        self.check_button.setEnabled(False)
+        self.start_button.setEnabled(False)
+        self.status_label.setText(f"Asking {ecu.name} for its version and preconditions…")
+
+    def _on_bridge_info_finished(self, ev: JobFinished) -> None:
+        if self._info_job is None or self._info_job[0] != ev.job_id:
+            return
+        _jid, key, then_start = self._info_job
+        self._info_job = None
+        self.check_button.setEnabled(True)
+        self.start_button.setEnabled(True)
+        if isinstance(ev.result, EcuInfo):
+            self._info[key] = ev.result
+        if key != self._selection_key():
+            self.status_label.setText("Idle")
+            return  # the selection changed meanwhile: the answer is kept for later
+        self._refresh_summary()
+        pre = self.last_preflight
+        if pre is None:
+            return
+        self.status_label.setText(f"Pre-flight of {pre.ecu}: {pre.from_version} → {pre.target}")
+        if pre.blocking:
+            self._show_problem(self._blocking_text(pre))
+            return
+        if then_start:
+            self._confirm_and_start(pre)
+
+    def _on_bridge_info_failed(self, ev: JobFailed) -> None:
+        if self._info_job is None or self._info_job[0] != ev.job_id:
+            return
+        self._info_job = None
+        self.check_button.setEnabled(True)
+        self.start_button.setEnabled(True)
+        self.status_label.setText("Pre-flight failed")
+        self._show_problem(
+            f"Cannot read the ECU: {ev.error}" + (f" — {ev.hint}" if ev.hint else "")
+        )
+
+    @staticmethod
+    def _blocking_text(pre: Preflight) -> str:
+        lines = [f"{pre.ecu} cannot be flashed now (nothing was sent to its bootloader):"]
+        lines += [f"• {b}" for b in pre.blocking]
+        skipped = [p for p in pre.preconditions if p.ok is None and p.skippable]
+        if skipped:
+            lines.append("Skippable (the EA allows it):")
+            lines += [f"• {p.name}: {p.skip_reason or 'no reason given'}" for p in skipped]
+        lines.append(
+            "Make sure the application runs and answers (power, ignition), make the machine "
+            "safe, then check again."
+        )
+        return "\n".join(lines)
+
+    def _confirm_and_start(self, pre: Preflight) -> None:
+        if not self.confirm(f"Flash {pre.ecu}?", pre.confirm_text()):
+            self.status_label.setText("Not started (not confirmed)")
+            return
+        ecu = self._selected_ecu()
+        version = pre.target
+        machine = self._machine()
+        if ecu is None or self.ws is None:
             return
         ws = self.ws
 
@@ -459,15 +674,38 @@ class FlashPanel(QWidget):
         except FotaError as exc:  # the ECU is being flashed elsewhere / has an open request
             self._append_log("error", str(exc))
             self.status_label.setText(f"Not started: {exc.message}")
+            self._show_problem(str(exc))
 
     def _on_cancel_button_clicked(self) -> None:
-        if self._job is not None:
-            self.engine.cancel(self._job.job_id)
+        if self._job is None or self._job.done():
+            return
+        what = self._ecu.name if self._ecu is not None else "the ECU"
+        if not self.confirm(
+            "Cancel the flash?",
+            f"The flash of {what} stops at the next safe point (between blocks). If its "
+            f"application is already erased, {what} stays in its bootloader with no valid "
+            "application until the flash is run again.",
+        ):
+            return
+        self.stop_flash()
+
+    def running_flash(self) -> str:
+        """What this panel is flashing now ("" when idle): the window's quit/switch guard."""
+        return self._running_what if self.is_running() else ""
+
+    def stop_flash(self, reason: str = "cancelled by the user") -> None:
+        """Stop the running flash at the next safe point (no question asked)."""
+        if self._job is not None and not self._job.done():
+            self.engine.cancel(self._job.job_id, reason)
             self.status_label.setText("Cancelling at the next safe point…")
 
     def _reset_view(self) -> None:
         self.progress.setValue(0)
+        set_bar_state(self.progress, "running")
         self.progress_label.setText("")
+        self.log.clear()  # a previous run's errors never stay under this run's headline
+        self._show_problem("")
+        self.rerun_button.hide()
         self._n_points = 0
         self._plot_dirty = True
         self._t0 = time.monotonic()
@@ -536,6 +774,9 @@ class FlashPanel(QWidget):
             else:
                 text = f"{OUTCOME_LABELS[outcome]}: {not_verified_reason(result.record)}"
             self.status_label.setText(text)
+            self.progress.setValue(self.progress.maximum())
+            set_bar_state(self.progress, "done")
+            self._info.clear()  # the ECU runs something else now: ask it again
             self.flash_finished.emit(result)
         self._done()
 
@@ -549,6 +790,19 @@ class FlashPanel(QWidget):
                 self.last_result = self._job.future.result()
         word = "Cancelled" if ev.cancelled else "Failed"
         self.status_label.setText(f"{word}: {ev.error}")
+        set_bar_state(self.progress, "cancelled" if ev.cancelled else "failed")
+        self._info.clear()
+        record = self.last_result.record if self.last_result is not None else None
+        what = ev.hint or ""
+        if left_in_bootloader(record):
+            name = record.ecu if record is not None else "The ECU"
+            what = (
+                f"{name} is in its bootloader with no valid application: run the flash again "
+                "(Re-run the flash) before the machine is used."
+            )
+            self.rerun_button.show()
+        if what:
+            self._show_problem(what)
         self.flash_failed.emit(ev)
         self._done()
 
@@ -562,11 +816,19 @@ class FlashPanel(QWidget):
 
     def _done(self) -> None:
         self.start_button.setEnabled(True)
+        self.check_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        self._running_what = ""
         self._plot_dirty = True
 
     def _refresh_plot(self) -> None:
         if self._plot_dirty:
             self._plot_dirty = False
             n = self._n_points
-            self.curve.setData(self._times[:n], self._rates[:n])
+            rates = self._rates[:n] / 1024.0
+            self.curve.setData(self._times[:n], rates)
+            # Explicit ranges from 0: no auto-range to −400…400 on an empty or flat curve.
+            top = float(rates.max()) if n else 0.0
+            self.plot.setYRange(0, max(top * 1.1, 1.0), padding=0)
+            right = float(self._times[n - 1]) if n else 0.0
+            self.plot.setXRange(0, max(right, 1.0), padding=0)
