@@ -837,7 +837,7 @@ def write_log(
                 tmp.unlink()
 
 
-class RotatingRecorder(can.Listener):  # type: ignore[misc]
+class RotatingRecorder(can.Listener):
     """Records live frames to `base_path` with rotation when a file reaches `max_bytes`.
 
     Thread-safe: several Notifier threads (one per channel) may call `on_message_received`.

@@ -321,16 +321,15 @@ def settings_problems(
     lim = interface_limits(interface)
     iface = lim.interface
     problems: list[str] = []
-    if lim.sets_bitrate:
-        if lim.bitrates_bps and bitrate_bps not in lim.bitrates_bps:
-            problems.append(
-                f"{iface} cannot run {bitrate_bps:,} bit/s; it offers {_rates(lim.bitrates_bps)}"
-            )
-        elif not MIN_BITRATE_BPS <= bitrate_bps <= MAX_BITRATE_BPS:
-            problems.append(
-                f"bitrate {bitrate_bps:,} bit/s is out of range "
-                f"({MIN_BITRATE_BPS:,}..{MAX_BITRATE_BPS:,})"
-            )
+    if lim.sets_bitrate and lim.bitrates_bps and bitrate_bps not in lim.bitrates_bps:
+        problems.append(
+            f"{iface} cannot run {bitrate_bps:,} bit/s; it offers {_rates(lim.bitrates_bps)}"
+        )
+    elif not MIN_BITRATE_BPS <= bitrate_bps <= MAX_BITRATE_BPS:
+        problems.append(
+            f"bitrate {bitrate_bps:,} bit/s is out of range "
+            f"({MIN_BITRATE_BPS:,}..{MAX_BITRATE_BPS:,})"
+        )
     if fd:
         if not lim.fd:
             problems.append(f"{iface} cannot do CAN FD")
@@ -622,7 +621,7 @@ def adapter_label(bus: can.BusABC) -> str:
 _SLCAN_FRAME_STARTS = frozenset("tTxrRdDbB")
 
 
-class CheckedSlcanBus(slcanBus):  # type: ignore[misc]
+class CheckedSlcanBus(slcanBus):
     """python-can's slcan bus, but every setup command waits for the adapter's answer.
 
     python-can writes `C`, `S6`, `O` and never reads the answers, so a port with nothing behind

@@ -412,7 +412,7 @@ class DirectNotifierStack(isotp.NotifierBasedCanStack):
     """
 
     _rx_ids: frozenset[int] | None = None
-    SendRequest = _SendRequest  # type: ignore[assignment,misc]
+    SendRequest = _SendRequest
 
     def start(self) -> None:
         """Resolve the receive IDs for the cheap pre-filter, then start as the library does."""

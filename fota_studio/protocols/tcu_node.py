@@ -80,7 +80,7 @@ DecisionListener = Callable[[str, int], None]
 _UPLOAD_SIZE_SPECIFIED = 0x41
 
 
-class _TcuSdoServer(SdoServer):  # type: ignore[misc]
+class _TcuSdoServer(SdoServer):
     """canopen's SDO server, with a block upload request answered as CiA 301 allows.
 
     canopen's LocalNode does not implement block upload and always falls back to a normal upload
@@ -120,7 +120,7 @@ class _TcuSdoServer(SdoServer):  # type: ignore[misc]
         pst = data[5] if len(data) > 5 else 0
         size = len(self._node.get_data(index, subindex, check_readable=True))
         if 0 < size <= pst:
-            self.init_upload(data)  # type: ignore[no-untyped-call]
+            self.init_upload(data)
             return
         raise SdoAbortedError(0x0504_0001)
 

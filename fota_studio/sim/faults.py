@@ -175,7 +175,7 @@ class FaultSet:
             return None
 
 
-class FaultyBus(can.BusABC):  # type: ignore[misc]
+class FaultyBus(can.BusABC):
     """Send-only wrapper that drops or corrupts the next N frames; everything else passes."""
 
     def __init__(self, inner: can.BusABC, **kwargs: Any) -> None:

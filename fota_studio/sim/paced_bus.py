@@ -124,7 +124,7 @@ def wire_statistics(channel: str) -> tuple[int, float]:
         return wire.frames, wire.busy_s
 
 
-class PacedVirtualBus(can.BusABC):  # type: ignore[misc]
+class PacedVirtualBus(can.BusABC):
     """A `virtual` bus paced to the wire time of the configured bitrate (interface `fota_sim`)."""
 
     def __init__(

@@ -44,7 +44,7 @@ class BackgroundTask(QObject):
     def __init__(self, name: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.name = name
-        self.thread: threading.Thread | None = None
+        self.worker_thread: threading.Thread | None = None
         self.done = False
         self._cancel = threading.Event()
         self._last_fraction = -1.0
@@ -85,10 +85,10 @@ class BackgroundTask(QObject):
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Join the worker thread (for shutdown and tests); True when it has ended."""
-        if self.thread is None:
+        if self.worker_thread is None:
             return True
-        self.thread.join(timeout_s)
-        return not self.thread.is_alive()
+        self.worker_thread.join(timeout_s)
+        return not self.worker_thread.is_alive()
 
     def _on_finished(self) -> None:
         self.done = True
@@ -131,8 +131,8 @@ def run_in_background(
             task.succeeded.emit(result)
         task.finished.emit()
 
-    task.thread = threading.Thread(target=body, name=THREAD_NAME, daemon=True)
-    task.thread.start()
+    task.worker_thread = threading.Thread(target=body, name=THREAD_NAME, daemon=True)
+    task.worker_thread.start()
     return task
 
 

@@ -150,7 +150,7 @@ def test_large_import_runs_off_the_gui_thread(qtbot, panel, tmp_path) -> None:
         task = panel.start_import(
             ImportRequest(path=path, brand=BRAND, model=MODEL, version="8.0.0")
         )
-        assert task is not None and task.thread.name == "fota-ui-io"
+        assert task is not None and task.worker_thread.name == "fota-ui-io"
     timer.stop()
     assert progress_seen[0] is True  # the inline progress bar was shown
     assert ticks  # the GUI event loop kept running while the file was parsed and stored

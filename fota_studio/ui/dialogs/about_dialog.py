@@ -105,7 +105,8 @@ class AboutDialog(QDialog):
 
     def rows(self) -> list[tuple[str, str]]:
         """The (component, version) rows shown in the table."""
-        return [
-            (self.table.item(r, 0).text(), self.table.item(r, 1).text())
-            for r in range(self.table.rowCount())
-        ]
+        rows = []
+        for r in range(self.table.rowCount()):
+            name, version = self.table.item(r, 0), self.table.item(r, 1)
+            rows.append((name.text() if name else "", version.text() if version else ""))
+        return rows

@@ -1,7 +1,10 @@
 """Connection dialog of the trace: detected adapters plus manual interface/channel/bitrate entry.
 
 Detection (`detect_configs`, up to a few seconds) runs on a plain worker thread and is polled by
-a QTimer so the dialog never blocks. `settings()` returns the `BusSettings` to open. GUI thread.
+a QTimer so the dialog never blocks. The bitrate lists offer what the chosen interface can do
+(`protocols.bus.interface_limits`; a fixed table is not editable) and OK refuses settings the
+interface cannot run, naming them (`problems()`), before anything is opened. `settings()`
+returns the `BusSettings` to open. GUI thread.
 """
 
 from __future__ import annotations
@@ -22,9 +25,15 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QVBoxLayout,
+    QWidget,
 )
 
-from fota_studio.protocols.bus import BusSettings, detect_configs
+from fota_studio.protocols.bus import (
+    BusSettings,
+    detect_configs,
+    interface_limits,
+    settings_problems,
+)
 
 BITRATES_BPS = (125_000, 250_000, 500_000, 1_000_000)
 DATA_BITRATES_BPS = (1_000_000, 2_000_000, 4_000_000, 5_000_000, 8_000_000)
@@ -38,7 +47,7 @@ def _detect_into(found: list[dict[str, Any]], done: threading.Event) -> None:
 class ConnectionDialog(QDialog):
     """Pick an adapter (detected or typed in) and its bus settings."""
 
-    def __init__(self, parent=None, *, detect: bool = True) -> None:
+    def __init__(self, parent: QWidget | None = None, *, detect: bool = True) -> None:
         super().__init__(parent)
         self.setWindowTitle("Connect CAN channel")
         self._found: list[dict[str, Any]] = []
@@ -68,6 +77,11 @@ class ConnectionDialog(QDialog):
         self.data_bitrate.setEnabled(False)
         self.fd.toggled.connect(self.data_bitrate.setEnabled)
         self.listen_only = QCheckBox("Listen only (no ACK, no Tx)")
+        self.error = QLabel("")
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #c62828")
+        self.interface.currentTextChanged.connect(self._on_interface_current_text_changed)
+        self._on_interface_current_text_changed(self.interface.currentText())
 
         form = QFormLayout()
         form.addRow("Interface", self.interface)
@@ -87,6 +101,7 @@ class ConnectionDialog(QDialog):
         layout.addWidget(self.detected)
         layout.addWidget(self.status)
         layout.addLayout(form)
+        layout.addWidget(self.error)
         layout.addWidget(buttons)
 
         self._poll = QTimer(self)
@@ -111,12 +126,49 @@ class ConnectionDialog(QDialog):
             self.detected.addItem(item)
         self.status.setText(f"{len(self._found)} adapter channel(s) found")
 
-    def _on_detected_current_item_changed(self, item: QListWidgetItem | None, _prev=None) -> None:
+    def _on_detected_current_item_changed(
+        self, item: QListWidgetItem | None, _prev: QListWidgetItem | None = None
+    ) -> None:
         if item is None:
             return
         cfg = item.data(256)
         self.interface.setCurrentText(str(cfg["interface"]))
         self.channel.setText(str(cfg["channel"]))
+
+    def _on_interface_current_text_changed(self, interface: str) -> None:
+        lim = interface_limits(interface)
+        nominal = lim.bitrates_bps if lim.sets_bitrate else ()
+        data = lim.data_bitrates_bps if lim.sets_bitrate else ()
+        for combo, table, fallback in (
+            (self.bitrate, nominal, BITRATES_BPS),
+            (self.data_bitrate, data, DATA_BITRATES_BPS),
+        ):
+            current = combo.currentText()
+            combo.clear()
+            combo.addItems([str(b) for b in (table or fallback)])
+            combo.setEditable(not table)
+            combo.setCurrentText(current)
+        self.fd.setEnabled(lim.fd)
+        if not lim.fd:
+            self.fd.setChecked(False)
+        self.listen_only.setEnabled(lim.listen_only)
+        if not lim.listen_only:
+            self.listen_only.setChecked(False)
+
+    def problems(self) -> list[str]:
+        """What the chosen interface cannot do of the settings as typed ([] = fine)."""
+        s = self.settings()
+        return settings_problems(
+            s.interface, s.bitrate_bps, s.fd, s.data_bitrate_bps, s.listen_only
+        )
+
+    def accept(self) -> None:
+        """Refuse settings the interface cannot run (named in red); otherwise accept."""
+        problems = self.problems()
+        if problems:
+            self.error.setText("; ".join(problems))
+            return
+        super().accept()
 
     def display_name(self) -> str:
         """The name the channel gets in the trace."""

@@ -2,15 +2,23 @@
 
 Lists the logical channels (those saved, those the EA uses, and CAN1) and edits the selected
 one: interface, adapter channel, bitrate, CAN FD data bitrate, sample points (enabled only for
-interfaces that take a bit timing) and listen-only. "Check connection…" opens the connection
-doctor on the settings as typed; "Use default" forgets the saved settings of the channel. OK
-validates every channel (`infra.connections`) and saves them to the workspace; a validation
-error is shown in the dialog and nothing is saved. GUI thread only.
+interfaces that take a bit timing), listen-only and the interface's open options (slcan:
+`sleep_after_open=0.1, tty_baudrate=115200`). The bitrate and data-bitrate lists offer only what
+the chosen python-can interface can do (`protocols.bus.interface_limits`: slcan's fixed table,
+FD data rates 2 or 5 Mbit/s, ...; fixed tables are not editable), CAN FD and listen-only are
+disabled where the interface has none, and every change is validated as it is typed: a value
+the interface cannot do is named in red and OK is disabled, so it is refused before it is saved,
+not when the adapter opens. A line says what the interface can report (bus state, error frames,
+ACK, hardware timestamps). "Check connection…" opens the connection doctor on the settings as
+typed (with the EA's first ECU on the channel for the peer check); "Use default" forgets the
+saved settings of the channel. OK validates every channel (`infra.connections`) and saves them
+to the workspace. GUI thread only.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import can
 from PySide6.QtWidgets import (
@@ -26,6 +34,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QPushButton,
     QVBoxLayout,
+    QWidget,
 )
 
 from fota_studio.core.ea import ElectronicArchitecture
@@ -37,9 +46,14 @@ from fota_studio.infra.connections import (
     ea_bitrate_mismatches,
     ea_channels,
     load_connections,
+    parse_option_text,
     save_connections,
 )
 from fota_studio.infra.workspace import Workspace
+from fota_studio.protocols.bus import interface_capabilities, interface_limits
+
+if TYPE_CHECKING:
+    from fota_studio.ui.dialogs.doctor_dialog import DoctorDialog
 
 BITRATES_BPS = (125_000, 250_000, 500_000, 1_000_000)
 DATA_BITRATES_BPS = (1_000_000, 2_000_000, 4_000_000, 5_000_000, 8_000_000)
@@ -49,16 +63,36 @@ COMMON_INTERFACES = ("virtual", "pcan", "kvaser", "vector", "ixxat", "socketcan"
 
 def _num(text: str, default: int) -> int:
     try:
-        return int(float(text.strip().replace("k", "e3").replace("M", "e6")))
+        return int(float(text.strip().replace(",", "").replace("k", "e3").replace("M", "e6")))
     except ValueError:
         return default
+
+
+def options_text(options: dict[str, object]) -> str:
+    """`{"sleep_after_open": 0.1}` → `sleep_after_open=0.1` (the options field's format)."""
+    return ", ".join(f"{k}={v}" for k, v in options.items())
+
+
+def parse_options(interface: str, text: str) -> dict[str, object]:
+    """The options field (`name=value, ...`) typed by the interface's option specs; raises
+    ConfigurationError naming a bad one."""
+    out: dict[str, object] = {}
+    for part in text.replace(";", ",").split(","):
+        if part.strip():
+            name, value = parse_option_text(interface, part.strip())
+            out[name] = value
+    return out
 
 
 class ConnectionsDialog(QDialog):
     """Edit and save the per-channel adapter settings of a workspace."""
 
     def __init__(
-        self, ws: Workspace, parent=None, *, ea: ElectronicArchitecture | None = None
+        self,
+        ws: Workspace,
+        parent: QWidget | None = None,
+        *,
+        ea: ElectronicArchitecture | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("CAN connections")
@@ -99,6 +133,10 @@ class ConnectionsDialog(QDialog):
             box.setSuffix(" %")
             box.setSpecialValueText("driver default")  # 0 = not set
         self.listen_only = QCheckBox("Listen only (never send, no ACK)")
+        self.options = QLineEdit()
+        self.options.setToolTip("Interface open options, name=value separated by commas")
+        self.reports = QLabel("")
+        self.reports.setWordWrap(True)
         self.ea_note = QLabel("")
         self.ea_note.setWordWrap(True)
         self.error = QLabel("")
@@ -114,6 +152,7 @@ class ConnectionsDialog(QDialog):
         for box in (self.sample_point, self.data_sample_point):
             box.valueChanged.connect(self._on_form_changed)
         self.listen_only.toggled.connect(self._on_form_changed)
+        self.options.textChanged.connect(self._on_form_changed)
 
         form = QFormLayout()
         form.addRow("Interface", self.interface)
@@ -124,6 +163,8 @@ class ConnectionsDialog(QDialog):
         form.addRow("Sample point", self.sample_point)
         form.addRow("Data sample point", self.data_sample_point)
         form.addRow("", self.listen_only)
+        form.addRow("Options", self.options)
+        form.addRow("Reports", self.reports)
 
         self.check_button = QPushButton("Check connection…")
         self.check_button.setToolTip("Run the connection doctor on this adapter")
@@ -148,11 +189,12 @@ class ConnectionsDialog(QDialog):
         )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        self.ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.error)
         layout.addWidget(buttons)
-        self.doctor = None
+        self.doctor: DoctorDialog | None = None
         if names:
             self.channels.setCurrentRow(0)
 
@@ -168,6 +210,7 @@ class ConnectionsDialog(QDialog):
         self._loading = True
         try:
             self.interface.setCurrentText(conn.interface)
+            self._offer_rates(conn.interface)
             self.adapter_channel.setText(conn.channel)
             self.bitrate.setCurrentText(str(conn.bitrate_bps))
             self.fd.setChecked(conn.fd)
@@ -175,13 +218,43 @@ class ConnectionsDialog(QDialog):
             self.sample_point.setValue(conn.sample_point_pct or 0.0)
             self.data_sample_point.setValue(conn.data_sample_point_pct or 0.0)
             self.listen_only.setChecked(conn.listen_only)
+            self.options.setText(options_text(dict(conn.options)))
         finally:
             self._loading = False
         self._update_enabled(conn)
+        self._check_form()
+
+    def _offer_rates(self, interface: str) -> None:
+        """Fill the bitrate lists with what `interface` can do (fixed tables: not editable)."""
+        lim = interface_limits(interface)
+        nominal = lim.bitrates_bps if lim.sets_bitrate else ()
+        data = lim.data_bitrates_bps if lim.sets_bitrate else ()
+        for combo, table, fallback in (
+            (self.bitrate, nominal, BITRATES_BPS),
+            (self.data_bitrate, data, DATA_BITRATES_BPS),
+        ):
+            current = combo.currentText()
+            combo.blockSignals(True)
+            try:
+                combo.clear()
+                combo.addItems([str(b) for b in (table or fallback)])
+                combo.setEditable(not table)
+                combo.setCurrentText(current)
+            finally:
+                combo.blockSignals(False)
+        defaults = options_text(lim.option_defaults())
+        self.options.setPlaceholderText(defaults or "this interface has no open options")
+        self.options.setToolTip(
+            "\n".join(f"{o.name} (default {o.default}): {o.help}" for o in lim.options)
+            or "This interface has no open options"
+        )
+        self.reports.setText(interface_capabilities(interface).summary())
 
     def form_connection(self) -> ChannelConnection:
-        """The selected channel's connection as currently typed (not validated)."""
+        """The selected channel's connection as currently typed (not validated; options that
+        do not parse raise ConfigurationError)."""
         assert self._current is not None
+        interface = self.interface.currentText().strip().lower()
         return ChannelConnection(
             logical_channel=self._current,
             interface=self.interface.currentText().strip().lower(),
@@ -192,17 +265,48 @@ class ConnectionsDialog(QDialog):
             sample_point_pct=self.sample_point.value() or None,
             data_sample_point_pct=self.data_sample_point.value() or None,
             listen_only=self.listen_only.isChecked(),
+            options=parse_options(interface, self.options.text()),
         )
 
-    def _on_form_changed(self, *_args) -> None:
+    def _on_form_changed(self, *_args: object) -> None:
         if self._loading or self._current is None:
             return
-        conn = self.form_connection()
+        if self.sender() is self.interface:
+            self._loading = True
+            try:
+                self._offer_rates(self.interface.currentText())
+            finally:
+                self._loading = False
+        try:
+            conn = self.form_connection()
+        except ConfigurationError as exc:
+            self.error.setText(str(exc))
+            self.ok_button.setEnabled(False)
+            return
         self._edited[self._current] = conn
         self._update_enabled(conn)
+        self._check_form()
+
+    def _check_form(self) -> None:
+        """Validate what is typed now: name the problem and disable OK until it is fixed."""
+        if self._current is None:
+            return
+        try:
+            conn = self.form_connection()
+            conn.validate()
+            conn.bus_settings()
+        except ConfigurationError as exc:
+            self.error.setText(str(exc))
+            self.ok_button.setEnabled(False)
+            return
         self.error.setText("")
+        self.ok_button.setEnabled(True)
 
     def _update_enabled(self, conn: ChannelConnection) -> None:
+        lim = interface_limits(conn.interface)
+        self.fd.setEnabled(lim.fd or conn.fd)
+        self.listen_only.setEnabled(lim.listen_only or conn.listen_only)
+        self.options.setEnabled(bool(lim.options) or bool(conn.options))
         self.data_bitrate.setEnabled(conn.fd)
         self.sample_point.setEnabled(conn.supports_sample_point)
         self.data_sample_point.setEnabled(conn.supports_sample_point and conn.fd)
@@ -227,25 +331,27 @@ class ConnectionsDialog(QDialog):
         """Run the connection doctor on the selected channel's settings as typed."""
         from fota_studio.ui.dialogs.doctor_dialog import DoctorDialog
 
-        conn = self.form_connection()
         try:
+            conn = self.form_connection()
             conn.validate()
             settings = conn.bus_settings()
         except ConfigurationError as exc:
             self.error.setText(str(exc))
             return
         expected = None
+        ecus = []
         if self.ea is not None:
-            rates = [
-                e.connection.bitrate_bps
-                for e in self.ea.ecus
-                if e.connection.channel == conn.logical_channel
-            ]
-            expected = rates[0] if rates else None
-        self.doctor = DoctorDialog(
-            settings, self, label=conn.describe(), expected_bitrate_bps=expected
+            ecus = [e for e in self.ea.ecus if e.connection.channel == conn.logical_channel]
+            expected = ecus[0].connection.bitrate_bps if ecus else None
+        doctor = DoctorDialog(
+            settings,
+            self,
+            label=conn.describe(),
+            expected_bitrate_bps=expected,
+            ecu=ecus[0] if ecus else None,
         )
-        self.doctor.show()
+        self.doctor = doctor
+        doctor.show()
 
     def accept(self) -> None:
         """Validate and save every channel that differs from its default (or was saved)."""

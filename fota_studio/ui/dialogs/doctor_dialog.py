@@ -3,13 +3,15 @@
 `DoctorDialog(settings)` starts `engine.doctor.run_doctor` through `run_in_background` (a
 `fota-ui-io` worker; the checks block for about a second), lists each check as it finishes
 with its status, and shows the plain-words advice of the selected check (the first failed one
-by default). "Run again" repeats the checks, "Copy report" puts the text report on the
+by default, else the first one this interface cannot check: the verdict is then "not proven",
+never "works"). "Run again" repeats the checks, "Copy report" puts the text report on the
 clipboard. Closing the dialog cancels a running check at its next wait. GUI thread only.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor, QGuiApplication
@@ -22,8 +24,10 @@ from PySide6.QtWidgets import (
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
+    QWidget,
 )
 
+from fota_studio.core.ea import EcuDefinition
 from fota_studio.engine.doctor import LISTEN_S, CheckResult, DoctorReport, Status, run_doctor
 from fota_studio.protocols.bus import BusSettings
 from fota_studio.ui.background import BackgroundTask, run_in_background
@@ -35,6 +39,7 @@ _COLOURS = {
     Status.WARNING: "#b26a00",
     Status.ERROR: "#c62828",
     Status.SKIPPED: "#757575",
+    Status.UNCHECKED: "#6a1b9a",
 }
 
 
@@ -44,12 +49,13 @@ class DoctorDialog(QDialog):
     def __init__(
         self,
         settings: BusSettings,
-        parent=None,
+        parent: QWidget | None = None,
         *,
         label: str = "",
         listen_s: float = LISTEN_S,
         send_probe: bool = True,
         expected_bitrate_bps: int | None = None,
+        ecu: EcuDefinition | None = None,
         autostart: bool = True,
     ) -> None:
         super().__init__(parent)
@@ -60,6 +66,7 @@ class DoctorDialog(QDialog):
         self._listen_s = listen_s
         self._send_probe = send_probe
         self._expected = expected_bitrate_bps
+        self._ecu = ecu
         self._cancel = threading.Event()
         self._live: list[CheckResult] = []  # appended by the worker, read on the GUI thread
         self._shown = 0
@@ -125,7 +132,7 @@ class DoctorDialog(QDialog):
         cancel = self._cancel
         settings = self.settings
 
-        def work(progress) -> DoctorReport:
+        def work(progress: Callable[[float], None]) -> DoctorReport:
             def on_check(check: CheckResult) -> None:
                 live.append(check)  # list.append is atomic; the GUI reads it on progress
                 progress(min(0.99, len(live) / EXPECTED_CHECKS))
@@ -136,6 +143,7 @@ class DoctorDialog(QDialog):
                 listen_s=self._listen_s,
                 send_probe=self._send_probe,
                 expected_bitrate_bps=self._expected,
+                ecu=self._ecu,
                 cancel=cancel,
                 on_check=on_check,
             )
@@ -165,15 +173,26 @@ class DoctorDialog(QDialog):
         self.report = report
         self._add_rows(list(report.checks))
         target = report.first_error or next(
-            (c for c in report.checks if c.status is Status.WARNING), None
+            (c for c in report.checks if c.status in (Status.UNCHECKED, Status.WARNING)), None
         )
         for i in range(self.checks.topLevelItemCount()):
             item = self.checks.topLevelItem(i)
-            if target is not None and item.data(0, Qt.ItemDataRole.UserRole) == target:
+            if (
+                item is not None
+                and target is not None
+                and item.data(0, Qt.ItemDataRole.UserRole) == target
+            ):
                 self.checks.setCurrentItem(item)
                 break
-        if report.ok:
+        if report.first_error is None and report.proven:
             self.verdict.setText(f"<b>The connection works.</b> {self._label}")
+        elif report.first_error is None:
+            names = ", ".join(c.name for c in report.unchecked)
+            caps = report.capabilities.summary() if report.capabilities else ""
+            self.verdict.setText(
+                f"<b>Not proven:</b> nothing failed, but {names} cannot be checked on "
+                f"{self.settings.interface} ({caps})."
+            )
         else:
             self.verdict.setText(f"<b>Problem:</b> {report.first_error.summary}")
         self._finish()
@@ -186,7 +205,9 @@ class DoctorDialog(QDialog):
         self.rerun_button.setEnabled(True)
         self.copy_button.setEnabled(self.report is not None)
 
-    def _on_checks_current_item_changed(self, item: QTreeWidgetItem | None, _prev=None) -> None:
+    def _on_checks_current_item_changed(
+        self, item: QTreeWidgetItem | None, _prev: QTreeWidgetItem | None = None
+    ) -> None:
         if item is None:
             return
         check: CheckResult = item.data(0, Qt.ItemDataRole.UserRole)

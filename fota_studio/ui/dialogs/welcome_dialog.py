@@ -8,7 +8,7 @@ own actions, so the welcome always does exactly what the menus do. GUI thread on
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, Signal, SignalInstance
 from PySide6.QtWidgets import (
     QCheckBox,
     QCommandLinkButton,
@@ -84,7 +84,7 @@ class WelcomeDialog(QDialog):
         """True when the user does not want the welcome on the next start."""
         return self.dont_show_check.isChecked()
 
-    def _choose(self, signal: Signal) -> None:
+    def _choose(self, signal: SignalInstance) -> None:
         # Close first: the chosen action may open its own modal dialog.
         self.accept()
-        signal.emit()  # type: ignore[attr-defined]
+        signal.emit()

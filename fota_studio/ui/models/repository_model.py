@@ -11,12 +11,14 @@ store on the calling thread — fast (a few small SQL queries); GUI thread only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
 from fota_studio.core.versions import is_prerelease
+from fota_studio.infra.repository import RepositoryInfo, RepositoryStore, VersionInfo
 from fota_studio.ui.widgets.memory_map import format_size
 
 #: Custom roles: the snapshot behind a row, and its kind ("repository" | "version").
@@ -29,14 +31,14 @@ COLUMNS = ("Repository / version", "Size", "Imported", "Signature")
 
 @dataclass
 class _RepoNode:
-    info: object  # RepositoryInfo
-    versions: list[object]  # VersionInfo, newest first
+    info: RepositoryInfo
+    versions: list[VersionInfo]  # newest first
 
 
 class RepositoryModel(QAbstractItemModel):
     """Two-level tree: repositories (Brand / Model) → versions, newest first."""
 
-    def __init__(self, store=None, parent=None) -> None:
+    def __init__(self, store: RepositoryStore | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._store = store
         self._repos: list[_RepoNode] = []
@@ -46,7 +48,7 @@ class RepositoryModel(QAbstractItemModel):
 
     # -- loading --------------------------------------------------------------------------------
 
-    def set_store(self, store) -> None:
+    def set_store(self, store: RepositoryStore | None) -> None:
         """Point the model at another store (new workspace) and reload."""
         self._store = store
         self.reload()
@@ -74,7 +76,7 @@ class RepositoryModel(QAbstractItemModel):
         row = self._rows.get((brand, model))
         return QModelIndex() if row is None else self.index(row, 0)
 
-    def versions_of(self, brand: str, model: str) -> list:
+    def versions_of(self, brand: str, model: str) -> list[VersionInfo]:
         """The loaded VersionInfo rows of a repository, oldest first (no query)."""
         row = self._rows.get((brand, model))
         return [] if row is None else list(reversed(self._repos[row].versions))
@@ -89,7 +91,9 @@ class RepositoryModel(QAbstractItemModel):
                 return self.index(row, 0, parent)
         return QModelIndex()
 
-    def info(self, index: QModelIndex):
+    def info(
+        self, index: QModelIndex | QPersistentModelIndex
+    ) -> RepositoryInfo | VersionInfo | None:
         """The RepositoryInfo or VersionInfo behind an index (None when invalid)."""
         if not index.isValid():
             return None
@@ -98,13 +102,18 @@ class RepositoryModel(QAbstractItemModel):
             return self._repos[index.row()].info
         return self._repos[ident - 1].versions[index.row()]
 
-    def repositories(self) -> list:
+    def repositories(self) -> list[RepositoryInfo]:
         """The RepositoryInfo snapshots, in row order."""
         return [n.info for n in self._repos]
 
     # -- QAbstractItemModel ---------------------------------------------------------------------
 
-    def index(self, row: int, column: int, parent=QModelIndex()) -> QModelIndex:  # noqa: B008
+    def index(
+        self,
+        row: int,
+        column: int,
+        parent: QModelIndex | QPersistentModelIndex = QModelIndex(),  # noqa: B008
+    ) -> QModelIndex:
         """Qt override: ids instead of pointers (see module docstring)."""
         if column < 0 or column >= len(COLUMNS) or row < 0:
             return QModelIndex()
@@ -119,7 +128,10 @@ class RepositoryModel(QAbstractItemModel):
             return QModelIndex()
         return self.createIndex(row, column, repo_row + 1)
 
-    def parent(self, index=QModelIndex()) -> QModelIndex:  # noqa: B008
+    def parent(  # type: ignore[override]  # the model's parent(index), not QObject.parent()
+        self,
+        index: QModelIndex | QPersistentModelIndex = QModelIndex(),  # noqa: B008
+    ) -> QModelIndex:
         """Qt override: a version's parent is its repository row."""
         if not index.isValid():
             return QModelIndex()
@@ -128,7 +140,7 @@ class RepositoryModel(QAbstractItemModel):
             return QModelIndex()
         return self.createIndex(ident - 1, 0, 0)
 
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         """Qt override."""
         if not parent.isValid():
             return len(self._repos)
@@ -136,16 +148,21 @@ class RepositoryModel(QAbstractItemModel):
             return 0
         return len(self._repos[parent.row()].versions)
 
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: B008
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         """Qt override."""
         del parent
         return len(COLUMNS)
 
-    def hasChildren(self, parent=QModelIndex()) -> bool:  # noqa: B008
+    def hasChildren(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> bool:  # noqa: B008
         """Qt override (cheaper than rowCount for the view's expand arrows)."""
         return self.rowCount(parent) > 0
 
-    def headerData(self, section: int, orientation, role=Qt.ItemDataRole.DisplayRole):
+    def headerData(
+        self,
+        section: int,
+        orientation: Qt.Orientation,
+        role: int = Qt.ItemDataRole.DisplayRole,
+    ) -> Any:
         """Qt override: column titles."""
         if (
             orientation == Qt.Orientation.Horizontal
@@ -155,13 +172,15 @@ class RepositoryModel(QAbstractItemModel):
             return COLUMNS[section]
         return None
 
-    def flags(self, index) -> Qt.ItemFlag:
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
         """Qt override: selectable, not editable."""
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
-    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
         """Qt override: text per column; grey + strike-out for retired versions."""
         if not index.isValid():
             return None
@@ -173,7 +192,7 @@ class RepositoryModel(QAbstractItemModel):
         v = self._repos[ident - 1].versions[index.row()]
         return self._version_data(v, col, role)
 
-    def _repo_data(self, node: _RepoNode, col: int, role):
+    def _repo_data(self, node: _RepoNode, col: int, role: int) -> Any:
         info = node.info
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 0:
@@ -198,7 +217,7 @@ class RepositoryModel(QAbstractItemModel):
             return f"{info.brand} {info.model} {info.description}".lower()
         return None
 
-    def _version_data(self, v, col: int, role):
+    def _version_data(self, v: VersionInfo, col: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 0:
                 marks = "  (pre-release)" if is_prerelease(v.version) else ""
@@ -214,7 +233,7 @@ class RepositoryModel(QAbstractItemModel):
         if role == Qt.ItemDataRole.ForegroundRole and v.retired:
             app = QApplication.instance()
             color = (
-                app.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+                QApplication.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
                 if app is not None
                 else QColor(Qt.GlobalColor.gray)
             )

@@ -1001,7 +1001,7 @@ class ArchitecturePanel(QWidget):
     def _edit(
         self,
         text: str,
-        mutate: Callable[[ElectronicArchitecture], None],
+        mutate: Callable[[ElectronicArchitecture], object],
         select_after: tuple[Any, ...] | None = None,
     ) -> bool:
         """Apply `mutate` to a copy of the current EA and push it as one undoable command."""

@@ -63,7 +63,7 @@ class OemPanel(QWidget):
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["Check", "Result", "Observed"])
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.verdict_label = QLabel("Checkpoint 2 not started")
+        self.verdict_label: QLabel = QLabel("Checkpoint 2 not started")
         self.healthy_button = QPushButton("Healthy")
         self.healthy_button.setToolTip(
             "Answer the pending Checkpoint 2 verification: the machine is healthy"
@@ -75,6 +75,8 @@ class OemPanel(QWidget):
         self.healthy_button.clicked.connect(lambda: self._send(fo.VERDICT_HEALTHY))
         self.unhealthy_button.clicked.connect(lambda: self._send(fo.VERDICT_UNHEALTHY))
         manual = QGroupBox("Manual OEM node (writes oem_verification over SDO)")
+        self.manual_box = manual
+        self._manual_allowed = True
         row = QHBoxLayout(manual)
         row.addWidget(self.healthy_button)
         row.addWidget(self.unhealthy_button)
@@ -109,8 +111,15 @@ class OemPanel(QWidget):
         self.detach()
         self.worker.stop()
 
+    def set_manual_allowed(self, allowed: bool) -> None:
+        """Operator mode hides the manual OEM node: a verdict typed by hand is not a
+        Checkpoint 2 an operator may give (`AccessControl` decides)."""
+        self._manual_allowed = allowed
+        self.manual_box.setVisible(allowed)
+        self._set_manual_enabled()
+
     def _set_manual_enabled(self) -> None:
-        on = self.client is not None
+        on = self.client is not None and self._manual_allowed
         self.healthy_button.setEnabled(on)
         self.unhealthy_button.setEnabled(on)
 
@@ -134,7 +143,7 @@ class OemPanel(QWidget):
 
     def _send(self, verdict: int) -> None:
         client = self.client
-        if client is None:
+        if client is None or not self._manual_allowed:
             return
 
         def write() -> int:
@@ -219,6 +228,7 @@ class TcuBenchPanel(QWidget):
         final.addWidget(self.fail_button)
         sf.addRow(final)
         self.status_label = QLabel("TCU stopped")
+        self._allowed = True
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(1000)
@@ -240,9 +250,22 @@ class TcuBenchPanel(QWidget):
         self._progress = 0
         self._update_enabled()
 
+    def set_allowed(self, allowed: bool) -> None:
+        """Operator mode locks the bench (it transmits CANopen by hand): a running bench TCU
+        is stopped and Start is disabled with the reason (`AccessControl` decides)."""
+        self._allowed = allowed
+        if not allowed:
+            self.stop()
+            self.status_label.setText(
+                "Operator mode: the TCU bench needs engineering mode (Mode menu)"
+            )
+        elif self.tcu is None:
+            self.status_label.setText("TCU stopped")
+        self._update_enabled()
+
     def _update_enabled(self) -> None:
         on = self.tcu is not None
-        self.start_button.setEnabled(not on)
+        self.start_button.setEnabled(not on and self._allowed)
         self.stop_button.setEnabled(on)
         for b in (
             self.offer_button,
@@ -265,7 +288,11 @@ class TcuBenchPanel(QWidget):
             self.status_label.setText(str(exc))
 
     def start(self, settings: BusSettings, *, node_id: int = fo.DEFAULT_NODE_ID) -> TcuNode:
-        """Open the adapter and start the TCU node on it."""
+        """Open the adapter and start the TCU node on it (AccessDeniedError in operator mode)."""
+        if not self._allowed:
+            from fota_studio.infra.access import AccessDeniedError, Action
+
+            raise AccessDeniedError(Action.RAW_TRANSMIT)
         self.stop()
         bus = open_bus(settings)
         tcu = TcuNode(bus, node_id=node_id)

@@ -87,7 +87,7 @@ class SimPanel(QWidget):
         (the one `fota-studio sim` and `flash --simulate` use too); shown as placeholder."""
         from fota_studio.infra.paths import sim_state_dir
 
-        self._default_state_dir = sim_state_dir(workspace_root)
+        self._default_state_dir: Path | None = sim_state_dir(workspace_root)
         self.state_dir_edit.setPlaceholderText(f"default: {self._default_state_dir}")
 
     def default_state_dir(self) -> Path:
@@ -108,7 +108,7 @@ class SimPanel(QWidget):
         self._ea = ea or demo_catalog.demo_architecture()
         self._images = images
         self._state_dir = state_dir
-        self._default_state_dir: Path | None = None
+        self._default_state_dir = None
         self._running: _Running | None = None
         self._busy = False
 

@@ -14,7 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPoint, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QFontMetrics, QPainter, QPalette, QPen
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QContextMenuEvent,
+    QFontMetrics,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QPen,
+)
 from PySide6.QtWidgets import QMenu, QToolTip, QWidget
 
 #: A gap wider than this share of the total span is drawn as a break in broken-axis mode.
@@ -179,7 +189,7 @@ class MemoryMapWidget(QWidget):
         """Wide and one strip plus a label line high."""
         return QSize(400, self.minimumHeight())
 
-    def paintEvent(self, event) -> None:
+    def paintEvent(self, event: QPaintEvent) -> None:
         """Draw the strip: segments filled, gaps hatched, breaks as ⫽, address labels below."""
         del event
         painter = QPainter(self)
@@ -235,7 +245,7 @@ class MemoryMapWidget(QWidget):
         finally:
             painter.end()
 
-    def mouseMoveEvent(self, event) -> None:
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
         """Show the piece under the mouse as a tooltip."""
         p = self.piece_at(event.position().x())
         if p is None:
@@ -244,7 +254,7 @@ class MemoryMapWidget(QWidget):
             QToolTip.showText(event.globalPosition().toPoint(), p.describe(), self)
         super().mouseMoveEvent(event)
 
-    def contextMenuEvent(self, event) -> None:
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
         """Offer the broken-axis toggle."""
         menu = QMenu(self)
         act = QAction("Broken axis (compress large gaps)", menu)

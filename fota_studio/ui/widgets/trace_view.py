@@ -13,8 +13,8 @@ GUI thread only.
 from __future__ import annotations
 
 from PySide6.QtCore import QRect, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPalette, QPen
-from PySide6.QtWidgets import QTableView
+from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPalette, QPen
+from PySide6.QtWidgets import QTableView, QWidget
 
 from fota_studio.engine.trace_store import FLAG_ERROR, FLAG_TX
 from fota_studio.ui.models.trace_model import COL_DATA, COL_DLC, COL_ID, COL_TIME, TraceModel
@@ -25,14 +25,14 @@ TEXT_MARGIN_PX = 4
 class TraceTableView(QTableView):
     """QTableView over a `TraceModel` with a single-call viewport paint (see module docstring)."""
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._mono = QFont("monospace")
         self._mono.setStyleHint(QFont.StyleHint.Monospace)
         self._tx_color = QColor(230, 240, 255)
         self._err_color = QColor(255, 225, 225)
 
-    def paintEvent(self, event) -> None:
+    def paintEvent(self, event: QPaintEvent) -> None:
         model = self.model()
         if not isinstance(model, TraceModel):
             super().paintEvent(event)
