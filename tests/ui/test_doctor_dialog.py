@@ -13,7 +13,7 @@ from fota_studio.engine import doctor
 from fota_studio.engine.doctor import Status
 from fota_studio.infra.connections import load_connections
 from fota_studio.infra.workspace import Workspace
-from fota_studio.protocols.bus import BusSettings
+from fota_studio.protocols.bus import SLCAN_BITRATES_BPS, BusSettings
 from fota_studio.ui.dialogs.connections_dialog import ConnectionsDialog
 from fota_studio.ui.dialogs.doctor_dialog import DoctorDialog
 
@@ -100,7 +100,9 @@ def test_connections_dialog_refuses_invalid_values(qtbot, workspace_dir: Path) -
     with Workspace.open(workspace_dir) as ws:
         dlg = ConnectionsDialog(ws)
         qtbot.addWidget(dlg)
-        dlg.bitrate.setCurrentText("5000")
+        dlg.bitrate.setCurrentText("3000")
+        assert "bitrate" in dlg.error.text()  # named as it is typed
+        assert not dlg.ok_button.isEnabled()
         dlg.accept()
         assert "bitrate" in dlg.error.text()
         assert dlg.result() != dlg.DialogCode.Accepted
@@ -118,3 +120,73 @@ def test_connections_dialog_opens_the_doctor(qtbot, workspace_dir: Path, can_cha
         assert dlg.doctor is not None and dlg.doctor.settings.channel == can_channel
         _wait_done(qtbot, dlg.doctor)
         assert dlg.doctor.report.first_error.name == "ack"  # nobody else on that channel
+
+
+def test_connections_dialog_offers_what_slcan_can_do(qtbot, workspace_dir: Path) -> None:
+    with Workspace.open(workspace_dir) as ws:
+        dlg = ConnectionsDialog(ws)
+        qtbot.addWidget(dlg)
+        dlg.interface.setCurrentText("slcan")
+        offered = [int(dlg.bitrate.itemText(i)) for i in range(dlg.bitrate.count())]
+        assert offered == list(SLCAN_BITRATES_BPS) and 83_300 in offered
+        data = [int(dlg.data_bitrate.itemText(i)) for i in range(dlg.data_bitrate.count())]
+        assert data == [2_000_000, 5_000_000]
+        assert "sleep_after_open=0.1" in dlg.options.placeholderText()
+        assert "ACK: no" in dlg.reports.text()
+        dlg.adapter_channel.setText("/dev/ttyACM0")
+        # Refused as typed, not at open time: the reason is named and OK is disabled.
+        dlg.bitrate.setCurrentText("83333")
+        assert "slcan cannot run 83,333 bit/s" in dlg.error.text()
+        assert not dlg.ok_button.isEnabled()
+        dlg.bitrate.setCurrentText("83300")
+        assert dlg.error.text() == "" and dlg.ok_button.isEnabled()
+        dlg.fd.setChecked(True)
+        dlg.data_bitrate.setCurrentText("4000000")
+        assert "CAN FD data bitrate of 4,000,000" in dlg.error.text()
+        assert not dlg.ok_button.isEnabled()
+        dlg.data_bitrate.setCurrentText("5000000")
+        dlg.options.setText("sleep_after_open=9")
+        assert "sleep_after_open 9.0 is above 5" in dlg.error.text()
+        dlg.options.setText("sleep_after_open=0.2")
+        assert dlg.ok_button.isEnabled(), dlg.error.text()
+        dlg.accept()
+        assert dlg.result() == dlg.DialogCode.Accepted
+        saved = load_connections(ws)["CAN1"]
+    assert (saved.interface, saved.bitrate_bps, saved.fd, saved.data_bitrate_bps) == (
+        "slcan",
+        83_300,
+        True,
+        5_000_000,
+    )
+    assert dict(saved.options) == {"sleep_after_open": 0.2}
+    assert saved.bus_settings().extra["sleep_after_open"] == 0.2
+
+
+def test_trace_connection_dialog_refuses_what_the_interface_cannot_do(qtbot) -> None:
+    from fota_studio.ui.dialogs.connection_dialog import ConnectionDialog
+
+    dialog = ConnectionDialog(detect=False)
+    qtbot.addWidget(dialog)
+    dialog.interface.setCurrentText("slcan")
+    dialog.channel.setText("/dev/ttyACM0")
+    dialog.bitrate.setCurrentText("83333")
+    dialog.accept()
+    assert dialog.result() != dialog.DialogCode.Accepted
+    assert "slcan cannot run 83,333 bit/s" in dialog.error.text()
+    dialog.bitrate.setCurrentText("500000")
+    dialog.accept()
+    assert dialog.result() == dialog.DialogCode.Accepted
+
+
+def test_doctor_dialog_says_not_proven_for_slcan_without_an_ecu(qtbot, can_channel: str) -> None:
+    from tests.fakes.slcan_device import SlcanDevice
+
+    with SlcanDevice(can_channel) as dev:
+        dlg = DoctorDialog(BusSettings("slcan", dev.port), listen_s=0.05)
+        qtbot.addWidget(dlg)
+        _wait_done(qtbot, dlg)
+    assert dlg.report.ok and not dlg.report.proven
+    assert "Not proven" in dlg.verdict.text() and "works" not in dlg.verdict.text()
+    current = dlg.checks.currentItem()
+    assert current is not None and current.text(1) == "UNCHECKED"
+    assert "cannot" in dlg.advice.toPlainText() or "reports neither" in dlg.advice.toPlainText()

@@ -2,9 +2,9 @@
 
 Detection (`detect_configs`, up to a few seconds) runs on a plain worker thread and is polled by
 a QTimer so the dialog never blocks. The bitrate lists offer what the chosen interface can do
-(`protocols.bus.interface_limits`; a fixed table is not editable) and OK refuses settings the
-interface cannot run, naming them (`problems()`), before anything is opened. `settings()`
-returns the `BusSettings` to open. GUI thread.
+(`protocols.bus.interface_limits`) and OK refuses settings the interface cannot run, naming
+them (`problems()`), before anything is opened. `settings()` returns the `BusSettings` to open.
+GUI thread.
 """
 
 from __future__ import annotations
@@ -146,7 +146,6 @@ class ConnectionDialog(QDialog):
             current = combo.currentText()
             combo.clear()
             combo.addItems([str(b) for b in (table or fallback)])
-            combo.setEditable(not table)
             combo.setCurrentText(current)
         self.fd.setEnabled(lim.fd)
         if not lim.fd:

@@ -3,16 +3,15 @@
 Lists the logical channels (those saved, those the EA uses, and CAN1) and edits the selected
 one: interface, adapter channel, bitrate, CAN FD data bitrate, sample points (enabled only for
 interfaces that take a bit timing), listen-only and the interface's open options (slcan:
-`sleep_after_open=0.1, tty_baudrate=115200`). The bitrate and data-bitrate lists offer only what
-the chosen python-can interface can do (`protocols.bus.interface_limits`: slcan's fixed table,
-FD data rates 2 or 5 Mbit/s, ...; fixed tables are not editable), CAN FD and listen-only are
-disabled where the interface has none, and every change is validated as it is typed: a value
-the interface cannot do is named in red and OK is disabled, so it is refused before it is saved,
-not when the adapter opens. A line says what the interface can report (bus state, error frames,
-ACK, hardware timestamps). "Check connection…" opens the connection doctor on the settings as
-typed (with the EA's first ECU on the channel for the peer check); "Use default" forgets the
-saved settings of the channel. OK validates every channel (`infra.connections`) and saves them
-to the workspace. GUI thread only.
+`sleep_after_open=0.1, tty_baudrate=115200`). The bitrate lists offer what the chosen
+python-can interface can do (`protocols.bus.interface_limits`: slcan's fixed table, FD data
+rates 2 or 5 Mbit/s, ...); CAN FD and listen-only are disabled where the interface has none;
+every change is validated as it is typed: a value the interface cannot do is named in red and
+OK is disabled, so it is refused before it is saved, not when the adapter opens. A line says
+what the interface can report (bus state, error frames, ACK, hardware timestamps). "Check
+connection…" opens the connection doctor on the settings as typed (the EA's first ECU on the
+channel answers the peer check); "Use default" forgets the saved settings of the channel. OK
+validates every channel (`infra.connections`) and saves them to the workspace. GUI thread only.
 """
 
 from __future__ import annotations
@@ -225,7 +224,7 @@ class ConnectionsDialog(QDialog):
         self._check_form()
 
     def _offer_rates(self, interface: str) -> None:
-        """Fill the bitrate lists with what `interface` can do (fixed tables: not editable)."""
+        """Fill the bitrate lists with what `interface` can do (a typed value is validated)."""
         lim = interface_limits(interface)
         nominal = lim.bitrates_bps if lim.sets_bitrate else ()
         data = lim.data_bitrates_bps if lim.sets_bitrate else ()
@@ -238,7 +237,6 @@ class ConnectionsDialog(QDialog):
             try:
                 combo.clear()
                 combo.addItems([str(b) for b in (table or fallback)])
-                combo.setEditable(not table)
                 combo.setCurrentText(current)
             finally:
                 combo.blockSignals(False)
