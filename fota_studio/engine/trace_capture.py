@@ -34,7 +34,7 @@ from fota_studio.engine.trace_store import (
     TraceStore,
     message_flags,
 )
-from fota_studio.protocols.bus import BusSettings, open_bus
+from fota_studio.protocols.bus import BusSettings, describe_adapter_fault, open_bus
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,18 @@ class CaptureListener(can.Listener):  # type: ignore[misc]
             self._capture._stage(msg, self.channel_index)
 
     def on_error(self, exc: Exception) -> None:
-        """Log a receive error of the bus (the Notifier keeps running)."""
-        log.warning("trace capture: receive error on channel %d: %s", self.channel_index, exc)
+        """Name a receive error as an adapter fault with its cause (the Notifier keeps
+        running). A vanished device fails every receive at once: log the first of a streak,
+        then one in 100, and wait a receive timeout each time instead of spinning a core."""
+        errors = getattr(self, "_errors", 0)
+        self._errors = errors + 1
+        if errors % 100:
+            time.sleep(0.05)
+            return
+        fault = describe_adapter_fault(exc)
+        log.warning(
+            "trace capture, channel %d: %s — %s", self.channel_index, fault.message(), fault.advice
+        )
 
 
 class _Staging:
