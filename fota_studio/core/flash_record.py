@@ -2,7 +2,10 @@
 
 A `FlashRecord` holds the job's identity (machine, ECU, version, image hashes), every step with
 its outcome and NRC, every UDS request/response with timestamps and 0x78 counts (TransferData
-payloads are cut to their first bytes + length), byte counts, timing and the result. It round
+payloads are cut to their first bytes + length), byte counts, timing and the result. A run of
+plain TransferData blocks (positive answer at once, nothing skipped) is one `ExchangeRecord`
+with `blocks` > 1: the record says what happened, the job's bus log holds every frame (issue 21:
+one entry per block made the record ~0.3 MiB per MiB flashed). It round
 trips through JSON (`to_json` / `from_json`) so the workspace, the CLI (`--json`) and the UI
 share one format. Pure data; built by the job's worker thread, read from any thread after.
 """
@@ -38,10 +41,14 @@ class ExchangeRecord:
     pending_count: int = 0
     nrc: int | None = None
     nrc_name: str = ""
+    #: How many consecutive plain exchanges of this step this record stands for (TransferData
+    #: blocks answered at once): request_hex/response_hex are the first block's, request_len
+    #: is the total, t_request the first request and t_response the last response.
+    blocks: int = 1
 
     @property
     def duration_s(self) -> float | None:
-        """Response time in seconds (None when no response)."""
+        """Response time in seconds (None when no response); of all `blocks` when summarised."""
         return None if self.t_response is None else self.t_response - self.t_request
 
 
