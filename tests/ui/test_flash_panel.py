@@ -140,17 +140,24 @@ def test_flash_panel_shows_nrc_name_of_a_failure(
 
 
 def test_a_long_failure_message_never_widens_the_panel(qtbot, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QScrollArea
+
     panel = FlashPanel(engine, EngineBridge(engine))
-    qtbot.addWidget(panel)
-    panel.resize(700, 600)
-    panel.show()
+    scroll = QScrollArea()  # as in its dock: the window's scroll area
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(panel)
+    qtbot.addWidget(scroll)
+    scroll.resize(700, 600)
+    scroll.show()
+    qtbot.wait(20)
     before = panel.minimumSizeHint().width()
     long_text = "transfer_data: " + "the adapter reported an error on /dev/ttyACM0 " * 40
     panel.status_label.setText(long_text)
     panel._show_problem(long_text.replace(" ", "_"))  # even without spaces to wrap at
     qtbot.wait(50)
     assert panel.minimumSizeHint().width() <= before
-    assert panel.width() == 700
+    assert scroll.horizontalScrollBar().maximum() == 0
+    scroll.close()
 
 
 def test_start_reads_the_ecu_and_asks_with_from_to(

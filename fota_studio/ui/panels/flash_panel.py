@@ -88,6 +88,8 @@ from fota_studio.ui.widgets.versions import fill_versions
 PLOT_POINTS = 600
 PLOT_REFRESH_MS = 200
 LOG_MAX_LINES = 5000
+#: How often a failure waits for the job's future (set right after its JobFailed event).
+FUTURE_POLL_MS = 20
 
 _STATE_COLORS = {
     "pending": QColor("#808080"),
@@ -684,7 +686,14 @@ class FlashPanel(QWidget):
         self._done()
 
     def _on_bridge_job_failed(self, ev: JobFailed) -> None:
-        if not self._mine(ev.job_id):
+        if self._mine(ev.job_id):
+            self._finish_failed(ev)
+
+    def _finish_failed(self, ev: JobFailed) -> None:
+        # The engine emits JobFailed just before it sets the job's future: wait for the
+        # record (a few ms) so the panel can say whether the ECU is in its bootloader.
+        if self._job is not None and not self._job.done():
+            QTimer.singleShot(FUTURE_POLL_MS, lambda: self._finish_failed(ev))
             return
         self.last_failure = ev
         if self._job is not None and self._job.done():

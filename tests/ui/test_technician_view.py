@@ -1,0 +1,135 @@
+"""The technician view (issue 15): machine → ECU → version → pre-flight read FROM the ECU →
+confirm from → to → large progress in words → result with what to do next; a confirmed Cancel
+mid-flash leaves the ECU in its bootloader and "Re-run the flash" brings it back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QScrollArea
+
+from fota_studio.engine.engine import Engine
+from fota_studio.infra.ea_store import EaStore
+from fota_studio.infra.workspace import Workspace
+from fota_studio.protocols.bus import BusSettings
+from fota_studio.ui.engine_bridge import EngineBridge
+from fota_studio.ui.technician.technician_view import (
+    STAGE_CHOOSE,
+    STAGE_FLASHING,
+    STAGE_RESULT,
+    TechnicianView,
+)
+from tests.unit.test_flash_helpers import fast_sim_options, sim_ecu
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Iterator[Workspace]:
+    from fota_studio.app import open_workspace
+
+    workspace = open_workspace(tmp_path / "ws")
+    yield workspace
+    workspace.close()
+
+
+@pytest.fixture
+def engine(can_channel: str) -> Iterator[Engine]:
+    eng = Engine()
+    eng.open_channel("CAN1", BusSettings(interface="virtual", channel=can_channel))
+    yield eng
+    eng.shutdown()
+
+
+def _fast_vcu(ws: Workspace):  # type: ignore[no-untyped-def]
+    """The workspace's VCU with short timings (stored, so the view flashes with them)."""
+    store = EaStore(ws)
+    ea = store.get(store.names()[0])
+    vcu = ea.ecu("VCU")
+    vcu.uds.p2_timeout_ms = 300
+    vcu.uds.tester_present_period_ms = 200
+    vcu.connection.bootloader_entry_delay_ms = 80
+    vcu.uds.timing.reset_time_ms = 40
+    vcu.uds.timing.bootloader_ready_timeout_ms = 1000
+    store.save(ea)
+    return vcu
+
+
+_KEEP: list[QScrollArea] = []
+
+
+def _view(qtbot, engine: Engine, ws: Workspace) -> tuple[TechnicianView, list[str]]:  # type: ignore[no-untyped-def]
+    view = TechnicianView(engine, EngineBridge(engine), ws)
+    asked: list[str] = []
+    view.confirm = lambda title, text: asked.append(f"{title}\n{text}") or True
+    # As in the main window: inside a scroll area (a top-level widget whose minimum size follows
+    # its wrapped labels makes the offscreen platform warn).
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(view)
+    qtbot.addWidget(scroll)
+    scroll.resize(1000, 640)
+    scroll.show()
+    view.ecu_combo.setCurrentIndex(view.ecu_combo.findData("VCU"))
+    view.version_combo.setCurrentIndex(view.version_combo.findData("3.2.1"))
+    _KEEP.append(scroll)  # the test owns the window until the end of the session
+    return view, asked
+
+
+def test_guided_update_from_the_version_the_ecu_reports(
+    qtbot, engine: Engine, ws: Workspace, can_channel: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    vcu = _fast_vcu(ws)
+    # The workspace recorded 3.1.0; the ECU actually runs 3.2.0.
+    opts = fast_sim_options()
+    with sim_ecu(vcu, can_channel, tmp_path, options=opts, initial_version="3.2.0"):
+        view, asked = _view(qtbot, engine, ws)
+        assert not view.start_button.isEnabled()  # nothing is started before the pre-flight
+        view.check_button.click()
+        qtbot.waitUntil(view.start_button.isEnabled, timeout=20_000)
+        text = view.preflight_label.text()
+        assert "ECU reports <b>3.2.0</b>" in text and "recorded 3.1.0" in text
+        assert "Supply voltage" in text and "13.2 V" in text
+        assert "estimated" in text
+        with qtbot.waitSignal(view.flash_finished, timeout=120_000):
+            view.start_button.click()
+            assert view.stage() == STAGE_FLASHING
+            assert "3.2.0 → 3.2.1" in view.flash_title.text()
+    assert "3.2.0 → 3.2.1" in asked[0] and "upgrade" not in asked[0].lower().split("→")[0]
+    assert view.stage() == STAGE_RESULT
+    assert "updated: it runs 3.2.1" in view.result_title.text()
+    assert view.progress.property("state") == "done"
+    assert view.rerun_button.isHidden()
+    assert "Switch the ignition off and on" in view.next_label.text()
+    assert EaStore(ws).get_machine("Unit #1001").installed["VCU"] == "3.2.1"
+
+
+def test_confirmed_cancel_leaves_the_bootloader_and_re_run_recovers(
+    qtbot, engine: Engine, ws: Workspace, can_channel: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    vcu = _fast_vcu(ws)
+    opts = fast_sim_options(programming_ms_per_kib=15.0)
+    with sim_ecu(vcu, can_channel, tmp_path, options=opts, initial_version="3.1.0") as sim:
+        view, asked = _view(qtbot, engine, ws)
+        view.check_button.click()
+        qtbot.waitUntil(view.start_button.isEnabled, timeout=20_000)
+        view.start_button.click()
+        qtbot.waitUntil(
+            lambda: "Writing the new software" in view.step_label.text(), timeout=60_000
+        )
+        with qtbot.waitSignal(view.flash_finished, timeout=60_000):
+            view.cancel_button.click()
+        assert asked[-1].startswith("Cancel the update?")
+        assert view.stage() == STAGE_RESULT
+        assert "is in its bootloader" in view.result_title.text()
+        assert view.progress.property("state") == "cancelled"
+        assert "Re-run the flash" in view.next_label.text()
+        assert not view.rerun_button.isHidden()
+        assert sim.state().mode != "application"
+        sim.options.programming_ms_per_kib = 0.0
+        with qtbot.waitSignal(view.flash_finished, timeout=120_000):
+            view.rerun_button.click()
+        assert "bootloader (no application) → 3.2.1" in asked[-1]
+    assert "updated: it runs 3.2.1" in view.result_title.text()
+    view.again_button.click()
+    assert view.stage() == STAGE_CHOOSE
