@@ -115,6 +115,7 @@ from fota_studio.engine.flash_encoding import plan_erases as plan_erases
 from fota_studio.engine.progress import ProgressReporter
 from fota_studio.engine.seedkey import SeedKeyRegistry
 from fota_studio.infra.user import current_user
+from fota_studio.protocols.bus import FaultKind, fault_kind
 from fota_studio.protocols.isotp_link import (
     ADAPTER_ECU_STATE,
     ADAPTER_ERROR_HINT,
@@ -999,7 +1000,8 @@ class _Job:
                 except AdapterSendError as exc:
                     # A refused frame (bus-off) fails at once, so the retries cost nothing and
                     # ride out a transient adapter error; a bus-off stays and ends the job here.
-                    if attempt >= max_retries:
+                    # A vanished device does not come back within a retry: end at once.
+                    if attempt >= max_retries or fault_kind(exc) is FaultKind.VANISHED:
                         raise AdapterSendError(
                             f"adapter error while sending TransferData block {blocks + 1} "
                             f"(counter 0x{counter:02X}, offset 0x{offset:X}, {attempt + 1} "

@@ -588,7 +588,8 @@ class IsoTpLink:
         self.errors.append(f"adapter error: {_adapter_error_text(exc)}")
         del self.errors[:-10]
         level = logging.WARNING if self.adapter_error_count == 1 else logging.DEBUG
-        log.log(level, "ISO-TP %s: the adapter refused a frame: %s", self.name, exc)
+        text = _adapter_error_text(exc)
+        log.log(level, "ISO-TP %s: the adapter refused a frame: %s", self.name, text)
 
     def config(self) -> LinkConfig:
         """The resolved settings (what was actually configured)."""

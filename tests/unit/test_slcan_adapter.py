@@ -310,3 +310,71 @@ def test_unplugged_mid_flash_is_one_adapter_message_and_a_rerun_succeeds(
                 engine.shutdown()
         assert again.ok, again.error
         assert harness.memory_matches(sim, image)
+
+
+def _fast_demo_ea_file(path: Path) -> None:
+    """The demo EA with the VCU timed like `harness.fast_ecu` (the simulated ECU boots fast)."""
+    from fota_studio.core.ea_format import save_ea_file
+    from fota_studio.demo.catalog import demo_architecture
+
+    ea = demo_architecture()
+    fast = harness.fast_ecu()
+    ea.ecus = [fast if e.name == fast.name else e for e in ea.ecus]
+    save_ea_file(ea, path)
+
+
+def test_cli_flash_through_slcan_unplugged_then_healthy(
+    can_channel: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fota_studio.core.firmware import to_hex
+
+    died: list[str] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: died.append(repr(args.exc_value)))
+    ea_path = tmp_path / "ea.yaml"
+    _fast_demo_ea_file(ea_path)
+    fw = tmp_path / "vcu.hex"
+    image = harness.make_image(harness.TARGET_VERSION)
+    fw.write_bytes(to_hex(image))
+
+    def flash(port: str) -> int:
+        return main(
+            [
+                "--log-level",
+                "ERROR",
+                "--workspace",
+                str(tmp_path / "ws"),
+                "flash",
+                "--ea",
+                str(ea_path),
+                "--ecu",
+                "VCU",
+                "--firmware",
+                str(fw),
+                "--expect-version",
+                harness.TARGET_VERSION,
+                "--interface",
+                "slcan",
+                "--channel",
+                port,
+                "--no-progress",
+            ]
+        )
+
+    with harness.sim_ecu(harness.fast_ecu(), can_channel, tmp_path / "sim") as sim:
+        with SlcanDevice(can_channel, unplug_after_tx_frames=60) as dev:
+            assert flash(dev.port) == 1
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, err
+        assert f"adapter slcan:{dev.port} vanished (device disconnected)" in errors[0]
+        assert "Input/output error" in errors[0] and "plug it in again" in errors[0]
+        assert err.rstrip().splitlines()[-1] == errors[0]  # it ends with that one message
+        assert "Traceback" not in err and died == []
+        harness.wait_until_settled(sim)
+        with SlcanDevice(can_channel) as healthy:
+            assert flash(healthy.port) == 0, capsys.readouterr().err
+        assert harness.memory_matches(sim, image)
+    assert f"verified version {harness.TARGET_VERSION}" in capsys.readouterr().out
