@@ -69,6 +69,15 @@ def register(subparsers: Any) -> None:
         "--format", dest="fmt", choices=["hex", "s19", "bin"], help="file format (default: detect)"
     )
     p.add_argument("--create", action="store_true", help="create the repository if missing")
+    p.add_argument(
+        "--lenient",
+        action="store_true",
+        help="PDX/ODX-F: read a loose container in odxtools' non-strict mode and report, per "
+        "problem, what was ignored (a wrong checksum is refused anyway)",
+    )
+    p.add_argument(
+        "--session", help="PDX/ODX-F: the flash session to import when there are several"
+    )
     p.add_argument("file", type=Path, metavar="FILE")
     add_passphrase_option(p)
     p.set_defaults(func=guarded(_cmd_import))
@@ -240,6 +249,10 @@ def _cmd_create(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    from fota_studio.core.pdx import is_container_name
+
+    if is_container_name(args.file.name):
+        return _cmd_import_container(args)
     base = _parse_address(args.base_address)
     with open_workspace(args) as ws:
         authorise(args, ws, Action.REPO_IMPORT)
@@ -260,6 +273,50 @@ def _cmd_import(args: argparse.Namespace) -> int:
     )
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_import_container(args: argparse.Namespace) -> int:
+    """`repo import FILE.pdx`: the container's blocks as a version, its checksums verified, its
+    flash parameters listed as offered EA profile changes (never applied here)."""
+    from fota_studio.infra.ea_store import EaStore
+    from fota_studio.infra.pdx_import import import_container, offered_changes
+
+    with open_workspace(args) as ws:
+        authorise(args, ws, Action.REPO_IMPORT)
+        result, done = import_container(
+            RepositoryStore(ws),
+            args.file,
+            brand=args.brand,
+            model=args.model,
+            version=args.fw_version,
+            notes=args.notes,
+            lenient=args.lenient,
+            session=args.session,
+            create_repository=args.create,
+        )
+        offers = offered_changes(EaStore(ws), result.version, done.container)
+    v = result.version
+    c = done.container
+    print(
+        f"imported {v.label} from {c.source_name} (FLASH {c.flash_name}, ECU-MEM {c.ecu_name}, "
+        f"session {c.session_name or '-'}): {len(c.blocks)} data block(s), {v.size:,} bytes, "
+        f"sha256 {v.sha256[:16]}…"
+    )
+    for block in c.blocks:
+        print(f"  block {block.describe()}")
+    for line in done.checksums.verified:
+        print(f"  checksum verified: {line}")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for problem in done.problems:
+        print(f"ignored: {problem}", file=sys.stderr)
+    for (ea_name, ecu_name), changes in offers.items():
+        print(f"offered changes to EA {ea_name!r} ECU {ecu_name} (NOT applied):")
+        for ch in changes:
+            print(f"  {ch.label}: {ch.current} -> {ch.proposed}   [{ch.source}]")
+    if offers:
+        print("review and accept them in the Repository panel (Import → EA profile changes)")
     return EXIT_OK
 
 
