@@ -470,7 +470,9 @@ CAPABILITIES: dict[str, InterfaceCapabilities] = {
         InterfaceCapabilities("nican", _N, _Y, _I, _Y, "NI-CAN"),
         InterfaceCapabilities("usb2can", _N, _Y, _N, _Y, "8devices USB2CAN"),
         InterfaceCapabilities("cantact", _N, _N, _N, _Y, "CANtact"),
-        InterfaceCapabilities("serial", _N, _N, _N, _N, "python-can's own serial framing"),
+        InterfaceCapabilities(
+            "serial", _N, _Y, _N, _N, "python-can's own serial framing (carries an error flag)"
+        ),
         InterfaceCapabilities("socketcand", _N, _Y, _I, _I, "remote SocketCAN over TCP"),
         InterfaceCapabilities("udp_multicast", _N, _N, _N, _N, "software bus over UDP"),
         InterfaceCapabilities(
