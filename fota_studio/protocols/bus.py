@@ -642,15 +642,19 @@ class CheckedSlcanBus(slcanBus):
         *,
         reply_timeout_s: float = SLCAN_REPLY_TIMEOUT_S,
         sleep_after_open: float = SLCAN_SLEEP_AFTER_OPEN_S,
+        data_bitrate: int | None = None,
         **kwargs: Any,
     ) -> None:
         self._reply_timeout_s = reply_timeout_s
+        self._data_bitrate = data_bitrate
         self._channel_open = False
         self._shutting_down = False
         self.sleep_after_open_s = float(sleep_after_open)
         self.port = str(channel)
         try:
             super().__init__(channel, sleep_after_open=sleep_after_open, **kwargs)
+            if data_bitrate:
+                self._can_protocol = can.CanProtocol.CAN_FD
         except BaseException:
             port = getattr(self, "serialPortOrig", None)
             if port is not None:
@@ -687,7 +691,11 @@ class CheckedSlcanBus(slcanBus):
             )
 
     def set_bitrate(self, bitrate: int, data_bitrate: int | None = None) -> None:
-        """Set the nominal (and FD data) bitrate from python-can's tables, each answer checked."""
+        """Set the nominal (and FD data) bitrate from python-can's tables, each answer checked.
+
+        Without `data_bitrate`, the FD data rate given at construction is used."""
+        if data_bitrate is None:
+            data_bitrate = self._data_bitrate
         if bitrate not in self._BITRATES:
             raise ValueError(f"Invalid bitrate, choose one of {_rates(SLCAN_BITRATES_BPS)}.")
         code = self._DATA_BITRATES.get(data_bitrate or 0)
@@ -805,12 +813,12 @@ def bus_kwargs(settings: BusSettings) -> dict[str, Any]:
         if settings.listen_only and iface == "vector":
             kw["listen_only"] = True
     elif iface == "slcan":
+        # CheckedSlcanBus takes the FD data rate directly (python-can's own slcanBus only
+        # through a BitTimingFd, whose clock means nothing to an slcan adapter and which
+        # cannot express 83,300 bit/s): S and Y commands from python-can's tables.
+        kw["bitrate"] = settings.bitrate_bps
         if settings.fd:
-            # python-can takes the FD data rate only through a BitTimingFd (its nominal and
-            # data bitrates pick the S and Y commands; the clock does not matter to slcan).
-            kw["timing"] = _fd_timing(settings, 80_000_000)
-        else:
-            kw["bitrate"] = settings.bitrate_bps
+            kw["data_bitrate"] = settings.data_bitrate_bps
         kw["listen_only"] = settings.listen_only
         kw.update(LIMITS["slcan"].option_defaults())  # sleep_after_open 0.1 s, not 2 s
     else:

@@ -378,3 +378,41 @@ def test_cli_flash_through_slcan_unplugged_then_healthy(
             assert flash(healthy.port) == 0, capsys.readouterr().err
         assert harness.memory_matches(sim, image)
     assert f"verified version {harness.TARGET_VERSION}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("bitrate", "data", "codes"),
+    [(500_000, 2_000_000, ["S6", "Y2"]), (83_300, 5_000_000, ["S9", "Y5"])],
+)
+def test_slcan_can_fd_opens_with_its_data_rate_and_carries_fd_frames(
+    can_channel: str, bitrate: int, data: int, codes: list[str]
+) -> None:
+    with SlcanDevice(can_channel, fd=True) as dev:
+        peer = can.Bus(interface="virtual", channel=can_channel, fd=True, ignore_config=True)
+        bus = open_bus(_slcan(dev.port, bitrate_bps=bitrate, fd=True, data_bitrate_bps=data))
+        try:
+            assert (dev.bitrate_bps, dev.data_bitrate_bps) == (bitrate, data)
+            assert dev.commands[:4] == ["C", *codes, "O"]
+            assert bus.protocol is can.CanProtocol.CAN_FD
+            payload = bytes(range(64))
+            bus.send(
+                can.Message(
+                    arbitration_id=0x7E0,
+                    data=payload,
+                    is_fd=True,
+                    bitrate_switch=True,
+                    is_extended_id=False,
+                )
+            )
+            got = peer.recv(2.0)
+            assert got is not None and got.is_fd and got.bitrate_switch and got.data == payload
+            peer.send(
+                can.Message(
+                    arbitration_id=0x7E8, data=payload[:12], is_fd=True, is_extended_id=False
+                )
+            )
+            back = bus.recv(2.0)
+            assert back is not None and back.is_fd and back.data == payload[:12]
+        finally:
+            bus.shutdown()
+            peer.shutdown()
