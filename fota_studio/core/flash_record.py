@@ -7,7 +7,10 @@ plain TransferData blocks (positive answer at once, nothing skipped) is one `Exc
 with `blocks` > 1: the record says what happened, the job's bus log holds every frame (issue 21:
 one entry per block made the record ~0.3 MiB per MiB flashed). It round
 trips through JSON (`to_json` / `from_json`) so the workspace, the CLI (`--json`) and the UI
-share one format. Pure data; built by the job's worker thread, read from any thread after.
+share one format. Each step (and each TransferData block) also names its range of frames in the
+job's bus log (`StepRecord.frame_first/frame_last/block_frames`), so a step opens its frames in
+the trace and a frame finds its step (`step_at_frame`). Pure data; built by the job's worker
+thread, read from any thread after.
 """
 
 from __future__ import annotations
@@ -63,6 +66,35 @@ class StepRecord:
     detail: str = ""
     nrc: int | None = None
     nrc_name: str = ""
+    #: Frames of the job's bus log this step spans (0-based indexes into the BLF, inclusive;
+    #: None without a bus log or when the step sent and received nothing).
+    frame_first: int | None = None
+    frame_last: int | None = None
+    #: TransferData: the bus-log index of each block's first frame (block k spans
+    #: block_frames[k] .. block_frames[k+1]-1, the last one up to frame_last).
+    block_frames: list[int] = field(default_factory=list)
+
+    def block_range(self, block: int) -> tuple[int, int] | None:
+        """(first, last) bus-log frame of TransferData block `block` (0-based) of this step."""
+        if not 0 <= block < len(self.block_frames) or self.frame_last is None:
+            return None
+        last = self.block_frames[block + 1] - 1 if block + 1 < len(self.block_frames) else None
+        return self.block_frames[block], self.frame_last if last is None else last
+
+
+def step_at_frame(steps: list[StepRecord], frame: int) -> tuple[int, int | None] | None:
+    """(step index, TransferData block index or None) of the step whose frames hold bus-log
+    frame `frame`; None when the frame lies between steps (e.g. a TesterPresent)."""
+    import bisect
+
+    for index, st in enumerate(steps):
+        if st.frame_first is None or st.frame_last is None:
+            continue
+        if st.frame_first <= frame <= st.frame_last:
+            if st.block_frames and frame >= st.block_frames[0]:
+                return index, bisect.bisect_right(st.block_frames, frame) - 1
+            return index, None
+    return None
 
 
 @dataclass

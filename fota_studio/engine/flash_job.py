@@ -411,11 +411,28 @@ class _Job:
         self.cancel.check(f"before {step}")
         self.step_name = step
         rec = StepRecord(step=step, started_at=time.time(), detail=detail)
+        rec.frame_first = self._frames_logged()
         self.record.steps.append(rec)
         self.report(StepStarted(self.s.job_id, step, detail))
         return rec
 
+    def _frames_logged(self) -> int | None:
+        """Frames in the bus log so far (the index the next frame gets); None without one."""
+        return None if self.buslog is None else self.buslog.frames
+
+    def _end_frames(self, rec: StepRecord) -> None:
+        # The response that ended the step is in the bus log already: the log's listener
+        # was added to the notifier before any ISO-TP stack, so it sees each frame first.
+        end = self._frames_logged()
+        if end is None or rec.frame_first is None:
+            return
+        if end <= rec.frame_first:  # nothing sent or received (a wait, a skipped check)
+            rec.frame_first = None
+            return
+        rec.frame_last = end - 1
+
     def step_ok(self, rec: StepRecord, detail: str = "") -> None:
+        self._end_frames(rec)
         rec.finished_at = time.time()
         rec.ok = True
         if detail:
@@ -423,6 +440,7 @@ class _Job:
         self.report(StepFinished(self.s.job_id, rec.step, True, rec.detail))
 
     def step_failed(self, rec: StepRecord, exc: BaseException) -> None:
+        self._end_frames(rec)
         rec.finished_at = time.time()
         rec.ok = False
         rec.detail = str(exc)
@@ -987,10 +1005,13 @@ class _Job:
         counter = 1
         blocks = 0
         view = memoryview(data)
+        step_rec = self.record.steps[-1]  # the TransferData step `_segments` just started
         for offset in range(0, len(data), chunk):
             # Safe point: between blocks (never inside one).
             if self.cancel.cancelled:
                 self.cancel.check(f"{name} before block {blocks + 1} (offset 0x{offset:X})")
+            if self.buslog is not None:
+                step_rec.block_frames.append(self.buslog.frames)
             block = bytes(view[offset : offset + chunk])
             attempt = 0
             while True:

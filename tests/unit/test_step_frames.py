@@ -1,0 +1,102 @@
+"""From a flash step to its frames (issue 19 part 2): every step of a flash record, and every
+TransferData block, names its range of frames in the job's bus log, and a frame finds its step.
+
+Checked against the BLF itself: the frames a step names hold that step's request and answer,
+each block's range starts with its TransferData first frame and holds its positive answer."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import can
+
+from fota_studio.core.flash_record import FlashRecord, step_at_frame
+from fota_studio.engine.flash_job import FlashSession, flash_ecu
+
+from .test_flash_helpers import (
+    fast_ecu,
+    fast_sim_options,
+    make_image,
+    open_tester_bus,
+    sim_ecu,
+)
+
+
+def _flash(tmp_path: Path, can_channel: str) -> tuple[FlashRecord, list[can.Message], int, int]:
+    ecu = fast_ecu("VCU")
+    image = make_image("4.0.0", sizes=(0x3000, 0x1800))
+    blf = tmp_path / "bus.blf"
+    with (
+        sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()),
+        open_tester_bus(can_channel) as (bus, notifier),
+    ):
+        session = FlashSession(
+            ecu=ecu,
+            bus=bus,
+            notifier=notifier,
+            expected_version="4.0.0",
+            boot_wait_s=1.5,
+            buslog_path=blf,
+        )
+        result = flash_ecu(session, image)
+    assert result.ok, result.error
+    with can.BLFReader(str(blf)) as reader:
+        frames = list(reader)
+    assert len(frames) == result.record.buslog_frames
+    boot = ecu.connection.bootloader
+    return result.record, frames, boot.request_id, boot.response_id
+
+
+def _payload(msg: can.Message) -> bytes:
+    """The UDS bytes a single or first frame starts with (classic CAN, normal addressing)."""
+    data = bytes(msg.data)
+    if data[0] >> 4 == 0:
+        return data[1 : 1 + (data[0] & 0x0F)]
+    if data[0] >> 4 == 1:
+        return data[2:]
+    return b""
+
+
+def test_each_step_and_block_names_its_frames(tmp_path: Path, can_channel: str) -> None:
+    record, frames, req_id, resp_id = _flash(tmp_path, can_channel)
+    rebuilt = FlashRecord.from_json(record.to_json())  # the ranges survive the record's JSON
+    assert [(s.frame_first, s.frame_last, s.block_frames) for s in rebuilt.steps] == [
+        (s.frame_first, s.frame_last, s.block_frames) for s in record.steps
+    ]
+    transfers = [s for s in record.steps if s.step == "transfer_data"]
+    assert len(transfers) == 2
+    for st in transfers:
+        assert st.frame_first is not None and st.frame_last is not None
+        assert st.block_frames and st.block_frames[0] == st.frame_first
+        for k in range(len(st.block_frames)):
+            rng = st.block_range(k)
+            assert rng is not None
+            first, last = rng
+            span = frames[first : last + 1]
+            counter = (k + 1) & 0xFF
+            # Starts with the tester's TransferData (36 <counter>) ...
+            assert span[0].arbitration_id == req_id
+            assert _payload(span[0])[:2] == bytes([0x36, counter]), (k, span[0])
+            # ... holds the ECU's positive answer (76 <counter>), and no other block's request.
+            answers = [m for m in span if m.arbitration_id == resp_id]
+            assert any(_payload(m)[:2] == bytes([0x76, counter]) for m in answers), k
+            requests = [
+                m for m in span if m.arbitration_id == req_id and _payload(m)[:1] == b"\x36"
+            ]
+            assert len(requests) == 1
+            # ... and every frame of it finds this step and block.
+            index = record.steps.index(st)
+            assert step_at_frame(record.steps, first) == (index, k)
+            assert step_at_frame(record.steps, last) == (index, k)
+    rd = next(s for s in record.steps if s.step == "request_download")
+    assert rd.frame_first is not None and rd.frame_last is not None
+    span = frames[rd.frame_first : rd.frame_last + 1]
+    assert any(_payload(m)[:1] == b"\x34" for m in span if m.arbitration_id == req_id)
+    assert any(_payload(m)[:1] == b"\x74" for m in span if m.arbitration_id == resp_id)
+    # Steps follow each other in the log: no two steps share a frame.
+    ranges = sorted(
+        (s.frame_first, s.frame_last) for s in record.steps if s.frame_first is not None
+    )
+    for (_, last), (first, _) in itertools.pairwise(ranges):
+        assert last is not None and first > last
