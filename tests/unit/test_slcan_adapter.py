@@ -416,3 +416,46 @@ def test_slcan_can_fd_opens_with_its_data_rate_and_carries_fd_frames(
         finally:
             bus.shutdown()
             peer.shutdown()
+
+
+def test_cli_doctor_on_a_saved_slcan_connection_asks_the_eas_ecu(
+    can_channel: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The technician's path: CAN1 mapped to an slcan adapter in the workspace (the CLI seeds a
+    # new workspace with the demo EA); `doctor` asks VCU there and proves the connection.
+    from fota_studio.infra.connections import set_connection
+    from fota_studio.infra.workspace import Workspace
+
+    ws_dir = tmp_path / "ws"
+    args = ["--log-level", "ERROR", "--workspace", str(ws_dir), "doctor", "--listen-s", "0.05"]
+    with (
+        harness.sim_ecu(harness.fast_ecu(), can_channel, tmp_path / "sim"),
+        SlcanDevice(can_channel, fd=True) as dev,
+    ):
+        with Workspace.open(ws_dir) as ws:
+            set_connection(
+                ws,
+                ChannelConnection(
+                    "CAN1",
+                    "slcan",
+                    dev.port,
+                    fd=True,
+                    data_bitrate_bps=2_000_000,
+                    options={"sleep_after_open": 0.05},
+                ),
+            )
+        code = main([*args, "--channel", "CAN1", "--ecu", "VCU"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "CAN1 → slcan:" in out and "VCU answered TesterPresent" in out
+    assert "Verdict: OK" in out
+
+
+def test_cli_doctor_refuses_settings_and_options_before_opening(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base = ["--log-level", "ERROR", "doctor", "--interface", "slcan", "--channel", "/dev/null"]
+    assert main([*base, "--bitrate", "83333"]) == 1
+    assert "slcan cannot run 83,333 bit/s" in capsys.readouterr().err
+    assert main([*base, "--option", "warp=9"]) == 1
+    assert "slcan has no option 'warp'" in capsys.readouterr().err
