@@ -24,8 +24,9 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every discovered sub-command."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser with every discovered sub-command (or, with `only`, just the
+    command module of that name when there is one: see `_command_name`)."""
     parser = argparse.ArgumentParser(
         prog="fota-studio",
         description="FOTA Studio: update ECU firmware over CAN (UDS/ISO-TP, CANopen approval). "
@@ -52,21 +53,56 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     gui = sub.add_parser("gui", help="start the graphical console (the default)")
     gui.set_defaults(func=_run_gui)
-    for mod in _command_modules():
+    for mod in _command_modules(only):
         mod.register(sub)
     return parser
 
 
-def _command_modules() -> list[Any]:
-    """Import every sibling module that defines `register` (sorted, deterministic)."""
+def _command_modules(only: str | None = None) -> list[Any]:
+    """Import every sibling module that defines `register` (sorted, deterministic); with
+    `only`, just that module when it exists and registers a command of its own name."""
+    names = sorted(
+        info.name
+        for info in pkgutil.iter_modules(__path__)
+        if not info.name.startswith("_") and info.name != "common"
+    )
+    if only in names:
+        mod = importlib.import_module(f"{__name__}.{only}")
+        if hasattr(mod, "register"):
+            probe = argparse.ArgumentParser(add_help=False).add_subparsers()
+            mod.register(probe)
+            if only in probe.choices:
+                return [mod]
     mods = []
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_") or info.name == "common":
-            continue
-        mod = importlib.import_module(f"{__name__}.{info.name}")
+    for name in names:
+        mod = importlib.import_module(f"{__name__}.{name}")
         if hasattr(mod, "register"):
             mods.append(mod)
     return mods
+
+
+#: Global options that take a value (the command is the first other bare word).
+_VALUE_OPTIONS = ("--workspace", "--log-level")
+
+
+def _command_name(argv: Sequence[str]) -> str | None:
+    """The sub-command word of `argv`, or None (no command, or help asked before it).
+
+    Lets `main` import only that command's module: the command modules of the engine pull in
+    python-can's log formats (asammdf, pandas), seconds of start-up that `repo list` does not
+    need (issue 21: `repo list` on a big workspace, process start included).
+    """
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token in ("-h", "--help"):
+            return None
+        elif token in _VALUE_OPTIONS:
+            skip = True
+        elif not token.startswith("-"):
+            return token
+    return None
 
 
 def _run_gui(args: argparse.Namespace) -> int:
@@ -78,8 +114,9 @@ def _run_gui(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv`, run the command, and return the process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=_command_name(arguments))
+    args = parser.parse_args(arguments)
     from fota_studio.infra.logsetup import setup_logging
 
     setup_logging(args.log_level, console=args.command not in (None, "gui"))
