@@ -36,6 +36,7 @@ from fota_studio.protocols.decode.frames import (
     FLAG_FD,
     FLAG_REMOTE,
     FLAG_TX,
+    batch_messages,
 )
 
 EXIT_LOSS = 3
@@ -79,7 +80,7 @@ def register(subparsers: Any) -> None:
 
 def _messages(path: Path, names: list[str]) -> Iterator[can.Message]:
     for batch in read_log(path, channel_names=names):
-        yield from batch.messages(names)
+        yield from batch_messages(batch, names)
 
 
 def _info(args: argparse.Namespace) -> int:

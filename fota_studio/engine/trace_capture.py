@@ -24,17 +24,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import can
 import numpy as np
 
-from fota_studio.engine.trace_store import (
-    FLAG_REMOTE,
-    FrameBatch,
-    TraceStore,
-    message_flags,
-)
+from fota_studio.core.frames import FLAG_REMOTE, FrameBatch
+from fota_studio.engine.trace_store import TraceStore
+from fota_studio.infra.tracefile import read_log
 from fota_studio.protocols.bus import BusSettings, describe_adapter_fault, open_bus
+from fota_studio.protocols.decode.frames import message_flags
 
 log = logging.getLogger(__name__)
 
@@ -307,11 +306,55 @@ class TraceCapture:
             full.ext,
         )
 
-    def drain_into_store(self) -> int:
-        """Drain and append to the store in one step; returns the number of frames appended."""
+    def feed_store(self) -> Appended:
+        """Drain and append to the store in one step (the owning thread feeds the store; views
+        are told what changed): returns the frames appended and the oldest frames dropped."""
         batch = self.drain()
-        self.store.append_batch(batch)
-        return len(batch)
+        dropped = self.store.append_batch(batch)
+        return Appended(len(batch), dropped)
+
+    def drain_into_store(self) -> int:
+        """`feed_store()` for loops that only count: returns the number of frames appended."""
+        return self.feed_store().frames
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What one feed did to a store: `frames` appended, `dropped` oldest frames trimmed (the
+    view removes its first `dropped` rows, then inserts `frames` at the end)."""
+
+    frames: int
+    dropped: int
+
+
+LOAD_BATCH_FRAMES = 100_000
+"""Frames per batch while loading a log (one progress report each)."""
+
+
+def load_log(
+    path: str | Path,
+    store: TraceStore,
+    progress: Callable[[float], None] | None = None,
+    batch_frames: int = LOAD_BATCH_FRAMES,
+) -> int:
+    """Read a whole log file (any FORMATS suffix) into `store` (a fresh, unbounded store that
+    no other thread reads yet); returns the frames read. `progress(fraction)` after each batch
+    is the cancel point (a background task raises CancelledError there). Raises
+    TraceFileError naming the file for an unreadable or malformed log."""
+    total = 0
+
+    def report(_frames: int, fraction: float) -> None:
+        if progress is not None:
+            progress(min(fraction, 0.999))
+
+    for batch in read_log(
+        path, channel_names=store.channel_names, progress=report, batch_frames=batch_frames
+    ):
+        store.append_batch(batch)
+        total += len(batch)
+    if progress is not None:
+        progress(1.0)
+    return total
 
 
 class TraceReplay:

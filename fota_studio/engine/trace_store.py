@@ -1,20 +1,26 @@
-"""Columnar, bounded store of CAN frames for the live trace (no Python object per frame).
+"""Columnar frame store of one trace document (the live capture, or one opened log file).
 
 Frames live in fixed-size chunks of numpy columns: timestamp (float64), arbitration id
-(uint32), flags (uint16), length (uint8), channel index (uint8) and 8 data bytes (uint8); the
-bytes 9..64 of CAN FD frames go to a per-chunk side pool addressed by an int32 slot column, so
-a classic frame costs 28 bytes. Capacity is a setting; when full, the OLDEST chunk is dropped
-and `dropped` grows. Rows are addressed by an absolute sequence number (`seq`): row
-`seq - first_seq` of the store; sequence numbers never change when old chunks are dropped.
-Vectorised filters return numpy index arrays of sequence numbers.
+(uint32), flags (uint16), length (uint8), channel index (uint8), 8 data bytes (uint8) and the
+time since the previous frame of the same ID (float32): 28 bytes a classic frame. Bytes 9..64
+of CAN FD frames go to a per-chunk dict (rare). A live store has a capacity (a setting the
+panel states): when full, the OLDEST chunk is dropped and `dropped` grows. A file document's
+store has no capacity (`capacity_frames=None`): a 20 M-frame log keeps all 20 M frames.
+Rows are addressed by an absolute sequence number (`seq`); sequence numbers never change when
+old chunks are dropped or the store is cleared (`cleared` counts those, `dropped` does not).
 
-Threads: not thread-safe by itself. One thread (the GUI timer, or a bench/CLI loop) owns it and
-calls `append_batch`; capture threads hand frames over through `TraceCapture` (staging + lock).
+`segments(start, end)` returns zero-copy views of the stored rows: filled rows of a chunk are
+never written again and a dropped chunk stays alive while a view holds it, so a worker thread
+may filter or search the views while the owning thread keeps appending and trimming.
+
+Threads: one thread owns a store and calls `append_batch` / `clear` (the GUI timer for the live
+capture, a loader worker for a file before it is handed to the GUI); other threads only use
+views taken by the owner (`segments`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +28,7 @@ import can
 import numpy as np
 import numpy.typing as npt
 
-from fota_studio.protocols.decode.frames import (
+from fota_studio.core.frames import (
     FLAG_BRS,
     FLAG_ERROR,
     FLAG_ESI,
@@ -31,13 +37,13 @@ from fota_studio.protocols.decode.frames import (
     FLAG_REMOTE,
     FLAG_TX,
     FrameBatch,
-    FrameRecord,
     IntArray,
-    message_flags,
 )
+from fota_studio.protocols.decode.frames import FrameRecord, batch_from_messages, message_flags
 
 __all__ = [
     "CHUNK_FRAMES",
+    "DEFAULT_CAPACITY_FRAMES",
     "FLAG_BRS",
     "FLAG_ERROR",
     "FLAG_ESI",
@@ -47,8 +53,10 @@ __all__ = [
     "FLAG_TX",
     "FrameBatch",
     "FrameRecord",
+    "Segment",
     "TraceFilter",
     "TraceStore",
+    "filter_segments",
     "message_flags",
     "parse_id_filter",
 ]
@@ -57,23 +65,14 @@ CHUNK_FRAMES = 65_536
 """Frames per chunk; the unit of trimming (one beginRemoveRows per chunk in the model)."""
 
 DEFAULT_CAPACITY_FRAMES = 5_000_000
+"""Frames the LIVE capture keeps (the newest; the panel's status line states it). File
+documents have no limit."""
 
 
 class _Chunk:
-    """One fixed-size chunk of columns plus its CAN FD side pool."""
+    """One fixed-size chunk of columns plus its CAN FD tails."""
 
-    __slots__ = (
-        "channel",
-        "data",
-        "delta",
-        "fd_pool",
-        "fd_slot",
-        "fill",
-        "flags",
-        "ids",
-        "length",
-        "ts",
-    )
+    __slots__ = ("channel", "data", "delta", "fd", "fill", "flags", "ids", "length", "ts")
 
     def __init__(self, size: int) -> None:
         self.ts = np.zeros(size, np.float64)
@@ -82,39 +81,49 @@ class _Chunk:
         self.length = np.zeros(size, np.uint8)
         self.channel = np.zeros(size, np.uint8)
         self.data = np.zeros((size, 8), np.uint8)
-        self.fd_slot = np.full(size, -1, np.int32)
         self.delta = np.zeros(size, np.float32)  # s since the previous frame of this ID
-        self.fd_pool: list[bytes] = []  # bytes 8.. of long FD frames; rare, so a list is fine
+        self.fd: dict[int, bytes] = {}  # row -> bytes 8.. of a long FD frame (rare)
         self.fill = 0
 
     def nbytes(self) -> int:
-        cols = (
-            self.ts,
-            self.ids,
-            self.flags,
-            self.length,
-            self.channel,
-            self.data,
-            self.fd_slot,
-            self.delta,
-        )
-        return sum(int(c.nbytes) for c in cols) + sum(len(b) for b in self.fd_pool)
+        cols = (self.ts, self.ids, self.flags, self.length, self.channel, self.data, self.delta)
+        return sum(int(c.nbytes) for c in cols) + sum(len(b) + 64 for b in self.fd.values())
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Zero-copy views of a run of stored rows: `batch` row i is sequence number `first + i`;
+    `delta` is the per-ID period column of those rows."""
+
+    first: int
+    batch: FrameBatch
+    delta: npt.NDArray[np.float32]
 
 
 class TraceStore:
-    """Bounded columnar frame store; see the module docstring for threading."""
+    """Columnar frame store; see the module docstring for capacity and threading."""
 
     def __init__(
-        self, capacity_frames: int = DEFAULT_CAPACITY_FRAMES, chunk_frames: int = CHUNK_FRAMES
+        self,
+        capacity_frames: int | None = DEFAULT_CAPACITY_FRAMES,
+        chunk_frames: int = CHUNK_FRAMES,
     ) -> None:
         self.chunk_frames = chunk_frames
         """Frames per chunk (tests use small chunks to exercise trimming cheaply)."""
         self._chunks: list[_Chunk] = []
         self._last_ts_by_id: dict[int, float] = {}
-        self._max_chunks = max(2, -(-capacity_frames // self.chunk_frames))
-        self.capacity_frames = self._max_chunks * self.chunk_frames
+        if capacity_frames is None:
+            self._max_chunks: int | None = None
+            self.capacity_frames: int | None = None
+        else:
+            self._max_chunks = max(2, -(-capacity_frames // self.chunk_frames))
+            self.capacity_frames = self._max_chunks * self.chunk_frames
         self.first_seq = 0
-        """Sequence number of the oldest stored frame (= frames dropped so far)."""
+        """Sequence number of the oldest stored frame."""
+        self.dropped = 0
+        """Frames dropped because the store was full (oldest first); never those cleared."""
+        self.cleared = 0
+        """Frames forgotten by `clear()` (the user asked; not a loss)."""
         self.channel_names: list[str] = []
 
     # -- size -------------------------------------------------------------------------------
@@ -129,12 +138,12 @@ class TraceStore:
         return self.first_seq + len(self)
 
     @property
-    def dropped(self) -> int:
-        """Frames dropped because the store was full (oldest first)."""
-        return self.first_seq
+    def bounded(self) -> bool:
+        """True when the store keeps only the newest `capacity_frames` frames."""
+        return self._max_chunks is not None
 
     def nbytes(self) -> int:
-        """Memory held by the columns (including preallocated free slots)."""
+        """Memory held by the columns (including preallocated free slots of the last chunk)."""
         return sum(c.nbytes() for c in self._chunks)
 
     def channel_index(self, name: str) -> int:
@@ -150,8 +159,10 @@ class TraceStore:
     # -- trimming ---------------------------------------------------------------------------
     def frames_to_drop(self, incoming: int) -> int:
         """How many of the oldest frames `append_batch(incoming frames)` will drop."""
+        if self._max_chunks is None:
+            return 0
         if not self._chunks:
-            free = self.capacity_frames
+            free = self._max_chunks * self.chunk_frames
         else:
             free = (self._max_chunks - len(self._chunks)) * self.chunk_frames + (
                 self.chunk_frames - self._chunks[-1].fill
@@ -161,33 +172,38 @@ class TraceStore:
         need_chunks = -(-(incoming - free) // self.chunk_frames)
         return min(need_chunks * self.chunk_frames, len(self))
 
-    def drop_oldest(self, frames: int) -> int:
+    def _drop_oldest(self, frames: int) -> int:
         """Drop whole oldest chunks covering at least `frames` frames; return frames dropped."""
-        dropped = 0
-        while dropped < frames and self._chunks:
-            chunk = self._chunks.pop(0)
-            dropped += chunk.fill
-        self.first_seq += dropped
-        return dropped
+        gone = 0
+        while gone < frames and self._chunks:
+            gone += self._chunks.pop(0).fill
+        self.first_seq += gone
+        self.dropped += gone
+        return gone
 
     def clear(self) -> None:
-        """Forget all frames (sequence numbers continue)."""
+        """Forget all frames (sequence numbers continue; counted in `cleared`, not `dropped`)."""
+        self.cleared += len(self)
         self.first_seq = self.end_seq
         self._chunks.clear()
         self._last_ts_by_id.clear()
 
     # -- append -----------------------------------------------------------------------------
     def append_batch(self, batch: FrameBatch) -> int:
-        """Append a batch (dropping the oldest chunks if needed); return frames dropped."""
+        """Append a batch (a bounded store drops its oldest chunks if needed); return frames
+        dropped."""
         n = len(batch)
         if n == 0:
             return 0
-        if n > self.capacity_frames:  # keep only the newest frames of a huge batch
-            skip = n - self.capacity_frames
-            batch = _slice_batch(batch, skip, n)
+        skipped = 0
+        cap = self.capacity_frames
+        if cap is not None and n > cap:  # keep only the newest frames of a huge batch
+            skipped = n - cap
+            batch = batch.slice(skipped)
             n = len(batch)
-            self.first_seq += skip
-        dropped = self.drop_oldest(self.frames_to_drop(n))
+            self.first_seq += skipped
+            self.dropped += skipped
+        dropped = self._drop_oldest(self.frames_to_drop(n)) + skipped
         delta = self._deltas(batch)
         pos = 0
         while pos < n:
@@ -203,12 +219,10 @@ class TraceStore:
             chunk.length[a:b] = batch.length[pos : pos + take]
             chunk.channel[a:b] = batch.channel[pos : pos + take]
             chunk.data[a:b] = batch.data[pos : pos + take]
-            if batch.ext:
-                for row, tail in batch.ext.items():
-                    if pos <= row < pos + take:
-                        chunk.fd_slot[a + row - pos] = len(chunk.fd_pool)
-                        chunk.fd_pool.append(tail)
-            chunk.fill = b
+            for row, tail in batch.ext.items():
+                if pos <= row < pos + take:
+                    chunk.fd[a + row - pos] = tail
+            chunk.fill = b  # last: a reader of views never sees a half-written row
             pos += take
         return dropped
 
@@ -240,7 +254,7 @@ class TraceStore:
 
     def append_messages(self, messages: Sequence[can.Message], channel_index: int = 0) -> int:
         """Convenience: append python-can Messages; return frames dropped."""
-        return self.append_batch(FrameBatch.from_messages(messages, channel_index))
+        return self.append_batch(batch_from_messages(messages, channel_index))
 
     # -- read -------------------------------------------------------------------------------
     def _locate(self, seq: int) -> tuple[_Chunk, int]:
@@ -254,15 +268,19 @@ class TraceStore:
         chunk, i = self._locate(seq)
         return float(chunk.delta[i])
 
+    def timestamp(self, seq: int) -> float:
+        """Timestamp of one frame."""
+        chunk, i = self._locate(seq)
+        return float(chunk.ts[i])
+
     def record(self, seq: int) -> FrameRecord:
         """One frame as a FrameRecord."""
         chunk, i = self._locate(seq)
         length = int(chunk.length[i])
         flags = int(chunk.flags[i])
         data = b"" if flags & FLAG_REMOTE else chunk.data[i, : min(8, length)].tobytes()
-        slot = int(chunk.fd_slot[i])
-        if slot >= 0:
-            data += chunk.fd_pool[slot]
+        if chunk.fd and not flags & FLAG_REMOTE:
+            data += chunk.fd.get(i, b"")
         return FrameRecord(
             seq=seq,
             timestamp=float(chunk.ts[i]),
@@ -277,36 +295,52 @@ class TraceStore:
         """Several frames as FrameRecords."""
         return [self.record(int(s)) for s in seqs]
 
-    def column(
-        self, name: str, start_seq: int | None = None, end_seq: int | None = None
-    ) -> npt.NDArray[np.generic]:
-        """A column (`ts`, `ids`, `flags`, `length`, `channel`, `delta`, or `data`: the first
-        8 bytes, shape (n, 8)) over [start, end)."""
+    def segments(self, start_seq: int | None = None, end_seq: int | None = None) -> list[Segment]:
+        """Zero-copy views of the rows [start, end), one per chunk (see module docstring)."""
         start = max(self.first_seq if start_seq is None else start_seq, self.first_seq)
         end = min(self.end_seq if end_seq is None else end_seq, self.end_seq)
+        out: list[Segment] = []
         if end <= start:
-            return _empty(name)
+            return out
         r0, r1 = start - self.first_seq, end - self.first_seq
-        parts = []
         for ci in range(r0 // self.chunk_frames, (r1 - 1) // self.chunk_frames + 1):
             chunk = self._chunks[ci]
             lo = max(r0 - ci * self.chunk_frames, 0)
             hi = min(r1 - ci * self.chunk_frames, chunk.fill)
-            parts.append(getattr(chunk, name)[lo:hi])
+            fd = {r - lo: t for r, t in chunk.fd.items() if lo <= r < hi} if chunk.fd else None
+            batch = FrameBatch(
+                chunk.ts[lo:hi],
+                chunk.ids[lo:hi],
+                chunk.flags[lo:hi],
+                chunk.length[lo:hi],
+                chunk.channel[lo:hi],
+                chunk.data[lo:hi],
+                fd,
+            )
+            out.append(
+                Segment(self.first_seq + ci * self.chunk_frames + lo, batch, chunk.delta[lo:hi])
+            )
+        return out
+
+    def column(
+        self, name: str, start_seq: int | None = None, end_seq: int | None = None
+    ) -> npt.NDArray[np.generic]:
+        """A column (`ts`, `ids`, `flags`, `length`, `channel`, `delta`, or `data`: the first
+        8 bytes, shape (n, 8)) over [start, end), as a copy."""
+        attr = {"ts": "timestamp"}.get(name, name)
+        parts = [
+            s.delta if name == "delta" else getattr(s.batch, attr)
+            for s in self.segments(start_seq, end_seq)
+        ]
+        if not parts:
+            return _empty(name)
         return parts[0].copy() if len(parts) == 1 else np.concatenate(parts)
 
     def batch(self, seqs: npt.NDArray[np.int64]) -> FrameBatch:
-        """The frames at `seqs` as a FrameBatch (for saving a filtered selection)."""
+        """The frames at `seqs` (any order) as one FrameBatch (for saving a selection)."""
         rows = np.asarray(seqs, np.int64) - self.first_seq
         n = len(rows)
-        out = FrameBatch(
-            np.empty(n, np.float64),
-            np.empty(n, np.uint32),
-            np.empty(n, np.uint16),
-            np.empty(n, np.uint8),
-            np.empty(n, np.uint8),
-            np.empty((n, 8), np.uint8),
-        )
+        out = FrameBatch.empty(n)
         ci = rows // self.chunk_frames
         runs: list[tuple[int, Any]]
         if n and bool((np.diff(rows) >= 0).all()):
@@ -330,11 +364,15 @@ class TraceStore:
             out.length[sel] = chunk.length[idx]
             out.channel[sel] = chunk.channel[idx]
             out.data[sel] = chunk.data[idx]
-            slots = chunk.fd_slot[idx]
-            first = sel.start if isinstance(sel, slice) else 0
-            for j in np.nonzero(slots >= 0)[0]:
-                row = first + int(j) if isinstance(sel, slice) else int(sel[j])
-                out.ext[row] = chunk.fd_pool[int(slots[j])]
+            if chunk.fd:
+                local = np.arange(len(rows))[sel]
+                for j, r in zip(
+                    local.tolist(), (rows[sel] - c * self.chunk_frames).tolist(), strict=True
+                ):
+                    tail = chunk.fd.get(int(r))
+                    if tail is not None:
+                        out.ext[j] = tail
+        out.ext_len = len(out.ext)
         return out
 
     # -- filtering --------------------------------------------------------------------------
@@ -342,20 +380,30 @@ class TraceStore:
         self, flt: TraceFilter, start_seq: int | None = None, end_seq: int | None = None
     ) -> IntArray:
         """Sequence numbers in [start_seq, end_seq) that pass `flt` (vectorised)."""
-        start = max(self.first_seq if start_seq is None else start_seq, self.first_seq)
-        end = min(self.end_seq if end_seq is None else end_seq, self.end_seq)
-        if end <= start:
-            return np.empty(0, np.int64)
-        out: list[IntArray] = []
-        r0, r1 = start - self.first_seq, end - self.first_seq
-        for ci in range(r0 // self.chunk_frames, (r1 - 1) // self.chunk_frames + 1):
-            chunk = self._chunks[ci]
-            lo = max(r0 - ci * self.chunk_frames, 0)
-            hi = min(r1 - ci * self.chunk_frames, chunk.fill)
-            mask = flt.mask(chunk.ids[lo:hi], chunk.flags[lo:hi], chunk.channel[lo:hi])
-            base = self.first_seq + ci * self.chunk_frames + lo
-            out.append(np.nonzero(mask)[0].astype(np.int64) + base)
-        return out[0] if len(out) == 1 else np.concatenate(out)
+        return filter_segments(self.segments(start_seq, end_seq), flt.segment_mask)
+
+
+def filter_segments(
+    segments: Sequence[Segment],
+    mask: Callable[[Segment], npt.NDArray[np.bool_]],
+    progress: Callable[[float], None] | None = None,
+) -> IntArray:
+    """Sequence numbers of the rows of `segments` where `mask(segment)` is True, segment by
+    segment (temporary memory: one segment's mask); `progress(fraction)` after each segment
+    (a background task's report, which may raise CancelledError there)."""
+    out: list[IntArray] = []
+    total = sum(len(s.batch) for s in segments) or 1
+    done = 0
+    for seg in segments:
+        hits = np.nonzero(mask(seg))[0]
+        if hits.shape[0]:
+            out.append(hits.astype(np.int64) + seg.first)
+        done += len(seg.batch)
+        if progress is not None:
+            progress(done / total)
+    if not out:
+        return np.empty(0, np.int64)
+    return out[0] if len(out) == 1 else np.concatenate(out)
 
 
 def _empty(name: str) -> npt.NDArray[np.generic]:
@@ -369,19 +417,6 @@ def _empty(name: str) -> npt.NDArray[np.generic]:
         "delta": np.float32,
     }
     return np.empty(0, dtypes.get(name, np.uint8))
-
-
-def _slice_batch(batch: FrameBatch, a: int, b: int) -> FrameBatch:
-    ext = {k - a: v for k, v in batch.ext.items() if a <= k < b}
-    return FrameBatch(
-        batch.timestamp[a:b],
-        batch.ids[a:b],
-        batch.flags[a:b],
-        batch.length[a:b],
-        batch.channel[a:b],
-        batch.data[a:b],
-        ext,
-    )
 
 
 @dataclass(frozen=True)
@@ -414,13 +449,13 @@ class TraceFilter:
             or self.channels
         )
 
-    def mask(
-        self,
-        ids: npt.NDArray[np.uint32],
-        flags: npt.NDArray[np.uint16],
-        channel: npt.NDArray[np.uint8],
-    ) -> npt.NDArray[np.bool_]:
-        """Boolean mask of frames passing the filter."""
+    def id_passes(self, can_id: int) -> bool:
+        """True when an identifier passes the ID criteria (for per-message or per-ID views)."""
+        ids = np.asarray([can_id], np.uint32)
+        return bool(self.id_mask(ids)[0])
+
+    def id_mask(self, ids: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
+        """Boolean mask of identifiers passing the ID criteria (ids, ranges, masks, excludes)."""
         n = ids.shape[0]
         keep = np.ones(n, np.bool_)
         if self.ids or self.ranges or self.masks:
@@ -434,6 +469,17 @@ class TraceFilter:
             keep &= idm
         if self.exclude_ids:
             keep &= ~np.isin(ids, np.asarray(self.exclude_ids, np.uint32))
+        return keep
+
+    def mask(
+        self,
+        ids: npt.NDArray[np.uint32],
+        flags: npt.NDArray[np.uint16],
+        channel: npt.NDArray[np.uint8],
+    ) -> npt.NDArray[np.bool_]:
+        """Boolean mask of frames passing the filter."""
+        n = ids.shape[0]
+        keep = self.id_mask(ids)
         if self.direction == "tx":
             keep &= (flags & FLAG_TX) != 0
         elif self.direction == "rx":
@@ -453,6 +499,11 @@ class TraceFilter:
         if self.channels:
             keep &= np.isin(channel, np.asarray(self.channels, np.uint8))
         return keep
+
+    def segment_mask(self, seg: Segment) -> npt.NDArray[np.bool_]:
+        """`mask` over one segment's columns."""
+        b = seg.batch
+        return self.mask(b.ids, b.flags, b.channel)
 
 
 def parse_id_filter(text: str) -> TraceFilter:

@@ -11,10 +11,11 @@ import pytest
 from PySide6.QtCore import QElapsedTimer, QTimer
 
 from fota_studio.core.flash_record import FlashRecord
+from fota_studio.core.frames import FrameBatch
 from fota_studio.demo import catalog as demo_catalog
-from fota_studio.engine.trace_store import FrameBatch
 from fota_studio.infra.tracefile import write_log
 from fota_studio.protocols.bus import BusSettings, open_bus
+from fota_studio.protocols.decode.frames import batch_from_messages
 from fota_studio.ui.panels.trace_panel import TracePanel
 
 DBC = """VERSION ""
@@ -24,6 +25,12 @@ BO_ 256 Engine: 8 ECU
  SG_ Speed : 0|16@1+ (0.1,0) [0|6553.5] "km/h" ECU
  SG_ Temp : 16|8@1- (1,-40) [-40|215] "degC" ECU
 """
+
+
+def ingest(model, batch: FrameBatch) -> None:
+    """What the store's owner does: append (maybe trimming), then tell the view."""
+    model.rows_dropped(model.store.append_batch(batch))
+    model.rows_appended(len(batch))
 
 
 @pytest.fixture
@@ -82,7 +89,7 @@ def _exchange(pairs: list[tuple[int, bytes]]) -> FrameBatch:
                     )
                 )
                 t += 0.001
-    return FrameBatch.from_messages(msgs)
+    return batch_from_messages(msgs)
 
 
 def test_open_200k_frames_in_background_with_progress(qtbot, panel, tmp_path: Path) -> None:
@@ -109,7 +116,9 @@ def test_open_200k_frames_in_background_with_progress(qtbot, panel, tmp_path: Pa
         assert panel.progress.isVisible() and panel.cancel_button.isVisible()
     timer.stop()
     assert blocker.args == ["big.blf", 200_000]
-    assert len(panel.store) == 200_000 == panel.model.rowCount()
+    doc = panel.current_document()
+    assert len(doc.store) == 200_000 == doc.model.rowCount()  # more than the live capacity
+    assert panel.doc_tabs.tabText(panel.doc_tabs.currentIndex()) == "big.blf"
     # The bar advanced through intermediate values while the file streamed in, then hid.
     assert len({v for v in seen if 0 < v < 1000}) >= 2, seen
     assert not panel.progress.isVisible()
@@ -123,12 +132,12 @@ def test_cancel_open(qtbot, panel, tmp_path: Path) -> None:
     loaded = []
     panel.file_loaded.connect(lambda *a: loaded.append(a))
     panel.open_file(path)
-    qtbot.waitUntil(lambda: len(panel.store) > 0, timeout=30_000)
+    qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=30_000)
     panel.cancel_button.click()
     assert not panel.progress.isVisible() and "Cancelled" in panel.status.text()
-    qtbot.waitUntil(lambda: not any(t.is_alive() for t in panel._io_threads), timeout=10_000)
+    assert panel.wait_io(10.0)
     qtbot.wait(200)
-    assert not loaded and len(panel.store) < 200_000
+    assert not loaded and panel.documents == [panel.live]  # nothing opened
 
 
 def test_open_flash_record_bus_log(qtbot, panel, tmp_path: Path, workspace_dir: Path) -> None:
@@ -153,9 +162,8 @@ def test_open_flash_record_bus_log(qtbot, panel, tmp_path: Path, workspace_dir: 
         with qtbot.waitSignal(panel.file_loaded, timeout=10_000) as blocker:
             assert panel.open_flash_record(ws, with_log)
     assert blocker.args == [f"flash record {with_log} bus log", 5]
-    assert "DiagnosticSessionControl programmingSession" in panel.model.decoded(
-        panel.model.seq_at(0)
-    )
+    model = panel.current_document().model
+    assert "DiagnosticSessionControl programmingSession" in model.decoded(model.seq_at(0))
     assert not panel._temp_files  # the temporary copy is gone
     with pytest.raises(ValueError):
         panel.open_bytes("x", b"", "xyz")
@@ -168,7 +176,7 @@ def test_messages_view_collapses_transfer_burst(qtbot, panel) -> None:
         exchange.append((0x7E8, bytes([0x76, block])))
     exchange += [(0x7E0, b"\x37"), (0x7E8, b"\x77")]
     batch = _exchange(exchange)
-    panel.model.ingest(batch)
+    ingest(panel.model, batch)
     panel.tabs.setCurrentWidget(panel.messages_view)
     panel._refresh_side_views()
     model = panel.messages_model
@@ -198,7 +206,7 @@ def test_messages_view_collapses_transfer_burst(qtbot, panel) -> None:
     assert panel.tabs.currentWidget() is panel.view
     panel.tabs.setCurrentWidget(panel.messages_view)
     # live: more frames are fed incrementally
-    panel.model.ingest(_exchange([(0x7E0, b"\x11\x01"), (0x7E8, b"\x51\x01")]))
+    ingest(panel.model, _exchange([(0x7E0, b"\x11\x01"), (0x7E8, b"\x51\x01")]))
     panel._refresh_side_views()
     assert model.index(model.rowCount() - 1, 3).data() == "POS ECUReset hardReset"
 
@@ -212,20 +220,31 @@ def test_transmit_periodic_replay_and_record_from_the_ui(
         transmit = next(i for i in range(panel.tabs.count()) if panel.tabs.tabText(i) == "Transmit")
         panel.tabs.setCurrentIndex(transmit)
         assert panel.tx_channel.currentText() == "CAN1"
-        panel.tx_frame.setText("123#DEADBEEF")
-        panel.tx_send.click()
+        tx = panel.transmit_tab
+        # A transmit list: a one-shot row and a periodic row, started together.
+        once = tx.add_message("123#DEADBEEF", 0)
+        periodic = tx.add_message("124#01", 10)
+        tx.table.selectRow(once)
+        tx.send_button.click()
         msg = peer.recv(2.0)
         assert msg is not None and msg.arbitration_id == 0x123 and msg.data == b"\xde\xad\xbe\xef"
-        panel.tx_period.setValue(10)
-        panel.tx_send.click()
+        assert tx.sent(once) == 1 and not tx.running(once)
+        tx.table.clearSelection()
+        tx.send_button.click()  # nothing selected: every row (the one-shot once more)
+        assert tx.running(periodic) and tx.active
         received = []
 
         def periodic_arrived() -> bool:
             received.extend(iter(lambda: peer.recv(0), None))
-            return len(received) >= 3
+            return sum(1 for m in received if m.arbitration_id == 0x124) >= 3
 
         qtbot.waitUntil(periodic_arrived, timeout=3000)
-        panel.tx_stop.click()
+        tx.stop_all_button.click()
+        assert not tx.active and tx.sent(periodic) >= 3 and tx.sent(once) == 2
+        # A bad row says why and sends nothing.
+        bad = tx.add_message("12G#00", 0)
+        assert not tx.start_row(bad)
+        assert "Transmit row 3" in panel.status.text()
         qtbot.waitUntil(lambda: panel.model.rowCount() >= 4, timeout=3000)
         assert {panel.model.index(r, 2).data() for r in range(panel.model.rowCount())} == {"Tx"}
         # replay the rows shown, twice as fast
@@ -263,7 +282,7 @@ def test_per_id_rate_and_dbc_signal_plots(qtbot, panel, tmp_path: Path) -> None:
         )
         for i in range(100)
     ]
-    panel.model.ingest(FrameBatch.from_messages(msgs))
+    ingest(panel.model, batch_from_messages(msgs))
     panel.tabs.setCurrentWidget(panel.plots)
     panel.plots.select_signal("Engine.Speed")
     panel._refresh_side_views()
@@ -310,7 +329,7 @@ def test_pairs_and_did_names_from_the_workspace(qtbot, workspace_dir: Path) -> N
 
 def test_side_models_contract_and_single_call_paint(qtbot, panel, qtmodeltester) -> None:
     exchange = [(0x7E0, b"\x22\xf1\x95"), (0x7E8, b"\x62\xf1\x95" + b"1.2.3-demo")]
-    panel.model.ingest(_exchange(exchange * 3))
+    ingest(panel.model, _exchange(exchange * 3))
     panel.messages_model.refresh()
     panel.byid_model.refresh()
     qtmodeltester.check(panel.messages_model)

@@ -10,24 +10,33 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
-from fota_studio.engine.trace_store import (
-    CHUNK_FRAMES,
-    FLAG_ERROR,
-    FrameBatch,
-    TraceFilter,
-    TraceStore,
-)
+from fota_studio.core.frames import FLAG_ERROR, FrameBatch
+from fota_studio.engine.trace_search import text_match_mask
+from fota_studio.engine.trace_store import CHUNK_FRAMES, TraceFilter, TraceStore
 from fota_studio.infra.tracefile import write_log
 from fota_studio.protocols.bus import BusSettings, open_bus
 from fota_studio.protocols.decode import Decoder
+from fota_studio.protocols.decode.frames import batch_from_messages
 from fota_studio.ui.models.trace_model import (
     ASYNC_TEXT_SEARCH_FRAMES,
     CHANGED_BYTE_COLOR,
     TraceModel,
     ViewFilter,
-    text_match_mask,
 )
 from fota_studio.ui.panels.trace_panel import TracePanel, parse_candump_frame
+
+
+def ingest(model: TraceModel, batch: FrameBatch) -> None:
+    """What the store's owner does: append (maybe trimming), then tell the view."""
+    dropped = model.store.append_batch(batch)
+    model.rows_dropped(dropped)
+    model.rows_appended(len(batch))
+
+
+def clear(model: TraceModel) -> None:
+    """What the store's owner does on Clear."""
+    model.store.clear()
+    model.store_cleared()
 
 
 def _batch(n: int, start: int = 0) -> FrameBatch:
@@ -52,13 +61,13 @@ def test_model_contract_while_appending_and_trimming(qtmodeltester) -> None:
     qtmodeltester.check(model)
     pos = 0
     for size in (100, chunk, chunk, 50):
-        model.ingest(_batch(size, pos))
+        ingest(model, _batch(size, pos))
         pos += size
     assert store.dropped == chunk
     assert model.rowCount() == len(store)
     model.set_filter(ViewFilter(TraceFilter(ids=(0x7E0,))))
     model.set_filter(ViewFilter(TraceFilter(ranges=((0x300, 0x3FF),))))
-    model.ingest(_batch(chunk, pos))  # trims a chunk while filtered
+    ingest(model, _batch(chunk, pos))  # trims a chunk while filtered
     ids = store.column("ids")
     assert model.rowCount() == int(((ids >= 0x300) & (ids <= 0x3FF)).sum()) > 0
     qtmodeltester.check(model)
@@ -158,7 +167,7 @@ def test_details_show_the_isotp_message(qtbot, panel) -> None:
             data=bytes.fromhex("22515253"),
         ),
     ]
-    panel.model.ingest(FrameBatch.from_messages(frames))
+    ingest(panel.model, batch_from_messages(frames))
     text = panel.details_text(3)
     assert "ISO-TP message 0x7E8, 16 bytes" in text
     assert "ReadDataByIdentifier DID 0xF195" in text
@@ -184,13 +193,17 @@ def test_open_log_in_background_keeps_window_responsive(qtbot, panel, tmp_path: 
         panel.open_file(path)
     timer.stop()
     assert blocker.args[1] == 150_000
-    assert panel.store.end_seq == 150_000  # every frame arrived (the oldest chunk was trimmed)
-    assert panel.model.rowCount() == len(panel.store)
+    doc = panel.current_document()
+    assert doc is not panel.live and doc.name == "big.blf"
+    # A file keeps every frame (the live capacity, 2 chunks, does not apply to it) ...
+    assert len(doc.store) == 150_000 == doc.model.rowCount() and doc.store.dropped == 0
+    # ... and never enters the live capture.
+    assert len(panel.store) == 0 and panel.model.rowCount() == 0
     assert ticks  # the event loop kept running while the file was read
 
 
 def test_save_round_trip_and_candump_parser(qtbot, panel, tmp_path: Path) -> None:
-    panel.model.ingest(_batch(500))
+    ingest(panel.model, _batch(500))
     path = tmp_path / "out.asc"
     with qtbot.waitSignal(panel.file_saved, timeout=10_000):
         panel.save_file(path)
@@ -207,7 +220,7 @@ def test_save_shows_progress_and_cancel_writes_nothing(qtbot, tmp_path: Path) ->
     qtbot.addWidget(panel)
     try:
         for i in range(8):
-            panel.model.ingest(_batch(100_000, i * 100_000))
+            ingest(panel.model, _batch(100_000, i * 100_000))
         path = tmp_path / "big.blf"
         panel.save_file(path)
         assert panel.progress.isVisibleTo(panel) and panel.cancel_button.isVisibleTo(panel)
@@ -215,13 +228,12 @@ def test_save_shows_progress_and_cancel_writes_nothing(qtbot, tmp_path: Path) ->
         panel.cancel_button.click()
         assert not panel.progress.isVisibleTo(panel)
         assert panel.status.text() == "Save cancelled; big.blf was not written"
-        for thread in panel._io_threads:
-            thread.join(10.0)
+        assert panel.wait_io(10.0)
         assert list(tmp_path.iterdir()) == []
         # A save that runs to the end hides the progress again.
         small = tmp_path / "small.asc"
-        panel.model.clear()
-        panel.model.ingest(_batch(1000))
+        clear(panel.model)
+        ingest(panel.model, _batch(1000))
         with qtbot.waitSignal(panel.file_saved, timeout=10_000):
             panel.save_file(small)
         assert not panel.cancel_button.isVisibleTo(panel)
@@ -260,15 +272,16 @@ def test_multi_data_matches_data(qtbot) -> None:
 
     store = TraceStore()
     model = TraceModel(store)
-    model.ingest(
-        FrameBatch.from_messages(
+    ingest(
+        model,
+        batch_from_messages(
             [
                 can.Message(
                     arbitration_id=0x7E0, data=b"\x02\x3e\x00", is_extended_id=False, is_rx=False
                 ),
                 can.Message(arbitration_id=0x18DA11F1, data=b"\x01", is_extended_id=True),
             ]
-        )
+        ),
     )
     roles = [
         Qt.ItemDataRole.DisplayRole,
@@ -295,7 +308,7 @@ def test_by_id_view_and_plots_refresh(qtbot, panel) -> None:
         )
         for i in range(10)
     ]
-    panel.model.ingest(FrameBatch.from_messages(msgs))
+    ingest(panel.model, batch_from_messages(msgs))
     panel.byid_model.refresh()
     assert panel.byid_model.rowCount() == 2
     row = [panel.byid_model.index(0, c).data() for c in range(panel.byid_model.columnCount())]
@@ -323,7 +336,7 @@ def test_tcu_eds_names_and_isotp_pairs(panel) -> None:
             arbitration_id=0x600 + 0x11, is_extended_id=False, data=bytes.fromhex("0322F195")
         ),
     ]
-    panel.model.ingest(FrameBatch.from_messages(frames))
+    ingest(panel.model, batch_from_messages(frames))
     assert "5FF3:01" in panel.model.decoded(0)
     if Path(__file__).resolve().parents[2].joinpath("resources", "fota_tcu.eds").exists():
         assert "update_available" in panel.model.decoded(0)
@@ -341,7 +354,7 @@ class _GatedDecoder(Decoder):
         self.gate = threading.Event()
 
     def describe_frame(self, can_id: int, extended: bool, data: bytes) -> str:
-        if threading.current_thread().name == "fota-trace-search":
+        if threading.current_thread().name == "fota-ui-io":
             self.gate.wait(10.0)
         return super().describe_frame(can_id, extended, data)
 
@@ -373,10 +386,10 @@ def test_large_text_search_runs_in_the_background(qtbot) -> None:
     store = TraceStore(capacity_frames=4 * n)
     decoder = _GatedDecoder()
     model = TraceModel(store, decoder)
-    model.ingest(_uds_batch(n, 0))
+    ingest(model, _uds_batch(n, 0))
     model.set_filter(ViewFilter(text="testerpresent"))
     assert model.searching and model.rowCount() == 0
-    model.ingest(_uds_batch(100, n))  # live frames while searching: filtered synchronously
+    ingest(model, _uds_batch(100, n))  # live frames while searching: filtered synchronously
     assert model.rowCount() == 10
     with qtbot.waitSignal(model.search_finished, timeout=20_000) as finished:
         decoder.gate.set()
@@ -392,14 +405,14 @@ def test_new_filter_or_clear_drops_a_running_search(qtbot) -> None:
     store = TraceStore(capacity_frames=4 * n)
     decoder = _GatedDecoder()
     model = TraceModel(store, decoder)
-    model.ingest(_uds_batch(n, 0))
+    ingest(model, _uds_batch(n, 0))
     model.set_filter(ViewFilter(text="testerpresent"))
     assert model.searching
     model.set_filter(ViewFilter(TraceFilter(ids=(0x7E0,))))  # replaces the search
     assert not model.searching and model.rowCount() == n
     model.set_filter(ViewFilter(text="readdatabyidentifier"))
     assert model.searching
-    model.clear()
+    clear(model)
     assert not model.searching
     decoder.gate.set()
     with qtbot.assertNotEmitted(model.search_finished, wait=500):
@@ -407,23 +420,25 @@ def test_new_filter_or_clear_drops_a_running_search(qtbot) -> None:
     assert model.rowCount() == 0
 
 
-def test_text_match_mask_is_pure_and_cancellable() -> None:
+def test_text_match_mask_is_pure_and_never_breaks_on_a_decoder_error() -> None:
     batch = _uds_batch(1000, 0)
     batch.flags[5] = FLAG_ERROR  # error and remote frames have no decoded text
     decoder = Decoder([(0x7E0, 0x7E8)])
-    mask = text_match_mask(batch, "testerpresent", decoder.describe_frame)
-    assert mask is not None
+
+    def mask_of(needle: str, dec: Decoder) -> np.ndarray:
+        b = batch
+        return text_match_mask(b.ids, b.flags, b.length, b.data, b.ext, needle, dec)
+
+    mask = mask_of("testerpresent", decoder)
     assert mask.sum() == 100 and mask[0] and not mask[1]
     assert not mask[5]
-    cancelled = threading.Event()
-    cancelled.set()
-    assert text_match_mask(batch, "x", decoder.describe_frame, cancelled) is None
 
-    def broken(can_id: int, extended: bool, data: bytes) -> str:
-        raise ValueError("bad DBC")
+    class Broken(Decoder):
+        def describe_frame(self, can_id: int, extended: bool, data: bytes) -> str:
+            raise ValueError("bad DBC")
 
-    broken_mask = text_match_mask(batch, "decode error: bad dbc", broken)
-    assert broken_mask is not None and broken_mask.sum() == len(batch) - 1  # not the error frame
+    broken_mask = mask_of("decode error: bad dbc", Broken())
+    assert broken_mask.sum() == len(batch) - 1  # not the error frame
 
 
 def test_panel_status_tells_a_search_is_running(qtbot, panel) -> None:
@@ -432,13 +447,13 @@ def test_panel_status_tells_a_search_is_running(qtbot, panel) -> None:
     plain = panel.decoder.describe_frame
 
     def gated(can_id: int, extended: bool, data: bytes) -> str:
-        if threading.current_thread().name == "fota-trace-search":
+        if threading.current_thread().name == "fota-ui-io":
             gate.wait(10.0)
         return plain(can_id, extended, data)
 
     panel.decoder.describe_frame = gated  # type: ignore[method-assign]
     panel.add_isotp_pairs([(0x7E0, 0x7E8)])
-    panel.model.ingest(_uds_batch(n, 0))
+    ingest(panel.model, _uds_batch(n, 0))
     panel.search_edit.setText("testerpresent")
     panel.apply_filter()
     assert "searching" in panel.status.text()
@@ -459,7 +474,7 @@ def test_save_to_a_lossy_format_asks_and_reports_the_count_in_the_file(
     batch = _batch(10)
     batch.flags[:3] = FLAG_FD  # three FD frames (8 bytes each)
     batch.flags[3] = FLAG_TX
-    panel.model.ingest(batch)
+    ingest(panel.model, batch)
     asked: list[str] = []
 
     def decline(plan) -> bool:

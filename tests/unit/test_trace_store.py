@@ -19,6 +19,7 @@ from fota_studio.engine.trace_store import (
     parse_id_filter,
 )
 from fota_studio.protocols.bus import BusSettings, open_bus
+from fota_studio.protocols.decode.frames import batch_from_messages
 
 
 def _batch(n: int, start: int = 0, can_id: int | None = None) -> FrameBatch:
@@ -215,7 +216,7 @@ def test_batch_of_seqs_matches_the_records_in_any_order() -> None:
         )
         for i in range(10)
     ]
-    store.append_batch(FrameBatch.from_messages(fd))
+    store.append_batch(batch_from_messages(fd))
     store.append_batch(_batch(150, 110))
     all_seqs = np.arange(store.first_seq, store.end_seq, dtype=np.int64)
     rng = np.random.default_rng(7)

@@ -1,9 +1,10 @@
-"""Columnar CAN frame batches and flag bits shared by the trace store, decoders and log files.
+"""python-can conversions of the trace's frame types (`core.frames.FrameBatch`).
 
-A `FrameBatch` holds frames as numpy columns (timestamp, id, flags, length, channel, 8 data
-bytes, plus a dict of CAN FD tails beyond byte 8); `FrameRecord` is one frame as plain values.
-Lives in protocols/ so infra (log files) and engine (trace store) share one definition. Pure
-data; a batch is built on one thread and handed over whole.
+`FrameRecord` is one stored frame as plain values with `to_message()`; `message_flags` gives
+the flags column of a python-can Message; `batch_from_messages` / `batch_messages` convert
+whole batches (writers, replay, tests). The batch type itself lives in `core/frames.py` (no CAN
+library there); its names are re-exported here for `infra/tracefile.py` and `cli/trace.py`,
+which import the flag bits from this module. Pure functions: any thread.
 """
 
 from __future__ import annotations
@@ -13,18 +14,34 @@ from dataclasses import dataclass
 
 import can
 import numpy as np
-import numpy.typing as npt
 
-# Flag bits of the `flags` column.
-FLAG_EXTENDED = 0x0001
-FLAG_REMOTE = 0x0002
-FLAG_ERROR = 0x0004
-FLAG_FD = 0x0008
-FLAG_BRS = 0x0010
-FLAG_ESI = 0x0020
-FLAG_TX = 0x0040
+from fota_studio.core.frames import (
+    FLAG_BRS,
+    FLAG_ERROR,
+    FLAG_ESI,
+    FLAG_EXTENDED,
+    FLAG_FD,
+    FLAG_REMOTE,
+    FLAG_TX,
+    FrameBatch,
+    IntArray,
+)
 
-IntArray = npt.NDArray[np.int64]
+__all__ = [
+    "FLAG_BRS",
+    "FLAG_ERROR",
+    "FLAG_ESI",
+    "FLAG_EXTENDED",
+    "FLAG_FD",
+    "FLAG_REMOTE",
+    "FLAG_TX",
+    "FrameBatch",
+    "FrameRecord",
+    "IntArray",
+    "batch_from_messages",
+    "batch_messages",
+    "message_flags",
+]
 
 
 @dataclass(frozen=True)
@@ -49,7 +66,7 @@ class FrameRecord:
         """Sent by this application (Tx direction)."""
         return bool(self.flags & FLAG_TX)
 
-    def to_message(self, channel_name: str | None = None) -> can.Message:
+    def to_message(self, channel_name: str | int | None = None) -> can.Message:
         """The frame as a python-can Message (for writers and replay)."""
         f = self.flags
         return can.Message(
@@ -89,88 +106,45 @@ def message_flags(msg: can.Message) -> int:
     return flags
 
 
-class FrameBatch:
-    """Column arrays of a batch of frames (the unit handed from capture to the store)."""
+def batch_messages(batch: FrameBatch, channel_names: Sequence[str] = ()) -> Iterator[can.Message]:
+    """The frames of `batch` as python-can Messages (for writers and replay); channel = index
+    (log writers number channels) unless `channel_names` is given."""
+    for i in range(len(batch)):
+        ch = int(batch.channel[i])
+        yield FrameRecord(
+            seq=i,
+            timestamp=float(batch.timestamp[i]),
+            arbitration_id=int(batch.ids[i]),
+            flags=int(batch.flags[i]),
+            length=int(batch.length[i]),
+            channel=ch,
+            data=batch.payload(i),
+        ).to_message(channel_names[ch] if ch < len(channel_names) else None)
 
-    __slots__ = ("channel", "data", "ext", "ext_len", "flags", "ids", "length", "timestamp")
 
-    def __init__(
-        self,
-        timestamp: npt.NDArray[np.float64],
-        ids: npt.NDArray[np.uint32],
-        flags: npt.NDArray[np.uint16],
-        length: npt.NDArray[np.uint8],
-        channel: npt.NDArray[np.uint8],
-        data: npt.NDArray[np.uint8],
-        ext: dict[int, bytes] | None = None,
-    ) -> None:
-        self.timestamp = timestamp
-        self.ids = ids
-        self.flags = flags
-        self.length = length
-        self.channel = channel
-        self.data = data  # shape (n, 8)
-        self.ext = ext or {}  # batch row -> bytes 8..63 of an FD frame longer than 8
-        self.ext_len = len(self.ext)
-
-    def __len__(self) -> int:
-        return int(self.timestamp.shape[0])
-
-    def tail(self, start: int) -> FrameBatch:
-        """Rows `start`.. of this batch as a batch of their own (views, no copy)."""
-        return FrameBatch(
-            self.timestamp[start:],
-            self.ids[start:],
-            self.flags[start:],
-            self.length[start:],
-            self.channel[start:],
-            self.data[start:],
-            {row - start: tail for row, tail in self.ext.items() if row >= start},
-        )
-
-    def messages(self, channel_names: Sequence[str] = ()) -> Iterator[can.Message]:
-        """The frames as python-can Messages (for writers and replay); channel = index
-        (log writers number channels) unless `channel_names` is given."""
-        for i in range(len(self)):
-            flags = int(self.flags[i])
-            length = int(self.length[i])
-            data = self.data[i, : min(8, length)].tobytes() + self.ext.get(i, b"")
-            ch = int(self.channel[i])
-            yield FrameRecord(
-                seq=i,
-                timestamp=float(self.timestamp[i]),
-                arbitration_id=int(self.ids[i]),
-                flags=flags,
-                length=length,
-                channel=ch,
-                data=b"" if flags & FLAG_REMOTE else data,
-            ).to_message(channel_names[ch] if ch < len(channel_names) else None)
-
-    @classmethod
-    def from_messages(
-        cls, messages: Sequence[can.Message], channel_index: int | Sequence[int] = 0
-    ) -> FrameBatch:
-        """Build a batch from python-can Messages (one Python loop, no per-frame objects kept)."""
-        n = len(messages)
-        ts = np.empty(n, np.float64)
-        ids = np.empty(n, np.uint32)
-        flags = np.empty(n, np.uint16)
-        length = np.empty(n, np.uint8)
-        chan = np.empty(n, np.uint8)
-        raw = bytearray(8 * n)
-        ext: dict[int, bytes] = {}
-        per_frame_channel = not isinstance(channel_index, int)
-        for i, msg in enumerate(messages):
-            ts[i] = msg.timestamp
-            ids[i] = msg.arbitration_id
-            flags[i] = message_flags(msg)
-            data = msg.data
-            dl = len(data) if not msg.is_remote_frame else msg.dlc
-            length[i] = dl
-            if data:
-                raw[8 * i : 8 * i + min(8, len(data))] = data[:8]
-                if len(data) > 8:
-                    ext[i] = bytes(data[8:])
-            chan[i] = channel_index[i] if per_frame_channel else channel_index  # type: ignore[index]
-        arr = np.frombuffer(bytes(raw), np.uint8).reshape(n, 8).copy()
-        return cls(ts, ids, flags, length, chan, arr, ext)
+def batch_from_messages(
+    messages: Sequence[can.Message], channel_index: int | Sequence[int] = 0
+) -> FrameBatch:
+    """Build a batch from python-can Messages (one Python loop, no per-frame objects kept)."""
+    n = len(messages)
+    ts = np.empty(n, np.float64)
+    ids = np.empty(n, np.uint32)
+    flags = np.empty(n, np.uint16)
+    length = np.empty(n, np.uint8)
+    chan = np.empty(n, np.uint8)
+    raw = bytearray(8 * n)
+    ext: dict[int, bytes] = {}
+    per_frame = not isinstance(channel_index, int)
+    for i, msg in enumerate(messages):
+        ts[i] = msg.timestamp
+        ids[i] = msg.arbitration_id
+        flags[i] = message_flags(msg)
+        data = msg.data
+        length[i] = len(data) if not msg.is_remote_frame else msg.dlc
+        if data:
+            raw[8 * i : 8 * i + min(8, len(data))] = data[:8]
+            if len(data) > 8:
+                ext[i] = bytes(data[8:])
+        chan[i] = channel_index[i] if per_frame else channel_index  # type: ignore[index]
+    arr = np.frombuffer(bytes(raw), np.uint8).reshape(n, 8).copy()
+    return FrameBatch(ts, ids, flags, length, chan, arr, ext)

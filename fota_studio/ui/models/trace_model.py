@@ -1,30 +1,32 @@
-"""Qt table models over the columnar trace store: the live frame table and the "by ID" table.
+"""Qt table models over a trace document's columnar store: the frame table and "by ID" table.
 
-`TraceModel` shows the frames of a `TraceStore` (all, or the sequence numbers a filter
-selected). Frames enter only through `ingest(batch)`, called by the panel's ~50 ms timer: ONE
-beginInsertRows/endInsertRows per batch, and one beginRemoveRows per dropped chunk of the
-oldest frames. Paused, the store keeps growing but the model does not insert (the panel shows
-"N new frames"). Decoded text is computed lazily for the rows the view asks for and cached by
-sequence number. A free-text search over many frames runs on a worker thread (on a snapshot
-of the matching frames, so the store keeps growing meanwhile); `search_finished` tells when
-its result is shown. `ByIdModel` summarises the store per identifier, recomputed with numpy on
-demand. GUI thread only (but for that worker).
+`TraceModel` is a read-only view of a `TraceStore` that someone else feeds (the live capture's
+timer, or a file loader): the owner appends to / trims the store, then tells the model
+`rows_dropped(k)` (its k oldest frames are gone: one beginRemoveRows) and `rows_appended(n)`
+(n new frames at the end: ONE beginInsertRows per batch). Paused, the model does not insert
+("N new frames"). Decoded text is computed lazily for the rows the view paints and cached.
+
+A filter (`set_query`, an `engine.trace_search.TraceQuery`) over many frames runs through
+`ui/background.py` on zero-copy segment views of the store, with progress
+(`query_progress`) and `search_finished(rows)` when its result is shown; frames that arrive
+meanwhile are filtered on arrival and shown at once. Every frame is searched: no cap.
+`ByIdModel` summarises the store per identifier incrementally. GUI thread only.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QFont
 
-from fota_studio.engine.trace_store import (
+from fota_studio.core.errors import CancelledError
+from fota_studio.core.frames import (
     FLAG_BRS,
     FLAG_ERROR,
     FLAG_ESI,
@@ -32,26 +34,25 @@ from fota_studio.engine.trace_store import (
     FLAG_FD,
     FLAG_REMOTE,
     FLAG_TX,
-    FrameBatch,
-    TraceFilter,
-    TraceStore,
 )
+from fota_studio.engine.trace_search import TraceQuery, frame_text
+from fota_studio.engine.trace_store import Segment, TraceFilter, TraceStore
 from fota_studio.protocols.decode import Decoder
+from fota_studio.ui.background import BackgroundTask, run_in_background
 
 COLUMNS = ("Time", "Chan", "Dir", "ID", "Type", "DLC", "Data", "Decoded")
 COL_TIME, COL_CHAN, COL_DIR, COL_ID, COL_TYPE, COL_DLC, COL_DATA, COL_DECODED = range(8)
 TIME_MODES = ("absolute", "relative", "delta")
 DECODE_CACHE_ROWS = 20_000
 ROW_CACHE_ROWS = 4_000
-TEXT_SEARCH_MAX_ROWS = 200_000
-"""Free-text search decodes each DISTINCT frame once; beyond this many distinct frames it
-searches the newest frames only (the status line says how many rows are shown)."""
 ASYNC_TEXT_SEARCH_FRAMES = 20_000
-"""A free-text search over at least this many frames runs on a worker thread."""
+"""A free-text search over at least this many frames runs in the background (progress,
+cancel)."""
+ASYNC_FILTER_FRAMES = 1_000_000
+"""An ID/direction/type/protocol filter (vectorised, ≈ 20 ms per million frames) over at least
+this many frames runs in the background too."""
 
 log = logging.getLogger(__name__)
-
-Describe = Callable[[int, bool, bytes], str]
 
 _Index = QModelIndex | QPersistentModelIndex
 _DISPLAY = Qt.ItemDataRole.DisplayRole
@@ -59,6 +60,9 @@ _FONT = Qt.ItemDataRole.FontRole
 _BACKGROUND = Qt.ItemDataRole.BackgroundRole
 _ALIGN = Qt.ItemDataRole.TextAlignmentRole
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+ViewFilter = TraceQuery
+"""What the table shows (frames, protocols, text): the engine's query type."""
 
 
 def id_text(can_id: int, extended: bool) -> str:
@@ -77,19 +81,6 @@ def type_text(flags: int) -> str:
     return "data"
 
 
-@dataclass
-class ViewFilter:
-    """What the table shows: the vectorised store filter plus protocol and text criteria."""
-
-    frames: TraceFilter = field(default_factory=TraceFilter)
-    protocols: frozenset[str] = frozenset()
-    text: str = ""
-
-    def is_empty(self) -> bool:
-        """True when every frame is shown."""
-        return self.frames.is_empty() and not self.protocols and not self.text
-
-
 #: Timestamps above this are seconds since the epoch (host clock), shown as wall-clock time;
 #: smaller ones are an adapter's own clock (seconds since it started) and are shown raw.
 EPOCH_THRESHOLD_S = 1e9
@@ -104,98 +95,64 @@ def absolute_time_text(timestamp: float) -> str:
     return f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{micro:06d}"
 
 
-def describe_safely(describe: Describe, can_id: int, extended: bool, data: bytes) -> str:
-    """`describe(...)`, or the decoder's error as text: a decoder bug never breaks the view."""
-    try:
-        return describe(can_id, extended, data)
-    except Exception as exc:
-        return f"(decode error: {exc})"
+class TimeFormat:
+    """How every tab of one document writes a time: absolute (wall clock), relative (to the
+    document's first frame) or delta (since the previous frame of the same ID; tabs without
+    a per-ID delta show relative)."""
 
+    def __init__(self) -> None:
+        self.mode = "absolute"
+        self.t0: float | None = None
 
-def text_match_mask(
-    batch: FrameBatch,
-    needle: str,
-    describe: Describe,
-    cancel: threading.Event | None = None,
-) -> np.ndarray | None:
-    """Which frames of `batch` have decoded text containing `needle` (lower case); None when
-    `cancel` was set meanwhile. Pure (no Qt, no store): safe on a worker thread.
-
-    The per-frame text is context-free, so each distinct (ID, flags, length, 8 data bytes) is
-    decoded ONCE (cyclic traffic repeats itself: 1M frames are typically a few thousand
-    distinct ones); CAN FD frames longer than 8 bytes are checked one by one. Beyond
-    `TEXT_SEARCH_MAX_ROWS` distinct frames (random data) only the newest frames are searched.
-    """
-    n = len(batch)
-    if n == 0:
-        return np.zeros(0, np.bool_)
-
-    def text(i: int) -> str:
-        flags = int(batch.flags[i])
-        if flags & (FLAG_ERROR | FLAG_REMOTE):
-            return ""
-        data = batch.data[i, : min(8, int(batch.length[i]))].tobytes() + batch.ext.get(i, b"")
-        return describe_safely(describe, int(batch.ids[i]), bool(flags & FLAG_EXTENDED), data)
-
-    key = np.empty((n, 16), np.uint8)
-    key[:, 0:4] = batch.ids.astype("<u4").view(np.uint8).reshape(n, 4)
-    key[:, 4:6] = (
-        (batch.flags & (FLAG_EXTENDED | FLAG_ERROR | FLAG_REMOTE))
-        .astype("<u2")
-        .view(np.uint8)
-        .reshape(n, 2)
-    )
-    key[:, 6] = batch.length
-    key[:, 7] = 0
-    key[:, 8:16] = batch.data
-    packed = key.view(np.dtype((np.void, 16))).reshape(n)
-    uniq, first, inverse = np.unique(packed, return_index=True, return_inverse=True)
-    if uniq.shape[0] > TEXT_SEARCH_MAX_ROWS:  # pathological (random data): newest only
-        keep_from = n - TEXT_SEARCH_MAX_ROWS
-        out = np.zeros(n, np.bool_)
-        mask = text_match_mask(batch.tail(keep_from), needle, describe, cancel)
-        if mask is None:
-            return None
-        out[keep_from:] = mask
-        return out
-    hits = np.zeros(first.shape[0], np.bool_)
-    for k, i in enumerate(first.tolist()):
-        if cancel is not None and k % 1024 == 0 and cancel.is_set():
-            return None
-        hits[k] = needle in text(i).lower()
-    out = hits[inverse.reshape(n)]
-    for row in batch.ext:  # long FD frames: the tail is not part of the key
-        out[row] = needle in text(row).lower()
-    return out
+    def text(self, timestamp: float, delta: float | None = None) -> str:
+        """The time as the current mode writes it."""
+        if self.mode == "delta" and delta is not None:
+            return f"{delta * 1000:.3f} ms"
+        if self.mode in ("relative", "delta"):
+            t0 = self.t0 if self.t0 is not None else timestamp
+            return f"{timestamp - t0:.6f}"
+        return absolute_time_text(timestamp)
 
 
 class TraceModel(QAbstractTableModel):
-    """The live trace table (see module docstring)."""
+    """The frame table of one trace document (see module docstring)."""
 
-    #: A background free-text search ended and its result is shown (rows now shown).
+    #: A background filter/search ended and its result is shown (rows now shown).
     search_finished = Signal(int)
-    #: Worker -> GUI thread: (search generation, candidate seqs, match mask).
-    _search_done = Signal(int, object, object)
+    #: Fraction of a running background filter/search.
+    query_progress = Signal(float)
 
-    def __init__(self, store: TraceStore, decoder: Decoder | None = None, parent=None) -> None:
+    def __init__(
+        self,
+        store: TraceStore,
+        decoder: Decoder | None = None,
+        parent=None,
+        time_format: TimeFormat | None = None,
+    ) -> None:
         super().__init__(parent)
-        self._search_gen = 0
-        self._search_cancel: threading.Event | None = None
-        self._search_done.connect(self._on_search_done)
         self.store = store
         self.decoder = decoder or Decoder()
-        self.time_mode = "absolute"
+        self.times = time_format or TimeFormat()
         self._paused = False
-        self._shown_end = store.end_seq  # frames [first_seq, _shown_end) are visible (no filter)
+        self._first = store.first_seq  # oldest seq the model knows (rows start here)
+        self._shown_end = store.end_seq  # frames [_first, _shown_end) are considered
         self._view: np.ndarray | None = None  # seqs shown when filtered
-        self._filter = ViewFilter()
+        self._filter = TraceQuery()
+        self._task: BackgroundTask | None = None
+        self._task_gen = 0
         self._decoded: OrderedDict[int, str] = OrderedDict()
         self._rows: OrderedDict[int, tuple] = OrderedDict()
-        self._t0: float | None = None
         self._mono = QFont("monospace")
         self._mono.setStyleHint(QFont.StyleHint.Monospace)
         self._tx_brush = QColor(230, 240, 255)
         self._err_brush = QColor(255, 225, 225)
+        if len(store) and self.times.t0 is None:
+            self.times.t0 = store.timestamp(store.first_seq)
+
+    @property
+    def time_mode(self) -> str:
+        """absolute / relative / delta."""
+        return self.times.mode
 
     # -- Qt model API ---------------------------------------------------------------------
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
@@ -203,7 +160,7 @@ class TraceModel(QAbstractTableModel):
             return 0
         if self._view is not None:
             return int(self._view.shape[0])
-        return max(0, self._shown_end - self.store.first_seq)
+        return max(0, self._shown_end - self._first)
 
     def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(COLUMNS)
@@ -214,9 +171,7 @@ class TraceModel(QAbstractTableModel):
         return None
 
     def index(self, row: int, column: int, parent: _Index = QModelIndex()) -> QModelIndex:  # noqa: B008
-        """One Python call per cell instead of two: the C++ default asks `rowCount` AND
-        `columnCount` (each a GIL acquisition that waits behind the Notifier threads while the
-        view paints; bench/trace.py measured that as the live stall)."""
+        """One Python call per cell instead of two (see bench/trace.py: GIL hand-overs)."""
         if parent.isValid() or row < 0 or column < 0 or column >= len(COLUMNS):
             return QModelIndex()
         if row >= self.rowCount():
@@ -227,14 +182,14 @@ class TraceModel(QAbstractTableModel):
         """Store sequence number of a table row."""
         if self._view is not None:
             return int(self._view[row])
-        return self.store.first_seq + row
+        return self._first + row
 
     def row_of_seq(self, seq: int) -> int | None:
         """Table row showing `seq`, or None when filtered out / not shown."""
         if self._view is not None:
             i = int(np.searchsorted(self._view, seq))
             return i if i < self._view.shape[0] and int(self._view[i]) == seq else None
-        row = seq - self.store.first_seq
+        row = seq - self._first
         return row if 0 <= row < self.rowCount() else None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
@@ -255,13 +210,11 @@ class TraceModel(QAbstractTableModel):
                 return self._tx_brush
             return None
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_TIME, COL_DLC):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return _RIGHT
         return None
 
     def multiData(self, index: _Index, span) -> None:
-        """All roles of one cell in ONE Python call (Qt 6's item delegates ask for ~8 roles per
-        cell; per-role `data()` calls each re-acquire the GIL, which stalls painting while the
-        Notifier threads run)."""
+        """All roles of one cell in ONE Python call (fewer GIL hand-overs while painting)."""
         if not index.isValid():
             return
         row, col = index.row(), index.column()
@@ -284,8 +237,7 @@ class TraceModel(QAbstractTableModel):
                 role_data.setData(_RIGHT)
 
     def row_cells(self, row: int) -> tuple:
-        """Display strings of every column of a table row, plus the flags last (cached; the
-        view's single-call paint uses this instead of per-cell `data()`)."""
+        """Display strings of every column of a table row, plus the flags last (cached)."""
         return self._row(self.seq_at(row))
 
     def _row(self, seq: int) -> tuple:
@@ -294,16 +246,10 @@ class TraceModel(QAbstractTableModel):
         if row is not None:
             return row
         rec = self.store.record(seq)
-        if self.time_mode == "delta":
-            time_text = f"{self.store.delta(seq) * 1000:.3f} ms"
-        elif self.time_mode == "relative":
-            t0 = self._t0 if self._t0 is not None else rec.timestamp
-            time_text = f"{rec.timestamp - t0:.6f}"
-        else:
-            time_text = absolute_time_text(rec.timestamp)
         names = self.store.channel_names
+        delta = self.store.delta(seq) if self.times.mode == "delta" else None
         row = (
-            time_text,
+            self.times.text(rec.timestamp, delta),
             names[rec.channel] if rec.channel < len(names) else str(rec.channel),
             "Tx" if rec.flags & FLAG_TX else "Rx",
             id_text(rec.arbitration_id, bool(rec.flags & FLAG_EXTENDED)),
@@ -323,24 +269,16 @@ class TraceModel(QAbstractTableModel):
         text = self._decoded.get(seq)
         if text is None:
             rec = self.store.record(seq)
-            if rec.flags & (FLAG_ERROR | FLAG_REMOTE):
-                text = ""
-            else:  # a decoder bug must never break painting
-                text = describe_safely(
-                    self.decoder.describe_frame,
-                    rec.arbitration_id,
-                    bool(rec.flags & FLAG_EXTENDED),
-                    rec.data,
-                )
+            text = frame_text(self.decoder, rec.arbitration_id, rec.flags, rec.data)
             self._decoded[seq] = text
             if len(self._decoded) > DECODE_CACHE_ROWS:
                 self._decoded.popitem(last=False)
         return text
 
-    # -- live updates -----------------------------------------------------------------------
+    # -- told by the store's owner ------------------------------------------------------------
     @property
     def paused(self) -> bool:
-        """True while the view is frozen (capture continues into the store)."""
+        """True while the view is frozen (the store keeps growing)."""
         return self._paused
 
     def pending_rows(self) -> int:
@@ -355,20 +293,14 @@ class TraceModel(QAbstractTableModel):
         if not paused:
             self._show_new(self.store.end_seq)
 
-    def ingest(self, batch: FrameBatch, *, show: bool = True) -> None:
-        """Append a drained batch: trim the oldest chunks if needed, then one insert. With
-        `show=False` the frames only go to the store; `show_new()` inserts them later (the
-        panel inserts at most every 100 ms: each insert relayouts and repaints the view)."""
-        n = len(batch)
-        if n == 0:
+    def rows_appended(self, frames: int) -> None:
+        """The store grew by `frames` frames at its end: show them (one insert) unless
+        paused. Call after `rows_dropped` when one append did both."""
+        if frames <= 0:
             return
-        drop = self.store.frames_to_drop(n)
-        if drop:
-            self._drop_oldest(drop)
-        if self._t0 is None:
-            self._t0 = float(batch.timestamp[0])
-        self.store.append_batch(batch)
-        if show and not self._paused:
+        if self.times.t0 is None and len(self.store):
+            self.times.t0 = self.store.timestamp(self.store.first_seq)
+        if not self._paused:
             self._show_new(self.store.end_seq)
 
     def show_new(self) -> None:
@@ -376,30 +308,40 @@ class TraceModel(QAbstractTableModel):
         if not self._paused:
             self._show_new(self.store.end_seq)
 
-    def _drop_oldest(self, frames: int) -> None:
-        first = self.store.first_seq
-        cut = first + frames
+    def rows_dropped(self, frames: int) -> None:
+        """The store dropped its `frames` oldest frames (already gone): remove their rows."""
+        if frames <= 0:
+            return
+        cut = self.store.first_seq
         if self._view is not None:
             k = int(np.searchsorted(self._view, cut))
             if k:
                 self.beginRemoveRows(QModelIndex(), 0, k - 1)
                 self._view = self._view[k:]
-                self.store.drop_oldest(frames)
+                self._first = cut
                 self.endRemoveRows()
-            else:
-                self.store.drop_oldest(frames)
         else:
-            k = max(0, min(cut, self._shown_end) - first)
+            k = max(0, min(cut, self._shown_end) - self._first)
             if k:
                 self.beginRemoveRows(QModelIndex(), 0, k - 1)
-                self.store.drop_oldest(frames)
+                self._first = min(cut, self._shown_end)
                 self.endRemoveRows()
-            else:
-                self.store.drop_oldest(frames)
-            self._shown_end = max(self._shown_end, self.store.first_seq)
+        self._first = max(self._first, cut)
+        self._shown_end = max(self._shown_end, cut)
         for cache in (self._decoded, self._rows):
             for seq in [s for s in cache if s < cut]:
                 del cache[seq]
+
+    def store_cleared(self) -> None:
+        """The store was cleared (`TraceStore.clear`): forget every row and running query."""
+        self.cancel_search()
+        self.beginResetModel()
+        self._first = self._shown_end = self.store.end_seq
+        self._view = None if self._filter.is_empty() else np.empty(0, np.int64)
+        self._decoded.clear()
+        self._rows.clear()
+        self.times.t0 = None
+        self.endResetModel()
 
     def _show_new(self, end: int) -> None:
         start = max(self._shown_end, self.store.first_seq)
@@ -412,7 +354,8 @@ class TraceModel(QAbstractTableModel):
             self._shown_end = end
             self.endInsertRows()
             return
-        new = self._select(start, end)
+        # New frames of a filtered view: few per tick, filtered here at once.
+        new = self._filter.select(self.store.segments(start, end), self.decoder)
         self._shown_end = end
         if new.shape[0]:
             rows = self.rowCount()
@@ -422,112 +365,91 @@ class TraceModel(QAbstractTableModel):
 
     # -- filtering --------------------------------------------------------------------------
     @property
-    def view_filter(self) -> ViewFilter:
+    def view_filter(self) -> TraceQuery:
         """The active filter."""
         return self._filter
 
     @property
     def searching(self) -> bool:
-        """True while a background free-text search runs (the view shows new frames only)."""
-        return self._search_cancel is not None
+        """True while a background filter/search runs (the view shows new frames only)."""
+        return self._task is not None
 
-    def set_filter(self, flt: ViewFilter) -> None:
-        """Apply a filter to the whole store (one model reset). A free-text search over many
-        frames continues on a worker thread: the view starts with the matching frames that
-        arrive from now on, and `search_finished` follows when the earlier ones are in."""
+    def set_filter(self, flt: TraceQuery) -> None:
+        """Apply a filter to every frame of the view (one model reset). Over many frames it
+        runs in the background: the view starts with the matching frames that arrive from now
+        on, and `search_finished` follows when the earlier ones are in."""
         self.cancel_search()
         self.beginResetModel()
         self._filter = flt
         if flt.is_empty():
             self._view = None
         else:
-            start, end = self.store.first_seq, self._shown_end
-            seqs = self._select_columns(start, end)
-            if flt.text and seqs.shape[0] >= ASYNC_TEXT_SEARCH_FRAMES:
+            start, end = max(self._first, self.store.first_seq), self._shown_end
+            segments = self.store.segments(start, end)
+            threshold = ASYNC_TEXT_SEARCH_FRAMES if flt.text else ASYNC_FILTER_FRAMES
+            if end - start >= threshold:
                 self._view = np.empty(0, np.int64)
-                self._start_search(seqs, flt.text.lower())
+                self._start_query(flt, segments)
             else:
-                self._view = self._select_text(seqs)
+                self._view = flt.select(segments, self.decoder)
         self.endResetModel()
+
+    set_query = set_filter
 
     def cancel_search(self) -> None:
-        """Stop a running background search; its result is never shown."""
-        if self._search_cancel is not None:
-            self._search_cancel.set()
-            self._search_cancel = None
-        self._search_gen += 1
+        """Stop a running background query; its result is never shown."""
+        self._task_gen += 1
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
 
-    def _start_search(self, seqs: np.ndarray, needle: str) -> None:
-        batch = self.store.batch(seqs)  # a snapshot: the store may drop chunks meanwhile
-        cancel = threading.Event()
-        self._search_cancel = cancel
-        gen = self._search_gen
-        describe = self.decoder.describe_frame
+    def wait_search(self, timeout_s: float = 5.0) -> None:
+        """Join a running query's worker (shutdown and tests)."""
+        if self._task is not None:
+            self._task.wait(timeout_s)
 
-        def work() -> None:
-            try:
-                mask = text_match_mask(batch, needle, describe, cancel)
-            except Exception:  # never a silent half result: log and show nothing
-                log.exception("trace text search failed")
-                mask = np.zeros(len(batch), np.bool_)
-            if mask is None or cancel.is_set():
+    def _start_query(self, flt: TraceQuery, segments: list[Segment]) -> None:
+        gen = self._task_gen
+        decoder = self.decoder
+
+        def work(report: Callable[[float], None]) -> np.ndarray:
+            return flt.select(segments, decoder, report)
+
+        def done(result: object) -> None:
+            if gen != self._task_gen or self._view is None:
+                return  # stale: the filter changed or the trace was cleared meanwhile
+            self._task = None
+            assert isinstance(result, np.ndarray)
+            found = result[result >= max(self._first, self.store.first_seq)]
+            self.beginResetModel()
+            self._view = np.concatenate([found.astype(np.int64), self._view])
+            self.endResetModel()
+            self.search_finished.emit(int(self._view.shape[0]))
+
+        def failed(exc: BaseException, trace: str) -> None:
+            if gen != self._task_gen:
                 return
-            try:
-                self._search_done.emit(gen, seqs, mask)
-            except RuntimeError:  # the model was deleted meanwhile (panel closed)
-                pass
+            self._task = None
+            if not isinstance(exc, CancelledError):
+                log.error("trace filter failed: %s\n%s", exc, trace)
+            self.search_finished.emit(self.rowCount())
 
-        threading.Thread(target=work, name="fota-trace-search", daemon=True).start()
+        def progress(fraction: float) -> None:
+            if gen == self._task_gen:
+                self.query_progress.emit(fraction)
 
-    def _on_search_done(self, gen: int, seqs: np.ndarray, mask: np.ndarray) -> None:
-        # GUI thread. A stale result (filter changed, cleared, decoder changed) is dropped.
-        if gen != self._search_gen or self._search_cancel is None or self._view is None:
-            return
-        self._search_cancel = None
-        found = seqs[mask]
-        found = found[found >= self.store.first_seq]  # dropped from the store meanwhile
-        self.beginResetModel()
-        self._view = np.concatenate([found.astype(np.int64), self._view])
-        self.endResetModel()
-        self.search_finished.emit(int(self._view.shape[0]))
-
-    def _select(self, start: int, end: int) -> np.ndarray:
-        """Seqs in [start, end) passing the filter: columns first (numpy), then text."""
-        return self._select_text(self._select_columns(start, end))
-
-    def _select_columns(self, start: int, end: int) -> np.ndarray:
-        """Seqs in [start, end) passing the ID/direction/type and protocol criteria."""
-        flt = self._filter
-        seqs = self.store.filter(flt.frames, start, end)
-        if flt.protocols and seqs.shape[0]:
-            start = max(start, self.store.first_seq)
-            ids = self.store.column("ids", start, end)
-            flags = self.store.column("flags", start, end)
-            local = seqs - start
-            others = flt.protocols - {"UDS"}
-            mask = self.decoder.protocol_mask(ids[local], flags[local], others)
-            if "UDS" in flt.protocols and "ISO-TP" not in flt.protocols:
-                # UDS vs plain ISO-TP needs the first payload byte: vectorised over the data
-                data = self.store.column("data", start, end)[local]
-                mask |= self.decoder.uds_mask(ids[local], flags[local], data)
-            elif "UDS" in flt.protocols:
-                mask |= self.decoder.protocol_mask(ids[local], flags[local], ("ISO-TP",))
-            seqs = seqs[mask]
-        return seqs.astype(np.int64)
-
-    def _select_text(self, seqs: np.ndarray) -> np.ndarray:
-        """The seqs whose decoded text contains the filter's text (all when it has none)."""
-        needle = self._filter.text.lower()
-        if not needle or not seqs.shape[0]:
-            return seqs.astype(np.int64)
-        mask = text_match_mask(self.store.batch(seqs), needle, self.decoder.describe_frame)
-        assert mask is not None  # no cancel event: always a result
-        return seqs[mask].astype(np.int64)
+        self._task = run_in_background(
+            work,
+            name="trace filter",
+            on_success=done,
+            on_error=failed,
+            on_progress=progress,
+        )
 
     # -- misc -------------------------------------------------------------------------------
     def invalidate_decoding(self) -> None:
         """Forget cached decoded text (after loading an EDS/DBC or adding ISO-TP pairs); a
-        running text search starts again with the new decoding."""
+        running search starts again with the new decoding."""
         self._decoded.clear()
         self._rows.clear()
         if self.searching:
@@ -541,30 +463,18 @@ class TraceModel(QAbstractTableModel):
         """absolute / relative (to the first frame) / delta (per ID)."""
         if mode not in TIME_MODES:
             raise ValueError(f"unknown time mode {mode}")
-        self.time_mode = mode
+        self.times.mode = mode
         self._rows.clear()
         if self.rowCount():
             self.dataChanged.emit(
                 self.index(0, COL_TIME), self.index(self.rowCount() - 1, COL_TIME)
             )
 
-    def clear(self) -> None:
-        """Forget every frame (store included)."""
-        self.cancel_search()
-        self.beginResetModel()
-        self.store.clear()
-        self._shown_end = self.store.end_seq
-        self._view = None if self._filter.is_empty() else np.empty(0, np.int64)
-        self._decoded.clear()
-        self._rows.clear()
-        self._t0 = None
-        self.endResetModel()
-
     def visible_seqs(self) -> np.ndarray:
         """Sequence numbers of every row (for "save filtered selection")."""
         if self._view is not None:
             return self._view.copy()
-        return np.arange(self.store.first_seq, self._shown_end, dtype=np.int64)
+        return np.arange(self._first, self._shown_end, dtype=np.int64)
 
 
 BYID_DATA_COLUMNS = 8
@@ -579,6 +489,8 @@ BYID_COLUMNS = (
     "B8…",
 )
 BYID_FIRST_BYTE_COL = 6
+BYID_REFRESH_FRAMES = 1_000_000
+"""Frames aggregated per refresh at most (a 10 M-frame file fills over several ticks)."""
 CHANGED_BYTE_COLOR = QColor(255, 200, 80)
 """Background of a data byte that differs from the previous frame of the same ID."""
 
@@ -630,15 +542,31 @@ class ByIdRow:
         )
 
 
+@dataclass
+class _IdStats:
+    count: int
+    first_ts: float
+    last_ts: float
+    min_ms: float
+    max_ms: float
+    last_seq: int
+    prev_seq: int
+
+
 class ByIdModel(QAbstractTableModel):
     """One row per (ID, channel): count, period statistics and the last data, one column per
     byte; bytes that changed since the previous frame of the ID get a coloured background.
-    Call `refresh()` from a timer while visible; it is vectorised over the store."""
+    Honours the ID/direction/type criteria of the view's filter (`set_frame_filter`).
+    `refresh()` aggregates the frames that arrived since the last call, segment by segment
+    (at most BYID_REFRESH_FRAMES per call: `backlog` says when more wait)."""
 
     def __init__(self, store: TraceStore, parent=None) -> None:
         super().__init__(parent)
         self.store = store
         self._rows: list[ByIdRow] = []
+        self._stats: dict[int, _IdStats] = {}
+        self._next = store.first_seq
+        self._filter = TraceFilter()
         self._mono = QFont("monospace")
         self._mono.setStyleHint(QFont.StyleHint.Monospace)
 
@@ -672,49 +600,102 @@ class ByIdModel(QAbstractTableModel):
         """The statistics of one row."""
         return self._rows[row]
 
-    def refresh(self) -> None:
-        """Recompute the per-ID table from the store (numpy group-by)."""
-        store = self.store
-        ids = store.column("ids").astype(np.uint64)
-        flags = store.column("flags")
-        chans = store.column("channel").astype(np.uint64)
-        ts = store.column("ts")
-        key = ids | ((flags & FLAG_EXTENDED).astype(np.uint64) << 32) | (chans << 40)
+    def set_frame_filter(self, flt: TraceFilter) -> None:
+        """Count only frames passing `flt` (recomputed on the next refreshes)."""
+        if flt != self._filter:
+            self._filter = flt
+            self.reset()
+
+    def reset(self) -> None:
+        """Forget the statistics (the trace was cleared or the filter changed)."""
+        self._stats.clear()
+        self._next = self.store.first_seq
+        self.beginResetModel()
+        self._rows = []
+        self.endResetModel()
+
+    @property
+    def backlog(self) -> bool:
+        """True when stored frames wait to be aggregated."""
+        return self._next < self.store.end_seq
+
+    def refresh(self, max_frames: int = BYID_REFRESH_FRAMES) -> None:
+        """Aggregate the frames that arrived since the last call (vectorised per segment)."""
+        start = max(self._next, self.store.first_seq)
+        end = min(self.store.end_seq, start + max_frames)
+        self._next = end
+        for seg in self.store.segments(start, end):
+            self._aggregate(seg)
+        live = {k: s for k, s in self._stats.items() if s.last_seq >= self.store.first_seq}
+        self._stats = live
         rows: list[ByIdRow] = []
-        if key.shape[0]:
-            order = np.argsort(key, kind="stable")
-            skey = key[order]
-            bounds = np.nonzero(np.diff(skey))[0] + 1
-            starts = np.concatenate([[0], bounds])
-            ends = np.concatenate([bounds, [skey.shape[0]]])
-            sts = ts[order]
-            names = store.channel_names
-            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-                k = int(skey[a])
-                count = b - a
-                periods = np.diff(sts[a:b]) * 1000.0
-                mean = float(periods.mean()) if count > 1 else 0.0
-                pmin = float(periods.min()) if count > 1 else 0.0
-                pmax = float(periods.max()) if count > 1 else 0.0
-                last = store.record(store.first_seq + int(order[b - 1]))
-                prev = store.record(store.first_seq + int(order[b - 2])) if count > 1 else last
-                changed = tuple(
-                    i >= len(prev.data) or prev.data[i] != x for i, x in enumerate(last.data)
+        names = self.store.channel_names
+        for key in sorted(live):
+            st = live[key]
+            last = self.store.record(st.last_seq)
+            prev = self.store.record(st.prev_seq) if st.prev_seq >= self.store.first_seq else last
+            changed = tuple(
+                i >= len(prev.data) or prev.data[i] != x for i, x in enumerate(last.data)
+            )
+            chan = (key >> 40) & 0xFF
+            mean = (st.last_ts - st.first_ts) * 1000.0 / (st.count - 1) if st.count > 1 else 0.0
+            rows.append(
+                ByIdRow(
+                    key & 0xFFFFFFFF,
+                    bool((key >> 32) & 1),
+                    names[chan] if chan < len(names) else str(chan),
+                    st.count,
+                    mean,
+                    st.min_ms if st.count > 1 else 0.0,
+                    st.max_ms if st.count > 1 else 0.0,
+                    last.data,
+                    changed
+                    if st.count > 1 and st.prev_seq != st.last_seq
+                    else (False,) * len(last.data),
                 )
-                chan = (k >> 40) & 0xFF
-                rows.append(
-                    ByIdRow(
-                        k & 0xFFFFFFFF,
-                        bool((k >> 32) & 1),
-                        names[chan] if chan < len(names) else str(chan),
-                        count,
-                        mean,
-                        pmin,
-                        pmax,
-                        last.data,
-                        changed if count > 1 else tuple(False for _ in last.data),
-                    )
-                )
+            )
         self.beginResetModel()
         self._rows = rows
         self.endResetModel()
+
+    def _aggregate(self, seg: Segment) -> None:
+        b = seg.batch
+        mask = self._filter.mask(b.ids, b.flags, b.channel)
+        rows = np.nonzero(mask)[0]
+        if rows.shape[0] == 0:
+            return
+        key = (
+            b.ids[rows].astype(np.uint64)
+            | ((b.flags[rows] & FLAG_EXTENDED).astype(np.uint64) << np.uint64(32))
+            | (b.channel[rows].astype(np.uint64) << np.uint64(40))
+        )
+        order = np.argsort(key, kind="stable")
+        skey = key[order]
+        bounds = np.nonzero(np.diff(skey))[0] + 1
+        starts = np.concatenate([[0], bounds])
+        ends = np.concatenate([bounds, [skey.shape[0]]])
+        ts = b.timestamp[rows][order]
+        delta_ms = seg.delta[rows][order].astype(np.float64) * 1000.0
+        seqs = rows[order] + seg.first
+        for a, e in zip(starts.tolist(), ends.tolist(), strict=True):
+            k = int(skey[a])
+            st = self._stats.get(k)
+            if st is None:
+                d = delta_ms[a + 1 : e]
+                self._stats[k] = _IdStats(
+                    e - a,
+                    float(ts[a]),
+                    float(ts[e - 1]),
+                    float(d.min()) if d.shape[0] else 0.0,
+                    float(d.max()) if d.shape[0] else 0.0,
+                    int(seqs[e - 1]),
+                    int(seqs[e - 2]) if e - a > 1 else int(seqs[e - 1]),
+                )
+                continue
+            d = delta_ms[a:e]
+            st.min_ms = min(st.min_ms, float(d.min())) if st.count > 1 else float(d.min())
+            st.max_ms = max(st.max_ms, float(d.max()))
+            st.count += e - a
+            st.last_ts = float(ts[e - 1])
+            st.prev_seq = int(seqs[e - 2]) if e - a > 1 else st.last_seq
+            st.last_seq = int(seqs[e - 1])

@@ -4,7 +4,10 @@
 response with its decoded text, a TransferData burst collapsed to ONE summary row (block
 counter range and bytes) instead of hundreds of CF/FC frames. The panel feeds the tracker the
 diagnostic frames that arrived since the last refresh (incremental, so a long capture is not
-re-decoded) and calls `refresh()`. GUI thread only.
+re-decoded) and calls `refresh()`. Times are written by the document's `TimeFormat` (as in
+the Frames tab) and the view's filter applies here too (`set_query`: the ID criteria on the
+message's identifier, the protocol filter and the free text on the line's text). GUI thread
+only.
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
-from fota_studio.engine.trace_store import FLAG_ERROR, FLAG_REMOTE, TraceStore
+from fota_studio.core.frames import FLAG_ERROR, FLAG_REMOTE
+from fota_studio.engine.trace_search import TraceQuery
+from fota_studio.engine.trace_store import TraceStore
 from fota_studio.protocols.decode import DecodedLine, Decoder, MessageTracker, TpFrame
+from fota_studio.ui.models.trace_model import TimeFormat
 
 MESSAGE_COLUMNS = ("Time", "ID", "Frames", "Message")
 FEED_MAX_FRAMES = 200_000
@@ -28,13 +34,22 @@ _Index = QModelIndex | QPersistentModelIndex
 class MessagesModel(QAbstractTableModel):
     """Reassembled ISO-TP / UDS messages of the trace (see module docstring)."""
 
-    def __init__(self, store: TraceStore, decoder: Decoder, parent=None) -> None:
+    def __init__(
+        self,
+        store: TraceStore,
+        decoder: Decoder,
+        parent=None,
+        time_format: TimeFormat | None = None,
+    ) -> None:
         super().__init__(parent)
         self.store = store
         self.decoder = decoder
+        self.times = time_format or TimeFormat()
         self.tracker = MessageTracker(decoder)
         self._next_seq = store.first_seq
+        self._all: list[DecodedLine] = []
         self._lines: list[DecodedLine] = []
+        self._query = TraceQuery()
         self.skipped = 0
         """Diagnostic frames not decoded because the backlog was larger than FEED_MAX_FRAMES."""
 
@@ -55,7 +70,7 @@ class MessagesModel(QAbstractTableModel):
         line = self._lines[index.row()]
         col = index.column()
         if col == 0:
-            return f"{line.timestamp:.6f}"
+            return self.times.text(line.timestamp)
         if col == 1:
             return f"{line.can_id:X}"
         if col == 2:
@@ -70,6 +85,7 @@ class MessagesModel(QAbstractTableModel):
         """Forget everything (the trace was cleared or a file is being opened)."""
         self.beginResetModel()
         self.tracker.clear()
+        self._all = []
         self._lines = []
         self._next_seq = self.store.end_seq
         self.skipped = 0
@@ -109,11 +125,36 @@ class MessagesModel(QAbstractTableModel):
                 TpFrame(r.seq, r.timestamp, r.arbitration_id, r.data)
                 for r in self.store.records(seqs)
             ]
-            if not self.tracker.feed(frames) and self._lines:
+            if not self.tracker.feed(frames) and self._all:
                 return
         lines = self.tracker.lines()
-        if len(lines) == len(self._lines) and lines == self._lines:
+        if len(lines) == len(self._all) and lines == self._all:
             return
+        self._all = lines
+        self._apply_query()
+
+    def set_query(self, query: TraceQuery) -> None:
+        """Show only the lines passing the view's filter."""
+        self._query = query
+        self._apply_query()
+
+    def times_changed(self) -> None:
+        """The time mode changed: repaint the time column."""
+        if self._lines:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._lines) - 1, 0))
+
+    def _passes(self, line: DecodedLine) -> bool:
+        q = self._query
+        if not q.frames.id_passes(line.can_id):
+            return False
+        if q.protocols and not q.protocols & {"UDS", "ISO-TP"}:
+            return False
+        return not q.text or q.text.lower() in line.text.lower()
+
+    def _apply_query(self) -> None:
+        q = self._query
+        has_filter = not q.frames.is_empty() or bool(q.protocols) or bool(q.text)
+        lines = [ln for ln in self._all if self._passes(ln)] if has_filter else list(self._all)
         self.beginResetModel()
         self._lines = lines
         self.endResetModel()

@@ -1,15 +1,19 @@
-"""The live CAN trace panel: capture, filter, decode, open/save logs, plots, transmit, replay.
+"""The CAN trace panel: live capture and opened log files as documents, filters, I/O, transmit.
 
-`TracePanel` watches buses (`attach_bus` for the engine's buses on their existing Notifier;
-`open_capture` for buses it opens itself; `close_all` stops what it started). Frames never
-travel as signals: Notifier threads write them into the capture's staging columns, and a 50 ms
-QTimer drains them into the store, inserting into the `TraceModel` (one insert per batch) at
-most every 100 ms (SavvyCAN's pattern). Follow mode scrolls only when the view is already at the
-bottom; Pause freezes the view while capture continues ("N new frames"); dropped frames are
-shown in the status line. Tabs: Frames, Messages (reassembled ISO-TP/UDS, TransferData bursts
-collapsed to one row), By ID (changed bytes coloured), Plots, Transmit (single/periodic frames,
-replay with speed and loop). Log files are read and written on worker threads
-(`fota-trace-io`), handed over through a queue the timer polls, with a progress bar and Cancel;
+`TracePanel` shows one tab per trace document (`trace_document.TraceDocument`): "Live" (the
+capture, never discarded implicitly) and one per opened log file (closable). The live
+document's store is fed below the UI: Notifier threads write frames into the capture's staging
+columns, and a 50 ms QTimer has `TraceCapture.feed_store()` append them to the live store
+(trimmed there, at a capacity the status line states), then tells the document's views what
+changed (`rows_dropped`, `rows_appended`; inserts at most every 100 ms, SavvyCAN's pattern).
+Only live frames count as traffic (frames/s, dropped); a file's frames never do. Clear
+forgets frames without counting them as dropped.
+
+The filter bar applies to the current document, in every tab (Frames, Messages, By ID).
+Log files are opened and saved through `ui/background.py` (`fota-ui-io`): the file is read
+into its own store, and only a complete read becomes a document; an unreadable file shows a
+dialog (`show_error`, replaceable in tests) and changes nothing. The Transmit tab (live only)
+holds a transmit list (`trace_transmit.TransmitList`) and replay; operator mode hides it.
 `open_bytes` / `open_flash_record` open a flash job's session bus log from the workspace.
 
 Tx: frames the application sends show as Tx when python-can reports them with `is_rx=False`
@@ -20,44 +24,38 @@ Tx: frames the application sends show as Tx when python-can reports them with `i
 from __future__ import annotations
 
 import logging
-import queue
 import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import can
 import numpy as np
-from PySide6.QtCore import QItemSelection, Qt, QTimer, Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QMessageBox,
-    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QSplitter,
-    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from fota_studio.core.errors import FotaError
+from fota_studio.core.errors import CancelledError, FotaError
 from fota_studio.core.resources import resource_path
-from fota_studio.engine.trace_capture import TraceCapture, TraceReplay
+from fota_studio.engine.trace_capture import TraceCapture, TraceReplay, load_log
+from fota_studio.engine.trace_search import TraceQuery
 from fota_studio.engine.trace_store import (
-    FLAG_EXTENDED,
-    FLAG_TX,
-    FrameBatch,
+    DEFAULT_CAPACITY_FRAMES,
     TraceFilter,
     TraceStore,
     parse_id_filter,
@@ -66,23 +64,24 @@ from fota_studio.infra.tracefile import (
     FORMATS,
     RotatingRecorder,
     WriteReport,
-    read_log,
     scan_batch_loss,
     write_log,
 )
 from fota_studio.protocols.bus import BusSettings
-from fota_studio.protocols.decode import PROTOCOLS, Decoder, TpFrame, isotp_pairs_of
-from fota_studio.ui.models.trace_model import (
-    BYID_DATA_COLUMNS,
-    BYID_FIRST_BYTE_COL,
-    COLUMNS,
-    TIME_MODES,
-    ByIdModel,
-    TraceModel,
-    ViewFilter,
-)
+from fota_studio.protocols.decode import PROTOCOLS, Decoder, isotp_pairs_of
+from fota_studio.protocols.decode.frames import batch_messages
+from fota_studio.ui.background import BackgroundTask, run_in_background
+from fota_studio.ui.models.trace_model import TIME_MODES, ByIdModel, TraceModel, ViewFilter
+from fota_studio.ui.panels.trace_document import TraceDocument
 from fota_studio.ui.panels.trace_messages import MessagesModel
-from fota_studio.ui.widgets.trace_view import TraceTableView
+from fota_studio.ui.panels.trace_transmit import TransmitList, parse_candump_frame
+
+__all__ = [
+    "TracePanel",
+    "ViewFilter",
+    "configure_gc_for_live_capture",
+    "parse_candump_frame",
+]
 
 log = logging.getLogger(__name__)
 
@@ -90,18 +89,19 @@ DRAIN_INTERVAL_MS = 50
 STATS_INTERVAL_S = 1.0
 PLOT_INTERVAL_S = 0.25
 VIEW_INTERVAL_S = 0.1
-OPEN_BATCH_FRAMES = 50_000
-"""Frames per batch while opening a file: one model insert (≈ a few ms) per timer tick."""
 DEFAULT_ROTATE_MB = 100
-ROW_HEIGHT_PX = 20
-DETAILS_WINDOW_FRAMES = 4_000
-"""Frames either side of the selection searched for the ISO-TP message / SDO transfer."""
 DEFAULT_EDS = resource_path("fota_tcu.eds")
 FILE_FILTER = "CAN logs (" + " ".join(f"*{s}" for s in FORMATS) + ")"
+LIVE_TAB = "Live"
+
+
+def _show_error_dialog(parent: QWidget, title: str, text: str) -> None:
+    """The default `TracePanel.show_error`: a modal warning box."""
+    QMessageBox.warning(parent, title, text)
 
 
 class TracePanel(QWidget):
-    """Live trace panel (see module docstring)."""
+    """Trace panel with live and file documents (see module docstring)."""
 
     file_loaded = Signal(str, int)  # name, frames
     log_file_opened = Signal(str)  # full path of a log file the user opened (recent files)
@@ -112,39 +112,40 @@ class TracePanel(QWidget):
         self,
         parent=None,
         *,
-        capacity_frames: int = 5_000_000,
+        capacity_frames: int = DEFAULT_CAPACITY_FRAMES,
         workspace=None,
         isotp_pairs: list[tuple[int, int]] | None = None,
     ) -> None:
-        """`workspace` (infra.workspace.Workspace): follow the ISO-TP pairs and DID names of
-        every EA in it; `isotp_pairs`: (request, response) ID pairs to follow as well."""
+        """`capacity_frames`: frames the live capture keeps (the newest; stated in the status
+        line); `workspace` (infra.workspace.Workspace): follow the ISO-TP pairs and DID names
+        of every EA in it; `isotp_pairs`: (request, response) ID pairs to follow as well."""
         super().__init__(parent)
-        self.store = TraceStore(capacity_frames)
-        self.capture = TraceCapture(self.store)
         self.decoder = Decoder(isotp_pairs or ())
-        self.model = TraceModel(self.store, self.decoder, self)
-        self.model.search_finished.connect(self._on_search_finished)
         if DEFAULT_EDS.exists():  # names for the TCU's FOTA objects (0x5FF3) out of the box
             try:
                 self.decoder.load_eds(DEFAULT_EDS)
             except Exception:
                 log.warning("cannot load %s", DEFAULT_EDS, exc_info=True)
-        self.byid_model = ByIdModel(self.store, self)
-        self.messages_model = MessagesModel(self.store, self.decoder, self)
-        self._last_plot = time.monotonic()
-        self._last_view = 0.0
+        self.live = TraceDocument(
+            TraceStore(capacity_frames), self.decoder, name=LIVE_TAB, live=True
+        )
+        self.capture = TraceCapture(self.live.store)
+        self.show_error: Callable[[QWidget, str, str], None] = _show_error_dialog
+        """Shows a failure the user must see (tests replace it)."""
+        self.confirm_loss_callback: Callable[[WriteReport], bool] | None = None
         self._temp_files: list[Path] = []
-        self._io_active = False
-        self._io_saving: Path | None = None  # the file a running save writes
-        self._io_queue: queue.Queue[tuple[str, object, threading.Event]] = queue.Queue(maxsize=8)
+        self._io_task: BackgroundTask | None = None
         self._io_cancel = threading.Event()
-        self._io_threads: list[threading.Thread] = []
+        self._io_saving: Path | None = None
+        self._io_tasks: list[BackgroundTask] = []
         self._bitrates: dict[str, int] = {}
         self._last_stats = time.monotonic()
-        self._last_stats_seq = self.store.end_seq
+        self._last_stats_seq = self.live.store.end_seq
         self._rate_fps = 0.0
-        self._periodic: dict[str, QTimer] = {}
+        self._last_plot = time.monotonic()
+        self._last_view = 0.0
         self._replay: TraceReplay | None = None
+        self._transmit_allowed = True
         self._build_ui()
         if workspace is not None:
             self.load_workspace(workspace)
@@ -153,6 +154,67 @@ class TracePanel(QWidget):
         self._timer.setInterval(DRAIN_INTERVAL_MS)
         self._timer.timeout.connect(self._on_drain_timer_timeout)
         self._timer.start()
+
+    # -- the live document (what the engine's channels feed) ------------------------------------
+    @property
+    def store(self) -> TraceStore:
+        """The live capture's store."""
+        return self.live.store
+
+    @property
+    def model(self) -> TraceModel:
+        """The live capture's frame table model."""
+        return self.live.model
+
+    @property
+    def byid_model(self) -> ByIdModel:
+        """The live capture's By ID model."""
+        return self.live.byid_model
+
+    @property
+    def messages_model(self) -> MessagesModel:
+        """The live capture's Messages model."""
+        return self.live.messages_model
+
+    @property
+    def view(self):
+        """The live capture's frame table."""
+        return self.live.view
+
+    @property
+    def messages_view(self):
+        """The live capture's Messages table."""
+        return self.live.messages_view
+
+    @property
+    def byid_view(self):
+        """The live capture's By ID table."""
+        return self.live.byid_view
+
+    @property
+    def plots(self):
+        """The live capture's plots (None without pyqtgraph)."""
+        return self.live.plots
+
+    @property
+    def tabs(self) -> QTabWidget:
+        """The live document's tabs (Frames, Messages, By ID, Plots, Transmit)."""
+        return self.live.tabs
+
+    @property
+    def details(self):
+        """The live document's details pane."""
+        return self.live.details
+
+    @property
+    def documents(self) -> list[TraceDocument]:
+        """Every open document, the live one first."""
+        return [self.doc_tabs.widget(i) for i in range(self.doc_tabs.count())]  # type: ignore[misc]
+
+    def current_document(self) -> TraceDocument:
+        """The document whose tab is shown."""
+        doc = self.doc_tabs.currentWidget()
+        return doc if isinstance(doc, TraceDocument) else self.live
 
     # -- UI ---------------------------------------------------------------------------------
     def _build_ui(self) -> None:
@@ -165,12 +227,15 @@ class TracePanel(QWidget):
         self.pause_button.toggled.connect(self.set_paused)
         self.follow_check = QCheckBox("Follow")
         self.follow_check.setChecked(True)
+        self.follow_check.toggled.connect(self._on_follow_check_toggled)
         self.clear_button = QPushButton("Clear")
+        self.clear_button.setToolTip("Forget the frames of the live capture (capture continues)")
         self.clear_button.clicked.connect(self.clear)
         self.time_combo = QComboBox()
         self.time_combo.addItems(TIME_MODES)
-        self.time_combo.currentTextChanged.connect(self.model.set_time_mode)
+        self.time_combo.currentTextChanged.connect(self._on_time_combo_changed)
         self.open_button = QPushButton("Open…")
+        self.open_button.setToolTip("Open a log file in its own tab beside the live capture")
         self.open_button.clicked.connect(self._on_open_button_clicked)
         self.save_button = QPushButton("Save…")
         self.save_button.clicked.connect(lambda: self._on_save_clicked(filtered=False))
@@ -217,7 +282,7 @@ class TracePanel(QWidget):
         self.proto_combo = QComboBox()
         self.proto_combo.addItems(["all protocols", *PROTOCOLS])
         self.search_edit = QLineEdit()
-        self.search_edit.setPlaceholderText("search decoded text")
+        self.search_edit.setPlaceholderText("search decoded text (every frame)")
         self.id_filter.editingFinished.connect(self.apply_filter)
         self.search_edit.editingFinished.connect(self.apply_filter)
         for combo in (self.dir_combo, self.type_combo, self.proto_combo):
@@ -233,72 +298,20 @@ class TracePanel(QWidget):
         ):
             filters.addWidget(w)
 
-        self.view = TraceTableView()
-        self.view.setModel(self.model)
-        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        vh = self.view.verticalHeader()
-        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        vh.setDefaultSectionSize(ROW_HEIGHT_PX)
-        vh.setVisible(False)
-        self.view.setWordWrap(False)
-        self.view.setAlternatingRowColors(True)
-        hh = self.view.horizontalHeader()
-        for col, width in enumerate((130, 60, 35, 90, 60, 40, 200, 400)[: len(COLUMNS)]):
-            hh.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
-            self.view.setColumnWidth(col, width)
-        hh.setStretchLastSection(True)
-        self.view.selectionModel().selectionChanged.connect(self._on_selection_changed)
+        self.transmit_tab = TransmitList(self._send_safe, self.status_message)
+        self.transmit_tab.replay_button.toggled.connect(self._on_replay_button_toggled)
+        self.live.tabs.addTab(self.transmit_tab, "Transmit")
+        self._connect_document(self.live)
 
-        self.byid_view = QTableView()
-        self.byid_view.setModel(self.byid_model)
-        self.byid_view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.byid_view.verticalHeader().setDefaultSectionSize(ROW_HEIGHT_PX)
-        self.byid_view.horizontalHeader().setStretchLastSection(True)
-        for col in range(BYID_FIRST_BYTE_COL, BYID_FIRST_BYTE_COL + BYID_DATA_COLUMNS):
-            self.byid_view.setColumnWidth(col, 34)
-
-        self.details = QPlainTextEdit()
-        self.details.setReadOnly(True)
-        self.details.setMaximumBlockCount(2000)
-
-        self.messages_view = QTableView()
-        self.messages_view.setModel(self.messages_model)
-        self.messages_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.messages_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.messages_view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.messages_view.verticalHeader().setDefaultSectionSize(ROW_HEIGHT_PX)
-        self.messages_view.verticalHeader().setVisible(False)
-        self.messages_view.setWordWrap(False)
-        for col, width in enumerate((130, 90, 60)):
-            self.messages_view.setColumnWidth(col, width)
-        self.messages_view.horizontalHeader().setStretchLastSection(True)
-        self.messages_view.selectionModel().selectionChanged.connect(
-            self._on_messages_selection_changed
+        self.doc_tabs = QTabWidget()
+        self.doc_tabs.setTabsClosable(True)
+        self.doc_tabs.setDocumentMode(True)
+        self.doc_tabs.addTab(self.live, LIVE_TAB)
+        self.doc_tabs.tabBar().setTabButton(
+            0, self.doc_tabs.tabBar().ButtonPosition.RightSide, None
         )
-
-        self.tabs = QTabWidget()
-        self.tabs.addTab(self.view, "Frames")
-        self.tabs.addTab(self.messages_view, "Messages (ISO-TP/UDS)")
-        self.tabs.addTab(self.byid_view, "By ID")
-        self.plots: QWidget | None = None
-        try:
-            from fota_studio.ui.panels.trace_plots import TracePlots
-
-            self.plots = TracePlots(self.store, self.decoder)
-            self.tabs.addTab(self.plots, "Plots")
-        except Exception:  # plotting is optional; the trace must work without it
-            log.warning("trace plots unavailable", exc_info=True)
-        self.transmit_tab = self._build_transmit()
-        self._transmit_allowed = True
-        self.tabs.addTab(self.transmit_tab, "Transmit")
-        self.tabs.currentChanged.connect(lambda _i: self._refresh_side_views(force=True))
-
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.tabs)
-        splitter.addWidget(self.details)
-        splitter.setStretchFactor(0, 4)
-        splitter.setStretchFactor(1, 1)
+        self.doc_tabs.tabCloseRequested.connect(self._on_doc_tabs_close_requested)
+        self.doc_tabs.currentChanged.connect(self._on_doc_tabs_current_changed)
 
         self.status = QLabel("No channel")
         self.progress = QProgressBar()
@@ -315,42 +328,37 @@ class TracePanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(filters)
-        layout.addWidget(splitter, 1)
+        layout.addWidget(self.doc_tabs, 1)
         layout.addLayout(bottom)
 
-    def _build_transmit(self) -> QWidget:
-        box = QWidget()
-        self.tx_channel = QComboBox()
-        self.tx_frame = QLineEdit("7DF#0201050000000000")
-        self.tx_frame.setToolTip("candump syntax: 123#DEADBEEF, 18DA11F1#… for 29-bit, 7E0##1… FD")
-        self.tx_period = QSpinBox()
-        self.tx_period.setRange(0, 60_000)
-        self.tx_period.setSuffix(" ms (0 = once)")
-        self.tx_send = QPushButton("Send")
-        self.tx_send.clicked.connect(self._on_tx_send_clicked)
-        self.tx_stop = QPushButton("Stop periodic")
-        self.tx_stop.clicked.connect(self.stop_periodic)
-        self.replay_speed = QComboBox()
-        self.replay_speed.addItems(["0.5", "1", "2", "5", "10"])
-        self.replay_speed.setCurrentText("1")
-        self.replay_loop = QCheckBox("Loop")
-        self.replay_button = QPushButton("Replay shown rows")
-        self.replay_button.setCheckable(True)
-        self.replay_button.toggled.connect(self._on_replay_button_toggled)
-        row = QHBoxLayout(box)
-        for w in (
-            self.tx_channel,
-            self.tx_frame,
-            self.tx_period,
-            self.tx_send,
-            self.tx_stop,
-            QLabel("Replay ×"),
-            self.replay_speed,
-            self.replay_loop,
-            self.replay_button,
-        ):
-            row.addWidget(w)
-        return box
+    # Compatibility names for the transmit widgets (tests, workbench).
+    @property
+    def tx_channel(self) -> QComboBox:
+        """The transmit list's channel box."""
+        return self.transmit_tab.channel
+
+    @property
+    def replay_button(self) -> QPushButton:
+        """Replay the shown rows of the live capture."""
+        return self.transmit_tab.replay_button
+
+    @property
+    def replay_speed(self) -> QComboBox:
+        """Replay speed factor."""
+        return self.transmit_tab.replay_speed
+
+    @property
+    def replay_loop(self) -> QCheckBox:
+        """Replay in a loop."""
+        return self.transmit_tab.replay_loop
+
+    def _connect_document(self, doc: TraceDocument) -> None:
+        doc.model.search_finished.connect(lambda _n: self._on_search_finished(doc))
+        doc.model.query_progress.connect(lambda f: self._on_query_progress(doc, f))
+
+    def status_message(self, text: str) -> None:
+        """Show a one-line message in the status line (replaced by the next statistics)."""
+        self.status.setText(text)
 
     def set_transmit_allowed(self, allowed: bool) -> None:
         """Operator mode hides raw CAN transmit and replay (`AccessControl` decides; issue 14)
@@ -362,14 +370,15 @@ class TracePanel(QWidget):
             self.stop_replay()
 
     def start_replay(self, name: str, *, speed: float = 1.0, loop: bool = False) -> TraceReplay:
-        """Replay the rows currently shown (filter applied) onto channel `name` as Tx."""
+        """Replay the rows currently shown in the live capture (filter applied) onto channel
+        `name` as Tx."""
         if not self._transmit_allowed:
             from fota_studio.infra.access import AccessDeniedError, Action
 
             raise AccessDeniedError(Action.RAW_TRANSMIT)
         self.stop_replay()
         snapshot = self.store.batch(self.model.visible_seqs())
-        messages = list(snapshot.messages())
+        messages = list(batch_messages(snapshot))
         self._replay = TraceReplay(
             messages, lambda m: self.capture.send(name, m), speed=speed, loop=loop
         )
@@ -412,8 +421,10 @@ class TracePanel(QWidget):
         return opened
 
     def close_all(self) -> None:
-        """Stop every capture, periodic transmit, replay, recording and file job it started."""
-        self.model.cancel_search()
+        """Stop every capture, periodic transmit, replay, recording, query and file job it
+        started (file documents stay open)."""
+        for doc in self.documents:
+            doc.model.cancel_search()
         self.stop_periodic()
         self.stop_replay()
         if self.capture.recording:
@@ -422,14 +433,7 @@ class TracePanel(QWidget):
             self.record_button.setChecked(False)
             self.record_button.blockSignals(False)
         self.capture.close_all()
-        self._io_cancel.set()
-        for thread in self._io_threads:
-            while thread.is_alive():
-                self._drain_io_queue(discard=True)  # unblock a worker waiting on a full queue
-                thread.join(0.05)
-        self._io_threads.clear()
-        self._io_cancel = threading.Event()
-        self._drain_io_queue(discard=True)
+        self._abort_io(wait=True)
         self._remove_temp_files()
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
@@ -437,19 +441,20 @@ class TracePanel(QWidget):
         self._channels_changed()
 
     def set_paused(self, paused: bool) -> None:
-        """Freeze / unfreeze the view; capture continues into the store meanwhile."""
+        """Freeze / unfreeze the live view; capture continues into the store meanwhile."""
         self.model.set_paused(paused)
         if self.pause_button.isChecked() != paused:
             self.pause_button.setChecked(paused)
         self._update_status()
 
-    def apply_filter(self) -> None:
-        """Read the filter widgets and apply them (bad ID syntax shows in the status line)."""
+    def query(self) -> TraceQuery | None:
+        """The filter widgets as a query (None, with the reason in the status line, when the
+        ID filter does not parse)."""
         try:
             ids = parse_id_filter(self.id_filter.text())
         except ValueError as exc:
             self.status.setText(f"Filter: {exc}")
-            return
+            return None
         direction = {"Rx": "rx", "Tx": "tx"}.get(self.dir_combo.currentText())
         types = (
             frozenset() if self.type_combo.currentIndex() == 0 else {self.type_combo.currentText()}
@@ -467,47 +472,89 @@ class TracePanel(QWidget):
             if self.proto_combo.currentIndex() == 0
             else {self.proto_combo.currentText()}
         )
-        self.model.set_filter(
-            ViewFilter(frames, frozenset(protocols), self.search_edit.text().strip())
-        )
+        return TraceQuery(frames, frozenset(protocols), self.search_edit.text().strip())
+
+    def apply_filter(self) -> None:
+        """Apply the filter widgets to every document, in every tab."""
+        query = self.query()
+        if query is None:
+            return
+        for doc in self.documents:
+            doc.apply_query(query)
         self._update_status()
 
     def open_file(self, path: str | Path, *, display_name: str | None = None) -> None:
-        """Load a log file on a worker thread; frames appear as batches arrive, the progress
-        bar advances and Cancel stops it. `file_loaded(name, frames)` when done."""
+        """Read a log file on a background worker into a document of its own; the progress
+        bar advances and Cancel stops it. On success the file opens in a new tab beside the
+        live capture and `file_loaded(name, frames)` follows; an unreadable file shows a dialog
+        and changes nothing."""
         path = Path(path)
         name = display_name or path.name
         if display_name is None:
             self.log_file_opened.emit(str(path))
         self._abort_io()
-        self.model.clear()
-        self.messages_model.reset()
         self.status.setText(f"Opening {name}…")
-        self.progress.setValue(0)
-        self.progress.setVisible(True)
-        self.cancel_button.setVisible(True)
-        cancel = self._io_cancel
+        self._show_progress()
+        store = TraceStore(capacity_frames=None)
 
-        def progress(_frames: int, fraction: float) -> None:
-            self._put_io(("progress", fraction), cancel)
+        def work(report: Callable[[float], None]) -> int:
+            return load_log(path, store, report)
 
-        def work() -> None:
-            total = 0
-            try:
-                for batch in read_log(
-                    path,
-                    channel_names=self.store.channel_names,
-                    cancel=cancel,
-                    progress=progress,
-                    batch_frames=OPEN_BATCH_FRAMES,
-                ):
-                    total += len(batch)
-                    self._put_io(("batch", batch), cancel)
-                self._put_io(("loaded", (name, total)), cancel)
-            except FotaError as exc:
-                self._put_io(("error", str(exc)), cancel)
+        def loaded(total: object) -> None:
+            self._io_done()
+            self._remove_temp_files()
+            self._add_document(store, name, path)
+            assert isinstance(total, int)
+            self.status.setText(f"Opened {total:,} frames from {name}")
+            self.file_loaded.emit(name, total)
 
-        self._start_io(work)
+        def failed(exc: BaseException, _trace: str) -> None:
+            self._io_done()
+            self._remove_temp_files()
+            if isinstance(exc, CancelledError):
+                self.status.setText(f"Cancelled; {name} was not opened")
+                return
+            text = str(exc)
+            self.status.setText(f"Not opened: {text}")
+            log.warning("trace file: %s", text)
+            self.show_error(
+                self, f"Cannot open {name}", f"{text}\n\nThe live capture is unchanged."
+            )
+
+        self._start_io(work, loaded, failed, name=f"open {name}")
+
+    def _add_document(self, store: TraceStore, name: str, path: Path | None) -> TraceDocument:
+        doc = TraceDocument(store, self.decoder, name=name, live=False, path=path)
+        doc.model.rows_appended(len(store))
+        self._connect_document(doc)
+        query = self.query()
+        if query is not None and not query.is_empty():
+            doc.apply_query(query)
+        doc.set_time_mode(self.time_combo.currentText())
+        index = self.doc_tabs.addTab(doc, name)
+        self.doc_tabs.setTabToolTip(index, str(path) if path is not None else name)
+        self.doc_tabs.setCurrentIndex(index)
+        doc.messages_model.refresh()
+        return doc
+
+    def close_document(self, doc: TraceDocument) -> None:
+        """Close a file document (the live one is never closed)."""
+        if doc is self.live:
+            return
+        doc.model.cancel_search()
+        index = self.doc_tabs.indexOf(doc)
+        if index >= 0:
+            self.doc_tabs.removeTab(index)
+        doc.deleteLater()
+
+    def _on_doc_tabs_close_requested(self, index: int) -> None:
+        doc = self.doc_tabs.widget(index)
+        if isinstance(doc, TraceDocument):
+            self.close_document(doc)
+
+    def _on_doc_tabs_current_changed(self, _index: int) -> None:
+        self.current_document().refresh_side_views(force=True)
+        self._update_status()
 
     def open_bytes(self, name: str, data: bytes, fmt: str = "blf") -> None:
         """Open a log held in memory (e.g. a flash job's session bus log from the workspace
@@ -541,8 +588,8 @@ class TracePanel(QWidget):
         return True
 
     def cancel_io(self) -> None:
-        """Cancel a running open (the frames already loaded stay) or save (nothing is written;
-        a file that was there keeps its old content)."""
+        """Cancel a running open (nothing opens) or save (nothing is written; a file that was
+        there keeps its old content)."""
         saving = self._io_saving
         running = self._abort_io()
         self.progress.setVisible(False)
@@ -550,18 +597,59 @@ class TracePanel(QWidget):
         if running and saving is not None:
             self.status.setText(f"Save cancelled; {saving.name} was not written")
         elif running:
-            self.status.setText(f"Cancelled; {len(self.store):,} frames loaded")
-        self._remove_temp_files()
+            self.status.setText("Cancelled; the file was not opened")
 
-    def _abort_io(self) -> bool:
-        """Tell running file workers to stop (their queued items are ignored from now on);
-        True when one was running."""
-        running = self._io_active
-        self._io_active = False
+    def _show_progress(self) -> None:
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+        self.cancel_button.setVisible(True)
+
+    def _start_io(self, work, on_success, on_error, *, name: str) -> None:
+        """One file job at a time through ui/background (progress bar, Cancel)."""
+        cancel = threading.Event()
+        self._io_cancel = cancel
+
+        def progress(fraction: float) -> None:
+            if not cancel.is_set():
+                self.progress.setValue(int(1000 * fraction))
+
+        def success(result: object) -> None:
+            if not cancel.is_set():
+                on_success(result)
+
+        def error(exc: BaseException, trace: str) -> None:
+            if not cancel.is_set():
+                on_error(exc, trace)
+
+        task = run_in_background(
+            work, name=name, on_success=success, on_error=error, on_progress=progress
+        )
+        self._io_task = task
+        self._io_tasks = [t for t in self._io_tasks if not t.done] + [task]
+
+    def wait_io(self, timeout_s: float = 10.0) -> bool:
+        """Join the file workers started so far (shutdown and tests); True when all ended."""
+        return all(task.wait(timeout_s) for task in self._io_tasks)
+
+    def _io_done(self) -> None:
+        self._io_task = None
+        self._io_saving = None
+        self.progress.setValue(1000)
+        self.progress.setVisible(False)
+        self.cancel_button.setVisible(False)
+
+    def _abort_io(self, wait: bool = False) -> bool:
+        """Stop a running file job (its result is ignored from now on); True when one ran."""
+        task = self._io_task
+        self._io_task = None
         self._io_saving = None
         self._io_cancel.set()
-        self._io_cancel = threading.Event()
-        return running
+        if task is None:
+            return False
+        task.cancel()
+        if wait:
+            self.wait_io()
+        return not task.done
 
     def _remove_temp_files(self) -> None:
         for path in self._temp_files:
@@ -595,26 +683,31 @@ class TracePanel(QWidget):
         return len(pairs)
 
     def clear(self) -> None:
-        """Forget every frame and message (capture continues)."""
-        self.model.clear()
-        self.messages_model.reset()
+        """Forget every frame and message of the live capture (capture continues; the cleared
+        frames are not counted as dropped)."""
+        self.live.clear()
+        self._last_stats_seq = self.store.end_seq
+        self._update_status()
 
     def save_file(
         self, path: str | Path, *, filtered: bool = False, allow_loss: bool | None = None
     ) -> bool:
-        """Save the whole trace or the filtered rows on a worker thread (snapshot first).
+        """Save the current document (or its filtered rows) on a worker (snapshot first).
 
         When the chosen format cannot hold every frame (TRC: error frames; CSV: FD frames,
         direction, channels …), the user is asked first (`confirm_loss`, replaceable in tests)
         unless `allow_loss` says it; declining saves nothing. Returns False when not started.
         """
         path = Path(path)
+        doc = self.current_document()
+        store = doc.store
         seqs = (
-            self.model.visible_seqs()
+            doc.model.visible_seqs()
             if filtered
-            else np.arange(self.store.first_seq, self.store.end_seq, dtype=np.int64)
+            else np.arange(store.first_seq, store.end_seq, dtype=np.int64)
         )
-        snapshot = self.store.batch(seqs)  # vectorised copy: the store may trim meanwhile
+        snapshot = store.batch(seqs)  # vectorised copy: the store may trim meanwhile
+        names = list(store.channel_names)
         try:
             plan = scan_batch_loss(path, snapshot)
         except FotaError as exc:
@@ -627,31 +720,47 @@ class TracePanel(QWidget):
                 self.status.setText(f"Not saved: {path.name} {plan.loss_text()}")
                 return False
         self._abort_io()  # one file job at a time (an open in progress stops here)
-        cancel = self._io_cancel
         total = max(1, len(snapshot))
+        lossy = bool(allow_loss)
 
-        def progress(count: int) -> None:
-            self._put_io(("progress", count / total), cancel)
+        def work(report: Callable[[float], None]) -> WriteReport:
+            stop = cancel_holder[0]
 
-        def work() -> None:
-            try:
-                report = write_log(
-                    path,
-                    snapshot.messages(self.store.channel_names),
-                    progress=progress,
-                    cancel=cancel,
-                    allow_loss=bool(allow_loss),
-                )
-                self._put_io(("saved", (str(path), report)), cancel)
-            except FotaError as exc:
-                self._put_io(("error", str(exc)), cancel)
+            def written(count: int) -> None:
+                if not stop.is_set():
+                    report(min(count / total, 0.999))
 
+            result = write_log(
+                path,
+                batch_messages(snapshot, names),
+                progress=written,
+                cancel=stop,
+                allow_loss=lossy,
+            )
+            if stop.is_set():
+                raise CancelledError(f"saving {path.name}: cancelled by the user")
+            return result
+
+        def saved(result: object) -> None:
+            self._io_done()
+            assert isinstance(result, WriteReport)
+            text = result.summary().replace("wrote", "Saved", 1)
+            self.status.setText(f"{text} to {path.name}")
+            self.file_saved.emit(str(path), result.written)
+
+        def failed(exc: BaseException, _trace: str) -> None:
+            self._io_done()
+            if isinstance(exc, CancelledError):
+                return
+            self.status.setText(str(exc))
+            log.warning("trace file: %s", exc)
+
+        cancel_holder: list[threading.Event] = [threading.Event()]
         self.status.setText(f"Saving {len(snapshot):,} frames to {path.name}…")
-        self.progress.setValue(0)
-        self.progress.setVisible(True)
-        self.cancel_button.setVisible(True)
+        self._show_progress()
+        self._start_io(work, saved, failed, name=f"save {path.name}")
+        cancel_holder[0] = self._io_cancel
         self._io_saving = path
-        self._start_io(work)
         return True
 
     def confirm_loss(self, plan: WriteReport) -> bool:
@@ -671,233 +780,117 @@ class TracePanel(QWidget):
         """Follow ISO-TP ID pairs (request, response), e.g. every ECU of the loaded EA."""
         for request_id, response_id in pairs:
             self.decoder.add_isotp_pair(request_id, response_id)
-        self.model.invalidate_decoding()
-        self.messages_model.rebuild()
+        for doc in self.documents:
+            doc.model.invalidate_decoding()
+            doc.messages_model.rebuild()
 
     def send(self, name: str, msg: can.Message) -> None:
         """Send a frame on a watched channel; it shows as Tx."""
         self.capture.send(name, msg)
 
+    def _send_safe(self, name: str, msg: can.Message) -> None:
+        if not self._transmit_allowed:
+            raise KeyError("transmit is not allowed in operator mode")
+        self.send(name, msg)
+
     def stop_periodic(self) -> None:
-        """Stop every periodic transmission."""
-        for timer in self._periodic.values():
-            timer.stop()
-            timer.deleteLater()
-        self._periodic.clear()
+        """Stop every periodic transmission of the transmit list."""
+        self.transmit_tab.stop_all()
+
+    def show_frame(self, seq: int) -> bool:
+        """Select frame `seq` of the live capture in its frames table (False when not shown)."""
+        self.doc_tabs.setCurrentWidget(self.live)
+        return self.live.show_frame(seq)
+
+    def details_text(self, seq: int) -> str:
+        """Bytes, decoding and ISO-TP message / SDO transfer of a live frame."""
+        return self.live.details_text(seq)
 
     # -- timer ------------------------------------------------------------------------------
     def _on_drain_timer_timeout(self) -> None:
-        sb = self.view.verticalScrollBar()
-        at_bottom = sb.value() >= sb.maximum() - 1
         now = time.monotonic()
-        # Drain every tick (staging stays small), but insert into the view and follow at most
+        # Feed every tick (staging stays small), but insert into the view and follow at most
         # every VIEW_INTERVAL_S: each insert relayouts and repaints the whole viewport (~8 ms of
         # Python model calls that compete for the GIL with the Notifier threads; the live stall
         # measured by bench/trace.py), and 10 Hz is as fast as anyone reads.
-        show = now - self._last_view >= VIEW_INTERVAL_S
-        batch = self.capture.drain()
-        if len(batch):
-            self.model.ingest(batch, show=False)
-        self._drain_io_queue()
-        if show:
+        change = self.capture.feed_store()
+        self.live.model.rows_dropped(change.dropped)  # gone from the store: remove at once
+        if now - self._last_view >= VIEW_INTERVAL_S:
             self._last_view = now
-            self.model.show_new()
-            if self.follow_check.isChecked() and at_bottom and not self.model.paused:
-                self.view.scrollToBottom()
-        if self.messages_model.backlog and self.tabs.currentWidget() is self.messages_view:
-            self.messages_model.refresh()  # catching up, one chunk per tick
-        if self.plots is not None and now - self._last_plot >= PLOT_INTERVAL_S:
+            self.live.model.rows_appended(self.live.model.pending_rows())
+            if self.follow_check.isChecked():
+                self.live.follow()
+        doc = self.current_document()
+        doc.catch_up()
+        if doc.plots is not None and now - self._last_plot >= PLOT_INTERVAL_S:
             self._last_plot = now
-            if self.tabs.currentWidget() is self.plots:
-                self._update_plots()
+            if doc.tabs.currentWidget() is doc.plots:
+                self._update_plots(doc)
         if now - self._last_stats >= STATS_INTERVAL_S:
+            # Only live frames count as traffic (a file's frames never do).
             self._rate_fps = (self.store.end_seq - self._last_stats_seq) / (now - self._last_stats)
             self._last_stats, self._last_stats_seq = now, self.store.end_seq
-            self._refresh_side_views()
+            doc.refresh_side_views()
             self._update_status()
 
     def _refresh_side_views(self, force: bool = False) -> None:
-        current = self.tabs.currentWidget()
-        if current is self.byid_view:
-            self.byid_model.refresh()
-        elif current is self.messages_view:
-            self.messages_model.refresh()
-        elif self.plots is not None and (current is self.plots or force):
-            self._update_plots()
+        self.current_document().refresh_side_views(force)
 
-    def _update_plots(self) -> None:
-        assert self.plots is not None
-        for i, name in enumerate(self.store.channel_names):
-            self.plots.bitrates_bps[i] = self._bitrates.get(name, 500_000)
-        self.plots.update_plots()
+    def _update_plots(self, doc: TraceDocument | None = None) -> None:
+        doc = doc or self.current_document()
+        if doc.plots is None:
+            return
+        for i, name in enumerate(doc.store.channel_names):
+            doc.plots.bitrates_bps[i] = self._bitrates.get(name, 500_000)  # type: ignore[attr-defined]
+        doc.plots.update_plots()  # type: ignore[attr-defined]
 
-    def _on_search_finished(self, _rows: int) -> None:
+    def _on_search_finished(self, _doc: TraceDocument) -> None:
         self._update_status()
 
-    def _update_status(self) -> None:
-        channels = ", ".join(self.capture.channels) or "no channel"
-        dropped = self.store.dropped + self.capture.staging_dropped
-        text = (
-            f"{channels} | {len(self.store):,} frames | {self._rate_fps:,.0f} frames/s"
-            f" | dropped {dropped:,}"
-        )
-        if self.model.paused:
-            text += f" | PAUSED: {self.model.pending_rows():,} new frames"
-        if self.model.searching:
-            text += f" | searching the decoded text… {self.model.rowCount():,} new shown so far"
-        elif not self.model.view_filter.is_empty():
-            text += f" | filter: {self.model.rowCount():,} shown"
+    def _on_query_progress(self, doc: TraceDocument, fraction: float) -> None:
+        if doc is self.current_document():
+            self._update_status(query_fraction=fraction)
+
+    def _on_follow_check_toggled(self, on: bool) -> None:
+        if on:
+            self.live.following = True
+            self.live.follow()
+
+    def _on_time_combo_changed(self, mode: str) -> None:
+        for doc in self.documents:
+            doc.set_time_mode(mode)
+
+    def _update_status(self, query_fraction: float | None = None) -> None:
+        doc = self.current_document()
+        if doc is self.live:
+            channels = ", ".join(self.capture.channels) or "no channel"
+            dropped = self.store.dropped + self.capture.staging_dropped
+            text = (
+                f"{channels} | {len(self.store):,} frames | {self._rate_fps:,.0f} frames/s"
+                f" | dropped {dropped:,}"
+            )
+            if self.store.capacity_frames is not None:
+                text += f" (keeps the newest {self.store.capacity_frames:,})"
+            if self.model.paused:
+                text += f" | PAUSED: {self.model.pending_rows():,} new frames"
+        else:
+            store = doc.store
+            span = 0.0
+            if len(store) > 1:
+                span = store.timestamp(store.end_seq - 1) - store.timestamp(store.first_seq)
+            text = f"{doc.name} | {len(store):,} frames | {span:,.3f} s"
+        if doc.model.searching:
+            done = f" {query_fraction * 100:.0f} %" if query_fraction is not None else ""
+            text += f" | searching{done}… {doc.model.rowCount():,} new shown so far"
+        elif not doc.model.view_filter.is_empty():
+            text += f" | filter: {doc.model.rowCount():,} shown"
         if self.capture.recording:
             text += " | REC"
-        lost_messages = self.messages_model.skipped + self.messages_model.tracker.forgotten
+        mm = doc.messages_model
+        lost_messages = mm.skipped + mm.tracker.forgotten
         if lost_messages:
             text += f" | messages view: {lost_messages:,} not decoded/kept"
         self.status.setText(text)
-
-    # -- worker threads ---------------------------------------------------------------------
-    def _start_io(self, work) -> None:
-        self._io_active = True  # until its "loaded"/"saved"/"error" item is handled
-        self._io_threads = [t for t in self._io_threads if t.is_alive()]
-        thread = threading.Thread(target=work, name="fota-trace-io", daemon=True)
-        self._io_threads.append(thread)
-        thread.start()
-
-    def _put_io(self, item: tuple[str, object], cancel: threading.Event) -> None:
-        """Worker side: hand an item to the GUI, waiting while the queue is full (backpressure).
-        Items carry the job's cancel event so the GUI ignores those of a cancelled job."""
-        while not cancel.is_set():
-            try:
-                self._io_queue.put((item[0], item[1], cancel), timeout=0.05)
-                return
-            except queue.Full:
-                continue
-
-    def _drain_io_queue(self, discard: bool = False) -> None:
-        # At most two batches per tick keeps each tick short while a big file streams in.
-        for _ in range(2 if not discard else 1_000):
-            try:
-                kind, payload, job_cancel = self._io_queue.get_nowait()
-            except queue.Empty:
-                return
-            if discard or job_cancel.is_set():
-                continue
-            if kind == "batch":
-                assert isinstance(payload, FrameBatch)
-                self.model.ingest(payload)
-            elif kind == "progress":
-                self.progress.setValue(int(1000 * float(payload)))  # type: ignore[arg-type]
-            elif kind == "loaded":
-                self._io_active = False
-                name, total = payload  # type: ignore[misc]
-                self.progress.setValue(1000)
-                self.progress.setVisible(False)
-                self.cancel_button.setVisible(False)
-                self._remove_temp_files()
-                self.messages_model.refresh()
-                self.status.setText(f"Loaded {total:,} frames from {name}")
-                self.file_loaded.emit(name, total)
-            elif kind == "saved":
-                self._io_active = False
-                self._io_saving = None
-                self.progress.setVisible(False)
-                self.cancel_button.setVisible(False)
-                path, report = payload  # type: ignore[misc]
-                text = report.summary().replace("wrote", "Saved", 1)
-                self.status.setText(f"{text} to {Path(path).name}")
-                self.file_saved.emit(path, report.written)
-            elif kind == "error":
-                self._io_active = False
-                self._io_saving = None
-                self.progress.setVisible(False)
-                self.cancel_button.setVisible(False)
-                self._remove_temp_files()
-                self.status.setText(str(payload))
-                log.warning("trace file: %s", payload)
-
-    # -- details ----------------------------------------------------------------------------
-    def _on_selection_changed(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
-        indexes = selected.indexes()
-        if not indexes:
-            return
-        seq = self.model.seq_at(indexes[0].row())
-        self.details.setPlainText(self.details_text(seq))
-
-    def _on_messages_selection_changed(
-        self, selected: QItemSelection, _deselected: QItemSelection
-    ) -> None:
-        indexes = selected.indexes()
-        if not indexes:
-            return
-        line = self.messages_model.line(indexes[0].row())
-        seqs = [s for s in line.frame_seqs if s >= self.store.first_seq]
-        text = [f"{line.text}", f"{len(line.frame_seqs)} frames"]
-        if seqs:
-            text.append("")
-            text.append(self.details_text(seqs[0]))
-        else:
-            text.append("(its frames were dropped from the store)")
-        self.details.setPlainText("\n".join(text))
-
-    def show_frame(self, seq: int) -> bool:
-        """Switch to the frames table and select frame `seq` (False when not shown)."""
-        row = self.model.row_of_seq(seq)
-        if row is None:
-            return False
-        self.tabs.setCurrentWidget(self.view)
-        self.view.selectRow(row)
-        self.view.scrollTo(self.model.index(row, 0))
-        return True
-
-    def details_text(self, seq: int) -> str:
-        """Bytes, decoding and the ISO-TP message / SDO transfer a frame belongs to."""
-        rec = self.store.record(seq)
-        ext = bool(rec.flags & FLAG_EXTENDED)
-        lines = [
-            f"Frame #{seq}  t={rec.timestamp:.6f}  {'Tx' if rec.flags & FLAG_TX else 'Rx'}",
-            f"ID 0x{rec.arbitration_id:X} ({'29' if ext else '11'}-bit)  len {rec.length}",
-            "Bytes: " + rec.data.hex(" ").upper(),
-            "Decoded: " + self.model.decoded(seq),
-        ]
-        lo = max(self.store.first_seq, seq - DETAILS_WINDOW_FRAMES)
-        hi = min(self.store.end_seq, seq + DETAILS_WINDOW_FRAMES)
-        protocol = self.decoder.protocol(rec.arbitration_id, ext, rec.data)
-        if protocol in ("UDS", "ISO-TP"):
-            peer_ids = {rec.arbitration_id, *self._peers(rec.arbitration_id, ext)}
-            seqs = self.store.filter(TraceFilter(ids=tuple(peer_ids)), lo, hi)
-            frames = [
-                TpFrame(r.seq, r.timestamp, r.arbitration_id, r.data)
-                for r in self.store.records(seqs)
-            ]
-            for msg in self.decoder.reassemble(frames):
-                if seq in msg.frame_seqs:
-                    lines.append(
-                        f"ISO-TP message 0x{msg.can_id:X}, {len(msg.payload)} bytes, "
-                        f"frames #{msg.first_seq}..#{msg.last_seq}"
-                    )
-                    lines.append("  " + self.decoder.describe_message(msg))
-                    lines.append("  " + msg.payload[:256].hex(" ").upper())
-                    break
-        elif protocol == "SDO":
-            node = rec.arbitration_id & 0x7F
-            seqs = self.store.filter(TraceFilter(ids=(0x580 + node, 0x600 + node)), lo, seq + 1)
-            frames = [
-                TpFrame(r.seq, r.timestamp, r.arbitration_id, r.data)
-                for r in self.store.records(seqs)
-            ]
-            sdo = self.decoder.sdo_lines(frames)
-            if sdo:
-                lines.append("SDO context: " + sdo[-1].text)
-        return "\n".join(lines)
-
-    def _peers(self, can_id: int, extended: bool) -> list[int]:
-        peers = [b if a == can_id else a for a, b in self.decoder.isotp_pairs if can_id in (a, b)]
-        if extended and (can_id >> 16) in (0x18DA, 0x18DB):
-            peers.append(0x18DA0000 | ((can_id & 0xFF) << 8) | ((can_id >> 8) & 0xFF))
-        elif 0x7E0 <= can_id <= 0x7E7:
-            peers.append(can_id + 8)
-        elif 0x7E8 <= can_id <= 0x7EF:
-            peers.append(can_id - 8)
-        return peers
 
     # -- buttons ----------------------------------------------------------------------------
     def _on_connect_button_clicked(self) -> None:
@@ -968,38 +961,10 @@ class TracePanel(QWidget):
         except Exception as exc:
             self.status.setText(f"{path.name}: {exc}")
             return
-        self.model.invalidate_decoding()
-        if self.plots is not None:
-            self.plots.refresh_signals()
-
-    def _on_tx_send_clicked(self) -> None:
-        if not self._transmit_allowed:
-            self.status.setText("Transmit: not allowed in operator mode")
-            return
-        name = self.tx_channel.currentText()
-        if not name:
-            self.status.setText("Transmit: connect a channel first")
-            return
-        try:
-            msg = parse_candump_frame(self.tx_frame.text())
-        except ValueError as exc:
-            self.status.setText(f"Transmit: {exc}")
-            return
-        period = self.tx_period.value()
-        if period == 0:
-            self._send_safe(name, msg)
-            return
-        timer = QTimer(self)
-        timer.setInterval(period)
-        timer.timeout.connect(lambda: self._send_safe(name, msg))
-        timer.start()
-        self._periodic[f"{name}:{len(self._periodic)}"] = timer
-
-    def _send_safe(self, name: str, msg: can.Message) -> None:
-        try:
-            self.send(name, msg)
-        except (can.CanError, KeyError) as exc:
-            self.status.setText(f"Transmit on {name} failed: {exc}")
+        for doc in self.documents:
+            doc.model.invalidate_decoding()
+            if doc.plots is not None:
+                doc.plots.refresh_signals()  # type: ignore[attr-defined]
 
     def _channels_changed(self) -> None:
         self.tx_channel.clear()
@@ -1040,33 +1005,3 @@ def configure_gc_for_live_capture() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-
-
-def parse_candump_frame(text: str) -> can.Message:
-    """`123#11223344` (11-bit), `18DA11F1#…` (29-bit: 8 hex digits), `123#R` remote,
-    `123##1AABB…` CAN FD with BRS flag nibble. Raises ValueError."""
-    text = text.strip()
-    if "#" not in text:
-        raise ValueError("use ID#DATA, e.g. 7DF#0201050000000000")
-    id_text, rest = text.split("#", 1)
-    can_id = int(id_text, 16)
-    extended = len(id_text) > 3 or can_id > 0x7FF
-    if rest.startswith("#"):
-        flags = int(rest[1], 16)
-        data = bytes.fromhex(rest[2:])
-        return can.Message(
-            arbitration_id=can_id,
-            is_extended_id=extended,
-            data=data,
-            is_fd=True,
-            bitrate_switch=bool(flags & 1),
-        )
-    if rest.upper().startswith("R"):
-        dlc = int(rest[1:] or "0")
-        return can.Message(
-            arbitration_id=can_id, is_extended_id=extended, is_remote_frame=True, dlc=dlc
-        )
-    data = bytes.fromhex(rest.replace(".", ""))
-    if len(data) > 8:
-        raise ValueError("more than 8 bytes: use ID##<flags>DATA for CAN FD")
-    return can.Message(arbitration_id=can_id, is_extended_id=extended, data=data)
