@@ -148,11 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     kills = crash.kill_campaign(10 if small else 100)
     _write(
         f"crash: {kills.kills} kills, {kills.committed} committed operations, "
-        f"{kills.interrupted_marked} interrupted updates marked, last op before kill "
+        f"{kills.interrupted_marked} interrupted updates marked, {kills.flashes_interrupted} "
+        f"killed flash jobs marked interrupted, last op before kill "
         f"{kills.last_ops}, problems {kills.corruptions[:5]}"
     )
     figures["kill_runs"] = kills.kills
     figures["kill_corruptions"] = len(kills.corruptions)
+    figures["kill_flashes_interrupted"] = kills.flashes_interrupted
     figures["seconds"] = round(time.monotonic() - t0)
     _write(json.dumps(figures))
     bad = (

@@ -2,13 +2,16 @@
 
 The child loops over the workspace's write paths in random order — firmware import
 (`RepositoryStore.import_bytes`), flash-record writes with their BLF bus log
-(`save_flash_record`), EA saves (`EaStore.save`) and update requests driven to "In progress"
-and beyond (`RequestsStore`) — and prints one line per committed operation. After every kill
-the parent reopens the workspace and checks: SQLite integrity "ok", `repo verify` clean (no
-half-written version), every committed version / record / EA revision / request still there
-(no lost committed data), every record's bus log blob intact, the requests' hash chain intact,
-and requests left "In progress" by the dead child marked Failed (interrupted) by
-`recover_interrupted`. POSIX only. Run `python -m reliability.crash [KILLS]`; main thread.
+(`save_flash_record`), flash jobs' journals (`infra/flash_journal.py`: "started" row, bus log
+streamed into the workspace, final row), EA saves (`EaStore.save`) and update requests driven
+to "In progress" and beyond (`RequestsStore`) — and prints one line per committed operation.
+After every kill the parent reopens the workspace and checks: SQLite integrity "ok", `repo
+verify` clean (no half-written version), every committed version / record / EA revision /
+request / flash job still there (no lost committed data), every record's bus log blob intact,
+the requests' hash chain intact, requests left "In progress" by the dead child marked Failed
+(interrupted) by `recover_interrupted`, and flash jobs it left "started" marked interrupted by
+the reopen, their partial bus log kept. POSIX only. Run `python -m reliability.crash [KILLS]`;
+main thread.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +52,8 @@ CHILD = textwrap.dedent(
     from fota_studio.infra.repository import RepositoryStore
     from fota_studio.infra.requests_store import RequestsStore
     from fota_studio.infra.workspace import Workspace
+    from fota_studio.infra.flash_journal import begin_flash_record, finish_flash_record
+    from fota_studio.infra.locks import EcuLock
 
     ws_dir, scratch, seed = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     rng = random.Random(seed)
@@ -63,8 +69,21 @@ CHILD = textwrap.dedent(
     n = seed * 100000
     while True:
         n += 1
-        op = rng.choice(("import", "record", "ea", "request"))
-        if op == "import":
+        op = rng.choice(("import", "record", "ea", "request", "flash"))
+        if op == "flash":  # a flash job's journal: started row, streamed bus log, final row
+            lock = EcuLock(ws_dir, "M", "VCU")
+            lock.acquire("crash child flash")
+            rec = FlashRecord(ecu="VCU", machine="M", version=f"f{n}")
+            rid, path = begin_flash_record(ws, rec)
+            out(f"started flash {rid}")
+            with open(path, "wb") as fh:
+                for _ in range(5):
+                    fh.write(os.urandom(20_000)); fh.flush(); time.sleep(0.003)
+            rec.result, rec.finished_at = "success", time.time()
+            finish_flash_record(ws, rid, rec, path)
+            lock.release()
+            out(f"committed flash {rid} f{n}")
+        elif op == "import":
             data = bytearray(os.urandom(64)) + bytes(200_000)
             data[0:8] = n.to_bytes(8, "little")
             repo.import_bytes("Crash", "Durable", f"1.{n}", bytes(data),
@@ -105,6 +124,7 @@ class CrashReport:
     committed: int = 0
     corruptions: list[str] = field(default_factory=list)
     interrupted_marked: int = 0
+    flashes_interrupted: int = 0  # flash jobs killed mid-way, found marked "interrupted"
     last_ops: dict[str, int] = field(default_factory=dict)  # op the kill interrupted -> count
 
 
@@ -152,10 +172,26 @@ def _run_child(ws_dir: Path, scratch: Path, seed: int, rng: random.Random) -> li
     return [ln for ln in buf.decode().splitlines() if ln]
 
 
-def check_workspace(ws_dir: Path, committed: list[str], report: CrashReport) -> None:
-    """Reopen and check everything the module docstring promises."""
+def check_workspace(
+    ws_dir: Path, committed: list[str], report: CrashReport, killed_flashes: Sequence[int] = ()
+) -> None:
+    """Reopen and check everything the module docstring promises; `killed_flashes` are flash
+    records the child started but never finished (the reopen must mark them interrupted)."""
     with Workspace.open(ws_dir) as ws:
         problems: list[str] = []
+        still = ws.read("SELECT id FROM flash_records WHERE result = 'started'")
+        if still:
+            problems.append(f"flash records still 'started' after reopen: {[r[0] for r in still]}")
+        for fid in killed_flashes:
+            got = ws.read("SELECT result, buslog_sha256 FROM flash_records WHERE id = ?", (fid,))
+            # "success": the kill came after the final row was committed, before the print.
+            result = got[0]["result"] if got else None
+            if result not in ("interrupted", "success"):
+                problems.append(f"killed flash record {fid} not marked interrupted: {result}")
+            elif got[0]["buslog_sha256"] and not ws.blobs.verify(got[0]["buslog_sha256"]):
+                problems.append(f"killed flash record {fid}: bus log damaged")
+            elif result == "interrupted":
+                report.flashes_interrupted += 1
         verdict = ws.integrity_check()
         if verdict != "ok":
             problems.append(f"integrity_check: {verdict}")
@@ -190,6 +226,14 @@ def check_workspace(ws_dir: Path, committed: list[str], report: CrashReport) -> 
                     rec = load_flash_record(ws, rid)
                     if rec.version != parts[3] or load_buslog(ws, rec) is None:
                         problems.append(f"flash record {rid} damaged or its bus log missing")
+            elif parts[:2] == ["committed", "flash"]:
+                got = ws.read(
+                    "SELECT result, version, buslog_sha256 FROM flash_records WHERE id = ?",
+                    (int(parts[2]),),
+                )
+                ok = bool(got) and got[0]["result"] == "success" and got[0]["version"] == parts[3]
+                if not ok or not ws.blobs.verify(got[0]["buslog_sha256"] or ""):
+                    problems.append(f"committed flash job {parts[2]} lost or its bus log missing")
             elif parts[:2] == ["committed", "ea"]:
                 last_ea = max(last_ea, int(parts[2]))
             elif parts[:2] == ["committed", "request"]:
@@ -217,6 +261,12 @@ def kill_campaign(kills: int, seed: int = 1, ws_dir: Path | None = None) -> Cras
             lines = _run_child(root, scratch, seed * 1000 + k + 1, rng)
             report.kills += 1
             ops = [ln for ln in lines if ln.startswith(("committed", "inprogress"))]
+            done = {ln.split()[2] for ln in lines if ln.startswith("committed flash")}
+            killed = [
+                int(ln.split()[2])
+                for ln in lines
+                if ln.startswith("started flash") and ln.split()[2] not in done
+            ]
             committed += [ln for ln in ops if ln.startswith("committed")]
             if ops:
                 kind = ops[-1].split()[1]
@@ -226,7 +276,7 @@ def kill_campaign(kills: int, seed: int = 1, ws_dir: Path | None = None) -> Cras
             sample = old if k == kills - 1 else rng.sample(old, min(len(old), 200))
             recent = [ln for ln in ops if ln.startswith("committed")]
             ea_lines = [ln for ln in committed if ln.startswith("committed ea")][-1:]
-            check_workspace(root, sample + recent + ea_lines, report)
+            check_workspace(root, sample + recent + ea_lines, report, killed)
             for leftover in scratch.iterdir():
                 leftover.unlink()
         report.committed = len(committed)
@@ -240,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(
         f"crash: {rep.kills} kills, {rep.committed} committed operations checked, "
         f"{rep.interrupted_marked} interrupted requests marked, "
+        f"{rep.flashes_interrupted} killed flash jobs marked interrupted, "
         f"{len(rep.corruptions)} problems {rep.corruptions[:5]}\n"
     )
     return 1 if rep.corruptions else 0

@@ -127,9 +127,10 @@ def _count_frames(path: Path) -> int:
     import can
 
     count = 0
+    # Our own file object: BLFReader does not close the file when the header is not BLF.
     # A torn last container ends the count, nothing else.
-    with contextlib.suppress(Exception), can.BLFReader(str(path)) as reader:
-        for _msg in reader:
+    with path.open("rb") as fh, contextlib.suppress(Exception):
+        for _msg in can.BLFReader(fh):
             count += 1
     return count
 

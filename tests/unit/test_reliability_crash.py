@@ -20,3 +20,11 @@ def test_random_kills_never_corrupt_the_workspace() -> None:
     assert rep.committed > 20
     assert rep.corruptions == []
     assert rep.interrupted_marked >= 1
+
+
+def test_flash_jobs_killed_mid_way_are_marked_interrupted() -> None:
+    """The child's flash journal op: a kill between the "started" row and the final one
+    leaves a record the next open marks interrupted (with its partial bus log)."""
+    rep = kill_campaign(14, seed=9)
+    assert rep.corruptions == []
+    assert rep.flashes_interrupted >= 1
