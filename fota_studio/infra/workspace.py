@@ -558,10 +558,7 @@ class Workspace:
 def _is_storage(exc: BaseException) -> bool:
     """True for SQLite errors caused by the medium (full, read-only, I/O), not by the SQL."""
     text = str(exc).lower()
-    return any(
-        k in text
-        for k in ("disk is full", "readonly", "read-only", "disk i/o", "unable to open")
-    )
+    return any(k in text for k in ("disk is full", "readonly", "read-only", "disk i/o"))
 
 
 class _Cursor:
