@@ -150,6 +150,23 @@ class Workbench(QObject):
         self.status_widget = BusStatusWidget(
             self.channel_statuses, self.trace_panel.store, lambda: self.access.mode.value
         )
+        # A flash step opens its frames in the trace; the trace's Messages tab links back.
+        from fota_studio.ui.trace_link import TraceLink
+
+        self.trace_link = TraceLink(
+            self.trace_panel,
+            lambda: self.ws,
+            raise_trace=lambda: self.window.dock("trace").raise_(),
+            parent=self,
+        )
+        self.flash_panel.frames_requested.connect(self.trace_link.open_frames)
+        self.trace_link.step_activated.connect(
+            lambda record, index, block: (
+                self.flash_panel.record_steps.record is record
+                and self.flash_panel.record_steps.select_step(index, block)
+            )
+        )
+        self.hmi_panel.presentation_requested.connect(self.open_presentation)
         window.statusBar().addPermanentWidget(self.status_widget)
 
     # -- menus -------------------------------------------------------------------------------

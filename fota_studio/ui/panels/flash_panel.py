@@ -83,6 +83,7 @@ from fota_studio.ui.widgets.flash_widgets import (
     wrapping_label,
 )
 from fota_studio.ui.widgets.plots import ThemedPlotWidget
+from fota_studio.ui.widgets.step_frames import StepFramesTree
 from fota_studio.ui.widgets.versions import fill_versions
 
 PLOT_POINTS = 600
@@ -106,6 +107,9 @@ class FlashPanel(QWidget):
 
     flash_finished = Signal(object)  # FlashResult
     flash_failed = Signal(object)  # JobFailed
+    #: A step (or TransferData block) of the last flash was clicked: open its frames in the
+    #: trace (`ui/widgets/step_frames.FramesRequest`; the workbench's TraceLink does it).
+    frames_requested = Signal(object)
 
     def __init__(
         self,
@@ -234,6 +238,15 @@ class FlashPanel(QWidget):
         lv.addWidget(self.problem_label)
         lv.addWidget(QLabel("Sequence"))
         lv.addWidget(self.steps, 1)
+        #: After a flash: the record's steps with their bus-log frames; a click opens them in
+        #: the trace (issue 19).
+        self.record_steps = StepFramesTree()
+        self.record_steps.frames_requested.connect(self.frames_requested)
+        self.record_steps_label = QLabel("Steps of the last flash (click: frames in the trace)")
+        self.record_steps_label.hide()
+        self.record_steps.hide()
+        lv.addWidget(self.record_steps_label)
+        lv.addWidget(self.record_steps, 1)
         right = QWidget()
         rv = QVBoxLayout(right)
         rv.addWidget(self.status_label)
@@ -624,6 +637,7 @@ class FlashPanel(QWidget):
 
     def _on_bridge_job_started(self, ev: JobStarted) -> None:
         if self._mine(ev.job_id):
+        self._show_record_steps(None)
             self.status_label.setText(f"Running: {ev.description}")
             self._t0 = time.monotonic()
 
@@ -680,6 +694,7 @@ class FlashPanel(QWidget):
                 text = f"{OUTCOME_LABELS[outcome]}: {not_verified_reason(result.record)}"
             self.status_label.setText(text)
             self.progress.setValue(self.progress.maximum())
+            self._show_record_steps(result)
             set_bar_state(self.progress, "done")
             self._info.clear()  # the ECU runs something else now: ask it again
             self.flash_finished.emit(result)
@@ -708,6 +723,7 @@ class FlashPanel(QWidget):
         what = ev.hint or ""
         if left_in_bootloader(record):
             name = record.ecu if record is not None else "The ECU"
+                self._show_record_steps(self.last_result)
             what = (
                 f"{name} is in its bootloader with no valid application: run the flash again "
                 "(Re-run the flash) before the machine is used."
@@ -725,6 +741,11 @@ class FlashPanel(QWidget):
     def _append_log(self, level: str, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         self.log.appendPlainText(f"{stamp} {level.upper():7} {text}")
+
+    def _show_record_steps(self, result: FlashResult | None) -> None:
+        self.record_steps.set_record(None if result is None else result.record)
+        self.record_steps.setVisible(result is not None)
+        self.record_steps_label.setVisible(result is not None)
 
     def _done(self) -> None:
         self.start_button.setEnabled(True)

@@ -1,0 +1,128 @@
+"""From a flash step to its frames and back (issue 19 part 2), under pytest-qt: after a flash of
+the simulated ECU, clicking a TransferData step (or one of its blocks) in the Flash panel opens
+the session bus log in the trace with exactly those frames selected; selecting a UDS exchange in
+the trace's Messages tab selects its step in the Flash panel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import can
+import pytest
+from PySide6.QtCore import QItemSelectionModel, QPoint, Qt
+
+from fota_studio.engine.engine import Engine
+from fota_studio.infra.workspace import Workspace
+from fota_studio.protocols.bus import BusSettings
+from fota_studio.ui.engine_bridge import EngineBridge
+from fota_studio.ui.panels.flash_panel import FlashPanel
+from fota_studio.ui.panels.trace_panel import TracePanel
+from fota_studio.ui.trace_link import TraceLink
+from tests.unit.test_flash_helpers import fast_ecu, fast_sim_options, make_image, sim_ecu
+
+
+@pytest.fixture
+def engine(can_channel: str):  # type: ignore[no-untyped-def]
+    eng = Engine()
+    eng.open_channel("CAN1", BusSettings(interface="virtual", channel=can_channel))
+    yield eng
+    eng.shutdown()
+
+
+def _selected_seqs(doc) -> list[int]:  # type: ignore[no-untyped-def]
+    rows = sorted(i.row() for i in doc.view.selectionModel().selectedRows())
+    return [doc.model.seq_at(r) for r in rows]
+
+
+def _click(qtbot, tree, item) -> None:  # type: ignore[no-untyped-def]
+    tree.scrollToItem(item)
+    rect = tree.visualItemRect(item)
+    # On the step's name (the row is wider than a narrow viewport).
+    pos = QPoint(rect.left() + 30, rect.center().y())
+    assert tree.itemAt(pos) is item
+    qtbot.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+
+
+def test_click_transfer_step_selects_exactly_its_frames(
+    qtbot,
+    engine: Engine,
+    can_channel: str,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    ecu = fast_ecu("VCU")
+    image = make_image("7.3.0", (0x3000, 0x1000))
+    ws = Workspace.open(tmp_path / "ws")
+    panel = FlashPanel(engine, EngineBridge(engine), ws)
+    trace = TracePanel(capacity_frames=400_000)
+    for w in (panel, trace):
+        qtbot.addWidget(w)
+        w.resize(1000, 700)
+        w.show()
+    link = TraceLink(trace, lambda: ws)
+    panel.frames_requested.connect(link.open_frames)
+    link.step_activated.connect(lambda _r, i, b: panel.record_steps.select_step(i, b))
+    try:
+        with (
+            sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()),
+            qtbot.waitSignal(panel.flash_finished, timeout=60_000),
+        ):
+            panel.start_flash(
+                ecu, image, version="7.3.0", expected_version="7.3.0", boot_wait_s=1.5
+            )
+        record = panel.last_result.record
+        tree = panel.record_steps
+        assert tree.isVisible() and tree.topLevelItemCount() == len(record.steps)
+        index = next(i for i, s in enumerate(record.steps) if s.step == "transfer_data")
+        st = record.steps[index]
+        assert st.frame_first is not None and st.frame_last is not None
+        blf = tmp_path / "check.blf"
+        blf.write_bytes(ws.blobs.get(record.buslog_sha256))
+        with can.BLFReader(str(blf)) as reader:
+            frames = list(reader)
+        req_id = ecu.connection.bootloader.request_id
+
+        # The TransferData step: exactly its frames, nothing else.
+        with qtbot.waitSignal(link.frames_shown, timeout=20_000):
+            _click(qtbot, tree, tree.topLevelItem(index))
+
+        doc = trace.current_document()
+        base = doc.store.end_seq - len(frames)
+        assert _selected_seqs(doc) == list(range(base + st.frame_first, base + st.frame_last + 1))
+
+        # One block of it: exactly that block's frames, starting with its TransferData request.
+        block = 1
+        first, last = st.block_range(block)
+        item = tree.item_for(index, block)
+        assert item is not None
+        with qtbot.waitSignal(link.frames_shown, timeout=20_000):
+            _click(qtbot, tree, item)
+        doc = trace.current_document()
+        base = doc.store.end_seq - len(frames)
+        assert _selected_seqs(doc) == list(range(base + first, base + last + 1))
+        head = frames[first]
+        assert head.arbitration_id == req_id and bytes(head.data[2:4]) == bytes([0x36, block + 1])
+        assert "block 2" in trace.status.text()
+
+        # Back from the trace: an exchange in the Messages tab selects its step in the panel.
+        tree.clearSelection()
+        tree.setCurrentItem(None)
+        model = doc.messages_model
+        qtbot.waitUntil(lambda: model.rowCount() > 0, timeout=10_000)
+        row = next(
+            r
+            for r in range(model.rowCount())
+            if (found := link.step_of_line(doc, r)) is not None and found[1] == index
+        )
+        with qtbot.waitSignal(link.step_activated, timeout=5_000):
+            doc.messages_view.selectionModel().select(
+                model.index(row, 0),
+                QItemSelectionModel.SelectionFlag.ClearAndSelect
+                | QItemSelectionModel.SelectionFlag.Rows,
+            )
+        current = tree.currentItem()
+        assert current is not None
+        assert current is tree.topLevelItem(index) or current.parent() is tree.topLevelItem(index)
+        assert "Flash step: transfer_data" in doc.details.toPlainText()
+    finally:
+        trace.close_all()
+        ws.close()
