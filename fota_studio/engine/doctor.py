@@ -619,19 +619,31 @@ def probe_ack(
 # -- serial adapters: who is there -------------------------------------------------------------
 
 
-def check_identity(bus: can.BusABC, settings: BusSettings) -> CheckResult | None:
-    """For slcan adapters: the device answers `V` (versions) and `N` (serial number).
+def _version_text(identity: str) -> str:
+    """`V1013` → `hardware version 10, software version 13`; other firmware's text as it is."""
+    if len(identity) >= 5 and identity[0] == "V" and identity[1:5].isdigit():
+        return f"hardware version {int(identity[1:3])}, software version {int(identity[3:5])}"
+    return f"version '{identity}'"
 
-    None for interfaces without such a query. An adapter that opened but does not answer its
-    version query is not an adapter we can trust with a flash.
+
+def check_identity(bus: can.BusABC, settings: BusSettings) -> CheckResult | None:
+    """For slcan adapters: the device answers `V` (versions) and, if it can, `N` (serial).
+
+    None for interfaces without such a query. `CheckedSlcanBus` asked `V` while opening (a
+    silent port never opens); a plain python-can slcan bus is asked here. An adapter that does
+    not answer its version query is not an adapter we can trust with a flash.
     """
     get_version = getattr(bus, "get_version", None)
     get_serial = getattr(bus, "get_serial_number", None)
     if settings.interface != "slcan" or get_version is None or get_serial is None:
         return None
+    identity: str | None = getattr(bus, "identity", None)
+    quiet = getattr(bus, "acknowledges", None) is False
     try:
-        hw, sw = get_version(IDENTITY_TIMEOUT_S)
-        serial_no = get_serial(IDENTITY_TIMEOUT_S)
+        if identity is None:
+            hw, sw = get_version(IDENTITY_TIMEOUT_S)
+            identity = None if hw is None else f"V{hw:02d}{sw:02d}"
+        serial_no = None if identity is None else get_serial(IDENTITY_TIMEOUT_S)
     except (can.CanError, OSError, ValueError, IndexError) as exc:
         return CheckResult(
             "adapter",
@@ -640,7 +652,7 @@ def check_identity(bus: can.BusABC, settings: BusSettings) -> CheckResult | None
             "Unplug and replug the adapter and run the doctor again; check that it runs slcan "
             "firmware.",
         )
-    if hw is None:
+    if identity is None:
         return CheckResult(
             "adapter",
             Status.ERROR,
@@ -649,10 +661,17 @@ def check_identity(bus: can.BusABC, settings: BusSettings) -> CheckResult | None
             "other program reads the port at the same time.",
         )
     serial_text = f", serial number {serial_no}" if serial_no else ", no serial number"
+    advice = (
+        "This firmware acknowledges no command (no CR/BEL), so an adapter that refused to go on "
+        "the bus would look the same as one that did: only an ECU's answer proves it."
+        if quiet
+        else ""
+    )
     return CheckResult(
         "adapter",
         Status.OK,
-        f"slcan adapter answers: hardware version {hw}, software version {sw}{serial_text}",
+        f"slcan adapter answers: {_version_text(identity)}{serial_text}",
+        advice,
     )
 
 

@@ -107,8 +107,12 @@ class BusSettings:
 SLCAN_SLEEP_AFTER_OPEN_S = 0.1
 #: slcan: the serial baud rate (USB CDC adapters ignore it; real UART adapters need it right).
 SLCAN_TTY_BAUDRATE = 115_200
-#: slcan: how long to wait for the adapter's answer (CR or BEL) to one command.
-SLCAN_REPLY_TIMEOUT_S = 0.5
+#: slcan: how long to wait for the adapter's answer (CR or BEL) to one command. USB CDC and
+#: UART round trips take milliseconds; the original CANable firmware answers no command, so
+#: the first unanswered one costs this long, once.
+SLCAN_REPLY_TIMEOUT_S = 0.1
+#: slcan: how long to wait for the answer to the version query `V` (every firmware answers it).
+SLCAN_IDENTITY_TIMEOUT_S = 0.5
 
 MIN_BITRATE_BPS = 5_000
 MAX_BITRATE_BPS = 1_000_000
@@ -624,14 +628,19 @@ _SLCAN_FRAME_STARTS = frozenset("tTxrRdDbB")
 
 
 class CheckedSlcanBus(slcanBus):
-    """python-can's slcan bus, but every setup command waits for the adapter's answer.
+    """python-can's slcan bus, but the adapter must answer before it counts as open.
 
     python-can writes `C`, `S6`, `O` and never reads the answers, so a port with nothing behind
     it, a device that is not an slcan adapter, and an adapter that refuses to open (answers
-    BEL to `O`) all "open" fine and the first sign is an ECU that never answers. Here each
-    command waits up to `reply_timeout_s` for CR (done) or BEL (refused): no answer raises
-    `CanInitializationError` "did not answer", BEL to `O`/`L` raises "refused to open". A second
-    `O` answered with BEL after a first accepted one is "already open" (python-can opens twice).
+    BEL to `O`) all "open" fine and the first sign is an ECU that never answers. Here, before
+    any other command, the version query `V` must be answered within `identity_timeout_s`
+    (every slcan firmware answers it; the text is kept in `identity`), else
+    `CanInitializationError` "did not answer". Each command then waits up to `reply_timeout_s`
+    for CR (done) or BEL (refused): BEL to `O`/`L` raises "refused to open"; a second `O`
+    answered with BEL after an accepted one is "already open" (python-can opens twice). Some
+    firmware (the original CANable's) acknowledges no command at all: when the first command
+    gets no answer from a device that did answer `V`, `acknowledges` becomes False and no
+    answer is awaited any more (a refusal cannot be seen there; the doctor's ECU check can).
     Frames that arrive while waiting are kept for `recv`. `sleep_after_open_s` records the
     pause that was used. Any thread that owns the bus may call it (python-can's own contract).
     """
@@ -641,11 +650,17 @@ class CheckedSlcanBus(slcanBus):
         channel: str,
         *,
         reply_timeout_s: float = SLCAN_REPLY_TIMEOUT_S,
+        identity_timeout_s: float = SLCAN_IDENTITY_TIMEOUT_S,
         sleep_after_open: float = SLCAN_SLEEP_AFTER_OPEN_S,
         data_bitrate: int | None = None,
         **kwargs: Any,
     ) -> None:
         self._reply_timeout_s = reply_timeout_s
+        self._identity_timeout_s = identity_timeout_s
+        #: The adapter's answer to `V` (None until asked).
+        self.identity: str | None = None
+        #: Whether the firmware answers commands with CR/BEL (None until the first command).
+        self.acknowledges: bool | None = None
         self._data_bitrate = data_bitrate
         self._channel_open = False
         self._shutting_down = False
@@ -662,20 +677,44 @@ class CheckedSlcanBus(slcanBus):
                     port.close()
             raise
 
+    def _identify(self) -> None:
+        """Ask `V` once, before any other command; no answer at all = nothing is there."""
+        if self.identity is not None:
+            return
+        self._write("V")
+        deadline = time.monotonic() + self._identity_timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            line = self._read(left)
+            if line:
+                self.identity = line.strip("\r\a") or "(no version text)"
+                return
+        raise can.CanInitializationError(
+            f"the adapter on {self.port} did not answer the version query 'V' within "
+            f"{self._identity_timeout_s:g} s: nothing that speaks slcan answers on this port"
+        )
+
     def _command(self, cmd: str) -> str | None:
-        """Send one command; its answer ('' = CR, '\\a' = BEL, or a text line), None = none."""
+        """Send one command; its answer ('' = CR, '\\a' = BEL), None = none (from firmware that
+        acknowledges commands)."""
+        self._identify()
         self._write(cmd)
+        if self.acknowledges is False:
+            return ""
         deadline = time.monotonic() + self._reply_timeout_s
         while (left := deadline - time.monotonic()) > 0:
             line = self._read(left)
             if not line:
                 continue
-            if line == "\a":
-                return "\a"
-            if line == "\r":
-                return ""
+            if line in ("\a", "\r"):
+                self.acknowledges = True
+                return "" if line == "\r" else "\a"
             if line[0] in _SLCAN_FRAME_STARTS:
                 self._queue.put_nowait(line)  # a frame from the bus: recv() gets it later
+        if self.acknowledges is None:
+            # It answered V but not this: firmware that acknowledges nothing (CANable 1.x).
+            self.acknowledges = False
+            log.info("slcan %s: the adapter does not acknowledge commands", self.port)
+            return ""
         return None
 
     def _expect_ok(self, cmd: str, what: str) -> None:

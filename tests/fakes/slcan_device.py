@@ -11,6 +11,8 @@ serial line and a python-can `virtual` bus on `can_channel`, where the simulated
 
 Fault modes: `mode="silent"` (reads everything, never answers or bridges: a port with nothing
 slcan behind it), `mode="refuse_open"` (BEL to `O`/`L`: an adapter that cannot go on the bus),
+`mode="quiet"` (firmware like the original CANable's: answers `V` with its own text, never
+acknowledges a command with CR/BEL, bridges frames once opened),
 and `unplug()` / `unplug_after_tx_frames=N` (closes the pty master like a pulled USB cable:
 the tester's port then fails with EIO). Start/stop from the test's thread.
 """
@@ -59,7 +61,7 @@ class SlcanDevice:
         serial_number: str = "FS42",
         unplug_after_tx_frames: int | None = None,
     ) -> None:
-        if mode not in ("healthy", "silent", "refuse_open"):
+        if mode not in ("healthy", "silent", "refuse_open", "quiet"):
             raise ValueError(f"unknown slcan device mode {mode!r}")
         self.mode = mode
         self.version = version
@@ -129,6 +131,8 @@ class SlcanDevice:
     def _reply(self, data: bytes) -> None:
         if self.mode == "silent" or self.unplugged.is_set():
             return
+        if self.mode == "quiet" and data in (OK, BEL, b"z\r", b"Z\r"):
+            return  # this firmware acknowledges nothing
         with self._write_lock:
             if self.unplugged.is_set():
                 return
@@ -164,11 +168,13 @@ class SlcanDevice:
             self._frame_from_tester(line)
             return
         self.commands.append(line)
-        if cmd == "V":
+        if cmd == "V" and self.mode == "quiet":
+            self._reply(b"fw-quiet 1.0\r")
+        elif cmd == "V":
             self._reply(f"V{self.version}\r".encode())
         elif cmd == "v":
             self._reply(b"vFOTA\r")
-        elif cmd == "N":
+        elif cmd == "N" and self.mode != "quiet":
             self._reply(f"N{self.serial_number}\r".encode())
         elif cmd == "S" and line in _BITRATES and not self.is_open:
             self.bitrate_bps = _BITRATES[line]

@@ -66,7 +66,7 @@ def test_doctor_fails_for_an_adapter_that_refuses_to_open(
         code = main(
             ["--log-level", "ERROR", "doctor", "--interface", "slcan", "--channel", dev.port]
         )
-        assert dev.commands[:3] == ["C", "S6", "O"]
+        assert dev.commands[:4] == ["V", "C", "S6", "O"]
     out = capsys.readouterr().out
     assert code == 1, out
     assert "adapter refused to open" in out and "BEL" in out
@@ -392,7 +392,7 @@ def test_slcan_can_fd_opens_with_its_data_rate_and_carries_fd_frames(
         bus = open_bus(_slcan(dev.port, bitrate_bps=bitrate, fd=True, data_bitrate_bps=data))
         try:
             assert (dev.bitrate_bps, dev.data_bitrate_bps) == (bitrate, data)
-            assert dev.commands[:4] == ["C", *codes, "O"]
+            assert dev.commands[:5] == ["V", "C", *codes, "O"]
             assert bus.protocol is can.CanProtocol.CAN_FD
             payload = bytes(range(64))
             bus.send(
@@ -459,3 +459,30 @@ def test_cli_doctor_refuses_settings_and_options_before_opening(
     assert "slcan cannot run 83,333 bit/s" in capsys.readouterr().err
     assert main([*base, "--option", "warp=9"]) == 1
     assert "slcan has no option 'warp'" in capsys.readouterr().err
+
+
+def test_firmware_that_acknowledges_nothing_still_opens_and_is_proven_by_the_ecu(
+    can_channel: str, tmp_path: Path
+) -> None:
+    # The original CANable firmware answers V but acknowledges no command (no CR/BEL): it must
+    # open (it is there), and the doctor says a refusal could not be seen; the ECU proves it.
+    ecu = harness.fast_ecu()
+    with (
+        harness.sim_ecu(ecu, can_channel, tmp_path / "sim"),
+        SlcanDevice(can_channel, mode="quiet") as dev,
+    ):
+        bus = open_bus(_slcan(dev.port))
+        try:
+            assert isinstance(bus, CheckedSlcanBus)
+            assert bus.identity == "fw-quiet 1.0" and bus.acknowledges is False
+            deadline = time.monotonic() + 2.0  # nothing to wait for but the device's state
+            while not dev.is_open and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert dev.is_open
+        finally:
+            bus.shutdown()
+        report = run_doctor(_slcan(dev.port), listen_s=0.05, ecu=ecu)
+    assert report.ok and report.proven, report.to_text()
+    adapter = report.check("adapter")
+    assert adapter is not None and "version 'fw-quiet 1.0'" in adapter.summary
+    assert "acknowledges no command" in adapter.advice
