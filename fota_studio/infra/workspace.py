@@ -183,6 +183,16 @@ MIGRATIONS: list[str] = [
         added_by TEXT NOT NULL
     );
     """,
+    # 4 -> 5: indexes for the queries lists use (issue 21): versions by repository for the
+    # grouped counts, machine history by serial, requests by status and by last change (the
+    # Requests panel's refresh reads only what changed), flash records by ECU (newest first)
+    """
+    CREATE INDEX IF NOT EXISTS versions_repository ON versions(repository_id, retired);
+    CREATE INDEX IF NOT EXISTS machine_history_serial ON machine_history(serial, id);
+    CREATE INDEX IF NOT EXISTS update_requests_status ON update_requests(status);
+    CREATE INDEX IF NOT EXISTS update_requests_updated ON update_requests(updated_at);
+    CREATE INDEX IF NOT EXISTS flash_records_ecu ON flash_records(ecu, id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
