@@ -135,13 +135,32 @@ def reset_demo_machine(ws: Workspace, target: DemoTarget) -> bool:
     return True
 
 
-def prepare_demo(ws: Workspace, target: DemoTarget) -> UpdateRequest:
-    """Cancel open demo requests of the ECU, reset the machine, create the demo request."""
+def reset_demo(
+    ws: Workspace,
+    target: DemoTarget | None = None,
+    *,
+    reason: str = "superseded by a new demo run",
+) -> list[str]:
+    """ "Reset demo": cancel the demo ECU's open requests and put the machine back on the
+    catalog's starting version, so the next run is a fresh machine offered the demo's own
+    pinned version (never a downgrade). Returns what was done, one line each (empty when the
+    demo was already fresh). Quick (a few SQLite writes): fine on the GUI thread."""
+    ensure_demo(ws)
+    target = target or demo_target(ws)
+    done: list[str] = []
     store = RequestsStore(ws)
     store.recover_interrupted()
     for open_req in store.open_for_ecu(target.machine, target.ecu):
-        store.cancel(open_req.id, by=DEMO_USER, reason="superseded by a new demo run")
-    reset_demo_machine(ws, target)
+        store.cancel(open_req.id, by=DEMO_USER, reason=reason)
+        done.append(f"update request #{open_req.id} cancelled")
+    if reset_demo_machine(ws, target):
+        done.append(f"{target.machine} {target.ecu} back on {target.from_version}")
+    return done
+
+
+def prepare_demo(ws: Workspace, target: DemoTarget) -> UpdateRequest:
+    """Cancel open demo requests of the ECU, reset the machine, create the demo request."""
+    reset_demo(ws, target)
     return create_request(
         ws, target.machine, target.ecu, target.to_version, confirm=True, created_by=DEMO_USER
     )

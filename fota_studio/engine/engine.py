@@ -345,6 +345,14 @@ class Engine:
         with self._lock:
             return self._open_errors.get(name)
 
+    def adapter_fault(self, name: str) -> str | None:
+        """The adapter fault channel `name`'s receive loop reports now (one line with the
+        advice), None while the adapter delivers frames or the channel is not open."""
+        with self._lock:
+            ch = self._channels.get(name)
+        fault = ch.faults.fault if ch is not None and ch.faults is not None else None
+        return f"{fault.message()} — {fault.advice}" if fault is not None else None
+
     def channel_busy(self, name: str) -> bool:
         """True while a job of channel `name` is queued or running (it must not close now)."""
         with self._lock:

@@ -17,6 +17,7 @@ real adapter is opened on demand).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -29,9 +30,10 @@ from PySide6.QtGui import QAction, QKeySequence
 from fota_studio.core.errors import FotaError
 from fota_studio.core.events import JobFinished
 from fota_studio.engine.engine import Engine
+from fota_studio.engine.tcu_lease import REQUEST_REASON, QuietRequestService, TcuOnDemand
 from fota_studio.engine.workflow import RequestService, WorkflowFinished
 from fota_studio.infra.access import AccessControl, Action
-from fota_studio.infra.connections import bus_settings_for, load_connections
+from fota_studio.infra.connections import DEMO_LOGICAL_CHANNEL, bus_settings_for, load_connections
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.workspace import Workspace
 from fota_studio.protocols.bus import BusSettings, open_bus
@@ -50,6 +52,8 @@ _log = logging.getLogger(__name__)
 
 #: Interfaces opened at start without asking (software buses; nothing physical to connect).
 SOFTWARE_INTERFACES = frozenset({"virtual", "fota_sim", "udp_multicast"})
+#: The TCU-node holder of CAN ▸ TCU node on the bus.
+USER_TCU_REASON = "switched on by the user"
 #: Window menu order: Ctrl+1 … Ctrl+9.
 PANEL_SHORTCUT_ORDER = [
     "repository",
@@ -88,10 +92,16 @@ class Workbench(QObject):
         self.engine = Engine()
         self.bridge = EngineBridge(self.engine, self)
         window.engine = self.engine
-        self.tcu: TcuNode | None = None
+        # Quiet by default: the TCU node transmits only while a request runs or the user
+        # switched it on (CAN ▸ TCU node on the bus), never just because a channel opened.
+        self.tcu_on_demand = TcuOnDemand(self._tcu_bus, state_file=ws.root / "tcu-state.json")
         self.service: RequestService | None = None
+        self.last_report: Any = None
+        self.connections_dialog: Any = None
+        self._reacquire_user_tcu = False
         self.access = AccessControl(ws)
         self.demo: Any = None
+        self.presentation: Any = None
         self._pending_channels: dict[str, BusSettings] = {}
         self._machine_buses: list[Any] = []
         # What the status bar shows per logical channel: the adapter opened, or why it failed.
@@ -133,6 +143,7 @@ class Workbench(QObject):
         window.dock("flash").raise_()
 
         self.requests_panel.bus_log_requested.connect(self._open_bus_log)
+        self.hmi_panel.presentation_requested.connect(self.open_presentation)
         self.trace_panel.log_file_opened.connect(self.window.remember_log_file)
         # ISO-TP pairs and DID names of the trace decoder follow the saved EAs.
         self.ea_panel.architecture_saved.connect(lambda _name: self.trace_panel.load_workspace(ws))
@@ -140,8 +151,8 @@ class Workbench(QObject):
         self.bridge.event_received.connect(self.oem_panel.on_event)
         self.bridge.event_received.connect(self._on_installed_event)
         self.access.add_listener(lambda _mode: self._apply_mode())
-        self._apply_mode()
         self._build_menus()
+        self._apply_mode()
         self._add_tooltips()
         window.log_file_requested.connect(self.open_log_file)
         window.workspace_changed.connect(self._on_window_workspace_changed)
@@ -150,23 +161,6 @@ class Workbench(QObject):
         self.status_widget = BusStatusWidget(
             self.channel_statuses, self.trace_panel.store, lambda: self.access.mode.value
         )
-        # A flash step opens its frames in the trace; the trace's Messages tab links back.
-        from fota_studio.ui.trace_link import TraceLink
-
-        self.trace_link = TraceLink(
-            self.trace_panel,
-            lambda: self.ws,
-            raise_trace=lambda: self.window.dock("trace").raise_(),
-            parent=self,
-        )
-        self.flash_panel.frames_requested.connect(self.trace_link.open_frames)
-        self.trace_link.step_activated.connect(
-            lambda record, index, block: (
-                self.flash_panel.record_steps.record is record
-                and self.flash_panel.record_steps.select_step(index, block)
-            )
-        )
-        self.hmi_panel.presentation_requested.connect(self.open_presentation)
         window.statusBar().addPermanentWidget(self.status_widget)
 
     # -- menus -------------------------------------------------------------------------------
@@ -206,6 +200,14 @@ class Workbench(QObject):
             "Check the adapter step by step: driver, channel, bitrate, traffic, ECU answers",
         )
         can_menu.addSeparator()
+        self.action_tcu_on = self._action(
+            can_menu,
+            "&TCU node on the bus",
+            lambda: self.set_tcu_on_bus(self.action_tcu_on.isChecked()),
+            tip="Keep the TCU's CANopen node (boot-up, heartbeat, SDO) on the first channel "
+            "between update requests; off, the app sends nothing unasked",
+        )
+        self.action_tcu_on.setCheckable(True)
         self.action_hmi_bus = self._action(
             can_menu,
             "Attach machine &HMI to a bus…",
@@ -250,6 +252,21 @@ class Workbench(QObject):
             self.cancel_demo,
             "Shift+F5",
             "Cancel the running demo request (refused once the operator approved)",
+        )
+        self.action_reset_demo = self._action(
+            demo_menu,
+            "R&eset demo",
+            self.reset_demo,
+            tip="A fresh simulated machine on the demo's own starting version: the next run "
+            "offers the demo's pinned update again (never a downgrade)",
+        )
+        demo_menu.addSeparator()
+        self.action_presentation = self._action(
+            demo_menu,
+            "&Presentation HMI…",
+            self.open_presentation,
+            "F11",
+            "The machine display in its own large window for a customer (F11 in it: full screen)",
         )
         mode_menu = bar.addMenu("&Mode")
         self.action_mode = self._action(
@@ -384,22 +401,33 @@ class Workbench(QObject):
         names += [n for n in self.channel_errors if n not in self.channel_settings]
         names += [n for n in self._pending_channels if n not in names]
         for name in names:
-            settings = self.channel_settings.get(name) or self._pending_channels.get(name)
-            interface = settings.interface if settings is not None else ""
-            bitrate = settings.bitrate_bps if settings is not None else 500_000
             if name in open_now:
+                settings = self.channel_settings.get(name)
                 state, detail = self._bus_state(name)
                 detail = detail or (settings.describe() if settings is not None else "")
-            elif name in self.channel_errors:
-                state, detail = STATE_ERROR, self.channel_errors[name]
             else:
-                state, detail = STATE_CLOSED, "not connected (CAN ▸ Connect adapters)"
-            out.append(ChannelStatus(name, state, interface, bitrate, detail))
+                # Not open: show the adapter it WOULD open (the saved settings), not the old one.
+                settings = self._pending_channels.get(name) or self.channel_settings.get(name)
+                if name in self.channel_errors:
+                    state, detail = STATE_ERROR, self.channel_errors[name]
+                else:
+                    state, detail = STATE_CLOSED, "not connected (CAN ▸ Connect adapters)"
+            interface = settings.interface if settings is not None else ""
+            adapter = settings.channel if settings is not None else ""
+            bitrate = settings.bitrate_bps if settings is not None else 500_000
+            if name == self._tcu_channel() and self.tcu_on_demand.running:
+                detail += " · TCU node on the bus"
+            out.append(ChannelStatus(name, state, interface, bitrate, detail, adapter))
         if self.demo is not None and self.demo.busy and self.demo.bench is not None:
-            out.append(ChannelStatus("demo", STATE_OPEN, "virtual", 500_000, "the demo machine"))
+            out.append(
+                ChannelStatus("demo", STATE_OPEN, "virtual", 500_000, "the demo machine", "private")
+            )
         return out
 
     def _bus_state(self, name: str) -> tuple[str, str]:
+        fault = self.engine.adapter_fault(name)
+        if fault:
+            return STATE_ERROR, fault
         try:
             bus, _notifier = self.engine.bus_of(name)
             bus_state = bus.state
@@ -435,42 +463,181 @@ class Workbench(QObject):
             if name in opened or (software_only and settings.interface not in SOFTWARE_INTERFACES):
                 continue
             # The engine opens the bus so its own frames reach the trace (echo or hand-over).
-            try:
-                bus, notifier = self.engine.open_channel(name, settings)
-            except FotaError as exc:
-                problems.append(f"{name}: {exc}")
-                self.channel_errors[name] = str(exc)
-                continue
-            self.channel_errors.pop(name, None)
-            self.channel_settings[name] = settings
-            self._pending_channels.pop(name, None)
-            self.trace_panel.attach_bus(name, bus, notifier, tx_echo=self.engine.echoes_tx(name))
-            if self.tcu is None:
-                self._start_tcu(bus, notifier)
-            _log.info("CAN channel %s open on %s", name, settings.describe())
+            problem = self._open_channel(name, settings)
+            if problem:
+                problems.append(f"{name}: {problem}")
+            else:
+                self.channel_errors.pop(name, None)
         return problems
 
-    def connect_all(self) -> None:
-        """CAN ▸ Connect adapters: open every configured channel, real adapters included."""
+    def connect_all(self) -> list[str]:
+        """CAN ▸ Connect adapters: open every configured channel, real adapters included, and
+        report what was done per channel (opened, already open, failed and why)."""
+        before = set(self.engine.channels())
         problems = self.connect_channels(software_only=False)
-        if problems:
-            show_error(
-                self.window,
-                "Some CAN channels could not be opened",
-                FotaError("; ".join(problems)),
-                what_to_do="Check CAN ▸ Adapter settings… and run CAN ▸ Connection doctor….",
+        lines: list[str] = []
+        for name, settings in self.logical_channels().items():
+            adapter = settings.describe()
+            if name in before:
+                lines.append(f"{name}: already open on {adapter}")
+            elif name in self.engine.channels():
+                lines.append(f"{name}: opened on {adapter}")
+            else:
+                lines.append(f"{name}: NOT opened — {self.channel_errors.get(name, adapter)}")
+        if not lines:
+            lines.append(
+                "No Electronic Architecture of this workspace uses a CAN channel: nothing to open."
             )
+        title = "Some CAN channels could not be opened" if problems else "CAN adapters connected"
+        self._report(title, lines, ok=not problems)
+        return lines
 
-    def _start_tcu(self, bus: Any, notifier: Any) -> None:
+    def apply_connections(self) -> list[str]:
+        """Make saved adapter settings take effect now: every open channel whose adapter
+        changed is closed and reopened on the new one (never while a job or an update request
+        uses it: then it says so and keeps the old adapter until applied again); returns and
+        shows one line per changed channel."""
+        lines: list[str] = []
+        failed = False
+        wanted = self.logical_channels()
+        open_now = set(self.engine.channels())
+        tcu_channel = self._tcu_channel()
+        for name, settings in wanted.items():
+            current = self.channel_settings.get(name)
+            if name in open_now and current == settings:
+                continue
+            if (
+                name not in open_now
+                and name not in self.channel_errors
+                and (settings.interface not in SOFTWARE_INTERFACES)
+            ):
+                self._pending_channels[name] = settings
+                lines.append(
+                    f"{name}: will open on {settings.describe()} with CAN ▸ Connect adapters"
+                )
+                continue
+            if name in open_now:
+                busy = self._busy_reason(name, tcu_channel)
+                if busy:
+                    failed = True
+                    old = current.describe() if current is not None else "the old adapter"
+                    lines.append(f"{name}: NOT changed — {busy}; still on {old}")
+                    continue
+                user_tcu = name == tcu_channel and self.tcu_on_demand.held_by(USER_TCU_REASON)
+                if name == tcu_channel:
+                    self.tcu_on_demand.stop()
+                self.trace_panel.capture.detach(name)
+                self.engine.close_channel(name)
+                self.channel_settings.pop(name, None)
+                _log.info("CAN channel %s closed to reopen on %s", name, settings.describe())
+                if user_tcu:
+                    self._reacquire_user_tcu = True
+            self.channel_errors.pop(name, None)
+            self._pending_channels[name] = settings
+            problems = self._open_channel(name, settings)
+            if problems:
+                failed = True
+                lines.append(f"{name}: NOT opened — {problems}")
+            else:
+                lines.append(f"{name}: now on {settings.describe()}")
+        if self._reacquire_user_tcu:
+            self._reacquire_user_tcu = False
+            if not self.set_tcu_on_bus(True):
+                self.action_tcu_on.setChecked(False)
+        self._point_simulator_at_demo_channel()
+        if not lines:
+            lines.append("No open channel changed its adapter.")
+        title = "Adapter settings not fully applied" if failed else "Adapter settings applied"
+        self._report(title, lines, ok=not failed)
+        self.status_widget.refresh()
+        return lines
+
+    def _busy_reason(self, name: str, tcu_channel: str | None) -> str:
+        """Why channel `name` must stay open now ("" when it may close)."""
+        if self.engine.channel_busy(name):
+            return "a flash or another job is running on it"
+        if name == tcu_channel and self.tcu_on_demand.held_by(REQUEST_REASON):
+            return "an update request is running on it"
+        return ""
+
+    def _open_channel(self, name: str, settings: BusSettings) -> str:
+        """Open one channel on the engine and the trace; "" or the problem."""
         try:
-            tcu = TcuNode(bus, notifier=notifier, state_file=self.ws.root / "tcu-state.json")
-            tcu.start()
+            bus, notifier = self.engine.open_channel(name, settings)
         except FotaError as exc:
-            _log.warning("TCU node not started: %s", exc)
-            return
-        self.tcu = tcu
-        self.service = RequestService(self.ws, self.engine, tcu=tcu, sink=self.bridge)
-        self.requests_panel.set_service(self.service)
+            self.channel_errors[name] = str(exc)
+            return str(exc)
+        self.channel_settings[name] = settings
+        self._pending_channels.pop(name, None)
+        self.trace_panel.attach_bus(name, bus, notifier, tx_echo=self.engine.echoes_tx(name))
+        self._ensure_service()
+        _log.info("CAN channel %s open on %s", name, settings.describe())
+        return ""
+
+    def _report(self, title: str, lines: list[str], *, ok: bool) -> Any:
+        """A non-modal message box saying what an adapter action did (kept as last_report)."""
+        from PySide6.QtWidgets import QMessageBox
+
+        if self.last_report is not None:
+            with contextlib.suppress(RuntimeError):  # already closed and deleted
+                self.last_report.close()
+        icon = QMessageBox.Icon.Information if ok else QMessageBox.Icon.Warning
+        box = QMessageBox(icon, title, "\n".join(lines), parent=self.window)
+        if not ok:
+            box.setInformativeText(
+                "Check CAN ▸ Adapter settings… and run CAN ▸ Connection doctor…."
+            )
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.last_report = box
+        self.window.statusBar().showMessage(f"{title}: " + "; ".join(lines), 15000)
+        return box
+
+    @property
+    def tcu(self) -> TcuNode | None:
+        """The app's TCU node while it is on the bus (None while quiet)."""
+        return self.tcu_on_demand.node
+
+    def _tcu_channel(self) -> str | None:
+        """The channel the TCU node sits on: CAN1 (the demo's) if open, else the first open."""
+        names = self.engine.channels()
+        if DEMO_LOGICAL_CHANNEL in names:
+            return DEMO_LOGICAL_CHANNEL
+        return names[0] if names else None
+
+    def _tcu_bus(self) -> tuple[Any, Any] | None:
+        name = self._tcu_channel()
+        return self.engine.bus_of(name) if name is not None else None
+
+    def _ensure_service(self) -> None:
+        """Once a channel is open, update requests can run (they start the TCU node)."""
+        if self.service is None:
+            self.service = QuietRequestService(
+                self.ws, self.engine, tcu=self.tcu_on_demand, sink=self.bridge
+            )
+            self.requests_panel.set_service(self.service)
+
+    def set_tcu_on_bus(self, on: bool) -> bool:
+        """CAN ▸ TCU node on the bus: keep the TCU node transmitting between requests (for a
+        machine HMI to find it); False (and a message) when it cannot start."""
+        if on == self.tcu_on_demand.held_by(USER_TCU_REASON):
+            return True
+        if not on:
+            self.tcu_on_demand.release(USER_TCU_REASON)
+            self.window.statusBar().showMessage("TCU node off the bus (quiet)", 5000)
+            return True
+        try:
+            node = self.tcu_on_demand.acquire(USER_TCU_REASON)
+        except FotaError as exc:
+            self.action_tcu_on.setChecked(False)
+            self._report("The TCU node cannot start", [str(exc)], ok=False)
+            return False
+        self.window.statusBar().showMessage(
+            f"TCU node 0x{node.node_id:02X} on {self._tcu_channel()}: boot-up sent, "
+            "heartbeat every second",
+            5000,
+        )
+        return True
 
     def _point_simulator_at_demo_channel(self) -> None:
         """Make the simulator panel join the adapter the demo's CAN1 maps to."""
@@ -504,7 +671,12 @@ class Workbench(QObject):
         store = EaStore(self.ws)
         names = store.names()
         ea = store.get(names[0]) if names else None
-        ConnectionsDialog(self.ws, self.window, ea=ea).exec()
+        dlg = ConnectionsDialog(self.ws, self.window, ea=ea)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        # OK saved the settings: they take effect at once (the channel is reopened).
+        dlg.accepted.connect(self.apply_connections)
+        self.connections_dialog = dlg
+        dlg.open()
 
     def open_doctor(self) -> None:
         """CAN ▸ Connection doctor… on the first logical channel's adapter."""
@@ -557,6 +729,52 @@ class Workbench(QObject):
         self.window.dock("hmi").raise_()
         self.window.statusBar().showMessage("Demo: starting the simulated machine…", 5000)
         self.demo.run()
+        if self.presentation is not None:
+            self.presentation.set_demo_busy(True)
+
+    def reset_demo(self) -> list[str]:
+        """Demo ▸ Reset demo: cancel the demo's open request and put the demo machine back
+        on the catalog's starting version (refused while a demo runs); says what it did."""
+        from fota_studio.demo.run import reset_demo
+
+        if self.demo is not None and self.demo.busy:
+            self.window.statusBar().showMessage(
+                "Demo: reset refused while the demo runs (Demo ▸ Cancel demo first)", 8000
+            )
+            return []
+        try:
+            done = reset_demo(self.ws, reason="demo reset by the user")
+        except FotaError as exc:
+            self._report("The demo cannot be reset", [str(exc)], ok=False)
+            return []
+        self.hmi_panel.detach()
+        self.hmi_panel.reset_screen()
+        self.requests_panel.refresh()
+        self.flash_panel.installed_changed()
+        self.ea_panel.installed_changed()
+        text = "; ".join(done) if done else "the demo machine was already fresh"
+        self.window.statusBar().showMessage(f"Demo reset: {text}", 10000)
+        return done
+
+    def open_presentation(self) -> Any:
+        """Demo ▸ Presentation HMI…: the machine display in its own window (F11 full screen)."""
+        from fota_studio.ui.panels.presentation_hmi import PresentationHmi
+
+        if self.presentation is None:
+            win = PresentationHmi(self.hmi_panel, self.window)
+            win.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            win.run_demo_requested.connect(self.run_demo)
+            win.reset_demo_requested.connect(self.reset_demo)
+            win.destroyed.connect(lambda _obj=None: setattr(self, "presentation", None))
+            win.set_caption(
+                "Demo machine: simulated excavator, its VCU updated over CANopen by the TCU"
+            )
+            self.presentation = win
+        self.presentation.set_demo_busy(self.demo is not None and self.demo.busy)
+        self.presentation.show()
+        self.presentation.raise_()
+        self.presentation.activateWindow()
+        return self.presentation
 
     def _on_demo_started(self, request_id: int) -> None:
         bench = self.demo.bench if self.demo is not None else None
@@ -574,6 +792,8 @@ class Workbench(QObject):
 
     def _on_demo_finished(self, status: str, error: str) -> None:
         self.requests_panel.refresh()
+        if self.presentation is not None:
+            self.presentation.set_demo_busy(False)
         text = f"Demo finished: {status}" + (f" — {error}" if error else "")
         self.window.statusBar().showMessage(text, 15000)
 
@@ -593,10 +813,14 @@ class Workbench(QObject):
         self.access.add_listener(lambda _mode: self._apply_mode())
         self._apply_mode()
         self.trace_panel.load_workspace(ws)
-        if self.service is not None and self.tcu is not None:
+        self.tcu_on_demand.stop()
+        self.action_tcu_on.setChecked(False)
+        self.tcu_on_demand = TcuOnDemand(self._tcu_bus, state_file=ws.root / "tcu-state.json")
+        if self.service is not None:
             self.service.shutdown()
-            self.service = RequestService(ws, self.engine, tcu=self.tcu, sink=self.bridge)
-            self.requests_panel.set_service(self.service)
+            self.service = None
+            if self.engine.channels():
+                self._ensure_service()
         self._point_simulator_at_demo_channel()
         self.connect_channels(software_only=True)
 
@@ -616,14 +840,29 @@ class Workbench(QObject):
         ro = self.access.read_only
         self.ea_panel.set_read_only(ro)
         self.window.repository_panel.set_read_only(ro)
-        # operator mode hides raw CAN transmit and fault injection (issue 14)
-        self.trace_panel.set_transmit_allowed(self.access.allows(Action.RAW_TRANSMIT))
+        # Operator mode is a lockdown (issues 14, 15): what sends on the bus by hand (raw
+        # transmit, the TCU bench, a manual OEM verdict, the TCU switch, a machine HMI on an
+        # adapter), fault injection and the adapter settings need engineering mode.
+        raw = self.access.allows(Action.RAW_TRANSMIT)
+        self.trace_panel.set_transmit_allowed(raw)
         self.sim_panel.set_fault_injection_allowed(self.access.allows(Action.FAULT_INJECTION))
+        self.tcu_bench_panel.set_allowed(raw)
+        self.oem_panel.set_manual_allowed(raw)
+        if hasattr(self, "action_tcu_on"):  # menus are built after the first call
+            self.action_tcu_on.setEnabled(raw)
+            self.action_hmi_bus.setEnabled(raw)
+            self.action_connections.setEnabled(self.access.allows(Action.SETTINGS))
+            if not raw and self.tcu_on_demand.held_by(USER_TCU_REASON):
+                self.action_tcu_on.setChecked(False)
+                self.tcu_on_demand.release(USER_TCU_REASON)
 
     # -- shutdown --------------------------------------------------------------------------
 
     def shutdown(self) -> None:
         """Stop the demo, the TCU node and machine-side buses (the window stops the engine)."""
+        if self.presentation is not None:
+            self.presentation.close()
+            self.presentation = None
         if self.demo is not None:
             self.demo.shutdown()
             self.demo = None
@@ -632,9 +871,7 @@ class Workbench(QObject):
         self.hmi_panel.shutdown()
         self.oem_panel.shutdown()
         self.tcu_bench_panel.stop()
-        if self.tcu is not None:
-            self.tcu.stop()
-            self.tcu = None
+        self.tcu_on_demand.stop()
         for bus in self._machine_buses:
             bus.shutdown()
         self._machine_buses.clear()

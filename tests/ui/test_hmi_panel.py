@@ -174,3 +174,38 @@ def test_hmi_grows_with_the_window(qtbot) -> None:
     assert hmi.approve_button.height() >= hmi.approve_button.minimumHeight() >= 60
     hmi.resize(420, 360)
     qtbot.waitUntil(lambda: hmi.headline.font().pixelSize() == small_px, timeout=2000)
+
+
+def test_an_offer_the_client_knew_before_the_panel_attached_is_shown(
+    qtbot,
+    can_channel: str,  # type: ignore[no-untyped-def]
+) -> None:
+    """The client's listener only hears changes: a panel attached after the client learnt of
+    the offer (the demo bench's client, started before the GUI attaches) still shows it."""
+    from fota_studio.protocols.fota_client import FotaClient
+
+    bench = TcuBenchPanel()
+    hmi = HmiPanel()
+    for w in (bench, hmi):
+        qtbot.addWidget(w)
+    bus = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
+    client = FotaClient(bus, poll_period_s=None)
+    try:
+        bench.start(BusSettings(interface="virtual", channel=can_channel))
+        client.start()
+        bench.offer()
+        qtbot.waitUntil(
+            lambda: (
+                client.state is not None
+                and client.state.update_available == fo.UPDATE_WAITING_APPROVAL
+            ),
+            timeout=5000,
+        )
+        with qtbot.waitSignal(hmi.offer_shown, timeout=5000):
+            hmi.attach_client(client)
+        assert hmi.approve_button.isEnabled()
+    finally:
+        hmi.shutdown()
+        client.stop()
+        bench.stop()
+        bus.shutdown()

@@ -50,14 +50,17 @@ def test_measure_load_counts_live_frames_only() -> None:
 
 def test_widget_texts_for_each_state(qtbot) -> None:
     channels = [
-        ChannelStatus("CAN1", STATE_OPEN, "pcan", 250_000, "pcan:PCAN_USBBUS1 250k"),
+        ChannelStatus(
+            "CAN1", STATE_OPEN, "pcan", 250_000, "pcan:PCAN_USBBUS1 250k", "PCAN_USBBUS1"
+        ),
         ChannelStatus("CAN2", STATE_CLOSED, "vector"),
         ChannelStatus("CAN3", STATE_ERROR, "kvaser", detail="driver not found"),
     ]
     w = BusStatusWidget(lambda: channels, None, lambda: "operator")
     qtbot.addWidget(w)
-    assert "CAN1 ● open (pcan)" in w.bus_label.text()
-    assert "CAN2 ○ closed" in w.bus_label.text() and "CAN3 ⚠ error" in w.bus_label.text()
+    assert "CAN1 ● open (pcan:PCAN_USBBUS1)" in w.bus_label.text()
+    assert "CAN2 ○ closed" in w.bus_label.text()
+    assert "CAN3 ⚠ error (kvaser): driver not found" in w.bus_label.text()
     assert "driver not found" in w.bus_label.toolTip()
     assert "250 kbit/s" in w.bus_label.toolTip()
     assert w.load_label.text() == "Load: CAN1 0 % · 0 fr/s"  # only open channels
@@ -92,7 +95,7 @@ def test_workbench_status_shows_channel_mode_and_live_load(qtbot, window) -> Non
     w, bench, channel = window
     status = bench.status_widget
     assert status.parent() is w.statusBar() or status in w.statusBar().findChildren(BusStatusWidget)
-    assert "CAN1 ● open (virtual)" in status.bus_label.text()
+    assert f"CAN1 ● open (virtual:{channel})" in status.bus_label.text()
     assert status.mode_label.text() == "Mode: engineering"
     bench.access.set_passphrase("correct horse battery")
     bench.access.enter_operator()
@@ -122,3 +125,30 @@ def test_failed_channel_shows_as_error(qtbot, window) -> None:
     statuses = {c.name: c for c in bench.channel_statuses()}
     assert statuses["CAN9"].state == STATE_ERROR
     assert statuses["CAN1"].state == STATE_OPEN
+
+
+def test_remap_to_a_missing_adapter_shows_it_and_its_error(qtbot, window) -> None:
+    """Issue 15 point 1: after CAN1 is remapped to socketcan:can-… the status bar names that
+    adapter and its error, never "CAN1 ● open (virtual)"; a flash names the adapter."""
+    _, bench, channel = window
+    ws = bench.ws
+    set_connection(
+        ws, ChannelConnection(logical_channel="CAN1", interface="socketcan", channel="fotanope0")
+    )
+    lines = bench.apply_connections()
+    assert any(line.startswith("CAN1: NOT opened") and "fotanope0" in line for line in lines)
+    bench.status_widget.refresh()
+    text = bench.status_widget.bus_label.text()
+    assert "CAN1 ⚠ error (socketcan:fotanope0)" in text, text
+    assert "virtual" not in text
+    assert "fotanope0" in bench.status_widget.bus_label.toolTip()
+    assert bench.engine.channels() == []
+    assert "fotanope0" in (bench.engine.open_error("CAN1") or "")
+    # Back to a virtual bus: reopened at once, the status follows.
+    set_connection(
+        ws, ChannelConnection(logical_channel="CAN1", interface="virtual", channel=channel)
+    )
+    lines = bench.apply_connections()
+    assert lines == [f"CAN1: now on virtual:{channel}"]
+    bench.status_widget.refresh()
+    assert f"CAN1 ● open (virtual:{channel})" in bench.status_widget.bus_label.text()

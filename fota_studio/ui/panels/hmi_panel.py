@@ -307,6 +307,7 @@ class HmiPanel(QWidget):
         self._owns_client = False
         self.offer: UpdateOffer | None = None
         self.last_status: int | None = None
+        self._state_seen = False
         self.screen = HmiScreen()
         self.worker = ClientWorker("hmi-panel", self)
         self.worker.done.connect(self._on_worker_done)
@@ -354,6 +355,15 @@ class HmiPanel(QWidget):
         self.view.render(self.screen)
         self.screen_changed.emit(self.screen)
 
+    def reset_screen(self) -> None:
+        """Back to "No update" (a new demo machine, another TCU)."""
+        self.offer = None
+        self.last_status = None
+        self._state_seen = False
+        self._progress_timer.stop()
+        self.screen = HmiScreen()
+        self.show_screen()
+
     def decide(self, decision: int) -> None:
         """Approve/Reject from another view of this display (the presentation window)."""
         if self.screen.can_decide:
@@ -366,10 +376,7 @@ class HmiPanel(QWidget):
         self.detach()
         self.client = client
         self._owns_client = owned
-        self.offer = None
-        self.last_status = None
-        self.screen = HmiScreen()
-        self.show_screen()
+        self.reset_screen()
         client.add_state_listener(self._state_received.emit)
         self.connection_label.setText(f"CANopen client of TCU node 0x{client.node_id:02X}")
         self._log(f"connected to TCU node 0x{client.node_id:02X}")
@@ -412,6 +419,7 @@ class HmiPanel(QWidget):
     def _on_state(self, state: FotaState) -> None:
         if self.client is None:
             return
+        self._state_seen = True
         self._log(f"state: {state.describe()} ({state.source})")
         if state.update_status != self.last_status:
             self.last_status = state.update_status
@@ -471,7 +479,12 @@ class HmiPanel(QWidget):
         self.worker.submit("decision", write)
 
     def _on_worker_done(self, tag: str, result: object) -> None:
-        if tag == "offer" and isinstance(result, UpdateOffer):
+        if tag == "poll" and isinstance(result, FotaState):
+            # The client may have learnt the state (a TPDO) before this panel listened; the
+            # listener only hears changes, so the first poll's answer counts as one.
+            if not self._state_seen:
+                self._on_state(result)
+        elif tag == "offer" and isinstance(result, UpdateOffer):
             self.offer = result
             self.show_screen(
                 headline="Update available",

@@ -45,6 +45,14 @@ class ChannelStatus:
     interface: str = ""
     bitrate_bps: int = DEFAULT_BITRATE_BPS
     detail: str = ""  # the error text, or the adapter description
+    adapter: str = ""  # the adapter channel (can0, PCAN_USBBUS1, fota-demo)
+
+    @property
+    def label(self) -> str:
+        """`socketcan:can0` (the adapter this channel is mapped to), or the interface alone."""
+        if self.interface and self.adapter:
+            return f"{self.interface}:{self.adapter}"
+        return self.interface
 
 
 @dataclass(frozen=True)
@@ -148,15 +156,20 @@ class BusStatusWidget(QWidget):
 
     @staticmethod
     def bus_text(channels: list[ChannelStatus]) -> str:
-        """`CAN1 ● open (virtual)` for each channel; "No CAN channel" when there is none."""
+        """`CAN1 ● open (socketcan:can0)` for each channel — the adapter it is really mapped
+        to — and the error in short for a failed one; "No CAN channel" when there is none."""
         if not channels:
             return "No CAN channel"
         marks = {STATE_OPEN: "●", STATE_CLOSED: "○", STATE_ERROR: "⚠"}
-        return "  ".join(
-            f"{c.name} {marks.get(c.state, '?')} {c.state}"
-            + (f" ({c.interface})" if c.interface else "")
-            for c in channels
-        )
+        parts = []
+        for c in channels:
+            text = f"{c.name} {marks.get(c.state, '?')} {c.state}"
+            if c.label:
+                text += f" ({c.label})"
+            if c.state == STATE_ERROR and c.detail:
+                text += f": {_short(c.detail)}"
+            parts.append(text)
+        return "  ".join(parts)
 
     def load_text(self, channels: list[ChannelStatus]) -> str:
         """`CAN1 12 % · 340 fr/s` for each open channel (0 when quiet)."""
@@ -169,10 +182,19 @@ class BusStatusWidget(QWidget):
         return "Load: " + ", ".join(parts) if parts else ""
 
 
+#: How much of an error the status bar itself shows (the tooltip has all of it).
+SHORT_ERROR_CHARS = 60
+
+
+def _short(text: str) -> str:
+    first = text.split(" (")[0].split("\n")[0]
+    return first if len(first) <= SHORT_ERROR_CHARS else first[: SHORT_ERROR_CHARS - 1] + "…"
+
+
 def _channel_line(c: ChannelStatus) -> str:
     text = f"{c.name}: {c.state}"
     if c.interface:
-        text += f" on {c.interface}, {c.bitrate_bps // 1000} kbit/s"
+        text += f" on {c.label}, {c.bitrate_bps // 1000} kbit/s"
     if c.detail:
         text += f" — {c.detail}"
     return text
