@@ -16,7 +16,7 @@ from fota_studio.demo.catalog import DEMO_EA_NAME
 from fota_studio.demo.seed import seed_demo_architecture
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.workspace import Workspace
-from fota_studio.ui.panels.ea_panel import ArchitecturePanel
+from fota_studio.ui.panels.ea.panel import ArchitecturePanel
 from fota_studio.ui.widgets.hex_edit import HexLineEdit
 
 CLASH = (

@@ -16,7 +16,8 @@ from fota_studio.core.ea_validate import Severity
 from fota_studio.demo.catalog import DEMO_EA_NAME
 from fota_studio.demo.seed import seed_demo_architecture
 from fota_studio.infra.workspace import Workspace
-from fota_studio.ui.panels.ea_panel import ArchitecturePanel, parse_step_params
+from fota_studio.ui.panels.ea.codecs import parse_step_params
+from fota_studio.ui.panels.ea.panel import ArchitecturePanel
 
 
 @pytest.fixture

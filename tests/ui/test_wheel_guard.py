@@ -70,7 +70,7 @@ def test_ea_form_wheel_changes_nothing(qtbot, tmp_path) -> None:  # type: ignore
     from fota_studio.demo.catalog import DEMO_EA_NAME
     from fota_studio.demo.seed import seed_demo_architecture
     from fota_studio.infra.workspace import Workspace
-    from fota_studio.ui.panels.ea_panel import ArchitecturePanel
+    from fota_studio.ui.panels.ea.panel import ArchitecturePanel
 
     install_wheel_guard(QApplication.instance())  # type: ignore[arg-type]
     ws = Workspace.open(tmp_path / "ws")
