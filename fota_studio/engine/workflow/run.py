@@ -1,21 +1,11 @@
-"""The FOTA workflow: drives one update request from package check to the final status.
+"""`RequestRun`: one attempt of one update request, from package check to the final status
+(the state machine the package docstring describes). `run()` blocks: never on the GUI thread.
 
-`RequestRun` is the state machine of one attempt (domain file, "The workflow"): verify the
-package (image hashes against the version row, the workspace's signature policy, memory regions,
-Brand/Model) → offer it on the TCU node (update_available = 1, versions, expected downtime) →
-**Checkpoint 1** (a future resolved by the local approval dialog and/or by an HMI writing
-operator_decision over CANopen; a timeout is a rejection) → flash job on the engine's channel
-worker (TCU status 0x01, progress_percent) which ends with the ECU reset and version read →
-**Checkpoint 2** (status 0x02; built-in health checks and/or an OEM node writing oem_verification;
-a timeout fails) → finalize (0x03/0x04..0x08, last_error, diagnostic_log, installed version).
-Nothing is sent to the ECU before approval. Every step, the decision, the flash record and the
-Checkpoint 2 results go to the request's append-only record (`infra/requests_store.py`).
-
-Threads: `RequestRun.run()` blocks and must not run on the GUI thread; `start()` runs it on a
-thread `fota-workflow-<id>`. The flash and the health checks run as jobs on the engine's worker
-of the ECU's channel. `cancel()`, the `ApprovalRequest` methods and `RequestService` may be
-called from any thread (the GUI included: none of them blocks). Events (frozen dataclasses below)
-go to the sink from the workflow thread.
+Why ~700 lines in one module: `RequestRun` is one sequence (verify → offer → Checkpoint 1 →
+flash → Checkpoint 2 → finish) whose steps share the run's state (the request row, the TCU
+node, the cancel token, the flash record); its pure pieces already live elsewhere (targets,
+estimates, health checks, approval, events). Splitting its methods across files would scatter
+one state machine without making any part reusable.
 """
 
 from __future__ import annotations
@@ -27,9 +17,9 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fota_studio.core.ea import EcuDefinition
@@ -45,15 +35,11 @@ from fota_studio.core.flash_outcome import not_verified_reason
 from fota_studio.core.flash_record import FlashRecord
 from fota_studio.core.image_fit import ImageLayoutError
 from fota_studio.core.update_request import (
-    OPEN_STATUSES,
     Outcome,
-    RequestIssue,
     RequestStateError,
     RequestStatus,
     Step,
     UpdateRequest,
-    has_blocks,
-    validate_new_request,
 )
 from fota_studio.engine.cancel import CancelToken
 from fota_studio.engine.engine import Engine, JobContext
@@ -62,13 +48,29 @@ from fota_studio.engine.flash_job import FlashResult, flash_ecu
 from fota_studio.engine.health import CheckResult, HealthReport, run_health_checks
 from fota_studio.engine.targets import (
     BrandModelMismatchError,
-    machine_ecu,
     resolve_flash_target,
+)
+from fota_studio.engine.workflow.approval import (
+    DECISION_CANCEL,
+    DECISION_HMI,
+    DECISION_LOCAL,
+    DECISION_TIMEOUT,
+    WAIT_SLICE_S,
+    ApprovalRequest,
+    Decision,
+)
+from fota_studio.engine.workflow.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    Checkpoint2Result,
+    Sink,
+    WorkflowFinished,
+    WorkflowProgress,
+    WorkflowStep,
 )
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.flash_journal import begin_flash_record, finish_flash_record
 from fota_studio.infra.locks import EcuLock
-from fota_studio.infra.repository import RepositoryStore
 from fota_studio.infra.requests_store import (
     ENTRY_CHECKPOINT2,
     ENTRY_DECISION,
@@ -88,124 +90,6 @@ log = logging.getLogger(__name__)
 #: defaults of approval_timeout_s / verification_timeout_s).
 DEFAULT_APPROVAL_TIMEOUT_S = 3600.0
 DEFAULT_VERIFICATION_TIMEOUT_S = 300.0
-#: How often the Checkpoint 1 wait looks at the cancel token.
-WAIT_SLICE_S = 0.05
-
-DECISION_LOCAL = "local"
-DECISION_HMI = "hmi"
-DECISION_TIMEOUT = "timeout"
-DECISION_CANCEL = "cancel"
-
-
-# -- events --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WorkflowEvent(EngineEvent):
-    """Base of the workflow's events; `request_id` names the update request."""
-
-    request_id: int
-
-
-@dataclass(frozen=True)
-class WorkflowStep(WorkflowEvent):
-    """A workflow step started, passed or failed (state "started" | "ok" | "failed")."""
-
-    step: str
-    state: str
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class ApprovalRequested(WorkflowEvent):
-    """Checkpoint 1 waits: show `approval` (the dialog resolves it; never block on it)."""
-
-    approval: ApprovalRequest
-
-
-@dataclass(frozen=True)
-class ApprovalResolved(WorkflowEvent):
-    """Checkpoint 1 ended with `decision`."""
-
-    decision: Decision
-
-
-@dataclass(frozen=True)
-class WorkflowProgress(WorkflowEvent):
-    """Flash progress of the request in percent (what the TCU reports in progress_percent)."""
-
-    percent: int
-
-
-@dataclass(frozen=True)
-class Checkpoint2Result(WorkflowEvent):
-    """Checkpoint 2 results: built-in checks and the OEM verdict (None = none/not asked)."""
-
-    checks: tuple[CheckResult, ...]
-    oem_verdict: int | None
-    healthy: bool
-
-
-@dataclass(frozen=True)
-class WorkflowFinished(WorkflowEvent):
-    """The attempt ended with `status`; `outcome` says how, `error` why it failed."""
-
-    status: str
-    outcome: str
-    error: str = ""
-
-
-# -- Checkpoint 1 ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The Checkpoint 1 decision and who made it (operator name, "HMI over CANopen ...")."""
-
-    approved: bool
-    by: str
-    source: str  # DECISION_LOCAL | DECISION_HMI | DECISION_TIMEOUT | DECISION_CANCEL
-
-
-@dataclass
-class ApprovalRequest:
-    """What the approval dialog shows, and the future it resolves (first decision wins)."""
-
-    request_id: int
-    machine: str
-    ecu: str
-    installed_version: str
-    offered_version: str
-    expected_downtime_s: int
-    preconditions: tuple[str, ...]
-    timeout_s: float
-    deadline: float  # time.monotonic() when the approval times out
-    future: Future[Decision] = field(default_factory=Future)
-
-    def remaining_s(self) -> float:
-        """Seconds left before the approval times out (0 when expired)."""
-        return max(0.0, self.deadline - time.monotonic())
-
-    def resolve(self, decision: Decision) -> bool:
-        """Set the decision; False when another one was already made."""
-        try:
-            self.future.set_result(decision)
-        except InvalidStateError:
-            return False
-        return True
-
-    def approve(self, by: str = "") -> bool:
-        """The local operator approves (from the dialog)."""
-        return self.resolve(Decision(True, by or current_user(), DECISION_LOCAL))
-
-    def reject(self, by: str = "") -> bool:
-        """The local operator rejects (from the dialog)."""
-        return self.resolve(Decision(False, by or current_user(), DECISION_LOCAL))
-
-    @property
-    def done(self) -> bool:
-        """True once decided (any way)."""
-        return self.future.done()
 
 
 @dataclass
@@ -220,9 +104,6 @@ class WorkflowOptions:
     verification_timeout_s: float | None = None  # None: the TCU's verification_timeout_s
     boot_wait_s: float | None = None  # override the EA's boot wait (tests, demo)
     heartbeat_within_s: float | None = None  # override the EA's heartbeat window
-
-
-Sink = Callable[[EngineEvent], None]
 
 
 class _Failure(Exception):
@@ -247,9 +128,6 @@ def _error_code(result: FlashResult) -> int:
     if isinstance(result.error, _SecurityAccessError):
         return fo.ERROR_SECURITY_ACCESS
     return fo.ERROR_NO_RESPONSE
-
-
-# -- the run ---------------------------------------------------------------------------------
 
 
 class RequestRun:
@@ -824,150 +702,3 @@ class RequestRun:
             "ok",
             f"{len(checks)} check(s) passed" + (f", OEM verdict {verdict_text}" if use_oem else ""),
         )
-
-
-# -- creating requests and running several ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NewRequestCheck:
-    """What `check_new_request` found: the findings and the resolved targets."""
-
-    issues: tuple[RequestIssue, ...]
-    ecu: EcuDefinition
-    brand: str
-    model: str
-    installed_version: str | None
-
-    @property
-    def blocked(self) -> bool:
-        """True when a finding forbids the request."""
-        return has_blocks(self.issues)
-
-    @property
-    def warnings(self) -> tuple[RequestIssue, ...]:
-        """Findings that need a confirmation."""
-        return tuple(i for i in self.issues if not i.block)
-
-
-def check_new_request(
-    ws: Any,
-    machine: str,
-    ecu_name: str,
-    version: str,
-    *,
-    brand: str | None = None,
-    model: str | None = None,
-) -> NewRequestCheck:
-    """Validate a request of `version` for `ecu_name` on `machine` (repository = the ECU's
-    Brand/Model unless `brand`/`model` are given)."""
-    _ea, ecu = machine_ecu(ws, machine, ecu_name)
-    b, mo = brand or ecu.brand, model or ecu.model
-    v = RepositoryStore(ws).get_version(b, mo, version)
-    installed = EaStore(ws).get_machine(machine).installed.get(ecu_name)
-    issues = validate_new_request(
-        ecu,
-        version=version,
-        brand=b,
-        model=mo,
-        segments=list(v.segments),
-        installed_version=installed,
-        open_requests=RequestsStore(ws).open_for_ecu(machine, ecu_name),
-        retired=v.retired,
-    )
-    return NewRequestCheck(tuple(issues), ecu, b, mo, installed)
-
-
-def create_request(
-    ws: Any,
-    machine: str,
-    ecu_name: str,
-    version: str,
-    *,
-    confirm: bool = False,
-    created_by: str | None = None,
-    brand: str | None = None,
-    model: str | None = None,
-) -> UpdateRequest:
-    """Create a Pending request; blocks always refuse, warnings refuse unless `confirm`."""
-    chk = check_new_request(ws, machine, ecu_name, version, brand=brand, model=model)
-    if chk.blocked:
-        raise RequestStateError(
-            "update request refused: " + "; ".join(i.message for i in chk.issues if i.block)
-        )
-    if chk.warnings and not confirm:
-        raise RequestStateError(
-            "update request needs confirmation: " + "; ".join(i.message for i in chk.warnings),
-            hint="confirm the warnings (--yes on the command line)",
-        )
-    return RequestsStore(ws).create(
-        machine=machine,
-        ecu=ecu_name,
-        brand=chk.brand,
-        model=chk.model,
-        version=version,
-        installed_before=chk.installed_version,
-        created_by=created_by,
-        warnings=[i.message for i in chk.warnings],
-    )
-
-
-class RequestService:
-    """Starts request runs on a workspace + engine, routes cancels, keeps the running ones."""
-
-    def __init__(
-        self, ws: Any, engine: Engine, *, tcu: TcuNode | None = None, sink: Sink | None = None
-    ) -> None:
-        self.ws = ws
-        self.engine = engine
-        self.tcu = tcu
-        self._sink = sink
-        self.store = RequestsStore(ws)
-        self._runs: dict[int, RequestRun] = {}
-        self._lock = threading.Lock()
-
-    def start(self, request_id: int, options: WorkflowOptions | None = None) -> RequestRun:
-        """Start a run of a Pending request on its own thread; returns it at once."""
-        req = self.store.get(request_id)
-        if req.status != RequestStatus.PENDING:
-            raise RequestStateError(
-                f"update request #{request_id} is {req.status.value}; only Pending requests start",
-                hint="re-run a Failed or Cancelled request",
-            )
-        with self._lock:
-            if request_id in self._runs and not self._runs[request_id].future.done():
-                raise RequestStateError(f"update request #{request_id} is already running")
-            run = RequestRun(
-                self.ws, self.engine, request_id, tcu=self.tcu, options=options, sink=self._sink
-            )
-            self._runs[request_id] = run
-        run.start()
-        return run
-
-    def running(self, request_id: int) -> RequestRun | None:
-        """The run of this request while it has not ended."""
-        with self._lock:
-            run = self._runs.get(request_id)
-        return run if run is not None and not run.future.done() else None
-
-    def cancel(self, request_id: int, reason: str = "cancelled by the user", by: str = "") -> None:
-        """Cancel a request (running or not); RequestStateError after Checkpoint 1 approval."""
-        run = self.running(request_id)
-        if run is not None:
-            run.cancel(reason, by)
-            return
-        req = self.store.get(request_id)
-        if req.status not in OPEN_STATUSES:
-            raise RequestStateError(f"update request #{request_id} is {req.status.value}")
-        self.store.cancel(request_id, by=by, reason=reason)
-
-    def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Cancel runs still before approval and wait for every run thread."""
-        with self._lock:
-            runs = list(self._runs.values())
-        for run in runs:
-            with contextlib.suppress(RequestStateError):
-                if not run.future.done():
-                    run.cancel("the application is shutting down")
-        for run in runs:
-            run.join(timeout_s)
