@@ -9,7 +9,17 @@ workspace: every panel with `set_workspace(ws)` is re-pointed and `workspace_cha
 emitted. Each dock wraps its panel in a scroll area so the window fits small screens.
 File ▸ Open log file / Recent log files emit `log_file_requested(path)` (the Workbench opens it
 in the trace); `set_panel_shortcuts` builds the Window menu (Ctrl+1…9); `apply_theme` sets light,
-dark, or "system", which follows the OS colour scheme and its changes. GUI thread only.
+dark, or "system", which follows the OS colour scheme and its changes.
+
+Safety: quitting (Ctrl+Q), closing the window or switching the workspace while a panel flashes
+an ECU (a panel with `running_flash() -> str`) asks first (`confirm(title, text) -> bool`,
+replaceable for tests); when confirmed, the flashes stop at the next safe point
+(`stop_flash()`), a workspace switch waits for them to end. Window ▸ Reset layout puts every
+dock back where the composition root placed it, with the default proportions (the work panels
+get the height, the log a strip). The technician view (`set_technician_view`, View ▸
+Technician view, Ctrl+T) shows only the panel `technician` over the whole window and gives the
+workbench layout back when left. Help ▸ User manual (F1) renders the bundled manual inside the
+app (`dialogs/help_viewer.py`). GUI thread only.
 """
 
 from __future__ import annotations
@@ -18,8 +28,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QColor, QDesktopServices, QIcon, QKeySequence, QPalette
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -28,6 +38,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QScrollArea,
     QWidget,
 )
@@ -38,6 +49,7 @@ from fota_studio.infra.settings import Settings, load_settings, save_settings
 from fota_studio.infra.workspace import Workspace
 from fota_studio.ui.dialogs.about_dialog import AboutDialog
 from fota_studio.ui.dialogs.error_dialog import show_error
+from fota_studio.ui.dialogs.help_viewer import HelpViewer
 from fota_studio.ui.dialogs.settings_dialog import SettingsDialog
 from fota_studio.ui.panels.log_panel import LogPanel
 from fota_studio.ui.panels.repository_panel import RepositoryPanel
@@ -51,6 +63,12 @@ GEOMETRY_KEY = "main_window/geometry"
 STATE_KEY = "main_window/state"
 DEFAULT_SIZE = (1500, 940)
 DEFAULT_LOG_HEIGHT_PX = 170
+#: Share of the dock height the bottom area (trace, log) gets by default.
+BOTTOM_SHARE = 0.34
+#: The panel the technician view shows alone (added by the Workbench).
+TECHNICIAN_KEY = "technician"
+#: A workspace switch waits this often for stopped flashes to end (GUI timer, never a sleep).
+SWITCH_POLL_MS = 100
 MANUAL_PATH = manual_path()
 
 
@@ -179,6 +197,16 @@ class MainWindow(QMainWindow):
         self._panels: dict[str, QWidget] = {}  # the panel widgets (each dock wraps a scroll area)
         self._layout_restored = False
         self._closing_done = False
+        #: The dock layout as the composition root built it (Window ▸ Reset layout).
+        self._default_state = QByteArray()
+        #: The workbench layout while the technician view is shown.
+        self._workbench_state = QByteArray()
+        self._technician_on = False
+        self._technician_pending = False
+        self._pending_switch: Path | None = None
+        self.help_viewer: HelpViewer | None = None
+        #: Replaceable for tests: ask (title, text) -> True to go on (default: Yes/No box).
+        self.confirm: Callable[[str, str], bool] = self._confirm_dialog
         # Replaceable for tests: return a folder / a log file, or None.
         self.ask_workspace_dir: Callable[[], Path | None] = self._ask_workspace_dir_dialog
         self.ask_log_file: Callable[[], Path | None] = self._ask_log_file_dialog
@@ -242,6 +270,8 @@ class MainWindow(QMainWindow):
             if tabify_with is not None and tabify_with in self._docks:
                 self.tabifyDockWidget(self._docks[tabify_with], dock)
         self._docks[key] = dock
+        if key == TECHNICIAN_KEY:
+            self.technician_action.setEnabled(True)
         toggle = dock.toggleViewAction()
         toggle.setText(title)
         self.view_menu.addAction(toggle)
@@ -283,12 +313,26 @@ class MainWindow(QMainWindow):
         self.file_menu = file_menu
         self._file_quit_separator = file_menu.addSeparator()
         quit_action = QAction("&Quit", self)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        # Ctrl+Q everywhere (Cmd+Q on macOS): some platforms have no standard Quit key.
+        quit_action.setShortcut(QKeySequence("Ctrl+Q"))
         quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
 
         self.view_menu = bar.addMenu("&View")
+        self.technician_action = QAction("&Technician view", self)
+        self.technician_action.setCheckable(True)
+        self.technician_action.setShortcut(QKeySequence("Ctrl+T"))
+        self.technician_action.setToolTip(
+            "One guided page to update an ECU, in large type (Ctrl+T); again for the workbench"
+        )
+        self.technician_action.setEnabled(False)  # until the technician panel is added
+        self.technician_action.toggled.connect(self.set_technician_view)
+        self.view_menu.addAction(self.technician_action)
+        self.view_menu.addSeparator()
+        self.reset_layout_action = QAction("&Reset layout", self)
+        self.reset_layout_action.setToolTip("Put every panel back in its default place and size")
+        self.reset_layout_action.triggered.connect(self.reset_layout)
         # The Window menu (panels on Ctrl+1…9) appears with `set_panel_shortcuts`; the View
         # menu lists only the dock toggles.
         self.goto_menu: QMenu | None = None
@@ -353,6 +397,8 @@ class MainWindow(QMainWindow):
         if self.goto_menu is None:
             self.goto_menu = QMenu("&Window", self)
             self.menuBar().insertMenu(self.tools_menu.menuAction(), self.goto_menu)
+            self.goto_menu.addAction(self.reset_layout_action)
+            self.goto_menu.addSeparator()
         for action in self._goto_actions:
             self.removeAction(action)
             self.goto_menu.removeAction(action)
@@ -403,13 +449,13 @@ class MainWindow(QMainWindow):
         """Switch to the workspace in `path`: panels are re-pointed, the old one is closed."""
         if Path(path).resolve() == Path(self.ws.root).resolve():
             return True
-        if self.engine is not None and getattr(self.engine, "busy", False):
-            show_error(
-                self,
-                "Cannot switch workspace",
-                "A job is running.",
-                what_to_do="Wait for it or cancel it first.",
-            )
+        if not self.guard_running_flash(f"open the workspace {path}"):
+            return False
+        if self.running_flashes() or self._engine_busy():
+            # Confirmed: the flashes stop at their next safe point; switch once they ended.
+            self._pending_switch = Path(path)
+            QTimer.singleShot(SWITCH_POLL_MS, self._switch_when_idle)
+            self.statusBar().showMessage("Stopping the flash before switching workspace…")
             return False
         if not self._ask_panels_to_close():
             return False
@@ -429,6 +475,16 @@ class MainWindow(QMainWindow):
         self._update_title()
         _log.info("opened workspace %s", new_ws.root)
         return True
+
+    def _switch_when_idle(self) -> None:
+        path = self._pending_switch
+        if path is None:
+            return
+        if self.running_flashes() or self._engine_busy():
+            QTimer.singleShot(SWITCH_POLL_MS, self._switch_when_idle)
+            return
+        self._pending_switch = None
+        self.open_workspace(path)
 
     def _remember_workspace(self, root: Path) -> None:
         self.update_settings(self.settings.with_recent_workspace(str(root)))
@@ -467,7 +523,7 @@ class MainWindow(QMainWindow):
         return dlg
 
     def show_manual(self) -> bool:
-        """Help ▸ User manual: open docs/USER_MANUAL.md with the system's viewer."""
+        """Help ▸ User manual (F1): the bundled manual inside the app (non-modal)."""
         path = MANUAL_PATH
         if not path.is_file():
             show_error(
@@ -477,7 +533,65 @@ class MainWindow(QMainWindow):
                 what_to_do="Reinstall FOTA Studio or read docs/USER_MANUAL.md in the sources.",
             )
             return False
-        return bool(QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))))
+        if self.help_viewer is None:
+            self.help_viewer = HelpViewer(path, self)
+        if self.help_viewer.isVisible():
+            self.help_viewer.raise_()  # F1 again brings it to the front
+            self.help_viewer.activateWindow()
+        self.help_viewer.show()
+        return True
+
+    # -- safety guards --------------------------------------------------------------------------
+
+    def _confirm_dialog(self, title: str, text: str) -> bool:
+        answer = QMessageBox.warning(
+            self,
+            title,
+            text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def running_flashes(self) -> list[str]:
+        """What the panels are flashing now ("VCU 3.2.1 of Unit #1001"), empty when idle."""
+        out: list[str] = []
+        for panel in self._panels.values():
+            running = getattr(panel, "running_flash", None)
+            if callable(running):
+                what = running()
+                if what:
+                    out.append(str(what))
+        return out
+
+    def _engine_busy(self) -> bool:
+        busy = getattr(self.engine, "channel_busy", None)
+        channels = getattr(self.engine, "channels", None)
+        if not callable(busy) or not callable(channels):
+            return False
+        return any(busy(name) for name in channels())
+
+    def guard_running_flash(self, action: str) -> bool:
+        """Before `action` ("quit", "open the workspace …"): True when no flash runs or the user
+        confirmed; then every running flash is asked to stop at its next safe point."""
+        flashes = self.running_flashes()
+        if not flashes:
+            return True
+        what = ", ".join(flashes)
+        if not self.confirm(
+            "A flash is running",
+            f"{what} is being flashed. {action[0].upper() + action[1:]} anyway?\n\n"
+            "The flash stops at the next safe point (between blocks). If the old software is "
+            "already erased, the ECU stays in its bootloader and the machine cannot be used "
+            "until the flash is run again.",
+        ):
+            return False
+        for panel in self._panels.values():
+            stop = getattr(panel, "stop_flash", None)
+            running = getattr(panel, "running_flash", None)
+            if callable(stop) and callable(running) and running():
+                stop(f"stopped by the user to {action}")
+        return True
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -488,6 +602,7 @@ class MainWindow(QMainWindow):
     def restore_layout(self) -> bool:
         """Restore geometry and dock layout from QSettings; True when a saved layout existed."""
         self._layout_restored = True
+        self._default_state = self.saveState(LAYOUT_VERSION)
         geometry = self._qsettings.value(GEOMETRY_KEY)
         ok = False
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
@@ -502,25 +617,34 @@ class MainWindow(QMainWindow):
         return ok
 
     def _default_dock_sizes(self) -> None:
-        # With no central widget Qt hands the spare height to the bottom area; resizing the log
-        # alone is ignored, so size one side dock and the log together.
-        log = self._docks["log"]
+        """The default proportions: the work panels get most of the height, the bottom area
+        (trace / log) about a third (at least DEFAULT_LOG_HEIGHT_PX), left 46 % / right 54 %."""
+        # With no central widget Qt hands the spare height to the bottom area; resizing the
+        # bottom dock alone is ignored, so size one side dock and the bottom one together.
+        bottom = next(
+            (
+                d
+                for d in self._docks.values()
+                if self._visible_in(d, Qt.DockWidgetArea.BottomDockWidgetArea)
+            ),
+            None,
+        )
         side = next(
             (
                 d
                 for d in self._docks.values()
-                if d is not log
-                and d.isVisible()
-                and not d.isFloating()
-                and self.dockWidgetArea(d) != Qt.DockWidgetArea.BottomDockWidgetArea
+                if self._shown(d)
+                and self.dockWidgetArea(d)
+                in (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea)
             ),
             None,
         )
-        if side is None or log.isFloating() or not log.isVisible():
-            return
-        total = log.y() + log.height() - side.y()
-        side_px = max(100, total - DEFAULT_LOG_HEIGHT_PX)
-        self.resizeDocks([side, log], [side_px, DEFAULT_LOG_HEIGHT_PX], Qt.Orientation.Vertical)
+        if side is not None and bottom is not None:
+            total = bottom.y() + bottom.height() - side.y()
+            bottom_px = max(DEFAULT_LOG_HEIGHT_PX, int(total * BOTTOM_SHARE))
+            self.resizeDocks(
+                [side, bottom], [max(100, total - bottom_px), bottom_px], Qt.Orientation.Vertical
+            )
         left = [
             d
             for d in self._docks.values()
@@ -539,19 +663,81 @@ class MainWindow(QMainWindow):
                 Qt.Orientation.Horizontal,
             )
 
+    def reset_layout(self) -> None:
+        """Window ▸ Reset layout: every dock back in its default place, shown, docked, with the
+        default proportions (leaves the technician view first)."""
+        if self._technician_on:
+            self.technician_action.setChecked(False)
+        if self._default_state.isEmpty():
+            return
+        for dock in self._docks.values():
+            dock.setFloating(False)
+        self.restoreState(self._default_state, LAYOUT_VERSION)
+        for dock in self._docks.values():
+            dock.show()
+        for key in ("trace", "repository", "flash"):
+            if key in self._docks:
+                self._docks[key].raise_()
+        QTimer.singleShot(0, self._default_dock_sizes)
+
+    def set_technician_view(self, on: bool) -> None:
+        """Show the technician panel alone over the window (on), or the workbench (off)."""
+        dock = self._docks.get(TECHNICIAN_KEY)
+        if not self._layout_restored:
+            # Before the first show the saved layout is not restored yet: apply it then.
+            self._technician_pending = on
+            self.technician_action.setChecked(on)
+            return
+        if dock is None or on == self._technician_on:
+            self.technician_action.setChecked(self._technician_on)
+            return
+        self._technician_on = on
+        if on:
+            self._workbench_state = self.saveState(LAYOUT_VERSION)
+            for other in self._docks.values():
+                if other is not dock:
+                    other.hide()
+            dock.setFloating(False)
+            dock.setTitleBarWidget(QWidget())  # no dock title: it is the whole page
+            dock.show()
+            dock.raise_()
+            self._panels[TECHNICIAN_KEY].setFocus(Qt.FocusReason.OtherFocusReason)
+        else:
+            dock.setTitleBarWidget(None)
+            if not self._workbench_state.isEmpty():
+                self.restoreState(self._workbench_state, LAYOUT_VERSION)
+            else:
+                for other in self._docks.values():
+                    other.show()
+        self.technician_action.setChecked(on)
+
+    def technician_view_on(self) -> bool:
+        """True while the technician view is shown."""
+        return self._technician_on
+
     def _visible_in(self, dock: QDockWidget, area: Qt.DockWidgetArea) -> bool:
-        return dock.isVisible() and not dock.isFloating() and self.dockWidgetArea(dock) == area
+        return self._shown(dock) and self.dockWidgetArea(dock) == area
+
+    @staticmethod
+    def _shown(dock: QDockWidget) -> bool:
+        """Docked and on screen: a tab behind another one is "visible" to Qt but not shown."""
+        return dock.isVisible() and not dock.isFloating() and not dock.visibleRegion().isEmpty()
 
     def save_layout(self) -> None:
-        """Write geometry and dock layout to QSettings."""
+        """Write geometry and dock layout to QSettings (the workbench layout, also while the
+        technician view is shown)."""
         self._qsettings.setValue(GEOMETRY_KEY, self.saveGeometry())
-        self._qsettings.setValue(STATE_KEY, self.saveState(LAYOUT_VERSION))
+        state = self._workbench_state if self._technician_on else self.saveState(LAYOUT_VERSION)
+        self._qsettings.setValue(STATE_KEY, state)
         self._qsettings.sync()
 
     def showEvent(self, event) -> None:
         """Restore the saved layout on the first show (all panels are added by then)."""
         if not self._layout_restored:
             self.restore_layout()
+            if self._technician_pending:
+                # After the default proportions (queued first by restore_layout).
+                QTimer.singleShot(0, lambda: self.set_technician_view(True))
         super().showEvent(event)
 
     # -- closing --------------------------------------------------------------------------------
@@ -567,6 +753,9 @@ class MainWindow(QMainWindow):
         """Ask panels with unsaved changes, stop the engine, save the layout."""
         if self._closing_done:
             event.accept()
+            return
+        if not self.guard_running_flash("quit"):
+            event.ignore()
             return
         if not self._ask_panels_to_close():
             event.ignore()

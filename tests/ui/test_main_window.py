@@ -85,8 +85,8 @@ def test_title_status_and_view_menu(qtbot, ws, qsettings, tmp_path) -> None:
     assert f"schema v{ws.schema_version}" == w.schema_label.text()
     dock = w.add_panel("extra", "Extra", QLabel("x"), tabify_with="repository")
     assert dock.objectName() == "dock_extra"
-    titles = [a.text() for a in w.view_menu.actions()]
-    assert titles == ["Software Repositories", "Log", "Extra"]
+    titles = [a.text() for a in w.view_menu.actions() if not a.isSeparator()]
+    assert titles == ["&Technician view", "Software Repositories", "Log", "Extra"]
     with pytest.raises(ValueError):
         w.add_panel("extra", "Again", QLabel("y"))
     menus = [a.text() for a in w.menuBar().actions()]
@@ -224,3 +224,136 @@ def test_settings_and_about_dialogs(qtbot, ws, qsettings, tmp_path) -> None:
     assert isinstance(about, AboutDialog)
     assert any(name == "udsoncan" for name, _ in about.rows())
     about.close()
+
+
+class _FlashingPanel(QLabel):
+    """A panel that says it flashes an ECU until told to stop (the window's contract)."""
+
+    def __init__(self) -> None:
+        super().__init__("flashing")
+        self.flashing = "VCU 3.2.1 of Unit #1001"
+        self.stops: list[str] = []
+
+    def running_flash(self) -> str:
+        return self.flashing
+
+    def stop_flash(self, reason: str = "") -> None:
+        self.stops.append(reason)
+
+
+def test_quit_during_a_flash_asks_and_stops_it_at_a_safe_point(
+    qtbot, ws, qsettings, tmp_path
+) -> None:
+    w = _window(qtbot, ws, qsettings, tmp_path)
+    panel = _FlashingPanel()
+    w.add_panel("flash", "Flash", panel)
+    w.engine = _Engine()
+    asked: list[str] = []
+    answer = [False]
+    w.confirm = lambda title, text: asked.append(f"{title}: {text}") or answer[0]
+    w.show()
+    quit_action = next(a for a in w.file_menu.actions() if a.text() == "&Quit")
+    assert quit_action.shortcut().toString() == "Ctrl+Q"
+    quit_action.trigger()  # "No": the window stays, the flash goes on
+    assert w.isVisible() and panel.stops == [] and w.engine.shut_down == 0
+    assert "VCU 3.2.1 of Unit #1001 is being flashed. Quit anyway?" in asked[0]
+    assert "bootloader" in asked[0]
+    answer[0] = True
+    assert w.close()
+    assert panel.stops == ["stopped by the user to quit"] and w.engine.shut_down == 1
+
+
+def test_no_question_when_nothing_is_flashed(qtbot, ws, qsettings, tmp_path) -> None:
+    w = _window(qtbot, ws, qsettings, tmp_path)
+    panel = _FlashingPanel()
+    panel.flashing = ""
+    w.add_panel("flash", "Flash", panel)
+    w.confirm = lambda title, text: pytest.fail("asked although nothing is flashed")
+    w.show()
+    assert w.close()
+
+
+def test_workspace_switch_during_a_flash_asks_then_waits_for_the_stop(
+    qtbot, ws, qsettings, tmp_path
+) -> None:
+    w = _window(qtbot, ws, qsettings, tmp_path)
+    panel = _FlashingPanel()
+    w.add_panel("flash", "Flash", panel)
+    asked: list[str] = []
+    w.confirm = lambda title, text: asked.append(text) or True
+    w.show()
+    other = tmp_path / "other-ws"
+    assert not w.open_workspace(other)  # asked, stopping: not switched yet
+    assert asked and panel.stops == [f"stopped by the user to open the workspace {other}"]
+    assert w.ws is ws
+    panel.flashing = ""  # the flash reached its safe point and ended
+    qtbot.waitUntil(lambda: w.ws is not ws, timeout=5_000)
+    assert Path(w.ws.root) == other.resolve() or Path(w.ws.root) == other
+    w.ws.close()
+
+
+def test_f1_opens_the_bundled_manual_inside_the_app(qtbot, ws, qsettings, tmp_path) -> None:
+    from PySide6.QtGui import QKeySequence
+
+    from fota_studio.core.resources import manual_path
+
+    w = _window(qtbot, ws, qsettings, tmp_path)
+    w.show()
+    manual = next(a for a in w.help_menu.actions() if a.text() == "User &manual")
+    assert manual.shortcut() == QKeySequence(QKeySequence.StandardKey.HelpContents)
+    manual.trigger()
+    viewer = w.help_viewer
+    assert viewer is not None and viewer.isVisible()
+    first_heading = next(
+        line.lstrip("# ").strip()
+        for line in manual_path().read_text(encoding="utf-8").splitlines()
+        if line.startswith("# ")
+    )
+    assert first_heading in viewer.text()
+    viewer.find_edit.setText("workspace")
+    assert viewer.find_next(backward=False)
+    viewer.close()
+
+
+def test_reset_layout_puts_every_dock_back(qtbot, ws, qsettings, tmp_path) -> None:
+    w = _window(qtbot, ws, qsettings, tmp_path)
+    w.add_panel("extra", "Extra", QLabel("x"), area=Qt.DockWidgetArea.RightDockWidgetArea)
+    w.show()
+    qtbot.waitExposed(w)
+    w.dock("log").hide()
+    w.dock("extra").hide()
+    w.removeDockWidget(w.dock("repository"))
+    w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, w.dock("repository"))
+    w.dock("repository").show()
+    assert w.goto_menu is None  # no Window menu without panel shortcuts: reset from the View
+    w.set_panel_shortcuts(["repository", "log"])
+    reset = next(a for a in w.goto_menu.actions() if a.text() == "&Reset layout")
+    reset.trigger()
+    assert w.dock("log").isVisible()
+    assert w.dock("extra").isVisible()
+    assert w.dockWidgetArea(w.dock("repository")) == Qt.DockWidgetArea.LeftDockWidgetArea
+    assert w.dockWidgetArea(w.dock("extra")) == Qt.DockWidgetArea.RightDockWidgetArea
+
+
+def test_technician_view_shows_one_panel_and_gives_the_workbench_back(
+    qtbot, ws, qsettings, tmp_path
+) -> None:
+    w = _window(qtbot, ws, qsettings, tmp_path)
+    assert not w.technician_action.isEnabled()
+    w.add_panel("technician", "Technician", QLabel("guided"))
+    w.show()
+    qtbot.waitExposed(w)
+    assert w.technician_action.isEnabled()
+    w.technician_action.trigger()
+    assert w.technician_view_on()
+    assert w.dock("technician").isVisible()
+    assert not w.dock("repository").isVisible() and not w.dock("log").isVisible()
+    w.close()  # the saved layout is the workbench's, not the technician page
+    w2 = _window(qtbot, ws, qsettings, tmp_path)
+    w2.add_panel("technician", "Technician", QLabel("guided"))
+    w2.show()
+    qtbot.waitExposed(w2)
+    assert w2.dock("repository").isVisible() and not w2.technician_view_on()
+    w2.set_technician_view(True)
+    w2.set_technician_view(False)
+    assert w2.dock("repository").isVisible() and w2.dock("log").isVisible()
