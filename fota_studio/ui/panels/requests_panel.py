@@ -77,6 +77,8 @@ from fota_studio.ui.widgets.versions import fill_versions
 _log = logging.getLogger(__name__)
 
 REFRESH_MS = 1000
+#: Action buttons per row (they wrap onto a second row in a narrow dock).
+ACTION_COLUMNS = 3
 ALL = "(all)"
 COLUMNS = ("#", "Machine", "ECU", "Version", "Status", "Step", "Attempt", "Created", "By")
 
@@ -307,17 +309,19 @@ class RequestsPanel(QWidget):
         self.buslog_button.setToolTip(
             "Open the BLF bus log of this request's flash in the CAN trace"
         )
-        actions = QHBoxLayout()
-        for b in (
-            self.create_button,
-            self.start_button,
-            self.cancel_button,
-            self.rerun_button,
-            self.report_button,
-            self.buslog_button,
+        # Three per row at the top: in a narrow dock (1024×700 screens) they stay in view.
+        actions = QGridLayout()
+        for i, b in enumerate(
+            (
+                self.create_button,
+                self.start_button,
+                self.cancel_button,
+                self.rerun_button,
+                self.report_button,
+                self.buslog_button,
+            )
         ):
-            actions.addWidget(b)
-        actions.addStretch(1)
+            actions.addWidget(b, i // ACTION_COLUMNS, i % ACTION_COLUMNS)
         self.create_button.clicked.connect(self._on_create_clicked)
         self.start_button.clicked.connect(self._on_start_clicked)
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
@@ -327,9 +331,9 @@ class RequestsPanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(filters)
+        layout.addLayout(actions)
         layout.addWidget(splitter, 1)
         layout.addWidget(self._build_run_options())
-        layout.addLayout(actions)
         self._fill_filters()
         self.refresh()
         self._timer = QTimer(self)
@@ -343,33 +347,49 @@ class RequestsPanel(QWidget):
 
     def _build_run_options(self) -> QGroupBox:
         box = QGroupBox("Run options")
-        self.approval_local_check = QCheckBox("Approval in the local dialog")
-        self.approval_hmi_check = QCheckBox("Approval from the machine HMI (CANopen 0x5FF3)")
-        self.health_check = QCheckBox("Built-in health checks (version DID, DTCs, heartbeat)")
-        self.oem_check = QCheckBox("Verdict from an OEM node (CANopen oem_verification)")
+        # Short labels (narrow docks); the tooltips say what each one is.
+        self.approval_local_check = QCheckBox("Local dialog")
+        self.approval_hmi_check = QCheckBox("Machine HMI")
+        self.health_check = QCheckBox("Health checks")
+        self.oem_check = QCheckBox("OEM node verdict")
         self.approval_timeout_spin = QSpinBox()
         self.verification_timeout_spin = QSpinBox()
         for spin in (self.approval_timeout_spin, self.verification_timeout_spin):
             spin.setRange(0, 65535)
             spin.setSuffix(" s")
             spin.setSpecialValueText("TCU setting")
-        self.approval_local_check.setToolTip("Checkpoint 1: the operator approves here")
-        self.approval_hmi_check.setToolTip(
-            "Checkpoint 1: the machine's HMI writes operator_decision; the first decision wins"
+        self.approval_local_check.setToolTip(
+            "Checkpoint 1: approval in the local dialog (the operator approves here)"
         )
-        self.health_check.setToolTip("Checkpoint 2 checks the EA defines for the ECU")
-        self.oem_check.setToolTip("Checkpoint 2: wait for the OEM logic's verdict on the bus")
+        self.approval_hmi_check.setToolTip(
+            "Checkpoint 1: approval from the machine HMI (CANopen 0x5FF3 operator_decision); "
+            "the first decision wins"
+        )
+        self.health_check.setToolTip(
+            "Checkpoint 2: the built-in health checks the EA defines for the ECU (version DID, "
+            "DTCs, heartbeat)"
+        )
+        self.oem_check.setToolTip(
+            "Checkpoint 2: wait for the verdict of an OEM node on the bus (CANopen "
+            "oem_verification)"
+        )
+        # Short labels, the timeout below: the box fits a narrow dock (1024×700 screens).
         grid = QGridLayout(box)
-        grid.addWidget(QLabel("Checkpoint 1"), 0, 0)
-        grid.addWidget(self.approval_local_check, 0, 1)
-        grid.addWidget(self.approval_hmi_check, 0, 2)
-        grid.addWidget(QLabel("timeout"), 0, 3)
-        grid.addWidget(self.approval_timeout_spin, 0, 4)
-        grid.addWidget(QLabel("Checkpoint 2"), 1, 0)
-        grid.addWidget(self.health_check, 1, 1)
-        grid.addWidget(self.oem_check, 1, 2)
-        grid.addWidget(QLabel("timeout"), 1, 3)
-        grid.addWidget(self.verification_timeout_spin, 1, 4)
+        rows = (
+            ("Checkpoint 1", self.approval_local_check, self.approval_hmi_check),
+            ("Checkpoint 2", self.health_check, self.oem_check),
+        )
+        spins = (self.approval_timeout_spin, self.verification_timeout_spin)
+        for n, ((title, first, second), spin) in enumerate(zip(rows, spins, strict=True)):
+            grid.addWidget(QLabel(title), 2 * n, 0)
+            grid.addWidget(first, 2 * n, 1)
+            grid.addWidget(second, 2 * n, 2)
+            timeout = QHBoxLayout()
+            timeout.addWidget(QLabel("timeout"))
+            timeout.addWidget(spin)
+            timeout.addStretch(1)
+            grid.addLayout(timeout, 2 * n + 1, 1, 1, 2)
+        grid.setColumnStretch(3, 1)
         self.options = WorkflowOptions()
         return box
 
