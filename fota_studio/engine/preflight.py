@@ -64,6 +64,8 @@ class Preflight:
     preconditions: tuple[PreconditionReading, ...]
     blocking: tuple[str, ...]  # one line per reason the flash cannot start now
     ecu_problem: str
+    #: The EA's preconditions by name (shown before the ECU was asked).
+    checks: tuple[str, ...] = ()
 
     @property
     def from_version(self) -> str:
@@ -186,6 +188,10 @@ def build_preflight(
         preconditions=readings,
         blocking=tuple(blocking),
         ecu_problem=ecu_problem,
+        checks=tuple(
+            p.name + (" (skippable)" if p.skippable else "")
+            for p in [*ecu.uds.preconditions, *ecu.uds.routine_preconditions]
+        ),
     )
 
 

@@ -312,6 +312,14 @@ class FlashPanel(QWidget):
         self.ecu_combo.blockSignals(False)
         self._on_ecu_combo_changed()
 
+    def versions_changed(self) -> None:
+        """A version was imported or retired: refill the version list, keep the choice."""
+        current = self.version_combo.currentData()
+        self._on_ecu_combo_changed()
+        index = self.version_combo.findData(current)
+        if index >= 0:
+            self.version_combo.setCurrentIndex(index)
+
     def _selected_ecu(self) -> EcuDefinition | None:
         ea = self._ea() if self.ws is not None else None
         name = self.ecu_combo.currentData()
@@ -629,6 +637,7 @@ class FlashPanel(QWidget):
         self._t0 = time.monotonic()
         self.last_result = None
         self.last_failure = None
+        self._show_record_steps(None)
 
     def _mine(self, job_id: int) -> bool:
         return self._job is not None and self._job.job_id == job_id
@@ -637,7 +646,6 @@ class FlashPanel(QWidget):
 
     def _on_bridge_job_started(self, ev: JobStarted) -> None:
         if self._mine(ev.job_id):
-        self._show_record_steps(None)
             self.status_label.setText(f"Running: {ev.description}")
             self._t0 = time.monotonic()
 
@@ -686,6 +694,7 @@ class FlashPanel(QWidget):
         result = ev.result
         if isinstance(result, FlashResult):
             self.last_result = result
+            self._show_record_steps(result)
             self._measured_cache.clear()  # the next estimate uses this flash's step times
             outcome = flash_outcome(result.record)
             if outcome is FlashOutcome.VERIFIED:
@@ -694,7 +703,6 @@ class FlashPanel(QWidget):
                 text = f"{OUTCOME_LABELS[outcome]}: {not_verified_reason(result.record)}"
             self.status_label.setText(text)
             self.progress.setValue(self.progress.maximum())
-            self._show_record_steps(result)
             set_bar_state(self.progress, "done")
             self._info.clear()  # the ECU runs something else now: ask it again
             self.flash_finished.emit(result)
@@ -715,6 +723,7 @@ class FlashPanel(QWidget):
             with_result = self._job.future.exception() is None
             if with_result and isinstance(self._job.future.result(), FlashResult):
                 self.last_result = self._job.future.result()
+                self._show_record_steps(self.last_result)
         word = "Cancelled" if ev.cancelled else "Failed"
         self.status_label.setText(f"{word}: {ev.error}")
         set_bar_state(self.progress, "cancelled" if ev.cancelled else "failed")
@@ -723,7 +732,6 @@ class FlashPanel(QWidget):
         what = ev.hint or ""
         if left_in_bootloader(record):
             name = record.ecu if record is not None else "The ECU"
-                self._show_record_steps(self.last_result)
             what = (
                 f"{name} is in its bootloader with no valid application: run the flash again "
                 "(Re-run the flash) before the machine is used."
@@ -734,6 +742,11 @@ class FlashPanel(QWidget):
         self.flash_failed.emit(ev)
         self._done()
 
+    def _show_record_steps(self, result: FlashResult | None) -> None:
+        self.record_steps.set_record(None if result is None else result.record)
+        self.record_steps.setVisible(result is not None)
+        self.record_steps_label.setVisible(result is not None)
+
     def _on_bridge_log_line(self, ev: LogLine) -> None:
         if self._mine(ev.job_id):
             self._append_log(ev.level, ev.text)
@@ -741,11 +754,6 @@ class FlashPanel(QWidget):
     def _append_log(self, level: str, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         self.log.appendPlainText(f"{stamp} {level.upper():7} {text}")
-
-    def _show_record_steps(self, result: FlashResult | None) -> None:
-        self.record_steps.set_record(None if result is None else result.record)
-        self.record_steps.setVisible(result is not None)
-        self.record_steps_label.setVisible(result is not None)
 
     def _done(self) -> None:
         self.start_button.setEnabled(True)

@@ -87,6 +87,10 @@ def preflight_html(pre: Preflight) -> str:
         f"{fmt_bytes(pre.bytes_total)} in {pre.segments} segment(s), estimated "
         f"{pre.estimated_s:.0f} s ({esc(pre.estimate_basis)}); {verify}"
     )
+    if not pre.asked_ecu and pre.checks:
+        lines.append(
+            "Preconditions (read from the ECU by the check): " + esc(", ".join(pre.checks))
+        )
     for p in pre.preconditions:
         if p.ok is True:
             mark, what = "✔", f"{esc(p.value)} (allowed {esc(p.limits)})"
