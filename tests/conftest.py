@@ -1,17 +1,21 @@
-"""Shared test fixtures: offscreen Qt, isolated user folders, leak checks for threads and buses."""
+"""Shared test fixtures: offscreen Qt, isolated user folders, leak checks for threads and buses.
+
+The leak checks (a `fota-*` thread or a python-can `virtual` bus left open fails the test) are
+the plugin tests/helpers/leaks.py.
+"""
 
 from __future__ import annotations
 
 import os
-import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import hypothesis  # noqa: F401  (imported now: hypothesis's plugin would import it at session end)
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+pytest_plugins = ["tests.helpers.leaks", "pytester"]
 
 
 @pytest.fixture(autouse=True)
@@ -26,24 +30,6 @@ def _isolated_user_dirs(
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
-
-
-def _fota_threads() -> set[str]:
-    return {t.name for t in threading.enumerate() if t.name.startswith("fota-") and t.is_alive()}
-
-
-@pytest.fixture(autouse=True)
-def _no_leaked_threads() -> Iterator[None]:
-    """Fail a test that leaves a `fota-*` thread running (engine workers, simulators)."""
-    before = _fota_threads()
-    yield
-    deadline = threading.Event()
-    for _ in range(50):
-        leaked = _fota_threads() - before
-        if not leaked:
-            return
-        deadline.wait(0.05)
-    pytest.fail(f"test leaked threads: {sorted(leaked)}")
 
 
 @pytest.fixture

@@ -37,6 +37,9 @@ class _Store:
     def list_repositories(self):
         return [SimpleNamespace(brand="B", model="M", description="", created_at="", id=1)]
 
+    def versions_by_repository(self):
+        return {1: self.list_versions("B", "M")}
+
     def list_versions(self, brand, model, include_retired=True):
         del brand, model, include_retired
         return [

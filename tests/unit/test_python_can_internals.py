@@ -3,6 +3,7 @@ one fails HERE instead of as a wrong doctor figure or a frozen app without `fota
 against python-can 4.6; pyproject.toml keeps `python-can>=4.4,<4.7` until this file passes on a
 newer minor release (the can-isotp ones are in test_library_internals.py).
 
+- `tests/helpers/leaks.py`: `can.interfaces.virtual.channels` (name -> receive queues).
 - `engine/doctor.py`: `can.interfaces.virtual.channels_lock` and `VirtualBus.channel`, the list
   of the receive queues of every bus instance on that channel (how many peers share it).
 - `sim/paced_bus.py`: wraps a `VirtualBus` (attribute `_inner`, read by the doctor) and sends
@@ -57,3 +58,15 @@ def test_backends_table_shape() -> None:
     assert (module, cls) == ("can.interfaces.virtual", "VirtualBus")
     assert isinstance(can.interfaces.VALID_INTERFACES, frozenset)
     assert set(can.interfaces.BACKENDS) <= set(can.interfaces.VALID_INTERFACES)
+
+
+def test_virtual_channels_table_maps_names_to_open_buses(can_channel: str) -> None:
+    # tests/helpers/leaks.py reads `virtual.channels` (name -> receive queues of the open buses)
+    # to fail a test that leaves a bus open.
+    with (
+        can.Bus(interface="virtual", channel=can_channel, ignore_config=True),
+        virtual.channels_lock,
+    ):
+        assert len(virtual.channels[can_channel]) == 1
+    with virtual.channels_lock:
+        assert can_channel not in virtual.channels

@@ -129,7 +129,8 @@ def test_format_round_trips_through_python_can(tmp_path: Path, suffix: str) -> N
     report = write_log(path, _frames(), allow_loss=True)
     # ASC stores times relative to its header date unless asked for absolute ones.
     kwargs = {"relative_timestamp": False} if suffix == ".asc" else {}
-    back = list(can.LogReader(str(path), **kwargs))
+    with can.LogReader(str(path), **kwargs) as reader:  # closes the file (MF4 keeps it open)
+        back = list(reader)
     expected = _expected(suffix)
     assert report.written == len(back) == len(expected)
     assert report.total == len(_frames())
