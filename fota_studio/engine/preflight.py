@@ -189,8 +189,11 @@ def build_preflight(
         blocking=tuple(blocking),
         ecu_problem=ecu_problem,
         checks=tuple(
-            p.name + (" (skippable)" if p.skippable else "")
-            for p in [*ecu.uds.preconditions, *ecu.uds.routine_preconditions]
+            [p.name + (" (skippable)" if p.skippable else "") for p in ecu.uds.preconditions]
+            + [
+                p.name + (" (skippable)" if p.skippable else "")
+                for p in ecu.uds.routine_preconditions
+            ]
         ),
     )
 
