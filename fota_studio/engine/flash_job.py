@@ -1184,13 +1184,42 @@ class _BusLog:
                 self._writer.stop()
 
 
+def _ecu_state_after(rec: FlashRecord, ecu: str) -> str:
+    """Where the ECU is after a flash that failed once it had answered (from the exchanges)."""
+
+    def answered(step: str, positive: str) -> bool:
+        return any(
+            x.step == step and (x.response_hex or "").startswith(positive) for x in rec.exchanges
+        )
+
+    if answered("reset", "51"):
+        return f"{ecu} was programmed and reset; only the check of its new version is missing"
+    if answered("erase", "71"):
+        return (
+            f"{ecu}'s memory was erased: it stays in its bootloader until a flash completes — "
+            "re-run the flash through a working adapter"
+        )
+    if answered("programming_session", "50"):
+        return (
+            f"{ecu} is in its bootloader and nothing was erased — re-run the flash through a "
+            "working adapter"
+        )
+    return f"{ecu} answered but was not changed — re-run the flash through a working adapter"
+
+
 def _say_if_never_answered(error: FotaError, rec: FlashRecord, ecu: str) -> FotaError:
     """A transport failure before the ECU ever answered: say the ECU was never changed and
     point at the adapter first (an adapter that is not on the bus looks exactly like a silent
-    ECU), instead of "the ECU stays in its bootloader" it never entered."""
-    if not isinstance(error, TransferError | PreconditionError) or any(
-        x.response_hex is not None for x in rec.exchanges
-    ):
+    ECU), instead of "the ECU stays in its bootloader" it never entered. An adapter that
+    vanished or failed later: say where the flash left the ECU."""
+    if not isinstance(error, TransferError | PreconditionError):
+        return error
+    if any(x.response_hex is not None for x in rec.exchanges):
+        if isinstance(error, AdapterSendError) and (error.hint or "").endswith(ADAPTER_ECU_STATE):
+            advice = (error.hint or "").removesuffix(f"; {ADAPTER_ECU_STATE}")
+            hint = f"{advice}; {_ecu_state_after(rec, ecu)}"
+            error.hint = hint
+            error.args = (f"{error.message} ({hint})",)
         return error
     hint = (
         f"{ecu} never answered, so the ECU was never touched (nothing was erased or written): "

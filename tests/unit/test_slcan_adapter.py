@@ -287,6 +287,8 @@ def test_unplugged_mid_flash_is_one_adapter_message_and_a_rerun_succeeds(
         assert f"adapter slcan:{dev.port} vanished (device disconnected)" in text
         assert "Input/output error" in text  # pyserial's own cause, kept
         assert "plug it in again" in text and "bus-off" not in text
+        # Where the flash left the ECU: the step-level message says it.
+        assert "VCU's memory was erased: it stays in its bootloader" in text
         failed = [e for e in events if isinstance(e, JobFailed)]
         assert len(failed) == 1 and failed[0].error == text
         adapter_events = [e for e in events if isinstance(e, LogLine) and e.job_id == 0]
