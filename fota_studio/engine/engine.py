@@ -529,6 +529,9 @@ class Engine:
 
         def not_started(reason: str) -> FlashResult:
             # Cancelled while queued: nothing was sent, and the caller still gets a result.
+            # The ECU is free again before anyone waiting on the handle wakes up.
+            if lock is not None:
+                lock.release()
             text = f"cancelled before it started ({reason}); nothing was sent to {ecu.name}"
             record = FlashRecord(
                 ecu=ecu.name,
@@ -550,9 +553,6 @@ class Engine:
             if lock is not None:
                 lock.release()
             raise
-        if lock is not None:
-            # A job cancelled before it started never runs `job`: release the ECU then.
-            handle.future.add_done_callback(lambda _f: lock.release())
         return handle
 
     def _record_installed(

@@ -161,3 +161,49 @@ def test_request_run_refuses_while_a_flash_holds_the_ecu(
             with pytest.raises(EcuLockedError, match=f"pid {holder.pid}"):
                 run.run()
         assert store.get(req.id).status == RequestStatus.PENDING  # no attempt consumed
+
+
+def test_engine_releases_the_ecu_after_a_failed_or_never_started_job(
+    workspace_dir: Path, can_channel: str
+) -> None:
+    """The lock is taken at submit (so a second submit is refused at once) and released when
+    the job ends however it ends: a loader that fails, a job cancelled before it ran."""
+    import threading
+
+    from fota_studio.core.errors import ImageError
+    from fota_studio.demo.catalog import demo_architecture
+    from fota_studio.protocols.bus import BusSettings
+
+    ecu = next(e for e in demo_architecture().ecus if e.name == ECU)
+
+    def broken_loader() -> object:
+        raise ImageError("not a firmware file", source="x.hex", line=1)
+
+    with Workspace.open(workspace_dir) as ws, Engine() as engine:
+        engine.open_channel(ecu.connection.channel, BusSettings("virtual", can_channel))
+        gate = threading.Event()
+        blocker = engine.submit(ecu.connection.channel, "busy", lambda _ctx: gate.wait(10))
+        first = engine.submit_flash(
+            ecu.connection.channel, ecu, None, loader=broken_loader, machine=MACHINE, workspace=ws
+        )
+        assert ecu_busy(workspace_dir, MACHINE, ECU) is not None
+        with pytest.raises(EcuLockedError):
+            engine.submit_flash(
+                ecu.connection.channel,
+                ecu,
+                None,
+                loader=broken_loader,
+                machine=MACHINE,
+                workspace=ws,
+            )
+        engine.cancel(first.job_id)
+        gate.set()
+        blocker.result(10)
+        first.result(10)  # cancelled before start: never ran
+        assert ecu_busy(workspace_dir, MACHINE, ECU) is None
+        second = engine.submit_flash(
+            ecu.connection.channel, ecu, None, loader=broken_loader, machine=MACHINE, workspace=ws
+        )
+        with pytest.raises(ImageError):
+            second.result(10)
+        assert ecu_busy(workspace_dir, MACHINE, ECU) is None
