@@ -150,6 +150,29 @@ class Workbench(QObject):
         window.repository_panel.import_finished.connect(self._on_versions_changed)
 
         self.requests_panel.bus_log_requested.connect(self._open_bus_log)
+        # A flash step opens its frames in the trace; the trace's Messages tab links back.
+        from fota_studio.ui.trace_link import TraceLink
+
+        self.trace_link = TraceLink(
+            self.trace_panel,
+            lambda: self.ws,
+            raise_trace=lambda: self.window.dock("trace").raise_(),
+            parent=self,
+        )
+        self.flash_panel.frames_requested.connect(self.trace_link.open_frames)
+        # A PDX's flash parameters accepted into an EA: the EA panel re-reads the saved EAs
+        # (it keeps its own unsaved edits instead of dropping them).
+        window.repository_panel.ea_profile_changed.connect(
+            lambda _name: (
+                self.ea_panel.has_unsaved_changes() or self.ea_panel.set_workspace(self.ws)
+            )
+        )
+        self.trace_link.step_activated.connect(
+            lambda record, index, block: (
+                self.flash_panel.record_steps.record is record
+                and self.flash_panel.record_steps.select_step(index, block)
+            )
+        )
         self.hmi_panel.presentation_requested.connect(self.open_presentation)
         self.trace_panel.log_file_opened.connect(self.window.remember_log_file)
         # ISO-TP pairs and DID names of the trace decoder follow the saved EAs.

@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 
 from fota_studio.core.errors import CancelledError, FotaError
 from fota_studio.core.firmware import binary_needs_confirmation
+from fota_studio.core.pdx import is_container_name
 from fota_studio.core.resources import resource_path
 from fota_studio.infra.repository import EXPORT_FORMATS, RepositoryStore
 from fota_studio.ui.background import BackgroundTask, run_in_background
@@ -55,13 +56,15 @@ from fota_studio.ui.models.repository_model import (
     index_for_key,
     persistent_key,
 )
+from fota_studio.ui.panels.repository_pdx import start_container_import
 from fota_studio.ui.widgets.memory_map import MemoryMapWidget, format_size, gaps_dominate
 
 _log = logging.getLogger(__name__)
 
 ICON_DIR = resource_path("icons")
 IMAGE_FILE_FILTER = (
-    "Firmware files (*.hex *.ihex *.s19 *.s28 *.s37 *.srec *.mot *.bin *.zip *.fpkg);;All files (*)"
+    "Firmware files (*.hex *.ihex *.s19 *.s28 *.s37 *.srec *.mot *.bin *.zip *.fpkg *.pdx "
+    "*.odx-f);;ODX-F / PDX flash containers (*.pdx *.odx-f);;All files (*)"
 )
 IMPORT_FORMATS = ("auto", "hex", "srec", "bin")
 _VERSION_IN_NAME = re.compile(r"(\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)")
@@ -240,6 +243,8 @@ class RepositoryPanel(QWidget):
     import_failed = Signal(str)  # the error message
     export_finished = Signal(object)  # Path
     busy_changed = Signal(bool)
+    #: A PDX import's flash parameters were accepted into this EA (`repository_pdx`).
+    ea_profile_changed = Signal(str)
 
     def __init__(self, ws, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -469,6 +474,9 @@ class RepositoryPanel(QWidget):
         """Open the import form (pre-filled with `path` and the selection) and start the import."""
         if self._read_only:
             return None
+        if path and is_container_name(Path(path).name):
+            # A PDX / ODX-F container names its ECU and version itself: no form to fill.
+            return start_container_import(self, Path(path))
         request = ImportRequest(path=Path(path) if path else None)
         info = self.selected_info()
         if info is not None:
@@ -487,6 +495,10 @@ class RepositoryPanel(QWidget):
                 "Import not started", "Another import or export is still running.", None
             )
             return None
+        if request.path is not None and is_container_name(request.path.name):
+            return start_container_import(
+                self, request.path, create_repository=request.create_repository
+            )
         store = self.store
 
         def work(progress):
