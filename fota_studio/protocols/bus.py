@@ -617,8 +617,8 @@ def describe_adapter_fault(exc: BaseException, adapter: str = "") -> AdapterFaul
 
 def adapter_label(bus: can.BusABC) -> str:
     """`slcan:/dev/ttyACM0` for a bus opened by `open_bus`, else python-can's channel info."""
-    label = getattr(bus, "fota_adapter", "")
-    return str(label) if label else str(getattr(bus, "channel_info", "") or "the adapter")
+    label = getattr(bus, "fota_adapter", "") or getattr(bus, "channel_info", "")
+    return str(label) if label and label != "unknown" else "the adapter"
 
 
 # -- slcan with answers checked --------------------------------------------------------------
