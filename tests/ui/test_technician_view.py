@@ -21,7 +21,7 @@ from fota_studio.ui.technician.technician_view import (
     STAGE_RESULT,
     TechnicianView,
 )
-from tests.unit.test_flash_helpers import fast_sim_options, sim_ecu
+from tests.fakes.flash import fast_sim_options, sim_ecu
 
 
 @pytest.fixture
@@ -133,3 +133,160 @@ def test_confirmed_cancel_leaves_the_bootloader_and_re_run_recovers(
     assert "updated: it runs 3.2.1" in view.result_title.text()
     view.again_button.click()
     assert view.stage() == STAGE_CHOOSE
+
+
+# -- the assembled app ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def app_ws(workspace_dir: Path) -> Iterator[Workspace]:
+    from tests.ui.app_fixtures import demo_workspace
+
+    yield from demo_workspace(workspace_dir, "tech")
+
+
+def _inside_viewport(widget, scroll) -> bool:  # type: ignore[no-untyped-def]
+    """True when `widget` is shown whole in its dock's scroll viewport, without scrolling."""
+    if widget.isHidden():
+        return False
+    top_left = widget.mapTo(scroll.viewport(), widget.rect().topLeft())
+    rect = widget.rect().translated(top_left)
+    return bool(scroll.viewport().rect().contains(rect))
+
+
+def _scroll_of(window, key: str):  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QScrollArea
+
+    scroll = window.dock(key).widget()
+    assert isinstance(scroll, QScrollArea)
+    return scroll
+
+
+def test_operator_mode_opens_on_the_technician_view_readable_at_1024x700(
+    qtbot, app_ws: Workspace, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from fota_studio.infra.access import AccessControl
+    from tests.ui.app_fixtures import app_window
+
+    AccessControl(app_ws).set_passphrase("engineer-only")  # opens in operator mode
+    for w, bench in app_window(qtbot, app_ws, tmp_path):
+        w.resize(1024, 700)
+        qtbot.waitUntil(w.technician_view_on, timeout=5_000)
+        view = bench.technician_view
+        assert w.dock("technician").isVisible()
+        assert not w.dock("flash").isVisible() and not w.dock("trace").isVisible()
+        qtbot.wait(50)
+        scroll = _scroll_of(w, "technician")
+        for widget in (view.machine_combo, view.version_combo, view.check_button):
+            assert _inside_viewport(widget, scroll), widget
+        assert view.check_button.font().pointSizeF() >= 13
+        # Keyboard-complete: every action has a mnemonic and every field is in the tab chain.
+        for button in (view.check_button, view.start_button, view.cancel_button):
+            assert "&" in button.text()
+        for button in (view.rerun_button, view.again_button):
+            assert "&" in button.text()
+        chain, widget = [], view.machine_combo.nextInFocusChain()
+        while widget is not view.machine_combo and len(chain) < 200:
+            chain.append(widget)
+            widget = widget.nextInFocusChain()
+        for needed in (view.ecu_combo, view.version_combo, view.check_button, view.start_button):
+            assert needed in chain
+        assert view.check_button.isDefault()  # Enter checks the ECU
+        w.technician_action.trigger()  # one click back to the workbench
+        assert not w.technician_view_on() and w.dock("flash").isVisible()
+
+
+def test_key_buttons_of_each_panel_are_visible_at_1024x700(
+    qtbot, app_ws: Workspace, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QSettings
+
+    from fota_studio.app import open_workspace
+    from fota_studio.ui.main_window import MainWindow
+    from fota_studio.ui.workbench import Workbench
+
+    qsettings = QSettings(str(tmp_path / "layout.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(
+        app_ws,
+        qsettings=qsettings,
+        settings_path=tmp_path / "s.json",
+        open_workspace=open_workspace,
+    )
+    bench = Workbench(w, app_ws)
+    w.shutdown_hooks.append(bench.shutdown)
+    qtbot.addWidget(w)
+    w.resize(1024, 700)  # a small laptop screen, first start (default proportions)
+    w.show()
+    try:
+        qtbot.waitExposed(w)
+        qtbot.wait(100)
+        repo = w.repository_panel
+        key_buttons = {
+            "repository": [repo.toolbar.widgetForAction(repo.import_action)],
+            "requests": [
+                bench.requests_panel.create_button,
+                bench.requests_panel.start_button,
+                bench.requests_panel.cancel_button,
+                bench.requests_panel.rerun_button,
+                bench.requests_panel.report_button,
+                bench.requests_panel.buslog_button,
+            ],
+            "flash": [
+                bench.flash_panel.check_button,
+                bench.flash_panel.start_button,
+                bench.flash_panel.cancel_button,
+            ],
+            "technician": [bench.technician_view.check_button, bench.technician_view.start_button],
+            "hmi": [bench.hmi_panel.approve_button, bench.hmi_panel.reject_button],
+            "trace": [bench.trace_panel.open_button, bench.trace_panel.pause_button],
+        }
+
+        def check() -> None:
+            for key, buttons in key_buttons.items():
+                w.focus_panel(key)
+                qtbot.wait(20)
+                for button in buttons:
+                    assert _inside_viewport(button, _scroll_of(w, key)), (key, button.text())
+
+        check()
+        w.dock("requests").hide()
+        w.reset_layout()  # Window ▸ Reset layout brings it back, same proportions
+        qtbot.wait(100)
+        assert w.dock("requests").isVisible()
+        check()
+    finally:
+        w.close()
+
+
+def test_quit_during_a_real_flash_asks_and_stops_it(
+    qtbot, app_ws: Workspace, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from fota_studio.engine.records import list_flash_records
+    from fota_studio.infra.connections import load_connections
+    from tests.ui.app_fixtures import app_window
+
+    vcu = _fast_vcu(app_ws)
+    channel = load_connections(app_ws)["CAN1"].channel
+    opts = fast_sim_options(programming_ms_per_kib=15.0)
+    with sim_ecu(vcu, channel, tmp_path, options=opts, initial_version="3.1.0"):
+        windows = app_window(qtbot, app_ws, tmp_path)
+        w, bench = next(windows)
+        view = bench.technician_view
+        view.confirm = lambda title, text: True
+        asked: list[str] = []
+        answer = [False]
+        w.confirm = lambda title, text: asked.append(text) or answer[0]
+        w.set_technician_view(True)
+        view.check_button.click()
+        qtbot.waitUntil(view.start_button.isEnabled, timeout=20_000)
+        view.start_button.click()
+        qtbot.waitUntil(
+            lambda: "Writing the new software" in view.step_label.text(), timeout=60_000
+        )
+        assert not w.close()  # "No": the flash goes on
+        assert view.is_running() and "VCU 3.2.1 of Unit #1001" in asked[0]
+        answer[0] = True
+        assert w.close()
+        next(windows, None)
+    records = list_flash_records(app_ws)
+    assert records and records[0].result == "cancelled"

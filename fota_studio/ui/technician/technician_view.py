@@ -74,6 +74,7 @@ def _big_button(text: str, tip: str) -> QPushButton:
     button = QPushButton(text)
     button.setToolTip(tip)
     button.setMinimumHeight(40)
+    button.setAutoDefault(True)  # Enter presses the focused button
     return button
 
 
@@ -113,6 +114,7 @@ class TechnicianView(QWidget):
         bridge.job_finished.connect(self._on_bridge_job_finished)
         bridge.job_failed.connect(self._on_bridge_job_failed)
         self.reload()
+        self._show_stage(STAGE_CHOOSE)
 
     # -- layout -----------------------------------------------------------------------------
 
