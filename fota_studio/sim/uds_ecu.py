@@ -132,14 +132,18 @@ class SimEcu(ProgrammingServices):
         protected = list(self.options.protected) + [
             (p.start, p.length) for p in ecu.uds.protected_ranges
         ]
-        self.memory, self._persist = open_ecu_storage(
-            self.state_dir / f"{_slug(ecu.name)}.flash",
-            self._state_path,
-            ecu.uds.memory_regions,
-            protected,
-            initial_image=initial_image,
-            dtcs=self.options.dtcs,
-        )
+        try:
+            self.memory, self._persist = open_ecu_storage(
+                self.state_dir / f"{_slug(ecu.name)}.flash",
+                self._state_path,
+                ecu.uds.memory_regions,
+                protected,
+                initial_image=initial_image,
+                dtcs=self.options.dtcs,
+            )
+        except BaseException:  # e.g. no disk space for the flash file: close what we opened
+            self._tx_bus.shutdown()
+            raise
 
         prof = ecu.uds
         self._s3_s = (self.options.s3_ms or prof.s3_ms) / 1000.0

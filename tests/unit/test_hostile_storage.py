@@ -112,6 +112,7 @@ def test_simulated_flash_on_a_full_disk_is_one_clear_line_not_sigbus(tmp_path: P
     )
     assert proc.returncode != -7, "SIGBUS"
     _one_clear_line(proc, "cannot allocate the simulated ECU flash")
+    assert "not properly shut down" not in proc.stderr  # nothing half-started is left behind
 
 
 @needs_ns
