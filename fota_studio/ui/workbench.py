@@ -86,7 +86,6 @@ class Workbench(QObject):
         from fota_studio.ui.panels.requests_panel import RequestsPanel
         from fota_studio.ui.panels.sim_panel import SimPanel
         from fota_studio.ui.panels.trace_panel import TracePanel
-        from fota_studio.ui.technician.technician_view import TechnicianView
 
         self.window = window
         self.ws = ws
@@ -116,7 +115,6 @@ class Workbench(QObject):
         self.ea_panel = ArchitecturePanel(ws)
         self.requests_panel = RequestsPanel(ws)
         self.flash_panel = FlashPanel(self.engine, self.bridge, ws)
-        self.technician_view = TechnicianView(self.engine, self.bridge, ws)
         self.hmi_panel = HmiPanel()
         self.oem_panel = OemPanel()
         self.tcu_bench_panel = TcuBenchPanel()
@@ -128,9 +126,6 @@ class Workbench(QObject):
             "requests", "Update Requests", self.requests_panel, area=left, tabify_with="repository"
         )
         window.add_panel("flash", "Flash", self.flash_panel, area=right)
-        window.add_panel(
-            "technician", "Technician", self.technician_view, area=right, tabify_with="flash"
-        )
         window.add_panel(
             "hmi", "Machine HMI (demo)", self.hmi_panel, area=right, tabify_with="flash"
         )
@@ -146,33 +141,8 @@ class Workbench(QObject):
         window.dock("trace").raise_()
         window.dock("repository").raise_()
         window.dock("flash").raise_()
-        # An imported version is offered at once by the Flash panel and the technician view.
-        window.repository_panel.import_finished.connect(self._on_versions_changed)
 
         self.requests_panel.bus_log_requested.connect(self._open_bus_log)
-        # A flash step opens its frames in the trace; the trace's Messages tab links back.
-        from fota_studio.ui.trace_link import TraceLink
-
-        self.trace_link = TraceLink(
-            self.trace_panel,
-            lambda: self.ws,
-            raise_trace=lambda: self.window.dock("trace").raise_(),
-            parent=self,
-        )
-        self.flash_panel.frames_requested.connect(self.trace_link.open_frames)
-        # A PDX's flash parameters accepted into an EA: the EA panel re-reads the saved EAs
-        # (it keeps its own unsaved edits instead of dropping them).
-        window.repository_panel.ea_profile_changed.connect(
-            lambda _name: (
-                self.ea_panel.has_unsaved_changes() or self.ea_panel.set_workspace(self.ws)
-            )
-        )
-        self.trace_link.step_activated.connect(
-            lambda record, index, block: (
-                self.flash_panel.record_steps.record is record
-                and self.flash_panel.record_steps.select_step(index, block)
-            )
-        )
         self.hmi_panel.presentation_requested.connect(self.open_presentation)
         self.trace_panel.log_file_opened.connect(self.window.remember_log_file)
         # ISO-TP pairs and DID names of the trace decoder follow the saved EAs.
@@ -328,7 +298,6 @@ class Workbench(QObject):
             self.action_open_log,
             self.action_import,
             self.action_start_flash,
-            win.technician_action,
         ):
             toolbar.addAction(action)
         self.toolbar = toolbar
@@ -702,7 +671,7 @@ class Workbench(QObject):
         store = EaStore(self.ws)
         names = store.names()
         ea = store.get(names[0]) if names else None
-        dlg = ConnectionsDialog(self.ws, self.window, ea=ea)
+        dlg = ConnectionsDialog(self.ws, self.window, ea=ea, detect=True)
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         # OK saved the settings: they take effect at once (the channel is reopened).
         dlg.accepted.connect(self.apply_connections)
@@ -730,11 +699,6 @@ class Workbench(QObject):
         """Show a flash's session bus log (BLF kept with its record) in the trace."""
         if self.trace_panel.open_flash_record(self.ws, record_id):
             self.window.dock("trace").raise_()
-
-    def _on_versions_changed(self, *_: object) -> None:
-        """An import ended: the version lists of the Flash panel and technician view refill."""
-        self.flash_panel.versions_changed()
-        self.technician_view.versions_changed()
 
     def _on_installed_event(self, event: object) -> None:
         """A flash job or an update request ended: the machines' installed versions may have
@@ -874,9 +838,6 @@ class Workbench(QObject):
 
     def _apply_mode(self) -> None:
         ro = self.access.read_only
-        if ro:
-            # Operator mode opens on the technician view (View ▸ Technician view leaves it).
-            self.window.set_technician_view(True)
         self.ea_panel.set_read_only(ro)
         self.window.repository_panel.set_read_only(ro)
         # Operator mode is a lockdown (issues 14, 15): what sends on the bus by hand (raw

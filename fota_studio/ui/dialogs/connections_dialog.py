@@ -50,6 +50,7 @@ from fota_studio.infra.connections import (
 )
 from fota_studio.infra.workspace import Workspace
 from fota_studio.protocols.bus import interface_capabilities, interface_limits
+from fota_studio.ui.widgets.detected_adapters import DetectedAdapters
 
 if TYPE_CHECKING:
     from fota_studio.ui.dialogs.doctor_dialog import DoctorDialog
@@ -92,7 +93,10 @@ class ConnectionsDialog(QDialog):
         parent: QWidget | None = None,
         *,
         ea: ElectronicArchitecture | None = None,
+        detect: bool = False,
     ) -> None:
+        """`detect`: list the adapters python-can sees at once (takes a few seconds in the
+        background); otherwise on "Detect" only."""
         super().__init__(parent)
         self.setWindowTitle("CAN connections")
         self.ws = ws
@@ -176,7 +180,14 @@ class ConnectionsDialog(QDialog):
         actions.addWidget(self.default_button)
         actions.addStretch(1)
 
+        # Detected adapters: picking one fills interface and adapter channel (issue 15).
+        self.detected = DetectedAdapters(self, auto_detect=detect)
+        if not detect:
+            self.detected.detect_button.setText("Detect")
+            self.detected.status.setText("Press Detect to list the adapters the drivers see.")
+        self.detected.picked.connect(self._on_detected_picked)
         right = QVBoxLayout()
+        right.addWidget(self.detected)
         right.addLayout(form)
         right.addWidget(self.ea_note)
         right.addLayout(actions)
@@ -198,6 +209,11 @@ class ConnectionsDialog(QDialog):
             self.channels.setCurrentRow(0)
 
     # -- editing -----------------------------------------------------------------------------
+
+    def _on_detected_picked(self, interface: str, channel: str) -> None:
+        """A detected adapter was picked: it becomes the selected channel's adapter."""
+        self.interface.setCurrentText(interface)
+        self.adapter_channel.setText(channel)
 
     def _on_channels_current_text_changed(self, name: str) -> None:
         if not name:
