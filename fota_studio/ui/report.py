@@ -134,6 +134,16 @@ def _field(label: str, col: str, req: Any, chain: dict[str, Any] | None) -> str:
     return f"<tr><td><b>{label}</b></td><td>{_esc(said) or '—'}</td></tr>"
 
 
+def _frames_cell(record_id: int, index: int, step: Any) -> str:
+    """A step's bus-log frames as a link that opens them in the trace (issue 19)."""
+    from fota_studio.ui.trace_link import frames_href
+
+    first, last = getattr(step, "frame_first", None), getattr(step, "frame_last", None)
+    if first is None or last is None:
+        return ""
+    return f"<a href='{frames_href(record_id, index)}'>{first}–{last}</a>"
+
+
 def request_report_html(ws: Any, request_id: int, *, full: bool = False) -> str:
     """The report of one request as a self-contained HTML document (chain-verified fields).
 
@@ -174,8 +184,8 @@ def request_report_html(ws: Any, request_id: int, *, full: bool = False) -> str:
                 rec = load_flash_record(ws, fid)
                 steps = "".join(
                     f"<tr><td>{_esc(s.step)}</td><td>{'ok' if s.ok else 'FAILED'}</td>"
-                    f"<td>{_esc(s.detail)}</td></tr>"
-                    for s in rec.steps
+                    f"<td>{_esc(s.detail)}</td><td>{_frames_cell(fid, i, s)}</td></tr>"
+                    for i, s in enumerate(rec.steps)
                 )
                 flash = (
                     f"<h2>Flash record #{fid}</h2>"
@@ -186,7 +196,7 @@ def request_report_html(ws: Any, request_id: int, *, full: bool = False) -> str:
                     f"{rec.buslog_frames} frames, sha256 <code>{_esc(rec.buslog_sha256)}</code> "
                     "(re-hashed)</p>"
                     f"<table border='1' cellspacing='0' cellpadding='3'><tr><th>UDS step</th>"
-                    f"<th>Result</th><th>Detail</th></tr>{steps}</table>"
+                    f"<th>Result</th><th>Detail</th><th>Bus-log frames</th></tr>{steps}</table>"
                 )
             except Exception as exc:  # a missing record must not hide the rest of the report
                 flash = f"<p>Flash record #{fid} unreadable: {_esc(exc)}</p>"

@@ -28,6 +28,56 @@ from fota_studio.ui.widgets.step_frames import FramesRequest, step_label
 log = logging.getLogger(__name__)
 
 
+#: Link scheme of a step (or block) in the record report: fota-frames:<record id>/<step>[/<block>].
+FRAMES_SCHEME = "fota-frames"
+
+
+def frames_href(record_id: int, step_index: int, block: int | None = None) -> str:
+    """The report's link to a step's (or TransferData block's) frames."""
+    tail = "" if block is None else f"/{block}"
+    return f"{FRAMES_SCHEME}:{record_id}/{step_index}{tail}"
+
+
+def parse_frames_href(href: str) -> tuple[int, int, int | None] | None:
+    """(record id, step index, block or None) of a `frames_href` link; None for other links."""
+    prefix = f"{FRAMES_SCHEME}:"
+    if not href.startswith(prefix):
+        return None
+    parts = href[len(prefix) :].split("/")
+    try:
+        numbers = [int(x) for x in parts]
+    except ValueError:
+        return None
+    if len(numbers) == 2:
+        return numbers[0], numbers[1], None
+    if len(numbers) == 3:
+        return numbers[0], numbers[1], numbers[2]
+    return None
+
+
+def request_from_href(ws: Any, href: str) -> FramesRequest | None:
+    """The frames a report link names (reads the flash record from `ws`); None when the link
+    is not ours, the record is gone or the step has no frames."""
+    from fota_studio.engine.records import load_flash_record
+
+    parsed = parse_frames_href(href)
+    if parsed is None or ws is None:
+        return None
+    record_id, index, block = parsed
+    try:
+        record = load_flash_record(ws, record_id)
+    except Exception:  # a record deleted since the report was built
+        log.warning("flash record %s: not readable for link %s", record_id, href)
+        return None
+    if not 0 <= index < len(record.steps):
+        return None
+    st = record.steps[index]
+    rng = (st.frame_first, st.frame_last) if block is None else st.block_range(block)
+    if rng is None or rng[0] is None or rng[1] is None:
+        return None
+    return FramesRequest(record, rng[0], rng[1], step_label(record, index, block), index, block)
+
+
 @dataclass
 class _Linked:
     """A bus-log document opened from a record: its first frame's store sequence number."""

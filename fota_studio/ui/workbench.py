@@ -150,6 +150,30 @@ class Workbench(QObject):
         self.bridge.event_received.connect(self.requests_panel.on_event)
         self.bridge.event_received.connect(self.oem_panel.on_event)
         self.bridge.event_received.connect(self._on_installed_event)
+        # A flash step opens its frames in the trace; the trace's Messages tab links back.
+        from fota_studio.ui.trace_link import TraceLink
+
+        self.trace_link = TraceLink(
+            self.trace_panel,
+            lambda: self.ws,
+            raise_trace=lambda: self.window.dock("trace").raise_(),
+            parent=self,
+        )
+        self.flash_panel.frames_requested.connect(self.trace_link.open_frames)
+        self.requests_panel.frames_requested.connect(self.trace_link.open_frames)
+        # A PDX's flash parameters accepted into an EA: the EA panel re-reads the saved EAs
+        # (it keeps its own unsaved edits instead of dropping them).
+        window.repository_panel.ea_profile_changed.connect(
+            lambda _name: (
+                self.ea_panel.has_unsaved_changes() or self.ea_panel.set_workspace(self.ws)
+            )
+        )
+        self.trace_link.step_activated.connect(
+            lambda record, index, block: (
+                self.flash_panel.record_steps.record is record
+                and self.flash_panel.record_steps.select_step(index, block)
+            )
+        )
         self.access.add_listener(lambda _mode: self._apply_mode())
         self._build_menus()
         self._apply_mode()

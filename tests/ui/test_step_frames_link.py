@@ -18,7 +18,7 @@ from fota_studio.ui.engine_bridge import EngineBridge
 from fota_studio.ui.panels.flash_panel import FlashPanel
 from fota_studio.ui.panels.trace_panel import TracePanel
 from fota_studio.ui.trace_link import TraceLink
-from tests.unit.test_flash_helpers import fast_ecu, fast_sim_options, make_image, sim_ecu
+from tests.fakes.flash import fast_ecu, fast_sim_options, make_image, sim_ecu
 
 
 @pytest.fixture
@@ -125,4 +125,57 @@ def test_click_transfer_step_selects_exactly_its_frames(
         assert "Flash step: transfer_data" in doc.details.toPlainText()
     finally:
         trace.close_all()
+        ws.close()
+
+
+def test_report_step_link_opens_its_frames(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The record report's frames link of a step (and the request panel's click on it) names
+    exactly that step's frames of the stored record."""
+    from PySide6.QtCore import QUrl
+
+    from fota_studio.core.flash_record import FlashRecord, StepRecord
+    from fota_studio.engine.records import save_flash_record
+    from fota_studio.ui.panels.requests_panel import RequestsPanel
+    from fota_studio.ui.report import _frames_cell
+    from fota_studio.ui.trace_link import frames_href, parse_frames_href, request_from_href
+
+    blf = tmp_path / "s.blf"
+    with can.BLFWriter(str(blf)) as writer:
+        for i in range(30):
+            writer.on_message_received(
+                can.Message(timestamp=1.0 + i, arbitration_id=0x7E0, data=bytes([2, 0x3E, i]))
+            )
+    steps = [
+        StepRecord("extended_session", 1.0, 2.0, True, frame_first=0, frame_last=3),
+        StepRecord(
+            "transfer_data", 2.0, 3.0, True, frame_first=4, frame_last=29, block_frames=[4, 17]
+        ),
+    ]
+    ws = Workspace.open(tmp_path / "ws")
+    try:
+        rid = save_flash_record(ws, FlashRecord(ecu="VCU", steps=steps), blf, keep_file=True)
+        assert parse_frames_href(frames_href(rid, 1, 0)) == (rid, 1, 0)
+        assert parse_frames_href("https://example.org") is None
+        cell = _frames_cell(rid, 1, steps[1])
+        assert frames_href(rid, 1) in cell and "4–29" in cell
+        req = request_from_href(ws, frames_href(rid, 1, 1))
+        assert req is not None and (req.first, req.last, req.block) == (17, 29, 1)
+        assert request_from_href(ws, frames_href(rid, 7)) is None
+        panel = RequestsPanel(ws)
+        qtbot.addWidget(panel)
+        with qtbot.waitSignal(panel.frames_requested, timeout=2_000) as got:
+            panel.detail.anchorClicked.emit(QUrl(frames_href(rid, 0)))
+        request = got.args[0]
+        assert (request.first, request.last, request.label) == (0, 3, "extended_session #1")
+        trace = TracePanel(capacity_frames=10_000)
+        qtbot.addWidget(trace)
+        link = TraceLink(trace, lambda: ws)
+        with qtbot.waitSignal(link.frames_shown, timeout=10_000):
+            assert link.open_frames(req)
+        doc = trace.current_document()
+        base = doc.store.end_seq - 30
+        assert _selected_seqs(doc) == list(range(base + 17, base + 30))
+        trace.close_all()
+        panel.shutdown()
+    finally:
         ws.close()

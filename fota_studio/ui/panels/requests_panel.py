@@ -32,6 +32,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     Qt,
     QTimer,
+    QUrl,
     Signal,
 )
 from PySide6.QtWidgets import (
@@ -241,6 +242,8 @@ class RequestsPanel(QWidget):
 
     bus_log_requested = Signal(int)  # flash record id whose BLF bus log should open in the trace
 
+    #: A step's frames link in the record report was clicked (`ui/trace_link.FramesRequest`).
+    frames_requested = Signal(object)
     def __init__(
         self, ws: Any, service: RequestService | None = None, parent: QWidget | None = None
     ) -> None:
@@ -285,6 +288,9 @@ class RequestsPanel(QWidget):
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.detail = QTextBrowser()
         splitter = QSplitter(Qt.Orientation.Vertical)
+        # A step's frames link opens them in the trace; other links are not followed here.
+        self.detail.setOpenLinks(False)
+        self.detail.anchorClicked.connect(self._on_detail_anchor_clicked)
         splitter.addWidget(self.table)
         splitter.addWidget(self.detail)
         self.table.setMinimumHeight(120)  # a few requests stay visible beside the timeline
@@ -637,6 +643,11 @@ class RequestsPanel(QWidget):
             self.bus_log_requested.emit(req.flash_record_id)
 
     def _on_create_clicked(self) -> None:
+    def _on_detail_anchor_clicked(self, url: QUrl) -> None:
+        request = request_from_href(self.ws, url.toString())
+        if request is not None:
+            self.frames_requested.emit(request)
+
         dlg = CreateRequestDialog(self.ws, self)
         if dlg.exec() != QDialog.DialogCode.Accepted:
             return
