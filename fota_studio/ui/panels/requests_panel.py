@@ -73,6 +73,7 @@ from fota_studio.ui.background import BackgroundTask, run_in_background
 from fota_studio.ui.dialogs.approval_dialog import ApprovalDialog
 from fota_studio.ui.dialogs.error_dialog import show_error
 from fota_studio.ui.report import export_request_report, request_report_html
+from fota_studio.ui.trace_link import request_from_href
 from fota_studio.ui.widgets.versions import fill_versions
 
 _log = logging.getLogger(__name__)
@@ -241,9 +242,9 @@ class RequestsPanel(QWidget):
     """Update requests: list, filters, timeline, actions, reports."""
 
     bus_log_requested = Signal(int)  # flash record id whose BLF bus log should open in the trace
-
     #: A step's frames link in the record report was clicked (`ui/trace_link.FramesRequest`).
     frames_requested = Signal(object)
+
     def __init__(
         self, ws: Any, service: RequestService | None = None, parent: QWidget | None = None
     ) -> None:
@@ -287,10 +288,10 @@ class RequestsPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.detail = QTextBrowser()
-        splitter = QSplitter(Qt.Orientation.Vertical)
         # A step's frames link opens them in the trace; other links are not followed here.
         self.detail.setOpenLinks(False)
         self.detail.anchorClicked.connect(self._on_detail_anchor_clicked)
+        splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.table)
         splitter.addWidget(self.detail)
         self.table.setMinimumHeight(120)  # a few requests stay visible beside the timeline
@@ -642,12 +643,12 @@ class RequestsPanel(QWidget):
         if req is not None and req.flash_record_id is not None:
             self.bus_log_requested.emit(req.flash_record_id)
 
-    def _on_create_clicked(self) -> None:
     def _on_detail_anchor_clicked(self, url: QUrl) -> None:
         request = request_from_href(self.ws, url.toString())
         if request is not None:
             self.frames_requested.emit(request)
 
+    def _on_create_clicked(self) -> None:
         dlg = CreateRequestDialog(self.ws, self)
         if dlg.exec() != QDialog.DialogCode.Accepted:
             return
