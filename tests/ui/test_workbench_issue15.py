@@ -128,6 +128,18 @@ def test_a_remap_to_a_missing_adapter_fails_naming_it(qtbot, window, ws: Workspa
     assert bench.engine.channels() == []
     with pytest.raises(Exception, match="fotacan9"):  # a flash names the adapter, not the ECU
         bench.engine.submit("CAN1", "flash VCU", lambda ctx: None)
+    # ... and so do the Flash panel and the technician view, before any frame is sent.
+    bench.flash_panel.version_combo.setCurrentIndex(
+        bench.flash_panel.version_combo.findData("3.2.1")
+    )
+    bench.flash_panel.start_button.click()
+    assert "fotacan9" in bench.flash_panel.problem_text()
+    from fota_studio.ui.technician.technician_view import TechnicianView
+
+    view = TechnicianView(bench.engine, bench.bridge, ws)
+    qtbot.addWidget(view)
+    view.check_ecu()
+    assert "fotacan9" in view.problem_text()
     # "Connect adapters" reports what it did (here: the same failure, named).
     lines = bench.connect_all()
     assert lines[0].startswith("CAN1: NOT opened") and "fotacan9" in lines[0]

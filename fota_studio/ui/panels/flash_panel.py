@@ -506,9 +506,11 @@ class FlashPanel(QWidget):
         if self.is_running() or self._info_job is not None:
             return
         if ecu.connection.channel not in self.engine.channels():
+            # Name the adapter and why it did not open (e.g. after a remap to socketcan:can0).
+            why = self.engine.open_error(ecu.connection.channel)
             self._show_problem(
-                f"CAN channel {ecu.connection.channel} is not open: connect the adapter first "
-                "(CAN ▸ Connect adapters)."
+                f"CAN channel {ecu.connection.channel} is not open"
+                + (f": {why}" if why else ": connect the adapter first (CAN ▸ Connect adapters).")
             )
             return
         self._show_problem("")

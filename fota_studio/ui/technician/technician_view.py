@@ -371,9 +371,12 @@ class TechnicianView(QWidget):
         if self._info_job is not None or self.is_running():
             return
         if ecu.connection.channel not in self.engine.channels():
+            # Name the adapter and why it did not open (e.g. after a remap to socketcan:can0).
+            why = self.engine.open_error(ecu.connection.channel)
             self._show_problem(
-                f"CAN channel {ecu.connection.channel} is not open: connect the adapter "
-                "(CAN ▸ Connect adapters) and check again."
+                f"CAN channel {ecu.connection.channel} is not open: "
+                + (f"{why}." if why else "connect the adapter (CAN ▸ Connect adapters)")
+                + " Then check again."
             )
             return
         try:
