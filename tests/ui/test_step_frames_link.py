@@ -18,7 +18,21 @@ from fota_studio.ui.engine_bridge import EngineBridge
 from fota_studio.ui.panels.flash_panel import FlashPanel
 from fota_studio.ui.panels.trace_panel import TracePanel
 from fota_studio.ui.trace_link import TraceLink
-from tests.fakes.flash import fast_ecu, fast_sim_options, make_image, sim_ecu
+
+try:  # the flash test helpers moved to tests/fakes (issue 17 clean-up)
+    from tests.fakes.flash import (
+        fast_ecu,
+        fast_sim_options,
+        make_image,
+        sim_ecu,
+    )
+except ImportError:  # before the move
+    from tests.unit.test_flash_helpers import (
+        fast_ecu,
+        fast_sim_options,
+        make_image,
+        sim_ecu,
+    )
 
 
 @pytest.fixture
