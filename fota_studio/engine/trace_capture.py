@@ -46,7 +46,7 @@ MAX_STAGED_FRAMES = 2_000_000
 NOTIFIER_STOP_TIMEOUT_S = 0.1
 
 
-class CaptureListener(can.Listener):  # type: ignore[misc]
+class CaptureListener(can.Listener):
     """Stages received frames of one channel into the capture's columns (Notifier thread)."""
 
     def __init__(self, capture: TraceCapture, channel_index: int) -> None:
@@ -327,7 +327,7 @@ class Appended:
     dropped: int
 
 
-LOAD_BATCH_FRAMES = 100_000
+LOAD_BATCH_FRAMES = 50_000
 """Frames per batch while loading a log (one progress report each)."""
 
 

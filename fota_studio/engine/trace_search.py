@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from fota_studio.core.frames import FLAG_ERROR, FLAG_EXTENDED, FLAG_REMOTE, IntArray
+from fota_studio.core.frames import FLAG_ERROR, FLAG_EXTENDED, FLAG_REMOTE, FrameBatch, IntArray
 from fota_studio.engine.trace_store import Segment, TraceFilter, filter_segments
 from fota_studio.protocols.decode import Decoder
 from fota_studio.protocols.decode.canopen import protocol_of
@@ -191,25 +191,25 @@ class TraceQuery:
         """True when every frame passes."""
         return self.frames.is_empty() and not self.protocols and not self.text
 
-    def column_mask(self, seg: Segment, decoder: Decoder) -> npt.NDArray[np.bool_]:
+    def column_mask(
+        self, seg: Segment, decoder: Decoder, protocols: ProtocolMask | None = None
+    ) -> npt.NDArray[np.bool_]:
         """Frame and protocol criteria over one segment (vectorised)."""
         b = seg.batch
         mask = self.frames.mask(b.ids, b.flags, b.channel)
         if self.protocols:
-            others = self.protocols - {"UDS"}
-            pm = decoder.protocol_mask(b.ids, b.flags, others)
-            if "UDS" in self.protocols and "ISO-TP" not in self.protocols:
-                pm |= decoder.uds_mask(b.ids, b.flags, b.data)
-            elif "UDS" in self.protocols:
-                pm |= decoder.protocol_mask(b.ids, b.flags, ("ISO-TP",))
-            mask &= pm
+            mask &= (protocols or ProtocolMask(decoder, self.protocols)).mask(b)
         return mask
 
     def segment_mask(
-        self, seg: Segment, decoder: Decoder, cache: dict[bytes, bool] | None = None
+        self,
+        seg: Segment,
+        decoder: Decoder,
+        cache: dict[bytes, bool] | None = None,
+        protocols: ProtocolMask | None = None,
     ) -> npt.NDArray[np.bool_]:
         """Every criterion over one segment; the text only for rows the columns let through."""
-        mask = self.column_mask(seg, decoder)
+        mask = self.column_mask(seg, decoder, protocols)
         needle = self.text.lower()
         if not needle:
             return mask
@@ -248,4 +248,43 @@ class TraceQuery:
         """Sequence numbers of every frame of `segments` passing the query, in order;
         `progress(fraction)` after each segment (may raise CancelledError there)."""
         cache: dict[bytes, bool] = {}
-        return filter_segments(segments, lambda s: self.segment_mask(s, decoder, cache), progress)
+        protocols = ProtocolMask(decoder, self.protocols) if self.protocols else None
+        return filter_segments(
+            segments, lambda s: self.segment_mask(s, decoder, cache, protocols), progress
+        )
+
+
+class ProtocolMask:
+    """The protocol filter over segments, fast: the protocol of a frame depends on its
+    identifier (`Decoder.protocol_mask`), so 11-bit frames are classified by a 2,048-entry
+    table built once per query; 29-bit frames go through the decoder. "UDS" (a payload check)
+    asks `Decoder.uds_mask` only for single/first frames on diagnostic IDs."""
+
+    def __init__(self, decoder: Decoder, protocols: frozenset[str]) -> None:
+        self.decoder = decoder
+        self.others = frozenset(protocols - {"UDS"})
+        self.uds_payload = "UDS" in protocols and "ISO-TP" not in protocols
+        if "UDS" in protocols and not self.uds_payload:
+            self.others |= {"ISO-TP"}
+        ids = np.arange(2048, dtype=np.uint32)
+        flags = np.zeros(2048, np.uint16)
+        self.std = decoder.protocol_mask(ids, flags, self.others)
+        self.std_isotp = decoder.protocol_mask(ids, flags, ("ISO-TP",))
+
+    def mask(self, b: FrameBatch) -> npt.NDArray[np.bool_]:
+        """Frames of `b` of the wanted protocols."""
+        slow = ((b.flags & FLAG_EXTENDED) != 0) | (b.ids > 0x7FF)
+        std_ids = b.ids & 0x7FF
+        out: npt.NDArray[np.bool_] = self.std[std_ids] & ~slow
+        rows = np.nonzero(slow)[0]
+        if rows.shape[0]:
+            out[rows] = self.decoder.protocol_mask(b.ids[rows], b.flags[rows], self.others)
+        if self.uds_payload:
+            isotp = self.std_isotp[std_ids] & ~slow
+            if rows.shape[0]:
+                isotp[rows] = self.decoder.protocol_mask(b.ids[rows], b.flags[rows], ("ISO-TP",))
+            # Only single (0x0_) and first (0x1_) frames can carry a UDS service id.
+            cand = np.nonzero(isotp & ((b.data[:, 0] >> 4) <= 1))[0]
+            if cand.shape[0]:
+                out[cand] |= self.decoder.uds_mask(b.ids[cand], b.flags[cand], b.data[cand])
+        return out

@@ -231,3 +231,24 @@ def test_follow_keeps_following_after_a_resize(qtbot, panel) -> None:
     assert not panel.live.following
     sb.triggerAction(sb.SliderAction.SliderToMaximum)
     assert panel.live.following
+
+
+def test_an_asc_log_opens_whole_as_a_document_and_saves_from_it(
+    qtbot, panel, tmp_path: Path
+) -> None:
+    log = tmp_path / "bench.asc"
+    write_log(log, _frames(3 * CHUNK_FRAMES // 2, 0x321))
+    with qtbot.waitSignal(panel.file_loaded, timeout=60_000) as loaded:
+        panel.open_file(log)
+    assert loaded.args == ["bench.asc", 3 * CHUNK_FRAMES // 2]
+    doc = panel.current_document()
+    assert doc.model.rowCount() == 3 * CHUNK_FRAMES // 2 and doc.store.dropped == 0
+    assert "bench.asc" in panel.status.text() and "frames/s" not in panel.status.text()
+    # Save works on the document shown (here the file), filtered by the ID filter.
+    panel.id_filter.setText("!321")
+    panel.apply_filter()
+    assert doc.model.rowCount() == 0
+    out = tmp_path / "none.blf"
+    with qtbot.waitSignal(panel.file_saved, timeout=10_000) as saved:
+        panel.save_file(out, filtered=True)
+    assert saved.args[1] == 0

@@ -8,7 +8,7 @@ import pytest
 
 from fota_studio.core.errors import CancelledError
 from fota_studio.core.frames import FLAG_ERROR, FLAG_EXTENDED, FLAG_REMOTE, FrameBatch
-from fota_studio.engine.trace_search import TraceQuery, frame_text, text_keys
+from fota_studio.engine.trace_search import ProtocolMask, TraceQuery, frame_text, text_keys
 from fota_studio.engine.trace_store import TraceFilter, TraceStore
 from fota_studio.protocols.decode import Decoder
 
@@ -132,3 +132,22 @@ def test_unbounded_store_keeps_everything_and_clear_is_not_a_drop() -> None:
     assert bounded.dropped == 1_024
     bounded.clear()
     assert bounded.dropped == 1_024 and bounded.cleared == 3_000 - 1_024 and len(bounded) == 0
+
+
+@pytest.mark.parametrize(
+    "protocols",
+    [{"UDS"}, {"ISO-TP"}, {"UDS", "ISO-TP"}, {"SDO", "PDO"}, {"other"}, {"UDS", "HEARTBEAT"}],
+)
+def test_protocol_filter_table_agrees_with_the_decoder(protocols: set[str]) -> None:
+    """The 11-bit lookup table and the UDS pre-check give exactly the decoder's own masks."""
+    decoder = Decoder([(0x7E0, 0x7E8), (0x18DA11F1, 0x18DAF111)])
+    b = _random_frames(30_000, seed=7)
+    got = ProtocolMask(decoder, frozenset(protocols)).mask(b)
+    others = set(protocols) - {"UDS"}
+    want = decoder.protocol_mask(b.ids, b.flags, others)
+    if "UDS" in protocols and "ISO-TP" not in protocols:
+        want |= decoder.uds_mask(b.ids, b.flags, b.data)
+    elif "UDS" in protocols:
+        want |= decoder.protocol_mask(b.ids, b.flags, ("ISO-TP",))
+    assert (got == want).all()
+    assert want.any()

@@ -18,11 +18,21 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QModelRoleData,
+    QModelRoleDataSpan,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QColor, QFont
 
 from fota_studio.core.errors import CancelledError
@@ -62,6 +72,8 @@ _ALIGN = Qt.ItemDataRole.TextAlignmentRole
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
 ViewFilter = TraceQuery
+RowCells = tuple[str, str, str, str, str, str, str, str, int]
+"""Display strings of the 8 columns of one frame, plus its flags."""
 """What the table shows (frames, protocols, text): the engine's query type."""
 
 
@@ -126,7 +138,7 @@ class TraceModel(QAbstractTableModel):
         self,
         store: TraceStore,
         decoder: Decoder | None = None,
-        parent=None,
+        parent: QObject | None = None,
         time_format: TimeFormat | None = None,
     ) -> None:
         super().__init__(parent)
@@ -141,7 +153,7 @@ class TraceModel(QAbstractTableModel):
         self._task: BackgroundTask | None = None
         self._task_gen = 0
         self._decoded: OrderedDict[int, str] = OrderedDict()
-        self._rows: OrderedDict[int, tuple] = OrderedDict()
+        self._rows: OrderedDict[int, RowCells] = OrderedDict()
         self._mono = QFont("monospace")
         self._mono.setStyleHint(QFont.StyleHint.Monospace)
         self._tx_brush = QColor(230, 240, 255)
@@ -165,7 +177,7 @@ class TraceModel(QAbstractTableModel):
     def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(COLUMNS)
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0):
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
             return COLUMNS[section]
         return None
@@ -192,7 +204,7 @@ class TraceModel(QAbstractTableModel):
         row = seq - self._first
         return row if 0 <= row < self.rowCount() else None
 
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
         row, col = index.row(), index.column()
@@ -213,7 +225,7 @@ class TraceModel(QAbstractTableModel):
             return _RIGHT
         return None
 
-    def multiData(self, index: _Index, span) -> None:
+    def multiData(self, index: _Index, span: QModelRoleDataSpan | QModelRoleData) -> None:
         """All roles of one cell in ONE Python call (fewer GIL hand-overs while painting)."""
         if not index.isValid():
             return
@@ -221,7 +233,8 @@ class TraceModel(QAbstractTableModel):
         if row >= self.rowCount():
             return
         cells = self._row(self.seq_at(row))
-        for role_data in span:
+        roles = [span] if isinstance(span, QModelRoleData) else cast(Iterable[QModelRoleData], span)
+        for role_data in roles:
             role = role_data.role()
             if role == _DISPLAY:
                 role_data.setData(cells[col])
@@ -236,11 +249,11 @@ class TraceModel(QAbstractTableModel):
             elif role == _ALIGN and col in (COL_TIME, COL_DLC):
                 role_data.setData(_RIGHT)
 
-    def row_cells(self, row: int) -> tuple:
+    def row_cells(self, row: int) -> RowCells:
         """Display strings of every column of a table row, plus the flags last (cached)."""
         return self._row(self.seq_at(row))
 
-    def _row(self, seq: int) -> tuple:
+    def _row(self, seq: int) -> RowCells:
         """All display strings of one frame (+ flags), cached: one store lookup per row."""
         row = self._rows.get(seq)
         if row is not None:
@@ -560,7 +573,7 @@ class ByIdModel(QAbstractTableModel):
     `refresh()` aggregates the frames that arrived since the last call, segment by segment
     (at most BYID_REFRESH_FRAMES per call: `backlog` says when more wait)."""
 
-    def __init__(self, store: TraceStore, parent=None) -> None:
+    def __init__(self, store: TraceStore, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.store = store
         self._rows: list[ByIdRow] = []
@@ -576,12 +589,12 @@ class ByIdModel(QAbstractTableModel):
     def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(BYID_COLUMNS)
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0):
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
             return BYID_COLUMNS[section]
         return None
 
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self._rows):
             return None
         row = self._rows[index.row()]

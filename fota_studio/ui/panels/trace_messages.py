@@ -12,12 +12,15 @@ only.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+import numpy.typing as npt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 
 from fota_studio.core.frames import FLAG_ERROR, FLAG_REMOTE
 from fota_studio.engine.trace_search import TraceQuery
-from fota_studio.engine.trace_store import TraceStore
+from fota_studio.engine.trace_store import Segment, TraceStore, filter_segments
 from fota_studio.protocols.decode import DecodedLine, Decoder, MessageTracker, TpFrame
 from fota_studio.ui.models.trace_model import TimeFormat
 
@@ -38,7 +41,7 @@ class MessagesModel(QAbstractTableModel):
         self,
         store: TraceStore,
         decoder: Decoder,
-        parent=None,
+        parent: QObject | None = None,
         time_format: TimeFormat | None = None,
     ) -> None:
         super().__init__(parent)
@@ -59,12 +62,12 @@ class MessagesModel(QAbstractTableModel):
     def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(MESSAGE_COLUMNS)
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0):
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
             return MESSAGE_COLUMNS[section]
         return None
 
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
             return None
         line = self._lines[index.row()]
@@ -110,11 +113,15 @@ class MessagesModel(QAbstractTableModel):
         end = self.store.end_seq
         self._next_seq = end
         if end > start:
-            ids = self.store.column("ids", start, end)
-            flags = self.store.column("flags", start, end)
-            mask = self.decoder.protocol_mask(ids, flags, ("ISO-TP",))
-            mask &= (flags & (FLAG_ERROR | FLAG_REMOTE)) == 0
-            seqs = np.nonzero(mask)[0].astype(np.int64) + start
+            decoder = self.decoder
+
+            def diagnostic(seg: Segment) -> npt.NDArray[np.bool_]:
+                b = seg.batch
+                mask = decoder.protocol_mask(b.ids, b.flags, ("ISO-TP",))
+                out: npt.NDArray[np.bool_] = mask & ((b.flags & (FLAG_ERROR | FLAG_REMOTE)) == 0)
+                return out
+
+            seqs = filter_segments(self.store.segments(start, end), diagnostic)
             if seqs.shape[0] > FEED_MAX_FRAMES:
                 self.skipped += int(seqs.shape[0]) - FEED_MAX_FRAMES
                 seqs = seqs[-FEED_MAX_FRAMES:]

@@ -19,21 +19,25 @@ holds a transmit list (`trace_transmit.TransmitList`) and replay; operator mode 
 Tx: frames the application sends show as Tx when python-can reports them with `is_rx=False`
 (buses opened with `receive_own_messages=True`) or when sent through `TracePanel.send` /
 `TraceCapture.record_tx` (the engine's Tx hook). GUI thread only.
+
+Why ~900 lines: this module is the one place that wires the live capture, the documents, the
+filter bar, the file jobs and the transmit list together (and keeps the names the workbench
+and tests use); each piece with a job of its own lives beside it (`trace_document`,
+`trace_files`, `trace_transmit`, `trace_messages`, `trace_plots`).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import can
 import numpy as np
 from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -42,9 +46,11 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
+    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -52,7 +58,7 @@ from PySide6.QtWidgets import (
 
 from fota_studio.core.errors import CancelledError, FotaError
 from fota_studio.core.resources import resource_path
-from fota_studio.engine.trace_capture import TraceCapture, TraceReplay, load_log
+from fota_studio.engine.trace_capture import TraceCapture, TraceReplay
 from fota_studio.engine.trace_search import TraceQuery
 from fota_studio.engine.trace_store import (
     DEFAULT_CAPACITY_FRAMES,
@@ -65,16 +71,19 @@ from fota_studio.infra.tracefile import (
     RotatingRecorder,
     WriteReport,
     scan_batch_loss,
-    write_log,
 )
 from fota_studio.protocols.bus import BusSettings
 from fota_studio.protocols.decode import PROTOCOLS, Decoder, isotp_pairs_of
 from fota_studio.protocols.decode.frames import batch_messages
-from fota_studio.ui.background import BackgroundTask, run_in_background
 from fota_studio.ui.models.trace_model import TIME_MODES, ByIdModel, TraceModel, ViewFilter
 from fota_studio.ui.panels.trace_document import TraceDocument
+from fota_studio.ui.panels.trace_files import FileJobs, open_work, save_work
 from fota_studio.ui.panels.trace_messages import MessagesModel
 from fota_studio.ui.panels.trace_transmit import TransmitList, parse_candump_frame
+from fota_studio.ui.widgets.trace_view import TraceTableView
+
+if TYPE_CHECKING:
+    from fota_studio.infra.workspace import Workspace
 
 __all__ = [
     "TracePanel",
@@ -110,10 +119,10 @@ class TracePanel(QWidget):
 
     def __init__(
         self,
-        parent=None,
+        parent: QWidget | None = None,
         *,
         capacity_frames: int = DEFAULT_CAPACITY_FRAMES,
-        workspace=None,
+        workspace: Workspace | None = None,
         isotp_pairs: list[tuple[int, int]] | None = None,
     ) -> None:
         """`capacity_frames`: frames the live capture keeps (the newest; stated in the status
@@ -132,12 +141,6 @@ class TracePanel(QWidget):
         self.capture = TraceCapture(self.live.store)
         self.show_error: Callable[[QWidget, str, str], None] = _show_error_dialog
         """Shows a failure the user must see (tests replace it)."""
-        self.confirm_loss_callback: Callable[[WriteReport], bool] | None = None
-        self._temp_files: list[Path] = []
-        self._io_task: BackgroundTask | None = None
-        self._io_cancel = threading.Event()
-        self._io_saving: Path | None = None
-        self._io_tasks: list[BackgroundTask] = []
         self._bitrates: dict[str, int] = {}
         self._last_stats = time.monotonic()
         self._last_stats_seq = self.live.store.end_seq
@@ -177,22 +180,22 @@ class TracePanel(QWidget):
         return self.live.messages_model
 
     @property
-    def view(self):
+    def view(self) -> TraceTableView:
         """The live capture's frame table."""
         return self.live.view
 
     @property
-    def messages_view(self):
+    def messages_view(self) -> QTableView:
         """The live capture's Messages table."""
         return self.live.messages_view
 
     @property
-    def byid_view(self):
+    def byid_view(self) -> QTableView:
         """The live capture's By ID table."""
         return self.live.byid_view
 
     @property
-    def plots(self):
+    def plots(self) -> QWidget | None:
         """The live capture's plots (None without pyqtgraph)."""
         return self.live.plots
 
@@ -202,7 +205,7 @@ class TracePanel(QWidget):
         return self.live.tabs
 
     @property
-    def details(self):
+    def details(self) -> QPlainTextEdit:
         """The live document's details pane."""
         return self.live.details
 
@@ -288,7 +291,7 @@ class TracePanel(QWidget):
         for combo in (self.dir_combo, self.type_combo, self.proto_combo):
             combo.currentIndexChanged.connect(self.apply_filter)
         filters = QHBoxLayout()
-        for w in (
+        for filter_widget in (
             QLabel("Filter"),
             self.id_filter,
             self.dir_combo,
@@ -296,7 +299,7 @@ class TracePanel(QWidget):
             self.proto_combo,
             self.search_edit,
         ):
-            filters.addWidget(w)
+            filters.addWidget(filter_widget)
 
         self.transmit_tab = TransmitList(self._send_safe, self.status_message)
         self.transmit_tab.replay_button.toggled.connect(self._on_replay_button_toggled)
@@ -321,6 +324,7 @@ class TracePanel(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.cancel_io)
+        self.files = FileJobs(self.progress, self.cancel_button)
         bottom = QHBoxLayout()
         bottom.addWidget(self.status, 1)
         bottom.addWidget(self.progress)
@@ -433,10 +437,8 @@ class TracePanel(QWidget):
             self.record_button.setChecked(False)
             self.record_button.blockSignals(False)
         self.capture.close_all()
-        self._abort_io(wait=True)
-        self._remove_temp_files()
-        self.progress.setVisible(False)
-        self.cancel_button.setVisible(False)
+        self.files.abort(wait=True)
+        self.files.remove_temp_files()
         self._on_drain_timer_timeout()
         self._channels_changed()
 
@@ -492,36 +494,24 @@ class TracePanel(QWidget):
         name = display_name or path.name
         if display_name is None:
             self.log_file_opened.emit(str(path))
-        self._abort_io()
-        self.status.setText(f"Opening {name}…")
-        self._show_progress()
         store = TraceStore(capacity_frames=None)
 
-        def work(report: Callable[[float], None]) -> int:
-            return load_log(path, store, report)
-
         def loaded(total: object) -> None:
-            self._io_done()
-            self._remove_temp_files()
-            self._add_document(store, name, path)
             assert isinstance(total, int)
+            self._add_document(store, name, path)
             self.status.setText(f"Opened {total:,} frames from {name}")
             self.file_loaded.emit(name, total)
 
-        def failed(exc: BaseException, _trace: str) -> None:
-            self._io_done()
-            self._remove_temp_files()
+        def failed(exc: BaseException) -> None:
             if isinstance(exc, CancelledError):
                 self.status.setText(f"Cancelled; {name} was not opened")
                 return
-            text = str(exc)
-            self.status.setText(f"Not opened: {text}")
-            log.warning("trace file: %s", text)
-            self.show_error(
-                self, f"Cannot open {name}", f"{text}\n\nThe live capture is unchanged."
-            )
+            self.status.setText(f"Not opened: {exc}")
+            log.warning("trace file: %s", exc)
+            self.show_error(self, f"Cannot open {name}", f"{exc}\n\nThe live capture is unchanged.")
 
-        self._start_io(work, loaded, failed, name=f"open {name}")
+        self.files.start(open_work(path, store), loaded, failed, name=f"open {name}")
+        self.status.setText(f"Opening {name}…")
 
     def _add_document(self, store: TraceStore, name: str, path: Path | None) -> TraceDocument:
         doc = TraceDocument(store, self.decoder, name=name, live=False, path=path)
@@ -562,15 +552,10 @@ class TracePanel(QWidget):
         suffix = "." + fmt.lower().lstrip(".")
         if suffix not in FORMATS:
             raise ValueError(f"unknown log format {fmt!r}; use one of {', '.join(FORMATS)}")
-        self._abort_io()
-        self._remove_temp_files()  # of an earlier log (a running worker only reads it)
-        folder = Path(tempfile.mkdtemp(prefix="fota-trace-"))
-        path = folder / f"buslog{suffix}"
-        path.write_bytes(data)
-        self._temp_files.append(path)
-        self.open_file(path, display_name=name)
+        self.files.abort()  # a running job may still read the previous temporary copy
+        self.open_file(self.files.temp_copy(data, suffix), display_name=name)
 
-    def open_flash_record(self, ws, record_id: int) -> bool:
+    def open_flash_record(self, ws: Workspace, record_id: int) -> bool:
         """Open the session bus log of flash record `record_id` of workspace `ws` (one click
         from the update-record views); False (and a status message) when it has none."""
         from fota_studio.engine.records import load_buslog, load_flash_record
@@ -590,73 +575,24 @@ class TracePanel(QWidget):
     def cancel_io(self) -> None:
         """Cancel a running open (nothing opens) or save (nothing is written; a file that was
         there keeps its old content)."""
-        saving = self._io_saving
-        running = self._abort_io()
-        self.progress.setVisible(False)
-        self.cancel_button.setVisible(False)
-        if running and saving is not None:
+        saving = self.files.saving
+        if not self.files.abort():
+            return
+        if saving is not None:
             self.status.setText(f"Save cancelled; {saving.name} was not written")
-        elif running:
+        else:
             self.status.setText("Cancelled; the file was not opened")
-
-    def _show_progress(self) -> None:
-        self.progress.setValue(0)
-        self.progress.setVisible(True)
-        self.cancel_button.setVisible(True)
-
-    def _start_io(self, work, on_success, on_error, *, name: str) -> None:
-        """One file job at a time through ui/background (progress bar, Cancel)."""
-        cancel = threading.Event()
-        self._io_cancel = cancel
-
-        def progress(fraction: float) -> None:
-            if not cancel.is_set():
-                self.progress.setValue(int(1000 * fraction))
-
-        def success(result: object) -> None:
-            if not cancel.is_set():
-                on_success(result)
-
-        def error(exc: BaseException, trace: str) -> None:
-            if not cancel.is_set():
-                on_error(exc, trace)
-
-        task = run_in_background(
-            work, name=name, on_success=success, on_error=error, on_progress=progress
-        )
-        self._io_task = task
-        self._io_tasks = [t for t in self._io_tasks if not t.done] + [task]
+        self.files.remove_temp_files()
 
     def wait_io(self, timeout_s: float = 10.0) -> bool:
         """Join the file workers started so far (shutdown and tests); True when all ended."""
-        return all(task.wait(timeout_s) for task in self._io_tasks)
+        return self.files.wait(timeout_s)
 
-    def _io_done(self) -> None:
-        self._io_task = None
-        self._io_saving = None
-        self.progress.setValue(1000)
-        self.progress.setVisible(False)
-        self.cancel_button.setVisible(False)
+    @property
+    def _temp_files(self) -> list[Path]:
+        return self.files.temp_files
 
-    def _abort_io(self, wait: bool = False) -> bool:
-        """Stop a running file job (its result is ignored from now on); True when one ran."""
-        task = self._io_task
-        self._io_task = None
-        self._io_saving = None
-        self._io_cancel.set()
-        if task is None:
-            return False
-        task.cancel()
-        if wait:
-            self.wait_io()
-        return not task.done
-
-    def _remove_temp_files(self) -> None:
-        for path in self._temp_files:
-            shutil.rmtree(path.parent, ignore_errors=True)
-        self._temp_files.clear()
-
-    def load_workspace(self, ws) -> int:
+    def load_workspace(self, ws: Workspace) -> int:
         """Follow the ISO-TP pairs (application and bootloader), DID names and heartbeat IDs of
         every EA in workspace `ws` (infra.workspace.Workspace); returns the number of pairs
         added."""
@@ -719,48 +655,21 @@ class TracePanel(QWidget):
             if not allow_loss:
                 self.status.setText(f"Not saved: {path.name} {plan.loss_text()}")
                 return False
-        self._abort_io()  # one file job at a time (an open in progress stops here)
-        total = max(1, len(snapshot))
-        lossy = bool(allow_loss)
-
-        def work(report: Callable[[float], None]) -> WriteReport:
-            stop = cancel_holder[0]
-
-            def written(count: int) -> None:
-                if not stop.is_set():
-                    report(min(count / total, 0.999))
-
-            result = write_log(
-                path,
-                batch_messages(snapshot, names),
-                progress=written,
-                cancel=stop,
-                allow_loss=lossy,
-            )
-            if stop.is_set():
-                raise CancelledError(f"saving {path.name}: cancelled by the user")
-            return result
 
         def saved(result: object) -> None:
-            self._io_done()
             assert isinstance(result, WriteReport)
             text = result.summary().replace("wrote", "Saved", 1)
             self.status.setText(f"{text} to {path.name}")
             self.file_saved.emit(str(path), result.written)
 
-        def failed(exc: BaseException, _trace: str) -> None:
-            self._io_done()
-            if isinstance(exc, CancelledError):
-                return
-            self.status.setText(str(exc))
-            log.warning("trace file: %s", exc)
+        def failed(exc: BaseException) -> None:
+            if not isinstance(exc, CancelledError):
+                self.status.setText(str(exc))
+                log.warning("trace file: %s", exc)
 
-        cancel_holder: list[threading.Event] = [threading.Event()]
+        work = save_work(path, snapshot, names, bool(allow_loss))
+        self.files.start(work, saved, failed, name=f"save {path.name}", saving=path)
         self.status.setText(f"Saving {len(snapshot):,} frames to {path.name}…")
-        self._show_progress()
-        self._start_io(work, saved, failed, name=f"save {path.name}")
-        cancel_holder[0] = self._io_cancel
-        self._io_saving = path
         return True
 
     def confirm_loss(self, plan: WriteReport) -> bool:
@@ -972,12 +881,12 @@ class TracePanel(QWidget):
         self._update_status()
 
     # -- drag & drop ------------------------------------------------------------------------
-    def dragEnterEvent(self, event) -> None:
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
         if any(Path(u.toLocalFile()).suffix.lower() in FORMATS for u in urls):
             event.acceptProposedAction()
 
-    def dropEvent(self, event) -> None:
+    def dropEvent(self, event: QDropEvent) -> None:
         for url in event.mimeData().urls():
             path = Path(url.toLocalFile())
             if path.suffix.lower() in FORMATS:
@@ -985,7 +894,7 @@ class TracePanel(QWidget):
                 event.acceptProposedAction()
                 return
 
-    def closeEvent(self, event) -> None:
+    def closeEvent(self, event: QCloseEvent) -> None:
         self.close_all()
         super().closeEvent(event)
 

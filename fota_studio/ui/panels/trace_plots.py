@@ -90,7 +90,12 @@ class TracePlots(QWidget):
     """Frames/s and bus load % per channel, per-ID rate and a DBC signal over time."""
 
     def __init__(
-        self, store: TraceStore, decoder: Decoder | None = None, parent=None, *, live: bool = True
+        self,
+        store: TraceStore,
+        decoder: Decoder | None = None,
+        parent: QWidget | None = None,
+        *,
+        live: bool = True,
     ) -> None:
         super().__init__(parent)
         self.store = store
@@ -181,7 +186,7 @@ class TracePlots(QWidget):
 
     def _on_signal_combo_changed(self, index: int) -> None:
         data = self.signal_combo.itemData(index) if index >= 0 else None
-        self._signal = tuple(data) if data else None  # type: ignore[assignment]
+        self._signal = (int(data[0]), bool(data[1]), str(data[2])) if data else None
         self._signal_ring.clear()
         self._signal_seq = self.store.first_seq  # plot what is already stored, too
         self.signal_plot.setTitle(self.signal_combo.currentText() if data else "DBC signal")
@@ -304,14 +309,14 @@ class TracePlots(QWidget):
             idx = np.minimum(((b.timestamp - t0) / width).astype(np.int64), nbins - 1)
             for can_id in busiest:
                 per_id[can_id] += np.bincount(idx[b.ids == can_id], minlength=nbins)
-        counts = counts.reshape(chans, nbins)
-        bits = bits.reshape(chans, nbins)
+        count_grid = counts.reshape(chans, nbins)
+        bit_grid = bits.reshape(chans, nbins)
         x = edges[:-1]
         for ch, name in enumerate(self.store.channel_names[:256]):
             rate_curve, load_curve = self._curve_pair(ch, name)
             rate = self.bitrates_bps.get(ch, 500_000)
-            rate_curve.setData(x, counts[ch] / width)
-            load_curve.setData(x, np.minimum(100.0, 100.0 * bits[ch] / width / rate))
+            rate_curve.setData(x, count_grid[ch] / width)
+            load_curve.setData(x, np.minimum(100.0, 100.0 * bit_grid[ch] / width / rate))
         for curve in self._id_curves.values():
             self.id_plot.removeItem(curve)
         self._id_curves.clear()

@@ -96,7 +96,7 @@ class TraceTableView(QTableView):
                     painter.drawText(
                         QRect(x + TEXT_MARGIN_PX, y, w - 2 * TEXT_MARGIN_PX, h),
                         right if col in (COL_TIME, COL_DLC) else left,
-                        cells[col],
+                        str(cells[col]),
                     )
             if self.showGrid():
                 painter.setPen(grid)
