@@ -165,8 +165,8 @@ def test_same_image_again_shows_a_warning(qtbot, panel, tmp_path) -> None:
         with qtbot.waitSignal(panel.import_finished, timeout=20_000):
             panel.start_import(ImportRequest(path=path, brand=BRAND, model=MODEL, version=version))
         qtbot.waitUntil(lambda: not panel.is_busy())
-    assert len(panel.warnings) == 1
-    assert "9.1.0" in " ".join(panel.warnings[0][1])
+    identical = [w for _t, items in panel.warnings for w in items if "identical" in w]
+    assert len(identical) == 1 and "9.1.0" in identical[0]
 
 
 def test_bad_hex_shows_file_line_error_and_adds_nothing(qtbot, panel, ws, tmp_path) -> None:
@@ -262,3 +262,83 @@ def test_cancelled_import_stores_nothing(qtbot, panel, ws, tmp_path) -> None:
     assert panel.errors == []  # a cancel is not an error dialog
     qtbot.waitUntil(lambda: not panel.is_busy())
     assert not panel.cancel_task_button.isVisible()
+
+
+def test_import_form_links_brand_and_model_and_never_creates_by_default(qtbot, panel) -> None:
+    from fota_studio.ui.panels.repository_panel import ImportDialog
+
+    known = [(r.brand, r.model) for r in panel.model.repositories()]
+    dlg = ImportDialog(ImportRequest(path=None, brand=BRAND, model=MODEL), known, panel)
+    qtbot.addWidget(dlg)
+    assert not dlg.create_check.isChecked()  # creating a repository is an explicit choice
+    other_brand, other_model = next((b, m) for b, m in known if b != BRAND)
+    dlg.brand_edit.setCurrentText(other_brand)
+    models = [dlg.model_edit.itemText(i) for i in range(dlg.model_edit.count())]
+    assert dlg.model_edit.currentText() == other_model and MODEL not in models
+    dlg.brand_edit.setCurrentText("Acme")
+    dlg.model_edit.setCurrentText("X1")
+    assert dlg.is_new_repository() and not dlg.create_check.isChecked()
+    assert "no repository Acme / X1" in dlg.create_hint.text()
+
+
+def test_import_form_asks_for_the_version_of_a_plain_image(qtbot, panel, tmp_path) -> None:
+    from fota_studio.ui.panels.repository_panel import ImportDialog
+
+    path = _hex_file(tmp_path, "vcu.hex", b"\x33" * 64)
+    known = [(r.brand, r.model) for r in panel.model.repositories()]
+    dlg = ImportDialog(ImportRequest(path=path, brand=BRAND, model=MODEL), known, panel)
+    qtbot.addWidget(dlg)
+    assert "Enter the version" in dlg.problem()
+    dlg.version_edit.setText("9.4.0")
+    assert dlg.problem() == ""
+    dlg.brand_edit.setCurrentText("Acme")
+    dlg.model_edit.setCurrentText("X1")
+    assert "tick the box" in dlg.problem()
+    dlg.create_check.setChecked(True)
+    assert dlg.problem() == ""
+
+
+def test_image_of_another_version_is_refused_and_the_form_comes_back(
+    qtbot, panel, ws, tmp_path
+) -> None:
+    from fota_studio.core.reference_ecu import app_header
+
+    path = _hex_file(tmp_path, "vcu_9.5.0.hex", app_header("3.2.1") + b"\x44" * 512)
+    asked: list[ImportRequest] = []
+    typed = ImportRequest(path=path, brand=BRAND, model=MODEL, version="9.5.0", notes="typed")
+
+    def fill(req: ImportRequest) -> ImportRequest | None:
+        asked.append(req)
+        return typed if len(asked) == 1 else None  # the second time: the user closes it
+
+    panel.ask_import = fill
+    before = ws.read("SELECT COUNT(*) AS n FROM versions")[0]["n"]
+    with qtbot.waitSignal(panel.import_failed, timeout=20_000) as failed:
+        panel.import_file(path)
+    assert "says it is version '3.2.1'" in failed.args[0]
+    qtbot.waitUntil(lambda: len(asked) == 2, timeout=5_000)
+    again = asked[1]
+    assert (again.path, again.brand, again.model, again.version, again.notes) == (
+        path,
+        BRAND,
+        MODEL,
+        "9.5.0",
+        "typed",
+    )
+    assert "3.2.1" in again.error
+    assert panel.errors == []  # the error is in the form, not in a separate box
+    assert ws.read("SELECT COUNT(*) AS n FROM versions")[0]["n"] == before
+
+
+def test_image_without_its_version_string_imports_with_a_warning(qtbot, panel, tmp_path) -> None:
+    from fota_studio.core.reference_ecu import app_header
+
+    plain = _hex_file(tmp_path, "plain.hex", b"\x55" * 512)
+    with qtbot.waitSignal(panel.import_finished, timeout=20_000) as done:
+        panel.start_import(ImportRequest(path=plain, brand=BRAND, model=MODEL, version="9.6.0"))
+    assert any("cannot be checked" in w for w in done.args[0].warnings)
+    qtbot.waitUntil(lambda: not panel.is_busy())
+    good = _hex_file(tmp_path, "good.hex", app_header("9.7.0") + b"\x66" * 512)
+    with qtbot.waitSignal(panel.import_finished, timeout=20_000) as done:
+        panel.start_import(ImportRequest(path=good, brand=BRAND, model=MODEL, version="9.7.0"))
+    assert done.args[0].warnings == ()

@@ -26,8 +26,8 @@ from fota_studio.protocols.bus import BusSettings
 from fota_studio.protocols.isotp_link import AdapterSendError, IsoTpLink
 from fota_studio.protocols.uds_link import UdsLink
 from fota_studio.sim.uds_ecu import BOOTLOADER
-from reliability import harness
-from reliability.harness import AdapterFaultBus
+from tests.fakes import sim_rig
+from tests.fakes.sim_rig import AdapterFaultBus
 
 #: Upper bound for a failing flash here; the defect was an endless wait.
 FLASH_BOUND_S = 30.0
@@ -45,19 +45,19 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
 def test_bus_off_mid_transfer_fails_named_and_rerun_succeeds(
     can_channel: str, tmp_path: Path
 ) -> None:
-    ecu = harness.fast_ecu()
-    image = harness.make_image(harness.TARGET_VERSION)
+    ecu = sim_rig.fast_ecu()
+    image = sim_rig.make_image(sim_rig.TARGET_VERSION)
     engine = Engine()
     try:
         with (
-            harness.sim_ecu(ecu, can_channel, tmp_path / "sim") as sim,
-            harness.tester_bus(can_channel) as (bus, notifier),
+            sim_rig.sim_ecu(ecu, can_channel, tmp_path / "sim") as sim,
+            sim_rig.tester_bus(can_channel) as (bus, notifier),
         ):
             # Frame 80 of the tester falls into the TransferData of the first segment.
             faulty = AdapterFaultBus(bus, mode="bus_off", after_frames=80)
             engine.attach_channel("CAN1", faulty, notifier)
             handle = engine.submit_flash(
-                "CAN1", ecu, image, expected_version=harness.TARGET_VERSION, boot_wait_s=1.5
+                "CAN1", ecu, image, expected_version=sim_rig.TARGET_VERSION, boot_wait_s=1.5
             )
             result: FlashResult = handle.result(FLASH_BOUND_S)
             assert faulty.fired
@@ -69,21 +69,21 @@ def test_bus_off_mid_transfer_fails_named_and_rerun_succeeds(
             assert "adapter error while sending TransferData block" in text
             assert "bus-off (injected adapter fault)" in text
             assert "re-run the flash" in text
-            harness.wait_until_settled(sim)
+            sim_rig.wait_until_settled(sim)
             assert sim.state().mode == BOOTLOADER
             faulty.shutdown()
             # Same ECU, a healthy adapter: the flash runs again from the start.
-            again, _ = harness.flash(ecu, can_channel, image)
+            again, _ = sim_rig.flash(ecu, can_channel, image)
             assert again.ok, again.error
-            assert harness.memory_matches(sim, image)
+            assert sim_rig.memory_matches(sim, image)
     finally:
         engine.shutdown()
 
 
 def test_adapter_error_leaves_the_isotp_thread_running(can_channel: str) -> None:
-    ecu = harness.fast_ecu()
+    ecu = sim_rig.fast_ecu()
     conn = ecu.connection
-    with harness.tester_bus(can_channel) as (bus, notifier):
+    with sim_rig.tester_bus(can_channel) as (bus, notifier):
         faulty = AdapterFaultBus(bus, mode="glitch", after_frames=0)
         link = IsoTpLink(faulty, notifier, conn, conn.bootloader)
         link.start()
@@ -101,9 +101,9 @@ def test_adapter_error_leaves_the_isotp_thread_running(can_channel: str) -> None
 
 
 def test_tester_present_keeper_survives_adapter_errors(can_channel: str) -> None:
-    ecu = harness.fast_ecu()
+    ecu = sim_rig.fast_ecu()
     conn = ecu.connection
-    with harness.tester_bus(can_channel) as (bus, notifier):
+    with sim_rig.tester_bus(can_channel) as (bus, notifier):
         faulty = AdapterFaultBus(bus, mode="bus_off", after_frames=0)
         uds = UdsLink(IsoTpLink(faulty, notifier, conn, conn.bootloader), ecu.uds)
         uds.open()
@@ -124,7 +124,7 @@ def test_tester_present_keeper_survives_adapter_errors(can_channel: str) -> None
 
 
 def _tester_ids(ecu_name: str) -> set[int]:
-    conn = harness.fast_ecu(ecu_name).connection
+    conn = sim_rig.fast_ecu(ecu_name).connection
     ids = {conn.application.request_id, conn.bootloader.request_id, conn.functional_id}
     if conn.bootloader_entry is not None:
         ids.add(conn.bootloader_entry.can_id)
@@ -135,8 +135,8 @@ def _tester_ids(ecu_name: str) -> set[int]:
 def test_engine_tx_frames_reach_trace_and_bus_log_once(
     echo: bool, can_channel: str, tmp_path: Path
 ) -> None:
-    ecu = harness.fast_ecu()
-    image = harness.make_image(harness.TARGET_VERSION)
+    ecu = sim_rig.fast_ecu()
+    image = sim_rig.make_image(sim_rig.TARGET_VERSION)
     store = TraceStore(capacity_frames=100_000)
     capture = TraceCapture(store)
     sniffer = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
@@ -145,7 +145,7 @@ def test_engine_tx_frames_reach_trace_and_bus_log_once(
     own_notifier: can.Notifier | None = None
     blf = tmp_path / "session.blf"
     try:
-        with harness.sim_ecu(ecu, can_channel, tmp_path / "sim"):
+        with sim_rig.sim_ecu(ecu, can_channel, tmp_path / "sim"):
             if echo:
                 bus, notifier = engine.open_channel(
                     "CAN1", BusSettings(interface="virtual", channel=can_channel)
@@ -164,7 +164,7 @@ def test_engine_tx_frames_reach_trace_and_bus_log_once(
                 "CAN1",
                 ecu,
                 image,
-                expected_version=harness.TARGET_VERSION,
+                expected_version=sim_rig.TARGET_VERSION,
                 boot_wait_s=1.5,
                 buslog_path=blf,
             ).result(60)

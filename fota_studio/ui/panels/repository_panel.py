@@ -4,10 +4,14 @@ A filterable tree (Brand / Model → versions, newest first) beside a details pa
 hashes, signature, notes and a memory-map strip). Import and export run off the GUI thread
 through `ui.background` with an inline progress bar, so a large HEX never freezes the window;
 errors (with the store's `file:line: …` message) go to the error dialog, duplicate-image
-warnings to a message box. Every dialog the panel opens is an attribute holding a callable
-(`ask_import`, `ask_new_repository`, `ask_export`, `confirm`, `show_error`, `show_warnings`) so
-tests and scripts can replace them. GUI thread only; the store calls made here on the GUI
-thread are single small SQL queries.
+warnings to a message box. The import form takes the version from a package's manifest or
+from the user (a plain image must be given one), links Model to Brand (known pairs), creates a
+repository only when asked to (unticked by default), and comes back with what was typed and
+the error when an import fails; before anything is stored the image is checked for its
+version where the EA says it lives (`engine/image_version`). Every dialog the panel opens is
+an attribute holding a callable (`ask_import`, `ask_new_repository`, `ask_export`, `confirm`,
+`show_error`, `show_warnings`) so tests and scripts can replace them. GUI thread only; the
+store calls made here on the GUI thread are single small SQL queries.
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -86,13 +97,23 @@ class ImportRequest:
     notes: str = ""
     base_address: int | None = None
     fmt: str | None = None  # None = detect from content/name
-    create_repository: bool = True
+    create_repository: bool = False  # an explicit choice, never the default
+    error: str = ""  # why the previous attempt failed (the form shows it)
 
 
 def guess_version(filename: str) -> str:
     """A version found in a file name ("vcu_3.2.1.hex" → "3.2.1"), else ""."""
     m = _VERSION_IN_NAME.search(filename)
     return m.group(1) if m else ""
+
+
+def is_package_file(path: Path) -> bool:
+    """True when `path` is a firmware package (a zip: its manifest names the version)."""
+    try:
+        with path.open("rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 def parse_address(text: str) -> int | None:
@@ -122,14 +143,17 @@ class ImportDialog(QDialog):
         path_row = QHBoxLayout()
         path_row.addWidget(self.path_edit, 1)
         path_row.addWidget(browse)
+        self._known = sorted(set(known))
         self.brand_edit = QComboBox()
         self.brand_edit.setEditable(True)
         self.brand_edit.addItems(sorted({b for b, _ in known}))
         self.brand_edit.setCurrentText(request.brand)
         self.model_edit = QComboBox()
         self.model_edit.setEditable(True)
-        self.model_edit.addItems(sorted({m for _, m in known}))
-        self.model_edit.setCurrentText(request.model)
+        self._fill_models(request.brand, request.model)
+        # Brand and Model are linked: a Brand offers its own Models only.
+        self.brand_edit.currentTextChanged.connect(self._on_brand_edit_changed)
+        self.model_edit.currentTextChanged.connect(self._update_create_hint)
         self.version_edit = QLineEdit(request.version)
         self.version_edit.setPlaceholderText("e.g. 3.3.0 (semantic version)")
         self.format_combo = QComboBox()
@@ -139,9 +163,13 @@ class ImportDialog(QDialog):
         self.base_edit.setPlaceholderText("only for raw .bin files, e.g. 0x10000")
         self.notes_edit = QPlainTextEdit(request.notes)
         self.notes_edit.setFixedHeight(80)
-        self.create_check = QCheckBox("Create the repository if it does not exist")
+        self.create_check = QCheckBox("Create a new repository for this Brand / Model")
         self.create_check.setChecked(request.create_repository)
-        self.error_label = QLabel()
+        self.create_check.toggled.connect(self._update_create_hint)
+        self.create_hint = QLabel()
+        self.create_hint.setWordWrap(True)
+        self.error_label = QLabel(request.error)
+        self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet("color: #c62828")
         form = QFormLayout()
         form.addRow("File", path_row)
@@ -152,6 +180,7 @@ class ImportDialog(QDialog):
         form.addRow("Base address", self.base_edit)
         form.addRow("Release notes", self.notes_edit)
         form.addRow(self.create_check)
+        form.addRow(self.create_hint)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -163,6 +192,45 @@ class ImportDialog(QDialog):
         layout.addWidget(self.error_label)
         layout.addWidget(buttons)
         self.resize(520, 0)
+        self._update_create_hint()
+
+    def _models_of(self, brand: str) -> list[str]:
+        return sorted(m for b, m in self._known if b == brand)
+
+    def _fill_models(self, brand: str, model: str) -> None:
+        models = self._models_of(brand) if brand else sorted({m for _, m in self._known})
+        self.model_edit.blockSignals(True)
+        self.model_edit.clear()
+        self.model_edit.addItems(models)
+        self.model_edit.setCurrentText(model if model or not models else models[0])
+        self.model_edit.blockSignals(False)
+
+    def _on_brand_edit_changed(self, brand: str) -> None:
+        models = self._models_of(brand.strip())
+        current = self.model_edit.currentText().strip()
+        # A known Brand: its Models, keeping the typed one when it is one of them.
+        keep = current if current in models or not models else models[0]
+        self._fill_models(brand.strip(), keep)
+        self._update_create_hint()
+
+    def is_new_repository(self) -> bool:
+        """True when Brand / Model (both given) name no repository yet."""
+        brand = self.brand_edit.currentText().strip()
+        model = self.model_edit.currentText().strip()
+        return bool(brand and model) and (brand, model) not in self._known
+
+    def _update_create_hint(self, *_: object) -> None:
+        new = self.is_new_repository()
+        self.create_check.setEnabled(new or self.create_check.isChecked())
+        if new and not self.create_check.isChecked():
+            self.create_hint.setText(
+                f"There is no repository {self.brand_edit.currentText().strip()} / "
+                f"{self.model_edit.currentText().strip()}: tick the box above to create it, "
+                "or choose a known Brand and Model."
+            )
+        else:
+            self.create_hint.setText("")
+        self.create_hint.setVisible(bool(self.create_hint.text()))
 
     def _on_browse_clicked(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -183,6 +251,18 @@ class ImportDialog(QDialog):
             parse_address(self.base_edit.text())
         except ValueError:
             return f"Base address {self.base_edit.text()!r} is not a number (use e.g. 0x10000)."
+        path = Path(self.path_edit.text().strip())
+        if is_package_file(path) or is_container_name(path.name):
+            return ""  # Brand, Model and version come from the package's manifest
+        if not self.version_edit.text().strip():
+            return (
+                "Enter the version: a HEX, S-record or binary file has no manifest that names "
+                "it (the image is checked for it where the EA says it lives)."
+            )
+        if not (self.brand_edit.currentText().strip() and self.model_edit.currentText().strip()):
+            return "Choose the Brand and the Model of the ECU this firmware is for."
+        if self.is_new_repository() and not self.create_check.isChecked():
+            return self.create_hint.text()
         return ""
 
     def _on_accept(self) -> None:
@@ -253,6 +333,9 @@ class RepositoryPanel(QWidget):
         self.store = RepositoryStore(ws)
         self._task: BackgroundTask | None = None
         self._read_only = False
+        #: The form's request of the running import, and the one to show again after a failure.
+        self._form_request: ImportRequest | None = None
+        self._reopen: ImportRequest | None = None
 
         # Replaceable dialogs (tests inject plain functions).
         self.ask_import = self._ask_import_dialog
@@ -486,7 +569,10 @@ class RepositoryPanel(QWidget):
         answer = self.ask_import(request)
         if answer is None:
             return None
-        return self.start_import(answer)
+        task = self.start_import(answer)
+        # A failed import brings the form back with what was typed (`_on_import_failed`).
+        self._form_request = answer if task is not None else None
+        return task
 
     def start_import(self, request: ImportRequest) -> BackgroundTask | None:
         """Run the import of `request` on a background thread; results arrive as signals."""
@@ -500,19 +586,36 @@ class RepositoryPanel(QWidget):
                 self, request.path, create_repository=request.create_repository
             )
         store = self.store
+        ws = self._ws
 
         def work(progress):
-            return store.import_file(
+            from fota_studio.core.errors import RepositoryError
+            from fota_studio.engine.image_version import check_image_version
+
+            path = Path(request.path)
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise RepositoryError(f"{path}: cannot read ({exc.strerror})") from exc
+            item = store.prepare_import(
                 request.brand or None,
                 request.model or None,
                 request.version or None,
-                request.path,
+                data,
+                source_name=path.name,
                 notes=request.notes,
                 base_address=request.base_address,
                 fmt=request.fmt,
                 create_repository=request.create_repository,
                 progress=progress,
             )
+            # Before anything is stored: does the image say it is this version?
+            found = check_image_version(
+                ws, item.brand, item.model, item.version, item.image, source=path.name
+            )
+            result = store.commit_imports([item])[0]
+            progress(1.0)
+            return replace(result, warnings=(*result.warnings, *found))
 
         name = request.path.name if request.path else "file"
         _log.info("importing %s", request.path)
@@ -624,8 +727,11 @@ class RepositoryPanel(QWidget):
         self.cancel_task_button.setVisible(False)
         self._update_actions()
         self.busy_changed.emit(False)
+        if self._reopen is not None:
+            QTimer.singleShot(0, self._reopen_form)
 
     def _on_import_succeeded(self, result) -> None:
+        self._form_request = None
         v = result.version
         _log.info("imported %s / %s %s (%s)", v.brand, v.model, v.version, format_size(v.size))
         self.model.reload()
@@ -642,8 +748,23 @@ class RepositoryPanel(QWidget):
             self.import_failed.emit(str(exc))
             return
         _log.warning("import failed: %s", exc)
-        self.show_error("Import failed", exc, details)
+        request, self._form_request = self._form_request, None
         self.import_failed.emit(str(exc))
+        if request is not None:
+            # The form comes back with everything typed and the error in it (once the task
+            # has ended, `_on_task_finished`).
+            self._reopen = replace(request, error=f"Import failed: {exc}")
+            return
+        self.show_error("Import failed", exc, details)
+
+    def _reopen_form(self) -> None:
+        request, self._reopen = self._reopen, None
+        if request is None:
+            return
+        again = self.ask_import(request)
+        if again is not None:
+            task = self.start_import(again)
+            self._form_request = again if task is not None else None
 
     def _on_export_succeeded(self, path) -> None:
         _log.info("exported to %s", path)
