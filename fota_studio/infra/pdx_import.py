@@ -81,7 +81,11 @@ def _odx_mode(lenient: bool, problems: list[str]) -> Iterator[None]:
         finally:
             odx_logger.removeHandler(handler)
             odx_exc.strict_mode = old
-            problems.extend(f"odxtools: {w.message}" for w in caught)
+            problems.extend(
+                f"odxtools: {w.message}"
+                for w in caught
+                if issubclass(w.category, odx_exc.OdxWarning | odx_exc.OdxError)
+            )
 
 
 def _int(text: str | None) -> int | None:
@@ -124,7 +128,7 @@ def _target_offset(block: Any) -> int:
     return 0
 
 
-def _block_pieces(block: Any, problems: list[str], where: str) -> list[PdxBlock]:
+def _block_pieces(block: Any, problems: list[str], where: str, *, lenient: bool) -> list[PdxBlock]:
     """The bytes of every segment of one DATABLOCK at their ECU addresses."""
     from bincopy import BinFile
 
@@ -167,6 +171,13 @@ def _block_pieces(block: Any, problems: list[str], where: str) -> list[PdxBlock]
                 data = bytes(dataset.as_binary(minimum_address=start, maximum_address=end))
             else:
                 data = bytes(dataset[start:end])
+            if len(data) != end - start and lenient:
+                problems.append(
+                    f"{where}/{seg.short_name}: the segment states {end - start} bytes from "
+                    f"0x{start:X}, the flash data {fd.short_name} holds {len(data)} there; "
+                    "segment left out"
+                )
+                continue
             if len(data) != end - start:
                 raise ImageError(
                     f"{where}/{seg.short_name}: the segment states {end - start} bytes from "
@@ -335,7 +346,9 @@ def read_container(
             problems.append(f"ECU-MEM {ecu_mem.short_name} has no SESSION; all data blocks taken")
         blocks: list[PdxBlock] = []
         for block in used:
-            blocks.extend(_block_pieces(block, problems, f"DATABLOCK {block.short_name}"))
+            blocks.extend(
+                _block_pieces(block, problems, f"DATABLOCK {block.short_name}", lenient=lenient)
+            )
         checksums: list[PdxChecksum] = []
         hardware: list[str] = []
         params = FlashParams()
@@ -376,6 +389,16 @@ def read_container(
     if flash.company_datas:
         cd = flash.company_datas[0]
         brand = (cd.long_name or cd.short_name or "").strip()
+    if problems and not lenient:
+        shown = "; ".join(problems[:5]) + (
+            f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+        )
+        raise ImageError(
+            f"the container breaks the ODX rules or cannot be read completely: {shown}",
+            source=p.name,
+            hint="import it with --lenient (odxtools' non-strict mode; every problem is "
+            "reported and what cannot be read is left out)",
+        )
     return PdxContainer(
         source_name=p.name,
         flash_name=flash.short_name,

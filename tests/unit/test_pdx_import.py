@@ -216,3 +216,21 @@ def test_shipped_example_is_what_the_builder_writes(tmp_path: Path) -> None:
     container = read_container(ROOT / "resources" / "examples" / "hcu-1.6.0.pdx")
     assert [(b.address, b.data) for b in container.blocks] == pdx.example_blocks("1.6.0")
     assert container.version == "1.6.0" and not container.problems
+
+
+def test_missing_flash_data_file_strict_refused_lenient_left_out(tmp_path: Path) -> None:
+    """A PDX whose EXTERN-FLASHDATA file is missing: strict names the block, lenient leaves it
+    out and says so (never a silent partial import)."""
+    pdx = _builder()
+    good = pdx.write_pdx(tmp_path / "ok.pdx", "1.7.0")
+    holed = tmp_path / "holed.pdx"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(holed, "w") as zout:
+        for item in zin.infolist():
+            if item.filename != "calibration.bin":
+                zout.writestr(item, zin.read(item.filename))
+    with pytest.raises(ImageError) as err:
+        read_container(holed)
+    assert "DATABLOCK DB_Cal" in str(err.value) and "--lenient" in str(err.value)
+    container = read_container(holed, lenient=True)
+    assert [b.name for b in container.blocks] == ["DB_App"]
+    assert any(p.startswith("DATABLOCK DB_Cal") for p in container.problems)
