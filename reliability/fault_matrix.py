@@ -7,7 +7,7 @@ and the cause), the ECU state afterwards, whether the protected bootloader bytes
 and the result of a re-run without the fault (which must succeed in every cell). Faults come from
 `sim.faults` (NRC, late answer past P2/P2*, no answer, dropped/corrupted frames, power loss at
 several byte offsets, refused bootloader entry, wrong key, erase failure) and from the tester's
-adapter (`harness.AdapterFaultBus`: bus-off and a transient adapter error raised by python-can
+adapter (`sim_rig.AdapterFaultBus`: bus-off and a transient adapter error raised by python-can
 mid-transfer, a stalled tester that lets the ECU's S3 timer expire).
 
 Run `python -m reliability.fault_matrix [--quick] [--json]`; tests import `build_cells`,
@@ -31,7 +31,7 @@ from fota_studio.core.ea import StepKind
 from fota_studio.core.errors import FotaError
 from fota_studio.engine.flash_job import FlashResult
 from fota_studio.sim.faults import BOOTLOADER_ENTRY, Fault
-from reliability import harness
+from tests.fakes import sim_rig
 
 #: NRCs every step is tried with (ISO 14229-1 Annex A): generalReject, serviceNotSupported,
 #: subFunctionNotSupported, conditionsNotCorrect, requestOutOfRange, serviceNotSupportedInSession.
@@ -121,7 +121,7 @@ def build_cells(quick: bool = False) -> list[Cell]:
     """Every cell of the matrix (or the CI subset)."""
     if quick:
         return [Cell(s, k, a) for s, k, a in QUICK]
-    ecu = harness.fast_ecu()
+    ecu = sim_rig.fast_ecu()
     p2_ms, p2_star_ms = ecu.uds.p2_timeout_ms, ecu.uds.p2_star_timeout_ms
     cells: list[Cell] = []
     for step in (s.kind.value for s in ecu.uds.sequence if s.enabled):
@@ -169,9 +169,9 @@ def _with_deadline(
 def run_cell(cell: Cell, workdir: Path) -> CellResult:
     """Run one cell in `workdir` (a fresh folder) and check every invariant."""
     t0 = time.monotonic()
-    ecu = harness.fast_ecu()
-    image = harness.make_image(harness.TARGET_VERSION)
-    channel = harness.new_channel()
+    ecu = sim_rig.fast_ecu()
+    image = sim_rig.make_image(sim_rig.TARGET_VERSION)
+    channel = sim_rig.new_channel()
     opts: dict[str, Any] = {}
     adapter: dict[str, Any] | None = None
     if cell.step == "adapter":
@@ -180,12 +180,12 @@ def run_cell(cell: Cell, workdir: Path) -> CellResult:
             # The ECU forgets the programming session after 400 ms of silence (S3 expiry).
             opts["s3_ms"] = 400
             adapter["stall_s"] = 0.7
-    with harness.sim_ecu(ecu, channel, workdir, options=harness.fast_options(**opts)) as sim:
-        boot_before = harness.protected_bytes(sim)
+    with sim_rig.sim_ecu(ecu, channel, workdir, options=sim_rig.fast_options(**opts)) as sim:
+        boot_before = sim_rig.protected_bytes(sim)
         if adapter is None:
             sim.inject(Fault(step=cell.step, kind=cell.kind, arg=cell.arg))
         done = _with_deadline(
-            lambda: harness.flash(ecu, channel, image, adapter_fault=adapter), FLASH_DEADLINE_S
+            lambda: sim_rig.flash(ecu, channel, image, adapter_fault=adapter), FLASH_DEADLINE_S
         )
         result, wrapper = done if done is not None else (None, None)
         fired = (
@@ -193,12 +193,12 @@ def run_cell(cell: Cell, workdir: Path) -> CellResult:
             if adapter is None
             else done is None or (wrapper is not None and wrapper.fired)
         )
-        harness.wait_until_settled(sim)
+        sim_rig.wait_until_settled(sim)
         state = sim.state()
         real = (
-            harness.memory_matches(sim, image)
+            sim_rig.memory_matches(sim, image)
             and state.app_valid
-            and state.software_version == harness.TARGET_VERSION
+            and state.software_version == sim_rig.TARGET_VERSION
         )
         if result is None:
             outcome = "HANG"
@@ -209,17 +209,17 @@ def run_cell(cell: Cell, workdir: Path) -> CellResult:
         ecu_state = f"{state.mode}, app {'valid' if state.app_valid else 'invalid'}"
         sim.clear_faults()
         sim.clear_violations()  # the faulty run may cause some; the re-run must cause none
-        again = _with_deadline(lambda: harness.flash(ecu, channel, image), FLASH_DEADLINE_S)
+        again = _with_deadline(lambda: sim_rig.flash(ecu, channel, image), FLASH_DEADLINE_S)
         rerun = None if again is None else again[0]
-        harness.wait_until_settled(sim)
+        sim_rig.wait_until_settled(sim)
         rerun_violations = tuple(str(v) for v in sim.violations)
         rerun_ok = (
             rerun is not None
             and rerun.ok
-            and harness.memory_matches(sim, image)
+            and sim_rig.memory_matches(sim, image)
             and sim.state().app_valid
         )
-        intact = harness.protected_bytes(sim) == boot_before
+        intact = sim_rig.protected_bytes(sim) == boot_before
     return CellResult(
         step=cell.step,
         fault=cell.label,

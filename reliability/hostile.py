@@ -469,7 +469,7 @@ def case_check_scribbled_db(template: Path, tmp: Path) -> str:
 def _version_case(ch: str, name: str) -> Callable[[Path, Path], str]:
     def case(template: Path, tmp: Path) -> str:
         from fota_studio.core.firmware import to_hex
-        from reliability.harness import make_image
+        from tests.fakes.sim_rig import make_image
 
         fw = tmp / f"fw-{ord(ch):04x}.hex"
         fw.write_bytes(to_hex(make_image("3.2.1")))

@@ -26,7 +26,7 @@ from fota_studio.engine.flash_job import FlashResult
 from fota_studio.protocols import fota_objects as fo
 from fota_studio.protocols.tcu_node import TcuNode
 from fota_studio.sim.chaos import ChaosEcu
-from reliability import harness
+from tests.fakes import sim_rig
 
 #: A chaos flash that has not ended after this long is a hang.
 CHAOS_DEADLINE_S = 30.0
@@ -63,12 +63,12 @@ def chaos_flashes(
     """`n` flashes against chaos ECUs (seeded `seed + i`, mutation rate cycling through `rates`),
     each followed by a clean re-run."""
     stats = ChaosStats()
-    image = harness.make_image(harness.TARGET_VERSION)
+    image = sim_rig.make_image(sim_rig.TARGET_VERSION)
     with tempfile.TemporaryDirectory(prefix="fota-chaos-") as tmp:
         for i in range(n):
-            ecu = harness.fast_ecu()
-            channel = harness.new_channel()
-            with harness.sim_ecu(
+            ecu = sim_rig.fast_ecu()
+            channel = sim_rig.new_channel()
+            with sim_rig.sim_ecu(
                 ecu,
                 channel,
                 Path(tmp) / f"ecu-{i}",
@@ -77,20 +77,20 @@ def chaos_flashes(
                 seed=seed + i,
             ) as sim:
                 assert isinstance(sim, ChaosEcu)
-                boot_before = harness.protected_bytes(sim)
+                boot_before = sim_rig.protected_bytes(sim)
                 done = _flash_bounded(
-                    lambda e=ecu, c=channel: harness.flash(e, c, image), CHAOS_DEADLINE_S
+                    lambda e=ecu, c=channel: sim_rig.flash(e, c, image), CHAOS_DEADLINE_S
                 )
                 stats.flashes += 1
                 stats.responses_mutated += len(sim.mutations)
                 sim.enabled = False
-                harness.wait_until_settled(sim)
+                sim_rig.wait_until_settled(sim)
                 if done is None:
                     stats.hangs += 1
                     continue
                 result = done[0]
                 state = sim.state()
-                real = harness.memory_matches(sim, image) and state.app_valid
+                real = sim_rig.memory_matches(sim, image) and state.app_valid
                 err = str(result.error or "")
                 if result.ok:
                     stats.succeeded += 1
@@ -103,10 +103,10 @@ def chaos_flashes(
                     elif not result.record.failed_step or len(err) < 20:
                         stats.unnamed_errors.append(f"seed {seed + i}: {err[:200]}")
                 again = _flash_bounded(
-                    lambda e=ecu, c=channel: harness.flash(e, c, image), CHAOS_DEADLINE_S
+                    lambda e=ecu, c=channel: sim_rig.flash(e, c, image), CHAOS_DEADLINE_S
                 )
-                ok = again is not None and again[0].ok and harness.memory_matches(sim, image)
-                if not ok or harness.protected_bytes(sim) != boot_before:
+                ok = again is not None and again[0].ok and sim_rig.memory_matches(sim, image)
+                if not ok or sim_rig.protected_bytes(sim) != boot_before:
                     why = "hang" if again is None else str(again[0].error)
                     stats.rerun_failures.append(f"seed {seed + i}: {why[:200]}")
     return stats
@@ -162,7 +162,7 @@ def sdo_fuzz(n: int, seed: int = 11, folder: Path | None = None) -> SdoStats:
     """Send `n` random SDO frames to a TCU node with a standing offer; check it survives."""
     stats = SdoStats()
     rng = random.Random(seed)
-    channel = harness.new_channel()
+    channel = sim_rig.new_channel()
     layout = fo.FotaLayout.load()
     subs = [o.subindex for o in layout.objects()]
     read_only = [o.name for o in layout.objects() if not o.writable]

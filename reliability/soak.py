@@ -43,7 +43,7 @@ from fota_studio.infra.repository import RepositoryStore
 from fota_studio.infra.requests_store import RequestsStore
 from fota_studio.infra.workspace import Workspace
 from fota_studio.sim.faults import Fault
-from reliability import harness
+from tests.fakes import sim_rig
 
 #: Faults drawn for the ~20 % faulty updates (all recoverable by the next update).
 SOAK_FAULTS = (
@@ -127,9 +127,9 @@ def soak(n: int, *, seed: int = 3, fault_share: float = 0.2, warmup: int = 5) ->
     rng = random.Random(seed)
     report = SoakReport()
     t0 = time.monotonic()
-    ecu = harness.fast_ecu()
-    image = harness.make_image(harness.TARGET_VERSION)
-    channel = harness.new_channel()
+    ecu = sim_rig.fast_ecu()
+    image = sim_rig.make_image(sim_rig.TARGET_VERSION)
+    channel = sim_rig.new_channel()
     threads_before = threading.active_count()
     with tempfile.TemporaryDirectory(prefix="fota-soak-") as tmp:
         root = Path(tmp)
@@ -139,7 +139,7 @@ def soak(n: int, *, seed: int = 3, fault_share: float = 0.2, warmup: int = 5) ->
         capture = TraceCapture(store)
         tester = can.Bus(interface="virtual", channel=channel, ignore_config=True)
         try:
-            with harness.sim_ecu(ecu, channel, root / "sim") as sim:
+            with sim_rig.sim_ecu(ecu, channel, root / "sim") as sim:
                 notifier = engine.attach_channel("CAN1", tester)
                 capture.attach("CAN1", tester, notifier)
                 for i in range(n):
@@ -157,15 +157,15 @@ def soak(n: int, *, seed: int = 3, fault_share: float = 0.2, warmup: int = 5) ->
                         ecu,
                         image,
                         machine="Soak #1",
-                        version=harness.TARGET_VERSION,
-                        expected_version=harness.TARGET_VERSION,
+                        version=sim_rig.TARGET_VERSION,
+                        expected_version=sim_rig.TARGET_VERSION,
                         buslog_path=blf,
-                        boot_wait_s=harness.BOOT_WAIT_S,
+                        boot_wait_s=sim_rig.BOOT_WAIT_S,
                     )
                     result: FlashResult = handle.result(JOB_DEADLINE_S)
                     report.trace_frames += capture.drain_into_store()
                     sim.clear_faults()
-                    harness.wait_until_settled(sim)
+                    sim_rig.wait_until_settled(sim)
                     report.updates += 1
                     if result.ok:
                         report.succeeded += 1
@@ -174,7 +174,7 @@ def soak(n: int, *, seed: int = 3, fault_share: float = 0.2, warmup: int = 5) ->
                     rid = save_flash_record(ws, result.record, blf)
                     stored = load_flash_record(ws, rid)
                     state = sim.state()
-                    sim_ok = harness.memory_matches(sim, image) and state.app_valid
+                    sim_ok = sim_rig.memory_matches(sim, image) and state.app_valid
                     problem = _check_record(stored, result, sim_ok)
                     if problem is None and stored.buslog_sha256 and load_buslog(ws, stored) is None:
                         problem = "bus log blob missing"
@@ -220,9 +220,9 @@ class ParallelReport:
 def parallel(fault: Fault | None = None) -> ParallelReport:
     """Flash ECU A (with `fault`) and ECU B at the same time, each on its own channel/worker."""
     fault = fault or Fault("transfer_data", "power_loss", 0x500)
-    image = harness.make_image(harness.TARGET_VERSION)
-    ecus = {"A": harness.fast_ecu(), "B": harness.fast_ecu()}
-    channels = {k: harness.new_channel() for k in ecus}
+    image = sim_rig.make_image(sim_rig.TARGET_VERSION)
+    ecus = {"A": sim_rig.fast_ecu(), "B": sim_rig.fast_ecu()}
+    channels = {k: sim_rig.new_channel() for k in ecus}
     with tempfile.TemporaryDirectory(prefix="fota-par-") as tmp:
         engine = Engine()
         buses: list[can.BusABC] = []
@@ -230,8 +230,8 @@ def parallel(fault: Fault | None = None) -> ParallelReport:
         workers: set[str] = set()
         try:
             with (
-                harness.sim_ecu(ecus["A"], channels["A"], Path(tmp) / "a") as sim_a,
-                harness.sim_ecu(ecus["B"], channels["B"], Path(tmp) / "b") as sim_b,
+                sim_rig.sim_ecu(ecus["A"], channels["A"], Path(tmp) / "a") as sim_a,
+                sim_rig.sim_ecu(ecus["B"], channels["B"], Path(tmp) / "b") as sim_b,
             ):
                 sim_a.inject(fault)
                 handles: dict[str, Any] = {}
@@ -251,16 +251,16 @@ def parallel(fault: Fault | None = None) -> ParallelReport:
                         key,
                         ecus[key],
                         image,
-                        expected_version=harness.TARGET_VERSION,
-                        boot_wait_s=harness.BOOT_WAIT_S,
+                        expected_version=sim_rig.TARGET_VERSION,
+                        boot_wait_s=sim_rig.BOOT_WAIT_S,
                         on_result=on_result,
                     )
                     engine.submit(key, "whoami", job)
                 res_a: FlashResult = handles["A"].result(JOB_DEADLINE_S)
                 res_b: FlashResult = handles["B"].result(JOB_DEADLINE_S)
-                harness.wait_until_settled(sim_b)
+                sim_rig.wait_until_settled(sim_b)
                 healthy_ok = (
-                    res_b.ok and harness.memory_matches(sim_b, image) and sim_b.state().app_valid
+                    res_b.ok and sim_rig.memory_matches(sim_b, image) and sim_b.state().app_valid
                 )
                 a0, a1 = windows["A"]
                 b0, b1 = windows["B"]

@@ -1,4 +1,6 @@
-"""Shared helpers for the flash engine tests: a test image, a simulated ECU on a virtual bus."""
+"""Flash-engine test pieces on top of the shared rig (`sim_rig`): a test image with a few blocks
+per segment, a simulated ECU on a virtual bus, the tester's bus, and the TransferData frames a
+bus log holds. Main thread of a test."""
 
 from __future__ import annotations
 
@@ -12,25 +14,33 @@ from fota_studio.core.ea import EcuDefinition
 from fota_studio.core.firmware import FirmwareImage
 from fota_studio.demo import catalog as demo_catalog
 from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions
-from reliability import harness
+from tests.fakes import sim_rig
+
+#: The tester's own virtual bus instance and notifier; flash contents equal an image.
+open_tester_bus = sim_rig.tester_bus
+memory_matches = sim_rig.memory_matches
+#: A demo ECU with short P2 / entry delay / TesterPresent period, and the simulator options
+#: matching it (boot faster than the entry delay).
+fast_ecu = sim_rig.fast_ecu
+fast_sim_options = sim_rig.fast_options
 
 
 def make_image(
     version: str, sizes: tuple[int, ...] = (0x3000, 0x1800), gap: int = 0x2000
 ) -> FirmwareImage:
-    """Segments from APP_REGION_START with gaps (the reliability harness's image, with sizes
-    that make a few blocks per segment)."""
-    return harness.make_image(version, sizes, gap)
+    """Segments from APP_REGION_START with gaps (the rig's image, with sizes that make a few
+    blocks per segment)."""
+    return sim_rig.make_image(version, sizes, gap)
 
 
 def demo_ecu(name: str) -> EcuDefinition:
     """The demo ECU `name` as the catalog defines it (its documented timings)."""
-    ecu = next(e for e in demo_catalog.demo_ecus() if e.name == name)
-    return ecu
+    return next(e for e in demo_catalog.demo_ecus() if e.name == name)
 
 
 def fast_options(**kw: object) -> SimEcuOptions:
-    """Simulator options with short erase/boot times."""
+    """Simulator options with short erase times (boot and reset at the simulator's defaults,
+    for the demo ECU's documented timings)."""
     opts = SimEcuOptions(erase_ms_per_kib=0.5, erase_min_ms=20, pending_interval_ms=50)
     for k, v in kw.items():
         setattr(opts, k, v)
@@ -47,51 +57,18 @@ def sim_ecu(
     options: SimEcuOptions | None = None,
     initial_version: str | None = "0.9.0",
 ) -> Iterator[SimEcu]:
-    """A started SimEcu on its own virtual bus instance + notifier (stopped on exit)."""
-    bus = can.Bus(interface="virtual", channel=channel, fd=fd, ignore_config=True)
-    notifier = can.Notifier(bus, [], timeout=0.05)
-    initial = None
-    if initial_version is not None:
-        initial = [(s.address, s.data) for s in make_image(initial_version, (0x800,)).segments]
-    sim = SimEcu(
+    """A started SimEcu (machine "t") on its own virtual bus instance + notifier (stopped on
+    exit); classic CAN unless `fd`."""
+    with sim_rig.sim_ecu(
         ecu,
-        bus,
-        notifier,
-        machine="t",
-        state_dir=state_dir,
+        channel,
+        state_dir,
+        fd=fd,
         options=options or fast_options(),
-        initial_image=initial,
-    )
-    sim.start()
-    try:
+        initial_version=initial_version,
+        machine="t",
+    ) as sim:
         yield sim
-    finally:
-        sim.close()
-        notifier.stop(timeout=0.1)
-        bus.shutdown()
-
-
-@contextlib.contextmanager
-def open_tester_bus(channel: str, fd: bool = False) -> Iterator[tuple[can.BusABC, can.Notifier]]:
-    """The tester's own virtual bus instance and notifier."""
-    bus = can.Bus(interface="virtual", channel=channel, fd=fd, ignore_config=True)
-    notifier = can.Notifier(bus, [], timeout=0.05)
-    try:
-        yield bus, notifier
-    finally:
-        notifier.stop(timeout=0.1)
-        bus.shutdown()
-
-
-def memory_matches(sim: SimEcu, image: FirmwareImage) -> bool:
-    """True when the simulated flash holds exactly the image's segments."""
-    return all(sim.memory.read(s.address, len(s.data)) == s.data for s in image.segments)
-
-
-#: A demo ECU with short P2 / entry delay / TesterPresent period, and the simulator options
-#: matching it (boot faster than the entry delay): the reliability harness's, shared.
-fast_ecu = harness.fast_ecu
-fast_sim_options = harness.fast_options
 
 
 def transfer_first_frames(blf: bytes, folder: Path) -> list[bytes]:

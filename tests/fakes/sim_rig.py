@@ -1,6 +1,6 @@
-"""Shared harness of the reliability campaign: test images, a simulated ECU on a virtual bus, the
-tester's bus, and a tester-side bus wrapper that fails like a real adapter (bus-off, adapter
-error, a stalled tester that lets the ECU's S3 timer expire).
+"""The simulated-ECU rig the tests and the reliability campaign share: test images, a simulated
+ECU on a virtual bus, the tester's bus, and a tester-side bus wrapper that fails like a real
+adapter (bus-off, adapter error, a stalled tester that lets the ECU's S3 timer expire).
 
 Everything here uses real parts: python-can `virtual` buses, the real `SimEcu` (or `ChaosEcu`)
 speaking can-isotp/UDS, the real flash engine. Call from the main thread of a script or test;
@@ -90,12 +90,18 @@ def sim_ecu(
     *,
     options: SimEcuOptions | None = None,
     cls: type[SimEcu] = SimEcu,
+    fd: bool | None = None,
+    initial_version: str | None = INITIAL_VERSION,
     **extra: Any,
 ) -> Iterator[SimEcu]:
-    """A started simulated ECU (class `cls`) on its own virtual bus + notifier."""
-    bus = can.Bus(interface="virtual", channel=channel, fd=ecu.connection.fd, ignore_config=True)
+    """A started simulated ECU (class `cls`) on its own virtual bus + notifier, running
+    `initial_version` (None: blank flash); `fd` defaults to the ECU's connection."""
+    fd = ecu.connection.fd if fd is None else fd
+    bus = can.Bus(interface="virtual", channel=channel, fd=fd, ignore_config=True)
     notifier = can.Notifier(bus, [], timeout=0.05)
-    initial = [(s.address, s.data) for s in make_image(INITIAL_VERSION, (0x800,)).segments]
+    initial = None
+    if initial_version is not None:
+        initial = [(s.address, s.data) for s in make_image(initial_version, (0x800,)).segments]
     try:
         sim = cls(
             ecu,
@@ -128,7 +134,7 @@ def tester_bus(channel: str, fd: bool = False) -> Iterator[tuple[can.BusABC, can
         bus.shutdown()
 
 
-class AdapterFaultBus(can.BusABC):  # type: ignore[misc]
+class AdapterFaultBus(can.BusABC):
     """Tester-side send wrapper failing like an adapter after `after_frames` frames.
 
     mode "bus_off": every later send raises `can.CanOperationError` (the controller went

@@ -15,7 +15,7 @@ from fota_studio.infra.workspace import Workspace
 from fota_studio.protocols.bus import BusSettings
 from fota_studio.ui.engine_bridge import EngineBridge
 from fota_studio.ui.panels.flash_panel import FlashPanel
-from tests.unit.test_flash_helpers import fast_ecu, fast_sim_options, make_image, sim_ecu
+from tests.fakes.flash import fast_ecu, fast_sim_options, make_image, sim_ecu
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 from fota_studio.engine.ecu_info import EcuInfo, read_ecu_info, submit_read_ecu_info
 from fota_studio.engine.engine import Engine
 from fota_studio.protocols.bus import BusSettings
-from tests.unit.test_flash_helpers import fast_ecu, fast_sim_options, open_tester_bus, sim_ecu
+from tests.fakes.flash import fast_ecu, fast_sim_options, open_tester_bus, sim_ecu
 
 
 def test_reads_version_dids_and_live_preconditions_through_the_engine(

@@ -9,7 +9,7 @@ import pytest
 from fota_studio.core import firmware as fw
 from fota_studio.core.errors import ImageError
 from fota_studio.core.firmware import FirmwareImage
-from tests.unit.test_firmware_load import EOF_HEX, hexrec, lines, srec
+from tests.fakes.firmware_text import EOF_HEX, hexrec, lines, srec
 
 D1 = hexrec(0, 0x0000, b"\x01\x02\x03\x04")
 D2 = hexrec(0, 0x0010, b"\x05\x06")

@@ -28,11 +28,11 @@ from fota_studio.core.flash_plan import (
 from fota_studio.engine.flash_job import FlashSession, flash_ecu
 from fota_studio.sim.paced_bus import PacedVirtualBus, wire_statistics
 from fota_studio.sim.uds_ecu import SimEcu
-from reliability import harness
+from tests.fakes import sim_rig
 
 
 def _conn(name: str) -> Connection:
-    return harness.fast_ecu(name).connection
+    return sim_rig.fast_ecu(name).connection
 
 
 def test_last_consecutive_frame_is_short_without_padding() -> None:
@@ -72,8 +72,8 @@ def test_flow_control_count_follows_the_ecus_block_size() -> None:
     assert isotp_frames(1026, conn) == (147, 19)
     assert isotp_frames(1026, conn, block_size=0) == (147, 1)
     assert isotp_frames(1026, conn, block_size=32) == (147, 5)
-    assert make_plan(harness.fast_ecu(), [(0, 0x800)], ecu_block_size=0).wire_time_s < (
-        make_plan(harness.fast_ecu(), [(0, 0x800)]).wire_time_s
+    assert make_plan(sim_rig.fast_ecu(), [(0, 0x800)], ecu_block_size=0).wire_time_s < (
+        make_plan(sim_rig.fast_ecu(), [(0, 0x800)]).wire_time_s
     )
 
 
@@ -87,10 +87,10 @@ def test_frame_wire_time_matches_can_timing() -> None:
 def test_plan_wire_time_matches_the_paced_bus(
     ecu_name: str, can_channel: str, tmp_path: Path
 ) -> None:
-    ecu = harness.fast_ecu(ecu_name)
+    ecu = sim_rig.fast_ecu(ecu_name)
     conn = ecu.connection
     # Three blocks on classic CAN (0x400, 0x400, a short last one), one or two on FD.
-    image = harness.make_image(harness.TARGET_VERSION, (0x9A3,))
+    image = sim_rig.make_image(sim_rig.TARGET_VERSION, (0x9A3,))
     kw = {"bitrate": conn.bitrate_bps, "data_bitrate": conn.data_bitrate_bps, "fd": conn.fd}
     ecu_bus = PacedVirtualBus(can_channel, **kw)
     tester_bus = PacedVirtualBus(can_channel, **kw)
@@ -103,14 +103,14 @@ def test_plan_wire_time_matches_the_paced_bus(
         if isinstance(event, StepStarted | StepFinished) and event.step == "transfer_data":
             busy[type(event).__name__] = wire_statistics(can_channel)[1]
 
-    initial = [(s.address, s.data) for s in harness.make_image("0.9.0", (0x800,)).segments]
+    initial = [(s.address, s.data) for s in sim_rig.make_image("0.9.0", (0x800,)).segments]
     try:
         sim = SimEcu(
             ecu,
             ecu_bus,
             ecu_notifier,
             state_dir=tmp_path / "sim",
-            options=harness.fast_options(),
+            options=sim_rig.fast_options(),
             initial_image=initial,
         )
         sim.start()
@@ -119,8 +119,8 @@ def test_plan_wire_time_matches_the_paced_bus(
                 ecu=ecu,
                 bus=tester_bus,
                 notifier=tester_notifier,
-                expected_version=harness.TARGET_VERSION,
-                boot_wait_s=harness.BOOT_WAIT_S,
+                expected_version=sim_rig.TARGET_VERSION,
+                boot_wait_s=sim_rig.BOOT_WAIT_S,
             )
             result = flash_ecu(session, image, report)
         finally:
@@ -147,7 +147,7 @@ def _steps(plan: FlashPlan, name: str) -> list[float]:
 
 
 def test_erase_estimate_uses_timing_facts_and_the_erase_ranges() -> None:
-    ecu = harness.fast_ecu("VCU")
+    ecu = sim_rig.fast_ecu("VCU")
     region = ecu.uds.memory_regions[0]
     sector = region.erase_sector_bytes
     ecu.uds.timing.erase_ms_per_kib = 0.0
@@ -165,7 +165,7 @@ def test_erase_estimate_uses_timing_facts_and_the_erase_ranges() -> None:
 
 
 def test_transfer_estimate_adds_programming_time_and_stmin() -> None:
-    ecu = harness.fast_ecu("VCU")
+    ecu = sim_rig.fast_ecu("VCU")
     base = sum(_steps(make_plan(ecu, [(0x1_0000, 0x4000)]), "transfer_data"))
     ecu.uds.timing.programming_ms_per_kib = 10.0
     slower = sum(_steps(make_plan(ecu, [(0x1_0000, 0x4000)]), "transfer_data"))
@@ -179,7 +179,7 @@ def test_transfer_estimate_adds_programming_time_and_stmin() -> None:
 
 
 def test_reset_time_and_entry_delay_are_in_the_estimate() -> None:
-    ecu = harness.fast_ecu("VCU")
+    ecu = sim_rig.fast_ecu("VCU")
     ecu.uds.timing.reset_time_ms = 3000
     plan = make_plan(ecu, [(0x1_0000, 0x100)])
     (start,) = _steps(plan, "application_start")
@@ -191,7 +191,7 @@ def test_reset_time_and_entry_delay_are_in_the_estimate() -> None:
 
 
 def test_measured_flashes_replace_the_ea_estimate() -> None:
-    ecu = harness.fast_ecu("VCU")
+    ecu = sim_rig.fast_ecu("VCU")
     measured = [
         MeasuredFlash(
             bytes_total=0x8000,

@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 
 from fota_studio.sim.chaos import MUTATIONS, ChaosEcu
-from reliability import harness
 from reliability.protocol_fuzz import chaos_flashes, sdo_fuzz
+from tests.fakes import sim_rig
 
 
 def test_chaos_mutations_keep_framing_and_are_reproducible(tmp_path: Path) -> None:
-    ecu = harness.fast_ecu()
-    channel = harness.new_channel()
+    ecu = sim_rig.fast_ecu()
+    channel = sim_rig.new_channel()
     payloads = [bytes([0x76, 0x05]), bytes([0x7F, 0x31, 0x78]), bytes([0x71, 0x01, 0xFF, 0x00])]
     seen: list[list[bytes]] = []
     for _ in range(2):
-        with harness.sim_ecu(ecu, channel, tmp_path / "s", cls=ChaosEcu, seed=3) as sim:
+        with sim_rig.sim_ecu(ecu, channel, tmp_path / "s", cls=ChaosEcu, seed=3) as sim:
             assert isinstance(sim, ChaosEcu)
             seen.append([b"".join(sim.mutate(p)) for p in payloads * 20])
             kinds = {m[0] for m in sim.mutations}
@@ -47,9 +47,9 @@ def test_random_sdo_frames_do_not_break_the_tcu(seed: int, tmp_path: Path) -> No
 
 
 def test_chaos_rate_validation(tmp_path: Path) -> None:
-    ecu = harness.fast_ecu()
+    ecu = sim_rig.fast_ecu()
     with (
         pytest.raises(ValueError, match="rate"),
-        harness.sim_ecu(ecu, harness.new_channel(), tmp_path, cls=ChaosEcu, rate=1.5),
+        sim_rig.sim_ecu(ecu, sim_rig.new_channel(), tmp_path, cls=ChaosEcu, rate=1.5),
     ):
         pass

@@ -19,7 +19,7 @@ from fota_studio.core.safe_text import check_version_text
 from fota_studio.demo.catalog import demo_architecture
 from fota_studio.infra.repository import RepositoryStore
 from fota_studio.infra.workspace import Workspace
-from reliability.harness import make_image
+from tests.fakes.sim_rig import make_image
 
 LOOK_ALIKES = {
     "\u200b": "U+200B ZERO WIDTH SPACE",

@@ -27,7 +27,7 @@ from fota_studio.protocols.isotp_link import (
 )
 from fota_studio.protocols.uds_link import SESSION_LOST_HINT, UdsLink, hint_for_nrc
 from fota_studio.sim.faults import Fault, parse_fault
-from reliability import harness
+from tests.fakes import sim_rig
 
 RX_ID = 0x7E8
 TX_ID = 0x7E0
@@ -174,11 +174,11 @@ def test_pending_fault_parses() -> None:
 
 
 def test_transfer_data_waits_through_response_pending(can_channel: str, tmp_path: Path) -> None:
-    ecu = harness.fast_ecu()
+    ecu = sim_rig.fast_ecu()
     # The answer comes 250 ms after the last 0x78: later than P2 (100 ms), within P2* (1 s),
     # so the flash only succeeds when each 0x78 switches the wait to P2*.
     ecu.uds.p2_timeout_ms = 100
-    image = harness.make_image(harness.TARGET_VERSION, (0x900,))
+    image = sim_rig.make_image(sim_rig.TARGET_VERSION, (0x900,))
     busy: list[str] = []
     steps: list[StepFinished] = []
 
@@ -188,18 +188,18 @@ def test_transfer_data_waits_through_response_pending(can_channel: str, tmp_path
         elif isinstance(event, EcuBusy):
             busy.append(event.step)
 
-    opts = harness.fast_options(pending_interval_ms=250)
+    opts = sim_rig.fast_options(pending_interval_ms=250)
     with (
-        harness.sim_ecu(ecu, can_channel, tmp_path / "sim", options=opts) as sim,
-        harness.tester_bus(can_channel) as (bus, notifier),
+        sim_rig.sim_ecu(ecu, can_channel, tmp_path / "sim", options=opts) as sim,
+        sim_rig.tester_bus(can_channel) as (bus, notifier),
     ):
         sim.inject(Fault("transfer_data", "pending", 3))
         session = FlashSession(
             ecu=ecu,
             bus=bus,
             notifier=notifier,
-            expected_version=harness.TARGET_VERSION,
-            boot_wait_s=harness.BOOT_WAIT_S,
+            expected_version=sim_rig.TARGET_VERSION,
+            boot_wait_s=sim_rig.BOOT_WAIT_S,
         )
         result = flash_ecu(session, image, report)
         assert sim.faults_fired, "the pending fault never fired"
@@ -214,9 +214,9 @@ def test_transfer_data_fast_path_raises_the_nrc_after_pending(
     can_channel: str, tmp_path: Path
 ) -> None:
     """A raw responder: 0x78 twice, then NRC 0x7F — the step, NRC and session hint survive."""
-    ecu = harness.fast_ecu()
+    ecu = sim_rig.fast_ecu()
     conn = ecu.connection
-    with harness.tester_bus(can_channel) as (bus, notifier):
+    with sim_rig.tester_bus(can_channel) as (bus, notifier):
         responder_bus = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
         responder_notifier = can.Notifier(responder_bus, [], timeout=0.05)
         address = isotp.Address(

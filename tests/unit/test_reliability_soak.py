@@ -13,8 +13,8 @@ from fota_studio.engine.trace_capture import TraceCapture
 from fota_studio.engine.trace_store import FLAG_TX, TraceStore
 from fota_studio.protocols.bus import BusSettings
 from fota_studio.sim.faults import Fault
-from reliability import harness
 from reliability.soak import parallel, soak
+from tests.fakes import sim_rig
 
 
 def test_short_soak_has_no_leaks_and_consistent_records() -> None:
@@ -38,21 +38,21 @@ def test_two_machines_in_parallel_stay_independent() -> None:
 
 
 def test_live_trace_shows_the_engines_tx_frames(tmp_path: Path) -> None:
-    ecu = harness.fast_ecu()
-    channel = harness.new_channel()
-    image = harness.make_image(harness.TARGET_VERSION)
+    ecu = sim_rig.fast_ecu()
+    channel = sim_rig.new_channel()
+    image = sim_rig.make_image(sim_rig.TARGET_VERSION)
     events: list[EngineEvent] = []
     engine = Engine(events.append)
     store = TraceStore(capacity_frames=100_000)
     capture = TraceCapture(store)
     try:
-        with harness.sim_ecu(ecu, channel, tmp_path / "sim"):  # type: ignore[operator]
+        with sim_rig.sim_ecu(ecu, channel, tmp_path / "sim"):  # type: ignore[operator]
             bus, notifier = engine.open_channel(
                 "CAN1", BusSettings(interface="virtual", channel=channel)
             )
             capture.attach("CAN1", bus, notifier)
             result = engine.submit_flash(
-                "CAN1", ecu, image, expected_version=harness.TARGET_VERSION, boot_wait_s=1.5
+                "CAN1", ecu, image, expected_version=sim_rig.TARGET_VERSION, boot_wait_s=1.5
             ).result(60)
             assert result.ok, result.error
             capture.drain_into_store()

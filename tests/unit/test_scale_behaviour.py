@@ -251,7 +251,7 @@ def test_list_queries_use_an_index(ws: Workspace, sql: str, index: str) -> None:
 def test_flash_record_summarises_plain_transfer_blocks(tmp_path: Path) -> None:
     from fota_studio.demo.run import run_demo
     from fota_studio.engine.records import list_flash_records, load_buslog, load_flash_record
-    from tests.unit.test_flash_helpers import transfer_first_frames
+    from tests.fakes.flash import transfer_first_frames
 
     with Workspace.open(tmp_path / "ws") as w:
         run_demo(w)

@@ -19,7 +19,7 @@ from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.repository import RepositoryStore
 from fota_studio.infra.trust import TrustStore
 from fota_studio.infra.workspace import Workspace
-from tests.unit.test_security_packages import _image_hex, _vcu
+from tests.fakes.packages import vcu_image_hex, vcu_repository
 
 PASSPHRASE = "correct horse battery"
 
@@ -154,11 +154,11 @@ def test_attacker_key_cannot_be_trusted_and_its_package_never_flashes(
     assert code == 2 and "operator mode: repo trust" in err
     with Workspace.open(protected) as ws:
         assert TrustStore(ws).keys() == []
-    brand, model = _vcu()
+    brand, model = vcu_repository()
     pkg = tmp_path / "evil.zip"
     pkg.write_bytes(
         build_package(
-            _image_hex("6.6.6"),
+            vcu_image_hex("6.6.6"),
             "vcu.hex",
             brand=brand,
             model=model,
@@ -178,7 +178,7 @@ def test_attacker_key_cannot_be_trusted_and_its_package_never_flashes(
         store = EaStore(ws)
         ea_file.write_text(dump_ea_yaml(store.get(store.list()[0].name)))
     fw = tmp_path / "evil.hex"
-    fw.write_bytes(_image_hex("6.6.6"))
+    fw.write_bytes(vcu_image_hex("6.6.6"))
     code, _, err = _run(
         protected,
         capsys,

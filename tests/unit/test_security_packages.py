@@ -13,26 +13,15 @@ from fota_studio.cli import main
 from fota_studio.core.ea import SecurityLevel
 from fota_studio.core.ea_format import save_ea_file
 from fota_studio.core.errors import PackageError, RepositoryError, SecurityAccessError
-from fota_studio.core.firmware import FirmwareImage, Segment, to_hex
 from fota_studio.core.package import build_package, generate_signing_key, load_signing_key
 from fota_studio.demo import catalog as demo_catalog
 from fota_studio.engine.records import list_flash_records
 from fota_studio.engine.seedkey import SeedKeyRegistry
 from fota_studio.infra.repository import RepositoryStore
 from fota_studio.infra.workspace import Workspace
+from tests.fakes.packages import vcu_image_hex, vcu_repository
 
 VERSION = "7.0.0"
-
-
-def _vcu() -> tuple[str, str]:
-    ecu = next(e for e in demo_catalog.demo_ecus() if e.name == "VCU")
-    return ecu.brand, ecu.model
-
-
-def _image_hex(version: str) -> bytes:
-    head = demo_catalog.app_header(version)
-    body = head + bytes((i * 13) & 0xFF for i in range(0x600 - len(head)))
-    return to_hex(FirmwareImage((Segment(demo_catalog.APP_REGION_START, body),)))
 
 
 def _seed_workspace(ws_dir: Path) -> None:
@@ -70,10 +59,10 @@ def signed_ws(tmp_path: Path) -> tuple[Path, bytes]:
 
 
 def _package(version: str, private_pem: bytes | None, signer: str = "release") -> bytes:
-    brand, model = _vcu()
+    brand, model = vcu_repository()
     key = load_signing_key(private_pem) if private_pem else None
     return build_package(
-        _image_hex(version),
+        vcu_image_hex(version),
         "vcu.hex",
         brand=brand,
         model=model,
@@ -85,12 +74,12 @@ def _package(version: str, private_pem: bytes | None, signer: str = "release") -
 
 def test_policy_refuses_unsigned_and_untrusted_imports(signed_ws: tuple[Path, bytes]) -> None:
     ws_dir, _private_pem = signed_ws
-    brand, model = _vcu()
+    brand, model = vcu_repository()
     other_private, _ = generate_signing_key()
     with Workspace.open(ws_dir) as ws:
         repo = RepositoryStore(ws)
         with pytest.raises(RepositoryError, match="only signed"):
-            repo.import_bytes(brand, model, "7.0.1", _image_hex("7.0.1"), source_name="a.hex")
+            repo.import_bytes(brand, model, "7.0.1", vcu_image_hex("7.0.1"), source_name="a.hex")
         with pytest.raises(PackageError, match="unsigned"):
             repo.import_bytes(None, None, None, _package("7.0.2", None), source_name="u.zip")
         with pytest.raises(PackageError):
@@ -106,7 +95,7 @@ def test_tampered_stored_package_never_reaches_the_ecu(signed_ws: tuple[Path, by
     with Workspace.open(ws_dir) as ws:
         repo = RepositoryStore(ws)
         repo.import_bytes(None, None, None, _package(VERSION, private_pem), source_name="p.zip")
-        brand, model = _vcu()
+        brand, model = vcu_repository()
         v = repo.get_version(brand, model, VERSION)
         assert v.signature_state == "valid"
         blob = ws.blobs.path(v.file_sha256)
@@ -141,7 +130,7 @@ def test_policy_blocks_plain_file_in_cli_flash(
     ea = tmp_path / "ea.yaml"
     save_ea_file(demo_catalog.demo_architecture(), ea)
     fw = tmp_path / "vcu.hex"
-    fw.write_bytes(_image_hex("7.1.0"))
+    fw.write_bytes(vcu_image_hex("7.1.0"))
     assert _flash(ws_dir, "--ea", str(ea), "--firmware", str(fw), "--expect-version", "7.1.0") != 0
 
 

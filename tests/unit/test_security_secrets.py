@@ -20,7 +20,7 @@ from fota_studio.engine.records import save_flash_record
 from fota_studio.infra import secrets
 from fota_studio.infra.logsetup import LOG_FORMAT
 from fota_studio.infra.workspace import Workspace
-from reliability import harness
+from tests.fakes import sim_rig
 
 REF = "vcu-programming"
 
@@ -71,7 +71,7 @@ def test_planted_secret_never_reaches_an_artefact(
     secret = os.urandom(16)
     secrets.set_secret(REF, secret)
     assert memory_keyring.store  # stored in the keyring, as hex text
-    ecu = harness.fast_ecu()
+    ecu = sim_rig.fast_ecu()
     for level in ecu.uds.security_levels:
         level.secret_ref = REF
         level.params = {}  # no constant anywhere: the flash works only with the keyring secret
@@ -83,13 +83,13 @@ def test_planted_secret_never_reaches_an_artefact(
     old_level = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
-    channel = harness.new_channel()
-    image = harness.make_image(harness.TARGET_VERSION)
+    channel = sim_rig.new_channel()
+    image = sim_rig.make_image(sim_rig.TARGET_VERSION)
     blf = tmp_path / "session.blf"
     try:
-        options = harness.fast_options(secrets={REF: secret})
-        with harness.sim_ecu(ecu, channel, tmp_path / "sim", options=options):
-            result, _ = harness.flash(ecu, channel, image, buslog_path=blf)
+        options = sim_rig.fast_options(secrets={REF: secret})
+        with sim_rig.sim_ecu(ecu, channel, tmp_path / "sim", options=options):
+            result, _ = sim_rig.flash(ecu, channel, image, buslog_path=blf)
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)

@@ -26,7 +26,7 @@ from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.repository import RepositoryStore, VersionInfo
 from fota_studio.infra.trust import NotFlashableError, TrustStore, check_flashable
 from fota_studio.infra.workspace import Workspace
-from tests.unit.test_security_packages import _image_hex, _vcu
+from tests.fakes.packages import vcu_image_hex, vcu_repository
 
 VERSION = "7.0.0"
 
@@ -46,9 +46,9 @@ def ws_dir(seeded: Path, tmp_path: Path) -> Path:
 
 
 def _package(version: str, private_pem: bytes, signer: str = "release", **policy: object) -> bytes:
-    brand, model = _vcu()
+    brand, model = vcu_repository()
     return build_package(
-        _image_hex(version),
+        vcu_image_hex(version),
         "vcu.hex",
         brand=brand,
         model=model,
@@ -175,7 +175,7 @@ def test_re_signed_version_flashes_again(ws_dir: Path, capsys: pytest.CaptureFix
     code, err = _flash(ws_dir, VERSION, capsys)
     assert code == 1 and "no longer trusted" in err
     out = ws_dir.parent / "resigned.zip"
-    brand, model = _vcu()
+    brand, model = vcu_repository()
     argv = ["--workspace", str(ws_dir), "repo", "export", "--brand", brand, "--model", model]
     argv += ["--version", VERSION, "--format", "package", "--output", str(out)]
     assert main([*argv, "--sign-key", str(key_file), "--signer", "release-2026"]) == 0
@@ -189,7 +189,7 @@ def test_re_signed_version_flashes_again(ws_dir: Path, capsys: pytest.CaptureFix
     # a "re-signed" package with other firmware is refused
     with Workspace.open(ws_dir) as ws:
         other = build_package(
-            _image_hex("6.6.6"),
+            vcu_image_hex("6.6.6"),
             "vcu.hex",
             brand=brand,
             model=model,
@@ -264,7 +264,7 @@ def test_downgrade_below_the_installed_release_counter_needs_a_signed_allowance(
             check_flashable(ws, old, **kw, installed_version="8.0.0")
     key_file = ws_dir.parent / "release.pem"
     key_file.write_bytes(private_pem)
-    brand, model = _vcu()
+    brand, model = vcu_repository()
     capsys.readouterr()
     code = main(
         [

@@ -34,7 +34,7 @@ from fota_studio.protocols.bus import (
     bus_kwargs,
     open_bus,
 )
-from reliability import harness
+from tests.fakes import sim_rig
 from tests.fakes.slcan_device import SlcanDevice
 
 #: Upper bound for one flash here (the emulated flash takes about a second).
@@ -110,9 +110,9 @@ def test_doctor_without_an_ecu_cannot_prove_the_ack(
 def test_doctor_ok_for_a_healthy_adapter_with_an_ecu_behind_it(
     can_channel: str, tmp_path: Path
 ) -> None:
-    ecu = harness.fast_ecu()
+    ecu = sim_rig.fast_ecu()
     with (
-        harness.sim_ecu(ecu, can_channel, tmp_path / "sim"),
+        sim_rig.sim_ecu(ecu, can_channel, tmp_path / "sim"),
         SlcanDevice(can_channel) as dev,
     ):
         report = run_doctor(_slcan(dev.port), listen_s=0.05, ecu=ecu)
@@ -128,7 +128,7 @@ def test_doctor_ok_for_a_healthy_adapter_with_an_ecu_behind_it(
 
 def test_doctor_names_a_silent_ecu_behind_a_healthy_adapter(can_channel: str) -> None:
     with SlcanDevice(can_channel) as dev:
-        report = run_doctor(_slcan(dev.port), listen_s=0.05, ecu=harness.fast_ecu())
+        report = run_doctor(_slcan(dev.port), listen_s=0.05, ecu=sim_rig.fast_ecu())
     err = report.first_error
     assert err is not None and err.name == "peer"
     assert "VCU does not answer TesterPresent 3E 00" in err.summary
@@ -218,11 +218,11 @@ def test_an_unchecked_bus_that_never_opened_says_the_ecu_was_never_touched(
 ) -> None:
     # A bus python-can "opened" without reading the answers (as it does on its own): the first
     # request meets silence. The flash must not say the ECU stays in its bootloader.
-    ecu = harness.fast_ecu()
-    image = harness.make_image(harness.TARGET_VERSION)
+    ecu = sim_rig.fast_ecu()
+    image = sim_rig.make_image(sim_rig.TARGET_VERSION)
     engine = Engine()
     with (
-        harness.sim_ecu(ecu, can_channel, tmp_path / "sim") as sim,
+        sim_rig.sim_ecu(ecu, can_channel, tmp_path / "sim") as sim,
         SlcanDevice(can_channel, mode="refuse_open") as dev,
     ):
         bus = can.Bus(
@@ -235,7 +235,7 @@ def test_an_unchecked_bus_that_never_opened_says_the_ecu_was_never_touched(
         try:
             engine.attach_channel("CAN1", bus)
             result: FlashResult = engine.submit_flash(
-                "CAN1", ecu, image, expected_version=harness.TARGET_VERSION, boot_wait_s=1.5
+                "CAN1", ecu, image, expected_version=sim_rig.TARGET_VERSION, boot_wait_s=1.5
             ).result(FLASH_BOUND_S)
         finally:
             engine.shutdown()
@@ -261,17 +261,17 @@ def test_unplugged_mid_flash_is_one_adapter_message_and_a_rerun_succeeds(
     monkeypatch.setattr(
         threading, "excepthook", lambda args: died.append(f"{args.thread}: {args.exc_value!r}")
     )
-    ecu = harness.fast_ecu()
-    image = harness.make_image(harness.TARGET_VERSION)
+    ecu = sim_rig.fast_ecu()
+    image = sim_rig.make_image(sim_rig.TARGET_VERSION)
     events: list[EngineEvent] = []
-    with harness.sim_ecu(ecu, can_channel, tmp_path / "sim") as sim:
+    with sim_rig.sim_ecu(ecu, can_channel, tmp_path / "sim") as sim:
         # Tester frame 60 falls into the TransferData of the first segment.
         with SlcanDevice(can_channel, unplug_after_tx_frames=60) as dev:
             engine = Engine(events.append)
             try:
                 engine.open_channel("CAN1", _slcan(dev.port))
                 result: FlashResult = engine.submit_flash(
-                    "CAN1", ecu, image, expected_version=harness.TARGET_VERSION, boot_wait_s=1.5
+                    "CAN1", ecu, image, expected_version=sim_rig.TARGET_VERSION, boot_wait_s=1.5
                 ).result(FLASH_BOUND_S)
                 # The notifier's receive thread meets the vanished port too.
                 deadline = time.monotonic() + 5.0
@@ -298,7 +298,7 @@ def test_unplugged_mid_flash_is_one_adapter_message_and_a_rerun_succeeds(
         err = capfd.readouterr().err
         assert "Traceback" not in err and "Exception in thread" not in err, err
         assert died == []
-        harness.wait_until_settled(sim)
+        sim_rig.wait_until_settled(sim)
 
         # The same ECU through a healthy adapter: the flash runs again and succeeds.
         with SlcanDevice(can_channel) as healthy:
@@ -306,21 +306,21 @@ def test_unplugged_mid_flash_is_one_adapter_message_and_a_rerun_succeeds(
             try:
                 engine.open_channel("CAN1", _slcan(healthy.port))
                 again: FlashResult = engine.submit_flash(
-                    "CAN1", ecu, image, expected_version=harness.TARGET_VERSION, boot_wait_s=1.5
+                    "CAN1", ecu, image, expected_version=sim_rig.TARGET_VERSION, boot_wait_s=1.5
                 ).result(FLASH_BOUND_S)
             finally:
                 engine.shutdown()
         assert again.ok, again.error
-        assert harness.memory_matches(sim, image)
+        assert sim_rig.memory_matches(sim, image)
 
 
 def _fast_demo_ea_file(path: Path) -> None:
-    """The demo EA with the VCU timed like `harness.fast_ecu` (the simulated ECU boots fast)."""
+    """The demo EA with the VCU timed like `sim_rig.fast_ecu` (the simulated ECU boots fast)."""
     from fota_studio.core.ea_format import save_ea_file
     from fota_studio.demo.catalog import demo_architecture
 
     ea = demo_architecture()
-    fast = harness.fast_ecu()
+    fast = sim_rig.fast_ecu()
     ea.ecus = [fast if e.name == fast.name else e for e in ea.ecus]
     save_ea_file(ea, path)
 
@@ -338,7 +338,7 @@ def test_cli_flash_through_slcan_unplugged_then_healthy(
     ea_path = tmp_path / "ea.yaml"
     _fast_demo_ea_file(ea_path)
     fw = tmp_path / "vcu.hex"
-    image = harness.make_image(harness.TARGET_VERSION)
+    image = sim_rig.make_image(sim_rig.TARGET_VERSION)
     fw.write_bytes(to_hex(image))
 
     def flash(port: str) -> int:
@@ -356,7 +356,7 @@ def test_cli_flash_through_slcan_unplugged_then_healthy(
                 "--firmware",
                 str(fw),
                 "--expect-version",
-                harness.TARGET_VERSION,
+                sim_rig.TARGET_VERSION,
                 "--interface",
                 "slcan",
                 "--channel",
@@ -365,7 +365,7 @@ def test_cli_flash_through_slcan_unplugged_then_healthy(
             ]
         )
 
-    with harness.sim_ecu(harness.fast_ecu(), can_channel, tmp_path / "sim") as sim:
+    with sim_rig.sim_ecu(sim_rig.fast_ecu(), can_channel, tmp_path / "sim") as sim:
         with SlcanDevice(can_channel, unplug_after_tx_frames=60) as dev:
             assert flash(dev.port) == 1
         err = capsys.readouterr().err
@@ -375,11 +375,11 @@ def test_cli_flash_through_slcan_unplugged_then_healthy(
         assert "Input/output error" in errors[0] and "plug it in again" in errors[0]
         assert err.rstrip().splitlines()[-1] == errors[0]  # it ends with that one message
         assert "Traceback" not in err and died == []
-        harness.wait_until_settled(sim)
+        sim_rig.wait_until_settled(sim)
         with SlcanDevice(can_channel) as healthy:
             assert flash(healthy.port) == 0, capsys.readouterr().err
-        assert harness.memory_matches(sim, image)
-    assert f"verified version {harness.TARGET_VERSION}" in capsys.readouterr().out
+        assert sim_rig.memory_matches(sim, image)
+    assert f"verified version {sim_rig.TARGET_VERSION}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -431,7 +431,7 @@ def test_cli_doctor_on_a_saved_slcan_connection_asks_the_eas_ecu(
     ws_dir = tmp_path / "ws"
     args = ["--log-level", "ERROR", "--workspace", str(ws_dir), "doctor", "--listen-s", "0.05"]
     with (
-        harness.sim_ecu(harness.fast_ecu(), can_channel, tmp_path / "sim"),
+        sim_rig.sim_ecu(sim_rig.fast_ecu(), can_channel, tmp_path / "sim"),
         SlcanDevice(can_channel, fd=True) as dev,
     ):
         with Workspace.open(ws_dir) as ws:
@@ -468,9 +468,9 @@ def test_firmware_that_acknowledges_nothing_still_opens_and_is_proven_by_the_ecu
 ) -> None:
     # The original CANable firmware answers V but acknowledges no command (no CR/BEL): it must
     # open (it is there), and the doctor says a refusal could not be seen; the ECU proves it.
-    ecu = harness.fast_ecu()
+    ecu = sim_rig.fast_ecu()
     with (
-        harness.sim_ecu(ecu, can_channel, tmp_path / "sim"),
+        sim_rig.sim_ecu(ecu, can_channel, tmp_path / "sim"),
         SlcanDevice(can_channel, mode="quiet") as dev,
     ):
         bus = open_bus(_slcan(dev.port))

@@ -11,13 +11,13 @@ import pytest
 from fota_studio.cli import main
 from fota_studio.cli.trace import EXIT_LOSS
 from fota_studio.infra.tracefile import write_log
-from tests.unit.test_tracefile_formats import _frames
+from tests.fakes.frames import sample_frames
 
 
 @pytest.fixture
 def blf(tmp_path: Path) -> Path:
     path = tmp_path / "in.blf"
-    write_log(path, _frames())
+    write_log(path, sample_frames())
     return path
 
 

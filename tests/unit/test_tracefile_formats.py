@@ -21,75 +21,7 @@ from fota_studio.infra.tracefile import (
     scan_loss,
     write_log,
 )
-
-
-def _frames() -> list[can.Message]:
-    t0 = 1_700_000_000.0
-    return [
-        can.Message(
-            timestamp=t0,
-            arbitration_id=0x123,
-            data=b"\x01\x02\x03",
-            is_extended_id=False,
-            channel=0,
-            is_rx=True,
-        ),
-        can.Message(
-            timestamp=t0 + 0.001,
-            arbitration_id=0x18DAF110,
-            data=bytes(range(12)),
-            is_extended_id=True,
-            is_fd=True,
-            bitrate_switch=True,
-            error_state_indicator=True,
-            channel=1,
-            is_rx=False,
-        ),
-        can.Message(
-            timestamp=t0 + 0.002,
-            arbitration_id=0x7E8,
-            data=bytes(range(64)),
-            is_extended_id=False,
-            is_fd=True,
-            bitrate_switch=True,
-            channel=0,
-            is_rx=True,
-        ),
-        can.Message(
-            timestamp=t0 + 0.003,
-            arbitration_id=0x7E0,
-            data=bytes(20),
-            is_extended_id=False,
-            is_fd=True,
-            channel=1,
-            is_rx=False,
-        ),
-        can.Message(
-            timestamp=t0 + 0.004,
-            arbitration_id=0x200,
-            is_remote_frame=True,
-            dlc=4,
-            is_extended_id=False,
-            channel=0,
-            is_rx=True,
-        ),
-        can.Message(
-            timestamp=t0 + 0.005,
-            arbitration_id=0x0,
-            is_error_frame=True,
-            dlc=0,
-            channel=0,
-            is_rx=True,
-        ),
-        can.Message(
-            timestamp=t0 + 0.006,
-            arbitration_id=0x7E0,
-            data=bytes(8),
-            is_extended_id=False,
-            channel=1,
-            is_rx=False,
-        ),
-    ]
+from tests.fakes.frames import sample_frames
 
 
 def _key(msg: can.Message, cap_suffix: str) -> tuple[object, ...]:
@@ -112,7 +44,7 @@ def _key(msg: can.Message, cap_suffix: str) -> tuple[object, ...]:
 def _expected(suffix: str) -> list[can.Message]:
     cap = CAPABILITIES[suffix]
     out = []
-    for m in _frames():
+    for m in sample_frames():
         if m.is_error_frame and not cap.error:
             continue
         if m.is_remote_frame and not cap.remote:
@@ -126,14 +58,14 @@ def _expected(suffix: str) -> list[can.Message]:
 @pytest.mark.parametrize("suffix", sorted(FORMATS))
 def test_format_round_trips_through_python_can(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"trace{suffix}"
-    report = write_log(path, _frames(), allow_loss=True)
+    report = write_log(path, sample_frames(), allow_loss=True)
     # ASC stores times relative to its header date unless asked for absolute ones.
     kwargs = {"relative_timestamp": False} if suffix == ".asc" else {}
     with can.LogReader(str(path), **kwargs) as reader:  # closes the file (MF4 keeps it open)
         back = list(reader)
     expected = _expected(suffix)
     assert report.written == len(back) == len(expected)
-    assert report.total == len(_frames())
+    assert report.total == len(sample_frames())
     assert [_key(m, suffix) for m in back] == [_key(m, suffix) for m in expected]
     for got, want in zip(back, expected, strict=True):
         assert got.timestamp == pytest.approx(want.timestamp, abs=1e-5)
@@ -154,18 +86,18 @@ def test_lossy_format_refused_without_allow_loss(tmp_path: Path, suffix: str) ->
     path = tmp_path / f"trace{suffix}"
     path.write_text("old contents")
     with pytest.raises(LossyFormatError) as info:
-        write_log(path, _frames())
+        write_log(path, sample_frames())
     assert "nothing was written" in str(info.value)
     assert path.read_text() == "old contents"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
-    scan = scan_loss(path, _frames())
+    scan = scan_loss(path, sample_frames())
     assert scan.left_out == info.value.report.left_out
     assert scan.not_kept == info.value.report.not_kept
 
 
 def test_trc_reports_the_count_in_the_file(tmp_path: Path) -> None:
     # The field report: "wrote 3", the file held 0 (python-can's TRC writer skips FD).
-    fd_only = [m for m in _frames() if m.is_fd]
+    fd_only = [m for m in sample_frames() if m.is_fd]
     path = tmp_path / "fd.trc"
     report = write_log(path, fd_only)
     assert report.lossless
@@ -174,7 +106,7 @@ def test_trc_reports_the_count_in_the_file(tmp_path: Path) -> None:
 
 
 def test_csv_says_what_it_loses(tmp_path: Path) -> None:
-    report = write_log(tmp_path / "t.csv", _frames(), allow_loss=True)
+    report = write_log(tmp_path / "t.csv", sample_frames(), allow_loss=True)
     assert report.left_out == {"CAN FD frames": 3}
     assert report.not_kept["direction of Tx frames"] == 1
     assert "wrote 4 of 7 frames (left out: 3 CAN FD frames" in report.summary()
@@ -183,7 +115,7 @@ def test_csv_says_what_it_loses(tmp_path: Path) -> None:
 def test_mf4_through_asammdf(tmp_path: Path) -> None:
     asammdf = pytest.importorskip("asammdf")
     path = tmp_path / "t.mf4"
-    report = write_log(path, _frames())
+    report = write_log(path, sample_frames())
     mdf = asammdf.MDF(str(path))
     try:
         ids = []
@@ -194,7 +126,7 @@ def test_mf4_through_asammdf(tmp_path: Path) -> None:
                     ("CAN_DataFrame", "CAN_RemoteFrame", "CAN_ErrorFrame")
                 ):
                     ids.extend(int(v) for v in mdf.get(name, group=group_index).samples)
-        assert len(ids) == report.written == len(_frames())
+        assert len(ids) == report.written == len(sample_frames())
     finally:
         mdf.close()
 

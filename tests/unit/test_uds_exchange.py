@@ -20,7 +20,7 @@ from fota_studio.core.errors import TransferError, UdsNegativeResponseError
 from fota_studio.protocols.isotp_link import DirectNotifierStack, IsoTpLink, build_address
 from fota_studio.protocols.uds_link import NO_RESPONSE_HINT, Exchange, UdsLink
 from fota_studio.sim.chaos import ChaosEcu, LateAnswers
-from reliability import harness
+from tests.fakes import sim_rig
 
 #: What the scripted ECU answers to the n-th request it receives (0-based): a list of payloads.
 Script = Callable[[bytes, int], list[bytes]]
@@ -76,7 +76,7 @@ def uds_link(
 ) -> Iterator[UdsLink]:
     """Our UdsLink on the ECU's bootloader IDs, recording every exchange."""
     conn = ecu.connection
-    with harness.tester_bus(channel) as (bus, notifier):
+    with sim_rig.tester_bus(channel) as (bus, notifier):
         link = UdsLink(
             IsoTpLink(bus, notifier, conn, conn.bootloader),
             ecu.uds,
@@ -93,7 +93,7 @@ def uds_link(
 def test_transfer_data_skips_an_answer_to_the_previous_block(can_channel: str) -> None:
     """`76 09` (a duplicate / late answer) before `76 0A` is skipped, not taken for block 0x0A
     (the old fast path returned it and the flash failed: "acknowledged block counter 9")."""
-    ecu = harness.fast_ecu()
+    ecu = sim_rig.fast_ecu()
     exchanges: list[Exchange] = []
 
     def script(req: bytes, n: int) -> list[bytes]:
@@ -108,7 +108,7 @@ def test_transfer_data_skips_an_answer_to_the_previous_block(can_channel: str) -
 def test_transfer_data_returns_any_other_counter_to_the_caller(can_channel: str) -> None:
     """Only the PREVIOUS counter is a duplicate: another one is returned for the flash job to
     refuse (a wrong answer must never be hidden)."""
-    ecu = harness.fast_ecu()
+    ecu = sim_rig.fast_ecu()
     exchanges: list[Exchange] = []
     with (
         scripted_ecu(ecu, can_channel, lambda req, n: [b"\x76\x05"]),
@@ -120,7 +120,7 @@ def test_transfer_data_returns_any_other_counter_to_the_caller(can_channel: str)
 def test_busy_and_pending_while_a_repeat_is_pending(can_channel: str) -> None:
     """0x21 to one copy, then 0x78 and a late `76 <previous>` to the repeat: the block is
     repeated, the wait switches to P2*, the duplicate is skipped, block 0x0A acknowledged."""
-    ecu = harness.fast_ecu()
+    ecu = sim_rig.fast_ecu()
     exchanges: list[Exchange] = []
     busy: list[str] = []
 
@@ -143,7 +143,7 @@ def test_busy_and_pending_while_a_repeat_is_pending(can_channel: str) -> None:
 def test_request_skips_late_answers_to_other_requests(can_channel: str) -> None:
     """A late answer to the previous request's service and the keeper's TesterPresent NRC are
     skipped; a response to a service nobody asked for is an error naming the step."""
-    ecu = harness.fast_ecu()
+    ecu = sim_rig.fast_ecu()
     exchanges: list[Exchange] = []
 
     def script(req: bytes, n: int) -> list[bytes]:
@@ -168,7 +168,7 @@ def test_request_skips_late_answers_to_other_requests(can_channel: str) -> None:
 def test_request_and_functional_request_share_busy_repeat_and_nrc(can_channel: str) -> None:
     """The same loop under `request` and `functional_request`: 0x21 repeats (one recorded
     exchange per attempt), 0x78 extends the wait, a final NRC names step, service and hint."""
-    ecu = harness.fast_ecu()
+    ecu = sim_rig.fast_ecu()
     exchanges: list[Exchange] = []
     busy: list[str] = []
 
@@ -199,7 +199,7 @@ def test_request_and_functional_request_share_busy_repeat_and_nrc(can_channel: s
 
 def test_stale_responses_are_flushed_before_each_request(can_channel: str) -> None:
     """An answer that arrived between exchanges is dropped by the one flush, not returned."""
-    ecu = harness.fast_ecu()
+    ecu = sim_rig.fast_ecu()
     exchanges: list[Exchange] = []
 
     def script(req: bytes, n: int) -> list[bytes]:
@@ -222,7 +222,7 @@ def test_stale_responses_are_flushed_before_each_request(can_channel: str) -> No
 
 
 def test_silence_names_the_step_the_timer_and_what_to_do(can_channel: str) -> None:
-    ecu = harness.fast_ecu()
+    ecu = sim_rig.fast_ecu()
     ecu.uds.p2_timeout_ms = 50
     exchanges: list[Exchange] = []
     with (
@@ -244,17 +244,17 @@ def test_point8_late_answer_after_busy_repeat_is_skipped(
     block is re-sent, the ECU answers that copy 0x21, the repeat gets the late `76 09`, and the
     ECU's answer to the repeat (`76 09` again) arrives while block 0x0A is pending. The old
     code took it as block 0x0A's answer and aborted a good flash."""
-    ecu = harness.fast_ecu()
-    image = harness.make_image(harness.TARGET_VERSION, (0x3000,))  # 12 blocks of 1 KiB
+    ecu = sim_rig.fast_ecu()
+    image = sim_rig.make_image(sim_rig.TARGET_VERSION, (0x3000,))  # 12 blocks of 1 KiB
     late = LateAnswers(hold_counters=frozenset({9}), hold_ms=5000)
     caplog.set_level(logging.INFO, logger="fota_studio.protocols.uds_link")
-    with harness.sim_ecu(
+    with sim_rig.sim_ecu(
         ecu, can_channel, tmp_path / "sim", cls=ChaosEcu, rate=0.0, late=late
     ) as sim:
         assert isinstance(sim, ChaosEcu)
-        result, _ = harness.flash(ecu, can_channel, image)
+        result, _ = sim_rig.flash(ecu, can_channel, image)
         assert result.ok, result.error
-        assert harness.memory_matches(sim, image)
+        assert sim_rig.memory_matches(sim, image)
         steps = [(kind, sent) for kind, _, sent in sim.mutations]
     assert steps == [
         ("held", ""),
@@ -282,16 +282,16 @@ def test_point8_late_answer_after_busy_repeat_is_skipped(
 def test_flash_through_late_and_duplicate_answers(can_channel: str, tmp_path: Path) -> None:
     """The chaos ECU's late mode at random (held blocks, 0x21 and 0x78 to repeats, late and
     duplicated answers) over a two-segment image: the flash succeeds, memory is exact."""
-    ecu = harness.fast_ecu()
-    image = harness.make_image(harness.TARGET_VERSION, (0x3000, 0x1800))
+    ecu = sim_rig.fast_ecu()
+    image = sim_rig.make_image(sim_rig.TARGET_VERSION, (0x3000, 0x1800))
     late = LateAnswers(hold_rate=0.15, duplicate_rate=0.3, pending_rate=0.5)
-    with harness.sim_ecu(
+    with sim_rig.sim_ecu(
         ecu, can_channel, tmp_path / "sim", cls=ChaosEcu, rate=0.0, seed=5, late=late
     ) as sim:
         assert isinstance(sim, ChaosEcu)
-        result, _ = harness.flash(ecu, can_channel, image)
+        result, _ = sim_rig.flash(ecu, can_channel, image)
         assert result.ok, result.error
-        assert harness.memory_matches(sim, image) and sim.state().app_valid
+        assert sim_rig.memory_matches(sim, image) and sim.state().app_valid
         kinds = [kind for kind, _, _ in sim.mutations]
     assert {"held", "released", "duplicate"} <= set(kinds), kinds
     assert {"busy_repeat", "pending_repeat"} & set(kinds), kinds
@@ -301,7 +301,7 @@ def test_flash_through_late_and_duplicate_answers(can_channel: str, tmp_path: Pa
 def test_busy_repeat_is_bounded(can_channel: str) -> None:
     """An ECU answering 0x21 for ever: the request is repeated `busy_retries` times, then the
     NRC is raised with a hint saying what to do."""
-    ecu = harness.fast_ecu()
+    ecu = sim_rig.fast_ecu()
     exchanges: list[Exchange] = []
     with (
         scripted_ecu(ecu, can_channel, lambda req, n: [b"\x7f\x31\x21"]) as received,
