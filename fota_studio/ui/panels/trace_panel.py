@@ -523,8 +523,7 @@ class TracePanel(QWidget):
         doc.set_time_mode(self.time_combo.currentText())
         index = self.doc_tabs.addTab(doc, name)
         self.doc_tabs.setTabToolTip(index, str(path) if path is not None else name)
-        self.doc_tabs.setCurrentIndex(index)
-        doc.messages_model.refresh()
+        self.doc_tabs.setCurrentIndex(index)  # its Messages tab decodes when first shown
         return doc
 
     def close_document(self, doc: TraceDocument) -> None:
