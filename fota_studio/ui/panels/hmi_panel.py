@@ -6,11 +6,11 @@ the expected downtime, offers big Approve / Reject buttons (written as operator_
 SDO), then the flashing status and progress, and the final result with last_error. It needs only
 a bus, so it works against the simulated TCU and against a real TCU on a real adapter.
 
-What the display shows is one `HmiScreen` value, rendered by an `HmiView` (the panel's own, and
-the presentation window's, `ui/panels/presentation_hmi.py`); the text follows the TCU's real
-status (flashing, checking, final) and a failure shows the reason the TCU logged, not only the
-coarse last_error code. The view's text grows with its size, so the display never shrinks when
-the window grows.
+What the display shows is one `HmiScreen` value (`hmi_screen`), shown by an `HmiView` (the
+panel's own, and the presentation window's, `ui/panels/presentation_hmi.py`); the text follows
+the TCU's real status (flashing, checking, final) and a failure shows the reason the TCU logged,
+not only the coarse last_error code. The view's text grows with its size, so the display never
+shrinks when the window grows.
 
 Threads: SDO transfers block (up to the SDO timeout), so they run on the panel's own worker
 thread `fota-hmi-panel`; the client's state listener runs on the CAN/poll thread and only emits
@@ -182,7 +182,7 @@ def final_text(status: int, code: int, reason: str, offer: UpdateOffer | None) -
 class HmiView(QFrame):
     """The machine display itself: headline, versions, downtime, progress, result and the two
     big buttons; its text grows with its size. The HMI panel and the presentation window each
-    show one; `HmiPanel.render` feeds them the same `HmiScreen`."""
+    show one; `HmiPanel.show_screen` feeds them the same `HmiScreen`."""
 
     approve_clicked = Signal()
     reject_clicked = Signal()
@@ -242,7 +242,7 @@ class HmiView(QFrame):
         self.reject_button.clicked.connect(self.reject_clicked)
         self._apply_fonts()
 
-    def render(self, screen: HmiScreen) -> None:
+    def display(self, screen: HmiScreen) -> None:
         """Show `screen`."""
         self.headline.setText(screen.headline)
         self.versions_label.setText(screen.versions)
@@ -308,7 +308,7 @@ class HmiPanel(QWidget):
         self.offer: UpdateOffer | None = None
         self.last_status: int | None = None
         self._state_seen = False
-        self.screen = HmiScreen()
+        self.hmi_screen = HmiScreen()
         self.worker = ClientWorker("hmi-panel", self)
         self.worker.done.connect(self._on_worker_done)
         self.worker.failed.connect(self._on_worker_failed)
@@ -351,9 +351,9 @@ class HmiPanel(QWidget):
 
     def show_screen(self, **changes: Any) -> None:
         """Change what the display shows (fields of `HmiScreen`) and render it everywhere."""
-        self.screen = replace(self.screen, **changes)
-        self.view.render(self.screen)
-        self.screen_changed.emit(self.screen)
+        self.hmi_screen = replace(self.hmi_screen, **changes)
+        self.view.display(self.hmi_screen)
+        self.screen_changed.emit(self.hmi_screen)
 
     def reset_screen(self) -> None:
         """Back to "No update" (a new demo machine, another TCU)."""
@@ -361,12 +361,12 @@ class HmiPanel(QWidget):
         self.last_status = None
         self._state_seen = False
         self._progress_timer.stop()
-        self.screen = HmiScreen()
+        self.hmi_screen = HmiScreen()
         self.show_screen()
 
     def decide(self, decision: int) -> None:
         """Approve/Reject from another view of this display (the presentation window)."""
-        if self.screen.can_decide:
+        if self.hmi_screen.can_decide:
             self._decide(decision)
 
     # -- connection ----------------------------------------------------------------------------
@@ -435,7 +435,7 @@ class HmiPanel(QWidget):
             self.show_screen(
                 headline="Updating… do not switch off",
                 result=f"Writing the new software into {target}.",
-                progress=self.screen.progress or 0,
+                progress=self.hmi_screen.progress or 0,
                 tone="busy",
                 can_decide=False,
             )

@@ -62,8 +62,8 @@ class PresentationHmi(QWidget):
 
         self.view.approve_clicked.connect(lambda: panel.decide(fo.DECISION_APPROVE))
         self.view.reject_clicked.connect(lambda: panel.decide(fo.DECISION_REJECT))
-        panel.screen_changed.connect(self.view.render)
-        self.view.render(panel.screen)
+        panel.screen_changed.connect(self.view.display)
+        self.view.display(panel.hmi_screen)
         self.run_button.clicked.connect(self.run_demo_requested)
         self.reset_button.clicked.connect(self.reset_demo_requested)
         self.full_button.toggled.connect(self.set_full_screen)
@@ -103,7 +103,7 @@ class PresentationHmi(QWidget):
     def closeEvent(self, event: Any) -> None:
         """Stop mirroring the panel (Qt override)."""
         try:
-            self.panel.screen_changed.disconnect(self.view.render)
+            self.panel.screen_changed.disconnect(self.view.display)
         except (RuntimeError, TypeError):  # already disconnected
             pass
         super().closeEvent(event)

@@ -77,13 +77,13 @@ def measure_load(
     if end <= start or dt_s <= 0:
         return end, {}
     now = time.time() if now_s is None else now_s
-    ts = store.column("ts", start, end)
+    ts = store.column("ts", start, end).astype(np.float64)
     live = np.abs(ts - now) <= LIVE_WINDOW_S
     if not live.any():
         return end, {}
     chans = store.column("channel", start, end)[live]
     lengths = store.column("length", start, end)[live].astype(np.float64)
-    ext = (store.column("flags", start, end)[live] & FLAG_EXTENDED) != 0
+    ext = (store.column("flags", start, end)[live].astype(np.int64) & FLAG_EXTENDED) != 0
     bits = (np.where(ext, OVERHEAD_BITS_EXT, OVERHEAD_BITS_STD) + 8.0 * lengths) * STUFFING_FACTOR
     counts = np.bincount(chans, minlength=256)
     bit_sums = np.bincount(chans, weights=bits, minlength=256)
