@@ -86,6 +86,7 @@ class Workbench(QObject):
         from fota_studio.ui.panels.requests_panel import RequestsPanel
         from fota_studio.ui.panels.sim_panel import SimPanel
         from fota_studio.ui.panels.trace_panel import TracePanel
+        from fota_studio.ui.technician.technician_view import TechnicianView
 
         self.window = window
         self.ws = ws
@@ -115,6 +116,7 @@ class Workbench(QObject):
         self.ea_panel = ArchitecturePanel(ws)
         self.requests_panel = RequestsPanel(ws)
         self.flash_panel = FlashPanel(self.engine, self.bridge, ws)
+        self.technician_view = TechnicianView(self.engine, self.bridge, ws)
         self.hmi_panel = HmiPanel()
         self.oem_panel = OemPanel()
         self.tcu_bench_panel = TcuBenchPanel()
@@ -126,6 +128,9 @@ class Workbench(QObject):
             "requests", "Update Requests", self.requests_panel, area=left, tabify_with="repository"
         )
         window.add_panel("flash", "Flash", self.flash_panel, area=right)
+        window.add_panel(
+            "technician", "Technician", self.technician_view, area=right, tabify_with="flash"
+        )
         window.add_panel(
             "hmi", "Machine HMI (demo)", self.hmi_panel, area=right, tabify_with="flash"
         )
@@ -141,6 +146,8 @@ class Workbench(QObject):
         window.dock("trace").raise_()
         window.dock("repository").raise_()
         window.dock("flash").raise_()
+        # An imported version is offered at once by the Flash panel and the technician view.
+        window.repository_panel.import_finished.connect(self._on_versions_changed)
 
         self.requests_panel.bus_log_requested.connect(self._open_bus_log)
         self.hmi_panel.presentation_requested.connect(self.open_presentation)
@@ -179,6 +186,9 @@ class Workbench(QObject):
         self._apply_mode()
         self._add_tooltips()
         window.log_file_requested.connect(self.open_log_file)
+        # One approval timeout: Settings ▸ operator approval (and verification) timeout.
+        self._apply_timeouts(window.settings)
+        window.settings_changed.connect(self._apply_timeouts)
         window.workspace_changed.connect(self._on_window_workspace_changed)
         self._point_simulator_at_demo_channel()
         self.connect_channels(software_only=True)
@@ -322,6 +332,7 @@ class Workbench(QObject):
             self.action_open_log,
             self.action_import,
             self.action_start_flash,
+            win.technician_action,
         ):
             toolbar.addAction(action)
         self.toolbar = toolbar
@@ -724,6 +735,20 @@ class Workbench(QObject):
         if self.trace_panel.open_flash_record(self.ws, record_id):
             self.window.dock("trace").raise_()
 
+    def _apply_timeouts(self, settings: Any) -> None:
+        """Settings ▸ approval timeouts become the Checkpoint timeouts every request runs with
+        (the Run options show them) and the demo's; the TCU's own objects are not consulted."""
+        self.requests_panel.options = replace(
+            self.requests_panel.options,
+            approval_timeout_s=settings.approval.operator_timeout_s,
+            verification_timeout_s=settings.approval.verification_timeout_s,
+        )
+
+    def _on_versions_changed(self, *_: object) -> None:
+        """An import ended: the version lists of the Flash panel and technician view refill."""
+        self.flash_panel.versions_changed()
+        self.technician_view.versions_changed()
+
     def _on_installed_event(self, event: object) -> None:
         """A flash job or an update request ended: the machines' installed versions may have
         changed (the engine/workflow wrote them); the panels that show them re-read."""
@@ -741,7 +766,12 @@ class Workbench(QObject):
             return
         if self.demo is not None:
             self.demo.shutdown()
-        self.demo = DemoRunner(self.ws, hmi_panel=self.hmi_panel, parent=self)
+        self.demo = DemoRunner(
+            self.ws,
+            hmi_panel=self.hmi_panel,
+            approval_timeout_s=self.window.settings.approval.operator_timeout_s,
+            parent=self,
+        )
         self.demo.event_received.connect(self.requests_panel.on_event)
         self.demo.event_received.connect(self.oem_panel.on_event)
         self.demo.event_received.connect(self._on_installed_event)
@@ -862,6 +892,9 @@ class Workbench(QObject):
 
     def _apply_mode(self) -> None:
         ro = self.access.read_only
+        if ro:
+            # Operator mode opens on the technician view (View ▸ Technician view leaves it).
+            self.window.set_technician_view(True)
         self.ea_panel.set_read_only(ro)
         self.window.repository_panel.set_read_only(ro)
         # Operator mode is a lockdown (issues 14, 15): what sends on the bus by hand (raw
