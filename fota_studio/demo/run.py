@@ -71,11 +71,13 @@ class DemoScript:
     healthy: bool | None = True
     local_approval: bool = False
     linger_s: float = 0.0
+    #: How long a person has to decide (the GUI passes Settings ▸ operator approval timeout).
+    person_approval_timeout_s: float = PERSON_APPROVAL_TIMEOUT_S
 
     @property
     def approval_timeout_s(self) -> float:
         """The Checkpoint 1 timeout: short when scripted, long enough for a person otherwise."""
-        return SCRIPTED_TIMEOUT_S if self.approve is not None else PERSON_APPROVAL_TIMEOUT_S
+        return SCRIPTED_TIMEOUT_S if self.approve is not None else self.person_approval_timeout_s
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -57,10 +58,14 @@ class DemoRunner(QObject):
         hmi_panel: Any = None,
         local_dialog: bool = False,
         healthy: bool = True,
+        approval_timeout_s: float | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.ws = ws
+        #: How long the person has to decide; None = the demo's default. The Workbench passes
+        #: Settings ▸ operator approval timeout (the one source of truth).
+        self.approval_timeout_s = approval_timeout_s
         self.hmi_panel = hmi_panel
         self.local_dialog = local_dialog
         self.healthy = healthy
@@ -92,6 +97,8 @@ class DemoRunner(QObject):
             local_approval=self.local_dialog or self.hmi_panel is None,
             linger_s=FINAL_READ_GRACE_S if self.hmi_panel is not None else 0.0,
         )
+        if self.approval_timeout_s is not None:
+            script = replace(script, person_approval_timeout_s=self.approval_timeout_s)
         self._task = run_in_background(
             lambda _progress: run_demo(
                 self.ws,

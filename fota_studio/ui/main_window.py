@@ -170,6 +170,7 @@ class MainWindow(QMainWindow):
 
     workspace_changed = Signal(object)  # the new Workspace
     log_file_requested = Signal(str)  # File ▸ Open log file / Recent: the Workbench opens it
+    settings_changed = Signal(object)  # the new Settings, after they were saved and applied
 
     def __init__(
         self,
@@ -506,6 +507,7 @@ class MainWindow(QMainWindow):
             self.log_panel.set_max_lines(settings.ui.log_panel_max_lines)
         self._fill_recent_menu()
         self._fill_recent_logs_menu()
+        self.settings_changed.emit(settings)
 
     def open_settings(self) -> SettingsDialog:
         """Open the Settings dialog (non-blocking); OK persists and applies."""

@@ -290,3 +290,36 @@ def test_quit_during_a_real_flash_asks_and_stops_it(
         next(windows, None)
     records = list_flash_records(app_ws)
     assert records and records[0].result == "cancelled"
+
+
+def test_one_approval_timeout_and_imports_reach_the_version_lists(
+    qtbot, app_ws: Workspace, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from fota_studio.core.firmware import FirmwareImage, Segment, to_hex
+    from fota_studio.core.reference_ecu import APP_REGION_START, app_header
+    from fota_studio.ui.panels.repository_panel import ImportRequest
+    from tests.ui.app_fixtures import app_window
+
+    for w, bench in app_window(qtbot, app_ws, tmp_path):
+        # Settings ▸ operator approval timeout is what every request (and the demo) waits.
+        s = w.settings
+        assert bench.requests_panel.options.approval_timeout_s == s.approval.operator_timeout_s
+        w.update_settings(replace(s, approval=replace(s.approval, operator_timeout_s=90.0)))
+        assert bench.requests_panel.options.approval_timeout_s == 90.0
+        assert bench.requests_panel.approval_timeout_spin.value() == 90
+        # An import is offered at once by the Flash panel and the technician view.
+        image = FirmwareImage((Segment(APP_REGION_START, app_header("3.9.0") + b"\x5a" * 1024),))
+        path = tmp_path / "vcu_3.9.0.hex"
+        path.write_bytes(to_hex(image))
+        bench.flash_panel.ecu_combo.setCurrentIndex(bench.flash_panel.ecu_combo.findData("VCU"))
+        tech = bench.technician_view
+        tech.ecu_combo.setCurrentIndex(tech.ecu_combo.findData("VCU"))
+        brand, model = tech.selected_ecu().brand, tech.selected_ecu().model
+        with qtbot.waitSignal(w.repository_panel.import_finished, timeout=20_000):
+            w.repository_panel.start_import(
+                ImportRequest(path=path, brand=brand, model=model, version="3.9.0")
+            )
+        assert bench.flash_panel.version_combo.findData("3.9.0") >= 0
+        assert tech.version_combo.findData("3.9.0") >= 0
