@@ -6,6 +6,7 @@ Used by tests/unit/test_workflow*.py, test_flash_kill.py and tests/ui/test_workf
 from __future__ import annotations
 
 import contextlib
+import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,34 @@ from fota_studio.infra.workspace import Workspace
 
 MACHINE = "Unit #1001"
 ECU = "VCU"
+
+#: A script for a child process (argv: workspace folder, request id) that runs the request with
+#: a ~20 s erase, prints FLASHING when the flash starts and FINISHED at the end: the process
+#: the SIGKILL tests kill mid-flash.
+KILLABLE_RUN_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from fota_studio.engine.workflow import ApprovalRequested, RequestRun, WorkflowOptions
+    from fota_studio.demo.bench import DemoBench
+    from fota_studio.engine.workflow import WorkflowStep
+    from fota_studio.infra.workspace import Workspace
+    from fota_studio.sim.uds_ecu import SimEcuOptions
+
+    def sink(event):
+        if isinstance(event, ApprovalRequested):
+            event.approval.approve("Alice")
+        if isinstance(event, WorkflowStep) and event.step == "flash" and event.state == "started":
+            print("FLASHING", flush=True)
+
+    ws = Workspace.open(Path(sys.argv[1]))
+    slow = SimEcuOptions(erase_ms_per_kib=200.0, pending_interval_ms=200)  # ~20 s erase
+    bench = DemoBench(ws, machine="Unit #1001", ecu="VCU", sink=sink, sim_options=slow).start()
+    RequestRun(ws, bench.engine, int(sys.argv[2]), tcu=bench.tcu,
+               options=WorkflowOptions(approval_hmi=False)).run()
+    print("FINISHED", flush=True)
+    """
+)
 
 
 class Recorder:

@@ -27,7 +27,7 @@ try:  # the flash test helpers moved to tests/fakes (issue 17 clean-up)
         sim_ecu,
     )
 except ImportError:  # before the move
-    from tests.unit.test_flash_helpers import (
+    from tests.fakes.flash import (
         fast_ecu,
         fast_sim_options,
         make_image,
@@ -121,6 +121,7 @@ def test_click_transfer_step_selects_exactly_its_frames(
         tree.clearSelection()
         tree.setCurrentItem(None)
         model = doc.messages_model
+        doc.tabs.setCurrentWidget(doc.messages_view)  # the engineer opens the Messages tab
         qtbot.waitUntil(lambda: model.rowCount() > 0, timeout=10_000)
         row = next(
             r
@@ -157,7 +158,12 @@ def test_report_step_link_opens_its_frames(qtbot, tmp_path: Path) -> None:  # ty
     with can.BLFWriter(str(blf)) as writer:
         for i in range(30):
             writer.on_message_received(
-                can.Message(timestamp=1.0 + i, arbitration_id=0x7E0, data=bytes([2, 0x3E, i]))
+                can.Message(
+                    timestamp=1.0 + i,
+                    arbitration_id=0x7E0,
+                    is_extended_id=False,
+                    data=bytes([2, 0x3E, i]),
+                )
             )
     steps = [
         StepRecord("extended_session", 1.0, 2.0, True, frame_first=0, frame_last=3),
@@ -189,6 +195,20 @@ def test_report_step_link_opens_its_frames(qtbot, tmp_path: Path) -> None:  # ty
         doc = trace.current_document()
         base = doc.store.end_seq - 30
         assert _selected_seqs(doc) == list(range(base + 17, base + 30))
+        # A whole bus log opened from the record ("Bus log" of a request) links back too.
+        with qtbot.waitSignal(trace.file_loaded, timeout=10_000):
+            assert trace.open_flash_record(ws, rid)
+        doc = trace.current_document()
+        model = doc.messages_model
+        doc.tabs.setCurrentWidget(doc.messages_view)  # the engineer opens the Messages tab
+        qtbot.waitUntil(lambda: model.rowCount() > 0, timeout=10_000)
+        base = doc.store.end_seq - 30
+        by_frame = {
+            model.line(r).frame_seqs[0] - base: link.step_of_line(doc, r)
+            for r in range(model.rowCount())
+        }
+        assert by_frame[2] is not None and by_frame[2][1:] == (0, None)
+        assert by_frame[20] is not None and by_frame[20][1:] == (1, 1)
         trace.close_all()
         panel.shutdown()
     finally:

@@ -24,8 +24,7 @@ from fota_studio.engine.flash_job import FlashResult
 from fota_studio.engine.progress import ProgressReporter
 from fota_studio.engine.records import list_flash_records
 from fota_studio.infra.workspace import Workspace
-
-from .test_flash_helpers import (
+from tests.fakes.flash import (
     fast_ecu,
     fast_sim_options,
     make_image,

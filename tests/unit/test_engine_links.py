@@ -15,8 +15,7 @@ from fota_studio.core.errors import ConfigurationError
 from fota_studio.core.events import EcuBusy, EngineEvent
 from fota_studio.engine.flash_job import FlashSession, flash_ecu
 from fota_studio.protocols.isotp_link import IsoTpLink, build_address, build_params
-
-from .test_flash_helpers import fast_ecu, fast_sim_options, make_image, memory_matches, sim_ecu
+from tests.fakes.flash import fast_ecu, fast_sim_options, make_image, memory_matches, sim_ecu
 
 
 def _conn(mode: AddressingMode, bits: int = 11, **kw: object) -> Connection:

@@ -18,8 +18,7 @@ from fota_studio.core.flash_record import VERIFICATION_NOT_VERIFIED, VERIFICATIO
 from fota_studio.demo.catalog import demo_architecture
 from fota_studio.engine.records import list_flash_records, load_flash_record
 from fota_studio.infra.workspace import Workspace
-
-from .test_flash_helpers import make_image
+from tests.fakes.flash import make_image
 
 
 def _ea_without_read_version() -> ElectronicArchitecture:

@@ -9,8 +9,7 @@ import pytest
 from fota_studio.core.events import EngineEvent, Progress, StepFinished
 from fota_studio.engine.flash_job import FlashSession, flash_ecu
 from fota_studio.sim.faults import Fault
-
-from .test_flash_helpers import (
+from tests.fakes.flash import (
     demo_ecu,
     fast_ecu,
     fast_sim_options,

@@ -12,8 +12,7 @@ from fota_studio.core.errors import TransferError, UdsNegativeResponseError, Ver
 from fota_studio.engine.flash_job import FlashResult, FlashSession, flash_ecu
 from fota_studio.sim.faults import Fault
 from fota_studio.sim.uds_ecu import SimEcu
-
-from .test_flash_helpers import (
+from tests.fakes.flash import (
     fast_ecu,
     fast_sim_options,
     make_image,

@@ -116,14 +116,12 @@ def test_request_run_killed_mid_flash_keeps_an_interrupted_flash_record(
 ) -> None:
     """A request run streams its flash's bus log into the workspace too (before: /tmp)."""
     from fota_studio.infra.requests_store import RequestsStore
-    from tests.fakes.workflow import demo_ws, new_request
-
-    from .test_workflow_interrupt import CHILD
+    from tests.fakes.workflow import KILLABLE_RUN_SCRIPT, demo_ws, new_request
 
     with demo_ws(workspace_dir) as ws:
         rid = new_request(ws)
     script = tmp_path / "child.py"
-    script.write_text(CHILD)
+    script.write_text(KILLABLE_RUN_SCRIPT)
     child = subprocess.Popen(
         [sys.executable, str(script), str(workspace_dir), str(rid)],
         stdout=subprocess.DEVNULL,

@@ -25,8 +25,7 @@ from fota_studio.engine.records import (
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.paths import sim_state_dir
 from fota_studio.infra.workspace import Workspace
-
-from .test_flash_helpers import (
+from tests.fakes.flash import (
     fast_ecu,
     fast_sim_options,
     make_image,

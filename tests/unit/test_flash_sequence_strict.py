@@ -28,8 +28,7 @@ from fota_studio.engine.flash_job import (
 )
 from fota_studio.sim.faults import Fault
 from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions
-
-from .test_flash_helpers import (
+from tests.fakes.flash import (
     fast_ecu,
     fast_sim_options,
     make_image,

@@ -21,8 +21,7 @@ import pytest
 
 from fota_studio.cli import main
 from fota_studio.engine.bus_run import EXIT_REJECTED, EXIT_SUCCESSFUL
-
-from .test_sim_cli import _netns_available
+from tests.helpers.netns import netns_unavailable_reason
 
 REPO = Path(__file__).resolve().parents[2]
 GROUP = "239.74.163.5"
@@ -173,7 +172,7 @@ def _run(tmp_path: Path, ws: Path, request_id: int, decision: int) -> dict[str, 
 def test_request_on_a_real_bus_with_raw_hmi_and_oem_node(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    reason = _netns_available()
+    reason = netns_unavailable_reason()
     if reason:
         pytest.skip(f"cross-process test needs `unshare -n`: {reason}")
     ws = tmp_path / "ws"

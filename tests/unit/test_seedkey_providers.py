@@ -18,8 +18,7 @@ from fota_studio.engine.flash_job import FlashSession, flash_ecu
 from fota_studio.engine.seedkey import SeedKeyRegistry
 from fota_studio.infra import secrets
 from fota_studio.protocols.seedkey_dll import SeedKeyLibrary
-
-from .test_flash_helpers import (
+from tests.fakes.flash import (
     fast_ecu,
     fast_sim_options,
     make_image,
@@ -145,9 +144,7 @@ def test_secret_from_keyring_never_in_messages() -> None:
             name="l", seed_subfunction=0x01, algorithm="xor32", secret_ref="vcu-level1"
         )
         reg = SeedKeyRegistry(load_entry_points=False)
-        assert reg.compute_key(bytes.fromhex("01020304"), level, "VCU") == bytes.fromhex(
-            "DFAFBDEB"
-        )
+        assert reg.compute_key(bytes.fromhex("01020304"), level, "VCU") == bytes.fromhex("DFAFBDEB")
         level.params = {"constant": 0x11111111}  # a stale constant in the EA loses to the secret
         assert reg.compute_key(bytes(4), level, "VCU") == b"\xde\xad\xbe\xef"
         secrets.delete_secret("vcu-level1")

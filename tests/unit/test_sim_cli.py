@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,6 +14,7 @@ from fota_studio.cli import build_parser
 from fota_studio.cli.sim import parse_faults
 from fota_studio.core.errors import ConfigurationError
 from fota_studio.sim.faults import Fault
+from tests.helpers.netns import netns_unavailable_reason
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -109,24 +109,9 @@ TESTER = textwrap.dedent(
 )
 
 
-def _netns_available() -> str | None:
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return "unshare/ip not installed"
-    try:
-        import msgpack  # noqa: F401
-    except ImportError:
-        return "udp_multicast needs msgpack"
-    probe = subprocess.run(
-        ["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, check=False
-    )
-    if probe.returncode != 0:
-        return f"cannot create a private network namespace: {probe.stderr.decode().strip()}"
-    return None
-
-
 @pytest.mark.slow
 def test_cross_process_flash_over_udp_multicast(tmp_path: Path) -> None:
-    reason = _netns_available()
+    reason = netns_unavailable_reason()
     if reason:
         pytest.skip(f"cross-process test needs `unshare -n`: {reason}")
     (tmp_path / "tester.py").write_text(TESTER)

@@ -16,8 +16,7 @@ from fota_studio.core.ea import RoutinePrecondition
 from fota_studio.engine.flash_job import FlashSession, flash_ecu
 from fota_studio.sim.faults import Fault
 from fota_studio.sim.uds_ecu import SimEcuOptions
-
-from .test_flash_helpers import demo_ecu, make_image, memory_matches, open_tester_bus, sim_ecu
+from tests.fakes.flash import demo_ecu, make_image, memory_matches, open_tester_bus, sim_ecu
 
 
 def strict_options() -> SimEcuOptions:

@@ -23,7 +23,7 @@ try:  # the flash test helpers moved to tests/fakes (issue 17 clean-up)
         sim_ecu,
     )
 except ImportError:  # pragma: no cover - before the move
-    from tests.unit.test_flash_helpers import (
+    from tests.fakes.flash import (
         fast_ecu,
         fast_sim_options,
         make_image,

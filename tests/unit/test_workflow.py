@@ -22,9 +22,8 @@ from fota_studio.infra.requests_store import RequestsStore
 from fota_studio.protocols import fota_objects as fo
 from fota_studio.sim.hmi import ScriptedHmi
 from fota_studio.sim.oem import ScriptedOemLogic
+from tests.fakes.flash import transfer_first_frames
 from tests.fakes.workflow import ECU, MACHINE, Recorder, bench, demo_ws, new_request, options
-
-from .test_flash_helpers import transfer_first_frames
 
 
 def _approve_locally(rec: Recorder, who: str = "Alice") -> None:

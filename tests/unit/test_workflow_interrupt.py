@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -15,32 +14,7 @@ import pytest
 from fota_studio.core.update_request import RequestStatus
 from fota_studio.engine.workflow import ApprovalRequested, RequestRun
 from fota_studio.infra.requests_store import RequestsStore
-from tests.fakes.workflow import Recorder, bench, demo_ws, new_request, options
-
-CHILD = textwrap.dedent(
-    """
-    import sys, time
-    from pathlib import Path
-    from fota_studio.engine.workflow import ApprovalRequested, RequestRun, WorkflowOptions
-    from fota_studio.demo.bench import DemoBench
-    from fota_studio.engine.workflow import WorkflowStep
-    from fota_studio.infra.workspace import Workspace
-    from fota_studio.sim.uds_ecu import SimEcuOptions
-
-    def sink(event):
-        if isinstance(event, ApprovalRequested):
-            event.approval.approve("Alice")
-        if isinstance(event, WorkflowStep) and event.step == "flash" and event.state == "started":
-            print("FLASHING", flush=True)
-
-    ws = Workspace.open(Path(sys.argv[1]))
-    slow = SimEcuOptions(erase_ms_per_kib=200.0, pending_interval_ms=200)  # ~20 s erase
-    bench = DemoBench(ws, machine="Unit #1001", ecu="VCU", sink=sink, sim_options=slow).start()
-    RequestRun(ws, bench.engine, int(sys.argv[2]), tcu=bench.tcu,
-               options=WorkflowOptions(approval_hmi=False)).run()
-    print("FINISHED", flush=True)
-    """
-)
+from tests.fakes.workflow import KILLABLE_RUN_SCRIPT, Recorder, bench, demo_ws, new_request, options
 
 
 @pytest.mark.timeout(120)
@@ -48,7 +22,7 @@ def test_killed_mid_flash_then_rerun(workspace_dir: Path, tmp_path: Path) -> Non
     with demo_ws(workspace_dir) as ws:
         rid = new_request(ws)
     script = tmp_path / "child.py"
-    script.write_text(CHILD)
+    script.write_text(KILLABLE_RUN_SCRIPT)
     child = subprocess.Popen(
         [sys.executable, str(script), str(workspace_dir), str(rid)],
         stdout=subprocess.PIPE,
