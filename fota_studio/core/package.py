@@ -16,6 +16,10 @@ of manifest.json when unset, so packages without a policy keep their exact bytes
 
 Pure functions without shared state: safe from any thread (reading a big package takes a moment,
 so use a worker, not the GUI thread).
+
+Why this size: a package is one format: the manifest, building, reading and verifying the
+signature check each other's fields (the member list, the canonical manifest bytes the signature
+covers), so they stay in one module that defines that format.
 """
 
 from __future__ import annotations

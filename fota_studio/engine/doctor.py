@@ -18,6 +18,10 @@ unless an ECU's answer proves it. The report shows that table row. Every check g
 `CheckResult`; the `DoctorReport` renders them as text or JSON. The checks block for about a
 second, so call `run_doctor` from a worker or CLI thread, never the GUI thread; the functions
 keep no shared state.
+
+Why this size: the connection doctor is one sequence of checks (driver, open, bus state, ACK,
+identity, peer) that builds one `DoctorReport`; each check is short and they share the report's
+vocabulary, so one module reads as the checklist the user sees.
 """
 
 from __future__ import annotations

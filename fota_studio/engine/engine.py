@@ -18,6 +18,11 @@ nodes) ignore `is_rx=False` frames.
 
 Public methods may be called from any thread (the GUI thread included: none of them blocks on
 CAN I/O except `shutdown`, which joins the workers after cancelling them).
+
+Why this size: `Engine` is the one owner of channels, workers, the job queue and the fixed
+shutdown order; the small helpers here (Tx fan-out, adapter-fault listener, job context/handle,
+refusal checks) exist only for it. The jobs themselves live elsewhere (`flash_job.py`,
+`health.py`, `preflight.py`).
 """
 
 from __future__ import annotations

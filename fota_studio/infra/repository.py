@@ -11,6 +11,10 @@ for the `retired` flag and a re-signature of the same firmware
 
 Thread use: any thread; the workspace serialises DB access. Imports and `verify` hash and parse
 whole images, so the GUI must run them off its thread.
+
+Why this size: `RepositoryStore` is the one store of repositories and versions (import, look-ups
+in a fixed number of queries, retire, verify); the trust policy already moved to `trust.py` and
+the image formats live in `core/`.
 """
 
 from __future__ import annotations

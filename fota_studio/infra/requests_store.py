@@ -19,6 +19,11 @@ A request whose `owner_pid` is not a live process while In progress was interrup
 power cut): `recover_interrupted` marks it Failed (interrupted) with the step it reached.
 
 Thread use: any thread; every access goes through the workspace's serialised transactions.
+
+Why this size: `RequestsStore` is the one writer of the hash-chained, signed request record; the
+entry hash, signature message, head payload and flash pins it uses are its format and are kept
+beside it so that one file says what a record entry is (the verifier, `record_verify.py`, reads
+that format from here).
 """
 
 from __future__ import annotations

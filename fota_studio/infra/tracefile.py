@@ -8,6 +8,10 @@ trace or a filtered selection) through python-can's writers, MF4 via its asammdf
 `RotatingRecorder` is a thread-safe `can.Listener` that records live traffic with rotation by
 size. Reading/writing run on a worker thread; the recorder's `on_message_received` on Notifier
 threads.
+
+Why this size: every trace log format is read and written through python-can here, and the
+readers and writers share one capability table (`CAPABILITIES`) and one loss check, as python-
+can keeps its formats together in `can/io/`.
 """
 
 from __future__ import annotations

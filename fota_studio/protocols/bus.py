@@ -20,6 +20,10 @@ driver error, bus-off) with the interface's own cause and the right advice.
 
 Any thread may call these functions; opening a hardware adapter can take a second, so the GUI
 calls them from a worker.
+
+Why this size: the bus factory is one table per interface (open options, bitrates, what it can
+report) and the code that applies it; `CheckedSlcanBus` is the slcan entry of that table
+(answers checked before use).
 """
 
 from __future__ import annotations

@@ -26,6 +26,11 @@ restarted on the next send.
 
 Start/stop from the engine worker thread that owns the session; the stack's own threads are
 started and stopped here only.
+
+Why this size: one adapter over can-isotp: addressing, parameters, the direct notifier stack and
+the tapped stack all configure or feed the same `IsoTpLink`, and the hot-path classes
+(`_SliceFeeder`, `_TappedStack`) override library internals that test_library_internals.py
+names; split apart they would have to reach into each other's privates.
 """
 
 from __future__ import annotations

@@ -25,6 +25,10 @@ once per streak, `last_error`).
 
 A `UdsLink` is used by one engine worker thread; only the keeper sends from its own thread
 (can-isotp's send queue is thread-safe).
+
+Why this size: `UdsLink` is the ONE exchange path for UDS (0x7F, 0x78/P2*, timeouts, recording,
+busy repeat), which `request`, `transfer_data` and `functional_request` share by design (issue
+17); `TesterPresentKeeper` is the thread that path keeps alive during a job.
 """
 
 from __future__ import annotations

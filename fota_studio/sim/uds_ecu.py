@@ -16,6 +16,11 @@ Threads: one worker thread `fota-sim-<machine>-<ecu>` owns all ECU state and ser
 the can-isotp stacks run their own two threads each (`fota-sim-<machine>-<ecu>-isotp-…`) on the
 SHARED notifier given to the constructor. `start`/`stop`/`inject`/`clear_faults`/`state`/
 `violations` may be called from any thread.
+
+Why this size: `SimEcu` is the runtime of one simulated ECU (threads, sessions, timers, reboot,
+the application side); its UDS services are already table-driven in
+`uds_services.py`/`uds_programming.py` and its storage in `flash_memory.py`. What is left is one
+object's life cycle, which reads best in one place.
 """
 
 from __future__ import annotations

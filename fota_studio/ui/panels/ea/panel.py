@@ -13,6 +13,11 @@ the problem list, where clicking one selects the ECU, the tab and the field. Sav
 File dialogs and questions go through overridable attributes (`open_file_dialog`,
 `save_file_dialog`, `ask_text`, `ask_save_discard_cancel`, `show_message`) so tests bypass them.
 GUI thread only.
+
+Why this size: the form, the list tables and the codecs already have their own modules; what is
+left is one undo stack and one tree over the working copies of every EA, which every command
+(new, add/duplicate/remove ECU, import, export, save, revert) edits through the same snapshot
+command.
 """
 
 from __future__ import annotations
