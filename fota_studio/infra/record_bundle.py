@@ -46,7 +46,7 @@ from fota_studio.infra.requests_store import (
     flash_record_digest,
     head_payload,
 )
-from fota_studio.infra.workspace import Workspace, atomic_write
+from fota_studio.infra.workspace import Workspace, atomic_write, public_file_mode
 
 BUNDLE_FORMAT = "fota-studio/record-bundle/v1"
 STATEMENT_TYPE = "fota-studio/record-bundle-statement/v1"
@@ -122,7 +122,8 @@ def export_bundle(ws: Workspace, request_id: int, path: Path | str) -> Path:
     }
     out = Path(path)
     try:
-        atomic_write(out, json.dumps(bundle, indent=1).encode("utf-8"))
+        data = json.dumps(bundle, indent=1).encode("utf-8")
+        atomic_write(out, data, mode=public_file_mode())  # an export, not a secret
     except OSError as exc:
         raise WorkspaceError(
             f"cannot write the bundle {out}: {exc.strerror}", hint="choose another --bundle path"

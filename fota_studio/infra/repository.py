@@ -41,7 +41,7 @@ from fota_studio.core.safe_text import check_version_text
 from fota_studio.core.versions import version_key
 from fota_studio.infra import trust
 from fota_studio.infra.user import current_user
-from fota_studio.infra.workspace import Workspace, atomic_write
+from fota_studio.infra.workspace import Workspace, atomic_write, public_file_mode
 
 if TYPE_CHECKING:
     from fota_studio.infra.workspace import _Cursor
@@ -197,7 +197,8 @@ def _safe_file_part(text: str) -> str:
 
 
 def _atomic_stream(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Stream into `path` atomically: temp file in the same folder, fsync, rename."""
+    """Stream an export into `path` atomically: temp file in the same folder, fsync, rename;
+    the file gets the mode a new file gets (not the temp file's 0o600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
@@ -205,6 +206,7 @@ def _atomic_stream(path: Path, write: Callable[[BinaryIO], object]) -> None:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, public_file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -809,7 +811,7 @@ class RepositoryStore:
             else:
                 _, data = firmware.to_binary(image)
         try:
-            atomic_write(out, data)
+            atomic_write(out, data, mode=public_file_mode())  # an export, not a secret
         except OSError as exc:
             raise RepositoryError(f"{out}: cannot write ({exc.strerror})") from exc
         return out
