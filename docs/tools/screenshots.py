@@ -52,6 +52,7 @@ SHOTS = (
     "ea_editor",
     "doctor",
     "demo_offer",
+    "demo_presentation",
     "demo_done",
     "trace",
 )
@@ -192,6 +193,19 @@ def _shot_demo_offer(s: _Session, out: Path) -> Path:
     return save_png(s.window, out)
 
 
+def _shot_demo_presentation(s: _Session, out: Path) -> Path:
+    """The presentation HMI (Demo ▸ Presentation HMI…) showing the demo offer to a customer."""
+    if s.bench.demo is None or not s.bench.hmi_panel.approve_button.isEnabled():
+        _shot_demo_offer(s, out.with_name("demo_offer.png"))
+    pres = s.bench.open_presentation()
+    pres.resize(*WINDOW_SIZE)
+    settle(0.8)
+    try:
+        return save_png(pres, out)
+    finally:
+        pres.hide()  # the demo goes on in the main window (demo_done approves it there)
+
+
 def _shot_demo_done(s: _Session, out: Path) -> Path:
     bench = s.bench
     if bench.demo is None or not bench.hmi_panel.approve_button.isEnabled():
@@ -221,6 +235,7 @@ _SHOT_FUNCS: dict[str, Callable[[_Session, Path], Path]] = {
     "ea_editor": _shot_ea_editor,
     "doctor": _shot_doctor,
     "demo_offer": _shot_demo_offer,
+    "demo_presentation": _shot_demo_presentation,
     "demo_done": _shot_demo_done,
     "trace": _shot_trace,
 }
