@@ -1,7 +1,7 @@
 """`RequestRun`: one attempt of one update request, from package check to the final status
 (the state machine the package docstring describes). `run()` blocks: never on the GUI thread.
 
-Why ~700 lines in one module: `RequestRun` is one sequence (verify → offer → Checkpoint 1 →
+Why this size: `RequestRun` is one sequence (verify → offer → Checkpoint 1 →
 flash → Checkpoint 2 → finish) whose steps share the run's state (the request row, the TCU
 node, the cancel token, the flash record); its pure pieces already live elsewhere (targets,
 estimates, health checks, approval, events). Splitting its methods across files would scatter
