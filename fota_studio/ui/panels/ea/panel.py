@@ -69,6 +69,7 @@ from fota_studio.core.ea_format import (
     save_ea_file,
     set_path,
 )
+from fota_studio.core.ea_problem_text import problem_text
 from fota_studio.core.ea_validate import Problem, Severity, has_errors, validate
 from fota_studio.core.errors import FotaError
 from fota_studio.infra.ea_store import EaStore
@@ -605,7 +606,7 @@ class ArchitecturePanel(QWidget):
         self._problems = validate(ea, self._known_repos) if ea is not None else []
         self.problem_list.clear()
         for p in self._problems:
-            item = QListWidgetItem(str(p))
+            item = QListWidgetItem(problem_text(p, ea))  # "VCU: …", not "ecus[0]…"
             item.setData(PATH_ROLE, p.path)
             item.setForeground(
                 QColor("#b71c1c") if p.severity is Severity.ERROR else QColor("#8d6e00")
