@@ -69,6 +69,16 @@ CLASSES: list[tuple[type[Any], str, str]] = [
         "`uds.timing`",
         "Timing facts of the ECU from its supplier's bootloader specification.",
     ),
+    (
+        ea.CompressionSettings,
+        "`uds.compression`",
+        "Optional compressed download: the method ID the ECU understands and its codec.",
+    ),
+    (
+        ea.SectorChecksum,
+        "`uds.sector_checksum`",
+        "Optional checksum-per-sector routine: delta flashing and resume after an interruption.",
+    ),
     (ea.HealthChecks, "`uds.health`", "Checkpoint 2 health checks after the reset."),
     (ea.Machine, "machines (workspace)", "A physical or simulated machine assigned to an EA."),
     (ea.VersionChange, "`machine.history[]`", "One entry of a machine ECU's version history."),
@@ -91,6 +101,8 @@ MEANINGS: dict[str, dict[str, str]] = {
         "hardware_version": "Hardware revision (free text, shown in requests and records).",
         "notes": "Free text.",
         "uds": "UDS profile and reprogramming sequence (below).",
+        "after": "ECUs a machine-level flash (`flash --machine M --all`) finishes before this "
+        "one starts (e.g. `[gateway]`); a failed one means this ECU is not flashed.",
     },
     "Connection": {
         "application": "Request/response IDs while the application runs.",
@@ -159,6 +171,21 @@ MEANINGS: dict[str, dict[str, str]] = {
         "protected_ranges": "Address ranges never erased or written (e.g. the bootloader).",
         "active_session_did": "DID of the active session (0xF186) read first to start from a "
         "known session; none = send 10 01 first.",
+        "compression": "Compressed download (below); none = data sent as is.",
+        "sector_checksum": "Checksum-per-sector routine (below); with it only changed sectors "
+        "are erased and written, and an interrupted flash resumes; none = whole image.",
+    },
+    "CompressionSettings": {
+        "method_id": "compressionMethod (1..15), the high nibble of RequestDownload's "
+        "dataFormatIdentifier; OEM-defined, from the bootloader specification.",
+        "codec": "What that method means: `zlib` (deflate), `lzma` (.xz) or `lz4` (LZ4 frame).",
+    },
+    "SectorChecksum": {
+        "routine_id": "RoutineControl ID: 31 01 <id> <ALFID address size> answers a status "
+        "byte and one checksum per sector.",
+        "record": "Request/answer layout: `address_length`.",
+        "sector_bytes": "Bytes one checksum covers (the bootloader's sector).",
+        "checksum": "Checksum per sector: `crc32`, `crc16_ccitt`, `sha256`.",
     },
     "SecurityLevel": {
         "name": "Label of the level (shown in the steps and records).",

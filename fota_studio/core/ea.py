@@ -60,6 +60,13 @@ FINGERPRINT_FORMATS = ("date_tester", "ascii", "raw")
 #: sector-aligned union of the image inside each memory region; per_segment = one erase per image
 #: segment (never a sector twice); whole_region = each touched region erased whole.
 ERASE_POLICIES = ("per_region", "per_segment", "whole_region")
+#: Codecs a compressed download may use (UdsProfile.compression.codec): zlib = deflate in a
+#: zlib stream (RFC 1950), lzma = an .xz stream, lz4 = an LZ4 frame (the `lz4` package).
+COMPRESSION_CODECS = ("zlib", "lzma", "lz4")
+#: Record layouts of the sector-checksum routine (UdsProfile.sector_checksum.record):
+#: address_length = ALFID + address + size in the request, the checksums (one per sector, in
+#: address order) after the status byte in the answer.
+SECTOR_CHECKSUM_RECORDS = ("address_length",)
 
 #: Kinds of step parameter (StepParam.type): byte 0..0xFF and word 0..0xFFFF (hex in the file),
 #: int a whole number and number a decimal within [minimum, maximum], bool, choice one of
@@ -409,6 +416,33 @@ class EcuTiming:
 
 
 @dataclass
+class CompressionSettings:
+    """A compressed download (ISO 14229-1 §14.2: the high nibble of dataFormatIdentifier).
+
+    The method ID (1..15) is OEM-defined; the bootloader specification says which codec it
+    means. memorySize in RequestDownload stays the uncompressed size; the ECU decompresses.
+    """
+
+    method_id: int = 1
+    codec: str = "zlib"
+
+
+@dataclass
+class SectorChecksum:
+    """The bootloader's "checksum per sector" routine (OEM-specific RoutineControl).
+
+    31 01 <routine_id> <ALFID address size> is answered 71 01 <routine_id> <status 00>
+    <one `checksum` per `sector_bytes` sector of the range, in address order>. With it the
+    engine writes only the sectors whose checksum differs from the image (delta, resume).
+    """
+
+    routine_id: int = 0xFF02
+    record: str = "address_length"
+    sector_bytes: int = 0x1000
+    checksum: str = "crc32"
+
+
+@dataclass
 class HealthChecks:
     """Checkpoint 2 health checks run after the reset."""
 
@@ -462,6 +496,10 @@ class UdsProfile:
     #: DID of the active diagnostic session (ISO 14229-1 0xF186) to learn the session before
     #: the sequence starts; None = send DiagnosticSessionControl default (10 01) first.
     active_session_did: int | None = None
+    #: Compressed download (method ID + codec); None = data sent as is (dataFormat 0x00).
+    compression: CompressionSettings | None = None
+    #: The bootloader's sector-checksum routine; None = every flash writes the whole image.
+    sector_checksum: SectorChecksum | None = None
 
     def step(self, kind: StepKind) -> SequenceStep | None:
         """Return the enabled step of that kind, or None when absent/disabled."""
@@ -490,6 +528,8 @@ class EcuDefinition:
     hardware_version: str = ""
     notes: str = ""
     uds: UdsProfile = field(default_factory=UdsProfile)
+    #: Names of ECUs of the same EA that a machine-level flash must finish before this one.
+    after: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -27,11 +27,15 @@ import jsonschema
 import yaml
 
 from fota_studio.core.ea import (
+    CHECKSUM_KINDS,
+    COMPRESSION_CODECS,
     EA_SCHEMA_VERSION,
     ERASE_POLICIES,
+    SECTOR_CHECKSUM_RECORDS,
     STEP_PARAMS,
     AddressingMode,
     BootloaderEntryFrame,
+    CompressionSettings,
     Connection,
     DidDefinition,
     EcuDefinition,
@@ -43,6 +47,7 @@ from fota_studio.core.ea import (
     Precondition,
     ProtectedRange,
     RoutinePrecondition,
+    SectorChecksum,
     SecurityLevel,
     SequenceStep,
     StepKind,
@@ -402,6 +407,23 @@ _TIMING = _Spec(
         ("ecu_block_size", _opt(_INT)),
     ),
 )
+_COMPRESSION = _Spec(
+    "CompressionSettings",
+    CompressionSettings,
+    (("method_id", _INT), ("codec", _enum(COMPRESSION_CODECS))),
+    required=("method_id", "codec"),
+)
+_SECTOR_CHECKSUM = _Spec(
+    "SectorChecksum",
+    SectorChecksum,
+    (
+        ("routine_id", _hex(4)),
+        ("record", _enum(SECTOR_CHECKSUM_RECORDS)),
+        ("sector_bytes", _hex(4)),
+        ("checksum", _enum(CHECKSUM_KINDS)),
+    ),
+    required=("routine_id",),
+)
 _HEALTH = _Spec(
     "HealthChecks",
     HealthChecks,
@@ -437,6 +459,8 @@ _UDS = _Spec(
         ("erase_policy", _enum(ERASE_POLICIES)),
         ("protected_ranges", _list("ProtectedRange")),
         ("active_session_did", _opt(_hex(4))),
+        ("compression", _opt(_obj("CompressionSettings"))),
+        ("sector_checksum", _opt(_obj("SectorChecksum"))),
         ("sequence", _list("SequenceStep")),
     ),
 )
@@ -449,7 +473,12 @@ _ECU_HEAD = (
     ("hardware_version", _STR),
     ("notes", _STR),
 )
-_ECU_TAIL = (("uds", _obj("UdsProfile")),)
+_NAMES = _Codec(
+    lambda v: [str(x) for x in v],
+    lambda v: [str(x) for x in v],
+    lambda: {"type": "array", "items": {"type": "string"}},
+)
+_ECU_TAIL = (("after", _NAMES), ("uds", _obj("UdsProfile")))
 _ECU = _Spec(
     "EcuDefinition",
     EcuDefinition,
@@ -482,6 +511,8 @@ _SPECS: dict[str, _Spec] = {
         _ROUTINE_PRECONDITION,
         _PROTECTED,
         _TIMING,
+        _COMPRESSION,
+        _SECTOR_CHECKSUM,
         _HEALTH,
         _UDS,
         _ECU,

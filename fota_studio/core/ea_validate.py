@@ -18,7 +18,10 @@ from typing import Any
 
 from fota_studio.core.can_timing import FD_FRAME_LENGTHS
 from fota_studio.core.ea import (
+    CHECKSUM_KINDS,
+    COMPRESSION_CODECS,
     ERASE_POLICIES,
+    SECTOR_CHECKSUM_RECORDS,
     STEP_PARAMS,
     AddressingMode,
     Connection,
@@ -160,8 +163,38 @@ def validate(
                 )
         _check_connection(c, p, ecu)
         _check_uds(c, p, ecu)
+    _check_after(c, ea)
     _check_id_clashes(c, ea)
     return c.problems
+
+
+def _check_after(c: _Collector, ea: ElectronicArchitecture) -> None:
+    """`after:` names other ECUs of this EA and never makes a cycle (a plan could not start)."""
+    names = {e.name for e in ea.ecus}
+    for i, ecu in enumerate(ea.ecus):
+        for name in ecu.after:
+            if name == ecu.name:
+                c.error(f"ecus[{i}].after", f'"{name}" cannot come after itself')
+            elif name not in names:
+                c.error(f"ecus[{i}].after", f'"{name}" is not an ECU of this EA')
+    deps = {e.name: [n for n in e.after if n in names and n != e.name] for e in ea.ecus}
+    state: dict[str, int] = {}
+
+    def cyclic(name: str) -> bool:
+        state[name] = 1
+        for dep in deps.get(name, []):
+            if state.get(dep) == 1 or (state.get(dep) is None and cyclic(dep)):
+                return True
+        state[name] = 2
+        return False
+
+    for i, ecu in enumerate(ea.ecus):
+        if state.get(ecu.name) is None and cyclic(ecu.name):
+            c.error(
+                f"ecus[{i}].after",
+                f'the "after" lists form a cycle through "{ecu.name}": no ECU could start first',
+            )
+            return
 
 
 # -- connection ------------------------------------------------------------------------------
@@ -466,6 +499,7 @@ def _check_uds(c: _Collector, p: str, ecu: EcuDefinition) -> None:
     if u.active_session_did is not None:
         c.int_range(f"{up}.active_session_did", u.active_session_did, 0, 0xFFFF)
     _check_timing(c, up, ecu)
+    _check_compression(c, up, ecu)
     if u.erase_policy not in ERASE_POLICIES:
         c.error(
             f"{up}.erase_policy",
@@ -523,6 +557,37 @@ def _check_timing(c: _Collector, up: str, ecu: EcuDefinition) -> None:
         c.int_range(f"{tp}.ecu_stmin_ms", t.ecu_stmin_ms, 0, MAX_STMIN_MS, " ms")
     if t.ecu_block_size is not None:
         c.byte(f"{tp}.ecu_block_size", t.ecu_block_size)
+
+
+def _check_compression(c: _Collector, up: str, ecu: EcuDefinition) -> None:
+    """Compressed download and the sector-checksum routine (delta / resume)."""
+    u = ecu.uds
+    if u.compression is not None:
+        cp = f"{up}.compression"
+        c.int_range(f"{cp}.method_id", u.compression.method_id, 1, 15)
+        if u.compression.codec not in COMPRESSION_CODECS:
+            c.error(
+                f"{cp}.codec",
+                f"{u.compression.codec!r} is not one of {', '.join(COMPRESSION_CODECS)}",
+            )
+        if _is_int(u.data_format) and u.data_format >> 4:
+            c.error(
+                f"{up}.data_format",
+                f"0x{u.data_format:02X} names a compression method in its high nibble while "
+                "`compression` is set: keep only the encryption nibble (0x0X) here",
+            )
+    if u.sector_checksum is not None:
+        sp = f"{up}.sector_checksum"
+        sc = u.sector_checksum
+        c.int_range(f"{sp}.routine_id", sc.routine_id, 0, 0xFFFF)
+        if sc.record not in SECTOR_CHECKSUM_RECORDS:
+            c.error(
+                f"{sp}.record", f"{sc.record!r} is not one of {', '.join(SECTOR_CHECKSUM_RECORDS)}"
+            )
+        if sc.checksum not in CHECKSUM_KINDS or sc.checksum == "none":
+            kinds = ", ".join(k for k in CHECKSUM_KINDS if k != "none")
+            c.error(f"{sp}.checksum", f"{sc.checksum!r} is not one of {kinds}")
+        c.int_range(f"{sp}.sector_bytes", sc.sector_bytes, 1, 0xFFFFFFFF, " bytes")
 
 
 def _is_number(value: Any) -> bool:

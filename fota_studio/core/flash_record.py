@@ -105,6 +105,8 @@ class SegmentRecord:
     length: int
     blocks: int = 0
     max_block_length: int = 0
+    #: Bytes of the TransferData stream (compressed size; = length when sent as is).
+    wire_length: int = 0
 
 
 @dataclass
@@ -140,6 +142,16 @@ class FlashRecord:
     segments: list[SegmentRecord] = field(default_factory=list)
     buslog_frames: int = 0
     buslog_sha256: str | None = None
+    #: "method 0xN codec" of a compressed download, "" when the data went as is.
+    compression: str = ""
+    #: TransferData payload bytes actually sent (compressed, only the changed sectors).
+    bytes_on_wire: int = 0
+    #: Image bytes not sent because the ECU already held them (sector checksums): delta + resume.
+    bytes_skipped: int = 0
+    #: Sectors (of `UdsProfile.sector_checksum`) found correct in the ECU and not rewritten.
+    sectors_skipped: int = 0
+    #: Sectors compared with the ECU's sector checksums (0: no sector-checksum routine used).
+    sectors_compared: int = 0
     format_version: int = RECORD_FORMAT_VERSION
 
     @property

@@ -292,3 +292,79 @@ def _plan_region(
         span = _subtract(min(lo for lo, _ in needed), max(hi for _, hi in needed), holes)
         pieces = [(a, b) for a, b in span if any(lo < b and a < hi for lo, hi in needed)]
     plan[members[0]] = [erase(a, b, r_index) for a, b in pieces]
+
+
+# -- delta: the sectors that differ ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeltaSegment:
+    """A part of an image segment to write in a delta (or resumed) flash."""
+
+    address: int
+    data: bytes
+
+
+def sector_pieces(region: MemoryRegion, sector_bytes: int, start: int, end: int) -> list[int]:
+    """Start addresses of the pieces of [start, end) on the region's `sector_bytes` grid.
+
+    The first and the last piece are clipped to the range; the ECU's sector-checksum routine
+    answers one checksum per piece, in this order.
+    """
+    size = max(1, sector_bytes)
+    out: list[int] = []
+    pos = start
+    while pos < end:
+        out.append(pos)
+        pos = min(end, region.start + ((pos - region.start) // size + 1) * size)
+    return out
+
+
+def region_for(profile: UdsProfile, address: int, length: int) -> MemoryRegion:
+    """The memory region holding [address, address + length) (ConfigurationError if none)."""
+    for region in profile.memory_regions:
+        if region.start <= address and address + length <= region.end:
+            return region
+    raise ConfigurationError(
+        f"{_span(address, address + length)} lies outside the writable memory regions",
+        hint="check the image against the EA memory regions; nothing was sent",
+    )
+
+
+def delta_segments(
+    profile: UdsProfile,
+    segments: Sequence[SegmentLike],
+    changed: Sequence[tuple[int, int]],
+) -> list[DeltaSegment]:
+    """What to erase and write when only the `changed` address ranges differ.
+
+    Each changed range is widened to the erase sectors of its region (an erase cannot be
+    smaller), and every image byte inside those sectors is written again — also bytes of other
+    segments sharing a sector — so nothing erased is left unwritten. Contiguous parts are
+    merged; the result is in address order.
+    """
+    widened: list[tuple[int, int]] = []
+    for lo, hi in changed:
+        region = region_for(profile, lo, hi - lo)
+        size = _sector_bytes(region)
+        a = region.start + (lo - region.start) // size * size
+        b = min(region.end, region.start + -(-(hi - region.start) // size) * size)
+        widened.append((a, b))
+    merged: list[list[int]] = []
+    for a, b in sorted(widened):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    out: list[DeltaSegment] = []
+    for seg in sorted(segments, key=lambda s: s.address):
+        end = seg.address + len(seg.data)
+        for a, b in merged:
+            lo, hi = max(a, seg.address), min(b, end)
+            if lo < hi:
+                data = bytes(seg.data[lo - seg.address : hi - seg.address])
+                if out and out[-1].address + len(out[-1].data) == lo:
+                    out[-1] = DeltaSegment(out[-1].address, out[-1].data + data)
+                else:
+                    out.append(DeltaSegment(lo, data))
+    return out

@@ -46,6 +46,7 @@ error, so a record is always produced; a failed or cancelled job leaves the ECU 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -61,7 +62,8 @@ from udsoncan.Response import Response
 from udsoncan.services.RequestDownload import RequestDownload
 from udsoncan.services.RoutineControl import RoutineControl
 
-from fota_studio.core.checksums import checksum
+from fota_studio.core.checksums import checksum, checksum_length
+from fota_studio.core.compression import compress
 from fota_studio.core.ea import (
     DidDefinition,
     EcuDefinition,
@@ -104,13 +106,19 @@ from fota_studio.core.flash_record import (
 from fota_studio.core.image_fit import require_image_fits
 from fota_studio.core.nrc import nrc_name
 from fota_studio.engine.cancel import CancelToken
+from fota_studio.engine.flash_encoding import (
+    DeltaSegment,
+    delta_segments,
+    memory_location,
+    region_for,
+    sector_pieces,
+)
 from fota_studio.engine.flash_encoding import (  # re-exported: the job's public helpers
     EraseRange as EraseRange,
 )
 from fota_studio.engine.flash_encoding import SegmentLike as SegmentLike
 from fota_studio.engine.flash_encoding import address_length_record as address_length_record
 from fota_studio.engine.flash_encoding import fingerprint_record as fingerprint_record
-from fota_studio.engine.flash_encoding import memory_location
 from fota_studio.engine.flash_encoding import plan_erases as plan_erases
 from fota_studio.engine.progress import ProgressReporter
 from fota_studio.engine.seedkey import SeedKeyRegistry
@@ -143,6 +151,8 @@ BOOTLOADER_ENTRY_STEP = "bootloader_entry"
 BOOTLOADER_READY_STEP = "bootloader_ready"
 CLEAN_START_STEP = "clean_start"
 APPLICATION_START_STEP = "application_start"
+#: Reading the ECU's checksum per sector before the erase (UdsProfile.sector_checksum).
+SECTOR_CHECKSUM_STEP = "sector_checksums"
 #: Outcomes of a flash (FlashResult.outcome; core/flash_outcome.py decides and words them).
 OUTCOME_VERIFIED = FlashOutcome.VERIFIED
 OUTCOME_NOT_VERIFIED = FlashOutcome.NOT_VERIFIED
@@ -873,17 +883,38 @@ class _Job:
 
     def _segments(self, steps: list[SequenceStep]) -> None:
         by_kind = {s.kind: s for s in steps}
-        segs = list(self.image.segments)
-        sent = 0
-        self.progress.update(0, "starting transfer")
+        segs: list[SegmentLike] = list(self.image.segments)
+        erase_plan = self.erase_plan
+        erase_step = by_kind.get(StepKind.ERASE)
+        if self.profile.sector_checksum is not None and StepKind.TRANSFER_DATA in by_kind:
+            if erase_step is not None and str(erase_step.param("record")) != "address_length":
+                self.log(
+                    "warning",
+                    "sector checksums not used: the erase step's record is "
+                    f"{erase_step.param('record')!r}, so only the ECU chooses what is erased "
+                    "(a delta needs address_length); writing the whole image",
+                )
+            else:
+                delta = self._delta_plan()
+                if delta is not None:
+                    segs = list(delta)
+                    delta_profile = dataclasses.replace(self.profile, erase_policy="per_segment")
+                    erase_plan = plan_erases(delta_profile, segs, "address_length")
+        comp = self.profile.compression
+        if comp is not None:
+            self.record.compression = f"method 0x{comp.method_id:X} {comp.codec}"
+        sent = self.record.bytes_skipped
+        self.progress.update(sent, "starting transfer")
         for index, seg in enumerate(segs):
             data = bytes(seg.data)
             where = f"segment {index + 1}/{len(segs)} 0x{seg.address:08X} +0x{len(data):X}"
             srec = SegmentRecord(address=seg.address, length=len(data))
             self.record.segments.append(srec)
-            erase = by_kind.get(StepKind.ERASE)
+            wire = data if comp is None else compress(comp.codec, data)
+            srec.wire_length = len(wire)
+            erase = erase_step
             if erase is not None:
-                for rng in self.erase_plan[index]:
+                for rng in erase_plan[index]:
                     self.run_step(
                         StepKind.ERASE.value,
                         functools.partial(self._erase, erase, rng),
@@ -894,6 +925,8 @@ class _Job:
                 rec = self.step_start(StepKind.REQUEST_DOWNLOAD.value, where)
                 try:
                     max_len = self._request_download(seg.address, len(data))
+                    if comp is not None:
+                        where += f" ({comp.codec} 0x{len(wire):X})"
                 except BaseException as exc:
                     self.step_failed(rec, exc)
                     raise
@@ -907,7 +940,7 @@ class _Job:
                     )
                 rec = self.step_start(StepKind.TRANSFER_DATA.value, where)
                 try:
-                    srec.blocks = self._transfer(td, data, max_len, sent)
+                    srec.blocks = self._transfer(td, wire, max_len, sent, len(data))
                 except BaseException as exc:
                     self.step_failed(rec, exc)
                     raise
@@ -919,6 +952,83 @@ class _Job:
                     lambda: self._simple(StepKind.TRANSFER_EXIT.value, 0x37),
                     where,
                 )
+
+    def _delta_plan(self) -> list[DeltaSegment] | None:
+        """Ask the ECU's sector checksums; the parts of the image to write (None: all of it).
+
+        Runs as the `sector_checksums` step after the unlock. A sector whose checksum equals
+        the image's is already programmed and correct (an unchanged sector of a re-flash, or
+        one written before an interruption) and is neither erased nor written; the final
+        check routine still covers the whole image, so a wrong decision ends in a failed
+        check, never a false success. An ECU that does not run the routine gets the whole
+        image (logged).
+        """
+        sc = self.profile.sector_checksum
+        assert sc is not None
+        rec = self.step_start(SECTOR_CHECKSUM_STEP, f"routine 0x{sc.routine_id:04X}")
+        try:
+            changed, compared, same = self._compare_sectors()
+        except UdsNegativeResponseError as exc:
+            self.step_failed(rec, exc)
+            self.log(
+                "warning",
+                f"the ECU did not run the sector-checksum routine 0x{sc.routine_id:04X} "
+                f"({exc.nrc_name}); writing the whole image",
+            )
+            return None
+        except BaseException as exc:
+            self.step_failed(rec, exc)
+            raise
+        delta = delta_segments(self.profile, self.image.segments, changed)
+        to_write = sum(len(d.data) for d in delta)
+        self.record.sectors_compared = compared
+        self.record.sectors_skipped = same
+        self.record.bytes_skipped = self.record.bytes_total - to_write
+        self.step_ok(
+            rec,
+            f"{same} of {compared} sectors already correct; writing "
+            f"{to_write} of {self.record.bytes_total} bytes in {len(delta)} range(s)",
+        )
+        return delta
+
+    def _compare_sectors(self) -> tuple[list[tuple[int, int]], int, int]:
+        """(changed address ranges, sectors compared, sectors equal) over the whole image."""
+        sc = self.profile.sector_checksum
+        assert sc is not None
+        width = checksum_length(sc.checksum)
+        # One answer must fit one ISO-TP message: 71 01 <rid> <status> + the checksums.
+        per_request = max(1, (CLASSIC_MAX_ISOTP_BYTES - 5) // max(1, width))
+        changed: list[tuple[int, int]] = []
+        compared = same = 0
+        for seg in self.image.segments:
+            end = seg.address + len(seg.data)
+            region = region_for(self.profile, seg.address, len(seg.data))
+            starts = sector_pieces(region, sc.sector_bytes, seg.address, end)
+            for first in range(0, len(starts), per_request):
+                group = starts[first : first + per_request]
+                g_end = starts[first + per_request] if first + per_request < len(starts) else end
+                record = address_length_record(
+                    self.profile.address_and_length_format, group[0], g_end - group[0]
+                )
+                answer = self._routine(SECTOR_CHECKSUM_STEP, self._uds(), sc.routine_id, record)
+                if not answer or answer[0] != 0x00 or len(answer) != 1 + width * len(group):
+                    raise TransferError(
+                        f"{SECTOR_CHECKSUM_STEP}: routine 0x{sc.routine_id:04X} answered "
+                        f"{len(answer)} bytes for {len(group)} sectors of {sc.checksum} "
+                        f"(status {answer[:1].hex() or 'none'})",
+                        step=SECTOR_CHECKSUM_STEP,
+                        hint="check uds.sector_checksum (sector_bytes, checksum) against the "
+                        "bootloader specification; nothing was erased — run the flash again",
+                    )
+                bounds = [*group[1:], g_end]
+                for k, (lo, hi) in enumerate(zip(group, bounds, strict=True)):
+                    compared += 1
+                    mine = checksum(sc.checksum, seg.data[lo - seg.address : hi - seg.address])
+                    if answer[1 + k * width : 1 + (k + 1) * width] == mine:
+                        same += 1
+                    else:
+                        changed.append((lo, hi))
+        return changed, compared, same
 
     def _simple(self, step: str, sid: int) -> str:
         self._uds().request(step, sid)
@@ -980,12 +1090,32 @@ class _Job:
         return f"{rng.describe()}, {rng.length} bytes"
 
     def _request_download(self, address: int, length: int) -> int:
+        """RequestDownload of `length` uncompressed bytes; the ECU's maxNumberOfBlockLength.
+
+        With `compression` the high nibble of dataFormatIdentifier is its method ID (ISO
+        14229-1 §14.2.2.2); memorySize stays the uncompressed size.
+        """
         name = StepKind.REQUEST_DOWNLOAD.value
         loc = memory_location(self.profile.address_and_length_format, address, length)
         dfi = self.profile.data_format
+        comp = self.profile.compression
+        if comp is not None:
+            dfi = (comp.method_id & 0x0F) << 4 | (dfi & 0x0F)
         req = RequestDownload.make_request(loc, DataFormatIdentifier(dfi >> 4, dfi & 0x0F))
         payload = req.get_payload()
-        raw = self._uds().request(name, payload[0], payload[1:])
+        try:
+            raw = self._uds().request(name, payload[0], payload[1:])
+        except UdsNegativeResponseError as exc:
+            if comp is not None and exc.nrc == 0x31:
+                exc.hint = (
+                    f"the ECU refused dataFormatIdentifier 0x{dfi:02X}: compression method "
+                    f"{comp.method_id} ({comp.codec}) is not one it knows — check "
+                    "uds.compression.method_id against the bootloader specification, or "
+                    "remove uds.compression from the EA to send the data uncompressed; "
+                    "the memory range was erased, run the flash again"
+                )
+                exc.args = (f"{exc.message} ({exc.hint})",)
+            raise
         assert raw is not None
         try:
             answer = RequestDownload.interpret_response(Response.from_payload(raw))
@@ -997,8 +1127,15 @@ class _Job:
             ) from exc
         return int(answer.service_data.max_length)
 
-    def _transfer(self, step: SequenceStep, data: bytes, max_len: int, base: int) -> int:
+    def _transfer(
+        self, step: SequenceStep, data: bytes, max_len: int, base: int, plain_len: int = -1
+    ) -> int:
+        """Send `data` (the wire stream) in TransferData blocks; progress in image bytes.
+
+        `plain_len`: the uncompressed size the stream stands for (progress scales to it).
+        """
         name = step.kind.value
+        plain = len(data) if plain_len < 0 else plain_len
         max_retries = int(step.param("max_retries"))
         chunk = block_payload_size(max_len, self.conn.fd)
         uds = self._uds()
@@ -1064,7 +1201,9 @@ class _Job:
                 )
             blocks += 1
             counter = (counter + 1) & 0xFF  # ISO 14229-1 §14.4: wraps 0xFF -> 0x00
-            done = base + min(offset + chunk, len(data))
+            sent_now = min(offset + chunk, len(data))
+            self.record.bytes_on_wire += len(block)
+            done = base + (sent_now * plain // len(data) if data else 0)
             self.record.bytes_sent = done
             self.progress.update(done)
         return blocks

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import isotp
 
 from fota_studio.core import reference_ecu
+from fota_studio.core.compression import Decompressor
 from fota_studio.protocols.isotp_link import DirectNotifierStack
 
 APPLICATION = "application"
@@ -195,6 +196,9 @@ class Download:
     written: int = 0
     counter: int = 0  # last accepted block sequence counter (0 = none yet, first must be 1)
     blocks: int = 0
+    #: Streaming decoder of a compressed download (dataFormatIdentifier high nibble); None =
+    #: the blocks are the bytes themselves.
+    decompressor: Decompressor | None = None
 
 
 @dataclass

@@ -18,6 +18,7 @@ import logging
 import time
 
 from fota_studio.core.checksums import checksum, checksum_length
+from fota_studio.core.compression import CompressionError, Decompressor
 from fota_studio.core.ea import StepKind
 from fota_studio.sim.flash_memory import FlashAccessError
 from fota_studio.sim.uds_model import (
@@ -51,6 +52,8 @@ class ProgrammingServices(UdsServices):
         if self._mode == BOOTLOADER:
             routines[self._erase_routine] = PROGRAMMING
             routines[self._check_routine] = PROGRAMMING
+            if self.ecu.uds.sector_checksum is not None:
+                routines[self.ecu.uds.sector_checksum.routine_id] = PROGRAMMING
         return routines
 
     def _svc_routine(self, data: bytes, entry: Stack) -> bytes | None:
@@ -60,7 +63,11 @@ class ProgrammingServices(UdsServices):
             raise Nrc(0x31)
         if self._session not in where:
             raise Nrc(0x7E)
-        if rid not in (self._erase_routine, self._check_routine) or self._mode != BOOTLOADER:
+        sector = self.ecu.uds.sector_checksum
+        own = {self._erase_routine, self._check_routine}
+        if sector is not None:
+            own.add(sector.routine_id)
+        if rid not in own or self._mode != BOOTLOADER:
             return self._check_preconditions(rid)
         self._require_security()
         if self._download is not None:
@@ -68,7 +75,35 @@ class ProgrammingServices(UdsServices):
             raise Nrc(0x24)
         if rid == self._erase_routine:
             return self._start_erase(data[4:], entry)
+        if sector is not None and rid == sector.routine_id:
+            return self._sector_checksums(data[4:])
         return self._check(data[4:])
+
+    def _sector_checksums(self, record: bytes) -> bytes:
+        """31 01 <rid> <ALFID address size> -> status 00 + one checksum per sector piece.
+
+        The range is cut on the region's grid of `sector_checksum.sector_bytes` (the first and
+        last piece clipped to the range). The range becomes part of what the check routine
+        covers in this programming run: the tester says "this is my image", and writes only
+        what differs (delta, resume), yet the final check still spans the whole image.
+        """
+        sector = self.ecu.uds.sector_checksum
+        assert sector is not None
+        address, length = self._parse_address_length(record)
+        region = self.memory.region_of(address, length)
+        if region is None or length == 0 or self.memory.is_protected(address, length):
+            raise Nrc(0x31)
+        size = sector.sector_bytes
+        out = bytearray([0x00])
+        pos, end = address, address + length
+        while pos < end:
+            nxt = min(end, region.start + ((pos - region.start) // size + 1) * size)
+            out += checksum(sector.checksum, self.memory.read(pos, nxt - pos))
+            pos = nxt
+        if (address, length) not in self._downloaded:
+            self._downloaded.append((address, length))
+        log.info("%s: sector checksums of 0x%08X +0x%X", self.name, address, length)
+        return routine_response(sector.routine_id, bytes(out))
 
     def _check_preconditions(self, rid: int) -> bytes:
         status = self.options.precondition_status & 0xFF
@@ -165,7 +200,15 @@ class ProgrammingServices(UdsServices):
         if not self._downloaded:
             self._violation(V_SEQUENCE, "check routine before anything was downloaded")
             raise Nrc(0x24)
-        data = b"".join(self.memory.read(a, n) for a, n in sorted(self._downloaded))
+        # The union of what was downloaded and what the tester declared its image through the
+        # sector-checksum routine (a delta writes a part of it), each byte once.
+        spans: list[list[int]] = []
+        for a, n in sorted(self._downloaded):
+            if spans and a <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], a + n)
+            else:
+                spans.append([a, a + n])
+        data = b"".join(self.memory.read(a, b - a) for a, b in spans)
         ok = checksum(self._checksum_kind, data) == bytes(record)
         self._persist.app_valid = ok
         self._save_state()
@@ -177,8 +220,7 @@ class ProgrammingServices(UdsServices):
         # ISO 14229-1 RequestDownload NRC order: 0x13 length, 0x31 format/range, 0x33
         # security, 0x70 not accepted (a download active, a protected range).
         del entry
-        if data[1] != 0x00:
-            raise Nrc(0x31)  # compression/encryption not supported
+        decompressor = self._decompressor_for(data[1])
         address, size = self._parse_address_length(data[2:])
         try:
             self.memory.check_writable(address, size)
@@ -194,11 +236,28 @@ class ProgrammingServices(UdsServices):
         if refused is not None:
             log.info("%s: download refused: %s", self.name, refused)
             raise Nrc(0x70)
-        self._download = Download(address=address, size=size)
+        self._download = Download(address=address, size=size, decompressor=decompressor)
         self._persist.app_valid = False
         self._save_state()
         n = max(2, (self._max_block.bit_length() + 7) // 8)
         return bytes([0x74, n << 4]) + self._max_block.to_bytes(n, "big")
+
+    def _decompressor_for(self, dfi: int) -> Decompressor | None:
+        """The decoder for RequestDownload's dataFormatIdentifier, or NRC 0x31.
+
+        High nibble = compressionMethod (the EA's `compression.method_id`, 0 = none), low
+        nibble = encryptingMethod (not supported: 0 only).
+        """
+        method, encryption = dfi >> 4, dfi & 0x0F
+        if encryption:
+            raise Nrc(0x31)
+        if method == 0:
+            return None
+        comp = self.ecu.uds.compression
+        if comp is None or comp.method_id != method:
+            log.info("%s: download refused: unknown compression method %d", self.name, method)
+            raise Nrc(0x31)
+        return Decompressor(comp.codec)
 
     def _svc_transfer_data(self, data: bytes, entry: Stack) -> bytes | None:
         # No security check of its own (ISO 14229-1 §14.4): only a download that passed it
@@ -222,6 +281,12 @@ class ProgrammingServices(UdsServices):
             raise Nrc(0x73)
         if not payload:
             raise Nrc(0x13)
+        if dl.decompressor is not None:
+            try:
+                payload = dl.decompressor.feed(payload)
+            except CompressionError as exc:
+                log.info("%s: block 0x%02X does not decode: %s", self.name, counter, exc)
+                raise Nrc(0x72) from exc
         if dl.written + len(payload) > dl.size:
             raise Nrc(0x71)
         address = dl.address + dl.written
@@ -237,7 +302,8 @@ class ProgrammingServices(UdsServices):
             self._reboot(self._reset_time_ms(), (BOOTLOADER, SESSION_DEFAULT))
             return None
         try:
-            self.memory.program(address, payload)
+            if payload:  # a compressed block may decode to nothing yet (the codec buffers)
+                self.memory.program(address, payload)
         except FlashAccessError as exc:
             log.info("%s: programming failed: %s", self.name, exc)
             raise Nrc(0x72) from exc
@@ -257,6 +323,12 @@ class ProgrammingServices(UdsServices):
         if len(data) != 1:
             raise Nrc(0x13)
         dl = self._download
+        if dl is not None and dl.decompressor is not None and dl.written == dl.size:
+            try:
+                dl.decompressor.finish()
+            except CompressionError as exc:
+                self._violation(V_TRANSFER_SEQUENCE, f"RequestTransferExit: {exc}")
+                raise Nrc(0x24) from exc
         if dl is None or dl.written != dl.size:
             self._violation(
                 V_TRANSFER_SEQUENCE,
