@@ -15,6 +15,7 @@ its `view`/`model`/`messages_view`/`messages_model`/`details`/`tabs`). GUI threa
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,9 @@ from fota_studio.ui.widgets.step_frames import FramesRequest, step_label
 
 log = logging.getLogger(__name__)
 
+
+#: The name the trace panel gives a bus log it opens from a flash record (`open_flash_record`).
+_RECORD_LOG_NAME = re.compile(r"flash record (\d+) bus log")
 
 #: Link scheme of a step (or block) in the record report: fota-frames:<record id>/<step>[/<block>].
 FRAMES_SCHEME = "fota-frames"
@@ -177,21 +181,39 @@ class TraceLink(QObject):
             self._raise_trace()
         return True
 
-    def _on_trace_file_loaded(self, name: str, total: int) -> None:
-        if self._pending is None or self._pending[0] != name:
-            return
-        _, request = self._pending
-        self._pending = None
-        doc = self._document()
+    def _link(self, doc: Any, record: FlashRecord, total: int) -> None:
+        """Remember which record `doc` shows (its last `total` frames) and follow its
+        Messages tab."""
         base = int(doc.store.end_seq) - int(total)
-        linked = _Linked(request.record, base)
         if id(doc) not in self._linked:
             messages_view = getattr(doc, "messages_view", None)
             if messages_view is not None:
                 messages_view.selectionModel().selectionChanged.connect(
                     lambda sel, _des, d=doc: self._on_messages_selected(d, sel)
                 )
-        self._linked[id(doc)] = linked
+        self._linked[id(doc)] = _Linked(record, base)
+
+    def _on_trace_file_loaded(self, name: str, total: int) -> None:
+        if self._pending is None or self._pending[0] != name:
+            # A whole bus log opened from a record elsewhere ("Bus log" of a request): link
+            # its Messages tab to the record's steps too.
+            found = _RECORD_LOG_NAME.fullmatch(name)
+            ws = self._workspace()
+            if found is not None and ws is not None:
+                from fota_studio.engine.records import load_flash_record
+
+                try:
+                    record = load_flash_record(ws, int(found.group(1)))
+                except Exception:  # the log opened; only the link back is missing
+                    log.warning("flash record %s: not readable for its trace link", found[1])
+                    return
+                self._link(self._document(), record, total)
+            return
+        _, request = self._pending
+        self._pending = None
+        doc = self._document()
+        self._link(doc, request.record, total)
+        base = self._linked[id(doc)].base_seq
         self.last_selected = select_frames(doc, base + request.first, base + request.last)
         shown = request.last - request.first + 1
         hidden = shown - self.last_selected

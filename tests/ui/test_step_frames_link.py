@@ -156,19 +156,20 @@ def test_report_step_link_opens_its_frames(qtbot, tmp_path: Path) -> None:  # ty
 
     blf = tmp_path / "s.blf"
     with can.BLFWriter(str(blf)) as writer:
-        for i in range(30):
-            writer.on_message_received(
-                can.Message(
-                    timestamp=1.0 + i,
-                    arbitration_id=0x7E0,
-                    is_extended_id=False,
-                    data=bytes([2, 0x3E, i]),
+        for i in range(15):  # 15 ReadDataByIdentifier exchanges, 30 frames
+            for can_id, data in ((0x7E0, [3, 0x22, 0xF1, i]), (0x7E8, [4, 0x62, 0xF1, i, 0])):
+                writer.on_message_received(
+                    can.Message(
+                        timestamp=1.0 + i + (can_id & 1) * 0.01,
+                        arbitration_id=can_id,
+                        is_extended_id=False,
+                        data=bytes(data),
+                    )
                 )
-            )
     steps = [
         StepRecord("extended_session", 1.0, 2.0, True, frame_first=0, frame_last=3),
         StepRecord(
-            "transfer_data", 2.0, 3.0, True, frame_first=4, frame_last=29, block_frames=[4, 17]
+            "transfer_data", 2.0, 3.0, True, frame_first=4, frame_last=29, block_frames=[4, 18]
         ),
     ]
     ws = Workspace.open(tmp_path / "ws")
@@ -179,7 +180,7 @@ def test_report_step_link_opens_its_frames(qtbot, tmp_path: Path) -> None:  # ty
         cell = _frames_cell(rid, 1, steps[1])
         assert frames_href(rid, 1) in cell and "4–29" in cell
         req = request_from_href(ws, frames_href(rid, 1, 1))
-        assert req is not None and (req.first, req.last, req.block) == (17, 29, 1)
+        assert req is not None and (req.first, req.last, req.block) == (18, 29, 1)
         assert request_from_href(ws, frames_href(rid, 7)) is None
         panel = RequestsPanel(ws)
         qtbot.addWidget(panel)
@@ -189,12 +190,13 @@ def test_report_step_link_opens_its_frames(qtbot, tmp_path: Path) -> None:  # ty
         assert (request.first, request.last, request.label) == (0, 3, "extended_session #1")
         trace = TracePanel(capacity_frames=10_000)
         qtbot.addWidget(trace)
+        trace.show()
         link = TraceLink(trace, lambda: ws)
         with qtbot.waitSignal(link.frames_shown, timeout=10_000):
             assert link.open_frames(req)
         doc = trace.current_document()
         base = doc.store.end_seq - 30
-        assert _selected_seqs(doc) == list(range(base + 17, base + 30))
+        assert _selected_seqs(doc) == list(range(base + 18, base + 30))
         # A whole bus log opened from the record ("Bus log" of a request) links back too.
         with qtbot.waitSignal(trace.file_loaded, timeout=10_000):
             assert trace.open_flash_record(ws, rid)
