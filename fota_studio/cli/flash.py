@@ -31,6 +31,7 @@ from types import FrameType
 from typing import Any
 
 from fota_studio.cli.common import add_passphrase_option, authorise, guarded, open_workspace
+from fota_studio.core.compression import stream_lengths
 from fota_studio.core.ea import EcuDefinition, ElectronicArchitecture, StepKind
 from fota_studio.core.errors import ConfigurationError
 from fota_studio.core.events import (
@@ -285,7 +286,9 @@ def _run(args: argparse.Namespace, ws: Workspace) -> int:
         return EXIT_REFUSED
     if args.dry_run:
         segments = [(s.address, len(s.data)) for s in image.segments]
-        print(estimate_flash(ecu, segments, ws).to_text())
+        codec = ecu.uds.compression.codec if ecu.uds.compression is not None else None
+        wire = stream_lengths(codec, [bytes(s.data) for s in image.segments])
+        print(estimate_flash(ecu, segments, ws, wire_lengths=wire).to_text())
         return EXIT_OK
     # Refuse before the bus or the simulator opens: another process flashing this ECU, or an
     # open update request for it (submit_flash checks again, under the ECU's lock).

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import lzma
 import zlib
+from collections.abc import Sequence
 from typing import Protocol
 
 import lz4.frame
@@ -101,3 +102,10 @@ class Decompressor:
         """Raise `CompressionError` unless the stream ended."""
         if not self.eof:
             raise CompressionError(f"the {self.codec} stream ended early")
+
+
+def stream_lengths(codec: str | None, segments: Sequence[bytes]) -> list[int]:
+    """Per segment, the bytes its download stream holds (compressed with `codec`, or as is)."""
+    if codec is None:
+        return [len(data) for data in segments]
+    return [len(compress(codec, bytes(data))) for data in segments]

@@ -86,6 +86,10 @@ class FlashPlan:
     erase_bytes: int = 0
     #: Earlier flashes of the same ECU model whose measured step times the estimate uses.
     measured_flashes: int = 0
+    #: TransferData payload bytes on the wire (compressed size with `uds.compression`).
+    bytes_on_wire: int = 0
+    #: "zlib (method 0x1)" when the download is compressed, "" otherwise.
+    compression: str = ""
 
     def to_text(self) -> str:
         """A human-readable plan (CLI `--dry-run`)."""
@@ -97,6 +101,12 @@ class FlashPlan:
             f"{sum(s.blocks for s in self.segments)} blocks of ≤ {self.block_payload_bytes} "
             f"bytes, {self.frames_total} CAN frames"
         )
+        if self.compression:
+            share = self.bytes_on_wire / self.bytes_total if self.bytes_total else 0.0
+            lines.append(
+                f"  compressed with {self.compression}: {self.bytes_on_wire} bytes on the wire "
+                f"({share:.0%} of the image)"
+            )
         if self.erase_count:
             lines.append(
                 f"  {self.erase_count} erase(s) covering {self.erase_bytes} bytes "
@@ -298,6 +308,7 @@ def make_plan(
     ecu_block_size: int | None = None,
     erase_ranges: Sequence[Sequence[tuple[int, int]]] | None = None,
     measured: Sequence[MeasuredFlash] = (),
+    wire_lengths: Sequence[int] | None = None,
 ) -> FlashPlan:
     """Plan flashing `segments` [(address, length), ...] into `ecu`.
 
@@ -309,7 +320,10 @@ def make_plan(
     erases the flash job will run (engine.flash_job.plan_erases, by the EA's erase policy);
     None = one erase of each segment's own bytes. `measured`: earlier successful flashes of the
     same ECU model; where they measured a step, its time (scaled per byte for the transfer and
-    the erase) replaces the EA-based estimate.
+    the erase) replaces the EA-based estimate. `wire_lengths`: per segment, the bytes the
+    TransferData stream holds (the compressed size, `core.compression`, when the EA names a
+    `uds.compression`); None = the segment's own length. Blocks, frames and wire time follow
+    the stream; the ECU's programming time follows the uncompressed bytes.
     """
     conn = ecu.connection
     prof = ecu.uds
@@ -342,9 +356,10 @@ def make_plan(
         seen = known.per_step(step)
         plan.steps.append(PlanStep(step, detail, estimate_s if seen is None else seen))
 
-    def block_s(size: int) -> tuple[int, float, float]:
+    def block_s(size: int, expands: float = 1.0) -> tuple[int, float, float]:
         """(frames, wire seconds, total seconds) of one TransferData block of `size` data
-        bytes and its answer: wire time, STmin pacing, the ECU's programming time."""
+        bytes (decoding to `expands` times as many) and its answer: wire time, STmin pacing,
+        the ECU's programming time."""
         f, wire = message_wire_s(size + 2, conn, block_size=bs)
         frames, fcs = isotp_frames(size + 2, conn, block_size=bs)
         # STmin (ISO 15765-2 §9.6.5.4): the gap from the end of one consecutive frame to the
@@ -352,7 +367,7 @@ def make_plan(
         # control and the answer cost the ECU a turnaround; the answer also its programming.
         gaps = max(0, frames - 1 - fcs)
         pace = gaps * stmin_s
-        programming = size / 1024 * timing.programming_ms_per_kib / 1000.0
+        programming = size * expands / 1024 * timing.programming_ms_per_kib / 1000.0
         wire += ack_s
         return f + ack_frames, wire, wire + pace + programming + (fcs + 1) * turnaround_s
 
@@ -382,16 +397,24 @@ def make_plan(
             if seg_done:
                 continue
             seg_done = True
+            if prof.compression is not None and wire_lengths is not None:
+                plan.compression = (
+                    f"{prof.compression.codec} (method 0x{prof.compression.method_id:X})"
+                )
             for index, (address, length) in enumerate(segments):
-                blocks = -(-length // payload) if length else 0
-                full, rest = divmod(length, payload)
+                on_wire = length
+                if wire_lengths is not None and prof.compression is not None:
+                    on_wire = wire_lengths[index]
+                expands = length / on_wire if on_wire else 1.0
+                blocks = -(-on_wire // payload) if on_wire else 0
+                full, rest = divmod(on_wire, payload)
                 frames = 0
                 wire = 0.0
                 data_s = 0.0
                 for size, count in ((payload, full), (rest, 1 if rest else 0)):
                     if not count:
                         continue
-                    f, w, sec = block_s(size)
+                    f, w, sec = block_s(size, expands)
                     frames += f * count
                     wire += w * count
                     data_s += sec * count
@@ -422,6 +445,7 @@ def make_plan(
                 if StepKind.TRANSFER_EXIT in kinds:
                     add("transfer_exit", where, request_s)
                 plan.bytes_total += length
+                plan.bytes_on_wire += on_wire
                 plan.frames_total += frames
                 plan.wire_time_s += wire
             continue

@@ -102,13 +102,18 @@ def measured_flashes(
 
 
 def estimate_flash(
-    ecu: EcuDefinition, segments: Sequence[tuple[int, int]], ws: Workspace | None = None
+    ecu: EcuDefinition,
+    segments: Sequence[tuple[int, int]],
+    ws: Workspace | None = None,
+    wire_lengths: Sequence[int] | None = None,
 ) -> FlashPlan:
-    """The dry-run plan of flashing `segments` into `ecu`, from the EA and the workspace."""
+    """The dry-run plan of flashing `segments` into `ecu`, from the EA and the workspace;
+    `wire_lengths`: per segment, the compressed stream size (`core.compression`)."""
     measured = measured_flashes(ws, ecu) if ws is not None else []
     return make_plan(
         ecu,
         list(segments),
         erase_ranges=erase_ranges(ecu, segments),
         measured=measured,
+        wire_lengths=wire_lengths,
     )

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from fota_studio.core.compression import CompressionError, Decompressor, compress
+from fota_studio.core.compression import CompressionError, Decompressor, compress, stream_lengths
 from fota_studio.core.ea import CompressionSettings, EcuDefinition
 from fota_studio.core.ea_validate import Severity, validate
 from fota_studio.core.errors import UdsNegativeResponseError
 from fota_studio.core.firmware import FirmwareImage, Segment
+from fota_studio.core.flash_plan import make_plan
 from fota_studio.demo import catalog as demo_catalog
 from fota_studio.engine.flash_job import FlashResult, FlashSession, flash_ecu
 from fota_studio.sim.uds_ecu import SimEcu
@@ -134,3 +135,25 @@ def test_validator_checks_compression() -> None:
     assert "ecus[0].uds.compression.method_id" in errors
     assert "ecus[0].uds.compression.codec" in errors
     assert "ecus[1].uds.data_format" in errors
+
+
+def test_plan_shows_wire_bytes_and_a_shorter_estimate() -> None:
+    """The dry-run plan counts blocks, frames and wire time of the compressed stream, and the
+    ECU's programming time of the uncompressed bytes."""
+    ecu = fast_ecu()
+    ecu.uds.timing.programming_ms_per_kib = 10.0
+    image = firmware_image("5.1.0")
+    segs = [(s.address, len(s.data)) for s in image.segments]
+    plain = make_plan(ecu, segs)
+    ecu.uds.compression = CompressionSettings(method_id=1, codec="zlib")
+    wire = stream_lengths("zlib", [s.data for s in image.segments])
+    packed = make_plan(ecu, segs, wire_lengths=wire)
+    assert packed.bytes_total == plain.bytes_total == sum(n for _, n in segs)
+    assert packed.bytes_on_wire == sum(wire) < 0.8 * plain.bytes_on_wire
+    assert packed.frames_total < 0.8 * plain.frames_total
+    assert packed.wire_time_s < 0.8 * plain.wire_time_s
+    assert packed.estimated_s < plain.estimated_s
+    programming_s = plain.bytes_total / 1024 * 10.0 / 1000
+    assert packed.estimated_s > programming_s  # the ECU still programs every byte
+    assert "compressed with zlib (method 0x1)" in packed.to_text()
+    assert "compressed" not in plain.to_text()
