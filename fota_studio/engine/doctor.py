@@ -281,7 +281,7 @@ def _load_library(name: str) -> bool:
     """True if the dynamic loader can load `name` (searched like the vendor wrapper does)."""
     try:
         if sys.platform.startswith("win"):
-            ctypes.WinDLL(name)  # type: ignore[attr-defined,unused-ignore]
+            ctypes.WinDLL(name)  # type: ignore[attr-defined,unused-ignore]  # Windows-only API
         else:
             ctypes.CDLL(name)
     except OSError:

@@ -488,7 +488,7 @@ class Engine:
                     lock.release()
 
         def run(ctx: JobContext) -> FlashResult:
-            img = image if image is not None else loader()  # type: ignore[misc]
+            img = image if image is not None else loader()  # type: ignore[misc]  # one of the two is set (checked above)
             stream_path = buslog_path
             record_id: int | None = None
             if workspace is not None:

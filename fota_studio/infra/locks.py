@@ -117,7 +117,7 @@ def _try_lock(fh: IO[bytes]) -> bool:
 
         fh.seek(_WIN_LOCK_OFFSET)
         try:
-            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]  # Windows
         except OSError:
             return False
         finally:
@@ -149,7 +149,7 @@ def _unlock(fh: IO[bytes]) -> None:
 
         fh.seek(_WIN_LOCK_OFFSET)
         with contextlib.suppress(OSError):
-            msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
+            msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]  # Windows
         return
     import fcntl
 

@@ -37,8 +37,9 @@ class LogTap(logging.Handler):
         with self._lock_tap:
             self._records.append((record.levelno, text))
             self._new.append((record.levelno, text))
-            if len(self._new) > self._records.maxlen:  # type: ignore[operator]
-                del self._new[: len(self._new) - self._records.maxlen]  # type: ignore[operator]
+            cap = self._records.maxlen
+            if cap is not None and len(self._new) > cap:
+                del self._new[: len(self._new) - cap]
 
     def drain(self) -> list[tuple[int, str]]:
         """Return and forget the records appended since the last drain."""
@@ -52,7 +53,7 @@ class LogTap(logging.Handler):
             return list(self._records)
 
 
-class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]  # stream varies
     """Writes to whatever `sys.stderr` is at emit time, not the stream seen at set-up.
 
     Logging is configured once per process; a handler bound to an old stderr (replaced by a

@@ -987,7 +987,7 @@ def open_bus(settings: BusSettings) -> can.BusABC:
             f"{NEVER_OPENED}",
         ) from exc
     with contextlib.suppress(AttributeError):
-        bus.fota_adapter = f"{iface}:{settings.channel}"  # type: ignore[attr-defined]
+        bus.fota_adapter = f"{iface}:{settings.channel}"  # type: ignore[attr-defined]  # our tag
     return bus
 
 

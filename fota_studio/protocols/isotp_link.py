@@ -401,7 +401,7 @@ class _SendRequest(isotp.TransportLayer.SendRequest):
     def __init__(self, data: Any, target_address_type: isotp.TargetAddressType) -> None:
         super().__init__(data=b"", target_address_type=target_address_type)
         if isinstance(data, (bytes, bytearray, memoryview)):
-            self.generator = _SliceFeeder(bytes(data))  # type: ignore[assignment]
+            self.generator = _SliceFeeder(bytes(data))  # type: ignore[assignment]  # duck-typed feeder
         else:  # (generator, size) tuples keep the library's own wrapper
             super().__init__(data=data, target_address_type=target_address_type)
 
@@ -488,7 +488,7 @@ class _TappedStack(DirectNotifierStack):
         self._tx_brs = bool(self.params.bitrate_switch)
         # Replace the library's tx function so we see exactly the frames that went out (it
         # receives the python-can frames `_make_tx_msg` builds, not isotp.CanMessage).
-        self.txfn = self._send_frame  # type: ignore[assignment]
+        self.txfn = self._send_frame  # type: ignore[assignment]  # takes can.Message
 
     def _stop_sending(self, success: bool) -> None:
         # Main thread. Success while still IDLE = a single frame about to go to txfn.

@@ -50,7 +50,7 @@ class SeedKeyLibrary:
             )
         try:
             if os.name == "nt" and struct.calcsize("P") == 4:
-                self._lib: ctypes.CDLL = ctypes.WinDLL(str(self.path))  # type: ignore[attr-defined]
+                self._lib: ctypes.CDLL = ctypes.WinDLL(str(self.path))  # type: ignore[attr-defined]  # Windows
             else:
                 self._lib = ctypes.CDLL(str(self.path))
         except OSError as exc:
@@ -69,7 +69,7 @@ class SeedKeyLibrary:
                 hint="this is not a Vector-compatible seed/key library",
             )
 
-    def _bind(self, name: str, *, with_options: bool) -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    def _bind(self, name: str, *, with_options: bool) -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]  # private in typeshed
         try:
             fn = getattr(self._lib, name)
         except AttributeError:

@@ -60,6 +60,7 @@ from fota_studio.protocols.fota_objects import (
     FotaObject,
 )
 
+# canopen ships no annotations: calls into it carry `type: ignore[no-untyped-call]`.
 _log = logging.getLogger(__name__)
 
 #: The diagnostic log keeps its newest bytes; an SDO upload of 64 KiB takes ~10k segments.

@@ -17,7 +17,7 @@ from PySide6.QtGui import QPalette
 _AXES = ("left", "bottom", "right", "top")
 
 
-class ThemedPlotWidget(pg.PlotWidget):  # type: ignore[misc]
+class ThemedPlotWidget(pg.PlotWidget):  # type: ignore[misc]  # pyqtgraph is untyped (Any)
     """A `pg.PlotWidget` in the colours of the current palette (see module docstring)."""
 
     _ready = False  # palette events arrive during pg.PlotWidget's own __init__
