@@ -18,21 +18,12 @@ from fota_studio.ui.engine_bridge import EngineBridge
 from fota_studio.ui.panels.flash_panel import FlashPanel
 from fota_studio.ui.panels.trace_panel import TracePanel
 from fota_studio.ui.trace_link import TraceLink
-
-try:  # the flash test helpers moved to tests/fakes (issue 17 clean-up)
-    from tests.fakes.flash import (
-        fast_ecu,
-        fast_sim_options,
-        make_image,
-        sim_ecu,
-    )
-except ImportError:  # before the move
-    from tests.fakes.flash import (
-        fast_ecu,
-        fast_sim_options,
-        make_image,
-        sim_ecu,
-    )
+from tests.fakes.flash import (
+    fast_ecu,
+    fast_sim_options,
+    make_image,
+    sim_ecu,
+)
 
 
 @pytest.fixture

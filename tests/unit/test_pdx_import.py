@@ -29,23 +29,13 @@ from fota_studio.infra.pdx_import import (
 )
 from fota_studio.infra.repository import RepositoryStore
 from fota_studio.infra.workspace import Workspace
-
-try:  # the flash test helpers moved to tests/fakes (issue 17 clean-up)
-    from tests.fakes.flash import (
-        fast_ecu,
-        fast_sim_options,
-        memory_matches,
-        open_tester_bus,
-        sim_ecu,
-    )
-except ImportError:  # pragma: no cover - before the move
-    from tests.fakes.flash import (
-        fast_ecu,
-        fast_sim_options,
-        memory_matches,
-        open_tester_bus,
-        sim_ecu,
-    )
+from tests.fakes.flash import (
+    fast_ecu,
+    fast_sim_options,
+    memory_matches,
+    open_tester_bus,
+    sim_ecu,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,23 +13,13 @@ import can
 
 from fota_studio.core.flash_record import FlashRecord, step_at_frame
 from fota_studio.engine.flash_job import FlashSession, flash_ecu
-
-try:  # the flash test helpers moved to tests/fakes (issue 17 clean-up)
-    from tests.fakes.flash import (
-        fast_ecu,
-        fast_sim_options,
-        make_image,
-        open_tester_bus,
-        sim_ecu,
-    )
-except ImportError:  # pragma: no cover - before the move
-    from tests.fakes.flash import (
-        fast_ecu,
-        fast_sim_options,
-        make_image,
-        open_tester_bus,
-        sim_ecu,
-    )
+from tests.fakes.flash import (
+    fast_ecu,
+    fast_sim_options,
+    make_image,
+    open_tester_bus,
+    sim_ecu,
+)
 
 
 def _flash(tmp_path: Path, can_channel: str) -> tuple[FlashRecord, list[can.Message], int, int]:
@@ -109,3 +99,28 @@ def test_each_step_and_block_names_its_frames(tmp_path: Path, can_channel: str) 
     )
     for (_, last), (first, _) in itertools.pairwise(ranges):
         assert last is not None and first > last
+
+
+def test_failed_step_names_the_frames_of_its_nrc(tmp_path: Path, can_channel: str) -> None:
+    """A step refused with an NRC keeps its frames: the request and the 7F answer are in them."""
+    from fota_studio.sim.faults import Fault
+
+    ecu = fast_ecu("VCU")
+    blf = tmp_path / "bus.blf"
+    with (
+        sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim,
+        open_tester_bus(can_channel) as (bus, notifier),
+    ):
+        sim.inject(Fault(step="request_download", kind="nrc", arg=0x70))
+        session = FlashSession(
+            ecu=ecu, bus=bus, notifier=notifier, boot_wait_s=1.5, buslog_path=blf
+        )
+        result = flash_ecu(session, make_image("4.1.0", sizes=(0x800,)))
+    assert not result.ok
+    failed = next(s for s in result.record.steps if s.ok is False)
+    assert failed.step == "request_download" and failed.nrc == 0x70
+    assert failed.frame_first is not None and failed.frame_last is not None
+    with can.BLFReader(str(blf)) as reader:
+        frames = list(reader)[failed.frame_first : failed.frame_last + 1]
+    resp = ecu.connection.bootloader.response_id
+    assert any(_payload(m)[:3] == b"\x7f\x34\x70" for m in frames if m.arbitration_id == resp)
