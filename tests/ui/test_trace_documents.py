@@ -68,6 +68,8 @@ def test_opening_an_invalid_log_keeps_the_live_trace(qtbot, panel, tmp_path: Pat
     feed_live(panel, batch_from_messages(_frames(50)))
     bad = tmp_path / "broken.blf"
     bad.write_bytes(b"this is not a BLF file at all" * 10)
+    remembered: list[str] = []
+    panel.log_file_opened.connect(remembered.append)
     panel.open_file(bad)
     qtbot.waitUntil(lambda: bool(panel.errors), timeout=10_000)
     title, text = panel.errors[0]
@@ -75,6 +77,7 @@ def test_opening_an_invalid_log_keeps_the_live_trace(qtbot, panel, tmp_path: Pat
     assert panel.documents == [panel.live] and panel.current_document() is panel.live
     assert len(panel.store) == 50 == panel.model.rowCount()
     assert not panel.progress.isVisible()
+    assert not remembered  # not offered again under File ▸ Recent log files
 
 
 def test_a_log_opens_beside_the_live_capture_and_its_frames_are_not_live(
@@ -162,6 +165,11 @@ def test_messages_tab_honours_the_filters_and_writes_times_like_the_frames_tab(
     panel.apply_filter()
     panel.byid_model.refresh()
     assert [panel.byid_model.row(r).can_id for r in range(panel.byid_model.rowCount())] == [0x7E0]
+    # ... and to the per-ID plot (bus load and frames/s per channel still count every frame).
+    if panel.plots is not None:
+        feed_live(panel, batch_from_messages(_uds_exchange(t0 + 1.0)))
+        panel._update_plots(panel.live)
+        assert panel.plots.id_curve_ids == [0x7E0]
 
 
 def _flash_batch(n: int, tester_every: int) -> tuple[FrameBatch, int]:

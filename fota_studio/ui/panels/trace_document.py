@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QItemSelection, Qt
 from PySide6.QtWidgets import (
@@ -42,6 +43,9 @@ from fota_studio.ui.models.trace_model import (
 )
 from fota_studio.ui.panels.trace_messages import MessagesModel
 from fota_studio.ui.widgets.trace_view import TraceTableView
+
+if TYPE_CHECKING:
+    from fota_studio.ui.panels.trace_plots import TracePlots
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +131,7 @@ class TraceDocument(QWidget):
         self.tabs.addTab(self.view, "Frames")
         self.tabs.addTab(self.messages_view, "Messages (ISO-TP/UDS)")
         self.tabs.addTab(self.byid_view, "By ID")
-        self.plots: QWidget | None = None
+        self.plots: TracePlots | None = None
         try:
             from fota_studio.ui.panels.trace_plots import TracePlots
 
@@ -159,13 +163,15 @@ class TraceDocument(QWidget):
         self.messages_model.reset()
         self.byid_model.reset()
         if self.plots is not None:
-            self.plots.cleared()  # type: ignore[attr-defined]
+            self.plots.cleared()
 
     def apply_query(self, query: TraceQuery) -> None:
         """Show only what passes `query`, in every tab."""
         self.model.set_filter(query)
         self.messages_model.set_query(query)
         self.byid_model.set_frame_filter(query.frames)
+        if self.plots is not None:
+            self.plots.set_frame_filter(query.frames)
         if self.tabs.currentWidget() is self.byid_view:
             self.byid_model.refresh()
 
@@ -197,7 +203,7 @@ class TraceDocument(QWidget):
         elif current is self.messages_view:
             self.messages_model.refresh()
         elif self.plots is not None and (current is self.plots or force):
-            self.plots.update_plots()  # type: ignore[attr-defined]
+            self.plots.update_plots()
 
     def catch_up(self) -> None:
         """One chunk of a backlog of the visible side tab per timer tick."""

@@ -84,6 +84,7 @@ from fota_studio.ui.widgets.trace_view import TraceTableView
 
 if TYPE_CHECKING:
     from fota_studio.infra.workspace import Workspace
+    from fota_studio.ui.panels.trace_plots import TracePlots
 
 __all__ = [
     "TracePanel",
@@ -195,7 +196,7 @@ class TracePanel(QWidget):
         return self.live.byid_view
 
     @property
-    def plots(self) -> QWidget | None:
+    def plots(self) -> TracePlots | None:
         """The live capture's plots (None without pyqtgraph)."""
         return self.live.plots
 
@@ -212,7 +213,8 @@ class TracePanel(QWidget):
     @property
     def documents(self) -> list[TraceDocument]:
         """Every open document, the live one first."""
-        return [self.doc_tabs.widget(i) for i in range(self.doc_tabs.count())]  # type: ignore[misc]
+        widgets = (self.doc_tabs.widget(i) for i in range(self.doc_tabs.count()))
+        return [w for w in widgets if isinstance(w, TraceDocument)]
 
     def current_document(self) -> TraceDocument:
         """The document whose tab is shown."""
@@ -492,13 +494,13 @@ class TracePanel(QWidget):
         and changes nothing."""
         path = Path(path)
         name = display_name or path.name
-        if display_name is None:
-            self.log_file_opened.emit(str(path))
         store = TraceStore(capacity_frames=None)
 
         def loaded(total: object) -> None:
             assert isinstance(total, int)
             self._add_document(store, name, path)
+            if display_name is None:  # a file of the user's (recent files), not a temp copy
+                self.log_file_opened.emit(str(path))
             self.status.setText(f"Opened {total:,} frames from {name}")
             self.file_loaded.emit(name, total)
 
@@ -749,8 +751,8 @@ class TracePanel(QWidget):
         if doc.plots is None:
             return
         for i, name in enumerate(doc.store.channel_names):
-            doc.plots.bitrates_bps[i] = self._bitrates.get(name, 500_000)  # type: ignore[attr-defined]
-        doc.plots.update_plots()  # type: ignore[attr-defined]
+            doc.plots.bitrates_bps[i] = self._bitrates.get(name, 500_000)
+        doc.plots.update_plots()
 
     def _on_search_finished(self, _doc: TraceDocument) -> None:
         self._update_status()
@@ -872,7 +874,7 @@ class TracePanel(QWidget):
         for doc in self.documents:
             doc.model.invalidate_decoding()
             if doc.plots is not None:
-                doc.plots.refresh_signals()  # type: ignore[attr-defined]
+                doc.plots.refresh_signals()
 
     def _channels_changed(self) -> None:
         self.tx_channel.clear()

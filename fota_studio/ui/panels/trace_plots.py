@@ -110,6 +110,10 @@ class TracePlots(QWidget):
         self._last_seq = store.end_seq
         self._last_t: float | None = None
         self._file_plotted_end = -1
+        self._t0_s: float | None = None
+        self.frame_filter = TraceFilter()
+        """The view's ID/direction/type filter: the per-ID curves show what it lets through
+        (rate and bus load per channel count every frame: they describe the bus)."""
         self.rate_plot = ThemedPlotWidget(title="frames/s per channel")
         self.load_plot = ThemedPlotWidget(title="bus load per channel")
         self.id_plot = ThemedPlotWidget(title="frames/s per ID")
@@ -159,10 +163,11 @@ class TracePlots(QWidget):
 
     # -- configuration ------------------------------------------------------------------------
     def _t0(self) -> float:
-        """The document's first frame time: x = 0."""
-        if len(self.store):
-            return self.store.timestamp(self.store.first_seq)
-        return 0.0
+        """The time of the first frame plotted: x = 0 (kept when old frames are trimmed, so
+        the axis never jumps; a Clear starts again)."""
+        if self._t0_s is None and len(self.store):
+            self._t0_s = self.store.timestamp(self.store.first_seq)
+        return self._t0_s if self._t0_s is not None else 0.0
 
     def refresh_signals(self) -> None:
         """Fill the signal combo box from the decoder's DBC files (after loading one)."""
@@ -205,6 +210,13 @@ class TracePlots(QWidget):
         self._id_rate.clear()
         self._file_plotted_end = -1
 
+    def set_frame_filter(self, flt: TraceFilter) -> None:
+        """Follow the view's filter with the per-ID curves (replotted from now on)."""
+        if flt == self.frame_filter:
+            return
+        self.frame_filter = flt
+        self._on_id_edit_editing_finished()
+
     def cleared(self) -> None:
         """The document was cleared: start the curves again."""
         self._n = 0
@@ -213,6 +225,7 @@ class TracePlots(QWidget):
         self._signal_ring.clear()
         self._signal_seq = self.store.end_seq
         self._file_plotted_end = -1
+        self._t0_s = None
 
     # -- updates ------------------------------------------------------------------------------
     def update_plots(self) -> None:
@@ -247,6 +260,13 @@ class TracePlots(QWidget):
         self._last_t = now
         chans = self.store.column("channel", start, end)
         ids = self.store.column("ids", start, end)
+        if not self.frame_filter.is_empty():  # per-ID curves follow the view's filter
+            keep = self.frame_filter.mask(
+                np.asarray(ids, np.uint32),
+                np.asarray(self.store.column("flags", start, end), np.uint16),
+                np.asarray(self.store.column("channel", start, end), np.uint8),
+            )
+            ids = ids[keep]
         bits = frame_bits(
             (self.store.column("flags", start, end), self.store.column("length", start, end))
         )
@@ -297,7 +317,8 @@ class TracePlots(QWidget):
             bits += np.bincount(
                 cell, weights=frame_bits((b.flags, b.length)), minlength=chans * nbins
             )
-            uniq, cnt = np.unique(b.ids, return_counts=True)
+            shown = b.ids[self.frame_filter.mask(b.ids, b.flags, b.channel)]
+            uniq, cnt = np.unique(shown, return_counts=True)
             for u, c in zip(uniq.tolist(), cnt.tolist(), strict=True):
                 totals[u] = totals.get(u, 0) + c
         busiest = self._wanted_ids or tuple(
@@ -307,8 +328,9 @@ class TracePlots(QWidget):
         for seg in segments:
             b = seg.batch
             idx = np.minimum(((b.timestamp - t0) / width).astype(np.int64), nbins - 1)
+            keep = self.frame_filter.mask(b.ids, b.flags, b.channel)
             for can_id in busiest:
-                per_id[can_id] += np.bincount(idx[b.ids == can_id], minlength=nbins)
+                per_id[can_id] += np.bincount(idx[keep & (b.ids == can_id)], minlength=nbins)
         count_grid = counts.reshape(chans, nbins)
         bit_grid = bits.reshape(chans, nbins)
         x = edges[:-1]
