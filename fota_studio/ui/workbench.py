@@ -170,11 +170,7 @@ class Workbench(QObject):
         self.requests_panel.frames_requested.connect(self.trace_link.open_frames)
         # A PDX's flash parameters accepted into an EA: the EA panel re-reads the saved EAs
         # (it keeps its own unsaved edits instead of dropping them).
-        window.repository_panel.ea_profile_changed.connect(
-            lambda _name: (
-                self.ea_panel.has_unsaved_changes() or self.ea_panel.set_workspace(self.ws)
-            )
-        )
+        window.repository_panel.ea_profile_changed.connect(self._on_ea_profile_changed)
         self.trace_link.step_activated.connect(
             lambda record, index, block: (
                 self.flash_panel.record_steps.record is record
@@ -237,7 +233,7 @@ class Workbench(QObject):
         self.action_tcu_on = self._action(
             can_menu,
             "&TCU node on the bus",
-            lambda: self.set_tcu_on_bus(self.action_tcu_on.isChecked()),
+            self._on_action_tcu_on_triggered,
             tip="Keep the TCU's CANopen node (boot-up, heartbeat, SDO) on the first channel "
             "between update requests; off, the app sends nothing unasked",
         )
@@ -651,6 +647,15 @@ class Workbench(QObject):
                 self.ws, self.engine, tcu=self.tcu_on_demand, sink=self.bridge
             )
             self.requests_panel.set_service(self.service)
+
+    def _on_action_tcu_on_triggered(self) -> None:
+        self.set_tcu_on_bus(self.action_tcu_on.isChecked())
+
+    def _on_ea_profile_changed(self, _name: str) -> None:
+        """A PDX's flash parameters went into an EA: re-read the saved EAs (unless the EA
+        panel holds unsaved edits, which it keeps)."""
+        if not self.ea_panel.has_unsaved_changes():
+            self.ea_panel.set_workspace(self.ws)
 
     def set_tcu_on_bus(self, on: bool) -> bool:
         """CAN ▸ TCU node on the bus: keep the TCU node transmitting between requests (for a
