@@ -9,6 +9,11 @@ checksums and lengths vectorised); only when the bulk check finds something unus
 precise line-by-line pass run, which either accepts the file (blank lines, trailing blanks) or
 names the exact line and fault. Pure functions without shared state: safe from any thread (a
 10 MiB image takes a few hundred ms, so call big loads from a worker, not the GUI thread).
+
+Why this size: the firmware image model and its loaders/writers (Intel HEX, S-record, binary)
+share the bulk/precise two-pass design and its run structures; one module keeps the format rules
+and their fast paths side by side, where a fix to one format's rule is checked against the
+others.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -292,10 +297,20 @@ def _record_offsets(reclen: IntArray, raw_len: int) -> IntArray:
 
 
 class _Runs:
-    """Contiguous data runs found so far: [start, end, [memoryview pieces]]."""
+    """Contiguous data runs found so far, kept as arrays per bulk region: start and end address,
+    and where the run's bytes lie in that region's data buffer. Merging and the overlap check
+    are vectorised, so a sparse image (one run per record) costs one slice and one `Segment`
+    per run, not a Python loop over records (issue 21: 262k one-record segments)."""
 
     def __init__(self) -> None:
-        self.runs: list[list[Any]] = []
+        self._starts: list[IntArray] = []
+        self._ends: list[IntArray] = []
+        self._lo: list[IntArray] = []
+        self._hi: list[IntArray] = []
+        self._bufs: list[bytes] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._starts)
 
     def add(self, rec: ByteArray, dstart: IntArray, dcount: IntArray, absaddr: IntArray) -> None:
         """Collect the data bytes of records (offsets into rec) at their absolute addresses."""
@@ -308,44 +323,78 @@ class _Runs:
         delta[dstart] = 1
         delta[dstart + dcount] = -1
         mask = np.cumsum(delta[:-1], dtype=np.int8).view(np.bool_)
-        data = memoryview(rec[mask].tobytes())
+        data = rec[mask].tobytes()
         del delta, mask
         dend = absaddr + dcount
         breaks = np.flatnonzero(absaddr[1:] != dend[:-1]) + 1
         doff = np.empty_like(dcount)
         doff[0] = 0
         np.cumsum(dcount[:-1], out=doff[1:])
-        first = [0, *breaks.tolist()]
-        last = [*(breaks - 1).tolist(), len(dstart) - 1]
-        for i, j in zip(first, last, strict=True):
-            start, end = int(absaddr[i]), int(dend[j])
-            piece = data[int(doff[i]) : int(doff[j] + dcount[j])]
-            if self.runs and self.runs[-1][1] == start:
-                self.runs[-1][1] = end
-                self.runs[-1][2].append(piece)
-            else:
-                self.runs.append([start, end, [piece]])
+        first = np.concatenate(([0], breaks))
+        last = np.concatenate((breaks - 1, [len(dstart) - 1]))
+        self._starts.append(absaddr[first])
+        self._ends.append(dend[last])
+        self._lo.append(doff[first])
+        self._hi.append(doff[last] + dcount[last])
+        self._bufs.append(data)
 
     def image(self, start_address: int | None) -> FirmwareImage:
         """Sorted, merged image; _Fallback if two runs overlap (the precise pass names them)."""
-        runs = sorted(self.runs, key=lambda r: int(r[0]))
-        self.runs = []
-        groups: list[list[Any]] = []
-        for run in runs:
-            if groups and run[0] < groups[-1][1]:
-                raise _Fallback
-            if groups and run[0] == groups[-1][1]:
-                groups[-1][1] = run[1]
-                groups[-1][2].extend(run[2])
-            else:
-                groups.append(run)
-        # Linear: each group is joined once and its pieces released right away (a `pop(0)`
-        # here made 262k one-record segments quadratic).
+        starts = np.concatenate(self._starts)
+        ends = np.concatenate(self._ends)
+        lo = np.concatenate(self._lo)
+        hi = np.concatenate(self._hi)
+        buf = np.repeat(np.arange(len(self._bufs)), [len(a) for a in self._starts])
+        bufs, self._bufs = self._bufs, []
+        self._starts, self._ends, self._lo, self._hi = [], [], [], []
+        if len(starts) > 1 and bool(np.any(starts[1:] < starts[:-1])):
+            order = np.argsort(starts, kind="stable")
+            starts, ends, lo, hi, buf = starts[order], ends[order], lo[order], hi[order], buf[order]
+        if bool(np.any(starts[1:] < ends[:-1])):
+            raise _Fallback
+        # Runs that touch (a region ends where the next begins) form one segment.
+        heads = np.flatnonzero(np.concatenate(([True], starts[1:] != ends[:-1])))
+        tails = np.concatenate((heads[1:], [len(starts)]))
+        views = [memoryview(b) for b in bufs]
         segments = []
-        for group in groups:
-            segments.append(Segment(group[0], b"".join(group[2])))
-            group[2] = None
-        return FirmwareImage(tuple(segments), start_address)
+        new = object.__new__
+        for head, tail, start, b_i, a, b in zip(
+            heads.tolist(),
+            tails.tolist(),
+            starts[heads].tolist(),
+            buf[heads].tolist(),
+            lo[heads].tolist(),
+            hi[heads].tolist(),
+            strict=True,
+        ):
+            if tail - head == 1:
+                data = bufs[b_i][a:b]
+            else:
+                data = b"".join(
+                    views[k][x:y]
+                    for k, x, y in zip(
+                        buf[head:tail].tolist(),
+                        lo[head:tail].tolist(),
+                        hi[head:tail].tolist(),
+                        strict=True,
+                    )
+                )
+            # A Segment the bulk loader already checked (in 32 bits, not empty), built without
+            # re-validation: its fields are set once, here (a sparse image has 100k+ of them).
+            seg = new(Segment)
+            seg.__dict__.update(address=start, data=data)
+            segments.append(seg)
+        return _image(tuple(segments), start_address)
+
+
+def _image(segments: tuple[Segment, ...], start_address: int | None) -> FirmwareImage:
+    """A FirmwareImage of segments the bulk loader already sorted, merged and checked."""
+    image = object.__new__(FirmwareImage)
+    object.__setattr__(image, "segments", segments)
+    object.__setattr__(image, "start_address", start_address)
+    if start_address is not None and not 0 <= start_address < ADDRESS_LIMIT:
+        raise _Fallback
+    return image
 
 
 def _digits(text: bytes, source: str, line: int, col0: int, what: str) -> bytes:
@@ -502,7 +551,7 @@ def _hex_bulk(data: bytes, end: int, stats: LoadStats) -> FirmwareImage:
         if len(didx) and int((absaddr + dcount).max()) > ADDRESS_LIMIT:
             raise _Fallback
         runs.add(rec, doffs + 4, dcount, absaddr)
-    if not eof or not runs.runs:
+    if not eof or not runs:
         raise _Fallback
     return runs.image(start)
 
@@ -698,7 +747,7 @@ def _srec_bulk(data: bytes, end: int, stats: LoadStats) -> FirmwareImage:
         if len(didx) and int((daddr + dcount).max()) > ADDRESS_LIMIT:
             raise _Fallback
         runs.add(rec, offs[didx] + 2 + dalen, dcount, daddr)
-    if not (done or counted) or not runs.runs:
+    if not (done or counted) or not runs:
         raise _Fallback
     return runs.image(start)
 
