@@ -429,17 +429,29 @@ def run_hex(size_mib: int, out: dict[str, Any]) -> None:
 
 
 def run_sparse(sizes: tuple[int, ...], out: dict[str, Any]) -> None:
-    times = []
+    times, cpus = [], []
     for n in sizes:
         parts = [(0x1000_0000 + 32 * i, bytes([i & 0xFF]) * 16) for i in range(n)]
         text = firmware.to_hex(firmware.FirmwareImage.from_segments(parts), record_bytes=16)
         del parts
-        t0 = time.perf_counter()
-        image = firmware.load_hex(text, source="sparse.hex")
-        times.append(time.perf_counter() - t0)
-        assert len(image.segments) == n
-        print(f"sparse HEX, {n:>6} one-record segments: {times[-1]:.3f} s", flush=True)
+        runs = []
+        for _ in range(3):
+            t0, c0 = time.perf_counter(), time.process_time()
+            image = firmware.load_hex(text, source="sparse.hex")
+            runs.append((time.perf_counter() - t0, time.process_time() - c0))
+            assert len(image.segments) == n
+            del image
+            if runs[-1][0] > 5.0:
+                break  # the quadratic merge: one run says enough
+        times.append(min(r[0] for r in runs))
+        cpus.append(min(r[1] for r in runs))
+        print(
+            f"sparse HEX, {n:>6} one-record segments: {times[-1]:.3f} s wall (best of "
+            f"{len(runs)}), {cpus[-1]:.3f} s CPU",
+            flush=True,
+        )
     out["sparse_262k_s"] = round(times[-1], 3)
+    out["sparse_262k_cpu_s"] = round(cpus[-1], 3)
     out["sparse_exponent"] = round(exponent(list(sizes), times), 3)
 
 
