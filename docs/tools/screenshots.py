@@ -41,6 +41,8 @@ _log = logging.getLogger("screenshots")
 
 OUT_DIR = ROOT / "docs" / "images"
 WINDOW_SIZE = (1400, 860)
+#: The technician view is shown at a small laptop's size (what it is designed for).
+TECHNICIAN_SIZE = (1024, 700)
 DIALOG_WIDTH_PX = 640
 DEMO_OFFER_TIMEOUT_S = 60.0
 DEMO_FINISH_TIMEOUT_S = 120.0
@@ -51,6 +53,7 @@ SHOTS = (
     "main_window",
     "ea_editor",
     "doctor",
+    "technician_view",
     "demo_offer",
     "demo_presentation",
     "demo_done",
@@ -183,6 +186,27 @@ def _shot_doctor(s: _Session, out: Path) -> Path:
         dlg.deleteLater()
 
 
+def _shot_technician_view(s: _Session, out: Path) -> Path:
+    """The technician view at 1024×700 after "Check the ECU" read the simulated VCU."""
+    sim = s.bench.sim_panel
+    sim.start_button.click()  # the simulated machine joins the demo channel
+    wait_until(lambda: sim.stop_button.isEnabled(), DOCTOR_TIMEOUT_S, "the simulator")
+    s.window.resize(*TECHNICIAN_SIZE)
+    s.window.set_technician_view(True)
+    view = s.bench.technician_view
+    view.ecu_combo.setCurrentIndex(view.ecu_combo.findData("VCU"))
+    view.check_button.click()
+    try:
+        wait_until(view.start_button.isEnabled, DOCTOR_TIMEOUT_S, "the pre-flight check")
+        settle(0.5)
+        return save_png(s.window, out)
+    finally:
+        s.window.set_technician_view(False)
+        sim.stop_button.click()
+        s.window.resize(*WINDOW_SIZE)
+        settle(0.3)
+
+
 def _shot_demo_offer(s: _Session, out: Path) -> Path:
     hmi = s.bench.hmi_panel
     s.bench.action_demo.trigger()
@@ -234,6 +258,7 @@ _SHOT_FUNCS: dict[str, Callable[[_Session, Path], Path]] = {
     "main_window": _shot_main_window,
     "ea_editor": _shot_ea_editor,
     "doctor": _shot_doctor,
+    "technician_view": _shot_technician_view,
     "demo_offer": _shot_demo_offer,
     "demo_presentation": _shot_demo_presentation,
     "demo_done": _shot_demo_done,
