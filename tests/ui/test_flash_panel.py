@@ -316,3 +316,28 @@ def test_start_refuses_an_unsigned_version_when_the_workspace_requires_signature
         assert list_flash_records(ws) == []
     finally:
         ws.close()
+
+
+def test_a_success_after_a_failure_shows_no_old_error(
+    qtbot,
+    engine: Engine,
+    can_channel: str,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """Issue 15: the previous run's ERROR no longer stays in the log under a success headline,
+    and the red bar / bootloader notice of the failure go away with the new run."""
+    ecu = fast_ecu("VCU")
+    image = make_image("7.4.0", (0x800,))
+    panel = FlashPanel(engine, EngineBridge(engine))
+    qtbot.addWidget(panel)
+    with sim_ecu(ecu, can_channel, tmp_path, options=fast_sim_options()) as sim:
+        sim.inject(Fault(step="request_download", kind="nrc", arg=0x70))
+        with qtbot.waitSignal(panel.flash_failed, timeout=60_000):
+            panel.start_flash(ecu, image, version="7.4.0", expected_version="7.4.0")
+        assert " ERROR " in panel.log.toPlainText() or panel.problem_text()
+        with qtbot.waitSignal(panel.flash_finished, timeout=60_000):
+            panel.start_flash(ecu, image, version="7.4.0", expected_version="7.4.0")
+    assert panel.status_label.text().startswith("Flashed and verified")
+    assert " ERROR " not in panel.log.toPlainText()
+    assert panel.progress.property("state") == "done"
+    assert panel.problem_text() == "" and panel.rerun_button.isHidden()
