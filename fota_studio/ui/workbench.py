@@ -572,9 +572,15 @@ class Workbench(QObject):
             else:
                 lines.append(f"{name}: now on {settings.describe()}")
         if self._reacquire_user_tcu:
+            # The user had the TCU node on: it follows its channel onto the new adapter.
             self._reacquire_user_tcu = False
-            if not self.set_tcu_on_bus(True):
+            try:
+                self.tcu_on_demand.acquire(USER_TCU_REASON)
+                lines.append(f"TCU node back on the bus on {self._tcu_channel()}")
+            except FotaError as exc:
                 self.action_tcu_on.setChecked(False)
+                failed = True
+                lines.append(f"TCU node switched off: {exc}")
         self._point_simulator_at_demo_channel()
         if not lines:
             lines.append("No open channel changed its adapter.")
@@ -904,12 +910,14 @@ class Workbench(QObject):
         self.window.repository_panel.set_read_only(ro)
         # Operator mode is a lockdown (issues 14, 15): what sends on the bus by hand (raw
         # transmit, the TCU bench, a manual OEM verdict, the TCU switch, a machine HMI on an
-        # adapter), fault injection and the adapter settings need engineering mode.
+        # adapter, the simulator on a real adapter), fault injection and the adapter settings
+        # need engineering mode.
         raw = self.access.allows(Action.RAW_TRANSMIT)
         self.trace_panel.set_transmit_allowed(raw)
         self.sim_panel.set_fault_injection_allowed(self.access.allows(Action.FAULT_INJECTION))
         self.tcu_bench_panel.set_allowed(raw)
         self.oem_panel.set_manual_allowed(raw)
+        self.sim_panel.set_real_buses_allowed(raw)
         if hasattr(self, "action_tcu_on"):  # menus are built after the first call
             self.action_tcu_on.setEnabled(raw)
             self.action_hmi_bus.setEnabled(raw)

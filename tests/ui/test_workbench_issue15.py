@@ -175,6 +175,27 @@ def test_a_remap_waits_while_a_job_runs_and_says_why(qtbot, window, ws: Workspac
     assert bench.apply_connections() == ["CAN1: now on virtual:other"]
 
 
+def test_a_tcu_switched_on_follows_its_channel_to_the_new_adapter(
+    qtbot, window, ws: Workspace
+) -> None:  # type: ignore[no-untyped-def]
+    _, bench = window
+    bench.action_tcu_on.trigger()
+    assert bench.tcu is not None
+    new = f"i15c-{uuid.uuid4().hex[:8]}"
+    peer = can.Bus(interface="virtual", channel=new, ignore_config=True)
+    try:
+        set_connection(
+            ws, ChannelConnection(logical_channel="CAN1", interface="virtual", channel=new)
+        )
+        lines = bench.apply_connections()
+        assert lines == [f"CAN1: now on virtual:{new}", "TCU node back on the bus on CAN1"]
+        assert bench.tcu is not None and bench.action_tcu_on.isChecked()
+        frames = _tcu_frames(qtbot, peer, 0.5)
+        assert any(bytes(m.data) == b"\x00" for m in frames)  # boot-up on the new bus
+    finally:
+        peer.shutdown()
+
+
 def test_operator_mode_is_a_lockdown(qtbot, window) -> None:  # type: ignore[no-untyped-def]
     w, bench = window
     bench.action_tcu_on.trigger()
@@ -195,6 +216,11 @@ def test_operator_mode_is_a_lockdown(qtbot, window) -> None:  # type: ignore[no-
     assert not bench.ea_panel.action_save.isEnabled()
     assert not w.repository_panel.import_action.isEnabled()
     assert bench.action_demo.isEnabled() and bench.action_connect.isEnabled()
+    # The simulator stays off real adapters (it would impersonate the machine's ECUs).
+    bench.sim_panel.interface_edit.setText("socketcan")
+    bench.sim_panel.start()
+    assert not bench.sim_panel.is_running()
+    assert "virtual buses only" in bench.sim_panel.status_label.text()
     assert bench.access.enter_engineering("correct horse battery")
     assert bench.tcu_bench_panel.start_button.isEnabled()
     assert not bench.oem_panel.manual_box.isHidden()

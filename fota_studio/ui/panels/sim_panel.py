@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL_MS = 250
 NOTIFIER_STOP_TIMEOUT_S = 0.1
+#: Buses with nothing physical behind them: the simulator may run there in operator mode.
+SOFTWARE_BUSES = frozenset({"virtual", "fota_sim"})
 COLUMNS = (
     "ECU",
     "Mode",
@@ -183,6 +185,7 @@ class SimPanel(QWidget):
         fault_box.setLayout(fault_form)
         self.fault_box = fault_box
         self._faults_allowed = True
+        self._real_buses_allowed = True
 
         top = QHBoxLayout()
         top.addWidget(machine_box, 1)
@@ -226,6 +229,13 @@ class SimPanel(QWidget):
             return
         name = self.machine_edit.currentText().strip() or demo_catalog.DEMO_MACHINES[0]
         interface = self.interface_edit.text().strip() or "virtual"
+        if not self._real_buses_allowed and interface.lower() not in SOFTWARE_BUSES:
+            # Simulated ECUs answering on a real machine's bus would impersonate its ECUs.
+            self.status_label.setText(
+                f"Operator mode: the simulator runs on virtual buses only, not on {interface} "
+                "(engineering mode for an adapter)"
+            )
+            return
         channel = self.channel_edit.text().strip() or demo_catalog.DEMO_CHANNEL
         state_text = self.state_dir_edit.text().strip()
         state_dir = Path(state_text) if state_text else self.default_state_dir()
@@ -343,6 +353,11 @@ class SimPanel(QWidget):
                     item.setText(text)
 
     # -- faults ----------------------------------------------------------------------------
+    def set_real_buses_allowed(self, allowed: bool) -> None:
+        """Operator mode keeps the simulator off real adapters (`AccessControl` decides):
+        Start refuses an interface other than a software bus and says why."""
+        self._real_buses_allowed = allowed
+
     def set_fault_injection_allowed(self, allowed: bool) -> None:
         """Operator mode hides fault injection (`AccessControl` decides; issue 14)."""
         self._faults_allowed = allowed
