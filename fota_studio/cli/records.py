@@ -148,7 +148,12 @@ def _show_flash_job(args: argparse.Namespace) -> int:
         print(f"  bus log {rec.buslog_sha256} ({rec.buslog_frames} frames, {size} bytes)")
     for step in rec.steps:
         state = "running" if step.ok is None else ("ok" if step.ok else "FAILED")
-        print(f"  step {step.step}: {state}" + (f" - {step.detail}" if step.detail else ""))
+        frames = ""
+        if step.frame_first is not None and step.frame_last is not None:
+            # Bus-log frame indexes (0-based, inclusive): where to look in the BLF (issue 19).
+            frames = f" [frames {step.frame_first}-{step.frame_last}"
+            frames += f", {len(step.block_frames)} blocks]" if step.block_frames else "]"
+        print(f"  step {step.step}: {state}{frames}" + (f" - {step.detail}" if step.detail else ""))
     return 0
 
 

@@ -10,6 +10,7 @@ import itertools
 from pathlib import Path
 
 import can
+import pytest
 
 from fota_studio.core.flash_record import FlashRecord, step_at_frame
 from fota_studio.engine.flash_job import FlashSession, flash_ecu
@@ -124,3 +125,29 @@ def test_failed_step_names_the_frames_of_its_nrc(tmp_path: Path, can_channel: st
         frames = list(reader)[failed.frame_first : failed.frame_last + 1]
     resp = ecu.connection.bootloader.response_id
     assert any(_payload(m)[:3] == b"\x7f\x34\x70" for m in frames if m.arbitration_id == resp)
+
+
+def test_records_show_flash_names_each_steps_frames(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`fota-studio records show --flash ID` says where each step is in the bus log."""
+    from fota_studio.cli import main
+    from fota_studio.core.flash_record import StepRecord
+    from fota_studio.engine.records import save_flash_record
+    from fota_studio.infra.workspace import Workspace
+
+    steps = [
+        StepRecord("request_download", 1.0, 2.0, True, frame_first=0, frame_last=3),
+        StepRecord(
+            "transfer_data", 2.0, 3.0, True, frame_first=4, frame_last=29, block_frames=[4, 18]
+        ),
+        StepRecord("reset", 3.0, 4.0, True),
+    ]
+    with Workspace.open(tmp_path / "ws") as ws:
+        rid = save_flash_record(ws, FlashRecord(ecu="VCU", steps=steps))
+    show = ["--workspace", str(tmp_path / "ws"), "records", "show", "--flash", str(rid)]
+    assert main(show) == 0
+    out = capsys.readouterr().out
+    assert "step request_download: ok [frames 0-3]" in out
+    assert "step transfer_data: ok [frames 4-29, 2 blocks]" in out
+    assert "step reset: ok\n" in out or "step reset: ok -" in out
