@@ -13,6 +13,8 @@ from PySide6.QtCore import QRegularExpression, Signal
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import QLineEdit, QWidget
 
+from fota_studio.ui.widgets.hex_text import parse_hex
+
 
 class HexLineEdit(QLineEdit):
     """A validated hex input; `value()` -> int | None."""
@@ -39,18 +41,8 @@ class HexLineEdit(QLineEdit):
         self.setMaximumWidth(140)
         self.editingFinished.connect(self._on_editing_finished)
 
-    @staticmethod
-    def parse(text: str) -> int | None:
-        """Parse `7E0` / `0x7E0`; None for empty or non-hex text."""
-        t = text.strip()
-        if t.lower().startswith("0x"):
-            t = t[2:]
-        if not t:
-            return None
-        try:
-            return int(t, 16)
-        except ValueError:
-            return None
+    #: Parse `7E0` / `0x7E0`; None for empty or non-hex text.
+    parse = staticmethod(parse_hex)
 
     def format(self, value: int | None) -> str:
         """The normalised text of a value."""

@@ -12,19 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fota_studio.core.ea import STEP_PARAMS, StepKind, StepParam
-
-
-def parse_hex(text: str) -> int | None:
-    """`7E0` / `0x7E0` as an int; None for empty or non-hex text."""
-    t = text.strip()
-    if t.lower().startswith("0x"):
-        t = t[2:]
-    if not t:
-        return None
-    try:
-        return int(t, 16)
-    except ValueError:
-        return None
+from fota_studio.ui.widgets.hex_text import parse_hex
 
 
 @dataclass(frozen=True)
@@ -65,17 +53,23 @@ def parse_scalar(text: str) -> Any:
         return t
 
 
-def parse_params(text: str) -> dict[str, Any]:
-    """`key=value, ...` into a dict, each value by `parse_scalar`; ValueError names the part."""
-    out: dict[str, Any] = {}
+def split_pairs(text: str) -> list[tuple[str, str]]:
+    """`key=value, ...` as stripped (key, value) pairs, empty parts skipped; ValueError names a
+    part without `=`."""
+    pairs = []
     for part in text.split(","):
         if not part.strip():
             continue
         if "=" not in part:
             raise ValueError(f'"{part.strip()}" is not key=value')
         k, v = part.split("=", 1)
-        out[k.strip()] = parse_scalar(v)
-    return out
+        pairs.append((k.strip(), v.strip()))
+    return pairs
+
+
+def parse_params(text: str) -> dict[str, Any]:
+    """`key=value, ...` into a dict, each value by `parse_scalar`; ValueError names the part."""
+    return {k: parse_scalar(v) for k, v in split_pairs(text)}
 
 
 def format_step_params(kind: StepKind, params: dict[str, Any]) -> str:
@@ -112,12 +106,7 @@ def parse_step_params(kind: StepKind, text: str) -> dict[str, Any]:
     `data=01 02` stays text); unknown keys keep a generic value so the validator names them."""
     schema = {p.key: p for p in STEP_PARAMS.get(kind, ())}
     out: dict[str, Any] = {}
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        if "=" not in part:
-            raise ValueError(f'"{part.strip()}" is not key=value')
-        k, v = (x.strip() for x in part.split("=", 1))
+    for k, v in split_pairs(text):
         param = schema.get(k)
         try:
             out[k] = parse_scalar(v) if param is None else parse_step_value(param, v)

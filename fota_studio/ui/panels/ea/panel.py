@@ -647,16 +647,7 @@ class ArchitecturePanel(QWidget):
 
     def go_to_path(self, path: str) -> QWidget | None:
         """Select the ECU/EA of a problem path and focus its field; returns that widget."""
-        key = self._current_key()
-        if key is None:
-            return None
-        m = _ECU_PATH.match(path)
-        if m is None:
-            self._select(("ea", key))
-            widget = self._widget_for("ea", path)
-        else:
-            self._select(("ecu", key, int(m.group(1))))
-            widget = self._widget_for("ecu", m.group(2) or "")
+        widget = self.field_widget(path)
         if widget is not None:
             self._reveal(widget)
             widget.setFocus()
