@@ -117,7 +117,7 @@ def start_container_import(
             panel.ea_profile_changed.emit(ea_name)
 
     def failed(exc: BaseException, details: str) -> None:
-        hint = exc.hint or "" if isinstance(exc, ImageError) else ""
+        hint = (exc.hint or "") if isinstance(exc, ImageError) else ""
         if not lenient and "--lenient" in hint:
             question = (
                 f"{exc.message if isinstance(exc, FotaError) else exc}\n\n"
