@@ -224,3 +224,20 @@ def test_missing_flash_data_file_strict_refused_lenient_left_out(tmp_path: Path)
     container = read_container(holed, lenient=True)
     assert [b.name for b in container.blocks] == ["DB_App"]
     assert any(p.startswith("DATABLOCK DB_Cal") for p in container.problems)
+
+
+def test_cli_lenient_reports_each_ignored_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`repo import --lenient` imports a loose container and prints one line per problem."""
+    loose = _loosen(_builder().write_pdx(tmp_path / "ok.pdx", "1.7.0"), tmp_path / "loose.pdx")
+    base = ["--workspace", str(tmp_path / "ws"), "--log-level", "WARNING", "repo", "import"]
+    assert main([*base, str(loose)]) != 0
+    assert "--lenient" in capsys.readouterr().err
+    assert main([*base, "--lenient", str(loose)]) == 0
+    out, err = capsys.readouterr()
+    ignored = [line for line in err.splitlines() if line.startswith("ignored: ")]
+    assert any("RAW-BINARY" in line for line in ignored)
+    assert any("DATABLOCK DB_Cal" in line for line in ignored)
+    assert any("CS_Cal" in line for line in ignored)
+    assert "1 data block(s)" in out and "checksum verified: CS_App" in out
