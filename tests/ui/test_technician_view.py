@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QScrollArea
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QScrollArea
 
 from fota_studio.engine.engine import Engine
 from fota_studio.infra.ea_store import EaStore
@@ -155,8 +157,6 @@ def _inside_viewport(widget, scroll) -> bool:  # type: ignore[no-untyped-def]
 
 
 def _scroll_of(window, key: str):  # type: ignore[no-untyped-def]
-    from PySide6.QtWidgets import QScrollArea
-
     scroll = window.dock(key).widget()
     assert isinstance(scroll, QScrollArea)
     return scroll
@@ -192,6 +192,15 @@ def test_operator_mode_opens_on_the_technician_view_readable_at_1024x700(
         for needed in (view.ecu_combo, view.version_combo, view.check_button, view.start_button):
             assert needed in chain
         assert view.check_button.isDefault()  # Enter checks the ECU
+        # Real keys: focusing the view focuses its primary button, Enter runs the check (no ECU
+        # on this bus: the page says why the update cannot start).
+        view.setFocus()
+        assert view.check_button.hasFocus() or QApplication.focusWidget() is None
+        QTest.keyClick(view.check_button, Qt.Key.Key_Return)
+        qtbot.waitUntil(
+            lambda v=view: "does not answer" in v.problem_text(),  # type: ignore[misc]
+            timeout=10_000,
+        )
         w.technician_action.trigger()  # one click back to the workbench
         assert not w.technician_view_on() and w.dock("flash").isVisible()
 

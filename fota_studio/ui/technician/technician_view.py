@@ -249,6 +249,8 @@ class TechnicianView(QWidget):
         }[index]
         for button in self.findChildren(QPushButton):
             button.setDefault(button is primary)
+        # Focusing the view (Ctrl+T, Window menu) focuses the stage's primary button: Enter.
+        self.setFocusProxy(primary)
         primary.setFocus(Qt.FocusReason.OtherFocusReason)
         self.stage_changed.emit(index)
 
@@ -330,6 +332,9 @@ class TechnicianView(QWidget):
     def _on_version_combo_changed(self, *_: object) -> None:
         self.preflight = None
         self.start_button.setEnabled(False)
+        self.start_button.setDefault(False)
+        self.check_button.setDefault(True)  # a new choice is checked first (Enter)
+        self.setFocusProxy(self.check_button)
         self._show_problem("")
         self._render_preflight(None)
 
@@ -412,6 +417,8 @@ class TechnicianView(QWidget):
             return
         self.start_button.setEnabled(True)
         self.start_button.setDefault(True)
+        self.check_button.setDefault(False)
+        self.setFocusProxy(self.start_button)
         self.start_button.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def start_update(self) -> None:
