@@ -174,6 +174,10 @@ def test_hmi_grows_with_the_window(qtbot) -> None:
     assert hmi.approve_button.height() >= hmi.approve_button.minimumHeight() >= 60
     hmi.resize(420, 360)
     qtbot.waitUntil(lambda: hmi.headline.font().pixelSize() == small_px, timeout=2000)
+    # The display takes the panel's height; the bus log is one click away.
+    assert hmi.log_view.isHidden()
+    hmi.log_button.click()
+    assert not hmi.log_view.isHidden()
 
 
 def test_an_offer_the_client_knew_before_the_panel_attached_is_shown(

@@ -5,6 +5,7 @@ customer (presentation HMI, Reset demo, a second run offers no downgrade)."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
@@ -264,3 +265,17 @@ def test_demo_for_a_customer(qtbot, window, ws: Workspace) -> None:  # type: ign
     with qtbot.waitSignal(bench.demo.finished, timeout=30_000):
         hmi.reject_button.click()
     pres.close()
+
+
+def test_the_hmi_does_not_shrink_as_the_window_grows(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    w, bench = window
+    w.focus_panel("hmi")
+    seen: list[tuple[int, int, int]] = []
+    for size in ((1024, 700), (1400, 860), (1920, 1080)):
+        w.resize(*size)
+        qtbot.wait(200)
+        view = bench.hmi_panel.view
+        seen.append((view.width(), view.height(), bench.hmi_panel.headline.font().pixelSize()))
+    for (w0, h0, px0), (w1, h1, px1) in itertools.pairwise(seen):
+        assert w1 >= w0 and h1 >= h0 and px1 >= px0, seen
+    assert seen[-1][2] > seen[0][2], seen  # and its text grows with the space it gets
