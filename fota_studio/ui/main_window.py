@@ -29,7 +29,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPalette
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QColor,
+    QIcon,
+    QKeySequence,
+    QPalette,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -450,6 +458,14 @@ class MainWindow(QMainWindow):
         """Switch to the workspace in `path`: panels are re-pointed, the old one is closed."""
         if Path(path).resolve() == Path(self.ws.root).resolve():
             return True
+        if not self.running_flashes() and self._engine_busy():
+            show_error(
+                self,
+                "Cannot switch workspace",
+                f"A job is running on {', '.join(self._busy_channels())} (an update request).",
+                what_to_do="Wait for it to end, or cancel the request, then switch.",
+            )
+            return False
         if not self.guard_running_flash(f"open the workspace {path}"):
             return False
         if self.running_flashes() or self._engine_busy():
@@ -501,7 +517,7 @@ class MainWindow(QMainWindow):
             _log.warning("cannot save settings: %s", exc)
         if old.ui.theme != settings.ui.theme:
             app = QApplication.instance()
-            if app is not None:
+            if isinstance(app, QApplication):
                 apply_theme(app, settings.ui.theme)
         if old.ui.log_panel_max_lines != settings.ui.log_panel_max_lines:
             self.log_panel.set_max_lines(settings.ui.log_panel_max_lines)
@@ -566,19 +582,32 @@ class MainWindow(QMainWindow):
                     out.append(str(what))
         return out
 
-    def _engine_busy(self) -> bool:
+    def _busy_channels(self) -> list[str]:
         busy = getattr(self.engine, "channel_busy", None)
         channels = getattr(self.engine, "channels", None)
         if not callable(busy) or not callable(channels):
-            return False
-        return any(busy(name) for name in channels())
+            return []
+        return [str(name) for name in channels() if busy(name)]
+
+    def _engine_busy(self) -> bool:
+        return bool(self._busy_channels())
 
     def guard_running_flash(self, action: str) -> bool:
         """Before `action` ("quit", "open the workspace …"): True when no flash runs or the user
         confirmed; then every running flash is asked to stop at its next safe point."""
         flashes = self.running_flashes()
         if not flashes:
-            return True
+            busy = self._busy_channels()
+            if not busy or action != "quit":
+                return True
+            # A job no panel owns (an update request's flash): quitting stops it at its next
+            # safe point (Engine.shutdown), so it asks as well.
+            return self.confirm(
+                "A job is running",
+                f"A job is running on {', '.join(busy)} (an update request's flash or an ECU "
+                "check). Quit anyway?\n\nIt stops at the next safe point; an ECU that was being "
+                "flashed stays in its bootloader until the flash is run again.",
+            )
         what = ", ".join(flashes)
         if not self.confirm(
             "A flash is running",
@@ -705,7 +734,7 @@ class MainWindow(QMainWindow):
             dock.raise_()
             self._panels[TECHNICIAN_KEY].setFocus(Qt.FocusReason.OtherFocusReason)
         else:
-            dock.setTitleBarWidget(None)
+            dock.setTitleBarWidget(None)  # type: ignore[arg-type]  # None = Qt's own title bar
             if not self._workbench_state.isEmpty():
                 self.restoreState(self._workbench_state, LAYOUT_VERSION)
             else:
@@ -733,7 +762,7 @@ class MainWindow(QMainWindow):
         self._qsettings.setValue(STATE_KEY, state)
         self._qsettings.sync()
 
-    def showEvent(self, event) -> None:
+    def showEvent(self, event: QShowEvent) -> None:
         """Restore the saved layout on the first show (all panels are added by then)."""
         if not self._layout_restored:
             self.restore_layout()
@@ -751,7 +780,7 @@ class MainWindow(QMainWindow):
                 return False
         return True
 
-    def closeEvent(self, event) -> None:
+    def closeEvent(self, event: QCloseEvent) -> None:
         """Ask panels with unsaved changes, stop the engine, save the layout."""
         if self._closing_done:
             event.accept()

@@ -296,7 +296,7 @@ class FlashPanel(QWidget):
 
     def _ea(self) -> Any | None:
         machine = self._machine()
-        if machine is None or not machine.ea_name:
+        if self.ws is None or machine is None or not machine.ea_name:
             return None
         from fota_studio.infra.ea_store import EaStore
 
@@ -385,6 +385,8 @@ class FlashPanel(QWidget):
         """Measured step times of earlier flashes of this ECU model (cached per ECU model
         until a flash ends: a few small workspace reads, not on every selection change)."""
         key = (ecu.name, ecu.brand, ecu.model)
+        if self.ws is None:
+            return []
         if key not in self._measured_cache:
             try:
                 self._measured_cache[key] = measured_flashes(self.ws, ecu)

@@ -630,7 +630,9 @@ class RequestsPanel(QWidget):
     def _error(self, exc: Exception) -> None:
         show_error(self, "Update request", exc)
 
-    def create(self, machine: str, ecu: str, version: str, *, confirm: bool) -> UpdateRequest:
+    def create(  # type: ignore[override]  # a request, not QWidget.create(window)
+        self, machine: str, ecu: str, version: str, *, confirm: bool
+    ) -> UpdateRequest:
         """Create a request (the dialog's path; also for tests and the main window)."""
         req = create_request(self.ws, machine, ecu, version, confirm=confirm)
         self._fill_filters()
