@@ -152,6 +152,9 @@ class FlashRecord:
     sectors_skipped: int = 0
     #: Sectors compared with the ECU's sector checksums (0: no sector-checksum routine used).
     sectors_compared: int = 0
+    #: Times the link was lost mid-transfer and the transfer resumed in the session (the same
+    #: block counter repeated until the ECU answered, within S3).
+    link_outages: int = 0
     format_version: int = RECORD_FORMAT_VERSION
 
     @property

@@ -129,6 +129,7 @@ from fota_studio.protocols.isotp_link import (
     ADAPTER_ERROR_HINT,
     AdapterSendError,
     IsoTpLink,
+    LinkSilentError,
 )
 from fota_studio.protocols.uds_link import (
     Exchange,
@@ -1143,6 +1144,9 @@ class _Job:
         blocks = 0
         view = memoryview(data)
         step_rec = self.record.steps[-1]  # the TransferData step `_segments` just started
+        # The ECU drops its session S3 after its last request; keep a margin of one P2.
+        s3_budget_s = self.profile.s3_ms / 1000.0
+        last_answer = time.monotonic()
         for offset in range(0, len(data), chunk):
             # Safe point: between blocks (never inside one).
             if self.cancel.cancelled:
@@ -1151,6 +1155,7 @@ class _Job:
                 step_rec.block_frames.append(self.buslog.frames)
             block = bytes(view[offset : offset + chunk])
             attempt = 0
+            outage = False
             while True:
                 try:
                     resp = uds.transfer_data(name, counter, block)
@@ -1177,20 +1182,39 @@ class _Job:
                         f"{max_retries + 1})",
                     )
                 except TransferError as exc:
-                    if attempt >= max_retries:
+                    silent_s = time.monotonic() - last_answer
+                    # UdsLink names the step on the transport's error (kept as the cause).
+                    link_down = isinstance(exc, LinkSilentError) or isinstance(
+                        exc.__cause__, LinkSilentError
+                    )
+                    within_s3 = link_down and silent_s + uds.p2_s < s3_budget_s
+                    if attempt >= max_retries and not within_s3:
                         raise TransferError(
                             f"block {blocks + 1} (counter 0x{counter:02X}, offset 0x{offset:X}) "
-                            f"failed after {attempt + 1} attempts: {exc.message}",
+                            f"failed after {attempt + 1} attempts and {silent_s:.1f} s without "
+                            f"an answer: {exc.message}",
                             step=name,
-                            hint="the bus lost frames repeatedly; check wiring/termination and "
-                            "bus load, then run the flash again",
+                            hint="the bus lost frames repeatedly or for longer than the ECU's "
+                            "S3 (uds.s3_ms); check wiring/termination and bus load, then run "
+                            "the flash again (with uds.sector_checksum it resumes)",
                         ) from exc
                     attempt += 1
+                    outage = True
                     self.record.block_retries += 1
+                    # Beyond max_retries, when no flow control came back (the link is down,
+                    # not an answer lost — an ECU that hears us but stays silent is bounded
+                    # by max_retries): while the ECU keeps its session (S3 not expired) the
+                    # same counter is still valid (ISO 14229-1 §14.4.2.3), so the block is
+                    # repeated until the link is back.
+                    bound = (
+                        f"{max_retries + 1}"
+                        if attempt <= max_retries
+                        else f"link down {silent_s:.1f} s, within S3"
+                    )
                     self.log(
                         "warning",
                         f"block counter 0x{counter:02X} timed out; re-sending "
-                        f"(attempt {attempt + 1}/{max_retries + 1})",
+                        f"(attempt {attempt + 1}/{bound})",
                     )
             if resp is None or len(resp) < 2 or resp[1] != counter:
                 echo = resp[1] if resp is not None and len(resp) > 1 else None
@@ -1198,6 +1222,14 @@ class _Job:
                     f"the ECU acknowledged block counter {echo!r} instead of 0x{counter:02X}",
                     step=name,
                     hint="run the flash again from the start",
+                )
+            last_answer = time.monotonic()
+            if outage:
+                self.record.link_outages += 1
+                self.log(
+                    "info",
+                    f"block counter 0x{counter:02X} acknowledged after {attempt} re-send(s): "
+                    "transfer resumed in the session",
                 )
             blocks += 1
             counter = (counter + 1) & 0xFF  # ISO 14229-1 §14.4: wraps 0xFF -> 0x00

@@ -117,6 +117,12 @@ def wants_tx_frames(listener: Callable[[can.Message], Any]) -> bool:
     return not getattr(listener, RX_ONLY_ATTR, False)
 
 
+class LinkSilentError(TransferError):
+    """No flow control came back for a multi-frame message: nothing of the ECU's transport
+    layer reached us (a cable pulled, an adapter glitch, the ECU gone) — unlike an ECU that
+    received the request and did not answer."""
+
+
 class AdapterSendError(TransferError):
     """The CAN adapter refused a frame (python-can raised in `send`: bus-off, adapter error).
 
@@ -562,6 +568,7 @@ class IsoTpLink:
         self.name = name or f"0x{ids.request_id:X}"
         self._tx_tap = tx_tap
         self.errors: list[str] = []
+        self.flow_control_timeouts = 0
         #: The last adapter error of a send on this link (python-can exception) and how many
         #: sends the adapter refused so far; written by the ISO-TP and sending threads.
         self.adapter_error: Exception | None = None
@@ -583,6 +590,8 @@ class IsoTpLink:
         # Called from can-isotp's thread: keep the last errors for the failure message.
         self.errors.append(f"{type(error).__name__}: {error}")
         del self.errors[:-10]
+        if isinstance(error, isotp.FlowControlTimeoutError):
+            self.flow_control_timeouts += 1
         log.debug("ISO-TP %s: %s", self.name, error)
 
     def _on_tx_error(self, exc: Exception) -> None:
@@ -654,6 +663,7 @@ class IsoTpLink:
         """
         self.ensure_running()
         seen = self.adapter_error_count
+        silent = self.flow_control_timeouts
         label = what or f"{len(payload)} bytes"
         try:
             self.stack.send(payload, send_timeout=timeout_s)
@@ -669,7 +679,8 @@ class IsoTpLink:
             if isinstance(exc, isotp.BlockingSendTimeout):
                 # The frames did not leave in time: the transmission must not go on later.
                 self.stack.stop_sending()
-            raise TransferError(
+            kind = LinkSilentError if self.flow_control_timeouts != silent else TransferError
+            raise kind(
                 f"ISO-TP send of {label} on {self.name} failed: {exc}"
                 + (f" (ISO-TP: {self.errors[-1]})" if self.errors else ""),
                 hint="check the adapter, bitrate and that the ECU answers flow control",
