@@ -357,3 +357,25 @@ def test_technician_view_shows_one_panel_and_gives_the_workbench_back(
     w2.set_technician_view(True)
     w2.set_technician_view(False)
     assert w2.dock("repository").isVisible() and w2.dock("log").isVisible()
+
+
+class _BusyEngine(_Engine):
+    """An engine whose CAN1 worker runs a job no panel owns (an update request's flash)."""
+
+    def channels(self) -> list[str]:
+        return ["CAN1"]
+
+    def channel_busy(self, name: str) -> bool:
+        return name == "CAN1"
+
+
+def test_quit_while_a_request_job_runs_asks_too(qtbot, ws, qsettings, tmp_path) -> None:
+    w = _window(qtbot, ws, qsettings, tmp_path)
+    w.engine = _BusyEngine()
+    asked: list[str] = []
+    answer = [False]
+    w.confirm = lambda title, text: asked.append(text) or answer[0]
+    w.show()
+    assert not w.close() and "A job is running on CAN1" in asked[0]
+    answer[0] = True
+    assert w.close() and w.engine.shut_down == 1
