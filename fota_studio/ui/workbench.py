@@ -788,9 +788,7 @@ class Workbench(QObject):
         self.demo.event_received.connect(self._on_installed_event)
         self.demo.started.connect(self._on_demo_started)
         self.demo.finished.connect(self._on_demo_finished)
-        self.demo.failed.connect(
-            lambda text: show_error(self.window, "The demo could not start", FotaError(text))
-        )
+        self.demo.failed.connect(self._on_demo_failed)
         self.window.dock("hmi").raise_()
         self.window.statusBar().showMessage("Demo: starting the simulated machine…", 5000)
         self.demo.run()
@@ -854,6 +852,11 @@ class Workbench(QObject):
         self.window.statusBar().showMessage(
             f"Demo: update request {request_id} offered — approve it on the machine HMI", 10000
         )
+
+    def _on_demo_failed(self, text: str) -> None:
+        if self.presentation is not None:
+            self.presentation.set_demo_busy(False)
+        show_error(self.window, "The demo could not start", FotaError(text))
 
     def _on_demo_finished(self, status: str, error: str) -> None:
         self.requests_panel.refresh()
