@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from fota_studio.core.ea import StepKind
+from fota_studio.core.ea import CompressionSettings, SectorChecksum, StepKind
 from fota_studio.core.errors import FotaError
 from fota_studio.engine.flash_job import FlashResult
 from fota_studio.sim.faults import BOOTLOADER_ENTRY, Fault
@@ -64,6 +64,16 @@ QUICK = (
     ("adapter", "bus_off", 80),
     ("adapter", "stall", 30),
 )
+#: Cells run again on an ECU with a compressed download and the sector-checksum routine (delta
+#: + resume on), so neither path can end in a false success (issue 18).
+PACKED = "compressed+delta"
+PACKED_CELLS = (
+    ("transfer_data", "power_loss", 0x400),
+    ("transfer_data", "corrupt", 1),
+    ("transfer_data", "nrc", 0x72),
+    ("check", "nrc", 0x72),
+    ("adapter", "glitch", 80),
+)
 
 
 @dataclass(frozen=True)
@@ -73,13 +83,17 @@ class Cell:
     step: str
     kind: str
     arg: int | None = None
+    #: "" = the plain ECU; PACKED = compressed download + sector checksums (delta, resume).
+    variant: str = ""
 
     @property
     def label(self) -> str:
         """Short text for the table."""
         if self.kind == "nrc" and self.arg is not None:
-            return f"nrc 0x{self.arg:02X}"
-        return self.kind if self.arg is None else f"{self.kind} {self.arg}"
+            text = f"nrc 0x{self.arg:02X}"
+        else:
+            text = self.kind if self.arg is None else f"{self.kind} {self.arg}"
+        return f"{text} [{self.variant}]" if self.variant else text
 
 
 @dataclass
@@ -119,8 +133,9 @@ class CellResult:
 
 def build_cells(quick: bool = False) -> list[Cell]:
     """Every cell of the matrix (or the CI subset)."""
+    packed = [Cell(s, k, a, PACKED) for s, k, a in PACKED_CELLS]
     if quick:
-        return [Cell(s, k, a) for s, k, a in QUICK]
+        return [Cell(s, k, a) for s, k, a in QUICK] + packed[:2]
     ecu = sim_rig.fast_ecu()
     p2_ms, p2_star_ms = ecu.uds.p2_timeout_ms, ecu.uds.p2_star_timeout_ms
     cells: list[Cell] = []
@@ -139,7 +154,7 @@ def build_cells(quick: bool = False) -> list[Cell]:
     cells += [Cell(BOOTLOADER_ENTRY, "refuse"), Cell(BOOTLOADER_ENTRY, "no_answer")]
     for mode in ("bus_off", "glitch", "stall"):
         cells += [Cell("adapter", mode, n) for n in ADAPTER_FAULT_FRAMES]
-    return cells
+    return cells + packed
 
 
 def _names_step_and_cause(error: FotaError | None, failed_step: str) -> bool:
@@ -170,6 +185,9 @@ def run_cell(cell: Cell, workdir: Path) -> CellResult:
     """Run one cell in `workdir` (a fresh folder) and check every invariant."""
     t0 = time.monotonic()
     ecu = sim_rig.fast_ecu()
+    if cell.variant == PACKED:
+        ecu.uds.compression = CompressionSettings(method_id=1, codec="zlib")
+        ecu.uds.sector_checksum = SectorChecksum(routine_id=0xFF02, sector_bytes=0x400)
     image = sim_rig.make_image(sim_rig.TARGET_VERSION)
     channel = sim_rig.new_channel()
     opts: dict[str, Any] = {}
