@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Signal, SignalInstance
 
 from fota_studio.core.errors import CancelledError
 
@@ -81,7 +81,8 @@ class BackgroundTask(QObject):
         ) and fraction != self._last_fraction:
             self._last_fraction = fraction
             self._last_emit_s = now
-            self.progress_changed.emit(fraction)
+            if not _emit(self.progress_changed, fraction):
+                raise CancelledError(f"{self.name}: the window that started it was closed")
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Join the worker thread (for shutdown and tests); True when it has ended."""
@@ -93,6 +94,16 @@ class BackgroundTask(QObject):
     def _on_finished(self) -> None:
         self.done = True
         _running.discard(self)
+
+
+def _emit(signal: SignalInstance, *args: Any) -> bool:
+    """Emit from the worker thread; False when the task's Qt object has been deleted (its
+    parent widget was closed), so there is no one to deliver to."""
+    try:
+        signal.emit(*args)
+    except RuntimeError:  # "Signal source has been deleted"
+        return False
+    return True
 
 
 def run_in_background(
@@ -126,10 +137,15 @@ def run_in_background(
             result = fn(task.report)
         except BaseException as exc:  # everything goes back to the GUI, nothing dies silently
             _log.debug("background task %s failed: %s", name, exc)
-            task.failed.emit(exc, traceback.format_exc())
+            delivered = _emit(task.failed, exc, traceback.format_exc())
         else:
-            task.succeeded.emit(result)
-        task.finished.emit()
+            delivered = _emit(task.succeeded, result)
+        if delivered and _emit(task.finished):
+            return
+        # The task's parent (a closed window) took the task's Qt object with it: nobody is left
+        # to hear the result, and `_on_finished` will never run.
+        _log.debug("background task %s ended after its window was closed", name)
+        _running.discard(task)
 
     task.worker_thread = threading.Thread(target=body, name=THREAD_NAME, daemon=True)
     task.worker_thread.start()

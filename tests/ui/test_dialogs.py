@@ -8,9 +8,10 @@ from importlib import metadata
 
 import pytest
 from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QWidget
 
 from fota_studio import __version__
-from fota_studio.core.errors import ImageError
+from fota_studio.core.errors import CancelledError, ImageError
 from fota_studio.infra.settings import Settings
 from fota_studio.ui.background import THREAD_NAME, run_in_background
 from fota_studio.ui.dialogs.about_dialog import LIBRARIES, AboutDialog, library_versions
@@ -142,3 +143,37 @@ def test_background_error_reaches_gui(qtbot) -> None:
     assert str(errors[0][0]).startswith("x.hex:3: bad record")
     assert "Traceback" in errors[0][1]
     assert task.wait(2.0)
+
+
+@pytest.mark.parametrize("ends_with", ["result", "error", "progress"])
+def test_background_task_outliving_its_closed_window_ends_quietly(qtbot, ends_with: str) -> None:
+    # A panel closed while its file job runs deletes the task with it: the worker must end
+    # without an exception in its thread (before: "Signal source has been deleted").
+    from shiboken6 import Shiboken
+
+    from fota_studio.ui.background import running_tasks
+
+    owner = QWidget()
+    release = threading.Event()
+    reached: list[str] = []
+
+    def work(progress):
+        release.wait(5.0)
+        if ends_with == "error":
+            raise ImageError("bad record", source="x.hex", line=3)
+        if ends_with == "progress":
+            try:
+                progress(0.5)
+            except CancelledError:
+                reached.append("cancelled")
+                raise
+        return 42
+
+    task = run_in_background(work, on_success=lambda _r: None, parent=owner)
+    Shiboken.delete(owner)  # what closing a panel with WA_DeleteOnClose does to its children
+    assert not Shiboken.isValid(task)
+    release.set()
+    assert task.wait(5.0)
+    assert task not in running_tasks()
+    if ends_with == "progress":
+        assert reached == ["cancelled"]
