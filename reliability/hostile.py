@@ -27,7 +27,6 @@ import os
 import random
 import re
 import resource
-import selectors
 import shutil
 import signal
 import sqlite3
@@ -39,9 +38,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.fakes.processes import sigkill_at_percent
+
 REPO = Path(__file__).resolve().parents[1]
 MACHINE, ECU, VERSION = "Unit #1001", "VCU", "3.2.0"
-PERCENT = re.compile(rb"(\d+\.\d) %")
 HOLDER = """
 import sys
 from fota_studio.infra.locks import EcuLock
@@ -264,26 +264,7 @@ def case_kill_at_70_percent(template: Path, tmp: Path) -> str:
             stderr=subprocess.PIPE,
             env=_env(),
         )
-        assert proc.stderr is not None
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stderr, selectors.EVENT_READ)
-        reached, buf, deadline = 0.0, b"", time.monotonic() + 120
-        try:
-            while reached < 70.0:
-                _expect(proc.poll() is None, f"flash ended early: {buf[-300:]!r}")
-                _expect(time.monotonic() < deadline, "flash never reached 70 %")
-                if sel.select(0.05):
-                    buf = (buf + os.read(proc.stderr.fileno(), 65536))[-4096:]
-                    found = PERCENT.findall(buf)
-                    reached = float(found[-1]) if found else reached
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        finally:
-            sel.close()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stderr.close()
+        reached = sigkill_at_percent(proc, 70.0)
         with Workspace.open(ws) as w:
             rows = list_flash_records(w)
             _expect(len(rows) == 1, f"{len(rows)} flash records")

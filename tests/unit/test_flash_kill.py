@@ -6,9 +6,6 @@ list` / `records show --flash` show it. Before: no record at all, a partial BLF 
 from __future__ import annotations
 
 import os
-import re
-import selectors
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,11 +19,11 @@ from fota_studio.cli import main
 from fota_studio.engine.records import list_flash_records, load_buslog, load_flash_record
 from fota_studio.infra.flash_journal import BUSLOG_DIR, RESULT_INTERRUPTED
 from fota_studio.infra.workspace import Workspace
+from tests.fakes.processes import sigkill_at_percent
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL")
 
 REPO = Path(__file__).resolve().parents[2]
-PERCENT = re.compile(rb"(\d+\.\d) %")
 
 
 def _flash(workspace_dir: Path) -> list[str]:
@@ -45,27 +42,7 @@ def kill_flash_at(workspace_dir: Path, fraction_pct: float, *, version: str = "3
             stderr=subprocess.PIPE,
             env=env,
         )
-        assert proc.stderr is not None
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stderr, selectors.EVENT_READ)
-        reached, buf, deadline = 0.0, b"", time.monotonic() + 120
-        try:
-            while reached < fraction_pct:
-                assert proc.poll() is None, buf[-2000:].decode(errors="replace")
-                assert time.monotonic() < deadline, "the flash never reached the kill point"
-                if sel.select(0.05):
-                    buf = (buf + os.read(proc.stderr.fileno(), 65536))[-4096:]
-                    found = PERCENT.findall(buf)
-                    if found:
-                        reached = float(found[-1])
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        finally:
-            sel.close()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stderr.close()
+        reached = sigkill_at_percent(proc, fraction_pct)
         # Nothing of the job was left in the temp folder.
         assert not any(Path(tmp).iterdir()), list(Path(tmp).iterdir())
     return reached
