@@ -61,7 +61,7 @@ CLASSES: list[tuple[type[Any], str, str]] = [
     (
         ea.RoutinePrecondition,
         "`uds.routine_preconditions[]`",
-        "A \"check programming preconditions\" routine run before anything is erased.",
+        'A "check programming preconditions" routine run before anything is erased.',
     ),
     (ea.ProtectedRange, "`uds.protected_ranges[]`", "An address range the erase never touches."),
     (
@@ -323,6 +323,7 @@ STEP_MEANINGS: dict[str, str] = {
     "reset": "11 01: ECUReset (hard reset).",
     "read_version": "22 F1 95: read the new software version, waiting up to `boot_wait_s`.",
 }
+
 
 def step_param_text(param: ea.StepParam) -> str:
     """One step parameter from `ea.STEP_PARAMS`: key = default (type/range): meaning."""
