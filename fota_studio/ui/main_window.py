@@ -135,6 +135,7 @@ def apply_theme(app: QApplication, theme: str, scheme: Qt.ColorScheme | None = N
     dark, otherwise the platform's own style and palette; it keeps following when the OS
     switches (`colorSchemeChanged`) until another theme is chosen. `scheme` overrides the
     hint (the change handler passes the new one; tests use it)."""
+    # The theme state rides on the one QApplication (attributes PySide's stubs do not know).
     if not hasattr(app, "_fota_default_palette"):
         app._fota_default_palette = QPalette(app.palette())  # type: ignore[attr-defined]
         app._fota_default_style = app.style().name()  # type: ignore[attr-defined]

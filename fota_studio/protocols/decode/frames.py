@@ -145,6 +145,6 @@ def batch_from_messages(
             raw[8 * i : 8 * i + min(8, len(data))] = data[:8]
             if len(data) > 8:
                 ext[i] = bytes(data[8:])
-        chan[i] = channel_index[i] if per_frame else channel_index  # type: ignore[index]
+        chan[i] = channel_index[i] if per_frame else channel_index  # type: ignore[index]  # per_frame
     arr = np.frombuffer(bytes(raw), np.uint8).reshape(n, 8).copy()
     return FrameBatch(ts, ids, flags, length, chan, arr, ext)

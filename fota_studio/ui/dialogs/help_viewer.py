@@ -51,8 +51,9 @@ class HelpViewer(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)
         row = QHBoxLayout()
-        row.addWidget(QLabel("&Find:"))
-        row.itemAt(0).widget().setBuddy(self.find_edit)  # type: ignore[union-attr]
+        find_label = QLabel("&Find:")
+        find_label.setBuddy(self.find_edit)
+        row.addWidget(find_label)
         row.addWidget(self.find_edit, 1)
         row.addWidget(self.find_status)
         v = QVBoxLayout(self)

@@ -45,7 +45,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fota_studio.core.ea import EcuDefinition, StepKind
+from fota_studio.core.ea import EcuDefinition, ElectronicArchitecture, StepKind
 from fota_studio.core.errors import FotaError
 from fota_studio.core.events import (
     EcuBusy,
@@ -294,7 +294,7 @@ class FlashPanel(QWidget):
 
         return EaStore(self.ws).find_machine(serial)
 
-    def _ea(self) -> Any | None:
+    def _ea(self) -> ElectronicArchitecture | None:
         machine = self._machine()
         if self.ws is None or machine is None or not machine.ea_name:
             return None
@@ -327,7 +327,7 @@ class FlashPanel(QWidget):
             return None
         for ecu in ea.ecus:
             if ecu.name == name:
-                return ecu  # type: ignore[no-any-return]
+                return ecu
         return None
 
     def _on_ecu_combo_changed(self, *_: object) -> None:
