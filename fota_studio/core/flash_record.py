@@ -194,3 +194,55 @@ class FlashRecord:
     def from_json(cls, text: str) -> FlashRecord:
         """Parse JSON text produced by `to_json`."""
         return cls.from_dict(json.loads(text))
+
+
+#: States of one ECU in a machine-level flash (MachineFlashRecord.states).
+PLAN_VERIFIED = "verified"
+PLAN_NOT_VERIFIED = "not_verified"
+PLAN_FAILED = "failed"
+PLAN_CANCELLED = "cancelled"
+PLAN_SKIPPED = "skipped"
+
+
+@dataclass
+class MachineFlashRecord:
+    """One machine-level flash of several ECUs: each ECU's own record, and what was not run.
+
+    `order`: the ECUs in the plan's order; `states`: ECU -> one of the PLAN_* states;
+    `skipped`: ECU -> why it was not flashed (an ECU it must follow failed, the plan stopped);
+    `ecus`: the FlashRecord of every ECU that ran (failed ones included).
+    """
+
+    machine: str
+    order: list[str] = field(default_factory=list)
+    started_at: float = 0.0
+    finished_at: float | None = None
+    states: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    ecus: list[FlashRecord] = field(default_factory=list)
+    #: Bus channel -> the ECUs flashed on it (ECUs sharing one run interleaved).
+    channels: dict[str, list[str]] = field(default_factory=dict)
+    stop_on_failure: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        """True when every ECU of the plan completed its sequence."""
+        return bool(self.order) and all(
+            self.states.get(n) in (PLAN_VERIFIED, PLAN_NOT_VERIFIED) for n in self.order
+        )
+
+    def record_of(self, ecu: str) -> FlashRecord | None:
+        """The FlashRecord of `ecu`, None when it was not run."""
+        return next((r for r in self.ecus if r.ecu == ecu), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MachineFlashRecord:
+        """Rebuild from `to_dict` output (unknown keys are ignored)."""
+        known = set(cls.__dataclass_fields__)
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["ecus"] = [FlashRecord.from_dict(r) for r in data.get("ecus", [])]
+        return cls(**kwargs)

@@ -200,6 +200,67 @@ class SimpleSegment:
     data: bytes
 
 
+class FunctionalGate:
+    """One functional request per bus for the ECUs of a machine-level flash sharing it.
+
+    A functional request (e.g. 28 03 01, CommunicationControl) reaches every ECU on the bus,
+    so with several ECUs flashed interleaved it must go once, when every one of them is ready
+    for it (none rebooting into its bootloader, where a strict ECU logs it as a violation):
+    each running job (`join` at its start, `leave` at its end) `arrive`s at its functional
+    step and waits — its TesterPresent keeps its S3 alive — until every running member that
+    this request has not covered yet arrived; the first sends it, the others skip. An ECU that
+    starts later (it must follow another) gets its own. After `wait_s` it is sent anyway
+    (logged). Any thread.
+    """
+
+    def __init__(self, wait_s: float = 60.0) -> None:
+        """An empty gate; members join as their jobs start."""
+        import threading
+
+        self._cond = threading.Condition()
+        self._members: set[str] = set()
+        self._waiting: dict[bytes, set[str]] = {}
+        self._covered: dict[bytes, dict[str, str]] = {}
+        self.wait_s = wait_s
+
+    def join(self, ecu: str) -> None:
+        """`ecu`'s job starts on this bus."""
+        with self._cond:
+            self._members.add(ecu)
+
+    def leave(self, ecu: str) -> None:
+        """`ecu`'s job ended: nobody waits for it any more."""
+        with self._cond:
+            self._members.discard(ecu)
+            self._cond.notify_all()
+
+    def arrive(self, ecu: str, payload: bytes, send: Callable[[], object]) -> str:
+        """Wait for the other running ECUs, then send once; who sent it (`ecu` when we did)."""
+        deadline = time.monotonic() + self.wait_s
+        with self._cond:
+            waiting = self._waiting.setdefault(payload, set())
+            covered = self._covered.setdefault(payload, {})
+            waiting.add(ecu)
+            self._cond.notify_all()
+            while ecu not in covered and not (self._members - set(covered)) <= waiting:
+                rest = deadline - time.monotonic()
+                if rest <= 0:
+                    log.warning("%s: not every ECU on the bus reached it; sending", ecu)
+                    break
+                self._cond.wait(min(rest, 0.1))
+            if ecu in covered:
+                return covered[ecu]
+            for member in waiting:
+                covered[member] = ecu
+            waiting.clear()
+        try:
+            send()
+        finally:
+            with self._cond:
+                self._cond.notify_all()
+        return ecu
+
+
 @dataclass
 class FlashSession:
     """Everything a flash job needs besides the image: the ECU, the bus and who flashes."""
@@ -226,6 +287,9 @@ class FlashSession:
     #: Called with every frame the job sends; must hand it to the notifier's listeners (the
     #: engine's `notifier_fanout`) — for buses that do not echo. None: nobody else needs Tx.
     tx_fanout: Callable[[can.Message], None] | None = None
+    #: Shared by the ECUs of a machine-level flash on this bus: functional requests go once
+    #: per bus (`FunctionalGate`); None = this job sends its own.
+    functional_gate: FunctionalGate | None = None
 
 
 @dataclass
@@ -593,20 +657,25 @@ class _Job:
     def _preconditions(self) -> str:
         app = self._uds()
         parts: list[str] = []
-        target: UdsLink | None = app
         did = self.profile.health.version_did
-        try:
-            raw = app.request(PRECONDITIONS_STEP, 0x22, did.to_bytes(2, "big"))
-            assert raw is not None
-            self.record.version_before = decode_did(self._did_def(did), raw[3:])
-            parts.append(f"installed {self.record.version_before}")
-        except AdapterSendError:
-            raise
-        except TransferError:
-            target = None  # the application is silent
-        except UdsNegativeResponseError as exc:
-            # Something answers on the application IDs; the preconditions are asked there.
-            self.log("warning", f"cannot read the installed version: {exc}")
+
+        def read_version() -> UdsLink | None:
+            """Ask the application for its version; None when it is silent."""
+            try:
+                raw = app.request(PRECONDITIONS_STEP, 0x22, did.to_bytes(2, "big"))
+                assert raw is not None
+                self.record.version_before = decode_did(self._did_def(did), raw[3:])
+                parts.append(f"installed {self.record.version_before}")
+            except AdapterSendError:
+                raise
+            except TransferError:
+                return None  # the application is silent
+            except UdsNegativeResponseError as exc:
+                # Something answers on the application IDs; the preconditions are asked there.
+                self.log("warning", f"cannot read the installed version: {exc}")
+            return app
+
+        target = read_version()
         boot = self.conn.bootloader
         if target is None and (boot.request_id, boot.response_id) != (
             self.conn.application.request_id,
@@ -621,6 +690,15 @@ class _Job:
                 self.log("info", "the application is silent but the bootloader answers")
             else:
                 self.use(self.conn.application)
+        if target is None and not self.in_bootloader:
+            # Neither answers: the ECU may still be starting (e.g. a re-run right after a
+            # reset). Probe the application up to its documented start time, then ask again.
+            wait_s = self.profile.timing.application_start_timeout_s
+            answered, _ = self._await_ready(PRECONDITIONS_STEP, self.conn.application, wait_s)
+            app = self._uds()
+            if answered:
+                self.log("info", "the application answered after it finished starting")
+                target = read_version()
         unasked: list[tuple[Precondition | RoutinePrecondition, str]] = []
         silent = "the application does not answer"
         for pre in self.profile.preconditions:
@@ -846,9 +924,18 @@ class _Job:
         name = step.kind.value
         if bool(step.param("functional")):
             sub = ctrl | (0x80 if suppress else 0)
-            self._uds().functional_request(
-                name, bytes([0x28, sub, comm]), suppress_response=suppress
-            )
+            payload = bytes([0x28, sub, comm])
+            uds = self._uds()
+            gate = self.s.functional_gate
+            if gate is not None:
+                sender = gate.arrive(
+                    self.ecu.name,
+                    payload,
+                    lambda: uds.functional_request(name, payload, suppress_response=suppress),
+                )
+                fid = f"functional 0x{self.conn.functional_id:X}"
+                return f"{fid} sent once for the bus by {sender}"
+            uds.functional_request(name, payload, suppress_response=suppress)
             return f"functional 0x{self.conn.functional_id:X}"
         self._uds().request(name, 0x28, bytes([comm]), subfunction=ctrl, suppress_response=suppress)
         return "physical"

@@ -1,0 +1,181 @@
+"""Several ECUs in one job (issue 18 §4): ECUs on different channels run in parallel, ECUs on
+one bus interleaved (each with its own S3 kept alive); `after:` orders them; one failed ECU
+does not stop the others unless the plan says so; the machine record holds every ECU."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fota_studio.core.ea import EcuDefinition, IsoTpAddress
+from fota_studio.core.errors import ConfigurationError
+from fota_studio.core.events import EngineEvent
+from fota_studio.core.flash_record import (
+    PLAN_FAILED,
+    PLAN_SKIPPED,
+    PLAN_VERIFIED,
+    MachineFlashRecord,
+)
+from fota_studio.engine.flash_job import FlashSession
+from fota_studio.engine.flash_plan_run import (
+    PLAN_RUNNING,
+    PlanEcuState,
+    PlanTarget,
+    flash_machine,
+    plan_order,
+)
+from fota_studio.sim.faults import Fault
+from fota_studio.sim.uds_ecu import SimEcu
+from tests.fakes.flash import (
+    fast_ecu,
+    fast_sim_options,
+    make_image,
+    memory_matches,
+    open_tester_bus,
+    sim_ecu,
+)
+from tests.fakes.sim_rig import new_channel
+
+VERSION = "8.0.0"
+
+
+def second_vcu(name: str = "VCU2") -> EcuDefinition:
+    """A copy of the fast VCU on other IDs (0x7E2/0x7EA), to share the VCU's bus."""
+    ecu = fast_ecu("VCU")
+    ecu.name = name
+    ecu.connection.application = IsoTpAddress(0x7E2, 0x7EA)
+    ecu.connection.bootloader = IsoTpAddress(0x7E3, 0x7EB)
+    ecu.connection.bootloader_entry = None
+    return ecu
+
+
+@contextlib.contextmanager
+def machine(
+    ecus: list[EcuDefinition], channels: list[str], tmp: Path
+) -> Iterator[tuple[dict[str, SimEcu], list[PlanTarget]]]:
+    """One simulated ECU per entry on its channel, and the plan targets (one tester bus per
+    channel, shared by the ECUs on it)."""
+    with contextlib.ExitStack() as stack:
+        sims: dict[str, SimEcu] = {}
+        buses = {}
+        for ecu, ch in zip(ecus, channels, strict=True):
+            fd = ecu.connection.fd or any(
+                e.connection.fd for e, c in zip(ecus, channels, strict=True) if c == ch
+            )
+            sims[ecu.name] = stack.enter_context(
+                sim_ecu(ecu, ch, tmp / ecu.name, fd=fd, options=fast_sim_options())
+            )
+            if ch not in buses:
+                buses[ch] = stack.enter_context(open_tester_bus(ch, fd))
+        targets = []
+        for job, (ecu, ch) in enumerate(zip(ecus, channels, strict=True), start=1):
+            bus, notifier = buses[ch]
+            session = FlashSession(
+                ecu=ecu,
+                bus=bus,
+                notifier=notifier,
+                job_id=job,
+                channel=ch,
+                expected_version=VERSION,
+                boot_wait_s=1.5,
+            )
+            targets.append(PlanTarget(session, make_image(VERSION, (0x1800, 0x900))))
+        yield sims, targets
+
+
+def test_three_channels_in_parallel_one_failure_does_not_stop_the_others(
+    tmp_path: Path,
+) -> None:
+    ecus = [fast_ecu("VCU"), fast_ecu("HCU"), fast_ecu("BCU")]
+    channels = [new_channel() for _ in ecus]
+    events: list[EngineEvent] = []
+    with machine(ecus, channels, tmp_path) as (sims, targets):
+        sims["HCU"].inject(Fault(step="erase", kind="fail"))
+        result = flash_machine(targets, events.append, machine="X200-1")
+        for name in ("VCU", "BCU"):
+            assert memory_matches(sims[name], targets[0].image)
+    rec = result.record
+    assert not result.ok and result.failed == ["HCU"]
+    assert rec.states == {"VCU": PLAN_VERIFIED, "HCU": PLAN_FAILED, "BCU": PLAN_VERIFIED}
+    assert sorted(r.ecu for r in rec.ecus) == ["BCU", "HCU", "VCU"]
+    hcu = rec.record_of("HCU")
+    assert hcu is not None and hcu.failed_step == "erase" and "0x72" in hcu.error
+    # Ran at the same time: each started before the others ended.
+    spans = [(r.started_at, r.finished_at or 0.0) for r in rec.ecus]
+    assert max(s for s, _ in spans) < min(e for _, e in spans)
+    # One row per ECU: its own job id on its state events and on its progress.
+    states = [e for e in events if isinstance(e, PlanEcuState)]
+    assert {(e.ecu, e.job_id) for e in states} == {("VCU", 1), ("HCU", 2), ("BCU", 3)}
+    assert {e.ecu for e in states if e.state == PLAN_RUNNING} == {"VCU", "HCU", "BCU"}
+    again = MachineFlashRecord.from_dict(rec.to_dict())
+    assert again.states == rec.states and len(again.ecus) == 3
+
+
+def test_same_bus_interleaved(tmp_path: Path) -> None:
+    """Two ECUs on one bus run interleaved and both end verified, without a violation (each
+    kept its own S3 alive; no sector of one touched by the other's erase)."""
+    ecus = [fast_ecu("VCU"), second_vcu()]
+    ch = new_channel()
+    with machine(ecus, [ch, ch], tmp_path) as (sims, targets):
+        result = flash_machine(targets)
+        for sim in sims.values():
+            assert memory_matches(sim, targets[0].image)
+            assert not sim.violations, [str(v) for v in sim.violations]
+    assert result.ok, {n: str(r.error) for n, r in result.results.items()}
+    spans = [(r.started_at, r.finished_at or 0.0) for r in result.record.ecus]
+    assert max(s for s, _ in spans) < min(e for _, e in spans)
+    assert result.record.channels == {ch: ["VCU", "VCU2"]}
+
+
+def test_after_orders_and_a_failed_predecessor_skips(tmp_path: Path) -> None:
+    gateway = fast_ecu("VCU")
+    follower = fast_ecu("HCU")
+    follower.after = ["VCU"]
+    channels = [new_channel(), new_channel()]
+    with machine([follower, gateway], channels, tmp_path) as (sims, targets):
+        assert plan_order(targets) == ["VCU", "HCU"]
+        ok = flash_machine(targets)
+        assert ok.ok
+        vcu, hcu = ok.record.record_of("VCU"), ok.record.record_of("HCU")
+        assert vcu is not None and hcu is not None and vcu.finished_at is not None
+        assert hcu.started_at >= vcu.finished_at
+        sims["VCU"].inject(Fault(step="check", kind="nrc", arg=0x72))
+        bad = flash_machine(targets)
+    assert bad.record.states == {"VCU": PLAN_FAILED, "HCU": PLAN_SKIPPED}
+    assert "must follow VCU" in bad.record.skipped["HCU"]
+    assert [r.ecu for r in bad.record.ecus] == ["VCU"]
+
+
+def test_stop_on_failure_skips_the_rest(tmp_path: Path) -> None:
+    first = fast_ecu("VCU")
+    later = fast_ecu("HCU")
+    later.after = ["BCU"]
+    third = fast_ecu("BCU")
+    third.after = ["VCU"]
+    channels = [new_channel() for _ in range(3)]
+    with machine([first, later, third], channels, tmp_path) as (sims, targets):
+        sims["VCU"].inject(Fault(step="erase", kind="fail"))
+        result = flash_machine(targets, stop_on_failure=True)
+    assert result.record.states["VCU"] == PLAN_FAILED
+    assert result.record.states["BCU"] == result.record.states["HCU"] == PLAN_SKIPPED
+
+
+def test_cycle_is_refused_before_anything_is_sent() -> None:
+    a, b = fast_ecu("VCU"), fast_ecu("HCU")
+    a.after, b.after = ["HCU"], ["VCU"]
+    targets = [
+        PlanTarget(
+            FlashSession(ecu=e, bus=None, notifier=None),  # type: ignore[arg-type]
+            make_image(VERSION),
+        )
+        for e in (a, b)
+    ]
+    with pytest.raises(ConfigurationError, match="cycle"):
+        flash_machine(targets)
+    dup = [copy.copy(targets[0]), targets[0]]
+    with pytest.raises(ConfigurationError, match="more than once"):
+        plan_order(dup)
