@@ -362,3 +362,40 @@ def test_demo_sim_default_options_have_no_violations(can_channel: str, tmp_path:
         result = _flash(ecu, can_channel, image, expected="9.0.0")
         assert result.ok and result.verified, result.error
         _no_violations(sim)
+
+
+def test_flash_started_while_the_ecu_reboots_waits_for_the_application(
+    can_channel: str, tmp_path: Path
+) -> None:
+    """A re-run started right after a reset (found by the fault matrix: read_version late, then
+    the re-run) met an ECU whose application and bootloader were both still silent and failed
+    its preconditions. Neither answering means "still starting": the application is probed up
+    to its documented start time, then the preconditions are read and the flash goes on."""
+    ecu = fast_ecu()
+    ecu.uds.timing.reset_time_ms = 2500  # a long reboot window after 11 01
+    image = make_image("7.2.0", (0x600,))
+    app = ecu.connection.application
+    with sim_ecu(
+        ecu, can_channel, tmp_path / "sim", options=fast_sim_options(reset_time_ms=None)
+    ) as sim:
+        with can.Bus(interface="virtual", channel=can_channel, ignore_config=True) as bus:
+            # Someone else resets the ECU (ECUReset hardReset, one ISO-TP single frame) ...
+            bus.send(
+                can.Message(
+                    arbitration_id=app.request_id,
+                    data=bytes([0x02, 0x11, 0x01]) + bytes([0xAA] * 5),
+                    is_extended_id=app.request_id > 0x7FF,
+                )
+            )
+            answer = None
+            while answer is None:
+                msg = bus.recv(2.0)
+                assert msg is not None, "no answer to 11 01"
+                if msg.arbitration_id == app.response_id:
+                    answer = bytes(msg.data[1:3])
+            assert answer == bytes([0x51, 0x01])
+        # ... and the flash starts at once, while it reboots.
+        result = _flash(ecu, can_channel, image, expected="7.2.0", boot_wait_s=None)
+        assert result.ok, result.error
+        assert "Machine stationary" in _step(result, "preconditions")
+        assert memory_matches(sim, image)
