@@ -39,6 +39,9 @@ on lossy transports (udp_multicast, library-notes.md).
 
 Run: `python bench/flash.py` (≈ 3-4 min); `python bench/flash.py --only sequence` (or the
 environment variable FOTA_BENCH_FLASH_ONLY=sequence) runs one case (download, paced, sequence).
+Issue 18 cases (bench/flash_beyond.py): `--only compression|delta|resume|parallel`:
+`compressed_speedup`, `delta_time_fraction`, `resume_time_fraction`, `inrun_resume_ok`,
+`parallel_vs_longest`, `same_bus_vs_wire`.
 The last line is one JSON object.
 """
 
@@ -81,6 +84,9 @@ from fota_studio.engine.flash_job import FlashResult, SimpleSegment, fingerprint
 from fota_studio.protocols.isotp_link import build_address, build_params
 from fota_studio.sim.paced_bus import PacedVirtualBus
 from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import flash_beyond
 
 logging.basicConfig(level=logging.ERROR)
 #: Interleaved (ours, reference) pairs per bus kind after one discarded warm-up pair (an FD
@@ -635,7 +641,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--only",
-        choices=("download", "paced", "sequence"),
+        choices=("download", "paced", "sequence", "compression", "delta", "resume", "parallel"),
         default=os.environ.get("FOTA_BENCH_FLASH_ONLY") or None,
         help="run one case (default: all; env FOTA_BENCH_FLASH_ONLY)",
     )
@@ -647,6 +653,14 @@ def main() -> None:
         run_paced_case(out)
     if only in (None, "sequence"):
         run_sequence_case(out)
+    if only in (None, "compression"):
+        flash_beyond.run_compression_case(out)
+    if only in (None, "delta"):
+        flash_beyond.run_delta_case(out)
+    if only in (None, "resume"):
+        flash_beyond.run_resume_case(out)
+    if only in (None, "parallel"):
+        flash_beyond.run_parallel_case(out)
     print(json.dumps(out))
 
 

@@ -928,10 +928,14 @@ class _Job:
             uds = self._uds()
             gate = self.s.functional_gate
             if gate is not None:
+                # Once for the bus, with the suppress-positive-response bit: every ECU would
+                # otherwise answer on its own response ID, where the other jobs' next request
+                # could take that stray 68 xx for its own answer.
+                quiet = bytes([0x28, ctrl | 0x80, comm])
                 sender = gate.arrive(
                     self.ecu.name,
-                    payload,
-                    lambda: uds.functional_request(name, payload, suppress_response=suppress),
+                    quiet,
+                    lambda: uds.functional_request(name, quiet, suppress_response=True),
                 )
                 fid = f"functional 0x{self.conn.functional_id:X}"
                 return f"{fid} sent once for the bus by {sender}"

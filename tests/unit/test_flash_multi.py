@@ -129,6 +129,16 @@ def test_same_bus_interleaved(tmp_path: Path) -> None:
     spans = [(r.started_at, r.finished_at or 0.0) for r in result.record.ecus]
     assert max(s for s, _ in spans) < min(e for _, e in spans)
     assert result.record.channels == {ch: ["VCU", "VCU2"]}
+    # The functional 28 went once for the bus, without positive responses (a stray 68 03 on
+    # the other ECU's response ID was once taken as the answer to its next request).
+    sent = [
+        x.request_hex for r in result.record.ecus for x in r.exchanges if x.request_hex[:2] == "28"
+    ]
+    assert sent == ["288301"]
+    details = [
+        s.detail for r in result.record.ecus for s in r.steps if s.step == "comm_control_off"
+    ]
+    assert len(details) == 2 and all("sent once for the bus by" in d for d in details)
 
 
 def test_after_orders_and_a_failed_predecessor_skips(tmp_path: Path) -> None:
