@@ -92,11 +92,10 @@ def test_binary_export_much_larger_than_the_data_is_asked_with_its_size(
     answer["yes"] = True
     task = panel.start_export(v, "bin", target)
     assert task is not None
-    with qtbot.waitSignal(panel.export_finished, timeout=30_000):
-        pass
+    qtbot.waitUntil(lambda: not panel.is_busy(), timeout=30_000)
     assert target.stat().st_size == image.span
     # HEX keeps the gaps out: no question.
     assert panel.start_export(v, "hex", tmp_path / "s.hex") is not None
     assert len(asked) == 2
-    with qtbot.waitSignal(panel.export_finished, timeout=30_000):
-        pass
+    qtbot.waitUntil(lambda: not panel.is_busy(), timeout=30_000)
+    assert (tmp_path / "s.hex").is_file()
