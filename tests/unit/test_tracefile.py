@@ -102,8 +102,8 @@ def test_save_store_selection_and_read_independently(tmp_path: Path) -> None:
     assert ids == [store.record(s).arbitration_id for s in seqs]
     dump = tmp_path / "sel.log"
     write_log(dump, (r.to_message(0) for r in store.records(seqs)))
-    parser = cantools.logreader.Parser(dump.open())
-    parsed = [entry.frame_id for entry in parser]
+    with dump.open() as text:
+        parsed = [entry.frame_id for entry in cantools.logreader.Parser(text)]
     assert parsed == ids
 
 
