@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.fakes.processes import sigkill_at_percent
+from tests.fakes.storage import scribble_btree_pages
 
 REPO = Path(__file__).resolve().parents[1]
 MACHINE, ECU, VERSION = "Unit #1001", "VCU", "3.2.0"
@@ -409,28 +410,6 @@ def case_check_corrupt_blob(template: Path, tmp: Path) -> str:
         proc = _check(ws)
         _expect(proc.returncode == 1 and "corrupt blob" in proc.stdout, proc.stdout[-300:])
     return "corrupt blob named, exit 1"
-
-
-def scribble_btree_pages(db: Path, rng: random.Random, pages: int = 3) -> list[int]:
-    """Overwrite the first 64 bytes (the b-tree page header and cell pointers) of `pages`
-    random table/index pages of a SQLite file with random bytes; return their numbers.
-
-    SQLite has no checksum over row contents, so bytes scribbled into a text value are
-    undetectable by design; bytes over a page's structure must be reported.
-    """
-    data = bytearray(db.read_bytes())
-    size = int.from_bytes(data[16:18], "big") or 65536
-    btree = [
-        n
-        for n in range(2, len(data) // size + 1)
-        if data[(n - 1) * size] in (0x02, 0x05, 0x0A, 0x0D)
-    ]
-    chosen = rng.sample(btree, min(pages, len(btree)))
-    for n in chosen:
-        at = (n - 1) * size
-        data[at : at + 64] = rng.randbytes(64)
-    db.write_bytes(bytes(data))
-    return chosen
 
 
 def case_check_scribbled_db(template: Path, tmp: Path) -> str:

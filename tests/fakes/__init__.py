@@ -7,6 +7,7 @@
 - `workflow.py`: update-request workspaces for the workflow tests.
 - `slcan_device.py`: an emulated slcan adapter on a pseudo-terminal.
 - `processes.py`: a CLI flash in a child process, SIGKILLed at a chosen percentage.
+- `storage.py`: a SQLite file with scribbled b-tree pages.
 - `packages.py`, `firmware_text.py`, `frames.py`: test firmware, HEX/S-record lines, CAN frames.
 No test lives here, and no `test_*.py` module holds a helper another test imports.
 """

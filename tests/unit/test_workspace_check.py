@@ -13,7 +13,7 @@ import pytest
 
 from fota_studio.cli import main
 from fota_studio.infra.workspace import DB_NAME, SCHEMA_VERSION, Workspace
-from reliability.hostile import scribble_btree_pages
+from tests.fakes.storage import scribble_btree_pages
 
 
 @pytest.fixture
