@@ -83,8 +83,29 @@ def register(subparsers: Any) -> None:
     )
     src = p.add_argument_group("what to flash")
     src.add_argument("--machine", help="machine serial in the workspace (with --version)")
-    src.add_argument("--ecu", required=True, help="ECU name in the EA")
-    src.add_argument("--version", dest="fw_version", help="repository version to flash")
+    src.add_argument(
+        "--ecu",
+        action="append",
+        help="ECU name in the EA (repeat it to flash several ECUs of --machine in one run)",
+    )
+    src.add_argument(
+        "--all",
+        dest="all_ecus",
+        action="store_true",
+        help="flash every ECU of --machine (parallel per channel, in the EA's `after` order)",
+    )
+    src.add_argument(
+        "--version",
+        dest="fw_version_list",
+        action="append",
+        help="repository version to flash; with several ECUs ECU=VERSION each (default: the "
+        "newest version of the ECU's repository)",
+    )
+    src.add_argument(
+        "--stop-on-failure",
+        action="store_true",
+        help="with several ECUs: a failed ECU stops the plan (default: the others go on)",
+    )
     src.add_argument("--ea", type=Path, help="EA file (YAML/JSON) instead of the workspace")
     src.add_argument("--firmware", type=Path, help="firmware file (HEX, S-record, BIN)")
     src.add_argument("--base-address", type=lambda v: int(v, 0), help="base address for BIN")
@@ -269,6 +290,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, ws: Workspace) -> int:
+    from fota_studio.cli import _flash_plan
+
+    if _flash_plan.is_plan(args):
+        return _flash_plan.run_plan(args, ws)
+    if not args.ecu:
+        raise ConfigurationError("say which ECU to flash", hint="--ecu NAME (or --all)")
+    versions = args.fw_version_list or []
+    if len(versions) > 1:
+        raise ConfigurationError("one --version for one ECU", hint="--ecu E --version V")
+    args.ecu = args.ecu[0]
+    args.fw_version = versions[0] if versions else None
     if args.ea is not None:
         problems = ea_file_problems(args.ea)
         if problems:

@@ -478,7 +478,7 @@ _NAMES = _Codec(
     lambda v: [str(x) for x in v],
     lambda: {"type": "array", "items": {"type": "string"}},
 )
-_ECU_TAIL = (("after", _NAMES), ("uds", _obj("UdsProfile")))
+_ECU_TAIL = (("uds", _obj("UdsProfile")), ("after", _NAMES))
 _ECU = _Spec(
     "EcuDefinition",
     EcuDefinition,

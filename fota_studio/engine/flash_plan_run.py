@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from fota_studio.core.ea import EcuDefinition
 from fota_studio.core.errors import ConfigurationError, FotaError
 from fota_studio.core.events import EngineEvent
 from fota_studio.core.flash_outcome import FlashOutcome
@@ -107,14 +108,19 @@ def plan_order(targets: Sequence[PlanTarget]) -> list[str]:
 
     Raises ConfigurationError for a duplicate ECU or a cycle of `after` lists (nothing sent).
     """
-    names = [t.name for t in targets]
+    return order_ecus([t.session.ecu for t in targets])
+
+
+def order_ecus(ecus: Sequence[EcuDefinition]) -> list[str]:
+    """`plan_order` over EA ECUs: `after` of an ECU outside the list is ignored."""
+    names = [e.name for e in ecus]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise ConfigurationError(
             f"the plan names {', '.join(dup)} more than once",
             hint="give each ECU once (--ecu A --ecu B, or --all)",
         )
-    deps = {t.name: [d for d in t.session.ecu.after if d in names] for t in targets}
+    deps = {e.name: [d for d in e.after if d in names] for e in ecus}
     order: list[str] = []
     left = list(names)
     while left:

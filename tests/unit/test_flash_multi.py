@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,3 +190,29 @@ def test_cycle_is_refused_before_anything_is_sent() -> None:
     dup = [copy.copy(targets[0]), targets[0]]
     with pytest.raises(ConfigurationError, match="more than once"):
         plan_order(dup)
+
+
+def test_cli_flashes_every_ecu_of_a_machine(
+    workspace_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`flash --machine M --all --simulate --json`: every ECU of the demo machine, its newest
+    version, one record per ECU in the workspace and the machine record on stdout."""
+    from fota_studio.cli import main
+    from fota_studio.demo.seed import ensure_demo
+    from fota_studio.engine.records import list_flash_records
+    from fota_studio.infra.workspace import Workspace
+
+    with Workspace.open(workspace_dir) as ws:
+        ensure_demo(ws)
+    args = ["--workspace", str(workspace_dir), "--log-level", "WARNING", "flash"]
+    args += ["--machine", "Unit #1001", "--all", "--simulate", "--no-progress", "--json"]
+    code = main(args)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    rec = MachineFlashRecord.from_dict(json.loads(out))
+    assert rec.order == ["VCU", "HCU", "BCU"]
+    assert set(rec.states.values()) == {PLAN_VERIFIED}
+    assert len(rec.ecus) == 3 and rec.channels == {"CAN1": ["VCU", "HCU", "BCU"]}
+    with Workspace.open(workspace_dir) as ws:
+        stored = {r.ecu for r in list_flash_records(ws, limit=10)}
+    assert stored == {"VCU", "HCU", "BCU"}
