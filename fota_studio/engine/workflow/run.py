@@ -400,12 +400,19 @@ class RequestRun:
 
     # 3. Checkpoint 1 --------------------------------------------------------------------------
 
-    def _approval_timeout_s(self) -> float:
-        if self.options.approval_timeout_s is not None:
-            return float(self.options.approval_timeout_s)
+    def _timeout_s(self, option: float | None, tcu_object: str, default_s: float) -> float:
+        """A Checkpoint timeout: the run's option, else the TCU node's object, else the EDS
+        default."""
+        if option is not None:
+            return float(option)
         if self.tcu is not None:
-            return float(self.tcu.get(fo.APPROVAL_TIMEOUT_S))
-        return DEFAULT_APPROVAL_TIMEOUT_S
+            return float(self.tcu.get(tcu_object))
+        return default_s
+
+    def _approval_timeout_s(self) -> float:
+        return self._timeout_s(
+            self.options.approval_timeout_s, fo.APPROVAL_TIMEOUT_S, DEFAULT_APPROVAL_TIMEOUT_S
+        )
 
     def _checkpoint1(
         self, req: UpdateRequest, ecu: EcuDefinition, installed: str, downtime_s: int
@@ -619,11 +626,11 @@ class RequestRun:
     # 5. Checkpoint 2 --------------------------------------------------------------------------
 
     def _verification_timeout_s(self) -> float:
-        if self.options.verification_timeout_s is not None:
-            return float(self.options.verification_timeout_s)
-        if self.tcu is not None:
-            return float(self.tcu.get(fo.VERIFICATION_TIMEOUT_S))
-        return DEFAULT_VERIFICATION_TIMEOUT_S
+        return self._timeout_s(
+            self.options.verification_timeout_s,
+            fo.VERIFICATION_TIMEOUT_S,
+            DEFAULT_VERIFICATION_TIMEOUT_S,
+        )
 
     def _checkpoint2(self, req: UpdateRequest, ecu: EcuDefinition) -> None:
         self._step(Step.CHECKPOINT_2, "started")
