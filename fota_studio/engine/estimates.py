@@ -64,7 +64,9 @@ def measured_from_record(ecu: EcuDefinition, record: FlashRecord) -> MeasuredFla
         steps[st.step] = (total + (st.finished_at - st.started_at), count + 1)
     ranges = erase_ranges(ecu, [(s.address, s.length) for s in record.segments])
     erased = sum(n for erases in ranges for _, n in erases) if ranges else 0
-    return MeasuredFlash(bytes_total=record.bytes_total, step_s=steps, erase_bytes=erased)
+    # A delta or resumed flash wrote only part of the image: its rate is per byte written.
+    written = record.bytes_total - record.bytes_skipped
+    return MeasuredFlash(bytes_total=written, step_s=steps, erase_bytes=erased)
 
 
 def _same_model(ws: Workspace, ecu: EcuDefinition, record: FlashRecord) -> bool:

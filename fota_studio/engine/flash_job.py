@@ -24,6 +24,15 @@ ECU on a shared bus + notifier:
    `timing.reset_time_ms`, probes within `timing.application_start_timeout_s`) and one version
    read. RequestDownload / RoutineControl / addressAndLengthFormat are encoded by udsoncan.
 
+Beyond the plain sequence (issue 18): with `UdsProfile.compression` each download stream is
+compressed (RequestDownload's dataFormatIdentifier carries the method ID, memorySize stays the
+uncompressed size); with `UdsProfile.sector_checksum` the `sector_checksums` step asks the ECU's
+checksum per sector after the unlock and only the differing sectors are erased and written (a
+delta, or the rest of an interrupted flash); the check routine always covers the whole image.
+A link loss mid-transfer (no flow control comes back) shorter than the ECU's S3 repeats the same
+block counter until the link is back instead of failing. `FunctionalGate` sends a functional
+request once per bus when several ECUs are flashed on it (engine/flash_plan_run.py).
+
 The outcome is explicit (`FlashResult.outcome`): verified (version read and equal to the
 expected one), not_verified (completed, but the version was not read or nothing was expected),
 failed or cancelled. Every step (also each erase and each boot wait) is a `StepRecord` with its

@@ -12,7 +12,9 @@ from pathlib import Path
 from fota_studio.core.ea import CompressionSettings, EcuDefinition, SectorChecksum
 from fota_studio.core.ea_validate import Severity, validate
 from fota_studio.core.firmware import FirmwareImage, Segment
+from fota_studio.core.flash_record import FlashRecord, SegmentRecord
 from fota_studio.demo import catalog as demo_catalog
+from fota_studio.engine.estimates import measured_from_record
 from fota_studio.engine.flash_encoding import DeltaSegment, delta_segments
 from fota_studio.engine.flash_job import FlashResult, FlashSession, flash_ecu
 from fota_studio.sim.uds_ecu import SimEcu
@@ -161,3 +163,11 @@ def test_validator_checks_the_sector_checksum() -> None:
         "ecus[0].uds.sector_checksum.checksum",
         "ecus[0].uds.sector_checksum.record",
     } <= errors
+
+
+def test_a_delta_flash_measures_its_rate_per_byte_written() -> None:
+    """The next estimate learns from a delta flash per byte it wrote, not per image byte (the
+    delta's short transfer would otherwise make every later full flash look 10x faster)."""
+    rec = FlashRecord(ecu="VCU", bytes_total=0x40000, bytes_skipped=0x3D000, result="success")
+    rec.segments.append(SegmentRecord(address=demo_catalog.APP_REGION_START, length=0x3000))
+    assert measured_from_record(fast_ecu(), rec).bytes_total == 0x3000
