@@ -216,3 +216,19 @@ def test_cli_flashes_every_ecu_of_a_machine(
     with Workspace.open(workspace_dir) as ws:
         stored = {r.ecu for r in list_flash_records(ws, limit=10)}
     assert stored == {"VCU", "HCU", "BCU"}
+
+
+def test_validator_checks_after() -> None:
+    from fota_studio.core.ea_validate import Severity, validate
+    from fota_studio.demo.catalog import demo_architecture
+
+    ea = demo_architecture()
+    ea.ecus[0].after = ["HCU"]
+    ea.ecus[1].after = ["VCU"]
+    ea.ecus[2].after = ["BCU", "ECM"]
+    errors = [str(p) for p in validate(ea) if p.severity is Severity.ERROR]
+    assert any("cycle" in e for e in errors), errors
+    assert any('ecus[2].after: "BCU" cannot come after itself' in e for e in errors), errors
+    assert any('"ECM" is not an ECU of this EA' in e for e in errors), errors
+    ea.ecus[0].after, ea.ecus[2].after = [], []
+    assert not [p for p in validate(ea) if p.severity is Severity.ERROR]
