@@ -182,6 +182,7 @@ def flash_machine(
     lock = threading.Condition()
     tokens = {name: CancelToken() for name in order}
     running: dict[str, threading.Thread] = {}
+    started: list[threading.Thread] = []
     busy_channels: set[str] = set()
     stopping = ""
 
@@ -258,9 +259,12 @@ def flash_machine(
                     target=run_one, args=(name,), name=f"fota-plan-{name}", daemon=True
                 )
                 running[name] = thread
+                started.append(thread)
                 emit(name, PLAN_RUNNING)
                 thread.start()
             if pending or running:
                 lock.wait(0.1)
+    for thread in started:  # each has reported; let none outlive the plan
+        thread.join()
     rec.finished_at = time.time()
     return result
