@@ -321,7 +321,8 @@ STEP_MEANINGS: dict[str, str] = {
     "transfer_exit": "37: RequestTransferExit per segment.",
     "check": "31 01 FF 01: check routine (checksum over the written data).",
     "reset": "11 01: ECUReset (hard reset).",
-    "read_version": "22 F1 95: read the new software version, waiting up to `boot_wait_s`.",
+    "read_version": "22 F1 95: read the new software version once the application answers "
+    "(within `timing.application_start_timeout_s` after the reset).",
 }
 
 

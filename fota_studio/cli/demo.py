@@ -16,6 +16,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from fota_studio.cli.common import add_passphrase_option, authorise, guarded, open_workspace
 from fota_studio.core.events import EngineEvent, StepFinished
 from fota_studio.core.update_request import RequestStatus, UpdateRequest
 from fota_studio.demo.run import DemoOutcome, DemoScript, DemoTarget, run_demo
@@ -25,6 +26,7 @@ from fota_studio.engine.workflow import (
     WorkflowFinished,
     WorkflowStep,
 )
+from fota_studio.infra.access import Action
 from fota_studio.infra.workspace import Workspace
 
 Out = Callable[[str], Any]
@@ -48,7 +50,8 @@ def register(subparsers: Any) -> None:
     )
     # SUPPRESS: only override the global --workspace when given after `demo`.
     p.add_argument("--workspace", metavar="DIR", default=argparse.SUPPRESS, help="workspace")
-    p.set_defaults(func=run)
+    add_passphrase_option(p)
+    p.set_defaults(func=guarded(run))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,10 +60,11 @@ def run(args: argparse.Namespace) -> int:
         print("the interactive demo is in the GUI: start `fota-studio` and use Run demo update;")
         print("for the terminal run `fota-studio demo --headless`")
         return 2
-    from fota_studio.cli.common import open_workspace
-
     ws = open_workspace(args)
     try:
+        # The demo writes a request and the machine's installed version: in operator mode it
+        # needs the passphrase like `request start` (it once bypassed the access check).
+        authorise(args, ws, Action.REQUEST_START)
         return run_headless_demo(
             ws, reject=args.reject, fail_verification=args.fail_verification, out=print
         )

@@ -240,7 +240,7 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         ws = open_workspace(args, seed_demo=False)
     except (WorkspaceError, sqlite3.DatabaseError) as exc:
-        print(f"TAMPERED: the workspace cannot be opened: {exc}")
+        print(f"TAMPERED: database damaged: the workspace cannot be opened: {exc}")
         return 1
     with ws:
         rep = verify_workspace(ws, key_override=key, seen_head=seen_head)

@@ -194,7 +194,8 @@ STEP_PARAMS: dict[StepKind, tuple[StepParam, ...]] = {
             "boot_wait_s",
             "number",
             5.0,
-            "seconds the application may take to answer after the reset",
+            "deprecated, ignored (older EA files still load): the application's start time "
+            "after the reset is timing.application_start_timeout_s",
             minimum=0.0,
             maximum=600.0,
         ),

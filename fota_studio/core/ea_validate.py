@@ -727,6 +727,12 @@ def _check_step_params(c: _Collector, sp: str, kind: StepKind, step: SequenceSte
         why = check_step_param(param, val)
         if why:
             c.error(kp, why)
+        elif kind is StepKind.READ_VERSION and key == "boot_wait_s" and val != param.default:
+            c.warn(
+                kp,
+                "ignored: the wait for the application after the reset is "
+                "uds.timing.application_start_timeout_s (set that instead)",
+            )
     if kind is StepKind.FINGERPRINT:
         _check_fingerprint(c, sp, step)
 

@@ -357,7 +357,7 @@ def test_step_param_ranges_come_from_the_table() -> None:
     j, step = _step(ea, StepKind.READ_VERSION)
     step.params["boot_wait_s"] = 900.0
     assert "0..600" in _only(validate(ea), f"ecus[0].uds.sequence[{j}].params.boot_wait_s").message
-    step.params["boot_wait_s"] = 1.5
+    step.params["boot_wait_s"] = 5.0
     j, step = _step(ea, StepKind.TRANSFER_DATA)
     step.params["max_retries"] = -1
     assert (
@@ -506,3 +506,16 @@ def test_skippable_preconditions_need_a_reason() -> None:
     u.routine_preconditions[0].skip_reason = "bootloader checks it again"
     del u.routine_preconditions[1]
     assert validate(ea) == []
+
+
+def test_read_version_boot_wait_is_said_to_be_ignored() -> None:
+    """The engine waits `timing.application_start_timeout_s` for the application after the
+    reset; an EA that still sets the old read_version `boot_wait_s` is told it does nothing
+    (it once looked like a setting the panel and the manual offered)."""
+    ea = _demo()
+    j, step = _step(ea, StepKind.READ_VERSION)
+    assert validate(ea) == []
+    step.params["boot_wait_s"] = 20.0
+    p = _only(validate(ea), f"ecus[0].uds.sequence[{j}].params.boot_wait_s")
+    assert p.severity is Severity.WARNING
+    assert "timing.application_start_timeout_s" in p.message

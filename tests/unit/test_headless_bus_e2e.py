@@ -82,6 +82,8 @@ DRIVER = textwrap.dedent(
         [py, "-m", "fota_studio", "--workspace", ws, "sim", "--machine", "Unit #1001",
          "--ecu", "VCU", "--no-tcu", "--interface", "udp_multicast", "--channel", group],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    import atexit
+    atexit.register(lambda: sim.poll() is None and sim.kill())  # never leave it running
     seen = []
     for line in sim.stdout:  # log lines may come first
         seen.append(line)
@@ -103,6 +105,7 @@ DRIVER = textwrap.dedent(
          "--verification", "both", "--timeout-approval", "60", "--timeout-verification", "60",
          "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    atexit.register(lambda: req.poll() is None and req.kill())
     offered = status = installed = None
     with oem:
         # The raw HMI follows TPDO1 (byte 0 update_available, byte 1 update_status).

@@ -236,6 +236,8 @@ def test_ea_replace_and_assign_need_the_passphrase(
         ("request", "cancel", "1"),
         ("request", "start", "1"),
         ("request", "rerun", "1"),
+        # It writes a request and the machine's installed version (it once needed nothing).
+        ("demo", "--headless"),
     ],
 )
 def test_every_state_changing_command_is_refused(
