@@ -9,9 +9,12 @@ written, by this rule (docs/SECURITY.md, "Update records"):
 2. otherwise a PKCS#8 key file in the workspace folder encrypted with the passphrase in the
    environment variable `FOTA_STUDIO_RECORD_KEY_PASSPHRASE` (cryptography's
    `BestAvailableEncryption`); the same variable unlocks it later;
-3. otherwise an UNPROTECTED key file in the workspace (tests, demo, headless machines without a
-   keyring): logged as a warning when made and loaded, and named "UNPROTECTED" by `records
-   verify`, the report and every bundle, because anyone who can read the folder can then sign.
+3. otherwise a key file in THIS USER's config folder (`record-keys/`, folder mode 0700, file
+   0600), outside the workspace: an attacker who can write (or read) the workspace folder — a
+   shared drive, a copied workspace — cannot sign with it; code running as this user can.
+   Workspaces made before this rule may still hold an UNPROTECTED key file in the workspace
+   folder: loaded with a warning and named "UNPROTECTED" by `records verify`, the report and
+   every bundle; `records protect-key` moves it.
 
 The public key and where the private key lives are stored in the workspace settings
 (`records.signing_key`). So that an attacker who can write the workspace cannot swap in a key of
@@ -57,6 +60,9 @@ PIN_FILE = "record-keys.json"
 PROTECTION_KEYRING = "keyring"
 PROTECTION_PASSPHRASE = "passphrase"
 PROTECTION_UNPROTECTED = "unprotected"
+PROTECTION_USER_FILE = "user-file"
+#: A key `location` with this prefix lives in the user's config folder, not in the workspace.
+USER_LOCATION_PREFIX = "config:"
 
 UNPROTECTED_NOTE = (
     "signing key UNPROTECTED (a key file without passphrase in the workspace folder): anyone who "
@@ -108,6 +114,8 @@ class KeyInfo:
             PROTECTION_KEYRING: "private key in the OS keyring",
             PROTECTION_PASSPHRASE: f"private key in passphrase-encrypted file {self.location}",
             PROTECTION_UNPROTECTED: f"private key UNPROTECTED in {self.location} (no passphrase)",
+            PROTECTION_USER_FILE: "private key in this user's config folder, outside the "
+            f"workspace ({self.location.removeprefix(USER_LOCATION_PREFIX)})",
         }.get(self.protection, self.protection)
         return f"Ed25519 {short_fingerprint(self.fingerprint)}; {where}"
 
@@ -214,6 +222,22 @@ def _key_file_bytes(private: Ed25519PrivateKey, passphrase: str | None) -> bytes
     )
 
 
+USER_KEY_DIR = "record-keys"
+
+
+def ws_key_name(ws: Workspace, name: str) -> str:
+    """A key file name unique per workspace folder (several workspaces share the user folder)."""
+    tag = hashlib.sha256(str(ws.root.resolve()).encode("utf-8")).hexdigest()[:12]
+    return f"{tag}-{name}"
+
+
+def key_path(ws: Workspace, location: str) -> Path:
+    """Where a key file `location` is: the user's config folder ("config:…") or the workspace."""
+    if location.startswith(USER_LOCATION_PREFIX):
+        return config_dir() / location.removeprefix(USER_LOCATION_PREFIX)
+    return ws.root / location
+
+
 def _create(ws: Workspace) -> RecordSigner:
     """Make a new key, keep its private half per the rule above, store the facts (race-safe)."""
     private = Ed25519PrivateKey.generate()
@@ -226,22 +250,28 @@ def _create(ws: Workspace) -> RecordSigner:
     if _try_keyring_store(fp, raw):
         protection, location = PROTECTION_KEYRING, _keyring_user(fp)
     else:
-        protection = PROTECTION_PASSPHRASE if passphrase else PROTECTION_UNPROTECTED
-        location = f"record-signing-{fp[:16]}.pem"
-        path = ws.root / location
+        name = f"record-signing-{fp[:16]}.pem"
+        if passphrase:
+            protection, location = PROTECTION_PASSPHRASE, name
+        else:
+            # Outside the workspace, so write access to the workspace folder is not the key.
+            protection = PROTECTION_USER_FILE
+            location = f"{USER_LOCATION_PREFIX}{USER_KEY_DIR}/{ws_key_name(ws, name)}"
+        path = key_path(ws, location)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             atomic_write(path, _key_file_bytes(private, passphrase))
             os.chmod(path, 0o600)
         except OSError as exc:
             raise WorkspaceError(
                 f"cannot write the record-signing key file {path}: {exc.strerror}",
-                hint="make the workspace folder writable, or free disk space",
+                hint="make the folder writable, or free disk space",
             ) from None
-        if protection == PROTECTION_UNPROTECTED:
-            log.warning(
-                "record-signing key of %s made UNPROTECTED (no OS keyring, %s not set); "
-                "protect it with `fota-studio records protect-key`",
+        if protection == PROTECTION_USER_FILE:
+            log.info(
+                "record-signing key of %s kept in %s (no OS keyring, %s not set)",
                 ws.root,
+                path,
                 PASSPHRASE_ENV,
             )
     facts = {
@@ -261,7 +291,7 @@ def _create(ws: Workspace) -> RecordSigner:
     if row is not None:
         if protection != PROTECTION_KEYRING:
             with contextlib.suppress(OSError):
-                (ws.root / location).unlink()
+                key_path(ws, location).unlink()
         info = key_info(ws)
         if info is None:
             raise WorkspaceError(f"{ws.root}: the stored record-signing key facts are damaged")
@@ -293,7 +323,7 @@ def _load(ws: Workspace, info: KeyInfo) -> RecordSigner:
             )
         private = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(value))
     else:
-        path = ws.root / info.location
+        path = key_path(ws, info.location)
         passphrase = os.environ.get(PASSPHRASE_ENV) or None
         if info.protection == PROTECTION_PASSPHRASE and passphrase is None:
             raise WorkspaceError(
@@ -309,6 +339,13 @@ def _load(ws: Workspace, info: KeyInfo) -> RecordSigner:
                 else None,
             )
         except FileNotFoundError:
+            if info.protection == PROTECTION_USER_FILE:
+                raise WorkspaceError(
+                    f"the record-signing key of {ws.root} is not in this user's config folder "
+                    f"({path})",
+                    hint="write records as the user / on the machine that made the workspace; "
+                    "reading and `records verify` work without it",
+                ) from None
             raise WorkspaceError(
                 f"the record-signing key file {path} is missing",
                 hint="restore it from a backup; records cannot be signed without it",
@@ -439,7 +476,7 @@ def protect_key(ws: Workspace, to: str) -> KeyInfo:
     ws.set_setting(KEY_SETTING, facts)
     if old.protection != PROTECTION_KEYRING and old.location != location:
         with contextlib.suppress(OSError):
-            (ws.root / old.location).unlink()
+            key_path(ws, old.location).unlink()
     info = key_info_from(facts)
     assert info is not None
     with _lock:

@@ -42,7 +42,10 @@ def test_untouched_workspace_verifies(
     code, out = _verify_cli(scenario.root, capsys)
     assert code == 0, out
     assert "records intact" in out and "8 entries (8 signed)" in out
-    assert "UNPROTECTED" in out  # no keyring in tests: the key file's state is said
+    # No keyring in tests: the key sits in this user's config folder, never in the workspace
+    # (write access to the workspace folder is not the key).
+    assert "outside the workspace" in out and "UNPROTECTED" not in out
+    assert not list(scenario.root.glob("*.pem"))
 
 
 @pytest.mark.parametrize("attack", sorted(tamper.ATTACKS))
@@ -268,7 +271,9 @@ def test_protect_key_moves_an_unprotected_key_into_a_passphrase_file(
     base = ["--workspace", str(scenario.root), "records", "protect-key"]
     with Workspace.open(scenario.root) as ws:
         before = record_signing.key_info(ws)
-    assert before is not None and before.unprotected
+        assert before is not None
+        key_file = record_signing.key_path(ws, before.location)
+    assert before.protection == record_signing.PROTECTION_USER_FILE and key_file.is_file()
     # No keyring here (tests use the null backend): a clear refusal, nothing changed.
     assert main([*base, "--to", "keyring"]) == 1
     assert "no working OS keyring" in capsys.readouterr().err
@@ -282,6 +287,7 @@ def test_protect_key_moves_an_unprotected_key_into_a_passphrase_file(
         assert after.protection == record_signing.PROTECTION_PASSPHRASE
         assert b"ENCRYPTED" in (scenario.root / after.location).read_bytes()
         RequestsStore(ws).append(scenario.other_request, ENTRY_STEP, {"step": "x"})
+    assert not key_file.exists()  # the user-folder copy is gone
     code, out = _verify_cli(scenario.root, capsys)
     assert code == 0 and "UNPROTECTED" not in out and "passphrase-encrypted" in out
 
@@ -387,8 +393,9 @@ def test_protect_key_moves_an_unprotected_key_into_the_keyring(
 ) -> None:
     with Workspace.open(scenario.root) as ws:
         before = record_signing.key_info(ws)
-    assert before is not None and before.unprotected  # made while no keyring worked
-    key_file = scenario.root / before.location
+        assert before is not None  # made while no keyring worked: in the user's folder
+        key_file = record_signing.key_path(ws, before.location)
+    assert before.protection == record_signing.PROTECTION_USER_FILE
     assert key_file.is_file()
     base = ["--workspace", str(scenario.root), "records", "protect-key", "--to", "keyring"]
     assert main(base) == 0
@@ -437,7 +444,11 @@ def test_processes_writing_the_first_records_at_once_share_one_key(tmp_path: Pat
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err[-2000:]
-    assert len(list(root.glob("record-signing-*.pem"))) == 1  # the losers removed theirs
+    with Workspace.open(root) as ws:
+        info = record_signing.key_info(ws)
+        assert info is not None
+        keys = list(record_signing.key_path(ws, info.location).parent.glob("*.pem"))
+    assert len(keys) == 1  # the losers removed theirs
     with Workspace.open(root) as ws:
         rep = verify_workspace(ws)
         assert rep.ok, rep.problems
@@ -479,3 +490,17 @@ def test_entries_written_before_signing_keep_verifying(
     raw.close()
     code, out = _verify_cli(workspace_dir, capsys)
     assert code == 1 and "link broken" in out
+
+
+def test_write_access_to_the_workspace_is_not_the_signing_key(
+    scenario: tamper.Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a keyring the key used to sit unencrypted in the workspace folder, so anyone who
+    could write the folder could re-sign an edited chain. It now lives in the user's config
+    folder: the workspace alone (another user, a copied folder) can verify but not sign."""
+    assert not list(scenario.root.rglob("*.pem"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "another-user"))
+    record_signing._signers.clear()
+    with Workspace.open(scenario.root) as ws:
+        with pytest.raises(WorkspaceError, match="not in this user's config folder"):
+            RequestsStore(ws).append(scenario.other_request, ENTRY_STEP, {"step": "x"})
