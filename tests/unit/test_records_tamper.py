@@ -501,6 +501,8 @@ def test_write_access_to_the_workspace_is_not_the_signing_key(
     assert not list(scenario.root.rglob("*.pem"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "another-user"))
     record_signing._signers.clear()
-    with Workspace.open(scenario.root) as ws:
-        with pytest.raises(WorkspaceError, match="not in this user's config folder"):
-            RequestsStore(ws).append(scenario.other_request, ENTRY_STEP, {"step": "x"})
+    with (
+        Workspace.open(scenario.root) as ws,
+        pytest.raises(WorkspaceError, match="not in this user's config folder"),
+    ):
+        RequestsStore(ws).append(scenario.other_request, ENTRY_STEP, {"step": "x"})
