@@ -150,13 +150,6 @@ class Workbench(QObject):
         window.repository_panel.import_finished.connect(self._on_versions_changed)
 
         self.requests_panel.bus_log_requested.connect(self._open_bus_log)
-        self.hmi_panel.presentation_requested.connect(self.open_presentation)
-        self.trace_panel.log_file_opened.connect(self.window.remember_log_file)
-        # ISO-TP pairs and DID names of the trace decoder follow the saved EAs.
-        self.ea_panel.architecture_saved.connect(lambda _name: self.trace_panel.load_workspace(ws))
-        self.bridge.event_received.connect(self.requests_panel.on_event)
-        self.bridge.event_received.connect(self.oem_panel.on_event)
-        self.bridge.event_received.connect(self._on_installed_event)
         # A flash step opens its frames in the trace; the trace's Messages tab links back.
         from fota_studio.ui.trace_link import TraceLink
 
@@ -177,6 +170,13 @@ class Workbench(QObject):
                 and self.flash_panel.record_steps.select_step(index, block)
             )
         )
+        self.hmi_panel.presentation_requested.connect(self.open_presentation)
+        self.trace_panel.log_file_opened.connect(self.window.remember_log_file)
+        # ISO-TP pairs and DID names of the trace decoder follow the saved EAs.
+        self.ea_panel.architecture_saved.connect(lambda _name: self.trace_panel.load_workspace(ws))
+        self.bridge.event_received.connect(self.requests_panel.on_event)
+        self.bridge.event_received.connect(self.oem_panel.on_event)
+        self.bridge.event_received.connect(self._on_installed_event)
         self.access.add_listener(lambda _mode: self._apply_mode())
         self._build_menus()
         self._apply_mode()

@@ -376,7 +376,7 @@ class RepositoryPanel(QWidget):
         self.retire_action = QAction(_icon("retire"), "Retire", self)
         self.refresh_action = QAction(_icon("refresh"), "Refresh", self)
         self.import_action.setToolTip(
-            "Import a HEX, S-record, binary or package file (or drop one here)"
+            "Import a HEX, S-record, binary, package or PDX / ODX-F file (or drop one here)"
         )
         self.retire_action.setToolTip("Mark the selected version retired (kept, not offered)")
         self.new_action.setToolTip("Create a Software Repository for one ECU Brand/Model")
