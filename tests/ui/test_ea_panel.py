@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLineEdit, QTableWidget
 
 from fota_studio.core.ea import StepKind
@@ -16,7 +17,7 @@ from fota_studio.demo.catalog import DEMO_EA_NAME
 from fota_studio.demo.seed import seed_demo_architecture
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.workspace import Workspace
-from fota_studio.ui.panels.ea.panel import ArchitecturePanel
+from fota_studio.ui.panels.ea.panel import PROBLEM_SEVERITY_ROLE, ArchitecturePanel
 from fota_studio.ui.widgets.hex_edit import HexLineEdit
 
 CLASH = (
@@ -281,3 +282,36 @@ def test_read_only_ignores_table_toggles(qtbot, panel: ArchitecturePanel) -> Non
     assert panel.undo_stack.count() == 0
     assert panel.current_architecture().ecus[0].uds.sequence[1].enabled is True
     assert panel.sequence_table.table.item(1, 0).checkState() == Qt.CheckState.Checked
+
+
+def _ecu_item(panel: ArchitecturePanel, ecu_name: str):  # type: ignore[no-untyped-def]
+    root = panel.tree.topLevelItem(0)
+    ea_item = next(
+        root.child(j) for j in range(root.childCount()) if DEMO_EA_NAME in root.child(j).text(0)
+    )
+    return next(
+        ea_item.child(i)
+        for i in range(ea_item.childCount())
+        if ea_item.child(i).text(0).startswith(ecu_name + " ")
+    )
+
+
+def test_tree_marks_an_invalid_ecu_and_clears_when_fixed(qtbot, panel: ArchitecturePanel) -> None:  # type: ignore[no-untyped-def]
+    names = [e.name for e in panel.current_architecture().ecus]  # type: ignore[union-attr]
+    bad = names[2]
+    assert _ecu_item(panel, bad).data(0, PROBLEM_SEVERITY_ROLE) != "error"
+    w = panel.field_widget("ecus[2].bootloader.request_id")
+    _type_hex(qtbot, w, "7E0")
+    item = _ecu_item(panel, bad)
+    assert item.data(0, PROBLEM_SEVERITY_ROLE) == "error"
+    assert item.foreground(0).color() == QColor("#b71c1c")
+    assert not item.icon(0).isNull()
+    # the tooltip lists the problems by ECU name, not by list index
+    assert f"{bad}: bootloader.request_id: 0x7E0 is also {names[0]}." in item.toolTip(0)
+    assert "ecus[" not in item.toolTip(0)
+    assert _ecu_item(panel, names[1]).data(0, PROBLEM_SEVERITY_ROLE) != "error"
+
+    _type_hex(qtbot, panel.field_widget("ecus[2].bootloader.request_id"), "0x7E3")
+    item = _ecu_item(panel, bad)
+    assert item.data(0, PROBLEM_SEVERITY_ROLE) != "error"
+    assert "is also" not in item.toolTip(0)

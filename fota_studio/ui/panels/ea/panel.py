@@ -7,7 +7,8 @@ The panel edits working copies of the stored EAs. Every field edit is one `QUndo
 swaps a whole-EA snapshot (deep copies are cheap at this size and make undo of structural edits
 — duplicate/add/remove ECU, reorder steps, import, revert — exactly as simple as a field edit).
 After each change the EA is validated; problems show at the field (red border + tooltip) and in
-the problem list, where clicking one selects the ECU, the tab and the field. Save stores through
+the problem list, where clicking one selects the ECU, the tab and the field; the tree marks each
+ECU that has problems (colour, icon, tooltip listing them by ECU name). Save stores through
 `EaStore` (refused while there are errors) and emits `architecture_saved(name)`.
 
 File dialogs and questions go through overridable attributes (`open_file_dialog`,
@@ -28,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QColor, QKeySequence, QUndoCommand, QUndoStack
+from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -46,6 +47,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QSplitter,
     QStackedWidget,
+    QStyle,
     QTableWidget,
     QTableWidgetItem,
     QToolBar,
@@ -81,6 +83,8 @@ from fota_studio.ui.widgets.hex_edit import HexLineEdit
 
 WARNING_STYLE = "border: 2px solid #f9a825;"
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
+# On an ECU tree item: "error", "warning" or None — the worst problem the ECU has.
+PROBLEM_SEVERITY_ROLE = Qt.ItemDataRole.UserRole + 2
 _ECU_PATH = re.compile(r"^ecus\[(\d+)\](?:\.(.*))?$")
 
 
@@ -478,6 +482,8 @@ class ArchitecturePanel(QWidget):
                     item.addChild(child)
                     if self._current == ("ecu", key, i):
                         select_item = child
+                # Every EA's ECUs are marked, not only the selected one's (validation is cheap).
+                self._mark_tree_ecus(item, ea, validate(ea, self._known_repos))
             machines_root = QTreeWidgetItem(["Machines"])
             machines_root.setFlags(Qt.ItemFlag.ItemIsEnabled)
             self.tree.addTopLevelItem(machines_root)
@@ -623,9 +629,55 @@ class ArchitecturePanel(QWidget):
         for t in self._tables:
             t.mark(self._problems if i is not None else [], f"ecus[{i}]." if i is not None else "")
         key = self._current_key()
+        ea_item = self._tree_item_of(("ea", key)) if key is not None else None
+        if ea_item is not None and ea is not None:
+            self._mark_tree_ecus(ea_item, ea, self._problems)
         if key is not None:
             n = sum(p.severity is Severity.ERROR for p in self._problems)
             self._status(f"{n} error(s), {len(self._problems) - n} warning(s)")
+
+    def _tree_item_of(self, sel: tuple[Any, ...]) -> QTreeWidgetItem | None:
+        root = self.tree.topLevelItem(0)  # "Electronic Architectures"
+        if root is None:
+            return None
+        for j in range(root.childCount()):
+            item = root.child(j)
+            if item is not None and tuple(item.data(0, PATH_ROLE) or ()) == sel:
+                return item
+        return None
+
+    def _mark_tree_ecus(
+        self, ea_item: QTreeWidgetItem, ea: ElectronicArchitecture, problems: list[Problem]
+    ) -> None:
+        """Colour, icon and tooltip on each ECU item of `ea_item` that has problems; an ECU
+        without problems gets its plain look back. The tooltip lists them by ECU name."""
+        by_ecu: dict[int, list[Problem]] = {}
+        for p in problems:
+            m = _ECU_PATH.match(p.path)
+            if m is not None:
+                by_ecu.setdefault(int(m.group(1)), []).append(p)
+        style = self.style()
+        for i in range(ea_item.childCount()):
+            child = ea_item.child(i)
+            if child is None:
+                continue
+            hits = by_ecu.get(i, [])
+            err = any(p.severity is Severity.ERROR for p in hits)
+            if hits:
+                child.setForeground(0, QColor("#b71c1c") if err else QColor("#8d6e00"))
+                pixmap = (
+                    QStyle.StandardPixmap.SP_MessageBoxCritical
+                    if err
+                    else QStyle.StandardPixmap.SP_MessageBoxWarning
+                )
+                child.setIcon(0, style.standardIcon(pixmap))
+                child.setToolTip(0, "\n".join(problem_text(p, ea) for p in hits))
+            else:
+                child.setData(0, Qt.ItemDataRole.ForegroundRole, None)
+                child.setIcon(0, QIcon())
+                child.setToolTip(0, "")
+            severity = ("error" if err else "warning") if hits else None
+            child.setData(0, PROBLEM_SEVERITY_ROLE, severity)
 
     @staticmethod
     def _mark_widget(w: QWidget, hits: list[Problem]) -> None:
