@@ -31,6 +31,7 @@ from fota_studio.core.errors import WorkspaceError
 from fota_studio.infra.access import Action
 from fota_studio.infra.record_verify import VerifyReport
 from fota_studio.infra.requests_store import RequestsStore
+from fota_studio.infra.workspace import Workspace
 
 
 def register(subparsers: Any) -> None:
@@ -88,10 +89,38 @@ def register(subparsers: Any) -> None:
     key.set_defaults(func=_export_key)
 
 
+def differing_rows(ws: Workspace) -> set[int] | None:
+    """Ids of the requests whose shown fields the signed chain contradicts (one pass over the
+    chain, infra/record_verify.requests_differing); None when the records cannot be read."""
+    from fota_studio.infra.record_verify import requests_differing
+
+    try:
+        return requests_differing(ws)
+    except (sqlite3.DatabaseError, WorkspaceError, ValueError, TypeError, KeyError):
+        return None
+
+
+def mark(rid: int, differing: set[int] | None) -> str:
+    """The `!` column's cell of one request row."""
+    return "!" if differing is not None and rid in differing else ""
+
+
+def print_differing_footer(differing: set[int] | None) -> None:
+    """The line under a request table saying which rows are NOT VERIFIED, and what to run."""
+    if differing is None:
+        print("! the records could not be checked (damaged) — run `fota-studio records verify`")
+    elif differing:
+        n = len(differing)
+        rows = "1 row differs" if n == 1 else f"{n} rows differ"
+        print(f"! NOT VERIFIED: {rows} from the signed record — run `fota-studio records verify`")
+
+
 def _list(args: argparse.Namespace) -> int:
     with open_workspace(args) as ws:
+        differing = differing_rows(ws)
         rows = [
             [
+                mark(r.id, differing),
                 str(r.id),
                 r.machine,
                 r.ecu,
@@ -104,8 +133,9 @@ def _list(args: argparse.Namespace) -> int:
             for r in RequestsStore(ws).list()
         ]
     print_table(
-        ["ID", "Machine", "ECU", "Version", "Status", "Outcome", "Attempts", "Created"], rows
+        ["!", "ID", "Machine", "ECU", "Version", "Status", "Outcome", "Attempts", "Created"], rows
     )
+    print_differing_footer(differing)
     _list_flash_jobs(args)
     return 0
 

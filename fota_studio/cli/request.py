@@ -32,6 +32,7 @@ from fota_studio.cli.common import (
     open_workspace,
     print_table,
 )
+from fota_studio.cli.records import differing_rows, mark, print_differing_footer
 from fota_studio.core.update_request import RequestStatus
 from fota_studio.engine.bus_run import EXIT_CODES_TEXT, EXIT_REFUSED
 from fota_studio.engine.workflow import check_new_request, create_request
@@ -113,10 +114,12 @@ def _list(args: argparse.Namespace) -> int:
         store = RequestsStore(ws)
         store.recover_interrupted()
         reqs = store.list(machine=args.machine, ecu=args.ecu, status=args.status)
+        differing = differing_rows(ws)
     print_table(
-        ["ID", "Machine", "ECU", "Version", "Status", "Step", "Attempt", "Error"],
+        ["!", "ID", "Machine", "ECU", "Version", "Status", "Step", "Attempt", "Error"],
         [
             [
+                mark(r.id, differing),
                 str(r.id),
                 r.machine,
                 r.ecu,
@@ -129,6 +132,9 @@ def _list(args: argparse.Namespace) -> int:
             for r in reqs
         ],
     )
+    if differing is not None:
+        differing &= {r.id for r in reqs}  # the footer counts the rows shown (filters)
+    print_differing_footer(differing)
     return 0
 
 

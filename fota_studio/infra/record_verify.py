@@ -15,6 +15,11 @@ the chain from the last verified head on, plus that request's entries, fields, f
 bus log. Entries before the verified head are trusted as verified then; `records verify`
 re-checks everything.
 
+`requests_differing(ws)` is the cheapest mark, for the `records list` / `request list` tables:
+the ids of requests whose `update_requests` fields differ from the fold of the `state` the chain
+recorded, or that have no entries at all; one pass reading each entry's state once, no hashes
+or signatures (those are `records verify`'s job).
+
 Thread use: any thread (the workspace serialises its reads); nothing here touches Qt.
 """
 
@@ -195,6 +200,42 @@ def compare_request(
                 f"request #{rid}: {col} is {table!r} in the table but the signed record says "
                 f"{said!r} (table edited)"
             )
+
+
+def requests_differing(ws: Workspace) -> set[int]:
+    """Ids of requests whose table fields the chain contradicts (see the module docstring).
+
+    Only requests whose first entry is a signed "created" are compared (legacy requests have no
+    recorded state); a request with no entries at all counts as differing (history removed).
+    Raises sqlite3.DatabaseError on a damaged database, like any read.
+    """
+    folded: dict[int, dict[str, Any]] = {}
+    signed_creation: set[int] = set()
+    unreadable: set[int] = set()
+    for r in ws.read("SELECT request_id, kind, state FROM request_entries ORDER BY id"):
+        rid = int(r["request_id"])
+        first = rid not in folded
+        fold = folded.setdefault(rid, {})
+        if r["state"] is None:
+            continue
+        state = _parsed_state(str(r["state"]))
+        if state is None:
+            unreadable.add(rid)  # a recorded state that is not a JSON object was edited
+            continue
+        if first and r["kind"] == "created":
+            signed_creation.add(rid)
+        _fold(fold, state)
+    differing: set[int] = set()
+    for row in ws.read("SELECT * FROM update_requests"):
+        rid = int(row["id"])
+        if rid not in folded or rid in unreadable:
+            differing.add(rid)
+        elif rid in signed_creation:
+            problems: list[str] = []
+            compare_request(row, folded[rid], problems)
+            if problems:
+                differing.add(rid)
+    return differing
 
 
 def _check_flash_row(fr: Any, out: list[str], pinned: str | None = None) -> dict[str, Any] | None:

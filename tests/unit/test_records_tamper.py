@@ -506,3 +506,26 @@ def test_write_access_to_the_workspace_is_not_the_signing_key(
         pytest.raises(WorkspaceError, match="not in this user's config folder"),
     ):
         RequestsStore(ws).append(scenario.other_request, ENTRY_STEP, {"step": "x"})
+
+
+def _list_rows(root: Path, capsys: pytest.CaptureFixture[str], *cmd: str) -> list[str]:
+    capsys.readouterr()
+    assert main(["--workspace", str(root), *cmd]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.parametrize("cmd", [("records", "list"), ("request", "list")])
+def test_lists_mark_a_status_the_signed_record_contradicts(
+    cmd: tuple[str, ...], scenario: tamper.Scenario, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert not any("NOT VERIFIED" in line for line in _list_rows(scenario.root, capsys, *cmd))
+    tamper.status_failed_to_successful(scenario)
+    lines = _list_rows(scenario.root, capsys, *cmd)
+    [failed] = [ln for ln in lines if ln.split()[:2] == ["!", str(scenario.failed_request)]]
+    assert "Successful" in failed
+    [other] = [ln for ln in lines if ln.split()[:1] == [str(scenario.other_request)]]
+    assert "Pending" in other  # untouched rows carry no mark
+    assert (
+        "! NOT VERIFIED: 1 row differs from the signed record — run `fota-studio records verify`"
+        in lines
+    )
