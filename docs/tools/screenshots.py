@@ -4,7 +4,8 @@
 on a fresh temporary workspace seeded with the demo data — renders every widget offscreen with
 `QWidget.grab()` (QT_QPA_PLATFORM=offscreen: no X server, same pixels on every machine that has
 the same fonts), drives the app to each state (first start, the one-click demo waiting for the
-operator, the demo finished, the trace, the EA editor, the connection doctor) and saves one PNG
+operator, the demo finished, the trace with the demo's bus log open as a file document beside
+the live capture, the EA editor, the connection doctor) and saves one PNG
 per shot, reduced to a 256-colour palette so each stays well under ~150 KB. Settings, the dock
 layout and the CAN channel are private to the run (a unique `virtual` channel), so a running
 FOTA Studio is never disturbed. Runs on its own main thread, which becomes the Qt GUI thread;
@@ -35,7 +36,7 @@ if str(ROOT) not in sys.path:
 
 from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
-from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QWidget  # noqa: E402
 
 _log = logging.getLogger("screenshots")
 
@@ -44,6 +45,7 @@ WINDOW_SIZE = (1400, 860)
 #: The technician view is shown at a small laptop's size (what it is designed for).
 TECHNICIAN_SIZE = (1024, 700)
 DIALOG_WIDTH_PX = 640
+TRACE_DOCK_HEIGHT_PX = 560
 DEMO_OFFER_TIMEOUT_S = 60.0
 DEMO_FINISH_TIMEOUT_S = 120.0
 DOCTOR_TIMEOUT_S = 30.0
@@ -246,11 +248,43 @@ def _shot_demo_done(s: _Session, out: Path) -> Path:
 
 
 def _shot_trace(s: _Session, out: Path) -> Path:
+    """The demo flash's bus log opened as a file document (its own tab) beside the live
+    capture, on its reassembled ISO-TP/UDS messages — what "Bus log in trace" shows."""
+    from fota_studio.engine.records import list_flash_records
+
+    logged = [r for r in list_flash_records(s.ws) if r.buslog_sha256]
+    if not logged:  # `--only trace`: run the demo first, it leaves a flash record with a log
+        _shot_demo_done(s, out.with_name("demo_done.png"))
+        logged = [r for r in list_flash_records(s.ws) if r.buslog_sha256]
+    if not logged:
+        raise RuntimeError("screenshots: the demo left no flash record with a bus log")
     trace = s.bench.trace_panel
-    trace.tabs.setCurrentWidget(trace.messages_view)
-    s.window.focus_panel("trace")
+    trace.tabs.setCurrentWidget(trace.messages_view)  # the live capture's tab, when switched to
+    loaded: list[int] = []
+    trace.file_loaded.connect(lambda _name, frames: loaded.append(frames))
+    if not trace.open_flash_record(s.ws, logged[0].id):
+        raise RuntimeError(f"screenshots: cannot open the bus log: {trace.status.text()}")
+    wait_until(lambda: bool(loaded), DOCTOR_TIMEOUT_S, "the bus log to open in the trace")
+    doc = trace.current_document()
+    assert doc is not trace.live and len(trace.documents) == 2
+    doc.tabs.setCurrentWidget(doc.messages_view)
+    dock = s.window.focus_panel("trace")
+    # Taller than the default layout gives it: more of the file's messages in the shot.
+    s.window.resizeDocks([dock], [TRACE_DOCK_HEIGHT_PX], Qt.Orientation.Vertical)
+    settle(0.3)
+    # Scroll to the flash itself (erase, RequestDownload, TransferData), past the reads.
+    model = doc.messages_model
+    rows = [
+        r
+        for r in range(model.rowCount())
+        if "RequestDownload" in str(model.index(r, model.columnCount() - 1).data())
+    ]
+    if rows:
+        doc.messages_view.scrollTo(
+            model.index(max(rows[0] - 3, 0), 0), QAbstractItemView.ScrollHint.PositionAtTop
+        )
     settle(0.5)
-    return save_png(s.window.dock("trace"), out)
+    return save_png(dock, out)
 
 
 _SHOT_FUNCS: dict[str, Callable[[_Session, Path], Path]] = {
