@@ -14,7 +14,16 @@ buses (transmit panel, replay) are recorded through `send()` / `record_tx()` so 
 on every interface, including ones that cannot echo. The engine can call `record_tx()` as its
 Tx hook for buses it owns when it does not open them with `receive_own_messages=True`.
 
-Threads: `on_message_received` on Notifier threads; everything else on the owning thread (GUI).
+Adapter faults: when a watched bus's receive raises (a vanished slcan device, a driver error),
+the Notifier calls the listener's `on_error`. The first error of a streak becomes ONE
+`CaptureFault` (the channel, the adapter `interface:channel` and the driver's own cause, via
+`describe_adapter_fault`) that the owning thread takes with `take_faults()` and sees in
+`active_faults()` until the next good frame ends the streak; the rest of the streak only waits
+a receive timeout each (a gone device must not spin a core), and nothing is raised, so the
+Notifier thread never dies with a traceback.
+
+Threads: `on_message_received` / `on_error` on Notifier threads; everything else on the owning
+thread (GUI).
 """
 
 from __future__ import annotations
@@ -32,7 +41,13 @@ import numpy as np
 from fota_studio.core.frames import FLAG_REMOTE, FrameBatch
 from fota_studio.engine.trace_store import TraceStore
 from fota_studio.infra.tracefile import read_log
-from fota_studio.protocols.bus import BusSettings, describe_adapter_fault, open_bus
+from fota_studio.protocols.bus import (
+    AdapterFault,
+    BusSettings,
+    adapter_label,
+    describe_adapter_fault,
+    open_bus,
+)
 from fota_studio.protocols.decode.frames import message_flags
 
 log = logging.getLogger(__name__)
@@ -45,33 +60,64 @@ MAX_STAGED_FRAMES = 2_000_000
 
 NOTIFIER_STOP_TIMEOUT_S = 0.1
 
+FAULT_RETRY_WAIT_S = 0.05
+"""Pause after each further receive error of a streak (about one Notifier receive timeout)."""
+
+
+@dataclass(frozen=True)
+class CaptureFault:
+    """One adapter fault streak on a watched channel: `channel` (the trace's name for it),
+    `fault` (adapter `interface:channel`, kind, the driver's cause, advice), `at` (wall time of
+    the first error of the streak)."""
+
+    channel: str
+    fault: AdapterFault
+    at: float
+
+    def text(self) -> str:
+        """`CAN1: adapter slcan:/dev/ttyACM0 vanished (device disconnected): <cause>`."""
+        return f"{self.channel}: {self.fault.message()}"
+
 
 class CaptureListener(can.Listener):
-    """Stages received frames of one channel into the capture's columns (Notifier thread)."""
+    """Stages received frames of one channel into the capture's columns (Notifier thread) and
+    turns its receive errors into one `CaptureFault` per streak."""
 
-    def __init__(self, capture: TraceCapture, channel_index: int) -> None:
+    def __init__(
+        self,
+        capture: TraceCapture,
+        channel_index: int,
+        name: str = "",
+        adapter: str = "the adapter",
+    ) -> None:
         self._capture = capture
         self.channel_index = channel_index
+        self.name = name or f"channel {channel_index}"
+        self.adapter = adapter
         self.enabled = True
+        self.errors = 0
+        """Receive errors of the current streak (0 after a good frame)."""
 
     def on_message_received(self, msg: can.Message) -> None:
-        """Stage one frame; cheap (a lock and a list append)."""
+        """Stage one frame; cheap (a lock and a list append). A frame ends a fault streak."""
+        if self.errors:
+            self.errors = 0
+            self._capture._end_fault(self.name)
         if self.enabled:
             self._capture._stage(msg, self.channel_index)
 
     def on_error(self, exc: Exception) -> None:
-        """Name a receive error as an adapter fault with its cause (the Notifier keeps
-        running). A vanished device fails every receive at once: log the first of a streak,
-        then one in 100, and wait a receive timeout each time instead of spinning a core."""
-        errors = getattr(self, "_errors", 0)
-        self._errors = errors + 1
-        if errors % 100:
-            time.sleep(0.05)
+        """Name the first receive error of a streak as an adapter fault with its cause (one
+        event, the Notifier keeps running); a vanished device fails every receive at once, so
+        the rest of the streak only waits a receive timeout each instead of spinning a core."""
+        self.errors += 1
+        if self.errors > 1:
+            time.sleep(FAULT_RETRY_WAIT_S)
             return
-        fault = describe_adapter_fault(exc)
-        log.warning(
-            "trace capture, channel %d: %s — %s", self.channel_index, fault.message(), fault.advice
-        )
+        fault = describe_adapter_fault(exc, self.adapter)
+        log.warning("trace capture, %s: %s — %s", self.name, fault.message(), fault.advice)
+        if self.enabled:
+            self._capture._add_fault(CaptureFault(self.name, fault, time.time()))
 
 
 class _Staging:
@@ -129,6 +175,29 @@ class TraceCapture:
         self.staging_dropped = 0
         """Frames lost because nobody drained for too long (shown with the store's drops)."""
         self.received = 0
+        self._new_faults: list[CaptureFault] = []
+        self._active_faults: dict[str, CaptureFault] = {}
+
+    # -- adapter faults (set on Notifier threads, read on the owning thread) ------------------
+    def _add_fault(self, fault: CaptureFault) -> None:
+        with self._lock:
+            self._new_faults.append(fault)
+            self._active_faults[fault.channel] = fault
+
+    def _end_fault(self, channel: str) -> None:
+        with self._lock:
+            self._active_faults.pop(channel, None)
+
+    def take_faults(self) -> list[CaptureFault]:
+        """Fault streaks that began since the last call (one event each), oldest first."""
+        with self._lock:
+            faults, self._new_faults = self._new_faults, []
+        return faults
+
+    def active_faults(self) -> list[CaptureFault]:
+        """Channels whose adapter still fails (no good frame since the streak began)."""
+        with self._lock:
+            return list(self._active_faults.values())
 
     # -- Notifier thread --------------------------------------------------------------------
     def _stage(self, msg: can.Message, channel_index: int) -> None:
@@ -181,7 +250,7 @@ class TraceCapture:
         """
         if name in self._watched:
             self.detach(name)
-        listener = CaptureListener(self, self.store.channel_index(name))
+        listener = CaptureListener(self, self.store.channel_index(name), name, adapter_label(bus))
         notifier.add_listener(listener)
         for recorder in self._recorders:
             notifier.add_listener(recorder)
@@ -195,7 +264,9 @@ class TraceCapture:
             self.detach(name)
         bus = open_bus(settings)
         try:
-            listener = CaptureListener(self, self.store.channel_index(name))
+            listener = CaptureListener(
+                self, self.store.channel_index(name), name, adapter_label(bus)
+            )
             notifier = can.Notifier(bus, [listener, *self._recorders], timeout=0.05)
         except Exception:
             bus.shutdown()
@@ -209,6 +280,7 @@ class TraceCapture:
         if watched is None:
             return
         watched.listener.enabled = False
+        self._end_fault(name)
         if watched.owned:
             watched.notifier.stop(timeout=NOTIFIER_STOP_TIMEOUT_S)
             watched.bus.shutdown()

@@ -58,7 +58,7 @@ from PySide6.QtWidgets import (
 
 from fota_studio.core.errors import CancelledError, FotaError
 from fota_studio.core.resources import resource_path
-from fota_studio.engine.trace_capture import TraceCapture, TraceReplay
+from fota_studio.engine.trace_capture import CaptureFault, TraceCapture, TraceReplay
 from fota_studio.engine.trace_search import TraceQuery
 from fota_studio.engine.trace_store import (
     DEFAULT_CAPACITY_FRAMES,
@@ -725,6 +725,8 @@ class TracePanel(QWidget):
         # measured by bench/trace.py), and 10 Hz is as fast as anyone reads.
         change = self.capture.feed_store()
         self.live.model.rows_dropped(change.dropped)  # gone from the store: remove at once
+        if new_faults := self.capture.take_faults():  # an adapter fault streak: say so at once
+            self._update_status(new_faults=new_faults)
         if now - self._last_view >= VIEW_INTERVAL_S:
             self._last_view = now
             self.live.model.rows_appended(self.live.model.pending_rows())
@@ -770,7 +772,11 @@ class TracePanel(QWidget):
         for doc in self.documents:
             doc.set_time_mode(mode)
 
-    def _update_status(self, query_fraction: float | None = None) -> None:
+    def _update_status(
+        self,
+        query_fraction: float | None = None,
+        new_faults: list[CaptureFault] | None = None,
+    ) -> None:
         doc = self.current_document()
         if doc is self.live:
             channels = ", ".join(self.capture.channels) or "no channel"
@@ -783,6 +789,13 @@ class TracePanel(QWidget):
                 text += f" (keeps the newest {self.store.capacity_frames:,})"
             if self.model.paused:
                 text += f" | PAUSED: {self.model.pending_rows():,} new frames"
+            # A new streak is shown even if a good frame already ended it; an active one stays
+            # until the channel's next good frame.
+            faults = [*(new_faults or ()), *self.capture.active_faults()]
+            faults = list({f.channel: f for f in faults}.values())
+            for fault in faults:
+                text += f" | ADAPTER FAULT {fault.text()}"
+            self.status.setToolTip("\n".join(f"{f.channel}: {f.fault.advice}" for f in faults))
         else:
             store = doc.store
             span = 0.0
