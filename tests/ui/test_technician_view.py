@@ -43,11 +43,12 @@ def engine(can_channel: str) -> Iterator[Engine]:
     eng.shutdown()
 
 
-def _fast_vcu(ws: Workspace):  # type: ignore[no-untyped-def]
-    """The workspace's VCU with short timings (stored, so the view flashes with them)."""
+def _fast_vcu(ws: Workspace, name: str = "VCU"):  # type: ignore[no-untyped-def]
+    """The workspace's VCU (or `name`) with short timings (stored, so the view flashes with
+    them)."""
     store = EaStore(ws)
     ea = store.get(store.names()[0])
-    vcu = ea.ecu("VCU")
+    vcu = ea.ecu(name)
     vcu.uds.p2_timeout_ms = 300
     vcu.uds.tester_present_period_ms = 200
     vcu.connection.bootloader_entry_delay_ms = 80
@@ -135,6 +136,38 @@ def test_confirmed_cancel_leaves_the_bootloader_and_re_run_recovers(
     assert "updated: it runs 3.2.1" in view.result_title.text()
     view.again_button.click()
     assert view.stage() == STAGE_CHOOSE
+
+
+def test_two_ecus_of_the_machine_flashed_in_one_run_both_verified(
+    qtbot, engine: Engine, ws: Workspace, can_channel: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    vcu, hcu = _fast_vcu(ws, "VCU"), _fast_vcu(ws, "HCU")
+    opts = fast_sim_options()
+    with (
+        sim_ecu(vcu, can_channel, tmp_path / "vcu", options=opts, initial_version="3.1.0"),
+        sim_ecu(hcu, can_channel, tmp_path / "hcu", options=opts, initial_version="1.4.2"),
+    ):
+        view, asked = _view(qtbot, engine, ws)
+        # The current ECU is ticked; the others are offered with their newest release.
+        assert view.ecu_checks["VCU"].isChecked() and not view.ecu_checks["HCU"].isChecked()
+        assert view.ecu_versions["HCU"].currentData() == "1.5.0"
+        view.ecu_checks["HCU"].setChecked(True)
+        view.check_button.click()
+        qtbot.waitUntil(view.start_button.isEnabled, timeout=30_000)
+        text = view.preflight_label.text()
+        assert "ECU reports <b>3.1.0</b>" in text and "ECU reports <b>1.4.2</b>" in text
+        view.start_button.click()
+        assert view.stage() == STAGE_FLASHING
+        assert "Updating 2 ECUs" in view.flash_title.text()
+        qtbot.waitUntil(lambda: view.stage() == STAGE_RESULT, timeout=180_000)
+    assert len(asked) == 1  # asked once, from → to per ECU
+    assert "3.1.0 → 3.2.1" in asked[0] and "1.4.2 → 1.5.0" in asked[0]
+    assert "2 ECUs updated and verified" in view.result_title.text()
+    detail = view.result_detail.text()
+    assert "VCU updated: it runs 3.2.1" in detail and "HCU updated: it runs 1.5.0" in detail
+    assert view.rerun_button.isHidden()
+    installed = EaStore(ws).get_machine("Unit #1001").installed
+    assert installed["VCU"] == "3.2.1" and installed["HCU"] == "1.5.0"
 
 
 # -- the assembled app ---------------------------------------------------------------------

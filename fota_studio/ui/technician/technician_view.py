@@ -18,12 +18,15 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -70,6 +73,23 @@ STAGE_FLASHING = 1
 STAGE_RESULT = 2
 
 
+@dataclass(eq=False)
+class _FlashRow:
+    """One ECU of a run: its large progress row and, at the end, its outcome."""
+
+    ecu: EcuDefinition
+    pre: Preflight
+    heading: QLabel
+    step: QLabel
+    bar: QProgressBar
+    time: QLabel
+    job: JobHandle | None = None
+    result: FlashResult | None = None
+    failure: JobFailed | None = None
+    ended: bool = False
+    widgets: list[QWidget] = field(default_factory=list)  # built for this run (removed after)
+
+
 def _big_button(text: str, tip: str) -> QPushButton:
     button = QPushButton(text)
     button.setToolTip(tip)
@@ -101,10 +121,22 @@ class TechnicianView(QWidget):
         self.preflight: Preflight | None = None
         self.last_result: FlashResult | None = None
         self.last_failure: JobFailed | None = None
-        self._info_job: int | None = None
+        #: Pre-flight jobs of the ECUs being checked (job id → ECU) and their answers.
+        self._info_jobs: dict[int, EcuDefinition] = {}
+        self._infos: dict[str, tuple[EcuInfo | None, str]] = {}
+        #: The pre-flight of every ECU of the run (the current ECU first), once all answered.
+        self.preflights: list[Preflight] = []
         self._rerun_pending = False
+        #: "Re-run the flash": only these ECUs (the failed ones) are checked and flashed again.
+        self._rerun_only: list[tuple[EcuDefinition, str]] | None = None
+        self._rows: list[_FlashRow] = []
+        self._info_targets: list[tuple[EcuDefinition, str]] = []
+        #: The checked ECUs, each with its pre-flight (what Start flashes).
+        self._checked: list[tuple[EcuDefinition, Preflight]] = []
         self._job: JobHandle | None = None
         self._ecu: EcuDefinition | None = None
+        self.ecu_checks: dict[str, QCheckBox] = {}
+        self.ecu_versions: dict[str, QComboBox] = {}
         self._started_at = 0.0
         self._build()
         bridge.job_started.connect(self._on_bridge_job_started)
@@ -156,6 +188,11 @@ class TechnicianView(QWidget):
             label = QLabel(text)
             label.setBuddy(combo)
             form.addRow(label, combo)
+        # Several ECUs in one run: the current one (above) is always in; others are ticked,
+        # each with its version (the newest release preselected).
+        self.ecus_box = QWidget()
+        self.ecus_grid = QGridLayout(self.ecus_box)
+        self.ecus_grid.setContentsMargins(0, 0, 0, 0)
         self.check_button = _big_button(
             "&Check the ECU", "Read the installed version and the preconditions from the ECU"
         )
@@ -179,6 +216,7 @@ class TechnicianView(QWidget):
         v = QVBoxLayout(page)
         v.addWidget(self._title("Update an ECU"))
         v.addLayout(form)
+        v.addWidget(self.ecus_box)
         v.addLayout(buttons)
         v.addWidget(self.problem_label)
         v.addWidget(self.preflight_label, 1, Qt.AlignmentFlag.AlignTop)
@@ -193,7 +231,11 @@ class TechnicianView(QWidget):
         self.progress.setRange(0, 1000)
         self.progress.setMinimumHeight(BAR_HEIGHT_PX)
         self.progress.setFormat("%p %")
+        self.row_heading = wrapping_label("")
+        self.row_heading.setStyleSheet("font-weight: bold;")
+        self.row_heading.hide()
         self.time_label = wrapping_label("")
+        self.rows_layout = QVBoxLayout()
         self.cancel_button = _big_button(
             "C&ancel",
             "Stop at the next safe point (asks first: the ECU may stay in its bootloader)",
@@ -204,9 +246,11 @@ class TechnicianView(QWidget):
         row.addStretch(1)
         v = QVBoxLayout(page)
         v.addWidget(self.flash_title)
+        v.addWidget(self.row_heading)
         v.addWidget(self.step_label)
         v.addWidget(self.progress)
         v.addWidget(self.time_label)
+        v.addLayout(self.rows_layout)
         v.addLayout(row)
         v.addStretch(1)
         return page
@@ -327,10 +371,83 @@ class TechnicianView(QWidget):
             except FotaError as exc:
                 self._show_problem(f"No firmware for {ecu.brand} {ecu.model}: {exc}")
         self.version_combo.blockSignals(False)
+        self._fill_ecu_list()
         self._on_version_combo_changed()
+
+    def _fill_ecu_list(self) -> None:
+        """One row per ECU of the machine: a tick and its version (the current one ticked)."""
+        from fota_studio.infra.repository import RepositoryStore
+
+        while self.ecus_grid.count():
+            item = self.ecus_grid.takeAt(0)
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
+        self.ecu_checks, self.ecu_versions = {}, {}
+        current = self.selected_ecu()
+        ecus = self._ecus()
+        self.ecus_box.setVisible(len(ecus) > 1)
+        if len(ecus) < 2 or current is None:
+            return
+        title = QLabel("ECUs to update in this run:")
+        self.ecus_grid.addWidget(title, 0, 0, 1, 2)
+        previous: QWidget = self.version_combo
+        for row, ecu in enumerate(ecus, start=1):
+            check = QCheckBox(f"{ecu.name} — {ecu.brand} {ecu.model}")
+            combo = QComboBox()
+            if ecu.name == current.name:
+                check.setChecked(True)
+                check.setEnabled(False)  # the ECU chosen above is always updated
+                check.setToolTip("The ECU chosen above, with the version chosen above")
+                combo.setEnabled(False)
+                combo.addItem(str(self.version_combo.currentText()))
+            else:
+                if self.ws is not None:
+                    try:
+                        versions = RepositoryStore(self.ws).list_versions(ecu.brand, ecu.model)
+                        fill_versions(combo, versions, show_retired=False)
+                    except FotaError:
+                        check.setEnabled(False)
+                check.toggled.connect(self._on_version_combo_changed)
+                combo.currentIndexChanged.connect(self._on_version_combo_changed)
+            self.ecus_grid.addWidget(check, row, 0)
+            self.ecus_grid.addWidget(combo, row, 1)
+            self.ecu_checks[ecu.name] = check
+            self.ecu_versions[ecu.name] = combo
+            QWidget.setTabOrder(previous, check)
+            QWidget.setTabOrder(check, combo)
+            previous = combo
+        QWidget.setTabOrder(previous, self.check_button)
+
+    def targets(self) -> list[tuple[EcuDefinition, str]]:
+        """What one run updates: (ECU, version), the current ECU first, then the ticked ones
+        (after "Re-run the flash": only the ECUs that failed)."""
+        if self._rerun_only is not None:
+            return list(self._rerun_only)
+        ecu = self.selected_ecu()
+        version = self.version_combo.currentData()
+        if ecu is None or version is None:
+            return []
+        out = [(ecu, str(version))]
+        for other in self._ecus():
+            check = self.ecu_checks.get(other.name)
+            combo = self.ecu_versions.get(other.name)
+            if other.name == ecu.name or check is None or combo is None:
+                continue
+            if check.isChecked() and combo.currentData() is not None:
+                out.append((other, str(combo.currentData())))
+        return out
 
     def _on_version_combo_changed(self, *_: object) -> None:
         self.preflight = None
+        self.preflights = []
+        self._checked = []
+        self._rerun_only = None
+        current = self.selected_ecu()
+        if current is not None and current.name in self.ecu_versions:
+            mirror = self.ecu_versions[current.name]
+            mirror.clear()
+            mirror.addItem(self.version_combo.currentText())
         self.start_button.setEnabled(False)
         self.start_button.setDefault(False)
         self.check_button.setDefault(True)  # a new choice is checked first (Enter)
@@ -367,35 +484,98 @@ class TechnicianView(QWidget):
 
     # -- pre-flight, start ------------------------------------------------------------------
 
-    def check_ecu(self) -> None:
-        """Read the version and the preconditions from the ECU (a job on its channel)."""
+    def _single(self, targets: list[tuple[EcuDefinition, str]]) -> bool:
+        """True when the run is the one ECU and version chosen above (the one-ECU page)."""
         ecu = self.selected_ecu()
-        if ecu is None or self.version_combo.currentData() is None:
+        return (
+            len(targets) == 1
+            and ecu is not None
+            and targets[0][0].name == ecu.name
+            and targets[0][1] == self.version_combo.currentData()
+        )
+
+    def check_ecu(self) -> None:
+        """Read the version and the preconditions from each ECU (jobs on their channels)."""
+        targets = self.targets()
+        if not targets:
             self._show_problem("Choose the machine, the ECU and the version first.")
             return
-        if self._info_job is not None or self.is_running():
+        if self._info_jobs or self.is_running():
             return
-        if ecu.connection.channel not in self.engine.channels():
-            # Name the adapter and why it did not open (e.g. after a remap to socketcan:can0).
-            why = self.engine.open_error(ecu.connection.channel)
-            self._show_problem(
-                f"CAN channel {ecu.connection.channel} is not open: "
-                + (f"{why}." if why else "connect the adapter (CAN ▸ Connect adapters)")
-                + " Then check again."
-            )
-            return
-        try:
-            self._info_job = submit_read_ecu_info(self.engine, ecu).job_id
-        except FotaError as exc:
-            self._show_problem(f"Cannot ask {ecu.name}: {exc}")
-            return
+        for ecu, _version in targets:
+            if ecu.connection.channel not in self.engine.channels():
+                # Name the adapter and why it did not open (e.g. after a remap).
+                why = self.engine.open_error(ecu.connection.channel)
+                self._show_problem(
+                    f"CAN channel {ecu.connection.channel} is not open: "
+                    + (f"{why}." if why else "connect the adapter (CAN ▸ Connect adapters)")
+                    + " Then check again."
+                )
+                return
+        self._infos = {}
+        jobs: dict[int, EcuDefinition] = {}
+        for ecu, _version in targets:
+            try:
+                jobs[submit_read_ecu_info(self.engine, ecu).job_id] = ecu
+            except FotaError as exc:
+                self._show_problem(f"Cannot ask {ecu.name}: {exc}")
+                return
+        self._info_jobs = jobs
+        self._info_targets = targets
         self._show_problem("")
         self.check_button.setEnabled(False)
         self.start_button.setEnabled(False)
-        self.preflight_label.setText(f"Asking {html.escape(ecu.name)}…")
+        names = ", ".join(html.escape(e.name) for e, _ in targets)
+        self.preflight_label.setText(f"Asking {names}…")
+
+    def _on_infos(self) -> None:
+        """Every ECU of the check answered (or failed): one line block per ECU."""
+        targets = self._info_targets
+        if self._single(targets):
+            info, error = self._infos.get(targets[0][0].name, (None, "no answer"))
+            self._on_info(info, error)
+            pre = self.preflight
+            if pre is not None and not pre.blocking and self.start_button.isEnabled():
+                self._checked = [(targets[0][0], pre)]
+                self.preflights = [pre]
+            return
+        self.check_button.setEnabled(True)
+        machine = str(self.machine_combo.currentData() or "")
+        blocks: list[str] = []
+        problems: list[str] = []
+        checked: list[tuple[EcuDefinition, Preflight]] = []
+        for ecu, version in targets:
+            info, error = self._infos.get(ecu.name, (None, "no answer"))
+            heading = f"<p style='font-size: {TITLE_PT - 4}pt'><b>{html.escape(ecu.name)}</b></p>"
+            if info is None or self.ws is None:
+                problems.append(f"Cannot read {ecu.name}: {error}")
+                blocks.append(heading + html.escape(f"Cannot read {ecu.name}: {error}"))
+                continue
+            try:
+                pre = build_preflight(self.ws, machine, ecu, version, info)
+            except FotaError as exc:
+                problems.append(f"{ecu.name}: {exc}")
+                continue
+            blocks.append(heading + preflight_html(pre))
+            if pre.blocking:
+                problems.append(f"{pre.ecu} cannot be updated now (nothing was sent to it):")
+                problems += [f"• {b}" for b in pre.blocking]
+            checked.append((ecu, pre))
+        self.preflight_label.setText("".join(blocks))
+        if problems:
+            problems.append("Make the machine safe, power it, then check again.")
+            self._show_problem("\n".join(problems))
+            return
+        self._checked = checked
+        self.preflights = [pre for _, pre in checked]
+        self.preflight = self.preflights[0]
+        self.start_button.setEnabled(True)
+        self.start_button.setDefault(True)
+        self.check_button.setDefault(False)
+        self.setFocusProxy(self.start_button)
+        self.start_button.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _on_info(self, info: EcuInfo | None, error: str = "") -> None:
-        self._info_job = None
         self.check_button.setEnabled(True)
         if info is None:
             self._show_problem(f"Cannot read the ECU: {error}")
@@ -421,53 +601,114 @@ class TechnicianView(QWidget):
         self.setFocusProxy(self.start_button)
         self.start_button.setFocus(Qt.FocusReason.OtherFocusReason)
 
+    def _clear_extra_rows(self) -> None:
+        for row in self._rows:
+            for widget in row.widgets:
+                self.rows_layout.removeWidget(widget)
+                widget.deleteLater()
+        self._rows = []
+
+    def _new_row(self, ecu: EcuDefinition, pre: Preflight, first: bool) -> _FlashRow:
+        if first:
+            return _FlashRow(
+                ecu, pre, self.row_heading, self.step_label, self.progress, self.time_label
+            )
+        heading = wrapping_label("")
+        heading.setStyleSheet("font-weight: bold;")
+        step = wrapping_label("")
+        step.setStyleSheet(f"font-size: {TITLE_PT - 4}pt;")
+        bar = QProgressBar()
+        bar.setRange(0, 1000)
+        bar.setMinimumHeight(BAR_HEIGHT_PX)
+        bar.setFormat("%p %")
+        time_label = wrapping_label("")
+        widgets: list[QWidget] = [heading, step, bar, time_label]
+        for widget in widgets:
+            self.rows_layout.addWidget(widget)
+        return _FlashRow(ecu, pre, heading, step, bar, time_label, widgets=widgets)
+
     def start_update(self) -> None:
-        """Ask from → to, then flash (the resolver loads and checks the image on the worker)."""
-        pre = self.preflight
-        ecu = self.selected_ecu()
-        if pre is None or ecu is None or self.ws is None or pre.blocking or self.is_running():
+        """Ask once (from → to per ECU), then flash each ECU (one engine job each, run in
+        order on the channel's worker; the resolver loads and checks each image there)."""
+        checked = list(self._checked)
+        if not checked or self.ws is None or self.is_running():
             return
-        if not self.confirm(f"Update {pre.ecu}?", pre.confirm_text()):
+        if any(pre.blocking for _, pre in checked):
+            return
+        if len(checked) == 1:
+            pre = checked[0][1]
+            title, question = f"Update {pre.ecu}?", pre.confirm_text()
+        else:
+            title = f"Update {len(checked)} ECUs?"
+            question = "\n\n".join(pre.confirm_text() for _, pre in checked)
+        if not self.confirm(title, question):
             return
         ws = self.ws
-        machine, version = pre.machine, pre.target
+        self._clear_extra_rows()
+        rows: list[_FlashRow] = []
+        for index, (ecu, pre) in enumerate(checked):
+            machine, version = pre.machine, pre.target
 
-        def load() -> ImageLike:
-            from fota_studio.engine.targets import resolve_flash_target
+            def load(
+                ecu: EcuDefinition = ecu, machine: str = machine, v: str = version
+            ) -> ImageLike:
+                from fota_studio.engine.targets import resolve_flash_target
 
-            return resolve_flash_target(ws, machine, ecu.name, version).image
+                return resolve_flash_target(ws, machine, ecu.name, v).image
 
-        try:
-            self._job = self.engine.submit_flash(
-                ecu.connection.channel,
-                ecu,
-                None,
-                loader=load,
-                machine=machine,
-                version=version,
-                expected_version=version,
-                workspace=ws,
-                by="GUI technician view",
-            )
-        except FotaError as exc:
-            self._show_problem(str(exc))
-            return
-        self._ecu = ecu
+            row = self._new_row(ecu, pre, index == 0)
+            rows.append(row)
+            self._rows = rows
+            try:
+                row.job = self.engine.submit_flash(
+                    ecu.connection.channel,
+                    ecu,
+                    None,
+                    loader=load,
+                    machine=machine,
+                    version=version,
+                    expected_version=version,
+                    workspace=ws,
+                    by="GUI technician view",
+                )
+            except FotaError as exc:
+                for earlier in rows:
+                    if earlier.job is not None:
+                        self.engine.cancel(earlier.job.job_id, f"{ecu.name} could not start")
+                self._clear_extra_rows()
+                self._show_problem(str(exc))
+                return
+        first = rows[0]
+        self._job = first.job
+        self._ecu = first.ecu
         self.last_result = None
         self.last_failure = None
         self._started_at = time.monotonic()
-        self.flash_title.setText(f"Updating {ecu.name}: {pre.from_version} → {version}")
-        self.step_label.setText("Waiting for the CAN channel…")
-        self.time_label.setText(f"About {pre.estimated_s:.0f} s")
-        self.progress.setValue(0)
-        set_bar_state(self.progress, "running")
+        pre = first.pre
+        if len(rows) == 1:
+            self.flash_title.setText(f"Updating {pre.ecu}: {pre.from_version} → {pre.target}")
+            self.row_heading.hide()
+        else:
+            where = f" of {pre.machine}" if pre.machine else ""
+            self.flash_title.setText(f"Updating {len(rows)} ECUs{where}, one after the other")
+            self.row_heading.show()
+        for row in rows:
+            row.heading.setText(f"{row.pre.ecu}: {row.pre.from_version} → {row.pre.target}")
+            row.step.setText("Waiting for the CAN channel…")
+            row.time.setText(f"About {row.pre.estimated_s:.0f} s")
+            row.bar.setValue(0)
+            set_bar_state(row.bar, "running")
         self.cancel_button.setEnabled(True)
         self._show_stage(STAGE_FLASHING)
 
     def rerun(self) -> None:
-        """Result ▸ Re-run the flash: check the ECU again (it answers from its bootloader),
-        then start the same version."""
+        """Result ▸ Re-run the flash: check the failed ECUs again (they answer from their
+        bootloader), then start the same versions."""
+        failed = [(r.ecu, r.pre.target) for r in self._rows if r.result is None or not r.result.ok]
+        multi = len(self._rows) > 1
         self.back_to_start()
+        if multi and failed:
+            self._rerun_only = failed
         self._rerun_pending = True
         self.check_ecu()
 
@@ -479,25 +720,29 @@ class TechnicianView(QWidget):
     # -- running ----------------------------------------------------------------------------
 
     def is_running(self) -> bool:
-        """True while this view's flash is queued or running."""
-        return self._job is not None and not self._job.done()
+        """True while one of this view's flashes is queued or running."""
+        return any(r.job is not None and not r.job.done() for r in self._rows)
 
     def running_flash(self) -> str:
         """What is being flashed ("" when idle): the window's quit / switch guard."""
-        if not self.is_running() or self.preflight is None:
+        running = [r for r in self._rows if r.job is not None and not r.job.done()]
+        if not running:
             return ""
-        pre = self.preflight
-        return f"{pre.ecu} {pre.target}" + (f" of {pre.machine}" if pre.machine else "")
+        machine = running[0].pre.machine
+        what = ", ".join(f"{r.pre.ecu} {r.pre.target}" for r in running)
+        return what + (f" of {machine}" if machine else "")
 
     def stop_flash(self, reason: str = "cancelled by the user") -> None:
-        """Stop at the next safe point (no question)."""
-        if self._job is not None and not self._job.done():
-            self.engine.cancel(self._job.job_id, reason)
-            self.cancel_button.setEnabled(False)
-            self.step_label.setText("Stopping at the next safe point…")
+        """Stop at the next safe point (no question); the queued ECUs do not start."""
+        for row in self._rows:
+            if row.job is not None and not row.job.done():
+                self.engine.cancel(row.job.job_id, reason)
+                row.step.setText("Stopping at the next safe point…")
+        self.cancel_button.setEnabled(False)
 
     def _on_cancel_button_clicked(self) -> None:
-        name = self._ecu.name if self._ecu is not None else "the ECU"
+        names = [r.ecu.name for r in self._rows if not r.ended] or ["the ECU"]
+        name = " / ".join(names)
         if self.confirm(
             "Cancel the update?",
             f"The update stops at the next safe point. If the old software of {name} is "
@@ -506,66 +751,102 @@ class TechnicianView(QWidget):
         ):
             self.stop_flash()
 
-    def _mine(self, job_id: int) -> bool:
-        return self._job is not None and self._job.job_id == job_id
+    def _row(self, job_id: int) -> _FlashRow | None:
+        return next((r for r in self._rows if r.job is not None and r.job.job_id == job_id), None)
 
     def _on_bridge_job_started(self, ev: JobStarted) -> None:
-        if self._mine(ev.job_id):
-            self.step_label.setText("Starting…")
+        row = self._row(ev.job_id)
+        if row is not None:
+            row.step.setText("Starting…")
 
     def _on_bridge_step_started(self, ev: StepStarted) -> None:
-        if self._mine(ev.job_id):
-            self.step_label.setText(step_words(ev.step) + "…")
+        row = self._row(ev.job_id)
+        if row is not None and not row.ended:
+            row.step.setText(step_words(ev.step) + "…")
 
     def _on_bridge_step_finished(self, ev: StepFinished) -> None:
-        if self._mine(ev.job_id) and not ev.ok:
-            self.step_label.setText(f"{step_words(ev.step)}: failed")
+        row = self._row(ev.job_id)
+        if row is not None and not ev.ok:
+            row.step.setText(f"{step_words(ev.step)}: failed")
 
     def _on_bridge_progress_changed(self, ev: Progress) -> None:
-        if not self._mine(ev.job_id):
+        row = self._row(ev.job_id)
+        if row is None:
             return
-        self.progress.setValue(int(ev.fraction * 1000))
+        row.bar.setValue(int(ev.fraction * 1000))
         left = f"about {ev.eta_s:.0f} s left" if ev.eta_s is not None else ""
         done = f"{ev.fraction * 100:.0f} % written"
-        self.time_label.setText(", ".join(x for x in (done, left) if x))
+        row.time.setText(", ".join(x for x in (done, left) if x))
 
     def _on_bridge_job_finished(self, ev: JobFinished) -> None:
-        if self._info_job is not None and ev.job_id == self._info_job:
-            self._on_info(ev.result if isinstance(ev.result, EcuInfo) else None, "no answer")
-            if self._rerun_pending:
-                self._rerun_pending = False
-                if self.start_button.isEnabled():
-                    self.start_update()
+        if ev.job_id in self._info_jobs:
+            ecu = self._info_jobs.pop(ev.job_id)
+            info = ev.result if isinstance(ev.result, EcuInfo) else None
+            self._infos[ecu.name] = (info, "no answer")
+            self._after_info()
             return
-        if not self._mine(ev.job_id) or not isinstance(ev.result, FlashResult):
+        row = self._row(ev.job_id)
+        if row is None or not isinstance(ev.result, FlashResult):
             return
-        self.last_result = ev.result
-        self._show_result(ev.result, None)
+        row.result = ev.result
+        self._row_ended(row)
+
+    def _after_info(self) -> None:
+        if self._info_jobs:
+            return
+        pending, self._rerun_pending = self._rerun_pending, False
+        self._on_infos()
+        if pending and self.start_button.isEnabled():
+            self.start_update()
 
     def _on_bridge_job_failed(self, ev: JobFailed) -> None:
-        if self._info_job is not None and ev.job_id == self._info_job:
-            self._rerun_pending = False
-            self._on_info(None, ev.error)
+        if ev.job_id in self._info_jobs:
+            ecu = self._info_jobs.pop(ev.job_id)
+            self._infos[ecu.name] = (None, ev.error)
+            self._after_info()
             return
-        if self._mine(ev.job_id):
-            self._finish_failed(ev)
+        row = self._row(ev.job_id)
+        if row is not None:
+            self._finish_failed(row, ev)
 
-    def _finish_failed(self, ev: JobFailed) -> None:
+    def _finish_failed(self, row: _FlashRow, ev: JobFailed) -> None:
         # The engine emits JobFailed just before it sets the job's future: wait for the
         # record (a few ms) so the result can say whether the ECU is in its bootloader.
-        job = self._job
+        job = row.job
         if job is not None and not job.done():
-            QTimer.singleShot(FUTURE_POLL_MS, lambda: self._finish_failed(ev))
+            QTimer.singleShot(FUTURE_POLL_MS, lambda: self._finish_failed(row, ev))
             return
-        self.last_failure = ev
+        row.failure = ev
         if job is not None and job.done() and job.future.exception() is None:
             result = job.future.result()
             if isinstance(result, FlashResult):
-                self.last_result = result
-        self._show_result(self.last_result, ev)
+                row.result = result
+        self._row_ended(row)
 
-    def _show_result(self, result: FlashResult | None, failure: JobFailed | None) -> None:
-        name = self._ecu.name if self._ecu is not None else "The ECU"
+    def _row_ended(self, row: _FlashRow) -> None:
+        row.ended = True
+        if len(self._rows) > 1:
+            title, state, _detail, _next = self._outcome(row)
+            row.step.setText(title)
+            set_bar_state(row.bar, state)
+            if row.result is not None and row.result.ok:
+                row.bar.setValue(row.bar.maximum())
+        if not all(r.ended for r in self._rows):
+            return
+        first = self._rows[0]
+        self.last_result = first.result
+        self.last_failure = first.failure
+        if len(self._rows) == 1:
+            self._show_result(first.result, first.failure)
+        else:
+            self._show_results()
+        for r in self._rows:
+            if r.result is not None:
+                self.flash_finished.emit(r.result)
+
+    def _outcome(self, row: _FlashRow) -> tuple[str, str, str, str]:
+        """(title, bar state, detail, what to do next) of one ECU's flash."""
+        result, failure, name = row.result, row.failure, row.ecu.name
         record = result.record if result is not None else None
         in_boot = left_in_bootloader(record)
         ok = result is not None and result.ok
@@ -584,9 +865,6 @@ class TechnicianView(QWidget):
             title, state = f"✖ Update of {name} failed", "failed"
         if in_boot:
             title += f" — {name} is in its bootloader"
-        set_bar_state(self.progress, state)
-        if ok:
-            self.progress.setValue(self.progress.maximum())
         detail = ""
         if failure is not None:
             detail = failure.error + (f"\n{failure.hint}" if failure.hint else "")
@@ -594,24 +872,69 @@ class TechnicianView(QWidget):
             from fota_studio.core.flash_outcome import not_verified_reason
 
             detail = not_verified_reason(result.record)
+        what_next = next_steps(
+            ok=ok,
+            verified=verified,
+            cancelled=cancelled,
+            in_bootloader=in_boot,
+            ecu=name,
+            wrote=wrote,
+        )
+        return title, state, detail, what_next
+
+    @staticmethod
+    def _needs_rerun(row: _FlashRow) -> bool:
+        record = row.result.record if row.result is not None else None
+        ok = row.result is not None and row.result.ok
+        wrote = bool(
+            record and any(s.step in {k.value for k in SEGMENT_STEPS} for s in record.steps)
+        )
+        return left_in_bootloader(record) or (wrote and not ok)
+
+    def _show_results(self) -> None:
+        """The end of a run of several ECUs: one block per ECU, re-run for the failed ones."""
+        blocks = []
+        for row in self._rows:
+            title, _state, detail, what_next = self._outcome(row)
+            blocks.append("\n".join(x for x in (title, detail, what_next) if x))
+        good = [r for r in self._rows if r.result is not None and r.result.ok]
+        verified = [r for r in good if r.result is not None and r.result.verified]
+        n = len(self._rows)
+        if len(verified) == n:
+            title, color = f"✔ {n} ECUs updated and verified", "color: #2e8b3a;"
+        elif len(good) == n:
+            title, color = f"⚠ {n} ECUs written, {n - len(verified)} NOT verified", ""
+        else:
+            title, color = f"✖ {n - len(good)} of {n} ECUs not updated", "color: #c62828;"
+        self.result_title.setText(title)
+        self.result_title.setStyleSheet(color)
+        self.result_detail.setText("\n\n".join(blocks))
+        self.result_detail.setVisible(True)
+        rerun = any(self._needs_rerun(r) for r in self._rows)
+        self.next_label.setText(
+            '"Re-run the flash" flashes only the ECUs that failed.' if rerun else ""
+        )
+        self.next_label.setVisible(rerun)
+        self.rerun_button.setVisible(rerun)
+        self.cancel_button.setEnabled(False)
+        self._show_stage(STAGE_RESULT)
+
+    def _show_result(self, result: FlashResult | None, failure: JobFailed | None) -> None:
+        row = self._rows[0]
+        title, state, detail, what_next = self._outcome(row)
+        ok = result is not None and result.ok
+        verified = result is not None and result.verified
+        set_bar_state(self.progress, state)
+        if ok:
+            self.progress.setValue(self.progress.maximum())
         self.result_title.setText(title)
         self.result_title.setStyleSheet(
             "color: #2e8b3a;" if ok and verified else "color: #c62828;" if not ok else ""
         )
         self.result_detail.setText(detail)
         self.result_detail.setVisible(bool(detail))
-        self.next_label.setText(
-            next_steps(
-                ok=ok,
-                verified=verified,
-                cancelled=cancelled,
-                in_bootloader=in_boot,
-                ecu=name,
-                wrote=wrote,
-            )
-        )
-        self.rerun_button.setVisible(in_boot or (wrote and not ok))
+        self.next_label.setText(what_next)
+        self.next_label.setVisible(True)
+        self.rerun_button.setVisible(self._needs_rerun(row))
         self.cancel_button.setEnabled(False)
         self._show_stage(STAGE_RESULT)
-        if result is not None:
-            self.flash_finished.emit(result)
