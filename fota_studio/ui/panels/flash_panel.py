@@ -84,7 +84,7 @@ from fota_studio.ui.widgets.flash_widgets import (
 )
 from fota_studio.ui.widgets.plots import ThemedPlotWidget
 from fota_studio.ui.widgets.step_frames import StepFramesTree
-from fota_studio.ui.widgets.versions import fill_ecu_versions
+from fota_studio.ui.widgets.versions import fill_versions
 
 PLOT_POINTS = 600
 PLOT_REFRESH_MS = 200
@@ -331,9 +331,18 @@ class FlashPanel(QWidget):
         return None
 
     def _on_ecu_combo_changed(self, *_: object) -> None:
-        problem = fill_ecu_versions(self.version_combo, self.ws, self._selected_ecu())
-        if problem is not None:
-            self._append_log("warning", f"no repository for {problem}")
+        self.version_combo.blockSignals(True)
+        self.version_combo.clear()
+        ecu = self._selected_ecu()
+        if ecu is not None and self.ws is not None:
+            from fota_studio.infra.repository import RepositoryStore
+
+            try:
+                versions = RepositoryStore(self.ws).list_versions(ecu.brand, ecu.model)
+                fill_versions(self.version_combo, versions, show_retired=False)
+            except Exception as exc:
+                self._append_log("warning", f"no repository for {ecu.brand} {ecu.model}: {exc}")
+        self.version_combo.blockSignals(False)
         self._update_summary()
 
     def _update_summary(self, *_: object) -> None:

@@ -59,7 +59,7 @@ from fota_studio.ui.widgets.flash_widgets import (
     set_bar_state,
     wrapping_label,
 )
-from fota_studio.ui.widgets.versions import fill_ecu_versions, fill_versions
+from fota_studio.ui.widgets.versions import fill_versions
 
 #: Point sizes: readable from arm's length on a 14" laptop at 1024×700.
 BODY_PT = 13
@@ -359,9 +359,18 @@ class TechnicianView(QWidget):
         self._on_ecu_combo_changed()
 
     def _on_ecu_combo_changed(self, *_: object) -> None:
-        problem = fill_ecu_versions(self.version_combo, self.ws, self.selected_ecu())
-        if problem is not None:
-            self._show_problem(f"No firmware for {problem}")
+        from fota_studio.infra.repository import RepositoryStore
+
+        self.version_combo.blockSignals(True)
+        self.version_combo.clear()
+        ecu = self.selected_ecu()
+        if ecu is not None and self.ws is not None:
+            try:
+                versions = RepositoryStore(self.ws).list_versions(ecu.brand, ecu.model)
+                fill_versions(self.version_combo, versions, show_retired=False)
+            except FotaError as exc:
+                self._show_problem(f"No firmware for {ecu.brand} {ecu.model}: {exc}")
+        self.version_combo.blockSignals(False)
         self._fill_ecu_list()
         self._on_version_combo_changed()
 

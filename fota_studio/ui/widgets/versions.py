@@ -28,22 +28,3 @@ def fill_versions(combo: QComboBox, versions: Iterable[Any], *, show_retired: bo
             default = combo.count() - 1
     if combo.count():
         combo.setCurrentIndex(max(default, 0))
-
-
-def fill_ecu_versions(combo: QComboBox, ws: Any, ecu: Any) -> str | None:
-    """Refill `combo` with the repository versions of `ecu`'s Brand/Model (signals blocked);
-    returns the reason when there are none to offer (no repository), else None."""
-    from fota_studio.core.errors import FotaError
-    from fota_studio.infra.repository import RepositoryStore
-
-    combo.blockSignals(True)
-    combo.clear()
-    try:
-        if ecu is not None and ws is not None:
-            versions = RepositoryStore(ws).list_versions(ecu.brand, ecu.model)
-            fill_versions(combo, versions, show_retired=False)
-    except FotaError as exc:
-        return f"{ecu.brand} {ecu.model}: {exc}"
-    finally:
-        combo.blockSignals(False)
-    return None
