@@ -65,7 +65,9 @@ def test_1000_classic_frames_take_their_wire_time() -> None:
             received += 1
         elapsed = time.perf_counter() - t0
         assert received == 1000
-        assert abs(elapsed - expected) / expected < 0.05, (elapsed, expected)
+        # Never faster than the wire (the behaviour under test); the upper bound only catches
+        # a pacing that sleeps far too long (a loaded machine adds delay, never removes it).
+        assert 0.95 * expected <= elapsed < 3 * expected, (elapsed, expected)
         assert wire_statistics(channel)[0] == 1000
     finally:
         tx.shutdown()
