@@ -42,4 +42,6 @@ def app_window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[tuple[MainWindo
     qtbot.addWidget(w)
     w.show()
     yield w, bench
+    # Quitting asks when a job still runs (its teardown must not wait on a modal): say Yes.
+    w.confirm = lambda _title, _text: True
     w.close()
