@@ -30,6 +30,12 @@ def _run(ws: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int,
     return code, out, errors
 
 
+def _repo_args(command: str, brand: str, model: str, version: str | None = None) -> list[str]:
+    """argv for `repo <command>` on one repository (and one version when given)."""
+    args = ["repo", command, "--brand", brand, "--model", model]
+    return args if version is None else [*args, "--version", version]
+
+
 def _hex_file(path: Path, address: int, data: bytes) -> Path:
     bf = bincopy.BinFile()
     bf.add_binary(data, address=address)
@@ -60,7 +66,7 @@ def test_create_import_show_export_retire_verify(
     assert code == 0 and "created repository Acme / X1" in out
 
     fw = _hex_file(tmp_path / "app.hex", 0x1_0000, bytes(range(256)) * 4)
-    args = ["repo", "import", "--brand", "Acme", "--model", "X1", "--version", "1.0.0"]
+    args = _repo_args("import", "Acme", "X1", "1.0.0")
     code, out, errors = _run(ws, capsys, *args, "--notes", "first", str(fw))
     assert code == 0 and not errors and "imported Acme / X1 1.0.0" in out
 
@@ -76,30 +82,17 @@ def test_create_import_show_export_retire_verify(
     code, out, _ = _run(
         ws,
         capsys,
-        "repo",
-        "import",
-        "--brand",
-        "Acme",
-        "--model",
-        "X1",
-        "--version",
-        "1.1.0",
-        "--base-address",
-        "0x20000",
-        "--format",
-        "bin",
-        str(binf),
+        *_repo_args("import", "Acme", "X1", "1.1.0"),
+        *("--base-address", "0x20000", "--format", "bin", str(binf)),
     )
     assert code == 0 and "bin" in out
 
-    code, out, _ = _run(ws, capsys, "repo", "show", "--brand", "Acme", "--model", "X1")
+    code, out, _ = _run(ws, capsys, *_repo_args("show", "Acme", "X1"))
     assert code == 0 and "1.0.0" in out and "1.1.0" in out
-    code, out, _ = _run(
-        ws, capsys, "repo", "show", "--brand", "Acme", "--model", "X1", "--version", "1.0.0"
-    )
+    code, out, _ = _run(ws, capsys, *_repo_args("show", "Acme", "X1", "1.0.0"))
     assert code == 0
     assert "0x00010000-0x000103FF" in out and "first" in out and "CRC32" in out
-    code, out, _ = _run(ws, capsys, "repo", "show", "--brand", "Acme", "--model", "X1", "--json")
+    code, out, _ = _run(ws, capsys, *_repo_args("show", "Acme", "X1"), "--json")
     doc = json.loads(out)
     assert [v["version"] for v in doc["versions"]] == ["1.0.0", "1.1.0"]
     assert doc["versions"][1]["segments"] == [{"address": 0x20000, "length": 512}]
@@ -108,24 +101,12 @@ def test_create_import_show_export_retire_verify(
     code, out, _ = _run(
         ws,
         capsys,
-        "repo",
-        "export",
-        "--brand",
-        "Acme",
-        "--model",
-        "X1",
-        "--version",
-        "1.0.0",
-        "--format",
-        "s19",
-        "--output",
-        str(out_file),
+        *_repo_args("export", "Acme", "X1", "1.0.0"),
+        *("--format", "s19", "--output", str(out_file)),
     )
     assert code == 0 and out_file.read_bytes().startswith(b"S0")
 
-    code, out, _ = _run(
-        ws, capsys, "repo", "retire", "--brand", "Acme", "--model", "X1", "--version", "1.0.0"
-    )
+    code, out, _ = _run(ws, capsys, *_repo_args("retire", "Acme", "X1", "1.0.0"))
     assert code == 0 and "retired" in out
     code, out, _ = _run(ws, capsys, "repo", "verify")
     assert code == 0 and out.startswith("ok:")
@@ -142,39 +123,17 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     ws = tmp_path / "ws"
     bad = tmp_path / "bad.hex"
     bad.write_text(":10000000FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF01\n:00000001FF\n")
-    code, _, errors = _run(
-        ws,
-        capsys,
-        "repo",
-        "import",
-        "--brand",
-        "A",
-        "--model",
-        "B",
-        "--version",
-        "1",
-        "--create",
-        str(bad),
-    )
+    code, _, errors = _run(ws, capsys, *_repo_args("import", "A", "B", "1"), "--create", str(bad))
     assert code == 1 and len(errors) == 1 and errors[0].startswith("error: bad.hex:1:")
     with Workspace.open(ws) as w:  # the failed import did not create the repository
         assert "B" not in {r.model for r in RepositoryStore(w).list_repositories()}
-    code, _, errors = _run(ws, capsys, "repo", "show", "--brand", "Nope", "--model", "None")
+    code, _, errors = _run(ws, capsys, *_repo_args("show", "Nope", "None"))
     assert code == 1 and len(errors) == 1 and "TTC 2390" in errors[0]
     code, _, errors = _run(
         ws,
         capsys,
-        "repo",
-        "import",
-        "--brand",
-        VCU.brand,
-        "--model",
-        VCU.model,
-        "--version",
-        "9.0.0",
-        "--base-address",
-        "zz",
-        str(bad),
+        *_repo_args("import", VCU.brand, VCU.model, "9.0.0"),
+        *("--base-address", "zz", str(bad)),
     )
     assert code == 1 and errors == [
         "error: --base-address 'zz' is not a number (write it like 0x10000)"
@@ -190,17 +149,7 @@ def test_signed_package_policy_via_cli(tmp_path: Path, capsys: pytest.CaptureFix
     assert _run(ws, capsys, "repo", "require-signed", "on")[0] == 0
     fw = _hex_file(tmp_path / "app.hex", 0x1_0000, b"\x01\x02" * 300)
     code, _, errors = _run(
-        ws,
-        capsys,
-        "repo",
-        "import",
-        "--brand",
-        VCU.brand,
-        "--model",
-        VCU.model,
-        "--version",
-        "4.0.0",
-        str(fw),
+        ws, capsys, *_repo_args("import", VCU.brand, VCU.model, "4.0.0"), str(fw)
     )
     assert code == 1 and len(errors) == 1 and "signed" in errors[0]
 
@@ -231,39 +180,25 @@ def test_signed_package_policy_via_cli(tmp_path: Path, capsys: pytest.CaptureFix
 PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
 
 
-def test_entry_point_subprocess(tmp_path: Path) -> None:
+def _run_entry_point(ws: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m fota_studio --workspace <ws> <argv>` in a child process."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.run(
-        [PYTHON, "-m", "fota_studio", "--workspace", str(tmp_path / "ws"), "repo", "list"],
+    return subprocess.run(
+        [PYTHON, "-m", "fota_studio", "--workspace", str(ws), *argv],
         capture_output=True,
         text=True,
         timeout=120,
         env=env,
         cwd=ROOT,
     )
+
+
+def test_entry_point_subprocess(tmp_path: Path) -> None:
+    proc = _run_entry_point(tmp_path / "ws", "repo", "list")
     assert proc.returncode == 0, proc.stderr
     assert VCU.model in proc.stdout
-    proc = subprocess.run(
-        [
-            PYTHON,
-            "-m",
-            "fota_studio",
-            "--workspace",
-            str(tmp_path / "ws"),
-            "repo",
-            "show",
-            "--brand",
-            "Nope",
-            "--model",
-            "X",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=ROOT,
-    )
+    proc = _run_entry_point(tmp_path / "ws", *_repo_args("show", "Nope", "X"))
     assert proc.returncode == 1
     assert next(ln for ln in proc.stderr.splitlines() if ln.startswith("error:")).startswith(
         'error: no Software Repository "Nope / X"'
