@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypedDict, Unpack
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -58,6 +58,24 @@ EXPORT_FORMATS = ("hex", "s19", "srec", "bin", "package")
 _FILE_EXT = {"hex": ".hex", "srec": ".s19", "bin": ".bin"}
 
 ProgressCallback = Callable[[float], None]
+
+
+class ImportOptions(TypedDict, total=False):
+    """The keyword options `import_file`/`import_bytes` pass on to `prepare_import`."""
+
+    notes: str
+    base_address: int | None
+    fmt: str | None
+    imported_by: str | None
+    create_repository: bool
+    progress: ProgressCallback | None
+
+
+def _report(options: ImportOptions, fraction: float) -> None:
+    """Tell the import's progress callback (when it has one) how far it got."""
+    progress = options.get("progress")
+    if progress is not None:
+        progress(fraction)
 
 
 @dataclass(frozen=True)
@@ -423,18 +441,13 @@ class RepositoryStore:
         model: str | None,
         version: str | None,
         path: str | Path,
-        *,
-        notes: str = "",
-        base_address: int | None = None,
-        fmt: str | None = None,
-        imported_by: str | None = None,
-        create_repository: bool = False,
-        progress: ProgressCallback | None = None,
+        **options: Unpack[ImportOptions],
     ) -> ImportResult:
         """Import a HEX/S19/BIN file or a firmware package (auto-detected) as a new version.
 
         For a package, brand/model/version may be None (taken from its manifest); when given
-        they must match it. Raises ImageError/PackageError/RepositoryError; stores nothing then.
+        they must match it. `options` are those of `prepare_import`. Raises
+        ImageError/PackageError/RepositoryError; stores nothing then.
         """
         p = Path(path)
         try:
@@ -443,21 +456,8 @@ class RepositoryStore:
             raise RepositoryError(f"{p}: no such file", hint="check the path") from None
         except OSError as exc:
             raise RepositoryError(f"{p}: cannot read ({exc.strerror})") from exc
-        if progress is not None:
-            progress(0.1)
-        return self.import_bytes(
-            brand,
-            model,
-            version,
-            data,
-            source_name=p.name,
-            notes=notes,
-            base_address=base_address,
-            fmt=fmt,
-            imported_by=imported_by,
-            create_repository=create_repository,
-            progress=progress,
-        )
+        _report(options, 0.1)
+        return self.import_bytes(brand, model, version, data, source_name=p.name, **options)
 
     def import_bytes(
         self,
@@ -467,30 +467,12 @@ class RepositoryStore:
         data: bytes,
         *,
         source_name: str,
-        notes: str = "",
-        base_address: int | None = None,
-        fmt: str | None = None,
-        imported_by: str | None = None,
-        create_repository: bool = False,
-        progress: ProgressCallback | None = None,
+        **options: Unpack[ImportOptions],
     ) -> ImportResult:
         """Like `import_file` for bytes already in memory; `source_name` names them in errors."""
-        item = self.prepare_import(
-            brand,
-            model,
-            version,
-            data,
-            source_name=source_name,
-            notes=notes,
-            base_address=base_address,
-            fmt=fmt,
-            imported_by=imported_by,
-            create_repository=create_repository,
-            progress=progress,
-        )
+        item = self.prepare_import(brand, model, version, data, source_name=source_name, **options)
         result = self.commit_imports([item])[0]
-        if progress is not None:
-            progress(1.0)
+        _report(options, 1.0)
         return result
 
     def prepare_import(
