@@ -187,23 +187,7 @@ def build_address(
     try:
         if functional:
             return _ecu_functional_address(conn, ids, mode)
-        if ecu_side:
-            return _address(
-                mode,
-                txid=ids.response_id,
-                rxid=ids.request_id,
-                target_address=ids.source_address,
-                source_address=ids.target_address,
-                address_extension=ids.address_extension,
-            )
-        return _address(
-            mode,
-            txid=ids.request_id,
-            rxid=ids.response_id,
-            target_address=ids.target_address,
-            source_address=ids.source_address,
-            address_extension=ids.address_extension,
-        )
+        return _address(mode, **_physical_fields(ids, ecu_side=ecu_side))
     except ValueError as exc:
         raise ConfigurationError(
             f"invalid ISO-TP address for {conn.addressing.value} "
@@ -214,17 +198,34 @@ def build_address(
         ) from exc
 
 
+def _physical_fields(ids: IsoTpAddress, *, ecu_side: bool) -> dict[str, int | None]:
+    """`_address` arguments of the physical pair seen from one side: the tester sends on the
+    request ID to the ECU's TA; the ECU sends on the response ID back to the tester (TA/SA swap)."""
+    txid, rxid = ids.request_id, ids.response_id
+    target, source = ids.target_address, ids.source_address
+    if ecu_side:
+        txid, rxid, target, source = rxid, txid, source, target
+    return {
+        "txid": txid,
+        "rxid": rxid,
+        "target_address": target,
+        "source_address": source,
+        "address_extension": ids.address_extension,
+    }
+
+
 def _address(
     mode: isotp.AddressingMode,
     *,
-    txid: int | None,
-    rxid: int | None,
-    target_address: int | None,
-    source_address: int | None,
-    address_extension: int | None,
+    txid: int | None = None,
+    rxid: int | None = None,
+    target_address: int | None = None,
+    source_address: int | None = None,
+    address_extension: int | None = None,
     **kw: Any,
 ) -> isotp.Address:
-    """An isotp.Address for `mode` given only what that mode uses (the IDs or the TA/SA)."""
+    """An isotp.Address for `mode` given only what that mode uses (the IDs or the TA/SA; the
+    others may be left out)."""
     if mode == isotp.AddressingMode.NormalFixed_29bits:
         if target_address is None or source_address is None:
             raise ConfigurationError(
@@ -262,15 +263,11 @@ def _ecu_functional_address(
     """The ECU's functional receiver: functional ID + address byte in, physical answer out."""
     fid = conn.functional_id
     byte = functional_address_byte(conn, ids)
-    physical: dict[str, int | None] = {
-        "txid": ids.response_id,
-        "target_address": ids.source_address,
-        "source_address": ids.target_address,
-        "address_extension": ids.address_extension,
-    }
     if mode in (isotp.AddressingMode.Normal_11bits, isotp.AddressingMode.Normal_29bits):
         return isotp.Address(mode, txid=ids.response_id, rxid=fid)
-    tx = _address(mode, rxid=None, tx_only=True, **physical)
+    physical = _physical_fields(ids, ecu_side=True)
+    physical["rxid"] = None  # transmit only: the answers go out physically
+    tx = _address(mode, tx_only=True, **physical)
     if mode == isotp.AddressingMode.NormalFixed_29bits:
         # Functional ID 0x18DB<TA><SA>; any other 29-bit ID is taken as it is.
         rx = isotp.Address(isotp.AddressingMode.Normal_29bits, rxid=fid, rx_only=True)
@@ -285,15 +282,7 @@ def _ecu_functional_address(
             rx_only=True,
         )
     else:  # extended (first byte = the functional target address) or mixed 11-bit (the AE)
-        rx = _address(
-            mode,
-            txid=None,
-            rxid=fid,
-            target_address=None,
-            source_address=byte,
-            address_extension=byte,
-            rx_only=True,
-        )
+        rx = _address(mode, rxid=fid, source_address=byte, address_extension=byte, rx_only=True)
     return isotp.AsymmetricAddress(tx_addr=tx, rx_addr=rx)
 
 
