@@ -141,6 +141,15 @@ class AdapterSendError(TransferError):
         self.adapter_error = adapter_error
         super().__init__(message, step=step, hint=hint)
 
+    @classmethod
+    def refused(
+        cls, bus: can.BusABC, exc: BaseException, doing: str, *, step: str | None = None
+    ) -> AdapterSendError:
+        """The error for a frame `bus` refused (`exc`) while `doing` ("while sending ..."),
+        in the adapter's words (`adapter_failure_words`)."""
+        text, hint = adapter_failure_words(bus, exc)
+        return cls(f"adapter error {doing}: {text}", adapter_error=text, step=step, hint=hint)
+
 
 @dataclass(frozen=True)
 class LinkConfig:
@@ -659,12 +668,8 @@ class IsoTpLink:
         except Exception as exc:  # can-isotp raises BlockingSendFailure / BlockingSendTimeout
             adapter = self.adapter_error
             if self.adapter_error_count != seen and adapter is not None:
-                text, hint = adapter_failure_words(self.bus, adapter)
-                raise AdapterSendError(
-                    f"adapter error while sending {label} on {self.name}: {text}",
-                    adapter_error=text,
-                    hint=hint,
-                ) from adapter
+                doing = f"while sending {label} on {self.name}"
+                raise AdapterSendError.refused(self.bus, adapter, doing) from adapter
             if isinstance(exc, isotp.BlockingSendTimeout):
                 # The frames did not leave in time: the transmission must not go on later.
                 self.stack.stop_sending()
@@ -703,11 +708,7 @@ class IsoTpLink:
             self.bus.send(frame)
         except (can.CanError, OSError) as exc:
             self._on_tx_error(exc)
-            text, hint = adapter_failure_words(self.bus, exc)
-            raise AdapterSendError(
-                f"adapter error while sending frame 0x{frame.arbitration_id:X}: {text}",
-                adapter_error=text,
-                hint=hint,
-            ) from exc
+            doing = f"while sending frame 0x{frame.arbitration_id:X}"
+            raise AdapterSendError.refused(self.bus, exc, doing) from exc
         if self._tx_tap is not None:
             self._tx_tap(frame)

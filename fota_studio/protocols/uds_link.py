@@ -45,7 +45,7 @@ from udsoncan.Request import Request
 from fota_studio.core.ea import DidDefinition, StepKind, UdsProfile
 from fota_studio.core.errors import FotaError, TransferError, UdsNegativeResponseError
 from fota_studio.core.nrc import nrc_name, service_name
-from fota_studio.protocols.isotp_link import AdapterSendError, IsoTpLink, adapter_failure_words
+from fota_studio.protocols.isotp_link import AdapterSendError, IsoTpLink
 
 log = logging.getLogger(__name__)
 
@@ -495,14 +495,8 @@ class UdsLink:
         adapter = self.link.adapter_error
         if self.link.adapter_error_count == errors_before or adapter is None:
             return
-        text, hint = adapter_failure_words(self.link.bus, adapter)
-        raise AdapterSendError(
-            f"adapter error during {service_name(payload[0])} {_short_hex(payload)} "
-            f"(no complete response): {text}",
-            adapter_error=text,
-            step=step,
-            hint=hint,
-        )
+        doing = f"during {service_name(payload[0])} {_short_hex(payload)} (no complete response)"
+        raise AdapterSendError.refused(self.link.bus, adapter, doing, step=step)
 
     def _record(
         self,
