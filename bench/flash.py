@@ -50,15 +50,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import hashlib
 import json
 import logging
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,26 +100,15 @@ SIM_BLOCK_SIZE = 0
 SIM_STMIN_MS = 0
 
 
-class _Image:
+class _Image(flash_beyond.SegmentImage):
     def __init__(self, size: int, version: str = "1.0.0") -> None:
-        import hashlib
-        import zlib
-
         body = bytearray()
         i = 0
         while len(body) < size:
             body += hashlib.sha256(f"{version}{i}".encode()).digest()
             i += 1
         data = demo_catalog.app_header(version) + bytes(body[: size - 32])
-        self.segments = [SimpleSegment(demo_catalog.APP_REGION_START, data)]
-        self._sha = hashlib.sha256(data).hexdigest()
-        self._crc = zlib.crc32(data) & 0xFFFFFFFF
-
-    def sha256(self) -> str:
-        return self._sha
-
-    def crc32(self) -> int:
-        return self._crc
+        super().__init__([SimpleSegment(demo_catalog.APP_REGION_START, data)])
 
 
 def _ecu(name: str) -> EcuDefinition:
@@ -127,18 +117,78 @@ def _ecu(name: str) -> EcuDefinition:
     return ecu
 
 
-def _sim(ecu: EcuDefinition, bus: can.BusABC, notifier: can.Notifier, state: Path) -> SimEcu:
-    opts = SimEcuOptions(
-        erase_ms_per_kib=0.02,
-        erase_min_ms=10,
-        boot_time_ms=20,
-        reset_time_ms=20,
-        block_size=SIM_BLOCK_SIZE,
-        stmin_ms=SIM_STMIN_MS,
+def _sim_options() -> SimEcuOptions:
+    """The simulated bootloader of cases 1-2 (see the module doc)."""
+    return flash_beyond.sim_options(
+        erase_ms_per_kib=0.02, block_size=SIM_BLOCK_SIZE, stmin_ms=SIM_STMIN_MS
     )
-    sim = SimEcu(ecu, bus, notifier, machine="bench", state_dir=state, options=opts)
-    sim.start()
-    return sim
+
+
+@contextlib.contextmanager
+def _engine_on(make_bus: Any) -> Iterator[tuple[Engine, can.Notifier]]:
+    """Our engine with CAN1 on a bus instance from `make_bus`; shut down (bus too) on exit."""
+    engine = Engine()
+    try:
+        yield engine, engine.attach_channel("CAN1", make_bus())
+    finally:
+        bus, _ = engine.bus_of("CAN1")
+        engine.shutdown()
+        bus.shutdown()
+
+
+def _reference_client(
+    ecu: EcuDefinition, node: tuple[can.BusABC, can.Notifier], addr: Any, **config: Any
+) -> Client:
+    """A udsoncan client to `addr` over our ISO-TP parameters (build_params: padding, FD
+    length, blocking_send — udsoncan needs it, library-notes.md); `config`: client settings."""
+    conn = ecu.connection
+    bus, notifier = node
+    stack = isotp.NotifierBasedCanStack(
+        bus,
+        notifier,
+        address=build_address(conn, addr),
+        params=build_params(conn, blocking_send=True),
+    )
+    cfg = dict(udsoncan.configs.default_client_config)
+    cfg.update({"request_timeout": None, **config})
+    return Client(PythonIsoTpV2Connection(stack), config=cfg)  # type: ignore[arg-type]
+
+
+def _reference_unlock(ecu: EcuDefinition, bus: can.BusABC, boot: Client) -> None:
+    """The entry frame, the documented entry time, then programming session and every
+    security level, as the reference flashers do it (no engine of ours)."""
+    conn = ecu.connection
+    entry = conn.bootloader_entry
+    assert entry is not None
+    bus.send(
+        can.Message(arbitration_id=entry.can_id, data=entry.data, is_extended_id=entry.extended_id)
+    )
+    time.sleep(conn.bootloader_entry_delay_ms / 1000)  # the documented entry time
+    boot.change_session(3)
+    for lvl in ecu.uds.security_levels:
+        if lvl.seed_subfunction == 3:
+            boot.change_session(2)
+        seed = boot.request_seed(lvl.seed_subfunction).service_data.seed
+        key = compute_key(lvl.algorithm, seed, lvl.params, demo_secret(lvl.secret_ref or ""))
+        boot.send_key(lvl.key_subfunction, key)
+
+
+def _reference_erase(boot: Client, start: int, size: int) -> None:
+    """The demo erase routine (0xFF00) over [start, start + size)."""
+    boot.routine_control(
+        0xFF00, 1, bytes([0x44]) + start.to_bytes(4, "big") + size.to_bytes(4, "big")
+    )
+
+
+def _reference_download(boot: Client, seg: SimpleSegment) -> None:
+    """RequestDownload honouring maxNumberOfBlockLength, TransferData, RequestTransferExit."""
+    loc = MemoryLocation(seg.address, len(seg.data), 32, 32)
+    chunk = boot.request_download(loc).service_data.max_length - 2
+    counter = 1
+    for off in range(0, len(seg.data), chunk):
+        boot.transfer_data(counter, seg.data[off : off + chunk])
+        counter = (counter + 1) & 0xFF
+    boot.request_transfer_exit()
 
 
 def _phase_s(result: FlashResult, first: str, last: str) -> float:
@@ -234,40 +284,30 @@ def run_engine(
     ecu: EcuDefinition, image: _Image, make_bus: Any, *, measure_cpu: bool = False
 ) -> tuple[float, float, float, float, float]:
     """(download-phase s, transfer-phase s, total s, process CPU s, tester-side CPU s)."""
-    with tempfile.TemporaryDirectory() as d:
-        sim_bus = make_bus()
-        sim_notifier = can.Notifier(sim_bus, [], timeout=0.05)
-        sim = _sim(ecu, sim_bus, sim_notifier, Path(d))
-        engine = Engine()
-        try:
-            notifier = engine.attach_channel("CAN1", make_bus())
-            # The CPU sampler (psutil every 50 ms) costs GIL time: only where CPU is reported,
-            # never in the comparison with the reference loop, which has no sampler.
-            meter = _ThreadCpu() if measure_cpu else None
-            with meter if meter is not None else contextlib.nullcontext():
-                if meter is not None:
-                    for reader in notifier._readers:
-                        if isinstance(reader, threading.Thread):
-                            meter.mark(reader)
-                cpu0, t0 = time.process_time(), time.perf_counter()
-                result = engine.submit_flash("CAN1", ecu, image, boot_wait_s=2.0).result(600)
-                total, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-            if not result.ok:
-                raise SystemExit(f"engine flash failed: {result.error}")
-            return (
-                _phase_s(result, "request_download", "transfer_exit"),
-                _phase_s(result, "transfer_data", "transfer_data"),
-                total,
-                cpu,
-                meter.cpu_s() if meter is not None else 0.0,
-            )
-        finally:
-            bus, _ = engine.bus_of("CAN1")
-            engine.shutdown()
-            bus.shutdown()
-            sim.close()
-            sim_notifier.stop(timeout=0.1)
-            sim_bus.shutdown()
+    with (
+        flash_beyond.sim_node(make_bus, ecu, _sim_options()),
+        _engine_on(make_bus) as (engine, notifier),
+    ):
+        # The CPU sampler (psutil every 50 ms) costs GIL time: only where CPU is reported,
+        # never in the comparison with the reference loop, which has no sampler.
+        meter = _ThreadCpu() if measure_cpu else None
+        with meter if meter is not None else contextlib.nullcontext():
+            if meter is not None:
+                for reader in notifier._readers:
+                    if isinstance(reader, threading.Thread):
+                        meter.mark(reader)
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            result = engine.submit_flash("CAN1", ecu, image, boot_wait_s=2.0).result(600)
+            total, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        if not result.ok:
+            raise SystemExit(f"engine flash failed: {result.error}")
+        return (
+            _phase_s(result, "request_download", "transfer_exit"),
+            _phase_s(result, "transfer_data", "transfer_data"),
+            total,
+            cpu,
+            meter.cpu_s() if meter is not None else 0.0,
+        )
 
 
 def run_reference(ecu: EcuDefinition, image: _Image, make_bus: Any) -> float:
@@ -276,67 +316,20 @@ def run_reference(ecu: EcuDefinition, image: _Image, make_bus: Any) -> float:
     Same ISO-TP parameters as our links (build_params: padding, FD length, blocking_send —
     udsoncan needs it, library-notes.md) so the comparison measures the flashing loop only.
     """
-    conn = ecu.connection
-    with tempfile.TemporaryDirectory() as d:
-        sim_bus = make_bus()
-        sim_notifier = can.Notifier(sim_bus, [], timeout=0.05)
-        sim = _sim(ecu, sim_bus, sim_notifier, Path(d))
-        bus = make_bus()
-        notifier = can.Notifier(bus, [], timeout=0.05)
-        stack = isotp.NotifierBasedCanStack(
-            bus,
-            notifier,
-            address=build_address(conn, conn.bootloader),
-            params=build_params(conn, blocking_send=True),
+    with (
+        flash_beyond.sim_node(make_bus, ecu, _sim_options()),
+        flash_beyond.node(make_bus) as tester,
+    ):
+        client = _reference_client(
+            ecu, tester, ecu.connection.bootloader, p2_timeout=1.0, p2_star_timeout=5.0
         )
-        cfg = dict(udsoncan.configs.default_client_config)
-        cfg.update({"request_timeout": None, "p2_timeout": 1.0, "p2_star_timeout": 5.0})
-        client = Client(PythonIsoTpV2Connection(stack), config=cfg)  # type: ignore[arg-type]
-        try:
-            with client:
-                entry = conn.bootloader_entry
-                assert entry is not None
-                bus.send(
-                    can.Message(
-                        arbitration_id=entry.can_id,
-                        data=entry.data,
-                        is_extended_id=entry.extended_id,
-                    )
-                )
-                time.sleep(conn.bootloader_entry_delay_ms / 1000)
-                client.change_session(3)
-                for lvl in ecu.uds.security_levels:
-                    if lvl.seed_subfunction == 3:
-                        client.change_session(2)
-                    seed = client.request_seed(lvl.seed_subfunction).service_data.seed
-                    key = compute_key(
-                        lvl.algorithm, seed, lvl.params, demo_secret(lvl.secret_ref or "")
-                    )
-                    client.send_key(lvl.key_subfunction, key)
-                seg = image.segments[0]
-                client.routine_control(
-                    0xFF00,
-                    1,
-                    bytes([0x44])
-                    + seg.address.to_bytes(4, "big")
-                    + len(seg.data).to_bytes(4, "big"),
-                )
-                t0 = time.time()
-                loc = MemoryLocation(seg.address, len(seg.data), 32, 32)
-                resp = client.request_download(loc)
-                chunk = resp.service_data.max_length - 2
-                counter = 1
-                for off in range(0, len(seg.data), chunk):
-                    client.transfer_data(counter, seg.data[off : off + chunk])
-                    counter = (counter + 1) & 0xFF
-                client.request_transfer_exit()
-                return time.time() - t0
-        finally:
-            notifier.stop(timeout=0.1)
-            bus.shutdown()
-            sim.close()
-            sim_notifier.stop(timeout=0.1)
-            sim_bus.shutdown()
+        with client:
+            _reference_unlock(ecu, tester[0], client)
+            seg = image.segments[0]
+            _reference_erase(client, seg.address, len(seg.data))
+            t0 = time.time()
+            _reference_download(client, seg)
+            return time.time() - t0
 
 
 def _spread(times: list[float], size: int) -> str:
@@ -367,14 +360,11 @@ SEQ_LAYOUT = (
 )
 
 
-class _SeqImage:
+class _SeqImage(flash_beyond.SegmentImage):
     """A multi-segment image over two regions, the app header first (the ECU reads the version)."""
 
     def __init__(self, version: str) -> None:
-        import hashlib
-        import zlib
-
-        self.segments: list[SimpleSegment] = []
+        segments: list[SimpleSegment] = []
         n = 0
         for base, parts in SEQ_LAYOUT:
             for off, length in parts:
@@ -382,21 +372,11 @@ class _SeqImage:
                 while len(body) < length:
                     body += hashlib.sha256(f"{version}/{n}/{len(body)}".encode()).digest()
                 data = bytes(body[:length])
-                if not self.segments:
+                if not segments:
                     data = demo_catalog.app_header(version) + data[32:]
-                self.segments.append(SimpleSegment(base + off, data))
+                segments.append(SimpleSegment(base + off, data))
                 n += 1
-        self._sha = hashlib.sha256(b"".join(s.data for s in self.segments)).hexdigest()
-        crc = 0
-        for seg in self.segments:
-            crc = zlib.crc32(seg.data, crc)
-        self._crc = crc & 0xFFFFFFFF
-
-    def sha256(self) -> str:
-        return self._sha
-
-    def crc32(self) -> int:
-        return self._crc
+        super().__init__(segments)
 
 
 def _seq_ecu() -> EcuDefinition:
@@ -421,7 +401,8 @@ def _seq_ecu() -> EcuDefinition:
     return ecu
 
 
-def _seq_sim(ecu: EcuDefinition, bus: can.BusABC, notifier: can.Notifier, state: Path) -> SimEcu:
+def _seq_sim(ecu: EcuDefinition, make_bus: Any) -> contextlib.AbstractContextManager[SimEcu]:
+    """The simulated ECU of case 3 (slow erase, small blocks), holding version 0.9.0."""
     opts = SimEcuOptions(
         erase_ms_per_kib=0.0,
         erase_ms_per_sector=SEQ_ERASE_MS_PER_SECTOR,
@@ -433,17 +414,8 @@ def _seq_sim(ecu: EcuDefinition, bus: can.BusABC, notifier: can.Notifier, state:
         strict=True,
     )
     old = _SeqImage("0.9.0")
-    sim = SimEcu(
-        ecu,
-        bus,
-        notifier,
-        machine="bench",
-        state_dir=state,
-        options=opts,
-        initial_image=[(s.address, s.data) for s in old.segments],
-    )
-    sim.start()
-    return sim
+    initial = [(s.address, s.data) for s in old.segments]
+    return flash_beyond.sim_node(make_bus, ecu, opts, initial_image=initial)
 
 
 def _paced_factory(ecu: EcuDefinition) -> Any:
@@ -461,133 +433,69 @@ def _paced_factory(ecu: EcuDefinition) -> Any:
 def run_sequence_ours(ecu: EcuDefinition, image: _SeqImage) -> tuple[float, FlashResult, Any]:
     """(seconds, result, simulator state) of our engine's whole flash on the paced bus."""
     make_bus = _paced_factory(ecu)
-    with tempfile.TemporaryDirectory() as d:
-        sim_bus = make_bus()
-        sim_notifier = can.Notifier(sim_bus, [], timeout=0.05)
-        sim = _seq_sim(ecu, sim_bus, sim_notifier, Path(d))
-        engine = Engine()
-        try:
-            engine.attach_channel("CAN1", make_bus())
-            t0 = time.perf_counter()
-            result = engine.submit_flash(
-                "CAN1", ecu, image, expected_version="2.0.0", version="2.0.0"
-            ).result(600)
-            took = time.perf_counter() - t0
-            if not result.ok:
-                raise SystemExit(f"engine sequence flash failed: {result.error}")
-            return took, result, sim.state()
-        finally:
-            bus, _ = engine.bus_of("CAN1")
-            engine.shutdown()
-            bus.shutdown()
-            sim.close()
-            sim_notifier.stop(timeout=0.1)
-            sim_bus.shutdown()
+    with _seq_sim(ecu, make_bus) as sim, _engine_on(make_bus) as (engine, _notifier):
+        t0 = time.perf_counter()
+        result = engine.submit_flash(
+            "CAN1", ecu, image, expected_version="2.0.0", version="2.0.0"
+        ).result(600)
+        took = time.perf_counter() - t0
+        if not result.ok:
+            raise SystemExit(f"engine sequence flash failed: {result.error}")
+        return took, result, sim.state()
 
 
 def run_sequence_reference(ecu: EcuDefinition, image: _SeqImage) -> float:
     """Seconds of a minimal udsoncan + can-isotp flasher doing the same job (see module doc)."""
     conn = ecu.connection
     make_bus = _paced_factory(ecu)
-    with tempfile.TemporaryDirectory() as d:
-        sim_bus = make_bus()
-        sim_notifier = can.Notifier(sim_bus, [], timeout=0.05)
-        sim = _seq_sim(ecu, sim_bus, sim_notifier, Path(d))
-        bus = make_bus()
-        notifier = can.Notifier(bus, [], timeout=0.05)
-        params = build_params(conn, blocking_send=True)
-
-        def client_for(addr: Any) -> Client:
-            stack = isotp.NotifierBasedCanStack(
-                bus, notifier, address=build_address(conn, addr), params=params
-            )
-            cfg = dict(udsoncan.configs.default_client_config)
-            cfg.update(
-                {
-                    "request_timeout": None,
-                    "p2_timeout": ecu.uds.p2_timeout_ms / 1000,
-                    "p2_star_timeout": ecu.uds.p2_star_timeout_ms / 1000,
-                    "use_server_timing": False,
-                }
-            )
-            return Client(PythonIsoTpV2Connection(stack), config=cfg)  # type: ignore[arg-type]
-
-        boot, app = client_for(conn.bootloader), client_for(conn.application)
+    with _seq_sim(ecu, make_bus), flash_beyond.node(make_bus) as tester:
+        timing = {
+            "p2_timeout": ecu.uds.p2_timeout_ms / 1000,
+            "p2_star_timeout": ecu.uds.p2_star_timeout_ms / 1000,
+            "use_server_timing": False,
+        }
+        boot = _reference_client(ecu, tester, conn.bootloader, **timing)
+        app = _reference_client(ecu, tester, conn.application, **timing)
         reset_s = ecu.uds.timing.reset_time_ms / 1000
-        try:
-            t0 = time.perf_counter()
-            with boot:
-                entry = conn.bootloader_entry
-                assert entry is not None
-                bus.send(
-                    can.Message(arbitration_id=entry.can_id, data=entry.data, is_extended_id=False)
+        t0 = time.perf_counter()
+        with boot:
+            _reference_unlock(ecu, tester[0], boot)
+            fp = next(s for s in ecu.uds.sequence if s.kind == StepKind.FINGERPRINT)
+            # 2E without a DID codec: udsoncan's generic request
+            boot.send_request(
+                udsoncan.Request(
+                    udsoncan.services.WriteDataByIdentifier,
+                    data=int(fp.param("did")).to_bytes(2, "big") + fingerprint_record(fp, "bench"),
                 )
-                time.sleep(conn.bootloader_entry_delay_ms / 1000)  # the documented entry time
-                boot.change_session(3)
-                for lvl in ecu.uds.security_levels:
-                    if lvl.seed_subfunction == 3:
-                        boot.change_session(2)
-                    seed = boot.request_seed(lvl.seed_subfunction).service_data.seed
-                    secret = demo_secret(lvl.secret_ref or "")
-                    key = compute_key(lvl.algorithm, seed, lvl.params, secret)
-                    boot.send_key(lvl.key_subfunction, key)
-                fp = next(s for s in ecu.uds.sequence if s.kind == StepKind.FINGERPRINT)
-                # 2E without a DID codec: udsoncan's generic request
-                boot.send_request(
-                    udsoncan.Request(
-                        udsoncan.services.WriteDataByIdentifier,
-                        data=int(fp.param("did")).to_bytes(2, "big")
-                        + fingerprint_record(fp, "bench"),
-                    )
-                )
-                erased: set[str] = set()
-                for seg in image.segments:
-                    region = next(
-                        r for r in ecu.uds.memory_regions if r.start <= seg.address < r.end
-                    )
-                    if region.name not in erased:
-                        # one erase of the sector-aligned union of the image in this region
-                        inside = [
-                            s for s in image.segments if region.start <= s.address < region.end
-                        ]
-                        lo = min(s.address for s in inside) // SEQ_SECTOR * SEQ_SECTOR
-                        hi = max(s.address + len(s.data) for s in inside)
-                        hi = -(-hi // SEQ_SECTOR) * SEQ_SECTOR
-                        boot.routine_control(
-                            0xFF00,
-                            1,
-                            bytes([0x44]) + lo.to_bytes(4, "big") + (hi - lo).to_bytes(4, "big"),
-                        )
-                        erased.add(region.name)
-                    loc = MemoryLocation(seg.address, len(seg.data), 32, 32)
-                    chunk = boot.request_download(loc).service_data.max_length - 2
-                    counter = 1
-                    for off in range(0, len(seg.data), chunk):
-                        boot.transfer_data(counter, seg.data[off : off + chunk])
-                        counter = (counter + 1) & 0xFF
-                    boot.request_transfer_exit()
-                boot.routine_control(0xFF01, 1, image.crc32().to_bytes(4, "big"))
-                boot.ecu_reset(1)
-            time.sleep(reset_s)  # the documented reset time, then ask the application
-            with app:
-                deadline = time.monotonic() + ecu.uds.timing.application_start_timeout_s
-                read_version = udsoncan.Request(
-                    udsoncan.services.ReadDataByIdentifier, data=b"\xf1\x95"
-                )
-                while True:
-                    try:
-                        app.send_request(read_version)
-                        break
-                    except (TimeoutException, NegativeResponseException):
-                        if time.monotonic() > deadline:
-                            raise
-            return time.perf_counter() - t0
-        finally:
-            notifier.stop(timeout=0.1)
-            bus.shutdown()
-            sim.close()
-            sim_notifier.stop(timeout=0.1)
-            sim_bus.shutdown()
+            )
+            erased: set[str] = set()
+            for seg in image.segments:
+                region = next(r for r in ecu.uds.memory_regions if r.start <= seg.address < r.end)
+                if region.name not in erased:
+                    # one erase of the sector-aligned union of the image in this region
+                    inside = [s for s in image.segments if region.start <= s.address < region.end]
+                    lo = min(s.address for s in inside) // SEQ_SECTOR * SEQ_SECTOR
+                    hi = max(s.address + len(s.data) for s in inside)
+                    hi = -(-hi // SEQ_SECTOR) * SEQ_SECTOR
+                    _reference_erase(boot, lo, hi - lo)
+                    erased.add(region.name)
+                _reference_download(boot, seg)
+            boot.routine_control(0xFF01, 1, image.crc32().to_bytes(4, "big"))
+            boot.ecu_reset(1)
+        time.sleep(reset_s)  # the documented reset time, then ask the application
+        with app:
+            deadline = time.monotonic() + ecu.uds.timing.application_start_timeout_s
+            read_version = udsoncan.Request(
+                udsoncan.services.ReadDataByIdentifier, data=b"\xf1\x95"
+            )
+            while True:
+                try:
+                    app.send_request(read_version)
+                    break
+                except (TimeoutException, NegativeResponseException):
+                    if time.monotonic() > deadline:
+                        raise
+        return time.perf_counter() - t0
 
 
 def run_sequence_case(out: dict[str, Any]) -> None:

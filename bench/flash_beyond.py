@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import sysconfig
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,22 +56,18 @@ def machine_code(size: int, offset: int) -> bytes:
     return raw[start : start + size]
 
 
-class Image:
-    """A one-segment application image of machine code (app header first)."""
+class SegmentImage:
+    """An image as flash_ecu reads it: its segments, their SHA-256 (of the concatenated data)
+    and CRC32 (chained over the segments)."""
 
-    def __init__(self, version: str, size: int, patch_sectors: tuple[int, ...] = ()) -> None:
-        """`patch_sectors`: sector indices changed against the same version's base content."""
-        import hashlib
-        import zlib
-
-        body = bytearray(machine_code(size, 0x100000))
-        body[: demo_catalog.APP_HEADER_SIZE] = demo_catalog.app_header(version)
-        for k in patch_sectors:
-            body[k * SECTOR + 64 : k * SECTOR + 96] = bytes(range(32))
-        data = bytes(body)
-        self.segments = [SimpleSegment(demo_catalog.APP_REGION_START, data)]
-        self._sha = hashlib.sha256(data).hexdigest()
-        self._crc = zlib.crc32(data) & 0xFFFFFFFF
+    def __init__(self, segments: list[SimpleSegment]) -> None:
+        """Hash `segments` once (the bench flashes an image many times)."""
+        self.segments = segments
+        self._sha = hashlib.sha256(b"".join(s.data for s in segments)).hexdigest()
+        crc = 0
+        for seg in segments:
+            crc = zlib.crc32(seg.data, crc)
+        self._crc = crc & 0xFFFFFFFF
 
     def sha256(self) -> str:
         """SHA-256 hex of the data."""
@@ -78,6 +76,18 @@ class Image:
     def crc32(self) -> int:
         """CRC32 of the data."""
         return self._crc
+
+
+class Image(SegmentImage):
+    """A one-segment application image of machine code (app header first)."""
+
+    def __init__(self, version: str, size: int, patch_sectors: tuple[int, ...] = ()) -> None:
+        """`patch_sectors`: sector indices changed against the same version's base content."""
+        body = bytearray(machine_code(size, 0x100000))
+        body[: demo_catalog.APP_HEADER_SIZE] = demo_catalog.app_header(version)
+        for k in patch_sectors:
+            body[k * SECTOR + 64 : k * SECTOR + 96] = bytes(range(32))
+        super().__init__([SimpleSegment(demo_catalog.APP_REGION_START, bytes(body))])
 
 
 def bench_ecu(name: str = "VCU", app_id: int | None = None) -> EcuDefinition:
@@ -112,9 +122,9 @@ def sim_options(**kw: Any) -> SimEcuOptions:
 
 
 @contextlib.contextmanager
-def paced(channel: str) -> Iterator[tuple[can.BusABC, can.Notifier]]:
-    """One node's paced bus instance + notifier on `channel` (500 kbit/s classic)."""
-    bus = PacedVirtualBus(channel=channel, bitrate=BITRATE, data_bitrate=None)
+def node(make_bus: Callable[[], can.BusABC]) -> Iterator[tuple[can.BusABC, can.Notifier]]:
+    """One node's bus instance (from `make_bus`) + notifier; both closed on exit."""
+    bus = make_bus()
     notifier = can.Notifier(bus, [], timeout=0.05)
     try:
         yield bus, notifier
@@ -123,18 +133,36 @@ def paced(channel: str) -> Iterator[tuple[can.BusABC, can.Notifier]]:
         bus.shutdown()
 
 
+def paced_bus(channel: str) -> Callable[[], can.BusABC]:
+    """A maker of paced bus instances on `channel` (500 kbit/s classic), one per node."""
+    return lambda: PacedVirtualBus(channel=channel, bitrate=BITRATE, data_bitrate=None)
+
+
+def paced(channel: str) -> contextlib.AbstractContextManager[tuple[can.BusABC, can.Notifier]]:
+    """One node's paced bus instance + notifier on `channel` (500 kbit/s classic)."""
+    return node(paced_bus(channel))
+
+
 @contextlib.contextmanager
-def simulated(ecu: EcuDefinition, channel: str, **opts: Any) -> Iterator[SimEcu]:
-    """A started simulated ECU on its own paced bus instance."""
-    with tempfile.TemporaryDirectory() as d, paced(channel) as (bus, notifier):
-        sim = SimEcu(
-            ecu, bus, notifier, machine="bench", state_dir=Path(d), options=sim_options(**opts)
-        )
+def sim_node(
+    make_bus: Callable[[], can.BusABC], ecu: EcuDefinition, options: SimEcuOptions, **kw: Any
+) -> Iterator[SimEcu]:
+    """A started simulated ECU on its own bus instance (from `make_bus`), its state in a
+    temporary folder; `kw`: more SimEcu arguments (e.g. `initial_image`)."""
+    with tempfile.TemporaryDirectory() as d, node(make_bus) as (bus, notifier):
+        sim = SimEcu(ecu, bus, notifier, machine="bench", state_dir=Path(d), options=options, **kw)
         sim.start()
         try:
             yield sim
         finally:
             sim.close()
+
+
+def simulated(
+    ecu: EcuDefinition, channel: str, **opts: Any
+) -> contextlib.AbstractContextManager[SimEcu]:
+    """A started simulated ECU on its own paced bus instance."""
+    return sim_node(paced_bus(channel), ecu, sim_options(**opts))
 
 
 class StallBus(can.BusABC):
