@@ -51,14 +51,17 @@ import argparse
 import json
 import os
 import struct
+import sys
 import tempfile
 import threading
 import time
 import tracemalloc
 import zlib
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.fakes
 
 import can
 import numpy as np
@@ -68,6 +71,7 @@ from fota_studio.engine.trace_search import TraceQuery
 from fota_studio.engine.trace_store import TraceFilter, TraceStore
 from fota_studio.infra.tracefile import read_log
 from fota_studio.protocols.bus import BusSettings, open_bus
+from tests.fakes.uds_traffic import uds_batch
 
 LIVE_RATE_FPS = 20_000
 BURST_PERIOD_S = 0.005
@@ -76,7 +80,7 @@ BURST_PERIOD_S = 0.005
 def bench_live(seconds: float, tune_gc: bool = True) -> dict[str, float]:
     """Live capture into a shown TracePanel; returns lost frames, worst gap, CPU %."""
     import psutil
-    from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
+    from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     from fota_studio.ui.panels.trace_panel import TracePanel, configure_gc_for_live_capture
@@ -114,20 +118,7 @@ def bench_live(seconds: float, tune_gc: bool = True) -> dict[str, float]:
             if delay > 0:
                 time.sleep(delay)
 
-    gaps: list[float] = []
-    clock = QElapsedTimer()
-    clock.start()
-    last = [clock.nsecsElapsed()]
-
-    def tick() -> None:
-        now = clock.nsecsElapsed()
-        gaps.append((now - last[0]) / 1e6)
-        last[0] = now
-
-    probe = QTimer()
-    probe.setInterval(10)
-    probe.timeout.connect(tick)
-    probe.start()
+    gaps, probe = _gap_probe(10)
     proc = psutil.Process()
     cpu0 = proc.cpu_times()
     t0 = time.perf_counter()
@@ -169,6 +160,28 @@ def bench_live(seconds: float, tune_gc: bool = True) -> dict[str, float]:
         "stalls_over_50ms": float(over),
         "cpu_pct": cpu_pct,
     }
+
+
+def _gap_probe(interval_ms: int) -> tuple[list[float], Any]:
+    """A started QTimer ticking every `interval_ms` and the list it appends each gap between
+    its ticks to (ms): the longest gap is the worst time the event loop was blocked."""
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    gaps: list[float] = []
+    clock = QElapsedTimer()
+    clock.start()
+    last = [clock.nsecsElapsed()]
+
+    def tick() -> None:
+        now = clock.nsecsElapsed()
+        gaps.append((now - last[0]) / 1e6)
+        last[0] = now
+
+    probe = QTimer()
+    probe.setInterval(interval_ms)
+    probe.timeout.connect(tick)
+    probe.start()
+    return gaps, probe
 
 
 def _classic_batch(n: int, start: int) -> FrameBatch:
@@ -266,26 +279,6 @@ def bench_filter(frames: int = 1_000_000) -> float:
     return max(best, proto_s)
 
 
-def _uds_batch(n: int, start: int) -> FrameBatch:
-    """Single frames on 0x7E0: every 10th a TesterPresent, the others ReadDataByIdentifier of
-    one of 50 DIDs (repeating like real diagnostic traffic)."""
-    rows = np.arange(start, start + n)
-    tp = rows % 10 == 0
-    data = np.zeros((n, 8), np.uint8)
-    data[:, 0] = np.where(tp, 0x02, 0x03)
-    data[:, 1] = np.where(tp, 0x3E, 0x22)
-    data[:, 2] = np.where(tp, 0x00, 0xF1)
-    data[:, 3] = np.where(tp, 0x00, rows % 50)
-    return FrameBatch(
-        rows.astype(np.float64) * 1e-4,
-        np.full(n, 0x7E0, np.uint32),
-        np.zeros(n, np.uint16),
-        np.full(n, 8, np.uint8),
-        np.zeros(n, np.uint8),
-        data,
-    )
-
-
 def bench_text_search(frames: int = 1_000_000) -> tuple[float, float]:
     """(GUI-thread ms of the background search, ratio to the synchronous search), best of 3."""
     from PySide6.QtWidgets import QApplication
@@ -297,7 +290,7 @@ def bench_text_search(frames: int = 1_000_000) -> tuple[float, float]:
     store = TraceStore(capacity_frames=frames)
     model = TraceModel(store, Decoder([(0x7E0, 0x7E8)]))
     for start in range(0, frames, 100_000):
-        store.append_batch(_uds_batch(100_000, start))
+        store.append_batch(uds_batch(100_000, start, period_s=1e-4))
         model.rows_appended(100_000)
     query = TraceQuery(text="testerpresent")
     sync_best = gui_best = total_best = float("inf")
@@ -438,7 +431,6 @@ def _wait(app, until, timeout_s: float) -> None:
 
 def bench_10m(frames: int = 10_000_000, frames_20m: int = 20_000_000) -> dict[str, float]:
     """The 10 M-frame case of issue 19 (see the module docstring)."""
-    from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
     from fota_studio.ui.panels.trace_panel import TracePanel
@@ -504,20 +496,7 @@ def bench_10m(frames: int = 10_000_000, frames_20m: int = 20_000_000) -> dict[st
             f"({uds_rows:,} rows), in the background until shown"
         )
 
-        gaps: list[float] = []
-        clock = QElapsedTimer()
-        clock.start()
-        last = [clock.nsecsElapsed()]
-
-        def tick() -> None:
-            now = clock.nsecsElapsed()
-            gaps.append((now - last[0]) / 1e6)
-            last[0] = now
-
-        probe = QTimer()
-        probe.setInterval(5)
-        probe.timeout.connect(tick)
-        probe.start()
+        gaps, probe = _gap_probe(5)
         gui_s, search_s = run(TraceQuery(text="testerpresent"))
         probe.stop()
         found = model.rowCount()

@@ -16,6 +16,7 @@ from fota_studio.infra.workspace import Workspace
 from fota_studio.protocols.bus import SLCAN_BITRATES_BPS, BusSettings
 from fota_studio.ui.dialogs.connections_dialog import ConnectionsDialog
 from fota_studio.ui.dialogs.doctor_dialog import DoctorDialog
+from tests.ui.dialog_helpers import connection_dialog
 
 WAIT_MS = 10_000
 
@@ -163,13 +164,7 @@ def test_connections_dialog_offers_what_slcan_can_do(qtbot, workspace_dir: Path)
 
 
 def test_trace_connection_dialog_refuses_what_the_interface_cannot_do(qtbot) -> None:
-    from fota_studio.ui.dialogs.connection_dialog import ConnectionDialog
-
-    dialog = ConnectionDialog(detect=False)
-    qtbot.addWidget(dialog)
-    dialog.interface.setCurrentText("slcan")
-    dialog.channel.setText("/dev/ttyACM0")
-    dialog.bitrate.setCurrentText("83333")
+    dialog = connection_dialog(qtbot, "slcan", "/dev/ttyACM0", "83333")
     dialog.accept()
     assert dialog.result() != dialog.DialogCode.Accepted
     assert "slcan cannot run 83,333 bit/s" in dialog.error.text()

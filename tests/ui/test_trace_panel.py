@@ -24,6 +24,8 @@ from fota_studio.ui.models.trace_model import (
     ViewFilter,
 )
 from fota_studio.ui.panels.trace_panel import TracePanel, parse_candump_frame
+from tests.fakes.uds_traffic import uds_batch
+from tests.ui.dialog_helpers import connection_dialog
 
 
 def ingest(model: TraceModel, batch: FrameBatch) -> None:
@@ -138,34 +140,19 @@ def test_attach_engine_bus_and_filter_and_pause(qtbot, panel, can_channel) -> No
 
 
 def test_details_show_the_isotp_message(qtbot, panel) -> None:
+    # (time, CAN ID, data): a request, then a 16-byte response as FF + FC + 2 CFs.
+    rows = (
+        (1.0, 0x7E0, "0322F195"),
+        (1.1, 0x7E8, "101062F195414243"),
+        (1.2, 0x7E0, "300800"),
+        (1.3, 0x7E8, "2144454647484950"),
+        (1.4, 0x7E8, "22515253"),
+    )
     frames = [
         can.Message(
-            timestamp=1.0,
-            arbitration_id=0x7E0,
-            is_extended_id=False,
-            data=bytes.fromhex("0322F195"),
-        ),
-        can.Message(
-            timestamp=1.1,
-            arbitration_id=0x7E8,
-            is_extended_id=False,
-            data=bytes.fromhex("1010 62F195 414243".replace(" ", "")),
-        ),
-        can.Message(
-            timestamp=1.2, arbitration_id=0x7E0, is_extended_id=False, data=bytes.fromhex("300800")
-        ),
-        can.Message(
-            timestamp=1.3,
-            arbitration_id=0x7E8,
-            is_extended_id=False,
-            data=bytes.fromhex("2144454647484950"),
-        ),
-        can.Message(
-            timestamp=1.4,
-            arbitration_id=0x7E8,
-            is_extended_id=False,
-            data=bytes.fromhex("22515253"),
-        ),
+            timestamp=t, arbitration_id=can_id, is_extended_id=False, data=bytes.fromhex(data)
+        )
+        for t, can_id, data in rows
     ]
     ingest(panel.model, batch_from_messages(frames))
     text = panel.details_text(3)
@@ -243,13 +230,7 @@ def test_save_shows_progress_and_cancel_writes_nothing(qtbot, tmp_path: Path) ->
 
 
 def test_connection_dialog_settings(qtbot) -> None:
-    from fota_studio.ui.dialogs.connection_dialog import ConnectionDialog
-
-    dialog = ConnectionDialog(detect=False)
-    qtbot.addWidget(dialog)
-    dialog.interface.setCurrentText("pcan")
-    dialog.channel.setText("PCAN_USBBUS1")
-    dialog.bitrate.setCurrentText("250000")
+    dialog = connection_dialog(qtbot, "pcan", "PCAN_USBBUS1", "250000")
     dialog.fd.setChecked(True)
     dialog.data_bitrate.setCurrentText("4000000")
     dialog.listen_only.setChecked(True)
@@ -359,26 +340,6 @@ class _GatedDecoder(Decoder):
         return super().describe_frame(can_id, extended, data)
 
 
-def _uds_batch(n: int, start: int, can_id: int = 0x7E0) -> FrameBatch:
-    """n single frames on `can_id`: every 10th a TesterPresent, the others ReadDataByIdentifier
-    of one of 50 DIDs (so the decoded text repeats like real cyclic traffic)."""
-    data = np.zeros((n, 8), np.uint8)
-    rows = np.arange(start, start + n)
-    tp = rows % 10 == 0
-    data[:, 0] = np.where(tp, 0x02, 0x03)
-    data[:, 1] = np.where(tp, 0x3E, 0x22)
-    data[:, 2] = np.where(tp, 0x00, 0xF1)
-    data[:, 3] = np.where(tp, 0x00, rows % 50)
-    return FrameBatch(
-        rows.astype(np.float64) * 1e-3,
-        np.full(n, can_id, np.uint32),
-        np.zeros(n, np.uint16),
-        np.full(n, 8, np.uint8),
-        np.zeros(n, np.uint8),
-        data,
-    )
-
-
 def test_large_text_search_runs_in_the_background(qtbot) -> None:
     """A free-text search over many frames returns at once (the GUI stays live), keeps the
     matching frames that arrive meanwhile, and then shows every earlier match."""
@@ -386,10 +347,10 @@ def test_large_text_search_runs_in_the_background(qtbot) -> None:
     store = TraceStore(capacity_frames=4 * n)
     decoder = _GatedDecoder()
     model = TraceModel(store, decoder)
-    ingest(model, _uds_batch(n, 0))
+    ingest(model, uds_batch(n, 0))
     model.set_filter(ViewFilter(text="testerpresent"))
     assert model.searching and model.rowCount() == 0
-    ingest(model, _uds_batch(100, n))  # live frames while searching: filtered synchronously
+    ingest(model, uds_batch(100, n))  # live frames while searching: filtered synchronously
     assert model.rowCount() == 10
     with qtbot.waitSignal(model.search_finished, timeout=20_000) as finished:
         decoder.gate.set()
@@ -405,7 +366,7 @@ def test_new_filter_or_clear_drops_a_running_search(qtbot) -> None:
     store = TraceStore(capacity_frames=4 * n)
     decoder = _GatedDecoder()
     model = TraceModel(store, decoder)
-    ingest(model, _uds_batch(n, 0))
+    ingest(model, uds_batch(n, 0))
     model.set_filter(ViewFilter(text="testerpresent"))
     assert model.searching
     model.set_filter(ViewFilter(TraceFilter(ids=(0x7E0,))))  # replaces the search
@@ -421,7 +382,7 @@ def test_new_filter_or_clear_drops_a_running_search(qtbot) -> None:
 
 
 def test_text_match_mask_is_pure_and_never_breaks_on_a_decoder_error() -> None:
-    batch = _uds_batch(1000, 0)
+    batch = uds_batch(1000, 0)
     batch.flags[5] = FLAG_ERROR  # error and remote frames have no decoded text
     decoder = Decoder([(0x7E0, 0x7E8)])
 
@@ -453,7 +414,7 @@ def test_panel_status_tells_a_search_is_running(qtbot, panel) -> None:
 
     panel.decoder.describe_frame = gated  # type: ignore[method-assign]
     panel.add_isotp_pairs([(0x7E0, 0x7E8)])
-    ingest(panel.model, _uds_batch(n, 0))
+    ingest(panel.model, uds_batch(n, 0))
     panel.search_edit.setText("testerpresent")
     panel.apply_filter()
     assert "searching" in panel.status.text()
