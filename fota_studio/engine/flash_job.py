@@ -133,6 +133,7 @@ from fota_studio.engine.progress import ProgressReporter
 from fota_studio.engine.seedkey import SeedKeyRegistry
 from fota_studio.infra.user import current_user
 from fota_studio.protocols.bus import FaultKind, fault_kind
+from fota_studio.protocols.decode.frames import copy_message
 from fota_studio.protocols.isotp_link import (
     ADAPTER_ECU_STATE,
     ADAPTER_ERROR_HINT,
@@ -1420,21 +1421,7 @@ class _BusLog:
     def on_rx(self, msg: can.Message) -> None:
         # BLF stores numeric channels; interface channel names ("CAN1", "PCAN_USBBUS1", a
         # virtual bus name) would not fit, and the log holds one channel anyway.
-        frame = can.Message(
-            timestamp=msg.timestamp or time.time(),
-            arbitration_id=msg.arbitration_id,
-            is_extended_id=msg.is_extended_id,
-            is_remote_frame=msg.is_remote_frame,
-            is_error_frame=msg.is_error_frame,
-            is_fd=msg.is_fd,
-            bitrate_switch=msg.bitrate_switch,
-            error_state_indicator=msg.error_state_indicator,
-            dlc=msg.dlc,
-            data=msg.data,
-            is_rx=msg.is_rx,
-            channel=BUSLOG_CHANNEL,
-            check=False,
-        )
+        frame = copy_message(msg, channel=BUSLOG_CHANNEL)
         with self._lock:
             if not self._closed:
                 self._writer.on_message_received(frame)

@@ -48,7 +48,7 @@ from fota_studio.protocols.bus import (
     describe_adapter_fault,
     open_bus,
 )
-from fota_studio.protocols.decode.frames import message_flags
+from fota_studio.protocols.decode.frames import copy_message, message_flags
 
 log = logging.getLogger(__name__)
 
@@ -323,18 +323,7 @@ class TraceCapture:
         """Record a frame sent on channel `name` as Tx (any thread)."""
         watched = self._watched.get(name)
         index = watched.listener.channel_index if watched else self.store.channel_index(name)
-        tx = can.Message(
-            timestamp=msg.timestamp or time.time(),
-            arbitration_id=msg.arbitration_id,
-            is_extended_id=msg.is_extended_id,
-            is_remote_frame=msg.is_remote_frame,
-            is_fd=msg.is_fd,
-            bitrate_switch=msg.bitrate_switch,
-            dlc=msg.dlc,
-            data=msg.data,
-            is_rx=False,
-            check=False,
-        )
+        tx = copy_message(msg, is_rx=False, is_error_frame=False, error_state_indicator=False)
         self._stage(tx, index)
         for recorder in self._recorders:
             recorder.on_message_received(tx)

@@ -1,16 +1,19 @@
 """python-can conversions of the trace's frame types (`core.frames.FrameBatch`).
 
 `FrameRecord` is one stored frame as plain values with `to_message()`; `message_flags` gives
-the flags column of a python-can Message; `batch_from_messages` / `batch_messages` convert
-whole batches (writers, replay, tests). The batch type itself lives in `core/frames.py` (no CAN
+the flags column of a python-can Message and `copy_message` a re-stamped copy of one (logs,
+the trace's Tx frames); `batch_from_messages` / `batch_messages` convert whole batches
+(writers, replay, tests). The batch type itself lives in `core/frames.py` (no CAN
 library there); its names are re-exported here for `infra/tracefile.py` and `cli/trace.py`,
 which import the flag bits from this module. Pure functions: any thread.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import can
 import numpy as np
@@ -40,6 +43,7 @@ __all__ = [
     "IntArray",
     "batch_from_messages",
     "batch_messages",
+    "copy_message",
     "message_flags",
 ]
 
@@ -104,6 +108,30 @@ def message_flags(msg: can.Message) -> int:
     if not msg.is_rx:
         flags |= FLAG_TX
     return flags
+
+
+#: The frame attributes `copy_message` carries over (timestamp and channel are its own).
+_COPIED_FIELDS = (
+    "arbitration_id",
+    "is_extended_id",
+    "is_remote_frame",
+    "is_error_frame",
+    "is_fd",
+    "bitrate_switch",
+    "error_state_indicator",
+    "dlc",
+    "data",
+    "is_rx",
+)
+
+
+def copy_message(msg: can.Message, **changes: Any) -> can.Message:
+    """A copy of `msg` for a log or the trace: its frame fields, its timestamp (now when it has
+    none), no channel and no check, then `changes` (e.g. `channel=1`, `is_rx=False`)."""
+    fields: dict[str, Any] = {name: getattr(msg, name) for name in _COPIED_FIELDS}
+    fields.update(timestamp=msg.timestamp or time.time(), channel=None, check=False)
+    fields.update(changes)
+    return can.Message(**fields)
 
 
 def batch_messages(batch: FrameBatch, channel_names: Sequence[str] = ()) -> Iterator[can.Message]:
