@@ -22,6 +22,7 @@ from fota_studio import __version__
 from fota_studio.core.errors import FotaError
 from fota_studio.demo import seed as demo
 from fota_studio.infra.logsetup import setup_logging
+from fota_studio.infra.mf4_support import warm_up_in_background
 from fota_studio.infra.paths import resolve_workspace_dir
 from fota_studio.infra.settings import load_settings, save_settings
 from fota_studio.infra.workspace import Workspace
@@ -86,6 +87,8 @@ def run_gui(args: argparse.Namespace) -> int:
     window.show()
     # After the first show so the welcome opens centred over the laid-out window.
     QTimer.singleShot(0, workbench.maybe_show_welcome)
+    # MF4 support (asammdf, pandas) was left out of the start; load it while the user looks.
+    QTimer.singleShot(3000, warm_up_in_background)
     _log.info("FOTA Studio %s started on workspace %s", __version__, ws.root)
     try:
         return int(app.exec())

@@ -115,7 +115,13 @@ def _run_gui(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv`, run the command, and return the process exit code."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(only=_command_name(arguments))
+    command = _command_name(arguments)
+    if command in (None, "gui"):
+        # The GUI start skips asammdf/pandas until an MF4 file is used (issue 21).
+        from fota_studio.infra.mf4_support import defer_mf4
+
+        defer_mf4()
+    parser = build_parser(only=command)
     args = parser.parse_args(arguments)
     from fota_studio.infra.logsetup import setup_logging
 

@@ -36,6 +36,7 @@ import numpy as np
 from can.util import dlc2len, len2dlc
 
 from fota_studio.core.errors import FotaError
+from fota_studio.infra.mf4_support import ensure_mf4
 from fota_studio.protocols.decode.frames import (
     FLAG_BRS,
     FLAG_ERROR,
@@ -177,6 +178,8 @@ def read_log(
     if path.suffix.lower() == ".blf":
         yield from _read_blf(path, channel_index, size, progress, cancel, batch_frames)
         return
+    if suffix == ".mf4":
+        ensure_mf4()  # the GUI starts without asammdf (infra/mf4_support)
     try:
         reader = can.LogReader(str(path), **reader_kwargs)
     except Exception as exc:
@@ -784,6 +787,8 @@ def write_log(
     tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
     report = WriteReport(path)
     first: list[Any] = []
+    if suffix == ".mf4":
+        ensure_mf4()
     try:
         writer: Any = TrcWriter(tmp) if suffix == ".trc" else can.Logger(str(tmp))
     except Exception as exc:
