@@ -10,7 +10,7 @@ from the step's `format`/`data`/`length`. Pure functions; safe from any thread.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,6 +40,22 @@ class SegmentLike(Protocol):
         ...
 
 
+#: Fingerprint formats whose record is the step's `data` itself: how it is read, what is
+#: wrong when it cannot be read (`{exc}`: the reader's words) and what to do.
+_DATA_FORMATS: dict[str, tuple[Callable[[str], bytes], str, str]] = {
+    "raw": (
+        bytes.fromhex,
+        "is not hex bytes ({exc})",
+        "write the fingerprint data as hex bytes like 'A1 B2 C3' in the EA",
+    ),
+    "ascii": (
+        lambda data: data.encode("ascii"),
+        "is not ASCII text",
+        "use ASCII characters only, or format raw with hex bytes",
+    ),
+}
+
+
 def fingerprint_record(step: SequenceStep, tester: str, today: _dt.date | None = None) -> bytes:
     """The fingerprint WriteDataByIdentifier record from the step's `format`/`data`/`length`.
 
@@ -49,21 +65,13 @@ def fingerprint_record(step: SequenceStep, tester: str, today: _dt.date | None =
     fmt = str(step.param("format"))
     data = str(step.param("data") or "")
     where = f"{step.kind.value} step (format {fmt})"
-    if fmt == "raw":
+    if fmt in _DATA_FORMATS:
+        decode, problem, hint = _DATA_FORMATS[fmt]
         try:
-            body = bytes.fromhex(data)
-        except ValueError as exc:
+            body = decode(data)
+        except ValueError as exc:  # UnicodeEncodeError is a ValueError
             raise ConfigurationError(
-                f"{where}: data {data!r} is not hex bytes ({exc})",
-                hint="write the fingerprint data as hex bytes like 'A1 B2 C3' in the EA",
-            ) from exc
-    elif fmt == "ascii":
-        try:
-            body = data.encode("ascii")
-        except UnicodeEncodeError as exc:
-            raise ConfigurationError(
-                f"{where}: data {data!r} is not ASCII text",
-                hint="use ASCII characters only, or format raw with hex bytes",
+                f"{where}: data {data!r} {problem.format(exc=exc)}", hint=hint
             ) from exc
     elif fmt == "date_tester":
         day = today or _dt.date.today()
