@@ -29,8 +29,12 @@ from fota_studio.infra.repository import RepositoryStore
 from fota_studio.protocols.bus import BusSettings
 from fota_studio.protocols.fota_client import FotaClient
 from fota_studio.protocols.tcu_node import TcuNode
+from fota_studio.sim.lifecycle import Startable
 from fota_studio.sim.machine import SimMachine, synthetic_app_image
 from fota_studio.sim.uds_ecu import SimEcuOptions
+
+#: (attribute, stop method) of the bench's running parts, in the order `stop` stops them.
+_PARTS_STOP_ORDER = (("client", "stop"), ("tcu", "stop"), ("engine", "shutdown"), ("sim", "stop"))
 
 
 def demo_installed_images() -> dict[str, list[tuple[int, bytes]]]:
@@ -47,7 +51,7 @@ def fast_sim_options() -> SimEcuOptions:
     return SimEcuOptions(erase_ms_per_kib=0.5, erase_min_ms=20, pending_interval_ms=200)
 
 
-class DemoBench:
+class DemoBench(Startable):
     """The demo machine on a private virtual bus: simulated ECU, engine, TCU node, HMI client.
 
     Three python-can `virtual` Bus instances on one unique channel (a frame reaches the OTHER
@@ -147,18 +151,11 @@ class DemoBench:
 
     def stop(self) -> None:
         """Stop client, TCU, engine, simulator and buses, in that order (idempotent)."""
-        if self.client is not None:
-            self.client.stop()
-            self.client = None
-        if self.tcu is not None:
-            self.tcu.stop()
-            self.tcu = None
-        if self.engine is not None:
-            self.engine.shutdown()
-            self.engine = None
-        if self.sim is not None:
-            self.sim.stop()
-            self.sim = None
+        for attr, method in _PARTS_STOP_ORDER:
+            part = getattr(self, attr)
+            if part is not None:
+                getattr(part, method)()
+                setattr(self, attr, None)
         for bus in self._buses:
             with contextlib.suppress(Exception):
                 bus.shutdown()
@@ -167,9 +164,3 @@ class DemoBench:
             self._tmp.cleanup()
             self._tmp = None
             self._state_dir = None
-
-    def __enter__(self) -> DemoBench:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

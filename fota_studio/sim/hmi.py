@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from fota_studio.protocols.fota_client import FotaClient, FotaState, TcuAccessError, UpdateOffer
+from fota_studio.protocols.fota_client import FotaClient, FotaState, UpdateOffer
 from fota_studio.protocols.fota_objects import DECISION_APPROVE, DECISION_REJECT
-from fota_studio.sim.scripted import IDLE_WAIT_S, RETRY_DELAY_S, ScriptedNode
+from fota_studio.sim.scripted import ScriptedNode
 
 _log = logging.getLogger(__name__)
 
@@ -30,10 +30,12 @@ class HmiDecision:
     error: str | None = None
 
 
-class ScriptedHmi(ScriptedNode[HmiDecision]):
+class ScriptedHmi(ScriptedNode[HmiDecision, UpdateOffer]):
     """Background HMI that approves or rejects every offered update after `delay_s`."""
 
     role = "hmi"
+    reads = "the offer"
+    answer_name = "decision"
 
     def __init__(
         self,
@@ -45,10 +47,8 @@ class ScriptedHmi(ScriptedNode[HmiDecision]):
     ) -> None:
         if decision not in (DECISION_APPROVE, DECISION_REJECT, None):
             raise ValueError(f"decision must be approve (1), reject (2) or None, not {decision}")
-        super().__init__(client)
+        super().__init__(client, delay_s=delay_s, once=once)
         self.decision = decision
-        self.delay_s = delay_s
-        self.once = once
 
     @property
     def decisions(self) -> list[HmiDecision]:
@@ -59,49 +59,31 @@ class ScriptedHmi(ScriptedNode[HmiDecision]):
         """Block until at least `count` decisions were recorded (or timeout); returns them."""
         return self._wait_recorded(count, timeout_s)
 
-    def _run(self) -> None:
-        armed = True  # a new offer is one seen after update_available was 0
-        last_request: int | None = None
-        while not self._stop.is_set():
-            state = self._client.wait_state(_offered, IDLE_WAIT_S, cancel=self._stop)
-            if state is None:
-                current = self._client.state
-                if current is not None and current.update_available != 1:
-                    armed = True
-                continue
-            try:
-                offer = self._client.read_offer()
-            except TcuAccessError as exc:
-                _log.warning("HMI: cannot read the offer: %s", exc)
-                self._stop.wait(RETRY_DELAY_S)
-                continue
-            if not armed and offer.request_id == last_request:
-                self._stop.wait(IDLE_WAIT_S)  # already answered this offer
-                continue
-            armed = False
-            last_request = offer.request_id
-            _log.info(
-                "HMI: update for %s %s -> %s (downtime %d s), request %d",
-                offer.target_ecu,
-                offer.installed_version,
-                offer.offered_version,
-                offer.expected_downtime_s,
-                offer.request_id,
+    def _due(self, state: FotaState) -> bool:
+        return state.update_available == 1
+
+    def _read_round(self) -> tuple[int, UpdateOffer]:
+        offer = self._client.read_offer()
+        return offer.request_id, offer
+
+    def _answer(self, offer: UpdateOffer) -> bool:
+        _log.info(
+            "HMI: update for %s %s -> %s (downtime %d s), request %d",
+            offer.target_ecu,
+            offer.installed_version,
+            offer.offered_version,
+            offer.expected_downtime_s,
+            offer.request_id,
+        )
+        decision = self.decision
+        if decision is None:
+            self._record(HmiDecision(offer, None, accepted=False))
+        elif self._stop.wait(self.delay_s):
+            return False
+        else:
+            self._write_recorded(
+                self._client.write_operator_decision,
+                decision,
+                lambda accepted, error: HmiDecision(offer, decision, accepted, error),
             )
-            if self.decision is None:
-                self._record(HmiDecision(offer, None, accepted=False))
-            else:
-                if self._stop.wait(self.delay_s):
-                    return
-                try:
-                    self._client.write_operator_decision(self.decision)
-                    self._record(HmiDecision(offer, self.decision, accepted=True))
-                except TcuAccessError as exc:  # offer withdrawn meanwhile (0x08000022)
-                    _log.info("HMI: decision refused: %s", exc)
-                    self._record(HmiDecision(offer, self.decision, accepted=False, error=str(exc)))
-            if self.once:
-                return
-
-
-def _offered(state: FotaState) -> bool:
-    return state.update_available == 1
+        return True

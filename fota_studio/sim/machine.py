@@ -22,6 +22,7 @@ import can
 from fota_studio.core import reference_ecu
 from fota_studio.core.ea import ElectronicArchitecture
 from fota_studio.sim.faults import Fault
+from fota_studio.sim.lifecycle import Startable
 from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions, SimEcuSnapshot, default_state_dir
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def synthetic_app_image(
     return [(start, (header + bytes(filler))[: max(size_bytes, len(header))])]
 
 
-class SimMachine:
+class SimMachine(Startable):
     """All simulated ECUs of one machine on one bus, with a per-machine state folder."""
 
     def __init__(
@@ -129,15 +130,6 @@ class SimMachine:
         if self._given_notifier is None and self._notifier is not None:
             self._notifier.stop(timeout=NOTIFIER_STOP_TIMEOUT_S)
             self._notifier = None
-
-    def __enter__(self) -> SimMachine:
-        """Start and return the machine."""
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """Stop the machine."""
-        self.stop()
 
     def ecu(self, name: str) -> SimEcu:
         """The running simulated ECU with this name (KeyError names the known ones)."""
