@@ -210,23 +210,11 @@ class PackageManifest:
                     source,
                     f"{MANIFEST_NAME} field {key!r} must be {wanted}, got {type(value).__name__}",
                 )
-        segments = _parse_segments(raw["segments"], source)
+        # The required fields go in as read (their types are checked above); the lists get
+        # parsed into tuples.
         manifest = cls(
-            brand=raw["brand"],
-            model=raw["model"],
-            version=raw["version"],
-            image=raw["image"],
-            format=raw["format"],
-            base_address=raw["base_address"],
-            file_sha256=raw["file_sha256"],
-            image_sha256=raw["image_sha256"],
-            crc32=raw["crc32"],
-            size=raw["size"],
-            segments=segments,
-            release_notes=raw["release_notes"],
-            created_at=raw["created_at"],
-            created_by=raw["created_by"],
-            format_version=raw["format_version"],
+            **{key: raw[key] for key in _MANIFEST_TYPES if key != "segments"},
+            segments=_parse_segments(raw["segments"], source),
             hardware_ids=_parse_names(raw.get("hardware_ids", []), "hardware_ids", source),
             bootloader_versions=_parse_names(
                 raw.get("bootloader_versions", []), "bootloader_versions", source

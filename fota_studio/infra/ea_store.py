@@ -157,9 +157,11 @@ class EaStore:
         if not new.strip():
             raise ArchitectureError("an EA name cannot be empty")
         with self.ws.transaction() as cur:
-            row = cur.execute("SELECT document FROM eas WHERE name = ?", (old,)).fetchone()
-            if row is None:
-                raise ArchitectureError(f'no Electronic Architecture "{old}" to rename')
+            row = cur.one(
+                "SELECT document FROM eas WHERE name = ?",
+                (old,),
+                ArchitectureError(f'no Electronic Architecture "{old}" to rename'),
+            )
             if cur.execute("SELECT 1 FROM eas WHERE name = ?", (new,)).fetchone():
                 raise ArchitectureError(f'an EA named "{new}" already exists')
             doc = json.loads(row["document"])
@@ -249,11 +251,11 @@ class EaStore:
         """Record the installed version of one ECU of a machine (None: unknown), with history."""
         change = VersionChange(ecu=ecu, version=version, at=_now(), source=source)
         with self.ws.transaction() as cur:
-            row = cur.execute(
-                "SELECT installed FROM machines WHERE serial = ?", (serial,)
-            ).fetchone()
-            if row is None:
-                raise ArchitectureError(f'no machine "{serial}" in the workspace')
+            row = cur.one(
+                "SELECT installed FROM machines WHERE serial = ?",
+                (serial,),
+                ArchitectureError(f'no machine "{serial}" in the workspace'),
+            )
             installed = dict(json.loads(row["installed"]))
             installed[ecu] = version
             cur.execute(

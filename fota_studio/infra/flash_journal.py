@@ -21,10 +21,10 @@ import logging
 import time
 from pathlib import Path
 
-from fota_studio.core.errors import FotaError, WorkspaceError
+from fota_studio.core.errors import FotaError
 from fota_studio.core.flash_record import FlashRecord
 from fota_studio.infra.locks import ecu_busy
-from fota_studio.infra.workspace import Workspace
+from fota_studio.infra.workspace import Workspace, make_folder
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +74,11 @@ def begin_flash_record(ws: Workspace, record: FlashRecord) -> tuple[int, Path]:
         )
         rid = int(row.lastrowid or 0)
     path = buslog_path(ws, rid)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise WorkspaceError(
-            f"{path.parent}: cannot create the bus-log folder ({exc.strerror or exc})",
-            hint="check the workspace folder's permissions and free space",
-        ) from exc
+    make_folder(
+        path.parent,
+        "bus-log folder",
+        hint="check the workspace folder's permissions and free space",
+    )
     return rid, path
 
 

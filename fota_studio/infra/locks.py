@@ -95,10 +95,12 @@ class LockHolder:
             return None
 
 
-def _pid_alive(pid: int) -> bool:
-    """True when a process with this pid exists on this host."""
-    if pid <= 0:
+def pid_alive(pid: int | None) -> bool:
+    """True when a process with this pid exists on this host (this process always is)."""
+    if pid is None or pid <= 0:
         return False
+    if pid == os.getpid():
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -226,7 +228,7 @@ class FileLock:
             previous = LockHolder.parse(fh.read(4096).decode("utf-8", "replace"))
             if previous is not None:
                 # The OS dropped the lock of a holder that never released it: it died.
-                gone = previous.host != socket.gethostname() or not _pid_alive(previous.pid)
+                gone = previous.host != socket.gethostname() or not pid_alive(previous.pid)
                 self.stale = previous
                 log.warning(
                     "%s: released a stale lock of %s (%s)",

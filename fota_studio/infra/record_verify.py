@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -386,11 +387,23 @@ def verify_workspace(
     `seen_head` is a signed head exported earlier (from a bundle): the chain must still hold
     its entries, with its last hash at the same position, or the workspace was rolled back.
     """
+    return _checked(
+        ws,
+        lambda rep: _verify_workspace(ws, rep, key_override, check_blobs, seen_head),
+        db_note=f" (reading {ws.root / 'workspace.db'})",
+    )
+
+
+def _checked(
+    ws: Workspace, check: Callable[[VerifyReport], None], *, db_note: str = ""
+) -> VerifyReport:
+    """Run `check` on a new report; a damaged database or an odd stored value becomes one of
+    its problems (`db_note` is added to a database error), never an exception."""
     rep = VerifyReport()
     try:
-        _verify_workspace(ws, rep, key_override, check_blobs, seen_head)
+        check(rep)
     except sqlite3.DatabaseError as exc:
-        rep.problems.append(f"database damaged: {exc} (reading {ws.root / 'workspace.db'})")
+        rep.problems.append(f"database damaged: {exc}{db_note}")
     except WorkspaceError as exc:
         rep.problems.append(str(exc))
     except (TypeError, ValueError, KeyError, IndexError, OverflowError, RecursionError) as exc:
@@ -525,16 +538,7 @@ def _store_verified_head(ws: Workspace, count: int, last_id: int, last_hash: str
 
 def request_verdict(ws: Workspace, request_id: int) -> VerifyReport:
     """The incremental verdict for one request (see the module docstring)."""
-    rep = VerifyReport()
-    try:
-        _request_verdict(ws, request_id, rep)
-    except sqlite3.DatabaseError as exc:
-        rep.problems.append(f"database damaged: {exc}")
-    except WorkspaceError as exc:
-        rep.problems.append(str(exc))
-    except (TypeError, ValueError, KeyError, IndexError, OverflowError, RecursionError) as exc:
-        rep.problems.append(_odd_value(ws, exc))
-    return rep
+    return _checked(ws, lambda rep: _request_verdict(ws, request_id, rep))
 
 
 def _request_verdict(ws: Workspace, request_id: int, rep: VerifyReport) -> None:

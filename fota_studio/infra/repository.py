@@ -59,6 +59,22 @@ _FILE_EXT = {"hex": ".hex", "srec": ".s19", "bin": ".bin"}
 
 ProgressCallback = Callable[[float], None]
 
+#: `versions` columns that go into the `VersionInfo` field of the same name as they are.
+_VERSION_TEXT_COLUMNS = (
+    "brand",
+    "model",
+    "version",
+    "notes",
+    "source_name",
+    "source_format",
+    "imported_at",
+    "imported_by",
+    "signature_state",
+    "signer",
+    "signer_fingerprint",
+    "release_counter",
+)
+
 
 class ImportOptions(TypedDict, total=False):
     """The keyword options `import_file`/`import_bytes` pass on to `prepare_import`."""
@@ -256,11 +272,8 @@ class RepositoryStore:
     def _row_to_repository(r: sqlite3.Row) -> RepositoryInfo:
         return RepositoryInfo(
             id=int(r["id"]),
-            brand=r["brand"],
-            model=r["model"],
-            description=r["description"],
-            created_at=r["created_at"],
             version_count=int(r["n"]),
+            **{key: r[key] for key in ("brand", "model", "description", "created_at")},
         )
 
     def list_repositories(self) -> list[RepositoryInfo]:
@@ -334,27 +347,16 @@ class RepositoryStore:
         base = meta.get("base_address")
         return VersionInfo(
             id=int(row["id"]),
-            brand=row["brand"],
-            model=row["model"],
-            version=row["version"],
-            notes=row["notes"],
             sha256=str(meta.get("image_sha256", "")),
             file_sha256=row["blob_sha256"],
             crc32=int(row["crc32"]),
             size=int(row["size"]),
             segments=tuple((int(a), int(n)) for a, n in meta.get("segments", [])),
-            source_name=row["source_name"],
-            source_format=row["source_format"],
-            imported_at=row["imported_at"],
-            imported_by=row["imported_by"],
-            signature_state=row["signature_state"],
-            signer=row["signer"],
             retired=bool(row["retired"]),
             base_address=None if base is None else int(base),
-            signer_fingerprint=row["signer_fingerprint"],
             hardware_ids=tuple(json.loads(row["hardware_ids"])),
             bootloader_versions=tuple(json.loads(row["bootloader_versions"])),
-            release_counter=row["release_counter"],
+            **{key: row[key] for key in _VERSION_TEXT_COLUMNS},
         )
 
     @staticmethod

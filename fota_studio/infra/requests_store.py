@@ -31,7 +31,6 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
-import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +45,7 @@ from fota_studio.core.update_request import (
     UpdateRequest,
     check_transition,
 )
+from fota_studio.infra.locks import pid_alive
 from fota_studio.infra.record_signing import RecordSigner, canonical_bytes, signer_for
 from fota_studio.infra.user import current_user
 from fota_studio.infra.workspace import Workspace, _Cursor
@@ -82,6 +82,12 @@ TRACKED_FIELDS = (
     "outcome",
     "error",
     "flash_record_id",
+)
+#: The `update_requests` columns that go into the `UpdateRequest` field of the same name as
+#: they are (the others need a conversion).
+_REQUEST_PLAIN_COLUMNS = (
+    *(f for f in TRACKED_FIELDS if f not in ("status", "attempt", "approved")),
+    "updated_at",
 )
 #: The key in an entry's state that pins the exact JSON text of the request's flash record.
 FLASH_RECORD_SHA = "flash_record_sha256"
@@ -178,20 +184,13 @@ def _flash_pin(cur: _Cursor, record_id: int) -> str | None:
     return flash_record_digest(str(row["record"]))
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if pid is None or pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except OSError:
-        return False
-    return True
+def _request_row(cur: _Cursor, request_id: int, columns: str) -> sqlite3.Row:
+    """These columns of one update request's row; WorkspaceError when there is no such request."""
+    return cur.one(
+        f"SELECT {columns} FROM update_requests WHERE id = ?",
+        (request_id,),
+        WorkspaceError(f"no update request #{request_id}"),
+    )
 
 
 @dataclass(frozen=True)
@@ -229,22 +228,10 @@ class RequestsStore:
     def _row(r: sqlite3.Row) -> UpdateRequest:
         return UpdateRequest(
             id=int(r["id"]),
-            machine=r["machine"],
-            ecu=r["ecu"],
-            brand=r["brand"],
-            model=r["model"],
-            version=r["version"],
-            created_at=r["created_at"],
-            created_by=r["created_by"],
             status=RequestStatus(r["status"]),
             attempt=int(r["attempt"]),
-            step=r["step"],
             approved=bool(r["approved"]),
-            outcome=r["outcome"],
-            error=r["error"],
-            updated_at=r["updated_at"],
-            installed_before=r["installed_before"],
-            flash_record_id=r["flash_record_id"],
+            **{key: r[key] for key in _REQUEST_PLAIN_COLUMNS},
         )
 
     def find(self, request_id: int) -> UpdateRequest | None:
@@ -487,11 +474,7 @@ class RequestsStore:
         """Append one entry to the request's history (current attempt)."""
         self.signer()
         with self.ws.transaction() as cur:
-            row = cur.execute(
-                "SELECT attempt FROM update_requests WHERE id = ?", (request_id,)
-            ).fetchone()
-            if row is None:
-                raise WorkspaceError(f"no update request #{request_id}")
+            row = _request_row(cur, request_id, "attempt")
             self._append(cur, request_id, int(row["attempt"]), kind, data)
 
     def update(
@@ -517,11 +500,7 @@ class RequestsStore:
         """
         self.signer()
         with self.ws.transaction() as cur:
-            row = cur.execute(
-                "SELECT * FROM update_requests WHERE id = ?", (request_id,)
-            ).fetchone()
-            if row is None:
-                raise WorkspaceError(f"no update request #{request_id}")
+            row = _request_row(cur, request_id, "*")
             old = RequestStatus(row["status"])
             if expect is not None and old not in expect:
                 raise RequestStateError(
@@ -636,7 +615,7 @@ class RequestsStore:
             (RequestStatus.IN_PROGRESS.value,),
         )
         for r in rows:
-            if _pid_alive(r["owner_pid"]):
+            if pid_alive(r["owner_pid"]):
                 continue
             step = r["step"] or "start"
             msg = f"interrupted (application closed or power lost) during step {step}"

@@ -26,9 +26,9 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from fota_studio.core.errors import WorkspaceError
+from fota_studio.core.errors import FotaError, WorkspaceError
 
 DB_NAME = "workspace.db"
 BLOB_DIR = "blobs"
@@ -284,6 +284,17 @@ def _is_writable(root: Path, db_path: Path) -> bool:
     return not db_path.exists() or os.access(db_path, os.W_OK)
 
 
+def make_folder(path: Path, what: str, *, hint: str) -> None:
+    """Create the folder `path` (and its parents); when the OS refuses, a WorkspaceError that
+    names the folder, `what` it is for, the OS reason and the `hint`."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkspaceError(
+            f"{path}: cannot create the {what} ({exc.strerror or exc})", hint=hint
+        ) from exc
+
+
 class BlobStore:
     """Content-addressed files under `blobs/`, named by SHA-256; written atomically."""
 
@@ -363,13 +374,11 @@ class Workspace:
                     hint="choose another folder with --workspace",
                 )
         else:
-            try:
-                self.root.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise WorkspaceError(
-                    f"cannot create workspace folder {self.root}: {exc.strerror}",
-                    hint="choose another folder with --workspace",
-                ) from exc
+            make_folder(
+                self.root,
+                "workspace folder",
+                hint="choose another folder with --workspace",
+            )
         try:
             self.blobs = BlobStore(self.root / BLOB_DIR, create=not self.read_only)
         except OSError as exc:
@@ -599,6 +608,15 @@ class _Cursor:
     def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
         """Execute one statement inside the transaction."""
         return self._conn.execute(sql, params)
+
+    def one(
+        self, sql: str, params: tuple[Any, ...] | dict[str, Any], missing: FotaError
+    ) -> sqlite3.Row:
+        """The first row of a query that must find one; raises `missing` when it finds none."""
+        row = self._conn.execute(sql, params).fetchone()
+        if row is None:
+            raise missing
+        return cast(sqlite3.Row, row)
 
     def executescript_parts(self, script: str) -> None:
         """Run a ;-separated DDL script statement by statement (executescript would COMMIT)."""
