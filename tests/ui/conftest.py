@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+from fota_studio.engine.engine import Engine  # never imports Qt
+from fota_studio.protocols.bus import BusSettings
+
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
 
@@ -41,3 +44,12 @@ def _no_unanswered_modal(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]
     for kind in ("warning", "critical", "information", "question"):
         monkeypatch.setattr(QMessageBox, kind, _box(kind))
     yield opened
+
+
+@pytest.fixture
+def engine(can_channel: str) -> Iterator[Engine]:
+    """An engine with CAN1 open on the test's private virtual channel; shut down afterwards."""
+    eng = Engine()
+    eng.open_channel("CAN1", BusSettings(interface="virtual", channel=can_channel))
+    yield eng
+    eng.shutdown()

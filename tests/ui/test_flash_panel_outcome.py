@@ -6,24 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from fota_studio.core.ea import StepKind
 from fota_studio.core.flash_outcome import OUTCOME_LABELS, FlashOutcome
 from fota_studio.engine.engine import Engine
 from fota_studio.infra.workspace import Workspace
-from fota_studio.protocols.bus import BusSettings
 from fota_studio.ui.engine_bridge import EngineBridge
 from fota_studio.ui.panels.flash_panel import FlashPanel
 from tests.fakes.flash import fast_ecu, fast_sim_options, make_image, sim_ecu
-
-
-@pytest.fixture
-def engine(can_channel: str):  # type: ignore[no-untyped-def]
-    eng = Engine()
-    eng.open_channel("CAN1", BusSettings(interface="virtual", channel=can_channel))
-    yield eng
-    eng.shutdown()
 
 
 def test_flash_without_version_read_is_shown_as_not_verified(

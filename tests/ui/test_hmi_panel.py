@@ -3,10 +3,14 @@ virtual bus, as an OEM would test its display against the TCU interface step by 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import can
 
 from fota_studio.protocols import fota_objects as fo
 from fota_studio.protocols.bus import BusSettings
+from fota_studio.protocols.tcu_node import TcuNode
 from fota_studio.ui.panels.hmi_panel import HmiPanel, downtime_text, final_reason, final_text
 from fota_studio.ui.panels.oem_panel import OemPanel, TcuBenchPanel
 
@@ -53,21 +57,29 @@ def test_hmi_and_oem_against_the_tcu_bench(qtbot, can_channel: str) -> None:
         oem_bus.shutdown()
 
 
-def test_decision_refused_without_offer(qtbot, can_channel: str) -> None:
+@contextlib.contextmanager
+def _bench_and_hmi(qtbot, can_channel: str) -> Iterator[tuple[TcuBenchPanel, HmiPanel, TcuNode]]:  # type: ignore[no-untyped-def]
+    """The TCU bench started on `can_channel` and an HMI panel on its own bus instance there;
+    (bench, HMI, the bench's TCU node), all stopped afterwards."""
     bench = TcuBenchPanel()
     hmi = HmiPanel()
-    qtbot.addWidget(bench)
-    qtbot.addWidget(hmi)
+    for w in (bench, hmi):
+        qtbot.addWidget(w)
     bus = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
     try:
-        bench.start(BusSettings(interface="virtual", channel=can_channel))
+        tcu = bench.start(BusSettings(interface="virtual", channel=can_channel))
         hmi.attach_bus(bus)
-        hmi._decide(fo.DECISION_APPROVE)  # no offer: the TCU aborts with 0x08000022
-        qtbot.waitUntil(lambda: "not accepted" in hmi.result_label.text(), timeout=5000)
+        yield bench, hmi, tcu
     finally:
         hmi.shutdown()
         bench.stop()
         bus.shutdown()
+
+
+def test_decision_refused_without_offer(qtbot, can_channel: str) -> None:
+    with _bench_and_hmi(qtbot, can_channel) as (_bench, hmi, _tcu):
+        hmi._decide(fo.DECISION_APPROVE)  # no offer: the TCU aborts with 0x08000022
+        qtbot.waitUntil(lambda: "not accepted" in hmi.result_label.text(), timeout=5000)
 
 
 def test_downtime_reads_like_an_operator_would_say_it() -> None:
@@ -89,14 +101,7 @@ def _offer_and_approve(qtbot, bench: TcuBenchPanel, hmi: HmiPanel) -> None:  # t
 
 def test_hmi_text_follows_the_real_status(qtbot, can_channel: str) -> None:
     """Issue 15 point 7: "Approved. Waiting for the TCU…" must not stay during the flash."""
-    bench = TcuBenchPanel()
-    hmi = HmiPanel()
-    for w in (bench, hmi):
-        qtbot.addWidget(w)
-    bus = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
-    try:
-        bench.start(BusSettings(interface="virtual", channel=can_channel))
-        hmi.attach_bus(bus)
+    with _bench_and_hmi(qtbot, can_channel) as (bench, hmi, _tcu):
         _offer_and_approve(qtbot, bench, hmi)
         assert hmi.result_label.text() == "Approved. Waiting for the TCU…"
         assert not hmi.approve_button.isEnabled()
@@ -109,23 +114,12 @@ def test_hmi_text_follows_the_real_status(qtbot, can_channel: str) -> None:
         qtbot.waitUntil(lambda: hmi.last_status == fo.STATUS_WAITING_VERIFICATION, timeout=5000)
         assert hmi.headline.text() == "Checking the new software…"
         assert "Writing" not in hmi.result_label.text()
-    finally:
-        hmi.shutdown()
-        bench.stop()
-        bus.shutdown()
 
 
 def test_hmi_shows_the_real_failure_reason(qtbot, can_channel: str) -> None:
     """On failure the HMI shows the reason the TCU logged (a version mismatch), not the coarse
     last_error text "no response from the ECU" the code alone gives."""
-    bench = TcuBenchPanel()
-    hmi = HmiPanel()
-    for w in (bench, hmi):
-        qtbot.addWidget(w)
-    bus = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
-    try:
-        tcu = bench.start(BusSettings(interface="virtual", channel=can_channel))
-        hmi.attach_bus(bus)
+    with _bench_and_hmi(qtbot, can_channel) as (bench, hmi, tcu):
         _offer_and_approve(qtbot, bench, hmi)
         bench.simulate_flash()
         qtbot.waitUntil(lambda: hmi.last_status == fo.STATUS_FLASHING, timeout=5000)
@@ -139,10 +133,6 @@ def test_hmi_shows_the_real_failure_reason(qtbot, can_channel: str) -> None:
         assert "no response" not in text
         assert hmi.headline.text() == "Failed"
         assert hmi.progress.isHidden()
-    finally:
-        hmi.shutdown()
-        bench.stop()
-        bus.shutdown()
 
 
 def test_final_reason_and_texts() -> None:

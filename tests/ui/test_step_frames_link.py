@@ -8,12 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import can
-import pytest
 from PySide6.QtCore import QItemSelectionModel, QPoint, Qt
 
 from fota_studio.engine.engine import Engine
 from fota_studio.infra.workspace import Workspace
-from fota_studio.protocols.bus import BusSettings
 from fota_studio.ui.engine_bridge import EngineBridge
 from fota_studio.ui.panels.flash_panel import FlashPanel
 from fota_studio.ui.panels.trace_panel import TracePanel
@@ -24,14 +22,6 @@ from tests.fakes.flash import (
     make_image,
     sim_ecu,
 )
-
-
-@pytest.fixture
-def engine(can_channel: str):  # type: ignore[no-untyped-def]
-    eng = Engine()
-    eng.open_channel("CAN1", BusSettings(interface="virtual", channel=can_channel))
-    yield eng
-    eng.shutdown()
 
 
 def _selected_seqs(doc) -> list[int]:  # type: ignore[no-untyped-def]
