@@ -711,24 +711,22 @@ class _Job:
                 target = read_version()
         unasked: list[tuple[Precondition | RoutinePrecondition, str]] = []
         silent = "the application does not answer"
-        for pre in self.profile.preconditions:
+        checks: tuple[Precondition | RoutinePrecondition, ...] = (
+            *self.profile.preconditions,
+            *self.profile.routine_preconditions,
+        )
+        for pre in checks:
             if target is None:
                 unasked.append((pre, silent))
                 continue
-            text, why = self._did_precondition(target, pre)
+            if isinstance(pre, RoutinePrecondition):
+                text, why = self._routine_precondition(target, pre)
+            else:
+                text, why = self._did_precondition(target, pre)
             if text:
                 parts.append(text)
             else:
                 unasked.append((pre, why))
-        for rpre in self.profile.routine_preconditions:
-            if target is None:
-                unasked.append((rpre, silent))
-                continue
-            text, why = self._routine_precondition(target, rpre)
-            if text:
-                parts.append(text)
-            else:
-                unasked.append((rpre, why))
         blocking = [(p, why) for p, why in unasked if not p.skippable]
         if blocking:
             names = "; ".join(f'"{p.name}" ({why})' for p, why in blocking)
