@@ -7,12 +7,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import can
 
 from fota_studio.core.ea import EcuDefinition
 from fota_studio.core.firmware import FirmwareImage
 from fota_studio.demo import catalog as demo_catalog
+from fota_studio.engine.flash_job import FlashResult, Report, flash_ecu
 from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions
 from tests.fakes import sim_rig
 
@@ -23,6 +25,8 @@ memory_matches = sim_rig.memory_matches
 #: matching it (boot faster than the entry delay).
 fast_ecu = sim_rig.fast_ecu
 fast_sim_options = sim_rig.fast_options
+#: A FlashSession on the tester's own bus instance (boot wait 1.5 s unless given).
+flash_session = sim_rig.flash_session
 
 
 def make_image(
@@ -31,6 +35,18 @@ def make_image(
     """Segments from APP_REGION_START with gaps (the rig's image, with sizes that make a few
     blocks per segment)."""
     return sim_rig.make_image(version, sizes, gap)
+
+
+def flash_image(
+    ecu: EcuDefinition,
+    channel: str,
+    image: FirmwareImage,
+    report: Report | None = None,
+    **fields: Any,
+) -> FlashResult:
+    """One flash of `image` through the engine on a fresh `flash_session` (its keywords)."""
+    with flash_session(ecu, channel, **fields) as session:
+        return flash_ecu(session, image, report)
 
 
 def demo_ecu(name: str) -> EcuDefinition:
@@ -80,3 +96,23 @@ def transfer_first_frames(blf: bytes, folder: Path) -> list[bytes]:
         tx = [bytes(m.data) for m in reader if not m.is_rx]
     path.unlink()
     return [d for d in tx if len(d) > 3 and d[0] >> 4 == 1 and d[2] == 0x36]
+
+
+def assert_no_violations(sim: SimEcu) -> None:
+    """The strict simulated bootloader recorded no protocol violation (listed when it did)."""
+    assert not sim.violations, "\n".join(str(v) for v in sim.violations)
+
+
+#: RoutineControl (0x31) start (0x01) of the erase routine 0xFF00, as the record writes it.
+ERASE_REQUEST = "3101ff00"
+
+
+def erase_requests(result: FlashResult) -> list[tuple[int, int]]:
+    """(address, length) of every erase request the tester sent (ALFID 0x44 record)."""
+    out = []
+    for ex in result.record.exchanges:
+        if ex.request_hex.startswith(ERASE_REQUEST):
+            rec = bytes.fromhex(ex.request_hex[len(ERASE_REQUEST) :])
+            assert rec[0] == 0x44
+            out.append((int.from_bytes(rec[1:5], "big"), int.from_bytes(rec[5:9], "big")))
+    return out

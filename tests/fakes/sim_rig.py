@@ -191,6 +191,28 @@ class AdapterFaultBus(can.BusABC):
             super().shutdown()
 
 
+@contextlib.contextmanager
+def flash_session(
+    ecu: EcuDefinition,
+    channel: str,
+    *,
+    fd: bool | None = None,
+    adapter_fault: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Iterator[FlashSession]:
+    """A `FlashSession` for `ecu` on the tester's own bus instance (closed on exit), optionally
+    behind an `AdapterFaultBus`; `fd` defaults to the ECU's connection, `boot_wait_s` to
+    BOOT_WAIT_S; other `FlashSession` fields by keyword."""
+    fields.setdefault("boot_wait_s", BOOT_WAIT_S)
+    with tester_bus(channel, ecu.connection.fd if fd is None else fd) as (bus, notifier):
+        wrapper = AdapterFaultBus(bus, **adapter_fault) if adapter_fault else None
+        try:
+            yield FlashSession(ecu=ecu, bus=wrapper or bus, notifier=notifier, **fields)
+        finally:
+            if wrapper is not None:
+                wrapper.shutdown()
+
+
 def flash(
     ecu: EcuDefinition,
     channel: str,
@@ -201,21 +223,15 @@ def flash(
     buslog_path: Path | None = None,
 ) -> tuple[FlashResult, AdapterFaultBus | None]:
     """One flash from a fresh tester bus (optionally behind an `AdapterFaultBus`)."""
-    with tester_bus(channel, ecu.connection.fd) as (bus, notifier):
-        wrapper = AdapterFaultBus(bus, **adapter_fault) if adapter_fault else None
-        session = FlashSession(
-            ecu=ecu,
-            bus=wrapper or bus,
-            notifier=notifier,
-            expected_version=expected_version,
-            boot_wait_s=BOOT_WAIT_S,
-            buslog_path=buslog_path,
-        )
-        try:
-            return flash_ecu(session, image), wrapper
-        finally:
-            if wrapper is not None:
-                wrapper.shutdown()
+    with flash_session(
+        ecu,
+        channel,
+        adapter_fault=adapter_fault,
+        expected_version=expected_version,
+        buslog_path=buslog_path,
+    ) as session:
+        wrapper = session.bus if isinstance(session.bus, AdapterFaultBus) else None
+        return flash_ecu(session, image), wrapper
 
 
 def memory_matches(sim: SimEcu, image: FirmwareImage) -> bool:

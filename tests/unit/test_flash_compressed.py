@@ -18,9 +18,15 @@ from fota_studio.core.errors import UdsNegativeResponseError
 from fota_studio.core.firmware import FirmwareImage, Segment
 from fota_studio.core.flash_plan import make_plan
 from fota_studio.demo import catalog as demo_catalog
-from fota_studio.engine.flash_job import FlashResult, FlashSession, flash_ecu
-from fota_studio.sim.uds_ecu import SimEcu
-from tests.fakes.flash import fast_ecu, fast_sim_options, memory_matches, open_tester_bus, sim_ecu
+from fota_studio.engine.flash_job import FlashResult
+from tests.fakes.flash import (
+    assert_no_violations,
+    fast_ecu,
+    fast_sim_options,
+    flash_image,
+    memory_matches,
+    sim_ecu,
+)
 from tests.fakes.machine_code import machine_code
 
 
@@ -38,16 +44,8 @@ def firmware_image(version: str, sizes: tuple[int, ...] = (0x6000, 0x2800)) -> F
 
 
 def flash(ecu: EcuDefinition, channel: str, image: FirmwareImage, version: str) -> FlashResult:
-    """One flash through the engine on the tester's own bus instance."""
-    with open_tester_bus(channel, ecu.connection.fd) as (bus, notifier):
-        session = FlashSession(
-            ecu=ecu, bus=bus, notifier=notifier, expected_version=version, boot_wait_s=1.5
-        )
-        return flash_ecu(session, image)
-
-
-def no_violations(sim: SimEcu) -> None:
-    assert not sim.violations, "\n".join(str(v) for v in sim.violations)
+    """One flash through the engine on the tester's own bus instance, expecting `version`."""
+    return flash_image(ecu, channel, image, expected_version=version)
 
 
 @pytest.mark.parametrize("codec", ["zlib", "lzma", "lz4"])
@@ -83,7 +81,7 @@ def test_compressed_flash_of_each_demo_ecu(
         result = flash(ecu, can_channel, image, "5.0.0")
         assert result.ok and result.verified, result.error
         assert memory_matches(sim, image)
-        no_violations(sim)
+        assert_no_violations(sim)
     rec = result.record
     assert rec.compression == f"method 0x{method:X} {codec}"
     total = sum(len(s.data) for s in image.segments)

@@ -16,13 +16,19 @@ from fota_studio.core.flash_record import FlashRecord, SegmentRecord
 from fota_studio.demo import catalog as demo_catalog
 from fota_studio.engine.estimates import measured_from_record
 from fota_studio.engine.flash_encoding import DeltaSegment, delta_segments
-from fota_studio.engine.flash_job import FlashResult, FlashSession, flash_ecu
-from fota_studio.sim.uds_ecu import SimEcu
-from tests.fakes.flash import fast_ecu, fast_sim_options, memory_matches, open_tester_bus, sim_ecu
+from fota_studio.engine.flash_job import FlashResult
+from tests.fakes.flash import (
+    assert_no_violations,
+    erase_requests,
+    fast_ecu,
+    fast_sim_options,
+    flash_image,
+    memory_matches,
+    sim_ecu,
+)
 from tests.fakes.machine_code import machine_code
 
 SECTOR = 0x1000
-ERASE_REQUEST = "3101ff00"
 
 
 def delta_ecu(name: str = "VCU") -> EcuDefinition:
@@ -48,27 +54,9 @@ def image(
     return FirmwareImage((Segment(start, bytes(body)), Segment(start + size + 0x2000, tail)))
 
 
-def flash(ecu: EcuDefinition, channel: str, img: FirmwareImage, version: str) -> FlashResult:
-    """One flash through the engine on the tester's own bus instance."""
-    with open_tester_bus(channel, ecu.connection.fd) as (bus, notifier):
-        session = FlashSession(
-            ecu=ecu, bus=bus, notifier=notifier, expected_version=version, boot_wait_s=1.5
-        )
-        return flash_ecu(session, img)
-
-
-def no_violations(sim: SimEcu) -> None:
-    assert not sim.violations, "\n".join(str(v) for v in sim.violations)
-
-
-def erases(result: FlashResult) -> list[tuple[int, int]]:
-    """(address, length) of every erase request the tester sent (ALFID 0x44 record)."""
-    out = []
-    for ex in result.record.exchanges:
-        if ex.request_hex.startswith(ERASE_REQUEST):
-            rec = bytes.fromhex(ex.request_hex[len(ERASE_REQUEST) :])
-            out.append((int.from_bytes(rec[1:5], "big"), int.from_bytes(rec[5:9], "big")))
-    return out
+def flash(ecu: EcuDefinition, channel: str, image: FirmwareImage, version: str) -> FlashResult:
+    """One flash through the engine on the tester's own bus instance, expecting `version`."""
+    return flash_image(ecu, channel, image, expected_version=version)
 
 
 def test_delta_reflash_writes_only_the_changed_sectors(can_channel: str, tmp_path: Path) -> None:
@@ -85,13 +73,13 @@ def test_delta_reflash_writes_only_the_changed_sectors(can_channel: str, tmp_pat
         second = flash(ecu, can_channel, new, "6.1.0")
         assert second.ok and second.verified, second.error
         assert memory_matches(sim, new)
-        no_violations(sim)
+        assert_no_violations(sim)
     rec = second.record
     assert rec.sectors_compared == 22 and rec.sectors_skipped == 20
     assert rec.bytes_on_wire == 2 * SECTOR
     assert rec.bytes_skipped == rec.bytes_total - 2 * SECTOR
     start = demo_catalog.APP_REGION_START
-    assert erases(second) == [(start, SECTOR), (start + 7 * SECTOR, SECTOR)]
+    assert erase_requests(second) == [(start, SECTOR), (start + 7 * SECTOR, SECTOR)]
     assert "20 of 22 sectors already correct" in next(
         s.detail for s in rec.steps if s.step == "sector_checksums"
     )
@@ -107,8 +95,8 @@ def test_unchanged_image_writes_nothing_and_still_checks(can_channel: str, tmp_p
         assert flash(ecu, can_channel, img, "6.2.0").ok
         again = flash(ecu, can_channel, img, "6.2.0")
         assert again.ok and again.verified, again.error
-        no_violations(sim)
-    assert again.record.bytes_on_wire == 0 and not erases(again)
+        assert_no_violations(sim)
+    assert again.record.bytes_on_wire == 0 and not erase_requests(again)
     assert again.record.bytes_skipped == again.record.bytes_total
     assert any(x.request_hex.startswith("3101ff01") for x in again.record.exchanges)
 
@@ -123,7 +111,7 @@ def test_delta_with_compression(can_channel: str, tmp_path: Path) -> None:
         second = flash(ecu, can_channel, new, "6.3.1")
         assert second.ok and second.verified, second.error
         assert memory_matches(sim, new)
-        no_violations(sim)
+        assert_no_violations(sim)
     assert 0 < second.record.bytes_on_wire < 2 * SECTOR
 
 

@@ -7,15 +7,16 @@ from pathlib import Path
 import pytest
 
 from fota_studio.core.events import EngineEvent, Progress, StepFinished
-from fota_studio.engine.flash_job import FlashSession, flash_ecu
+from fota_studio.engine.flash_job import flash_ecu
 from fota_studio.sim.faults import Fault
 from tests.fakes.flash import (
     demo_ecu,
     fast_ecu,
     fast_sim_options,
+    flash_image,
+    flash_session,
     make_image,
     memory_matches,
-    open_tester_bus,
     sim_ecu,
 )
 
@@ -26,19 +27,17 @@ def test_flash_demo_ecu(name: str, can_channel: str, tmp_path: Path) -> None:
     fd = ecu.connection.fd
     image = make_image("3.2.0")
     events: list[EngineEvent] = []
-    with (
-        sim_ecu(ecu, can_channel, tmp_path / "sim", fd=fd) as sim,
-        open_tester_bus(can_channel, fd) as (bus, notifier),
-    ):
-        session = FlashSession(
-            ecu=ecu,
-            bus=bus,
-            notifier=notifier,
+    with sim_ecu(ecu, can_channel, tmp_path / "sim", fd=fd) as sim:
+        result = flash_image(
+            ecu,
+            can_channel,
+            image,
+            events.append,
+            fd=fd,
             expected_version="3.2.0",
             boot_wait_s=2.0,
             buslog_path=tmp_path / "bus.blf",
         )
-        result = flash_ecu(session, image, events.append)
         assert result.ok, result.error
         assert memory_matches(sim, image)
         assert sim.state().app_valid
@@ -61,11 +60,8 @@ def test_flash_without_bootloader_entry_frame(can_channel: str, tmp_path: Path) 
     image = make_image("1.6.0")
     with (
         sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim,
-        open_tester_bus(can_channel) as (bus, notifier),
+        flash_session(ecu, can_channel, expected_version="1.6.0") as session,
     ):
-        session = FlashSession(
-            ecu=ecu, bus=bus, notifier=notifier, expected_version="1.6.0", boot_wait_s=1.5
-        )
         result = flash_ecu(session, image)
         assert result.ok, result.error
         assert memory_matches(sim, image)

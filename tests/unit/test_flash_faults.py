@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 from fota_studio.core.errors import TransferError, UdsNegativeResponseError, VerificationError
-from fota_studio.engine.flash_job import FlashResult, FlashSession, flash_ecu
+from fota_studio.engine.flash_job import FlashResult
 from fota_studio.sim.faults import Fault
 from fota_studio.sim.uds_ecu import SimEcu
 from tests.fakes.flash import (
     fast_ecu,
     fast_sim_options,
+    flash_image,
     make_image,
     memory_matches,
-    open_tester_bus,
     sim_ecu,
 )
 
@@ -49,15 +49,7 @@ SILENT_STEPS = [
 
 
 def _flash(sim: SimEcu, channel: str, ecu_expected: str = "4.0.0") -> FlashResult:
-    with open_tester_bus(channel) as (bus, notifier):
-        session = FlashSession(
-            ecu=sim.ecu,
-            bus=bus,
-            notifier=notifier,
-            expected_version=ecu_expected,
-            boot_wait_s=1.5,
-        )
-        return flash_ecu(session, IMAGE)
+    return flash_image(sim.ecu, channel, IMAGE, fd=False, expected_version=ecu_expected)
 
 
 def _assert_recovers(sim: SimEcu, channel: str) -> None:

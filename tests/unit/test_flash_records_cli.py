@@ -15,7 +15,7 @@ from fota_studio.core.ea_format import save_ea_file
 from fota_studio.core.flash_plan import isotp_frames, make_plan
 from fota_studio.core.flash_record import FlashRecord
 from fota_studio.demo.catalog import demo_architecture
-from fota_studio.engine.flash_job import FlashSession, block_payload_size, flash_ecu
+from fota_studio.engine.flash_job import block_payload_size
 from fota_studio.engine.records import (
     list_flash_records,
     load_buslog,
@@ -28,8 +28,8 @@ from fota_studio.infra.workspace import Workspace
 from tests.fakes.flash import (
     fast_ecu,
     fast_sim_options,
+    flash_image,
     make_image,
-    open_tester_bus,
     sim_ecu,
 )
 
@@ -68,21 +68,16 @@ def test_record_round_trip_and_workspace(can_channel: str, tmp_path: Path) -> No
     ecu = fast_ecu("VCU")
     image = make_image("9.1.0", (0x800,))
     blf = tmp_path / "job.blf"
-    with (
-        sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()),
-        open_tester_bus(can_channel) as (bus, notifier),
-    ):
-        session = FlashSession(
-            ecu=ecu,
-            bus=bus,
-            notifier=notifier,
+    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()):
+        result = flash_image(
+            ecu,
+            can_channel,
+            image,
             expected_version="9.1.0",
-            boot_wait_s=1.5,
             buslog_path=blf,
             machine="Unit #1001",
             version="9.1.0",
         )
-        result = flash_ecu(session, image)
     assert result.ok, result.error
     rec = result.record
     again = FlashRecord.from_json(rec.to_json())

@@ -23,21 +23,19 @@ from fota_studio.engine.flash_job import (
     OUTCOME_NOT_VERIFIED,
     OUTCOME_VERIFIED,
     FlashResult,
-    FlashSession,
-    flash_ecu,
 )
 from fota_studio.sim.faults import Fault
-from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions
+from fota_studio.sim.uds_ecu import SimEcuOptions
 from tests.fakes.flash import (
+    assert_no_violations,
+    erase_requests,
     fast_ecu,
     fast_sim_options,
+    flash_image,
     make_image,
     memory_matches,
-    open_tester_bus,
     sim_ecu,
 )
-
-ERASE_REQUEST = "3101ff00"
 
 
 def _flash(
@@ -49,31 +47,9 @@ def _flash(
     buslog: Path | None = None,
     boot_wait_s: float | None = 1.5,
 ) -> FlashResult:
-    with open_tester_bus(channel, ecu.connection.fd) as (bus, notifier):
-        session = FlashSession(
-            ecu=ecu,
-            bus=bus,
-            notifier=notifier,
-            expected_version=expected,
-            boot_wait_s=boot_wait_s,
-            buslog_path=buslog,
-        )
-        return flash_ecu(session, image)
-
-
-def _no_violations(sim: SimEcu) -> None:
-    assert not sim.violations, "\n".join(str(v) for v in sim.violations)
-
-
-def _erases(result: FlashResult) -> list[tuple[int, int]]:
-    """(address, length) of every erase request the tester sent (ALFID 0x44 record)."""
-    out = []
-    for ex in result.record.exchanges:
-        if ex.request_hex.startswith(ERASE_REQUEST):
-            rec = bytes.fromhex(ex.request_hex[len(ERASE_REQUEST) :])
-            assert rec[0] == 0x44
-            out.append((int.from_bytes(rec[1:5], "big"), int.from_bytes(rec[5:9], "big")))
-    return out
+    return flash_image(
+        ecu, channel, image, expected_version=expected, boot_wait_s=boot_wait_s, buslog_path=buslog
+    )
 
 
 def _step(result: FlashResult, name: str) -> str:
@@ -97,7 +73,7 @@ def test_silent_during_the_reset_then_one_probe(can_channel: str, tmp_path: Path
     ) as sim:
         result = _flash(ecu, can_channel, image, expected="4.1.0", buslog=blf)
         assert result.ok, result.error
-        _no_violations(sim)
+        assert_no_violations(sim)
     reset = next(ex for ex in result.record.exchanges if ex.step == "reset")
     assert reset.t_response is not None
     quiet_until = reset.t_response + 0.3
@@ -160,7 +136,7 @@ def test_verified_only_when_read_and_equal(can_channel: str, tmp_path: Path) -> 
             if step.kind.value == "read_version":
                 step.enabled = False
         unread = _flash(ecu, can_channel, image, expected="5.0.0")
-        _no_violations(sim)
+        assert_no_violations(sim)
     assert verified.ok and verified.verified and verified.outcome == OUTCOME_VERIFIED
     assert verified.record.verification == "verified" and verified.version_after == "5.0.0"
     assert unexpected.ok and not unexpected.verified
@@ -176,7 +152,7 @@ def test_failed_flash_claims_nothing(can_channel: str, tmp_path: Path) -> None:
     ecu = fast_ecu()
     with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
         result = _flash(ecu, can_channel, make_image("5.1.0", (0x600,)), expected="9.9.9")
-        _no_violations(sim)
+        assert_no_violations(sim)
     assert not result.ok and result.outcome == OUTCOME_FAILED
     assert result.record.verification == "" and not result.verified
 
@@ -192,7 +168,7 @@ def test_fingerprint_has_the_length_the_ecu_wants(can_channel: str, tmp_path: Pa
         result = _flash(ecu, can_channel, make_image("5.2.0", (0x600,)), expected="5.2.0")
         assert result.ok, result.error
         assert sim.state().fingerprint_hex == "010203000000000000"
-        _no_violations(sim)
+        assert_no_violations(sim)
 
 
 # -- 4. erase policy --------------------------------------------------------------------------
@@ -209,10 +185,10 @@ def test_per_region_erases_once(can_channel: str, tmp_path: Path) -> None:
         assert result.ok, result.error
         assert memory_matches(sim, MULTI)
         assert [n for _, n in sim.state().region_erases] == [1]
-        _no_violations(sim)
+        assert_no_violations(sim)
     start = MULTI.segments[0].address
     end = MULTI.segments[-1].address + len(MULTI.segments[-1].data)
-    [(address, length)] = _erases(result)
+    [(address, length)] = erase_requests(result)
     assert address == start and address + length == -(-end // 0x1000) * 0x1000
 
 
@@ -224,8 +200,8 @@ def test_per_segment_never_erases_a_sector_twice(can_channel: str, tmp_path: Pat
         assert result.ok, result.error
         assert memory_matches(sim, MULTI)
         assert all(n == 1 for _, n in sim.state().sector_erases)
-        _no_violations(sim)
-    erases = sorted(_erases(result))
+        assert_no_violations(sim)
+    erases = sorted(erase_requests(result))
     assert len(erases) == 2  # segment 2 lies in segment 1's sector: not erased again
     for (a, n), (b, _) in itertools.pairwise(erases):
         assert a + n <= b
@@ -240,8 +216,8 @@ def test_whole_region_and_protected_range(can_channel: str, tmp_path: Path) -> N
     with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
         result = _flash(ecu, can_channel, MULTI, expected="6.0.0")
         assert result.ok, result.error
-        _no_violations(sim)
-        assert _erases(result) == [
+        assert_no_violations(sim)
+        assert erase_requests(result) == [
             (region.start, keys.start - region.start),
             (keys.end, region.end - keys.end),
         ]
@@ -271,7 +247,7 @@ def test_routine_precondition_status(can_channel: str, tmp_path: Path) -> None:
         sim.options.precondition_status = 0x00
         result = _flash(ecu, can_channel, image, expected="7.0.0")
         assert result.ok, result.error
-        _no_violations(sim)
+        assert_no_violations(sim)
     assert "Programming preconditions OK (status 0x00)" in _step(result, "preconditions")
 
 
@@ -318,7 +294,7 @@ def test_rerun_inside_s3_starts_from_the_default_session(can_channel: str, tmp_p
         ecu.uds.active_session_did = 0xF186
         third = _flash(ecu, can_channel, image, expected="8.0.0")
         assert third.ok, third.error
-        _no_violations(sim)
+        assert_no_violations(sim)
     assert [ex.nrc for ex in again.record.exchanges if ex.nrc is not None] == []
     assert "entry frame not sent" in _step(again, "bootloader_entry")
     assert _step(again, CLEAN_START_STEP) == "default session 0x01"
@@ -333,7 +309,7 @@ def test_every_phase_is_a_timed_step(can_channel: str, tmp_path: Path) -> None:
     with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
         result = _flash(ecu, can_channel, MULTI, expected="6.0.0")
         assert result.ok, result.error
-        _no_violations(sim)
+        assert_no_violations(sim)
     names = [s.step for s in result.record.steps]
     for name in (
         "preconditions",
@@ -361,7 +337,7 @@ def test_demo_sim_default_options_have_no_violations(can_channel: str, tmp_path:
     with sim_ecu(ecu, can_channel, tmp_path / "sim", fd=True, options=opts) as sim:
         result = _flash(ecu, can_channel, image, expected="9.0.0")
         assert result.ok and result.verified, result.error
-        _no_violations(sim)
+        assert_no_violations(sim)
 
 
 def test_flash_started_while_the_ecu_reboots_waits_for_the_application(

@@ -19,7 +19,6 @@ from fota_studio.core.errors import ImageError
 from fota_studio.core.pdx import apply_profile_changes, profile_changes
 from fota_studio.demo.catalog import demo_ecus
 from fota_studio.demo.seed import ensure_demo
-from fota_studio.engine.flash_job import FlashSession, flash_ecu
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.pdx_import import (
     accept_changes,
@@ -32,8 +31,8 @@ from fota_studio.infra.workspace import Workspace
 from tests.fakes.flash import (
     fast_ecu,
     fast_sim_options,
+    flash_image,
     memory_matches,
-    open_tester_bus,
     sim_ecu,
 )
 
@@ -77,14 +76,8 @@ def test_pdx_imports_as_its_blocks_and_flashes_the_simulated_ecu(
         assert len(done.checksums.verified) == 2 and not done.problems
         # ... and the image flashes the simulated ECU.
         ecu = fast_ecu("HCU")
-        with (
-            sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim,
-            open_tester_bus(can_channel) as (bus, notifier),
-        ):
-            session = FlashSession(
-                ecu=ecu, bus=bus, notifier=notifier, expected_version="1.7.0", boot_wait_s=1.5
-            )
-            flashed = flash_ecu(session, image)
+        with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+            flashed = flash_image(ecu, can_channel, image, expected_version="1.7.0")
             assert flashed.ok, flashed.error
             assert memory_matches(sim, image)
         assert flashed.verified

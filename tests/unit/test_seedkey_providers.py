@@ -14,16 +14,15 @@ import pytest
 
 from fota_studio.core.ea import SecurityLevel
 from fota_studio.core.errors import SecurityAccessError
-from fota_studio.engine.flash_job import FlashSession, flash_ecu
 from fota_studio.engine.seedkey import SeedKeyRegistry
 from fota_studio.infra import secrets
 from fota_studio.protocols.seedkey_dll import SeedKeyLibrary
 from tests.fakes.flash import (
     fast_ecu,
     fast_sim_options,
+    flash_image,
     make_image,
     memory_matches,
-    open_tester_bus,
     sim_ecu,
 )
 
@@ -187,14 +186,6 @@ def test_flash_with_vector_library(
         lvl.secret_ref = None  # the library holds its constants; no GenerateKeyExOpt option
     image = make_image("8.0.0", (0x800,))
     with sim_ecu(sim_def, can_channel, tmp_path / "s", options=fast_sim_options()) as sim:
-        with open_tester_bus(can_channel) as (bus, notifier):
-            session = FlashSession(
-                ecu=tester_def,
-                bus=bus,
-                notifier=notifier,
-                expected_version="8.0.0",
-                boot_wait_s=1.5,
-            )
-            result = flash_ecu(session, image)
+        result = flash_image(tester_def, can_channel, image, expected_version="8.0.0")
         assert result.ok, result.error
         assert memory_matches(sim, image)

@@ -8,15 +8,17 @@ outstanding, TransferData out of sequence, a wrong fingerprint length and a sect
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from fota_studio.core.ea import RoutinePrecondition
+from fota_studio.core.ea import EcuDefinition, RoutinePrecondition
 from fota_studio.engine.flash_job import FlashSession, flash_ecu
 from fota_studio.sim.faults import Fault
-from fota_studio.sim.uds_ecu import SimEcuOptions
-from tests.fakes.flash import demo_ecu, make_image, memory_matches, open_tester_bus, sim_ecu
+from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions
+from tests.fakes.flash import demo_ecu, flash_session, make_image, memory_matches, sim_ecu
 
 
 def strict_options() -> SimEcuOptions:
@@ -30,21 +32,34 @@ def strict_options() -> SimEcuOptions:
     )
 
 
+@contextlib.contextmanager
+def strict_rig(
+    ecu: EcuDefinition,
+    version: str,
+    can_channel: str,
+    tmp_path: Path,
+    options: SimEcuOptions | None = None,
+) -> Iterator[tuple[SimEcu, FlashSession]]:
+    """The strict simulated `ecu` (its own CAN mode) and a tester session that expects
+    `version` after the flash and gives the application 3 s to boot."""
+    fd = ecu.connection.fd
+    with (
+        sim_ecu(
+            ecu, can_channel, tmp_path / "sim", fd=fd, options=options or strict_options()
+        ) as sim,
+        flash_session(ecu, can_channel, expected_version=version, boot_wait_s=3.0) as session,
+    ):
+        yield sim, session
+
+
 @pytest.mark.parametrize("name", ["VCU", "HCU", "BCU"])
 def test_demo_ecu_flashes_without_violations(name: str, can_channel: str, tmp_path: Path) -> None:
     ecu = demo_ecu(name)
     ecu.uds.timing.reset_time_ms = 200  # documented reset time (the sim is silent that long)
-    fd = ecu.connection.fd
     # Two segments sharing erase sectors (0x10000-0x10900, 0x10C00-0x11100): erasing per
     # segment would erase sector 0x10000 twice, which this ECU refuses.
     image = make_image("3.3.0", sizes=(0x900, 0x500), gap=0x300)
-    with (
-        sim_ecu(ecu, can_channel, tmp_path / "sim", fd=fd, options=strict_options()) as sim,
-        open_tester_bus(can_channel, fd) as (bus, notifier),
-    ):
-        session = FlashSession(
-            ecu=ecu, bus=bus, notifier=notifier, expected_version="3.3.0", boot_wait_s=3.0
-        )
+    with strict_rig(ecu, "3.3.0", can_channel, tmp_path) as (sim, session):
         result = flash_ecu(session, image)
         assert result.ok, result.error
         assert memory_matches(sim, image)
@@ -66,13 +81,7 @@ def test_rerun_inside_s3_after_a_failure_is_clean(
     ecu.uds.timing.reset_time_ms = 200
     ecu.uds.active_session_did = session_did
     image = make_image("3.4.0", sizes=(0x900, 0x500), gap=0x300)
-    with (
-        sim_ecu(ecu, can_channel, tmp_path / "sim", options=strict_options()) as sim,
-        open_tester_bus(can_channel) as (bus, notifier),
-    ):
-        session = FlashSession(
-            ecu=ecu, bus=bus, notifier=notifier, expected_version="3.4.0", boot_wait_s=3.0
-        )
+    with strict_rig(ecu, "3.4.0", can_channel, tmp_path) as (sim, session):
         sim.inject(Fault(step="check", kind="nrc", arg=0x72))
         failed = flash_ecu(session, image)
         assert not failed.ok
@@ -96,13 +105,7 @@ def test_routine_precondition_through_the_engine(can_channel: str, tmp_path: Pat
     ecu.uds.timing.reset_time_ms = 200
     ecu.uds.routine_preconditions.append(RoutinePrecondition("Programming preconditions"))
     image = make_image("3.5.0", sizes=(0x900, 0x500), gap=0x300)
-    with (
-        sim_ecu(ecu, can_channel, tmp_path / "sim", options=strict_options()) as sim,
-        open_tester_bus(can_channel) as (bus, notifier),
-    ):
-        session = FlashSession(
-            ecu=ecu, bus=bus, notifier=notifier, expected_version="3.5.0", boot_wait_s=3.0
-        )
+    with strict_rig(ecu, "3.5.0", can_channel, tmp_path) as (sim, session):
         sim.set_preconditions(0x05, "engine running")
         refused = flash_ecu(session, image)
         assert not refused.ok
@@ -127,13 +130,7 @@ def test_slow_erase_and_programming_without_violations(can_channel: str, tmp_pat
     opts.programming_ms_per_kib = 80  # each 1 KiB block answers 0x78 first
     opts.pending_interval_ms = 200
     image = make_image("3.6.0", sizes=(0x900, 0x500), gap=0x300)
-    with (
-        sim_ecu(ecu, can_channel, tmp_path / "sim", options=opts) as sim,
-        open_tester_bus(can_channel) as (bus, notifier),
-    ):
-        session = FlashSession(
-            ecu=ecu, bus=bus, notifier=notifier, expected_version="3.6.0", boot_wait_s=3.0
-        )
+    with strict_rig(ecu, "3.6.0", can_channel, tmp_path, opts) as (sim, session):
         result = flash_ecu(session, image)
         assert result.ok, result.error
         assert memory_matches(sim, image)

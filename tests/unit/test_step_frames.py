@@ -13,12 +13,11 @@ import can
 import pytest
 
 from fota_studio.core.flash_record import FlashRecord, step_at_frame
-from fota_studio.engine.flash_job import FlashSession, flash_ecu
 from tests.fakes.flash import (
     fast_ecu,
     fast_sim_options,
+    flash_image,
     make_image,
-    open_tester_bus,
     sim_ecu,
 )
 
@@ -27,19 +26,8 @@ def _flash(tmp_path: Path, can_channel: str) -> tuple[FlashRecord, list[can.Mess
     ecu = fast_ecu("VCU")
     image = make_image("4.0.0", sizes=(0x3000, 0x1800))
     blf = tmp_path / "bus.blf"
-    with (
-        sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()),
-        open_tester_bus(can_channel) as (bus, notifier),
-    ):
-        session = FlashSession(
-            ecu=ecu,
-            bus=bus,
-            notifier=notifier,
-            expected_version="4.0.0",
-            boot_wait_s=1.5,
-            buslog_path=blf,
-        )
-        result = flash_ecu(session, image)
+    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()):
+        result = flash_image(ecu, can_channel, image, expected_version="4.0.0", buslog_path=blf)
     assert result.ok, result.error
     with can.BLFReader(str(blf)) as reader:
         frames = list(reader)
@@ -108,15 +96,9 @@ def test_failed_step_names_the_frames_of_its_nrc(tmp_path: Path, can_channel: st
 
     ecu = fast_ecu("VCU")
     blf = tmp_path / "bus.blf"
-    with (
-        sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim,
-        open_tester_bus(can_channel) as (bus, notifier),
-    ):
+    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
         sim.inject(Fault(step="request_download", kind="nrc", arg=0x70))
-        session = FlashSession(
-            ecu=ecu, bus=bus, notifier=notifier, boot_wait_s=1.5, buslog_path=blf
-        )
-        result = flash_ecu(session, make_image("4.1.0", sizes=(0x800,)))
+        result = flash_image(ecu, can_channel, make_image("4.1.0", sizes=(0x800,)), buslog_path=blf)
     assert not result.ok
     failed = next(s for s in result.record.steps if s.ok is False)
     assert failed.step == "request_download" and failed.nrc == 0x70
