@@ -229,9 +229,9 @@ def test_settings_and_about_dialogs(qtbot, ws, qsettings, tmp_path) -> None:
 class _FlashingPanel(QLabel):
     """A panel that says it flashes an ECU until told to stop (the window's contract)."""
 
-    def __init__(self) -> None:
+    def __init__(self, flashing: str) -> None:
         super().__init__("flashing")
-        self.flashing = "VCU 3.2.1 of Unit #1001"
+        self.flashing = flashing
         self.stops: list[str] = []
 
     def running_flash(self) -> str:
@@ -241,12 +241,20 @@ class _FlashingPanel(QLabel):
         self.stops.append(reason)
 
 
+def _flashing_window(  # type: ignore[no-untyped-def]
+    qtbot, ws, qsettings, tmp_path, flashing: str = "VCU 3.2.1 of Unit #1001"
+) -> tuple[MainWindow, _FlashingPanel]:
+    """The window with a Flash panel that says it flashes `flashing` ("": nothing)."""
+    w = _window(qtbot, ws, qsettings, tmp_path)
+    panel = _FlashingPanel(flashing)
+    w.add_panel("flash", "Flash", panel)
+    return w, panel
+
+
 def test_quit_during_a_flash_asks_and_stops_it_at_a_safe_point(
     qtbot, ws, qsettings, tmp_path
 ) -> None:
-    w = _window(qtbot, ws, qsettings, tmp_path)
-    panel = _FlashingPanel()
-    w.add_panel("flash", "Flash", panel)
+    w, panel = _flashing_window(qtbot, ws, qsettings, tmp_path)
     w.engine = _Engine()
     asked: list[str] = []
     answer = [False]
@@ -264,10 +272,7 @@ def test_quit_during_a_flash_asks_and_stops_it_at_a_safe_point(
 
 
 def test_no_question_when_nothing_is_flashed(qtbot, ws, qsettings, tmp_path) -> None:
-    w = _window(qtbot, ws, qsettings, tmp_path)
-    panel = _FlashingPanel()
-    panel.flashing = ""
-    w.add_panel("flash", "Flash", panel)
+    w, _panel = _flashing_window(qtbot, ws, qsettings, tmp_path, flashing="")
     w.confirm = lambda title, text: pytest.fail("asked although nothing is flashed")
     w.show()
     assert w.close()
@@ -276,9 +281,7 @@ def test_no_question_when_nothing_is_flashed(qtbot, ws, qsettings, tmp_path) -> 
 def test_workspace_switch_during_a_flash_asks_then_waits_for_the_stop(
     qtbot, ws, qsettings, tmp_path
 ) -> None:
-    w = _window(qtbot, ws, qsettings, tmp_path)
-    panel = _FlashingPanel()
-    w.add_panel("flash", "Flash", panel)
+    w, panel = _flashing_window(qtbot, ws, qsettings, tmp_path)
     asked: list[str] = []
     w.confirm = lambda title, text: asked.append(text) or True
     w.show()
