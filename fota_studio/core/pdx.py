@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from fota_studio.core.checksums import checksum
 from fota_studio.core.ea import CHECKSUM_KINDS, EcuDefinition, StepKind
@@ -243,74 +244,53 @@ def _hex(value: int | None, width: int = 2) -> str:
     return "—" if value is None else f"0x{value:0{width}X}"
 
 
+#: What each EA profile change is, as the review table names it.
+_CHANGE_LABELS = {
+    "address_and_length_format": "RequestDownload addressAndLengthFormatIdentifier",
+    "data_format": "RequestDownload dataFormatIdentifier (compression/encryption)",
+    "check.checksum": "check step: checksum the routine carries",
+    "security.level": "programming security access level (27 xx requestSeed)",
+    "programming_session": "programming session (10 xx)",
+    "timing.ecu_max_block_length": "ECU's maxNumberOfBlockLength (estimates)",
+}
+
+
 def profile_changes(ecu: EcuDefinition, params: FlashParams) -> list[ProfileChange]:
     """The container's flash parameters that differ from `ecu`'s UDS profile (nothing changed)."""
     uds = ecu.uds
     out: list[ProfileChange] = []
 
     def offer(
-        key: str, label: str, current: str, proposed: str, src: str, value: int | str
+        key: str, param: str, current: str, value: int | str, show: Callable[[Any], str] = _hex
     ) -> None:
+        """Offer `key` when the container's `value` (its FlashParams field `param`) differs."""
+        proposed = show(value)
         if current != proposed:
-            out.append(ProfileChange(key, label, current, proposed, src, value))
+            src = params.sources.get(param, "")
+            out.append(ProfileChange(key, _CHANGE_LABELS[key], current, proposed, src, value))
 
     if params.address_length is not None and params.size_length is not None:
         alfid = ((params.size_length & 0xF) << 4) | (params.address_length & 0xF)
-        offer(
-            "address_and_length_format",
-            "RequestDownload addressAndLengthFormatIdentifier",
-            _hex(uds.address_and_length_format),
-            _hex(alfid),
-            params.sources.get("address_length", ""),
-            alfid,
-        )
+        current = _hex(uds.address_and_length_format)
+        offer("address_and_length_format", "address_length", current, alfid)
     if params.data_format is not None:
-        offer(
-            "data_format",
-            "RequestDownload dataFormatIdentifier (compression/encryption)",
-            _hex(uds.data_format),
-            _hex(params.data_format),
-            params.sources.get("data_format", ""),
-            params.data_format,
-        )
+        offer("data_format", "data_format", _hex(uds.data_format), params.data_format)
     check = uds.step(StepKind.CHECK)
     if params.checksum_kind is not None and check is not None:
-        offer(
-            "check.checksum",
-            "check step: checksum the routine carries",
-            str(check.param("checksum")),
-            params.checksum_kind,
-            params.sources.get("checksum_kind", ""),
-            params.checksum_kind,
-        )
+        current = str(check.param("checksum"))
+        offer("check.checksum", "checksum_kind", current, params.checksum_kind, str)
     sec = uds.step(StepKind.SECURITY_LEVEL_2)
     if params.security_level is not None and sec is not None:
-        offer(
-            "security.level",
-            "programming security access level (27 xx requestSeed)",
-            _hex(int(sec.param("level"))),
-            _hex(params.security_level),
-            params.sources.get("security_level", ""),
-            params.security_level,
-        )
+        current = _hex(int(sec.param("level")))
+        offer("security.level", "security_level", current, params.security_level)
     if params.programming_session is not None:
-        offer(
-            "programming_session",
-            "programming session (10 xx)",
-            _hex(uds.programming_session),
-            _hex(params.programming_session),
-            params.sources.get("programming_session", ""),
-            params.programming_session,
-        )
+        current = _hex(uds.programming_session)
+        offer("programming_session", "programming_session", current, params.programming_session)
     if params.max_block_length is not None:
         cur = uds.timing.ecu_max_block_length
+        current = "—" if cur is None else str(cur)
         offer(
-            "timing.ecu_max_block_length",
-            "ECU's maxNumberOfBlockLength (estimates)",
-            "—" if cur is None else str(cur),
-            str(params.max_block_length),
-            params.sources.get("max_block_length", ""),
-            params.max_block_length,
+            "timing.ecu_max_block_length", "max_block_length", current, params.max_block_length, str
         )
     return out
 
