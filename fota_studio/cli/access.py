@@ -13,7 +13,14 @@ import argparse
 import sys
 from typing import Any
 
-from fota_studio.cli.common import guarded, open_workspace, read_secret_line
+from fota_studio.cli.common import (
+    Command,
+    add_group,
+    arg,
+    guarded,
+    open_workspace,
+    read_secret_line,
+)
 from fota_studio.core.errors import ConfigurationError
 from fota_studio.infra.access import (
     MIN_PASSPHRASE_CHARS,
@@ -27,27 +34,42 @@ EXIT_OK = 0
 
 def register(subparsers: Any) -> None:
     """Add the `access` command group."""
-    p = subparsers.add_parser(
+    add_group(
+        subparsers,
         "access",
+        (
+            Command("status", _status, "is a passphrase set, and what does it protect"),
+            Command(
+                "set-passphrase",
+                guarded(_set),
+                "set or change the admin passphrase",
+                args=(
+                    arg(
+                        "--passphrase-stdin",
+                        action="store_true",
+                        help="read from stdin: the current passphrase first (when one is set), "
+                        "then the new one",
+                    ),
+                ),
+            ),
+            Command(
+                "clear-passphrase",
+                guarded(_clear),
+                "remove the admin passphrase (needs it)",
+                args=(
+                    arg(
+                        "--passphrase-stdin",
+                        action="store_true",
+                        help="read the current passphrase from stdin",
+                    ),
+                ),
+            ),
+        ),
         help="admin passphrase and operator mode: status, set-passphrase, clear-passphrase",
         description="With an admin passphrase set, every state-changing command needs it "
         "(operator mode); without one, everything is allowed.",
+        dest="access_cmd",
     )
-    sub = p.add_subparsers(dest="access_cmd", metavar="<action>", required=True)
-    st = sub.add_parser("status", help="is a passphrase set, and what does it protect")
-    st.set_defaults(func=_status)
-    sp = sub.add_parser("set-passphrase", help="set or change the admin passphrase")
-    sp.add_argument(
-        "--passphrase-stdin",
-        action="store_true",
-        help="read from stdin: the current passphrase first (when one is set), then the new one",
-    )
-    sp.set_defaults(func=guarded(_set))
-    cp = sub.add_parser("clear-passphrase", help="remove the admin passphrase (needs it)")
-    cp.add_argument(
-        "--passphrase-stdin", action="store_true", help="read the current passphrase from stdin"
-    )
-    cp.set_defaults(func=guarded(_clear))
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -3,8 +3,11 @@
 `authorise(args, ws, action)` is how every state-changing command asks the one access check of
 `infra/access.py`: with an admin passphrase set, the passphrase comes from `--passphrase-stdin`
 (first line of stdin, for scripts) or an interactive prompt; otherwise the command is refused.
-`guarded(func)` turns that refusal into exit code 2 and one "operator mode: ..." line.
-Main thread only.
+`guarded(func)` turns that refusal into exit code 2 and one "operator mode: ..." line;
+`authorised_workspace(args, action)` opens the workspace and asks that check in one step.
+Commands declare their parsers as data (`Command`, `arg`) that `add_command`/`add_group` build,
+so a state-changing command gets `--passphrase-stdin` and `guarded` from one flag. Main thread
+only.
 """
 
 from __future__ import annotations
@@ -13,13 +16,84 @@ import argparse
 import functools
 import getpass
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 from fota_studio.infra.access import AccessControl, AccessDeniedError, Action
 from fota_studio.infra.paths import resolve_workspace_dir
 from fota_studio.infra.workspace import Workspace
 
 CommandFunc = Callable[[argparse.Namespace], int]
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One `ArgumentParser.add_argument` call: the flags (or positional name) and its options."""
+
+    flags: tuple[str, ...]
+    options: Mapping[str, Any]
+
+
+def arg(*flags: str, **options: Any) -> Arg:
+    """An argument of a `Command`, in the words of `add_argument`."""
+    return Arg(flags, options)
+
+
+#: An argument of a `Command`: one `arg(...)`, or a function adding several to the parser.
+ArgSpec = Arg | Callable[[argparse.ArgumentParser], None]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command's parser as data: name, function, help texts and arguments (in order).
+
+    `changes_state`: the command changes the workspace, so it takes `--passphrase-stdin`
+    (after its own arguments) and runs `guarded`.
+    """
+
+    name: str
+    func: CommandFunc
+    help: str
+    description: str | None = None
+    args: Sequence[ArgSpec] = field(default=())
+    changes_state: bool = False
+
+
+def add_command(subparsers: Any, command: Command) -> argparse.ArgumentParser:
+    """Add `command` to `subparsers` (an `add_subparsers()` result) and return its parser."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        command.name, help=command.help, description=command.description
+    )
+    for spec in command.args:
+        if isinstance(spec, Arg):
+            p.add_argument(*spec.flags, **spec.options)
+        else:
+            spec(p)
+    if command.changes_state:
+        add_passphrase_option(p)
+        p.set_defaults(func=guarded(command.func))
+    else:
+        p.set_defaults(func=command.func)
+    return p
+
+
+def add_group(
+    subparsers: Any,
+    name: str,
+    commands: Sequence[Command],
+    *,
+    help: str,
+    description: str | None = None,
+    dest: str,
+    metavar: str = "<action>",
+) -> None:
+    """Add a command group (`fota-studio NAME <action> ...`): one required sub-command each."""
+    group = subparsers.add_parser(name, help=help, description=description)
+    sub = group.add_subparsers(dest=dest, metavar=metavar, required=True)
+    for command in commands:
+        add_command(sub, command)
 
 
 def open_workspace(args: argparse.Namespace, *, seed_demo: bool = True) -> Workspace:
@@ -95,6 +169,24 @@ def authorise(args: argparse.Namespace, ws: Workspace, action: Action) -> Access
             action, hint="the admin passphrase given is wrong; nothing was changed"
         )
     return access
+
+
+@contextmanager
+def authorised_workspace(
+    args: argparse.Namespace, action: Action, *, seed_demo: bool = True
+) -> Iterator[Workspace]:
+    """The workspace of a state-changing command, opened and closed around the access check
+    of `action` (`authorise`: AccessDeniedError when the passphrase is missing or wrong)."""
+    with open_workspace(args, seed_demo=seed_demo) as ws:
+        authorise(args, ws, action)
+        yield ws
+
+
+def require_access(args: argparse.Namespace, action: Action) -> None:
+    """The access check of `action` alone, for a command whose change lives outside the
+    workspace (e.g. the OS keyring): AccessDeniedError when it may not run."""
+    with open_workspace(args) as ws:
+        authorise(args, ws, action)
 
 
 def guarded(func: CommandFunc) -> CommandFunc:

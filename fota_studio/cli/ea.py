@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from fota_studio.cli.common import (
-    add_passphrase_option,
-    authorise,
-    guarded,
+    Command,
+    add_group,
+    arg,
+    authorised_workspace,
     open_workspace,
     print_table,
 )
@@ -34,45 +35,57 @@ EXIT_PROBLEMS = 1
 
 def register(subparsers: Any) -> None:
     """Add the `ea` command group to the top-level parser."""
-    ea = subparsers.add_parser(
+    name = arg("name", metavar="NAME")
+    file = arg("file", type=Path, metavar="FILE")
+    add_group(
+        subparsers,
         "ea",
+        (
+            Command("list", _cmd_list, "list the EAs in the workspace"),
+            Command("show", _cmd_show, "print an EA as YAML", args=(name,)),
+            Command(
+                "validate",
+                _cmd_validate,
+                "check an EA file; exit 1 and list the problems if bad",
+                args=(file,),
+            ),
+            Command(
+                "import",
+                _cmd_import,
+                "import an EA file into the workspace",
+                args=(
+                    file,
+                    arg("--replace", action="store_true", help="replace an EA of the same name"),
+                ),
+                changes_state=True,
+            ),
+            Command(
+                "export",
+                _cmd_export,
+                "write an EA to a YAML file",
+                args=(name, arg("--output", required=True, type=Path, metavar="FILE")),
+            ),
+            Command(
+                "assign",
+                _cmd_assign,
+                "assign a machine to an EA (creates the machine if new)",
+                args=(
+                    arg("--machine", required=True, metavar="SERIAL", help='e.g. "Unit #1003"'),
+                    arg("--ea", required=True, metavar="NAME", help="the EA name"),
+                    arg("--name", default=None, help="a display name for the machine"),
+                ),
+                changes_state=True,
+            ),
+            Command(
+                "machines", _cmd_machines, "list machines with their EA and installed versions"
+            ),
+        ),
         help="Electronic Architectures: list, show, validate, import, export; machines",
         description="An Electronic Architecture (EA) describes one machine type: its ECUs, "
         "how to reach them on CAN and how to program them.",
+        dest="ea_command",
+        metavar="<ea command>",
     )
-    sub = ea.add_subparsers(dest="ea_command", metavar="<ea command>", required=True)
-
-    p = sub.add_parser("list", help="list the EAs in the workspace")
-    p.set_defaults(func=_cmd_list)
-
-    p = sub.add_parser("show", help="print an EA as YAML")
-    p.add_argument("name", metavar="NAME")
-    p.set_defaults(func=_cmd_show)
-
-    p = sub.add_parser("validate", help="check an EA file; exit 1 and list the problems if bad")
-    p.add_argument("file", type=Path, metavar="FILE")
-    p.set_defaults(func=_cmd_validate)
-
-    p = sub.add_parser("import", help="import an EA file into the workspace")
-    p.add_argument("file", type=Path, metavar="FILE")
-    p.add_argument("--replace", action="store_true", help="replace an EA of the same name")
-    add_passphrase_option(p)
-    p.set_defaults(func=guarded(_cmd_import))
-
-    p = sub.add_parser("export", help="write an EA to a YAML file")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("--output", required=True, type=Path, metavar="FILE")
-    p.set_defaults(func=_cmd_export)
-
-    p = sub.add_parser("assign", help="assign a machine to an EA (creates the machine if new)")
-    p.add_argument("--machine", required=True, metavar="SERIAL", help='e.g. "Unit #1003"')
-    p.add_argument("--ea", required=True, metavar="NAME", help="the EA name")
-    p.add_argument("--name", default=None, help="a display name for the machine")
-    add_passphrase_option(p)
-    p.set_defaults(func=guarded(_cmd_assign))
-
-    p = sub.add_parser("machines", help="list machines with their EA and installed versions")
-    p.set_defaults(func=_cmd_machines)
 
 
 def _print_problems(loaded: LoadedEa, problems: list[Problem]) -> None:
@@ -131,8 +144,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     loaded = _load(args.file)
     if loaded is None:
         return EXIT_PROBLEMS
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.EA_IMPORT)
+    with authorised_workspace(args, Action.EA_IMPORT) as ws:
         store = EaStore(ws)
         problems = validate(loaded.ea, store.known_repositories())
         _print_problems(loaded, problems)
@@ -161,8 +173,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_assign(args: argparse.Namespace) -> int:
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.EA_ASSIGN)
+    with authorised_workspace(args, Action.EA_ASSIGN) as ws:
         m = EaStore(ws).assign(args.machine, args.ea, name=args.name)
     print(f'machine "{m.serial}" is assigned to EA "{m.ea_name}"')
     return EXIT_OK

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from fota_studio.cli.common import (
-    add_passphrase_option,
-    authorise,
-    guarded,
+    Arg,
+    Command,
+    add_group,
+    arg,
+    authorised_workspace,
     open_workspace,
     print_table,
 )
@@ -37,161 +39,193 @@ EXIT_PROBLEMS = 1
 
 def register(subparsers: Any) -> None:
     """Add the `repo` command group to the top-level parser."""
-    repo = subparsers.add_parser(
+    as_json = arg("--json", action="store_true", help="machine-readable output")
+    version = arg("--version", dest="fw_version", required=True)
+    add_group(
+        subparsers,
         "repo",
+        (
+            Command("list", _cmd_list, "list repositories", args=(as_json,)),
+            Command(
+                "create",
+                _cmd_create,
+                "create an empty repository",
+                args=(*_brand_model(), arg("--description", default="", help="what the ECU is")),
+                changes_state=True,
+            ),
+            Command(
+                "import",
+                _cmd_import,
+                "import a HEX/S19/BIN file or a firmware package as a new version",
+                "Import a firmware file as a new immutable version. For a package, "
+                "brand/model/version come from its manifest and must match when given.",
+                args=(
+                    *_brand_model(required=False),
+                    arg("--version", dest="fw_version", help="version string, e.g. 1.2.0"),
+                    arg("--notes", default="", help="release notes"),
+                    arg("--base-address", help="load address of a binary file, e.g. 0x10000"),
+                    arg(
+                        "--format",
+                        dest="fmt",
+                        choices=["hex", "s19", "bin"],
+                        help="file format (default: detect)",
+                    ),
+                    arg("--create", action="store_true", help="create the repository if missing"),
+                    arg(
+                        "--lenient",
+                        action="store_true",
+                        help="PDX/ODX-F: read a loose container in odxtools' non-strict mode and "
+                        "report, per problem, what was ignored (a wrong checksum is refused "
+                        "anyway)",
+                    ),
+                    arg(
+                        "--session",
+                        help="PDX/ODX-F: the flash session to import when there are several",
+                    ),
+                    arg("file", type=Path, metavar="FILE"),
+                ),
+                changes_state=True,
+            ),
+            Command(
+                "show",
+                _cmd_show,
+                "show a repository's versions, or one version in detail",
+                args=(
+                    *_brand_model(),
+                    arg("--version", dest="fw_version", help="show this version in detail"),
+                    as_json,
+                ),
+            ),
+            Command(
+                "export",
+                _cmd_export,
+                "write a version as HEX, S19, BIN or a package",
+                args=(
+                    *_brand_model(),
+                    version,
+                    arg(
+                        "--format",
+                        dest="fmt",
+                        required=True,
+                        choices=["hex", "s19", "bin", "package"],
+                    ),
+                    arg("--output", required=True, type=Path, metavar="FILE"),
+                    arg(
+                        "--sign-key",
+                        type=Path,
+                        metavar="PRIVATE_KEY_PEM",
+                        help="sign the package with this Ed25519 private key (re-signing a "
+                        "version)",
+                    ),
+                    arg("--signer", default="", help="signer name written into the signature"),
+                    arg(
+                        "--allow-large-bin",
+                        action="store_true",
+                        help="write a binary even when its gaps make it much larger than the data",
+                    ),
+                    arg(
+                        "--hardware-id",
+                        action="append",
+                        default=None,
+                        metavar="HW",
+                        help="package policy: an ECU hardware ID the image fits (repeatable)",
+                    ),
+                    arg(
+                        "--bootloader-version",
+                        action="append",
+                        default=None,
+                        metavar="BL",
+                        help="package policy: a bootloader version the image fits (repeatable)",
+                    ),
+                    arg(
+                        "--release-counter",
+                        type=int,
+                        metavar="N",
+                        help="package policy: the release counter (an ECU refuses going below it)",
+                    ),
+                ),
+            ),
+            Command(
+                "retire",
+                _cmd_retire,
+                "retire a version (kept, no longer offered)",
+                args=(*_brand_model(), version),
+                changes_state=True,
+            ),
+            Command(
+                "verify", _cmd_verify, "re-hash every stored firmware file; exit 1 on problems"
+            ),
+            Command(
+                "trust",
+                _cmd_trust,
+                "trust an Ed25519 public key as a package signer; without a key, list the "
+                "trusted keys by fingerprint",
+                "Trust is pinned to the key (its SHA-256 fingerprint), not to the name: "
+                "replacing the key under a name makes what the old key signed unflashable.",
+                args=(
+                    arg("--name", help="signer name (with PUBLIC_KEY_PEM)"),
+                    arg("public_key", type=Path, nargs="?", metavar="PUBLIC_KEY_PEM"),
+                    arg("--list", action="store_true", help="list trusted keys and the trust log"),
+                ),
+                changes_state=True,
+            ),
+            Command(
+                "untrust",
+                _cmd_untrust,
+                "revoke a trusted key (by name or fingerprint); what it signed becomes unflashable",
+                args=(
+                    arg("key", metavar="NAME_OR_FINGERPRINT"),
+                    arg("--reason", default="", help="why (recorded in the trust log)"),
+                ),
+                changes_state=True,
+            ),
+            Command(
+                "re-sign",
+                _cmd_resign,
+                "give an existing version the signature of a package re-signed by a trusted key",
+                "The package must hold the same firmware file as the stored version; its "
+                "signature and package policy replace the old ones (e.g. after a key was "
+                "revoked).",
+                args=(arg("package_file", type=Path, metavar="PACKAGE"),),
+                changes_state=True,
+            ),
+            Command(
+                "require-signed",
+                _cmd_require_signed,
+                "accept only signed packages (on) or any (off)",
+                args=(arg("state", choices=["on", "off"]),),
+                changes_state=True,
+            ),
+            Command(
+                "allow-downgrade",
+                _cmd_allow_downgrade,
+                "store a downgrade allowance signed by a trusted key for one version",
+                "A version whose release counter is below the installed one is refused "
+                "unless an allowance signed by a trusted key covers it.",
+                args=(
+                    *_brand_model(),
+                    version,
+                    arg("--key", required=True, type=Path, metavar="PRIVATE_KEY_PEM"),
+                    arg("--machine", default="", help="only for this machine (default: any)"),
+                    arg("--ecu", default="", help="only for this ECU (default: any)"),
+                    arg("--reason", default="", help="why (kept in the signed statement)"),
+                ),
+                changes_state=True,
+            ),
+        ),
         help="Software Repositories: list, import, show, export, retire, verify firmware",
         description="Software Repositories hold the firmware versions of one ECU type "
         "(Brand + Model).",
+        dest="repo_command",
+        metavar="<repo command>",
     )
-    sub = repo.add_subparsers(dest="repo_command", metavar="<repo command>", required=True)
-
-    p = sub.add_parser("list", help="list repositories")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=_cmd_list)
-
-    p = sub.add_parser("create", help="create an empty repository")
-    _brand_model(p)
-    p.add_argument("--description", default="", help="what the ECU is")
-    add_passphrase_option(p)
-    p.set_defaults(func=guarded(_cmd_create))
-
-    p = sub.add_parser(
-        "import",
-        help="import a HEX/S19/BIN file or a firmware package as a new version",
-        description="Import a firmware file as a new immutable version. For a package, "
-        "brand/model/version come from its manifest and must match when given.",
-    )
-    _brand_model(p, required=False)
-    p.add_argument("--version", dest="fw_version", help="version string, e.g. 1.2.0")
-    p.add_argument("--notes", default="", help="release notes")
-    p.add_argument("--base-address", help="load address of a binary file, e.g. 0x10000")
-    p.add_argument(
-        "--format", dest="fmt", choices=["hex", "s19", "bin"], help="file format (default: detect)"
-    )
-    p.add_argument("--create", action="store_true", help="create the repository if missing")
-    p.add_argument(
-        "--lenient",
-        action="store_true",
-        help="PDX/ODX-F: read a loose container in odxtools' non-strict mode and report, per "
-        "problem, what was ignored (a wrong checksum is refused anyway)",
-    )
-    p.add_argument(
-        "--session", help="PDX/ODX-F: the flash session to import when there are several"
-    )
-    p.add_argument("file", type=Path, metavar="FILE")
-    add_passphrase_option(p)
-    p.set_defaults(func=guarded(_cmd_import))
-
-    p = sub.add_parser("show", help="show a repository's versions, or one version in detail")
-    _brand_model(p)
-    p.add_argument("--version", dest="fw_version", help="show this version in detail")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=_cmd_show)
-
-    p = sub.add_parser("export", help="write a version as HEX, S19, BIN or a package")
-    _brand_model(p)
-    p.add_argument("--version", dest="fw_version", required=True)
-    p.add_argument("--format", dest="fmt", required=True, choices=["hex", "s19", "bin", "package"])
-    p.add_argument("--output", required=True, type=Path, metavar="FILE")
-    p.add_argument(
-        "--sign-key",
-        type=Path,
-        metavar="PRIVATE_KEY_PEM",
-        help="sign the package with this Ed25519 private key (re-signing a version)",
-    )
-    p.add_argument("--signer", default="", help="signer name written into the signature")
-    p.add_argument(
-        "--allow-large-bin",
-        action="store_true",
-        help="write a binary even when its gaps make it much larger than the data",
-    )
-    p.add_argument(
-        "--hardware-id",
-        action="append",
-        default=None,
-        metavar="HW",
-        help="package policy: an ECU hardware ID the image fits (repeatable)",
-    )
-    p.add_argument(
-        "--bootloader-version",
-        action="append",
-        default=None,
-        metavar="BL",
-        help="package policy: a bootloader version the image fits (repeatable)",
-    )
-    p.add_argument(
-        "--release-counter",
-        type=int,
-        metavar="N",
-        help="package policy: the release counter (an ECU refuses going below it)",
-    )
-    p.set_defaults(func=_cmd_export)
-
-    p = sub.add_parser("retire", help="retire a version (kept, no longer offered)")
-    _brand_model(p)
-    p.add_argument("--version", dest="fw_version", required=True)
-    add_passphrase_option(p)
-    p.set_defaults(func=guarded(_cmd_retire))
-
-    p = sub.add_parser("verify", help="re-hash every stored firmware file; exit 1 on problems")
-    p.set_defaults(func=_cmd_verify)
-
-    p = sub.add_parser(
-        "trust",
-        help="trust an Ed25519 public key as a package signer; without a key, list the trusted "
-        "keys by fingerprint",
-        description="Trust is pinned to the key (its SHA-256 fingerprint), not to the name: "
-        "replacing the key under a name makes what the old key signed unflashable.",
-    )
-    p.add_argument("--name", help="signer name (with PUBLIC_KEY_PEM)")
-    p.add_argument("public_key", type=Path, nargs="?", metavar="PUBLIC_KEY_PEM")
-    p.add_argument("--list", action="store_true", help="list trusted keys and the trust log")
-    add_passphrase_option(p)
-    p.set_defaults(func=guarded(_cmd_trust))
-
-    p = sub.add_parser(
-        "untrust",
-        help="revoke a trusted key (by name or fingerprint); what it signed becomes unflashable",
-    )
-    p.add_argument("key", metavar="NAME_OR_FINGERPRINT")
-    p.add_argument("--reason", default="", help="why (recorded in the trust log)")
-    add_passphrase_option(p)
-    p.set_defaults(func=guarded(_cmd_untrust))
-
-    p = sub.add_parser(
-        "re-sign",
-        help="give an existing version the signature of a package re-signed by a trusted key",
-        description="The package must hold the same firmware file as the stored version; its "
-        "signature and package policy replace the old ones (e.g. after a key was revoked).",
-    )
-    p.add_argument("package_file", type=Path, metavar="PACKAGE")
-    add_passphrase_option(p)
-    p.set_defaults(func=guarded(_cmd_resign))
-
-    p = sub.add_parser("require-signed", help="accept only signed packages (on) or any (off)")
-    p.add_argument("state", choices=["on", "off"])
-    add_passphrase_option(p)
-    p.set_defaults(func=guarded(_cmd_require_signed))
-
-    p = sub.add_parser(
-        "allow-downgrade",
-        help="store a downgrade allowance signed by a trusted key for one version",
-        description="A version whose release counter is below the installed one is refused "
-        "unless an allowance signed by a trusted key covers it.",
-    )
-    _brand_model(p)
-    p.add_argument("--version", dest="fw_version", required=True)
-    p.add_argument("--key", required=True, type=Path, metavar="PRIVATE_KEY_PEM")
-    p.add_argument("--machine", default="", help="only for this machine (default: any)")
-    p.add_argument("--ecu", default="", help="only for this ECU (default: any)")
-    p.add_argument("--reason", default="", help="why (kept in the signed statement)")
-    add_passphrase_option(p)
-    p.set_defaults(func=guarded(_cmd_allow_downgrade))
 
 
-def _brand_model(p: argparse.ArgumentParser, *, required: bool = True) -> None:
-    p.add_argument("--brand", required=required, help='ECU brand, e.g. "TTControl"')
-    p.add_argument("--model", required=required, help='ECU model, e.g. "TTC 2390"')
+def _brand_model(*, required: bool = True) -> tuple[Arg, Arg]:
+    return (
+        arg("--brand", required=required, help='ECU brand, e.g. "TTControl"'),
+        arg("--model", required=required, help='ECU model, e.g. "TTC 2390"'),
+    )
 
 
 def _parse_address(text: str | None) -> int | None:
@@ -241,8 +275,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_create(args: argparse.Namespace) -> int:
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.REPO_CREATE)
+    with authorised_workspace(args, Action.REPO_CREATE) as ws:
         info = RepositoryStore(ws).create_repository(args.brand, args.model, args.description)
     print(f"created repository {info.label}")
     return EXIT_OK
@@ -254,8 +287,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     if is_container_name(args.file.name):
         return _cmd_import_container(args)
     base = _parse_address(args.base_address)
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.REPO_IMPORT)
+    with authorised_workspace(args, Action.REPO_IMPORT) as ws:
         result = RepositoryStore(ws).import_file(
             args.brand,
             args.model,
@@ -282,8 +314,7 @@ def _cmd_import_container(args: argparse.Namespace) -> int:
     from fota_studio.infra.ea_store import EaStore
     from fota_studio.infra.pdx_import import import_container, offered_changes
 
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.REPO_IMPORT)
+    with authorised_workspace(args, Action.REPO_IMPORT) as ws:
         result, done = import_container(
             RepositoryStore(ws),
             args.file,
@@ -454,8 +485,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_retire(args: argparse.Namespace) -> int:
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.REPO_RETIRE)
+    with authorised_workspace(args, Action.REPO_RETIRE) as ws:
         v = RepositoryStore(ws).retire(args.brand, args.model, args.fw_version)
     print(f"retired {v.label}")
     return EXIT_OK
@@ -502,16 +532,14 @@ def _cmd_trust(args: argparse.Namespace) -> int:
     if not args.name:
         raise FotaError("repo trust KEY.pem needs --name NAME", hint="the signer's name")
     pem = _read_file(args.public_key, "public key")
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.REPO_TRUST)
+    with authorised_workspace(args, Action.REPO_TRUST) as ws:
         key = TrustStore(ws).add(args.name, pem)
     print(f"trusted signer {key.name!r}: key {key.fingerprint}")
     return EXIT_OK
 
 
 def _cmd_untrust(args: argparse.Namespace) -> int:
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.REPO_UNTRUST)
+    with authorised_workspace(args, Action.REPO_UNTRUST) as ws:
         fp = TrustStore(ws).remove(args.key, reason=args.reason)
     print(f"revoked key {fp}: what it signed can no longer be flashed until re-signed")
     return EXIT_OK
@@ -519,16 +547,14 @@ def _cmd_untrust(args: argparse.Namespace) -> int:
 
 def _cmd_resign(args: argparse.Namespace) -> int:
     data = _read_file(args.package_file, "package")
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.REPO_IMPORT)
+    with authorised_workspace(args, Action.REPO_IMPORT) as ws:
         label = TrustStore(ws).apply_resigned_package(data, source=args.package_file.name)
     print(f"re-signed {label}")
     return EXIT_OK
 
 
 def _cmd_require_signed(args: argparse.Namespace) -> int:
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.REPO_POLICY)
+    with authorised_workspace(args, Action.REPO_POLICY) as ws:
         TrustStore(ws).set_require_signed(args.state == "on")
     print(f"require signed packages: {args.state}")
     return EXIT_OK
@@ -536,8 +562,7 @@ def _cmd_require_signed(args: argparse.Namespace) -> int:
 
 def _cmd_allow_downgrade(args: argparse.Namespace) -> int:
     key = package.load_signing_key(_read_file(args.key, "signing key"))
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.REPO_ALLOW_DOWNGRADE)
+    with authorised_workspace(args, Action.REPO_ALLOW_DOWNGRADE) as ws:
         v = RepositoryStore(ws).get_version(args.brand, args.model, args.fw_version)
         fp = TrustStore(ws).add_downgrade_allowance(
             key,

@@ -16,12 +16,13 @@ import os
 from typing import Any
 
 from fota_studio.cli.common import (
-    add_passphrase_option,
-    authorise,
-    guarded,
+    Command,
+    add_group,
+    arg,
     open_workspace,
     print_table,
     read_secret_line,
+    require_access,
 )
 from fota_studio.core.errors import SecurityAccessError
 from fota_studio.core.seedkey import demo_secret
@@ -35,26 +36,39 @@ EXIT_MISSING = 1
 
 def register(subparsers: Any) -> None:
     """Add the `secrets` command group."""
-    p = subparsers.add_parser(
+    ref = arg("ref", metavar="REF")
+    add_group(
+        subparsers,
         "secrets",
+        (
+            Command("status", _status, "where secrets are kept; which references are missing"),
+            Command(
+                "set",
+                _set,
+                "store the secret (hex) for a reference",
+                args=(
+                    ref,
+                    arg(
+                        "--value-stdin",
+                        action="store_true",
+                        help="read the hex value from stdin (scripts)",
+                    ),
+                ),
+                changes_state=True,
+            ),
+            Command(
+                "delete",
+                _delete,
+                "remove the secret of a reference",
+                args=(ref,),
+                changes_state=True,
+            ),
+        ),
         help="seed/key secrets named by the EA's secret_ref: status, set, delete",
         description="Secrets live in the OS keyring, or in a passphrase-encrypted file where "
         "there is none; never in EA files, exports, records or logs.",
+        dest="secrets_cmd",
     )
-    sub = p.add_subparsers(dest="secrets_cmd", metavar="<action>", required=True)
-    st = sub.add_parser("status", help="where secrets are kept; which references are missing")
-    st.set_defaults(func=_status)
-    s = sub.add_parser("set", help="store the secret (hex) for a reference")
-    s.add_argument("ref", metavar="REF")
-    s.add_argument(
-        "--value-stdin", action="store_true", help="read the hex value from stdin (scripts)"
-    )
-    add_passphrase_option(s)
-    s.set_defaults(func=guarded(_set))
-    d = sub.add_parser("delete", help="remove the secret of a reference")
-    d.add_argument("ref", metavar="REF")
-    add_passphrase_option(d)
-    d.set_defaults(func=guarded(_delete))
 
 
 def _unlock_file_store() -> None:
@@ -102,8 +116,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _set(args: argparse.Namespace) -> int:
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.SECRETS)
+    require_access(args, Action.SECRETS)
     text = read_secret_line(f"secret for {args.ref} (hex): ", from_stdin=args.value_stdin)
     if text is None:
         raise SecurityAccessError(
@@ -123,8 +136,7 @@ def _set(args: argparse.Namespace) -> int:
 
 
 def _delete(args: argparse.Namespace) -> int:
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.SECRETS)
+    require_access(args, Action.SECRETS)
     _unlock_file_store()
     secrets.delete_secret(args.ref)
     print(f'deleted the secret "{args.ref}"')
