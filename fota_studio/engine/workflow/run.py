@@ -50,15 +50,8 @@ from fota_studio.engine.targets import (
     BrandModelMismatchError,
     resolve_flash_target,
 )
-from fota_studio.engine.workflow.approval import (
-    DECISION_CANCEL,
-    DECISION_HMI,
-    DECISION_LOCAL,
-    DECISION_TIMEOUT,
-    WAIT_SLICE_S,
-    ApprovalRequest,
-    Decision,
-)
+from fota_studio.engine.workflow import approval as ap
+from fota_studio.engine.workflow.approval import ApprovalRequest, Decision
 from fota_studio.engine.workflow.events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -197,7 +190,9 @@ class RequestRun:
                     "approved it at Checkpoint 1; it runs to an end"
                 )
             approval = self.approval
-            if approval is not None and not approval.resolve(Decision(False, who, DECISION_CANCEL)):
+            if approval is not None and not approval.resolve(
+                Decision(False, who, ap.DECISION_CANCEL)
+            ):
                 decided = approval.future.result()
                 if decided.approved:
                     raise RequestStateError(
@@ -450,13 +445,13 @@ class RequestRun:
                     Decision(
                         value == fo.DECISION_APPROVE,
                         f"HMI over CANopen (SDO to TCU node 0x{node_id:02X})",
-                        DECISION_HMI,
+                        ap.DECISION_HMI,
                     )
                 )
 
         with self._lock:
             if self.cancel_token.cancelled:
-                approval.resolve(Decision(False, self.cancel_token.reason, DECISION_CANCEL))
+                approval.resolve(Decision(False, self.cancel_token.reason, ap.DECISION_CANCEL))
             self.approval = approval
         if use_hmi and self.tcu is not None:
             self.tcu.add_decision_listener(on_decision)
@@ -477,10 +472,10 @@ class RequestRun:
                 self._approved = True
         self._emit(ApprovalResolved(0, req.id, decision))
         verdict = {
-            (True, DECISION_LOCAL): "approved",
-            (True, DECISION_HMI): "approved",
+            (True, ap.DECISION_LOCAL): "approved",
+            (True, ap.DECISION_HMI): "approved",
         }.get((decision.approved, decision.source), decision.source)
-        if decision.source in (DECISION_LOCAL, DECISION_HMI) and not decision.approved:
+        if decision.source in (ap.DECISION_LOCAL, ap.DECISION_HMI) and not decision.approved:
             verdict = "rejected"
         self.store.update(
             req.id,
@@ -499,41 +494,29 @@ class RequestRun:
             self._step(Step.CHECKPOINT_1, "ok", f"approved by {decision.by}")
             return
         self._step(Step.CHECKPOINT_1, "failed", f"{verdict} ({decision.by})")
-        if decision.source == DECISION_TIMEOUT:
-            raise _Failure(
-                RequestStatus.CANCELLED,
-                Outcome.APPROVAL_TIMEOUT,
-                fo.STATUS_APPROVAL_TIMEOUT,
-                fo.ERROR_APPROVAL_TIMEOUT,
-                f"no operator decision within {timeout_s:g} s (approval timeout = rejection); "
-                "the ECU was not touched",
-            )
-        if decision.source == DECISION_CANCEL:
-            raise _Failure(
-                RequestStatus.CANCELLED,
-                Outcome.CANCELLED,
-                fo.STATUS_CANCELLED,
-                fo.ERROR_CANCELLED,
-                f"cancelled before approval ({decision.by}); the ECU was not touched",
-            )
-        raise _Failure(
-            RequestStatus.CANCELLED,
-            Outcome.REJECTED,
-            fo.STATUS_REJECTED,
-            fo.ERROR_REJECTED,
-            f"rejected at Checkpoint 1 by {decision.by}; the ECU was not touched",
-        )
+        # Not approved: the request is cancelled either way; outcome, TCU status and
+        # last_error say how.
+        if decision.source == ap.DECISION_TIMEOUT:
+            end = (Outcome.APPROVAL_TIMEOUT, fo.STATUS_APPROVAL_TIMEOUT, fo.ERROR_APPROVAL_TIMEOUT)
+            why = f"no operator decision within {timeout_s:g} s (approval timeout = rejection)"
+        elif decision.source == ap.DECISION_CANCEL:
+            end = (Outcome.CANCELLED, fo.STATUS_CANCELLED, fo.ERROR_CANCELLED)
+            why = f"cancelled before approval ({decision.by})"
+        else:
+            end = (Outcome.REJECTED, fo.STATUS_REJECTED, fo.ERROR_REJECTED)
+            why = f"rejected at Checkpoint 1 by {decision.by}"
+        raise _Failure(RequestStatus.CANCELLED, *end, f"{why}; the ECU was not touched")
 
     def _wait_decision(self, approval: ApprovalRequest) -> Decision:
         while True:
             try:
-                return approval.future.result(timeout=min(WAIT_SLICE_S, approval.remaining_s()))
+                return approval.future.result(timeout=min(ap.WAIT_SLICE_S, approval.remaining_s()))
             except FutureTimeout:
                 pass
             if self.cancel_token.cancelled:
-                approval.resolve(Decision(False, self.cancel_token.reason, DECISION_CANCEL))
+                approval.resolve(Decision(False, self.cancel_token.reason, ap.DECISION_CANCEL))
             elif approval.remaining_s() <= 0:
-                approval.resolve(Decision(False, "approval timeout", DECISION_TIMEOUT))
+                approval.resolve(Decision(False, "approval timeout", ap.DECISION_TIMEOUT))
 
     # 4. flash ---------------------------------------------------------------------------------
 
