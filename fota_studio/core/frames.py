@@ -9,6 +9,8 @@ and handed over whole; nothing here is thread-safe by itself.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import numpy.typing as npt
 
@@ -24,28 +26,22 @@ FLAG_TX = 0x0040
 IntArray = npt.NDArray[np.int64]
 
 
+@dataclass(slots=True, eq=False)
 class FrameBatch:
     """Column arrays of a batch of frames (the unit handed from capture/files to the store)."""
 
-    __slots__ = ("channel", "data", "ext", "ext_len", "flags", "ids", "length", "timestamp")
+    timestamp: npt.NDArray[np.float64]
+    ids: npt.NDArray[np.uint32]
+    flags: npt.NDArray[np.uint16]
+    length: npt.NDArray[np.uint8]
+    channel: npt.NDArray[np.uint8]
+    data: npt.NDArray[np.uint8]  # shape (n, 8)
+    ext: dict[int, bytes] = field(default_factory=dict)  # batch row -> bytes 8..63 of an FD frame
+    ext_len: int = field(init=False)
 
-    def __init__(
-        self,
-        timestamp: npt.NDArray[np.float64],
-        ids: npt.NDArray[np.uint32],
-        flags: npt.NDArray[np.uint16],
-        length: npt.NDArray[np.uint8],
-        channel: npt.NDArray[np.uint8],
-        data: npt.NDArray[np.uint8],
-        ext: dict[int, bytes] | None = None,
-    ) -> None:
-        self.timestamp = timestamp
-        self.ids = ids
-        self.flags = flags
-        self.length = length
-        self.channel = channel
-        self.data = data  # shape (n, 8)
-        self.ext = ext or {}  # batch row -> bytes 8..63 of an FD frame longer than 8
+    def __post_init__(self) -> None:
+        # A batch never shares an empty tail dict with its caller (nor keeps a None).
+        self.ext = self.ext or {}
         self.ext_len = len(self.ext)
 
     def __len__(self) -> int:
