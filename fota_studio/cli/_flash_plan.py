@@ -2,14 +2,14 @@
 
 Each ECU is resolved as a single flash is (`engine.targets.resolve_flash_target`: its version
 from `--version ECU=V`, a bare `--version V` for every ECU, else the newest version of its
-repository) and flashed by `Engine.submit_flash` (its lock, its record and bus log in the
-workspace). ECUs on different channels run in parallel on their channel workers; ECUs on the
-same channel follow one another on its worker. `EcuDefinition.after` orders them: an ECU is
-submitted once every ECU it must follow completed, and skipped (with the reason) when one of
-them did not. One failed ECU does not stop the others unless `--stop-on-failure`. Output: one
-line per ECU; `--json` prints the MachineFlashRecord (every ECU's record). Exit code: 0 all
-verified, 4 all flashed but one or more NOT verified, 3 cancelled, 1 otherwise. Main thread.
-"""
+repository); all of them are flashed by ONE engine job, `Engine.submit_plan` (per ECU its lock,
+its record and bus log in the workspace): ECUs on different channels in parallel, ECUs on the
+same channel interleaved on it (functional 28/85 once per bus, each ECU's own S3 kept alive).
+`EcuDefinition.after` orders them: an ECU starts once every ECU it must follow completed, and
+is skipped (with the reason) when one of them did not. One failed ECU does not stop the others
+unless `--stop-on-failure`. Output: one line per ECU; `--json` prints the MachineFlashRecord
+(every ECU's record). Exit code: 0 all verified, 4 all flashed but one or more NOT verified, 3
+cancelled, 1 otherwise. Main thread."""
 
 from __future__ import annotations
 
@@ -26,18 +26,11 @@ from fota_studio.core.compression import stream_lengths
 from fota_studio.core.errors import ConfigurationError
 from fota_studio.core.events import EngineEvent
 from fota_studio.core.flash_outcome import FlashOutcome, flash_outcome, outcome_text
-from fota_studio.core.flash_record import (
-    PLAN_CANCELLED,
-    PLAN_FAILED,
-    PLAN_NOT_VERIFIED,
-    PLAN_SKIPPED,
-    PLAN_VERIFIED,
-    MachineFlashRecord,
-)
-from fota_studio.engine.engine import Engine, JobHandle, refuse_if_busy
+from fota_studio.core.flash_record import PLAN_NOT_VERIFIED, PLAN_SKIPPED, PLAN_VERIFIED
+from fota_studio.engine.engine import Engine, PlanItem, refuse_if_busy
 from fota_studio.engine.estimates import estimate_flash
 from fota_studio.engine.flash_job import FlashResult
-from fota_studio.engine.flash_plan_run import order_ecus
+from fota_studio.engine.flash_plan_run import MachineFlashResult, PlanEcuState, order_ecus
 from fota_studio.engine.targets import FlashTarget, resolve_flash_target
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.paths import sim_state_dir
@@ -46,12 +39,6 @@ from fota_studio.infra.workspace import Workspace
 from fota_studio.protocols.bus import BusSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED, EXIT_NOT_VERIFIED = 0, 1, 3, 4
-_STATES = {
-    FlashOutcome.VERIFIED: PLAN_VERIFIED,
-    FlashOutcome.NOT_VERIFIED: PLAN_NOT_VERIFIED,
-    FlashOutcome.FAILED: PLAN_FAILED,
-    FlashOutcome.CANCELLED: PLAN_CANCELLED,
-}
 
 
 def is_plan(args: argparse.Namespace) -> bool:
@@ -118,7 +105,7 @@ def _targets(args: argparse.Namespace, ws: Workspace) -> list[FlashTarget]:
 
 def run_plan(args: argparse.Namespace, ws: Workspace) -> int:
     """The multi-ECU `flash`; returns the exit code."""
-    from fota_studio.cli.flash import _bus_settings, _install_sigint, _Printer, _simulated_machine
+    from fota_studio.cli.flash import _install_sigint, _Printer
 
     targets = _targets(args, ws)
     if args.dry_run:
@@ -132,133 +119,108 @@ def run_plan(args: argparse.Namespace, ws: Workspace) -> int:
         return EXIT_OK
     for t in targets:
         refuse_if_busy(ws, t.machine, t.ecu.name)
-    rec = MachineFlashRecord(machine=args.machine, order=[t.ecu.name for t in targets])
-    rec.stop_on_failure = bool(args.stop_on_failure)
-    rec.started_at = time.time()
-    for t in targets:
-        rec.channels.setdefault(t.ecu.connection.channel, []).append(t.ecu.name)
     printer = _Printer(show=not args.no_progress)
+    #: ECU -> its last PlanEcuState state (the sink runs on the engine's threads).
+    states: dict[str, str] = {}
 
     def sink(event: EngineEvent) -> None:
+        if isinstance(event, PlanEcuState):
+            states[event.ecu] = event.state
         printer(event)
 
+    interrupted: list[str] = []
     with contextlib.ExitStack() as stack:
-        settings: dict[str, BusSettings] = {}
-        sim_channel = f"fota-sim-{uuid.uuid4().hex[:8]}"
-        for t in targets:
-            ch = t.ecu.connection.channel
-            if ch in settings:
-                continue
-            s = _bus_settings(args, ws, t.ecu)
-            if args.simulate:
-                s = BusSettings(
-                    interface="virtual",
-                    channel=sim_channel,
-                    fd=True,
-                    bitrate_bps=s.bitrate_bps,
-                    data_bitrate_bps=s.data_bitrate_bps,
-                )
-            settings[ch] = s
-        if args.simulate:
-            if getattr(args, "log_level", "INFO") != "DEBUG":
-                logging.getLogger("fota_studio.sim").setLevel(logging.WARNING)
-            state_dir = args.state_dir or sim_state_dir(ws.root)
-            stack.enter_context(
-                _simulated_machine(targets[0].ea, args.machine, sim_channel, state_dir)
-            )
         engine = Engine(sink)
-        stack.callback(engine.shutdown)
-        for ch, s in settings.items():
-            engine.open_channel(ch, s)
-        handles: dict[str, JobHandle] = {}
-        results: dict[str, FlashResult] = {}
-        pending = list(targets)
-        stopping = ""
-        interrupted: list[str] = []
+        _open_channels(args, ws, targets, engine, stack)
+        plan = engine.submit_plan(
+            [
+                PlanItem(t.ecu, t.image, version=t.label, expected_version=t.expected_version)
+                for t in targets
+            ],
+            machine=args.machine,
+            workspace=ws,
+            by="fota-studio flash (plan)",
+            stop_on_failure=bool(args.stop_on_failure),
+        )
 
         def cancel_all() -> None:
             interrupted.append("interrupted (Ctrl-C)")
-            for h in handles.values():
-                engine.cancel(h.job_id, "interrupted (Ctrl-C)")
+            engine.cancel(plan.job_id, "interrupted (Ctrl-C)")
 
         previous = _install_sigint(cancel_all)
+        said: set[str] = set()
+        labels = {t.ecu.name: t.label for t in targets}
         try:
-            while pending or any(n not in results for n in handles):
-                for name, h in handles.items():
-                    if name not in results and h.done():
-                        results[name] = h.result()
-                        rec.ecus.append(results[name].record)
-                        rec.states[name] = _STATES[flash_outcome(results[name].record)]
-                        _say(name, results[name], results[name].record.version)
-                if interrupted and not stopping:
-                    stopping = interrupted[0]
-                if not stopping and args.stop_on_failure:
-                    bad = [n for n, st in rec.states.items() if st in (PLAN_FAILED, PLAN_CANCELLED)]
-                    if bad:
-                        stopping = f"{bad[0]} failed and --stop-on-failure was given"
-                for t in list(pending):
-                    name = t.ecu.name
-                    if stopping:
-                        pending.remove(t)
-                        _skip(rec, name, f"not flashed: {stopping}")
-                        continue
-                    deps = [d for d in t.ecu.after if d in rec.order]
-                    ended = [
-                        d
-                        for d in deps
-                        if rec.states.get(d) in (PLAN_FAILED, PLAN_CANCELLED, PLAN_SKIPPED)
-                    ]
-                    if ended:
-                        pending.remove(t)
-                        _skip(
-                            rec,
-                            name,
-                            f"not flashed: it must follow {ended[0]}, which did not complete",
-                        )
-                        continue
-                    if any(
-                        rec.states.get(d) not in (PLAN_VERIFIED, PLAN_NOT_VERIFIED) for d in deps
-                    ):
-                        continue
-                    pending.remove(t)
-                    handles[name] = engine.submit_flash(
-                        t.ecu.connection.channel,
-                        t.ecu,
-                        t.image,
-                        machine=t.machine,
-                        version=t.label,
-                        expected_version=t.expected_version,
-                        workspace=ws,
-                        by="fota-studio flash (plan)",
-                    )
+            while len(said) < len(plan.ecus):
+                for name, h in plan.ecus.items():
+                    if name not in said and h.done():
+                        said.add(name)
+                        skipped = states.get(name) == PLAN_SKIPPED
+                        _say(name, h.result(), labels[name], skipped=skipped)
                 time.sleep(0.05)
+            result: MachineFlashResult = plan.result()
         finally:
             with contextlib.suppress(ValueError):
                 signal.signal(signal.SIGINT, previous)
-    rec.finished_at = time.time()
+    rec = result.record
     if not args.no_progress:
         sys.stderr.write("\n")
     if args.json:
         print(json.dumps(rec.to_dict(), indent=2))
-    states = [rec.states.get(n, PLAN_SKIPPED) for n in rec.order]
-    summary = ", ".join(f"{n} {st}" for n, st in zip(rec.order, states, strict=True))
+    states_in_order = [rec.states.get(n, PLAN_SKIPPED) for n in rec.order]
+    summary = ", ".join(f"{n} {st}" for n, st in zip(rec.order, states_in_order, strict=True))
     (sys.stdout if rec.succeeded and not args.json else sys.stderr).write(f"plan: {summary}\n")
-    if all(st == PLAN_VERIFIED for st in states):
+    if all(st == PLAN_VERIFIED for st in states_in_order):
         return EXIT_OK
-    if all(st in (PLAN_VERIFIED, PLAN_NOT_VERIFIED) for st in states):
+    if all(st in (PLAN_VERIFIED, PLAN_NOT_VERIFIED) for st in states_in_order):
         return EXIT_NOT_VERIFIED
     if interrupted:
         return EXIT_CANCELLED
     return EXIT_FAILED
 
 
-def _skip(rec: MachineFlashRecord, name: str, why: str) -> None:
-    rec.states[name] = PLAN_SKIPPED
-    rec.skipped[name] = why
-    sys.stderr.write(f"{name}: {why}\n")
+def _open_channels(
+    args: argparse.Namespace,
+    ws: Workspace,
+    targets: list[FlashTarget],
+    engine: Engine,
+    stack: contextlib.ExitStack,
+) -> None:
+    """Open every channel the plan uses on `engine` (its adapter; with --simulate one private
+    virtual bus for all, the simulated machine on it); `stack` closes them."""
+    from fota_studio.cli.flash import _bus_settings, _simulated_machine
+
+    settings: dict[str, BusSettings] = {}
+    sim_channel = f"fota-sim-{uuid.uuid4().hex[:8]}"
+    for t in targets:
+        ch = t.ecu.connection.channel
+        if ch in settings:
+            continue
+        s = _bus_settings(args, ws, t.ecu)
+        if args.simulate:
+            s = BusSettings(
+                interface="virtual",
+                channel=sim_channel,
+                fd=True,
+                bitrate_bps=s.bitrate_bps,
+                data_bitrate_bps=s.data_bitrate_bps,
+            )
+        settings[ch] = s
+    if args.simulate:
+        if getattr(args, "log_level", "INFO") != "DEBUG":
+            logging.getLogger("fota_studio.sim").setLevel(logging.WARNING)
+        state_dir = args.state_dir or sim_state_dir(ws.root)
+        stack.enter_context(_simulated_machine(targets[0].ea, args.machine, sim_channel, state_dir))
+    stack.callback(engine.shutdown)
+    for ch, s in settings.items():
+        engine.open_channel(ch, s)
 
 
-def _say(name: str, result: FlashResult, label: str) -> None:
+def _say(name: str, result: FlashResult, label: str, *, skipped: bool) -> None:
+    """The one line of an ECU that ended (stderr); a skipped one says why."""
+    if skipped:
+        sys.stderr.write(f"{name}: {result.record.error}\n")
+        return
     outcome = flash_outcome(result.record)
     if outcome in (FlashOutcome.VERIFIED, FlashOutcome.NOT_VERIFIED):
         sys.stderr.write(f"{name}: {outcome_text(result.record, label)}\n")

@@ -47,6 +47,7 @@ from fota_studio.core.flash_outcome import FlashOutcome, flash_outcome, outcome_
 from fota_studio.engine.engine import Engine, refuse_if_busy
 from fota_studio.engine.estimates import estimate_flash
 from fota_studio.engine.flash_job import FlashResult
+from fota_studio.engine.flash_plan_run import PlanEcuState
 from fota_studio.engine.targets import resolve_file_target, resolve_flash_target
 from fota_studio.infra.connections import bus_settings_for, load_connections
 from fota_studio.infra.paths import sim_state_dir
@@ -185,27 +186,50 @@ def _bus_settings(args: argparse.Namespace, ws: Workspace, ecu: EcuDefinition) -
 
 
 class _Printer:
-    """Turns engine events into a progress bar + step lines on stderr (called from a worker)."""
+    """Turns engine events into a progress bar + step lines on stderr (called from a worker).
+
+    With several ECUs (a plan: `PlanEcuState` names each ECU's job id) each step line starts
+    with its ECU and the bar line shows every running ECU's share."""
 
     def __init__(self, show: bool) -> None:
         self.show = show
         self._lock = threading.Lock()
         self._bar = False
+        self._names: dict[int, str] = {}
+        self._progress_of: dict[int, Progress] = {}
 
     def __call__(self, event: EngineEvent) -> None:
         if not self.show:
             return
         with self._lock:
+            if isinstance(event, PlanEcuState):
+                self._names[event.job_id] = event.ecu
+                return
             if isinstance(event, Progress):
-                self._progress(event)
+                if self._names:
+                    self._plan_progress(event)
+                else:
+                    self._progress(event)
                 return
             text = self._line(event)
             if text:
+                if event.job_id in self._names:
+                    text = f"{self._names[event.job_id]}:{text}"
                 if self._bar:
                     sys.stderr.write("\n")
                     self._bar = False
                 sys.stderr.write(text + "\n")
                 sys.stderr.flush()
+
+    def _plan_progress(self, p: Progress) -> None:
+        self._progress_of[p.job_id] = p
+        parts = [
+            f"{self._names.get(jid, jid)} {q.fraction * 100:5.1f} %"
+            for jid, q in self._progress_of.items()
+        ]
+        sys.stderr.write("\r  " + " | ".join(parts))
+        sys.stderr.flush()
+        self._bar = True
 
     def _line(self, event: EngineEvent) -> str:
         if isinstance(event, StepStarted):

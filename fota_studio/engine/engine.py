@@ -3,10 +3,12 @@
 `Engine` owns the CAN channels it opens (bus + the ONE `can.Notifier` per bus) and runs one
 named worker thread per channel (`fota-bus-<channel>`) that executes that channel's jobs one at
 a time, in submission order. Jobs are plain callables receiving a `JobContext` (bus, notifier,
-cancel token, event sink); `submit_flash` wraps `flash_ecu`. Events (frozen dataclasses from
-core/events.py) go to the sink callable from the worker threads; the UI's EngineBridge moves
-them to the GUI thread. `shutdown()` cancels every job and stops, in this fixed order: the
-worker threads (joined), then per channel the notifier (short timeout) and the bus.
+cancel token, event sink); `submit_flash` wraps `flash_ecu`, `submit_plan` flashes several
+ECUs as one job (`flash_plan_run.flash_machine`) that holds every channel it uses. Events
+(frozen dataclasses from core/events.py) go to the sink callable from the worker threads; the
+UI's EngineBridge moves them to the GUI thread. `shutdown()` cancels every job and stops, in
+this fixed order: the worker threads (joined), then per channel the notifier (short timeout)
+and the bus.
 
 Tx contract: every listener on a channel's notifier (the trace, a flash job's BLF bus log) sees
 every frame the engine's jobs send, marked `is_rx=False`. `open_channel` opens the bus with
@@ -21,8 +23,8 @@ CAN I/O except `shutdown`, which joins the workers after cancelling them).
 
 Why this size: `Engine` is the one owner of channels, workers, the job queue and the fixed
 shutdown order; the small helpers here (Tx fan-out, adapter-fault listener, job context/handle,
-refusal checks) exist only for it. The jobs themselves live elsewhere (`flash_job.py`,
-`health.py`, `preflight.py`).
+refusal checks, a plan's channel holds and per-ECU handles) exist only for it. The jobs
+themselves live elsewhere (`flash_job.py`, `flash_plan_run.py`, `health.py`, `preflight.py`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,10 +53,26 @@ from fota_studio.core.events import (
     JobStarted,
     LogLine,
 )
-from fota_studio.core.flash_record import RESULT_CANCELLED, FlashRecord
+from fota_studio.core.flash_record import (
+    PLAN_FAILED,
+    PLAN_SKIPPED,
+    RESULT_CANCELLED,
+    FlashRecord,
+    MachineFlashRecord,
+)
 from fota_studio.core.update_request import RequestStateError
 from fota_studio.engine.cancel import CancelToken
 from fota_studio.engine.flash_job import FlashResult, FlashSession, ImageLike, flash_ecu
+from fota_studio.engine.flash_plan_run import (
+    PLAN_RUNNING,
+    PLAN_WAITING,
+    SAME_BUS_MODES,
+    MachineFlashResult,
+    PlanEcuState,
+    PlanTarget,
+    flash_machine,
+    order_ecus,
+)
 from fota_studio.engine.seedkey import SeedKeyRegistry
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.flash_journal import begin_flash_record, finish_flash_record
@@ -232,6 +250,81 @@ def refuse_if_busy(workspace: Workspace, machine: str, ecu: str) -> None:
     holder = lock.peek()
     if holder is not None:
         raise lock.busy_error(holder)
+
+
+def _unsent_result(
+    ecu: str,
+    machine: str,
+    version: str,
+    expected_version: str | None,
+    text: str,
+    *,
+    error: str = "",
+) -> FlashResult:
+    """The cancelled FlashResult of a flash that never started (nothing was sent): `text`
+    says why (the record's error), `error` the CancelledError (default "flash of ECU text")."""
+    record = FlashRecord(
+        ecu=ecu,
+        machine=machine,
+        version=version,
+        expected_version=expected_version or "",
+        started_at=time.time(),
+        result=RESULT_CANCELLED,
+        error=text,
+    )
+    return FlashResult(False, record, CancelledError(error or f"flash of {ecu} {text}"))
+
+
+def _end_event(job_id: int, result: Any) -> EngineEvent:
+    """The event ending a job that returned `result`: JobFailed for a flash that did not
+    complete (its error, step, hint; cancelled or not), else JobFinished."""
+    if isinstance(result, FlashResult) and not result.ok:
+        err = result.error
+        return JobFailed(
+            job_id,
+            str(err) if err else result.record.error,
+            result.record.failed_step,
+            cancelled=result.cancelled,
+            hint=(err.hint or "") if err else "",
+        )
+    return JobFinished(job_id, result)
+
+
+@dataclass
+class PlanItem:
+    """One ECU of `Engine.submit_plan`, with what `submit_flash` takes for it: its image (or a
+    `loader` called on the plan's thread for this ECU), version label, expected version."""
+
+    ecu: EcuDefinition
+    image: ImageLike | None = None
+    loader: Callable[[], ImageLike] | None = None
+    version: str = ""
+    expected_version: str | None = None
+    boot_wait_s: float | None = None
+    buslog_path: Path | None = None
+
+    @property
+    def channel(self) -> str:
+        """The engine channel the ECU is flashed on (its EA connection's logical channel)."""
+        return self.ecu.connection.channel
+
+    @property
+    def what(self) -> str:
+        """ "flash ECU version" (job descriptions, lock holders)."""
+        return f"flash {self.ecu.name}" + (f" {self.version}" if self.version else "")
+
+
+@dataclass
+class PlanHandle(JobHandle):
+    """A submitted machine-level flash (`Engine.submit_plan`): the plan's future yields the
+    MachineFlashResult; `ecus` holds one handle per ECU, with its own job id (its events
+    carry it) and a future yielding that ECU's FlashResult."""
+
+    ecus: dict[str, JobHandle] = field(default_factory=dict)
+
+
+class _HoldHandle(JobHandle):
+    """A plan's hold of one more channel: its worker waits (silently) while the plan runs."""
 
 
 class Engine:
@@ -489,45 +582,16 @@ class Engine:
 
         def run(ctx: JobContext) -> FlashResult:
             img = image if image is not None else loader()  # type: ignore[misc]  # one of the two is set (checked above)
-            stream_path = buslog_path
-            record_id: int | None = None
-            if workspace is not None:
-                started = FlashRecord(
-                    ecu=ecu.name,
-                    machine=machine,
-                    version=version,
-                    expected_version=expected_version or "",
-                    started_at=time.time(),
-                )
-                record_id, journal_path = begin_flash_record(workspace, started)
-                stream_path = buslog_path or journal_path
             session = self.flash_session(
                 ctx,
                 ecu,
                 machine=machine,
                 version=version,
                 expected_version=expected_version,
-                buslog_path=stream_path,
+                buslog_path=buslog_path,
                 boot_wait_s=boot_wait_s,
             )
-            result = flash_ecu(session, img, ctx.emit, ctx.cancel)
-            if workspace is not None and record_id is not None:
-                try:
-                    finish_flash_record(workspace, record_id, result.record, stream_path)
-                except FotaError as exc:
-                    ctx.emit(LogLine(ctx.job_id, "error", f"flash record not stored: {exc}"))
-                if machine and result.verified:
-                    self._record_installed(ctx, workspace, machine, ecu.name, result, version)
-                elif machine and result.ok:
-                    # Flashed but the version was not read back: what runs is not known.
-                    ctx.emit(
-                        LogLine(
-                            ctx.job_id,
-                            "warning",
-                            f"installed version of {ecu.name} not recorded: the flash was not "
-                            "verified (read_version disabled or no expected version)",
-                        )
-                    )
+            result = self._flash_recorded(session, img, ctx.emit, ctx.cancel, workspace)
             if on_result is not None:
                 on_result(result)
             return result
@@ -537,17 +601,13 @@ class Engine:
             # The ECU is free again before anyone waiting on the handle wakes up.
             if lock is not None:
                 lock.release()
-            text = f"cancelled before it started ({reason}); nothing was sent to {ecu.name}"
-            record = FlashRecord(
-                ecu=ecu.name,
-                machine=machine,
-                version=version,
-                expected_version=expected_version or "",
-                started_at=time.time(),
-                result=RESULT_CANCELLED,
-                error=text,
+            result = _unsent_result(
+                ecu.name,
+                machine,
+                version,
+                expected_version,
+                f"cancelled before it started ({reason}); nothing was sent to {ecu.name}",
             )
-            result = FlashResult(False, record, CancelledError(f"flash of {ecu.name} {text}"))
             if on_result is not None:
                 on_result(result)
             return result
@@ -560,25 +620,137 @@ class Engine:
             raise
         return handle
 
-    def _record_installed(
+    def submit_plan(
         self,
-        ctx: JobContext,
-        workspace: Workspace,
-        machine: str,
-        ecu: str,
-        result: FlashResult,
-        version: str,
-    ) -> None:
-        """After a verified flash: the machine's ECU now runs the version it reported."""
-        installed = result.version_after
-        if not installed:
-            return
-        try:
-            EaStore(workspace).set_installed(
-                machine, ecu, installed, source=f"flash job {ctx.job_id}"
+        items: Sequence[PlanItem],
+        *,
+        machine: str = "",
+        workspace: Workspace | None = None,
+        by: str = "",
+        stop_on_failure: bool = False,
+        same_bus: str = "interleave",
+    ) -> PlanHandle:
+        """Queue ONE job that flashes several ECUs (`flash_plan_run.flash_machine`): ECUs on
+        different channels in parallel, ECUs on one channel interleaved on it (functional
+        28/85 once per bus, each ECU its own S3), in the EA's `after` order; one failed ECU
+        stops the others only with `stop_on_failure`. The future yields MachineFlashResult.
+
+        Per ECU what `submit_flash` gives a single flash: refused at once (EcuLockedError /
+        RequestStateError; nothing queued, no lock kept) while another job or process flashes
+        it or an update request for it is open, else its lock is held until its record is
+        stored; its "started" record and streaming bus log, its final record and, for a
+        verified flash of a workspace machine, its installed version; its `loader` runs on
+        the plan's thread for it. Each ECU has its own job id (`PlanHandle.ecus`, whose
+        futures yield each FlashResult): JobQueued, JobStarted, step, progress and JobFinished
+        / JobFailed events with it, and `PlanEcuState` when it waits, runs, ends or is
+        skipped — one row per ECU. `cancel(plan id)` stops every ECU at its next safe point,
+        `cancel(an ECU's id)` only that ECU.
+
+        Channels: the plan runs on the worker of its first ECU's channel and holds the worker
+        of every other channel it uses (a silent job queued with it, atomically, so two plans
+        always queue in the same order on the channels they share and never wait for each
+        other): no other job runs on them meanwhile and `channel_busy` says so. Refused at
+        once (ConfigurationError) for a channel that is not open, an ECU given twice or a
+        cycle of `after` lists.
+        """
+        if not items:
+            raise ConfigurationError("the plan names no ECU", hint="give at least one ECU")
+        if any((it.image is None) == (it.loader is None) for it in items):
+            raise ValueError("each PlanItem needs exactly one of image and loader")
+        if same_bus not in SAME_BUS_MODES:
+            raise ConfigurationError(
+                f'unknown same-bus mode "{same_bus}"',
+                hint=f"use one of {', '.join(SAME_BUS_MODES)}",
             )
+        order = order_ecus([it.ecu for it in items])
+        by_name = {it.ecu.name: it for it in items}
+        planned = [by_name[n] for n in order]
+        channels = {it.channel: self._channel(it.channel) for it in planned}
+        locks: dict[str, EcuLock] = {}
+        if workspace is not None:
+            try:
+                for it in planned:
+                    refuse_if_request_open(workspace, machine, it.ecu.name)
+                    lock = EcuLock(workspace.root, machine, it.ecu.name)
+                    lock.acquire(f"{it.what} ({by})" if by else it.what)
+                    locks[it.ecu.name] = lock
+            except BaseException:
+                for lock in locks.values():
+                    lock.release()
+                raise
+        home, *others = channels
+        what = f"flash {', '.join(order)}" + (f" of {machine}" if machine else "")
+        run = _PlanRun(self, planned, machine, workspace, locks, stop_on_failure, same_bus)
+        handle = PlanHandle(next(self._ids), home, what, CancelToken(), not_started=run.not_started)
+        for it in planned:
+            handle.ecus[it.ecu.name] = JobHandle(
+                next(self._ids), it.channel, f"{it.what} (plan job {handle.job_id})", CancelToken()
+            )
+        holds: dict[str, JobHandle] = {
+            ch: _HoldHandle(next(self._ids), ch, f"{what}: holds {ch}", CancelToken())
+            for ch in others
+        }
+        run.start(handle, holds)
+        self.emit(JobQueued(handle.job_id, home, what))
+        for h in handle.ecus.values():
+            self.emit(JobQueued(h.job_id, h.channel, h.description))
+        with self._lock:
+            for h in (handle, *handle.ecus.values(), *holds.values()):
+                self._jobs[h.job_id] = h
+            channels[home].jobs.put((handle, run.run))
+            for ch, hold in holds.items():
+                channels[ch].jobs.put((hold, run.hold(ch)))
+        return handle
+
+    def _flash_recorded(
+        self,
+        session: FlashSession,
+        image: ImageLike,
+        emit: Sink,
+        cancel: CancelToken,
+        workspace: Workspace | None,
+    ) -> FlashResult:
+        """`flash_ecu` with the workspace's account of it (with a `workspace`): a "started"
+        record and the streaming bus log before the first frame, the final record after (any
+        outcome) and, for a machine's verified flash, the version its ECU now runs. Runs on
+        the thread that flashes (a channel worker, a plan's ECU thread)."""
+        record_id: int | None = None
+        if workspace is not None:
+            started = FlashRecord(
+                ecu=session.ecu.name,
+                machine=session.machine,
+                version=session.version,
+                expected_version=session.expected_version or "",
+                started_at=time.time(),
+            )
+            record_id, journal_path = begin_flash_record(workspace, started)
+            session.buslog_path = session.buslog_path or journal_path
+        result = flash_ecu(session, image, emit, cancel)
+        if workspace is None or record_id is None:
+            return result
+        jid, machine, name = session.job_id, session.machine, session.ecu.name
+        try:
+            finish_flash_record(workspace, record_id, result.record, session.buslog_path)
         except FotaError as exc:
-            ctx.emit(LogLine(ctx.job_id, "warning", f"installed version not recorded: {exc}"))
+            emit(LogLine(jid, "error", f"flash record not stored: {exc}"))
+        if machine and result.verified and result.version_after:
+            try:
+                EaStore(workspace).set_installed(
+                    machine, name, result.version_after, source=f"flash job {jid}"
+                )
+            except FotaError as exc:
+                emit(LogLine(jid, "warning", f"installed version not recorded: {exc}"))
+        elif machine and result.ok and not result.verified:
+            # Flashed but the version was not read back: what runs is not known.
+            emit(
+                LogLine(
+                    jid,
+                    "warning",
+                    f"installed version of {name} not recorded: the flash was not "
+                    "verified (read_version disabled or no expected version)",
+                )
+            )
+        return result
 
     def cancel(self, job_id: int, reason: str = "cancelled by the user") -> bool:
         """Request cancellation of a queued or running job; False when unknown/finished."""
@@ -595,7 +767,38 @@ class Engine:
             if item is None:
                 return
             handle, fn = item
-            self._run(ch, handle, fn)
+            if isinstance(handle, _HoldHandle):
+                self._hold(ch, handle, fn)
+            else:
+                self._run(ch, handle, fn)
+
+    def _context(self, ch: _Channel, handle: JobHandle) -> JobContext:
+        """The JobContext of `handle`'s job on channel `ch` (its id and cancel token)."""
+        return JobContext(
+            handle.job_id,
+            ch.name,
+            ch.bus,
+            ch.notifier,
+            handle.cancel,
+            self.emit,
+            tx_echo=ch.tx_echo,
+            tx_fanout=None if ch.tx_echo else notifier_fanout(ch.notifier),
+        )
+
+    def _hold(self, ch: _Channel, handle: JobHandle, fn: JobFn) -> None:
+        """Run a plan's channel hold: no events (the plan's own job and ECU jobs say it all)."""
+        try:
+            fn(self._context(ch, handle))
+        except BaseException:
+            log.exception("channel hold %d failed", handle.job_id)
+        finally:
+            self._forget(handle.job_id)
+            handle.future.set_result(None)
+
+    def _forget(self, job_id: int) -> None:
+        """The job ended: it no longer keeps its channel busy nor answers `cancel`."""
+        with self._lock:
+            self._jobs.pop(job_id, None)
 
     def _run(self, ch: _Channel, handle: JobHandle, fn: JobFn) -> None:
         jid = handle.job_id
@@ -612,16 +815,7 @@ class Engine:
                 )
                 return
             self.emit(JobStarted(jid, ch.name, handle.description))
-            ctx = JobContext(
-                jid,
-                ch.name,
-                ch.bus,
-                ch.notifier,
-                handle.cancel,
-                self.emit,
-                tx_echo=ch.tx_echo,
-                tx_fanout=None if ch.tx_echo else notifier_fanout(ch.notifier),
-            )
+            ctx = self._context(ch, handle)
             try:
                 result = fn(ctx)
             except FotaError as exc:
@@ -635,23 +829,10 @@ class Engine:
                 self.emit(JobFailed(jid, f"internal error: {type(exc).__name__}: {exc}"))
                 handle.future.set_exception(exc)
                 return
-            if isinstance(result, FlashResult) and not result.ok:
-                err = result.error
-                self.emit(
-                    JobFailed(
-                        jid,
-                        str(err) if err else result.record.error,
-                        result.record.failed_step,
-                        cancelled=result.cancelled,
-                        hint=(err.hint or "") if err else "",
-                    )
-                )
-            else:
-                self.emit(JobFinished(jid, result))
+            self.emit(_end_event(jid, result))
             handle.future.set_result(result)
         finally:
-            with self._lock:
-                self._jobs.pop(jid, None)
+            self._forget(jid)
 
     # -- shutdown ---------------------------------------------------------------------------
 
@@ -687,3 +868,171 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+class _PlanRun:
+    """One submitted plan (`Engine.submit_plan`): runs `flash_machine` on its first channel's
+    worker once the workers of its other channels hold, and settles each ECU's handle once
+    (its lock released, its JobFinished / JobFailed, its future). Its methods run on the
+    engine's threads (the channel workers, the plan's ECU threads)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        items: list[PlanItem],
+        machine: str,
+        workspace: Workspace | None,
+        locks: dict[str, EcuLock],
+        stop_on_failure: bool,
+        same_bus: str,
+    ) -> None:
+        self.engine = engine
+        self.items = {it.ecu.name: it for it in items}
+        self.machine = machine
+        self.workspace = workspace
+        self.locks = locks
+        self.stop_on_failure = stop_on_failure
+        self.same_bus = same_bus
+        self.handle = PlanHandle(0, "", "", CancelToken())
+        self.holds: dict[str, JobHandle] = {}
+        self.held: dict[str, threading.Event] = {}
+        self.done = threading.Event()
+        self._results: dict[str, FlashResult] = {}
+        self._settling = threading.Lock()
+
+    def start(self, handle: PlanHandle, holds: dict[str, JobHandle]) -> None:
+        """Set the plan's handle and the holds of its other channels (before it is queued)."""
+        self.handle = handle
+        self.holds = holds
+        self.held = {ch: threading.Event() for ch in holds}
+
+    def hold(self, channel: str) -> JobFn:
+        """The job holding `channel`'s worker until the plan ended."""
+
+        def fn(_ctx: JobContext) -> None:
+            self.held[channel].set()
+            while not self.done.wait(0.05):
+                pass
+
+        return fn
+
+    def run(self, ctx: JobContext) -> MachineFlashResult:
+        """The plan's job: wait for the held channels (or a cancel: then every ECU is
+        skipped and nothing is sent), then flash every ECU."""
+        try:
+            waiting = list(self.held.values())
+            while waiting and not ctx.cancel.cancelled:
+                if waiting[0].wait(0.05):
+                    waiting.pop(0)
+            targets = [self._target(it) for it in self.items.values()]
+            return flash_machine(
+                targets,
+                self._sink,
+                ctx.cancel,
+                machine=self.machine,
+                stop_on_failure=self.stop_on_failure,
+                same_bus=self.same_bus,
+            )
+        finally:
+            self.done.set()
+            self._settle_rest(PLAN_FAILED, "the plan job ended before this ECU did")
+            for channel, held in self.held.items():
+                if held.is_set():  # let the channel go before the plan's future says it ended
+                    with contextlib.suppress(TimeoutError):
+                        self.holds[channel].future.result(WORKER_JOIN_TIMEOUT_S)
+
+    def not_started(self, reason: str) -> MachineFlashResult:
+        """The plan was cancelled while queued: every ECU skipped, nothing sent."""
+        self.done.set()
+        now = time.time()
+        rec = MachineFlashRecord(self.machine, list(self.items), now, now)
+        rec.stop_on_failure = self.stop_on_failure
+        for name, it in self.items.items():
+            rec.channels.setdefault(it.channel, []).append(name)
+            rec.states[name] = PLAN_SKIPPED
+            rec.skipped[name] = f"not flashed: cancelled before it started ({reason})"
+        self._settle_rest(PLAN_SKIPPED, f"not flashed: cancelled before it started ({reason})")
+        return MachineFlashResult(rec)
+
+    def _target(self, item: PlanItem) -> PlanTarget:
+        engine, h = self.engine, self.handle.ecus[item.ecu.name]
+        ctx = engine._context(engine._channel(item.channel), h)
+        session = engine.flash_session(
+            ctx,
+            item.ecu,
+            machine=self.machine,
+            version=item.version,
+            expected_version=item.expected_version,
+            buslog_path=item.buslog_path,
+            boot_wait_s=item.boot_wait_s,
+        )
+        return PlanTarget(session, item.image, run=self._flash, cancel=h.cancel)
+
+    def _flash(self, target: PlanTarget, report: Sink, cancel: CancelToken) -> FlashResult:
+        """One ECU, on its plan thread: load its image, flash it with its workspace record."""
+        item = self.items[target.name]
+        try:
+            image = item.image if item.image is not None else item.loader()  # type: ignore[misc]  # one of the two is set (checked on submit)
+        except FotaError as exc:
+            result = self._failed(target.name, exc)
+        else:
+            result = self.engine._flash_recorded(
+                target.session, image, report, cancel, self.workspace
+            )
+        self._results[target.name] = result
+        return result
+
+    def _failed(self, name: str, error: FotaError) -> FlashResult:
+        item = self.items[name]
+        record = FlashRecord(
+            ecu=name,
+            machine=self.machine,
+            version=item.version,
+            expected_version=item.expected_version or "",
+            started_at=time.time(),
+            finished_at=time.time(),
+            error=str(error),
+        )
+        return FlashResult(False, record, error)
+
+    def _sink(self, event: EngineEvent) -> None:
+        """flash_machine's events, plus each ECU's own job start / end."""
+        self.engine.emit(event)
+        if not isinstance(event, PlanEcuState):
+            return
+        name, h = event.ecu, self.handle.ecus[event.ecu]
+        if event.state == PLAN_RUNNING:
+            self.engine.emit(JobStarted(h.job_id, h.channel, h.description))
+        elif event.state == PLAN_SKIPPED:
+            it = self.items[name]
+            self._settle(
+                name,
+                _unsent_result(
+                    name,
+                    self.machine,
+                    it.version,
+                    it.expected_version,
+                    event.detail,
+                    error=f"{name} {event.detail}",
+                ),
+            )
+        elif event.state != PLAN_WAITING:
+            result = self._results.get(name)
+            self._settle(name, result or self._failed(name, FotaError(event.detail)))
+
+    def _settle(self, name: str, result: FlashResult) -> None:
+        with self._settling:
+            h = self.handle.ecus[name]
+            if h.done():
+                return
+            lock = self.locks.pop(name, None)
+            if lock is not None:
+                lock.release()
+            self.engine.emit(_end_event(h.job_id, result))
+            h.future.set_result(result)
+            self.engine._forget(h.job_id)
+
+    def _settle_rest(self, state: str, detail: str) -> None:
+        for name, h in self.handle.ecus.items():
+            if not h.done():
+                self._sink(PlanEcuState(h.job_id, name, state, detail))

@@ -66,12 +66,21 @@ class PlanEcuState(EngineEvent):
     detail: str = ""
 
 
+#: How a target is flashed when not by `flash_ecu(session, image, report, cancel)` directly:
+#: (target, report, cancel) -> its FlashResult (the engine's plan job loads the image there and
+#: keeps the workspace record). Called on the ECU's own thread; must not raise.
+RunTarget = Callable[["PlanTarget", Callable[[EngineEvent], None], CancelToken], FlashResult]
+
+
 @dataclass
 class PlanTarget:
-    """One ECU of the plan: its session (its own job id, bus, notifier) and its image."""
+    """One ECU of the plan: its session (its own job id, bus, notifier) and its image (or a
+    `run` that flashes it), and optionally its own cancel token (cancels only this ECU)."""
 
     session: FlashSession
-    image: ImageLike
+    image: ImageLike | None = None
+    run: RunTarget | None = None
+    cancel: CancelToken | None = None
 
     @property
     def name(self) -> str:
@@ -180,7 +189,7 @@ def flash_machine(
                         by_name[n].session.functional_gate = gates[channel]
     result = MachineFlashResult(record=rec)
     lock = threading.Condition()
-    tokens = {name: CancelToken() for name in order}
+    tokens = {name: by_name[name].cancel or CancelToken() for name in order}
     running: dict[str, threading.Thread] = {}
     started: list[threading.Thread] = []
     busy_channels: set[str] = set()
@@ -192,10 +201,16 @@ def flash_machine(
     def run_one(name: str) -> None:
         target = by_name[name]
         try:
-            res = flash_ecu(target.session, target.image, sink, tokens[name])
-        except FotaError as exc:  # flash_ecu never raises for job failures; be safe anyway
+            if target.run is not None:
+                res = target.run(target, sink, tokens[name])
+            elif target.image is None:
+                raise ConfigurationError(f"{name}: the plan gives neither an image nor a run")
+            else:
+                res = flash_ecu(target.session, target.image, sink, tokens[name])
+        except Exception as exc:  # flash_ecu never raises for job failures; be safe anyway
+            # (a thread that died here would leave the plan waiting for it forever)
             res = None
-            err = str(exc)
+            err = str(exc) if isinstance(exc, FotaError) else f"internal error: {exc!r}"
         gate = gates.get(target.channel)
         if gate is not None:
             gate.leave(name)

@@ -19,6 +19,7 @@ from fota_studio.core.flash_record import (
     PLAN_FAILED,
     PLAN_SKIPPED,
     PLAN_VERIFIED,
+    FlashRecord,
     MachineFlashRecord,
 )
 from fota_studio.engine.flash_job import FlashSession
@@ -232,3 +233,67 @@ def test_validator_checks_after() -> None:
     assert any('"ECM" is not an ECU of this EA' in e for e in errors), errors
     ea.ecus[0].after, ea.ecus[2].after = [], []
     assert not [p for p in validate(ea) if p.severity is Severity.ERROR]
+
+
+def _transfer_span(record: FlashRecord) -> tuple[float, float]:
+    """When the ECU's TransferData ran: its first request to its last answer."""
+    blocks = [x for x in record.exchanges if x.request_hex[:2] == "36"]
+    assert blocks, f"{record.ecu}: no TransferData in its record"
+    return min(x.t_request for x in blocks), max(x.t_response or 0.0 for x in blocks)
+
+
+def _cli_plan(workspace_dir: Path, *extra: str) -> list[str]:
+    from fota_studio.demo.seed import ensure_demo
+    from fota_studio.infra.workspace import Workspace
+
+    with Workspace.open(workspace_dir) as ws:
+        ensure_demo(ws)
+    args = ["--workspace", str(workspace_dir), "--log-level", "WARNING", "flash"]
+    return [*args, "--machine", "Unit #1001", "--simulate", "--no-progress", "--json", *extra]
+
+
+def test_cli_two_ecus_of_one_bus_run_in_one_job_interleaved(
+    workspace_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`flash --machine M --ecu VCU --ecu HCU --simulate`: both on CAN1, flashed by ONE plan
+    job — their TransferData overlapped in time (one after the other on the channel's worker,
+    as before submit_plan, would fail this)."""
+    from fota_studio.cli import main
+
+    code = main(_cli_plan(workspace_dir, "--ecu", "VCU", "--ecu", "HCU"))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    rec = MachineFlashRecord.from_dict(json.loads(out))
+    assert rec.states == {"VCU": PLAN_VERIFIED, "HCU": PLAN_VERIFIED}
+    assert rec.channels == {"CAN1": ["VCU", "HCU"]}
+    vcu, hcu = (rec.record_of(n) for n in ("VCU", "HCU"))
+    assert vcu is not None and hcu is not None
+    (v0, v1), (h0, h1) = _transfer_span(vcu), _transfer_span(hcu)
+    assert v0 < h1 and h0 < v1, f"TransferData did not overlap: VCU {v0}-{v1}, HCU {h0}-{h1}"
+    # One line per ECU on stderr.
+    assert "VCU: " in err and "HCU: " in err
+
+
+def test_cli_plan_with_one_failure_names_it_and_the_other_is_verified(
+    workspace_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulated HCU fails its erase: VCU (same bus, same job) still verified; exit code 1,
+    the JSON record says HCU failed at erase and why."""
+    from fota_studio.cli import main
+    from fota_studio.sim.machine import SimMachine
+
+    start = SimMachine.start
+
+    def start_with_fault(self: SimMachine) -> None:
+        start(self)
+        self.inject("HCU", Fault(step="erase", kind="fail"))
+
+    monkeypatch.setattr(SimMachine, "start", start_with_fault)
+    code = main(_cli_plan(workspace_dir, "--ecu", "VCU", "--ecu", "HCU"))
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    rec = MachineFlashRecord.from_dict(json.loads(out))
+    assert rec.states == {"VCU": PLAN_VERIFIED, "HCU": PLAN_FAILED}
+    hcu = rec.record_of("HCU")
+    assert hcu is not None and hcu.failed_step == "erase" and "0x72" in hcu.error
+    assert "HCU: error:" in err and "plan: VCU verified, HCU failed" in err
