@@ -307,7 +307,7 @@ class TraceStore:
             chunk = self._chunks[ci]
             lo = max(r0 - ci * self.chunk_frames, 0)
             hi = min(r1 - ci * self.chunk_frames, chunk.fill)
-            fd = {r - lo: t for r, t in chunk.fd.items() if lo <= r < hi} if chunk.fd else None
+            fd = {r - lo: t for r, t in chunk.fd.items() if lo <= r < hi}
             batch = FrameBatch(
                 chunk.ts[lo:hi],
                 chunk.ids[lo:hi],
