@@ -48,6 +48,8 @@ SAMPLE_POINT_CLOCKS_HZ: dict[str, tuple[int, int]] = {
 MIN_BITRATE_BPS = 10_000
 MAX_BITRATE_BPS = 1_000_000
 MAX_DATA_BITRATE_BPS = 12_000_000
+#: The `ChannelConnection` fields a `BusSettings` takes as they are.
+_BUS_FIELDS = ("channel", "bitrate_bps", "fd", "data_bitrate_bps", "listen_only")
 
 
 @dataclass(frozen=True)
@@ -110,12 +112,8 @@ class ChannelConnection:
             extra["timing"] = timing
         return BusSettings(
             interface=self.interface.strip().lower(),
-            channel=self.channel,
-            bitrate_bps=self.bitrate_bps,
-            fd=self.fd,
-            data_bitrate_bps=self.data_bitrate_bps,
-            listen_only=self.listen_only,
             extra=extra,
+            **{name: getattr(self, name) for name in _BUS_FIELDS},
         )
 
     def _timing(self) -> can.BitTiming | can.BitTimingFd | None:
