@@ -163,6 +163,9 @@ def test_two_ecus_of_the_machine_flashed_in_one_run_both_verified(
     assert len(asked) == 1  # asked once, from → to per ECU
     assert "3.1.0 → 3.2.1" in asked[0] and "1.4.2 → 1.5.0" in asked[0]
     assert "2 ECUs updated and verified" in view.result_title.text()
+    # One plan job flashed both (interleaved on CAN1), not one job after the other.
+    assert view.plan is not None and view.plan.result(5).ok
+    assert sorted(view.plan.ecus) == ["HCU", "VCU"]
     detail = view.result_detail.text()
     assert "VCU updated: it runs 3.2.1" in detail and "HCU updated: it runs 1.5.0" in detail
     assert view.rerun_button.isHidden()

@@ -7,9 +7,10 @@ and what blocks the update), **flashing** (a large progress bar, the current ste
 time left, Cancel that asks first) and **result** (what happened and what to do next; after a
 stop that left the ECU in its bootloader, "Re-run the flash"). Start asks for confirmation
 with from → to. The ECU is read and flashed by engine jobs on the channel's worker
-(`engine/ecu_info`, `Engine.submit_flash` with the one resolver on the worker); events arrive
-through the `EngineBridge`, so nothing here blocks. Every action has a mnemonic (Alt+…) and
-the primary button of each stage is the default (Enter). `confirm(title, text) -> bool` is
+(`engine/ecu_info`; `Engine.submit_flash`, several ECUs as ONE `Engine.submit_plan` job, with
+the one resolver on the engine's threads); events arrive through the `EngineBridge`, so nothing
+here blocks. Every action has a mnemonic (Alt+…) and the primary button of each stage is the
+default (Enter). `confirm(title, text) -> bool` is
 replaceable for tests. GUI thread only.
 """
 
@@ -48,7 +49,7 @@ from fota_studio.core.events import (
 )
 from fota_studio.core.flash_plan import SEGMENT_STEPS
 from fota_studio.engine.ecu_info import EcuInfo, submit_read_ecu_info
-from fota_studio.engine.engine import Engine, JobHandle
+from fota_studio.engine.engine import Engine, JobHandle, PlanHandle, PlanItem
 from fota_studio.engine.flash_job import FlashResult, ImageLike
 from fota_studio.engine.preflight import Preflight, build_preflight, left_in_bootloader
 from fota_studio.ui.engine_bridge import EngineBridge
@@ -88,6 +89,17 @@ class _FlashRow:
     failure: JobFailed | None = None
     ended: bool = False
     widgets: list[QWidget] = field(default_factory=list)  # built for this run (removed after)
+
+
+def _loader(ws: Any, machine: str, ecu: str, version: str) -> Callable[[], ImageLike]:
+    """Load (machine, ECU, version)'s image with the one resolver (on an engine thread)."""
+
+    def load() -> ImageLike:
+        from fota_studio.engine.targets import resolve_flash_target
+
+        return resolve_flash_target(ws, machine, ecu, version).image
+
+    return load
 
 
 def _big_button(text: str, tip: str) -> QPushButton:
@@ -134,6 +146,8 @@ class TechnicianView(QWidget):
         #: The checked ECUs, each with its pre-flight (what Start flashes).
         self._checked: list[tuple[EcuDefinition, Preflight]] = []
         self._job: JobHandle | None = None
+        #: The plan job of a run of several ECUs (its rows hold its per-ECU handles).
+        self._plan: PlanHandle | None = None
         self._ecu: EcuDefinition | None = None
         self.ecu_checks: dict[str, QCheckBox] = {}
         self.ecu_versions: dict[str, QComboBox] = {}
@@ -628,8 +642,10 @@ class TechnicianView(QWidget):
         return _FlashRow(ecu, pre, heading, step, bar, time_label, widgets=widgets)
 
     def start_update(self) -> None:
-        """Ask once (from → to per ECU), then flash each ECU (one engine job each, run in
-        order on the channel's worker; the resolver loads and checks each image there)."""
+        """Ask once (from → to per ECU), then flash: one ECU as one engine job, several as ONE
+        plan job (`Engine.submit_plan`: interleaved on a shared channel, parallel across
+        channels, one row per ECU); the resolver loads and checks each image on the engine's
+        threads."""
         checked = list(self._checked)
         if not checked or self.ws is None or self.is_running():
             return
@@ -645,39 +661,43 @@ class TechnicianView(QWidget):
             return
         ws = self.ws
         self._clear_extra_rows()
-        rows: list[_FlashRow] = []
-        for index, (ecu, pre) in enumerate(checked):
-            machine, version = pre.machine, pre.target
-
-            def load(
-                ecu: EcuDefinition = ecu, machine: str = machine, v: str = version
-            ) -> ImageLike:
-                from fota_studio.engine.targets import resolve_flash_target
-
-                return resolve_flash_target(ws, machine, ecu.name, v).image
-
-            row = self._new_row(ecu, pre, index == 0)
-            rows.append(row)
-            self._rows = rows
-            try:
-                row.job = self.engine.submit_flash(
-                    ecu.connection.channel,
-                    ecu,
+        rows = [self._new_row(ecu, pre, n == 0) for n, (ecu, pre) in enumerate(checked)]
+        self._rows = rows
+        items = [
+            PlanItem(
+                row.ecu,
+                loader=_loader(ws, row.pre.machine, row.ecu.name, row.pre.target),
+                version=row.pre.target,
+                expected_version=row.pre.target,
+            )
+            for row in rows
+        ]
+        machine = rows[0].pre.machine
+        self._plan = None
+        try:
+            if len(rows) == 1:
+                it = items[0]
+                rows[0].job = self.engine.submit_flash(
+                    it.channel,
+                    it.ecu,
                     None,
-                    loader=load,
+                    loader=it.loader,
                     machine=machine,
-                    version=version,
-                    expected_version=version,
+                    version=it.version,
+                    expected_version=it.expected_version,
                     workspace=ws,
                     by="GUI technician view",
                 )
-            except FotaError as exc:
-                for earlier in rows:
-                    if earlier.job is not None:
-                        self.engine.cancel(earlier.job.job_id, f"{ecu.name} could not start")
-                self._clear_extra_rows()
-                self._show_problem(str(exc))
-                return
+            else:
+                self._plan = self.engine.submit_plan(
+                    items, machine=machine, workspace=ws, by="GUI technician view"
+                )
+                for row in rows:
+                    row.job = self._plan.ecus[row.ecu.name]
+        except FotaError as exc:  # an ECU is flashed elsewhere / has an open request
+            self._clear_extra_rows()
+            self._show_problem(str(exc))
+            return
         first = rows[0]
         self._job = first.job
         self._ecu = first.ecu
@@ -690,7 +710,7 @@ class TechnicianView(QWidget):
             self.row_heading.hide()
         else:
             where = f" of {pre.machine}" if pre.machine else ""
-            self.flash_title.setText(f"Updating {len(rows)} ECUs{where}, one after the other")
+            self.flash_title.setText(f"Updating {len(rows)} ECUs{where} in one run")
             self.row_heading.show()
         for row in rows:
             row.heading.setText(f"{row.pre.ecu}: {row.pre.from_version} → {row.pre.target}")
@@ -719,6 +739,11 @@ class TechnicianView(QWidget):
 
     # -- running ----------------------------------------------------------------------------
 
+    @property
+    def plan(self) -> PlanHandle | None:
+        """The plan job of the last run of several ECUs (None: one ECU, or none yet)."""
+        return self._plan
+
     def is_running(self) -> bool:
         """True while one of this view's flashes is queued or running."""
         return any(r.job is not None and not r.job.done() for r in self._rows)
@@ -734,6 +759,8 @@ class TechnicianView(QWidget):
 
     def stop_flash(self, reason: str = "cancelled by the user") -> None:
         """Stop at the next safe point (no question); the queued ECUs do not start."""
+        if self._plan is not None and not self._plan.done():
+            self.engine.cancel(self._plan.job_id, reason)
         for row in self._rows:
             if row.job is not None and not row.job.done():
                 self.engine.cancel(row.job.job_id, reason)
