@@ -6,7 +6,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 from PySide6.QtCore import QSettings
 
 from fota_studio.app import open_workspace
@@ -45,3 +47,20 @@ def app_window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[tuple[MainWindo
     # Quitting asks when a job still runs (its teardown must not wait on a modal): say Yes.
     w.confirm = lambda _title, _text: True
     w.close()
+
+
+def app_fixtures(prefix: str) -> tuple[Any, Any]:
+    """The `ws` (`demo_workspace`, CAN1 channels named `prefix`-…) and `window` (`app_window`)
+    fixtures of a GUI test module: `ws_fixture, window_fixture = app_fixtures("wb")`."""
+
+    @pytest.fixture(name="ws")
+    def ws_fixture(workspace_dir: Path) -> Iterator[Workspace]:
+        yield from demo_workspace(workspace_dir, prefix)
+
+    @pytest.fixture(name="window")
+    def window_fixture(
+        qtbot, ws: Workspace, tmp_path: Path
+    ) -> Iterator[tuple[MainWindow, Workbench]]:  # type: ignore[no-untyped-def]
+        yield from app_window(qtbot, ws, tmp_path)
+
+    return ws_fixture, window_fixture

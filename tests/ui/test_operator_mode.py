@@ -3,28 +3,16 @@ the Workbench asks the one access check (`AccessControl.allows`) and the panels 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from fota_studio.infra.access import AccessDeniedError
-from fota_studio.infra.workspace import Workspace
-from fota_studio.ui.main_window import MainWindow
 from fota_studio.ui.workbench import Workbench
-from tests.ui.app_fixtures import app_window, demo_workspace
+from tests.ui.app_fixtures import app_fixtures
 
 PASSPHRASE = "correct horse battery"
 
 
-@pytest.fixture
-def ws(workspace_dir: Path) -> Iterator[Workspace]:
-    yield from demo_workspace(workspace_dir, "op")
-
-
-@pytest.fixture
-def window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[tuple[MainWindow, Workbench]]:  # type: ignore[no-untyped-def]
-    yield from app_window(qtbot, ws, tmp_path)
+ws_fixture, window_fixture = app_fixtures("op")
 
 
 def _transmit_visible(bench: Workbench) -> bool:

@@ -2,45 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import Qt, QTimer
 
 from fota_studio.core.firmware import FirmwareImage, Segment, to_hex
-from fota_studio.demo import seed as demo
 from fota_studio.demo.catalog import APP_REGION_START, DEMO_REPOSITORIES
 from fota_studio.infra.workspace import Workspace
 from fota_studio.ui.models.repository_model import INFO_ROLE, RepositoryModel
 from fota_studio.ui.panels.repository_panel import ImportRequest, RepositoryPanel
+from tests.ui.repository_fixtures import drop_file, repository_fixtures
 
 BRAND, MODEL = DEMO_REPOSITORIES[0].brand, DEMO_REPOSITORIES[0].model
 
 
-@pytest.fixture
-def ws(workspace_dir: Path) -> Iterator[Workspace]:
-    ws = Workspace.open(workspace_dir)
-    demo.ensure_demo(ws)
-    yield ws
-    ws.close()
-
-
-@pytest.fixture
-def panel(qtbot, ws: Workspace) -> RepositoryPanel:
-    p = RepositoryPanel(ws)
-    qtbot.addWidget(p)
-    p.resize(1000, 600)
-    errors: list[tuple[str, object, str | None]] = []
-    warnings: list[tuple[str, list[str]]] = []
-    p.show_error = lambda title, err, details: errors.append((title, err, details))
-    p.show_warnings = lambda title, items: warnings.append((title, items))
-    p.errors = errors  # type: ignore[attr-defined]
-    p.warnings = warnings  # type: ignore[attr-defined]
-    p.show()
-    return p
+ws_fixture, panel_fixture = repository_fixtures()
 
 
 def _hex_file(tmp_path: Path, name: str, payload: bytes, gap: int = 0x4000) -> Path:
@@ -229,15 +205,7 @@ def test_drop_opens_the_prefilled_form(qtbot, panel, tmp_path) -> None:
     panel.select(BRAND, MODEL)
     asked: list[ImportRequest] = []
     panel.ask_import = lambda req: asked.append(req)  # cancel the form
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path))])
-    buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    # Qt delivers a drop only after an accepted drag-enter, like a real drag does.
-    enter = QDragEnterEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, buttons, mods)
-    QApplication.sendEvent(panel, enter)
-    assert enter.isAccepted()
-    drop = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, buttons, mods)
-    QApplication.sendEvent(panel, drop)
+    drop_file(panel, path)
     assert asked == [ImportRequest(path=path, brand=BRAND, model=MODEL, version="4.0.0")]
 
 

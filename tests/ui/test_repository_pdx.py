@@ -6,72 +6,27 @@ ignored listed."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import zipfile
-from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QDialog
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialog
 
 from fota_studio.core.pdx import ProfileChange
-from fota_studio.demo import seed as demo
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.repository import RepositoryStore
-from fota_studio.infra.workspace import Workspace
 from fota_studio.ui.dialogs.ea_diff_dialog import EaDiffDialog
-from fota_studio.ui.panels.repository_panel import IMAGE_FILE_FILTER, RepositoryPanel
-
-ROOT = Path(__file__).resolve().parents[2]
+from fota_studio.ui.panels.repository_panel import IMAGE_FILE_FILTER
+from tests.ui.doc_tools import load_doc_tool
+from tests.ui.repository_fixtures import drop_file, repository_fixtures
 
 
 def _builder() -> ModuleType:
-    name = "docs_tools_pdx_example"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, ROOT / "docs" / "tools" / "pdx_example.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_doc_tool("pdx_example", "docs_tools_pdx_example", shared=True)
 
 
-@pytest.fixture
-def ws(workspace_dir: Path) -> Iterator[Workspace]:
-    ws = Workspace.open(workspace_dir)
-    demo.ensure_demo(ws)
-    yield ws
-    ws.close()
-
-
-@pytest.fixture
-def panel(qtbot, ws: Workspace) -> RepositoryPanel:  # type: ignore[no-untyped-def]
-    p = RepositoryPanel(ws)
-    qtbot.addWidget(p)
-    p.resize(1000, 600)
-    p.errors = []  # type: ignore[attr-defined]
-    p.warnings = []  # type: ignore[attr-defined]
-    p.show_error = lambda title, err, details: p.errors.append((title, str(err)))
-    p.show_warnings = lambda title, items: p.warnings.append((title, items))
-    p.show()
-    return p
-
-
-def _drop(panel: RepositoryPanel, path: Path) -> None:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path))])
-    buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    enter = QDragEnterEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, buttons, mods)
-    QApplication.sendEvent(panel, enter)
-    assert enter.isAccepted()
-    drop = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, buttons, mods)
-    QApplication.sendEvent(panel, drop)
+ws_fixture, panel_fixture = repository_fixtures()
 
 
 def test_dropped_pdx_imports_and_offers_ea_changes(qtbot, panel, ws, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -87,7 +42,7 @@ def test_dropped_pdx_imports_and_offers_ea_changes(qtbot, panel, ws, tmp_path) -
 
     panel.review_profile_changes = review
     with qtbot.waitSignal(panel.ea_profile_changed, timeout=20_000) as changed:
-        _drop(panel, path)
+        drop_file(panel, path)
     assert not panel.errors, panel.errors
     v = RepositoryStore(ws).get_version(pdx.BRAND, pdx.MODEL, "1.7.0")
     assert v.segments == tuple((a, len(d)) for a, d in pdx.example_blocks("1.7.0"))
@@ -109,7 +64,7 @@ def test_wrong_checksum_refused_naming_the_block(qtbot, panel, ws, tmp_path) -> 
     path = pdx.write_pdx(tmp_path / "bad.pdx", "1.8.0", wrong_checksum_block=0)
     with qtbot.waitSignal(panel.import_failed, timeout=20_000):
         panel.import_file(path)
-    assert panel.errors and "data block DB_App" in panel.errors[0][1]
+    assert panel.errors and "data block DB_App" in str(panel.errors[0][1])
     assert not any(v.version == "1.8.0" for v in RepositoryStore(ws).all_versions())
 
 

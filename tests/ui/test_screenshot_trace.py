@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtGui import QImage
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.ui.doc_tools import load_doc_tool
 
 
 def _screenshots_module() -> Any:
-    path = ROOT / "docs" / "tools" / "screenshots.py"
-    spec = importlib.util.spec_from_file_location("docs_tools_screenshots_trace", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_doc_tool("screenshots", "docs_tools_screenshots_trace")
 
 
 def test_trace_shot_has_a_file_document_beside_the_live_capture(qapp, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

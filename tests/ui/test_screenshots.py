@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from PySide6.QtGui import QImage
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.ui.doc_tools import load_doc_tool
 
 
-def _screenshots_module():
-    path = ROOT / "docs" / "tools" / "screenshots.py"
-    spec = importlib.util.spec_from_file_location("docs_tools_screenshots", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _screenshots_module() -> ModuleType:
+    return load_doc_tool("screenshots", "docs_tools_screenshots")
 
 
 def test_one_grab_of_the_real_main_window(qapp, tmp_path: Path) -> None:

@@ -3,30 +3,17 @@ three buttons run the demo, open the adapter settings and open a log file in the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import can
-import pytest
 from PySide6.QtCore import Qt
 
 from fota_studio.infra.settings import load_settings
 from fota_studio.infra.tracefile import write_log
-from fota_studio.infra.workspace import Workspace
 from fota_studio.ui.dialogs.welcome_dialog import WelcomeDialog
-from fota_studio.ui.main_window import MainWindow
-from fota_studio.ui.workbench import Workbench
-from tests.ui.app_fixtures import app_window, demo_workspace
+from tests.ui.app_fixtures import app_fixtures
 
-
-@pytest.fixture
-def ws(workspace_dir: Path) -> Iterator[Workspace]:
-    yield from demo_workspace(workspace_dir, "wel")
-
-
-@pytest.fixture
-def window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[tuple[MainWindow, Workbench]]:
-    yield from app_window(qtbot, ws, tmp_path)
+ws_fixture, window_fixture = app_fixtures("wel")
 
 
 def test_buttons_emit_their_signal_and_close(qtbot) -> None:

@@ -8,29 +8,18 @@ stops every thread (the conftest fixture fails the test otherwise).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from PySide6.QtCore import Qt
 
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.workspace import Workspace
-from fota_studio.ui.main_window import MainWindow
-from fota_studio.ui.workbench import Workbench
-from tests.ui.app_fixtures import app_window, demo_workspace
+from tests.ui.app_fixtures import app_fixtures
 
 PANELS = {"repository", "ea", "requests", "flash", "hmi", "oem", "tcu_bench", "sim", "trace", "log"}
 
 
-@pytest.fixture
-def ws(workspace_dir: Path) -> Iterator[Workspace]:
-    yield from demo_workspace(workspace_dir, "wb")
-
-
-@pytest.fixture
-def window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[tuple[MainWindow, Workbench]]:
-    yield from app_window(qtbot, ws, tmp_path)
+ws_fixture, window_fixture = app_fixtures("wb")
 
 
 def test_every_panel_and_the_engine_channel_are_there(window, ws: Workspace) -> None:

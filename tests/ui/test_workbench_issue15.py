@@ -9,8 +9,6 @@ import itertools
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import can
 import pytest
@@ -22,22 +20,14 @@ from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.workspace import Workspace
 from fota_studio.protocols.bus import BusSettings
 from fota_studio.protocols.fota_objects import DEFAULT_NODE_ID
-from fota_studio.ui.main_window import MainWindow
 from fota_studio.ui.workbench import Workbench
-from tests.ui.app_fixtures import app_window, demo_workspace
+from tests.ui.app_fixtures import app_fixtures
 
 TCU_IDS = {0x700 + DEFAULT_NODE_ID, 0x180 + DEFAULT_NODE_ID}
 HEARTBEAT_S = 1.0
 
 
-@pytest.fixture
-def ws(workspace_dir: Path) -> Iterator[Workspace]:
-    yield from demo_workspace(workspace_dir, "i15")
-
-
-@pytest.fixture
-def window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[tuple[MainWindow, Workbench]]:  # type: ignore[no-untyped-def]
-    yield from app_window(qtbot, ws, tmp_path)
+ws_fixture, window_fixture = app_fixtures("i15")
 
 
 def _can1(bench: Workbench) -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
@@ -27,6 +28,12 @@ def _installed(ws: Workspace) -> str | None:
     return EaStore(ws).get_machine("Unit #1001").installed.get("VCU")
 
 
+def _decision(ws: Workspace) -> dict[str, Any]:
+    """The operator decision logged for the last request (its entry's data)."""
+    req = RequestsStore(ws).list()[-1]
+    return next(e for e in RequestsStore(ws).entries(req.id) if e.kind == "decision").data
+
+
 def test_demo_approved_on_hmi_panel(qtbot, ws: Workspace) -> None:
     panel = HmiPanel()
     qtbot.addWidget(panel)
@@ -42,9 +49,7 @@ def test_demo_approved_on_hmi_panel(qtbot, ws: Workspace) -> None:
         assert done.args[0] == "Successful", done.args[1]
         qtbot.waitUntil(lambda: "successful" in panel.result_label.text().lower(), timeout=10_000)
         assert _installed(ws) == "3.2.1"
-        req = RequestsStore(ws).list()[-1]
-        decision = next(e for e in RequestsStore(ws).entries(req.id) if e.kind == "decision")
-        assert decision.data["source"] == "hmi"
+        assert _decision(ws)["source"] == "hmi"
     finally:
         runner.shutdown()
         panel.shutdown()
@@ -69,9 +74,7 @@ def test_demo_approved_in_dialog(qtbot, ws: Workspace) -> None:
             dialogs[0].approve_button.click()
         assert done.args[0] == "Successful", done.args[1]
         assert _installed(ws) == "3.2.1"
-        req = RequestsStore(ws).list()[-1]
-        decision = next(e for e in RequestsStore(ws).entries(req.id) if e.kind == "decision")
-        assert decision.data["by"] == "Alice"
+        assert _decision(ws)["by"] == "Alice"
     finally:
         runner.shutdown()
 
