@@ -30,7 +30,7 @@ from keyring.backends.null import Keyring as NullKeyring
 
 from fota_studio.core.errors import WorkspaceError
 from fota_studio.core.flash_record import FlashRecord, StepRecord
-from fota_studio.core.update_request import RequestStatus
+from fota_studio.core.update_request import RequestStatus, UpdateRequest
 from fota_studio.engine.records import save_flash_record
 from fota_studio.infra.record_verify import verify_workspace
 from fota_studio.infra.requests_store import ENTRY_FINAL, ENTRY_FLASH, ENTRY_STEP, RequestsStore
@@ -80,19 +80,28 @@ def _write_blf(path: Path, frames: int = 40) -> None:
             )
 
 
+def _request(
+    store: RequestsStore, machine: str, ecu: str, model: str, versions: tuple[str, str], by: str
+) -> UpdateRequest:
+    """A TTControl update request by `by` of `machine`'s `ecu` (repository `model`) from
+    `versions[0]` to `versions[1]`."""
+    before, version = versions
+    return store.create(
+        machine=machine,
+        ecu=ecu,
+        brand="TTControl",
+        model=model,
+        version=version,
+        installed_before=before,
+        created_by=by,
+    )
+
+
 def build_workspace(root: Path) -> Scenario:
     """A workspace with a Failed request (flash record + BLF) and a Pending one."""
     with Workspace.open(root) as ws:
         store = RequestsStore(ws)
-        req = store.create(
-            machine="Unit #1001",
-            ecu="VCU",
-            brand="TTControl",
-            model="TTC 2390",
-            version="3.2.0",
-            installed_before="3.1.0",
-            created_by="alice",
-        )
+        req = _request(store, "Unit #1001", "VCU", "TTC 2390", ("3.1.0", "3.2.0"), "alice")
         store.update(
             req.id, status=RequestStatus.IN_PROGRESS, step="flash", approved=True, owner_pid=1
         )
@@ -135,15 +144,7 @@ def build_workspace(root: Path) -> Scenario:
             owner_pid=None,
             entry=(ENTRY_FINAL, {"status": "Failed", "outcome": "flash_failed"}),
         )
-        other = store.create(
-            machine="Unit #1002",
-            ecu="BCU",
-            brand="TTControl",
-            model="TTC 580",
-            version="1.4.0",
-            installed_before="1.3.0",
-            created_by="bob",
-        )
+        other = _request(store, "Unit #1002", "BCU", "TTC 580", ("1.3.0", "1.4.0"), "bob")
         # Two entries, so deleting the chain's last one leaves the request with a history.
         store.append(other.id, ENTRY_STEP, {"step": "verify_package", "state": "ok"})
         assert record.buslog_sha256 is not None

@@ -20,6 +20,7 @@ import io
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -91,6 +92,39 @@ def _crc32_hex(data: bytes) -> str:
     return f"{zlib.crc32(data) & 0xFFFFFFFF:08X}"
 
 
+def _flashdata_fields(name: str, selection: DataformatSelection) -> dict[str, Any]:
+    """What the INTERN and EXTERN flash data `FD_<name>` share: 4-byte address and size
+    fields, the data format, no encryption or compression (method 00)."""
+    return {
+        "odx_id": _id(f"FD.{name}"),
+        "short_name": f"FD_{name}",
+        "size_length": 4,
+        "address_length": 4,
+        "dataformat": Dataformat(selection=selection),
+        "encrypt_compress_method": EncryptCompressMethod(
+            value_raw="00", value_type=EncryptCompressMethodType.A_BYTEFIELD
+        ),
+    }
+
+
+def _datablock_fields(
+    name: str, long_name: str, data_type: str, index: int, **segment: int
+) -> dict[str, Any]:
+    """The fields of data block `DB_<name>`: its flash data `FD_<name>` and its one segment
+    `SEG_<name>` (`segment`: that segment's addresses / size)."""
+    return {
+        "odx_id": _id(f"DB.{name}"),
+        "short_name": f"DB_{name}",
+        "long_name": long_name,
+        "data_type": data_type,
+        "logical_block_index": index,
+        "flashdata_ref": OdxLinkRef.from_id(_id(f"FD.{name}")),
+        "segments": NamedItemList(
+            [Segment(odx_id=_id(f"SEG.{name}"), short_name=f"SEG_{name}", **segment)]
+        ),
+    }
+
+
 def build_database(
     version: str = EXAMPLE_VERSION,
     *,
@@ -107,26 +141,9 @@ def build_database(
     db = Database()
     code_hex = to_hex(FirmwareImage.from_segments([(code_addr, code)])).decode("ascii")
     flashdatas: list[Flashdata] = [
-        InternFlashdata(
-            odx_id=_id("FD.App"),
-            short_name="FD_App",
-            size_length=4,
-            address_length=4,
-            dataformat=Dataformat(selection=DataformatSelection.INTEL_HEX),
-            encrypt_compress_method=EncryptCompressMethod(
-                value_raw="00", value_type=EncryptCompressMethodType.A_BYTEFIELD
-            ),
-            data=code_hex,
-        ),
+        InternFlashdata(**_flashdata_fields("App", DataformatSelection.INTEL_HEX), data=code_hex),
         ExternFlashdata(
-            odx_id=_id("FD.Cal"),
-            short_name="FD_Cal",
-            size_length=4,
-            address_length=4,
-            dataformat=Dataformat(selection=DataformatSelection.BINARY),
-            encrypt_compress_method=EncryptCompressMethod(
-                value_raw="00", value_type=EncryptCompressMethodType.A_BYTEFIELD
-            ),
+            **_flashdata_fields("Cal", DataformatSelection.BINARY),
             datafile=Datafile(value="calibration.bin", latebound_datafile=False),
         ),
     ]
@@ -134,21 +151,13 @@ def build_database(
     db.add_auxiliary_file("calibration.bin", io.BytesIO(cal.hex().upper().encode("ascii")))
     datablocks = [
         Datablock(
-            odx_id=_id("DB.App"),
-            short_name="DB_App",
-            long_name="Application",
-            data_type="CODE",
-            logical_block_index=0,
-            flashdata_ref=OdxLinkRef.from_id(_id("FD.App")),
-            segments=NamedItemList(
-                [
-                    Segment(
-                        odx_id=_id("SEG.App"),
-                        short_name="SEG_App",
-                        source_start_address=code_addr,
-                        uncompressed_size=len(code),
-                    )
-                ]
+            **_datablock_fields(
+                "App",
+                "Application",
+                "CODE",
+                0,
+                source_start_address=code_addr,
+                uncompressed_size=len(code),
             ),
             own_idents=NamedItemList(
                 [
@@ -163,23 +172,15 @@ def build_database(
             ),
         ),
         Datablock(
-            odx_id=_id("DB.Cal"),
-            short_name="DB_Cal",
-            long_name="Calibration",
-            data_type="DATA",
-            logical_block_index=1,
-            flashdata_ref=OdxLinkRef.from_id(_id("FD.Cal")),
-            target_addr_offset=PosOffset(positive_offset=cal_addr),
-            segments=NamedItemList(
-                [
-                    Segment(
-                        odx_id=_id("SEG.Cal"),
-                        short_name="SEG_Cal",
-                        source_start_address=0,
-                        source_end_address=len(cal) - 1,
-                    )
-                ]
+            **_datablock_fields(
+                "Cal",
+                "Calibration",
+                "DATA",
+                1,
+                source_start_address=0,
+                source_end_address=len(cal) - 1,
             ),
+            target_addr_offset=PosOffset(positive_offset=cal_addr),
         ),
     ]
     checksums = []
