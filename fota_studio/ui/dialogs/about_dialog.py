@@ -14,17 +14,14 @@ from PySide6.QtCore import qVersion
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
-    QDialogButtonBox,
-    QHeaderView,
     QLabel,
-    QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from fota_studio import __version__
+from fota_studio.ui.dialogs.parts import close_buttons, read_only_table
 
 #: (shown name, distribution name) of the libraries a bug report needs.
 LIBRARIES: tuple[tuple[str, str], ...] = (
@@ -76,26 +73,16 @@ class AboutDialog(QDialog):
         )
         title.setWordWrap(True)
         rows = library_versions()
-        self.table = QTableWidget(len(rows), 2)
-        self.table.setHorizontalHeaderLabels(["Component", "Version"])
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table = read_only_table(len(rows), ["Component", "Version"])
         for r, (name, version) in enumerate(rows):
             self.table.setItem(r, 0, QTableWidgetItem(name))
             self.table.setItem(r, 1, QTableWidgetItem(version))
-        self.table.horizontalHeader().setSectionResizeMode(
-            0, QHeaderView.ResizeMode.ResizeToContents
-        )
-        self.table.horizontalHeader().setStretchLastSection(True)
         row_px = self.fontMetrics().height() + 6
         self.table.verticalHeader().setDefaultSectionSize(row_px)
         # Tall enough for every row: the list is short and scrolling it hides the point.
         self.table.setMinimumHeight(row_px * (len(rows) + 1) + 4)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        copy = QPushButton("Copy versions")
-        buttons.addButton(copy, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons, (copy,) = close_buttons(self, ("Copy versions", ""))
         copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(versions_text()))
-        buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(title)
         layout.addWidget(self.table, 1)

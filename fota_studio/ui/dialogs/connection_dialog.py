@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFormLayout,
     QLabel,
     QLineEdit,
@@ -28,15 +27,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fota_studio.protocols.bus import (
-    BusSettings,
-    detect_configs,
-    interface_limits,
-    settings_problems,
+from fota_studio.protocols.bus import BusSettings, detect_configs, settings_problems
+from fota_studio.ui.dialogs.parts import (
+    add_bitrate_rows,
+    bitrate_combos,
+    offer_rates,
+    ok_cancel_buttons,
 )
-
-BITRATES_BPS = (125_000, 250_000, 500_000, 1_000_000)
-DATA_BITRATES_BPS = (1_000_000, 2_000_000, 4_000_000, 5_000_000, 8_000_000)
 
 
 def _detect_into(found: list[dict[str, Any]], done: threading.Event) -> None:
@@ -63,17 +60,8 @@ class ConnectionDialog(QDialog):
         self.channel = QLineEdit("CAN1")
         self.name = QLineEdit("")
         self.name.setPlaceholderText("display name (default interface:channel)")
-        self.bitrate = QComboBox()
-        self.bitrate.setEditable(True)
-        for b in BITRATES_BPS:
-            self.bitrate.addItem(str(b))
-        self.bitrate.setCurrentText("500000")
+        self.bitrate, self.data_bitrate = bitrate_combos(500_000, 2_000_000)
         self.fd = QCheckBox("CAN FD")
-        self.data_bitrate = QComboBox()
-        self.data_bitrate.setEditable(True)
-        for b in DATA_BITRATES_BPS:
-            self.data_bitrate.addItem(str(b))
-        self.data_bitrate.setCurrentText("2000000")
         self.data_bitrate.setEnabled(False)
         self.fd.toggled.connect(self.data_bitrate.setEnabled)
         self.listen_only = QCheckBox("Listen only (no ACK, no Tx)")
@@ -87,15 +75,9 @@ class ConnectionDialog(QDialog):
         form.addRow("Interface", self.interface)
         form.addRow("Channel", self.channel)
         form.addRow("Name", self.name)
-        form.addRow("Bitrate (bit/s)", self.bitrate)
-        form.addRow("", self.fd)
-        form.addRow("Data bitrate (bit/s)", self.data_bitrate)
+        add_bitrate_rows(form, self.bitrate, self.fd, self.data_bitrate)
         form.addRow("", self.listen_only)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
+        buttons = ok_cancel_buttons(self)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Detected adapters"))
         layout.addWidget(self.detected)
@@ -136,17 +118,7 @@ class ConnectionDialog(QDialog):
         self.channel.setText(str(cfg["channel"]))
 
     def _on_interface_current_text_changed(self, interface: str) -> None:
-        lim = interface_limits(interface)
-        nominal = lim.bitrates_bps if lim.sets_bitrate else ()
-        data = lim.data_bitrates_bps if lim.sets_bitrate else ()
-        for combo, table, fallback in (
-            (self.bitrate, nominal, BITRATES_BPS),
-            (self.data_bitrate, data, DATA_BITRATES_BPS),
-        ):
-            current = combo.currentText()
-            combo.clear()
-            combo.addItems([str(b) for b in (table or fallback)])
-            combo.setCurrentText(current)
+        lim = offer_rates(self.bitrate, self.data_bitrate, interface)
         self.fd.setEnabled(lim.fd)
         if not lim.fd:
             self.fd.setChecked(False)

@@ -50,13 +50,17 @@ from fota_studio.infra.connections import (
 )
 from fota_studio.infra.workspace import Workspace
 from fota_studio.protocols.bus import interface_capabilities, interface_limits
+from fota_studio.ui.dialogs.parts import (
+    add_bitrate_rows,
+    bitrate_combos,
+    offer_rates,
+    ok_cancel_buttons,
+)
 from fota_studio.ui.widgets.detected_adapters import DetectedAdapters
 
 if TYPE_CHECKING:
     from fota_studio.ui.dialogs.doctor_dialog import DoctorDialog
 
-BITRATES_BPS = (125_000, 250_000, 500_000, 1_000_000)
-DATA_BITRATES_BPS = (1_000_000, 2_000_000, 4_000_000, 5_000_000, 8_000_000)
 #: Interfaces offered first in the combo box (any python-can interface can be typed).
 COMMON_INTERFACES = ("virtual", "pcan", "kvaser", "vector", "ixxat", "socketcan", "slcan")
 
@@ -121,13 +125,8 @@ class ConnectionsDialog(QDialog):
         others = sorted(set(can.interfaces.VALID_INTERFACES) - set(COMMON_INTERFACES))
         self.interface.addItems([*COMMON_INTERFACES, *others])
         self.adapter_channel = QLineEdit()
-        self.bitrate = QComboBox()
-        self.bitrate.setEditable(True)
-        self.bitrate.addItems([str(b) for b in BITRATES_BPS])
+        self.bitrate, self.data_bitrate = bitrate_combos()
         self.fd = QCheckBox("CAN FD")
-        self.data_bitrate = QComboBox()
-        self.data_bitrate.setEditable(True)
-        self.data_bitrate.addItems([str(b) for b in DATA_BITRATES_BPS])
         self.sample_point = QDoubleSpinBox()
         self.data_sample_point = QDoubleSpinBox()
         for box in (self.sample_point, self.data_sample_point):
@@ -160,9 +159,7 @@ class ConnectionsDialog(QDialog):
         form = QFormLayout()
         form.addRow("Interface", self.interface)
         form.addRow("Adapter channel", self.adapter_channel)
-        form.addRow("Bitrate (bit/s)", self.bitrate)
-        form.addRow("", self.fd)
-        form.addRow("Data bitrate (bit/s)", self.data_bitrate)
+        add_bitrate_rows(form, self.bitrate, self.fd, self.data_bitrate)
         form.addRow("Sample point", self.sample_point)
         form.addRow("Data sample point", self.data_sample_point)
         form.addRow("", self.listen_only)
@@ -194,11 +191,7 @@ class ConnectionsDialog(QDialog):
         top = QHBoxLayout()
         top.addWidget(self.channels, 1)
         top.addLayout(right, 3)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
+        buttons = ok_cancel_buttons(self)
         self.ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -241,21 +234,7 @@ class ConnectionsDialog(QDialog):
 
     def _offer_rates(self, interface: str) -> None:
         """Fill the bitrate lists with what `interface` can do (a typed value is validated)."""
-        lim = interface_limits(interface)
-        nominal = lim.bitrates_bps if lim.sets_bitrate else ()
-        data = lim.data_bitrates_bps if lim.sets_bitrate else ()
-        for combo, table, fallback in (
-            (self.bitrate, nominal, BITRATES_BPS),
-            (self.data_bitrate, data, DATA_BITRATES_BPS),
-        ):
-            current = combo.currentText()
-            combo.blockSignals(True)
-            try:
-                combo.clear()
-                combo.addItems([str(b) for b in (table or fallback)])
-                combo.setCurrentText(current)
-            finally:
-                combo.blockSignals(False)
+        lim = offer_rates(self.bitrate, self.data_bitrate, interface)
         defaults = options_text(lim.option_defaults())
         self.options.setPlaceholderText(defaults or "this interface has no open options")
         self.options.setToolTip(

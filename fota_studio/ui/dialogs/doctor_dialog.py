@@ -17,10 +17,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor, QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
-    QDialogButtonBox,
     QLabel,
     QPlainTextEdit,
-    QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -31,6 +29,7 @@ from fota_studio.core.ea import EcuDefinition
 from fota_studio.engine.doctor import LISTEN_S, CheckResult, DoctorReport, Status, run_doctor
 from fota_studio.protocols.bus import BusSettings
 from fota_studio.ui.background import BackgroundTask, run_in_background
+from fota_studio.ui.dialogs.parts import close_buttons
 
 #: Checks a full run performs (for the progress fraction only).
 EXPECTED_CHECKS = 4
@@ -87,16 +86,11 @@ class DoctorDialog(QDialog):
         self.verdict = QLabel("")
         self.verdict.setWordWrap(True)
 
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        self.rerun_button = QPushButton("Run again")
-        self.rerun_button.setToolTip(
-            "Run every check again (after fixing cable, driver or settings)"
+        buttons, (self.rerun_button, self.copy_button) = close_buttons(
+            self,
+            ("Run again", "Run every check again (after fixing cable, driver or settings)"),
+            ("Copy report", "Copy the full report to the clipboard for a support ticket"),
         )
-        self.copy_button = QPushButton("Copy report")
-        self.copy_button.setToolTip("Copy the full report to the clipboard for a support ticket")
-        buttons.addButton(self.rerun_button, QDialogButtonBox.ButtonRole.ActionRole)
-        buttons.addButton(self.copy_button, QDialogButtonBox.ButtonRole.ActionRole)
-        buttons.rejected.connect(self.reject)
         self.rerun_button.clicked.connect(self.start)
         self.copy_button.clicked.connect(self.copy_report)
 

@@ -17,16 +17,15 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
     QDialogButtonBox,
-    QHeaderView,
     QLabel,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from fota_studio.core.pdx import ProfileChange
+from fota_studio.ui.dialogs.parts import read_only_table
 
 HEADERS = ("Parameter", "In the EA", "In the container", "Stated by")
 
@@ -53,10 +52,7 @@ class EaDiffDialog(QDialog):
             "ones to take over; nothing changes until you apply them."
         )
         intro.setWordWrap(True)
-        self.table = QTableWidget(len(self.changes), len(HEADERS))
-        self.table.setHorizontalHeaderLabels(list(HEADERS))
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table = read_only_table(len(self.changes), HEADERS)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         for row, ch in enumerate(self.changes):
             name = QTableWidgetItem(ch.label)
@@ -71,9 +67,6 @@ class EaDiffDialog(QDialog):
             new.setForeground(Qt.GlobalColor.darkGreen)
             self.table.setItem(row, 2, new)
             self.table.setItem(row, 3, QTableWidgetItem(ch.source))
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
         self.table.itemChanged.connect(self._on_table_item_changed)
         buttons = QDialogButtonBox()
         self.apply_button = QPushButton("Apply checked changes")

@@ -13,11 +13,9 @@ import traceback
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
-    QDialogButtonBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
-    QPushButton,
     QStyle,
     QVBoxLayout,
     QWidget,
@@ -25,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from fota_studio import __version__
 from fota_studio.core.errors import FotaError
+from fota_studio.ui.dialogs.parts import close_buttons
 
 GENERIC_ADVICE = (
     "This is unexpected. Copy the details and send them to the FOTA Studio engineers; "
@@ -90,17 +89,15 @@ class ErrorDialog(QDialog):
         self.details_view.setVisible(False)
         self.details_view.setMinimumHeight(160)
 
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        self.copy_button = QPushButton("Copy details")
-        self.copy_button.setToolTip(
-            "Copy what happened, what to do and the technical details to the clipboard"
+        buttons, (self.copy_button, self.toggle_button) = close_buttons(
+            self,
+            (
+                "Copy details",
+                "Copy what happened, what to do and the technical details to the clipboard",
+            ),
+            ("Show details", "Show or hide the technical details"),
         )
-        self.toggle_button = QPushButton("Show details")
-        self.toggle_button.setToolTip("Show or hide the technical details")
         self.toggle_button.setCheckable(True)
-        buttons.addButton(self.copy_button, QDialogButtonBox.ButtonRole.ActionRole)
-        buttons.addButton(self.toggle_button, QDialogButtonBox.ButtonRole.ActionRole)
-        buttons.rejected.connect(self.reject)
         buttons.accepted.connect(self.accept)
         self.copy_button.clicked.connect(self.copy_details)
         self.toggle_button.toggled.connect(self._on_toggle_button_toggled)

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
@@ -23,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from fota_studio.infra.settings import THEMES, ApprovalSettings, Settings
+from fota_studio.ui.dialogs.parts import ok_cancel_buttons
 
 
 class SettingsDialog(QDialog):
@@ -55,11 +55,7 @@ class SettingsDialog(QDialog):
         ap_form.addRow("Operator decision timeout (Checkpoint 1)", self.operator_timeout)
         ap_form.addRow("Health verification timeout (Checkpoint 2)", self.verification_timeout)
 
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
+        buttons = ok_cancel_buttons(self)
         layout = QVBoxLayout(self)
         layout.addWidget(ui_box)
         layout.addWidget(ap_box)
