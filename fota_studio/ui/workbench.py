@@ -21,7 +21,7 @@ import contextlib
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import can
 from PySide6.QtCore import QObject, Qt
@@ -68,6 +68,152 @@ PANEL_SHORTCUT_ORDER = [
 ]
 
 
+class _MenuAction(NamedTuple):
+    """One Workbench menu action: the attribute it is kept in, its menu (created on first use),
+    text, slot method, shortcut, tooltip, and whether a separator goes before it."""
+
+    attr: str
+    menu: str
+    text: str
+    slot: str
+    shortcut: str | None
+    tip: str
+    separated: bool = False
+
+
+#: The Workbench's menu actions in menu order (the menus are created in this order too).
+MENU_ACTIONS = (
+    _MenuAction(
+        "action_import",
+        "&File",
+        "&Import firmware…",
+        "import_firmware",
+        "Ctrl+I",
+        "Import a HEX/S-record/binary/package into the selected Software Repository",
+    ),
+    _MenuAction(
+        "action_connect",
+        "&CAN",
+        "&Connect adapters",
+        "connect_all",
+        "Ctrl+Shift+C",
+        "Open every configured CAN channel, real adapters included",
+    ),
+    _MenuAction(
+        "action_connections",
+        "&CAN",
+        "Adapter &settings…",
+        "open_connections",
+        "Ctrl+Shift+A",
+        "Choose the adapter (interface, channel, bitrate) of each logical CAN channel",
+    ),
+    _MenuAction(
+        "action_doctor",
+        "&CAN",
+        "Connection &doctor…",
+        "open_doctor",
+        "Ctrl+Shift+D",
+        "Check the adapter step by step: driver, channel, bitrate, traffic, ECU answers",
+    ),
+    _MenuAction(
+        "action_tcu_on",
+        "&CAN",
+        "&TCU node on the bus",
+        "_on_action_tcu_on_triggered",
+        None,
+        "Keep the TCU's CANopen node (boot-up, heartbeat, SDO) on the first channel "
+        "between update requests; off, the app sends nothing unasked",
+        separated=True,
+    ),
+    _MenuAction(
+        "action_hmi_bus",
+        "&CAN",
+        "Attach machine &HMI to a bus…",
+        "attach_hmi_to_bus",
+        None,
+        "Let the HMI and OEM panels act as machine-side nodes on an adapter",
+    ),
+    _MenuAction(
+        "action_start_flash",
+        "F&lash",
+        "&Start flash",
+        "start_flash",
+        "Ctrl+Shift+F",
+        "Flash the version chosen in the Flash panel to the chosen ECU",
+    ),
+    _MenuAction(
+        "action_cancel_flash",
+        "F&lash",
+        "&Cancel flash",
+        "cancel_flash",
+        "Ctrl+Shift+X",
+        "Cancel the running flash at the next safe point (between blocks)",
+    ),
+    _MenuAction(
+        "action_find",
+        "&Window",
+        "&Find in trace",
+        "find_in_trace",
+        "Ctrl+F",
+        "Search the decoded text of the CAN trace",
+        separated=True,
+    ),
+    _MenuAction(
+        "action_demo",
+        "&Demo",
+        "&Run demo update",
+        "run_demo",
+        "F5",
+        "Run the whole update flow on a simulated machine (approve it on the machine HMI)",
+    ),
+    _MenuAction(
+        "action_cancel_demo",
+        "&Demo",
+        "&Cancel demo",
+        "cancel_demo",
+        "Shift+F5",
+        "Cancel the running demo request (refused once the operator approved)",
+    ),
+    _MenuAction(
+        "action_reset_demo",
+        "&Demo",
+        "R&eset demo",
+        "reset_demo",
+        None,
+        "A fresh simulated machine on the demo's own starting version: the next run "
+        "offers the demo's pinned update again (never a downgrade)",
+    ),
+    _MenuAction(
+        "action_presentation",
+        "&Demo",
+        "&Presentation HMI…",
+        "open_presentation",
+        "F11",
+        "The machine display in its own large window for a customer (F11 in it: full screen)",
+        separated=True,
+    ),
+    _MenuAction(
+        "action_mode",
+        "&Mode",
+        "Operator / engineering &mode…",
+        "open_mode_dialog",
+        "Ctrl+Shift+M",
+        "Operator mode locks repositories and EAs; engineering mode needs the passphrase",
+    ),
+    _MenuAction(
+        "action_trust",
+        "&Mode",
+        "Signing &keys…",
+        "open_trust_dialog",
+        None,
+        "Trusted package-signing keys by fingerprint, revocations, the signing policy",
+    ),
+    _MenuAction(
+        "action_welcome", "&Help", "&Welcome…", "show_welcome", None, "The first-run welcome"
+    ),
+)
+
+
 def _with_shortcut(tip: str, action: QAction) -> str:
     """`tip (Ctrl+I)`: tooltips name the shortcut so people learn it."""
     keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
@@ -76,6 +222,24 @@ def _with_shortcut(tip: str, action: QAction) -> str:
 
 class Workbench(QObject):
     """Engine, channels, TCU node and every engine-facing panel of one main window."""
+
+    # Made by _build_menus from MENU_ACTIONS.
+    action_import: QAction
+    action_connect: QAction
+    action_connections: QAction
+    action_doctor: QAction
+    action_tcu_on: QAction
+    action_hmi_bus: QAction
+    action_start_flash: QAction
+    action_cancel_flash: QAction
+    action_find: QAction
+    action_demo: QAction
+    action_cancel_demo: QAction
+    action_reset_demo: QAction
+    action_presentation: QAction
+    action_mode: QAction
+    action_trust: QAction
+    action_welcome: QAction
 
     def __init__(self, window: Any, ws: Workspace) -> None:
         super().__init__(window)
@@ -197,127 +361,25 @@ class Workbench(QObject):
 
     def _build_menus(self) -> None:
         win = self.window
-        self.action_import = self._action(
-            win.file_menu,
-            "&Import firmware…",
-            self.import_firmware,
-            "Ctrl+I",
-            "Import a HEX/S-record/binary/package into the selected Software Repository",
-        )
+        win.set_panel_shortcuts(PANEL_SHORTCUT_ORDER)
+        bar = win.menuBar()
+        menus = {"&File": win.file_menu, "&Window": win.goto_menu, "&Help": win.help_menu}
+        for spec in MENU_ACTIONS:
+            if spec.menu not in menus:
+                menus[spec.menu] = bar.addMenu(spec.menu)  # menus are created in table order
+            menu = menus[spec.menu]
+            if spec.separated:
+                menu.addSeparator()
+            action = self._action(
+                menu, spec.text, getattr(self, spec.slot), spec.shortcut, spec.tip
+            )
+            setattr(self, spec.attr, action)
+        self.action_tcu_on.setCheckable(True)
         win.file_menu.insertAction(win._file_quit_separator, self.action_import)
         self.action_open_log = win.open_log_action
-        bar = win.menuBar()
-        can_menu = bar.addMenu("&CAN")
-        self.action_connect = self._action(
-            can_menu,
-            "&Connect adapters",
-            self.connect_all,
-            "Ctrl+Shift+C",
-            "Open every configured CAN channel, real adapters included",
-        )
-        self.action_connections = self._action(
-            can_menu,
-            "Adapter &settings…",
-            self.open_connections,
-            "Ctrl+Shift+A",
-            "Choose the adapter (interface, channel, bitrate) of each logical CAN channel",
-        )
-        self.action_doctor = self._action(
-            can_menu,
-            "Connection &doctor…",
-            self.open_doctor,
-            "Ctrl+Shift+D",
-            "Check the adapter step by step: driver, channel, bitrate, traffic, ECU answers",
-        )
-        can_menu.addSeparator()
-        self.action_tcu_on = self._action(
-            can_menu,
-            "&TCU node on the bus",
-            self._on_action_tcu_on_triggered,
-            tip="Keep the TCU's CANopen node (boot-up, heartbeat, SDO) on the first channel "
-            "between update requests; off, the app sends nothing unasked",
-        )
-        self.action_tcu_on.setCheckable(True)
-        self.action_hmi_bus = self._action(
-            can_menu,
-            "Attach machine &HMI to a bus…",
-            self.attach_hmi_to_bus,
-            tip="Let the HMI and OEM panels act as machine-side nodes on an adapter",
-        )
-        flash_menu = bar.addMenu("F&lash")
-        self.action_start_flash = self._action(
-            flash_menu,
-            "&Start flash",
-            self.start_flash,
-            "Ctrl+Shift+F",
-            "Flash the version chosen in the Flash panel to the chosen ECU",
-        )
-        self.action_cancel_flash = self._action(
-            flash_menu,
-            "&Cancel flash",
-            self.cancel_flash,
-            "Ctrl+Shift+X",
-            "Cancel the running flash at the next safe point (between blocks)",
-        )
-        win.set_panel_shortcuts(PANEL_SHORTCUT_ORDER)
-        win.goto_menu.addSeparator()
-        self.action_find = self._action(
-            win.goto_menu,
-            "&Find in trace",
-            self.find_in_trace,
-            "Ctrl+F",
-            "Search the decoded text of the CAN trace",
-        )
-        demo_menu = bar.addMenu("&Demo")
-        self.action_demo = self._action(
-            demo_menu,
-            "&Run demo update",
-            self.run_demo,
-            "F5",
-            "Run the whole update flow on a simulated machine (approve it on the machine HMI)",
-        )
-        self.action_cancel_demo = self._action(
-            demo_menu,
-            "&Cancel demo",
-            self.cancel_demo,
-            "Shift+F5",
-            "Cancel the running demo request (refused once the operator approved)",
-        )
-        self.action_reset_demo = self._action(
-            demo_menu,
-            "R&eset demo",
-            self.reset_demo,
-            tip="A fresh simulated machine on the demo's own starting version: the next run "
-            "offers the demo's pinned update again (never a downgrade)",
-        )
-        demo_menu.addSeparator()
-        self.action_presentation = self._action(
-            demo_menu,
-            "&Presentation HMI…",
-            self.open_presentation,
-            "F11",
-            "The machine display in its own large window for a customer (F11 in it: full screen)",
-        )
-        mode_menu = bar.addMenu("&Mode")
-        self.action_mode = self._action(
-            mode_menu,
-            "Operator / engineering &mode…",
-            self.open_mode_dialog,
-            "Ctrl+Shift+M",
-            "Operator mode locks repositories and EAs; engineering mode needs the passphrase",
-        )
-        self.action_trust = self._action(
-            mode_menu,
-            "Signing &keys…",
-            self.open_trust_dialog,
-            tip="Trusted package-signing keys by fingerprint, revocations, the signing policy",
-        )
-        # Menus are created in call order; keep Help last.
+        # Keep Help last, with the welcome at its top.
         bar.removeAction(win.help_menu.menuAction())
         bar.addAction(win.help_menu.menuAction())
-        self.action_welcome = self._action(
-            win.help_menu, "&Welcome…", self.show_welcome, tip="The first-run welcome"
-        )
         win.help_menu.insertAction(win.help_menu.actions()[0], self.action_welcome)
         toolbar = win.addToolBar("Main")
         toolbar.setObjectName("toolbar_main")
