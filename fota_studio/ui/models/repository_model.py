@@ -188,8 +188,15 @@ class RepositoryModel(QAbstractItemModel):
         col = index.column()
         if ident == 0:
             node = self._repos[index.row()]
+            info = node.info
+            if role in _ITEM_ROLES:
+                return _item_data(
+                    role, info, "repository", info.brand, info.model, info.description
+                )
             return self._repo_data(node, col, role)
         v = self._repos[ident - 1].versions[index.row()]
+        if role in _ITEM_ROLES:
+            return _item_data(role, v, "version", v.version, v.notes, v.source_name)
         return self._version_data(v, col, role)
 
     def _repo_data(self, node: _RepoNode, col: int, role: int) -> Any:
@@ -209,12 +216,6 @@ class RepositoryModel(QAbstractItemModel):
             font = QFont()
             font.setBold(True)
             return font
-        if role == INFO_ROLE:
-            return info
-        if role == KIND_ROLE:
-            return "repository"
-        if role == SEARCH_ROLE:
-            return f"{info.brand} {info.model} {info.description}".lower()
         return None
 
     def _version_data(self, v: VersionInfo, col: int, role: int) -> Any:
@@ -246,13 +247,21 @@ class RepositoryModel(QAbstractItemModel):
             pre = " (pre-release)" if is_prerelease(v.version) else ""
             head = f"{v.version}{pre}" + (" — retired" if v.retired else "")
             return f"{head}\n{v.notes}" if v.notes else head
-        if role == INFO_ROLE:
-            return v
-        if role == KIND_ROLE:
-            return "version"
-        if role == SEARCH_ROLE:
-            return f"{v.version} {v.notes} {v.source_name}".lower()
         return None
+
+
+#: The roles every row answers the same way (`_item_data`).
+_ITEM_ROLES = (INFO_ROLE, KIND_ROLE, SEARCH_ROLE)
+
+
+def _item_data(role: int, item: Any, kind: str, *words: str) -> Any:
+    """INFO_ROLE: the row's info object; KIND_ROLE: its kind; SEARCH_ROLE: its words, lower
+    case, for the filter."""
+    if role == INFO_ROLE:
+        return item
+    if role == KIND_ROLE:
+        return kind
+    return " ".join(words).lower()
 
 
 def persistent_key(model: RepositoryModel, index: QModelIndex) -> tuple[str, ...] | None:
