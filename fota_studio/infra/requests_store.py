@@ -34,7 +34,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from fota_studio.core.errors import WorkspaceError
 from fota_studio.core.update_request import (
@@ -182,6 +182,19 @@ def _flash_pin(cur: _Cursor, record_id: int) -> str | None:
     if row is None or row["result"] == _RESULT_STARTED:
         return None
     return flash_record_digest(str(row["record"]))
+
+
+class RequestChanges(TypedDict, total=False):
+    """The request fields `RequestsStore.update` may change. A field left out, or given as
+    None, stays as it is; except `owner_pid`, where None clears the owner."""
+
+    status: RequestStatus | None
+    step: str | None
+    approved: bool | None
+    outcome: str | None
+    error: str | None
+    flash_record_id: int | None
+    owner_pid: int | None
 
 
 def _request_row(cur: _Cursor, request_id: int, columns: str) -> sqlite3.Row:
@@ -481,23 +494,21 @@ class RequestsStore:
         self,
         request_id: int,
         *,
-        status: RequestStatus | None = None,
-        step: str | None = None,
-        approved: bool | None = None,
-        outcome: str | None = None,
-        error: str | None = None,
-        flash_record_id: int | None = None,
-        owner_pid: int | bool | None = False,
         entry: tuple[str, dict[str, Any]] | None = None,
         expect: frozenset[RequestStatus] | None = None,
+        **changes: Unpack[RequestChanges],
     ) -> UpdateRequest:
         """Change fields of a request (status via the transition table) + optional entry.
 
-        `owner_pid=False` leaves the owner alone; None clears it. `expect` refuses the update
-        (RequestStateError) unless the current status is one of them. The fields that change
-        are recorded in the `state` of the entry written with them (a "state" entry when the
-        call writes none), so the table never says what the chain does not.
+        `changes` are the `RequestChanges` fields (see there which are left alone). `expect`
+        refuses the update (RequestStateError) unless the current status is one of them. The
+        fields that change are recorded in the `state` of the entry written with them (a
+        "state" entry when the call writes none), so the table never says what the chain does
+        not.
         """
+        status = changes.get("status")
+        outcome = changes.get("outcome")
+        approved = changes.get("approved")
         self.signer()
         with self.ws.transaction() as cur:
             row = _request_row(cur, request_id, "*")
@@ -511,18 +522,14 @@ class RequestsStore:
             if status is not None and status != old:
                 check_transition(old, status, request_id=request_id)
                 sets["status"] = status.value
-            for col, val in (
-                ("step", step),
-                ("outcome", outcome),
-                ("error", error),
-                ("flash_record_id", flash_record_id),
-            ):
+            for col in ("step", "outcome", "error", "flash_record_id"):
+                val = changes.get(col)
                 if val is not None:
                     sets[col] = val
             if approved is not None:
                 sets["approved"] = int(approved)
-            if owner_pid is not False:
-                sets["owner_pid"] = owner_pid
+            if "owner_pid" in changes:
+                sets["owner_pid"] = changes["owner_pid"]
             cols = ", ".join(f"{k} = ?" for k in sets)
             cur.execute(
                 f"UPDATE update_requests SET {cols} WHERE id = ?", (*sets.values(), request_id)
