@@ -16,7 +16,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from fota_studio.cli.common import add_passphrase_option, authorise, guarded, open_workspace
+from fota_studio.cli.common import Command, add_command, arg, authorised_workspace
 from fota_studio.core.events import EngineEvent, StepFinished
 from fota_studio.core.update_request import RequestStatus, UpdateRequest
 from fota_studio.demo.run import DemoOutcome, DemoScript, DemoTarget, run_demo
@@ -34,24 +34,34 @@ Out = Callable[[str], Any]
 
 def register(subparsers: Any) -> None:
     """Add the `demo` command."""
-    p = subparsers.add_parser(
-        "demo",
-        help="run a demo update on the simulated machine",
-        description="Run the whole FOTA workflow (Checkpoints 1 and 2 over CANopen) on the "
-        "simulated demo machine. Every run starts from a fresh simulated machine (the demo VCU "
-        "back on its starting version) and offers the demo's own version, so repeated runs "
-        "show the same upgrade.",
+    add_command(
+        subparsers,
+        Command(
+            "demo",
+            run,
+            "run a demo update on the simulated machine",
+            "Run the whole FOTA workflow (Checkpoints 1 and 2 over CANopen) on the "
+            "simulated demo machine. Every run starts from a fresh simulated machine (the demo "
+            "VCU back on its starting version) and offers the demo's own version, so repeated "
+            "runs show the same upgrade.",
+            args=(
+                arg("--headless", action="store_true", help="run without a window (required)"),
+                _add_outcome_options,
+                # SUPPRESS: only override the global --workspace when given after `demo`.
+                arg("--workspace", metavar="DIR", default=argparse.SUPPRESS, help="workspace"),
+            ),
+            changes_state=True,
+        ),
     )
-    p.add_argument("--headless", action="store_true", help="run without a window (required)")
+
+
+def _add_outcome_options(p: argparse.ArgumentParser) -> None:
+    """--reject / --fail-verification: which scripted answer spoils the run (one at most)."""
     what = p.add_mutually_exclusive_group()
     what.add_argument("--reject", action="store_true", help="the HMI rejects the update")
     what.add_argument(
         "--fail-verification", action="store_true", help="the OEM node reports unhealthy"
     )
-    # SUPPRESS: only override the global --workspace when given after `demo`.
-    p.add_argument("--workspace", metavar="DIR", default=argparse.SUPPRESS, help="workspace")
-    add_passphrase_option(p)
-    p.set_defaults(func=guarded(run))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,16 +70,12 @@ def run(args: argparse.Namespace) -> int:
         print("the interactive demo is in the GUI: start `fota-studio` and use Run demo update;")
         print("for the terminal run `fota-studio demo --headless`")
         return 2
-    ws = open_workspace(args)
-    try:
-        # The demo writes a request and the machine's installed version: in operator mode it
-        # needs the passphrase like `request start` (it once bypassed the access check).
-        authorise(args, ws, Action.REQUEST_START)
+    # The demo writes a request and the machine's installed version: in operator mode it
+    # needs the passphrase like `request start` (it once bypassed the access check).
+    with authorised_workspace(args, Action.REQUEST_START) as ws:
         return run_headless_demo(
             ws, reject=args.reject, fail_verification=args.fail_verification, out=print
         )
-    finally:
-        ws.close()
 
 
 def _printer(out: Out) -> Callable[[EngineEvent], None]:

@@ -16,7 +16,7 @@ import argparse
 import json
 from typing import Any
 
-from fota_studio.cli.common import open_workspace, print_table
+from fota_studio.cli.common import Command, add_command, arg, open_workspace, print_table
 from fota_studio.core.ea import EcuDefinition, ElectronicArchitecture
 from fota_studio.core.errors import ConfigurationError
 from fota_studio.engine.doctor import LISTEN_S, CheckResult, Status, run_doctor
@@ -40,50 +40,58 @@ EXIT_NOT_PROVEN = 3
 
 def register(subparsers: Any) -> None:
     """Add the `doctor` command."""
-    p = subparsers.add_parser(
-        "doctor",
-        help="check a CAN adapter end to end (driver, device, bitrate, ACK, timer)",
-        description="Check the adapter of a logical channel (default CAN1) or of an explicit "
-        "--interface/--channel, and explain each problem in plain words.",
+    add_command(
+        subparsers,
+        Command(
+            "doctor",
+            run,
+            "check a CAN adapter end to end (driver, device, bitrate, ACK, timer)",
+            "Check the adapter of a logical channel (default CAN1) or of an explicit "
+            "--interface/--channel, and explain each problem in plain words.",
+            args=(
+                arg(
+                    "--channel",
+                    help="logical channel of the workspace (e.g. CAN1); with --interface: the "
+                    "adapter channel (e.g. PCAN_USBBUS1, can0)",
+                ),
+                arg("--interface", help="python-can interface (pcan, kvaser, socketcan, ...)"),
+                arg("--bitrate", type=int, help="nominal bitrate in bit/s (with --interface)"),
+                arg("--fd", action="store_true", help="CAN FD (with --interface)"),
+                arg("--data-bitrate", type=int, help="CAN FD data bitrate in bit/s"),
+                arg("--listen-only", action="store_true", help="never send (no ACK probe)"),
+                arg("--no-probe", action="store_true", help="do not send the probe frame"),
+                arg(
+                    "--listen-s",
+                    type=float,
+                    default=LISTEN_S,
+                    help=f"listening window (default {LISTEN_S})",
+                ),
+                arg(
+                    "--option",
+                    action="append",
+                    default=[],
+                    metavar="NAME=VALUE",
+                    help="interface open option with --interface (slcan: sleep_after_open=0.1, "
+                    "tty_baudrate=115200)",
+                ),
+                arg("--ea", help="EA whose bitrate the channel must match (default: any using it)"),
+                arg(
+                    "--ecu",
+                    help="ECU that must answer TesterPresent 3E 00 (default: the EA's first ECU "
+                    "on the logical channel)",
+                ),
+                arg("--no-peer", action="store_true", help="do not ask any ECU"),
+                arg("--list", action="store_true", help="list the adapters the drivers can see"),
+                arg(
+                    "--interfaces",
+                    action="store_true",
+                    help="print what each python-can interface can report (bus state, error "
+                    "frames, ACK, hardware timestamps)",
+                ),
+                arg("--json", action="store_true", help="print the report as JSON"),
+            ),
+        ),
     )
-    p.add_argument(
-        "--channel",
-        help="logical channel of the workspace (e.g. CAN1); with --interface: the adapter "
-        "channel (e.g. PCAN_USBBUS1, can0)",
-    )
-    p.add_argument("--interface", help="python-can interface (pcan, kvaser, socketcan, ...)")
-    p.add_argument("--bitrate", type=int, help="nominal bitrate in bit/s (with --interface)")
-    p.add_argument("--fd", action="store_true", help="CAN FD (with --interface)")
-    p.add_argument("--data-bitrate", type=int, help="CAN FD data bitrate in bit/s")
-    p.add_argument("--listen-only", action="store_true", help="never send (no ACK probe)")
-    p.add_argument("--no-probe", action="store_true", help="do not send the probe frame")
-    p.add_argument(
-        "--listen-s", type=float, default=LISTEN_S, help=f"listening window (default {LISTEN_S})"
-    )
-    p.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="interface open option with --interface (slcan: sleep_after_open=0.1, "
-        "tty_baudrate=115200)",
-    )
-    p.add_argument("--ea", help="EA whose bitrate the channel must match (default: any using it)")
-    p.add_argument(
-        "--ecu",
-        help="ECU that must answer TesterPresent 3E 00 (default: the EA's first ECU on the "
-        "logical channel)",
-    )
-    p.add_argument("--no-peer", action="store_true", help="do not ask any ECU")
-    p.add_argument("--list", action="store_true", help="list the adapters the drivers can see")
-    p.add_argument(
-        "--interfaces",
-        action="store_true",
-        help="print what each python-can interface can report (bus state, error frames, ACK, "
-        "hardware timestamps)",
-    )
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=run)
 
 
 def _find_ea(ws: Workspace, logical: str, name: str | None) -> ElectronicArchitecture | None:

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from fota_studio.cli.common import (
-    add_passphrase_option,
-    authorise,
+    Command,
+    add_group,
+    arg,
+    authorised_workspace,
     fail,
-    guarded,
     open_workspace,
     print_table,
 )
@@ -36,57 +37,78 @@ from fota_studio.infra.workspace import Workspace
 
 def register(subparsers: Any) -> None:
     """Add the `records` command group."""
-    p = subparsers.add_parser(
+    request_id = arg("id", type=int)
+    add_group(
+        subparsers,
         "records",
+        (
+            Command("list", _list, "list update requests and their status"),
+            Command(
+                "show",
+                _show,
+                "show the history of one request (or one flash job)",
+                args=(
+                    request_id,
+                    arg(
+                        "--flash",
+                        action="store_true",
+                        help="ID is a flash job (the list's Flash jobs table)",
+                    ),
+                ),
+            ),
+            Command(
+                "verify",
+                _verify,
+                "check signatures, the signed head, table fields, flash records and bus logs",
+                "Exit 0 when the records are intact, 1 naming each problem.",
+                args=(
+                    arg("--bundle", type=Path, help="check an exported bundle instead"),
+                    arg(
+                        "--since",
+                        type=Path,
+                        metavar="BUNDLE",
+                        help="a bundle exported earlier from this workspace: its signed head "
+                        "must still be in the chain (detects a rollback to an older copy)",
+                    ),
+                    arg(
+                        "--key",
+                        help="the expected record-signing public key: a file (PEM or hex, from "
+                        "`records export-key`) or 64 hex digits",
+                    ),
+                ),
+            ),
+            Command(
+                "export",
+                _export,
+                "export the report or the signed bundle of one request",
+                args=(
+                    request_id,
+                    arg("--format", choices=["html", "pdf"], default="html"),
+                    arg("--output", type=Path, help="the report file (HTML or PDF)"),
+                    arg("--bundle", type=Path, help="write the self-contained signed bundle here"),
+                ),
+            ),
+            Command(
+                "protect-key",
+                _protect_key,
+                "move the record-signing private key into the OS keyring or a passphrase file",
+                "The key (and every signature) stays the same. For --to passphrase the new "
+                "passphrase comes from the environment variable "
+                "FOTA_STUDIO_RECORD_KEY_PASSPHRASE.",
+                args=(arg("--to", choices=["keyring", "passphrase"], default="keyring"),),
+                changes_state=True,
+            ),
+            Command(
+                "export-key",
+                _export_key,
+                "print the workspace's record-signing public key",
+                args=(arg("--output", type=Path, help="also write the PEM to this file"),),
+            ),
+        ),
         help="update-request records: list, show, verify, export",
         description="The traceable records of update requests (append-only, hash-chained).",
+        dest="records_cmd",
     )
-    sub = p.add_subparsers(dest="records_cmd", metavar="<action>", required=True)
-    ls = sub.add_parser("list", help="list update requests and their status")
-    ls.set_defaults(func=_list)
-    show = sub.add_parser("show", help="show the history of one request (or one flash job)")
-    show.add_argument("id", type=int)
-    show.add_argument(
-        "--flash", action="store_true", help="ID is a flash job (the list's Flash jobs table)"
-    )
-    show.set_defaults(func=_show)
-    ver = sub.add_parser(
-        "verify",
-        help="check signatures, the signed head, table fields, flash records and bus logs",
-        description="Exit 0 when the records are intact, 1 naming each problem.",
-    )
-    ver.add_argument("--bundle", type=Path, help="check an exported bundle instead")
-    ver.add_argument(
-        "--since",
-        type=Path,
-        metavar="BUNDLE",
-        help="a bundle exported earlier from this workspace: its signed head must still be in "
-        "the chain (detects a rollback to an older copy)",
-    )
-    ver.add_argument(
-        "--key",
-        help="the expected record-signing public key: a file (PEM or hex, from `records "
-        "export-key`) or 64 hex digits",
-    )
-    ver.set_defaults(func=_verify)
-    exp = sub.add_parser("export", help="export the report or the signed bundle of one request")
-    exp.add_argument("id", type=int)
-    exp.add_argument("--format", choices=["html", "pdf"], default="html")
-    exp.add_argument("--output", type=Path, help="the report file (HTML or PDF)")
-    exp.add_argument("--bundle", type=Path, help="write the self-contained signed bundle here")
-    exp.set_defaults(func=_export)
-    prot = sub.add_parser(
-        "protect-key",
-        help="move the record-signing private key into the OS keyring or a passphrase file",
-        description="The key (and every signature) stays the same. For --to passphrase the new "
-        "passphrase comes from the environment variable FOTA_STUDIO_RECORD_KEY_PASSPHRASE.",
-    )
-    prot.add_argument("--to", choices=["keyring", "passphrase"], default="keyring")
-    add_passphrase_option(prot)
-    prot.set_defaults(func=guarded(_protect_key))
-    key = sub.add_parser("export-key", help="print the workspace's record-signing public key")
-    key.add_argument("--output", type=Path, help="also write the PEM to this file")
-    key.set_defaults(func=_export_key)
 
 
 def differing_rows(ws: Workspace) -> set[int] | None:
@@ -303,8 +325,7 @@ def _export(args: argparse.Namespace) -> int:
 def _protect_key(args: argparse.Namespace) -> int:
     from fota_studio.infra.record_signing import protect_key
 
-    with open_workspace(args, seed_demo=False) as ws:
-        authorise(args, ws, Action.SETTINGS)
+    with authorised_workspace(args, Action.SETTINGS, seed_demo=False) as ws:
         try:
             info = protect_key(ws, args.to)
         except WorkspaceError as exc:

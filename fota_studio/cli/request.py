@@ -12,6 +12,7 @@ machine): with an admin passphrase set they need it (`--passphrase-stdin` or a p
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import threading
 from typing import Any
@@ -25,10 +26,11 @@ from fota_studio.cli.busrun import (
     terminal_approver,
 )
 from fota_studio.cli.common import (
-    add_passphrase_option,
-    authorise,
+    Command,
+    add_group,
+    arg,
+    authorised_workspace,
     fail,
-    guarded,
     open_workspace,
     print_table,
 )
@@ -42,61 +44,87 @@ from fota_studio.infra.requests_store import RequestsStore
 
 def register(subparsers: Any) -> None:
     """Add the `request` command group."""
-    p = subparsers.add_parser("request", help="update requests: create, list, start, cancel")
-    sub = p.add_subparsers(dest="request_cmd", metavar="<action>", required=True)
-    c = sub.add_parser("create", help="create an update request (one version, ECU, machine)")
-    c.add_argument("--machine", required=True)
-    c.add_argument("--ecu", required=True)
-    c.add_argument("--version", dest="fw_version", required=True)
-    c.add_argument("--yes", action="store_true", help="confirm the warnings")
-    add_passphrase_option(c)
-    c.set_defaults(func=guarded(_create))
-    ls = sub.add_parser("list", help="list requests")
-    ls.add_argument("--machine")
-    ls.add_argument("--ecu")
-    ls.add_argument("--status", choices=[s.value for s in RequestStatus])
-    ls.set_defaults(func=_list)
-    sh = sub.add_parser("show", help="show one request")
-    sh.add_argument("id", type=int)
-    sh.set_defaults(func=_show)
-    st = sub.add_parser(
-        "start",
-        help="run a Pending request (on a real bus with --interface, else on the simulator)",
-        description="Run a Pending update request. With --interface the request runs on that "
-        "bus: the TCU node offers it through 0x5FF3, the machine HMI (and/or this terminal "
-        "with --approval local|both) approves, the engine flashes, Checkpoint 2 comes from the "
-        "built-in health checks and/or an OEM node. Without --interface it runs on a private "
-        "simulated machine with a scripted HMI. Progress goes to stderr. Exit codes: "
-        + EXIT_CODES_TEXT
-        + ".",
+    request_id = arg("id", type=int)
+    add_group(
+        subparsers,
+        "request",
+        (
+            Command(
+                "create",
+                _create,
+                "create an update request (one version, ECU, machine)",
+                args=(
+                    arg("--machine", required=True),
+                    arg("--ecu", required=True),
+                    arg("--version", dest="fw_version", required=True),
+                    arg("--yes", action="store_true", help="confirm the warnings"),
+                ),
+                changes_state=True,
+            ),
+            Command(
+                "list",
+                _list,
+                "list requests",
+                args=(
+                    arg("--machine"),
+                    arg("--ecu"),
+                    arg("--status", choices=[s.value for s in RequestStatus]),
+                ),
+            ),
+            Command("show", _show, "show one request", args=(request_id,)),
+            Command(
+                "start",
+                _start,
+                "run a Pending request (on a real bus with --interface, else on the simulator)",
+                "Run a Pending update request. With --interface the request runs on that "
+                "bus: the TCU node offers it through 0x5FF3, the machine HMI (and/or this terminal "
+                "with --approval local|both) approves, the engine flashes, Checkpoint 2 comes from "
+                "the built-in health checks and/or an OEM node. Without --interface it runs on a "
+                "private simulated machine with a scripted HMI. Progress goes to stderr. Exit "
+                "codes: " + EXIT_CODES_TEXT + ".",
+                args=(
+                    request_id,
+                    arg(
+                        "--reject",
+                        action="store_true",
+                        help="the scripted HMI rejects (simulated)",
+                    ),
+                    functools.partial(add_bus_options, required=False),
+                    arg("--json", action="store_true", help="print the record as JSON on stdout"),
+                    arg(
+                        "--linger",
+                        type=float,
+                        default=2.0,
+                        metavar="S",
+                        help="with --interface: keep serving 0x5FF3 S seconds after the end, so "
+                        "the machine HMI can read the final status, last_error and "
+                        "installed_version (default 2)",
+                    ),
+                ),
+                changes_state=True,
+            ),
+            Command(
+                "cancel",
+                _cancel,
+                "cancel a request (only before operator approval)",
+                args=(request_id,),
+                changes_state=True,
+            ),
+            Command(
+                "rerun",
+                _rerun,
+                "start a new attempt of a Failed/Cancelled request",
+                args=(request_id,),
+                changes_state=True,
+            ),
+        ),
+        help="update requests: create, list, start, cancel",
+        dest="request_cmd",
     )
-    st.add_argument("id", type=int)
-    st.add_argument("--reject", action="store_true", help="the scripted HMI rejects (simulated)")
-    add_bus_options(st, required=False)
-    st.add_argument("--json", action="store_true", help="print the record as JSON on stdout")
-    st.add_argument(
-        "--linger",
-        type=float,
-        default=2.0,
-        metavar="S",
-        help="with --interface: keep serving 0x5FF3 S seconds after the end, so the machine "
-        "HMI can read the final status, last_error and installed_version (default 2)",
-    )
-    add_passphrase_option(st)
-    st.set_defaults(func=guarded(_start))
-    ca = sub.add_parser("cancel", help="cancel a request (only before operator approval)")
-    ca.add_argument("id", type=int)
-    add_passphrase_option(ca)
-    ca.set_defaults(func=guarded(_cancel))
-    rr = sub.add_parser("rerun", help="start a new attempt of a Failed/Cancelled request")
-    rr.add_argument("id", type=int)
-    add_passphrase_option(rr)
-    rr.set_defaults(func=guarded(_rerun))
 
 
 def _create(args: argparse.Namespace) -> int:
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.REQUEST_CREATE)
+    with authorised_workspace(args, Action.REQUEST_CREATE) as ws:
         chk = check_new_request(ws, args.machine, args.ecu, args.fw_version)
         for issue in chk.issues:
             print(str(issue))
@@ -148,8 +176,7 @@ def _start_on_bus(args: argparse.Namespace) -> int:
     """`request start ID --interface I …`: the request on a real bus (see engine/bus_run)."""
     from fota_studio.engine.bus_run import BusRunner, exit_code_for
 
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.REQUEST_START)
+    with authorised_workspace(args, Action.REQUEST_START) as ws:
         store = RequestsStore(ws)
         store.recover_interrupted()
         req = store.get(args.id)
@@ -193,8 +220,7 @@ def _start(args: argparse.Namespace) -> int:
         return _start_on_bus(args)
     from fota_studio.demo.run import DemoScript, run_on_bench
 
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.REQUEST_START)
+    with authorised_workspace(args, Action.REQUEST_START) as ws:
         store = RequestsStore(ws)
         store.recover_interrupted()
         # Without --interface: the simulated machine, a scripted HMI answers Checkpoint 1, the
@@ -208,16 +234,14 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.REQUEST_CANCEL)
+    with authorised_workspace(args, Action.REQUEST_CANCEL) as ws:
         req = RequestsStore(ws).cancel(args.id, reason="cancelled from the command line")
     print(f"request #{req.id}: {req.status.value}")
     return 0
 
 
 def _rerun(args: argparse.Namespace) -> int:
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.REQUEST_RERUN)
+    with authorised_workspace(args, Action.REQUEST_RERUN) as ws:
         req = RequestsStore(ws).rerun(args.id)
     print(f"request #{req.id}: attempt {req.attempt}, {req.status.value}")
     return 0

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fota_studio import __version__
+from fota_studio.cli.common import Command, add_command, arg
 
 EXIT_PASS = 0
 EXIT_FAIL = 1
@@ -44,15 +45,20 @@ class SelfTestError(Exception):
 
 def register(subparsers: Any) -> None:
     """Add the `selftest` command."""
-    p = subparsers.add_parser(
-        "selftest",
-        help="check this installation: resources, CAN backends and a demo update (offline)",
-        description="Run a headless demo update on the simulated machine in a temporary "
-        "workspace and print SELF-TEST PASS/FAIL.",
+    add_command(
+        subparsers,
+        Command(
+            "selftest",
+            run,
+            "check this installation: resources, CAN backends and a demo update (offline)",
+            "Run a headless demo update on the simulated machine in a temporary "
+            "workspace and print SELF-TEST PASS/FAIL.",
+            args=(
+                arg("-v", "--verbose", action="store_true", help="print every step"),
+                arg("--keep", action="store_true", help="keep the temporary workspace"),
+            ),
+        ),
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="print every step")
-    p.add_argument("--keep", action="store_true", help="keep the temporary workspace")
-    p.set_defaults(func=run)
 
 
 def _check_version() -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 import can
 
+from fota_studio.cli.common import Command, add_command, arg
 from fota_studio.core.ea import ElectronicArchitecture
 from fota_studio.core.errors import ArchitectureError, ConfigurationError
 from fota_studio.demo import catalog as demo_catalog
@@ -41,41 +42,51 @@ UDP_MULTICAST_BLOCK_SIZE = 8
 
 def register(subparsers: Any) -> None:
     """Add the `sim` command to the top-level parser."""
-    p = subparsers.add_parser(
-        "sim",
-        help="run a machine's simulated ECUs (strict UDS bootloaders) and TCU node on a bus",
-        description="Simulate every ECU of a machine (application + strict UDS bootloader with "
-        "persistent flash) and the TCU CANopen node on a CAN bus until Ctrl-C/SIGTERM.",
+    add_command(
+        subparsers,
+        Command(
+            "sim",
+            run,
+            "run a machine's simulated ECUs (strict UDS bootloaders) and TCU node on a bus",
+            "Simulate every ECU of a machine (application + strict UDS bootloader with "
+            "persistent flash) and the TCU CANopen node on a CAN bus until Ctrl-C/SIGTERM.",
+            args=(
+                arg("--machine", default=demo_catalog.DEMO_MACHINES[0], metavar="SERIAL"),
+                arg("--interface", default="virtual", metavar="I", help="python-can interface"),
+                arg("--channel", default=demo_catalog.DEMO_CHANNEL, metavar="C"),
+                arg("--bitrate", type=int, default=500_000, metavar="B", help="bit/s"),
+                arg("--data-bitrate", type=int, default=2_000_000, metavar="B", help="FD bit/s"),
+                arg("--fd", action="store_true", help="open the bus in CAN FD mode"),
+                arg(
+                    "--timing",
+                    action="store_true",
+                    help="model the wire time (interface fota_sim instead of virtual)",
+                ),
+                arg(
+                    "--fault",
+                    action="append",
+                    default=[],
+                    metavar="[ECU=]STEP:KIND[:ARG[:COUNT]]",
+                    help="inject a fault (repeatable), e.g. erase:nrc:0x22 or "
+                    "VCU=transfer_data:power_loss:4096",
+                ),
+                arg("--state-dir", type=Path, metavar="DIR", help="flash/state files folder"),
+                arg("--ecu", action="append", metavar="NAME", help="simulate only these ECUs"),
+                arg("--demo", action="store_true", help="use the built-in demo EA, no workspace"),
+                arg(
+                    "--no-tcu",
+                    action="store_true",
+                    help="do not start the TCU CANopen node on the bus",
+                ),
+                arg(
+                    "--erase-ms-per-kib",
+                    type=float,
+                    default=None,
+                    help="simulated erase speed (ms/KiB)",
+                ),
+            ),
+        ),
     )
-    p.add_argument("--machine", default=demo_catalog.DEMO_MACHINES[0], metavar="SERIAL")
-    p.add_argument("--interface", default="virtual", metavar="I", help="python-can interface")
-    p.add_argument("--channel", default=demo_catalog.DEMO_CHANNEL, metavar="C")
-    p.add_argument("--bitrate", type=int, default=500_000, metavar="B", help="bit/s")
-    p.add_argument("--data-bitrate", type=int, default=2_000_000, metavar="B", help="FD bit/s")
-    p.add_argument("--fd", action="store_true", help="open the bus in CAN FD mode")
-    p.add_argument(
-        "--timing",
-        action="store_true",
-        help="model the wire time (interface fota_sim instead of virtual)",
-    )
-    p.add_argument(
-        "--fault",
-        action="append",
-        default=[],
-        metavar="[ECU=]STEP:KIND[:ARG[:COUNT]]",
-        help="inject a fault (repeatable), e.g. erase:nrc:0x22 or "
-        "VCU=transfer_data:power_loss:4096",
-    )
-    p.add_argument("--state-dir", type=Path, metavar="DIR", help="flash/state files folder")
-    p.add_argument("--ecu", action="append", metavar="NAME", help="simulate only these ECUs")
-    p.add_argument("--demo", action="store_true", help="use the built-in demo EA, no workspace")
-    p.add_argument(
-        "--no-tcu", action="store_true", help="do not start the TCU CANopen node on the bus"
-    )
-    p.add_argument(
-        "--erase-ms-per-kib", type=float, default=None, help="simulated erase speed (ms/KiB)"
-    )
-    p.set_defaults(func=run)
 
 
 def parse_faults(specs: Sequence[str], ecu_names: Sequence[str]) -> list[tuple[str, Fault]]:

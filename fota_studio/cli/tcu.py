@@ -11,6 +11,7 @@ last request's exit code). Runs on the main thread.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import threading
 from typing import Any
@@ -22,7 +23,7 @@ from fota_studio.cli.busrun import (
     run_options,
     terminal_approver,
 )
-from fota_studio.cli.common import add_passphrase_option, authorise, guarded, open_workspace
+from fota_studio.cli.common import Command, add_command, arg, authorised_workspace
 from fota_studio.engine.bus_run import EXIT_CODES_TEXT, EXIT_SUCCESSFUL, BusRunner, exit_code_for
 from fota_studio.infra.access import Action
 
@@ -32,27 +33,33 @@ POLL_PERIOD_S = 1.0
 
 def register(subparsers: Any) -> None:
     """Add the `tcu` command."""
-    p = subparsers.add_parser(
-        "tcu",
-        help="run the TCU node on a bus and the machine's update requests (headless bench)",
-        description="Serve the FOTA object 0x5FF3 and heartbeats on a real bus and run the "
-        "machine's Pending update requests, oldest first, until Ctrl+C. Exit codes with "
-        "--once: " + EXIT_CODES_TEXT + ".",
+    add_command(
+        subparsers,
+        Command(
+            "tcu",
+            _run,
+            "run the TCU node on a bus and the machine's update requests (headless bench)",
+            "Serve the FOTA object 0x5FF3 and heartbeats on a real bus and run the "
+            "machine's Pending update requests, oldest first, until Ctrl+C. Exit codes with "
+            "--once: " + EXIT_CODES_TEXT + ".",
+            args=(
+                arg("--machine", required=True, metavar="SERIAL"),
+                functools.partial(add_bus_options, required=True),
+                arg(
+                    "--once",
+                    action="store_true",
+                    help="run the Pending requests present now, then exit",
+                ),
+            ),
+            changes_state=True,
+        ),
     )
-    p.add_argument("--machine", required=True, metavar="SERIAL")
-    add_bus_options(p, required=True)
-    p.add_argument(
-        "--once", action="store_true", help="run the Pending requests present now, then exit"
-    )
-    add_passphrase_option(p)
-    p.set_defaults(func=guarded(_run))
 
 
 def _run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     code = EXIT_SUCCESSFUL
-    with open_workspace(args) as ws:
-        authorise(args, ws, Action.REQUEST_START)
+    with authorised_workspace(args, Action.REQUEST_START) as ws:
         settings = bus_settings(args, ws, args.machine, "")
         with BusRunner(
             ws,

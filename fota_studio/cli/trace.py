@@ -22,6 +22,7 @@ from typing import Any
 import can
 import numpy as np
 
+from fota_studio.cli.common import Command, add_group, arg
 from fota_studio.infra.tracefile import (
     CAPABILITIES,
     FORMATS,
@@ -45,37 +46,47 @@ EXIT_LOSS = 3
 
 def register(subparsers: Any) -> None:
     """Add the `trace` command group."""
-    p = subparsers.add_parser(
+    add_group(
+        subparsers,
         "trace",
+        (
+            Command(
+                "info",
+                _info,
+                "frames, channels, duration, frames per ID of a log",
+                args=(
+                    arg("file", type=Path),
+                    arg("--json", action="store_true", help="one JSON object on stdout"),
+                    arg("--ids", type=int, default=20, help="IDs listed (most frequent first)"),
+                ),
+            ),
+            Command(
+                "convert",
+                _convert,
+                "rewrite a log in another format",
+                "Rewrite a CAN log in another format. Exit codes: 0 written (every frame, or "
+                "with --allow-loss what the format holds), 1 unreadable input or unwritable "
+                f"output, {EXIT_LOSS} the format cannot hold every frame (nothing written).",
+                args=(
+                    arg("input", type=Path),
+                    arg("output", type=Path),
+                    arg(
+                        "--format",
+                        choices=[s.lstrip(".") for s in FORMATS],
+                        help="output format (default: from the output file's suffix)",
+                    ),
+                    arg(
+                        "--allow-loss",
+                        action="store_true",
+                        help="write what the format can hold and say what was left out",
+                    ),
+                ),
+            ),
+        ),
         help="CAN log files: info, convert",
         description="Inspect and convert CAN log files (" + ", ".join(FORMATS) + ").",
+        dest="trace_cmd",
     )
-    sub = p.add_subparsers(dest="trace_cmd", metavar="<action>", required=True)
-    info = sub.add_parser("info", help="frames, channels, duration, frames per ID of a log")
-    info.add_argument("file", type=Path)
-    info.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    info.add_argument("--ids", type=int, default=20, help="IDs listed (most frequent first)")
-    info.set_defaults(func=_info)
-    conv = sub.add_parser(
-        "convert",
-        help="rewrite a log in another format",
-        description="Rewrite a CAN log in another format. Exit codes: 0 written (every frame, "
-        "or with --allow-loss what the format holds), 1 unreadable input or unwritable output, "
-        f"{EXIT_LOSS} the format cannot hold every frame (nothing written).",
-    )
-    conv.add_argument("input", type=Path)
-    conv.add_argument("output", type=Path)
-    conv.add_argument(
-        "--format",
-        choices=[s.lstrip(".") for s in FORMATS],
-        help="output format (default: from the output file's suffix)",
-    )
-    conv.add_argument(
-        "--allow-loss",
-        action="store_true",
-        help="write what the format can hold and say what was left out",
-    )
-    conv.set_defaults(func=_convert)
 
 
 def _messages(path: Path, names: list[str]) -> Iterator[can.Message]:

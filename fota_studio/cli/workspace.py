@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from fota_studio.cli.common import Command, add_group
 from fota_studio.infra.paths import resolve_workspace_dir
 from fota_studio.infra.workspace import SCHEMA_VERSION
 from fota_studio.infra.workspace_check import check_workspace
@@ -17,19 +18,22 @@ from fota_studio.infra.workspace_check import check_workspace
 
 def register(subparsers: Any) -> None:
     """Add the `workspace` command group."""
-    p = subparsers.add_parser(
+    add_group(
+        subparsers,
         "workspace",
+        (
+            Command(
+                "check",
+                _check,
+                "check schema, database integrity and every stored blob; exit 1 on any problem",
+                "Read-only check: schema version, PRAGMA integrity_check, every referenced "
+                "firmware file and bus log (present, content matches its SHA-256).",
+            ),
+        ),
         help="workspace maintenance: check integrity",
         description="Maintenance of the workspace folder (database + blobs).",
+        dest="workspace_cmd",
     )
-    sub = p.add_subparsers(dest="workspace_cmd", metavar="<action>", required=True)
-    check = sub.add_parser(
-        "check",
-        help="check schema, database integrity and every stored blob; exit 1 on any problem",
-        description="Read-only check: schema version, PRAGMA integrity_check, every referenced "
-        "firmware file and bus log (present, content matches its SHA-256).",
-    )
-    check.set_defaults(func=_check)
 
 
 def _check(args: argparse.Namespace) -> int:
