@@ -17,39 +17,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import can
 import canopen
 from canopen.sdo.exceptions import SdoAbortedError, SdoCommunicationError
 
 from fota_studio.core.errors import TransferError
-from fota_studio.protocols.canopen_net import NetworkHookup
-from fota_studio.protocols.fota_objects import (
-    ABORT_NO_DATA,
-    APPROVAL_TIMEOUT_S,
-    DECISION_APPROVE,
-    DECISION_REJECT,
-    DEFAULT_NODE_ID,
-    DIAGNOSTIC_LOG,
-    EXPECTED_DOWNTIME_S,
-    INSTALLED_VERSION,
-    LAST_ERROR,
-    OEM_VERIFICATION,
-    OFFERED_VERSION,
-    OPERATOR_DECISION,
-    PROGRESS_PERCENT,
-    REQUEST_ID,
-    TARGET_ECU,
-    UPDATE_AVAILABLE,
-    UPDATE_STATUS,
-    VERDICT_HEALTHY,
-    VERDICT_UNHEALTHY,
-    VERIFICATION_TIMEOUT_S,
-    FotaLayout,
-    describe_status,
-)
+from fota_studio.protocols import fota_objects as fo
+from fota_studio.protocols.fota_endpoint import EndpointOptions, FotaEndpoint, Listeners
 
 _log = logging.getLogger(__name__)
 
@@ -77,7 +53,7 @@ class FotaState:
     def describe(self) -> str:
         """Human text, e.g. 'update available, idle'."""
         avail = "update available" if self.update_available == 1 else "no update"
-        return f"{avail}, {describe_status(self.update_status)}"
+        return f"{avail}, {fo.describe_status(self.update_status)}"
 
 
 @dataclass(frozen=True)
@@ -94,23 +70,18 @@ class UpdateOffer:
 StateListener = Callable[[FotaState], None]
 
 
-class FotaClient:
+class FotaClient(FotaEndpoint):
     """SDO client of the TCU node: HMI operations, OEM operations and state tracking."""
 
     def __init__(
         self,
         bus: can.BusABC,
         *,
-        node_id: int = DEFAULT_NODE_ID,
-        eds_path: Path | None = None,
-        notifier: can.Notifier | None = None,
         sdo_timeout_s: float = SDO_TIMEOUT_S,
         poll_period_s: float | None = POLL_PERIOD_S,
+        **where: Unpack[EndpointOptions],
     ) -> None:
-        self._bus = bus
-        self.node_id = node_id
-        self.layout = FotaLayout.load(eds_path, node_id)
-        self._shared_notifier = notifier
+        super().__init__(bus, **where)
         self._sdo_timeout_s = sdo_timeout_s
         self._poll_period_s = poll_period_s
         self._sdo_lock = threading.Lock()
@@ -122,10 +93,8 @@ class FotaClient:
         # acts only on one seen on the TPDO or read after the last write.
         self._writes = 0
         self._state_writes = 0
-        self._listeners: list[StateListener] = []
-        self._network: canopen.Network | None = None
+        self._listeners: Listeners[[FotaState]] = Listeners()
         self._remote: canopen.RemoteNode | None = None
-        self._hookup: NetworkHookup | None = None
         self._stop = threading.Event()
         self._poll_thread: threading.Thread | None = None
         self.last_poll_error: TcuAccessError | None = None
@@ -141,10 +110,7 @@ class FotaClient:
         remote.sdo.RESPONSE_TIMEOUT = self._sdo_timeout_s
         network.add_node(remote)
         network.subscribe(self.layout.tpdo.cob_id, self._on_tpdo)
-        self._hookup = NetworkHookup(
-            network, self._bus, self._shared_notifier, f"FOTA client of node 0x{self.node_id:02X}"
-        )
-        self._network = network
+        self._hook_up(network, f"FOTA client of node 0x{self.node_id:02X}")
         self._remote = remote
         self._stop.clear()
         if self._poll_period_s is not None:
@@ -163,23 +129,12 @@ class FotaClient:
         if self._poll_thread is not None:
             self._poll_thread.join(THREAD_JOIN_TIMEOUT_S)
             self._poll_thread = None
-        network, remote = self._network, self._remote
-        self._network = None
-        self._remote = None
-        hookup, self._hookup = self._hookup, None
-        if hookup is not None:
-            hookup.detach()
+        remote, self._remote = self._remote, None
+        network = self._unhook()
         if network is not None:
             network.unsubscribe(self.layout.tpdo.cob_id, self._on_tpdo)
             if remote is not None:
                 del network[self.node_id]
-
-    def __enter__(self) -> FotaClient:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ----------------------------------------------------------------- generic access
 
@@ -194,7 +149,7 @@ class FotaClient:
             with self._sdo_lock:
                 return self._sdo_var(name).raw
         except SdoAbortedError as exc:
-            if exc.code == ABORT_NO_DATA and (obj.is_string or obj.is_bytes):
+            if exc.code == fo.ABORT_NO_DATA and (obj.is_string or obj.is_bytes):
                 return "" if obj.is_string else b""
             raise self._abort_error("read", name, exc) from exc
         except SdoCommunicationError as exc:
@@ -217,51 +172,51 @@ class FotaClient:
 
     def read_update_available(self) -> int:
         """update_available: 1 = an update waits for approval."""
-        return int(self.read(UPDATE_AVAILABLE))
+        return int(self.read(fo.UPDATE_AVAILABLE))
 
     def read_update_status(self) -> int:
         """update_status (STATUS_* codes)."""
-        return int(self.read(UPDATE_STATUS))
+        return int(self.read(fo.UPDATE_STATUS))
 
     def read_versions(self) -> tuple[str, str]:
         """(installed_version, offered_version)."""
-        return str(self.read(INSTALLED_VERSION)), str(self.read(OFFERED_VERSION))
+        return str(self.read(fo.INSTALLED_VERSION)), str(self.read(fo.OFFERED_VERSION))
 
     def read_expected_downtime_s(self) -> int:
         """Expected downtime of the update in seconds."""
-        return int(self.read(EXPECTED_DOWNTIME_S))
+        return int(self.read(fo.EXPECTED_DOWNTIME_S))
 
     def read_progress_percent(self) -> int:
         """Flash progress 0..100."""
-        return int(self.read(PROGRESS_PERCENT))
+        return int(self.read(fo.PROGRESS_PERCENT))
 
     def read_last_error(self) -> int:
         """last_error code (see fota_objects.describe_error)."""
-        return int(self.read(LAST_ERROR))
+        return int(self.read(fo.LAST_ERROR))
 
     def read_request_id(self) -> int:
         """Id of the update request in progress."""
-        return int(self.read(REQUEST_ID))
+        return int(self.read(fo.REQUEST_ID))
 
     def read_timeouts_s(self) -> tuple[int, int]:
         """(approval_timeout_s, verification_timeout_s)."""
-        return int(self.read(APPROVAL_TIMEOUT_S)), int(self.read(VERIFICATION_TIMEOUT_S))
+        return int(self.read(fo.APPROVAL_TIMEOUT_S)), int(self.read(fo.VERIFICATION_TIMEOUT_S))
 
     def write_timeouts_s(
         self, *, approval_timeout_s: int | None = None, verification_timeout_s: int | None = None
     ) -> None:
         """Write the approval and/or verification timeout (1..65535 s)."""
         if approval_timeout_s is not None:
-            self.write(APPROVAL_TIMEOUT_S, approval_timeout_s)
+            self.write(fo.APPROVAL_TIMEOUT_S, approval_timeout_s)
         if verification_timeout_s is not None:
-            self.write(VERIFICATION_TIMEOUT_S, verification_timeout_s)
+            self.write(fo.VERIFICATION_TIMEOUT_S, verification_timeout_s)
 
     def read_offer(self) -> UpdateOffer:
         """Everything the operator sees at Checkpoint 1."""
         installed, offered = self.read_versions()
         return UpdateOffer(
             request_id=self.read_request_id(),
-            target_ecu=str(self.read(TARGET_ECU)),
+            target_ecu=str(self.read(fo.TARGET_ECU)),
             installed_version=installed,
             offered_version=offered,
             expected_downtime_s=self.read_expected_downtime_s(),
@@ -269,29 +224,29 @@ class FotaClient:
 
     def write_operator_decision(self, decision: int) -> None:
         """Checkpoint 1: write 1 approve / 2 reject; aborted 0x08000022 if nothing is offered."""
-        self.write(OPERATOR_DECISION, decision)
+        self.write(fo.OPERATOR_DECISION, decision)
 
     def approve(self) -> None:
         """Checkpoint 1: approve the offered update."""
-        self.write_operator_decision(DECISION_APPROVE)
+        self.write_operator_decision(fo.DECISION_APPROVE)
 
     def reject(self) -> None:
         """Checkpoint 1: reject the offered update."""
-        self.write_operator_decision(DECISION_REJECT)
+        self.write_operator_decision(fo.DECISION_REJECT)
 
     # ----------------------------------------------------------------- OEM operations
 
     def write_oem_verification(self, verdict: int) -> None:
         """Checkpoint 2: write 1 healthy / 2 unhealthy; aborted 0x08000022 unless status 2."""
-        self.write(OEM_VERIFICATION, verdict)
+        self.write(fo.OEM_VERIFICATION, verdict)
 
     def report_healthy(self, healthy: bool) -> None:
         """Checkpoint 2 verdict from a boolean."""
-        self.write_oem_verification(VERDICT_HEALTHY if healthy else VERDICT_UNHEALTHY)
+        self.write_oem_verification(fo.VERDICT_HEALTHY if healthy else fo.VERDICT_UNHEALTHY)
 
     def read_diagnostic_log(self) -> str:
         """The TCU's text log of the last update (segmented SDO upload)."""
-        data = self.read(DIAGNOSTIC_LOG)
+        data = self.read(fo.DIAGNOSTIC_LOG)
         return bytes(data).decode("utf-8", "replace")
 
     # ----------------------------------------------------------------- state tracking
@@ -307,14 +262,11 @@ class FotaClient:
 
         Runs on the CAN receive thread (TPDO) or the poll thread; must not block.
         """
-        with self._cond:
-            self._listeners.append(callback)
+        self._listeners.add(callback)
 
     def remove_state_listener(self, callback: StateListener) -> None:
         """Undo add_state_listener (no error if it was not added)."""
-        with self._cond:
-            if callback in self._listeners:
-                self._listeners.remove(callback)
+        self._listeners.remove(callback)
 
     def poll_once(self) -> FotaState:
         """Read update_available and update_status now and update the tracked state."""
@@ -383,12 +335,12 @@ class FotaClient:
     def _on_tpdo(self, can_id: int, data: bytearray, timestamp: float) -> None:
         """canopen subscriber (CAN thread): TPDO1 carries update_available and update_status."""
         values = self.layout.tpdo.decode(bytes(data))
-        if UPDATE_AVAILABLE not in values or UPDATE_STATUS not in values:
+        if fo.UPDATE_AVAILABLE not in values or fo.UPDATE_STATUS not in values:
             return
         with self._cond:
             self._tpdo_count += 1
             writes = self._writes
-        state = FotaState(values[UPDATE_AVAILABLE], values[UPDATE_STATUS], "tpdo")
+        state = FotaState(values[fo.UPDATE_AVAILABLE], values[fo.UPDATE_STATUS], "tpdo")
         self._update_state(state, writes)
 
     def _update_state(self, state: FotaState, writes_seen: int) -> None:
@@ -401,7 +353,7 @@ class FotaClient:
                 state.update_available,
                 state.update_status,
             )
-            listeners = list(self._listeners) if changed else []
+            listeners = self._listeners.snapshot() if changed else []
         for callback in listeners:
             try:
                 callback(state)

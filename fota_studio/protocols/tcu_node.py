@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import can
 import canopen
@@ -29,7 +29,7 @@ from canopen.sdo.exceptions import SdoAbortedError
 from canopen.sdo.server import SdoServer
 
 from fota_studio.core.errors import AdapterError, ConfigurationError
-from fota_studio.protocols.canopen_net import NetworkHookup
+from fota_studio.protocols.fota_endpoint import EndpointOptions, FotaEndpoint, Listeners
 from fota_studio.protocols.fota_objects import (
     ABORT_DEVICE_STATE,
     ABORT_INVALID_VALUE,
@@ -56,7 +56,6 @@ from fota_studio.protocols.fota_objects import (
     UPDATE_STATUS,
     UPDATE_WAITING_APPROVAL,
     VERDICT_NONE,
-    FotaLayout,
     FotaObject,
 )
 
@@ -126,38 +125,32 @@ class _TcuSdoServer(SdoServer):
         raise SdoAbortedError(0x0504_0001)
 
 
-class TcuNode:
+class TcuNode(FotaEndpoint):
     """CANopen server exposing object 0x5FF3 (layout from the EDS) as the TCU would."""
 
     def __init__(
         self,
         bus: can.BusABC,
         *,
-        node_id: int = DEFAULT_NODE_ID,
-        eds_path: Path | None = None,
         state_file: Path | None = None,
-        notifier: can.Notifier | None = None,
         heartbeat_period_ms: int = 1000,
+        **where: Unpack[EndpointOptions],
     ) -> None:
+        node_id = where.get("node_id", DEFAULT_NODE_ID)
         if not 1 <= node_id <= 0x7F:
             raise ConfigurationError(f"TCU node-ID 0x{node_id:X} is outside 1..0x7F")
         if not 0 <= heartbeat_period_ms <= 0xFFFF:
             raise ConfigurationError(f"heartbeat period {heartbeat_period_ms} ms is not 0..65535")
-        self._bus = bus
-        self.node_id = node_id
-        self.layout = FotaLayout.load(eds_path, node_id)
+        super().__init__(bus, **where)
         self._state_file = Path(state_file) if state_file is not None else None
-        self._shared_notifier = notifier
         self._heartbeat_period_ms = heartbeat_period_ms
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
-        self._listeners: list[DecisionListener] = []
+        self._listeners: Listeners[[str, int]] = Listeners()
         self._values: dict[str, Any] = {o.name: _default(o) for o in self.layout.objects()}
         self._persistent = self.layout.persistent_names()
         self._tpdo_names = frozenset(f.name for f in self.layout.tpdo.fields)
-        self._network: canopen.Network | None = None
         self._node: canopen.LocalNode | None = None
-        self._hookup: NetworkHookup | None = None
         self._running = False
         self._stopped = False
         self._load_state()
@@ -190,10 +183,7 @@ class TcuNode:
             node.data_store.setdefault(0x1017, {})[0] = struct.pack("<H", self._heartbeat_period_ms)
             network.add_node(node)
             # One bus, one Notifier: not Network.connect(), which would start a second loop.
-            self._hookup = NetworkHookup(
-                network, self._bus, self._shared_notifier, f"TCU node 0x{self.node_id:02X}"
-            )
-            self._network = network
+            self._hook_up(network, f"TCU node 0x{self.node_id:02X}")
             self._node = node
             self._running = True
             self._stopped = False
@@ -224,23 +214,12 @@ class TcuNode:
 
     def _teardown_locked(self) -> None:
         self._running = False
-        node, network = self._node, self._network
-        self._node = None
-        self._network = None
+        node, self._node = self._node, None
         if node is not None:
             node.nmt.stop_heartbeat()  # type: ignore[no-untyped-call]
-        hookup, self._hookup = self._hookup, None
-        if hookup is not None:
-            hookup.detach()
+        network = self._unhook()
         if network is not None and node is not None:
             del network[self.node_id]
-
-    def __enter__(self) -> TcuNode:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ----------------------------------------------------------------- workflow API
 
@@ -312,14 +291,11 @@ class TcuNode:
 
         Called on the CAN receive thread: keep it short and never block.
         """
-        with self._lock:
-            self._listeners.append(callback)
+        self._listeners.add(callback)
 
     def remove_decision_listener(self, callback: DecisionListener) -> None:
         """Undo add_decision_listener (no error if it was not added)."""
-        with self._lock:
-            if callback in self._listeners:
-                self._listeners.remove(callback)
+        self._listeners.remove(callback)
 
     def wait_operator_decision(
         self, timeout_s: float, cancel: threading.Event | None = None
@@ -440,7 +416,7 @@ class TcuNode:
                 if changed and obj.persistent:
                     self._save_state_locked()
             self._cond.notify_all()
-            listeners = list(self._listeners) if notify else []
+            listeners = self._listeners.snapshot() if notify else []
         for callback in listeners:
             try:
                 callback(obj.name, int(value))
