@@ -70,6 +70,16 @@ class UpdateOffer:
 StateListener = Callable[[FotaState], None]
 
 
+def _int_reader(name: str, doc: str) -> Callable[[FotaClient], int]:
+    """A FotaClient method reading the integer sub-object `name` (SDO upload)."""
+
+    def read_int(client: FotaClient) -> int:
+        return int(client.read(name))
+
+    read_int.__doc__ = doc
+    return read_int
+
+
 class FotaClient(FotaEndpoint):
     """SDO client of the TCU node: HMI operations, OEM operations and state tracking."""
 
@@ -170,33 +180,22 @@ class FotaClient(FotaEndpoint):
 
     # ----------------------------------------------------------------- HMI operations
 
-    def read_update_available(self) -> int:
-        """update_available: 1 = an update waits for approval."""
-        return int(self.read(fo.UPDATE_AVAILABLE))
-
-    def read_update_status(self) -> int:
-        """update_status (STATUS_* codes)."""
-        return int(self.read(fo.UPDATE_STATUS))
+    read_update_available = _int_reader(
+        fo.UPDATE_AVAILABLE, "update_available: 1 = an update waits for approval."
+    )
+    read_update_status = _int_reader(fo.UPDATE_STATUS, "update_status (STATUS_* codes).")
+    read_expected_downtime_s = _int_reader(
+        fo.EXPECTED_DOWNTIME_S, "Expected downtime of the update in seconds."
+    )
+    read_progress_percent = _int_reader(fo.PROGRESS_PERCENT, "Flash progress 0..100.")
+    read_last_error = _int_reader(
+        fo.LAST_ERROR, "last_error code (see fota_objects.describe_error)."
+    )
+    read_request_id = _int_reader(fo.REQUEST_ID, "Id of the update request in progress.")
 
     def read_versions(self) -> tuple[str, str]:
         """(installed_version, offered_version)."""
         return str(self.read(fo.INSTALLED_VERSION)), str(self.read(fo.OFFERED_VERSION))
-
-    def read_expected_downtime_s(self) -> int:
-        """Expected downtime of the update in seconds."""
-        return int(self.read(fo.EXPECTED_DOWNTIME_S))
-
-    def read_progress_percent(self) -> int:
-        """Flash progress 0..100."""
-        return int(self.read(fo.PROGRESS_PERCENT))
-
-    def read_last_error(self) -> int:
-        """last_error code (see fota_objects.describe_error)."""
-        return int(self.read(fo.LAST_ERROR))
-
-    def read_request_id(self) -> int:
-        """Id of the update request in progress."""
-        return int(self.read(fo.REQUEST_ID))
 
     def read_timeouts_s(self) -> tuple[int, int]:
         """(approval_timeout_s, verification_timeout_s)."""
