@@ -16,6 +16,10 @@ skippable ones and their reasons. Cancel asks first; a flash that stopped after 
 application says the ECU waits in its bootloader and offers "Re-run the flash". `confirm`
 (title, text) -> bool is replaceable for tests.
 
+Several ECUs at once: tick ECUs of the machine, each with its version (`flash_plan_rows`), and
+"Flash the ticked ECUs together" runs them as ONE plan job (`Engine.submit_plan`: interleaved
+on a shared channel, parallel across channels) with one progress row per ECU.
+
 GUI thread only.
 """
 
@@ -49,6 +53,7 @@ from fota_studio.core.ea import EcuDefinition, ElectronicArchitecture, StepKind
 from fota_studio.core.errors import FotaError
 from fota_studio.core.events import (
     EcuBusy,
+    EngineEvent,
     JobFailed,
     JobFinished,
     JobStarted,
@@ -65,7 +70,7 @@ from fota_studio.core.flash_outcome import (
 )
 from fota_studio.core.flash_plan import SEGMENT_STEPS, MeasuredFlash
 from fota_studio.engine.ecu_info import EcuInfo, submit_read_ecu_info
-from fota_studio.engine.engine import Engine, JobHandle
+from fota_studio.engine.engine import Engine, JobHandle, PlanHandle, PlanItem
 from fota_studio.engine.estimates import measured_flashes
 from fota_studio.engine.flash_job import (
     BOOTLOADER_ENTRY_STEP,
@@ -73,8 +78,10 @@ from fota_studio.engine.flash_job import (
     FlashResult,
     ImageLike,
 )
+from fota_studio.engine.flash_plan_run import MachineFlashResult
 from fota_studio.engine.preflight import Preflight, build_preflight, left_in_bootloader
 from fota_studio.ui.engine_bridge import EngineBridge
+from fota_studio.ui.panels.flash_plan_rows import PlanPicker, PlanRows, image_loader
 from fota_studio.ui.widgets.flash_widgets import (
     ask_question,
     fmt_bytes,
@@ -107,6 +114,8 @@ class FlashPanel(QWidget):
 
     flash_finished = Signal(object)  # FlashResult
     flash_failed = Signal(object)  # JobFailed
+    #: A machine-level flash of several ECUs ended (any outcome): its MachineFlashResult.
+    plan_finished = Signal(object)
     #: A step (or TransferData block) of the last flash was clicked: open its frames in the
     #: trace (`ui/widgets/step_frames.FramesRequest`; the workbench's TraceLink does it).
     frames_requested = Signal(object)
@@ -123,6 +132,9 @@ class FlashPanel(QWidget):
         self.bridge = bridge
         self.ws = ws
         self._job: JobHandle | None = None
+        #: The running (or last) machine-level flash of several ECUs.
+        self._plan: PlanHandle | None = None
+        self.last_plan: MachineFlashResult | None = None
         self._ecu: EcuDefinition | None = None
         self._items: dict[str, QListWidgetItem] = {}
         self._segment_index = 0
@@ -153,6 +165,7 @@ class FlashPanel(QWidget):
         bridge.job_finished.connect(self._on_bridge_job_finished)
         bridge.job_failed.connect(self._on_bridge_job_failed)
         bridge.log_line.connect(self._on_bridge_log_line)
+        bridge.event_received.connect(self._on_bridge_event_received)
         self._plot_timer = QTimer(self)
         self._plot_timer.setInterval(PLOT_REFRESH_MS)
         self._plot_timer.timeout.connect(self._refresh_plot)
@@ -202,6 +215,16 @@ class FlashPanel(QWidget):
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.rerun_button)
         buttons.addStretch(1)
+        #: Several ECUs of the machine as one plan job: tick them (each with its version).
+        self.plan_picker = PlanPicker()
+        self.plan_button = QPushButton("Flash the ticked ECUs &together")
+        self.plan_button.setToolTip(
+            "One job for every ticked ECU: interleaved on a shared CAN channel, in parallel "
+            "across channels, in the EA's `after` order; one progress row per ECU"
+        )
+        self.plan_button.clicked.connect(self._on_plan_button_clicked)
+        self.plan_rows = PlanRows()
+        self.plan_rows.hide()
         #: Why a flash cannot start or what to do after one failed (never only in the log).
         self.problem_label = wrapping_label()
         self.problem_label.setStyleSheet("color: #c62828; font-weight: bold;")
@@ -236,6 +259,10 @@ class FlashPanel(QWidget):
         lv.addWidget(self.summary)
         lv.addLayout(buttons)
         lv.addWidget(self.problem_label)
+        lv.addWidget(QLabel("Several ECUs at once"))
+        lv.addWidget(self.plan_picker)
+        lv.addWidget(self.plan_button)
+        lv.addWidget(self.plan_rows)
         lv.addWidget(QLabel("Sequence"))
         lv.addWidget(self.steps, 1)
         #: After a flash: the record's steps with their bus-log frames; a click opens them in
@@ -310,7 +337,12 @@ class FlashPanel(QWidget):
             for ecu in ea.ecus:
                 self.ecu_combo.addItem(f"{ecu.name} — {ecu.brand} {ecu.model}", ecu.name)
         self.ecu_combo.blockSignals(False)
+        self._refresh_plan_picker(ea)
         self._on_ecu_combo_changed()
+
+    def _refresh_plan_picker(self, ea: ElectronicArchitecture | None) -> None:
+        for problem in self.plan_picker.set_ecus(self.ws, list(ea.ecus) if ea else []):
+            self._append_log("warning", problem)
 
     def versions_changed(self) -> None:
         """A version was imported or retired: refill the version list, keep the choice."""
@@ -319,6 +351,7 @@ class FlashPanel(QWidget):
         index = self.version_combo.findData(current)
         if index >= 0:
             self.version_combo.setCurrentIndex(index)
+        self._refresh_plan_picker(self._ea() if self.ws is not None else None)
 
     def _selected_ecu(self) -> EcuDefinition | None:
         ea = self._ea() if self.ws is not None else None
@@ -440,8 +473,97 @@ class FlashPanel(QWidget):
         return item.text() if item is not None else ""
 
     def is_running(self) -> bool:
-        """True while a flash job of this panel is queued or running."""
-        return self._job is not None and not self._job.done()
+        """True while a flash job (or plan) of this panel is queued or running."""
+        jobs = (self._job, self._plan)
+        return any(job is not None and not job.done() for job in jobs)
+
+    # -- several ECUs at once ---------------------------------------------------------------
+
+    def start_plan(self, items: list[PlanItem], *, machine: str = "") -> PlanHandle:
+        """Submit ONE plan job for several ECUs (`Engine.submit_plan`) and show a row each."""
+        self._reset_view()
+        self._plan = self.engine.submit_plan(
+            items, machine=machine, workspace=self.ws, by="GUI Flash panel"
+        )
+        self.last_plan = None
+        self.plan_rows.start(self._plan)
+        self.plan_rows.show()
+        self._set_busy(True)
+        names = ", ".join(self._plan.ecus)
+        self._running_what = f"{names}" + (f" of {machine}" if machine else "")
+        self.status_label.setText(f"Queued: flash {names} as one plan")
+        return self._plan
+
+    def _on_plan_button_clicked(self) -> None:
+        chosen = self.plan_picker.chosen()
+        machine = self._machine()
+        if not chosen or self.ws is None or machine is None:
+            self._show_problem("Tick the ECUs of the machine to flash together first.")
+            return
+        if self.is_running() or self._info_job is not None:
+            return
+        closed = sorted({e.connection.channel for e, _ in chosen} - set(self.engine.channels()))
+        if closed:
+            self._show_problem(
+                f"CAN channel {', '.join(closed)} is not open: connect the adapter first "
+                "(CAN ▸ Connect adapters)."
+            )
+            return
+        try:
+            questions = [
+                build_preflight(self.ws, machine.serial, ecu, version).confirm_text()
+                for ecu, version in chosen
+            ]
+        except FotaError as exc:
+            self._show_problem(str(exc))
+            return
+        if not self.confirm(f"Flash {len(chosen)} ECUs together?", "\n\n".join(questions)):
+            self.status_label.setText("Not started (not confirmed)")
+            return
+        items = [
+            PlanItem(
+                ecu,
+                loader=image_loader(self.ws, machine.serial, ecu.name, version),
+                version=version,
+                expected_version=version,
+            )
+            for ecu, version in chosen
+        ]
+        try:
+            self.start_plan(items, machine=machine.serial)
+        except FotaError as exc:  # an ECU is being flashed elsewhere / has an open request
+            self._append_log("error", str(exc))
+            self.status_label.setText(f"Not started: {exc.message}")
+            self._show_problem(str(exc))
+
+    def _on_bridge_event_received(self, ev: EngineEvent) -> None:
+        plan = self._plan
+        if plan is None:
+            return
+        self.plan_rows.on_event(ev)
+        if ev.job_id in {h.job_id for h in plan.ecus.values()} and isinstance(ev, LogLine):
+            self._append_log(ev.level, f"{self._ecu_of(plan, ev.job_id)}: {ev.text}")
+        if ev.job_id != plan.job_id:
+            return
+        if isinstance(ev, JobStarted):
+            self.status_label.setText(f"Running: {ev.description}")
+        elif isinstance(ev, JobFinished) and isinstance(ev.result, MachineFlashResult):
+            self.last_plan = ev.result
+            rec = ev.result.record
+            states = ", ".join(f"{n} {rec.states.get(n, '?')}" for n in rec.order)
+            self.status_label.setText(f"Plan ended: {states}")
+            set_bar_state(self.progress, "done" if ev.result.ok else "failed")
+            self._info.clear()
+            self._measured_cache.clear()
+            self.plan_finished.emit(ev.result)
+            self._done()
+        elif isinstance(ev, JobFailed):
+            self.status_label.setText(f"Plan failed: {ev.error}")
+            self._done()
+
+    @staticmethod
+    def _ecu_of(plan: PlanHandle, job_id: int) -> str:
+        return next((n for n, h in plan.ecus.items() if h.job_id == job_id), "?")
 
     def start_flash(
         self,
@@ -473,9 +595,7 @@ class FlashPanel(QWidget):
             workspace=self.ws,
             by="GUI Flash panel",
         )
-        self.start_button.setEnabled(False)
-        self.check_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
+        self._set_busy(True)
         self._running_what = f"{ecu.name} {version}".rstrip() + (
             f" of {machine}" if machine else ""
         )
@@ -583,15 +703,8 @@ class FlashPanel(QWidget):
         machine = self._machine()
         if ecu is None or self.ws is None:
             return
-        ws = self.ws
-
-        def load() -> ImageLike:
-            # The one resolver (engine/targets.py) on the worker: flash policy, image, fit.
-            from fota_studio.engine.targets import resolve_flash_target
-
-            serial = machine.serial if machine is not None else ""
-            return resolve_flash_target(ws, serial, ecu.name, version).image
-
+        serial = machine.serial if machine is not None else ""
+        load = image_loader(self.ws, serial, ecu.name, version)
         try:
             self.start_flash(
                 ecu,
@@ -607,9 +720,12 @@ class FlashPanel(QWidget):
             self._show_problem(str(exc))
 
     def _on_cancel_button_clicked(self) -> None:
-        if self._job is None or self._job.done():
+        if not self.is_running():
             return
-        what = self._ecu.name if self._ecu is not None else "the ECU"
+        if self._plan is not None and not self._plan.done():
+            what = " / ".join(self._plan.ecus)
+        else:
+            what = self._ecu.name if self._ecu is not None else "the ECU"
         if not self.confirm(
             "Cancel the flash?",
             f"The flash of {what} stops at the next safe point (between blocks). If its "
@@ -624,10 +740,12 @@ class FlashPanel(QWidget):
         return self._running_what if self.is_running() else ""
 
     def stop_flash(self, reason: str = "cancelled by the user") -> None:
-        """Stop the running flash at the next safe point (no question asked)."""
-        if self._job is not None and not self._job.done():
-            self.engine.cancel(self._job.job_id, reason)
-            self.status_label.setText("Cancelling at the next safe point…")
+        """Stop the running flash (every ECU of a plan) at the next safe point (no question
+        asked)."""
+        for job in (self._job, self._plan):
+            if job is not None and not job.done():
+                self.engine.cancel(job.job_id, reason)
+                self.status_label.setText("Cancelling at the next safe point…")
 
     def _reset_view(self) -> None:
         self.progress.setValue(0)
@@ -759,10 +877,14 @@ class FlashPanel(QWidget):
         stamp = time.strftime("%H:%M:%S")
         self.log.appendPlainText(f"{stamp} {level.upper():7} {text}")
 
+    def _set_busy(self, busy: bool) -> None:
+        """Start / Check / the plan's button while a flash runs, else Cancel."""
+        for button in (self.start_button, self.check_button, self.plan_button):
+            button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+
     def _done(self) -> None:
-        self.start_button.setEnabled(True)
-        self.check_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
+        self._set_busy(False)
         self._running_what = ""
         self._plot_dirty = True
 

@@ -50,9 +50,10 @@ from fota_studio.core.events import (
 from fota_studio.core.flash_plan import SEGMENT_STEPS
 from fota_studio.engine.ecu_info import EcuInfo, submit_read_ecu_info
 from fota_studio.engine.engine import Engine, JobHandle, PlanHandle, PlanItem
-from fota_studio.engine.flash_job import FlashResult, ImageLike
+from fota_studio.engine.flash_job import FlashResult
 from fota_studio.engine.preflight import Preflight, build_preflight, left_in_bootloader
 from fota_studio.ui.engine_bridge import EngineBridge
+from fota_studio.ui.panels.flash_plan_rows import image_loader
 from fota_studio.ui.technician.steps import next_steps, step_words
 from fota_studio.ui.widgets.flash_widgets import (
     ask_question,
@@ -89,17 +90,6 @@ class _FlashRow:
     failure: JobFailed | None = None
     ended: bool = False
     widgets: list[QWidget] = field(default_factory=list)  # built for this run (removed after)
-
-
-def _loader(ws: Any, machine: str, ecu: str, version: str) -> Callable[[], ImageLike]:
-    """Load (machine, ECU, version)'s image with the one resolver (on an engine thread)."""
-
-    def load() -> ImageLike:
-        from fota_studio.engine.targets import resolve_flash_target
-
-        return resolve_flash_target(ws, machine, ecu, version).image
-
-    return load
 
 
 def _big_button(text: str, tip: str) -> QPushButton:
@@ -666,7 +656,7 @@ class TechnicianView(QWidget):
         items = [
             PlanItem(
                 row.ecu,
-                loader=_loader(ws, row.pre.machine, row.ecu.name, row.pre.target),
+                loader=image_loader(ws, row.pre.machine, row.ecu.name, row.pre.target),
                 version=row.pre.target,
                 expected_version=row.pre.target,
             )
