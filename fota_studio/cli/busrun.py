@@ -20,6 +20,7 @@ from fota_studio.core.update_request import UpdateRequest
 from fota_studio.engine.bus_run import (
     APPROVAL_SOURCES,
     VERIFICATION_SOURCES,
+    BusRunner,
     BusRunOptions,
     settings_with,
 )
@@ -97,6 +98,26 @@ def run_options(args: argparse.Namespace) -> BusRunOptions:
         verification_timeout_s=args.timeout_verification,
         node_id=args.tcu_node_id,
     )
+
+
+def open_runner(
+    ws: Workspace, machine: str, settings: BusSettings, args: argparse.Namespace
+) -> BusRunner:
+    """The BusRunner of a headless command: options from the command line, progress lines on
+    stderr, the terminal as a second approver (`--approval local|both`)."""
+    return BusRunner(
+        ws,
+        machine,
+        settings,
+        options=run_options(args),
+        sink=ProgressPrinter(),
+        local_approver=terminal_approver,
+    )
+
+
+def final_line(req: UpdateRequest) -> str:
+    """The one line that ends a request's run: its status, and its error when it has one."""
+    return f"request #{req.id}: {req.status.value}" + (f": {req.error}" if req.error else "")
 
 
 def terminal_approver(event: ApprovalRequested) -> None:

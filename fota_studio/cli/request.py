@@ -18,12 +18,11 @@ import threading
 from typing import Any
 
 from fota_studio.cli.busrun import (
-    ProgressPrinter,
     add_bus_options,
     bus_settings,
+    final_line,
+    open_runner,
     request_json,
-    run_options,
-    terminal_approver,
 )
 from fota_studio.cli.common import (
     Command,
@@ -36,7 +35,7 @@ from fota_studio.cli.common import (
 )
 from fota_studio.cli.records import differing_rows, mark, print_differing_footer
 from fota_studio.core.update_request import RequestStatus
-from fota_studio.engine.bus_run import EXIT_CODES_TEXT, EXIT_REFUSED
+from fota_studio.engine.bus_run import EXIT_CODES_TEXT, EXIT_REFUSED, exit_code_for
 from fota_studio.engine.workflow import check_new_request, create_request
 from fota_studio.infra.access import Action
 from fota_studio.infra.requests_store import RequestsStore
@@ -174,8 +173,6 @@ def _show(args: argparse.Namespace) -> int:
 
 def _start_on_bus(args: argparse.Namespace) -> int:
     """`request start ID --interface I …`: the request on a real bus (see engine/bus_run)."""
-    from fota_studio.engine.bus_run import BusRunner, exit_code_for
-
     with authorised_workspace(args, Action.REQUEST_START) as ws:
         store = RequestsStore(ws)
         store.recover_interrupted()
@@ -190,14 +187,7 @@ def _start_on_bus(args: argparse.Namespace) -> int:
             f"verification {args.verification}",
             file=sys.stderr,
         )
-        with BusRunner(
-            ws,
-            req.machine,
-            settings,
-            options=run_options(args),
-            sink=ProgressPrinter(),
-            local_approver=terminal_approver,
-        ) as runner:
+        with open_runner(ws, req.machine, settings, args) as runner:
             final = runner.run(req.id)
             print(
                 f"request #{final.id}: {final.status.value}; TCU serving the final state for "
@@ -208,10 +198,7 @@ def _start_on_bus(args: argparse.Namespace) -> int:
                 threading.Event().wait(args.linger)
         if args.json:
             print(request_json(ws, final))
-    print(
-        f"request #{final.id}: {final.status.value}" + (f": {final.error}" if final.error else ""),
-        file=sys.stderr if args.json else sys.stdout,
-    )
+    print(final_line(final), file=sys.stderr if args.json else sys.stdout)
     return exit_code_for(final)
 
 
@@ -227,9 +214,7 @@ def _start(args: argparse.Namespace) -> int:
         # built-in health checks are Checkpoint 2 (no OEM node).
         script = DemoScript(approve=not args.reject, healthy=None)
         final = run_on_bench(ws, args.id, script=script).request
-    print(
-        f"request #{final.id}: {final.status.value}" + (f": {final.error}" if final.error else "")
-    )
+    print(final_line(final))
     return 0 if final.status == RequestStatus.SUCCESSFUL else 1
 
 

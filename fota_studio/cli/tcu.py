@@ -16,15 +16,9 @@ import sys
 import threading
 from typing import Any
 
-from fota_studio.cli.busrun import (
-    ProgressPrinter,
-    add_bus_options,
-    bus_settings,
-    run_options,
-    terminal_approver,
-)
+from fota_studio.cli.busrun import add_bus_options, bus_settings, final_line, open_runner
 from fota_studio.cli.common import Command, add_command, arg, authorised_workspace
-from fota_studio.engine.bus_run import EXIT_CODES_TEXT, EXIT_SUCCESSFUL, BusRunner, exit_code_for
+from fota_studio.engine.bus_run import EXIT_CODES_TEXT, EXIT_SUCCESSFUL, exit_code_for
 from fota_studio.infra.access import Action
 
 #: How often the workspace is looked at for new Pending requests.
@@ -61,14 +55,7 @@ def _run(args: argparse.Namespace) -> int:
     code = EXIT_SUCCESSFUL
     with authorised_workspace(args, Action.REQUEST_START) as ws:
         settings = bus_settings(args, ws, args.machine, "")
-        with BusRunner(
-            ws,
-            args.machine,
-            settings,
-            options=run_options(args),
-            sink=ProgressPrinter(),
-            local_approver=terminal_approver,
-        ) as runner:
+        with open_runner(ws, args.machine, settings, args) as runner:
             assert runner.tcu is not None
             print(
                 f"TCU node 0x{runner.tcu.node_id:02X} on {settings.describe()} for "
@@ -85,10 +72,7 @@ def _run(args: argparse.Namespace) -> int:
                         final = runner.run(req.id)
                         done.add(req.id)
                         code = exit_code_for(final)
-                        print(
-                            f"request #{final.id}: {final.status.value}"
-                            + (f": {final.error}" if final.error else "")
-                        )
+                        print(final_line(final))
                     if args.once:
                         break
                     stop.wait(POLL_PERIOD_S)
