@@ -215,6 +215,9 @@ SLCAN_BITRATES_BPS = _slcan_table(
 )
 SLCAN_DATA_BITRATES_BPS = _slcan_table("_DATA_BITRATES", {2_000_000: "Y2", 5_000_000: "Y5"})
 
+#: The presets from 100 kbit/s up that both PCAN and IXXAT offer.
+_PRESETS_FROM_100K_BPS = (100_000, 125_000, 250_000, 500_000, 800_000, 1_000_000)
+
 LIMITS: dict[str, InterfaceLimits] = {
     "slcan": InterfaceLimits(
         "slcan",
@@ -236,12 +239,7 @@ LIMITS: dict[str, InterfaceLimits] = {
             50_000,
             83_000,
             95_000,
-            100_000,
-            125_000,
-            250_000,
-            500_000,
-            800_000,
-            1_000_000,
+            *_PRESETS_FROM_100K_BPS,
         ),
         source="python-can pcan/basic.py: PCAN_BITRATES (classic); FD by bit timing, 80 MHz",
     ),
@@ -269,12 +267,7 @@ LIMITS: dict[str, InterfaceLimits] = {
             10_000,
             20_000,
             50_000,
-            100_000,
-            125_000,
-            250_000,
-            500_000,
-            800_000,
-            1_000_000,
+            *_PRESETS_FROM_100K_BPS,
         ),
         data_bitrates_bps=(
             500_000,
@@ -763,10 +756,7 @@ class CheckedSlcanBus(slcanBus):
         cmd = "L" if self._listen_only else "O"
         reply = self._command(cmd)
         if reply is None:
-            raise can.CanInitializationError(
-                f"the adapter on {self.port} did not answer '{cmd}' (open) within "
-                f"{self._reply_timeout_s:g} s: nothing that speaks slcan answers on this port"
-            )
+            raise self._no_answer(cmd, "open")
         if reply == "\a":
             if self._channel_open:
                 return  # already open: python-can sends O twice
@@ -783,11 +773,15 @@ class CheckedSlcanBus(slcanBus):
             return
         reply = self._command("C")
         if reply is None:
-            raise can.CanInitializationError(
-                f"the adapter on {self.port} did not answer 'C' (close) within "
-                f"{self._reply_timeout_s:g} s: nothing that speaks slcan answers on this port"
-            )
+            raise self._no_answer("C", "close")
         self._channel_open = False
+
+    def _no_answer(self, cmd: str, what: str) -> can.CanInitializationError:
+        """The error for a command the adapter left unanswered."""
+        return can.CanInitializationError(
+            f"the adapter on {self.port} did not answer '{cmd}' ({what}) within "
+            f"{self._reply_timeout_s:g} s: nothing that speaks slcan answers on this port"
+        )
 
     def shutdown(self) -> None:
         """Close the channel and the port; a vanished device does not make this raise."""

@@ -131,24 +131,11 @@ class SdoTracker:
             self._open.pop(node, None)
             reason = SDO_ABORT_CODES.get(code, "unknown abort code")
             return f"{who} ABORT {_ix(index, sub, self.names)} 0x{code:08X} {reason}"
-        if client and cs == 1:  # initiate download
-            expedited, sized = data[0] & 0x02, data[0] & 0x01
-            if expedited:
-                n = (data[0] >> 2) & 3 if sized else 0
-                return f"{who} write {_ix(index, sub, self.names)} = {_value_text(data[4 : 8 - n])}"
-            size = int.from_bytes(data[4:8], "little") if sized else 0
-            self._open[node] = _SdoTransfer(index, sub, upload=False)
-            return f"{who} write {_ix(index, sub, self.names)} segmented, {size} bytes"
+        if (client and cs == 1) or (not client and cs == 2):  # initiate download / upload rsp
+            where = f"{who} write" if client else who
+            return self._initiate(node, index, sub, data, where, upload=not client)
         if client and cs == 2:
             return f"{who} read {_ix(index, sub, self.names)}"
-        if not client and cs == 2:  # initiate upload response
-            expedited, sized = data[0] & 0x02, data[0] & 0x01
-            if expedited:
-                n = (data[0] >> 2) & 3 if sized else 0
-                return f"{who} {_ix(index, sub, self.names)} = {_value_text(data[4 : 8 - n])}"
-            size = int.from_bytes(data[4:8], "little") if sized else 0
-            self._open[node] = _SdoTransfer(index, sub, upload=True)
-            return f"{who} {_ix(index, sub, self.names)} segmented, {size} bytes"
         if not client and cs == 3:
             return f"{who} write {_ix(index, sub, self.names)} OK"
         if cs == 0:  # download segment (client) / upload segment response (server)
@@ -175,6 +162,20 @@ class SdoTracker:
         if cs in (5, 6):
             return f"{who} block transfer cs={cs} {_ix(index, sub, self.names)}"
         return f"{who} cs={cs} {data.hex(' ').upper()}"
+
+    def _initiate(
+        self, node: int, index: int, sub: int, data: bytes, lead: str, *, upload: bool
+    ) -> str:
+        """An initiate download request or upload response: the value when expedited, else the
+        announced size (and the segmented transfer is followed from here)."""
+        where = f"{lead} {_ix(index, sub, self.names)}"
+        expedited, sized = data[0] & 0x02, data[0] & 0x01
+        if expedited:
+            n = (data[0] >> 2) & 3 if sized else 0
+            return f"{where} = {_value_text(data[4 : 8 - n])}"
+        size = int.from_bytes(data[4:8], "little") if sized else 0
+        self._open[node] = _SdoTransfer(index, sub, upload=upload)
+        return f"{where} segmented, {size} bytes"
 
 
 def protocol_of(can_id: int, extended: bool) -> str:
