@@ -23,7 +23,6 @@ import copy
 import hashlib
 import sysconfig
 import tempfile
-import threading
 import time
 import uuid
 import zlib
@@ -41,6 +40,7 @@ from fota_studio.engine.flash_plan_run import PlanTarget, flash_machine
 from fota_studio.sim.faults import Fault
 from fota_studio.sim.paced_bus import PacedVirtualBus
 from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions
+from tests.fakes.sim_rig import AdapterFaultBus
 
 BITRATE = 500_000
 SECTOR = 0x1000
@@ -105,20 +105,22 @@ def bench_ecu(name: str = "VCU", app_id: int | None = None) -> EcuDefinition:
     return ecu
 
 
+#: The bench's simulated bootloader: fast erase and boot; ISO-TP BS 0 / STmin 0 like a
+#: production CAN bootloader.
+SIM_OPTIONS: dict[str, Any] = {
+    "erase_ms_per_kib": 0.05,
+    "erase_min_ms": 10,
+    "boot_time_ms": 20,
+    "reset_time_ms": 20,
+    "block_size": 0,
+    "stmin_ms": 0,
+    "strict": True,
+}
+
+
 def sim_options(**kw: Any) -> SimEcuOptions:
-    """Fast erase and boot; ISO-TP BS 0 / STmin 0 like a production CAN bootloader."""
-    opts = SimEcuOptions(
-        erase_ms_per_kib=0.05,
-        erase_min_ms=10,
-        boot_time_ms=20,
-        reset_time_ms=20,
-        block_size=0,
-        stmin_ms=0,
-        strict=True,
-    )
-    for k, v in kw.items():
-        setattr(opts, k, v)
-    return opts
+    """SIM_OPTIONS with `kw` changed."""
+    return SimEcuOptions(**(SIM_OPTIONS | kw))
 
 
 @contextlib.contextmanager
@@ -165,46 +167,26 @@ def simulated(
     return sim_node(paced_bus(channel), ecu, sim_options(**opts))
 
 
-class StallBus(can.BusABC):
-    """Tester-side wrapper: frames sent during [start, start + stall_s) after `after` frames
-    are lost (a cable pulled for a moment)."""
-
-    def __init__(self, inner: can.BusABC, after: int, stall_s: float) -> None:
-        """Wrap `inner` (not owned)."""
-        self._inner, self.after, self.stall_s = inner, after, stall_s
-        self.sent = 0
-        self.until = 0.0
-        self._lock = threading.Lock()
-        super().__init__(channel="stall")
-
-    def send(self, msg: can.Message, timeout: float | None = None) -> None:
-        """Send unless inside the outage."""
-        with self._lock:
-            self.sent += 1
-            now = time.monotonic()
-            if self.sent == self.after:
-                self.until = now + self.stall_s
-            if now < self.until:
-                return
-        self._inner.send(msg, timeout)
-
-    def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
-        del timeout
-        return None, False
-
-
 def flash_once(
     ecu: EcuDefinition, channel: str, image: Image, stall: tuple[int, float] | None = None
 ) -> tuple[float, FlashResult]:
-    """(seconds, result) of one flash from a fresh tester bus on `channel`."""
+    """(seconds, result) of one flash from a fresh tester bus on `channel`; `stall` (frames,
+    seconds): after that many frames the tester's frames are lost for that long (a cable
+    pulled for a moment)."""
     with paced(channel) as (bus, notifier):
-        wrapper = StallBus(bus, *stall) if stall else None
+        wrapper = None
+        if stall:
+            frames, seconds = stall
+            wrapper = AdapterFaultBus(bus, mode="stall", after_frames=frames, stall_s=seconds)
         session = FlashSession(
             ecu=ecu, bus=wrapper or bus, notifier=notifier, expected_version=None, boot_wait_s=2
         )
         t0 = time.perf_counter()
         result = flash_ecu(session, image)
-        return time.perf_counter() - t0, result
+        took = time.perf_counter() - t0
+        if wrapper is not None:
+            wrapper.shutdown()  # the wrapper only; the paced bus closes with `paced`
+        return took, result
 
 
 def _need(result: FlashResult, what: str) -> None:
@@ -237,6 +219,13 @@ def run_compression_case(out: dict[str, Any]) -> None:
     out["compressed_speedup"] = round(speedup, 3)
 
 
+def _fraction(part_s: float, full_s: float, what: str) -> float:
+    """part ÷ full to 3 decimals, after printing `what` with it."""
+    frac = part_s / full_s
+    print(f"{what} -> {frac:.3f}")
+    return round(frac, 3)
+
+
 def _delta_ecu() -> EcuDefinition:
     ecu = bench_ecu()
     ecu.uds.sector_checksum = SectorChecksum(routine_id=0xFF02, sector_bytes=SECTOR)
@@ -258,13 +247,13 @@ def run_delta_case(out: dict[str, Any]) -> None:
         same = all(sim.memory.read(s.address, len(s.data)) == s.data for s in new.segments)
     if not same:
         raise SystemExit("delta re-flash: the simulated memory differs from the new image")
-    frac = delta_s / full_s
-    print(
+    out["delta_time_fraction"] = _fraction(
+        delta_s,
+        full_s,
         f"delta paced 500k, {size} bytes, 3/64 sectors changed: full {full_s:.2f} s, re-flash "
         f"{delta_s:.2f} s ({delta.record.bytes_on_wire} B written, "
-        f"{delta.record.sectors_skipped} sectors skipped) -> {frac:.3f}"
+        f"{delta.record.sectors_skipped} sectors skipped)",
     )
-    out["delta_time_fraction"] = round(frac, 3)
 
 
 def run_resume_case(out: dict[str, Any]) -> None:
@@ -284,17 +273,16 @@ def run_resume_case(out: dict[str, Any]) -> None:
             raise SystemExit("the power loss at 70 % did not interrupt the flash")
         rerun_s, rerun = flash_once(ecu, ch, image)
         _need(rerun, "re-run after the power loss")
-    frac = rerun_s / full_s
-    print(
+    out["resume_time_fraction"] = _fraction(
+        rerun_s,
+        full_s,
         f"resume paced 500k, {size} bytes: full {full_s:.2f} s; power loss at 70 % after "
-        f"{cut_s:.2f} s; re-run {rerun_s:.2f} s ({rerun.record.bytes_skipped} B resumed) -> "
-        f"{frac:.3f}"
+        f"{cut_s:.2f} s; re-run {rerun_s:.2f} s ({rerun.record.bytes_skipped} B resumed)",
     )
-    out["resume_time_fraction"] = round(frac, 3)
     plain = bench_ecu()
     ch = f"out-{uuid.uuid4().hex[:6]}"
     with simulated(plain, ch):
-        took, res = flash_once(plain, ch, Image("4.1.0", 32 * SECTOR), stall=(900, 2.0))
+        took, res = flash_once(plain, ch, Image("4.1.0", 32 * SECTOR), stall=(899, 2.0))
     downloads = sum(1 for s in res.record.steps if s.step == "request_download")
     ok = res.ok and res.record.link_outages >= 1 and downloads == 1
     print(
