@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -94,13 +94,8 @@ class CheckResult:
     advice: str = ""
 
     def to_dict(self) -> dict[str, str]:
-        """JSON-encodable form."""
-        return {
-            "name": self.name,
-            "status": str(self.status),
-            "summary": self.summary,
-            "advice": self.advice,
-        }
+        """JSON-encodable form: every field as text."""
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(frozen=True)

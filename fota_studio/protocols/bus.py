@@ -35,7 +35,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import can
@@ -389,15 +389,8 @@ class InterfaceCapabilities:
     note: str = ""
 
     def to_dict(self) -> dict[str, str]:
-        """JSON-encodable form."""
-        return {
-            "interface": self.interface,
-            "bus_state": str(self.bus_state),
-            "error_frames": str(self.error_frames),
-            "ack": str(self.ack),
-            "hw_timestamps": str(self.hw_timestamps),
-            "note": self.note,
-        }
+        """JSON-encodable form: every field as text."""
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
 
     def summary(self) -> str:
         """One line: `bus state: no, error frames: no, ACK: no, hardware timestamps: no`."""
