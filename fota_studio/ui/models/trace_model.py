@@ -126,8 +126,29 @@ class TimeFormat:
         return absolute_time_text(timestamp)
 
 
-class TraceModel(QAbstractTableModel):
+class _FrameTable(QAbstractTableModel):
+    """What both frame tables share: fixed column titles (`columns`) and a monospace font."""
+
+    columns: tuple[str, ...] = ()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._mono = QFont("monospace")
+        self._mono.setStyleHint(QFont.StyleHint.Monospace)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.columns)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.columns[section]
+        return None
+
+
+class TraceModel(_FrameTable):
     """The frame table of one trace document (see module docstring)."""
+
+    columns = COLUMNS
 
     #: A background filter/search ended and its result is shown (rows now shown).
     search_finished = Signal(int)
@@ -154,8 +175,6 @@ class TraceModel(QAbstractTableModel):
         self._task_gen = 0
         self._decoded: OrderedDict[int, str] = OrderedDict()
         self._rows: OrderedDict[int, RowCells] = OrderedDict()
-        self._mono = QFont("monospace")
-        self._mono.setStyleHint(QFont.StyleHint.Monospace)
         self._tx_brush = QColor(230, 240, 255)
         self._err_brush = QColor(255, 225, 225)
         if len(store) and self.times.t0 is None:
@@ -173,14 +192,6 @@ class TraceModel(QAbstractTableModel):
         if self._view is not None:
             return int(self._view.shape[0])
         return max(0, self._shown_end - self._first)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
 
     def index(self, row: int, column: int, parent: _Index = QModelIndex()) -> QModelIndex:  # noqa: B008
         """One Python call per cell instead of two (see bench/trace.py: GIL hand-overs)."""
@@ -566,12 +577,14 @@ class _IdStats:
     prev_seq: int
 
 
-class ByIdModel(QAbstractTableModel):
+class ByIdModel(_FrameTable):
     """One row per (ID, channel): count, period statistics and the last data, one column per
     byte; bytes that changed since the previous frame of the ID get a coloured background.
     Honours the ID/direction/type criteria of the view's filter (`set_frame_filter`).
     `refresh()` aggregates the frames that arrived since the last call, segment by segment
     (at most BYID_REFRESH_FRAMES per call: `backlog` says when more wait)."""
+
+    columns = BYID_COLUMNS
 
     def __init__(self, store: TraceStore, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -580,19 +593,9 @@ class ByIdModel(QAbstractTableModel):
         self._stats: dict[int, _IdStats] = {}
         self._next = store.first_seq
         self._filter = TraceFilter()
-        self._mono = QFont("monospace")
-        self._mono.setStyleHint(QFont.StyleHint.Monospace)
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(BYID_COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return BYID_COLUMNS[section]
-        return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self._rows):
