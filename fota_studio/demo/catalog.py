@@ -14,6 +14,7 @@ Pure data; safe from any thread.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fota_studio.core.ea import (
     AddressingMode,
@@ -171,73 +172,85 @@ def _profile() -> UdsProfile:
     )
 
 
+#: The payload of the raw frame that makes a demo ECU's application jump to its bootloader.
+_BOOT_ENTRY_DATA = bytes.fromhex("B007000000000000")
+
+
+def _demo_ecu(
+    repo: DemoRepository,
+    name: str,
+    role: str,
+    hardware_version: str,
+    *,
+    entry_id: int,
+    extended_id: bool = False,
+    **connection: Any,
+) -> EcuDefinition:
+    """A demo ECU of `repo`'s brand/model on the demo channel with the demo UDS profile; its
+    application jumps to the bootloader on frame `entry_id`, which is up 300 ms later.
+    `connection`: the rest of its `Connection` (addresses, IDs, CAN FD)."""
+    return EcuDefinition(
+        name=name,
+        role=role,
+        brand=repo.brand,
+        model=repo.model,
+        hardware_version=hardware_version,
+        connection=Connection(
+            channel=DEMO_CHANNEL,
+            bootloader_entry=BootloaderEntryFrame(
+                can_id=entry_id, data=_BOOT_ENTRY_DATA, extended_id=extended_id
+            ),
+            bootloader_entry_delay_ms=300,
+            **connection,
+        ),
+        uds=_profile(),
+    )
+
+
 def demo_ecus() -> list[EcuDefinition]:
     """The three demo ECUs: VCU (11-bit), HCU (29-bit normal-fixed), BCU (CAN FD)."""
     vcu_repo, hcu_repo, bcu_repo = DEMO_REPOSITORIES
     hcu_app = normal_fixed_ids(0x11, 0xF1)
     hcu_boot = normal_fixed_ids(0x91, 0xF1)
     return [
-        EcuDefinition(
-            name="VCU",
-            role="Vehicle control unit",
-            brand=vcu_repo.brand,
-            model=vcu_repo.model,
-            hardware_version="HW 2.1",
-            connection=Connection(
-                application=IsoTpAddress(0x7E0, 0x7E8),
-                bootloader=IsoTpAddress(0x7E1, 0x7E9),
-                channel=DEMO_CHANNEL,
-                functional_id=0x7DF,
-                bootloader_entry=BootloaderEntryFrame(
-                    can_id=0x5F0, data=bytes.fromhex("B007000000000000")
-                ),
-                bootloader_entry_delay_ms=300,
-                heartbeat_id=0x7C0,  # outside the CANopen predefined connection set
-            ),
-            uds=_profile(),
+        _demo_ecu(
+            vcu_repo,
+            "VCU",
+            "Vehicle control unit",
+            "HW 2.1",
+            entry_id=0x5F0,
+            application=IsoTpAddress(0x7E0, 0x7E8),
+            bootloader=IsoTpAddress(0x7E1, 0x7E9),
+            functional_id=0x7DF,
+            heartbeat_id=0x7C0,  # outside the CANopen predefined connection set
         ),
-        EcuDefinition(
-            name="HCU",
-            role="Hydraulics control unit",
-            brand=hcu_repo.brand,
-            model=hcu_repo.model,
-            hardware_version="RC5-6/40 rev C",
-            connection=Connection(
-                application=IsoTpAddress(*hcu_app, target_address=0x11, source_address=0xF1),
-                bootloader=IsoTpAddress(*hcu_boot, target_address=0x91, source_address=0xF1),
-                channel=DEMO_CHANNEL,
-                id_bits=29,
-                addressing=AddressingMode.NORMAL_FIXED,
-                functional_id=0x18DB33F1,
-                bootloader_entry=BootloaderEntryFrame(
-                    can_id=0x18FF0011, data=bytes.fromhex("B007000000000000"), extended_id=True
-                ),
-                bootloader_entry_delay_ms=300,
-                heartbeat_id=0x0CFF0011,
-            ),
-            uds=_profile(),
+        _demo_ecu(
+            hcu_repo,
+            "HCU",
+            "Hydraulics control unit",
+            "RC5-6/40 rev C",
+            entry_id=0x18FF0011,
+            extended_id=True,
+            application=IsoTpAddress(*hcu_app, target_address=0x11, source_address=0xF1),
+            bootloader=IsoTpAddress(*hcu_boot, target_address=0x91, source_address=0xF1),
+            id_bits=29,
+            addressing=AddressingMode.NORMAL_FIXED,
+            functional_id=0x18DB33F1,
+            heartbeat_id=0x0CFF0011,
         ),
-        EcuDefinition(
-            name="BCU",
-            role="Body control unit (CAN FD)",
-            brand=bcu_repo.brand,
-            model=bcu_repo.model,
-            hardware_version="MC050-112 FD",
-            connection=Connection(
-                application=IsoTpAddress(0x7E2, 0x7EA),
-                bootloader=IsoTpAddress(0x7E3, 0x7EB),
-                channel=DEMO_CHANNEL,
-                fd=True,
-                data_bitrate_bps=2_000_000,
-                fd_frame_length=64,
-                functional_id=0x7DF,
-                bootloader_entry=BootloaderEntryFrame(
-                    can_id=0x5F2, data=bytes.fromhex("B007000000000000")
-                ),
-                bootloader_entry_delay_ms=300,
-                heartbeat_id=0x7C2,
-            ),
-            uds=_profile(),
+        _demo_ecu(
+            bcu_repo,
+            "BCU",
+            "Body control unit (CAN FD)",
+            "MC050-112 FD",
+            entry_id=0x5F2,
+            application=IsoTpAddress(0x7E2, 0x7EA),
+            bootloader=IsoTpAddress(0x7E3, 0x7EB),
+            fd=True,
+            data_bitrate_bps=2_000_000,
+            fd_frame_length=64,
+            functional_id=0x7DF,
+            heartbeat_id=0x7C2,
         ),
     ]
 

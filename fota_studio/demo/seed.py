@@ -23,14 +23,16 @@ import zlib
 
 from fota_studio.core import firmware
 from fota_studio.core.firmware import FirmwareImage, Segment
-from fota_studio.demo.catalog import (
+from fota_studio.core.reference_ecu import (
     APP_HEADER_SIZE,
     APP_REGION_LENGTH,
     APP_REGION_START,
+    app_header,
+)
+from fota_studio.demo.catalog import (
     DEMO_EA_NAME,
     DEMO_MACHINES,
     DEMO_REPOSITORIES,
-    app_header,
     demo_architecture,
 )
 from fota_studio.infra.ea_store import EaStore
