@@ -6,7 +6,8 @@ argument and how many times it fires. "pending:N" answers the step's request wit
 responsePending (0x78) NRCs first and the real response one `pending_interval_ms` later.
 `parse_fault("erase:nrc:0x22")` reads the CLI form `STEP:KIND[:ARG[:COUNT]]`. `FaultSet` is
 the thread-safe list a simulated ECU consumes from; `FaultyBus` is the thin bus wrapper under the
-ISO-TP stack that drops or corrupts the ECU's outgoing frames. `FaultSet` may be used from any
+ISO-TP stack that drops or corrupts the ECU's outgoing frames (a `SendWrapperBus`: it sends
+through a bus it does not own and never receives). `FaultSet` may be used from any
 thread; `FaultyBus.send` from the ISO-TP thread.
 """
 
@@ -175,19 +176,39 @@ class FaultSet:
             return None
 
 
-class FaultyBus(can.BusABC):
+class SendWrapperBus(can.BusABC):
+    """A bus that only sends, through `inner`, which it does not own; receiving stays on the
+    inner bus's notifier. Subclasses decide in `send` what happens to a frame."""
+
+    def __init__(self, inner: can.BusABC, *, label: str, **kwargs: Any) -> None:
+        """Wrap `inner` (not owned: shutting the wrapper down leaves `inner` open); `label`
+        starts its `channel_info` ("<label> over <inner's>")."""
+        self._inner = inner
+        self._lock = threading.Lock()
+        self.channel_info = f"{label} over {getattr(inner, 'channel_info', inner)}"
+        super().__init__(channel=str(getattr(inner, "channel", "") or "faulty"), **kwargs)
+
+    def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
+        """Never receives: the ISO-TP stack reads through the shared notifier."""
+        del timeout
+        return None, False
+
+    def shutdown(self) -> None:
+        """Mark the wrapper shut down; the inner bus stays open (its owner closes it)."""
+        if not self._is_shutdown:
+            super().shutdown()
+
+
+class FaultyBus(SendWrapperBus):
     """Send-only wrapper that drops or corrupts the next N frames; everything else passes."""
 
     def __init__(self, inner: can.BusABC, **kwargs: Any) -> None:
         """Wrap `inner` (not owned: shutting the wrapper down leaves `inner` open)."""
-        self._inner = inner
-        self._lock = threading.Lock()
         self._drop = 0
         self._corrupt = 0
         self.dropped = 0
         self.corrupted = 0
-        self.channel_info = f"fault wrapper over {getattr(inner, 'channel_info', inner)}"
-        super().__init__(channel=str(getattr(inner, "channel", "") or "faulty"), **kwargs)
+        super().__init__(inner, label="fault wrapper", **kwargs)
 
     def arm(self, *, drop: int = 0, corrupt: int = 0) -> None:
         """Drop the next `drop` and corrupt the next `corrupt` outgoing frames."""
@@ -217,13 +238,3 @@ class FaultyBus(can.BusABC):
                     data=bytes(data),
                 )
         self._inner.send(msg, timeout)
-
-    def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
-        """Never receives: the ISO-TP stack reads through the shared notifier."""
-        del timeout
-        return None, False
-
-    def shutdown(self) -> None:
-        """Mark the wrapper shut down; the inner bus stays open (its owner closes it)."""
-        if not self._is_shutdown:
-            super().shutdown()
