@@ -71,7 +71,7 @@ from fota_studio.engine.trace_search import TraceQuery
 from fota_studio.engine.trace_store import TraceFilter, TraceStore
 from fota_studio.infra.tracefile import read_log
 from fota_studio.protocols.bus import BusSettings, open_bus
-from tests.fakes.uds_traffic import uds_batch
+from tests.fakes.frame_batches import classic_batch, uds_batch
 
 LIVE_RATE_FPS = 20_000
 BURST_PERIOD_S = 0.005
@@ -187,12 +187,9 @@ def _gap_probe(interval_ms: int) -> tuple[list[float], Any]:
 def _classic_batch(n: int, start: int) -> FrameBatch:
     data = np.zeros((n, 8), np.uint8)
     data[:, 0] = np.arange(n) & 0xFF
-    return FrameBatch(
+    return classic_batch(
         np.arange(start, start + n, dtype=np.float64) * 1e-4,
         (np.arange(start, start + n) % 0x800).astype(np.uint32),
-        np.zeros(n, np.uint16),
-        np.full(n, 8, np.uint8),
-        np.zeros(n, np.uint8),
         data,
     )
 

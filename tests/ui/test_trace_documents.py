@@ -18,6 +18,7 @@ from fota_studio.infra.tracefile import write_log
 from fota_studio.protocols.bus import BusSettings, open_bus
 from fota_studio.protocols.decode.frames import batch_from_messages
 from fota_studio.ui.panels.trace_panel import TracePanel
+from tests.fakes.frame_batches import classic_batch
 
 
 @pytest.fixture
@@ -180,17 +181,7 @@ def _flash_batch(n: int, tester_every: int) -> tuple[FrameBatch, int]:
     data[:, 1:5] = rows.astype("<u4").view(np.uint8).reshape(n, 4)
     tp = rows % tester_every == 7
     data[tp] = [0x02, 0x3E, 0x00, 0, 0, 0, 0, 0]
-    return (
-        FrameBatch(
-            rows * 1e-4,
-            np.full(n, 0x7E0, np.uint32),
-            np.zeros(n, np.uint16),
-            np.full(n, 8, np.uint8),
-            np.zeros(n, np.uint8),
-            data,
-        ),
-        int(tp.sum()),
-    )
+    return classic_batch(rows * 1e-4, np.full(n, 0x7E0, np.uint32), data), int(tp.sum())
 
 
 def test_search_finds_every_match_in_a_large_all_distinct_trace(qtbot) -> None:

@@ -24,7 +24,7 @@ from fota_studio.ui.models.trace_model import (
     ViewFilter,
 )
 from fota_studio.ui.panels.trace_panel import TracePanel, parse_candump_frame
-from tests.fakes.uds_traffic import uds_batch
+from tests.fakes.frame_batches import classic_batch, uds_batch
 from tests.ui.dialog_helpers import connection_dialog
 
 
@@ -46,14 +46,7 @@ def _batch(n: int, start: int = 0) -> FrameBatch:
     data = np.zeros((n, 8), np.uint8)
     data[:, 0] = 0x02
     data[:, 1] = 0x3E
-    return FrameBatch(
-        np.arange(start, start + n, dtype=np.float64) * 1e-3,
-        ids,
-        np.zeros(n, np.uint16),
-        np.full(n, 8, np.uint8),
-        np.zeros(n, np.uint8),
-        data,
-    )
+    return classic_batch(np.arange(start, start + n, dtype=np.float64) * 1e-3, ids, data)
 
 
 def test_model_contract_while_appending_and_trimming(qtmodeltester) -> None:
