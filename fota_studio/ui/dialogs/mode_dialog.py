@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -21,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from fota_studio.core.errors import FotaError
 from fota_studio.infra.access import AccessControl, Mode
+from fota_studio.ui.dialogs.parts import password_edit
 
 
 class ModeDialog(QDialog):
@@ -31,17 +31,13 @@ class ModeDialog(QDialog):
         self.access = access
         self.setWindowTitle("Operator / engineering mode")
         self.mode_label = QLabel()
-        self.passphrase_edit = QLineEdit()
-        self.passphrase_edit.setEchoMode(QLineEdit.EchoMode.Password)
-        self.passphrase_edit.setPlaceholderText("admin passphrase")
+        self.passphrase_edit = password_edit("admin passphrase")
         self.engineering_button = QPushButton("Switch to engineering mode")
         self.operator_button = QPushButton("Switch to operator mode")
         self.message = QLabel("")
         self.message.setWordWrap(True)
-        self.new_edit = QLineEdit()
-        self.new_edit.setEchoMode(QLineEdit.EchoMode.Password)
-        self.repeat_edit = QLineEdit()
-        self.repeat_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.new_edit = password_edit()
+        self.repeat_edit = password_edit()
         self.set_button = QPushButton("Set passphrase")
         layout = QVBoxLayout(self)
         layout.addWidget(self.mode_label)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QHeaderView,
+    QLineEdit,
     QPushButton,
     QTableWidget,
     QWidget,
@@ -50,6 +51,14 @@ def close_buttons(
         made.append(button)
     buttons.rejected.connect(dialog.reject)
     return buttons, made
+
+
+def password_edit(placeholder: str = "") -> QLineEdit:
+    """A line edit that shows dots instead of what is typed."""
+    edit = QLineEdit()
+    edit.setEchoMode(QLineEdit.EchoMode.Password)
+    edit.setPlaceholderText(placeholder)
+    return edit
 
 
 def read_only_table(rows: int, headers: Sequence[str]) -> QTableWidget:
