@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import sys
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -272,6 +273,18 @@ def write_pdx(path: Path, version: str = EXAMPLE_VERSION, **kw: object) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_pdx_file(str(path), build_database(version, **kw))  # type: ignore[arg-type]
     return path
+
+
+def loosen(src: Path, dst: Path) -> Path:
+    """Copy the container `src` to `dst` with one fault other makers' files have: a data format
+    selection the ODX schema does not know (RAW-BINARY)."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename.endswith(".odx-f"):
+                data = data.replace(b'SELECTION="BINARY"', b'SELECTION="RAW-BINARY"')
+            zout.writestr(item, data)
+    return dst
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """The assembled app for GUI tests: a demo workspace on a private virtual CAN1 and the main
-window + Workbench built on it as `app.py` does (shared by the workbench and welcome tests)."""
+window + Workbench built on it as `app.py` does (shared by the workbench, welcome and operator
+tests), and a plain demo-seeded workspace fixture for the panel tests."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from fota_studio.app import open_workspace
+from fota_studio.demo.seed import ensure_demo
 from fota_studio.infra.connections import ChannelConnection, set_connection
 from fota_studio.infra.workspace import Workspace
 from fota_studio.ui.main_window import MainWindow
@@ -47,6 +49,20 @@ def app_window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[tuple[MainWindo
     # Quitting asks when a job still runs (its teardown must not wait on a modal): say Yes.
     w.confirm = lambda _title, _text: True
     w.close()
+
+
+def seeded_ws_fixture() -> Any:
+    """A test module's `ws` fixture: a workspace in `workspace_dir` with the demo seeded
+    (`ws_fixture = seeded_ws_fixture()`), closed afterwards."""
+
+    @pytest.fixture(name="ws")
+    def ws_fixture(workspace_dir: Path) -> Iterator[Workspace]:
+        ws = Workspace.open(workspace_dir)
+        ensure_demo(ws)
+        yield ws
+        ws.close()
+
+    return ws_fixture
 
 
 def app_fixtures(prefix: str) -> tuple[Any, Any]:

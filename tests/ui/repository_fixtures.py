@@ -4,7 +4,6 @@ thread)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,9 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from fota_studio.demo import seed as demo
 from fota_studio.infra.workspace import Workspace
 from fota_studio.ui.panels.repository_panel import RepositoryPanel
+from tests.ui.app_fixtures import seeded_ws_fixture
 
 
 def repository_fixtures() -> tuple[Any, Any]:
@@ -24,12 +23,7 @@ def repository_fixtures() -> tuple[Any, Any]:
     error boxes in `panel.errors` as (title, error, details) and its warning lists in
     `panel.warnings` as (title, items) instead of showing them."""
 
-    @pytest.fixture(name="ws")
-    def ws_fixture(workspace_dir: Path) -> Iterator[Workspace]:
-        ws = Workspace.open(workspace_dir)
-        demo.ensure_demo(ws)
-        yield ws
-        ws.close()
+    ws_fixture = seeded_ws_fixture()
 
     @pytest.fixture(name="panel")
     def panel_fixture(qtbot, ws: Workspace) -> RepositoryPanel:  # type: ignore[no-untyped-def]

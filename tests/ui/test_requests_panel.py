@@ -8,20 +8,14 @@ from pathlib import Path
 import pytest
 
 from fota_studio.core.update_request import RequestStateError, RequestStatus
-from fota_studio.demo.seed import ensure_demo
 from fota_studio.engine.workflow import RequestService, WorkflowOptions
 from fota_studio.infra.requests_store import RequestsStore
 from fota_studio.infra.workspace import Workspace
 from fota_studio.ui.panels.requests_panel import CreateRequestDialog, RequestsPanel
 from fota_studio.ui.report import export_request_report
+from tests.ui.app_fixtures import seeded_ws_fixture
 
-
-@pytest.fixture
-def ws(workspace_dir: Path):
-    w = Workspace.open(workspace_dir)
-    ensure_demo(w)
-    yield w
-    w.close()
+ws_fixture = seeded_ws_fixture()
 
 
 def test_create_filter_cancel_rerun(qtbot, ws: Workspace) -> None:
