@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import can
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QFrame,
@@ -44,6 +44,8 @@ from PySide6.QtWidgets import (
 from fota_studio.core.errors import FotaError
 from fota_studio.protocols import fota_objects as fo
 from fota_studio.protocols.fota_client import FotaClient, FotaState, UpdateOffer
+from fota_studio.ui.widgets.buttons import push_button
+from fota_studio.ui.widgets.timers import periodic_timer
 
 PROGRESS_POLL_MS = 500
 BUTTON_MIN_HEIGHT_PX = 72
@@ -212,13 +214,11 @@ class HmiView(QFrame):
         self.progress.setMinimumHeight(36)
         self.progress.hide()
         buttons = QHBoxLayout()
-        self.reject_button = QPushButton("Reject")
-        self.reject_button.setToolTip(
-            "Decline the offered update on the machine (sent to the TCU over CANopen)"
+        self.reject_button = push_button(
+            "Reject", "Decline the offered update on the machine (sent to the TCU over CANopen)"
         )
-        self.approve_button = QPushButton("Approve")
-        self.approve_button.setToolTip(
-            "Accept the offered update: the machine must be stationary; flashing starts"
+        self.approve_button = push_button(
+            "Approve", "Accept the offered update: the machine must be stationary; flashing starts"
         )
         for b, color in ((self.reject_button, "#b3261e"), (self.approve_button, "#1e7b34")):
             b.setMinimumHeight(BUTTON_MIN_HEIGHT_PX)
@@ -350,9 +350,9 @@ class HmiPanel(QWidget):
         layout.addWidget(self.log_view)
         self.view.approve_clicked.connect(lambda: self._decide(fo.DECISION_APPROVE))
         self.view.reject_clicked.connect(lambda: self._decide(fo.DECISION_REJECT))
-        self._progress_timer = QTimer(self)
-        self._progress_timer.setInterval(PROGRESS_POLL_MS)
-        self._progress_timer.timeout.connect(self._poll_progress)
+        self._progress_timer = periodic_timer(
+            self, PROGRESS_POLL_MS, self._poll_progress, start=False
+        )
 
     # -- the screen ----------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import logging
 
-from PySide6.QtCore import QSize, QTimer
+from PySide6.QtCore import QSize
 from PySide6.QtGui import QFont, QFontDatabase
 from PySide6.QtWidgets import (
     QComboBox,
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from fota_studio.infra.logsetup import LOG_TAP, LogTap
+from fota_studio.ui.widgets.timers import periodic_timer
 
 DRAIN_INTERVAL_MS = 200
 DEFAULT_MAX_LINES = 20_000
@@ -92,10 +93,7 @@ class LogPanel(QWidget):
         self._records.extend(self._tap.history())
         self._rebuild()
 
-        self.timer = QTimer(self)
-        self.timer.setInterval(DRAIN_INTERVAL_MS)
-        self.timer.timeout.connect(self.drain)
-        self.timer.start()
+        self.timer = periodic_timer(self, DRAIN_INTERVAL_MS, self.drain)
 
     def sizeHint(self) -> QSize:
         """A strip: docked at the bottom it should leave the height to the work panels."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import can
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -43,6 +43,8 @@ from fota_studio.protocols.bus import BusSettings, open_bus
 from fota_studio.protocols.fota_client import FotaClient
 from fota_studio.protocols.tcu_node import TcuNode
 from fota_studio.ui.panels.hmi_panel import ClientWorker
+from fota_studio.ui.widgets.buttons import push_button
+from fota_studio.ui.widgets.timers import periodic_timer
 
 SIM_FLASH_TICK_MS = 200
 SIM_FLASH_STEP_PERCENT = 5
@@ -64,16 +66,16 @@ class OemPanel(QWidget):
         self.table.setHorizontalHeaderLabels(["Check", "Result", "Observed"])
         self.table.horizontalHeader().setStretchLastSection(True)
         self.verdict_label: QLabel = QLabel("Checkpoint 2 not started")
-        self.healthy_button = QPushButton("Healthy")
-        self.healthy_button.setToolTip(
-            "Answer the pending Checkpoint 2 verification: the machine is healthy"
+        self.healthy_button = push_button(
+            "Healthy",
+            "Answer the pending Checkpoint 2 verification: the machine is healthy",
+            lambda: self._send(fo.VERDICT_HEALTHY),
         )
-        self.unhealthy_button = QPushButton("Unhealthy")
-        self.unhealthy_button.setToolTip(
-            "Answer the pending Checkpoint 2 verification: the machine is not healthy"
+        self.unhealthy_button = push_button(
+            "Unhealthy",
+            "Answer the pending Checkpoint 2 verification: the machine is not healthy",
+            lambda: self._send(fo.VERDICT_UNHEALTHY),
         )
-        self.healthy_button.clicked.connect(lambda: self._send(fo.VERDICT_HEALTHY))
-        self.unhealthy_button.clicked.connect(lambda: self._send(fo.VERDICT_UNHEALTHY))
         manual = QGroupBox("Manual OEM node (writes oem_verification over SDO)")
         self.manual_box = manual
         self._manual_allowed = True
@@ -244,9 +246,7 @@ class TcuBenchPanel(QWidget):
         self.verify_button.clicked.connect(lambda: self._set_status(fo.STATUS_WAITING_VERIFICATION))
         self.success_button.clicked.connect(lambda: self._set_status(fo.STATUS_SUCCESSFUL))
         self.fail_button.clicked.connect(lambda: self._set_status(fo.STATUS_FAILED))
-        self._flash_timer = QTimer(self)
-        self._flash_timer.setInterval(SIM_FLASH_TICK_MS)
-        self._flash_timer.timeout.connect(self._flash_tick)
+        self._flash_timer = periodic_timer(self, SIM_FLASH_TICK_MS, self._flash_tick, start=False)
         self._progress = 0
         self._update_enabled()
 

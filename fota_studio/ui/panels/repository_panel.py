@@ -57,7 +57,7 @@ from fota_studio.core.errors import CancelledError, FotaError
 from fota_studio.core.firmware import binary_needs_confirmation
 from fota_studio.core.pdx import is_container_name
 from fota_studio.core.resources import resource_path
-from fota_studio.infra.repository import EXPORT_FORMATS, RepositoryStore
+from fota_studio.infra.repository import EXPORT_FORMATS, ImportOptions, RepositoryStore
 from fota_studio.ui.background import BackgroundTask, run_in_background
 from fota_studio.ui.dialogs.error_dialog import show_error as _default_show_error
 from fota_studio.ui.models.repository_model import (
@@ -68,6 +68,7 @@ from fota_studio.ui.models.repository_model import (
     persistent_key,
 )
 from fota_studio.ui.panels.repository_pdx import start_container_import
+from fota_studio.ui.widgets.flash_widgets import ask_question
 from fota_studio.ui.widgets.memory_map import MemoryMapWidget, format_size, gaps_dominate
 
 _log = logging.getLogger(__name__)
@@ -99,6 +100,15 @@ class ImportRequest:
     fmt: str | None = None  # None = detect from content/name
     create_repository: bool = False  # an explicit choice, never the default
     error: str = ""  # why the previous attempt failed (the form shows it)
+
+    def store_options(self) -> ImportOptions:
+        """The options of `RepositoryStore.prepare_import` the form chose."""
+        return ImportOptions(
+            notes=self.notes,
+            base_address=self.base_address,
+            fmt=self.fmt,
+            create_repository=self.create_repository,
+        )
 
 
 def guess_version(filename: str) -> str:
@@ -597,17 +607,10 @@ class RepositoryPanel(QWidget):
                 data = path.read_bytes()
             except OSError as exc:
                 raise RepositoryError(f"{path}: cannot read ({exc.strerror})") from exc
+            # Empty brand/model/version: the package's manifest names them.
+            names = (request.brand or None, request.model or None, request.version or None)
             item = store.prepare_import(
-                request.brand or None,
-                request.model or None,
-                request.version or None,
-                data,
-                source_name=path.name,
-                notes=request.notes,
-                base_address=request.base_address,
-                fmt=request.fmt,
-                create_repository=request.create_repository,
-                progress=progress,
+                *names, data, source_name=path.name, progress=progress, **request.store_options()
             )
             # Before anything is stored: does the image say it is this version?
             found = check_image_version(
@@ -807,14 +810,7 @@ class RepositoryPanel(QWidget):
         return fmt, Path(path)
 
     def _confirm_dialog(self, title: str, text: str) -> bool:
-        answer = QMessageBox.question(
-            self,
-            title,
-            text,
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        return ask_question(self, title, text, QMessageBox.StandardButton.Cancel)
 
     def _show_error_dialog(self, title: str, error, details: str | None) -> None:
         _default_show_error(self, title, error, details=details)

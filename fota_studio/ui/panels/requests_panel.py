@@ -23,15 +23,14 @@ from __future__ import annotations
 import bisect
 import html
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QPersistentModelIndex,
     Qt,
-    QTimer,
     QUrl,
     Signal,
 )
@@ -47,7 +46,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QSpinBox,
     QSplitter,
     QTableView,
@@ -74,6 +72,9 @@ from fota_studio.ui.dialogs.approval_dialog import ApprovalDialog
 from fota_studio.ui.dialogs.error_dialog import show_error
 from fota_studio.ui.report import export_request_report, request_report_html
 from fota_studio.ui.trace_link import request_from_href
+from fota_studio.ui.widgets.buttons import push_button
+from fota_studio.ui.widgets.column_model import ColumnTableModel
+from fota_studio.ui.widgets.timers import periodic_timer
 from fota_studio.ui.widgets.versions import fill_versions
 
 _log = logging.getLogger(__name__)
@@ -81,12 +82,23 @@ _log = logging.getLogger(__name__)
 REFRESH_MS = 1000
 #: Action buttons per row (they wrap onto a second row in a narrow dock).
 ACTION_COLUMNS = 3
+#: The action buttons in grid order: caption and tooltip.
+ACTIONS = (
+    ("New request…", "Create an update request: machine, ECU and target version"),
+    ("Start", "Run the selected request: Checkpoint 1 (approval), flash, Checkpoint 2"),
+    ("Cancel", "Cancel the selected request (refused once the operator approved)"),
+    ("Re-run", "Run a failed or cancelled request again as a new attempt"),
+    ("Open record / export…", "Show the hash-chained record of the request and export it"),
+    ("Bus log in trace", "Open the BLF bus log of this request's flash in the CAN trace"),
+)
 ALL = "(all)"
 COLUMNS = ("#", "Machine", "ECU", "Version", "Status", "Step", "Attempt", "Created", "By")
 
 
-class RequestsModel(QAbstractTableModel):
+class RequestsModel(ColumnTableModel):
     """The filtered request list."""
+
+    columns = COLUMNS
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -120,19 +132,9 @@ class RequestsModel(QAbstractTableModel):
             self.rows.insert(at, req)
             self.endInsertRows()
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        """Qt override."""
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        """Qt override."""
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
-        """Qt override."""
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
+    def row_count(self) -> int:
+        """The requests shown (after the filter)."""
+        return len(self.rows)
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = 0) -> Any:
         """Qt override (None for roles we do not serve: "" would draw a check box per cell)."""
@@ -298,43 +300,25 @@ class RequestsPanel(QWidget):
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 1)
 
-        self.create_button = QPushButton("New request…")
-        self.create_button.setToolTip("Create an update request: machine, ECU and target version")
-        self.start_button = QPushButton("Start")
-        self.start_button.setToolTip(
-            "Run the selected request: Checkpoint 1 (approval), flash, Checkpoint 2"
-        )
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip(
-            "Cancel the selected request (refused once the operator approved)"
-        )
-        self.rerun_button = QPushButton("Re-run")
-        self.rerun_button.setToolTip("Run a failed or cancelled request again as a new attempt")
-        self.report_button = QPushButton("Open record / export…")
-        self.report_button.setToolTip("Show the hash-chained record of the request and export it")
-        self.buslog_button = QPushButton("Bus log in trace")
-        self.buslog_button.setToolTip(
-            "Open the BLF bus log of this request's flash in the CAN trace"
-        )
-        # Three per row at the top: in a narrow dock (1024×700 screens) they stay in view.
-        actions = QGridLayout()
-        for i, b in enumerate(
-            (
-                self.create_button,
-                self.start_button,
-                self.cancel_button,
-                self.rerun_button,
-                self.report_button,
-                self.buslog_button,
-            )
-        ):
-            actions.addWidget(b, i // ACTION_COLUMNS, i % ACTION_COLUMNS)
+        buttons = [push_button(text, tip) for text, tip in ACTIONS]
+        (
+            self.create_button,
+            self.start_button,
+            self.cancel_button,
+            self.rerun_button,
+            self.report_button,
+            self.buslog_button,
+        ) = buttons
         self.create_button.clicked.connect(self._on_create_clicked)
         self.start_button.clicked.connect(self._on_start_clicked)
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
         self.rerun_button.clicked.connect(self._on_rerun_clicked)
         self.report_button.clicked.connect(self._on_report_clicked)
         self.buslog_button.clicked.connect(self._on_buslog_clicked)
+        # Three per row at the top: in a narrow dock (1024×700 screens) they stay in view.
+        actions = QGridLayout()
+        for i, b in enumerate(buttons):
+            actions.addWidget(b, i // ACTION_COLUMNS, i % ACTION_COLUMNS)
 
         layout = QVBoxLayout(self)
         layout.addLayout(filters)
@@ -343,10 +327,7 @@ class RequestsPanel(QWidget):
         layout.addWidget(self._build_run_options())
         self._fill_filters()
         self.refresh()
-        self._timer = QTimer(self)
-        self._timer.setInterval(REFRESH_MS)
-        self._timer.timeout.connect(self.update_changed)
-        self._timer.start()
+        self._timer = periodic_timer(self, REFRESH_MS, self.update_changed)
 
     # -- wiring ----------------------------------------------------------------------------
 
@@ -659,10 +640,22 @@ class RequestsPanel(QWidget):
         except FotaError as exc:
             self._error(exc)
 
+    def _act_on_selected(self, action: Callable[[int], object]) -> None:
+        """Run `action(request id)` on the selected request (none selected: nothing); a
+        refusal (FotaError) is shown; the list is refreshed either way."""
+        req = self.selected()
+        if req is None:
+            return
+        try:
+            action(req.id)
+        except FotaError as exc:
+            self._error(exc)
+        self.refresh()
+
     def start_selected(self) -> None:
         """Start the selected Pending request on the service."""
-        req = self.selected()
-        if req is None or self.service is None:
+        service = self.service
+        if self.selected() is None or service is None:
             return
         opts = self.options
         if not (opts.approval_local or opts.approval_hmi):
@@ -671,41 +664,22 @@ class RequestsPanel(QWidget):
         if not (opts.health_checks or opts.oem_verification):
             self._error(FotaError("choose at least one Checkpoint 2 verification source"))
             return
-        try:
-            self.service.start(req.id, opts)
-        except FotaError as exc:
-            self._error(exc)
-        self.refresh()
+        self._act_on_selected(lambda request_id: service.start(request_id, opts))
 
     def _on_start_clicked(self) -> None:
         self.start_selected()
 
     def cancel_selected(self) -> None:
         """Cancel the selected request (refused after Checkpoint 1 approval)."""
-        req = self.selected()
-        if req is None:
-            return
-        try:
-            if self.service is not None:
-                self.service.cancel(req.id)
-            else:
-                self.store.cancel(req.id)
-        except FotaError as exc:
-            self._error(exc)
-        self.refresh()
+        self._act_on_selected(
+            self.service.cancel if self.service is not None else self.store.cancel
+        )
 
     def _on_cancel_clicked(self) -> None:
         self.cancel_selected()
 
     def _on_rerun_clicked(self) -> None:
-        req = self.selected()
-        if req is None:
-            return
-        try:
-            self.store.rerun(req.id)
-        except FotaError as exc:
-            self._error(exc)
-        self.refresh()
+        self._act_on_selected(self.store.rerun)
 
     def _on_report_clicked(self) -> None:
         req = self.selected()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import can
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -41,6 +41,7 @@ from fota_studio.demo.bench import demo_installed_images
 from fota_studio.sim.faults import KINDS, STEPS, Fault
 from fota_studio.sim.machine import SimMachine
 from fota_studio.ui.background import run_in_background
+from fota_studio.ui.widgets.timers import periodic_timer
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +195,7 @@ class SimPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.table, 1)
 
-        self._timer = QTimer(self)
-        self._timer.setInterval(REFRESH_INTERVAL_MS)
-        self._timer.timeout.connect(self.refresh)
+        self._timer = periodic_timer(self, REFRESH_INTERVAL_MS, self.refresh, start=False)
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
         self.inject_button.clicked.connect(self._on_inject_clicked)

@@ -30,6 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fota_studio.ui.widgets.timers import periodic_timer
+
 TX_COLUMNS = ("Frame (ID#DATA)", "Period ms (0 = once)", "Sent", "State")
 
 
@@ -189,11 +191,7 @@ class TransmitList(QWidget):
             self._send_entry(entry, name, msg)
             return True
         self.stop_row(row)
-        timer = QTimer(self)
-        timer.setInterval(period)
-        timer.timeout.connect(lambda: self._send_entry(entry, name, msg))
-        timer.start()
-        entry.timer = timer
+        entry.timer = periodic_timer(self, period, lambda: self._send_entry(entry, name, msg))
         self._set_state(row, f"every {period} ms")
         return True
 

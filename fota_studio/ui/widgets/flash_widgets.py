@@ -35,16 +35,16 @@ def wrapping_label(text: str = "") -> QLabel:
     return label
 
 
-def ask_question(parent: QWidget, title: str, text: str) -> bool:
-    """A Yes/No question (No is the default): the panels' default `confirm`."""
-    answer = QMessageBox.question(
-        parent,
-        title,
-        text,
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-        QMessageBox.StandardButton.No,
-    )
-    return answer == QMessageBox.StandardButton.Yes
+def ask_question(
+    parent: QWidget,
+    title: str,
+    text: str,
+    no: QMessageBox.StandardButton = QMessageBox.StandardButton.No,
+) -> bool:
+    """A Yes/`no` question (`no`, the default answer, is No or Cancel): the panels' default
+    `confirm`."""
+    yes = QMessageBox.StandardButton.Yes
+    return QMessageBox.question(parent, title, text, yes | no, no) == yes
 
 
 def preflight_html(pre: Preflight) -> str:

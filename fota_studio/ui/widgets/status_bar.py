@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from fota_studio.engine.trace_store import FLAG_EXTENDED, TraceStore
+from fota_studio.ui.widgets.timers import periodic_timer
 
 REFRESH_INTERVAL_MS = 1000
 LIVE_WINDOW_S = 5.0
@@ -133,10 +133,7 @@ class BusStatusWidget(QWidget):
         layout.addWidget(self.bus_label)
         layout.addWidget(self.load_label)
         layout.addWidget(self.mode_label)
-        self.timer = QTimer(self)
-        self.timer.setInterval(interval_ms)
-        self.timer.timeout.connect(self.refresh)
-        self.timer.start()
+        self.timer = periodic_timer(self, interval_ms, self.refresh)
         self.refresh()
 
     def refresh(self) -> None:

@@ -1,0 +1,18 @@
+"""Push buttons built the one way the panels want them: a caption, a tooltip that says what
+the button does, and (optionally) the slot a click runs. GUI thread only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtWidgets import QPushButton
+
+
+def push_button(text: str, tip: str, clicked: Callable[[], object] | None = None) -> QPushButton:
+    """A button captioned `text` with the tooltip `tip`; `clicked`, when given, runs on a click."""
+    button = QPushButton(text)
+    button.setToolTip(tip)
+    if clicked is not None:
+        button.clicked.connect(clicked)
+    return button
