@@ -12,7 +12,6 @@ the user scrolls away (a resize does not stop it). GUI thread only.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QItemSelection, Qt
@@ -57,26 +56,18 @@ DETAILS_WINDOW_FRAMES = 4_000
 class TraceDocument(QWidget):
     """Store + views of one trace (see module docstring)."""
 
-    def __init__(
-        self,
-        store: TraceStore,
-        decoder: Decoder,
-        *,
-        name: str,
-        live: bool,
-        path: Path | None = None,
-        parent: QWidget | None = None,
-    ) -> None:
-        super().__init__(parent)
+    def __init__(self, store: TraceStore, decoder: Decoder, *, name: str, live: bool) -> None:
+        """`name`: the tab's title; `live`: the live capture (its plots scroll with new frames).
+        The tab widget the document is added to becomes its parent."""
+        super().__init__()
         self.store = store
         self.decoder = decoder
         self.name = name
         self.live = live
-        self.path = path
         self.times = TimeFormat()
         self.model = TraceModel(store, decoder, self, time_format=self.times)
         self.byid_model = ByIdModel(store, self)
-        self.messages_model = MessagesModel(store, decoder, self, time_format=self.times)
+        self.messages_model = MessagesModel(store, decoder, self, self.times)
         self.following = True
         """Follow: the newest row stays in view until the user scrolls up."""
         self._build()

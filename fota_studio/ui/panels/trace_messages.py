@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt
 
 from fota_studio.core.frames import FLAG_ERROR, FLAG_REMOTE
 from fota_studio.engine.trace_search import TraceQuery
 from fota_studio.engine.trace_store import Segment, TraceStore, filter_segments
 from fota_studio.protocols.decode import DecodedLine, Decoder, MessageTracker, TpFrame
 from fota_studio.ui.models.trace_model import TimeFormat
+from fota_studio.ui.widgets.column_model import ColumnTableModel
 
 MESSAGE_COLUMNS = ("Time", "ID", "Frames", "Message")
 FEED_MAX_FRAMES = 200_000
@@ -34,20 +35,19 @@ FEED_CHUNK_FRAMES = 5_000
 _Index = QModelIndex | QPersistentModelIndex
 
 
-class MessagesModel(QAbstractTableModel):
+class MessagesModel(ColumnTableModel):
     """Reassembled ISO-TP / UDS messages of the trace (see module docstring)."""
 
+    columns = MESSAGE_COLUMNS
+
     def __init__(
-        self,
-        store: TraceStore,
-        decoder: Decoder,
-        parent: QObject | None = None,
-        time_format: TimeFormat | None = None,
+        self, store: TraceStore, decoder: Decoder, parent: QObject, times: TimeFormat
     ) -> None:
+        """`times`: the document's time format (the Frames tab writes times with it too)."""
         super().__init__(parent)
         self.store = store
         self.decoder = decoder
-        self.times = time_format or TimeFormat()
+        self.times = times
         self.tracker = MessageTracker(decoder)
         self._next_seq = store.first_seq
         self._all: list[DecodedLine] = []
@@ -56,16 +56,9 @@ class MessagesModel(QAbstractTableModel):
         self.skipped = 0
         """Diagnostic frames not decoded because the backlog was larger than FEED_MAX_FRAMES."""
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._lines)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(MESSAGE_COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return MESSAGE_COLUMNS[section]
-        return None
+    def row_count(self) -> int:
+        """The lines shown (after the filter)."""
+        return len(self._lines)
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:

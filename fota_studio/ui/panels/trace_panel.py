@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import can
 import numpy as np
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -80,6 +80,7 @@ from fota_studio.ui.panels.trace_document import TraceDocument
 from fota_studio.ui.panels.trace_files import FileJobs, open_work, save_work
 from fota_studio.ui.panels.trace_messages import MessagesModel
 from fota_studio.ui.panels.trace_transmit import TransmitList, parse_candump_frame
+from fota_studio.ui.widgets.timers import periodic_timer
 from fota_studio.ui.widgets.trace_view import TraceTableView
 
 if TYPE_CHECKING:
@@ -154,10 +155,7 @@ class TracePanel(QWidget):
         if workspace is not None:
             self.load_workspace(workspace)
         self.setAcceptDrops(True)
-        self._timer = QTimer(self)
-        self._timer.setInterval(DRAIN_INTERVAL_MS)
-        self._timer.timeout.connect(self._on_drain_timer_timeout)
-        self._timer.start()
+        self._timer = periodic_timer(self, DRAIN_INTERVAL_MS, self._on_drain_timer_timeout)
 
     # -- the live document (what the engine's channels feed) ------------------------------------
     @property
@@ -516,7 +514,7 @@ class TracePanel(QWidget):
         self.status.setText(f"Opening {name}…")
 
     def _add_document(self, store: TraceStore, name: str, path: Path | None) -> TraceDocument:
-        doc = TraceDocument(store, self.decoder, name=name, live=False, path=path)
+        doc = TraceDocument(store, self.decoder, name=name, live=False)
         doc.model.rows_appended(len(store))
         self._connect_document(doc)
         query = self.query()

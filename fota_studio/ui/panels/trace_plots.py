@@ -90,14 +90,11 @@ class TracePlots(QWidget):
     """Frames/s and bus load % per channel, per-ID rate and a DBC signal over time."""
 
     def __init__(
-        self,
-        store: TraceStore,
-        decoder: Decoder | None = None,
-        parent: QWidget | None = None,
-        *,
-        live: bool = True,
+        self, store: TraceStore, decoder: Decoder | None = None, *, live: bool = True
     ) -> None:
-        super().__init__(parent)
+        """`live`: each update adds a point from the new frames (False: a file, plotted whole
+        from its timestamps). The document's tab widget becomes the parent."""
+        super().__init__()
         self.store = store
         self.decoder = decoder or Decoder()
         self.live = live
