@@ -151,6 +151,19 @@ class FieldBinder:
         return w
 
 
+_RANGE_COLUMNS = [
+    Column("name", "Name"),
+    Column("start", "Start", "hex"),
+    Column("length", "Length", "hex"),
+]
+"""A named address range: the memory regions' and protected ranges' first columns."""
+_SKIP_COLUMNS = [
+    Column("skippable", "Skip", "bool"),
+    Column("skip_reason", "Why it may be skipped"),
+]
+"""A check that may be skipped with a reason: the precondition tables' last columns."""
+
+
 def _scroll(w: QWidget) -> QScrollArea:
     s = QScrollArea()
     s.setWidgetResizable(True)
@@ -304,23 +317,14 @@ class EcuForm:
         ml.addWidget(QLabel("Writable memory regions"))
         self.region_table = table(
             "uds.memory_regions",
-            [
-                Column("name", "Name"),
-                Column("start", "Start", "hex"),
-                Column("length", "Length", "hex"),
-                Column("erase_sector_bytes", "Erase sector", "hex"),
-            ],
+            [*_RANGE_COLUMNS, Column("erase_sector_bytes", "Erase sector", "hex")],
             lambda: MemoryRegion(name="region", start=0, length=0x1000),
         )
         ml.addWidget(self.region_table)
         ml.addWidget(QLabel("Protected ranges (never erased or written, e.g. the bootloader)"))
         self.protected_table = table(
             "uds.protected_ranges",
-            [
-                Column("name", "Name"),
-                Column("start", "Start", "hex"),
-                Column("length", "Length", "hex"),
-            ],
+            _RANGE_COLUMNS,
             lambda: ProtectedRange(name="bootloader", start=0, length=0x1000),
         )
         ml.addWidget(self.protected_table)
@@ -352,8 +356,7 @@ class EcuForm:
                 Column("unit", "Unit"),
                 Column("minimum", "Min", "optfloat"),
                 Column("maximum", "Max", "optfloat"),
-                Column("skippable", "Skip", "bool"),
-                Column("skip_reason", "Why it may be skipped"),
+                *_SKIP_COLUMNS,
             ],
             lambda: Precondition(name="new check", did=0xF400),
         )
@@ -372,8 +375,7 @@ class EcuForm:
                 Column("routine_id", "Routine", "hex"),
                 Column("record", "Record (hex)", "bytes"),
                 Column("expected_status", "Expected status", "opthex"),
-                Column("skippable", "Skip", "bool"),
-                Column("skip_reason", "Why it may be skipped"),
+                *_SKIP_COLUMNS,
             ],
             lambda: RoutinePrecondition(name="check programming preconditions"),
         )

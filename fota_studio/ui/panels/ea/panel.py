@@ -24,6 +24,7 @@ command.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -91,32 +92,26 @@ _ECU_PATH = re.compile(r"^ecus\[(\d+)\](?:\.(.*))?$")
 # -- undo ------------------------------------------------------------------------------------
 
 
+_Snapshot = tuple[ElectronicArchitecture | None, tuple[Any, ...] | None]
+"""A whole-EA snapshot (None = the EA does not exist) and the tree selection shown with it."""
+
+
 class _SnapshotCommand(QUndoCommand):
-    """Swap a whole-EA snapshot (None = the EA does not exist) for one edit."""
+    """Swap the `before` snapshot for the `after` one (one edit of EA `key`)."""
 
     def __init__(
-        self,
-        panel: ArchitecturePanel,
-        key: int,
-        before: ElectronicArchitecture | None,
-        after: ElectronicArchitecture | None,
-        text: str,
-        select_before: tuple[Any, ...] | None,
-        select_after: tuple[Any, ...] | None,
+        self, panel: ArchitecturePanel, key: int, text: str, before: _Snapshot, after: _Snapshot
     ) -> None:
         super().__init__(text)
-        self._panel = panel
-        self._key = key
+        self._apply = functools.partial(panel._apply_snapshot, key)
         self._before = before
         self._after = after
-        self._select_before = select_before
-        self._select_after = select_after
 
     def redo(self) -> None:
-        self._panel._apply_snapshot(self._key, self._after, self._select_after)
+        self._apply(*self._after)
 
     def undo(self) -> None:
-        self._panel._apply_snapshot(self._key, self._before, self._select_before)
+        self._apply(*self._before)
 
 
 # -- the panel -------------------------------------------------------------------------------
@@ -208,17 +203,13 @@ class ArchitecturePanel(QWidget):
         self.ea_page = self._build_ea_page()
         self.stack.addWidget(self.ea_page)
         ecu_form = EcuForm(self._binder, self._table)
+        # The ECU page is the form's tab widget; the tables tests reach through the panel.
         self.tabs = ecu_form.tabs
-        self.entry_enabled = ecu_form.entry_enabled
-        self.security_table = ecu_form.security_table
         self.sequence_table = ecu_form.sequence_table
         self.region_table = ecu_form.region_table
         self.protected_table = ecu_form.protected_table
-        self.did_table = ecu_form.did_table
-        self.precondition_table = ecu_form.precondition_table
         self.routine_precondition_table = ecu_form.routine_precondition_table
-        self.ecu_page = ecu_form.tabs
-        self.stack.addWidget(self.ecu_page)
+        self.stack.addWidget(self.tabs)
         self.machine_page = self._build_machine_page()
         self.stack.addWidget(self.machine_page)
 
@@ -365,7 +356,7 @@ class ArchitecturePanel(QWidget):
             return False
         self.undo_stack.push(
             _SnapshotCommand(
-                self, key, before, after, text, self._current, select_after or self._current
+                self, key, text, (before, self._current), (after, select_after or self._current)
             )
         )
         return True
@@ -516,7 +507,7 @@ class ArchitecturePanel(QWidget):
         elif cur[0] == "ea":
             self.stack.setCurrentWidget(self.ea_page)
         elif cur[0] == "ecu":
-            self.stack.setCurrentWidget(self.ecu_page)
+            self.stack.setCurrentWidget(self.tabs)
         else:
             self.stack.setCurrentWidget(self.machine_page)
         self._refresh_page()
@@ -816,7 +807,7 @@ class ArchitecturePanel(QWidget):
             # never saved: reverting removes it (undo brings it back)
             before = copy.deepcopy(self._working[key])
             self.undo_stack.push(
-                _SnapshotCommand(self, key, before, None, "Discard new EA", self._current, None)
+                _SnapshotCommand(self, key, "Discard new EA", (before, self._current), (None, None))
             )
             return
         stored = self._store.get(name)
@@ -837,7 +828,7 @@ class ArchitecturePanel(QWidget):
         self._stored_doc[key] = None
         ea = new_architecture(name)
         self.undo_stack.push(
-            _SnapshotCommand(self, key, None, ea, f"New EA {name}", self._current, ("ea", key))
+            _SnapshotCommand(self, key, f"New EA {name}", (None, self._current), (ea, ("ea", key)))
         )
 
     def add_ecu(self) -> None:
@@ -896,7 +887,7 @@ class ArchitecturePanel(QWidget):
             self._stored_doc[key] = None
             self.undo_stack.push(
                 _SnapshotCommand(
-                    self, key, None, ea, f"Import {ea.name}", self._current, ("ea", key)
+                    self, key, f"Import {ea.name}", (None, self._current), (ea, ("ea", key))
                 )
             )
         else:
