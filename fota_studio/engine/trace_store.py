@@ -85,6 +85,12 @@ class _Chunk:
         self.fd: dict[int, bytes] = {}  # row -> bytes 8.. of a long FD frame (rare)
         self.fill = 0
 
+    def batch(self) -> FrameBatch:
+        """All rows of the chunk as a batch (views of the columns, no copy)."""
+        return FrameBatch(
+            self.ts, self.ids, self.flags, self.length, self.channel, self.data, self.fd
+        )
+
     def nbytes(self) -> int:
         cols = (self.ts, self.ids, self.flags, self.length, self.channel, self.data, self.delta)
         return sum(int(c.nbytes) for c in cols) + sum(len(b) + 64 for b in self.fd.values())
@@ -307,18 +313,12 @@ class TraceStore:
             chunk = self._chunks[ci]
             lo = max(r0 - ci * self.chunk_frames, 0)
             hi = min(r1 - ci * self.chunk_frames, chunk.fill)
-            fd = {r - lo: t for r, t in chunk.fd.items() if lo <= r < hi}
-            batch = FrameBatch(
-                chunk.ts[lo:hi],
-                chunk.ids[lo:hi],
-                chunk.flags[lo:hi],
-                chunk.length[lo:hi],
-                chunk.channel[lo:hi],
-                chunk.data[lo:hi],
-                fd,
-            )
             out.append(
-                Segment(self.first_seq + ci * self.chunk_frames + lo, batch, chunk.delta[lo:hi])
+                Segment(
+                    self.first_seq + ci * self.chunk_frames + lo,
+                    chunk.batch().slice(lo, hi),
+                    chunk.delta[lo:hi],
+                )
             )
         return out
 
