@@ -42,6 +42,32 @@ UDP_MULTICAST_BLOCK_SIZE = 8
 
 def register(subparsers: Any) -> None:
     """Add the `sim` command to the top-level parser."""
+    options = (
+        arg("--machine", default=demo_catalog.DEMO_MACHINES[0], metavar="SERIAL"),
+        arg("--interface", default="virtual", metavar="I", help="python-can interface"),
+        arg("--channel", default=demo_catalog.DEMO_CHANNEL, metavar="C"),
+        arg("--bitrate", type=int, default=500_000, metavar="B", help="bit/s"),
+        arg("--data-bitrate", type=int, default=2_000_000, metavar="B", help="FD bit/s"),
+        arg("--fd", action="store_true", help="open the bus in CAN FD mode"),
+        arg(
+            "--timing",
+            action="store_true",
+            help="model the wire time (interface fota_sim instead of virtual)",
+        ),
+        arg(
+            "--fault",
+            action="append",
+            default=[],
+            metavar="[ECU=]STEP:KIND[:ARG[:COUNT]]",
+            help="inject a fault (repeatable), e.g. erase:nrc:0x22 or "
+            "VCU=transfer_data:power_loss:4096",
+        ),
+        arg("--state-dir", type=Path, metavar="DIR", help="flash/state files folder"),
+        arg("--ecu", action="append", metavar="NAME", help="simulate only these ECUs"),
+        arg("--demo", action="store_true", help="use the built-in demo EA, no workspace"),
+        arg("--no-tcu", action="store_true", help="do not start the TCU CANopen node on the bus"),
+        arg("--erase-ms-per-kib", type=float, default=None, help="simulated erase speed (ms/KiB)"),
+    )
     add_command(
         subparsers,
         Command(
@@ -50,41 +76,7 @@ def register(subparsers: Any) -> None:
             "run a machine's simulated ECUs (strict UDS bootloaders) and TCU node on a bus",
             "Simulate every ECU of a machine (application + strict UDS bootloader with "
             "persistent flash) and the TCU CANopen node on a CAN bus until Ctrl-C/SIGTERM.",
-            args=(
-                arg("--machine", default=demo_catalog.DEMO_MACHINES[0], metavar="SERIAL"),
-                arg("--interface", default="virtual", metavar="I", help="python-can interface"),
-                arg("--channel", default=demo_catalog.DEMO_CHANNEL, metavar="C"),
-                arg("--bitrate", type=int, default=500_000, metavar="B", help="bit/s"),
-                arg("--data-bitrate", type=int, default=2_000_000, metavar="B", help="FD bit/s"),
-                arg("--fd", action="store_true", help="open the bus in CAN FD mode"),
-                arg(
-                    "--timing",
-                    action="store_true",
-                    help="model the wire time (interface fota_sim instead of virtual)",
-                ),
-                arg(
-                    "--fault",
-                    action="append",
-                    default=[],
-                    metavar="[ECU=]STEP:KIND[:ARG[:COUNT]]",
-                    help="inject a fault (repeatable), e.g. erase:nrc:0x22 or "
-                    "VCU=transfer_data:power_loss:4096",
-                ),
-                arg("--state-dir", type=Path, metavar="DIR", help="flash/state files folder"),
-                arg("--ecu", action="append", metavar="NAME", help="simulate only these ECUs"),
-                arg("--demo", action="store_true", help="use the built-in demo EA, no workspace"),
-                arg(
-                    "--no-tcu",
-                    action="store_true",
-                    help="do not start the TCU CANopen node on the bus",
-                ),
-                arg(
-                    "--erase-ms-per-kib",
-                    type=float,
-                    default=None,
-                    help="simulated erase speed (ms/KiB)",
-                ),
-            ),
+            args=options,
         ),
     )
 
