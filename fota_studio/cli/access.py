@@ -20,6 +20,7 @@ from fota_studio.cli.common import (
     guarded,
     open_workspace,
     read_secret_line,
+    succeed,
 )
 from fota_studio.core.errors import ConfigurationError
 from fota_studio.infra.access import (
@@ -119,8 +120,7 @@ def _set(args: argparse.Namespace) -> int:
                 f"the admin passphrase needs at least {MIN_PASSPHRASE_CHARS} characters"
             )
         access.set_passphrase(new, current=current)
-    print("admin passphrase set: state-changing commands now need it (operator mode)")
-    return EXIT_OK
+    return succeed("admin passphrase set: state-changing commands now need it (operator mode)")
 
 
 def _clear(args: argparse.Namespace) -> int:
@@ -132,5 +132,4 @@ def _clear(args: argparse.Namespace) -> int:
         current = _current(args, access)
         assert current is not None  # has_passphrase() was True
         access.clear_passphrase(current)
-    print("admin passphrase removed: every command is allowed (engineering mode)")
-    return EXIT_OK
+    return succeed("admin passphrase removed: every command is allowed (engineering mode)")

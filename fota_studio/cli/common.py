@@ -125,6 +125,12 @@ def fail(message: str, code: int = 1) -> int:
     return code
 
 
+def succeed(message: str) -> int:
+    """Print a command's one-line result on stdout and return exit code 0 (`fail`'s twin)."""
+    print(message)
+    return 0
+
+
 def add_passphrase_option(parser: argparse.ArgumentParser) -> None:
     """Add `--passphrase-stdin` to a state-changing command's parser."""
     parser.add_argument(

@@ -16,7 +16,7 @@ import argparse
 import json
 from typing import Any
 
-from fota_studio.cli.common import Command, add_command, arg, open_workspace, print_table
+from fota_studio.cli.common import Command, add_command, arg, open_workspace, print_table, succeed
 from fota_studio.core.ea import EcuDefinition, ElectronicArchitecture
 from fota_studio.core.errors import ConfigurationError
 from fota_studio.engine.doctor import LISTEN_S, CheckResult, Status, run_doctor
@@ -202,8 +202,7 @@ def _interfaces() -> int:
 def _list() -> int:
     configs = detect_configs()
     if not configs:
-        print("no CAN adapters found by the installed drivers")
-        return EXIT_OK
+        return succeed("no CAN adapters found by the installed drivers")
     print_table(
         ["interface", "channel"], [[str(c["interface"]), str(c["channel"])] for c in configs]
     )

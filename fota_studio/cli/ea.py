@@ -22,6 +22,7 @@ from fota_studio.cli.common import (
     authorised_workspace,
     open_workspace,
     print_table,
+    succeed,
 )
 from fota_studio.core.ea_format import EaFileError, LoadedEa, dump_ea_yaml, load_ea_file
 from fota_studio.core.ea_validate import Problem, Severity, has_errors, validate
@@ -102,8 +103,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             for s in EaStore(ws).list()
         ]
     if not rows:
-        print("no Electronic Architectures (import one with `fota-studio ea import FILE`)")
-        return EXIT_OK
+        return succeed("no Electronic Architectures (import one with `fota-studio ea import FILE`)")
     print_table(["NAME", "MODEL", "ECUS", "MACHINES", "UPDATED"], rows)
     return EXIT_OK
 
@@ -136,8 +136,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         n = sum(p.severity is Severity.ERROR for p in problems)
         print(f"{args.file}: {n} error(s)", file=sys.stderr)
         return EXIT_PROBLEMS
-    print(f'{args.file}: EA "{loaded.ea.name}" is valid ({len(loaded.ea.ecus)} ECUs)')
-    return EXIT_OK
+    return succeed(f'{args.file}: EA "{loaded.ea.name}" is valid ({len(loaded.ea.ecus)} ECUs)')
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
@@ -157,8 +156,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
                 hint="add --replace to overwrite it",
             )
         store.save(loaded.ea, replace=True)
-    print(f'imported EA "{loaded.ea.name}" ({len(loaded.ea.ecus)} ECUs) from {args.file}')
-    return EXIT_OK
+    return succeed(f'imported EA "{loaded.ea.name}" ({len(loaded.ea.ecus)} ECUs) from {args.file}')
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -168,23 +166,22 @@ def _cmd_export(args: argparse.Namespace) -> int:
         args.output.write_text(dump_ea_yaml(ea), encoding="utf-8", newline="\n")
     except OSError as exc:
         raise ArchitectureError(f"cannot write {args.output}: {exc.strerror}") from exc
-    print(f'exported EA "{ea.name}" to {args.output}')
-    return EXIT_OK
+    return succeed(f'exported EA "{ea.name}" to {args.output}')
 
 
 def _cmd_assign(args: argparse.Namespace) -> int:
     with authorised_workspace(args, Action.EA_ASSIGN) as ws:
         m = EaStore(ws).assign(args.machine, args.ea, name=args.name)
-    print(f'machine "{m.serial}" is assigned to EA "{m.ea_name}"')
-    return EXIT_OK
+    return succeed(f'machine "{m.serial}" is assigned to EA "{m.ea_name}"')
 
 
 def _cmd_machines(args: argparse.Namespace) -> int:
     with open_workspace(args) as ws:
         machines = EaStore(ws).list_machines()
     if not machines:
-        print("no machines (create one with `fota-studio ea assign --machine S --ea NAME`)")
-        return EXIT_OK
+        return succeed(
+            "no machines (create one with `fota-studio ea assign --machine S --ea NAME`)"
+        )
     rows = [
         [
             m.serial,

@@ -27,6 +27,7 @@ from fota_studio.cli.common import (
     fail,
     open_workspace,
     print_table,
+    succeed,
 )
 from fota_studio.core.errors import WorkspaceError
 from fota_studio.infra.access import Action
@@ -330,8 +331,7 @@ def _protect_key(args: argparse.Namespace) -> int:
             info = protect_key(ws, args.to)
         except WorkspaceError as exc:
             return fail(str(exc))
-    print(f"record-signing key: {info.describe()}")
-    return 0
+    return succeed(f"record-signing key: {info.describe()}")
 
 
 def _export_key(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ from fota_studio.cli.common import (
     authorised_workspace,
     open_workspace,
     print_table,
+    succeed,
 )
 from fota_studio.core import package
 from fota_studio.core.errors import FotaError
@@ -265,8 +266,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps([{**asdict(r), "latest": latest[r.id]} for r in repos], indent=2))
         return EXIT_OK
     if not repos:
-        print("no repositories (create one with `fota-studio repo create`)")
-        return EXIT_OK
+        return succeed("no repositories (create one with `fota-studio repo create`)")
     print_table(
         ["BRAND", "MODEL", "VERSIONS", "LATEST", "DESCRIPTION"],
         [[r.brand, r.model, str(r.version_count), latest[r.id], r.description] for r in repos],
@@ -277,8 +277,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_create(args: argparse.Namespace) -> int:
     with authorised_workspace(args, Action.REPO_CREATE) as ws:
         info = RepositoryStore(ws).create_repository(args.brand, args.model, args.description)
-    print(f"created repository {info.label}")
-    return EXIT_OK
+    return succeed(f"created repository {info.label}")
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
@@ -451,44 +450,35 @@ def _cmd_export(args: argparse.Namespace) -> int:
             raise FotaError("--sign-key needs --signer NAME (the name readers see)")
     with open_workspace(args) as ws:
         store = RepositoryStore(ws)
+        policy: dict[str, Any] | None = None  # None: the version's own package policy
         if policy_given:
             v = store.get_version(args.brand, args.model, args.fw_version)
-            out = store.export(
-                args.brand,
-                args.model,
-                args.fw_version,
-                args.fmt,
-                args.output,
-                signing_key=signing_key,
-                signer=args.signer.strip(),
-                policy={
-                    "hardware_ids": tuple(args.hardware_id or v.hardware_ids),
-                    "bootloader_versions": tuple(args.bootloader_version or v.bootloader_versions),
-                    "release_counter": (
-                        v.release_counter if args.release_counter is None else args.release_counter
-                    ),
-                },
-            )
-        else:
-            out = store.export(
-                args.brand,
-                args.model,
-                args.fw_version,
-                args.fmt,
-                args.output,
-                signing_key=signing_key,
-                signer=args.signer.strip(),
-                confirm_size=lambda _file, _data: bool(args.allow_large_bin),
-            )
-    print(f"wrote {out}")
-    return EXIT_OK
+            policy = {
+                "hardware_ids": tuple(args.hardware_id or v.hardware_ids),
+                "bootloader_versions": tuple(args.bootloader_version or v.bootloader_versions),
+                "release_counter": (
+                    v.release_counter if args.release_counter is None else args.release_counter
+                ),
+            }
+        out = store.export(
+            args.brand,
+            args.model,
+            args.fw_version,
+            args.fmt,
+            args.output,
+            signing_key=signing_key,
+            signer=args.signer.strip(),
+            policy=policy,
+            # Only a binary asks (policy options go with --format package, checked above).
+            confirm_size=lambda _file, _data: bool(args.allow_large_bin),
+        )
+    return succeed(f"wrote {out}")
 
 
 def _cmd_retire(args: argparse.Namespace) -> int:
     with authorised_workspace(args, Action.REPO_RETIRE) as ws:
         v = RepositoryStore(ws).retire(args.brand, args.model, args.fw_version)
-    print(f"retired {v.label}")
-    return EXIT_OK
+    return succeed(f"retired {v.label}")
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -500,8 +490,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if problems:
         print(f"error: {len(problems)} problem(s) in {count} version(s)", file=sys.stderr)
         return EXIT_PROBLEMS
-    print(f"ok: {count} version(s) verified")
-    return EXIT_OK
+    return succeed(f"ok: {count} version(s) verified")
 
 
 def _cmd_trust(args: argparse.Namespace) -> int:
@@ -534,30 +523,26 @@ def _cmd_trust(args: argparse.Namespace) -> int:
     pem = _read_file(args.public_key, "public key")
     with authorised_workspace(args, Action.REPO_TRUST) as ws:
         key = TrustStore(ws).add(args.name, pem)
-    print(f"trusted signer {key.name!r}: key {key.fingerprint}")
-    return EXIT_OK
+    return succeed(f"trusted signer {key.name!r}: key {key.fingerprint}")
 
 
 def _cmd_untrust(args: argparse.Namespace) -> int:
     with authorised_workspace(args, Action.REPO_UNTRUST) as ws:
         fp = TrustStore(ws).remove(args.key, reason=args.reason)
-    print(f"revoked key {fp}: what it signed can no longer be flashed until re-signed")
-    return EXIT_OK
+    return succeed(f"revoked key {fp}: what it signed can no longer be flashed until re-signed")
 
 
 def _cmd_resign(args: argparse.Namespace) -> int:
     data = _read_file(args.package_file, "package")
     with authorised_workspace(args, Action.REPO_IMPORT) as ws:
         label = TrustStore(ws).apply_resigned_package(data, source=args.package_file.name)
-    print(f"re-signed {label}")
-    return EXIT_OK
+    return succeed(f"re-signed {label}")
 
 
 def _cmd_require_signed(args: argparse.Namespace) -> int:
     with authorised_workspace(args, Action.REPO_POLICY) as ws:
         TrustStore(ws).set_require_signed(args.state == "on")
-    print(f"require signed packages: {args.state}")
-    return EXIT_OK
+    return succeed(f"require signed packages: {args.state}")
 
 
 def _cmd_allow_downgrade(args: argparse.Namespace) -> int:
@@ -574,5 +559,4 @@ def _cmd_allow_downgrade(args: argparse.Namespace) -> int:
             reason=args.reason,
         )
     scope = f" on {args.machine or 'any machine'}, {args.ecu or 'any ECU'}"
-    print(f"downgrade to {v.label} allowed{scope} (signed by key {fp})")
-    return EXIT_OK
+    return succeed(f"downgrade to {v.label} allowed{scope} (signed by key {fp})")

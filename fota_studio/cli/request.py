@@ -32,6 +32,7 @@ from fota_studio.cli.common import (
     fail,
     open_workspace,
     print_table,
+    succeed,
 )
 from fota_studio.cli.records import differing_rows, mark, print_differing_footer
 from fota_studio.core.update_request import RequestStatus
@@ -132,8 +133,7 @@ def _create(args: argparse.Namespace) -> int:
         if chk.warnings and not args.yes:
             return fail("confirm the warnings with --yes")
         req = create_request(ws, args.machine, args.ecu, args.fw_version, confirm=True)
-    print(f"created request #{req.id}: {req.label} ({req.status.value})")
-    return 0
+    return succeed(f"created request #{req.id}: {req.label} ({req.status.value})")
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -221,12 +221,10 @@ def _start(args: argparse.Namespace) -> int:
 def _cancel(args: argparse.Namespace) -> int:
     with authorised_workspace(args, Action.REQUEST_CANCEL) as ws:
         req = RequestsStore(ws).cancel(args.id, reason="cancelled from the command line")
-    print(f"request #{req.id}: {req.status.value}")
-    return 0
+    return succeed(f"request #{req.id}: {req.status.value}")
 
 
 def _rerun(args: argparse.Namespace) -> int:
     with authorised_workspace(args, Action.REQUEST_RERUN) as ws:
         req = RequestsStore(ws).rerun(args.id)
-    print(f"request #{req.id}: attempt {req.attempt}, {req.status.value}")
-    return 0
+    return succeed(f"request #{req.id}: attempt {req.attempt}, {req.status.value}")

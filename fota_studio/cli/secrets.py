@@ -23,6 +23,7 @@ from fota_studio.cli.common import (
     print_table,
     read_secret_line,
     require_access,
+    succeed,
 )
 from fota_studio.core.errors import SecurityAccessError
 from fota_studio.core.seedkey import demo_secret
@@ -131,13 +132,11 @@ def _set(args: argparse.Namespace) -> int:
     _unlock_file_store()
     secrets.set_secret(args.ref, value)
     where = secrets.backend_description()
-    print(f'stored the secret "{args.ref}" ({len(value)} bytes) in the {where}')
-    return EXIT_OK
+    return succeed(f'stored the secret "{args.ref}" ({len(value)} bytes) in the {where}')
 
 
 def _delete(args: argparse.Namespace) -> int:
     require_access(args, Action.SECRETS)
     _unlock_file_store()
     secrets.delete_secret(args.ref)
-    print(f'deleted the secret "{args.ref}"')
-    return EXIT_OK
+    return succeed(f'deleted the secret "{args.ref}"')

@@ -22,7 +22,7 @@ from typing import Any
 import can
 import numpy as np
 
-from fota_studio.cli.common import Command, add_group, arg
+from fota_studio.cli.common import Command, add_group, arg, succeed
 from fota_studio.infra.tracefile import (
     CAPABILITIES,
     FORMATS,
@@ -201,5 +201,4 @@ def _convert(args: argparse.Namespace) -> int:
         return 1
     if target != dst:
         os.replace(target, dst)
-    print(f"{report.summary()} to {dst}")
-    return 0
+    return succeed(f"{report.summary()} to {dst}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fota_studio.cli.common import Command, add_group
+from fota_studio.cli.common import Command, add_group, succeed
 from fota_studio.infra.paths import resolve_workspace_dir
 from fota_studio.infra.workspace import SCHEMA_VERSION
 from fota_studio.infra.workspace_check import check_workspace
@@ -49,7 +49,6 @@ def _check(args: argparse.Namespace) -> int:
     for problem in report.problems:
         print(f"  PROBLEM: {problem}")
     if report.ok:
-        print("workspace check: ok")
-        return 0
+        return succeed("workspace check: ok")
     print(f"workspace check: {len(report.problems)} problem(s)")
     return 1
