@@ -39,7 +39,15 @@ from fota_studio.core.frames import (
     FrameBatch,
     IntArray,
 )
-from fota_studio.protocols.decode.frames import FrameRecord, batch_from_messages, message_flags
+from fota_studio.protocols.decode.frames import (
+    ByteColumn,
+    FlagColumn,
+    FrameRecord,
+    IdColumn,
+    RowMask,
+    batch_from_messages,
+    message_flags,
+)
 
 __all__ = [
     "CHUNK_FRAMES",
@@ -385,7 +393,7 @@ class TraceStore:
 
 def filter_segments(
     segments: Sequence[Segment],
-    mask: Callable[[Segment], npt.NDArray[np.bool_]],
+    mask: Callable[[Segment], RowMask],
     progress: Callable[[float], None] | None = None,
 ) -> IntArray:
     """Sequence numbers of the rows of `segments` where `mask(segment)` is True, segment by
@@ -454,7 +462,7 @@ class TraceFilter:
         ids = np.asarray([can_id], np.uint32)
         return bool(self.id_mask(ids)[0])
 
-    def id_mask(self, ids: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
+    def id_mask(self, ids: IdColumn) -> RowMask:
         """Boolean mask of identifiers passing the ID criteria (ids, ranges, masks, excludes)."""
         n = ids.shape[0]
         keep = np.ones(n, np.bool_)
@@ -471,12 +479,7 @@ class TraceFilter:
             keep &= ~np.isin(ids, np.asarray(self.exclude_ids, np.uint32))
         return keep
 
-    def mask(
-        self,
-        ids: npt.NDArray[np.uint32],
-        flags: npt.NDArray[np.uint16],
-        channel: npt.NDArray[np.uint8],
-    ) -> npt.NDArray[np.bool_]:
+    def mask(self, ids: IdColumn, flags: FlagColumn, channel: ByteColumn) -> RowMask:
         """Boolean mask of frames passing the filter."""
         n = ids.shape[0]
         keep = self.id_mask(ids)
@@ -500,7 +503,7 @@ class TraceFilter:
             keep &= np.isin(channel, np.asarray(self.channels, np.uint8))
         return keep
 
-    def segment_mask(self, seg: Segment) -> npt.NDArray[np.bool_]:
+    def segment_mask(self, seg: Segment) -> RowMask:
         """`mask` over one segment's columns."""
         b = seg.batch
         return self.mask(b.ids, b.flags, b.channel)

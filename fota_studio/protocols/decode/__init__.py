@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
 from fota_studio.core.ea import ElectronicArchitecture
 from fota_studio.protocols.decode.canopen import (
@@ -25,6 +24,7 @@ from fota_studio.protocols.decode.canopen import (
     protocol_of,
 )
 from fota_studio.protocols.decode.dbc import DbcDecoder
+from fota_studio.protocols.decode.frames import ByteColumn, FlagColumn, IdColumn, RowMask
 from fota_studio.protocols.decode.isotp import (
     FF,
     SF,
@@ -152,12 +152,7 @@ class Decoder:
             return kind
         return "other"
 
-    def protocol_mask(
-        self,
-        ids: npt.NDArray[np.uint32],
-        flags: npt.NDArray[np.uint16],
-        protocols: Iterable[str],
-    ) -> npt.NDArray[np.bool_]:
+    def protocol_mask(self, ids: IdColumn, flags: FlagColumn, protocols: Iterable[str]) -> RowMask:
         """Vectorised protocol filter over id/flag columns (UDS counts as ISO-TP here: the
         payload check needs the bytes, so "UDS" selects the diagnostic identifiers)."""
         wanted = set(protocols)
@@ -190,12 +185,7 @@ class Decoder:
             out |= ~isotp & ~canopen_any
         return out
 
-    def uds_mask(
-        self,
-        ids: npt.NDArray[np.uint32],
-        flags: npt.NDArray[np.uint16],
-        data: npt.NDArray[np.uint8],
-    ) -> npt.NDArray[np.bool_]:
+    def uds_mask(self, ids: IdColumn, flags: FlagColumn, data: ByteColumn) -> RowMask:
         """Vectorised "UDS" protocol filter: single or first frames on diagnostic IDs whose
         payload starts with a UDS service id (request, positive response or 0x7F), from the
         first 8 data bytes (`data` has shape (n, 8)); consecutive/flow-control frames excluded."""
@@ -207,7 +197,7 @@ class Decoder:
             np.where(sf_len == 0, data[:, 2], data[:, 1]),  # CAN FD SF escape: length in byte 1
             data[:, 2],  # FF: 12-bit length in bytes 0-1
         )
-        mask: npt.NDArray[np.bool_] = on_isotp & ((kind == 0) | (kind == 1)) & _UDS_SID_TABLE[sid]
+        mask: RowMask = on_isotp & ((kind == 0) | (kind == 1)) & _UDS_SID_TABLE[sid]
         return mask
 
     # -- per-frame text ---------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 
 import can
 import numpy as np
+import numpy.typing as npt
 
 from fota_studio.core.frames import (
     FLAG_BRS,
@@ -38,14 +39,25 @@ __all__ = [
     "FLAG_FD",
     "FLAG_REMOTE",
     "FLAG_TX",
+    "ByteColumn",
+    "FlagColumn",
     "FrameBatch",
     "FrameRecord",
+    "IdColumn",
     "IntArray",
+    "RowMask",
     "batch_from_messages",
     "batch_messages",
     "copy_message",
     "message_flags",
 ]
+
+
+#: Column types of a `FrameBatch` as filters and decoders take them, and their row masks.
+IdColumn = npt.NDArray[np.uint32]
+FlagColumn = npt.NDArray[np.uint16]
+ByteColumn = npt.NDArray[np.uint8]
+RowMask = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
