@@ -304,11 +304,6 @@ class PlanItem:
     buslog_path: Path | None = None
 
     @property
-    def channel(self) -> str:
-        """The engine channel the ECU is flashed on (its EA connection's logical channel)."""
-        return self.ecu.connection.channel
-
-    @property
     def what(self) -> str:
         """ "flash ECU version" (job descriptions, lock holders)."""
         return f"flash {self.ecu.name}" + (f" {self.version}" if self.version else "")
@@ -665,7 +660,7 @@ class Engine:
         order = order_ecus([it.ecu for it in items])
         by_name = {it.ecu.name: it for it in items}
         planned = [by_name[n] for n in order]
-        channels = {it.channel: self._channel(it.channel) for it in planned}
+        channels = {c: self._channel(c) for c in (it.ecu.connection.channel for it in planned)}
         locks: dict[str, EcuLock] = {}
         if workspace is not None:
             try:
@@ -684,7 +679,10 @@ class Engine:
         handle = PlanHandle(next(self._ids), home, what, CancelToken(), not_started=run.not_started)
         for it in planned:
             handle.ecus[it.ecu.name] = JobHandle(
-                next(self._ids), it.channel, f"{it.what} (plan job {handle.job_id})", CancelToken()
+                next(self._ids),
+                it.ecu.connection.channel,
+                f"{it.what} (plan job {handle.job_id})",
+                CancelToken(),
             )
         holds: dict[str, JobHandle] = {
             ch: _HoldHandle(next(self._ids), ch, f"{what}: holds {ch}", CancelToken())
@@ -948,7 +946,7 @@ class _PlanRun:
         rec = MachineFlashRecord(self.machine, list(self.items), now, now)
         rec.stop_on_failure = self.stop_on_failure
         for name, it in self.items.items():
-            rec.channels.setdefault(it.channel, []).append(name)
+            rec.channels.setdefault(it.ecu.connection.channel, []).append(name)
             rec.states[name] = PLAN_SKIPPED
             rec.skipped[name] = f"not flashed: cancelled before it started ({reason})"
         self._settle_rest(PLAN_SKIPPED, f"not flashed: cancelled before it started ({reason})")
@@ -956,7 +954,7 @@ class _PlanRun:
 
     def _target(self, item: PlanItem) -> PlanTarget:
         engine, h = self.engine, self.handle.ecus[item.ecu.name]
-        ctx = engine._context(engine._channel(item.channel), h)
+        ctx = engine._context(engine._channel(item.ecu.connection.channel), h)
         session = engine.flash_session(
             ctx,
             item.ecu,

@@ -12,53 +12,31 @@ import pytest
 from fota_studio.core.flash_record import PLAN_FAILED, PLAN_VERIFIED
 from fota_studio.engine.engine import Engine
 from fota_studio.engine.flash_plan_run import MachineFlashResult
-from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.workspace import Workspace
-from fota_studio.protocols.bus import BusSettings
 from fota_studio.sim.faults import Fault
 from fota_studio.ui.engine_bridge import EngineBridge
 from fota_studio.ui.panels.flash_panel import FlashPanel
 from tests.fakes.flash import fast_sim_options, sim_ecu
+from tests.ui.flash_rig import can1_engine, demo_workspace, fast_demo_ecu
 
 VERSIONS = {"VCU": "3.2.1", "HCU": "1.5.0"}
 
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Iterator[Workspace]:
-    from fota_studio.app import open_workspace
-
-    workspace = open_workspace(tmp_path / "ws")
-    yield workspace
-    workspace.close()
+    yield from demo_workspace(tmp_path / "ws")
 
 
 @pytest.fixture
 def engine(can_channel: str) -> Iterator[Engine]:
-    eng = Engine()
-    eng.open_channel("CAN1", BusSettings(interface="virtual", channel=can_channel))
-    yield eng
-    eng.shutdown()
-
-
-def _fast(ws: Workspace, name: str):  # type: ignore[no-untyped-def]
-    """The workspace's ECU `name` with short timings, stored (the panel flashes with them)."""
-    store = EaStore(ws)
-    ea = store.get(store.names()[0])
-    ecu = ea.ecu(name)
-    ecu.uds.p2_timeout_ms = 300
-    ecu.uds.tester_present_period_ms = 200
-    ecu.connection.bootloader_entry_delay_ms = 80
-    ecu.uds.timing.reset_time_ms = 40
-    ecu.uds.timing.bootloader_ready_timeout_ms = 1000
-    store.save(ea)
-    return ecu
+    yield from can1_engine(can_channel)
 
 
 @pytest.mark.parametrize("fail_hcu", [False, True], ids=["both-verified", "hcu-fails"])
 def test_two_ecus_as_one_plan_show_one_row_each_until_their_result(
     qtbot, engine: Engine, ws: Workspace, can_channel: str, tmp_path: Path, fail_hcu: bool
 ) -> None:  # type: ignore[no-untyped-def]
-    vcu, hcu = _fast(ws, "VCU"), _fast(ws, "HCU")
+    vcu, hcu = fast_demo_ecu(ws, "VCU"), fast_demo_ecu(ws, "HCU")
     opts = fast_sim_options()
     with (
         sim_ecu(vcu, can_channel, tmp_path / "vcu", options=opts, initial_version="3.1.0"),

@@ -15,7 +15,6 @@ from PySide6.QtWidgets import QApplication, QScrollArea
 from fota_studio.engine.engine import Engine
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.workspace import Workspace
-from fota_studio.protocols.bus import BusSettings
 from fota_studio.ui.engine_bridge import EngineBridge
 from fota_studio.ui.technician.technician_view import (
     STAGE_CHOOSE,
@@ -24,38 +23,21 @@ from fota_studio.ui.technician.technician_view import (
     TechnicianView,
 )
 from tests.fakes.flash import fast_sim_options, sim_ecu
+from tests.ui.flash_rig import can1_engine, demo_workspace, fast_demo_ecu
 
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Iterator[Workspace]:
-    from fota_studio.app import open_workspace
-
-    workspace = open_workspace(tmp_path / "ws")
-    yield workspace
-    workspace.close()
+    yield from demo_workspace(tmp_path / "ws")
 
 
 @pytest.fixture
 def engine(can_channel: str) -> Iterator[Engine]:
-    eng = Engine()
-    eng.open_channel("CAN1", BusSettings(interface="virtual", channel=can_channel))
-    yield eng
-    eng.shutdown()
+    yield from can1_engine(can_channel)
 
 
-def _fast_vcu(ws: Workspace, name: str = "VCU"):  # type: ignore[no-untyped-def]
-    """The workspace's VCU (or `name`) with short timings (stored, so the view flashes with
-    them)."""
-    store = EaStore(ws)
-    ea = store.get(store.names()[0])
-    vcu = ea.ecu(name)
-    vcu.uds.p2_timeout_ms = 300
-    vcu.uds.tester_present_period_ms = 200
-    vcu.connection.bootloader_entry_delay_ms = 80
-    vcu.uds.timing.reset_time_ms = 40
-    vcu.uds.timing.bootloader_ready_timeout_ms = 1000
-    store.save(ea)
-    return vcu
+#: The workspace's VCU (or another ECU) with short timings, stored: the view flashes with them.
+_fast_vcu = fast_demo_ecu
 
 
 _KEEP: list[QScrollArea] = []

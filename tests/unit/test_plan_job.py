@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -63,15 +64,27 @@ class _Events:
             return [e for e in self.items if e.job_id == job_id]
 
 
+@dataclass
+class Rig:
+    """A workspace, an engine with its events, and the simulated ECUs on its channels."""
+
+    ws: Workspace
+    engine: Engine
+    events: _Events
+    sims: dict[str, SimEcu]
+    ecus: dict[str, EcuDefinition]
+
+
 @contextlib.contextmanager
-def rig(
-    tmp: Path, channels: dict[str, str]
-) -> Iterator[tuple[Engine, _Events, dict[str, SimEcu], dict[str, EcuDefinition]]]:
+def rig(tmp: Path, channels: dict[str, str]) -> Iterator[Rig]:
     """The demo VCU and HCU (fast timings), each simulated on the virtual bus of its engine
-    channel (`channels`: ECU -> channel name; the same name = one shared bus)."""
+    channel (`channels`: ECU -> channel name; the same name = one shared bus), and a
+    workspace with the machine."""
     events = _Events()
     buses = {ch: new_channel() for ch in set(channels.values())}
     with contextlib.ExitStack() as stack:
+        ws = stack.enter_context(Workspace.open(tmp / "ws"))
+        EaStore(ws).assign(MACHINE, None)
         ecus: dict[str, EcuDefinition] = {}
         sims: dict[str, SimEcu] = {}
         for name, ch in channels.items():
@@ -85,31 +98,27 @@ def rig(
         stack.callback(engine.shutdown)
         for ch, bus in buses.items():
             engine.open_channel(ch, BusSettings(interface="virtual", channel=bus))
-        yield engine, events, sims, ecus
+        yield Rig(ws, engine, events, sims, ecus)
 
 
 def items(ecus: dict[str, EcuDefinition]) -> list[PlanItem]:
-    """One plan item per ECU (the first with its image, the others through a loader)."""
-    out = []
-    for n, ecu in enumerate(ecus.values()):
-        out.append(
-            PlanItem(ecu, version=VERSION, expected_version=VERSION, boot_wait_s=1.5)
-            if n
-            else PlanItem(ecu, IMAGE, version=VERSION, expected_version=VERSION, boot_wait_s=1.5)
+    """One plan item per ECU: the first with its image, the others through a loader."""
+    return [
+        PlanItem(
+            ecu,
+            None if n else IMAGE,
+            loader=(lambda: IMAGE) if n else None,
+            version=VERSION,
+            expected_version=VERSION,
+            boot_wait_s=1.5,
         )
-        if n:
-            out[-1].loader = lambda: IMAGE
-    return out
+        for n, ecu in enumerate(ecus.values())
+    ]
 
 
-def test_one_job_flashes_two_ecus_of_one_channel_interleaved(
-    tmp_path: Path, workspace_dir: Path
-) -> None:
-    with (
-        Workspace.open(workspace_dir) as ws,
-        rig(tmp_path, {"VCU": "CAN1", "HCU": "CAN1"}) as (engine, events, sims, ecus),
-    ):
-        EaStore(ws).assign(MACHINE, None)
+def test_one_job_flashes_two_ecus_of_one_channel_interleaved(tmp_path: Path) -> None:
+    with rig(tmp_path, {"VCU": "CAN1", "HCU": "CAN1"}) as r:
+        ws, engine, events, sims, ecus = r.ws, r.engine, r.events, r.sims, r.ecus
         plan = engine.submit_plan(items(ecus), machine=MACHINE, workspace=ws, by="test")
         result = plan.result(120)
         assert isinstance(result, MachineFlashResult)
@@ -145,13 +154,9 @@ def test_one_job_flashes_two_ecus_of_one_channel_interleaved(
         assert not engine.channel_busy("CAN1")
 
 
-def test_refused_at_once_when_an_ecu_is_locked_or_has_an_open_request(
-    tmp_path: Path, workspace_dir: Path
-) -> None:
-    with (
-        Workspace.open(workspace_dir) as ws,
-        rig(tmp_path, {"VCU": "CAN1", "HCU": "CAN1"}) as (engine, events, _sims, ecus),
-    ):
+def test_refused_at_once_when_an_ecu_is_locked_or_has_an_open_request(tmp_path: Path) -> None:
+    with rig(tmp_path, {"VCU": "CAN1", "HCU": "CAN1"}) as r:
+        ws, engine, events, _sims, ecus = r.ws, r.engine, r.events, r.sims, r.ecus
         other = EcuLock(ws.root, MACHINE, "HCU")
         other.acquire("flash HCU 9.9 (another job)")
         try:
@@ -171,11 +176,9 @@ def test_refused_at_once_when_an_ecu_is_locked_or_has_an_open_request(
         assert EcuLock(ws.root, MACHINE, "HCU").peek() is None
 
 
-def test_cancel_ends_every_ecu(tmp_path: Path, workspace_dir: Path) -> None:
-    with (
-        Workspace.open(workspace_dir) as ws,
-        rig(tmp_path, {"VCU": "CAN1", "HCU": "CAN2"}) as (engine, events, _sims, ecus),
-    ):
+def test_cancel_ends_every_ecu(tmp_path: Path) -> None:
+    with rig(tmp_path, {"VCU": "CAN1", "HCU": "CAN2"}) as r:
+        ws, engine, events, _sims, ecus = r.ws, r.engine, r.events, r.sims, r.ecus
         plan = engine.submit_plan(items(ecus), machine=MACHINE, workspace=ws)
         ids = {h.job_id for h in plan.ecus.values()}
         events.wait_for(lambda e: isinstance(e, Progress) and e.job_id in ids and e.bytes_done)
@@ -193,12 +196,10 @@ def test_cancel_ends_every_ecu(tmp_path: Path, workspace_dir: Path) -> None:
 
 
 def test_the_plan_holds_every_channel_it_uses_and_a_queued_plan_cancels_cleanly(
-    tmp_path: Path, workspace_dir: Path
+    tmp_path: Path,
 ) -> None:
-    with (
-        Workspace.open(workspace_dir) as ws,
-        rig(tmp_path, {"VCU": "CAN1", "HCU": "CAN2"}) as (engine, events, _sims, ecus),
-    ):
+    with rig(tmp_path, {"VCU": "CAN1", "HCU": "CAN2"}) as r:
+        ws, engine, events, _sims, ecus = r.ws, r.engine, r.events, r.sims, r.ecus
         # A job already running on CAN2: the plan (first channel CAN1) waits for it.
         gate = threading.Event()
         blocker = engine.submit("CAN2", "blocker", lambda ctx: gate.wait(30))

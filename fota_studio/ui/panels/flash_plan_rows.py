@@ -61,22 +61,33 @@ def image_loader(ws: Any, machine: str, ecu: str, version: str) -> Callable[[], 
     return load
 
 
-def _clear(grid: QGridLayout) -> None:
-    """Remove (and delete) every widget of `grid`."""
-    while grid.count():
-        item = grid.takeAt(0)
-        widget = item.widget() if item is not None else None
-        if widget is not None:
-            widget.deleteLater()
-
-
-class PlanPicker(QWidget):
-    """A tick box and a version list per ECU of the machine (the newest release preselected)."""
+class _Grid(QWidget):
+    """A widget laid out as rows of a grid, refilled as a whole."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._grid = QGridLayout(self)
         self._grid.setContentsMargins(0, 0, 0, 0)
+
+    def _clear(self) -> None:
+        """Remove (and delete) every widget of the grid."""
+        while self._grid.count():
+            item = self._grid.takeAt(0)
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
+
+    def _put(self, row: int, *widgets: QWidget) -> None:
+        """Fill grid row `row` with `widgets`, one column each."""
+        for column, widget in enumerate(widgets):
+            self._grid.addWidget(widget, row, column)
+
+
+class PlanPicker(_Grid):
+    """A tick box and a version list per ECU of the machine (the newest release preselected)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
         self.checks: dict[str, QCheckBox] = {}
         self.versions: dict[str, QComboBox] = {}
         self._ecus: dict[str, EcuDefinition] = {}
@@ -88,7 +99,7 @@ class PlanPicker(QWidget):
 
         ticked = {n for n, c in self.checks.items() if c.isChecked()}
         chosen = {n: c.currentData() for n, c in self.versions.items()}
-        _clear(self._grid)
+        self._clear()
         self.checks, self.versions = {}, {}
         self._ecus = {e.name: e for e in ecus}
         problems: list[str] = []
@@ -107,8 +118,7 @@ class PlanPicker(QWidget):
             index = combo.findData(chosen.get(ecu.name))
             if index >= 0:
                 combo.setCurrentIndex(index)
-            self._grid.addWidget(check, row, 0)
-            self._grid.addWidget(combo, row, 1)
+            self._put(row, check, combo)
             self.checks[ecu.name], self.versions[ecu.name] = check, combo
         return problems
 
@@ -130,28 +140,23 @@ class _Row:
     plan_state: str = PLAN_WAITING
 
 
-class PlanRows(QWidget):
+class PlanRows(_Grid):
     """One row per ECU of a running (or the last) plan: name, state, progress bar, bytes."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._grid = QGridLayout(self)
-        self._grid.setContentsMargins(0, 0, 0, 0)
         self._rows: dict[int, _Row] = {}
 
     def start(self, plan: PlanHandle) -> None:
         """Show one waiting row per ECU of `plan` (its per-ECU job ids name the rows)."""
-        _clear(self._grid)
+        self._clear()
         self._rows = {}
         for n, (name, handle) in enumerate(plan.ecus.items()):
             bar = QProgressBar()
             bar.setRange(0, 1000)
             row = _Row(name, wrapping_label("waiting"), bar, QLabel(""))
             set_bar_state(bar, "running")
-            self._grid.addWidget(QLabel(f"<b>{name}</b>"), n, 0)
-            self._grid.addWidget(row.state, n, 1)
-            self._grid.addWidget(bar, n, 2)
-            self._grid.addWidget(row.bytes, n, 3)
+            self._put(n, QLabel(f"<b>{name}</b>"), row.state, bar, row.bytes)
             self._rows[handle.job_id] = row
         self._grid.setColumnStretch(1, 2)
         self._grid.setColumnStretch(2, 1)

@@ -668,7 +668,7 @@ class TechnicianView(QWidget):
             if len(rows) == 1:
                 it = items[0]
                 rows[0].job = self.engine.submit_flash(
-                    it.channel,
+                    it.ecu.connection.channel,
                     it.ecu,
                     None,
                     loader=it.loader,

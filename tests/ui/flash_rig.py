@@ -1,0 +1,45 @@
+"""Shared set-up of the flash UI tests (Flash panel, technician view): the demo workspace, an
+engine with CAN1 on the test's virtual channel, and demo ECUs with short timings stored in the
+workspace (so the views flash with them). Main thread of a test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from fota_studio.core.ea import EcuDefinition
+from fota_studio.engine.engine import Engine
+from fota_studio.infra.ea_store import EaStore
+from fota_studio.infra.workspace import Workspace
+from fota_studio.protocols.bus import BusSettings
+
+
+def demo_workspace(folder: Path) -> Iterator[Workspace]:
+    """The app's demo workspace in `folder` (closed after); a fixture body: `yield from`."""
+    from fota_studio.app import open_workspace
+
+    workspace = open_workspace(folder)
+    yield workspace
+    workspace.close()
+
+
+def can1_engine(channel: str) -> Iterator[Engine]:
+    """An engine with CAN1 open on virtual `channel` (shut down after); a fixture body."""
+    engine = Engine()
+    engine.open_channel("CAN1", BusSettings(interface="virtual", channel=channel))
+    yield engine
+    engine.shutdown()
+
+
+def fast_demo_ecu(ws: Workspace, name: str = "VCU") -> EcuDefinition:
+    """The workspace's ECU `name` with short timings, stored in its EA."""
+    store = EaStore(ws)
+    ea = store.get(store.names()[0])
+    ecu = ea.ecu(name)
+    ecu.uds.p2_timeout_ms = 300
+    ecu.uds.tester_present_period_ms = 200
+    ecu.connection.bootloader_entry_delay_ms = 80
+    ecu.uds.timing.reset_time_ms = 40
+    ecu.uds.timing.bootloader_ready_timeout_ms = 1000
+    store.save(ea)
+    return ecu
