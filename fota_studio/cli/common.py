@@ -18,7 +18,7 @@ import getpass
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fota_studio.infra.access import AccessControl, AccessDeniedError, Action
@@ -57,7 +57,7 @@ class Command:
     func: CommandFunc
     help: str
     description: str | None = None
-    args: Sequence[ArgSpec] = field(default=())
+    args: Sequence[ArgSpec] = ()
     changes_state: bool = False
 
 
