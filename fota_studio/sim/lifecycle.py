@@ -8,25 +8,27 @@ start()/stop().
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, Protocol, TypeVar
+
+
+class _StartStop(Protocol):
+    def start(self) -> Any: ...
+
+    def stop(self) -> None: ...
+
+
+_P = TypeVar("_P", bound=_StartStop)
 
 
 class Startable:
-    """Mixin: `with obj:` calls `obj.start()` and, on leaving, `obj.stop()`."""
+    """Mixin for a class with start() and stop(): `with obj:` starts it and, on leaving, stops
+    it (the type checker holds the class to having both)."""
 
-    def start(self) -> Any:
-        """Start the component (subclasses implement it)."""
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        """Stop the component (subclasses implement it)."""
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
+    def __enter__(self: _P) -> _P:
         """Start and return the component."""
         self.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self: _StartStop, *exc: object) -> None:
         """Stop the component."""
         self.stop()
