@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from fota_studio.protocols.bus import (
     BusSettings,
     Capability,
     InterfaceCapabilities,
+    TextFields,
     interface_capabilities,
     open_bus,
 )
@@ -85,17 +86,13 @@ class Status(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class CheckResult:
+class CheckResult(TextFields):
     """One check: its name, outcome, a one-line summary and the advice in plain words."""
 
     name: str
     status: Status
     summary: str
     advice: str = ""
-
-    def to_dict(self) -> dict[str, str]:
-        """JSON-encodable form: every field as text."""
-        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,15 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import can
 from can.interfaces.slcan import slcanBus
 
 from fota_studio.core.errors import AdapterError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 log = logging.getLogger(__name__)
 
@@ -370,8 +373,16 @@ class Capability(enum.StrEnum):
     NO = "no"
 
 
+class TextFields:
+    """Mixin for a dataclass whose JSON form is each of its fields as text."""
+
+    def to_dict(self: DataclassInstance) -> dict[str, str]:
+        """JSON-encodable form: every field as text."""
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+
 @dataclass(frozen=True)
-class InterfaceCapabilities:
+class InterfaceCapabilities(TextFields):
     """What python-can's wrapper of an interface reports (from its documentation and source).
 
     `bus_state`: `bus.state` gives error-active/passive/bus-off. `error_frames`: error frames
@@ -387,10 +398,6 @@ class InterfaceCapabilities:
     ack: Capability
     hw_timestamps: Capability
     note: str = ""
-
-    def to_dict(self) -> dict[str, str]:
-        """JSON-encodable form: every field as text."""
-        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
 
     def summary(self) -> str:
         """One line: `bus state: no, error frames: no, ACK: no, hardware timestamps: no`."""
