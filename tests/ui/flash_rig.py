@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from fota_studio.core.ea import EcuDefinition
 from fota_studio.engine.engine import Engine
 from fota_studio.infra.ea_store import EaStore
@@ -14,21 +16,24 @@ from fota_studio.infra.workspace import Workspace
 from fota_studio.protocols.bus import BusSettings
 
 
-def demo_workspace(folder: Path) -> Iterator[Workspace]:
-    """The app's demo workspace in `folder` (closed after); a fixture body: `yield from`."""
+@pytest.fixture
+def ws(tmp_path: Path) -> Iterator[Workspace]:
+    """The app's demo workspace (closed after). Use in a test module as
+    `ws = flash_rig.ws` (pytest finds the fixture by its name)."""
     from fota_studio.app import open_workspace
 
-    workspace = open_workspace(folder)
+    workspace = open_workspace(tmp_path / "ws")
     yield workspace
     workspace.close()
 
 
-def can1_engine(channel: str) -> Iterator[Engine]:
-    """An engine with CAN1 open on virtual `channel` (shut down after); a fixture body."""
-    engine = Engine()
-    engine.open_channel("CAN1", BusSettings(interface="virtual", channel=channel))
-    yield engine
-    engine.shutdown()
+@pytest.fixture
+def engine(can_channel: str) -> Iterator[Engine]:
+    """An engine with CAN1 open on the test's virtual channel (shut down after)."""
+    eng = Engine()
+    eng.open_channel("CAN1", BusSettings(interface="virtual", channel=can_channel))
+    yield eng
+    eng.shutdown()
 
 
 def fast_demo_ecu(ws: Workspace, name: str = "VCU") -> EcuDefinition:

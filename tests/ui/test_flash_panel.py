@@ -8,13 +8,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
 from PySide6.QtCore import QTimer
 
 from fota_studio.engine.engine import Engine
 from fota_studio.engine.records import list_flash_records, load_buslog, load_flash_record
 from fota_studio.infra.workspace import Workspace
-from fota_studio.protocols.bus import BusSettings
 from fota_studio.sim.faults import Fault
 from fota_studio.ui.engine_bridge import EngineBridge
 from fota_studio.ui.panels.flash_panel import FlashPanel
@@ -26,6 +24,7 @@ from tests.fakes.flash import (
     sim_ecu,
     transfer_first_frames,
 )
+from tests.ui import flash_rig
 
 
 class _GapMeter:
@@ -55,12 +54,8 @@ class _GapMeter:
         self.timer.start()
 
 
-@pytest.fixture
-def engine(can_channel: str):  # type: ignore[no-untyped-def]
-    eng = Engine()
-    eng.open_channel("CAN1", BusSettings(interface="virtual", channel=can_channel))
-    yield eng
-    eng.shutdown()
+#: An engine with CAN1 on the test's virtual channel (a fixture, found by its name).
+engine = flash_rig.engine
 
 
 def test_flash_panel_runs_a_simulated_flash(

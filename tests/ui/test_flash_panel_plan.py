@@ -4,7 +4,6 @@ result; one failing ECU shows its reason on its own row while the other is verif
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,19 +16,14 @@ from fota_studio.sim.faults import Fault
 from fota_studio.ui.engine_bridge import EngineBridge
 from fota_studio.ui.panels.flash_panel import FlashPanel
 from tests.fakes.flash import fast_sim_options, sim_ecu
-from tests.ui.flash_rig import can1_engine, demo_workspace, fast_demo_ecu
+from tests.ui import flash_rig
+from tests.ui.flash_rig import fast_demo_ecu
 
 VERSIONS = {"VCU": "3.2.1", "HCU": "1.5.0"}
 
 
-@pytest.fixture
-def ws(tmp_path: Path) -> Iterator[Workspace]:
-    yield from demo_workspace(tmp_path / "ws")
-
-
-@pytest.fixture
-def engine(can_channel: str) -> Iterator[Engine]:
-    yield from can1_engine(can_channel)
+#: The demo workspace and an engine with CAN1 (fixtures, found by their names).
+ws, engine = flash_rig.ws, flash_rig.engine
 
 
 @pytest.mark.parametrize("fail_hcu", [False, True], ids=["both-verified", "hcu-fails"])

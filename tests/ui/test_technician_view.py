@@ -23,17 +23,11 @@ from fota_studio.ui.technician.technician_view import (
     TechnicianView,
 )
 from tests.fakes.flash import fast_sim_options, sim_ecu
-from tests.ui.flash_rig import can1_engine, demo_workspace, fast_demo_ecu
+from tests.ui import flash_rig
+from tests.ui.flash_rig import fast_demo_ecu
 
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Iterator[Workspace]:
-    yield from demo_workspace(tmp_path / "ws")
-
-
-@pytest.fixture
-def engine(can_channel: str) -> Iterator[Engine]:
-    yield from can1_engine(can_channel)
+#: The demo workspace and an engine with CAN1 (fixtures, found by their names).
+ws, engine = flash_rig.ws, flash_rig.engine
 
 
 #: The workspace's VCU (or another ECU) with short timings, stored: the view flashes with them.
