@@ -36,32 +36,16 @@ from fota_studio.protocols.bus import BusSettings
 from fota_studio.sim.uds_ecu import SimEcu
 from tests.fakes.flash import fast_ecu, fast_sim_options, make_image, memory_matches, sim_ecu
 from tests.fakes.sim_rig import new_channel
+from tests.helpers.waiting import poll_until
 
 VERSION = "8.0.0"
 MACHINE = "X200-7"
 IMAGE = make_image(VERSION, (0x1800, 0x900))
 
 
-class _Events:
-    """The engine's sink: every event, and a wait for one."""
-
-    def __init__(self) -> None:
-        self.items: list[EngineEvent] = []
-        self.cond = threading.Condition()
-
-    def __call__(self, event: EngineEvent) -> None:
-        with self.cond:
-            self.items.append(event)
-            self.cond.notify_all()
-
-    def wait_for(self, pred: object, timeout: float = 30.0) -> None:
-        assert callable(pred)
-        with self.cond:
-            assert self.cond.wait_for(lambda: any(pred(e) for e in self.items), timeout)
-
-    def of(self, job_id: int) -> list[EngineEvent]:
-        with self.cond:
-            return [e for e in self.items if e.job_id == job_id]
+def of(events: list[EngineEvent], job_id: int) -> list[EngineEvent]:
+    """The events of one job (the sink is `events.append`, called from the engine's threads)."""
+    return [e for e in list(events) if e.job_id == job_id]
 
 
 @dataclass
@@ -70,7 +54,7 @@ class Rig:
 
     ws: Workspace
     engine: Engine
-    events: _Events
+    events: list[EngineEvent]
     sims: dict[str, SimEcu]
     ecus: dict[str, EcuDefinition]
 
@@ -80,7 +64,7 @@ def rig(tmp: Path, channels: dict[str, str]) -> Iterator[Rig]:
     """The demo VCU and HCU (fast timings), each simulated on the virtual bus of its engine
     channel (`channels`: ECU -> channel name; the same name = one shared bus), and a
     workspace with the machine."""
-    events = _Events()
+    events: list[EngineEvent] = []
     buses = {ch: new_channel() for ch in set(channels.values())}
     with contextlib.ExitStack() as stack:
         ws = stack.enter_context(Workspace.open(tmp / "ws"))
@@ -94,7 +78,7 @@ def rig(tmp: Path, channels: dict[str, str]) -> Iterator[Rig]:
             sims[name] = stack.enter_context(
                 sim_ecu(ecu, buses[ch], tmp / name, options=fast_sim_options())
             )
-        engine = Engine(events)
+        engine = Engine(events.append)
         stack.callback(engine.shutdown)
         for ch, bus in buses.items():
             engine.open_channel(ch, BusSettings(interface="virtual", channel=bus))
@@ -139,7 +123,7 @@ def test_one_job_flashes_two_ecus_of_one_channel_interleaved(tmp_path: Path) -> 
         assert set(stored) == {"VCU", "HCU"}
         for name, h in plan.ecus.items():
             assert h.job_id not in (plan.job_id,) and h.channel == "CAN1"
-            mine = events.of(h.job_id)
+            mine = of(events, h.job_id)
             kinds = {type(e) for e in mine}
             assert {JobQueued, JobStarted, Progress, JobFinished, PlanEcuState} <= kinds, name
             assert JobFailed not in kinds
@@ -150,7 +134,7 @@ def test_one_job_flashes_two_ecus_of_one_channel_interleaved(tmp_path: Path) -> 
             assert not EcuLock(ws.root, MACHINE, name).peek()
         installed = EaStore(ws).get_machine(MACHINE).installed
         assert installed.get("VCU") == installed.get("HCU") == VERSION
-        assert isinstance(events.of(plan.job_id)[-1], JobFinished)
+        assert isinstance(of(events, plan.job_id)[-1], JobFinished)
         assert not engine.channel_busy("CAN1")
 
 
@@ -165,14 +149,14 @@ def test_refused_at_once_when_an_ecu_is_locked_or_has_an_open_request(tmp_path: 
         finally:
             other.release()
         # Nothing queued, and the VCU lock taken before the refusal was given back.
-        assert not [e for e in events.items if isinstance(e, JobQueued)]
+        assert not [e for e in events if isinstance(e, JobQueued)]
         assert EcuLock(ws.root, MACHINE, "VCU").peek() is None
         req = RequestsStore(ws).create(
             machine=MACHINE, ecu="VCU", brand="b", model="m", version="9.0"
         )
         with pytest.raises(RequestStateError, match=f"#{req.id}"):
             engine.submit_plan(items(ecus), machine=MACHINE, workspace=ws)
-        assert not [e for e in events.items if isinstance(e, JobQueued)]
+        assert not [e for e in events if isinstance(e, JobQueued)]
         assert EcuLock(ws.root, MACHINE, "HCU").peek() is None
 
 
@@ -181,7 +165,12 @@ def test_cancel_ends_every_ecu(tmp_path: Path) -> None:
         ws, engine, events, _sims, ecus = r.ws, r.engine, r.events, r.sims, r.ecus
         plan = engine.submit_plan(items(ecus), machine=MACHINE, workspace=ws)
         ids = {h.job_id for h in plan.ecus.values()}
-        events.wait_for(lambda e: isinstance(e, Progress) and e.job_id in ids and e.bytes_done)
+        assert poll_until(
+            lambda: any(
+                isinstance(e, Progress) and e.job_id in ids and e.bytes_done for e in events
+            ),
+            30,
+        )
         assert engine.cancel(plan.job_id, "stop the test plan")
         result = plan.result(60)
         assert set(result.record.states.values()) <= {PLAN_CANCELLED, PLAN_SKIPPED}
@@ -189,7 +178,7 @@ def test_cancel_ends_every_ecu(tmp_path: Path) -> None:
         for h in plan.ecus.values():
             own = h.result(1)
             assert isinstance(own, FlashResult) and own.cancelled
-            failed = [e for e in events.of(h.job_id) if isinstance(e, JobFailed)]
+            failed = [e for e in of(events, h.job_id) if isinstance(e, JobFailed)]
             assert len(failed) == 1 and failed[0].cancelled
             assert EcuLock(ws.root, MACHINE, h.description.split()[1]).peek() is None
         assert not engine.channel_busy("CAN1") and not engine.channel_busy("CAN2")
@@ -233,7 +222,7 @@ def test_the_plan_holds_every_channel_it_uses_and_a_queued_plan_cancels_cleanly(
             assert h.result(1).cancelled
         assert not [
             e
-            for e in events.items
+            for e in events
             if isinstance(e, PlanEcuState)
             and e.job_id in {h.job_id for h in queued.ecus.values()}
             and e.state == PLAN_RUNNING
