@@ -30,6 +30,7 @@ from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.requests_store import RequestsStore
 from fota_studio.infra.workspace import Workspace
 from fota_studio.protocols.bus import BusSettings
+from fota_studio.protocols.fota_endpoint import EndpointOptions
 from fota_studio.protocols.tcu_node import TcuNode
 
 APPROVAL_SOURCES = ("hmi", "local", "both")
@@ -158,12 +159,10 @@ class BusRunner:
             first = self.ea.ecus[0].connection.channel if self.ea.ecus else "CAN1"
             self._bus, self._notifier = self.engine.open_channel(first, self.settings)
             self._channels.add(first)
-            kwargs: dict[str, Any] = {}
+            where: EndpointOptions = {"notifier": self._notifier}
             if self.options.node_id is not None:
-                kwargs["node_id"] = self.options.node_id
-            self.tcu = TcuNode(
-                self._bus, notifier=self._notifier, state_file=self._state_file, **kwargs
-            )
+                where["node_id"] = self.options.node_id
+            self.tcu = TcuNode(self._bus, state_file=self._state_file, **where)
             self.tcu.start()
         except BaseException:
             self.stop()
