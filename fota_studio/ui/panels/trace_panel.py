@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar, overload
 
 import can
 import numpy as np
@@ -96,6 +96,36 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
+_T = TypeVar("_T")
+
+
+class _Forward(Generic[_T]):
+    """A read-only attribute that reads `attribute` (default: its own name) of the object in
+    the instance's attribute `holder`: the panel's names for its live document's parts."""
+
+    def __init__(self, holder: str, doc: str, attribute: str = "") -> None:
+        self._holder = holder
+        self._attribute = attribute
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._attribute = self._attribute or name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> _Forward[_T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> _T: ...
+    def __get__(self, instance: object, owner: type | None = None) -> _T | _Forward[_T]:
+        if instance is None:  # read on the class (help(), inspect): the descriptor, as a property
+            return self
+        value: _T = getattr(getattr(instance, self._holder), self._attribute)
+        return value
+
+    def __set__(self, instance: object, value: object) -> None:
+        raise AttributeError(f"{self._attribute} is read-only (like a property without setter)")
+
+
 DRAIN_INTERVAL_MS = 50
 STATS_INTERVAL_S = 1.0
 PLOT_INTERVAL_S = 0.25
@@ -158,55 +188,21 @@ class TracePanel(QWidget):
         self._timer = periodic_timer(self, DRAIN_INTERVAL_MS, self._on_drain_timer_timeout)
 
     # -- the live document (what the engine's channels feed) ------------------------------------
-    @property
-    def store(self) -> TraceStore:
-        """The live capture's store."""
-        return self.live.store
-
-    @property
-    def model(self) -> TraceModel:
-        """The live capture's frame table model."""
-        return self.live.model
-
-    @property
-    def byid_model(self) -> ByIdModel:
-        """The live capture's By ID model."""
-        return self.live.byid_model
-
-    @property
-    def messages_model(self) -> MessagesModel:
-        """The live capture's Messages model."""
-        return self.live.messages_model
-
-    @property
-    def view(self) -> TraceTableView:
-        """The live capture's frame table."""
-        return self.live.view
-
-    @property
-    def messages_view(self) -> QTableView:
-        """The live capture's Messages table."""
-        return self.live.messages_view
-
-    @property
-    def byid_view(self) -> QTableView:
-        """The live capture's By ID table."""
-        return self.live.byid_view
-
-    @property
-    def plots(self) -> TracePlots | None:
-        """The live capture's plots (None without pyqtgraph)."""
-        return self.live.plots
-
-    @property
-    def tabs(self) -> QTabWidget:
-        """The live document's tabs (Frames, Messages, By ID, Plots, Transmit)."""
-        return self.live.tabs
-
-    @property
-    def details(self) -> QPlainTextEdit:
-        """The live document's details pane."""
-        return self.live.details
+    # Its parts under the names tests and the workbench use.
+    store: _Forward[TraceStore] = _Forward("live", "The live capture's store.")
+    model: _Forward[TraceModel] = _Forward("live", "The live capture's frame table model.")
+    byid_model: _Forward[ByIdModel] = _Forward("live", "The live capture's By ID model.")
+    messages_model: _Forward[MessagesModel] = _Forward("live", "The live capture's Messages model.")
+    view: _Forward[TraceTableView] = _Forward("live", "The live capture's frame table.")
+    messages_view: _Forward[QTableView] = _Forward("live", "The live capture's Messages table.")
+    byid_view: _Forward[QTableView] = _Forward("live", "The live capture's By ID table.")
+    plots: _Forward[TracePlots | None] = _Forward(
+        "live", "The live capture's plots (None without pyqtgraph)."
+    )
+    tabs: _Forward[QTabWidget] = _Forward(
+        "live", "The live document's tabs (Frames, Messages, By ID, Plots, Transmit)."
+    )
+    details: _Forward[QPlainTextEdit] = _Forward("live", "The live document's details pane.")
 
     @property
     def documents(self) -> list[TraceDocument]:
@@ -336,25 +332,14 @@ class TracePanel(QWidget):
         layout.addLayout(bottom)
 
     # Compatibility names for the transmit widgets (tests, workbench).
-    @property
-    def tx_channel(self) -> QComboBox:
-        """The transmit list's channel box."""
-        return self.transmit_tab.channel
-
-    @property
-    def replay_button(self) -> QPushButton:
-        """Replay the shown rows of the live capture."""
-        return self.transmit_tab.replay_button
-
-    @property
-    def replay_speed(self) -> QComboBox:
-        """Replay speed factor."""
-        return self.transmit_tab.replay_speed
-
-    @property
-    def replay_loop(self) -> QCheckBox:
-        """Replay in a loop."""
-        return self.transmit_tab.replay_loop
+    tx_channel: _Forward[QComboBox] = _Forward(
+        "transmit_tab", "The transmit list's channel box.", "channel"
+    )
+    replay_button: _Forward[QPushButton] = _Forward(
+        "transmit_tab", "Replay the shown rows of the live capture."
+    )
+    replay_speed: _Forward[QComboBox] = _Forward("transmit_tab", "Replay speed factor.")
+    replay_loop: _Forward[QCheckBox] = _Forward("transmit_tab", "Replay in a loop.")
 
     def _connect_document(self, doc: TraceDocument) -> None:
         doc.model.search_finished.connect(lambda _n: self._on_search_finished(doc))
