@@ -28,22 +28,18 @@ import can
 import numpy as np
 import numpy.typing as npt
 
-from fota_studio.core.frames import (
-    FLAG_BRS,
+from fota_studio.protocols.decode.frames import (
     FLAG_ERROR,
-    FLAG_ESI,
     FLAG_EXTENDED,
     FLAG_FD,
     FLAG_REMOTE,
     FLAG_TX,
-    FrameBatch,
-    IntArray,
-)
-from fota_studio.protocols.decode.frames import (
     ByteColumn,
     FlagColumn,
+    FrameBatch,
     FrameRecord,
     IdColumn,
+    IntArray,
     RowMask,
     batch_from_messages,
     message_flags,
@@ -52,9 +48,7 @@ from fota_studio.protocols.decode.frames import (
 __all__ = [
     "CHUNK_FRAMES",
     "DEFAULT_CAPACITY_FRAMES",
-    "FLAG_BRS",
     "FLAG_ERROR",
-    "FLAG_ESI",
     "FLAG_EXTENDED",
     "FLAG_FD",
     "FLAG_REMOTE",

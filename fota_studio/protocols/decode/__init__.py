@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fota_studio.core.ea import ElectronicArchitecture
+from fota_studio.core.frames import FLAG_EXTENDED
 from fota_studio.protocols.decode.canopen import (
     ObjectNames,
     SdoTracker,
@@ -53,10 +54,7 @@ PROTOCOLS = ("UDS", "ISO-TP", "NMT", "SYNC", "EMCY", "SDO", "PDO", "HEARTBEAT", 
 CONVENTIONAL_FUNCTIONAL_IDS = (0x7DF, 0x18DB33F1)
 """OBD/UDS functional request IDs (ISO 15765-4), 11-bit and 29-bit normal-fixed."""
 
-_EXTENDED_FLAG = 0x0001
-_UDS_SID_TABLE = np.array(
-    [is_uds_payload(bytes([b])) for b in range(256)], np.bool_
-)  # trace_store.FLAG_EXTENDED (engine layer; duplicated to keep layers)
+_UDS_SID_TABLE = np.array([is_uds_payload(bytes([b])) for b in range(256)], np.bool_)
 
 
 @dataclass(frozen=True)
@@ -156,7 +154,7 @@ class Decoder:
         """Vectorised protocol filter over id/flag columns (UDS counts as ISO-TP here: the
         payload check needs the bytes, so "UDS" selects the diagnostic identifiers)."""
         wanted = set(protocols)
-        ext = (flags & _EXTENDED_FLAG) != 0
+        ext = (flags & FLAG_EXTENDED) != 0
         std = ~ext
         isotp = np.isin(ids, np.fromiter(self._isotp_ids, np.uint32, len(self._isotp_ids)))
         if self.auto_detect:
