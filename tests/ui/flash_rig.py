@@ -1,6 +1,6 @@
-"""Shared set-up of the flash UI tests (Flash panel, technician view): the demo workspace, an
-engine with CAN1 on the test's virtual channel, and demo ECUs with short timings stored in the
-workspace (so the views flash with them). Main thread of a test."""
+"""Shared set-up of the flash UI tests (Flash panel, technician view): the demo workspace and
+demo ECUs with short timings stored in it (so the views flash with them); the engine with CAN1
+is tests/ui/conftest.py's `engine` fixture. Main thread of a test."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 
 from fota_studio.core.ea import EcuDefinition
-from fota_studio.engine.engine import Engine
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.workspace import Workspace
-from fota_studio.protocols.bus import BusSettings
 
 
 @pytest.fixture
@@ -25,15 +23,6 @@ def ws(tmp_path: Path) -> Iterator[Workspace]:
     workspace = open_workspace(tmp_path / "ws")
     yield workspace
     workspace.close()
-
-
-@pytest.fixture
-def engine(can_channel: str) -> Iterator[Engine]:
-    """An engine with CAN1 open on the test's virtual channel (shut down after)."""
-    eng = Engine()
-    eng.open_channel("CAN1", BusSettings(interface="virtual", channel=can_channel))
-    yield eng
-    eng.shutdown()
 
 
 def fast_demo_ecu(ws: Workspace, name: str = "VCU") -> EcuDefinition:

@@ -24,7 +24,6 @@ from tests.fakes.flash import (
     sim_ecu,
     transfer_first_frames,
 )
-from tests.ui import flash_rig
 
 
 class _GapMeter:
@@ -52,10 +51,6 @@ class _GapMeter:
     def start(self) -> None:
         self.last = time.thread_time()
         self.timer.start()
-
-
-#: An engine with CAN1 on the test's virtual channel (a fixture, found by its name).
-engine = flash_rig.engine
 
 
 def test_flash_panel_runs_a_simulated_flash(

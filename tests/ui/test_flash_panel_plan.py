@@ -22,8 +22,8 @@ from tests.ui.flash_rig import fast_demo_ecu
 VERSIONS = {"VCU": "3.2.1", "HCU": "1.5.0"}
 
 
-#: The demo workspace and an engine with CAN1 (fixtures, found by their names).
-ws, engine = flash_rig.ws, flash_rig.engine
+#: The demo workspace (a fixture, found by its name); `engine` is tests/ui/conftest.py's.
+ws = flash_rig.ws
 
 
 @pytest.mark.parametrize("fail_hcu", [False, True], ids=["both-verified", "hcu-fails"])

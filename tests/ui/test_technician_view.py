@@ -26,8 +26,8 @@ from tests.fakes.flash import fast_sim_options, sim_ecu
 from tests.ui import flash_rig
 from tests.ui.flash_rig import fast_demo_ecu
 
-#: The demo workspace and an engine with CAN1 (fixtures, found by their names).
-ws, engine = flash_rig.ws, flash_rig.engine
+#: The demo workspace (a fixture, found by its name); `engine` is tests/ui/conftest.py's.
+ws = flash_rig.ws
 
 
 #: The workspace's VCU (or another ECU) with short timings, stored: the view flashes with them.
