@@ -4,6 +4,8 @@ to do next after each outcome. Pure text, no Qt (unit-testable); any thread.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 #: What the technician reads while a step runs (the engine's step names → words).
 STEP_WORDS = {
     "preconditions": "Checking that the machine is safe to update",
@@ -33,16 +35,28 @@ def step_words(step: str, detail: str = "") -> str:
     return STEP_WORDS.get(step, step.replace("_", " ").capitalize())
 
 
-def next_steps(
-    *,
-    ok: bool,
-    verified: bool,
-    cancelled: bool,
-    in_bootloader: bool,
-    ecu: str,
-    wrote: bool = False,
-) -> str:
+@dataclass(frozen=True)
+class FlashFacts:
+    """What one ECU's flash did, as the technician's words need it: completed (`ok`), version
+    verified, cancelled, left in the bootloader, wrote any of the new software."""
+
+    ecu: str
+    ok: bool = False
+    verified: bool = False
+    cancelled: bool = False
+    in_bootloader: bool = False
+    wrote: bool = False
+
+    @property
+    def needs_rerun(self) -> bool:
+        """The ECU must be flashed again: in its bootloader, or written but not completed."""
+        return self.in_bootloader or (self.wrote and not self.ok)
+
+
+def next_steps(facts: FlashFacts) -> str:
     """What the technician does after the flash (one short paragraph)."""
+    ok, verified, ecu = facts.ok, facts.verified, facts.ecu
+    in_bootloader, wrote, cancelled = facts.in_bootloader, facts.wrote, facts.cancelled
     if ok and verified:
         return (
             f"{ecu} runs the new software and reported the expected version. Switch the "

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QProgressBar,
     QPushButton,
     QStackedWidget,
@@ -54,7 +55,7 @@ from fota_studio.engine.flash_job import FlashResult
 from fota_studio.engine.preflight import Preflight, build_preflight, left_in_bootloader
 from fota_studio.ui.engine_bridge import EngineBridge
 from fota_studio.ui.panels.flash_plan_rows import image_loader
-from fota_studio.ui.technician.steps import next_steps, step_words
+from fota_studio.ui.technician.steps import FlashFacts, next_steps, step_words
 from fota_studio.ui.widgets.flash_widgets import (
     ask_question,
     preflight_html,
@@ -90,6 +91,24 @@ class _FlashRow:
     failure: JobFailed | None = None
     ended: bool = False
     widgets: list[QWidget] = field(default_factory=list)  # built for this run (removed after)
+
+
+def _page(parts: Sequence[QWidget | QLayout], buttons: Sequence[QPushButton]) -> QWidget:
+    """A stage page: `parts` from the top, then a row of `buttons` (left-aligned)."""
+    page = QWidget()
+    v = QVBoxLayout(page)
+    for part in parts:
+        if isinstance(part, QLayout):
+            v.addLayout(part)
+        else:
+            v.addWidget(part)
+    row = QHBoxLayout()
+    for button in buttons:
+        row.addWidget(button)
+    row.addStretch(1)
+    v.addLayout(row)
+    v.addStretch(1)
+    return page
 
 
 def _big_button(text: str, tip: str) -> QPushButton:
@@ -227,7 +246,6 @@ class TechnicianView(QWidget):
         return page
 
     def _build_flashing(self) -> QWidget:
-        page = QWidget()
         self.flash_title = self._title("")
         self.step_label = wrapping_label("")
         self.step_label.setStyleSheet(f"font-size: {TITLE_PT - 4}pt;")
@@ -245,22 +263,10 @@ class TechnicianView(QWidget):
             "Stop at the next safe point (asks first: the ECU may stay in its bootloader)",
         )
         self.cancel_button.clicked.connect(self._on_cancel_button_clicked)
-        row = QHBoxLayout()
-        row.addWidget(self.cancel_button)
-        row.addStretch(1)
-        v = QVBoxLayout(page)
-        v.addWidget(self.flash_title)
-        v.addWidget(self.row_heading)
-        v.addWidget(self.step_label)
-        v.addWidget(self.progress)
-        v.addWidget(self.time_label)
-        v.addLayout(self.rows_layout)
-        v.addLayout(row)
-        v.addStretch(1)
-        return page
+        parts = (self.flash_title, self.row_heading, self.step_label, self.progress)
+        return _page([*parts, self.time_label, self.rows_layout], [self.cancel_button])
 
     def _build_result(self) -> QWidget:
-        page = QWidget()
         self.result_title = self._title("")
         self.result_detail = wrapping_label("")
         self.next_label = wrapping_label("")
@@ -270,17 +276,8 @@ class TechnicianView(QWidget):
         self.again_button = _big_button("&Update another ECU", "Back to the choice of ECU")
         self.rerun_button.clicked.connect(self.rerun)
         self.again_button.clicked.connect(self.back_to_start)
-        row = QHBoxLayout()
-        row.addWidget(self.rerun_button)
-        row.addWidget(self.again_button)
-        row.addStretch(1)
-        v = QVBoxLayout(page)
-        v.addWidget(self.result_title)
-        v.addWidget(self.result_detail)
-        v.addWidget(self.next_label)
-        v.addLayout(row)
-        v.addStretch(1)
-        return page
+        parts = [self.result_title, self.result_detail, self.next_label]
+        return _page(parts, [self.rerun_button, self.again_button])
 
     def stage(self) -> int:
         """The shown stage: STAGE_CHOOSE, STAGE_FLASHING or STAGE_RESULT."""
@@ -861,52 +858,40 @@ class TechnicianView(QWidget):
             if r.result is not None:
                 self.flash_finished.emit(r.result)
 
+    @staticmethod
+    def _facts(row: _FlashRow) -> FlashFacts:
+        """What the row's flash did (for its title and what to do next)."""
+        result, failure = row.result, row.failure
+        record = result.record if result is not None else None
+        segment_steps = {k.value for k in SEGMENT_STEPS}
+        wrote = bool(record and any(s.step in segment_steps for s in record.steps))
+        ok = result is not None and result.ok
+        verified = ok and result is not None and result.verified
+        cancelled = failure is not None and failure.cancelled
+        return FlashFacts(row.ecu.name, ok, verified, cancelled, left_in_bootloader(record), wrote)
+
     def _outcome(self, row: _FlashRow) -> tuple[str, str, str, str]:
         """(title, bar state, detail, what to do next) of one ECU's flash."""
         result, failure, name = row.result, row.failure, row.ecu.name
-        record = result.record if result is not None else None
-        in_boot = left_in_bootloader(record)
-        ok = result is not None and result.ok
-        verified = result is not None and result.verified
-        cancelled = failure is not None and failure.cancelled
-        wrote = bool(
-            record and any(s.step in {k.value for k in SEGMENT_STEPS} for s in record.steps)
-        )
-        if result is not None and ok and verified:
+        facts = self._facts(row)
+        if result is not None and facts.verified:
             title, state = f"✔ {name} updated: it runs {result.version_after}", "done"
-        elif ok:
+        elif facts.ok:
             title, state = f"⚠ {name} written, NOT verified", "done"
-        elif cancelled:
+        elif facts.cancelled:
             title, state = f"✖ Update of {name} cancelled", "cancelled"
         else:
             title, state = f"✖ Update of {name} failed", "failed"
-        if in_boot:
+        if facts.in_bootloader:
             title += f" — {name} is in its bootloader"
         detail = ""
         if failure is not None:
             detail = failure.error + (f"\n{failure.hint}" if failure.hint else "")
-        elif result is not None and not verified:
+        elif result is not None and not facts.verified:
             from fota_studio.core.flash_outcome import not_verified_reason
 
             detail = not_verified_reason(result.record)
-        what_next = next_steps(
-            ok=ok,
-            verified=verified,
-            cancelled=cancelled,
-            in_bootloader=in_boot,
-            ecu=name,
-            wrote=wrote,
-        )
-        return title, state, detail, what_next
-
-    @staticmethod
-    def _needs_rerun(row: _FlashRow) -> bool:
-        record = row.result.record if row.result is not None else None
-        ok = row.result is not None and row.result.ok
-        wrote = bool(
-            record and any(s.step in {k.value for k in SEGMENT_STEPS} for s in record.steps)
-        )
-        return left_in_bootloader(record) or (wrote and not ok)
+        return title, state, detail, next_steps(facts)
 
     def _show_results(self) -> None:
         """The end of a run of several ECUs: one block per ECU, re-run for the failed ones."""
@@ -927,7 +912,7 @@ class TechnicianView(QWidget):
         self.result_title.setStyleSheet(color)
         self.result_detail.setText("\n\n".join(blocks))
         self.result_detail.setVisible(True)
-        rerun = any(self._needs_rerun(r) for r in self._rows)
+        rerun = any(self._facts(r).needs_rerun for r in self._rows)
         self.next_label.setText(
             '"Re-run the flash" flashes only the ECUs that failed.' if rerun else ""
         )
@@ -952,6 +937,6 @@ class TechnicianView(QWidget):
         self.result_detail.setVisible(bool(detail))
         self.next_label.setText(what_next)
         self.next_label.setVisible(True)
-        self.rerun_button.setVisible(self._needs_rerun(row))
+        self.rerun_button.setVisible(self._facts(row).needs_rerun)
         self.cancel_button.setEnabled(False)
         self._show_stage(STAGE_RESULT)
