@@ -86,6 +86,16 @@ class ClientWorker(QObject):
         self.start()
         self._jobs.put((tag, fn))
 
+    def submit_write(self, tag: str, write: Callable[[int], object], value: int) -> None:
+        """Queue `write(value)`; `done(tag, value)` (the value written) or `failed(tag, text)`
+        follows on the GUI thread."""
+
+        def call() -> int:
+            write(value)
+            return value
+
+        self.submit(tag, call)
+
     def stop(self) -> None:
         """Stop the thread after the queued calls (joins it briefly)."""
         if self._thread is not None:
@@ -474,16 +484,11 @@ class HmiPanel(QWidget):
             self.worker.submit("progress", self.client.read_progress_percent)
 
     def _decide(self, decision: int) -> None:
-        if self.client is None:
+        client = self.client
+        if client is None:
             return
         self.show_screen(can_decide=False)
-        client = self.client
-
-        def write() -> int:
-            client.write_operator_decision(decision)
-            return decision
-
-        self.worker.submit("decision", write)
+        self.worker.submit_write("decision", client.write_operator_decision, decision)
 
     def _on_worker_done(self, tag: str, result: object) -> None:
         if tag == "poll" and isinstance(result, FotaState):

@@ -22,7 +22,6 @@ import can
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
-    QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -43,7 +42,8 @@ from fota_studio.protocols.bus import BusSettings, open_bus
 from fota_studio.protocols.fota_client import FotaClient
 from fota_studio.protocols.tcu_node import TcuNode
 from fota_studio.ui.panels.hmi_panel import ClientWorker
-from fota_studio.ui.widgets.buttons import push_button
+from fota_studio.ui.widgets.buttons import button_row, push_button
+from fota_studio.ui.widgets.forms import form_box
 from fota_studio.ui.widgets.timers import periodic_timer
 
 SIM_FLASH_TICK_MS = 200
@@ -66,16 +66,13 @@ class OemPanel(QWidget):
         self.table.setHorizontalHeaderLabels(["Check", "Result", "Observed"])
         self.table.horizontalHeader().setStretchLastSection(True)
         self.verdict_label: QLabel = QLabel("Checkpoint 2 not started")
-        self.healthy_button = push_button(
-            "Healthy",
-            "Answer the pending Checkpoint 2 verification: the machine is healthy",
-            lambda: self._send(fo.VERDICT_HEALTHY),
-        )
-        self.unhealthy_button = push_button(
-            "Unhealthy",
-            "Answer the pending Checkpoint 2 verification: the machine is not healthy",
-            lambda: self._send(fo.VERDICT_UNHEALTHY),
-        )
+
+        def verdict_button(text: str, machine_is: str, verdict: int) -> QPushButton:
+            tip = f"Answer the pending Checkpoint 2 verification: the machine is {machine_is}"
+            return push_button(text, tip, lambda: self._send(verdict))
+
+        self.healthy_button = verdict_button("Healthy", "healthy", fo.VERDICT_HEALTHY)
+        self.unhealthy_button = verdict_button("Unhealthy", "not healthy", fo.VERDICT_UNHEALTHY)
         manual = QGroupBox("Manual OEM node (writes oem_verification over SDO)")
         self.manual_box = manual
         self._manual_allowed = True
@@ -147,12 +144,7 @@ class OemPanel(QWidget):
         client = self.client
         if client is None or not self._manual_allowed:
             return
-
-        def write() -> int:
-            client.write_oem_verification(verdict)
-            return verdict
-
-        self.worker.submit("verdict", write)
+        self.worker.submit_write("verdict", client.write_oem_verification, verdict)
 
     def _on_worker_done(self, tag: str, result: object) -> None:
         if tag == "verdict" and isinstance(result, int):
@@ -187,48 +179,53 @@ class TcuBenchPanel(QWidget):
         self.node_spin.setRange(1, 0x7F)
         self.node_spin.setValue(fo.DEFAULT_NODE_ID)
         self.node_spin.setDisplayIntegerBase(16)
-        self.start_button = QPushButton("Start TCU")
-        self.start_button.setToolTip("Start a TCU CANopen node on the chosen bus for bench tests")
-        self.stop_button = QPushButton("Stop TCU")
-        self.stop_button.setToolTip("Stop the bench TCU node")
-        conn = QGroupBox("Adapter")
-        cf = QFormLayout(conn)
+        self.start_button = push_button(
+            "Start TCU",
+            "Start a TCU CANopen node on the chosen bus for bench tests",
+            self._on_start_clicked,
+        )
+        self.stop_button = push_button("Stop TCU", "Stop the bench TCU node", self.stop)
+        conn, cf = form_box("Adapter")
         cf.addRow("Interface:", self.interface_edit)
         cf.addRow("Channel:", self.channel_edit)
         cf.addRow("Bitrate (bit/s):", self.bitrate_spin)
         cf.addRow("Node-ID (hex):", self.node_spin)
-        row = QHBoxLayout()
-        row.addWidget(self.start_button)
-        row.addWidget(self.stop_button)
-        cf.addRow(row)
+        cf.addRow(button_row(self.start_button, self.stop_button))
         self.ecu_edit = QLineEdit("VCU")
         self.installed_edit = QLineEdit("3.1.0")
         self.offered_edit = QLineEdit("3.2.0")
         self.downtime_spin = QSpinBox()
         self.downtime_spin.setRange(0, 0xFFFF)
         self.downtime_spin.setValue(120)
-        self.offer_button = QPushButton("1. Offer update")
-        self.offer_button.setToolTip("Publish an update offer to the machine HMI")
-        self.flash_button = QPushButton("2. Simulate flash")
-        self.flash_button.setToolTip("Pretend to flash: step the update status through flashing")
-        self.verify_button = QPushButton("3. Ask for verification")
-        self.verify_button.setToolTip("Ask the OEM node for its Checkpoint 2 verdict")
-        self.success_button = QPushButton("Successful")
-        self.success_button.setToolTip("End the bench update as successful")
-        self.fail_button = QPushButton("Failed")
-        self.fail_button.setToolTip("End the bench update as failed")
-        steps = QGroupBox("Step by step")
-        sf = QFormLayout(steps)
+        self.offer_button = push_button(
+            "1. Offer update", "Publish an update offer to the machine HMI", self.offer
+        )
+        self.flash_button = push_button(
+            "2. Simulate flash",
+            "Pretend to flash: step the update status through flashing",
+            self.simulate_flash,
+        )
+        self.verify_button = push_button(
+            "3. Ask for verification",
+            "Ask the OEM node for its Checkpoint 2 verdict",
+            lambda: self._set_status(fo.STATUS_WAITING_VERIFICATION),
+        )
+        self.success_button = push_button(
+            "Successful",
+            "End the bench update as successful",
+            lambda: self._set_status(fo.STATUS_SUCCESSFUL),
+        )
+        self.fail_button = push_button(
+            "Failed", "End the bench update as failed", lambda: self._set_status(fo.STATUS_FAILED)
+        )
+        steps, sf = form_box("Step by step")
         sf.addRow("Target ECU:", self.ecu_edit)
         sf.addRow("Installed:", self.installed_edit)
         sf.addRow("Offered:", self.offered_edit)
         sf.addRow("Downtime (s):", self.downtime_spin)
         for b in (self.offer_button, self.flash_button, self.verify_button):
             sf.addRow(b)
-        final = QHBoxLayout()
-        final.addWidget(self.success_button)
-        final.addWidget(self.fail_button)
-        sf.addRow(final)
+        sf.addRow(button_row(self.success_button, self.fail_button))
         self.status_label = QLabel("TCU stopped")
         self._allowed = True
         self.log = QPlainTextEdit()
@@ -239,13 +236,6 @@ class TcuBenchPanel(QWidget):
         layout.addWidget(steps)
         layout.addWidget(self.status_label)
         layout.addWidget(self.log, 1)
-        self.start_button.clicked.connect(self._on_start_clicked)
-        self.stop_button.clicked.connect(self.stop)
-        self.offer_button.clicked.connect(self.offer)
-        self.flash_button.clicked.connect(self.simulate_flash)
-        self.verify_button.clicked.connect(lambda: self._set_status(fo.STATUS_WAITING_VERIFICATION))
-        self.success_button.clicked.connect(lambda: self._set_status(fo.STATUS_SUCCESSFUL))
-        self.fail_button.clicked.connect(lambda: self._set_status(fo.STATUS_FAILED))
         self._flash_timer = periodic_timer(self, SIM_FLASH_TICK_MS, self._flash_tick, start=False)
         self._progress = 0
         self._update_enabled()
@@ -306,7 +296,7 @@ class TcuBenchPanel(QWidget):
         self.status_label.setText(
             f"TCU node 0x{node_id:02X} on {settings.interface} {settings.channel}"
         )
-        self._log(f"started on {settings.interface}:{settings.channel}")
+        self.log.appendPlainText(f"started on {settings.interface}:{settings.channel}")
         self._update_enabled()
         return tcu
 
@@ -327,9 +317,6 @@ class TcuBenchPanel(QWidget):
         self.stop()
         super().closeEvent(event)
 
-    def _log(self, text: str) -> None:
-        self.log.appendPlainText(text)
-
     def offer(self) -> None:
         """Step 1: update_available = 1 with the versions and downtime."""
         if self.tcu is None:
@@ -341,7 +328,7 @@ class TcuBenchPanel(QWidget):
             offered_version=self.offered_edit.text(),
             expected_downtime_s=self.downtime_spin.value(),
         )
-        self._log("offered: update_available = 1, waiting for operator_decision")
+        self.log.appendPlainText("offered: update_available = 1, waiting for operator_decision")
 
     def simulate_flash(self) -> None:
         """Step 2: status 0x01 with progress 0..100 (no ECU involved)."""
@@ -351,7 +338,7 @@ class TcuBenchPanel(QWidget):
         self.tcu.set_status(fo.STATUS_FLASHING)
         self._progress = 0
         self._flash_timer.start()
-        self._log("flashing (simulated)")
+        self.log.appendPlainText("flashing (simulated)")
 
     def _flash_tick(self) -> None:
         if self.tcu is None:
@@ -361,14 +348,14 @@ class TcuBenchPanel(QWidget):
         self.tcu.set_progress(self._progress)
         if self._progress >= 100:
             self._flash_timer.stop()
-            self._log("flash done (simulated)")
+            self.log.appendPlainText("flash done (simulated)")
 
     def _set_status(self, code: int) -> None:
         if self.tcu is None:
             return
         self.tcu.set_status(code)
-        self._log(f"update_status = 0x{code:02X} ({fo.describe_status(code)})")
+        self.log.appendPlainText(f"update_status = 0x{code:02X} ({fo.describe_status(code)})")
 
     def _on_decision(self, name: str, value: int) -> None:
-        self._log(f"machine wrote {name} = {value}")
+        self.log.appendPlainText(f"machine wrote {name} = {value}")
         self.decision_seen.emit(name, value)

@@ -60,6 +60,7 @@ from fota_studio.core.resources import resource_path
 from fota_studio.infra.repository import EXPORT_FORMATS, ImportOptions, RepositoryStore
 from fota_studio.ui.background import BackgroundTask, run_in_background
 from fota_studio.ui.dialogs.error_dialog import show_error as _default_show_error
+from fota_studio.ui.dialogs.parts import ok_cancel_buttons
 from fota_studio.ui.models.repository_model import (
     INFO_ROLE,
     SEARCH_ROLE,
@@ -309,12 +310,7 @@ class NewRepositoryDialog(QDialog):
         form.addRow("Brand", self.brand_edit)
         form.addRow("Model", self.model_edit)
         form.addRow("Description", self.description_edit)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        form.addRow(ok_cancel_buttons(self))
 
     def value(self) -> tuple[str, str, str]:
         """(brand, model, description)."""

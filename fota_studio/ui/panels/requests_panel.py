@@ -70,6 +70,7 @@ from fota_studio.infra.requests_store import RequestsStore
 from fota_studio.ui.background import BackgroundTask, run_in_background
 from fota_studio.ui.dialogs.approval_dialog import ApprovalDialog
 from fota_studio.ui.dialogs.error_dialog import show_error
+from fota_studio.ui.dialogs.parts import ok_cancel_buttons
 from fota_studio.ui.report import export_request_report, request_report_html
 from fota_studio.ui.trace_link import request_from_href
 from fota_studio.ui.widgets.buttons import push_button
@@ -162,9 +163,7 @@ class CreateRequestDialog(QDialog):
         super().__init__(parent)
         self.ws = ws
         self.setWindowTitle("New update request")
-        self.machine_combo = QComboBox()
-        self.ecu_combo = QComboBox()
-        self.version_combo = QComboBox()
+        self.machine_combo, self.ecu_combo, self.version_combo = (QComboBox() for _ in range(3))
         self.findings = QLabel("")
         self.findings.setWordWrap(True)
         form = QFormLayout(self)
@@ -172,11 +171,7 @@ class CreateRequestDialog(QDialog):
         form.addRow("ECU:", self.ecu_combo)
         form.addRow("Version:", self.version_combo)
         form.addRow(self.findings)
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
+        self.buttons = ok_cancel_buttons(self)
         form.addRow(self.buttons)
         self.issues: tuple[Any, ...] = ()
         eas = EaStore(ws)

@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QPushButton,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -41,6 +40,7 @@ from fota_studio.demo.bench import demo_installed_images
 from fota_studio.sim.faults import KINDS, STEPS, Fault
 from fota_studio.sim.machine import SimMachine
 from fota_studio.ui.background import run_in_background
+from fota_studio.ui.widgets.buttons import button_row, push_button
 from fota_studio.ui.widgets.timers import periodic_timer
 
 log = logging.getLogger(__name__)
@@ -124,12 +124,10 @@ class SimPanel(QWidget):
         self.timing_check = QCheckBox("model wire timing (paced virtual bus)")
         self.fd_check = QCheckBox("CAN FD")
         self.fd_check.setChecked(any(e.connection.fd for e in self._ea.ecus))
-        self.start_button = QPushButton("Start")
-        self.start_button.setToolTip(
-            "Start the simulated machine (UDS bootloader ECUs) on the chosen bus"
+        self.start_button = push_button(
+            "Start", "Start the simulated machine (UDS bootloader ECUs) on the chosen bus"
         )
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop the simulated machine")
+        self.stop_button = push_button("Stop", "Stop the simulated machine")
         self.status_label = QLabel("stopped")
 
         form = QFormLayout()
@@ -140,9 +138,7 @@ class SimPanel(QWidget):
         self.set_default_state_dir(None)
         form.addRow("", self.timing_check)
         form.addRow("", self.fd_check)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.start_button)
-        buttons.addWidget(self.stop_button)
+        buttons = button_row(self.start_button, self.stop_button)
         buttons.addWidget(self.status_label, 1)
         form.addRow(buttons)
         machine_box = QGroupBox("Simulated machine")
@@ -165,23 +161,19 @@ class SimPanel(QWidget):
         self.fault_arg.setPlaceholderText("argument, e.g. 0x22, 400, 4096")
         self.fault_count = QSpinBox()
         self.fault_count.setRange(1, 10_000)
-        self.inject_button = QPushButton("Inject")
-        self.inject_button.setToolTip(
+        self.inject_button = push_button(
+            "Inject",
             "Arm the chosen fault in the simulated ECU (NRC, late or no answer, dropped or"
-            " corrupted frames, power loss…)"
+            " corrupted frames, power loss…)",
         )
-        self.clear_button = QPushButton("Clear faults")
-        self.clear_button.setToolTip("Remove every injected fault")
+        self.clear_button = push_button("Clear faults", "Remove every injected fault")
         fault_form = QFormLayout()
         fault_form.addRow("ECU", self.fault_ecu)
         fault_form.addRow("Step", self.fault_step)
         fault_form.addRow("Kind", self.fault_kind)
         fault_form.addRow("Argument", self.fault_arg)
         fault_form.addRow("Count", self.fault_count)
-        fault_buttons = QHBoxLayout()
-        fault_buttons.addWidget(self.inject_button)
-        fault_buttons.addWidget(self.clear_button)
-        fault_form.addRow(fault_buttons)
+        fault_form.addRow(button_row(self.inject_button, self.clear_button))
         fault_box = QGroupBox("Fault injection")
         fault_box.setLayout(fault_form)
         self.fault_box = fault_box

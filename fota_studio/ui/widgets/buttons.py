@@ -1,12 +1,13 @@
 """Push buttons built the one way the panels want them: a caption, a tooltip that says what
-the button does, and (optionally) the slot a click runs. GUI thread only.
+the button does, and (optionally) the slot a click runs; and a row of them side by side. GUI
+thread only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtWidgets import QPushButton
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QWidget
 
 
 def push_button(text: str, tip: str, clicked: Callable[[], object] | None = None) -> QPushButton:
@@ -16,3 +17,11 @@ def push_button(text: str, tip: str, clicked: Callable[[], object] | None = None
     if clicked is not None:
         button.clicked.connect(clicked)
     return button
+
+
+def button_row(*widgets: QWidget) -> QHBoxLayout:
+    """`widgets` side by side, left to right (a form's row of buttons)."""
+    row = QHBoxLayout()
+    for widget in widgets:
+        row.addWidget(widget)
+    return row

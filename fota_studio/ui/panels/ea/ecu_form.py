@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
-    QGroupBox,
     QLabel,
     QLineEdit,
     QScrollArea,
@@ -40,6 +39,7 @@ from fota_studio.core.ea import (
 )
 from fota_studio.ui.panels.ea.codecs import Column
 from fota_studio.ui.panels.ea.list_table import ListTable
+from fota_studio.ui.widgets.forms import form_box
 from fota_studio.ui.widgets.hex_edit import HexLineEdit
 
 #: Makes a list table: (model path suffix, columns, row factory or None, reorder=...).
@@ -214,8 +214,7 @@ class EcuForm:
             ),
         )
         for side, title in (("application", "Application"), ("bootloader", "Bootloader")):
-            box = QGroupBox(f"{title} addresses")
-            bf = QFormLayout(box)
+            box, bf = form_box(f"{title} addresses")
             bf.addRow("Request ID", b.hex(f"{side}.request_id", 3))
             bf.addRow("Response ID", b.hex(f"{side}.response_id", 3))
             bf.addRow("Target address", b.hex(f"{side}.target_address", 2, optional=True))
@@ -232,8 +231,7 @@ class EcuForm:
         f.addRow("Padding byte", b.hex("padding_byte", 2, optional=True))
         f.addRow("Block size offered", b.spin("block_size", 0, 255))
         f.addRow("STmin offered", b.spin("stmin_ms", 0, 127, "ms"))
-        entry = QGroupBox("Bootloader entry frame")
-        ef = QFormLayout(entry)
+        entry, ef = form_box("Bootloader entry frame")
         self.entry_enabled = QCheckBox("send an entry frame before programming")
         b.bind("ecu", "bootloader_entry", self.entry_enabled, "entry")
         ef.addRow(self.entry_enabled)
@@ -261,8 +259,7 @@ class EcuForm:
         f.addRow("dataFormatIdentifier", b.hex("uds.data_format", 2))
         f.addRow("Active-session DID", b.hex("uds.active_session_did", 4, optional=True))
         f.addRow("Erase policy", b.combo("uds.erase_policy", [(p, p) for p in ERASE_POLICIES]))
-        tb = QGroupBox("Timing facts (from the bootloader specification)")
-        tf = QFormLayout(tb)
+        tb, tf = form_box("Timing facts (from the bootloader specification)")
         tf.addRow("Reset time", b.spin("uds.timing.reset_time_ms", 0, 60_000, "ms"))
         tf.addRow(
             "Bootloader ready timeout",
@@ -380,8 +377,7 @@ class EcuForm:
             lambda: RoutinePrecondition(name="check programming preconditions"),
         )
         pl.addWidget(self.routine_precondition_table)
-        hb = QGroupBox("Checkpoint 2 health checks")
-        hf = QFormLayout(hb)
+        hb, hf = form_box("Checkpoint 2 health checks")
         hf.addRow("", b.check("uds.health.check_version", "software version matches"))
         hf.addRow("Version DID", b.hex("uds.health.version_did", 4))
         hf.addRow("", b.check("uds.health.check_no_active_dtcs", "no active DTCs"))
