@@ -46,11 +46,9 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
-    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -84,6 +82,8 @@ from fota_studio.ui.widgets.timers import periodic_timer
 from fota_studio.ui.widgets.trace_view import TraceTableView
 
 if TYPE_CHECKING:
+    from PySide6.QtWidgets import QPlainTextEdit, QTableView
+
     from fota_studio.infra.workspace import Workspace
     from fota_studio.ui.panels.trace_plots import TracePlots
 

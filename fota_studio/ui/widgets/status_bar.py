@@ -108,8 +108,6 @@ class BusStatusWidget(QWidget):
         store: TraceStore | None = None,
         mode: Callable[[], str] | None = None,
         parent: QWidget | None = None,
-        *,
-        interval_ms: int = REFRESH_INTERVAL_MS,
     ) -> None:
         super().__init__(parent)
         self._channels = channels
@@ -133,7 +131,7 @@ class BusStatusWidget(QWidget):
         layout.addWidget(self.bus_label)
         layout.addWidget(self.load_label)
         layout.addWidget(self.mode_label)
-        self.timer = periodic_timer(self, interval_ms, self.refresh)
+        self.timer = periodic_timer(self, REFRESH_INTERVAL_MS, self.refresh)
         self.refresh()
 
     def refresh(self) -> None:
