@@ -57,6 +57,7 @@ from fota_studio.core.flash_record import (
     PLAN_FAILED,
     PLAN_SKIPPED,
     RESULT_CANCELLED,
+    RESULT_FAILED,
     FlashRecord,
     MachineFlashRecord,
 )
@@ -252,27 +253,20 @@ def refuse_if_busy(workspace: Workspace, machine: str, ecu: str) -> None:
         raise lock.busy_error(holder)
 
 
-def _unsent_result(
-    ecu: str,
-    machine: str,
-    version: str,
-    expected_version: str | None,
-    text: str,
-    *,
-    error: str = "",
-) -> FlashResult:
-    """The cancelled FlashResult of a flash that never started (nothing was sent): `text`
-    says why (the record's error), `error` the CancelledError (default "flash of ECU text")."""
+def _unflashed(item: PlanItem, machine: str, text: str, error: FotaError) -> FlashResult:
+    """The FlashResult of a flash of `item` that sent nothing (cancelled before it started,
+    skipped, its image not loaded): its record's error says `text`; cancelled when `error` is a
+    CancelledError, else failed."""
     record = FlashRecord(
-        ecu=ecu,
+        ecu=item.ecu.name,
         machine=machine,
-        version=version,
-        expected_version=expected_version or "",
+        version=item.version,
+        expected_version=item.expected_version or "",
         started_at=time.time(),
-        result=RESULT_CANCELLED,
+        result=RESULT_CANCELLED if isinstance(error, CancelledError) else RESULT_FAILED,
         error=text,
     )
-    return FlashResult(False, record, CancelledError(error or f"flash of {ecu} {text}"))
+    return FlashResult(False, record, error)
 
 
 def _end_event(job_id: int, result: Any) -> EngineEvent:
@@ -302,6 +296,13 @@ class PlanItem:
     expected_version: str | None = None
     boot_wait_s: float | None = None
     buslog_path: Path | None = None
+
+    def load(self) -> ImageLike:
+        """The image: given, or loaded now by `loader` (on the engine's thread)."""
+        if self.image is not None:
+            return self.image
+        assert self.loader is not None  # one of the two is set (checked on submit)
+        return self.loader()
 
     @property
     def what(self) -> str:
@@ -528,6 +529,18 @@ class Engine:
             **kwargs,
         )
 
+    def _item_session(self, ctx: JobContext, item: PlanItem, machine: str) -> FlashSession:
+        """The FlashSession of `item`'s flash on `ctx` (`flash_session` with the item's fields)."""
+        return self.flash_session(
+            ctx,
+            item.ecu,
+            machine=machine,
+            version=item.version,
+            expected_version=item.expected_version,
+            buslog_path=item.buslog_path,
+            boot_wait_s=item.boot_wait_s,
+        )
+
     def submit_flash(
         self,
         channel: str,
@@ -561,7 +574,8 @@ class Engine:
         """
         if (image is None) == (loader is None):
             raise ValueError("submit_flash needs exactly one of image and loader")
-        what = f"flash {ecu.name}" + (f" {version}" if version else "")
+        item = PlanItem(ecu, image, loader, version, expected_version, boot_wait_s, buslog_path)
+        what = item.what
         lock: EcuLock | None = None
         if workspace is not None:
             refuse_if_request_open(workspace, machine, ecu.name)
@@ -576,16 +590,8 @@ class Engine:
                     lock.release()
 
         def run(ctx: JobContext) -> FlashResult:
-            img = image if image is not None else loader()  # type: ignore[misc]  # one of the two is set (checked above)
-            session = self.flash_session(
-                ctx,
-                ecu,
-                machine=machine,
-                version=version,
-                expected_version=expected_version,
-                buslog_path=buslog_path,
-                boot_wait_s=boot_wait_s,
-            )
+            img = item.load()
+            session = self._item_session(ctx, item, machine)
             result = self._flash_recorded(session, img, ctx.emit, ctx.cancel, workspace)
             if on_result is not None:
                 on_result(result)
@@ -596,13 +602,8 @@ class Engine:
             # The ECU is free again before anyone waiting on the handle wakes up.
             if lock is not None:
                 lock.release()
-            result = _unsent_result(
-                ecu.name,
-                machine,
-                version,
-                expected_version,
-                f"cancelled before it started ({reason}); nothing was sent to {ecu.name}",
-            )
+            text = f"cancelled before it started ({reason}); nothing was sent to {ecu.name}"
+            result = _unflashed(item, machine, text, CancelledError(f"flash of {ecu.name} {text}"))
             if on_result is not None:
                 on_result(result)
             return result
@@ -932,16 +933,21 @@ class _PlanRun:
                 same_bus=self.same_bus,
             )
         finally:
-            self.done.set()
+            self._end()
             self._settle_rest(PLAN_FAILED, "the plan job ended before this ECU did")
-            for channel, held in self.held.items():
-                if held.is_set():  # let the channel go before the plan's future says it ended
-                    with contextlib.suppress(TimeoutError):
-                        self.holds[channel].future.result(WORKER_JOIN_TIMEOUT_S)
+
+    def _end(self) -> None:
+        """The plan ended: its channel holds return; those already running are waited for,
+        so the channels are free before the plan's future says it ended."""
+        self.done.set()
+        for channel, held in self.held.items():
+            if held.is_set():
+                with contextlib.suppress(TimeoutError):
+                    self.holds[channel].future.result(WORKER_JOIN_TIMEOUT_S)
 
     def not_started(self, reason: str) -> MachineFlashResult:
         """The plan was cancelled while queued: every ECU skipped, nothing sent."""
-        self.done.set()
+        self._end()
         now = time.time()
         rec = MachineFlashRecord(self.machine, list(self.items), now, now)
         rec.stop_on_failure = self.stop_on_failure
@@ -955,43 +961,22 @@ class _PlanRun:
     def _target(self, item: PlanItem) -> PlanTarget:
         engine, h = self.engine, self.handle.ecus[item.ecu.name]
         ctx = engine._context(engine._channel(item.ecu.connection.channel), h)
-        session = engine.flash_session(
-            ctx,
-            item.ecu,
-            machine=self.machine,
-            version=item.version,
-            expected_version=item.expected_version,
-            buslog_path=item.buslog_path,
-            boot_wait_s=item.boot_wait_s,
-        )
+        session = engine._item_session(ctx, item, self.machine)
         return PlanTarget(session, item.image, run=self._flash, cancel=h.cancel)
 
     def _flash(self, target: PlanTarget, report: Sink, cancel: CancelToken) -> FlashResult:
         """One ECU, on its plan thread: load its image, flash it with its workspace record."""
         item = self.items[target.name]
         try:
-            image = item.image if item.image is not None else item.loader()  # type: ignore[misc]  # one of the two is set (checked on submit)
+            image = item.load()
         except FotaError as exc:
-            result = self._failed(target.name, exc)
+            result = _unflashed(item, self.machine, str(exc), exc)
         else:
             result = self.engine._flash_recorded(
                 target.session, image, report, cancel, self.workspace
             )
         self._results[target.name] = result
         return result
-
-    def _failed(self, name: str, error: FotaError) -> FlashResult:
-        item = self.items[name]
-        record = FlashRecord(
-            ecu=name,
-            machine=self.machine,
-            version=item.version,
-            expected_version=item.expected_version or "",
-            started_at=time.time(),
-            finished_at=time.time(),
-            error=str(error),
-        )
-        return FlashResult(False, record, error)
 
     def _sink(self, event: EngineEvent) -> None:
         """flash_machine's events, plus each ECU's own job start / end."""
@@ -1002,21 +987,13 @@ class _PlanRun:
         if event.state == PLAN_RUNNING:
             self.engine.emit(JobStarted(h.job_id, h.channel, h.description))
         elif event.state == PLAN_SKIPPED:
-            it = self.items[name]
-            self._settle(
-                name,
-                _unsent_result(
-                    name,
-                    self.machine,
-                    it.version,
-                    it.expected_version,
-                    event.detail,
-                    error=f"{name} {event.detail}",
-                ),
-            )
+            error = CancelledError(f"{name} {event.detail}")
+            self._settle(name, _unflashed(self.items[name], self.machine, event.detail, error))
         elif event.state != PLAN_WAITING:
-            result = self._results.get(name)
-            self._settle(name, result or self._failed(name, FotaError(event.detail)))
+            failed = _unflashed(
+                self.items[name], self.machine, event.detail, FotaError(event.detail)
+            )
+            self._settle(name, self._results.get(name) or failed)
 
     def _settle(self, name: str, result: FlashResult) -> None:
         with self._settling:
