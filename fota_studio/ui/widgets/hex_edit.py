@@ -30,9 +30,7 @@ class HexLineEdit(QLineEdit):
         allow_empty: bool = False,
     ) -> None:
         super().__init__(parent)
-        self._digits = digits
-        self._maximum = maximum
-        self._allow_empty = allow_empty
+        self._digits, self._maximum, self._allow_empty = digits, maximum, allow_empty
         self._committed: int | None = None
         self.setValidator(
             QRegularExpressionValidator(QRegularExpression(r"^(0[xX])?[0-9A-Fa-f]{0,8}$"), self)

@@ -110,9 +110,7 @@ class BusStatusWidget(QWidget):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self._channels = channels
-        self._store = store
-        self._mode = mode
+        self._channels, self._store, self._mode = channels, store, mode
         self._since_seq = store.end_seq if store is not None else 0
         self._last_tick = time.monotonic()
         self.loads: dict[str, ChannelLoad] = {}
