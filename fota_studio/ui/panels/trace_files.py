@@ -69,8 +69,7 @@ class FileJobs:
     """One file job at a time with a progress bar and a Cancel button (see module docstring)."""
 
     def __init__(self, progress: QProgressBar, cancel_button: QPushButton) -> None:
-        self.progress = progress
-        self.cancel_button = cancel_button
+        self.progress, self.cancel_button = progress, cancel_button
         self._task: BackgroundTask | None = None
         self._cancel = threading.Event()
         self._tasks: list[BackgroundTask] = []
