@@ -57,10 +57,7 @@ def demo_ecu(name: str) -> EcuDefinition:
 def fast_options(**kw: object) -> SimEcuOptions:
     """Simulator options with short erase times (boot and reset at the simulator's defaults,
     for the demo ECU's documented timings)."""
-    opts = SimEcuOptions(erase_ms_per_kib=0.5, erase_min_ms=20, pending_interval_ms=50)
-    for k, v in kw.items():
-        setattr(opts, k, v)
-    return opts
+    return sim_rig.options_with(sim_rig.SHORT_ERASE, **kw)
 
 
 @contextlib.contextmanager
@@ -85,6 +82,14 @@ def sim_ecu(
         machine="t",
     ) as sim:
         yield sim
+
+
+def fast_sim(
+    ecu: EcuDefinition, channel: str, state_dir: Path, *, fd: bool = False, **options: Any
+) -> contextlib.AbstractContextManager[SimEcu]:
+    """`sim_ecu` with `fast_sim_options(**options)`, for a `fast_ecu` (boots within its short
+    entry delay)."""
+    return sim_ecu(ecu, channel, state_dir, fd=fd, options=fast_sim_options(**options))
 
 
 def transfer_first_frames(blf: bytes, folder: Path) -> list[bytes]:

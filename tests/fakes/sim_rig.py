@@ -10,7 +10,6 @@ speaking can-isotp/UDS, the real flash engine. Call from the main thread of a sc
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 import uuid
 import zlib
@@ -23,7 +22,10 @@ import can
 from fota_studio.core.ea import EcuDefinition
 from fota_studio.core.firmware import FirmwareImage, Segment
 from fota_studio.demo import catalog as demo_catalog
+from fota_studio.engine.engine import Engine
 from fota_studio.engine.flash_job import FlashResult, FlashSession, flash_ecu
+from fota_studio.engine.trace_capture import TraceCapture
+from fota_studio.sim.faults import SendWrapperBus
 from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions
 
 #: Base version the simulated ECU runs before every flash.
@@ -63,18 +65,22 @@ def fast_ecu(name: str = "VCU") -> EcuDefinition:
     return ecu
 
 
-def fast_options(**kw: Any) -> SimEcuOptions:
-    """Simulator options matching `fast_ecu` (boot faster than the entry delay)."""
-    opts = SimEcuOptions(
-        erase_ms_per_kib=0.5,
-        erase_min_ms=20,
-        pending_interval_ms=50,
-        boot_time_ms=20,
-        reset_time_ms=20,
-    )
+#: Simulator timings that keep a test short: erase, responsePending interval, boot, reset.
+SHORT_ERASE = {"erase_ms_per_kib": 0.5, "erase_min_ms": 20, "pending_interval_ms": 50}
+FAST_BOOT = {"boot_time_ms": 20, "reset_time_ms": 20}
+
+
+def options_with(base: dict[str, Any], **kw: Any) -> SimEcuOptions:
+    """Simulator options from the `base` timings, then `kw` set on them."""
+    opts = SimEcuOptions(**base)
     for k, v in kw.items():
         setattr(opts, k, v)
     return opts
+
+
+def fast_options(**kw: Any) -> SimEcuOptions:
+    """Simulator options matching `fast_ecu` (boot faster than the entry delay)."""
+    return options_with(SHORT_ERASE | FAST_BOOT, **kw)
 
 
 def new_channel() -> str:
@@ -96,13 +102,10 @@ def sim_ecu(
 ) -> Iterator[SimEcu]:
     """A started simulated ECU (class `cls`) on its own virtual bus + notifier, running
     `initial_version` (None: blank flash); `fd` defaults to the ECU's connection."""
-    fd = ecu.connection.fd if fd is None else fd
-    bus = can.Bus(interface="virtual", channel=channel, fd=fd, ignore_config=True)
-    notifier = can.Notifier(bus, [], timeout=0.05)
     initial = None
     if initial_version is not None:
         initial = [(s.address, s.data) for s in make_image(initial_version, (0x800,)).segments]
-    try:
+    with tester_bus(channel, ecu.connection.fd if fd is None else fd) as (bus, notifier):
         sim = cls(
             ecu,
             bus,
@@ -117,14 +120,11 @@ def sim_ecu(
             yield sim
         finally:
             sim.close()
-    finally:
-        notifier.stop(timeout=0.1)
-        bus.shutdown()
 
 
 @contextlib.contextmanager
 def tester_bus(channel: str, fd: bool = False) -> Iterator[tuple[can.BusABC, can.Notifier]]:
-    """The tester's own virtual bus instance and notifier."""
+    """A virtual bus instance of its own and its notifier: the tester's (or a simulated ECU's)."""
     bus = can.Bus(interface="virtual", channel=channel, fd=fd, ignore_config=True)
     notifier = can.Notifier(bus, [], timeout=0.05)
     try:
@@ -134,7 +134,7 @@ def tester_bus(channel: str, fd: bool = False) -> Iterator[tuple[can.BusABC, can
         bus.shutdown()
 
 
-class AdapterFaultBus(can.BusABC):
+class AdapterFaultBus(SendWrapperBus):
     """Tester-side send wrapper failing like an adapter after `after_frames` frames.
 
     mode "bus_off": every later send raises `can.CanOperationError` (the controller went
@@ -149,16 +149,13 @@ class AdapterFaultBus(can.BusABC):
         """Wrap `inner` (not owned)."""
         if mode not in ("bus_off", "glitch", "stall"):
             raise ValueError(f"unknown adapter fault mode {mode!r}")
-        self._inner = inner
-        self._lock = threading.Lock()
         self.mode = mode
         self.after_frames = after_frames
         self.stall_s = stall_s
         self.sent = 0
         self.fired = False
         self._stall_until = 0.0
-        self.channel_info = f"adapter fault wrapper over {inner.channel_info}"
-        super().__init__(channel=str(getattr(inner, "channel", "") or "faulty"))
+        super().__init__(inner, label="adapter fault wrapper")
 
     def send(self, msg: can.Message, timeout: float | None = None) -> None:
         """Send through the inner bus unless the fault is active."""
@@ -179,16 +176,6 @@ class AdapterFaultBus(can.BusABC):
                 if now < self._stall_until:
                     return
         self._inner.send(msg, timeout)
-
-    def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
-        """Never receives: the ISO-TP stacks read through the inner bus's notifier."""
-        del timeout
-        return None, False
-
-    def shutdown(self) -> None:
-        """Mark the wrapper shut down; the inner bus stays open."""
-        if not self._is_shutdown:
-            super().shutdown()
 
 
 @contextlib.contextmanager
@@ -232,6 +219,27 @@ def flash(
     ) as session:
         wrapper = session.bus if isinstance(session.bus, AdapterFaultBus) else None
         return flash_ecu(session, image), wrapper
+
+
+def traced_flash(
+    engine: Engine,
+    capture: TraceCapture,
+    bus: tuple[can.BusABC, can.Notifier],
+    ecu: EcuDefinition,
+    image: FirmwareImage,
+    **submit: Any,
+) -> FlashResult:
+    """Flash `image` (to TARGET_VERSION) through `engine`'s channel "CAN1" on `bus` (bus and
+    notifier) with `capture` attached to it; it must succeed. The capture is drained into its
+    store and detached after; `submit`: more `Engine.submit_flash` keywords."""
+    capture.attach("CAN1", *bus)
+    result = engine.submit_flash(
+        "CAN1", ecu, image, expected_version=TARGET_VERSION, boot_wait_s=BOOT_WAIT_S, **submit
+    ).result(60)
+    assert isinstance(result, FlashResult) and result.ok, result.error
+    capture.drain_into_store()
+    capture.detach("CAN1")
+    return result
 
 
 def memory_matches(sim: SimEcu, image: FirmwareImage) -> bool:
