@@ -1,21 +1,34 @@
-"""Shared test fixtures: offscreen Qt, isolated user folders, leak checks for threads and buses.
+"""Shared test fixtures: offscreen Qt, isolated user folders, leak checks for threads and buses,
+an in-process keyring, the exceptions of threads that died.
 
 The leak checks (a `fota-*` thread or a python-can `virtual` bus left open fails the test) are
-the plugin tests/helpers/leaks.py.
+the plugin tests/helpers/leaks.py; the seeded demo workspace fixtures come from
+tests/helpers/cli.py, the simulated-machine rig `make_rig` from tests/fakes/uds_tester.py.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import hypothesis  # noqa: F401  (imported now: hypothesis's plugin would import it at session end)
+import keyring
 import pytest
+
+from tests.fakes.memory_keyring import MemoryKeyring
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-pytest_plugins = ["tests.helpers.leaks", "pytester"]
+pytest_plugins = [
+    "tests.helpers.leaks",
+    "tests.helpers.cli",
+    # `make_rig`: a simulated machine with one demo ECU and a raw UDS tester.
+    "tests.fakes.uds_tester",
+    "pytester",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -42,3 +55,26 @@ def can_channel() -> str:
 def workspace_dir(tmp_path: Path) -> Path:
     """An empty folder for a test workspace."""
     return tmp_path / "ws"
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    """An in-process keyring installed as the keyring for this test (the previous one after)."""
+    previous = keyring.get_keyring()
+    ring = MemoryKeyring()
+    keyring.set_keyring(ring)
+    try:
+        yield ring
+    finally:
+        keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def thread_deaths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What threads of this test died of ("thread: exception"), collected through
+    `threading.excepthook` instead of a raw traceback on stderr; a test asserts it stays empty."""
+    died: list[str] = []
+    monkeypatch.setattr(
+        threading, "excepthook", lambda args: died.append(f"{args.thread}: {args.exc_value!r}")
+    )
+    return died

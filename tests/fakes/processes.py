@@ -1,5 +1,6 @@
-"""Child processes the crash tests kill on purpose: run a CLI flash, follow its progress bar on
-stderr, SIGKILL it at a chosen percentage (tests and the reliability campaign share it). POSIX."""
+"""Child processes the tests drive: a CLI flash followed on its progress bar and SIGKILLed at a
+chosen percentage (tests and the reliability campaign share it), and interpreters started to
+race each other at one moment. POSIX."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import re
 import selectors
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
 #: The percentage in the CLI's progress bar ("42.5 %").
 PERCENT = re.compile(rb"(\d+\.\d) %")
@@ -43,3 +47,41 @@ def sigkill_at_percent(
             proc.wait()
         proc.stderr.close()
     return reached
+
+
+#: This checkout: a child process imports fota_studio (and tests) from here.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This process's environment with this checkout on PYTHONPATH (and `extra` set)."""
+    return dict(os.environ, PYTHONPATH=str(REPO_ROOT), **extra)
+
+
+def python_child(script: str, *argv: str, **pipes: Any) -> subprocess.Popen[str]:
+    """This interpreter running `script` (`python -c`) with `argv`, text I/O, `child_env()`;
+    `pipes`: the streams to pipe (stdin=/stdout=/stderr=subprocess.PIPE)."""
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *argv], text=True, env=child_env(), **pipes
+    )
+
+
+def start_together(
+    script: str, first_arg: str, count: int = 4, delay_s: float = 3.0
+) -> list[subprocess.Popen[str]]:
+    """`count` `python_child`ren running `script` (argv: `first_arg`, then the wall-clock time
+    `delay_s` from now at which to start racing, once every one has imported everything), with
+    stdout and stderr piped."""
+    start = str(time.time() + delay_s)
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    return [python_child(script, first_arg, start, **pipes) for _ in range(count)]
+
+
+def end_child(proc: subprocess.Popen[str]) -> None:
+    """Kill `proc` if it still runs, reap it and close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()

@@ -1,8 +1,10 @@
-"""Damaged storage for the workspace-check tests and the reliability campaign's hostile cases."""
+"""Damaged and foreign storage for the workspace tests and the reliability campaign's hostile
+cases."""
 
 from __future__ import annotations
 
 import random
+import sqlite3
 from pathlib import Path
 
 
@@ -26,3 +28,20 @@ def scribble_btree_pages(db: Path, rng: random.Random, pages: int = 3) -> list[i
         data[at : at + 64] = rng.randbytes(64)
     db.write_bytes(bytes(data))
     return chosen
+
+
+def newer_schema_database(folder: Path) -> Path:
+    """A workspace database in `folder` as a newer FOTA Studio leaves it (schema version one
+    above ours, a table we do not know); its path."""
+    from fota_studio.infra.workspace import DB_NAME, SCHEMA_VERSION
+
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / DB_NAME
+    raw = sqlite3.connect(db)
+    try:
+        raw.execute("CREATE TABLE future (x)")
+        raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        raw.commit()
+    finally:
+        raw.close()
+    return db

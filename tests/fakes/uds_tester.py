@@ -1,15 +1,14 @@
 """A PLAIN udsoncan/can-isotp tester for the simulated ECUs, and the rig the sim tests share.
 
 `UdsTester` is a udsoncan client on its own python-can `virtual` bus instance (or the paced
-bus); `make_rig` (a pytest fixture: import it by name into the test module) starts a simulated
-machine with one demo ECU and a tester; `ask` sends one raw request; `enter_bootloader`,
+bus); `make_rig` (a pytest fixture, registered for every test by tests/conftest.py) starts a
+simulated machine with one demo ECU and a tester; `ask` sends one raw request; `enter_bootloader`,
 `unlock_programming`, `download` and `flash` run the reprogramming sequence by hand. Nothing of
 the flash engine is used. Used by tests/unit/test_sim_*.py and test_decode_sim_flash.py.
 """
 
 from __future__ import annotations
 
-import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from fota_studio.demo import catalog as demo_catalog
 from fota_studio.sim.machine import SimMachine
 from fota_studio.sim.paced_bus import PacedVirtualBus
 from fota_studio.sim.uds_ecu import SimEcuOptions
+from tests.helpers.waiting import poll_until
 
 
 class RawCodec(udsoncan.DidCodec):  # type: ignore[misc]
@@ -152,11 +152,8 @@ def nrc_of(call: Callable[[], Any]) -> int:
 
 def wait_for(cond: Callable[[], bool], timeout_s: float = 5.0) -> None:
     """Wait until `cond()` holds (polling), fail the test otherwise."""
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.01)
+    if not poll_until(cond, timeout_s):
+        pytest.fail("condition not reached in time")
 
 
 #: A date_tester fingerprint of the EA's default length (19 bytes: 3 BCD date + 16 name).

@@ -6,16 +6,20 @@ Used by tests/unit/test_workflow*.py, test_flash_kill.py and tests/ui/test_workf
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from fota_studio.core.events import EngineEvent
 from fota_studio.demo.bench import DemoBench
 from fota_studio.demo.seed import ensure_demo
 from fota_studio.engine.workflow import WorkflowOptions, create_request
 from fota_studio.infra.workspace import Workspace
+from tests.fakes.processes import child_env
 
 MACHINE = "Unit #1001"
 ECU = "VCU"
@@ -91,6 +95,24 @@ def bench(ws: Workspace, sink: Recorder, **kw: object) -> Iterator[DemoBench]:
 
 def new_request(ws: Workspace, version: str = "3.2.0") -> int:
     return create_request(ws, MACHINE, ECU, version, confirm=True, created_by="tester").id
+
+
+def start_killable_run(
+    workspace_dir: Path, folder: Path, **output: Any
+) -> tuple[int, subprocess.Popen[str]]:
+    """A new request in a demo workspace at `workspace_dir`, and a child process running it
+    (KILLABLE_RUN_SCRIPT, written into `folder`); `output`: Popen's stdout/text arguments.
+    Returns (request id, the child)."""
+    with demo_ws(workspace_dir) as ws:
+        rid = new_request(ws)
+    script = folder / "child.py"
+    script.write_text(KILLABLE_RUN_SCRIPT)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(workspace_dir), str(rid)],
+        env=child_env(),
+        **output,
+    )
+    return rid, child
 
 
 def options(**kw: object) -> WorkflowOptions:
