@@ -9,8 +9,9 @@ marked Tx, whether the bus echoes own frames or the engine fans them out."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import can
@@ -28,18 +29,10 @@ from fota_studio.protocols.uds_link import UdsLink
 from fota_studio.sim.uds_ecu import BOOTLOADER
 from tests.fakes import sim_rig
 from tests.fakes.sim_rig import AdapterFaultBus
+from tests.helpers.waiting import poll_until
 
 #: Upper bound for a failing flash here; the defect was an endless wait.
 FLASH_BOUND_S = 30.0
-
-
-def _wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def test_bus_off_mid_transfer_fails_named_and_rerun_succeeds(
@@ -80,12 +73,21 @@ def test_bus_off_mid_transfer_fails_named_and_rerun_succeeds(
         engine.shutdown()
 
 
+@contextlib.contextmanager
+def _faulty_link(channel: str, mode: str) -> Iterator[tuple[AdapterFaultBus, IsoTpLink]]:
+    """An ISO-TP link to the fast VCU's bootloader IDs over an adapter failing (`mode`) from
+    its first frame; the adapter wrapper is shut down on exit."""
+    conn = sim_rig.fast_ecu().connection
+    with sim_rig.tester_bus(channel) as (bus, notifier):
+        faulty = AdapterFaultBus(bus, mode=mode, after_frames=0)
+        try:
+            yield faulty, IsoTpLink(faulty, notifier, conn, conn.bootloader)
+        finally:
+            faulty.shutdown()
+
+
 def test_adapter_error_leaves_the_isotp_thread_running(can_channel: str) -> None:
-    ecu = sim_rig.fast_ecu()
-    conn = ecu.connection
-    with sim_rig.tester_bus(can_channel) as (bus, notifier):
-        faulty = AdapterFaultBus(bus, mode="glitch", after_frames=0)
-        link = IsoTpLink(faulty, notifier, conn, conn.bootloader)
+    with _faulty_link(can_channel, "glitch") as (faulty, link):
         link.start()
         try:
             with pytest.raises(AdapterSendError) as info:
@@ -97,30 +99,25 @@ def test_adapter_error_leaves_the_isotp_thread_running(can_channel: str) -> None
             assert faulty.sent == 2
         finally:
             link.stop()
-            faulty.shutdown()
 
 
 def test_tester_present_keeper_survives_adapter_errors(can_channel: str) -> None:
-    ecu = sim_rig.fast_ecu()
-    conn = ecu.connection
-    with sim_rig.tester_bus(can_channel) as (bus, notifier):
-        faulty = AdapterFaultBus(bus, mode="bus_off", after_frames=0)
-        uds = UdsLink(IsoTpLink(faulty, notifier, conn, conn.bootloader), ecu.uds)
+    with _faulty_link(can_channel, "bus_off") as (faulty, link):
+        uds = UdsLink(link, sim_rig.fast_ecu().uds)
         uds.open()
         keeper = uds_link.TesterPresentKeeper("VCU", 0.05)
         keeper.set_link(uds)
         keeper.start()
         try:
-            assert _wait_for(lambda: keeper.failures >= 3)
+            assert poll_until(lambda: keeper.failures >= 3)
             assert "bus-off" in keeper.last_error
             # The adapter recovers: TesterPresent goes out again from the same thread.
             faulty.mode = "stall"  # stall_s = 0: every frame passes
-            assert _wait_for(lambda: keeper.sent >= 2)
+            assert poll_until(lambda: keeper.sent >= 2)
             assert keeper.last_error == ""
         finally:
             keeper.stop()
             uds.close()
-            faulty.shutdown()
 
 
 def _tester_ids(ecu_name: str) -> set[int]:
@@ -159,18 +156,9 @@ def test_engine_tx_frames_reach_trace_and_bus_log_once(
                 own_notifier = notifier = can.Notifier(bus, [], timeout=0.05)
                 engine.attach_channel("CAN1", bus, notifier)
                 assert not engine.echoes_tx("CAN1")
-            capture.attach("CAN1", bus, notifier)
-            result = engine.submit_flash(
-                "CAN1",
-                ecu,
-                image,
-                expected_version=sim_rig.TARGET_VERSION,
-                boot_wait_s=1.5,
-                buslog_path=blf,
-            ).result(60)
-            assert result.ok, result.error
-            capture.drain_into_store()
-            capture.detach("CAN1")
+            result = sim_rig.traced_flash(
+                engine, capture, (bus, notifier), ecu, image, buslog_path=blf
+            )
     finally:
         engine.shutdown()
         if own_notifier is not None:
@@ -236,20 +224,17 @@ class _VanishingBus(can.BusABC):  # type: ignore[misc]
 
 
 def test_receive_errors_become_one_adapter_event_not_a_dead_thread(
-    monkeypatch: pytest.MonkeyPatch,
+    thread_deaths: list[str],
 ) -> None:
-    import threading
 
     from fota_studio.core.events import EngineEvent, LogLine
 
-    died: list[str] = []
-    monkeypatch.setattr(threading, "excepthook", lambda args: died.append(repr(args.exc_value)))
     events: list[EngineEvent] = []
     bus = _VanishingBus()
     engine = Engine(events.append)
     try:
         notifier = engine.attach_channel("CAN1", bus)
-        assert _wait_for(lambda: bus.reads > 10)  # the receive loop goes on, paced
+        assert poll_until(lambda: bus.reads > 10)  # the receive loop goes on, paced
         reads_then = bus.reads
         time.sleep(0.2)
         assert bus.reads - reads_then < 20  # about one try per receive timeout, not a spin
@@ -264,4 +249,4 @@ def test_receive_errors_become_one_adapter_event_not_a_dead_thread(
     finally:
         engine.shutdown()
         bus.shutdown()
-    assert died == []
+    assert thread_deaths == []

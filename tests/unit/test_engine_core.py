@@ -24,14 +24,7 @@ from fota_studio.engine.flash_job import FlashResult
 from fota_studio.engine.progress import ProgressReporter
 from fota_studio.engine.records import list_flash_records
 from fota_studio.infra.workspace import Workspace
-from tests.fakes.flash import (
-    fast_ecu,
-    fast_sim_options,
-    make_image,
-    memory_matches,
-    sim_ecu,
-    transfer_first_frames,
-)
+from tests.fakes.flash import fast_ecu, fast_sim, make_image, memory_matches, transfer_first_frames
 
 
 class _Events:
@@ -129,7 +122,7 @@ def test_flash_through_engine_and_shutdown_leaves_nothing(can_channel: str, tmp_
     ecu = fast_ecu("VCU")
     image = make_image("5.0.0")
     events = _Events()
-    with sim_ecu(ecu, can_channel, tmp_path, options=fast_sim_options()) as sim:
+    with fast_sim(ecu, can_channel, tmp_path) as sim:
         engine = _virtual_engine(events, can_channel)
         bus, _ = engine.bus_of("CAN1")
         try:
@@ -167,7 +160,7 @@ def test_cancel_at_safe_points_then_rerun(
     ecu = fast_ecu("VCU")
     image = make_image("6.0.0", (0x1000, 0x800))
     events = _Events()
-    with sim_ecu(ecu, can_channel, tmp_path, options=fast_sim_options()) as sim:
+    with fast_sim(ecu, can_channel, tmp_path) as sim:
         engine = _virtual_engine(events, can_channel)
         try:
             holder: dict[str, int] = {}
@@ -229,7 +222,7 @@ def test_flash_records_installed_version_and_each_tx_frame_once(
     assert engine.echoes_tx("CAN1") is echo
     try:
         with (
-            sim_ecu(ecu, can_channel, tmp_path, options=fast_sim_options()) as sim,
+            fast_sim(ecu, can_channel, tmp_path) as sim,
             Workspace.open(tmp_path / "ws") as ws,
         ):
             store = EaStore(ws)

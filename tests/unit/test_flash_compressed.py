@@ -19,14 +19,7 @@ from fota_studio.core.firmware import FirmwareImage, Segment
 from fota_studio.core.flash_plan import make_plan
 from fota_studio.demo import catalog as demo_catalog
 from fota_studio.engine.flash_job import FlashResult
-from tests.fakes.flash import (
-    assert_no_violations,
-    fast_ecu,
-    fast_sim_options,
-    flash_image,
-    memory_matches,
-    sim_ecu,
-)
+from tests.fakes.flash import assert_no_violations, fast_ecu, fast_sim, flash_image, memory_matches
 from tests.fakes.machine_code import machine_code
 
 
@@ -75,9 +68,7 @@ def test_compressed_flash_of_each_demo_ecu(
     ea.ecus = [ecu if e.name == name else e for e in ea.ecus]
     assert not [p for p in validate(ea) if p.severity is Severity.ERROR]
     image = firmware_image("5.0.0")
-    with sim_ecu(
-        ecu, can_channel, tmp_path / "sim", fd=ecu.connection.fd, options=fast_sim_options()
-    ) as sim:
+    with fast_sim(ecu, can_channel, tmp_path / "sim", fd=ecu.connection.fd) as sim:
         result = flash(ecu, can_channel, image, "5.0.0")
         assert result.ok and result.verified, result.error
         assert memory_matches(sim, image)
@@ -104,7 +95,7 @@ def test_unknown_method_is_refused_with_a_clear_error(can_channel: str, tmp_path
     assert tester.uds.compression is not None
     tester.uds.compression.method_id = 5
     image = firmware_image("5.0.1")
-    with sim_ecu(machine, can_channel, tmp_path / "sim", options=fast_sim_options()):
+    with fast_sim(machine, can_channel, tmp_path / "sim"):
         result = flash(tester, can_channel, image, "5.0.1")
     assert not result.ok
     assert isinstance(result.error, UdsNegativeResponseError)
@@ -119,7 +110,7 @@ def test_uncompressed_ecu_refuses_a_compressed_download(can_channel: str, tmp_pa
     machine = fast_ecu()
     tester = copy.deepcopy(machine)
     tester.uds.compression = CompressionSettings(method_id=1, codec="lz4")
-    with sim_ecu(machine, can_channel, tmp_path / "sim", options=fast_sim_options()):
+    with fast_sim(machine, can_channel, tmp_path / "sim"):
         result = flash(tester, can_channel, firmware_image("5.0.2"), "5.0.2")
     assert isinstance(result.error, UdsNegativeResponseError) and result.error.nrc == 0x31
 

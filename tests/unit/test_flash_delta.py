@@ -21,10 +21,9 @@ from tests.fakes.flash import (
     assert_no_violations,
     erase_requests,
     fast_ecu,
-    fast_sim_options,
+    fast_sim,
     flash_image,
     memory_matches,
-    sim_ecu,
 )
 from tests.fakes.machine_code import machine_code
 
@@ -64,7 +63,7 @@ def test_delta_reflash_writes_only_the_changed_sectors(can_channel: str, tmp_pat
     old = image("6.0.0")
     # The new version: the header sector (version string) and one sector in the middle differ.
     new = image("6.1.0", patch={7 * SECTOR + 0x10: b"\x00\x11\x22\x33" * 8})
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+    with fast_sim(ecu, can_channel, tmp_path / "sim") as sim:
         first = flash(ecu, can_channel, old, "6.0.0")
         assert first.ok and first.verified, first.error
         total = first.record.bytes_total
@@ -91,7 +90,7 @@ def test_delta_reflash_writes_only_the_changed_sectors(can_channel: str, tmp_pat
 def test_unchanged_image_writes_nothing_and_still_checks(can_channel: str, tmp_path: Path) -> None:
     ecu = delta_ecu()
     img = image("6.2.0", size=6 * SECTOR)
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+    with fast_sim(ecu, can_channel, tmp_path / "sim") as sim:
         assert flash(ecu, can_channel, img, "6.2.0").ok
         again = flash(ecu, can_channel, img, "6.2.0")
         assert again.ok and again.verified, again.error
@@ -106,7 +105,7 @@ def test_delta_with_compression(can_channel: str, tmp_path: Path) -> None:
     ecu.uds.compression = CompressionSettings(method_id=2, codec="lz4")
     old = image("6.3.0", size=8 * SECTOR)
     new = image("6.3.1", size=8 * SECTOR, patch={3 * SECTOR: b"\xa5" * 64})
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+    with fast_sim(ecu, can_channel, tmp_path / "sim") as sim:
         assert flash(ecu, can_channel, old, "6.3.0").ok
         second = flash(ecu, can_channel, new, "6.3.1")
         assert second.ok and second.verified, second.error
@@ -121,7 +120,7 @@ def test_ecu_without_the_routine_gets_the_whole_image(can_channel: str, tmp_path
     machine = copy.deepcopy(tester)
     machine.uds.sector_checksum = None
     img = image("6.4.0", size=4 * SECTOR)
-    with sim_ecu(machine, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+    with fast_sim(machine, can_channel, tmp_path / "sim") as sim:
         result = flash(tester, can_channel, img, "6.4.0")
         assert result.ok and result.verified, result.error
         assert memory_matches(sim, img)

@@ -12,7 +12,7 @@ from fota_studio.sim.faults import Fault
 from tests.fakes.flash import (
     demo_ecu,
     fast_ecu,
-    fast_sim_options,
+    fast_sim,
     flash_image,
     flash_session,
     make_image,
@@ -59,7 +59,7 @@ def test_flash_without_bootloader_entry_frame(can_channel: str, tmp_path: Path) 
     ecu.connection.bootloader_entry = None
     image = make_image("1.6.0")
     with (
-        sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim,
+        fast_sim(ecu, can_channel, tmp_path / "sim") as sim,
         flash_session(ecu, can_channel, expected_version="1.6.0") as session,
     ):
         result = flash_ecu(session, image)

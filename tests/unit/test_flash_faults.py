@@ -12,14 +12,7 @@ from fota_studio.core.errors import TransferError, UdsNegativeResponseError, Ver
 from fota_studio.engine.flash_job import FlashResult
 from fota_studio.sim.faults import Fault
 from fota_studio.sim.uds_ecu import SimEcu
-from tests.fakes.flash import (
-    fast_ecu,
-    fast_sim_options,
-    flash_image,
-    make_image,
-    memory_matches,
-    sim_ecu,
-)
+from tests.fakes.flash import fast_ecu, fast_sim, flash_image, make_image, memory_matches
 
 IMAGE = make_image("4.0.0", (0x900, 0x500), gap=0x300)
 
@@ -63,7 +56,7 @@ def _assert_recovers(sim: SimEcu, channel: str) -> None:
 def test_nrc_fails_with_named_error_and_rerun_succeeds(
     step: str, nrc: int, can_channel: str, tmp_path: Path
 ) -> None:
-    with sim_ecu(fast_ecu(), can_channel, tmp_path, options=fast_sim_options()) as sim:
+    with fast_sim(fast_ecu(), can_channel, tmp_path) as sim:
         sim.inject(Fault(step=step, kind="nrc", arg=nrc))
         result = _flash(sim, can_channel)
         assert not result.ok
@@ -81,7 +74,7 @@ def test_nrc_fails_with_named_error_and_rerun_succeeds(
 def test_no_answer_times_out_and_rerun_succeeds(
     step: str, can_channel: str, tmp_path: Path
 ) -> None:
-    with sim_ecu(fast_ecu(), can_channel, tmp_path, options=fast_sim_options()) as sim:
+    with fast_sim(fast_ecu(), can_channel, tmp_path) as sim:
         sim.inject(Fault(step=step, kind="no_answer"))
         result = _flash(sim, can_channel)
         assert not result.ok
@@ -93,7 +86,7 @@ def test_no_answer_times_out_and_rerun_succeeds(
 
 @pytest.mark.parametrize("step", ["security_level_1", "request_download", "transfer_exit"])
 def test_dropped_response_frame_fails(step: str, can_channel: str, tmp_path: Path) -> None:
-    with sim_ecu(fast_ecu(), can_channel, tmp_path, options=fast_sim_options()) as sim:
+    with fast_sim(fast_ecu(), can_channel, tmp_path) as sim:
         sim.inject(Fault(step=step, kind="drop", arg=1))
         result = _flash(sim, can_channel)
         assert not result.ok
@@ -104,7 +97,7 @@ def test_dropped_response_frame_fails(step: str, can_channel: str, tmp_path: Pat
 def test_transfer_block_timeout_is_resent_with_same_counter(
     can_channel: str, tmp_path: Path
 ) -> None:
-    with sim_ecu(fast_ecu(), can_channel, tmp_path, options=fast_sim_options()) as sim:
+    with fast_sim(fast_ecu(), can_channel, tmp_path) as sim:
         sim.inject(Fault(step="transfer_data", kind="drop", arg=1))
         sim.inject(Fault(step="transfer_data", kind="no_answer"))
         result = _flash(sim, can_channel)
@@ -114,7 +107,7 @@ def test_transfer_block_timeout_is_resent_with_same_counter(
 
 
 def test_transfer_block_retries_are_bounded(can_channel: str, tmp_path: Path) -> None:
-    with sim_ecu(fast_ecu(), can_channel, tmp_path, options=fast_sim_options()) as sim:
+    with fast_sim(fast_ecu(), can_channel, tmp_path) as sim:
         sim.inject(Fault(step="transfer_data", kind="no_answer", count=10))
         result = _flash(sim, can_channel)
         assert not result.ok
@@ -124,14 +117,14 @@ def test_transfer_block_retries_are_bounded(can_channel: str, tmp_path: Path) ->
 
 
 def test_busy_repeat_request_is_retried(can_channel: str, tmp_path: Path) -> None:
-    with sim_ecu(fast_ecu(), can_channel, tmp_path, options=fast_sim_options()) as sim:
+    with fast_sim(fast_ecu(), can_channel, tmp_path) as sim:
         sim.inject(Fault(step="request_download", kind="nrc", arg=0x21))
         result = _flash(sim, can_channel)
         assert result.ok, result.error
 
 
 def test_power_loss_during_transfer(can_channel: str, tmp_path: Path) -> None:
-    with sim_ecu(fast_ecu(), can_channel, tmp_path, options=fast_sim_options()) as sim:
+    with fast_sim(fast_ecu(), can_channel, tmp_path) as sim:
         sim.inject(Fault(step="transfer_data", kind="power_loss", arg=0x500))
         result = _flash(sim, can_channel)
         assert not result.ok
@@ -142,7 +135,7 @@ def test_power_loss_during_transfer(can_channel: str, tmp_path: Path) -> None:
 
 
 def test_erase_failure_and_wrong_key(can_channel: str, tmp_path: Path) -> None:
-    with sim_ecu(fast_ecu(), can_channel, tmp_path, options=fast_sim_options()) as sim:
+    with fast_sim(fast_ecu(), can_channel, tmp_path) as sim:
         sim.inject(Fault(step="erase", kind="fail"))
         result = _flash(sim, can_channel)
         assert isinstance(result.error, UdsNegativeResponseError)
@@ -157,7 +150,7 @@ def test_erase_failure_and_wrong_key(can_channel: str, tmp_path: Path) -> None:
 
 
 def test_refused_bootloader_entry(can_channel: str, tmp_path: Path) -> None:
-    with sim_ecu(fast_ecu(), can_channel, tmp_path, options=fast_sim_options()) as sim:
+    with fast_sim(fast_ecu(), can_channel, tmp_path) as sim:
         sim.inject(Fault(step="bootloader_entry", kind="refuse"))
         result = _flash(sim, can_channel)
         assert not result.ok
@@ -174,7 +167,7 @@ def test_refused_bootloader_entry(can_channel: str, tmp_path: Path) -> None:
 
 
 def test_wrong_version_after_reset_is_not_a_success(can_channel: str, tmp_path: Path) -> None:
-    with sim_ecu(fast_ecu(), can_channel, tmp_path, options=fast_sim_options()) as sim:
+    with fast_sim(fast_ecu(), can_channel, tmp_path) as sim:
         result = _flash(sim, can_channel, ecu_expected="9.9.9")
         assert not result.ok
         assert isinstance(result.error, VerificationError)
@@ -182,7 +175,7 @@ def test_wrong_version_after_reset_is_not_a_success(can_channel: str, tmp_path: 
 
 
 def test_read_version_refused(can_channel: str, tmp_path: Path) -> None:
-    with sim_ecu(fast_ecu(), can_channel, tmp_path, options=fast_sim_options()) as sim:
+    with fast_sim(fast_ecu(), can_channel, tmp_path) as sim:
         sim.inject(Fault(step="read_version", kind="nrc", arg=0x22, count=1000))
         result = _flash(sim, can_channel)
         assert not result.ok
@@ -191,8 +184,7 @@ def test_read_version_refused(can_channel: str, tmp_path: Path) -> None:
 
 
 def test_precondition_violation_stops_before_erase(can_channel: str, tmp_path: Path) -> None:
-    opts = fast_sim_options(vehicle_speed_kmh=12)
-    with sim_ecu(fast_ecu(), can_channel, tmp_path, options=opts) as sim:
+    with fast_sim(fast_ecu(), can_channel, tmp_path, vehicle_speed_kmh=12) as sim:
         result = _flash(sim, can_channel)
         assert not result.ok
         assert result.record.failed_step == "preconditions"

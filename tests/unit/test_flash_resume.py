@@ -10,11 +10,10 @@ from pathlib import Path
 from fota_studio.core.ea import CompressionSettings, EcuDefinition, SectorChecksum, StepKind
 from fota_studio.core.firmware import FirmwareImage, Segment
 from fota_studio.demo import catalog as demo_catalog
-from fota_studio.engine.flash_job import FlashResult, FlashSession, flash_ecu
+from fota_studio.engine.flash_job import FlashResult
 from fota_studio.sim.faults import Fault
-from tests.fakes.flash import fast_ecu, fast_sim_options, memory_matches, open_tester_bus, sim_ecu
+from tests.fakes.flash import fast_ecu, fast_sim, flash_image, memory_matches
 from tests.fakes.machine_code import machine_code
-from tests.fakes.sim_rig import AdapterFaultBus
 
 SECTOR = 0x1000
 
@@ -41,34 +40,17 @@ def flash(
     stall: dict[str, float] | None = None,
 ) -> FlashResult:
     """One flash; `stall`: the tester's frames are lost for `stall_s` after `after_frames`."""
-    with open_tester_bus(channel, ecu.connection.fd) as (bus, notifier):
-        wrapper = None
-        if stall is not None:
-            wrapper = AdapterFaultBus(
-                bus,
-                mode="stall",
-                after_frames=int(stall["after_frames"]),
-                stall_s=stall["stall_s"],
-            )
-        session = FlashSession(
-            ecu=ecu,
-            bus=wrapper or bus,
-            notifier=notifier,
-            expected_version=version,
-            boot_wait_s=1.5,
-        )
-        try:
-            return flash_ecu(session, img)
-        finally:
-            if wrapper is not None:
-                wrapper.shutdown()
+    fault = None
+    if stall is not None:
+        fault = {**stall, "mode": "stall", "after_frames": int(stall["after_frames"])}
+    return flash_image(ecu, channel, img, adapter_fault=fault, expected_version=version)
 
 
 def test_resume_after_power_loss_at_70_percent(can_channel: str, tmp_path: Path) -> None:
     ecu = resumable_ecu()
     img = image("7.0.0")
     total = len(img.segments[0].data)
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+    with fast_sim(ecu, can_channel, tmp_path / "sim") as sim:
         sim.inject(Fault(step="transfer_data", kind="power_loss", arg=total * 7 // 10))
         first = flash(ecu, can_channel, img, "7.0.0")
         assert not first.ok and first.record.failed_step == "transfer_data"
@@ -89,7 +71,7 @@ def test_resume_after_power_loss_with_compression(can_channel: str, tmp_path: Pa
     ecu.uds.compression = CompressionSettings(method_id=1, codec="zlib")
     img = image("7.1.0", size=12 * SECTOR)
     total = len(img.segments[0].data)
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+    with fast_sim(ecu, can_channel, tmp_path / "sim") as sim:
         sim.inject(Fault(step="transfer_data", kind="power_loss", arg=total // 2))
         assert not flash(ecu, can_channel, img, "7.1.0").ok
         second = flash(ecu, can_channel, img, "7.1.0")
@@ -107,7 +89,7 @@ def test_bus_outage_shorter_than_s3_resumes_in_session(can_channel: str, tmp_pat
     step = next(s for s in ecu.uds.sequence if s.kind is StepKind.TRANSFER_DATA)
     step.params["max_retries"] = 0
     img = image("7.2.0", size=16 * SECTOR)
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+    with fast_sim(ecu, can_channel, tmp_path / "sim") as sim:
         result = flash(ecu, can_channel, img, "7.2.0", stall={"after_frames": 1500, "stall_s": 2.0})
         assert result.ok and result.verified, result.error
         assert memory_matches(sim, img)

@@ -25,12 +25,11 @@ from fota_studio.engine.flash_job import (
     FlashResult,
 )
 from fota_studio.sim.faults import Fault
-from fota_studio.sim.uds_ecu import SimEcuOptions
 from tests.fakes.flash import (
     assert_no_violations,
     erase_requests,
     fast_ecu,
-    fast_sim_options,
+    fast_sim,
     flash_image,
     make_image,
     memory_matches,
@@ -68,9 +67,7 @@ def test_silent_during_the_reset_then_one_probe(can_channel: str, tmp_path: Path
     ecu.uds.timing.reset_time_ms = 300  # the ECU reboots in 295 ms (just under, as documented)
     image = make_image("4.1.0", (0x900, 0x500), gap=0x300)
     blf = tmp_path / "bus.blf"
-    with sim_ecu(
-        ecu, can_channel, tmp_path / "sim", options=fast_sim_options(reset_time_ms=None)
-    ) as sim:
+    with fast_sim(ecu, can_channel, tmp_path / "sim", reset_time_ms=None) as sim:
         result = _flash(ecu, can_channel, image, expected="4.1.0", buslog=blf)
         assert result.ok, result.error
         assert_no_violations(sim)
@@ -92,9 +89,8 @@ def test_bootloader_slower_than_its_entry_delay_is_probed(can_channel: str, tmp_
     unanswered, the sequence starts when it answers (the old engine's 10 03 timed out)."""
     tester = fast_ecu()
     machine = copy.deepcopy(tester)
-    opts = fast_sim_options(boot_time_ms=250)
     image = make_image("4.2.0", (0x900,))
-    with sim_ecu(machine, can_channel, tmp_path / "sim", options=opts) as sim:
+    with fast_sim(machine, can_channel, tmp_path / "sim", boot_time_ms=250) as sim:
         result = _flash(tester, can_channel, image, expected="4.2.0")
         assert result.ok, result.error
         assert memory_matches(sim, image)
@@ -113,7 +109,7 @@ def test_application_that_never_answers_names_the_setting(can_channel: str, tmp_
     tester.uds.preconditions = []
     tester.uds.timing.application_start_timeout_s = 0.8
     image = make_image("4.3.0", (0x600,))
-    with sim_ecu(machine, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+    with fast_sim(machine, can_channel, tmp_path / "sim") as sim:
         result = _flash(tester, can_channel, image, expected="4.3.0", boot_wait_s=None)
         assert memory_matches(sim, image)
     assert not result.ok and result.outcome == OUTCOME_FAILED
@@ -129,7 +125,7 @@ def test_application_that_never_answers_names_the_setting(can_channel: str, tmp_
 def test_verified_only_when_read_and_equal(can_channel: str, tmp_path: Path) -> None:
     ecu = fast_ecu()
     image = make_image("5.0.0", (0x600,))
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+    with fast_sim(ecu, can_channel, tmp_path / "sim") as sim:
         verified = _flash(ecu, can_channel, image, expected="5.0.0")
         unexpected = _flash(ecu, can_channel, image, expected=None)
         for step in ecu.uds.sequence:
@@ -150,7 +146,7 @@ def test_verified_only_when_read_and_equal(can_channel: str, tmp_path: Path) -> 
 
 def test_failed_flash_claims_nothing(can_channel: str, tmp_path: Path) -> None:
     ecu = fast_ecu()
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+    with fast_sim(ecu, can_channel, tmp_path / "sim") as sim:
         result = _flash(ecu, can_channel, make_image("5.1.0", (0x600,)), expected="9.9.9")
         assert_no_violations(sim)
     assert not result.ok and result.outcome == OUTCOME_FAILED
@@ -164,7 +160,7 @@ def test_fingerprint_has_the_length_the_ecu_wants(can_channel: str, tmp_path: Pa
     ecu = fast_ecu()
     fp = next(s for s in ecu.uds.sequence if s.kind.value == "fingerprint")
     fp.params.update({"length": 9, "format": "raw", "data": "01 02 03"})
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+    with fast_sim(ecu, can_channel, tmp_path / "sim") as sim:
         result = _flash(ecu, can_channel, make_image("5.2.0", (0x600,)), expected="5.2.0")
         assert result.ok, result.error
         assert sim.state().fingerprint_hex == "010203000000000000"
@@ -180,7 +176,7 @@ MULTI = make_image("6.0.0", (0x900, 0x300, 0x1200), gap=0x100)
 def test_per_region_erases_once(can_channel: str, tmp_path: Path) -> None:
     ecu = fast_ecu()
     assert ecu.uds.erase_policy == "per_region"
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+    with fast_sim(ecu, can_channel, tmp_path / "sim") as sim:
         result = _flash(ecu, can_channel, MULTI, expected="6.0.0")
         assert result.ok, result.error
         assert memory_matches(sim, MULTI)
@@ -195,7 +191,7 @@ def test_per_region_erases_once(can_channel: str, tmp_path: Path) -> None:
 def test_per_segment_never_erases_a_sector_twice(can_channel: str, tmp_path: Path) -> None:
     ecu = fast_ecu()
     ecu.uds.erase_policy = "per_segment"
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+    with fast_sim(ecu, can_channel, tmp_path / "sim") as sim:
         result = _flash(ecu, can_channel, MULTI, expected="6.0.0")
         assert result.ok, result.error
         assert memory_matches(sim, MULTI)
@@ -213,7 +209,7 @@ def test_whole_region_and_protected_range(can_channel: str, tmp_path: Path) -> N
     ecu.uds.erase_policy = "whole_region"
     keys = ProtectedRange(name="keys", start=region.end - 0x2000, length=0x1000)
     ecu.uds.protected_ranges = [keys]
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+    with fast_sim(ecu, can_channel, tmp_path / "sim") as sim:
         result = _flash(ecu, can_channel, MULTI, expected="6.0.0")
         assert result.ok, result.error
         assert_no_violations(sim)
@@ -237,8 +233,8 @@ def test_routine_precondition_status(can_channel: str, tmp_path: Path) -> None:
     ecu = fast_ecu()
     ecu.uds.routine_preconditions = [RoutinePrecondition(name="Programming preconditions")]
     image = make_image("7.0.0", (0x600,))
-    opts = fast_sim_options(precondition_status=0x01, precondition_reason="ENGINE")
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=opts) as sim:
+    refusing = {"precondition_status": 0x01, "precondition_reason": "ENGINE"}
+    with fast_sim(ecu, can_channel, tmp_path / "sim", **refusing) as sim:
         refused = _flash(ecu, can_channel, image, expected="7.0.0")
         assert isinstance(refused.error, PreconditionError)
         assert refused.record.failed_step == "preconditions"
@@ -261,7 +257,7 @@ def test_silent_application_fails_preconditions_unless_skippable(
     tester.connection.application = IsoTpAddress(0x7E4, 0x7EC)  # nobody answers there
     tester.uds.timing.application_start_timeout_s = 0.5
     image = make_image("7.1.0", (0x600,))
-    with sim_ecu(machine, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+    with fast_sim(machine, can_channel, tmp_path / "sim") as sim:
         refused = _flash(tester, can_channel, image, boot_wait_s=None)
         assert isinstance(refused.error, PreconditionError)
         assert refused.record.failed_step == "preconditions"
@@ -285,7 +281,7 @@ def test_silent_application_fails_preconditions_unless_skippable(
 def test_rerun_inside_s3_starts_from_the_default_session(can_channel: str, tmp_path: Path) -> None:
     ecu = fast_ecu()
     image = make_image("8.0.0", (0x600,))
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+    with fast_sim(ecu, can_channel, tmp_path / "sim") as sim:
         sim.inject(Fault(step="check", kind="nrc", arg=0x72))
         failed = _flash(ecu, can_channel, image, expected="8.0.0")
         assert not failed.ok and sim.state().session == 0x02  # still programming, S3 running
@@ -306,7 +302,7 @@ def test_rerun_inside_s3_starts_from_the_default_session(can_channel: str, tmp_p
 
 def test_every_phase_is_a_timed_step(can_channel: str, tmp_path: Path) -> None:
     ecu = fast_ecu()
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+    with fast_sim(ecu, can_channel, tmp_path / "sim") as sim:
         result = _flash(ecu, can_channel, MULTI, expected="6.0.0")
         assert result.ok, result.error
         assert_no_violations(sim)
@@ -333,8 +329,8 @@ def test_demo_sim_default_options_have_no_violations(can_channel: str, tmp_path:
     """The simulator's defaults boot just inside the EA's documented times."""
     ecu = fast_ecu("BCU")
     image = make_image("9.0.0", (0x900, 0x500))
-    opts = SimEcuOptions(erase_ms_per_kib=0.5, erase_min_ms=20, pending_interval_ms=50)
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", fd=True, options=opts) as sim:
+    # sim_ecu's own options: short erases, boot and reset at the simulator's defaults.
+    with sim_ecu(ecu, can_channel, tmp_path / "sim", fd=True) as sim:
         result = _flash(ecu, can_channel, image, expected="9.0.0")
         assert result.ok and result.verified, result.error
         assert_no_violations(sim)
@@ -351,9 +347,7 @@ def test_flash_started_while_the_ecu_reboots_waits_for_the_application(
     ecu.uds.timing.reset_time_ms = 2500  # a long reboot window after 11 01
     image = make_image("7.2.0", (0x600,))
     app = ecu.connection.application
-    with sim_ecu(
-        ecu, can_channel, tmp_path / "sim", options=fast_sim_options(reset_time_ms=None)
-    ) as sim:
+    with fast_sim(ecu, can_channel, tmp_path / "sim", reset_time_ms=None) as sim:
         with can.Bus(interface="virtual", channel=can_channel, ignore_config=True) as bus:
             # Someone else resets the ECU (ECUReset hardReset, one ISO-TP single frame) ...
             bus.send(

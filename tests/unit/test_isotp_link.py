@@ -17,7 +17,7 @@ from fota_studio.core.ea import AddressingMode, Connection, IsoTpAddress
 from fota_studio.core.errors import UdsNegativeResponseError
 from fota_studio.core.events import EcuBusy, EngineEvent, StepFinished
 from fota_studio.engine.engine import notifier_fanout
-from fota_studio.engine.flash_job import FlashSession, flash_ecu
+from fota_studio.engine.flash_job import flash_ecu
 from fota_studio.protocols.isotp_link import (
     DirectNotifierStack,
     IsoTpLink,
@@ -191,16 +191,9 @@ def test_transfer_data_waits_through_response_pending(can_channel: str, tmp_path
     opts = sim_rig.fast_options(pending_interval_ms=250)
     with (
         sim_rig.sim_ecu(ecu, can_channel, tmp_path / "sim", options=opts) as sim,
-        sim_rig.tester_bus(can_channel) as (bus, notifier),
+        sim_rig.flash_session(ecu, can_channel, expected_version=sim_rig.TARGET_VERSION) as session,
     ):
         sim.inject(Fault("transfer_data", "pending", 3))
-        session = FlashSession(
-            ecu=ecu,
-            bus=bus,
-            notifier=notifier,
-            expected_version=sim_rig.TARGET_VERSION,
-            boot_wait_s=sim_rig.BOOT_WAIT_S,
-        )
         result = flash_ecu(session, image, report)
         assert sim.faults_fired, "the pending fault never fired"
     assert result.ok, result.error

@@ -28,13 +28,7 @@ from fota_studio.infra.pdx_import import (
 )
 from fota_studio.infra.repository import RepositoryStore
 from fota_studio.infra.workspace import Workspace
-from tests.fakes.flash import (
-    fast_ecu,
-    fast_sim_options,
-    flash_image,
-    memory_matches,
-    sim_ecu,
-)
+from tests.fakes.flash import fast_ecu, fast_sim, flash_image, memory_matches
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,7 +70,7 @@ def test_pdx_imports_as_its_blocks_and_flashes_the_simulated_ecu(
         assert len(done.checksums.verified) == 2 and not done.problems
         # ... and the image flashes the simulated ECU.
         ecu = fast_ecu("HCU")
-        with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+        with fast_sim(ecu, can_channel, tmp_path / "sim") as sim:
             flashed = flash_image(ecu, can_channel, image, expected_version="1.7.0")
             assert flashed.ok, flashed.error
             assert memory_matches(sim, image)
@@ -101,21 +95,9 @@ def test_wrong_checksum_is_refused_naming_the_block(tmp_path: Path, bad: int, na
         ws.close()
 
 
-def _loosen(src: Path, dst: Path) -> Path:
-    """The odxtools-written container with one fault other makers' files have: a data format
-    selection the ODX schema does not know."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        for item in zin.infolist():
-            data = zin.read(item.filename)
-            if item.filename.endswith(".odx-f"):
-                data = data.replace(b'SELECTION="BINARY"', b'SELECTION="RAW-BINARY"')
-            zout.writestr(item, data)
-    return dst
-
-
 def test_loose_container_strict_refused_lenient_reports_each_problem(tmp_path: Path) -> None:
     pdx = _builder()
-    loose = _loosen(pdx.write_pdx(tmp_path / "ok.pdx", "1.7.0"), tmp_path / "loose.pdx")
+    loose = pdx.loosen(pdx.write_pdx(tmp_path / "ok.pdx", "1.7.0"), tmp_path / "loose.pdx")
     with pytest.raises(ImageError) as err:
         read_container(loose)
     assert "RAW-BINARY" in str(err.value) and "--lenient" in str(err.value)
@@ -223,7 +205,8 @@ def test_cli_lenient_reports_each_ignored_problem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`repo import --lenient` imports a loose container and prints one line per problem."""
-    loose = _loosen(_builder().write_pdx(tmp_path / "ok.pdx", "1.7.0"), tmp_path / "loose.pdx")
+    pdx = _builder()
+    loose = pdx.loosen(pdx.write_pdx(tmp_path / "ok.pdx", "1.7.0"), tmp_path / "loose.pdx")
     base = ["--workspace", str(tmp_path / "ws"), "--log-level", "WARNING", "repo", "import"]
     assert main([*base, str(loose)]) != 0
     assert "--lenient" in capsys.readouterr().err

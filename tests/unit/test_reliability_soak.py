@@ -47,16 +47,8 @@ def test_live_trace_shows_the_engines_tx_frames(tmp_path: Path) -> None:
     capture = TraceCapture(store)
     try:
         with sim_rig.sim_ecu(ecu, channel, tmp_path / "sim"):  # type: ignore[operator]
-            bus, notifier = engine.open_channel(
-                "CAN1", BusSettings(interface="virtual", channel=channel)
-            )
-            capture.attach("CAN1", bus, notifier)
-            result = engine.submit_flash(
-                "CAN1", ecu, image, expected_version=sim_rig.TARGET_VERSION, boot_wait_s=1.5
-            ).result(60)
-            assert result.ok, result.error
-            capture.drain_into_store()
-            capture.detach("CAN1")
+            bus = engine.open_channel("CAN1", BusSettings(interface="virtual", channel=channel))
+            sim_rig.traced_flash(engine, capture, bus, ecu, image)
     finally:
         engine.shutdown()
     flags = store.column("flags")

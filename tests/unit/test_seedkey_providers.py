@@ -8,8 +8,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import keyring
-import keyring.backend
 import pytest
 
 from fota_studio.core.ea import SecurityLevel
@@ -17,14 +15,7 @@ from fota_studio.core.errors import SecurityAccessError
 from fota_studio.engine.seedkey import SeedKeyRegistry
 from fota_studio.infra import secrets
 from fota_studio.protocols.seedkey_dll import SeedKeyLibrary
-from tests.fakes.flash import (
-    fast_ecu,
-    fast_sim_options,
-    flash_image,
-    make_image,
-    memory_matches,
-    sim_ecu,
-)
+from tests.fakes.flash import fast_ecu, fast_sim, flash_image, make_image, memory_matches
 
 C_SOURCE = r"""
 #include <string.h>
@@ -66,23 +57,6 @@ def vector_lib(tmp_path: Path) -> Path:
     lib = tmp_path / "libseedkey.so"
     subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-o", str(lib), str(src)], check=True)
     return lib
-
-
-class _MemoryKeyring(keyring.backend.KeyringBackend):
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.store.pop((service, username), None)
 
 
 def _level(algorithm: str = "xor32", **params: object) -> SecurityLevel:
@@ -128,31 +102,26 @@ def test_entry_point_plugins_are_discovered(monkeypatch: pytest.MonkeyPatch) -> 
     assert isinstance(reg.provider_for(_level("xor_ep")), mod.BuiltinProvider)
 
 
+@pytest.mark.usefixtures("memory_keyring")
 def test_secret_from_keyring_never_in_messages() -> None:
-    backend = _MemoryKeyring()
-    old = keyring.get_keyring()
-    keyring.set_keyring(backend)
-    try:
-        with pytest.raises(SecurityAccessError, match="vcu-level1") as exc_info:
-            secrets.require_secret("vcu-level1")
-        assert "fota-studio secrets set vcu-level1" in str(exc_info.value)
-        secrets.set_secret("vcu-level1", b"\xde\xad\xbe\xef")
-        assert secrets.require_secret("vcu-level1") == b"\xde\xad\xbe\xef"
-        # the built-in algorithm takes its constant from the keyring secret, not the params
-        level = SecurityLevel(
-            name="l", seed_subfunction=0x01, algorithm="xor32", secret_ref="vcu-level1"
-        )
-        reg = SeedKeyRegistry(load_entry_points=False)
-        assert reg.compute_key(bytes.fromhex("01020304"), level, "VCU") == bytes.fromhex("DFAFBDEB")
-        level.params = {"constant": 0x11111111}  # a stale constant in the EA loses to the secret
-        assert reg.compute_key(bytes(4), level, "VCU") == b"\xde\xad\xbe\xef"
-        secrets.delete_secret("vcu-level1")
-        assert secrets.get_secret("vcu-level1") is None
-        with pytest.raises(SecurityAccessError) as info:
-            reg.compute_key(bytes(4), level, "VCU")
-        assert "deadbeef" not in str(info.value).lower()
-    finally:
-        keyring.set_keyring(old)
+    with pytest.raises(SecurityAccessError, match="vcu-level1") as exc_info:
+        secrets.require_secret("vcu-level1")
+    assert "fota-studio secrets set vcu-level1" in str(exc_info.value)
+    secrets.set_secret("vcu-level1", b"\xde\xad\xbe\xef")
+    assert secrets.require_secret("vcu-level1") == b"\xde\xad\xbe\xef"
+    # the built-in algorithm takes its constant from the keyring secret, not the params
+    level = SecurityLevel(
+        name="l", seed_subfunction=0x01, algorithm="xor32", secret_ref="vcu-level1"
+    )
+    reg = SeedKeyRegistry(load_entry_points=False)
+    assert reg.compute_key(bytes.fromhex("01020304"), level, "VCU") == bytes.fromhex("DFAFBDEB")
+    level.params = {"constant": 0x11111111}  # a stale constant in the EA loses to the secret
+    assert reg.compute_key(bytes(4), level, "VCU") == b"\xde\xad\xbe\xef"
+    secrets.delete_secret("vcu-level1")
+    assert secrets.get_secret("vcu-level1") is None
+    with pytest.raises(SecurityAccessError) as info:
+        reg.compute_key(bytes(4), level, "VCU")
+    assert "deadbeef" not in str(info.value).lower()
 
 
 def test_vector_library_generate_key(vector_lib: Path) -> None:
@@ -185,7 +154,7 @@ def test_flash_with_vector_library(
         lvl.params = {}
         lvl.secret_ref = None  # the library holds its constants; no GenerateKeyExOpt option
     image = make_image("8.0.0", (0x800,))
-    with sim_ecu(sim_def, can_channel, tmp_path / "s", options=fast_sim_options()) as sim:
+    with fast_sim(sim_def, can_channel, tmp_path / "s") as sim:
         result = flash_image(tester_def, can_channel, image, expected_version="8.0.0")
         assert result.ok, result.error
         assert memory_matches(sim, image)

@@ -13,20 +13,14 @@ import can
 import pytest
 
 from fota_studio.core.flash_record import FlashRecord, step_at_frame
-from tests.fakes.flash import (
-    fast_ecu,
-    fast_sim_options,
-    flash_image,
-    make_image,
-    sim_ecu,
-)
+from tests.fakes.flash import fast_ecu, fast_sim, flash_image, make_image
 
 
 def _flash(tmp_path: Path, can_channel: str) -> tuple[FlashRecord, list[can.Message], int, int]:
     ecu = fast_ecu("VCU")
     image = make_image("4.0.0", sizes=(0x3000, 0x1800))
     blf = tmp_path / "bus.blf"
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()):
+    with fast_sim(ecu, can_channel, tmp_path / "sim"):
         result = flash_image(ecu, can_channel, image, expected_version="4.0.0", buslog_path=blf)
     assert result.ok, result.error
     with can.BLFReader(str(blf)) as reader:
@@ -96,7 +90,7 @@ def test_failed_step_names_the_frames_of_its_nrc(tmp_path: Path, can_channel: st
 
     ecu = fast_ecu("VCU")
     blf = tmp_path / "bus.blf"
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()) as sim:
+    with fast_sim(ecu, can_channel, tmp_path / "sim") as sim:
         sim.inject(Fault(step="request_download", kind="nrc", arg=0x70))
         result = flash_image(ecu, can_channel, make_image("4.1.0", sizes=(0x800,)), buslog_path=blf)
     assert not result.ok

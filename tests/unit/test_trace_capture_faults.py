@@ -10,8 +10,6 @@ adapter (tests/fakes/slcan_device.py) pulled out while the trace watches it."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 import can
 import pytest
@@ -21,22 +19,12 @@ from fota_studio.engine.trace_store import TraceStore
 from fota_studio.protocols.bus import BusSettings, FaultKind, open_bus
 from tests.fakes.slcan_device import SlcanDevice
 from tests.fakes.unplugged_adapter import UNPLUGGED_CAUSE, unplug_while_set
-
-
-def _wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
+from tests.helpers.waiting import poll_until
 
 
 def test_receive_fault_streak_is_one_named_event_reset_by_a_good_frame(
-    can_channel: str, monkeypatch: pytest.MonkeyPatch
+    can_channel: str, monkeypatch: pytest.MonkeyPatch, thread_deaths: list[str]
 ) -> None:
-    died: list[str] = []
-    monkeypatch.setattr(threading, "excepthook", lambda args: died.append(repr(args.exc_value)))
     capture = TraceCapture(TraceStore(capacity_frames=1_000))
     peer = open_bus(BusSettings("virtual", can_channel))
     gone = threading.Event()
@@ -45,7 +33,7 @@ def test_receive_fault_streak_is_one_named_event_reset_by_a_good_frame(
         unplug_while_set(capture.bus(name), gone, monkeypatch)
         listener = capture._watched[name].listener
         gone.set()
-        assert _wait_for(lambda: listener.errors >= 5)  # the receive loop goes on, paced
+        assert poll_until(lambda: listener.errors >= 5)  # the receive loop goes on, paced
         faults = capture.take_faults()
         assert len(faults) == 1, "one event per streak, not one per failed receive"
         fault = faults[0]
@@ -59,39 +47,37 @@ def test_receive_fault_streak_is_one_named_event_reset_by_a_good_frame(
 
         gone.clear()  # plugged in again: the next good frame ends the streak
         peer.send(can.Message(arbitration_id=0x7E8, data=b"\x02\x7e\x00", is_extended_id=False))
-        assert _wait_for(lambda: capture.pending() == 1)
+        assert poll_until(lambda: capture.pending() == 1)
         assert capture.active_faults() == []
         assert listener.errors == 0
 
         gone.set()  # fails again: a new streak, a new event
-        assert _wait_for(lambda: len(capture.active_faults()) == 1)
+        assert poll_until(lambda: len(capture.active_faults()) == 1)
         assert len(capture.take_faults()) == 1
     finally:
         gone.clear()
         capture.close_all()
         peer.shutdown()
-    assert died == []
+    assert thread_deaths == []
     assert capture.active_faults() == []
 
 
 def test_unplugged_slcan_adapter_is_one_event_with_pyserials_cause(
     can_channel: str,
-    monkeypatch: pytest.MonkeyPatch,
+    thread_deaths: list[str],
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    died: list[str] = []
-    monkeypatch.setattr(threading, "excepthook", lambda args: died.append(repr(args.exc_value)))
     capture = TraceCapture(TraceStore(capacity_frames=1_000))
     with SlcanDevice(can_channel) as dev:
         try:
             name = capture.open(BusSettings("slcan", dev.port), "CAN1")
             listener = capture._watched[name].listener
             dev.unplug()
-            assert _wait_for(lambda: listener.errors >= 3)
+            assert poll_until(lambda: listener.errors >= 3)
             faults = capture.take_faults()
         finally:
             capture.close_all()
-    assert died == []
+    assert thread_deaths == []
     assert len(faults) == 1, faults
     assert faults[0].text().startswith(f"CAN1: adapter slcan:{dev.port} vanished")
     assert "device disconnected" in faults[0].fault.cause  # pyserial's own words, kept
