@@ -8,11 +8,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from subprocess import PIPE
 
 import pytest
 
@@ -23,10 +22,12 @@ from fota_studio.engine.workflow import RequestRun
 from fota_studio.infra.locks import EcuLock, EcuLockedError, ecu_busy
 from fota_studio.infra.requests_store import RequestsStore
 from fota_studio.infra.workspace import Workspace
+from tests.fakes.processes import child_env, end_child, python_child
+from tests.helpers.cli import cli, cli_command
+from tests.helpers.waiting import poll_until
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="needs fork/SIGKILL")
 
-REPO = Path(__file__).resolve().parents[2]
 MACHINE, ECU = "Unit #1001", "VCU"
 HOLDER = textwrap.dedent(
     """
@@ -40,29 +41,14 @@ HOLDER = textwrap.dedent(
 )
 
 
-def _env() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(REPO))
-
-
 @pytest.fixture
 def holder(workspace_dir: Path) -> Iterator[subprocess.Popen[str]]:
     """Another process holding the (machine, ECU) lock of the workspace."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(workspace_dir), MACHINE, ECU],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
+    proc = python_child(HOLDER, str(workspace_dir), MACHINE, ECU, stdin=PIPE, stdout=PIPE)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "locked"
     yield proc
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
-    for stream in (proc.stdin, proc.stdout):
-        if stream is not None:
-            stream.close()
+    end_child(proc)
 
 
 def test_second_holder_is_refused_with_the_holders_name(
@@ -100,26 +86,22 @@ def test_flash_command_refuses_while_another_process_flashes(
 ) -> None:
     """Two real `flash` processes on one machine and ECU: the second is refused at once and
     names the first; the first still flashes and verifies (before: both ran, one NRC 0x72)."""
-    args = ["--workspace", str(workspace_dir), "--log-level", "WARNING", "flash"]
+    args = ["--workspace", str(workspace_dir), "flash"]
     args += ["--machine", MACHINE, "--ecu", ECU, "--version", "3.2.0", "--simulate"]
     with Workspace.open(workspace_dir) as ws:  # seed the demo before two processes race
         from fota_studio.demo.seed import ensure_demo
 
         ensure_demo(ws)
-    first = subprocess.Popen(
-        [sys.executable, "-m", "fota_studio", *args, "--no-progress"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
+    command = cli_command(*args, "--no-progress")
+    first = subprocess.Popen(command, stdout=PIPE, stderr=PIPE, text=True, env=child_env())
     try:
-        deadline = time.monotonic() + 60
-        while ecu_busy(workspace_dir, MACHINE, ECU) is None:
-            assert first.poll() is None, first.communicate()
-            assert time.monotonic() < deadline, "the first flash never took the ECU"
-            time.sleep(0.02)
-        code = main(args)
+        taken_or_ended = poll_until(
+            lambda: ecu_busy(workspace_dir, MACHINE, ECU) is not None or first.poll() is not None,
+            timeout_s=60,
+        )
+        assert first.poll() is None, first.communicate()
+        assert taken_or_ended, "the first flash never took the ECU"
+        code = cli(None, *args)
         err = capsys.readouterr().err
         assert code == 1
         assert "is being flashed" in err and f"pid {first.pid}" in err, err

@@ -19,6 +19,7 @@ from fota_studio.demo.catalog import demo_architecture
 from fota_studio.engine.records import list_flash_records, load_flash_record
 from fota_studio.infra.workspace import Workspace
 from tests.fakes.flash import make_image
+from tests.helpers.cli import cli
 
 
 def _ea_without_read_version() -> ElectronicArchitecture:
@@ -41,19 +42,12 @@ def _files(tmp_path: Path, ea: ElectronicArchitecture, version: str = "2.9.0") -
 
 
 def _flash(tmp_path: Path, *argv: str) -> int:
-    return main(
-        [
-            "--log-level",
-            "ERROR",
-            "--workspace",
-            str(tmp_path / "ws"),
-            "flash",
-            "--ecu",
-            "BCU",
-            "--no-progress",
-            *argv,
-        ]
-    )
+    return cli(tmp_path / "ws", "flash", "--ecu", "BCU", "--no-progress", *argv, log_level="ERROR")
+
+
+def _simulate(tmp_path: Path, ea: ElectronicArchitecture, *argv: str) -> int:
+    """`flash --simulate` of the BCU from `ea` and its 2.9.0 HEX file (`_files`)."""
+    return _flash(tmp_path, *_files(tmp_path, ea), "--simulate", *argv)
 
 
 def _records(tmp_path: Path) -> int:
@@ -65,8 +59,7 @@ def test_expect_version_with_read_version_disabled_is_refused_before_sending(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # symptom 2: this used to flash, exit 0 and print "... and verified version (not read)"
-    files = _files(tmp_path, _ea_without_read_version())
-    code = _flash(tmp_path, *files, "--expect-version", "2.9.0", "--simulate")
+    code = _simulate(tmp_path, _ea_without_read_version(), "--expect-version", "2.9.0")
     err = capsys.readouterr().err
     assert code == EXIT_REFUSED
     assert "read_version step" in err and "disabled (sequence[13])" in err
@@ -77,8 +70,7 @@ def test_expect_version_with_read_version_disabled_is_refused_before_sending(
 def test_flash_without_version_check_is_not_verified(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    files = _files(tmp_path, _ea_without_read_version())
-    code = _flash(tmp_path, *files, "--simulate", "--json")
+    code = _simulate(tmp_path, _ea_without_read_version(), "--json")
     captured = capsys.readouterr()
     assert code == EXIT_NOT_VERIFIED
     record = json.loads(captured.out)
@@ -98,8 +90,7 @@ def test_flash_without_version_check_is_not_verified(
 def test_verified_flash_says_so_and_exits_0(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    files = _files(tmp_path, demo_architecture())
-    code = _flash(tmp_path, *files, "--expect-version", "2.9.0", "--simulate")
+    code = _simulate(tmp_path, demo_architecture(), "--expect-version", "2.9.0")
     out = capsys.readouterr().out
     assert code == EXIT_OK
     assert "and verified version 2.9.0" in out

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,11 +18,10 @@ from fota_studio.cli import main
 from fota_studio.engine.records import list_flash_records, load_buslog, load_flash_record
 from fota_studio.infra.flash_journal import BUSLOG_DIR, RESULT_INTERRUPTED
 from fota_studio.infra.workspace import Workspace
-from tests.fakes.processes import sigkill_at_percent
+from tests.fakes.processes import child_env, sigkill_at_percent
+from tests.helpers.cli import cli_command
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL")
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _flash(workspace_dir: Path) -> list[str]:
@@ -34,10 +32,9 @@ def kill_flash_at(workspace_dir: Path, fraction_pct: float, *, version: str = "3
     """Run `flash --simulate` in a child process and SIGKILL it once its progress bar passes
     `fraction_pct`; return the percentage it had reached."""
     with tempfile.TemporaryDirectory(prefix="fota-kill-tmp-") as tmp:
-        env = dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=tmp)
-        cmd = [sys.executable, "-m", "fota_studio", "--log-level", "WARNING"]
+        env = child_env(TMPDIR=tmp)
         proc = subprocess.Popen(
-            [*cmd, *_flash(workspace_dir), "--version", version, "--simulate"],
+            cli_command(*_flash(workspace_dir), "--version", version, "--simulate"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=env,
@@ -93,17 +90,9 @@ def test_request_run_killed_mid_flash_keeps_an_interrupted_flash_record(
 ) -> None:
     """A request run streams its flash's bus log into the workspace too (before: /tmp)."""
     from fota_studio.infra.requests_store import RequestsStore
-    from tests.fakes.workflow import KILLABLE_RUN_SCRIPT, demo_ws, new_request
+    from tests.fakes.workflow import start_killable_run
 
-    with demo_ws(workspace_dir) as ws:
-        rid = new_request(ws)
-    script = tmp_path / "child.py"
-    script.write_text(KILLABLE_RUN_SCRIPT)
-    child = subprocess.Popen(
-        [sys.executable, str(script), str(workspace_dir), str(rid)],
-        stdout=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    rid, child = start_killable_run(workspace_dir, tmp_path, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while not any(p.stat().st_size > 0 for p in (workspace_dir / BUSLOG_DIR).glob("*.blf")):

@@ -25,13 +25,8 @@ from fota_studio.engine.records import (
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.paths import sim_state_dir
 from fota_studio.infra.workspace import Workspace
-from tests.fakes.flash import (
-    fast_ecu,
-    fast_sim_options,
-    flash_image,
-    make_image,
-    sim_ecu,
-)
+from tests.fakes.flash import fast_ecu, fast_sim, flash_image, make_image
+from tests.helpers.cli import cli
 
 
 def test_block_payload_subtracts_sid_and_counter() -> None:
@@ -68,7 +63,7 @@ def test_record_round_trip_and_workspace(can_channel: str, tmp_path: Path) -> No
     ecu = fast_ecu("VCU")
     image = make_image("9.1.0", (0x800,))
     blf = tmp_path / "job.blf"
-    with sim_ecu(ecu, can_channel, tmp_path / "sim", options=fast_sim_options()):
+    with fast_sim(ecu, can_channel, tmp_path / "sim"):
         result = flash_image(
             ecu,
             can_channel,
@@ -124,24 +119,8 @@ def test_cli_flash_machine_version_simulated(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ws_dir = tmp_path / "ws"
-    code = main(
-        [
-            "--log-level",
-            "WARNING",
-            "--workspace",
-            str(ws_dir),
-            "flash",
-            "--machine",
-            "Unit #1001",
-            "--ecu",
-            "HCU",
-            "--version",
-            "1.5.0",
-            "--simulate",
-            "--json",
-            "--no-progress",
-        ]
-    )
+    unit = ("--machine", "Unit #1001", "--ecu", "HCU", "--version", "1.5.0")
+    code = cli(ws_dir, "flash", *unit, "--simulate", "--json", "--no-progress")
     out = capsys.readouterr().out
     assert code == 0, out
     rec = json.loads(out)
@@ -168,24 +147,9 @@ def test_cli_flash_files_simulated(
     image = firmware.FirmwareImage.from_segments([(s.address, s.data) for s in parts])
     fw = tmp_path / ("fw.hex" if fmt == "hex" else "fw.s19")
     fw.write_bytes(firmware.to_hex(image) if fmt == "hex" else firmware.to_srec(image))
-    code = main(
-        [
-            "--log-level",
-            "WARNING",
-            "--workspace",
-            str(tmp_path / "ws"),
-            "flash",
-            "--ea",
-            str(ea_path),
-            "--ecu",
-            "BCU",
-            "--firmware",
-            str(fw),
-            "--expect-version",
-            "2.9.0",
-            "--simulate",
-            "--no-progress",
-        ]
+    files = ("--ea", str(ea_path), "--ecu", "BCU", "--firmware", str(fw))
+    code = cli(
+        tmp_path / "ws", "flash", *files, "--expect-version", "2.9.0", "--simulate", "--no-progress"
     )
     out = capsys.readouterr().out
     assert code == 0, out
@@ -193,24 +157,11 @@ def test_cli_flash_files_simulated(
 
 
 def test_cli_failure_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(
-        [
-            "--log-level",
-            "ERROR",
-            "--workspace",
-            str(tmp_path / "ws"),
-            "flash",
-            "--machine",
-            "Unit #1001",
-            "--ecu",
-            "VCU",
-            "--version",
-            "3.2.0",
-            "--expect-version",
-            "0.0.1",
-            "--simulate",
-            "--no-progress",
-        ]
+    unit = ("--machine", "Unit #1001", "--ecu", "VCU", "--version", "3.2.0")
+    code = cli(
+        tmp_path / "ws",
+        *("flash", *unit, "--expect-version", "0.0.1", "--simulate", "--no-progress"),
+        log_level="ERROR",
     )
     err = capsys.readouterr().err
     assert code == 1

@@ -14,13 +14,14 @@ import shlex
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from fota_studio.core.errors import WorkspaceError
-from fota_studio.infra.workspace import DB_NAME, SCHEMA_VERSION, Workspace
+from fota_studio.infra.workspace import DB_NAME, Workspace
+from tests.fakes.storage import newer_schema_database
+from tests.helpers.cli import cli_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,7 @@ needs_ns = pytest.mark.skipif(not _namespaces_work(), reason="needs unshare -rm 
 
 
 def _cli(*args: str) -> str:
-    return shlex.join([sys.executable, "-m", "fota_studio", "--log-level", "WARNING", *args])
+    return shlex.join(cli_command(*args))
 
 
 def _in_namespace(script: str) -> subprocess.CompletedProcess[str]:
@@ -81,19 +82,29 @@ def _fill(mount: Path, leave_kib: int) -> str:
     )
 
 
-@needs_ns
-def test_import_on_a_full_disk_is_one_clear_line(tmp_path: Path) -> None:
-    """Before: a raw Python traceback (OSError ENOSPC / sqlite3 'database or disk is full')."""
+def _cli_on_a_full_disk(
+    tmp_path: Path, leave_kib: int, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """In a namespace: a seeded workspace copied onto an 8 MiB tmpfs filled up to ~`leave_kib`
+    KiB free, then `fota-studio --workspace <it> <args>`."""
     src = _seeded(tmp_path / "ws")
     mnt = tmp_path / "mnt"
     mnt.mkdir()
+    ws = mnt / "ws"
+    return _in_namespace(
+        f"mount -t tmpfs -o size=8m fota-full {mnt} && cp -a {src} {ws} && {_fill(mnt, leave_kib)}"
+        + _cli("--workspace", str(ws), *args)
+    )
+
+
+@needs_ns
+def test_import_on_a_full_disk_is_one_clear_line(tmp_path: Path) -> None:
+    """Before: a raw Python traceback (OSError ENOSPC / sqlite3 'database or disk is full')."""
     firmware = tmp_path / "big.bin"
     firmware.write_bytes(os.urandom(600 * 1024))
-    ws = mnt / "ws"
-    proc = _in_namespace(
-        f"mount -t tmpfs -o size=8m fota-full {mnt} && cp -a {src} {ws} && {_fill(mnt, 200)}"
-        + _cli("--workspace", str(ws), "repo", "import", str(firmware))
-        + " --brand Hostile --model Disk --version 1.0.0 --create --base-address 0x10000"
+    repository = ("--brand", "Hostile", "--model", "Disk", "--version", "1.0.0", "--create")
+    proc = _cli_on_a_full_disk(
+        tmp_path, 200, "repo", "import", str(firmware), *repository, "--base-address", "0x10000"
     )
     _one_clear_line(proc, "disk is full")
 
@@ -101,15 +112,8 @@ def test_import_on_a_full_disk_is_one_clear_line(tmp_path: Path) -> None:
 @needs_ns
 def test_simulated_flash_on_a_full_disk_is_one_clear_line_not_sigbus(tmp_path: Path) -> None:
     """Before: the sparse mmap'd flash file killed `flash --simulate` with SIGBUS (-7)."""
-    src = _seeded(tmp_path / "ws")
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    ws = mnt / "ws"
-    proc = _in_namespace(
-        f"mount -t tmpfs -o size=8m fota-full {mnt} && cp -a {src} {ws} && {_fill(mnt, 300)}"
-        + _cli("--workspace", str(ws), "flash", "--machine", "Unit #1001", "--ecu", "VCU")
-        + " --version 3.2.0 --simulate --no-progress"
-    )
+    unit = ("--machine", "Unit #1001", "--ecu", "VCU", "--version", "3.2.0")
+    proc = _cli_on_a_full_disk(tmp_path, 300, "flash", *unit, "--simulate", "--no-progress")
     assert proc.returncode != -7, "SIGBUS"
     _one_clear_line(proc, "cannot allocate the simulated ECU flash")
     assert "not properly shut down" not in proc.stderr  # nothing half-started is left behind
@@ -149,13 +153,7 @@ def test_read_only_open_reads_and_refuses_writes_in_one_line(workspace_dir: Path
 
 def test_newer_schema_is_refused_before_anything_is_written(workspace_dir: Path) -> None:
     """Before: the workspace was switched to WAL (a write) and only then refused."""
-    workspace_dir.mkdir(parents=True, exist_ok=True)
-    raw = sqlite3.connect(workspace_dir / DB_NAME)
-    raw.execute("CREATE TABLE future (x)")
-    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    raw.commit()
-    raw.close()
-    before = (workspace_dir / DB_NAME).read_bytes()
+    before = newer_schema_database(workspace_dir).read_bytes()
     with pytest.raises(WorkspaceError, match="newer"):
         Workspace.open(workspace_dir)
     assert (workspace_dir / DB_NAME).read_bytes() == before

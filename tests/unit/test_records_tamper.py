@@ -4,15 +4,12 @@ incremental verdict (issue 21) reads each entry once and catches what changed si
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import keyring
 import pytest
-from keyring.backend import KeyringBackend
 
 from fota_studio.cli import main
 from fota_studio.core.errors import WorkspaceError
@@ -23,6 +20,7 @@ from fota_studio.infra.record_verify import verify_workspace
 from fota_studio.infra.requests_store import ENTRY_STEP, RequestsStore
 from fota_studio.infra.workspace import DB_NAME, Workspace
 from reliability import tamper
+from tests.fakes.memory_keyring import MemoryKeyring
 
 
 @pytest.fixture
@@ -34,6 +32,19 @@ def _verify_cli(root: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> 
     capsys.readouterr()
     code = main(["--workspace", str(root), "records", "verify", *extra])
     return code, capsys.readouterr().out
+
+
+def _verify_fails_after(
+    attack: Callable[[tamper.Scenario], object],
+    scenario: tamper.Scenario,
+    capsys: pytest.CaptureFixture[str],
+) -> str:
+    """Run `attack` on the scenario's workspace; `records verify` must then fail (exit 1).
+    Its output."""
+    attack(scenario)
+    code, out = _verify_cli(scenario.root, capsys)
+    assert code == 1, out
+    return out
 
 
 def test_untouched_workspace_verifies(
@@ -52,18 +63,14 @@ def test_untouched_workspace_verifies(
 def test_attack_is_named_by_records_verify(
     attack: str, scenario: tamper.Scenario, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tamper.ATTACKS[attack](scenario)
-    code, out = _verify_cli(scenario.root, capsys)
-    assert code == 1, out
+    out = _verify_fails_after(tamper.ATTACKS[attack], scenario, capsys)
     assert "TAMPERED" in out and "intact" not in out.replace("TAMPERED", "")
 
 
 def test_status_edit_names_the_field_and_the_report_says_not_verified(
     scenario: tamper.Scenario, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tamper.status_failed_to_successful(scenario)
-    code, out = _verify_cli(scenario.root, capsys)
-    assert code == 1
+    out = _verify_fails_after(tamper.status_failed_to_successful, scenario, capsys)
     assert "status is 'Successful' in the table but the signed record says 'Failed'" in out
     html_path = scenario.root / "r.html"
     base = ["--workspace", str(scenario.root), "records", "export"]
@@ -76,31 +83,10 @@ def test_status_edit_names_the_field_and_the_report_says_not_verified(
 def test_attackers_rehash_script_is_caught_by_signatures(
     scenario: tamper.Scenario, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The attacker's script, written out: edit the final entry, recompute every later hash
-    # with the public formula, fix the head's last hash and the table; no signing key.
-    raw = sqlite3.connect(scenario.root / DB_NAME)
-    rows = raw.execute(
-        "SELECT id, request_id, attempt, at, kind, data, state FROM request_entries ORDER BY id"
-    ).fetchall()
-    prev = "0" * 64
-    for eid, req, attempt, at, kind, data, state in rows:
-        if kind == "final":
-            data = '{"outcome":"success","status":"Successful"}'
-            state = '{"error":"","outcome":"success","status":"Successful"}'
-        text = "\x1f".join([prev, str(req), str(attempt), at, kind, data, "state", state])
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        raw.execute(
-            "UPDATE request_entries SET data=?, state=?, prev_hash=?, hash=? WHERE id=?",
-            (data, state, prev, digest, eid),
-        )
-        prev = digest
-    count = len(rows)
-    raw.execute("UPDATE record_head SET last_hash = ?, count = ?", (prev, count))
-    raw.execute("UPDATE update_requests SET status='Successful', outcome='success', error=''")
-    raw.commit()
-    raw.close()
-    code, out = _verify_cli(scenario.root, capsys)
-    assert code == 1
+    # The attacker's script (the reliability campaign's): edit the failed request's final
+    # entry, recompute every later hash with the public formula, fix the head's last hash and
+    # the table; no signing key.
+    out = _verify_fails_after(tamper.rehash_chain, scenario, capsys)
     assert "signature invalid" in out and "head's signature is invalid" in out
     # The hash links alone (what main had) are consistent again: only the signatures say so.
     assert "link broken" not in out
@@ -118,9 +104,7 @@ def test_writing_after_truncation_is_refused(scenario: tamper.Scenario) -> None:
 def test_random_db_pages_never_crash_repo_verify(
     scenario: tamper.Scenario, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tamper.random_db_pages(scenario)
-    code, out = _verify_cli(scenario.root, capsys)
-    assert code == 1 and "damaged" in out
+    assert "damaged" in _verify_fails_after(tamper.random_db_pages, scenario, capsys)
     code = main(["--workspace", str(scenario.root), "repo", "verify"])
     assert code != 0
     assert "Traceback" not in capsys.readouterr().err
@@ -342,45 +326,17 @@ def test_record_fuzz_targets_name_every_damage(tmp_path: Path) -> None:
         assert stats.rejected > 100, target.name  # the mutations really damage something
 
 
-class _MemoryKeyring(KeyringBackend):
-    """A working in-process keyring backend (what a desktop's Secret Service provides)."""
-
-    priority = 1.0  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.values: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.values.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.values[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.values.pop((service, username), None)
-
-
-@pytest.fixture
-def memory_keyring() -> Iterator[_MemoryKeyring]:
-    old = keyring.get_keyring()
-    backend = _MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(old)
-
-
 def test_key_lives_in_the_keyring_where_one_works(
-    workspace_dir: Path, memory_keyring: _MemoryKeyring, capsys: pytest.CaptureFixture[str]
+    workspace_dir: Path, memory_keyring: MemoryKeyring, capsys: pytest.CaptureFixture[str]
 ) -> None:
     scenario = tamper.build_workspace(workspace_dir)
     assert not list(workspace_dir.glob("record-signing-*.pem"))  # no key file at all
-    [(service, user)] = memory_keyring.values
+    [(service, user)] = memory_keyring.store
     assert service == "fota-studio" and user.startswith("record-signing:")
     code, out = _verify_cli(workspace_dir, capsys)
     assert code == 0 and "private key in the OS keyring" in out and "UNPROTECTED" not in out
     # Another machine (its keyring lacks the key) reads and verifies, but cannot write.
-    memory_keyring.values.clear()
+    memory_keyring.store.clear()
     record_signing._signers.clear()
     with Workspace.open(workspace_dir) as ws:
         assert verify_workspace(ws).ok
@@ -389,7 +345,7 @@ def test_key_lives_in_the_keyring_where_one_works(
 
 
 def test_protect_key_moves_an_unprotected_key_into_the_keyring(
-    scenario: tamper.Scenario, memory_keyring: _MemoryKeyring, capsys: pytest.CaptureFixture[str]
+    scenario: tamper.Scenario, memory_keyring: MemoryKeyring, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with Workspace.open(scenario.root) as ws:
         before = record_signing.key_info(ws)
@@ -399,7 +355,7 @@ def test_protect_key_moves_an_unprotected_key_into_the_keyring(
     assert key_file.is_file()
     base = ["--workspace", str(scenario.root), "records", "protect-key", "--to", "keyring"]
     assert main(base) == 0
-    assert not key_file.exists() and len(memory_keyring.values) == 1
+    assert not key_file.exists() and len(memory_keyring.store) == 1
     with Workspace.open(scenario.root) as ws:
         RequestsStore(ws).append(scenario.other_request, ENTRY_STEP, {"step": "x"})
     code, out = _verify_cli(scenario.root, capsys)

@@ -62,6 +62,27 @@ def _private_key(pem: bytes) -> Ed25519PrivateKey:
     return key
 
 
+def _package(
+    segment: tuple[int, bytes],
+    version: str,
+    private_pem: bytes | None = None,
+    signer: str = "",
+    image_name: str = "a.hex",
+) -> bytes:
+    """A firmware package of `segment` (Intel HEX) for BRAND / MODEL `version`, signed with
+    `private_pem` by `signer` when a key is given."""
+    key = _private_key(private_pem) if private_pem else None
+    return package.build_package(
+        _hex([segment]),
+        image_name,
+        brand=BRAND,
+        model=MODEL,
+        version=version,
+        signing_key=key,
+        signer=signer,
+    )
+
+
 @pytest.fixture
 def ws(workspace_dir: Path) -> Iterator[Workspace]:
     with Workspace.open(workspace_dir) as w:
@@ -182,15 +203,7 @@ def test_import_unsigned_and_signed_packages(store: RepositoryStore) -> None:
     private_pem, public_pem = package.generate_signing_key()
     store.add_trusted_key("release-lab", public_pem)
     assert store.trusted_keys()["release-lab"].strip() == public_pem.strip()
-    signed = package.build_package(
-        _hex([SEG_B]),
-        "app.hex",
-        brand=BRAND,
-        model=MODEL,
-        version="2.1.0",
-        signing_key=_private_key(private_pem),
-        signer="release-lab",
-    )
+    signed = _package(SEG_B, "2.1.0", private_pem, "release-lab", image_name="app.hex")
     v2 = store.import_bytes(BRAND, MODEL, "2.1.0", signed, source_name="app-2.1.0.zip").version
     assert v2.signature_state == "valid" and v2.signer == "release-lab"
     assert store.load_image(v2).data_bytes() == SEG_B[1]
@@ -199,7 +212,7 @@ def test_import_unsigned_and_signed_packages(store: RepositoryStore) -> None:
 def test_package_must_match_given_brand_model_version(
     store: RepositoryStore, ws: Workspace
 ) -> None:
-    pkg = package.build_package(_hex([SEG_A]), "a.hex", brand=BRAND, model=MODEL, version="3.0.0")
+    pkg = _package(SEG_A, "3.0.0")
     store.create_repository(BRAND, "TTC 580")
     before = _state(ws)
     with pytest.raises(RepositoryError, match=r"package is for version '3.0.0', not '3.0.1'"):
@@ -346,21 +359,11 @@ def test_require_signed_policy(store: RepositoryStore, ws: Workspace) -> None:
     before = _state(ws)
     with pytest.raises(RepositoryError, match="accepts only signed firmware packages"):
         store.import_bytes(BRAND, MODEL, "1.0.0", _hex([SEG_A]), source_name="a.hex")
-    unsigned = package.build_package(
-        _hex([SEG_A]), "a.hex", brand=BRAND, model=MODEL, version="1.0.0"
-    )
+    unsigned = _package(SEG_A, "1.0.0")
     with pytest.raises(PackageError):
         store.import_bytes(BRAND, MODEL, "1.0.0", unsigned, source_name="u.zip")
     private_pem, public_pem = package.generate_signing_key()
-    signed = package.build_package(
-        _hex([SEG_A]),
-        "a.hex",
-        brand=BRAND,
-        model=MODEL,
-        version="1.0.0",
-        signing_key=_private_key(private_pem),
-        signer="lab",
-    )
+    signed = _package(SEG_A, "1.0.0", private_pem, "lab")
     with pytest.raises(PackageError):  # signed, but by nobody this workspace trusts
         store.import_bytes(BRAND, MODEL, "1.0.0", signed, source_name="s.zip")
     assert _state(ws) == before

@@ -6,40 +6,33 @@ what that key signed) stops at its first step. The CLI runs in-process through `
 from __future__ import annotations
 
 import io
-import shutil
 from pathlib import Path
 
 import pytest
 
-from fota_studio.cli import main
 from fota_studio.core.ea_format import dump_ea_yaml
-from fota_studio.core.package import build_package, generate_signing_key, load_signing_key
+from fota_studio.core.package import generate_signing_key
 from fota_studio.infra.access import AccessControl, AccessDeniedError, Action, Mode
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.repository import RepositoryStore
 from fota_studio.infra.trust import TrustStore
 from fota_studio.infra.workspace import Workspace
-from tests.fakes.packages import vcu_image_hex, vcu_repository
+from tests.fakes.packages import vcu_flash_args, vcu_image_hex, vcu_package
+from tests.helpers.cli import cli
 
 PASSPHRASE = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A demo workspace seeded once; each test works on a copy."""
-    ws_dir = tmp_path_factory.mktemp("seed") / "ws"
-    assert main(["--log-level", "WARNING", "--workspace", str(ws_dir), "repo", "list"]) == 0
-    return ws_dir
 
 
 def _run(
     ws: Path, capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None
 ) -> tuple[int, str, str]:
+    """Run the CLI on `ws`; with `stdin`, add --passphrase-stdin and give it those lines.
+    Returns (exit code, stdout, stderr)."""
     mp = pytest.MonkeyPatch()
     mp.setattr("sys.stdin", io.StringIO(stdin if stdin is not None else ""))
     try:
         capsys.readouterr()
-        code = main(["--workspace", str(ws), "--log-level", "WARNING", *argv])
+        code = cli(ws, *argv, *(() if stdin is None else ("--passphrase-stdin",)))
     finally:
         mp.undo()
     out, err = capsys.readouterr()
@@ -47,65 +40,38 @@ def _run(
 
 
 @pytest.fixture
-def protected(seeded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+def protected(seeded_copy: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     """A copy of the demo workspace with signed packages required and a passphrase set."""
-    ws_dir = tmp_path / "ws"
-    shutil.copytree(seeded, ws_dir)
+    ws_dir = seeded_copy
     code, _, err = _run(ws_dir, capsys, "repo", "require-signed", "on")
     assert code == 0, err
-    code, _, err = _run(
-        ws_dir, capsys, "access", "set-passphrase", "--passphrase-stdin", stdin=PASSPHRASE + "\n"
-    )
+    code, _, err = _run(ws_dir, capsys, "access", "set-passphrase", stdin=PASSPHRASE + "\n")
     assert code == 0, err
     return ws_dir
 
 
 def test_access_status_and_passphrase_lifecycle(
-    seeded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    seeded_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ws_dir = tmp_path / "ws"
-    shutil.copytree(seeded, ws_dir)
+    ws_dir = seeded_copy
     code, out, _ = _run(ws_dir, capsys, "access", "status")
     assert code == 0 and "not set" in out and "repo trust" in out
-    code, _, err = _run(
-        ws_dir, capsys, "access", "set-passphrase", "--passphrase-stdin", stdin="short\n"
-    )
+    code, _, err = _run(ws_dir, capsys, "access", "set-passphrase", stdin="short\n")
     assert code == 1 and "at least 8" in err
-    code, _, _ = _run(
-        ws_dir, capsys, "access", "set-passphrase", "--passphrase-stdin", stdin=PASSPHRASE + "\n"
-    )
+    code, _, _ = _run(ws_dir, capsys, "access", "set-passphrase", stdin=PASSPHRASE + "\n")
     assert code == 0
     code, out, _ = _run(ws_dir, capsys, "access", "status")
     assert "admin passphrase: set" in out
     # changing it needs the current one
-    code, _, err = _run(
-        ws_dir,
-        capsys,
-        "access",
-        "set-passphrase",
-        "--passphrase-stdin",
-        stdin="guess1234\nnewpass123\n",
-    )
+    code, _, err = _run(ws_dir, capsys, "access", "set-passphrase", stdin="guess1234\nnewpass123\n")
     assert code == 2 and "operator mode:" in err
     code, _, _ = _run(
-        ws_dir,
-        capsys,
-        "access",
-        "set-passphrase",
-        "--passphrase-stdin",
-        stdin=f"{PASSPHRASE}\nnew passphrase 2\n",
+        ws_dir, capsys, "access", "set-passphrase", stdin=f"{PASSPHRASE}\nnew passphrase 2\n"
     )
     assert code == 0
     with Workspace.open(ws_dir) as ws:
         assert AccessControl(ws).verify("new passphrase 2")
-    code, _, _ = _run(
-        ws_dir,
-        capsys,
-        "access",
-        "clear-passphrase",
-        "--passphrase-stdin",
-        stdin="new passphrase 2\n",
-    )
+    code, _, _ = _run(ws_dir, capsys, "access", "clear-passphrase", stdin="new passphrase 2\n")
     assert code == 0
     with Workspace.open(ws_dir) as ws:
         assert not AccessControl(ws).has_passphrase()
@@ -120,25 +86,9 @@ def test_policy_cannot_be_switched_off_without_the_passphrase(
     assert "--passphrase-stdin" in err
     with Workspace.open(protected) as ws:
         assert TrustStore(ws).require_signed_packages
-    code, _, err = _run(
-        protected,
-        capsys,
-        "repo",
-        "require-signed",
-        "off",
-        "--passphrase-stdin",
-        stdin="wrong one\n",
-    )
+    code, _, err = _run(protected, capsys, "repo", "require-signed", "off", stdin="wrong one\n")
     assert code == 2 and "wrong" in err
-    code, _, _ = _run(
-        protected,
-        capsys,
-        "repo",
-        "require-signed",
-        "off",
-        "--passphrase-stdin",
-        stdin=PASSPHRASE + "\n",
-    )
+    code, _, _ = _run(protected, capsys, "repo", "require-signed", "off", stdin=PASSPHRASE + "\n")
     assert code == 0
     with Workspace.open(protected) as ws:
         assert not TrustStore(ws).require_signed_packages
@@ -154,23 +104,11 @@ def test_attacker_key_cannot_be_trusted_and_its_package_never_flashes(
     assert code == 2 and "operator mode: repo trust" in err
     with Workspace.open(protected) as ws:
         assert TrustStore(ws).keys() == []
-    brand, model = vcu_repository()
     pkg = tmp_path / "evil.zip"
-    pkg.write_bytes(
-        build_package(
-            vcu_image_hex("6.6.6"),
-            "vcu.hex",
-            brand=brand,
-            model=model,
-            version="6.6.6",
-            signing_key=load_signing_key(private_pem),
-            signer="release",
-        )
-    )
+    pkg.write_bytes(vcu_package("6.6.6", private_pem))
     code, _, err = _run(protected, capsys, "repo", "import", str(pkg))
     assert code == 2 and "operator mode: repo import" in err
-    flash = ("flash", "--ecu", "VCU", "--machine", "Unit #1001", "--version", "6.6.6")
-    code, _, err = _run(protected, capsys, *flash, "--simulate", "--no-progress")
+    code, _, err = _run(protected, capsys, *vcu_flash_args("6.6.6"))
     assert code == 1 and "no version" in err
     # the HEX itself through --ea/--firmware: refused as well
     ea_file = tmp_path / "ea.yaml"
@@ -214,14 +152,7 @@ def test_ea_replace_and_assign_need_the_passphrase(
         assert dump_ea_yaml(EaStore(ws).get(name)) == before
         assert "Unit #9" not in {m.serial for m in EaStore(ws).list_machines()}
     code, _, err = _run(
-        protected,
-        capsys,
-        "ea",
-        "import",
-        "--replace",
-        str(evil),
-        "--passphrase-stdin",
-        stdin=PASSPHRASE + "\n",
+        protected, capsys, "ea", "import", "--replace", str(evil), stdin=PASSPHRASE + "\n"
     )
     assert code == 0, err
 

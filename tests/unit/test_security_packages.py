@@ -9,67 +9,38 @@ from pathlib import Path
 
 import pytest
 
-from fota_studio.cli import main
 from fota_studio.core.ea import SecurityLevel
 from fota_studio.core.ea_format import save_ea_file
 from fota_studio.core.errors import PackageError, RepositoryError, SecurityAccessError
-from fota_studio.core.package import build_package, generate_signing_key, load_signing_key
+from fota_studio.core.package import generate_signing_key
 from fota_studio.demo import catalog as demo_catalog
 from fota_studio.engine.records import list_flash_records
 from fota_studio.engine.seedkey import SeedKeyRegistry
 from fota_studio.infra.repository import RepositoryStore
 from fota_studio.infra.workspace import Workspace
-from tests.fakes.packages import vcu_image_hex, vcu_repository
+from tests.fakes.packages import vcu_flash_args, vcu_image_hex, vcu_package, vcu_repository
+from tests.helpers.cli import cli
 
 VERSION = "7.0.0"
 
 
-def _seed_workspace(ws_dir: Path) -> None:
-    assert main(["--log-level", "WARNING", "--workspace", str(ws_dir), "repo", "list"]) == 0
-
-
-def _flash(ws_dir: Path, *extra: str, version: str = VERSION) -> int:
-    return main(
-        [
-            "--log-level",
-            "WARNING",
-            "--workspace",
-            str(ws_dir),
-            "flash",
-            "--ecu",
-            "VCU",
-            *(extra if extra else ["--machine", "Unit #1001", "--version", version]),
-            "--simulate",
-            "--no-progress",
-        ]
-    )
+def _flash(ws_dir: Path, *files: str, version: str = VERSION) -> int:
+    """`flash --simulate` of the VCU: `version` of Unit #1001, or the --ea/--firmware `files`."""
+    if files:
+        return cli(ws_dir, "flash", "--ecu", "VCU", *files, "--simulate", "--no-progress")
+    return cli(ws_dir, *vcu_flash_args(version))
 
 
 @pytest.fixture
-def signed_ws(tmp_path: Path) -> tuple[Path, bytes]:
+def signed_ws(seeded_copy: Path) -> tuple[Path, bytes]:
     """A demo workspace requiring signatures, trusting one key; returns (dir, private PEM)."""
-    ws_dir = tmp_path / "ws"
-    _seed_workspace(ws_dir)
+    ws_dir = seeded_copy
     private_pem, public_pem = generate_signing_key()
     with Workspace.open(ws_dir) as ws:
         repo = RepositoryStore(ws)
         repo.add_trusted_key("release", public_pem)
         repo.require_signed_packages = True
     return ws_dir, private_pem
-
-
-def _package(version: str, private_pem: bytes | None, signer: str = "release") -> bytes:
-    brand, model = vcu_repository()
-    key = load_signing_key(private_pem) if private_pem else None
-    return build_package(
-        vcu_image_hex(version),
-        "vcu.hex",
-        brand=brand,
-        model=model,
-        version=version,
-        signing_key=key,
-        signer=signer if key else "",
-    )
 
 
 def test_policy_refuses_unsigned_and_untrusted_imports(signed_ws: tuple[Path, bytes]) -> None:
@@ -81,10 +52,14 @@ def test_policy_refuses_unsigned_and_untrusted_imports(signed_ws: tuple[Path, by
         with pytest.raises(RepositoryError, match="only signed"):
             repo.import_bytes(brand, model, "7.0.1", vcu_image_hex("7.0.1"), source_name="a.hex")
         with pytest.raises(PackageError, match="unsigned"):
-            repo.import_bytes(None, None, None, _package("7.0.2", None), source_name="u.zip")
+            repo.import_bytes(None, None, None, vcu_package("7.0.2", None), source_name="u.zip")
         with pytest.raises(PackageError):
             repo.import_bytes(
-                None, None, None, _package("7.0.3", other_private, "mallory"), source_name="m.zip"
+                None,
+                None,
+                None,
+                vcu_package("7.0.3", other_private, "mallory"),
+                source_name="m.zip",
             )
         versions = {v.version for v in repo.list_versions(brand, model)}
     assert not versions & {"7.0.1", "7.0.2", "7.0.3"}
@@ -94,7 +69,7 @@ def test_tampered_stored_package_never_reaches_the_ecu(signed_ws: tuple[Path, by
     ws_dir, private_pem = signed_ws
     with Workspace.open(ws_dir) as ws:
         repo = RepositoryStore(ws)
-        repo.import_bytes(None, None, None, _package(VERSION, private_pem), source_name="p.zip")
+        repo.import_bytes(None, None, None, vcu_package(VERSION, private_pem), source_name="p.zip")
         brand, model = vcu_repository()
         v = repo.get_version(brand, model, VERSION)
         assert v.signature_state == "valid"
@@ -112,7 +87,7 @@ def test_trusted_signed_package_flashes(signed_ws: tuple[Path, bytes]) -> None:
     ws_dir, private_pem = signed_ws
     with Workspace.open(ws_dir) as ws:
         RepositoryStore(ws).import_bytes(
-            None, None, None, _package(VERSION, private_pem), source_name="p.zip"
+            None, None, None, vcu_package(VERSION, private_pem), source_name="p.zip"
         )
     assert _flash(ws_dir) == 0
 

@@ -9,11 +9,8 @@ import base64
 import logging
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import keyring
-import keyring.backend
 import pytest
 
 from fota_studio.engine.records import save_flash_record
@@ -21,38 +18,9 @@ from fota_studio.infra import secrets
 from fota_studio.infra.logsetup import LOG_FORMAT
 from fota_studio.infra.workspace import Workspace
 from tests.fakes import sim_rig
+from tests.fakes.memory_keyring import MemoryKeyring
 
 REF = "vcu-programming"
-
-
-class MemoryKeyring(keyring.backend.KeyringBackend):  # type: ignore[misc]
-    """An in-process keyring so the test never touches the user's real one."""
-
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.store.pop((service, username), None)
-
-
-@pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    ring = MemoryKeyring()
-    keyring.set_keyring(ring)
-    try:
-        yield ring
-    finally:
-        keyring.set_keyring(previous)
 
 
 def _forms(secret: bytes) -> list[bytes]:

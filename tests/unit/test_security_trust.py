@@ -8,8 +8,9 @@ makes it unflashable with a reason naming the key, until it is re-signed. One ru
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,41 +27,37 @@ from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.repository import RepositoryStore, VersionInfo
 from fota_studio.infra.trust import NotFlashableError, TrustStore, check_flashable
 from fota_studio.infra.workspace import Workspace
-from tests.fakes.packages import vcu_image_hex, vcu_repository
+from tests.fakes.packages import vcu_flash_args, vcu_image_hex, vcu_package, vcu_repository
+from tests.helpers.cli import cli
 
 VERSION = "7.0.0"
 
 
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    ws_dir = tmp_path_factory.mktemp("seed") / "ws"
-    assert main(["--log-level", "WARNING", "--workspace", str(ws_dir), "repo", "list"]) == 0
-    return ws_dir
-
-
 @pytest.fixture
-def ws_dir(seeded: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "ws"
-    shutil.copytree(seeded, out)
-    return out
+def ws_dir(seeded_copy: Path) -> Path:
+    """This test's copy of the seeded demo workspace."""
+    return seeded_copy
 
 
-def _package(version: str, private_pem: bytes, signer: str = "release", **policy: object) -> bytes:
-    brand, model = vcu_repository()
-    return build_package(
-        vcu_image_hex(version),
-        "vcu.hex",
-        brand=brand,
-        model=model,
-        version=version,
-        signing_key=load_signing_key(private_pem),
-        signer=signer,
-        **policy,  # type: ignore[arg-type]
-    )
+@contextlib.contextmanager
+def _release_trusted(ws_dir: Path, public_pem: bytes) -> Iterator[tuple[Workspace, TrustStore]]:
+    """The workspace, open, with `public_pem` trusted under the name "release"."""
+    with Workspace.open(ws_dir) as ws:
+        trust = TrustStore(ws)
+        trust.add("release", public_pem)
+        yield ws, trust
 
 
 def _import(ws: Workspace, data: bytes) -> VersionInfo:
     return RepositoryStore(ws).import_bytes(None, None, None, data, source_name="p.zip").version
+
+
+def _signed_version_imported(ws_dir: Path) -> tuple[VersionInfo, bytes, bytes]:
+    """VERSION imported, signed by a new key trusted as "release"; (the version, the key's
+    private and public PEM)."""
+    private_pem, public_pem = generate_signing_key()
+    with _release_trusted(ws_dir, public_pem) as (ws, _):
+        return _import(ws, vcu_package(VERSION, private_pem)), private_pem, public_pem
 
 
 def _vcu_ecu(ws: Workspace) -> EcuDefinition:
@@ -72,34 +69,15 @@ def _vcu_ecu(ws: Workspace) -> EcuDefinition:
 
 def _flash(ws_dir: Path, version: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     capsys.readouterr()
-    code = main(
-        [
-            "--log-level",
-            "WARNING",
-            "--workspace",
-            str(ws_dir),
-            "flash",
-            "--ecu",
-            "VCU",
-            "--machine",
-            "Unit #1001",
-            "--version",
-            version,
-            "--simulate",
-            "--no-progress",
-        ]
-    )
+    code = cli(ws_dir, *vcu_flash_args(version))
     return code, capsys.readouterr().err
 
 
 def test_version_stores_the_fingerprint_and_trust_lists_it(
     ws_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    private_pem, public_pem = generate_signing_key()
+    v, _, public_pem = _signed_version_imported(ws_dir)
     fp = key_fingerprint(public_pem)
-    with Workspace.open(ws_dir) as ws:
-        TrustStore(ws).add("release", public_pem)
-        v = _import(ws, _package(VERSION, private_pem))
     assert v.signer_fingerprint == fp and len(fp) == 64
     capsys.readouterr()
     assert main(["--workspace", str(ws_dir), "repo", "trust", "--list"]) == 0
@@ -112,10 +90,8 @@ def test_replacing_the_key_under_a_name_makes_what_it_signed_unflashable(
 ) -> None:
     old_private, old_public = generate_signing_key()
     _, new_public = generate_signing_key()
-    with Workspace.open(ws_dir) as ws:
-        trust = TrustStore(ws)
-        trust.add("release", old_public)
-        v = _import(ws, _package(VERSION, old_private))
+    with _release_trusted(ws_dir, old_public) as (ws, trust):
+        v = _import(ws, vcu_package(VERSION, old_private))
         check_flashable(ws, v)  # trusted now
         trust.add("release", new_public)  # the same name, another key
         with pytest.raises(NotFlashableError) as info:
@@ -131,11 +107,8 @@ def test_replacing_the_key_under_a_name_makes_what_it_signed_unflashable(
 def test_revoked_key_is_recorded_and_never_trusted_again(
     ws_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    private_pem, public_pem = generate_signing_key()
+    _, private_pem, public_pem = _signed_version_imported(ws_dir)
     fp = key_fingerprint(public_pem)
-    with Workspace.open(ws_dir) as ws:
-        TrustStore(ws).add("release", public_pem)
-        _import(ws, _package(VERSION, private_pem))
     capsys.readouterr()
     code = main(["--workspace", str(ws_dir), "repo", "untrust", fp[:12], "--reason", "leaked"])
     assert code == 0, capsys.readouterr().err
@@ -153,7 +126,7 @@ def test_revoked_key_is_recorded_and_never_trusted_again(
             trust.add("release-again", public_pem)
         # a package signed by the revoked key cannot even be imported
         with pytest.raises(Exception, match="not a trusted"):
-            _import(ws, _package("7.0.1", private_pem))
+            _import(ws, vcu_package("7.0.1", private_pem))
     code, err = _flash(ws_dir, VERSION, capsys)
     assert code == 1
     assert f"signed by key {fp} (release) which is no longer trusted: revoked" in err
@@ -163,11 +136,9 @@ def test_revoked_key_is_recorded_and_never_trusted_again(
 def test_re_signed_version_flashes_again(ws_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     old_private, old_public = generate_signing_key()
     new_private, new_public = generate_signing_key()
-    with Workspace.open(ws_dir) as ws:
-        trust = TrustStore(ws)
-        trust.add("release", old_public)
+    with _release_trusted(ws_dir, old_public) as (ws, trust):
         trust.set_require_signed(True)
-        _import(ws, _package(VERSION, old_private))
+        _import(ws, vcu_package(VERSION, old_private))
         trust.remove("release", reason="rotated")
         trust.add("release-2026", new_public)
     key_file = ws_dir.parent / "new.pem"
@@ -203,11 +174,10 @@ def test_re_signed_version_flashes_again(ws_dir: Path, capsys: pytest.CaptureFix
 
 def test_hardware_id_must_match_the_ea(ws_dir: Path) -> None:
     private_pem, public_pem = generate_signing_key()
-    with Workspace.open(ws_dir) as ws:
-        TrustStore(ws).add("release", public_pem)
+    with _release_trusted(ws_dir, public_pem) as (ws, _):
         ecu = _vcu_ecu(ws)
-        fits = _import(ws, _package("7.1.0", private_pem, hardware_ids=(ecu.hardware_version,)))
-        other = _import(ws, _package("7.2.0", private_pem, hardware_ids=("HW 9.9", "HW 9.8")))
+        fits = _import(ws, vcu_package("7.1.0", private_pem, hardware_ids=(ecu.hardware_version,)))
+        other = _import(ws, vcu_package("7.2.0", private_pem, hardware_ids=("HW 9.9", "HW 9.8")))
         assert other.hardware_ids == ("HW 9.9", "HW 9.8")
         check_flashable(ws, fits, ecu=ecu, machine="Unit #1001")
         with pytest.raises(NotFlashableError) as info:
@@ -218,9 +188,8 @@ def test_hardware_id_must_match_the_ea(ws_dir: Path) -> None:
 
 def test_bootloader_version_must_be_listed(ws_dir: Path) -> None:
     private_pem, public_pem = generate_signing_key()
-    with Workspace.open(ws_dir) as ws:
-        TrustStore(ws).add("release", public_pem)
-        v = _import(ws, _package("7.1.0", private_pem, bootloader_versions=("BL 1.2",)))
+    with _release_trusted(ws_dir, public_pem) as (ws, _):
+        v = _import(ws, vcu_package("7.1.0", private_pem, bootloader_versions=("BL 1.2",)))
         check_flashable(ws, v, bootloader_version="BL 1.2")
         with pytest.raises(NotFlashableError, match=r"fits bootloader BL 1\.2"):
             check_flashable(ws, v, bootloader_version="BL 1.0")
@@ -231,12 +200,10 @@ def test_downgrade_below_the_installed_release_counter_needs_a_signed_allowance(
 ) -> None:
     private_pem, public_pem = generate_signing_key()
     mallory_private, _ = generate_signing_key()
-    with Workspace.open(ws_dir) as ws:
-        trust = TrustStore(ws)
-        trust.add("release", public_pem)
+    with _release_trusted(ws_dir, public_pem) as (ws, trust):
         ecu = _vcu_ecu(ws)
-        _import(ws, _package("8.0.0", private_pem, release_counter=5))
-        old = _import(ws, _package("7.5.0", private_pem, release_counter=4))
+        _import(ws, vcu_package("8.0.0", private_pem, release_counter=5))
+        old = _import(ws, vcu_package("7.5.0", private_pem, release_counter=4))
         kw = {"ecu": ecu, "machine": "Unit #1001"}
         check_flashable(ws, old, **kw, installed_version=None)  # nothing known installed
         with pytest.raises(NotFlashableError, match="release counter 4, below the installed"):
@@ -296,10 +263,9 @@ def test_downgrade_below_the_installed_release_counter_needs_a_signed_allowance(
 
 def test_flash_cli_refuses_a_downgrade(ws_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     private_pem, public_pem = generate_signing_key()
-    with Workspace.open(ws_dir) as ws:
-        TrustStore(ws).add("release", public_pem)
-        _import(ws, _package("8.0.0", private_pem, release_counter=5))
-        _import(ws, _package("7.5.0", private_pem, release_counter=4))
+    with _release_trusted(ws_dir, public_pem) as (ws, _):
+        _import(ws, vcu_package("8.0.0", private_pem, release_counter=5))
+        _import(ws, vcu_package("7.5.0", private_pem, release_counter=4))
         EaStore(ws).set_installed("Unit #1001", "VCU", "8.0.0", source="test")
     code, err = _flash(ws_dir, "7.5.0", capsys)
     assert code == 1 and "downgrade allowance" in err
@@ -307,10 +273,8 @@ def test_flash_cli_refuses_a_downgrade(ws_dir: Path, capsys: pytest.CaptureFixtu
 
 def test_version_signed_before_fingerprints_were_kept_needs_a_re_signature(ws_dir: Path) -> None:
     private_pem, public_pem = generate_signing_key()
-    with Workspace.open(ws_dir) as ws:
-        trust = TrustStore(ws)
-        trust.add("release", public_pem)
-        v = _import(ws, _package(VERSION, private_pem))
+    with _release_trusted(ws_dir, public_pem) as (ws, trust):
+        v = _import(ws, vcu_package(VERSION, private_pem))
         with ws.transaction() as cur:  # what a schema-3 workspace holds after the migration
             cur.execute("UPDATE versions SET signer_fingerprint = '' WHERE id = ?", (v.id,))
         legacy = RepositoryStore(ws).get_version(v.brand, v.model, VERSION)
@@ -318,5 +282,5 @@ def test_version_signed_before_fingerprints_were_kept_needs_a_re_signature(ws_di
         trust.set_require_signed(True)
         with pytest.raises(NotFlashableError, match="before signing keys were pinned"):
             check_flashable(ws, legacy)
-        trust.apply_resigned_package(_package(VERSION, private_pem), source="again.zip")
+        trust.apply_resigned_package(vcu_package(VERSION, private_pem), source="again.zip")
         check_flashable(ws, RepositoryStore(ws).get_version(v.brand, v.model, VERSION))

@@ -8,14 +8,15 @@ Fault modes: silent, refuses open (BEL to `O`), unplugged mid-transfer (pty mast
 
 from __future__ import annotations
 
-import threading
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import can
 import pytest
 
-from fota_studio.cli import main
 from fota_studio.core.errors import (
     AdapterError,
     ConfigurationError,
@@ -34,11 +35,26 @@ from fota_studio.protocols.bus import (
     bus_kwargs,
     open_bus,
 )
+from fota_studio.sim.uds_ecu import SimEcu
 from tests.fakes import sim_rig
 from tests.fakes.slcan_device import SlcanDevice
+from tests.helpers.cli import cli
 
 #: Upper bound for one flash here (the emulated flash takes about a second).
 FLASH_BOUND_S = 60.0
+
+
+@contextlib.contextmanager
+def _vcu_behind_slcan(
+    can_channel: str, tmp_path: Path, **device: Any
+) -> Iterator[tuple[SimEcu, SlcanDevice]]:
+    """The fast VCU simulated on `can_channel` and an slcan adapter (`device`: its options)
+    on the same bus."""
+    with (
+        sim_rig.sim_ecu(sim_rig.fast_ecu(), can_channel, tmp_path / "sim") as sim,
+        SlcanDevice(can_channel, **device) as dev,
+    ):
+        yield sim, dev
 
 
 def _slcan(port: str, **kw: object) -> BusSettings:
@@ -48,11 +64,14 @@ def _slcan(port: str, **kw: object) -> BusSettings:
 # -- the doctor ------------------------------------------------------------------------------
 
 
+def _doctor(port: str, *argv: str) -> int:
+    """Exit code of `fota-studio doctor --interface slcan --channel <port> <argv>`."""
+    return cli(None, "doctor", "--interface", "slcan", "--channel", port, *argv, log_level="ERROR")
+
+
 def test_doctor_fails_for_a_silent_port(capsys: pytest.CaptureFixture[str]) -> None:
     with SlcanDevice("unused-silent", mode="silent") as dev:
-        code = main(
-            ["--log-level", "ERROR", "doctor", "--interface", "slcan", "--channel", dev.port]
-        )
+        code = _doctor(dev.port)
     out = capsys.readouterr().out
     assert code == 1, out
     assert "adapter silent: nothing answers the slcan commands" in out
@@ -63,9 +82,7 @@ def test_doctor_fails_for_an_adapter_that_refuses_to_open(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with SlcanDevice("unused-refuse", mode="refuse_open") as dev:
-        code = main(
-            ["--log-level", "ERROR", "doctor", "--interface", "slcan", "--channel", dev.port]
-        )
+        code = _doctor(dev.port)
         assert dev.commands[:4] == ["V", "C", "S6", "O"]
     out = capsys.readouterr().out
     assert code == 1, out
@@ -81,19 +98,7 @@ def test_doctor_without_an_ecu_cannot_prove_the_ack(
     peer = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
     try:
         with SlcanDevice(can_channel) as dev:
-            code = main(
-                [
-                    "--log-level",
-                    "ERROR",
-                    "doctor",
-                    "--interface",
-                    "slcan",
-                    "--channel",
-                    dev.port,
-                    "--listen-s",
-                    "0.05",
-                ]
-            )
+            code = _doctor(dev.port, "--listen-s", "0.05")
             assert "V" in dev.commands and "N" in dev.commands
     finally:
         peer.shutdown()
@@ -110,11 +115,8 @@ def test_doctor_without_an_ecu_cannot_prove_the_ack(
 def test_doctor_ok_for_a_healthy_adapter_with_an_ecu_behind_it(
     can_channel: str, tmp_path: Path
 ) -> None:
-    ecu = sim_rig.fast_ecu()
-    with (
-        sim_rig.sim_ecu(ecu, can_channel, tmp_path / "sim"),
-        SlcanDevice(can_channel) as dev,
-    ):
+    with _vcu_behind_slcan(can_channel, tmp_path) as (sim, dev):
+        ecu = sim.ecu
         report = run_doctor(_slcan(dev.port), listen_s=0.05, ecu=ecu)
     assert report.ok and report.proven, report.to_text()
     names = [c.name for c in report.checks]
@@ -218,13 +220,10 @@ def test_an_unchecked_bus_that_never_opened_says_the_ecu_was_never_touched(
 ) -> None:
     # A bus python-can "opened" without reading the answers (as it does on its own): the first
     # request meets silence. The flash must not say the ECU stays in its bootloader.
-    ecu = sim_rig.fast_ecu()
     image = sim_rig.make_image(sim_rig.TARGET_VERSION)
     engine = Engine()
-    with (
-        sim_rig.sim_ecu(ecu, can_channel, tmp_path / "sim") as sim,
-        SlcanDevice(can_channel, mode="refuse_open") as dev,
-    ):
+    with _vcu_behind_slcan(can_channel, tmp_path, mode="refuse_open") as (sim, dev):
+        ecu = sim.ecu
         bus = can.Bus(
             interface="slcan",
             channel=dev.port,
@@ -253,14 +252,10 @@ def test_unplugged_mid_flash_is_one_adapter_message_and_a_rerun_succeeds(
     can_channel: str,
     tmp_path: Path,
     capfd: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    thread_deaths: list[str],
 ) -> None:
     # A thread that dies on an exception (the Notifier's receive thread did) goes through
     # threading.excepthook, which prints the raw traceback on stderr: collect them here.
-    died: list[str] = []
-    monkeypatch.setattr(
-        threading, "excepthook", lambda args: died.append(f"{args.thread}: {args.exc_value!r}")
-    )
     ecu = sim_rig.fast_ecu()
     image = sim_rig.make_image(sim_rig.TARGET_VERSION)
     events: list[EngineEvent] = []
@@ -292,12 +287,12 @@ def test_unplugged_mid_flash_is_one_adapter_message_and_a_rerun_succeeds(
         failed = [e for e in events if isinstance(e, JobFailed)]
         assert len(failed) == 1 and failed[0].error == text
         adapter_events = [e for e in events if isinstance(e, LogLine) and e.job_id == 0]
-        assert died == []
+        assert thread_deaths == []
         assert len(adapter_events) == 1, adapter_events  # one event, however long it is gone
         assert f"adapter slcan:{dev.port} vanished" in adapter_events[0].text
         err = capfd.readouterr().err
         assert "Traceback" not in err and "Exception in thread" not in err, err
-        assert died == []
+        assert thread_deaths == []
         sim_rig.wait_until_settled(sim)
 
         # The same ECU through a healthy adapter: the flash runs again and succeeds.
@@ -329,12 +324,10 @@ def test_cli_flash_through_slcan_unplugged_then_healthy(
     can_channel: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    thread_deaths: list[str],
 ) -> None:
     from fota_studio.core.firmware import to_hex
 
-    died: list[str] = []
-    monkeypatch.setattr(threading, "excepthook", lambda args: died.append(repr(args.exc_value)))
     ea_path = tmp_path / "ea.yaml"
     _fast_demo_ea_file(ea_path)
     fw = tmp_path / "vcu.hex"
@@ -342,27 +335,13 @@ def test_cli_flash_through_slcan_unplugged_then_healthy(
     fw.write_bytes(to_hex(image))
 
     def flash(port: str) -> int:
-        return main(
-            [
-                "--log-level",
-                "ERROR",
-                "--workspace",
-                str(tmp_path / "ws"),
-                "flash",
-                "--ea",
-                str(ea_path),
-                "--ecu",
-                "VCU",
-                "--firmware",
-                str(fw),
-                "--expect-version",
-                sim_rig.TARGET_VERSION,
-                "--interface",
-                "slcan",
-                "--channel",
-                port,
-                "--no-progress",
-            ]
+        files = ("--ea", str(ea_path), "--ecu", "VCU", "--firmware", str(fw))
+        adapter = ("--interface", "slcan", "--channel", port)
+        return cli(
+            tmp_path / "ws",
+            *("flash", *files, "--expect-version", sim_rig.TARGET_VERSION, *adapter),
+            "--no-progress",
+            log_level="ERROR",
         )
 
     with sim_rig.sim_ecu(sim_rig.fast_ecu(), can_channel, tmp_path / "sim") as sim:
@@ -374,7 +353,7 @@ def test_cli_flash_through_slcan_unplugged_then_healthy(
         assert f"adapter slcan:{dev.port} vanished (device disconnected)" in errors[0]
         assert "Input/output error" in errors[0] and "plug it in again" in errors[0]
         assert err.rstrip().splitlines()[-1] == errors[0]  # it ends with that one message
-        assert "Traceback" not in err and died == []
+        assert "Traceback" not in err and thread_deaths == []
         sim_rig.wait_until_settled(sim)
         with SlcanDevice(can_channel) as healthy:
             assert flash(healthy.port) == 0, capsys.readouterr().err
@@ -429,11 +408,7 @@ def test_cli_doctor_on_a_saved_slcan_connection_asks_the_eas_ecu(
     from fota_studio.infra.workspace import Workspace
 
     ws_dir = tmp_path / "ws"
-    args = ["--log-level", "ERROR", "--workspace", str(ws_dir), "doctor", "--listen-s", "0.05"]
-    with (
-        sim_rig.sim_ecu(sim_rig.fast_ecu(), can_channel, tmp_path / "sim"),
-        SlcanDevice(can_channel, fd=True) as dev,
-    ):
+    with _vcu_behind_slcan(can_channel, tmp_path, fd=True) as (_, dev):
         with Workspace.open(ws_dir) as ws:
             set_connection(
                 ws,
@@ -446,7 +421,8 @@ def test_cli_doctor_on_a_saved_slcan_connection_asks_the_eas_ecu(
                     options={"sleep_after_open": 0.05},
                 ),
             )
-        code = main([*args, "--channel", "CAN1", "--ecu", "VCU"])
+        doctor = ("doctor", "--listen-s", "0.05", "--channel", "CAN1", "--ecu", "VCU")
+        code = cli(ws_dir, *doctor, log_level="ERROR")
     out = capsys.readouterr().out
     assert code == 0, out
     assert "CAN1 → slcan:" in out and "VCU answered TesterPresent" in out
@@ -456,10 +432,9 @@ def test_cli_doctor_on_a_saved_slcan_connection_asks_the_eas_ecu(
 def test_cli_doctor_refuses_settings_and_options_before_opening(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    base = ["--log-level", "ERROR", "doctor", "--interface", "slcan", "--channel", "/dev/null"]
-    assert main([*base, "--bitrate", "83333"]) == 1
+    assert _doctor("/dev/null", "--bitrate", "83333") == 1
     assert "slcan cannot run 83,333 bit/s" in capsys.readouterr().err
-    assert main([*base, "--option", "warp=9"]) == 1
+    assert _doctor("/dev/null", "--option", "warp=9") == 1
     assert "slcan has no option 'warp'" in capsys.readouterr().err
 
 
@@ -468,11 +443,8 @@ def test_firmware_that_acknowledges_nothing_still_opens_and_is_proven_by_the_ecu
 ) -> None:
     # The original CANable firmware answers V but acknowledges no command (no CR/BEL): it must
     # open (it is there), and the doctor says a refusal could not be seen; the ECU proves it.
-    ecu = sim_rig.fast_ecu()
-    with (
-        sim_rig.sim_ecu(ecu, can_channel, tmp_path / "sim"),
-        SlcanDevice(can_channel, mode="quiet") as dev,
-    ):
+    with _vcu_behind_slcan(can_channel, tmp_path, mode="quiet") as (sim, dev):
+        ecu = sim.ecu
         bus = open_bus(_slcan(dev.port))
         try:
             assert isinstance(bus, CheckedSlcanBus)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,21 +13,12 @@ import pytest
 from fota_studio.core.update_request import RequestStatus
 from fota_studio.engine.workflow import ApprovalRequested, RequestRun
 from fota_studio.infra.requests_store import RequestsStore
-from tests.fakes.workflow import KILLABLE_RUN_SCRIPT, Recorder, bench, demo_ws, new_request, options
+from tests.fakes.workflow import Recorder, bench, demo_ws, options, start_killable_run
 
 
 @pytest.mark.timeout(120)
 def test_killed_mid_flash_then_rerun(workspace_dir: Path, tmp_path: Path) -> None:
-    with demo_ws(workspace_dir) as ws:
-        rid = new_request(ws)
-    script = tmp_path / "child.py"
-    script.write_text(KILLABLE_RUN_SCRIPT)
-    child = subprocess.Popen(
-        [sys.executable, str(script), str(workspace_dir), str(rid)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-    )
+    rid, child = start_killable_run(workspace_dir, tmp_path, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None
         line = child.stdout.readline()

@@ -145,26 +145,11 @@ sys.exit(main(["--workspace", sys.argv[1], "--log-level", "WARNING", "repo", "li
 
 def test_four_processes_opening_a_new_workspace_at_once_seed_it_once(tmp_path: Path) -> None:
     """Before: the migrations and the demo seeding raced ("version 3.1.0 already exists")."""
-    import os
-    import subprocess
-    import sys
-    import time
-
     from fota_studio.demo.catalog import DEMO_REPOSITORIES
+    from tests.fakes.processes import start_together
 
     root = tmp_path / "new-ws"
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    start = time.time() + 3.0  # every process has imported everything by then
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", RACER, str(root), str(start)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for _ in range(4)
-    ]
+    procs = start_together(RACER, str(root))  # they start 3 s from now, all imported by then
     results = [(p.wait(timeout=180), *p.communicate()) for p in procs]
     for code, out, err in results:
         assert code == 0, err[-3000:]
