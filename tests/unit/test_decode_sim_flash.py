@@ -22,7 +22,7 @@ from fota_studio.engine.trace_store import TraceStore
 from fota_studio.protocols.bus import BusSettings
 from fota_studio.protocols.decode import Decoder, MessageTracker, TpFrame, isotp_pairs_of
 from fota_studio.sim.uds_ecu import SimEcuOptions
-from tests.fakes.uds_tester import Rig, build_image, flash, make_rig, wait_for  # noqa: F401
+from tests.fakes.uds_tester import Rig, build_image, flash, wait_for
 
 EDS = Path(__file__).resolve().parents[2] / "resources" / "fota_tcu.eds"
 
@@ -123,7 +123,7 @@ def _mask(text: str) -> str:
     return re.sub(r"(seed|key) [0-9A-F ]+", r"\1 …", text)
 
 
-def test_golden_decode_of_a_simulated_flash(make_rig: Callable[..., Rig]) -> None:  # noqa: F811
+def test_golden_decode_of_a_simulated_flash(make_rig: Callable[..., Rig]) -> None:
     # Erase takes ~150 ms with a 0x78 every 40 ms: a visible responsePending sequence.
     opts = SimEcuOptions(erase_ms_per_kib=0.5, erase_min_ms=150, pending_interval_ms=40)
     rig = make_rig("VCU", options=opts)

@@ -15,6 +15,7 @@ from fota_studio.protocols.fota_client import FotaClient, TcuAccessError
 from fota_studio.protocols.tcu_node import TcuNode
 from fota_studio.sim.hmi import ScriptedHmi
 from fota_studio.sim.oem import ScriptedOemLogic
+from tests.fakes.tcu import TcuOffer, bus_pair, started_tcu
 
 WAIT_S = 5.0
 
@@ -30,28 +31,20 @@ class Rig:
 
 @pytest.fixture
 def rig(can_channel: str, tmp_path: Path) -> Iterator[Rig]:
-    tcu_bus = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
-    machine_bus = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
     state_file = tmp_path / "tcu.json"
-    tcu = TcuNode(tcu_bus, state_file=state_file, heartbeat_period_ms=100)
-    tcu.start()
-    client = FotaClient(machine_bus, poll_period_s=0.2, sdo_timeout_s=2.0)
-    client.start()
-    yield Rig(tcu_bus, machine_bus, tcu, client, state_file)
-    client.stop()
-    tcu.stop()
-    machine_bus.shutdown()
-    tcu_bus.shutdown()
+    with (
+        bus_pair(can_channel) as (tcu_bus, machine_bus),
+        started_tcu(tcu_bus, state_file, heartbeat_period_ms=100) as tcu,
+    ):
+        client = FotaClient(machine_bus, poll_period_s=0.2, sdo_timeout_s=2.0)
+        client.start()
+        yield Rig(tcu_bus, machine_bus, tcu, client, state_file)
+        client.stop()
 
 
 def offer(tcu: TcuNode, request_id: int = 7) -> None:
-    tcu.offer_update(
-        request_id=request_id,
-        target_ecu="BCU",
-        installed_version="3.0.0",
-        offered_version="3.1.0",
-        expected_downtime_s=240,
-    )
+    """Offer BCU 3.1.0 (3.0.0 installed) as request `request_id`."""
+    TcuOffer("BCU", "3.0.0", "3.1.0", expected_downtime_s=240).make(tcu, request_id)
 
 
 def test_hmi_approves_offer(rig: Rig) -> None:

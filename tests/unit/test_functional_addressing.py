@@ -7,11 +7,10 @@ one; the ECU-side address from `isotp_link.build_address` receives it and answer
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-import can
 import isotp
 import pytest
 
@@ -22,6 +21,7 @@ from fota_studio.protocols.isotp_link import (
     functional_address_byte,
 )
 from fota_studio.protocols.uds_link import UdsLink
+from tests.fakes import sim_rig
 
 TA, SA, AE = 0x11, 0xF1, 0x55  # the ECU's physical address, the tester's, the physical AE
 FTA = 0xDF  # the functional address byte (extended: target address, mixed: AE)
@@ -42,18 +42,25 @@ def _conn(
     mode: AddressingMode, bits: int, req: int, resp: int, fid: int, fta: int | None = FTA
 ) -> Connection:
     ids = IsoTpAddress(req, resp, target_address=TA, source_address=SA, address_extension=AE)
-    return Connection(
-        application=ids,
-        bootloader=ids,
-        addressing=mode,
-        id_bits=bits,
-        functional_id=fid,
-        functional_target_address=fta,
-        padding_byte=0xCC,
-    )
+    conn = Connection(application=ids, bootloader=ids, addressing=mode, id_bits=bits)
+    return replace(conn, functional_id=fid, functional_target_address=fta, padding_byte=0xCC)
 
 
 M = isotp.AddressingMode
+
+
+def _extended_receivers(
+    mode: isotp.AddressingMode, txid: int, rxid: int
+) -> tuple[isotp.Address, isotp.Address]:
+    """An extended-addressing ECU's receivers: by the functional byte FTA (the standard's),
+    and by its physical TA only."""
+    by_fta, by_ta = (
+        isotp.Address(mode, txid=txid, rxid=rxid, target_address=SA, source_address=ta)
+        for ta in (FTA, TA)
+    )
+    return by_fta, by_ta
+
+
 CASES = [
     Case(
         "normal-11",
@@ -74,30 +81,12 @@ CASES = [
     Case(
         "extended-11",
         _conn(AddressingMode.EXTENDED, 11, 0x6F1, 0x611, 0x6FF),
-        isotp.Address(
-            M.Extended_11bits, txid=0x611, rxid=0x6FF, target_address=SA, source_address=FTA
-        ),
-        isotp.Address(
-            M.Extended_11bits, txid=0x611, rxid=0x6FF, target_address=SA, source_address=TA
-        ),
+        *_extended_receivers(M.Extended_11bits, 0x611, 0x6FF),
     ),
     Case(
         "extended-29",
         _conn(AddressingMode.EXTENDED, 29, 0x1FF000F1, 0x1FF00011, 0x1FF000FF),
-        isotp.Address(
-            M.Extended_29bits,
-            txid=0x1FF00011,
-            rxid=0x1FF000FF,
-            target_address=SA,
-            source_address=FTA,
-        ),
-        isotp.Address(
-            M.Extended_29bits,
-            txid=0x1FF00011,
-            rxid=0x1FF000FF,
-            target_address=SA,
-            source_address=TA,
-        ),
+        *_extended_receivers(M.Extended_29bits, 0x1FF00011, 0x1FF000FF),
     ),
     Case(
         "mixed-11",
@@ -118,22 +107,11 @@ CASES = [
 
 
 @contextmanager
-def _bus(channel: str) -> Iterator[tuple[can.BusABC, can.Notifier]]:
-    bus = can.Bus(interface="virtual", channel=channel, ignore_config=True)
-    notifier = can.Notifier(bus, [], timeout=0.05)
-    try:
-        yield bus, notifier
-    finally:
-        notifier.stop(timeout=0.1)
-        bus.shutdown()
-
-
-@contextmanager
 def _receivers(
     channel: str, addresses: list[isotp.Address | isotp.AsymmetricAddress]
 ) -> Iterator[list[isotp.NotifierBasedCanStack]]:
     """Plain can-isotp stacks (the library's own, not ours) on a second bus instance."""
-    with _bus(channel) as (bus, notifier):
+    with sim_rig.tester_bus(channel) as (bus, notifier):
         stacks = [isotp.NotifierBasedCanStack(bus, notifier, address=a) for a in addresses]
         for stack in stacks:
             stack.start()
@@ -144,15 +122,44 @@ def _receivers(
                 stack.stop()
 
 
-def _send_functional(channel: str, conn: Connection) -> None:
-    """Our tester sends REQUEST functionally (suppressed: no answer awaited)."""
-    with _bus(channel) as (bus, notifier):
+@contextmanager
+def _tester_uds(channel: str, conn: Connection) -> Iterator[UdsLink]:
+    """Our tester's opened UDS link on the bootloader IDs, on its own bus instance."""
+    with sim_rig.tester_bus(channel) as (bus, notifier):
         uds = UdsLink(IsoTpLink(bus, notifier, conn, conn.bootloader), UdsProfile())
         uds.open()
         try:
-            assert uds.functional_request("test", REQUEST, suppress_response=True) is None
+            yield uds
         finally:
             uds.close()
+
+
+@contextmanager
+def _ecu_answering(
+    stack: isotp.NotifierBasedCanStack, answer: Callable[[bytes], bytes], name: str
+) -> Iterator[None]:
+    """A thread answers every request `stack` receives with `answer(request)`, until exit."""
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            req = stack.recv(block=True, timeout=0.05)
+            if req is not None:
+                stack.send(answer(bytes(req)))
+
+    thread = threading.Thread(target=serve, name=name, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(2.0)
+
+
+def _send_functional(channel: str, conn: Connection) -> None:
+    """Our tester sends REQUEST functionally (suppressed: no answer awaited)."""
+    with _tester_uds(channel, conn) as uds:
+        assert uds.functional_request("test", REQUEST, suppress_response=True) is None
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -195,28 +202,12 @@ def test_ecu_answers_a_functional_request_physically(case: Case, can_channel: st
     physical response address, and the tester's `functional_request` returns that answer."""
     conn = case.conn
     ecu_address = build_address(conn, conn.bootloader, ecu_side=True, functional=True)
-    with _receivers(can_channel, [ecu_address]) as (ecu,):
-        stop = threading.Event()
-
-        def serve() -> None:
-            while not stop.is_set():
-                req = ecu.recv(block=True, timeout=0.05)
-                if req is not None:
-                    ecu.send(b"\x7e" + bytes(req[1:2]))
-
-        thread = threading.Thread(target=serve, name="test-functional-ecu", daemon=True)
-        thread.start()
-        try:
-            with _bus(can_channel) as (bus, notifier):
-                uds = UdsLink(IsoTpLink(bus, notifier, conn, conn.bootloader), UdsProfile())
-                uds.open()
-                try:
-                    assert uds.functional_request("test", REQUEST) == b"\x7e\x00"
-                finally:
-                    uds.close()
-        finally:
-            stop.set()
-            thread.join(2.0)
+    with (
+        _receivers(can_channel, [ecu_address]) as (ecu,),
+        _ecu_answering(ecu, lambda req: b"\x7e" + req[1:2], "test-functional-ecu"),
+        _tester_uds(can_channel, conn) as uds,
+    ):
+        assert uds.functional_request("test", REQUEST) == b"\x7e\x00"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -226,28 +217,16 @@ def test_physical_round_trip_with_the_ecu_side_address(case: Case, can_channel: 
     conn = case.conn
     ecu_address = build_address(conn, conn.bootloader, ecu_side=True)
     answer = b"\x6e\xf1\x90" + bytes(range(40))  # long, to be multi-frame both ways
-    with _receivers(can_channel, [ecu_address]) as (ecu,):
-        stop = threading.Event()
-        got: list[bytes] = []
+    got: list[bytes] = []
 
-        def serve() -> None:
-            while not stop.is_set():
-                req = ecu.recv(block=True, timeout=0.05)
-                if req is not None:
-                    got.append(bytes(req))
-                    ecu.send(answer)
+    def reply(req: bytes) -> bytes:
+        got.append(req)
+        return answer
 
-        thread = threading.Thread(target=serve, name="test-physical-ecu", daemon=True)
-        thread.start()
-        try:
-            with _bus(can_channel) as (bus, notifier):
-                uds = UdsLink(IsoTpLink(bus, notifier, conn, conn.bootloader), UdsProfile())
-                uds.open()
-                try:
-                    assert uds.request("test", 0x2E, b"\xf1\x90" + bytes(20)) == answer
-                finally:
-                    uds.close()
-        finally:
-            stop.set()
-            thread.join(2.0)
+    with (
+        _receivers(can_channel, [ecu_address]) as (ecu,),
+        _ecu_answering(ecu, reply, "test-physical-ecu"),
+        _tester_uds(can_channel, conn) as uds,
+    ):
+        assert uds.request("test", 0x2E, b"\xf1\x90" + bytes(20)) == answer
     assert got == [b"\x2e\xf1\x90" + bytes(20)]

@@ -34,16 +34,22 @@ _SCRIPT = textwrap.dedent(
 )
 
 
-def test_import_can_skips_asammdf_until_mf4_is_used(tmp_path: Path) -> None:
+def _in_a_fresh_interpreter(script: str, tmp_path: Path) -> str:
+    """Run `script` (argv[1]: an MF4 file's path) in a new interpreter; it must succeed. Its
+    stdout, stripped."""
     out = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, str(tmp_path / "t.mf4")],
+        [sys.executable, "-c", script, str(tmp_path / "t.mf4")],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=Path(__file__).resolve().parents[2],
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip() == "OK 50"
+    return out.stdout.strip()
+
+
+def test_import_can_skips_asammdf_until_mf4_is_used(tmp_path: Path) -> None:
+    assert _in_a_fresh_interpreter(_SCRIPT, tmp_path) == "OK 50"
 
 
 _THROUGH_TRACEFILE = textwrap.dedent(
@@ -68,15 +74,7 @@ _THROUGH_TRACEFILE = textwrap.dedent(
 
 def test_tracefile_loads_mf4_support_on_first_mf4(tmp_path: Path) -> None:
     """The GUI's path: python-can imported without asammdf, then an MF4 saved and opened."""
-    out = subprocess.run(
-        [sys.executable, "-c", _THROUGH_TRACEFILE, str(tmp_path / "t.mf4")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip() == "OK 20"
+    assert _in_a_fresh_interpreter(_THROUGH_TRACEFILE, tmp_path) == "OK 20"
 
 
 def test_defer_is_a_no_op_once_can_is_imported() -> None:

@@ -40,6 +40,17 @@ def _new(store: RequestsStore, version: str = "3.2.0") -> int:
     ).id
 
 
+def _request_through_every_step(workspace_dir: Path) -> int:
+    """A request in a new demo workspace with every step recorded "ok"; its id."""
+    with Workspace.open(workspace_dir) as ws:
+        ensure_demo(ws)
+        s = RequestsStore(ws)
+        rid = _new(s)
+        for step in Step:
+            s.append(rid, ENTRY_STEP, {"step": step.value, "state": "ok"})
+    return rid
+
+
 def test_create_and_history(store: RequestsStore) -> None:
     rid = _new(store)
     req = store.get(rid)
@@ -106,12 +117,7 @@ def test_tampering_is_detected(store: RequestsStore, workspace_dir: Path) -> Non
 
 
 def test_records_cli(workspace_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with Workspace.open(workspace_dir) as ws:
-        ensure_demo(ws)
-        s = RequestsStore(ws)
-        rid = _new(s)
-        for step in Step:
-            s.append(rid, ENTRY_STEP, {"step": step.value, "state": "ok"})
+    rid = _request_through_every_step(workspace_dir)
     base = ["--workspace", str(workspace_dir), "records"]
     assert main([*base, "list"]) == 0
     assert "3.2.0" in capsys.readouterr().out
@@ -185,12 +191,7 @@ def pdf_text(data: bytes) -> str:
 
 
 def test_pdf_export_names_every_step(workspace_dir: Path) -> None:
-    with Workspace.open(workspace_dir) as ws:
-        ensure_demo(ws)
-        s = RequestsStore(ws)
-        rid = _new(s)
-        for step in Step:
-            s.append(rid, ENTRY_STEP, {"step": step.value, "state": "ok"})
+    rid = _request_through_every_step(workspace_dir)
     out = workspace_dir / "r.pdf"
     # In a child process: unit tests never load Qt themselves (the PDF export does).
     cmd = [sys.executable, "-m", "fota_studio", "--workspace", str(workspace_dir), "records"]

@@ -29,13 +29,10 @@ from tests.fakes.uds_tester import (
     build_image,
     enter_bootloader,
     flash,
-    make_rig,
     nrc_of,
     unlock_programming,
     wait_for,
 )
-
-__all__ = ["make_rig"]  # the fixture is used by imported name
 
 
 @pytest.mark.parametrize("name", ["VCU", "HCU", "BCU"])

@@ -12,16 +12,7 @@ from fota_studio.core.errors import ConfigurationError
 from fota_studio.demo import catalog as demo_catalog
 from fota_studio.sim.faults import Fault, parse_fault
 from fota_studio.sim.uds_ecu import SimEcuOptions
-from tests.fakes.uds_tester import (
-    Rig,
-    enter_bootloader,
-    make_rig,
-    nrc_of,
-    unlock_programming,
-    wait_for,
-)
-
-__all__ = ["make_rig"]  # the fixture is used by imported name
+from tests.fakes.uds_tester import Rig, enter_bootloader, nrc_of, unlock_programming, wait_for
 
 APP = demo_catalog.APP_REGION_START
 

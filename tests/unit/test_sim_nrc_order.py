@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.fakes.uds_tester import Rig, ask, enter_bootloader, make_rig, unlock_programming
-
-__all__ = ["make_rig"]  # the fixture is used by imported name
+from tests.fakes.uds_tester import Rig, ask, enter_bootloader, unlock_programming
 
 # (request hex, expected answer hex) in the APPLICATION, default session then extended session.
 APP_DEFAULT = [

@@ -13,7 +13,6 @@ from tests.fakes.uds_tester import (
     Rig,
     download,
     enter_bootloader,
-    make_rig,
     nrc_of,
     unlock_programming,
     wait_for,
@@ -208,6 +207,3 @@ def test_reset_after_failed_check_stays_in_bootloader(make_rig: Callable[..., Ri
     wait_for(lambda: rig.sim.state().boots == boots + 1)
     state = rig.sim.state()
     assert state.session == 1 and not state.app_valid
-
-
-__all__ = ["make_rig"]  # the fixture is used by imported name

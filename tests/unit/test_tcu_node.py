@@ -16,17 +16,16 @@ from canopen.sdo.exceptions import SdoAbortedError
 from fota_studio.core.errors import AdapterError, ConfigurationError
 from fota_studio.protocols import fota_objects as fo
 from fota_studio.protocols.tcu_node import TcuNode
+from tests.fakes.tcu import TcuOffer, bus_pair, started_tcu
 
 WAIT_S = 5.0
 
 
 @pytest.fixture
 def buses(can_channel: str) -> Iterator[tuple[can.BusABC, can.BusABC]]:
-    tcu_bus = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
-    client_bus = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
-    yield tcu_bus, client_bus
-    client_bus.shutdown()
-    tcu_bus.shutdown()
+    """(the TCU's bus, the client's bus)."""
+    with bus_pair(can_channel) as pair:
+        yield pair
 
 
 @pytest.fixture
@@ -49,20 +48,13 @@ def remote(network: canopen.Network) -> canopen.RemoteNode:
 
 @pytest.fixture
 def tcu(buses: tuple[can.BusABC, can.BusABC], tmp_path: Path) -> Iterator[TcuNode]:
-    node = TcuNode(buses[0], heartbeat_period_ms=50, state_file=tmp_path / "tcu-state.json")
-    node.start()
-    yield node
-    node.stop()
+    with started_tcu(buses[0], tmp_path / "tcu-state.json", heartbeat_period_ms=50) as node:
+        yield node
 
 
 def offer(tcu: TcuNode, request_id: int = 42) -> None:
-    tcu.offer_update(
-        request_id=request_id,
-        target_ecu="HCU",
-        installed_version="2.3.0",
-        offered_version="2.4.1",
-        expected_downtime_s=300,
-    )
+    """Offer HCU 2.4.1 (2.3.0 installed) as request `request_id`."""
+    TcuOffer("HCU", "2.3.0", "2.4.1", expected_downtime_s=300).make(tcu, request_id)
 
 
 def test_remote_reads_every_object_by_name(tcu: TcuNode, remote: canopen.RemoteNode) -> None:

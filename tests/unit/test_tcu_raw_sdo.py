@@ -17,6 +17,7 @@ import pytest
 
 from fota_studio.protocols import fota_objects as fo
 from fota_studio.protocols.tcu_node import TcuNode
+from tests.fakes.tcu import TcuOffer, bus_pair, started_tcu
 
 NODE_ID = 0x7A
 SDO_RX = 0x600 + NODE_ID  # 0x67A, client -> TCU
@@ -105,19 +106,15 @@ def abort_code(resp: bytes) -> int:
 
 @pytest.fixture
 def buses(can_channel: str) -> Iterator[tuple[can.BusABC, can.BusABC]]:
-    tcu_bus = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
-    tester_bus = can.Bus(interface="virtual", channel=can_channel, ignore_config=True)
-    yield tcu_bus, tester_bus
-    tester_bus.shutdown()
-    tcu_bus.shutdown()
+    """(the TCU's bus, the raw tester's bus)."""
+    with bus_pair(can_channel) as pair:
+        yield pair
 
 
 @pytest.fixture
 def tcu(buses: tuple[can.BusABC, can.BusABC], tmp_path: Path) -> Iterator[TcuNode]:
-    node = TcuNode(buses[0], heartbeat_period_ms=50, state_file=tmp_path / "tcu.json")
-    node.start()
-    yield node
-    node.stop()
+    with started_tcu(buses[0], tmp_path / "tcu.json", heartbeat_period_ms=50) as node:
+        yield node
 
 
 @pytest.fixture
@@ -126,13 +123,8 @@ def tester(buses: tuple[can.BusABC, can.BusABC], tcu: TcuNode) -> RawClient:
 
 
 def offer(tcu: TcuNode) -> None:
-    tcu.offer_update(
-        request_id=0x1234_5678,
-        target_ecu="VCU",
-        installed_version="1.0.0",
-        offered_version="1.1.0-rc1",
-        expected_downtime_s=480,
-    )
+    """Offer VCU 1.1.0-rc1 (1.0.0 installed) as request 0x12345678."""
+    TcuOffer("VCU", "1.0.0", "1.1.0-rc1", expected_downtime_s=480).make(tcu, 0x1234_5678)
 
 
 def test_boot_up_then_operational_heartbeat(buses: tuple[can.BusABC, can.BusABC]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import can
 import cantools
@@ -14,6 +15,18 @@ from fota_studio.engine.trace_store import TraceStore
 from fota_studio.infra.tracefile import RotatingRecorder, TraceFileError, read_log, write_log
 
 T0 = 1_700_000_000.0
+
+
+# The frames a format may not keep: which kind, seconds after T0, the frame's other fields.
+_OPTIONAL_FRAMES: tuple[tuple[str, float, dict[str, Any]], ...] = (
+    (
+        "fd",
+        0.5,
+        {"arbitration_id": 0x7EA, "data": bytes(range(64)), "is_fd": True, "bitrate_switch": True},
+    ),
+    ("direction", 0.6, {"arbitration_id": 0x7E0, "data": b"\x02\x10\x03", "is_rx": False}),
+    ("remote", 0.7, {"arbitration_id": 0x123, "is_remote_frame": True, "dlc": 3}),
+)
 
 
 def _frames(*, fd: bool, remote: bool, direction: bool) -> list[can.Message]:
@@ -27,40 +40,12 @@ def _frames(*, fd: bool, remote: bool, direction: bool) -> list[can.Message]:
         )
         for i in range(40)
     ]
-    if fd:
-        msgs.append(
-            can.Message(
-                timestamp=T0 + 0.5,
-                arbitration_id=0x7EA,
-                is_extended_id=False,
-                data=bytes(range(64)),
-                is_fd=True,
-                bitrate_switch=True,
-                channel=0,
-            )
-        )
-    if direction:
-        msgs.append(
-            can.Message(
-                timestamp=T0 + 0.6,
-                arbitration_id=0x7E0,
-                is_extended_id=False,
-                data=b"\x02\x10\x03",
-                is_rx=False,
-                channel=0,
-            )
-        )
-    if remote:
-        msgs.append(
-            can.Message(
-                timestamp=T0 + 0.7,
-                arbitration_id=0x123,
-                is_extended_id=False,
-                is_remote_frame=True,
-                dlc=3,
-                channel=0,
-            )
-        )
+    wanted = {"fd": fd, "direction": direction, "remote": remote}
+    msgs += [
+        can.Message(timestamp=T0 + offset_s, is_extended_id=False, channel=0, **fields)
+        for kind, offset_s, fields in _OPTIONAL_FRAMES
+        if wanted[kind]
+    ]
     return msgs
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fota_studio.core.update_request import RequestStateError, RequestStatus
+from fota_studio.core.update_request import RequestStateError, RequestStatus, UpdateRequest
+from fota_studio.demo.bench import DemoBench
 from fota_studio.engine.records import load_buslog, load_flash_record
 from fota_studio.engine.workflow import (
     ApprovalRequested,
@@ -19,6 +20,7 @@ from fota_studio.engine.workflow import (
 )
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.requests_store import RequestsStore
+from fota_studio.infra.workspace import Workspace
 from fota_studio.protocols import fota_objects as fo
 from fota_studio.sim.hmi import ScriptedHmi
 from fota_studio.sim.oem import ScriptedOemLogic
@@ -70,18 +72,18 @@ def test_local_approval_successful(workspace_dir: Path) -> None:
     assert rec.of(WorkflowProgress)
 
 
+def _run_with_hmi_approval(ws: Workspace, b: DemoBench, rid: int) -> UpdateRequest:
+    """Run request `rid` on the bench, approved (or not) only on the HMI; the final request."""
+    options_hmi = options(approval_local=False, approval_hmi=True)
+    return RequestRun(ws, b.engine, rid, tcu=b.tcu, options=options_hmi).run()
+
+
 def test_hmi_approval_over_canopen(workspace_dir: Path) -> None:
     rec = Recorder()
     with demo_ws(workspace_dir) as ws, bench(ws, rec) as b:
         rid = new_request(ws)
         with ScriptedHmi(b.client, delay_s=0.1, once=True) as hmi:
-            final = RequestRun(
-                ws,
-                b.engine,
-                rid,
-                tcu=b.tcu,
-                options=options(approval_local=False, approval_hmi=True),
-            ).run()
+            final = _run_with_hmi_approval(ws, b, rid)
         assert final.status is RequestStatus.SUCCESSFUL, final.error
         offer = hmi.decisions[0].offer
         assert (offer.installed_version, offer.offered_version) == ("3.1.0", "3.2.0")
@@ -99,13 +101,7 @@ def test_reject_never_touches_the_ecu(workspace_dir: Path) -> None:
         before = b.memory_sha256()
         requests_before = b.sim.ecu(ECU).state().requests
         with ScriptedHmi(b.client, decision=fo.DECISION_REJECT, delay_s=0.1, once=True):
-            final = RequestRun(
-                ws,
-                b.engine,
-                rid,
-                tcu=b.tcu,
-                options=options(approval_local=False, approval_hmi=True),
-            ).run()
+            final = _run_with_hmi_approval(ws, b, rid)
         assert final.status is RequestStatus.CANCELLED and final.outcome == "rejected"
         assert b.tcu.get(fo.UPDATE_STATUS) == fo.STATUS_REJECTED
         assert b.tcu.get(fo.LAST_ERROR) == fo.ERROR_REJECTED
