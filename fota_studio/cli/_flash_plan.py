@@ -71,13 +71,13 @@ def _targets(args: argparse.Namespace, ws: Workspace) -> list[FlashTarget]:
             hint="--machine M --ecu A --ecu B [--version A=1.2.0], or --machine M --all",
         )
     store = EaStore(ws)
-    machine = store.get_machine(args.machine)
-    if not machine.ea_name:
+    ea_name = store.get_machine(args.machine).ea_name
+    if not ea_name:
+        hint = "assign one in the EA panel or with `fota-studio ea assign`"
         raise ConfigurationError(
-            f"machine {args.machine} has no Electronic Architecture",
-            hint="assign one in the EA panel or with `fota-studio ea assign`",
+            f"machine {args.machine} has no Electronic Architecture", hint=hint
         )
-    ea = store.get(machine.ea_name)
+    ea = store.get(ea_name)
     names = [e.name for e in ea.ecus] if args.all_ecus else list(args.ecu or [])
     unknown = [n for n in names if n not in {e.name for e in ea.ecus}]
     if unknown:

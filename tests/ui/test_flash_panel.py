@@ -6,14 +6,17 @@ measured in bench/, not asserted here)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QTimer
 
 from fota_studio.engine.engine import Engine
 from fota_studio.engine.records import list_flash_records, load_buslog, load_flash_record
 from fota_studio.infra.workspace import Workspace
 from fota_studio.sim.faults import Fault
+from fota_studio.sim.uds_ecu import SimEcu
 from fota_studio.ui.engine_bridge import EngineBridge
 from fota_studio.ui.panels.flash_panel import FlashPanel
 from tests.fakes.flash import (
@@ -24,6 +27,7 @@ from tests.fakes.flash import (
     sim_ecu,
     transfer_first_frames,
 )
+from tests.ui import flash_rig
 
 
 class _GapMeter:
@@ -53,28 +57,52 @@ class _GapMeter:
         self.timer.start()
 
 
+#: The demo workspace (a fixture, found by its name); `engine` is tests/ui/conftest.py's.
+ws = flash_rig.ws
+
+
+@pytest.fixture
+def panel(qtbot, engine: Engine) -> FlashPanel:  # type: ignore[no-untyped-def]
+    """A Flash panel without a workspace: the tests hand it their images."""
+    flash_panel = FlashPanel(engine, EngineBridge(engine))
+    qtbot.addWidget(flash_panel)
+    return flash_panel
+
+
+@pytest.fixture
+def demo_panel(qtbot, engine: Engine, ws: Workspace) -> FlashPanel:  # type: ignore[no-untyped-def]
+    """A Flash panel on the demo workspace (machine → ECU → version from its stores)."""
+    flash_panel = FlashPanel(engine, EngineBridge(engine), ws)
+    qtbot.addWidget(flash_panel)
+    return flash_panel
+
+
+@pytest.fixture
+def vcu(can_channel: str, tmp_path: Path) -> Iterator[SimEcu]:
+    """The fast demo VCU simulated on the test's channel (its definition: `vcu.ecu`)."""
+    with sim_ecu(fast_ecu("VCU"), can_channel, tmp_path, options=fast_sim_options()) as sim:
+        yield sim
+
+
 def test_flash_panel_runs_a_simulated_flash(
     qtbot,
     engine: Engine,
-    can_channel: str,
+    vcu: SimEcu,
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    ecu = fast_ecu("VCU")
     image = make_image("7.1.0", (0x6000, 0x2000))
-    bridge = EngineBridge(engine)
-    ws = Workspace.open(tmp_path / "ws")
-    panel = FlashPanel(engine, bridge, ws)
+    ws = Workspace.open(tmp_path / "ws")  # an empty one: the panel flashes a given image
+    panel = FlashPanel(engine, EngineBridge(engine), ws)
     qtbot.addWidget(panel)
     panel.show()
     meter = _GapMeter()
-    with sim_ecu(ecu, can_channel, tmp_path, options=fast_sim_options()) as sim:
-        meter.start()
-        with qtbot.waitSignal(panel.flash_finished, timeout=60_000):
-            panel.start_flash(
-                ecu, image, version="7.1.0", expected_version="7.1.0", boot_wait_s=1.5
-            )
-        meter.timer.stop()
-        assert memory_matches(sim, image)
+    meter.start()
+    with qtbot.waitSignal(panel.flash_finished, timeout=60_000):
+        panel.start_flash(
+            vcu.ecu, image, version="7.1.0", expected_version="7.1.0", boot_wait_s=1.5
+        )
+    meter.timer.stop()
+    assert memory_matches(vcu, image)
     for step in (
         "preconditions",
         "bootloader_entry",
@@ -110,21 +138,10 @@ def test_flash_panel_runs_a_simulated_flash(
     ws.close()
 
 
-def test_flash_panel_shows_nrc_name_of_a_failure(
-    qtbot,
-    engine: Engine,
-    can_channel: str,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
-) -> None:
-    ecu = fast_ecu("VCU")
-    image = make_image("7.2.0", (0x800,))
-    bridge = EngineBridge(engine)
-    panel = FlashPanel(engine, bridge)
-    qtbot.addWidget(panel)
-    with sim_ecu(ecu, can_channel, tmp_path, options=fast_sim_options()) as sim:
-        sim.inject(Fault(step="request_download", kind="nrc", arg=0x70))
-        with qtbot.waitSignal(panel.flash_failed, timeout=60_000) as blocker:
-            panel.start_flash(ecu, image, version="7.2.0", boot_wait_s=1.5)
+def test_flash_panel_shows_nrc_name_of_a_failure(qtbot, panel: FlashPanel, vcu: SimEcu) -> None:  # type: ignore[no-untyped-def]
+    vcu.inject(Fault(step="request_download", kind="nrc", arg=0x70))
+    with qtbot.waitSignal(panel.flash_failed, timeout=60_000) as blocker:
+        panel.start_flash(vcu.ecu, make_image("7.2.0", (0x800,)), version="7.2.0", boot_wait_s=1.5)
     ev = blocker.args[0]
     assert ev.step == "request_download"
     assert panel.step_state("request_download") == "failed"
@@ -167,94 +184,75 @@ def test_a_long_failure_message_never_widens_the_panel(qtbot, engine: Engine) ->
 
 def test_start_reads_the_ecu_and_asks_with_from_to(
     qtbot,
-    engine: Engine,
+    demo_panel: FlashPanel,
     can_channel: str,
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     """The ECU runs 3.2.1 although the workspace recorded 3.1.0: Start reads the ECU, asks
     "3.2.1 → 3.2.0 … DOWNGRADE", and a No sends nothing to the bootloader."""
-    from fota_studio.app import open_workspace
-
-    ws = open_workspace(tmp_path / "ws")
-    try:
-        panel = FlashPanel(engine, EngineBridge(engine), ws)
-        asked: list[str] = []
-        panel.confirm = lambda title, text: asked.append(text) and False
-        qtbot.addWidget(panel)
-        panel.ecu_combo.setCurrentIndex(panel.ecu_combo.findData("VCU"))
-        panel.version_combo.setCurrentIndex(panel.version_combo.findData("3.2.0"))
-        opts = fast_sim_options()
-        with sim_ecu(
-            fast_ecu("VCU"), can_channel, tmp_path, options=opts, initial_version="3.2.1"
-        ) as sim:
-            panel.start_button.click()
-            qtbot.waitUntil(lambda: bool(asked), timeout=20_000)
-            assert sim.state().mode == "application"
-        assert "3.2.1 → 3.2.0" in asked[0] and "DOWNGRADE" in asked[0]
-        assert "recorded 3.1.0" in asked[0]
-        assert "ECU reports <b>3.2.1</b>" in panel.summary.text()
-        assert not panel.is_running() and panel.start_button.isEnabled()
-        assert "not confirmed" in panel.status_label.text()
-    finally:
-        ws.close()
+    panel = demo_panel
+    asked: list[str] = []
+    panel.confirm = lambda title, text: asked.append(text) and False
+    panel.ecu_combo.setCurrentIndex(panel.ecu_combo.findData("VCU"))
+    panel.version_combo.setCurrentIndex(panel.version_combo.findData("3.2.0"))
+    opts = fast_sim_options()
+    with sim_ecu(
+        fast_ecu("VCU"), can_channel, tmp_path, options=opts, initial_version="3.2.1"
+    ) as sim:
+        panel.start_button.click()
+        qtbot.waitUntil(lambda: bool(asked), timeout=20_000)
+        assert sim.state().mode == "application"
+    assert "3.2.1 → 3.2.0" in asked[0] and "DOWNGRADE" in asked[0]
+    assert "recorded 3.1.0" in asked[0]
+    assert "ECU reports <b>3.2.1</b>" in panel.summary.text()
+    assert not panel.is_running() and panel.start_button.isEnabled()
+    assert "not confirmed" in panel.status_label.text()
 
 
 def test_silent_application_is_a_blocking_failure_in_the_panel(
     qtbot,
-    engine: Engine,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    ws: Workspace,
+    demo_panel: FlashPanel,  # type: ignore[no-untyped-def]
 ) -> None:
     """Nobody answers: the panel shows a blocking failure (not a log warning), lists the
     skippable precondition with its reason, and never asks to start."""
-    from fota_studio.app import open_workspace
     from fota_studio.infra.ea_store import EaStore
 
-    ws = open_workspace(tmp_path / "ws")
-    try:
-        store = EaStore(ws)
-        ea = store.get(store.names()[0])
-        vcu = ea.ecu("VCU")
-        vcu.uds.preconditions[1].skippable = True
-        vcu.uds.preconditions[1].skip_reason = "bench supply fixed at 13.2 V"
-        vcu.uds.p2_timeout_ms = 200
-        store.save(ea)
-        panel = FlashPanel(engine, EngineBridge(engine), ws)
-        asked: list[str] = []
-        panel.confirm = lambda title, text: asked.append(text) or True
-        qtbot.addWidget(panel)
-        panel.ecu_combo.setCurrentIndex(panel.ecu_combo.findData("VCU"))
-        panel.start_button.click()
-        qtbot.waitUntil(lambda: bool(panel.problem_text()), timeout=20_000)
-        text = panel.problem_text()
-        assert "cannot be flashed now" in text
-        assert "Machine stationary cannot be checked: the application does not answer" in text
-        assert "Supply voltage: bench supply fixed at 13.2 V" in text
-        assert asked == [] and not panel.is_running()
-    finally:
-        ws.close()
+    store = EaStore(ws)
+    ea = store.get(store.names()[0])
+    vcu = ea.ecu("VCU")
+    vcu.uds.preconditions[1].skippable = True
+    vcu.uds.preconditions[1].skip_reason = "bench supply fixed at 13.2 V"
+    vcu.uds.p2_timeout_ms = 200
+    store.save(ea)
+    panel = demo_panel
+    asked: list[str] = []
+    panel.confirm = lambda title, text: asked.append(text) or True
+    panel.ecu_combo.setCurrentIndex(panel.ecu_combo.findData("VCU"))
+    panel.start_button.click()
+    qtbot.waitUntil(lambda: bool(panel.problem_text()), timeout=20_000)
+    text = panel.problem_text()
+    assert "cannot be flashed now" in text
+    assert "Machine stationary cannot be checked: the application does not answer" in text
+    assert "Supply voltage: bench supply fixed at 13.2 V" in text
+    assert asked == [] and not panel.is_running()
 
 
 def test_cancel_asks_first_and_a_stop_mid_flash_offers_the_re_run(
-    qtbot,
-    engine: Engine,
-    can_channel: str,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
-) -> None:
-    ecu = fast_ecu("VCU")
-    image = make_image("7.3.0", (0x6000, 0x6000))
-    panel = FlashPanel(engine, EngineBridge(engine))
+    qtbot, panel: FlashPanel, vcu: SimEcu
+) -> None:  # type: ignore[no-untyped-def]
     answers = [False, True]
     asked: list[str] = []
     panel.confirm = lambda title, text: asked.append(title) or answers.pop(0)
-    qtbot.addWidget(panel)
-    opts = fast_sim_options(programming_ms_per_kib=20.0)
-    with sim_ecu(ecu, can_channel, tmp_path, options=opts):
-        panel.start_flash(ecu, image, version="7.3.0", boot_wait_s=1.5)
-        qtbot.waitUntil(lambda: panel.step_state("transfer_data") == "running", timeout=30_000)
-        panel.cancel_button.click()  # "No": the flash goes on
-        assert panel.is_running() and asked == ["Cancel the flash?"]
-        with qtbot.waitSignal(panel.flash_failed, timeout=60_000) as blocker:
-            panel.cancel_button.click()  # "Yes"
+    vcu.options.programming_ms_per_kib = 20.0
+    panel.start_flash(
+        vcu.ecu, make_image("7.3.0", (0x6000, 0x6000)), version="7.3.0", boot_wait_s=1.5
+    )
+    qtbot.waitUntil(lambda: panel.step_state("transfer_data") == "running", timeout=30_000)
+    panel.cancel_button.click()  # "No": the flash goes on
+    assert panel.is_running() and asked == ["Cancel the flash?"]
+    with qtbot.waitSignal(panel.flash_failed, timeout=60_000) as blocker:
+        panel.cancel_button.click()  # "Yes"
     assert blocker.args[0].cancelled
     assert panel.progress.property("state") == "cancelled"
     assert "bootloader" in panel.problem_text()
@@ -262,86 +260,66 @@ def test_cancel_asks_first_and_a_stop_mid_flash_offers_the_re_run(
 
 
 def test_version_choice_defaults_to_the_newest_release(
-    qtbot, engine: Engine, tmp_path: Path
+    qtbot, ws: Workspace, demo_panel: FlashPanel
 ) -> None:  # type: ignore[no-untyped-def]
     """The BCU's repository has 2.2.0-rc.1 as its newest version: it is listed and marked,
     but the panel (and the Create update request dialog) preselect 2.1.0, the newest release."""
-    from fota_studio.app import open_workspace
     from fota_studio.ui.panels.requests_panel import CreateRequestDialog
 
-    ws = open_workspace(tmp_path / "ws")
-    try:
-        panel = FlashPanel(engine, EngineBridge(engine), ws)
-        qtbot.addWidget(panel)
-        panel.ecu_combo.setCurrentIndex(panel.ecu_combo.findData("BCU"))
-        items = [panel.version_combo.itemText(i) for i in range(panel.version_combo.count())]
-        assert items == ["2.2.0-rc.1 (pre-release)", "2.1.0", "2.0.0"]
-        assert panel.version_combo.currentData() == "2.1.0"
-        assert "→ <b>2.1.0</b>" in panel.summary.text()
-        panel.version_combo.setCurrentIndex(0)  # a deliberate choice still works
-        assert panel.version_combo.currentData() == "2.2.0-rc.1"
+    panel = demo_panel
+    panel.ecu_combo.setCurrentIndex(panel.ecu_combo.findData("BCU"))
+    items = [panel.version_combo.itemText(i) for i in range(panel.version_combo.count())]
+    assert items == ["2.2.0-rc.1 (pre-release)", "2.1.0", "2.0.0"]
+    assert panel.version_combo.currentData() == "2.1.0"
+    assert "→ <b>2.1.0</b>" in panel.summary.text()
+    panel.version_combo.setCurrentIndex(0)  # a deliberate choice still works
+    assert panel.version_combo.currentData() == "2.2.0-rc.1"
 
-        dlg = CreateRequestDialog(ws)
-        qtbot.addWidget(dlg)
-        dlg.ecu_combo.setCurrentIndex(dlg.ecu_combo.findData("BCU"))
-        assert dlg.version_combo.currentData() == "2.1.0"
-        assert dlg.version_combo.itemText(0) == "2.2.0-rc.1 (pre-release)"
-    finally:
-        ws.close()
+    dlg = CreateRequestDialog(ws)
+    qtbot.addWidget(dlg)
+    dlg.ecu_combo.setCurrentIndex(dlg.ecu_combo.findData("BCU"))
+    assert dlg.version_combo.currentData() == "2.1.0"
+    assert dlg.version_combo.itemText(0) == "2.2.0-rc.1 (pre-release)"
 
 
 def test_start_refuses_an_unsigned_version_when_the_workspace_requires_signatures(
     qtbot,
-    engine: Engine,
-    can_channel: str,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    ws: Workspace,
+    demo_panel: FlashPanel,
+    vcu: SimEcu,  # type: ignore[no-untyped-def]
 ) -> None:
     """Under the signed-packages policy the pre-flight refuses the unsigned demo version: the
     panel says why (not only the log), nothing is asked to confirm and the ECU never hears a
     programming request."""
-    from fota_studio.app import open_workspace
     from fota_studio.infra.repository import RepositoryStore
 
-    ws = open_workspace(tmp_path / "ws")
-    try:
-        RepositoryStore(ws).require_signed_packages = True
-        panel = FlashPanel(engine, EngineBridge(engine), ws)
-        asked: list[str] = []
-        panel.confirm = lambda title, text: asked.append(text) or True
-        qtbot.addWidget(panel)
-        panel.ecu_combo.setCurrentIndex(panel.ecu_combo.findData("VCU"))
-        assert panel.version_combo.currentData() == "3.2.1"
-        with sim_ecu(fast_ecu("VCU"), can_channel, tmp_path, options=fast_sim_options()) as sim:
-            panel.start_button.click()
-            qtbot.waitUntil(lambda: bool(panel.problem_text()), timeout=20_000)
-            assert sim.state().mode == "application"  # nothing was sent to it
-        assert "requires packages signed by a trusted key" in panel.problem_text()
-        assert asked == [] and not panel.is_running()
-        assert panel.start_button.isEnabled()
-        assert list_flash_records(ws) == []
-    finally:
-        ws.close()
+    RepositoryStore(ws).require_signed_packages = True
+    panel = demo_panel
+    asked: list[str] = []
+    panel.confirm = lambda title, text: asked.append(text) or True
+    panel.ecu_combo.setCurrentIndex(panel.ecu_combo.findData("VCU"))
+    assert panel.version_combo.currentData() == "3.2.1"
+    panel.start_button.click()
+    qtbot.waitUntil(lambda: bool(panel.problem_text()), timeout=20_000)
+    assert vcu.state().mode == "application"  # nothing was sent to it
+    assert "requires packages signed by a trusted key" in panel.problem_text()
+    assert asked == [] and not panel.is_running()
+    assert panel.start_button.isEnabled()
+    assert list_flash_records(ws) == []
 
 
 def test_a_success_after_a_failure_shows_no_old_error(
-    qtbot,
-    engine: Engine,
-    can_channel: str,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
-) -> None:
+    qtbot, panel: FlashPanel, vcu: SimEcu
+) -> None:  # type: ignore[no-untyped-def]
     """Issue 15: the previous run's ERROR no longer stays in the log under a success headline,
     and the red bar / bootloader notice of the failure go away with the new run."""
-    ecu = fast_ecu("VCU")
-    image = make_image("7.4.0", (0x800,))
-    panel = FlashPanel(engine, EngineBridge(engine))
-    qtbot.addWidget(panel)
-    with sim_ecu(ecu, can_channel, tmp_path, options=fast_sim_options()) as sim:
-        sim.inject(Fault(step="request_download", kind="nrc", arg=0x70))
-        with qtbot.waitSignal(panel.flash_failed, timeout=60_000):
-            panel.start_flash(ecu, image, version="7.4.0", expected_version="7.4.0")
-        assert " ERROR " in panel.log.toPlainText() or panel.problem_text()
-        with qtbot.waitSignal(panel.flash_finished, timeout=60_000):
-            panel.start_flash(ecu, image, version="7.4.0", expected_version="7.4.0")
+    ecu, image = vcu.ecu, make_image("7.4.0", (0x800,))
+    vcu.inject(Fault(step="request_download", kind="nrc", arg=0x70))
+    with qtbot.waitSignal(panel.flash_failed, timeout=60_000):
+        panel.start_flash(ecu, image, version="7.4.0", expected_version="7.4.0")
+    assert " ERROR " in panel.log.toPlainText() or panel.problem_text()
+    with qtbot.waitSignal(panel.flash_finished, timeout=60_000):
+        panel.start_flash(ecu, image, version="7.4.0", expected_version="7.4.0")
     assert panel.status_label.text().startswith("Flashed and verified")
     assert " ERROR " not in panel.log.toPlainText()
     assert panel.progress.property("state") == "done"

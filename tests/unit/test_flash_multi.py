@@ -77,13 +77,7 @@ def machine(
         for job, (ecu, ch) in enumerate(zip(ecus, channels, strict=True), start=1):
             bus, notifier = buses[ch]
             session = FlashSession(
-                ecu=ecu,
-                bus=bus,
-                notifier=notifier,
-                job_id=job,
-                channel=ch,
-                expected_version=VERSION,
-                boot_wait_s=1.5,
+                ecu, bus, notifier, job, channel=ch, expected_version=VERSION, boot_wait_s=1.5
             )
             targets.append(PlanTarget(session, make_image(VERSION, (0x1800, 0x900))))
         yield sims, targets

@@ -109,6 +109,14 @@ _STATE_COLORS = {
 _STATE_MARKS = {"pending": "○", "running": "▶", "done": "✔", "failed": "✖", "skipped": "–"}
 
 
+def _button(text: str, tip: str, slot: Callable[[], None]) -> QPushButton:
+    """A push button with its tooltip, clicking calls `slot`."""
+    button = QPushButton(text)
+    button.setToolTip(tip)
+    button.clicked.connect(slot)
+    return button
+
+
 class FlashPanel(QWidget):
     """Run and watch a flash job; workspace-driven selection or `start_flash` directly."""
 
@@ -186,29 +194,29 @@ class FlashPanel(QWidget):
         form.addRow("ECU", self.ecu_combo)
         form.addRow("Version", self.version_combo)
         self.summary = wrapping_label("Choose a machine, an ECU and a version.")
-        self.check_button = QPushButton("Check &ECU")
-        self.check_button.setToolTip(
-            "Read the installed version and the precondition values from the ECU itself"
+        self.check_button = _button(
+            "Check &ECU",
+            "Read the installed version and the precondition values from the ECU itself",
+            self._on_check_button_clicked,
         )
-        self.check_button.clicked.connect(self._on_check_button_clicked)
-        self.start_button = QPushButton("Start flash")
-        self.start_button.setToolTip(
-            "Flash the chosen version to the chosen ECU of the machine (Ctrl+Shift+F)"
+        self.start_button = _button(
+            "Start flash",
+            "Flash the chosen version to the chosen ECU of the machine (Ctrl+Shift+F)",
+            self._on_start_button_clicked,
         )
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip(
-            "Stop the flash at the next safe point, between blocks (Ctrl+Shift+X)"
+        self.cancel_button = _button(
+            "Cancel",
+            "Stop the flash at the next safe point, between blocks (Ctrl+Shift+X)",
+            self._on_cancel_button_clicked,
         )
         self.cancel_button.setEnabled(False)
-        self.rerun_button = QPushButton("&Re-run the flash")
-        self.rerun_button.setToolTip(
+        self.rerun_button = _button(
+            "&Re-run the flash",
             "The ECU waits in its bootloader: flash the same version again to give it a valid "
-            "application"
+            "application",
+            self._on_start_button_clicked,
         )
         self.rerun_button.hide()
-        self.start_button.clicked.connect(self._on_start_button_clicked)
-        self.cancel_button.clicked.connect(self._on_cancel_button_clicked)
-        self.rerun_button.clicked.connect(self._on_start_button_clicked)
         buttons = QHBoxLayout()
         buttons.addWidget(self.check_button)
         buttons.addWidget(self.start_button)
@@ -217,12 +225,12 @@ class FlashPanel(QWidget):
         buttons.addStretch(1)
         #: Several ECUs of the machine as one plan job: tick them (each with its version).
         self.plan_picker = PlanPicker()
-        self.plan_button = QPushButton("Flash the ticked ECUs &together")
-        self.plan_button.setToolTip(
+        self.plan_button = _button(
+            "Flash the ticked ECUs &together",
             "One job for every ticked ECU: interleaved on a shared CAN channel, in parallel "
-            "across channels, in the EA's `after` order; one progress row per ECU"
+            "across channels, in the EA's `after` order; one progress row per ECU",
+            self._on_plan_button_clicked,
         )
-        self.plan_button.clicked.connect(self._on_plan_button_clicked)
         self.plan_rows = PlanRows()
         self.plan_rows.hide()
         #: Why a flash cannot start or what to do after one failed (never only in the log).
