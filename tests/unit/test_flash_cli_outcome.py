@@ -158,4 +158,8 @@ def test_dry_run_uses_ea_timing_then_measured_flashes(
         (row,) = list_flash_records(ws)
         actual = load_flash_record(ws, row.id).duration_s
     assert actual is not None
-    assert abs(_estimate(measured) - actual) <= 0.25 * actual + 0.1
+    # The measured plan follows the flash it learnt from, far from the EA-timing plan; the
+    # bound is loose because the record's wall-clock duration stretches on a loaded machine
+    # (a CI run saw 1.61 s recorded for a 1.0 s estimate).
+    assert abs(_estimate(measured) - actual) <= 0.5 * actual + 0.5
+    assert abs(_estimate(measured) - actual) < abs(_estimate(slow) - actual)
