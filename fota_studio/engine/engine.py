@@ -518,16 +518,8 @@ class Engine:
         settings = self._channel(ctx.channel).settings
         kwargs.setdefault("interface", settings.interface if settings is not None else "")
         kwargs.setdefault("seedkey", self.seedkey)
-        return FlashSession(
-            ecu=ecu,
-            bus=ctx.bus,
-            notifier=ctx.notifier,
-            job_id=ctx.job_id,
-            channel=ctx.channel,
-            tx_echo=ctx.tx_echo,
-            tx_fanout=ctx.tx_fanout,
-            **kwargs,
-        )
+        kwargs.update(channel=ctx.channel, tx_echo=ctx.tx_echo, tx_fanout=ctx.tx_fanout)
+        return FlashSession(ecu, ctx.bus, ctx.notifier, ctx.job_id, **kwargs)
 
     def _item_session(self, ctx: JobContext, item: PlanItem, machine: str) -> FlashSession:
         """The FlashSession of `item`'s flash on `ctx` (`flash_session` with the item's fields)."""

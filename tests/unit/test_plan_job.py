@@ -13,15 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from fota_studio.core import events as ev
 from fota_studio.core.ea import EcuDefinition
-from fota_studio.core.events import (
-    EngineEvent,
-    JobFailed,
-    JobFinished,
-    JobQueued,
-    JobStarted,
-    Progress,
-)
 from fota_studio.core.flash_record import PLAN_CANCELLED, PLAN_SKIPPED, PLAN_VERIFIED
 from fota_studio.core.update_request import RequestStateError
 from fota_studio.engine.engine import Engine, JobContext, PlanHandle, PlanItem
@@ -43,7 +36,7 @@ MACHINE = "X200-7"
 IMAGE = make_image(VERSION, (0x1800, 0x900))
 
 
-def of(events: list[EngineEvent], job_id: int) -> list[EngineEvent]:
+def of(events: list[ev.EngineEvent], job_id: int) -> list[ev.EngineEvent]:
     """The events of one job (the sink is `events.append`, called from the engine's threads)."""
     return [e for e in list(events) if e.job_id == job_id]
 
@@ -54,7 +47,7 @@ class Rig:
 
     ws: Workspace
     engine: Engine
-    events: list[EngineEvent]
+    events: list[ev.EngineEvent]
     sims: dict[str, SimEcu]
     ecus: dict[str, EcuDefinition]
 
@@ -64,7 +57,7 @@ def rig(tmp: Path, channels: dict[str, str]) -> Iterator[Rig]:
     """The demo VCU and HCU (fast timings), each simulated on the virtual bus of its engine
     channel (`channels`: ECU -> channel name; the same name = one shared bus), and a
     workspace with the machine."""
-    events: list[EngineEvent] = []
+    events: list[ev.EngineEvent] = []
     buses = {ch: new_channel() for ch in set(channels.values())}
     with contextlib.ExitStack() as stack:
         ws = stack.enter_context(Workspace.open(tmp / "ws"))
@@ -125,8 +118,14 @@ def test_one_job_flashes_two_ecus_of_one_channel_interleaved(tmp_path: Path) -> 
             assert h.job_id not in (plan.job_id,) and h.channel == "CAN1"
             mine = of(events, h.job_id)
             kinds = {type(e) for e in mine}
-            assert {JobQueued, JobStarted, Progress, JobFinished, PlanEcuState} <= kinds, name
-            assert JobFailed not in kinds
+            assert {
+                ev.JobQueued,
+                ev.JobStarted,
+                ev.Progress,
+                ev.JobFinished,
+                PlanEcuState,
+            } <= kinds, name
+            assert ev.JobFailed not in kinds
             own = h.result(1)
             assert isinstance(own, FlashResult) and own.verified
             assert own.record is result.record.record_of(name)
@@ -134,7 +133,7 @@ def test_one_job_flashes_two_ecus_of_one_channel_interleaved(tmp_path: Path) -> 
             assert not EcuLock(ws.root, MACHINE, name).peek()
         installed = EaStore(ws).get_machine(MACHINE).installed
         assert installed.get("VCU") == installed.get("HCU") == VERSION
-        assert isinstance(of(events, plan.job_id)[-1], JobFinished)
+        assert isinstance(of(events, plan.job_id)[-1], ev.JobFinished)
         assert not engine.channel_busy("CAN1")
 
 
@@ -149,14 +148,14 @@ def test_refused_at_once_when_an_ecu_is_locked_or_has_an_open_request(tmp_path: 
         finally:
             other.release()
         # Nothing queued, and the VCU lock taken before the refusal was given back.
-        assert not [e for e in events if isinstance(e, JobQueued)]
+        assert not [e for e in events if isinstance(e, ev.JobQueued)]
         assert EcuLock(ws.root, MACHINE, "VCU").peek() is None
         req = RequestsStore(ws).create(
             machine=MACHINE, ecu="VCU", brand="b", model="m", version="9.0"
         )
         with pytest.raises(RequestStateError, match=f"#{req.id}"):
             engine.submit_plan(items(ecus), machine=MACHINE, workspace=ws)
-        assert not [e for e in events if isinstance(e, JobQueued)]
+        assert not [e for e in events if isinstance(e, ev.JobQueued)]
         assert EcuLock(ws.root, MACHINE, "HCU").peek() is None
 
 
@@ -167,7 +166,7 @@ def test_cancel_ends_every_ecu(tmp_path: Path) -> None:
         ids = {h.job_id for h in plan.ecus.values()}
         assert poll_until(
             lambda: any(
-                isinstance(e, Progress) and e.job_id in ids and e.bytes_done for e in events
+                isinstance(e, ev.Progress) and e.job_id in ids and e.bytes_done for e in events
             ),
             30,
         )
@@ -178,7 +177,7 @@ def test_cancel_ends_every_ecu(tmp_path: Path) -> None:
         for h in plan.ecus.values():
             own = h.result(1)
             assert isinstance(own, FlashResult) and own.cancelled
-            failed = [e for e in of(events, h.job_id) if isinstance(e, JobFailed)]
+            failed = [e for e in of(events, h.job_id) if isinstance(e, ev.JobFailed)]
             assert len(failed) == 1 and failed[0].cancelled
             assert EcuLock(ws.root, MACHINE, h.description.split()[1]).peek() is None
         assert not engine.channel_busy("CAN1") and not engine.channel_busy("CAN2")

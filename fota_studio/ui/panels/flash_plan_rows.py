@@ -61,6 +61,15 @@ def image_loader(ws: Any, machine: str, ecu: str, version: str) -> Callable[[], 
     return load
 
 
+def clear_grid(grid: QGridLayout) -> None:
+    """Remove (and delete) every widget of `grid` (before it is filled again)."""
+    while grid.count():
+        item = grid.takeAt(0)
+        widget = item.widget() if item is not None else None
+        if widget is not None:
+            widget.deleteLater()
+
+
 class _Grid(QWidget):
     """A widget laid out as rows of a grid, refilled as a whole."""
 
@@ -70,12 +79,7 @@ class _Grid(QWidget):
         self._grid.setContentsMargins(0, 0, 0, 0)
 
     def _clear(self) -> None:
-        """Remove (and delete) every widget of the grid."""
-        while self._grid.count():
-            item = self._grid.takeAt(0)
-            widget = item.widget() if item is not None else None
-            if widget is not None:
-                widget.deleteLater()
+        clear_grid(self._grid)
 
     def _put(self, row: int, *widgets: QWidget) -> None:
         """Fill grid row `row` with `widgets`, one column each."""

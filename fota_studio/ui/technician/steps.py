@@ -41,11 +41,11 @@ class FlashFacts:
     verified, cancelled, left in the bootloader, wrote any of the new software."""
 
     ecu: str
-    ok: bool = False
-    verified: bool = False
-    cancelled: bool = False
-    in_bootloader: bool = False
-    wrote: bool = False
+    ok: bool
+    verified: bool
+    cancelled: bool
+    in_bootloader: bool
+    wrote: bool
 
     @property
     def needs_rerun(self) -> bool:

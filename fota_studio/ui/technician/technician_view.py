@@ -54,7 +54,7 @@ from fota_studio.engine.engine import Engine, JobHandle, PlanHandle, PlanItem
 from fota_studio.engine.flash_job import FlashResult
 from fota_studio.engine.preflight import Preflight, build_preflight, left_in_bootloader
 from fota_studio.ui.engine_bridge import EngineBridge
-from fota_studio.ui.panels.flash_plan_rows import image_loader
+from fota_studio.ui.panels.flash_plan_rows import clear_grid, image_loader
 from fota_studio.ui.technician.steps import FlashFacts, next_steps, step_words
 from fota_studio.ui.widgets.flash_widgets import (
     ask_question,
@@ -379,11 +379,7 @@ class TechnicianView(QWidget):
         """One row per ECU of the machine: a tick and its version (the current one ticked)."""
         from fota_studio.infra.repository import RepositoryStore
 
-        while self.ecus_grid.count():
-            item = self.ecus_grid.takeAt(0)
-            widget = item.widget() if item is not None else None
-            if widget is not None:
-                widget.deleteLater()
+        clear_grid(self.ecus_grid)
         self.ecu_checks, self.ecu_versions = {}, {}
         current = self.selected_ecu()
         ecus = self._ecus()
