@@ -45,9 +45,19 @@ def _flash(tmp_path: Path, *argv: str) -> int:
     return cli(tmp_path / "ws", "flash", "--ecu", "BCU", "--no-progress", *argv, log_level="ERROR")
 
 
-def _simulate(tmp_path: Path, ea: ElectronicArchitecture, *argv: str) -> int:
-    """`flash --simulate` of the BCU from `ea` and its 2.9.0 HEX file (`_files`)."""
-    return _flash(tmp_path, *_files(tmp_path, ea), "--simulate", *argv)
+def _simulate(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    ea: ElectronicArchitecture,
+    *argv: str,
+    exit_code: int,
+) -> pytest.CaptureResult[str]:
+    """`flash --simulate` of the BCU from `ea` and its 2.9.0 HEX file (`_files`); it must end
+    with `exit_code`. What it printed."""
+    code = _flash(tmp_path, *_files(tmp_path, ea), "--simulate", *argv)
+    captured = capsys.readouterr()
+    assert code == exit_code, captured.err
+    return captured
 
 
 def _records(tmp_path: Path) -> int:
@@ -55,13 +65,19 @@ def _records(tmp_path: Path) -> int:
         return len(list_flash_records(ws))
 
 
+def _only_record_verification(tmp_path: Path) -> tuple[int, str]:
+    """(id, verification) of the one flash record the workspace holds."""
+    with Workspace.open(tmp_path / "ws") as ws:
+        (row,) = list_flash_records(ws)
+        return row.id, load_flash_record(ws, row.id).verification
+
+
 def test_expect_version_with_read_version_disabled_is_refused_before_sending(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # symptom 2: this used to flash, exit 0 and print "... and verified version (not read)"
-    code = _simulate(tmp_path, _ea_without_read_version(), "--expect-version", "2.9.0")
-    err = capsys.readouterr().err
-    assert code == EXIT_REFUSED
+    ea, expect = _ea_without_read_version(), ("--expect-version", "2.9.0")
+    err = _simulate(tmp_path, capsys, ea, *expect, exit_code=EXIT_REFUSED).err
     assert "read_version step" in err and "disabled (sequence[13])" in err
     assert "nothing was sent" in err
     assert _records(tmp_path) == 0  # no job ran, no bus was opened
@@ -70,18 +86,16 @@ def test_expect_version_with_read_version_disabled_is_refused_before_sending(
 def test_flash_without_version_check_is_not_verified(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = _simulate(tmp_path, _ea_without_read_version(), "--json")
-    captured = capsys.readouterr()
-    assert code == EXIT_NOT_VERIFIED
+    ea = _ea_without_read_version()
+    captured = _simulate(tmp_path, capsys, ea, "--json", exit_code=EXIT_NOT_VERIFIED)
     record = json.loads(captured.out)
     assert record["result"] == "success"
     assert record["verification"] == VERIFICATION_NOT_VERIFIED
     assert "NOT VERIFIED" in captured.err and "verified version" not in captured.err
     assert "read_version step disabled" in captured.err
-    with Workspace.open(tmp_path / "ws") as ws:
-        (row,) = list_flash_records(ws)
-        assert load_flash_record(ws, row.id).verification == VERIFICATION_NOT_VERIFIED
-    show = ["--workspace", str(tmp_path / "ws"), "records", "show", "--flash", str(row.id)]
+    row_id, verification = _only_record_verification(tmp_path)
+    assert verification == VERIFICATION_NOT_VERIFIED
+    show = ["--workspace", str(tmp_path / "ws"), "records", "show", "--flash", str(row_id)]
     assert main(show) == 0
     shown = capsys.readouterr().out
     assert "outcome: BCU: flashed" in shown and "NOT VERIFIED" in shown
@@ -90,13 +104,10 @@ def test_flash_without_version_check_is_not_verified(
 def test_verified_flash_says_so_and_exits_0(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = _simulate(tmp_path, demo_architecture(), "--expect-version", "2.9.0")
-    out = capsys.readouterr().out
-    assert code == EXIT_OK
+    expect = ("--expect-version", "2.9.0")
+    out = _simulate(tmp_path, capsys, demo_architecture(), *expect, exit_code=EXIT_OK).out
     assert "and verified version 2.9.0" in out
-    with Workspace.open(tmp_path / "ws") as ws:
-        (row,) = list_flash_records(ws)
-        assert load_flash_record(ws, row.id).verification == VERIFICATION_VERIFIED
+    assert _only_record_verification(tmp_path)[1] == VERIFICATION_VERIFIED
 
 
 def test_invalid_ea_file_is_refused_with_file_and_line(
