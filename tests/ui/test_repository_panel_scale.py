@@ -99,3 +99,31 @@ def test_binary_export_much_larger_than_the_data_is_asked_with_its_size(
     assert len(asked) == 2
     qtbot.waitUntil(lambda: not panel.is_busy(), timeout=30_000)
     assert (tmp_path / "s.hex").is_file()
+
+
+def test_big_workspace_starts_collapsed_with_the_selection_open(qtbot: Any, ws: Workspace) -> None:
+    """Above EXPAND_ALL_MAX_REPOSITORIES the tree opens collapsed (expanding 4,000 repositories
+    cost half a second of each start), and a version selected or searched still shows."""
+    from fota_studio.ui.panels.repository_panel import EXPAND_ALL_MAX_REPOSITORIES
+
+    store = RepositoryStore(ws)
+    _grow(store, 0, 3)
+    small = RepositoryPanel(ws)
+    qtbot.addWidget(small)
+    tops = [small.proxy.index(r, 0) for r in range(small.proxy.rowCount())]
+    assert tops and all(small.tree.isExpanded(i) for i in tops)  # a small workspace: all open
+
+    _grow(store, 3, EXPAND_ALL_MAX_REPOSITORIES + 5)
+    panel = RepositoryPanel(ws)
+    qtbot.addWidget(panel)
+    assert panel.proxy.rowCount() == EXPAND_ALL_MAX_REPOSITORIES + 5
+    assert panel.select("Acme", "M150", "2.0.0")
+    expanded = [
+        panel.proxy.index(r, 0).data()
+        for r in range(panel.proxy.rowCount())
+        if panel.tree.isExpanded(panel.proxy.index(r, 0))
+    ]
+    assert "M150" in " ".join(str(e) for e in expanded)
+    assert len(expanded) <= 2  # the first repository's default selection, and M150
+    current = panel.tree.currentIndex()
+    assert current.isValid() and current.parent().isValid()

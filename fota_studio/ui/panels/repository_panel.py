@@ -88,6 +88,10 @@ def _icon(name: str) -> QIcon:
     return QIcon(str(path)) if path.is_file() else QIcon()
 
 
+#: Up to this many repositories the tree opens fully expanded (above it, collapsed).
+EXPAND_ALL_MAX_REPOSITORIES = 200
+
+
 @dataclass(frozen=True)
 class ImportRequest:
     """What the import form collects; empty brand/model/version means "from the package"."""
@@ -465,7 +469,11 @@ class RepositoryPanel(QWidget):
         self._select_first_version()
 
     def _on_model_reset(self) -> None:
-        self.tree.expandAll()
+        # A big workspace starts collapsed: expanding 4,000 repositories (12,000 rows) took
+        # about half a second of every start and scrolled past what anyone reads; selecting
+        # or searching a version still opens its repository.
+        if self.model.rowCount() <= EXPAND_ALL_MAX_REPOSITORIES:
+            self.tree.expandAll()
         # Fit the short columns once per reload (never on live data; this model is static).
         for col in range(1, self.model.columnCount()):
             self.tree.resizeColumnToContents(col)
