@@ -8,6 +8,7 @@ tests/helpers/cli.py, the simulated-machine rig `make_rig` from tests/fakes/uds_
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import uuid
@@ -43,6 +44,26 @@ def _isolated_user_dirs(
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+
+
+@pytest.fixture(autouse=True)
+def _logger_levels_restored() -> Iterator[None]:
+    """Give every logger back the level it had before the test: a CLI run in-process
+    (`--log-level ERROR`, the simulator's logger set to WARNING) must not silence the log
+    records a later test reads (seen: odxtools' warnings in the PDX import test)."""
+    manager = logging.Logger.manager
+    before = {
+        name: lg.level for name, lg in manager.loggerDict.items() if isinstance(lg, logging.Logger)
+    }
+    root_level = logging.getLogger().level
+    yield
+    logging.getLogger().setLevel(root_level)
+    for name, lg in list(manager.loggerDict.items()):
+        if isinstance(lg, logging.Logger):
+            if name in before:
+                lg.setLevel(before[name])
+            elif name.startswith("fota_studio"):  # ours set no level at import, only at run
+                lg.setLevel(logging.NOTSET)
 
 
 @pytest.fixture
