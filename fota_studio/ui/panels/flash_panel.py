@@ -81,6 +81,12 @@ from fota_studio.engine.flash_job import (
 from fota_studio.engine.flash_plan_run import MachineFlashResult
 from fota_studio.engine.preflight import Preflight, build_preflight, left_in_bootloader
 from fota_studio.ui.engine_bridge import EngineBridge
+from fota_studio.ui.panels.flash_choice import (
+    fill_ecu_versions,
+    fill_ecus,
+    fill_machines,
+    refill_keeping,
+)
 from fota_studio.ui.panels.flash_plan_rows import PlanPicker, PlanRows, image_loader
 from fota_studio.ui.widgets.flash_widgets import (
     ask_question,
@@ -91,7 +97,6 @@ from fota_studio.ui.widgets.flash_widgets import (
 )
 from fota_studio.ui.widgets.plots import ThemedPlotWidget
 from fota_studio.ui.widgets.step_frames import StepFramesTree
-from fota_studio.ui.widgets.versions import fill_versions
 
 PLOT_POINTS = 600
 PLOT_REFRESH_MS = 200
@@ -307,18 +312,10 @@ class FlashPanel(QWidget):
 
     def reload(self) -> None:
         """Refill the machine list from the workspace (no-op without one)."""
-        self.machine_combo.blockSignals(True)
-        self.machine_combo.clear()
-        if self.ws is not None:
-            try:
-                from fota_studio.infra.ea_store import EaStore
-
-                for m in EaStore(self.ws).list_machines():
-                    label = f"{m.serial} — {m.name}" if m.name and m.name != m.serial else m.serial
-                    self.machine_combo.addItem(label, m.serial)
-            except Exception as exc:  # a broken workspace must not break the panel
-                self._append_log("warning", f"cannot list machines: {exc}")
-        self.machine_combo.blockSignals(False)
+        try:
+            fill_machines(self.machine_combo, self.ws, keep=False)
+        except Exception as exc:  # a broken workspace must not break the panel
+            self._append_log("warning", f"cannot list machines: {exc}")
         self._on_machine_combo_changed()
 
     def _machine(self) -> Any | None:
@@ -338,13 +335,8 @@ class FlashPanel(QWidget):
         return EaStore(self.ws).find(machine.ea_name)
 
     def _on_machine_combo_changed(self, *_: object) -> None:
-        self.ecu_combo.blockSignals(True)
-        self.ecu_combo.clear()
         ea = self._ea() if self.ws is not None else None
-        if ea is not None:
-            for ecu in ea.ecus:
-                self.ecu_combo.addItem(f"{ecu.name} — {ecu.brand} {ecu.model}", ecu.name)
-        self.ecu_combo.blockSignals(False)
+        fill_ecus(self.ecu_combo, ea.ecus if ea is not None else [])
         self._refresh_plan_picker(ea)
         self._on_ecu_combo_changed()
 
@@ -354,11 +346,7 @@ class FlashPanel(QWidget):
 
     def versions_changed(self) -> None:
         """A version was imported or retired: refill the version list, keep the choice."""
-        current = self.version_combo.currentData()
-        self._on_ecu_combo_changed()
-        index = self.version_combo.findData(current)
-        if index >= 0:
-            self.version_combo.setCurrentIndex(index)
+        refill_keeping(self.version_combo, self._on_ecu_combo_changed)
         self._refresh_plan_picker(self._ea() if self.ws is not None else None)
 
     def _selected_ecu(self) -> EcuDefinition | None:
@@ -372,18 +360,12 @@ class FlashPanel(QWidget):
         return None
 
     def _on_ecu_combo_changed(self, *_: object) -> None:
-        self.version_combo.blockSignals(True)
-        self.version_combo.clear()
         ecu = self._selected_ecu()
-        if ecu is not None and self.ws is not None:
-            from fota_studio.infra.repository import RepositoryStore
-
-            try:
-                versions = RepositoryStore(self.ws).list_versions(ecu.brand, ecu.model)
-                fill_versions(self.version_combo, versions, show_retired=False)
-            except Exception as exc:
-                self._append_log("warning", f"no repository for {ecu.brand} {ecu.model}: {exc}")
-        self.version_combo.blockSignals(False)
+        try:
+            fill_ecu_versions(self.version_combo, self.ws, ecu)
+        except Exception as exc:
+            what = f"{ecu.brand} {ecu.model}" if ecu is not None else "the ECU"
+            self._append_log("warning", f"no repository for {what}: {exc}")
         self._update_summary()
 
     def _update_summary(self, *_: object) -> None:

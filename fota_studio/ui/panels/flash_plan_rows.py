@@ -34,8 +34,8 @@ from fota_studio.core.flash_record import (
 from fota_studio.engine.engine import PlanHandle
 from fota_studio.engine.flash_job import FlashResult, ImageLike
 from fota_studio.engine.flash_plan_run import PLAN_RUNNING, PLAN_WAITING, PlanEcuState
+from fota_studio.ui.panels.flash_choice import fill_ecu_versions
 from fota_studio.ui.widgets.flash_widgets import fmt_bytes, set_bar_state, wrapping_label
-from fota_studio.ui.widgets.versions import fill_versions
 
 #: Each PLAN_* state: the row's word and its bar state (`set_bar_state`).
 _LOOK = {
@@ -99,8 +99,6 @@ class PlanPicker(_Grid):
     def set_ecus(self, ws: Any, ecus: list[EcuDefinition]) -> list[str]:
         """Offer `ecus` (keeps the ticks and versions of ECUs offered before); returns the
         problems of ECUs whose repository cannot be read (they are offered without versions)."""
-        from fota_studio.infra.repository import RepositoryStore
-
         ticked = {n for n, c in self.checks.items() if c.isChecked()}
         chosen = {n: c.currentData() for n, c in self.versions.items()}
         self._clear()
@@ -112,11 +110,7 @@ class PlanPicker(_Grid):
             check.setChecked(ecu.name in ticked)
             combo = QComboBox()
             try:
-                fill_versions(
-                    combo,
-                    RepositoryStore(ws).list_versions(ecu.brand, ecu.model),
-                    show_retired=False,
-                )
+                fill_ecu_versions(combo, ws, ecu)
             except FotaError as exc:
                 problems.append(f"no repository for {ecu.brand} {ecu.model}: {exc}")
             index = combo.findData(chosen.get(ecu.name))

@@ -54,6 +54,12 @@ from fota_studio.engine.engine import Engine, JobHandle, PlanHandle, PlanItem
 from fota_studio.engine.flash_job import FlashResult
 from fota_studio.engine.preflight import Preflight, build_preflight, left_in_bootloader
 from fota_studio.ui.engine_bridge import EngineBridge
+from fota_studio.ui.panels.flash_choice import (
+    fill_ecu_versions,
+    fill_ecus,
+    fill_machines,
+    refill_keeping,
+)
 from fota_studio.ui.panels.flash_plan_rows import clear_grid, image_loader
 from fota_studio.ui.technician.steps import FlashFacts, next_steps, step_words
 from fota_studio.ui.widgets.flash_widgets import (
@@ -62,7 +68,6 @@ from fota_studio.ui.widgets.flash_widgets import (
     set_bar_state,
     wrapping_label,
 )
-from fota_studio.ui.widgets.versions import fill_versions
 
 #: Point sizes: readable from arm's length on a 14" laptop at 1024×700.
 BODY_PT = 13
@@ -308,30 +313,15 @@ class TechnicianView(QWidget):
 
     def reload(self) -> None:
         """Refill machines (then ECUs, versions) from the workspace."""
-        from fota_studio.infra.ea_store import EaStore
-
-        self.machine_combo.blockSignals(True)
-        current = self.machine_combo.currentData()
-        self.machine_combo.clear()
-        if self.ws is not None:
-            try:
-                for m in EaStore(self.ws).list_machines():
-                    label = f"{m.serial} — {m.name}" if m.name and m.name != m.serial else m.serial
-                    self.machine_combo.addItem(label, m.serial)
-            except FotaError as exc:
-                self._show_problem(f"Cannot list the machines: {exc}")
-        index = self.machine_combo.findData(current)
-        self.machine_combo.setCurrentIndex(max(index, 0))
-        self.machine_combo.blockSignals(False)
+        try:
+            fill_machines(self.machine_combo, self.ws, keep=True)
+        except FotaError as exc:
+            self._show_problem(f"Cannot list the machines: {exc}")
         self._on_machine_combo_changed()
 
     def versions_changed(self) -> None:
         """A version was imported or retired: refill the version list, keep the choice."""
-        current = self.version_combo.currentData()
-        self._on_ecu_combo_changed()
-        index = self.version_combo.findData(current)
-        if index >= 0:
-            self.version_combo.setCurrentIndex(index)
+        refill_keeping(self.version_combo, self._on_ecu_combo_changed)
 
     def _ecus(self) -> list[EcuDefinition]:
         from fota_studio.infra.ea_store import EaStore
@@ -352,33 +342,21 @@ class TechnicianView(QWidget):
         return next((e for e in self._ecus() if e.name == name), None)
 
     def _on_machine_combo_changed(self, *_: object) -> None:
-        self.ecu_combo.blockSignals(True)
-        self.ecu_combo.clear()
-        for ecu in self._ecus():
-            self.ecu_combo.addItem(f"{ecu.name} — {ecu.brand} {ecu.model}", ecu.name)
-        self.ecu_combo.blockSignals(False)
+        fill_ecus(self.ecu_combo, self._ecus())
         self._on_ecu_combo_changed()
 
     def _on_ecu_combo_changed(self, *_: object) -> None:
-        from fota_studio.infra.repository import RepositoryStore
-
-        self.version_combo.blockSignals(True)
-        self.version_combo.clear()
         ecu = self.selected_ecu()
-        if ecu is not None and self.ws is not None:
-            try:
-                versions = RepositoryStore(self.ws).list_versions(ecu.brand, ecu.model)
-                fill_versions(self.version_combo, versions, show_retired=False)
-            except FotaError as exc:
-                self._show_problem(f"No firmware for {ecu.brand} {ecu.model}: {exc}")
-        self.version_combo.blockSignals(False)
+        try:
+            fill_ecu_versions(self.version_combo, self.ws, ecu)
+        except FotaError as exc:
+            what = f"{ecu.brand} {ecu.model}" if ecu is not None else "the ECU"
+            self._show_problem(f"No firmware for {what}: {exc}")
         self._fill_ecu_list()
         self._on_version_combo_changed()
 
     def _fill_ecu_list(self) -> None:
         """One row per ECU of the machine: a tick and its version (the current one ticked)."""
-        from fota_studio.infra.repository import RepositoryStore
-
         clear_grid(self.ecus_grid)
         self.ecu_checks, self.ecu_versions = {}, {}
         current = self.selected_ecu()
@@ -399,12 +377,10 @@ class TechnicianView(QWidget):
                 combo.setEnabled(False)
                 combo.addItem(str(self.version_combo.currentText()))
             else:
-                if self.ws is not None:
-                    try:
-                        versions = RepositoryStore(self.ws).list_versions(ecu.brand, ecu.model)
-                        fill_versions(combo, versions, show_retired=False)
-                    except FotaError:
-                        check.setEnabled(False)
+                try:
+                    fill_ecu_versions(combo, self.ws, ecu)
+                except FotaError:
+                    check.setEnabled(False)
                 check.toggled.connect(self._on_version_combo_changed)
                 combo.currentIndexChanged.connect(self._on_version_combo_changed)
             self.ecus_grid.addWidget(check, row, 0)
