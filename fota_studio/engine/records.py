@@ -10,12 +10,12 @@ these (the workspace serialises access); the engine calls them from the job's wo
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 from dataclasses import dataclass
 from pathlib import Path
 
 from fota_studio.core.errors import WorkspaceError
 from fota_studio.core.flash_record import FlashRecord
+from fota_studio.infra.flash_journal import INSERT_FLASH_RECORD, flash_record_row
 from fota_studio.infra.workspace import Workspace
 
 
@@ -34,12 +34,6 @@ class FlashRecordRow:
     buslog_sha256: str | None
 
 
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).isoformat(timespec="milliseconds")
-
-
 def save_flash_record(
     ws: Workspace, record: FlashRecord, buslog_path: Path | None = None, *, keep_file: bool = False
 ) -> int:
@@ -47,22 +41,7 @@ def save_flash_record(
     if buslog_path is not None and buslog_path.is_file():
         record.buslog_sha256 = ws.blobs.put(buslog_path.read_bytes())
     with ws.transaction() as cur:
-        row = cur.execute(
-            "INSERT INTO flash_records(started_at, finished_at, machine, ecu, version, "
-            "image_sha256, result, error, record, buslog_sha256) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                _iso(record.started_at),
-                _iso(record.finished_at),
-                record.machine,
-                record.ecu,
-                record.version,
-                record.image_sha256,
-                record.result,
-                record.error,
-                record.to_json(),
-                record.buslog_sha256,
-            ),
-        )
+        row = cur.execute(INSERT_FLASH_RECORD, flash_record_row(record))
         rid = int(row.lastrowid or 0)
     if buslog_path is not None and not keep_file:
         with contextlib.suppress(OSError):

@@ -50,6 +50,13 @@ def buslog_path(ws: Workspace, record_id: int) -> Path:
     return ws.root / BUSLOG_DIR / f"flash-{record_id}.blf"
 
 
+#: The statement that adds one flash record row (values: `flash_record_row`).
+INSERT_FLASH_RECORD = (
+    "INSERT INTO flash_records(started_at, finished_at, machine, ecu, version, "
+    "image_sha256, result, error, record, buslog_sha256) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+
+
 def begin_flash_record(ws: Workspace, record: FlashRecord) -> tuple[int, Path]:
     """Commit `record` as a "started" row; return its id and the bus-log file to stream into."""
     record.result = RESULT_STARTED
@@ -57,8 +64,7 @@ def begin_flash_record(ws: Workspace, record: FlashRecord) -> tuple[int, Path]:
         record.started_at = time.time()
     with ws.transaction() as cur:
         row = cur.execute(
-            "INSERT INTO flash_records(started_at, finished_at, machine, ecu, version, "
-            "image_sha256, result, error, record, buslog_sha256) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            INSERT_FLASH_RECORD,
             (
                 _iso(record.started_at),
                 None,
@@ -104,20 +110,25 @@ def finish_flash_record(
             "UPDATE flash_records SET started_at = ?, finished_at = ?, machine = ?, ecu = ?, "
             "version = ?, image_sha256 = ?, result = ?, error = ?, record = ?, "
             "buslog_sha256 = ? WHERE id = ?",
-            (
-                _iso(record.started_at),
-                _iso(record.finished_at),
-                record.machine,
-                record.ecu,
-                record.version,
-                record.image_sha256,
-                record.result,
-                record.error,
-                record.to_json(),
-                record.buslog_sha256,
-                record_id,
-            ),
+            (*flash_record_row(record), record_id),
         )
+
+
+def flash_record_row(record: FlashRecord) -> tuple[str | None, ...]:
+    """The `flash_records` column values of a finished `record`, in the order of
+    `INSERT_FLASH_RECORD` (and of the UPDATE that finishes a started row)."""
+    return (
+        _iso(record.started_at),
+        _iso(record.finished_at),
+        record.machine,
+        record.ecu,
+        record.version,
+        record.image_sha256,
+        record.result,
+        record.error,
+        record.to_json(),
+        record.buslog_sha256,
+    )
 
 
 def _count_frames(path: Path) -> int:
