@@ -30,7 +30,7 @@ from fota_studio.protocols.bus import (
     CAPABILITIES,
     BusSettings,
     detect_configs,
-    settings_problems,
+    problems_of_settings,
 )
 
 EXIT_OK = 0
@@ -119,14 +119,7 @@ def _explicit_settings(args: argparse.Namespace) -> BusSettings:
         listen_only=bool(args.listen_only),
         extra=options,
     )
-    problems = settings_problems(
-        iface,
-        settings.bitrate_bps,
-        settings.fd,
-        settings.data_bitrate_bps,
-        settings.listen_only,
-        options,
-    )
+    problems = problems_of_settings(iface, settings, options)
     if problems:
         raise ConfigurationError(
             "; ".join(problems), hint="choose values this interface offers; nothing was opened"

@@ -313,6 +313,21 @@ def _rates(values: Iterable[int]) -> str:
     return ", ".join(f"{v:,}" for v in values)
 
 
+def problems_of_settings(
+    interface: str, settings: BusSettings, options: Mapping[str, Any] | None = None
+) -> list[str]:
+    """`settings_problems` of a BusSettings on `interface` (the adapter's interface name,
+    which may differ from `settings.interface` by an alias); [] when all is acceptable."""
+    return settings_problems(
+        interface,
+        settings.bitrate_bps,
+        settings.fd,
+        settings.data_bitrate_bps,
+        settings.listen_only,
+        options,
+    )
+
+
 def settings_problems(
     interface: str,
     bitrate_bps: int,
@@ -920,14 +935,7 @@ def open_bus(settings: BusSettings) -> can.BusABC:
     where = f"{iface} channel '{settings.channel}'"
     lim = interface_limits(iface)
     options = {k: v for k, v in settings.extra.items() if lim.option(k) is not None}
-    problems = settings_problems(
-        iface,
-        settings.bitrate_bps,
-        settings.fd,
-        settings.data_bitrate_bps,
-        settings.listen_only,
-        options,
-    )
+    problems = problems_of_settings(iface, settings, options)
     if problems:
         raise AdapterError(
             f"Cannot open {where} with {settings.describe()}: " + "; ".join(problems),
