@@ -318,7 +318,7 @@ def run_reference(ecu: EcuDefinition, image: _Image, make_bus: Any) -> float:
     """
     with (
         flash_beyond.sim_node(make_bus, ecu, _sim_options()),
-        flash_beyond.node(make_bus) as tester,
+        flash_beyond.bus_node(make_bus) as tester,
     ):
         client = _reference_client(
             ecu, tester, ecu.connection.bootloader, p2_timeout=1.0, p2_star_timeout=5.0
@@ -448,7 +448,7 @@ def run_sequence_reference(ecu: EcuDefinition, image: _SeqImage) -> float:
     """Seconds of a minimal udsoncan + can-isotp flasher doing the same job (see module doc)."""
     conn = ecu.connection
     make_bus = _paced_factory(ecu)
-    with _seq_sim(ecu, make_bus), flash_beyond.node(make_bus) as tester:
+    with _seq_sim(ecu, make_bus), flash_beyond.bus_node(make_bus) as tester:
         timing = {
             "p2_timeout": ecu.uds.p2_timeout_ms / 1000,
             "p2_star_timeout": ecu.uds.p2_star_timeout_ms / 1000,

@@ -40,7 +40,7 @@ from fota_studio.engine.flash_plan_run import PlanTarget, flash_machine
 from fota_studio.sim.faults import Fault
 from fota_studio.sim.paced_bus import PacedVirtualBus
 from fota_studio.sim.uds_ecu import SimEcu, SimEcuOptions
-from tests.fakes.sim_rig import AdapterFaultBus
+from tests.fakes.sim_rig import AdapterFaultBus, bus_node
 
 BITRATE = 500_000
 SECTOR = 0x1000
@@ -123,18 +123,6 @@ def sim_options(**kw: Any) -> SimEcuOptions:
     return SimEcuOptions(**(SIM_OPTIONS | kw))
 
 
-@contextlib.contextmanager
-def node(make_bus: Callable[[], can.BusABC]) -> Iterator[tuple[can.BusABC, can.Notifier]]:
-    """One node's bus instance (from `make_bus`) + notifier; both closed on exit."""
-    bus = make_bus()
-    notifier = can.Notifier(bus, [], timeout=0.05)
-    try:
-        yield bus, notifier
-    finally:
-        notifier.stop(timeout=0.1)
-        bus.shutdown()
-
-
 def paced_bus(channel: str) -> Callable[[], can.BusABC]:
     """A maker of paced bus instances on `channel` (500 kbit/s classic), one per node."""
     return lambda: PacedVirtualBus(channel=channel, bitrate=BITRATE, data_bitrate=None)
@@ -142,7 +130,7 @@ def paced_bus(channel: str) -> Callable[[], can.BusABC]:
 
 def paced(channel: str) -> contextlib.AbstractContextManager[tuple[can.BusABC, can.Notifier]]:
     """One node's paced bus instance + notifier on `channel` (500 kbit/s classic)."""
-    return node(paced_bus(channel))
+    return bus_node(paced_bus(channel))
 
 
 @contextlib.contextmanager
@@ -151,7 +139,7 @@ def sim_node(
 ) -> Iterator[SimEcu]:
     """A started simulated ECU on its own bus instance (from `make_bus`), its state in a
     temporary folder; `kw`: more SimEcu arguments (e.g. `initial_image`)."""
-    with tempfile.TemporaryDirectory() as d, node(make_bus) as (bus, notifier):
+    with tempfile.TemporaryDirectory() as d, bus_node(make_bus) as (bus, notifier):
         sim = SimEcu(ecu, bus, notifier, machine="bench", state_dir=Path(d), options=options, **kw)
         sim.start()
         try:

@@ -13,7 +13,7 @@ import contextlib
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,10 +122,19 @@ def sim_ecu(
             sim.close()
 
 
-@contextlib.contextmanager
-def tester_bus(channel: str, fd: bool = False) -> Iterator[tuple[can.BusABC, can.Notifier]]:
+def tester_bus(
+    channel: str, fd: bool = False
+) -> contextlib.AbstractContextManager[tuple[can.BusABC, can.Notifier]]:
     """A virtual bus instance of its own and its notifier: the tester's (or a simulated ECU's)."""
-    bus = can.Bus(interface="virtual", channel=channel, fd=fd, ignore_config=True)
+    return bus_node(
+        lambda: can.Bus(interface="virtual", channel=channel, fd=fd, ignore_config=True)
+    )
+
+
+@contextlib.contextmanager
+def bus_node(make_bus: Callable[[], can.BusABC]) -> Iterator[tuple[can.BusABC, can.Notifier]]:
+    """One node's bus instance (from `make_bus`) and its notifier; both closed on exit."""
+    bus = make_bus()
     notifier = can.Notifier(bus, [], timeout=0.05)
     try:
         yield bus, notifier
