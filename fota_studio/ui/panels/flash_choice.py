@@ -1,17 +1,62 @@
-"""The machine → ECU → version combo boxes of the Flash panel and the technician view: how each
-is filled from the workspace (without firing its change signal), and how a refill keeps the
-choice. The views decide what a failure shows and what a change triggers. GUI thread only.
-"""
+"""What the Flash panel and the technician view share: `FlashView` (the engine, its bridge, the
+workspace, the replaceable `confirm` question and the machine → ECU → version combo boxes), how
+each combo is filled from the workspace (without firing its change signal), how a refill keeps
+the choice, how a view connects its `_on_bridge_<signal>` slots and says what blocks a flash.
+The views decide what a failure shows and what a change triggers. GUI thread only."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from PySide6.QtWidgets import QComboBox
+from PySide6.QtWidgets import QComboBox, QWidget
 
 from fota_studio.core.ea import EcuDefinition
+from fota_studio.engine.engine import Engine
+from fota_studio.engine.preflight import Preflight
+from fota_studio.ui.engine_bridge import EngineBridge
+from fota_studio.ui.widgets.flash_widgets import ask_question
 from fota_studio.ui.widgets.versions import fill_versions
+
+
+class FlashView(QWidget):
+    """Base of a view that flashes through the engine. Its `__init__` keeps the engine, the
+    bridge and the workspace (None: none open), makes the machine / ECU / version combos
+    (a change calls `_on_machine_combo_changed` / `_on_ecu_combo_changed` /
+    `_on_version_combo_changed`), then calls the view's `_setup()`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        bridge: EngineBridge,
+        ws: Any | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self.bridge = bridge
+        self.ws = ws
+        #: Replaceable for tests: ask (title, text) -> True to go on.
+        self.confirm: Callable[[str, str], bool] = lambda t, x: ask_question(self, t, x)
+        self.machine_combo = QComboBox()
+        self.ecu_combo = QComboBox()
+        self.version_combo = QComboBox()
+        self.machine_combo.currentIndexChanged.connect(self._on_machine_combo_changed)
+        self.ecu_combo.currentIndexChanged.connect(self._on_ecu_combo_changed)
+        self.version_combo.currentIndexChanged.connect(self._on_version_combo_changed)
+        self._setup()
+
+    def _setup(self) -> None:
+        """The view's own construction (its widgets, state, bridge slots, first fill)."""
+
+    def _on_machine_combo_changed(self, *_: object) -> None:
+        """Another machine: refill the ECUs."""
+
+    def _on_ecu_combo_changed(self, *_: object) -> None:
+        """Another ECU: refill the versions."""
+
+    def _on_version_combo_changed(self, *_: object) -> None:
+        """Another version: refresh what depends on it."""
 
 
 def fill_machines(combo: QComboBox, ws: Any, *, keep: bool) -> None:
@@ -67,3 +112,21 @@ def refill_keeping(combo: QComboBox, refill: Callable[[], None]) -> None:
     index = combo.findData(current)
     if index >= 0:
         combo.setCurrentIndex(index)
+
+
+def connect_bridge(bridge: Any, view: Any, *signals: str) -> None:
+    """Connect each of the EngineBridge's `signals` to `view._on_bridge_<signal>`."""
+    for name in signals:
+        getattr(bridge, name).connect(getattr(view, f"_on_bridge_{name}"))
+
+
+def blocking_text(pre: Preflight, headline: str, skipped_title: str, advice: str) -> str:
+    """Why the pre-flight `pre` blocks the flash, one line each: `headline`, every blocking
+    reason, the skipped preconditions (under `skipped_title`) with their reasons, `advice`."""
+    lines = [headline, *(f"• {b}" for b in pre.blocking)]
+    skipped = [p for p in pre.preconditions if p.ok is None and p.skippable]
+    if skipped:
+        lines.append(skipped_title)
+        lines += [f"• {p.name}: {p.skip_reason or 'no reason given'}" for p in skipped]
+    lines.append(advice)
+    return "\n".join(lines)

@@ -35,7 +35,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
-    QComboBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -70,7 +69,7 @@ from fota_studio.core.flash_outcome import (
 )
 from fota_studio.core.flash_plan import SEGMENT_STEPS, MeasuredFlash
 from fota_studio.engine.ecu_info import EcuInfo, submit_read_ecu_info
-from fota_studio.engine.engine import Engine, JobHandle, PlanHandle, PlanItem
+from fota_studio.engine.engine import JobHandle, PlanHandle, PlanItem
 from fota_studio.engine.estimates import measured_flashes
 from fota_studio.engine.flash_job import (
     BOOTLOADER_ENTRY_STEP,
@@ -80,8 +79,10 @@ from fota_studio.engine.flash_job import (
 )
 from fota_studio.engine.flash_plan_run import MachineFlashResult
 from fota_studio.engine.preflight import Preflight, build_preflight, left_in_bootloader
-from fota_studio.ui.engine_bridge import EngineBridge
 from fota_studio.ui.panels.flash_choice import (
+    FlashView,
+    blocking_text,
+    connect_bridge,
     fill_ecu_versions,
     fill_ecus,
     fill_machines,
@@ -89,7 +90,6 @@ from fota_studio.ui.panels.flash_choice import (
 )
 from fota_studio.ui.panels.flash_plan_rows import PlanPicker, PlanRows, image_loader
 from fota_studio.ui.widgets.flash_widgets import (
-    ask_question,
     fmt_bytes,
     preflight_html,
     set_bar_state,
@@ -122,7 +122,7 @@ def _button(text: str, tip: str, slot: Callable[[], None]) -> QPushButton:
     return button
 
 
-class FlashPanel(QWidget):
+class FlashPanel(FlashView):
     """Run and watch a flash job; workspace-driven selection or `start_flash` directly."""
 
     flash_finished = Signal(object)  # FlashResult
@@ -133,17 +133,8 @@ class FlashPanel(QWidget):
     #: trace (`ui/widgets/step_frames.FramesRequest`; the workbench's TraceLink does it).
     frames_requested = Signal(object)
 
-    def __init__(
-        self,
-        engine: Engine,
-        bridge: EngineBridge,
-        ws: Any | None = None,
-        parent: QWidget | None = None,
-    ) -> None:
-        super().__init__(parent)
-        self.engine = engine
-        self.bridge = bridge
-        self.ws = ws
+    def _setup(self) -> None:
+        bridge = self.bridge
         self._job: JobHandle | None = None
         #: The running (or last) machine-level flash of several ECUs.
         self._plan: PlanHandle | None = None
@@ -159,8 +150,6 @@ class FlashPanel(QWidget):
         self._n_points = 0
         self._plot_dirty = False
         self._measured_cache: dict[tuple[str, str, str], list[MeasuredFlash]] = {}
-        #: Replaceable for tests: ask (title, text) -> True to go on.
-        self.confirm: Callable[[str, str], bool] = lambda t, x: ask_question(self, t, x)
         #: The running ECU read: (job id, selection key, start the flash afterwards).
         self._info_job: tuple[int, tuple[str, str, str], bool] | None = None
         #: What the ECU said for a selection (machine, ECU, version).
@@ -168,17 +157,12 @@ class FlashPanel(QWidget):
         self.last_preflight: Preflight | None = None
         self._running_what = ""
         self._build()
-        bridge.job_started.connect(self._on_bridge_job_started)
+        # The ECU reads (pre-flight) end as jobs too: their own slots, before the flash's.
         bridge.job_finished.connect(self._on_bridge_info_finished)
         bridge.job_failed.connect(self._on_bridge_info_failed)
-        bridge.step_started.connect(self._on_bridge_step_started)
-        bridge.step_finished.connect(self._on_bridge_step_finished)
-        bridge.progress_changed.connect(self._on_bridge_progress_changed)
-        bridge.ecu_busy.connect(self._on_bridge_ecu_busy)
-        bridge.job_finished.connect(self._on_bridge_job_finished)
-        bridge.job_failed.connect(self._on_bridge_job_failed)
-        bridge.log_line.connect(self._on_bridge_log_line)
-        bridge.event_received.connect(self._on_bridge_event_received)
+        steps = ("step_started", "step_finished", "progress_changed", "ecu_busy")
+        connect_bridge(bridge, self, "job_started", *steps, "job_finished", "job_failed")
+        connect_bridge(bridge, self, "log_line", "event_received")
         self._plot_timer = QTimer(self)
         self._plot_timer.setInterval(PLOT_REFRESH_MS)
         self._plot_timer.timeout.connect(self._refresh_plot)
@@ -188,12 +172,6 @@ class FlashPanel(QWidget):
     # -- layout -----------------------------------------------------------------------------
 
     def _build(self) -> None:
-        self.machine_combo = QComboBox()
-        self.ecu_combo = QComboBox()
-        self.version_combo = QComboBox()
-        self.machine_combo.currentIndexChanged.connect(self._on_machine_combo_changed)
-        self.ecu_combo.currentIndexChanged.connect(self._on_ecu_combo_changed)
-        self.version_combo.currentIndexChanged.connect(self._update_summary)
         form = QFormLayout()
         form.addRow("Machine", self.machine_combo)
         form.addRow("ECU", self.ecu_combo)
@@ -366,6 +344,9 @@ class FlashPanel(QWidget):
         except Exception as exc:
             what = f"{ecu.brand} {ecu.model}" if ecu is not None else "the ECU"
             self._append_log("warning", f"no repository for {what}: {exc}")
+        self._update_summary()
+
+    def _on_version_combo_changed(self, *_: object) -> None:
         self._update_summary()
 
     def _update_summary(self, *_: object) -> None:
@@ -672,17 +653,13 @@ class FlashPanel(QWidget):
 
     @staticmethod
     def _blocking_text(pre: Preflight) -> str:
-        lines = [f"{pre.ecu} cannot be flashed now (nothing was sent to its bootloader):"]
-        lines += [f"• {b}" for b in pre.blocking]
-        skipped = [p for p in pre.preconditions if p.ok is None and p.skippable]
-        if skipped:
-            lines.append("Skippable (the EA allows it):")
-            lines += [f"• {p.name}: {p.skip_reason or 'no reason given'}" for p in skipped]
-        lines.append(
+        return blocking_text(
+            pre,
+            f"{pre.ecu} cannot be flashed now (nothing was sent to its bootloader):",
+            "Skippable (the EA allows it):",
             "Make sure the application runs and answers (power, ignition), make the machine "
-            "safe, then check again."
+            "safe, then check again.",
         )
-        return "\n".join(lines)
 
     def _confirm_and_start(self, pre: Preflight) -> None:
         if not self.confirm(f"Flash {pre.ecu}?", pre.confirm_text()):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,20 +50,14 @@ from fota_studio.core.events import (
 )
 from fota_studio.core.flash_plan import SEGMENT_STEPS
 from fota_studio.engine.ecu_info import EcuInfo, submit_read_ecu_info
-from fota_studio.engine.engine import Engine, JobHandle, PlanHandle, PlanItem
+from fota_studio.engine.engine import JobHandle, PlanHandle, PlanItem
 from fota_studio.engine.flash_job import FlashResult
 from fota_studio.engine.preflight import Preflight, build_preflight, left_in_bootloader
-from fota_studio.ui.engine_bridge import EngineBridge
-from fota_studio.ui.panels.flash_choice import (
-    fill_ecu_versions,
-    fill_ecus,
-    fill_machines,
-    refill_keeping,
-)
+from fota_studio.ui.panels import flash_choice as choice
+from fota_studio.ui.panels.flash_choice import FlashView
 from fota_studio.ui.panels.flash_plan_rows import clear_grid, image_loader
 from fota_studio.ui.technician.steps import FlashFacts, next_steps, step_words
 from fota_studio.ui.widgets.flash_widgets import (
-    ask_question,
     preflight_html,
     set_bar_state,
     wrapping_label,
@@ -124,26 +118,15 @@ def _big_button(text: str, tip: str) -> QPushButton:
     return button
 
 
-class TechnicianView(QWidget):
+class TechnicianView(FlashView):
     """Update one ECU of one machine, guided (see the module docstring)."""
 
     flash_finished = Signal(object)  # FlashResult (ended, any outcome with a record)
     stage_changed = Signal(int)
 
-    def __init__(
-        self,
-        engine: Engine,
-        bridge: EngineBridge,
-        ws: Any | None = None,
-        parent: QWidget | None = None,
-    ) -> None:
-        super().__init__(parent)
+    def _setup(self) -> None:
+        bridge = self.bridge
         self.setObjectName("technician_view")
-        self.engine = engine
-        self.bridge = bridge
-        self.ws = ws
-        #: Replaceable for tests: ask (title, text) -> True to go on.
-        self.confirm: Callable[[str, str], bool] = lambda t, x: ask_question(self, t, x)
         self.preflight: Preflight | None = None
         self.last_result: FlashResult | None = None
         self.last_failure: JobFailed | None = None
@@ -167,12 +150,8 @@ class TechnicianView(QWidget):
         self.ecu_versions: dict[str, QComboBox] = {}
         self._started_at = 0.0
         self._build()
-        bridge.job_started.connect(self._on_bridge_job_started)
-        bridge.step_started.connect(self._on_bridge_step_started)
-        bridge.step_finished.connect(self._on_bridge_step_finished)
-        bridge.progress_changed.connect(self._on_bridge_progress_changed)
-        bridge.job_finished.connect(self._on_bridge_job_finished)
-        bridge.job_failed.connect(self._on_bridge_job_failed)
+        steps = ("step_started", "step_finished", "progress_changed")
+        choice.connect_bridge(bridge, self, "job_started", *steps, "job_finished", "job_failed")
         self.reload()
         self._show_stage(STAGE_CHOOSE)
 
@@ -201,12 +180,6 @@ class TechnicianView(QWidget):
 
     def _build_choose(self) -> QWidget:
         page = QWidget()
-        self.machine_combo = QComboBox()
-        self.ecu_combo = QComboBox()
-        self.version_combo = QComboBox()
-        self.machine_combo.currentIndexChanged.connect(self._on_machine_combo_changed)
-        self.ecu_combo.currentIndexChanged.connect(self._on_ecu_combo_changed)
-        self.version_combo.currentIndexChanged.connect(self._on_version_combo_changed)
         form = QFormLayout()
         for text, combo in (
             ("&Machine", self.machine_combo),
@@ -314,14 +287,14 @@ class TechnicianView(QWidget):
     def reload(self) -> None:
         """Refill machines (then ECUs, versions) from the workspace."""
         try:
-            fill_machines(self.machine_combo, self.ws, keep=True)
+            choice.fill_machines(self.machine_combo, self.ws, keep=True)
         except FotaError as exc:
             self._show_problem(f"Cannot list the machines: {exc}")
         self._on_machine_combo_changed()
 
     def versions_changed(self) -> None:
         """A version was imported or retired: refill the version list, keep the choice."""
-        refill_keeping(self.version_combo, self._on_ecu_combo_changed)
+        choice.refill_keeping(self.version_combo, self._on_ecu_combo_changed)
 
     def _ecus(self) -> list[EcuDefinition]:
         from fota_studio.infra.ea_store import EaStore
@@ -342,13 +315,13 @@ class TechnicianView(QWidget):
         return next((e for e in self._ecus() if e.name == name), None)
 
     def _on_machine_combo_changed(self, *_: object) -> None:
-        fill_ecus(self.ecu_combo, self._ecus())
+        choice.fill_ecus(self.ecu_combo, self._ecus())
         self._on_ecu_combo_changed()
 
     def _on_ecu_combo_changed(self, *_: object) -> None:
         ecu = self.selected_ecu()
         try:
-            fill_ecu_versions(self.version_combo, self.ws, ecu)
+            choice.fill_ecu_versions(self.version_combo, self.ws, ecu)
         except FotaError as exc:
             what = f"{ecu.brand} {ecu.model}" if ecu is not None else "the ECU"
             self._show_problem(f"No firmware for {what}: {exc}")
@@ -378,7 +351,7 @@ class TechnicianView(QWidget):
                 combo.addItem(str(self.version_combo.currentText()))
             else:
                 try:
-                    fill_ecu_versions(combo, self.ws, ecu)
+                    choice.fill_ecu_versions(combo, self.ws, ecu)
                 except FotaError:
                     check.setEnabled(False)
                 check.toggled.connect(self._on_version_combo_changed)
@@ -559,14 +532,14 @@ class TechnicianView(QWidget):
         if pre is None:
             return
         if pre.blocking:
-            lines = [f"{pre.ecu} cannot be updated now (nothing was sent to it):"]
-            lines += [f"• {b}" for b in pre.blocking]
-            skipped = [p for p in pre.preconditions if p.ok is None and p.skippable]
-            if skipped:
-                lines.append("Skipped, as the EA allows:")
-                lines += [f"• {p.name}: {p.skip_reason or 'no reason given'}" for p in skipped]
-            lines.append("Make the machine safe, power it, then check again.")
-            self._show_problem("\n".join(lines))
+            self._show_problem(
+                choice.blocking_text(
+                    pre,
+                    f"{pre.ecu} cannot be updated now (nothing was sent to it):",
+                    "Skipped, as the EA allows:",
+                    "Make the machine safe, power it, then check again.",
+                )
+            )
             return
         self.start_button.setEnabled(True)
         self.start_button.setDefault(True)
