@@ -1,7 +1,9 @@
 """A machine-level flash: several ECUs in one job (`flash_machine(targets, report, cancel)`).
 
 Each target is one ECU's `FlashSession` + image, run by the ordinary `flash_job.flash_ecu` on
-its own thread (`fota-plan-<ecu>`). ECUs on different channels run in parallel; ECUs on the
+its own thread (`fota-plan-<ecu>`), or by the target's own `run` (the engine's plan job:
+`Engine.submit_plan` loads the image and keeps the workspace record there); a target's own
+cancel token stops only that ECU. ECUs on different channels run in parallel; ECUs on the
 same channel run interleaved on the shared bus (each has its own ISO-TP links, its own
 TesterPresent keeper, so each ECU's S3 stays alive), or one after the other with
 `same_bus="serial"`. `EcuDefinition.after` orders them: an ECU starts only once every ECU it
