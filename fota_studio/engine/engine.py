@@ -80,13 +80,7 @@ from fota_studio.infra.flash_journal import begin_flash_record, finish_flash_rec
 from fota_studio.infra.locks import EcuLock
 from fota_studio.infra.requests_store import RequestsStore
 from fota_studio.infra.workspace import Workspace
-from fota_studio.protocols.bus import (
-    AdapterFault,
-    BusSettings,
-    adapter_label,
-    describe_adapter_fault,
-    open_bus,
-)
+from fota_studio.protocols.bus import BusSettings, FaultStreak, adapter_label, open_bus
 from fota_studio.protocols.isotp_link import RX_ONLY_ATTR, wants_tx_frames
 
 log = logging.getLogger(__name__)
@@ -149,24 +143,18 @@ class AdapterFaultListener:
     def __init__(self, channel: str, bus: can.BusABC, emit: Sink, wait_s: float = 0.05) -> None:
         setattr(self, RX_ONLY_ATTR, True)  # our own Tx frames need not reach it
         self.channel = channel
-        self.adapter = adapter_label(bus)
         self._emit = emit
-        self._wait_s = wait_s
-        self.fault: AdapterFault | None = None
-        self.errors = 0
+        self.streak = FaultStreak(adapter_label(bus), wait_s)
 
     def __call__(self, msg: can.Message) -> None:
-        if self.fault is not None:
-            self.fault = None  # the adapter delivers frames again
+        if self.streak.errors:
+            self.streak.frame()  # the adapter delivers frames again
 
     def on_error(self, exc: Exception) -> None:
         """Report the first receive error of a streak; pace the rest."""
-        self.errors += 1
-        if self.fault is not None:
-            time.sleep(self._wait_s)
+        fault = self.streak.error(exc)
+        if fault is None:
             return
-        fault = describe_adapter_fault(exc, self.adapter)
-        self.fault = fault
         log.info("channel %s: %s", self.channel, fault.message())
         self._emit(LogLine(0, "error", f"{fault.message()} — {fault.advice}"))
 
@@ -444,7 +432,7 @@ class Engine:
         advice), None while the adapter delivers frames or the channel is not open."""
         with self._lock:
             ch = self._channels.get(name)
-        fault = ch.faults.fault if ch is not None and ch.faults is not None else None
+        fault = ch.faults.streak.fault if ch is not None and ch.faults is not None else None
         return f"{fault.message()} — {fault.advice}" if fault is not None else None
 
     def channel_busy(self, name: str) -> bool:

@@ -44,8 +44,8 @@ from fota_studio.infra.tracefile import read_log
 from fota_studio.protocols.bus import (
     AdapterFault,
     BusSettings,
+    FaultStreak,
     adapter_label,
-    describe_adapter_fault,
     open_bus,
 )
 from fota_studio.protocols.decode.frames import copy_message, message_flags
@@ -93,15 +93,17 @@ class CaptureListener(can.Listener):
         self._capture = capture
         self.channel_index = channel_index
         self.name = name or f"channel {channel_index}"
-        self.adapter = adapter
         self.enabled = True
-        self.errors = 0
+        self.streak = FaultStreak(adapter, FAULT_RETRY_WAIT_S)
+
+    @property
+    def errors(self) -> int:
         """Receive errors of the current streak (0 after a good frame)."""
+        return self.streak.errors
 
     def on_message_received(self, msg: can.Message) -> None:
         """Stage one frame; cheap (a lock and a list append). A frame ends a fault streak."""
-        if self.errors:
-            self.errors = 0
+        if self.streak.errors and self.streak.frame():
             self._capture._end_fault(self.name)
         if self.enabled:
             self._capture._stage(msg, self.channel_index)
@@ -110,11 +112,9 @@ class CaptureListener(can.Listener):
         """Name the first receive error of a streak as an adapter fault with its cause (one
         event, the Notifier keeps running); a vanished device fails every receive at once, so
         the rest of the streak only waits a receive timeout each instead of spinning a core."""
-        self.errors += 1
-        if self.errors > 1:
-            time.sleep(FAULT_RETRY_WAIT_S)
+        fault = self.streak.error(exc)
+        if fault is None:
             return
-        fault = describe_adapter_fault(exc, self.adapter)
         log.warning("trace capture, %s: %s — %s", self.name, fault.message(), fault.advice)
         if self.enabled:
             self._capture._add_fault(CaptureFault(self.name, fault, time.time()))

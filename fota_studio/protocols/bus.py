@@ -633,6 +633,38 @@ def adapter_label(bus: can.BusABC) -> str:
     return str(label) if label and label != "unknown" else "the adapter"
 
 
+class FaultStreak:
+    """The receive errors of one adapter, as a Notifier listener sees them: the first error of a
+    streak becomes an `AdapterFault` (the driver's cause, the advice); the later ones only wait
+    `wait_s` each — a vanished device fails every receive at once, and without the wait the
+    Notifier thread would spin a core; a good frame ends the streak. Used by the engine's and
+    the trace capture's listeners, on the Notifier thread."""
+
+    def __init__(self, adapter: str, wait_s: float) -> None:
+        self.adapter = adapter
+        self.wait_s = wait_s
+        #: Receive errors of the current streak (0 after a good frame).
+        self.errors = 0
+        #: The fault of the current streak (None when the adapter delivers frames).
+        self.fault: AdapterFault | None = None
+
+    def error(self, exc: BaseException) -> AdapterFault | None:
+        """Count one receive error: the new fault when it starts a streak, else None (after
+        waiting `wait_s`)."""
+        self.errors += 1
+        if self.errors > 1:
+            time.sleep(self.wait_s)
+            return None
+        self.fault = describe_adapter_fault(exc, self.adapter)
+        return self.fault
+
+    def frame(self) -> bool:
+        """A frame arrived: True when it ended a streak."""
+        ended = self.errors > 0
+        self.errors, self.fault = 0, None
+        return ended
+
+
 # -- slcan with answers checked --------------------------------------------------------------
 
 #: First characters of the slcan lines that carry a received frame.
