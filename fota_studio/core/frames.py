@@ -3,7 +3,8 @@
 A `FrameBatch` holds frames as numpy columns (timestamp, id, flags, length, channel, 8 data
 bytes, plus a dict of CAN FD tails beyond byte 8). It is pure data with no CAN library behind
 it, so capture (engine), log files (infra) and decoders (protocols) share one definition; the
-python-can conversions live in `protocols/decode/frames.py`. A batch is built on one thread
+python-can conversions live in `protocols/decode/frames.py`; `id_text`/`type_text` are the one
+wording of an identifier and a frame type (trace table, exports). A batch is built on one thread
 and handed over whole; nothing here is thread-safe by itself.
 """
 
@@ -82,3 +83,19 @@ class FrameBatch:
             return b""
         length = int(self.length[row])
         return self.data[row, : min(8, length)].tobytes() + self.ext.get(row, b"")
+
+
+def id_text(can_id: int, extended: bool) -> str:
+    """`7E8` for 11-bit, `18DA11F1x` for 29-bit identifiers (the trailing x marks 29-bit)."""
+    return f"{can_id:08X}x" if extended else f"{can_id:03X}"
+
+
+def type_text(flags: int) -> str:
+    """data / remote / error / FD, with BRS and ESI."""
+    if flags & FLAG_ERROR:
+        return "error"
+    if flags & FLAG_REMOTE:
+        return "remote"
+    if flags & FLAG_FD:
+        return "FD" + (" BRS" if flags & FLAG_BRS else "") + (" ESI" if flags & FLAG_ESI else "")
+    return "data"

@@ -36,15 +36,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont
 
 from fota_studio.core.errors import CancelledError
-from fota_studio.core.frames import (
-    FLAG_BRS,
-    FLAG_ERROR,
-    FLAG_ESI,
-    FLAG_EXTENDED,
-    FLAG_FD,
-    FLAG_REMOTE,
-    FLAG_TX,
-)
+from fota_studio.core.frames import FLAG_ERROR, FLAG_EXTENDED, FLAG_TX, id_text, type_text
 from fota_studio.engine.trace_search import TraceQuery, frame_text
 from fota_studio.engine.trace_store import Segment, TraceFilter, TraceStore
 from fota_studio.protocols.decode import Decoder
@@ -75,22 +67,6 @@ ViewFilter = TraceQuery
 RowCells = tuple[str, str, str, str, str, str, str, str, int]
 """Display strings of the 8 columns of one frame, plus its flags."""
 """What the table shows (frames, protocols, text): the engine's query type."""
-
-
-def id_text(can_id: int, extended: bool) -> str:
-    """`7E8` for 11-bit, `18DA11F1x` for 29-bit identifiers (the trailing x marks 29-bit)."""
-    return f"{can_id:08X}x" if extended else f"{can_id:03X}"
-
-
-def type_text(flags: int) -> str:
-    """data / remote / error / FD, with BRS and ESI."""
-    if flags & FLAG_ERROR:
-        return "error"
-    if flags & FLAG_REMOTE:
-        return "remote"
-    if flags & FLAG_FD:
-        return "FD" + (" BRS" if flags & FLAG_BRS else "") + (" ESI" if flags & FLAG_ESI else "")
-    return "data"
 
 
 #: Timestamps above this are seconds since the epoch (host clock), shown as wall-clock time;
