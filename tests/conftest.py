@@ -8,6 +8,7 @@ tests/helpers/cli.py, the simulated-machine rig `make_rig` from tests/fakes/uds_
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -64,6 +65,16 @@ def _logger_levels_restored() -> Iterator[None]:
                 lg.setLevel(before[name])
             elif name.startswith("fota_studio"):  # ours set no level at import, only at run
                 lg.setLevel(logging.NOTSET)
+
+
+@pytest.fixture(autouse=True)
+def _automatic_gc_restored() -> Iterator[None]:
+    """A main window collects cycles on the GUI thread with automatic GC off (ui/gui_gc) and
+    turns it back on when closed; a test that leaves a window open must not leave the rest of
+    the session without automatic collection."""
+    yield
+    if not gc.isenabled():
+        gc.enable()
 
 
 @pytest.fixture

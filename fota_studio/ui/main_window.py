@@ -59,9 +59,10 @@ from fota_studio.ui.dialogs.about_dialog import AboutDialog
 from fota_studio.ui.dialogs.error_dialog import show_error
 from fota_studio.ui.dialogs.help_viewer import HelpViewer
 from fota_studio.ui.dialogs.settings_dialog import SettingsDialog
+from fota_studio.ui.gui_gc import GuiThreadGc
 from fota_studio.ui.panels.log_panel import LogPanel
 from fota_studio.ui.panels.repository_panel import RepositoryPanel
-from fota_studio.ui.widgets.wheel_guard import install_wheel_guard
+from fota_studio.ui.widgets.wheel_guard import guard_wheel
 
 _log = logging.getLogger(__name__)
 
@@ -192,9 +193,8 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        app = QApplication.instance()
-        if isinstance(app, QApplication):
-            install_wheel_guard(app)  # scrolling a form never edits the field under the mouse
+        # Cyclic GC on this (the GUI) thread only while the window is open (see ui/gui_gc).
+        self._gui_gc = GuiThreadGc()
         self.ws = ws
         self.engine = None  # set by the composition root once the engine exists
         # Called on close after the panels' own shutdown and before the engine stops.
@@ -764,7 +764,9 @@ class MainWindow(QMainWindow):
         self._qsettings.sync()
 
     def showEvent(self, event: QShowEvent) -> None:
-        """Restore the saved layout on the first show (all panels are added by then)."""
+        """Restore the saved layout on the first show (all panels are added by then) and guard
+        every form field against the scroll wheel (see widgets/wheel_guard)."""
+        guard_wheel(self)
         if not self._layout_restored:
             self.restore_layout()
             if self._technician_pending:
@@ -817,5 +819,6 @@ class MainWindow(QMainWindow):
             # An import writes blob then DB row atomically; waiting keeps the workspace tidy.
             task.wait(5.0)
         self.log_panel.timer.stop()
+        self._gui_gc.stop()
         self._closing_done = True
         event.accept()

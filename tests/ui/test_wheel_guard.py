@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fota_studio.ui.widgets.wheel_guard import install_wheel_guard
+from fota_studio.ui.widgets.wheel_guard import guard_wheel
 
 
 def _wheel(widget: QWidget, steps: int = -3) -> None:
@@ -34,7 +34,6 @@ def _wheel(widget: QWidget, steps: int = -3) -> None:
 
 
 def test_wheel_scrolls_the_form_not_the_unfocused_spin_box(qtbot) -> None:  # type: ignore[no-untyped-def]
-    install_wheel_guard(QApplication.instance())  # type: ignore[arg-type]
     form = QWidget()
     layout = QFormLayout(form)
     spins = []
@@ -48,6 +47,7 @@ def test_wheel_scrolls_the_form_not_the_unfocused_spin_box(qtbot) -> None:  # ty
     area.setWidgetResizable(True)
     area.setWidget(form)
     area.resize(300, 200)
+    assert guard_wheel(area) == 40 and guard_wheel(area) == 0  # each field once
     qtbot.addWidget(area)
     area.show()
     qtbot.waitExposed(area)
@@ -72,7 +72,6 @@ def test_ea_form_wheel_changes_nothing(qtbot, tmp_path) -> None:  # type: ignore
     from fota_studio.infra.workspace import Workspace
     from fota_studio.ui.panels.ea.panel import ArchitecturePanel
 
-    install_wheel_guard(QApplication.instance())  # type: ignore[arg-type]
     ws = Workspace.open(tmp_path / "ws")
     try:
         seed_demo_architecture(ws)
@@ -82,6 +81,7 @@ def test_ea_form_wheel_changes_nothing(qtbot, tmp_path) -> None:  # type: ignore
         panel.show()
         qtbot.waitExposed(panel)
         panel.select_architecture(DEMO_EA_NAME, ecu="VCU")
+        guard_wheel(panel)  # what the main window does when shown
         wheeled = 0
         for index in range(panel.tabs.count()):  # every tab of the ECU form
             panel.tabs.setCurrentIndex(index)
@@ -93,5 +93,37 @@ def test_ea_form_wheel_changes_nothing(qtbot, tmp_path) -> None:  # type: ignore
             wheeled += len(spins)
         assert wheeled >= 5  # block size, STmin, timings ...
         assert not panel.has_unsaved_changes()
+    finally:
+        ws.close()
+
+
+def test_the_main_window_guards_its_panels_and_no_app_wide_filter_runs(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Shown, the main window has guarded every field of its panels (per field: an
+    application-wide Python filter ran for every Qt event and starved worker threads)."""
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QAbstractSpinBox
+
+    from fota_studio.demo.seed import ensure_demo
+    from fota_studio.infra.workspace import Workspace
+    from fota_studio.ui.main_window import MainWindow
+    from fota_studio.ui.workbench import Workbench
+
+    ws = Workspace.open(tmp_path / "ws")
+    try:
+        ensure_demo(ws)
+        qs = QSettings(str(tmp_path / "l.ini"), QSettings.Format.IniFormat)
+        w = MainWindow(ws, qsettings=qs, settings_path=tmp_path / "s.json")
+        bench = Workbench(w, ws)
+        w.shutdown_hooks.append(bench.shutdown)
+        qtbot.addWidget(w)
+        w.show()
+        qtbot.waitExposed(w)
+        spins = w.findChildren(QAbstractSpinBox)
+        assert len(spins) > 10
+        assert all(s.property("fotaWheelGuarded") for s in spins)
+        assert all(s.focusPolicy() == Qt.FocusPolicy.StrongFocus for s in spins)
+        assert guard_wheel(w) == 0  # nothing new since the show
+        w.confirm = lambda _t, _x: True
+        w.close()
     finally:
         ws.close()

@@ -14,6 +14,7 @@ from typing import Any
 
 import can
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -34,6 +35,7 @@ from fota_studio.ui.dialogs.parts import (
     offer_rates,
     ok_cancel_buttons,
 )
+from fota_studio.ui.widgets.wheel_guard import guard_wheel
 
 
 def _detect_into(found: list[dict[str, Any]], done: threading.Event) -> None:
@@ -43,6 +45,11 @@ def _detect_into(found: list[dict[str, Any]], done: threading.Event) -> None:
 
 class ConnectionDialog(QDialog):
     """Pick an adapter (detected or typed in) and its bus settings."""
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Guard the form's fields against the scroll wheel (widgets/wheel_guard)."""
+        guard_wheel(self)
+        super().showEvent(event)
 
     def __init__(self, parent: QWidget | None = None, *, detect: bool = True) -> None:
         super().__init__(parent)

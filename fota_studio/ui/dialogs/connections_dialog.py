@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import can
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -57,6 +58,7 @@ from fota_studio.ui.dialogs.parts import (
     ok_cancel_buttons,
 )
 from fota_studio.ui.widgets.detected_adapters import DetectedAdapters
+from fota_studio.ui.widgets.wheel_guard import guard_wheel
 
 if TYPE_CHECKING:
     from fota_studio.ui.dialogs.doctor_dialog import DoctorDialog
@@ -90,6 +92,11 @@ def parse_options(interface: str, text: str) -> dict[str, object]:
 
 class ConnectionsDialog(QDialog):
     """Edit and save the per-channel adapter settings of a workspace."""
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Guard the form's fields against the scroll wheel (widgets/wheel_guard)."""
+        guard_wheel(self)
+        super().showEvent(event)
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -23,10 +24,16 @@ from PySide6.QtWidgets import (
 
 from fota_studio.infra.settings import THEMES, ApprovalSettings, Settings
 from fota_studio.ui.dialogs.parts import ok_cancel_buttons
+from fota_studio.ui.widgets.wheel_guard import guard_wheel
 
 
 class SettingsDialog(QDialog):
     """Form over `Settings`: theme, log panel size, approval timeouts, recent-list clearing."""
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Guard the form's fields against the scroll wheel (widgets/wheel_guard)."""
+        guard_wheel(self)
+        super().showEvent(event)
 
     def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
