@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import sys
 import sysconfig
 import tempfile
 import time
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import can
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.fakes, run standalone
 
 from fota_studio.core.can_timing import wire_time_s
 from fota_studio.core.ea import CompressionSettings, EcuDefinition, IsoTpAddress, SectorChecksum
