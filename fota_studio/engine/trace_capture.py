@@ -323,7 +323,7 @@ class TraceCapture:
         """Record a frame sent on channel `name` as Tx (any thread)."""
         watched = self._watched.get(name)
         index = watched.listener.channel_index if watched else self.store.channel_index(name)
-        tx = copy_message(msg, is_rx=False, is_error_frame=False, error_state_indicator=False)
+        tx = copy_message(msg, is_rx=False, as_data_frame=True)
         self._stage(tx, index)
         for recorder in self._recorders:
             recorder.on_message_received(tx)

@@ -122,28 +122,32 @@ def message_flags(msg: can.Message) -> int:
     return flags
 
 
-#: The frame attributes `copy_message` carries over (timestamp and channel are its own).
-_COPIED_FIELDS = (
-    "arbitration_id",
-    "is_extended_id",
-    "is_remote_frame",
-    "is_error_frame",
-    "is_fd",
-    "bitrate_switch",
-    "error_state_indicator",
-    "dlc",
-    "data",
-    "is_rx",
-)
-
-
-def copy_message(msg: can.Message, **changes: Any) -> can.Message:
+def copy_message(
+    msg: can.Message,
+    *,
+    channel: Any = None,
+    is_rx: bool | None = None,
+    as_data_frame: bool = False,
+) -> can.Message:
     """A copy of `msg` for a log or the trace: its frame fields, its timestamp (now when it has
-    none), no channel and no check, then `changes` (e.g. `channel=1`, `is_rx=False`)."""
-    fields: dict[str, Any] = {name: getattr(msg, name) for name in _COPIED_FIELDS}
-    fields.update(timestamp=msg.timestamp or time.time(), channel=None, check=False)
-    fields.update(changes)
-    return can.Message(**fields)
+    none), `channel`, no check; `is_rx` overrides the direction, `as_data_frame` clears the
+    error-frame and ESI flags (the trace's own Tx record). Per frame on the flash bus log's
+    path, so one direct constructor call (no field dict)."""
+    return can.Message(
+        timestamp=msg.timestamp or time.time(),
+        arbitration_id=msg.arbitration_id,
+        is_extended_id=msg.is_extended_id,
+        is_remote_frame=msg.is_remote_frame,
+        is_error_frame=False if as_data_frame else msg.is_error_frame,
+        is_fd=msg.is_fd,
+        bitrate_switch=msg.bitrate_switch,
+        error_state_indicator=False if as_data_frame else msg.error_state_indicator,
+        dlc=msg.dlc,
+        data=msg.data,
+        is_rx=msg.is_rx if is_rx is None else is_rx,
+        channel=channel,
+        check=False,
+    )
 
 
 def batch_messages(batch: FrameBatch, channel_names: Sequence[str] = ()) -> Iterator[can.Message]:
