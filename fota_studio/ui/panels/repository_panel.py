@@ -18,18 +18,21 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, cast
 
 from PySide6.QtCore import (
     QItemSelectionModel,
+    QMimeData,
     QModelIndex,
     QSortFilterProxyModel,
     Qt,
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QIcon
+from PySide6.QtGui import QAction, QDragEnterEvent, QDragMoveEvent, QDropEvent, QIcon
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -57,7 +60,16 @@ from fota_studio.core.errors import CancelledError, FotaError
 from fota_studio.core.firmware import binary_needs_confirmation
 from fota_studio.core.pdx import is_container_name
 from fota_studio.core.resources import resource_path
-from fota_studio.infra.repository import EXPORT_FORMATS, ImportOptions, RepositoryStore
+from fota_studio.infra.repository import (
+    EXPORT_FORMATS,
+    ImportOptions,
+    ImportResult,
+    ProgressCallback,
+    RepositoryInfo,
+    RepositoryStore,
+    VersionInfo,
+)
+from fota_studio.infra.workspace import Workspace
 from fota_studio.ui.background import BackgroundTask, run_in_background
 from fota_studio.ui.dialogs.error_dialog import show_error as _default_show_error
 from fota_studio.ui.dialogs.parts import ok_cancel_buttons
@@ -336,7 +348,7 @@ class RepositoryPanel(QWidget):
     #: A PDX import's flash parameters were accepted into this EA (`repository_pdx`).
     ea_profile_changed = Signal(str)
 
-    def __init__(self, ws, parent: QWidget | None = None) -> None:
+    def __init__(self, ws: Workspace, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAcceptDrops(True)
         self._ws = ws
@@ -484,12 +496,13 @@ class RepositoryPanel(QWidget):
             top = self.model.repository_index(repo.brand, repo.model)
             if self.model.rowCount(top):
                 v = self.model.info(self.model.index(0, 0, top))
-                self.select(v.brand, v.model, v.version)
+                if isinstance(v, VersionInfo):
+                    self.select(v.brand, v.model, v.version)
                 return
 
     # -- workspace ------------------------------------------------------------------------------
 
-    def set_workspace(self, ws) -> None:
+    def set_workspace(self, ws: Workspace) -> None:
         """Show another workspace's repositories (called by the main window on File ▸ Open)."""
         self._ws = ws
         self.store = RepositoryStore(ws)
@@ -508,15 +521,19 @@ class RepositoryPanel(QWidget):
 
     # -- selection ------------------------------------------------------------------------------
 
-    def selected_info(self):
+    def selected_info(self) -> RepositoryInfo | VersionInfo | None:
         """The RepositoryInfo or VersionInfo of the current row (None when nothing)."""
         idx = self.tree.currentIndex()
-        return idx.data(INFO_ROLE) if idx.isValid() else None
+        return (
+            cast("RepositoryInfo | VersionInfo | None", idx.data(INFO_ROLE))
+            if idx.isValid()
+            else None
+        )
 
-    def selected_version(self):
+    def selected_version(self) -> VersionInfo | None:
         """The VersionInfo of the current row, or None when a repository/nothing is selected."""
         info = self.selected_info()
-        return info if info is not None and hasattr(info, "sha256") else None
+        return info if isinstance(info, VersionInfo) else None
 
     def select(self, brand: str, model: str, version: str | None = None) -> bool:
         """Make a repository or version current (clears a filter that hides it)."""
@@ -573,7 +590,7 @@ class RepositoryPanel(QWidget):
             return None
         if path and is_container_name(Path(path).name):
             # A PDX / ODX-F container names its ECU and version itself: no form to fill.
-            return start_container_import(self, Path(path))
+            return cast(BackgroundTask | None, start_container_import(self, Path(path)))
         request = ImportRequest(path=Path(path) if path else None)
         info = self.selected_info()
         if info is not None:
@@ -596,26 +613,29 @@ class RepositoryPanel(QWidget):
             )
             return None
         if request.path is not None and is_container_name(request.path.name):
-            return start_container_import(
-                self, request.path, create_repository=request.create_repository
+            return cast(
+                BackgroundTask | None,
+                start_container_import(
+                    self, request.path, create_repository=request.create_repository
+                ),
             )
         store = self.store
         ws = self._ws
 
-        def work(progress):
+        def work(progress: ProgressCallback) -> ImportResult:
             from fota_studio.core.errors import RepositoryError
             from fota_studio.engine.image_version import check_image_version
 
-            path = Path(request.path)
+            path = Path(cast(Path, request.path))  # the form does not accept without a file
             try:
                 data = path.read_bytes()
             except OSError as exc:
                 raise RepositoryError(f"{path}: cannot read ({exc.strerror})") from exc
             # Empty brand/model/version: the package's manifest names them.
             names = (request.brand or None, request.model or None, request.version or None)
-            item = store.prepare_import(
-                *names, data, source_name=path.name, progress=progress, **request.store_options()
-            )
+            options = request.store_options()
+            options["progress"] = progress
+            item = store.prepare_import(*names, data, source_name=path.name, **options)
             # Before anything is stored: does the image say it is this version?
             found = check_image_version(
                 ws, item.brand, item.model, item.version, item.image, source=path.name
@@ -641,7 +661,7 @@ class RepositoryPanel(QWidget):
         fmt, output = answer
         return self.start_export(v, fmt, Path(output))
 
-    def start_export(self, v, fmt: str, output: Path) -> BackgroundTask | None:
+    def start_export(self, v: VersionInfo, fmt: str, output: Path) -> BackgroundTask | None:
         """Export version `v` as `fmt` to `output` in the background."""
         if self._task is not None:
             return None
@@ -661,7 +681,7 @@ class RepositoryPanel(QWidget):
         ):
             return None
 
-        def work(progress):
+        def work(progress: ProgressCallback) -> Path:
             progress(0.0)
             return store.export(
                 v.brand, v.model, v.version, fmt, output, confirm_size=lambda _f, _d: True
@@ -696,7 +716,13 @@ class RepositoryPanel(QWidget):
 
     # -- background plumbing --------------------------------------------------------------------
 
-    def _start(self, label, work, on_success, on_error) -> BackgroundTask:
+    def _start(
+        self,
+        label: str,
+        work: Callable[[ProgressCallback], Any],
+        on_success: Callable[[Any], None],
+        on_error: Callable[[BaseException, str], None],
+    ) -> BackgroundTask:
         self.progress_label.setText(label)
         self.progress.setValue(0)
         self.progress_label.setVisible(True)
@@ -737,7 +763,7 @@ class RepositoryPanel(QWidget):
         if self._reopen is not None:
             QTimer.singleShot(0, self._reopen_form)
 
-    def _on_import_succeeded(self, result) -> None:
+    def _on_import_succeeded(self, result: ImportResult) -> None:
         self._form_request = None
         v = result.version
         _log.info("imported %s / %s %s (%s)", v.brand, v.model, v.version, format_size(v.size))
@@ -773,7 +799,7 @@ class RepositoryPanel(QWidget):
             task = self.start_import(again)
             self._form_request = again if task is not None else None
 
-    def _on_export_succeeded(self, path) -> None:
+    def _on_export_succeeded(self, path: Path) -> None:
         _log.info("exported to %s", path)
         self.export_finished.emit(path)
 
@@ -794,7 +820,7 @@ class RepositoryPanel(QWidget):
         dlg = NewRepositoryDialog(self)
         return dlg.value() if dlg.exec() == QDialog.DialogCode.Accepted else None
 
-    def _ask_export_dialog(self, v) -> tuple[str, Path] | None:
+    def _ask_export_dialog(self, v: VersionInfo) -> tuple[str, Path] | None:
         formats = [f for f in EXPORT_FORMATS if f != "srec"]
         ext = {"hex": "hex", "s19": "s19", "bin": "bin", "package": "zip"}
         filters = ";;".join(f"{f} (*.{ext[f]})" for f in formats)
@@ -816,7 +842,9 @@ class RepositoryPanel(QWidget):
     def _confirm_dialog(self, title: str, text: str) -> bool:
         return ask_question(self, title, text, QMessageBox.StandardButton.Cancel)
 
-    def _show_error_dialog(self, title: str, error, details: str | None) -> None:
+    def _show_error_dialog(
+        self, title: str, error: BaseException | str, details: str | None
+    ) -> None:
         _default_show_error(self, title, error, details=details)
 
     def _show_warnings_dialog(self, title: str, warnings: list[str]) -> None:
@@ -849,7 +877,7 @@ class RepositoryPanel(QWidget):
         self.export_action.setEnabled(v is not None and not busy)
         self.retire_action.setEnabled(v is not None and not v.retired and edit)
 
-    def _show_details(self, info) -> None:
+    def _show_details(self, info: RepositoryInfo | VersionInfo | None) -> None:
         if info is None:
             self.details.setHtml(
                 "<p style='color:gray'>Select a repository or a version. Drop a HEX, S-record, "
@@ -858,7 +886,7 @@ class RepositoryPanel(QWidget):
             self.memory_map.set_segments(())
             self.map_label.setText("Memory map")
             return
-        if not hasattr(info, "sha256"):
+        if isinstance(info, RepositoryInfo):
             # The model already holds this repository's versions: no query per click.
             versions = self.model.versions_of(info.brand, info.model)
             live = [v for v in versions if not v.retired]
@@ -908,7 +936,7 @@ class RepositoryPanel(QWidget):
 
     # -- drag & drop ----------------------------------------------------------------------------
 
-    def dragEnterEvent(self, event) -> None:
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         """Accept a single local file."""
         if (
             self._dropped_path(event.mimeData()) is not None
@@ -919,11 +947,11 @@ class RepositoryPanel(QWidget):
         else:
             event.ignore()
 
-    def dragMoveEvent(self, event) -> None:
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
         """Keep accepting while over the panel."""
-        self.dragEnterEvent(event)
+        self.dragEnterEvent(cast(QDragEnterEvent, event))  # the same test (a move is an enter)
 
-    def dropEvent(self, event) -> None:
+    def dropEvent(self, event: QDropEvent) -> None:
         """Open the import form pre-filled with the dropped file."""
         path = self._dropped_path(event.mimeData())
         if path is None:
@@ -933,7 +961,7 @@ class RepositoryPanel(QWidget):
         self.import_file(path)
 
     @staticmethod
-    def _dropped_path(mime) -> Path | None:
+    def _dropped_path(mime: QMimeData | None) -> Path | None:
         if mime is None or not mime.hasUrls():
             return None
         urls = [u for u in mime.urls() if u.isLocalFile()]
