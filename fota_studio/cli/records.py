@@ -55,6 +55,14 @@ def register(subparsers: Any) -> None:
                         action="store_true",
                         help="ID is a flash job (the list's Flash jobs table)",
                     ),
+                    arg(
+                        "--buslog",
+                        type=Path,
+                        metavar="FILE",
+                        help="with --flash: write the job's whole bus log to FILE (.blf, .asc, "
+                        ".trc, .csv, …; the TransferData payload kept by reference is put back "
+                        "from the image and checked)",
+                    ),
                 ),
             ),
             Command(
@@ -199,6 +207,13 @@ def _show_flash_job(args: argparse.Namespace) -> int:
     print(f"  bytes {rec.bytes_sent}/{rec.bytes_total}; tester {rec.tester or '-'}")
     if rec.buslog_sha256:
         print(f"  bus log {rec.buslog_sha256} ({rec.buslog_frames} frames, {size} bytes)")
+        if rec.buslog_elided:
+            kept = sum(int(r[5]) for r in rec.buslog_elided)
+            file_sha = str((rec.buslog_image or {}).get("file_sha256", ""))
+            print(
+                f"  TransferData payload of {kept} bytes kept by reference to image file "
+                f"{file_sha[:12]}… ({len(rec.buslog_elided)} requests, CRC-32 each)"
+            )
     for step in rec.steps:
         state = "running" if step.ok is None else ("ok" if step.ok else "FAILED")
         frames = ""
@@ -207,7 +222,28 @@ def _show_flash_job(args: argparse.Namespace) -> int:
             frames = f" [frames {step.frame_first}-{step.frame_last}"
             frames += f", {len(step.block_frames)} blocks]" if step.block_frames else "]"
         print(f"  step {step.step}: {state}{frames}" + (f" - {step.detail}" if step.detail else ""))
+    if args.buslog is not None:
+        return _write_buslog(args, rec)
     return 0
+
+
+def _write_buslog(args: argparse.Namespace, rec: Any) -> int:
+    """`records show --flash ID --buslog FILE`: the whole bus log, restored and checked."""
+    import io
+
+    import can
+
+    from fota_studio.engine.records import load_buslog
+    from fota_studio.infra.tracefile import write_log
+
+    with open_workspace(args) as ws:
+        data = load_buslog(ws, rec)
+    if data is None:
+        return fail(f"flash job #{args.id} has no bus log (it ran without a workspace)")
+    report = write_log(args.buslog, can.BLFReader(io.BytesIO(data)))
+    restored = sum(int(r[5]) for r in rec.buslog_elided)
+    note = f", {restored} payload bytes put back from the image" if restored else ""
+    return succeed(f"wrote {report.written} frames to {args.buslog}{note}")
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -215,6 +251,8 @@ def _show(args: argparse.Namespace) -> int:
 
     if getattr(args, "flash", False):
         return _show_flash_job(args)
+    if getattr(args, "buslog", None) is not None:
+        return fail("--buslog needs --flash: a bus log belongs to a flash job, not a request")
     with open_workspace(args) as ws:
         store = RequestsStore(ws)
         req = store.get(args.id)

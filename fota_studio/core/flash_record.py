@@ -142,6 +142,13 @@ class FlashRecord:
     segments: list[SegmentRecord] = field(default_factory=list)
     buslog_frames: int = 0
     buslog_sha256: str | None = None
+    #: The stored image file the bus log's elided TransferData payload comes from:
+    #: {"file_sha256", "format", "base_address", "image_sha256"}; None when nothing is elided.
+    buslog_image: dict[str, Any] | None = None
+    #: Runs of TransferData payload kept by reference, not in the bus log: [frame, can_id,
+    #: extended, prefix, address, length, crc32] (`protocols/buslog_elision.py`). Every
+    #: reader of the log goes through `infra/buslog_store.restore_buslog`.
+    buslog_elided: list[list[int]] = field(default_factory=list)
     #: "method 0xN codec" of a compressed download, "" when the data went as is.
     compression: str = ""
     #: TransferData payload bytes actually sent (compressed, only the changed sectors).

@@ -75,6 +75,7 @@ from fota_studio.engine.flash_plan_run import (
     order_ecus,
 )
 from fota_studio.engine.seedkey import SeedKeyRegistry
+from fota_studio.infra.buslog_store import image_reference
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.flash_journal import begin_flash_record, finish_flash_record
 from fota_studio.infra.locks import EcuLock
@@ -704,6 +705,8 @@ class Engine:
             )
             record_id, journal_path = begin_flash_record(workspace, started)
             session.buslog_path = session.buslog_path or journal_path
+            # A stored image: its TransferData payload is logged by reference.
+            session.buslog_image = image_reference(workspace, image)
         result = flash_ecu(session, image, emit, cancel)
         if workspace is None or record_id is None:
             return result

@@ -57,14 +57,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import can
+import isotp
 from udsoncan.common.DataFormatIdentifier import DataFormatIdentifier
 from udsoncan.exceptions import InvalidResponseException
 from udsoncan.Response import Response
@@ -131,8 +133,10 @@ from fota_studio.engine.flash_encoding import fingerprint_record as fingerprint_
 from fota_studio.engine.flash_encoding import plan_erases as plan_erases
 from fota_studio.engine.progress import ProgressReporter
 from fota_studio.engine.seedkey import SeedKeyRegistry
+from fota_studio.infra.flash_journal import elision_journal_path
 from fota_studio.infra.user import current_user
 from fota_studio.protocols.bus import FaultKind, fault_kind
+from fota_studio.protocols.buslog_elision import ImageView, Tester, TransferElider
 from fota_studio.protocols.decode.frames import copy_message
 from fota_studio.protocols.isotp_link import (
     ADAPTER_ECU_STATE,
@@ -300,6 +304,10 @@ class FlashSession:
     #: Shared by the ECUs of a machine-level flash on this bus: functional requests go once
     #: per bus (`FunctionalGate`); None = this job sends its own.
     functional_gate: FunctionalGate | None = None
+    #: The stored image file this flash's image comes from ({"file_sha256", "format",
+    #: "base_address", "image_sha256"}, `infra/buslog_store.image_reference`): with it, the
+    #: bus log keeps the TransferData payload by reference instead of repeating it.
+    buslog_image: dict[str, Any] | None = None
 
 
 @dataclass
@@ -469,6 +477,8 @@ class _Job:
                 tx_tap=tap,
                 name=f"{self.ecu.name}@0x{ids.request_id:X}",
             )
+            if self.buslog is not None:
+                self.buslog.watch(iso.address)
             uds = UdsLink(iso, self.profile, on_busy=self._on_busy, on_exchange=self._on_exchange)
             uds.open()
             self._links[key] = uds
@@ -1402,9 +1412,19 @@ class _Job:
 
 class _BusLog:
     """BLF bus log of the job: a listener on the shared notifier (+ the links' Tx tap when the
-    bus neither echoes nor fans out Tx frames, see the module docstring)."""
+    bus neither echoes nor fans out Tx frames, see the module docstring).
 
-    def __init__(self, path: Path, notifier: can.Notifier) -> None:
+    With an `elider` the TransferData payload that equals the image is kept by reference
+    (`protocols/buslog_elision.py`): its runs go to the record, and to the journal file next
+    to the log as they happen, so a killed job's partial log can still be restored."""
+
+    def __init__(
+        self,
+        path: Path,
+        notifier: can.Notifier,
+        elider: TransferElider | None = None,
+        image_ref: dict[str, Any] | None = None,
+    ) -> None:
         import threading
 
         self.path = path
@@ -1414,7 +1434,32 @@ class _BusLog:
         self._writer = can.BLFWriter(str(path))
         self.frames = 0
         self._closed = False
+        self.elider = elider
+        self.image_ref = image_ref
+        self._journal: Any = None
+        if elider is not None:
+            self._journal = elision_journal_path(path).open("w", encoding="utf-8")
+            self._journal_write("image", image_ref)
+            elider.set_journal(self._journal_write)
         notifier.add_listener(self.on_rx)
+
+    def _journal_write(self, kind: str, value: Any) -> None:
+        # Before the frame it concerns reaches the BLF writer (which buffers further), so the
+        # journal on disk is never behind the log.
+        self._journal.write(json.dumps({kind: value}) + "\n")
+        self._journal.flush()
+
+    def watch(self, address: isotp.Address | isotp.AsymmetricAddress) -> None:
+        """Follow the TransferData requests sent to `address` (a link of the job)."""
+        if self.elider is None:
+            return
+        tester = Tester(
+            can_id=address.get_tx_arbitration_id(isotp.TargetAddressType.Physical),
+            extended=address.is_tx_29bits(),
+            prefix=len(address.get_tx_payload_prefix()),
+        )
+        with self._lock:
+            self.elider.watch(tester)
 
     def on_rx(self, msg: can.Message) -> None:
         # BLF stores numeric channels; interface channel names ("CAN1", "PCAN_USBBUS1", a
@@ -1422,6 +1467,8 @@ class _BusLog:
         frame = copy_message(msg, channel=BUSLOG_CHANNEL)
         with self._lock:
             if not self._closed:
+                if self.elider is not None:
+                    self.elider.feed(frame, self.frames)
                 self._writer.on_message_received(frame)
                 self.frames += 1
 
@@ -1429,7 +1476,8 @@ class _BusLog:
         msg.is_rx = False
         self.on_rx(msg)
 
-    def close(self) -> None:
+    def close(self, record: FlashRecord | None = None) -> None:
+        """Stop logging; with `record`, name the runs kept by reference in it."""
         import contextlib
 
         with contextlib.suppress(ValueError):
@@ -1437,7 +1485,14 @@ class _BusLog:
         with self._lock:
             if not self._closed:
                 self._closed = True
+                if self.elider is not None:
+                    self.elider.close()
                 self._writer.stop()
+                if self._journal is not None:
+                    self._journal.close()
+        if record is not None and self.elider is not None and self.elider.runs:
+            record.buslog_image = dict(self.image_ref or {})
+            record.buslog_elided = [list(r) for r in self.elider.runs]
 
 
 def _ecu_state_after(rec: FlashRecord, ecu: str) -> str:
@@ -1506,7 +1561,10 @@ def flash_ecu(
     error: FotaError | None = None
     version_after = ""
     if session.buslog_path is not None:
-        job.buslog = _BusLog(session.buslog_path, session.notifier)
+        elider = None
+        if session.buslog_image is not None:
+            elider = TransferElider(ImageView(image.segments))
+        job.buslog = _BusLog(session.buslog_path, session.notifier, elider, session.buslog_image)
     try:
         version_after = job.run()
     except FotaError as exc:
@@ -1521,7 +1579,7 @@ def flash_ecu(
     finally:
         job.close()
         if job.buslog is not None:
-            job.buslog.close()
+            job.buslog.close(job.record)
             job.record.buslog_frames = job.buslog.frames
     rec = job.record
     rec.finished_at = time.time()

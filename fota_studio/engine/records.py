@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fota_studio.core.errors import WorkspaceError
 from fota_studio.core.flash_record import FlashRecord
+from fota_studio.infra.buslog_store import restore_buslog
 from fota_studio.infra.flash_journal import INSERT_FLASH_RECORD, flash_record_row
 from fota_studio.infra.workspace import Workspace
 
@@ -75,5 +76,7 @@ def load_flash_record(ws: Workspace, record_id: int) -> FlashRecord:
 
 
 def load_buslog(ws: Workspace, record: FlashRecord) -> bytes | None:
-    """The BLF bytes of a record's session (None when it has none)."""
-    return ws.blobs.get(record.buslog_sha256) if record.buslog_sha256 else None
+    """The BLF bytes of a record's session as they went on the bus (None when it has none):
+    TransferData payload kept by reference is put back and checked
+    (`infra/buslog_store.restore_buslog`; BuslogRestoreError when it cannot be)."""
+    return restore_buslog(ws, record)

@@ -50,6 +50,12 @@ def buslog_path(ws: Workspace, record_id: int) -> Path:
     return ws.root / BUSLOG_DIR / f"flash-{record_id}.blf"
 
 
+def elision_journal_path(blf: Path) -> Path:
+    """The journal of the runs a streaming bus log keeps by reference (next to the log):
+    JSON lines {"image": ref}, {"start": [...]}, {"run": [...]} (`protocols/buslog_elision`)."""
+    return blf.with_suffix(".runs")
+
+
 #: The statement that adds one flash record row (values: `flash_record_row`).
 INSERT_FLASH_RECORD = (
     "INSERT INTO flash_records(started_at, finished_at, machine, ecu, version, "
@@ -95,6 +101,8 @@ def _store_buslog(ws: Workspace, path: Path | None) -> str | None:
     sha = ws.blobs.put(path.read_bytes())
     with contextlib.suppress(OSError):
         path.unlink()
+    with contextlib.suppress(OSError):
+        elision_journal_path(path).unlink()
     return sha
 
 
@@ -164,6 +172,13 @@ def recover_interrupted_flashes(ws: Workspace) -> list[int]:
             record.error = INTERRUPTED_ERROR
             if partial.is_file():
                 record.finished_at = partial.stat().st_mtime
+                journal = elision_journal_path(partial)
+                if journal.is_file():
+                    from fota_studio.infra.buslog_store import recover_partial_buslog
+
+                    said = recover_partial_buslog(ws, partial, journal)
+                    if said:
+                        record.error = f"{INTERRUPTED_ERROR}; bus log: {said}"
                 record.buslog_frames = _count_frames(partial)
             finish_flash_record(ws, rid, record, partial)
             marked.append(rid)

@@ -32,7 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fota_studio.core.errors import WorkspaceError
+from fota_studio.core.errors import FotaError, WorkspaceError
+from fota_studio.core.flash_record import FlashRecord
 from fota_studio.infra.record_signing import (
     KEY_SETTING,
     KeyInfo,
@@ -286,8 +287,12 @@ def _blob_matches(ws: Workspace, sha: str) -> bool | None:
     return ok
 
 
-def check_buslog(ws: Workspace, fid: int, sha: str, out: list[str]) -> None:
-    """Append a problem when a flash record's bus-log blob is missing or re-hashes wrong."""
+def check_buslog(
+    ws: Workspace, fid: int, sha: str, out: list[str], record_json: str | None = None
+) -> None:
+    """Append a problem when a flash record's bus-log blob is missing or re-hashes wrong, or
+    (given the record's JSON) when the TransferData payload it keeps by reference cannot be
+    put back exactly (image file missing or changed, a run's CRC-32 wrong)."""
     state = _blob_matches(ws, sha)
     if state is None:
         out.append(f"flash record #{fid}: bus log {sha[:12]}… is missing from {ws.blobs.root}")
@@ -296,6 +301,15 @@ def check_buslog(ws: Workspace, fid: int, sha: str, out: list[str]) -> None:
             f"flash record #{fid}: bus log {sha[:12]}… does not re-hash to its recorded SHA-256 "
             "(overwritten or damaged)"
         )
+    elif record_json and '"buslog_elided": [[' in record_json:
+        from fota_studio.infra.buslog_store import check_restore
+
+        try:
+            check_restore(ws, FlashRecord.from_json(record_json))
+        except FotaError as exc:
+            out.append(f"flash record #{fid}: {exc}")
+        except (ValueError, TypeError) as exc:
+            out.append(f"flash record #{fid}: its bus-log runs are unreadable ({exc}) (edited)")
 
 
 def _key_and_pin(ws: Workspace, rep: VerifyReport, key_override: Any | None) -> Any | None:
@@ -499,7 +513,7 @@ def _verify_workspace(
         sha = fr["buslog_sha256"]
         if sha and check_blobs:
             rep.buslogs += 1
-            check_buslog(ws, fid, str(sha), rep.problems)
+            check_buslog(ws, fid, str(sha), rep.problems, str(fr["record"] or ""))
     for fid, sha in pins.items():
         if fid and sha is not None:
             rep.problems.append(f"flash record #{fid} named by the signed record is missing")
@@ -613,4 +627,10 @@ def _request_verdict(ws: Workspace, request_id: int, rep: VerifyReport) -> None:
             _check_flash_row(frs[0], rep.problems, pinned)
             if frs[0]["buslog_sha256"]:
                 rep.buslogs += 1
-                check_buslog(ws, int(fid), str(frs[0]["buslog_sha256"]), rep.problems)
+                check_buslog(
+                    ws,
+                    int(fid),
+                    str(frs[0]["buslog_sha256"]),
+                    rep.problems,
+                    str(frs[0]["record"] or ""),
+                )

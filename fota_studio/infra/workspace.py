@@ -570,6 +570,16 @@ class Workspace:
             for r in self.read("SELECT buslog_sha256 FROM flash_records")
             if r["buslog_sha256"]
         }
+        # A bus log that keeps its TransferData payload by reference needs that image file.
+        refs |= {
+            r["f"]
+            for r in self.read(
+                "SELECT CASE WHEN json_valid(record) THEN "
+                "json_extract(record, '$.buslog_image.file_sha256') END AS f "
+                "FROM flash_records WHERE record LIKE '%\"buslog_image\": {%'"
+            )
+            if r["f"]
+        }
         return refs
 
     def collect_garbage(self) -> list[str]:

@@ -24,6 +24,7 @@ from PySide6.QtCore import QItemSelection, QItemSelectionModel, QObject, Signal
 from PySide6.QtWidgets import QAbstractItemView
 
 from fota_studio.core.flash_record import FlashRecord, step_at_frame
+from fota_studio.engine.records import load_buslog
 from fota_studio.ui.widgets.step_frames import FramesRequest, step_label
 
 log = logging.getLogger(__name__)
@@ -164,19 +165,20 @@ class TraceLink(QObject):
         status message in the trace) when the record has no bus log."""
         record = request.record
         ws = self._workspace()
-        data = None
-        if record.buslog_sha256 and ws is not None:
-            try:
-                data = ws.blobs.get(record.buslog_sha256)
-            except Exception as exc:  # a missing/corrupt blob: say it, change nothing
-                self._say(f"Bus log of the {record.ecu} flash: {exc}")
-                return False
-        if not data:
+        sha = record.buslog_sha256
+        if not sha or ws is None:
             self._say(f"The {record.ecu} flash has no bus log (was it run without a workspace?)")
             return False
+        if not ws.blobs.exists(sha):  # missing: say it, change nothing
+            self._say(f"Bus log of the {record.ecu} flash: blob {sha[:12]}… is missing")
+            return False
+
+        def restored() -> bytes:  # on the trace's worker: the payload is put back from the image
+            return load_buslog(ws, record) or b""
+
         name = f"{record.ecu} {record.version or ''} bus log — {request.label}".replace("  ", " ")
         self._pending = (name, request)
-        self.trace.open_bytes(name, data, "blf")
+        self.trace.open_bytes(name, restored, "blf")
         if self._raise_trace is not None:
             self._raise_trace()
         return True

@@ -61,6 +61,7 @@ from fota_studio.engine.workflow.events import (
     WorkflowProgress,
     WorkflowStep,
 )
+from fota_studio.infra.buslog_store import image_reference
 from fota_studio.infra.ea_store import EaStore
 from fota_studio.infra.flash_journal import begin_flash_record, finish_flash_record
 from fota_studio.infra.locks import EcuLock
@@ -552,6 +553,7 @@ class RequestRun:
                 version=req.version,
                 expected_version=req.version,
                 buslog_path=buslog,
+                buslog_image=image_reference(self.ws, image),
                 boot_wait_s=self.options.boot_wait_s,
             )
             return flash_ecu(session, image, report(ctx), ctx.cancel)

@@ -31,11 +31,15 @@ Report = Callable[[float], None]
 Work = Callable[[Report, threading.Event], object]
 
 
-def open_work(path: Path, store: TraceStore) -> Work:
+def open_work(path: Path, store: TraceStore, produce: Callable[[], bytes] | None = None) -> Work:
     """A job that reads the log at `path` into `store` (unbounded, not shown yet); returns
-    the frames read. Cancel points are its progress reports."""
+    the frames read. Cancel points are its progress reports. `produce`: the log's bytes are
+    made on the worker first and written to `path` (a record's bus log restored from its
+    image, which takes a moment per MiB flashed)."""
 
     def work(report: Report, _cancel: threading.Event) -> object:
+        if produce is not None:
+            path.write_bytes(produce())
         return load_log(path, store, report)
 
     return work
@@ -153,12 +157,14 @@ class FileJobs:
         """Join the workers started so far (shutdown and tests); True when all ended."""
         return all(task.wait(timeout_s) for task in self._tasks)
 
-    def temp_copy(self, data: bytes, suffix: str) -> Path:
-        """Write an in-memory log to a temporary file (removed when its job ends)."""
+    def temp_copy(self, data: bytes | None, suffix: str) -> Path:
+        """Write an in-memory log to a temporary file (removed when its job ends); with
+        `data` None only the file's place is made (its job writes it)."""
         self.remove_temp_files()
         folder = Path(tempfile.mkdtemp(prefix="fota-trace-"))
         path = folder / f"buslog{suffix}"
-        path.write_bytes(data)
+        if data is not None:
+            path.write_bytes(data)
         self._temp_files.append(path)
         return path
 

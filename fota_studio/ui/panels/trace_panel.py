@@ -470,7 +470,13 @@ class TracePanel(QWidget):
             doc.apply_query(query)
         self._update_status()
 
-    def open_file(self, path: str | Path, *, display_name: str | None = None) -> None:
+    def open_file(
+        self,
+        path: str | Path,
+        *,
+        display_name: str | None = None,
+        produce: Callable[[], bytes] | None = None,
+    ) -> None:
         """Read a log file on a background worker into a document of its own; the progress
         bar advances and Cancel stops it. On success the file opens in a new tab beside the
         live capture and `file_loaded(name, frames)` follows; an unreadable file shows a dialog
@@ -495,7 +501,7 @@ class TracePanel(QWidget):
             log.warning("trace file: %s", exc)
             self.show_error(self, f"Cannot open {name}", f"{exc}\n\nThe live capture is unchanged.")
 
-        self.files.start(open_work(path, store), loaded, failed, name=f"open {name}")
+        self.files.start(open_work(path, store, produce), loaded, failed, name=f"open {name}")
         self.status.setText(f"Opening {name}…")
 
     def _add_document(self, store: TraceStore, name: str, path: Path | None) -> TraceDocument:
@@ -530,14 +536,20 @@ class TracePanel(QWidget):
         self.current_document().refresh_side_views(force=True)
         self._update_status()
 
-    def open_bytes(self, name: str, data: bytes, fmt: str = "blf") -> None:
+    def open_bytes(self, name: str, data: bytes | Callable[[], bytes], fmt: str = "blf") -> None:
         """Open a log held in memory (e.g. a flash job's session bus log from the workspace
-        blob store) like a file: background load with progress. `fmt` is a FORMATS suffix."""
+        blob store) like a file: background load with progress. `fmt` is a FORMATS suffix.
+        `data` may be a function that makes the bytes: it runs on the worker too (a flash
+        record's bus log is restored from its image there, never on the GUI thread)."""
         suffix = "." + fmt.lower().lstrip(".")
         if suffix not in FORMATS:
             raise ValueError(f"unknown log format {fmt!r}; use one of {', '.join(FORMATS)}")
         self.files.abort()  # a running job may still read the previous temporary copy
-        self.open_file(self.files.temp_copy(data, suffix), display_name=name)
+        if callable(data):
+            path = self.files.temp_copy(None, suffix)
+            self.open_file(path, display_name=name, produce=data)
+        else:
+            self.open_file(self.files.temp_copy(data, suffix), display_name=name)
 
     def open_flash_record(self, ws: Workspace, record_id: int) -> bool:
         """Open the session bus log of flash record `record_id` of workspace `ws` (one click
@@ -546,14 +558,19 @@ class TracePanel(QWidget):
 
         try:
             record = load_flash_record(ws, record_id)
-            data = load_buslog(ws, record)
         except FotaError as exc:
             self.status.setText(str(exc))
             return False
-        if not data:
-            self.status.setText(f"Flash record {record_id} has no bus log")
+        sha = record.buslog_sha256
+        if not sha or not ws.blobs.exists(sha):
+            missing = "" if not sha else f" (blob {sha[:12]}… is missing from the workspace)"
+            self.status.setText(f"Flash record {record_id} has no bus log{missing}")
             return False
-        self.open_bytes(f"flash record {record_id} bus log", data, "blf")
+
+        def restored() -> bytes:
+            return load_buslog(ws, record) or b""
+
+        self.open_bytes(f"flash record {record_id} bus log", restored, "blf")
         return True
 
     def cancel_io(self) -> None:
