@@ -1468,6 +1468,9 @@ class _BusLog:
         with self._lock:
             if not self._closed:
                 if self.elider is not None:
+                    # The copy shares the frame's bytearray with every other listener (and,
+                    # through the Tx tap, with the stack's own frame): zero a private one.
+                    frame.data = bytearray(frame.data)
                     self.elider.feed(frame, self.frames)
                 self._writer.on_message_received(frame)
                 self.frames += 1

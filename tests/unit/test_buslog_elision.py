@@ -18,6 +18,7 @@ import pytest
 
 from fota_studio.core.flash_record import FlashRecord
 from fota_studio.demo.run import run_demo
+from fota_studio.engine.engine import notifier_fanout
 from fota_studio.engine.records import list_flash_records, load_buslog, load_flash_record
 from fota_studio.infra.buslog_store import check_restore, image_reference, recover_partial_buslog
 from fota_studio.infra.flash_journal import elision_journal_path
@@ -56,23 +57,35 @@ def _flash_logged(
     seen: list[can.Message] = []
     blf = tmp_path / "flash.blf"
     ref = {"file_sha256": "-", "format": None, "base_address": None, "image_sha256": "-"}
+    shared: list[can.Message] = []
     with (
         fl.fast_sim(ecu, channel, tmp_path / "sim", fd=fd) as sim,
         fl.open_tester_bus(channel, fd) as (_bus, notifier),
-    ):
-        notifier.add_listener(seen.append)
-        result = fl.flash_image(
+        fl.flash_session(
             ecu,
             channel,
-            image,
             fd=fd,
             expected_version=TARGET_VERSION,
             buslog_path=blf,
             buslog_image=ref,
-        )
+        ) as session,
+    ):
+        notifier.add_listener(seen.append)
+        # The very frame objects the job's notifier hands to its listeners (the trace's
+        # capture is one), the tester's own through the engine's Tx fan-out: eliding must
+        # never change them, only the log's own copy.
+        session.tx_fanout = notifier_fanout(session.notifier)
+        session.notifier.add_listener(shared.append)
+        result = fl.flash_ecu(session, image)
         assert result.ok, result.error
         assert fl.memory_matches(sim, image)
         fl.assert_no_violations(sim)
+    rx = _per_id(seen)
+    for can_id, datas in _per_id([m for m in shared if m.is_rx]).items():
+        assert datas == rx[can_id][: len(datas)], f"listener frames on 0x{can_id:X} changed"
+    tx_id = result.record.buslog_elided[0][1]
+    mine = [bytes(m.data) for m in shared if m.arbitration_id == tx_id]
+    assert mine == rx[tx_id], "the tester's own frames were changed for the other listeners"
     return result, blf, seen
 
 
