@@ -224,5 +224,7 @@ def _say(name: str, result: FlashResult, label: str, *, skipped: bool) -> None:
     outcome = flash_outcome(result.record)
     if outcome in (FlashOutcome.VERIFIED, FlashOutcome.NOT_VERIFIED):
         sys.stderr.write(f"{name}: {outcome_text(result.record, label)}\n")
+    elif outcome is FlashOutcome.CANCELLED:
+        sys.stderr.write(f"{name}: cancelled: {result.error or result.record.error}\n")
     else:
         sys.stderr.write(f"{name}: error: {result.error or result.record.error}\n")

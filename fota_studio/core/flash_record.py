@@ -209,6 +209,13 @@ PLAN_NOT_VERIFIED = "not_verified"
 PLAN_FAILED = "failed"
 PLAN_CANCELLED = "cancelled"
 PLAN_SKIPPED = "skipped"
+#: How the error of a plan's ECU that was never flashed (skipped) begins; the reason follows.
+NOT_FLASHED = "not flashed: "
+
+
+def was_skipped(record: FlashRecord) -> bool:
+    """True for the record of a plan's ECU that was skipped: nothing was sent to it."""
+    return record.error.startswith(NOT_FLASHED) and not record.exchanges
 
 
 @dataclass

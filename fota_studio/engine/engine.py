@@ -54,6 +54,7 @@ from fota_studio.core.events import (
     LogLine,
 )
 from fota_studio.core.flash_record import (
+    NOT_FLASHED,
     PLAN_FAILED,
     PLAN_SKIPPED,
     RESULT_CANCELLED,
@@ -937,8 +938,8 @@ class _PlanRun:
         for name, it in self.items.items():
             rec.channels.setdefault(it.ecu.connection.channel, []).append(name)
             rec.states[name] = PLAN_SKIPPED
-            rec.skipped[name] = f"not flashed: cancelled before it started ({reason})"
-        self._settle_rest(PLAN_SKIPPED, f"not flashed: cancelled before it started ({reason})")
+            rec.skipped[name] = f"{NOT_FLASHED}cancelled before it started ({reason})"
+        self._settle_rest(PLAN_SKIPPED, f"{NOT_FLASHED}cancelled before it started ({reason})")
         return MachineFlashResult(rec)
 
     def _target(self, item: PlanItem) -> PlanTarget:

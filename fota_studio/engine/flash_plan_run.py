@@ -32,6 +32,7 @@ from fota_studio.core.errors import ConfigurationError, FotaError
 from fota_studio.core.events import EngineEvent
 from fota_studio.core.flash_outcome import FlashOutcome
 from fota_studio.core.flash_record import (
+    NOT_FLASHED,
     PLAN_CANCELLED,
     PLAN_FAILED,
     PLAN_NOT_VERIFIED,
@@ -254,14 +255,14 @@ def flash_machine(
                 target = by_name[name]
                 if stopping:
                     pending.remove(name)
-                    skip(name, f"not flashed: {stopping}")
+                    skip(name, f"{NOT_FLASHED}{stopping}")
                     continue
                 deps = [d for d in target.session.ecu.after if d in by_name]
                 ended = (PLAN_FAILED, PLAN_CANCELLED, PLAN_SKIPPED)
                 failed = [d for d in deps if rec.states.get(d) in ended]
                 if failed:
                     pending.remove(name)
-                    skip(name, f"not flashed: it must follow {failed[0]}, which did not complete")
+                    skip(name, f"{NOT_FLASHED}it must follow {failed[0]}, which did not complete")
                     continue
                 if any(rec.states.get(d) not in (PLAN_VERIFIED, PLAN_NOT_VERIFIED) for d in deps):
                     continue

@@ -24,6 +24,18 @@ def sigkill_at_percent(
     """Follow `proc`'s progress bar (its stderr is a pipe) and SIGKILL it once it reaches
     `percent`; return the percentage reached. AssertionError with the stderr tail when the child
     ends first or does not get there within `timeout_s`."""
+    return signal_at_percent(proc, percent, signal.SIGKILL, timeout_s)[0]
+
+
+def signal_at_percent(
+    proc: subprocess.Popen[bytes],
+    percent: float,
+    sig: signal.Signals,
+    timeout_s: float = 120.0,
+) -> tuple[float, bytes]:
+    """Follow `proc`'s progress bar (its stderr is a pipe), send `sig` once it reaches
+    `percent` and wait for the child to end; (the percentage reached, the stderr tail read
+    until then). With SIGINT the child ends on its own (the CLI cancels at a safe point)."""
     assert proc.stderr is not None, "start the child with stderr=subprocess.PIPE"
     sel = selectors.DefaultSelector()
     sel.register(proc.stderr, selectors.EVENT_READ)
@@ -38,15 +50,21 @@ def sigkill_at_percent(
                 found = PERCENT.findall(buf)
                 if found:
                     reached = float(found[-1])
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc.send_signal(sig)
+        # Keep reading while it ends: a child blocked on a full stderr pipe would never end.
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            chunk = os.read(proc.stderr.fileno(), 65536) if sel.select(0.05) else b""
+            buf = (buf + chunk)[-8192:]
+            if proc.poll() is not None and not chunk:
+                break
     finally:
         sel.close()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         proc.stderr.close()
-    return reached
+    return reached, buf
 
 
 #: This checkout: a child process imports fota_studio (and tests) from here.

@@ -149,6 +149,40 @@ def test_two_ecus_of_the_machine_flashed_in_one_run_both_verified(
     assert installed["VCU"] == "3.2.1" and installed["HCU"] == "1.5.0"
 
 
+def test_an_ecu_skipped_after_a_failure_is_called_skipped_not_cancelled(
+    qtbot, engine: Engine, ws: Workspace, can_channel: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """HCU must follow VCU (`after`), VCU's erase fails: HCU is never started. Its block says
+    it was skipped and why, and that nothing was sent to it; Re-run offers both again."""
+    from fota_studio.sim.faults import Fault
+
+    vcu = _fast_vcu(ws, "VCU")
+    _fast_vcu(ws, "HCU")
+    store = EaStore(ws)
+    ea = store.get(store.names()[0])
+    hcu = ea.ecu("HCU")
+    hcu.after = ["VCU"]
+    store.save(ea)
+    opts = fast_sim_options()
+    with (
+        sim_ecu(vcu, can_channel, tmp_path / "vcu", options=opts, initial_version="3.1.0") as sv,
+        sim_ecu(hcu, can_channel, tmp_path / "hcu", options=opts, initial_version="1.4.2"),
+    ):
+        sv.inject(Fault(step="erase", kind="fail"))
+        view, _asked = _view(qtbot, engine, ws)
+        view.ecu_checks["HCU"].setChecked(True)
+        view.check_button.click()
+        qtbot.waitUntil(view.start_button.isEnabled, timeout=30_000)
+        view.start_button.click()
+        qtbot.waitUntil(lambda: view.stage() == STAGE_RESULT, timeout=180_000)
+    assert "2 of 2 ECUs not updated" in view.result_title.text()
+    detail = view.result_detail.text()
+    assert "Update of VCU failed" in detail
+    assert "HCU not updated (skipped)" in detail and "HCU cancelled" not in detail
+    assert "Nothing was sent to HCU" in detail and "must follow VCU" in detail
+    assert not view.rerun_button.isHidden()
+
+
 # -- the assembled app ---------------------------------------------------------------------
 
 

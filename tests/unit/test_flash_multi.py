@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -291,3 +292,40 @@ def test_cli_plan_with_one_failure_names_it_and_the_other_is_verified(
     hcu = rec.record_of("HCU")
     assert hcu is not None and hcu.failed_step == "erase" and "0x72" in hcu.error
     assert "HCU: error:" in err and "plan: VCU verified, HCU failed" in err
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs SIGINT to a child process")
+def test_ctrl_c_stops_a_multi_ecu_cli_run_at_a_safe_point(workspace_dir: Path) -> None:
+    """Ctrl-C (SIGINT) to a real `flash --machine M --ecu VCU --ecu HCU --simulate` process at
+    ~30 %: it ends by itself with exit code 3 (cancelled), names each ECU, and both records are
+    stored as cancelled (not left "started"), so the next workspace open finds nothing
+    interrupted and the ECU locks are free."""
+    import signal
+    import subprocess
+
+    from fota_studio.engine.records import list_flash_records
+    from fota_studio.infra.flash_journal import RESULT_STARTED
+    from fota_studio.infra.locks import ecu_busy
+    from fota_studio.infra.workspace import Workspace
+    from tests.fakes.processes import child_env, signal_at_percent
+    from tests.helpers.cli import cli_command
+
+    args = _cli_plan(workspace_dir, "--ecu", "VCU", "--ecu", "HCU")
+    args.remove("--no-progress")
+    args.remove("--json")
+    proc = subprocess.Popen(
+        cli_command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env()
+    )
+    reached, tail = signal_at_percent(proc, 30.0, signal.SIGINT)
+    err = tail.decode(errors="replace")
+    assert 30.0 <= reached < 100.0
+    assert proc.returncode == 3, (proc.returncode, err[-1500:])
+    assert "plan: VCU cancelled, HCU cancelled" in err, err[-1500:]
+    assert "VCU: cancelled:" in err and "HCU: cancelled:" in err and "Ctrl-C" in err
+    assert "stays in its bootloader" in err  # where the ECU was left
+    with Workspace.open(workspace_dir) as ws:
+        rows = list_flash_records(ws)
+        assert {r.ecu: r.result for r in rows} == {"VCU": "cancelled", "HCU": "cancelled"}
+        assert all(r.result != RESULT_STARTED for r in rows)
+        for name in ("VCU", "HCU"):
+            assert ecu_busy(ws.root, "Unit #1001", name) is None

@@ -49,6 +49,7 @@ from fota_studio.core.events import (
     StepStarted,
 )
 from fota_studio.core.flash_plan import SEGMENT_STEPS
+from fota_studio.core.flash_record import NOT_FLASHED, was_skipped
 from fota_studio.engine.ecu_info import EcuInfo, submit_read_ecu_info
 from fota_studio.engine.engine import JobHandle, PlanHandle, PlanItem
 from fota_studio.engine.flash_job import FlashResult
@@ -823,6 +824,16 @@ class TechnicianView(FlashView):
             title, state = f"✔ {name} updated: it runs {result.version_after}", "done"
         elif facts.ok:
             title, state = f"⚠ {name} written, NOT verified", "done"
+        elif result is not None and was_skipped(result.record):
+            # A plan's ECU that was never started (it must follow one that failed, or the
+            # run stopped): not "cancelled" by anyone, and nothing was sent to it.
+            title, state = f"⏭ {name} not updated (skipped)", "cancelled"
+            reason = result.record.error.removeprefix(NOT_FLASHED)
+            what_next = (
+                f"Nothing was sent to {name}: it still runs its old software. It was skipped "
+                f"because {reason}. Fix that first, then update {name} again."
+            )
+            return title, state, "", what_next
         elif facts.cancelled:
             title, state = f"✖ Update of {name} cancelled", "cancelled"
         else:
