@@ -532,9 +532,8 @@ class RequestsPanel(QWidget):
             self._detail_wanted = wanted
             return
         if self._detail_shown is None or self._detail_shown[0] != req.id:
-            self.detail.setHtml(
-                f"<p style='color:gray'>Update request #{req.id}: verifying its record…</p>"
-            )
+            # Plain text: no HTML to parse on the GUI thread for a line seen for a moment.
+            self.detail.setPlainText(f"Update request #{req.id}: verifying its record…")
             self._detail_shown = None
         self._detail_wanted = wanted
         self._start_detail()
