@@ -144,12 +144,34 @@ def _frames_cell(record_id: int, index: int, step: Any) -> str:
     return f"<a href='{frames_href(record_id, index)}'>{first}–{last}</a>"
 
 
-def request_report_html(ws: Any, request_id: int, *, full: bool = False) -> str:
+def _grid(headers: tuple[str, ...], rows: list[tuple[str, ...]], compact: bool) -> str:
+    """A bordered table of `rows` (cells already HTML); `compact`: one line per row with the
+    cells joined by " · " (what the Requests panel shows: a QTextDocument table costs a few
+    ms of GUI-thread layout on every click, a line almost nothing)."""
+    if compact:
+        return "".join("<p>" + " · ".join(c for c in row if c) + "</p>" for row in rows)
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table border='1' cellspacing='0' cellpadding='3'><tr>{head}</tr>{body}</table>"
+
+
+def _fields_block(rows: str, compact: bool) -> str:
+    """The label/value rows (`_field` output) as a table, or `compact` as lines."""
+    if not compact:
+        return f'<table cellpadding="3">\n{rows}\n</table>'
+    lines = rows.replace("<tr><td><b>", "<b>").replace("</b></td><td>", "</b>: ")
+    return "<p>" + lines.replace("</td></tr>", "<br>") + "</p>"
+
+
+def request_report_html(
+    ws: Any, request_id: int, *, full: bool = False, compact: bool = False
+) -> str:
     """The report of one request as a self-contained HTML document (chain-verified fields).
 
     `full=False` (the Requests panel's detail view) uses the incremental verdict: the chain
     from the last verified head on plus this request. `full=True` (exported reports) first
     re-verifies the whole chain, as `records verify` does (bus logs of other requests aside).
+    `compact=True` (the panel): the same facts with lines instead of tables (`_grid`).
     """
     store = RequestsStore(ws)
     req = store.get(request_id)
@@ -165,10 +187,19 @@ def request_report_html(ws: Any, request_id: int, *, full: bool = False) -> str:
             return "<b>NOT VERIFIED</b>"
         return "signed" if e.sig else "hash only"
 
-    rows = "".join(
-        f"<tr><td>{_esc(e.at)}</td><td>{e.attempt}</td><td>{_esc(describe_entry(e))}</td>"
-        f"<td><code>{_esc(e.hash[:12])}</code></td><td>{mark(e)}</td></tr>"
-        for e in entries
+    history = _grid(
+        ("Time (UTC)", "Attempt", "Entry", "Hash", "Verified"),
+        [
+            (
+                _esc(e.at),
+                f"attempt {e.attempt}" if compact else str(e.attempt),
+                _esc(describe_entry(e)),
+                f"<code>{_esc(e.hash[:12])}</code>",
+                mark(e),
+            )
+            for e in entries
+        ],
+        compact,
     )
     flash = ""
     fid = req.flash_record_id
@@ -182,10 +213,18 @@ def request_report_html(ws: Any, request_id: int, *, full: bool = False) -> str:
         else:
             try:
                 rec = load_flash_record(ws, fid)
-                steps = "".join(
-                    f"<tr><td>{_esc(s.step)}</td><td>{'ok' if s.ok else 'FAILED'}</td>"
-                    f"<td>{_esc(s.detail)}</td><td>{_frames_cell(fid, i, s)}</td></tr>"
-                    for i, s in enumerate(rec.steps)
+                steps = _grid(
+                    ("UDS step", "Result", "Detail", "Bus-log frames"),
+                    [
+                        (
+                            _esc(s.step),
+                            "ok" if s.ok else "FAILED",
+                            _esc(s.detail),
+                            _frames_cell(fid, i, s),
+                        )
+                        for i, s in enumerate(rec.steps)
+                    ],
+                    compact,
                 )
                 flash = (
                     f"<h2>Flash record #{fid}</h2>"
@@ -195,8 +234,7 @@ def request_report_html(ws: Any, request_id: int, *, full: bool = False) -> str:
                     f"image sha256 <code>{_esc(rec.image_sha256)}</code>; bus log "
                     f"{rec.buslog_frames} frames, sha256 <code>{_esc(rec.buslog_sha256)}</code> "
                     "(re-hashed)</p>"
-                    f"<table border='1' cellspacing='0' cellpadding='3'><tr><th>UDS step</th>"
-                    f"<th>Result</th><th>Detail</th><th>Bus-log frames</th></tr>{steps}</table>"
+                    f"{steps}"
                 )
             except Exception as exc:  # a missing record must not hide the rest of the report
                 flash = f"<p>Flash record #{fid} unreadable: {_esc(exc)}</p>"
@@ -231,12 +269,7 @@ def request_report_html(ws: Any, request_id: int, *, full: bool = False) -> str:
         )
     else:
         status_row = _field("Status", "status", req, chain)
-    return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>Update request #{req.id}</title></head>
-<body style="font-family: sans-serif">
-<h1>Update request #{req.id}: {_esc(req.ecu)} {_esc(req.version)} on {_esc(req.machine)}</h1>
-<table cellpadding="3">
-{status_row}
+    fields = f"""{status_row}
 {_field("Error", "error", req, chain)}
 {_field("Machine", "machine", req, chain)}
 {_field("ECU", "ecu", req, chain)}
@@ -249,13 +282,14 @@ def request_report_html(ws: Any, request_id: int, *, full: bool = False) -> str:
 {_field("Attempts", "attempt", req, chain)}
 <tr><td><b>Record chain</b></td><td>{verdict}</td></tr>
 <tr><td><b>Signing key</b></td><td>{key_text}</td></tr>
-<tr><td><b>Signed head</b></td><td>{head_text}</td></tr>
-</table>
+<tr><td><b>Signed head</b></td><td>{head_text}</td></tr>"""
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Update request #{req.id}</title></head>
+<body style="font-family: sans-serif">
+<h1>Update request #{req.id}: {_esc(req.ecu)} {_esc(req.version)} on {_esc(req.machine)}</h1>
+{_fields_block(fields, compact)}
 <h2>History</h2>
-<table border="1" cellspacing="0" cellpadding="3">
-<tr><th>Time (UTC)</th><th>Attempt</th><th>Entry</th><th>Hash</th><th>Verified</th></tr>
-{rows}
-</table>
+{history}
 {flash}
 </body></html>
 """

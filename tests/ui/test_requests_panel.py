@@ -93,7 +93,7 @@ def test_start_approve_in_dialog_and_report(qtbot, ws: Workspace, tmp_path: Path
     text = panel.detail.toPlainText()
     for part in ("Checkpoint 1 decision: approved by Carol", "Checkpoint 2", "final: Successful"):
         assert part in text
-    assert "Status\nSuccessful\n" in text  # not "Successful success"
+    assert "Status: Successful\n" in text  # not "Successful success"
     pdf = export_request_report(ws, req.id, tmp_path / "r.pdf", "pdf")
     assert pdf.read_bytes().startswith(b"%PDF")
 

@@ -545,7 +545,7 @@ class RequestsPanel(QWidget):
         self._detail_running = key
 
         def work(progress: Any) -> tuple[Any, tuple[int, str], str]:
-            return ws, key, request_report_html(ws, key[0])
+            return ws, key, request_report_html(ws, key[0], compact=True)
 
         self._detail_task = run_in_background(
             work,
