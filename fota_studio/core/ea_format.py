@@ -21,9 +21,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
 from fota_studio.core.ea import (
@@ -55,6 +54,9 @@ from fota_studio.core.ea import (
     UdsProfile,
 )
 from fota_studio.core.errors import ArchitectureError
+
+if TYPE_CHECKING:
+    import jsonschema
 
 SCHEMA_ID = "https://fota-studio.example/schemas/ea.schema.json"
 FILE_HEADER = (
@@ -734,6 +736,8 @@ def _schema_message(err: jsonschema.ValidationError) -> tuple[list[str | int], s
     if v == "maximum":
         return path, f"{err.instance!r} must be at most {err.validator_value}"
     if v == "anyOf" and err.context:
+        import jsonschema
+
         best = jsonschema.exceptions.best_match(err.context)
         _, msg = _schema_message(best)
         return path, msg
@@ -746,6 +750,8 @@ _VALIDATOR: jsonschema.protocols.Validator | None = None
 def _validator() -> Any:
     global _VALIDATOR
     if _VALIDATOR is None:
+        import jsonschema  # on first use (an EA read or checked): 0.08 s of every start
+
         _VALIDATOR = jsonschema.Draft202012Validator(ea_json_schema())
     return _VALIDATOR
 

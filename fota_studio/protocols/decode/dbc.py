@@ -11,8 +11,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import cantools
-
 from fota_studio.core.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -28,6 +26,8 @@ class DbcDecoder:
     def load(self, path: Path | str) -> int:
         """Load a DBC file; returns the number of messages added. Raises ConfigurationError."""
         path = Path(path)
+        import cantools  # on first use: 0.1 s of every GUI start otherwise
+
         try:
             db = cantools.database.load_file(str(path), strict=False)
         except Exception as exc:
