@@ -353,3 +353,40 @@ def test_side_models_contract_and_single_call_paint(qtbot, panel, qtmodeltester)
     assert not image.isNull()
     cells = panel.model.row_cells(1)
     assert cells[:4] == tuple(panel.model.index(1, c).data() for c in range(4))
+
+
+def test_plots_tab_is_built_when_first_opened(qtbot, panel, tmp_path: Path) -> None:
+    """The Plots tab (pyqtgraph) is not built with the panel (GUI start, issue 21): a
+    placeholder holds its place until the user opens it; then it plots, with a DBC loaded
+    before it existed and the filter set before it existed."""
+    doc = panel.live
+    assert doc.plots_if_built is None
+    titles = [doc.tabs.tabText(i) for i in range(doc.tabs.count())]
+    assert "Plots" in titles
+    dbc = tmp_path / "engine.dbc"
+    dbc.write_text(DBC)
+    panel.load_description(dbc)
+    panel.id_filter.setText("100")
+    panel.apply_filter()
+    qtbot.wait(300)  # ticks of the panel's timers never build it
+    assert doc.plots_if_built is None
+    doc.tabs.setCurrentIndex(titles.index("Plots"))
+    plots = doc.plots_if_built
+    assert plots is not None and doc.tabs.currentWidget() is plots
+    assert plots.signal_combo.findText("Engine.Speed") >= 0  # the DBC loaded before
+    ingest(
+        panel.model,
+        batch_from_messages(
+            [
+                can.Message(
+                    timestamp=i * 0.01,
+                    arbitration_id=0x100 if i % 2 else 0x200,
+                    data=bytes(8),
+                    is_extended_id=False,
+                )
+                for i in range(40)
+            ]
+        ),
+    )
+    panel._update_plots(doc)
+    assert plots.id_curve_ids == [0x100]  # the filter set before it existed

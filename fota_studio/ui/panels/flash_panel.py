@@ -28,12 +28,11 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QShowEvent
 from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
@@ -95,8 +94,10 @@ from fota_studio.ui.widgets.flash_widgets import (
     set_bar_state,
     wrapping_label,
 )
-from fota_studio.ui.widgets.plots import ThemedPlotWidget
 from fota_studio.ui.widgets.step_frames import StepFramesTree
+
+if TYPE_CHECKING:
+    from fota_studio.ui.widgets.plots import ThemedPlotWidget
 
 PLOT_POINTS = 600
 PLOT_REFRESH_MS = 200
@@ -227,19 +228,13 @@ class FlashPanel(FlashView):
         self.progress.setRange(0, 1000)
         self.progress_label = wrapping_label("")
         self.status_label = wrapping_label("Idle")
-        self.plot = ThemedPlotWidget()
-        # KiB/s without SI prefixes: pyqtgraph would print "mB/s" for a zero rate.
-        self.plot.setLabel("left", "Rate (KiB/s)")  # short: the plot is low
-        self.plot.setLabel("bottom", "Time (s)")
-        for axis in ("left", "bottom"):
-            self.plot.getAxis(axis).enableAutoSIPrefix(False)
-        self.plot.setLimits(xMin=0, yMin=0)
-        self.plot.setYRange(0, 1, padding=0)
-        self.plot.setClipToView(True)
-        self.plot.setDownsampling(auto=True, mode="peak")
-        self.plot.setMinimumHeight(120)
-        self.curve = self.plot.plot(pen=pg.mkPen("#1f6fd1", width=2))
-        self.plot.apply_palette()  # the axis labels set above too
+        # The rate plot (pyqtgraph, 0.3 s to import) is built when the panel is first shown
+        # or the plot first used: a window that opens on another panel opens that much sooner
+        # (issue 21, GUI start).
+        self._plot: ThemedPlotWidget | None = None
+        self._curve: Any = None
+        self._plot_box = QVBoxLayout()
+        self._plot_box.setContentsMargins(0, 0, 0, 0)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(LOG_MAX_LINES)
@@ -270,7 +265,7 @@ class FlashPanel(FlashView):
         rv.addWidget(self.status_label)
         rv.addWidget(self.progress)
         rv.addWidget(self.progress_label)
-        rv.addWidget(self.plot, 1)
+        rv.addLayout(self._plot_box, 1)
         rv.addWidget(QLabel("Log"))
         rv.addWidget(self.log, 1)
         split = QSplitter()
@@ -854,6 +849,48 @@ class FlashPanel(FlashView):
         self._set_busy(False)
         self._running_what = ""
         self._plot_dirty = True
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Qt override: the first show builds the rate plot (see __init__)."""
+        self._ensure_plot()
+        super().showEvent(event)
+
+    def _ensure_plot(self) -> ThemedPlotWidget:
+        """The rate plot, built on first need (see __init__)."""
+        if self._plot is not None:
+            return self._plot
+        import pyqtgraph as pg
+
+        from fota_studio.ui.widgets.plots import ThemedPlotWidget
+
+        plot = ThemedPlotWidget()
+        # KiB/s without SI prefixes: pyqtgraph would print "mB/s" for a zero rate.
+        plot.setLabel("left", "Rate (KiB/s)")  # short: the plot is low
+        plot.setLabel("bottom", "Time (s)")
+        for axis in ("left", "bottom"):
+            plot.getAxis(axis).enableAutoSIPrefix(False)
+        plot.setLimits(xMin=0, yMin=0)
+        plot.setYRange(0, 1, padding=0)
+        plot.setClipToView(True)
+        plot.setDownsampling(auto=True, mode="peak")
+        plot.setMinimumHeight(120)
+        self._curve = plot.plot(pen=pg.mkPen("#1f6fd1", width=2))
+        plot.apply_palette()  # the axis labels set above too
+        self._plot_box.addWidget(plot)
+        self._plot = plot
+        self._plot_dirty = True
+        return plot
+
+    @property
+    def plot(self) -> ThemedPlotWidget:
+        """The rate plot (KiB/s over the flash's time)."""
+        return self._ensure_plot()
+
+    @property
+    def curve(self) -> Any:
+        """The plot's rate curve (a pyqtgraph PlotDataItem)."""
+        self._ensure_plot()
+        return self._curve
 
     def _refresh_plot(self) -> None:
         if self._plot_dirty:

@@ -12,7 +12,7 @@ the user scrolls away (a resize does not stop it). GUI thread only.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QItemSelection, Qt
 from PySide6.QtWidgets import (
@@ -122,14 +122,13 @@ class TraceDocument(QWidget):
         self.tabs.addTab(self.view, "Frames")
         self.tabs.addTab(self.messages_view, "Messages (ISO-TP/UDS)")
         self.tabs.addTab(self.byid_view, "By ID")
-        self.plots: TracePlots | None = None
-        try:
-            from fota_studio.ui.panels.trace_plots import TracePlots
-
-            self.plots = TracePlots(self.store, self.decoder, live=self.live)
-            self.tabs.addTab(self.plots, "Plots")
-        except Exception:  # plotting is optional; the trace must work without it
-            log.warning("trace plots unavailable", exc_info=True)
+        # The Plots tab needs pyqtgraph (0.3 s to import): it is built when first opened (or
+        # `plots` first used); until then its tab holds a placeholder (issue 21, GUI start).
+        self._plots: TracePlots | None = None
+        self._plots_state = "pending"  # building, built, unavailable
+        self._plots_tab = QWidget()
+        self._plot_frames: Any = None
+        self.tabs.addTab(self._plots_tab, "Plots")
         self.tabs.currentChanged.connect(lambda _i: self.refresh_side_views(force=True))
 
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -140,6 +139,50 @@ class TraceDocument(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
+
+    @property
+    def plots_if_built(self) -> TracePlots | None:
+        """The Plots tab if it was built (periodic work: never builds it)."""
+        return self._plots
+
+    @property
+    def plots(self) -> TracePlots | None:
+        """The Plots tab (bus load, per-ID rates, DBC signals), built on first use; None when
+        plotting is unavailable (pyqtgraph missing): the trace works without it."""
+        if self._plots_state == "pending":
+            self._build_plots()
+        return self._plots
+
+    def _build_plots(self) -> None:
+        if self._plots_state != "pending":
+            return
+        self._plots_state = "building"
+        index = self.tabs.indexOf(self._plots_tab)
+        was_current = self.tabs.currentIndex() == index
+        try:
+            from fota_studio.ui.panels.trace_plots import TracePlots
+
+            plots = TracePlots(self.store, self.decoder, live=self.live)
+        except Exception:  # plotting is optional; the trace must work without it
+            log.warning("trace plots unavailable", exc_info=True)
+            self._plots_state = "unavailable"
+            self.tabs.removeTab(index)
+            return
+        self._plots = plots
+        if self._plot_frames is not None:
+            plots.set_frame_filter(self._plot_frames)
+        self.tabs.blockSignals(True)
+        try:
+            self.tabs.removeTab(index)
+            self.tabs.insertTab(index, plots, "Plots")
+            if was_current:
+                self.tabs.setCurrentIndex(index)
+        finally:
+            self.tabs.blockSignals(False)
+        self._plots_tab.deleteLater()
+        self._plots_state = "built"
+        if was_current:
+            self.refresh_side_views(force=True)
 
     # -- fed by the owner of the store ---------------------------------------------------------
     def appended(self, change: Appended) -> None:
@@ -153,16 +196,17 @@ class TraceDocument(QWidget):
         self.model.store_cleared()
         self.messages_model.reset()
         self.byid_model.reset()
-        if self.plots is not None:
-            self.plots.cleared()
+        if self._plots is not None:
+            self._plots.cleared()
 
     def apply_query(self, query: TraceQuery) -> None:
         """Show only what passes `query`, in every tab."""
         self.model.set_filter(query)
         self.messages_model.set_query(query)
         self.byid_model.set_frame_filter(query.frames)
-        if self.plots is not None:
-            self.plots.set_frame_filter(query.frames)
+        self._plot_frames = query.frames
+        if self._plots is not None:
+            self._plots.set_frame_filter(query.frames)
         if self.tabs.currentWidget() is self.byid_view:
             self.byid_model.refresh()
 
@@ -193,8 +237,10 @@ class TraceDocument(QWidget):
             self.byid_model.refresh()
         elif current is self.messages_view:
             self.messages_model.refresh()
-        elif self.plots is not None and (current is self.plots or force):
-            self.plots.update_plots()
+        elif current is self._plots_tab:  # the placeholder is shown: build the plots now
+            self._build_plots()
+        elif self._plots is not None and (current is self._plots or force):
+            self._plots.update_plots()
 
     def catch_up(self) -> None:
         """One chunk of a backlog of the visible side tab per timer tick."""

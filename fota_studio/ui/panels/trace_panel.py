@@ -734,9 +734,10 @@ class TracePanel(QWidget):
                 self.live.follow()
         doc = self.current_document()
         doc.catch_up()
-        if doc.plots is not None and now - self._last_plot >= PLOT_INTERVAL_S:
+        plots = doc.plots_if_built  # the Plots tab is built when first opened
+        if plots is not None and now - self._last_plot >= PLOT_INTERVAL_S:
             self._last_plot = now
-            if doc.tabs.currentWidget() is doc.plots:
+            if doc.tabs.currentWidget() is plots:
                 self._update_plots(doc)
         if now - self._last_stats >= STATS_INTERVAL_S:
             # Only live frames count as traffic (a file's frames never do).
@@ -886,8 +887,8 @@ class TracePanel(QWidget):
             return
         for doc in self.documents:
             doc.model.invalidate_decoding()
-            if doc.plots is not None:
-                doc.plots.refresh_signals()
+            if doc.plots_if_built is not None:  # one built later lists the signals itself
+                doc.plots_if_built.refresh_signals()
 
     def _channels_changed(self) -> None:
         self.tx_channel.clear()
